@@ -1,0 +1,81 @@
+//! Criterion benches for the primitives: `primitives::op/param=value`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use idlegrid_primitives::*;
+use serde::{Deserialize, Serialize};
+
+const D: Domain = Domain::new("idlegrid/bench/msg");
+
+/// A typical protocol message: a block-like header with references.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct TypicalMessage {
+    author: NodeId,
+    round: Round,
+    parents: Vec<Digest>,
+    payload: Vec<Vec<u8>>,
+    amount: Amount,
+    signature: Signature,
+}
+
+fn typical(kp: &Keypair) -> TypicalMessage {
+    TypicalMessage {
+        author: kp.node_id(),
+        round: Round::new(1234),
+        parents: (0..7u8).map(|i| Digest::hash(D, &[i])).collect(),
+        payload: (0..8).map(|i| vec![i as u8; 64]).collect(),
+        amount: Amount::new(1_000_000),
+        signature: kp.sign(D, b"header"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let seed = Seed::from_u64(1);
+    let kp = Keypair::from_seed(&seed);
+    let msg = [7u8; 128];
+    let sig = kp.sign(D, &msg);
+
+    c.bench_function("primitives::sign/msg=128B", |b| b.iter(|| kp.sign(D, &msg)));
+    c.bench_function("primitives::verify/msg=128B", |b| {
+        b.iter(|| kp.public().verify(D, &msg, &sig).unwrap())
+    });
+
+    let mut g = c.benchmark_group("primitives::batch_verify");
+    for n in [1usize, 64, 1024] {
+        let keys: Vec<Keypair> = (0..n)
+            .map(|i| Keypair::from_seed(&seed.derive_indexed("k", i as u64)))
+            .collect();
+        let pks: Vec<PublicKey> = keys.iter().map(Keypair::public).collect();
+        let sigs: Vec<Signature> = keys.iter().map(|k| k.sign(D, &msg)).collect();
+        let items: Vec<BatchItem<'_>> = (0..n)
+            .map(|i| BatchItem {
+                domain: D,
+                msg: &msg,
+                public: &pks[i],
+                signature: &sigs[i],
+            })
+            .collect();
+        let mut rng = seed.derive("batch").rng();
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_with_input(BenchmarkId::new("n", n), &items, |b, items| {
+            b.iter(|| verify_batch(items, &mut rng).unwrap())
+        });
+    }
+    g.finish();
+
+    let kib = vec![0xabu8; 1024];
+    c.bench_function("primitives::digest/len=1KiB", |b| {
+        b.iter(|| Digest::hash(D, &kib))
+    });
+
+    let m = typical(&kp);
+    let bytes = encode(&m);
+    c.bench_function(&format!("primitives::encode/msg={}B", bytes.len()), |b| {
+        b.iter(|| encode(&m))
+    });
+    c.bench_function(&format!("primitives::decode/msg={}B", bytes.len()), |b| {
+        b.iter(|| decode::<TypicalMessage>(&bytes, 4096).unwrap())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

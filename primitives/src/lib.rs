@@ -1,0 +1,95 @@
+//! # idlegrid-primitives
+//!
+//! The shared vocabulary of the idlegrid workspace: every other crate speaks
+//! in these types.
+//!
+//! - identities and counters: [`NodeId`], [`AccountId`] (sr25519 public
+//!   keys), [`Round`], [`Epoch`];
+//! - quantities: [`Amount`] (u128 base units, checked arithmetic, no floats),
+//!   virtual [`Timestamp`] and [`Duration`] in microseconds;
+//! - hashing: [`Digest`] (blake3) under a [`Domain`] label;
+//! - keys and signatures on schnorrkel: [`Keypair`], [`PublicKey`],
+//!   [`Signature`], [`verify_batch`], VRF ([`Keypair::vrf_sign`],
+//!   [`PublicKey::vrf_verify`]);
+//! - [`Commitment`]s with [`Salt`]s for commit–reveal protocols;
+//! - canonical encoding: [`encode`] / [`decode`] (postcard; decode rejects
+//!   oversized, trailing and non-canonical input);
+//! - deterministic randomness: [`Seed`] with labelled child derivation;
+//! - the [`Machine`] driving contract shared by the simulator and real nodes.
+//!
+//! ## Time and determinism
+//!
+//! Nothing here reads a clock or a global RNG. Time is a [`Timestamp`]
+//! passed in by the driver; randomness comes from a [`Seed`] or a
+//! caller-supplied RNG. Signing is deterministic, so a seeded run produces
+//! byte-identical messages.
+//!
+//! ## Example
+//!
+//! ```
+//! use idlegrid_primitives::*;
+//!
+//! const VOTE: Domain = Domain::new("idlegrid/example/vote");
+//!
+//! // Keys from a seed derived from a run's root seed.
+//! let root = Seed::from_u64(2026);
+//! let alice = Keypair::from_seed(&root.derive_indexed("node", 0));
+//!
+//! // A message, canonically encoded, signed under its domain label.
+//! let msg = (Round::new(3), Amount::new(250));
+//! let bytes = encode(&msg);
+//! let sig = alice.sign(VOTE, &bytes);
+//! alice.public().verify(VOTE, &bytes, &sig).unwrap();
+//!
+//! // Untrusted bytes decode with a size limit; the result round-trips.
+//! let back: (Round, Amount) = decode(&bytes, 64).unwrap();
+//! assert_eq!(back, msg);
+//!
+//! // Commit now, reveal later.
+//! let salt = Salt::random(&mut root.derive("salt").rng());
+//! let c = Commitment::to(VOTE, &msg, &salt);
+//! assert!(c.open(VOTE, &msg, &salt).is_ok());
+//! assert!(c.open(VOTE, &(Round::new(3), Amount::new(251)), &salt).is_err());
+//!
+//! // Checked money.
+//! assert!(Amount::MAX.checked_add(Amount::new(1)).is_err());
+//! ```
+//!
+//! ## For auditors
+//!
+//! With the `strategies` feature, [`strategies`] exports proptest strategies
+//! for every public type.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod amount;
+mod bytes32;
+mod commitment;
+mod crypto;
+mod digest;
+mod encoding;
+mod ids;
+mod machine;
+mod seed;
+mod time;
+
+#[cfg(feature = "strategies")]
+pub mod strategies;
+
+pub use amount::{Amount, AmountError};
+pub use bytes32::ParseHexError;
+pub use commitment::{Commitment, CommitmentError, Salt};
+pub use crypto::{
+    BatchItem, CryptoError, Keypair, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
+};
+pub use digest::{Digest, Domain};
+pub use encoding::{DEFAULT_MAX_DECODE_LEN, DecodeError, decode, encode, encoded_len};
+pub use ids::{AccountId, Epoch, NodeId, Round};
+pub use machine::{Destination, Machine, Transmit};
+pub use seed::Seed;
+pub use time::{Duration, Timestamp};
+
+/// Re-exported so that dependents use the same RNG types as primitives.
+pub use rand_chacha::ChaCha20Rng;
+/// Re-exported RNG traits (rand_core 0.6, shared with schnorrkel).
+pub use rand_core::{CryptoRng, RngCore, SeedableRng};

@@ -1,0 +1,5 @@
+//! Deterministic discrete-event network simulator composing every idlegrid crate.
+//!
+//! This crate is a placeholder that states its role in the workspace; see
+//! `DESIGN.md` for what it will own. Later issues fill it.
+#![forbid(unsafe_code)]
