@@ -1,5 +1,17 @@
-//! DAG-based BFT consensus (Mysticeti-C style) and the replicated ledger: accounts, fee-less transfers, stake, escrow, slashing.
+//! # idlegrid-dag-ledger
 //!
-//! This crate is a placeholder that states its role in the workspace; see
-//! `DESIGN.md` for what it will own. Later issues fill it.
+//! The ledger that ties the idlegrid network together, in two independent
+//! sans-IO modules:
+//!
+//! - [`consensus`]: an uncertified-DAG BFT consensus in the style of
+//!   Mysticeti-C that totally orders transactions (opaque bytes);
+//! - [`ledger`]: the replicated state machine that applies the ordered
+//!   transactions: accounts, fee-less transfers, stake, escrow, slashing.
+//!
+//! The composition root (the simulator's node, or an integrator's) feeds the
+//! committed transaction sequence of `consensus` into `ledger`.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod consensus;
+pub mod ledger;

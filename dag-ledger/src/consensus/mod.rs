@@ -1,0 +1,1 @@
+//! DAG BFT consensus (Mysticeti-C style). Filled by the consensus issue.

@@ -1,0 +1,1 @@
+//! Replicated ledger state. Filled by the ledger issue.
