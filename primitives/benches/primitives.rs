@@ -1,4 +1,5 @@
 //! Criterion benches for the primitives: `primitives::op/param=value`.
+#![allow(missing_docs)] // criterion's macros generate undocumented items
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use idlegrid_primitives::*;

@@ -28,9 +28,7 @@ pub enum AmountError {
 }
 
 /// A quantity of the native token, in its smallest unit. No floats, ever.
-#[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Amount(u128);
 
@@ -63,10 +61,13 @@ impl Amount {
 
     /// `self - rhs`, or [`AmountError::Underflow`].
     pub fn checked_sub(self, rhs: Amount) -> Result<Amount, AmountError> {
-        self.0.checked_sub(rhs.0).map(Amount).ok_or(AmountError::Underflow {
-            have: self,
-            need: rhs,
-        })
+        self.0
+            .checked_sub(rhs.0)
+            .map(Amount)
+            .ok_or(AmountError::Underflow {
+                have: self,
+                need: rhs,
+            })
     }
 
     /// `self * factor`, or [`AmountError::Overflow`].
@@ -97,7 +98,10 @@ impl Amount {
         let r = self.0 % den;
         let whole = q.checked_mul(num).ok_or(AmountError::Overflow)?;
         let frac = mul_div_small(r, num, den).ok_or(AmountError::Overflow)?;
-        whole.checked_add(frac).map(Amount).ok_or(AmountError::Overflow)
+        whole
+            .checked_add(frac)
+            .map(Amount)
+            .ok_or(AmountError::Overflow)
     }
 
     /// A share in basis points (1/10_000), rounded down.
@@ -165,9 +169,10 @@ impl From<u64> for Amount {
     }
 }
 
+/// Honours width, fill and alignment (`{:>12}`), so amounts line up in tables.
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -189,6 +194,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn display_honours_width() {
+        assert_eq!(format!("{:>6}", Amount::new(42)), "    42");
+    }
+
+    #[test]
     fn overflow_and_underflow_are_errors() {
         assert_eq!(
             Amount::MAX.checked_add(Amount::new(1)),
@@ -199,7 +209,10 @@ mod tests {
             Err(AmountError::Underflow { .. })
         ));
         assert_eq!(Amount::MAX.checked_mul(2), Err(AmountError::Overflow));
-        assert_eq!(Amount::new(5).checked_div(0), Err(AmountError::DivisionByZero));
+        assert_eq!(
+            Amount::new(5).checked_div(0),
+            Err(AmountError::DivisionByZero)
+        );
     }
 
     #[test]
@@ -209,8 +222,17 @@ mod tests {
         assert_eq!(big.mul_ratio(1, 2), Ok(Amount::new(u128::MAX / 2)));
         assert_eq!(big.mul_ratio(3, 3), Ok(big));
         assert_eq!(big.mul_ratio(2, 1), Err(AmountError::Overflow));
-        let x = Amount::new(u128::MAX - 12345);
-        assert_eq!(x.mul_ratio(7, 10).unwrap().get(), (u128::MAX - 12345) / 10 * 7 + ((u128::MAX - 12345) % 10) * 7 / 10);
+        // u128::MAX - 12345 = q*10 + r with r = 0 (u128::MAX ends in ...455).
+        let v = u128::MAX - 12345;
+        assert_eq!(v % 10, 0);
+        assert_eq!(Amount::new(v).mul_ratio(7, 10).unwrap().get(), v / 10 * 7);
+        // r * num overflows u128 here, exercising the long-multiplication path;
+        // the expected value was computed with arbitrary-precision integers.
+        let (x, num, den) = (u128::MAX - 3, u128::MAX - 2, u128::MAX - 1);
+        assert_eq!(
+            Amount::new(x).mul_ratio(num, den).unwrap().get(),
+            340282366920938463463374607431768211451
+        );
         assert_eq!(Amount::new(1000).bps(2_500), Amount::new(250));
     }
 }

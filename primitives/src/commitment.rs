@@ -44,7 +44,10 @@ pub struct Commitment(Digest);
 impl Commitment {
     /// Commits to `value` with `salt` under `domain`.
     pub fn to<T: Serialize + ?Sized>(domain: Domain, value: &T, salt: &Salt) -> Self {
-        Self(Digest::hash_parts(domain, &[salt.as_bytes(), &encode(value)]))
+        Self(Digest::hash_parts(
+            domain,
+            &[salt.as_bytes(), &encode(value)],
+        ))
     }
 
     /// Checks that `value` and `salt` open this commitment.

@@ -341,7 +341,10 @@ mod tests {
         let kp = Keypair::from_seed(&Seed::from_u64(1));
         let sig = kp.sign(D, b"x");
         let bad_pk = PublicKey::from_bytes([0xff; 32]);
-        assert_eq!(bad_pk.verify(D, b"x", &sig), Err(CryptoError::MalformedPublicKey));
+        assert_eq!(
+            bad_pk.verify(D, b"x", &sig),
+            Err(CryptoError::MalformedPublicKey)
+        );
         let bad_sig = Signature::from_bytes([0u8; 64]);
         assert_eq!(
             kp.public().verify(D, b"x", &bad_sig),
@@ -349,7 +352,10 @@ mod tests {
         );
         assert!(matches!(
             Signature::from_slice(&[0u8; 10]),
-            Err(CryptoError::WrongLength { expected: 64, got: 10 })
+            Err(CryptoError::WrongLength {
+                expected: 64,
+                got: 10
+            })
         ));
     }
 
@@ -364,6 +370,11 @@ mod tests {
             Err(CryptoError::BadVrf)
         );
         let other = Keypair::from_seed(&Seed::from_u64(4));
-        assert!(other.public().vrf_verify(D, b"epoch-1", &out, &proof).is_err());
+        assert!(
+            other
+                .public()
+                .vrf_verify(D, b"epoch-1", &out, &proof)
+                .is_err()
+        );
     }
 }

@@ -86,7 +86,10 @@ mod tests {
         let mut t = b.clone();
         t.push(0);
         assert_eq!(decode::<u32>(&t, 16), Err(DecodeError::TrailingBytes(1)));
-        assert!(matches!(decode::<u32>(&b, 1), Err(DecodeError::TooLong { .. })));
+        assert!(matches!(
+            decode::<u32>(&b, 1),
+            Err(DecodeError::TooLong { .. })
+        ));
         // 5 as a two-byte varint (0x85 0x00) is valid LEB128 but not minimal.
         assert!(decode::<u32>(&[0x85, 0x00], 16).is_err());
         // A boolean must be 0 or 1.

@@ -15,6 +15,8 @@
 //! - canonical encoding: [`encode`] / [`decode`] (postcard; decode rejects
 //!   oversized, trailing and non-canonical input);
 //! - deterministic randomness: [`Seed`] with labelled child derivation;
+//! - confidential data: [`seal`] bytes to a node's certified X25519 key
+//!   ([`EncryptionKeyCert`]), padded to length buckets (`crypto_box` sealed boxes);
 //! - the [`Machine`] driving contract shared by the simulator and real nodes.
 //!
 //! ## Time and determinism
@@ -57,7 +59,7 @@
 //!
 //! ## For auditors
 //!
-//! With the `strategies` feature, [`strategies`] exports proptest strategies
+//! With the `strategies` feature, the `strategies` module exports proptest strategies
 //! for every public type.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -70,6 +72,7 @@ mod digest;
 mod encoding;
 mod ids;
 mod machine;
+mod sealed;
 mod seed;
 mod time;
 
@@ -86,6 +89,11 @@ pub use digest::{Digest, Domain};
 pub use encoding::{DEFAULT_MAX_DECODE_LEN, DecodeError, decode, encode, encoded_len};
 pub use ids::{AccountId, Epoch, NodeId, Round};
 pub use machine::{Destination, Machine, Transmit};
+pub use sealed::{
+    ENCRYPTION_KEY_CERT, EncryptionKeyCert, EncryptionPublicKey, EncryptionSecret, MAX_BUCKET,
+    MAX_SEALED_PLAINTEXT, MIN_BUCKET, SEAL_CONTEXT, SEAL_HEADER, SEAL_OVERHEAD, SealError,
+    SealedBytes, bucket_for, seal, seal_padded,
+};
 pub use seed::Seed;
 pub use time::{Duration, Timestamp};
 

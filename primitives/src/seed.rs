@@ -58,7 +58,10 @@ mod tests {
         let root = Seed::from_u64(42);
         assert_eq!(root.derive("node"), root.derive("node"));
         assert_ne!(root.derive("node"), root.derive("link"));
-        assert_ne!(root.derive_indexed("node", 1), root.derive_indexed("node", 2));
+        assert_ne!(
+            root.derive_indexed("node", 1),
+            root.derive_indexed("node", 2)
+        );
         // Length prefix: ("ab", idx) and ("a", ...) never collide by concatenation.
         assert_ne!(root.derive("ab"), root.derive("a"));
         assert_ne!(Seed::from_u64(1), Seed::from_u64(2));
