@@ -1,5 +1,220 @@
-//! Verification by entrapment: trap subtasks, result commitments, accusations, disputes, verdicts, and the trap-count optimizer.
+//! # idlegrid-entrap
 //!
-//! This crate is a placeholder that states its role in the workspace; see
-//! `DESIGN.md` for what it will own. Later issues fill it.
+//! Verification by entrapment ("proof of honesty", after EntrapNet): the
+//! client, like an officer, plants trap subtasks whose answers it already
+//! knows among the real ones; a provider caught answering a trap wrongly
+//! loses its stake and its pay. A referee committee settles disputes by
+//! re-executing only the disputed trap, and a client that planted a wrong
+//! answer to frame a provider loses its bond to that provider.
+//!
+//! - [`JobPlan`] — the client's plan for one provider's lot: `n` real
+//!   subtasks and `k` traps shuffled with a seeded, exactly uniform
+//!   Fisher–Yates; one hiding commitment to the trap positions and each
+//!   trap's (input, expected output) digests, so not even `k` is visible.
+//!   [`split_into_lots`] spreads one job over several providers, each lot
+//!   with its own traps and no input shared between lots.
+//! - [`VerificationRound`] — the round as a sans-IO state machine: stake
+//!   bond, output commitment, output reveal, trap reveal, accusations,
+//!   accept-or-dispute window, referee votes, settlement. Every stage has a
+//!   deadline and a defined outcome when a party goes silent.
+//! - [`select_referees`] (VRF sortition), [`decide_trap`], [`Verdict`] —
+//!   pure dispute rules.
+//! - [`settle`] and [`Effect`] — settlement as data; [`check_conservation`],
+//!   [`check_recipients`], [`check_slash_justified`] — the invariants.
+//! - [`optimize_traps`] — how many traps a lot needs (model below).
+//! - [`harness`] — a small seeded adversary harness (honest, lazy cheaters,
+//!   trap guessers, framing clients) reporting detection rates.
+//!
+//! ## Example
+//!
+//! ```
+//! use idlegrid_entrap::*;
+//! use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Duration, Salt, Seed, Timestamp};
+//!
+//! const D: Domain = Domain::new("idlegrid/example/task");
+//! let run = |input: &Digest| Digest::of(D, input); // the deterministic task
+//! let input = |i: u64| Digest::of(D, &("input", i));
+//!
+//! // How many traps? 40 real subtasks, cost 8, pay 10, stake 500.
+//! let advice = optimize_traps(&Params::new(40, Amount::new(8), Amount::new(10), Amount::new(500)))?;
+//! let k = advice.recommended.get() as u64;
+//!
+//! // The client plans: real inputs plus traps with known answers.
+//! let job = JobId::new(1);
+//! let plan = JobPlan::builder(job)
+//!     .real_inputs((0..40).map(input).collect())
+//!     .traps((0..k).map(|i| { let x = input(1000 + i); TrapSpec::precomputed(x, run(&x)) }).collect())
+//!     .seed(Seed::from_u64(7))
+//!     .build()?;
+//!
+//! let (client, provider) = (AccountId::from_bytes([1; 32]), AccountId::from_bytes([2; 32]));
+//! let terms = Terms {
+//!     job, client, provider,
+//!     pay_per_subtask: Amount::new(10), client_bond: Amount::new(100), stake: Amount::new(500),
+//!     slash_to_client: Bps::new(5_000)?, no_show_penalty: Bps::new(1_000)?,
+//!     deadlines: Deadlines::uniform(Duration::from_secs(60)), committee_size: 3,
+//! };
+//! let t = |s| Timestamp::from_millis(s);
+//! let mut round = VerificationRound::open(t(0), terms, plan.public().clone())?;
+//!
+//! // The provider bonds, executes every subtask, commits, reveals.
+//! round.bond_stake(t(1), provider, Amount::new(500))?;
+//! let outputs: Vec<Digest> = plan.public().slot_inputs.iter().map(run).collect();
+//! let salt = Salt::from_bytes([9; 32]);
+//! round.commit_outputs(t(2), provider, output_commitment(job, &outputs, &salt))?;
+//! round.reveal_outputs(t(3), provider, outputs.clone(), salt)?;
+//!
+//! // The client reveals its traps and finds nothing to accuse.
+//! round.reveal_traps(t(4), client, &plan.trap_reveal(vec![]))?;
+//! let wrong = plan.wrong_traps(&outputs)?;
+//! assert!(wrong.is_empty());
+//! round.accuse(t(5), client, &wrong)?;
+//!
+//! // Settled: the provider is paid for all 40 + k subtasks, bonds return.
+//! assert_eq!(round.outcome(), Some(Outcome::Clean));
+//! let effects: Vec<Effect> = std::iter::from_fn(|| round.poll_effect()).collect();
+//! check_conservation(&round.locked(), &effects)?;
+//! assert!(effects.contains(&Effect::PayProvider { job, provider, amount: Amount::new(10 * (40 + k as u128)) }));
+//! # Ok::<(), EntrapError>(())
+//! ```
+//!
+//! ## Time and determinism
+//!
+//! Nothing here reads a clock, spawns a thread or touches a global RNG.
+//! Every step takes `now`; deadlines are data ([`VerificationRound::poll_timeout`],
+//! [`VerificationRound::handle_timeout`]). Plans derive their shuffle and salt
+//! from a caller's [`idlegrid_primitives::Seed`] and the job id. All
+//! consensus-relevant state (plans, commitments, verdicts, effects) uses
+//! integers and [`idlegrid_primitives::Amount`]'s checked arithmetic; `f64`
+//! appears only in [`optimizer`], whose output is advice to the client when it
+//! builds a plan and never enters shared state.
+//!
+//! ## The protocol and its outcomes
+//!
+//! One round covers one provider's lot (a job spread over many providers is
+//! one round per provider, each with its own traps). The client locks escrow
+//! `p·(n+k)` (traps are paid like real subtasks, so pay reveals nothing) and
+//! a bond `B`; the provider locks stake `S`. Outcomes ([`Outcome`]):
+//!
+//! | outcome | escrow | client bond | stake |
+//! |---|---|---|---|
+//! | provider no-show | client | client | (none locked) |
+//! | provider defaulted (bonded, then silent) | client | client | penalty share to client, rest back |
+//! | client abandoned (no trap reveal) | provider | provider | back |
+//! | clean / dispute not proven | provider | client | back |
+//! | admitted / provider cheated | client | client | share to client, rest burned |
+//! | client framed | provider | provider | back |
+//! | both at fault | client | burned | burned |
+//!
+//! Indistinguishability: traps have the same pay, deadline and input format
+//! as real subtasks (the composition root must also give them the same size);
+//! their positions are uniform (tested statistically); plans reject
+//! duplicate inputs, which would let a provider spot a trap by comparison;
+//! and because traps are planted per provider, colluding providers comparing
+//! notes learn nothing about each other's traps. Reused traps are only
+//! indistinguishable to providers that did not see them before. Cross-check
+//! traps ([`TrapSource::CrossCheck`]) are real subtasks also given to a
+//! partner; the partner's revealed output serves as the expected answer and
+//! the client is never blamed for a cross-check mismatch (the composition
+//! root checks the partner output against the partner's round).
+//!
+//! ## The optimizer
+//!
+//! A provider receives `N = n + k` subtasks, cannot tell traps from real
+//! ones, and corrupts `m` of them (skipping the work). Positions are uniform,
+//! so whatever rule it uses to pick, the number of traps among its picks is
+//! hypergeometric and the **exact** detection probability is
+//!
+//! ```text
+//! P_k(m) = 1 − C(N − k, m) / C(N, m) = 1 − Π_{i<m} (n − i) / (n + k − i)
+//! ```
+//!
+//! (with trap reliability `h < 1`, e.g. cross-checks against a partner that
+//! is honest with probability `h`: `P = 1 − E[(1 − h)^X]`, `X ~ Hypergeom(N, k, m)`).
+//!
+//! **Deterrence.** Honest work earns `N(p − c)`. Corrupting `m` saves `m·c`
+//! plus any outside gain `m·b`; if caught the provider forfeits the whole
+//! lot's pay `N·p`, its stake `S` and its reputation's future value `R`. So
+//! the gain of cheating over honesty is
+//!
+//! ```text
+//! G_k(m) = m (c + b) − P_k(m) · (N p + S + R)
+//! ```
+//!
+//! and the deterrence `k` is the smallest with `G_k(m) < 0` for **every**
+//! `m ∈ 1..=N` (every cheating rate `r = m / N`). For a merely lazy provider
+//! (`b = 0`) paid above cost one trap suffices — losing the lot's pay
+//! outweighs saving one subtask's cost, since `P_1(m) = m/N` gives
+//! `G_1(m) = m (c − p − (S + R)/N) < 0` — so deterrence
+//! matters when `b > 0` (someone wants wrong results) and shrinks as `S` and
+//! `R` grow.
+//!
+//! **Assurance.** A faulty or malicious provider is not deterred by price.
+//! The assurance `k` is the smallest with `1 − P_k(⌈r_min N⌉) ≤ δ / (1 − q)`,
+//! where `q` is the provider's credibility (prior probability of being
+//! reliable, from reputation): only the faulty fraction `1 − q` needs
+//! catching, so the overall probability of an undetected faulty lot stays
+//! `≤ δ`. `k` shrinks as credibility grows. The optimizer reports both and
+//! recommends the larger.
+//!
+//! Because `P_k` is concave in `m` (its increments `Q(m)·k/(N − m)` shrink
+//! for `k ≥ 1`) and `P_k(N) = 1`, the all-corrupted case binds: one reliable
+//! trap deters every `m` exactly when `N (c + b) < N p + S + R`, and when
+//! that fails no number of traps helps — the stake must grow instead.
+//! [`TrapAdvice::deterrent_stake`] reports the exact threshold. With
+//! unreliable (cross-check) traps, `P_k(N) < 1` and more traps do help.
+//!
+//! Typical values (`cargo run -p idlegrid-entrap --example trap_table`;
+//! per subtask c = 8, p = 10; S = 1 000, R = 0, b = 0 unless stated;
+//! assurance catches `r_min` = 10 % corruption with δ = 1 %; overhead is the
+//! recommended `k` over `n`):
+//!
+//! | n | deterrence k | assurance k (q = 0 / 0.9 / 0.99) | overhead k/n (q = 0 / 0.9 / 0.99) | deterrent stake if b = 10 |
+//! |---|---|---|---|---|
+//! | 4 | 1 | 17 / 8 / 1 | 425.0 % / 200.0 % / 25.0 % | 169 |
+//! | 10 | 1 | 21 / 11 / 1 | 210.0 % / 110.0 % / 10.0 % | 249 |
+//! | 40 | 1 | 31 / 18 / 1 | 77.5 % / 45.0 % / 2.5 % | 569 |
+//! | 100 | 1 | 37 / 20 / 1 | 37.0 % / 20.0 % / 1.0 % | 1097 |
+//! | 1000 | 1 | 43 / 22 / 1 | 4.3 % / 2.2 % / 0.1 % | 8345 |
+//! | 10000 | 1 | 44 / 22 / 1 | 0.4 % / 0.2 % / 0.0 % | 80353 |
+//!
+//! Small lots are expensive to *assure* (a provider holding 4 subtasks needs
+//! many traps to be caught corrupting one of them 99 % of the time) but cheap
+//! to *deter*; credibility from reputation is what brings small lots down.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+pub mod harness;
+pub mod optimizer;
+mod plan;
+mod referee;
+mod round;
+mod settle;
+mod terms;
+mod types;
+
+#[cfg(feature = "strategies")]
+pub mod strategies;
+
+pub use error::EntrapError;
+pub use optimizer::{Params, TrapAdvice, detection_probability, optimize_traps};
+pub use plan::{
+    JobPlan, JobPlanBuilder, OpenedTrap, PublicPlan, SLOT_INPUTS_DOMAIN, Slot, TRAP_SET_DOMAIN,
+    TrapReveal, TrapSource, TrapSpec, split_into_lots,
+};
+pub use referee::{
+    Committee, DISPUTE_RANDOMNESS_DOMAIN, DisputedTrap, REFEREE_DOMAIN, ReExecutor, RefereeTicket,
+    RefereeVote, TrapVerdict, Verdict, decide_trap, dispute_randomness, referee_vote,
+    select_referees,
+};
+pub use round::{OUTPUTS_DOMAIN, VerificationRound, output_commitment};
+pub use settle::{
+    Effect, Feedback, Locked, Outcome, Pot, Role, check_conservation, check_recipients,
+    check_slash_justified, settle,
+};
+pub use terms::{Deadlines, Terms};
+pub use types::{
+    Bps, JobId, MAX_ACCUSATIONS, MAX_REFEREE_CANDIDATES, MAX_REFEREES, MAX_SUBTASKS, MAX_TRAPS,
+    Stage, SubtaskIndex, TrapCount,
+};
