@@ -1,0 +1,340 @@
+//! The clearing contract: the [`Mechanism`] trait, its [`ClearingContext`]
+//! input and its [`Clearing`] output of [`Match`]es plus statistics.
+
+use idlegrid_primitives::{AccountId, Amount, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::error::MarketError;
+use crate::order::{Ask, Bid, Limits};
+use crate::registry::OwnerFee;
+use crate::types::{OrderId, Reputation, ReputationLookup, Slots};
+
+/// One trade: `slots` slots of `ask` sold to `bid`.
+///
+/// Prices are per slot-second. The buyer pays `buyer_price`, the provider
+/// receives `seller_price`; they differ only under McAfee's trade reduction,
+/// where the difference is the market's surplus. Owners of the apps and
+/// datasets the job uses are paid their `fees` per slot on top, fixed at
+/// match time. The composition root turns a match into an escrow of
+/// [`Match::escrow_total`] (which is `buyer_total(seconds)` without goods).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Match {
+    /// The bid.
+    pub bid: OrderId,
+    /// The ask.
+    pub ask: OrderId,
+    /// Who pays.
+    pub client: AccountId,
+    /// Who serves and is paid.
+    pub provider: AccountId,
+    /// Slots traded.
+    pub slots: Slots,
+    /// Price per slot-second the buyer pays.
+    pub buyer_price: Amount,
+    /// Price per slot-second the seller receives.
+    pub seller_price: Amount,
+    /// App and dataset owners' prices per use (per slot), fixed at match
+    /// time; empty for plain compute jobs.
+    pub fees: Vec<OwnerFee>,
+}
+
+impl Match {
+    /// What the buyer pays for `seconds` of all matched slots.
+    pub fn buyer_total(&self, seconds: u64) -> Result<Amount, MarketError> {
+        Ok(self
+            .buyer_price
+            .checked_mul(u128::from(self.slots.get()))?
+            .checked_mul(u128::from(seconds))?)
+    }
+    /// What the seller receives for `seconds` of all matched slots.
+    pub fn seller_total(&self, seconds: u64) -> Result<Amount, MarketError> {
+        Ok(self
+            .seller_price
+            .checked_mul(u128::from(self.slots.get()))?
+            .checked_mul(u128::from(seconds))?)
+    }
+}
+
+/// Per-batch statistics (all money per second of running the matched slots).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearingStats {
+    /// Slots traded.
+    pub volume_slots: u64,
+    /// Gains from trade at reported prices: `Σ slots·(bid.max_price − ask.price)`.
+    ///
+    /// All money statistics saturate at `Amount::MAX` (they are metrics).
+    pub welfare: Amount,
+    /// `Σ slots·buyer_price`.
+    pub buyer_payments: Amount,
+    /// `Σ slots·seller_price`.
+    pub seller_receipts: Amount,
+    /// `buyer_payments − seller_receipts` (zero for strongly budget-balanced mechanisms).
+    pub surplus: Amount,
+    /// Lowest buyer price of any match.
+    pub min_price: Option<Amount>,
+    /// Highest buyer price of any match.
+    pub max_price: Option<Amount>,
+    /// Live bids with no match.
+    pub unmatched_bids: u64,
+    /// Live asks with no match.
+    pub unmatched_asks: u64,
+    /// Orders excluded because they had expired.
+    pub expired: u64,
+}
+
+/// The result of clearing a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clearing {
+    /// The trades, in a deterministic order.
+    pub matches: Vec<Match>,
+    /// Aggregates over the trades.
+    pub stats: ClearingStats,
+}
+
+/// What a mechanism needs besides the orders.
+pub struct ClearingContext<'a> {
+    /// The clearing instant; expired orders are excluded.
+    pub now: Timestamp,
+    /// Size and sanity limits.
+    pub limits: Limits,
+    /// Provider reputation.
+    pub reputation: &'a dyn ReputationLookup,
+}
+
+impl core::fmt::Debug for ClearingContext<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClearingContext")
+            .field("now", &self.now)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A batch clearing rule. Implementations are pure: the same orders (in any
+/// order — they are sorted canonically by price, then id) and context give
+/// the same [`Clearing`], byte for byte.
+///
+/// Every implementation validates its input first: malformed orders or
+/// duplicate ids make the whole call fail with nothing matched.
+pub trait Mechanism {
+    /// A short stable name (for metrics and benchmark ids).
+    fn name(&self) -> &'static str;
+    /// True if buyers' payments always equal sellers' receipts.
+    fn strongly_budget_balanced(&self) -> bool;
+    /// Clears one batch.
+    fn clear(
+        &self,
+        asks: &[Ask],
+        bids: &[Bid],
+        ctx: &ClearingContext<'_>,
+    ) -> Result<Clearing, MarketError>;
+}
+
+/// Validated, live input: indices into the caller's slices.
+pub(crate) struct Prepared {
+    pub asks: Vec<u32>,
+    pub bids: Vec<u32>,
+    pub expired: u64,
+}
+
+/// Checks sizes, shapes and id uniqueness; drops expired orders.
+pub(crate) fn prepare(
+    asks: &[Ask],
+    bids: &[Bid],
+    ctx: &ClearingContext<'_>,
+) -> Result<Prepared, MarketError> {
+    let total = asks.len().saturating_add(bids.len());
+    let max = ctx.limits.max_batch_orders.min(u32::MAX as usize);
+    if total > max {
+        return Err(MarketError::Full {
+            what: "orders in a batch",
+            max,
+        });
+    }
+    let mut ids = Vec::with_capacity(total);
+    for a in asks {
+        a.validate_shape(&ctx.limits)?;
+        ids.push(a.id.get());
+    }
+    for b in bids {
+        b.validate_shape(&ctx.limits)?;
+        ids.push(b.id.get());
+    }
+    if let Some(dup) = first_duplicate(ids) {
+        return Err(MarketError::DuplicateOrderId(OrderId::new(dup)));
+    }
+    let mut p = Prepared {
+        asks: Vec::with_capacity(asks.len()),
+        bids: Vec::with_capacity(bids.len()),
+        expired: 0,
+    };
+    // Indices fit in u32: total <= u32::MAX was checked above.
+    for (i, a) in asks.iter().enumerate() {
+        if a.is_live(ctx.now) {
+            p.asks.push(i as u32);
+        } else {
+            p.expired += 1;
+        }
+    }
+    for (i, b) in bids.iter().enumerate() {
+        if b.is_live(ctx.now) {
+            p.bids.push(i as u32);
+        } else {
+            p.expired += 1;
+        }
+    }
+    Ok(p)
+}
+
+/// The smallest id occurring twice, if any. An LSD radix sort on bytes,
+/// skipping bytes that are equal in every id (small ids sort in 2–3
+/// passes), then a scan for neighbours.
+fn first_duplicate(mut ids: Vec<u64>) -> Option<u64> {
+    let mut tmp = vec![0u64; ids.len()];
+    let (or, and) = ids
+        .iter()
+        .fold((0u64, u64::MAX), |(o, a), &x| (o | x, a & x));
+    for byte in 0..8 {
+        let shift = byte * 8;
+        if ((or ^ and) >> shift) & 0xff == 0 {
+            continue; // every id has the same byte here
+        }
+        let mut count = [0usize; 257];
+        for &x in &ids {
+            count[((x >> shift) & 0xff) as usize + 1] += 1;
+        }
+        for i in 0..256 {
+            count[i + 1] += count[i];
+        }
+        for &x in &ids {
+            let d = ((x >> shift) & 0xff) as usize;
+            tmp[count[d]] = x;
+            count[d] += 1;
+        }
+        core::mem::swap(&mut ids, &mut tmp);
+    }
+    debug_assert!(ids.windows(2).all(|w| w[0] <= w[1]));
+    ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+/// Accumulates matches and statistics with checked arithmetic.
+pub(crate) struct ClearingBuilder<'a> {
+    asks: &'a [Ask],
+    bids: &'a [Bid],
+    ask_matched: Vec<bool>,
+    bid_matched: Vec<bool>,
+    out: Clearing,
+}
+
+impl<'a> ClearingBuilder<'a> {
+    pub fn new(asks: &'a [Ask], bids: &'a [Bid], expired: u64) -> Self {
+        Self {
+            asks,
+            bids,
+            ask_matched: vec![false; asks.len()],
+            bid_matched: vec![false; bids.len()],
+            out: Clearing {
+                matches: Vec::new(),
+                stats: ClearingStats {
+                    expired,
+                    ..ClearingStats::default()
+                },
+            },
+        }
+    }
+
+    /// Records a trade of `slots` between `asks[ai]` and `bids[bi]`.
+    pub fn push(
+        &mut self,
+        ai: usize,
+        bi: usize,
+        slots: u32,
+        buyer_price: Amount,
+        seller_price: Amount,
+    ) -> Result<(), MarketError> {
+        let (a, b) = (&self.asks[ai], &self.bids[bi]);
+        // Our own invariants: every mechanism only emits IR, BB trades.
+        assert!(slots > 0);
+        assert!(a.price <= seller_price && seller_price <= buyer_price);
+        assert!(buyer_price <= b.max_price);
+        self.ask_matched[ai] = true;
+        self.bid_matched[bi] = true;
+        let n = u128::from(slots);
+        let s = &mut self.out.stats;
+        s.volume_slots = s.volume_slots.saturating_add(u64::from(slots));
+        // Statistics are metrics, not balances: they saturate, so that no
+        // combination of valid orders can make a whole batch fail. Money is
+        // computed per match, checked, by `Match::buyer_total`.
+        let times = |p: Amount| Amount::new(p.get().saturating_mul(n));
+        s.welfare = s
+            .welfare
+            .saturating_add(times(b.max_price.saturating_sub(a.price)));
+        s.buyer_payments = s.buyer_payments.saturating_add(times(buyer_price));
+        s.seller_receipts = s.seller_receipts.saturating_add(times(seller_price));
+        s.min_price = Some(s.min_price.map_or(buyer_price, |p| p.min(buyer_price)));
+        s.max_price = Some(s.max_price.map_or(buyer_price, |p| p.max(buyer_price)));
+        self.out.matches.push(Match {
+            bid: b.id,
+            ask: a.id,
+            client: b.client,
+            provider: a.provider,
+            slots: Slots::new(slots),
+            buyer_price,
+            seller_price,
+            fees: Vec::new(),
+        });
+        Ok(())
+    }
+
+    pub fn finish(mut self, live: &Prepared) -> Result<Clearing, MarketError> {
+        let s = &mut self.out.stats;
+        s.surplus = s.buyer_payments.saturating_sub(s.seller_receipts);
+        s.unmatched_asks = live
+            .asks
+            .iter()
+            .filter(|&&i| !self.ask_matched[i as usize])
+            .count() as u64;
+        s.unmatched_bids = live
+            .bids
+            .iter()
+            .filter(|&&i| !self.bid_matched[i as usize])
+            .count() as u64;
+        Ok(self.out)
+    }
+}
+
+/// Looks up each live ask's provider reputation once.
+pub(crate) fn ask_reputations(
+    asks: &[Ask],
+    live: &[u32],
+    rep: &dyn ReputationLookup,
+) -> Vec<Reputation> {
+    let mut out = vec![Reputation::ZERO; asks.len()];
+    for &i in live {
+        out[i as usize] = rep.reputation(&asks[i as usize].provider);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_duplicate;
+
+    #[test]
+    fn radix_duplicate_scan() {
+        assert_eq!(first_duplicate(vec![]), None);
+        assert_eq!(first_duplicate(vec![7]), None);
+        assert_eq!(first_duplicate(vec![5, 3, 9, 1 << 40, 3]), Some(3));
+        assert_eq!(first_duplicate(vec![u64::MAX, 0, u64::MAX]), Some(u64::MAX));
+        let v: Vec<u64> = (0..10_000u64)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .collect();
+        assert_eq!(first_duplicate(v.clone()), None);
+        let mut w = v;
+        w.push(17u64.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        assert_eq!(
+            first_duplicate(w),
+            Some(17u64.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        );
+    }
+}

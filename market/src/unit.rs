@@ -1,0 +1,547 @@
+//! Double auctions over unit slots: McAfee trade reduction, the k-double
+//! auction, and the pay-as-bid / pay-as-ask baselines.
+//!
+//! Each order of `n` slots counts as `n` unit traders with the same price.
+//! The market is first **partitioned** into independent lanes by
+//! (region, executor kind): an ask joins the lanes of its region × its
+//! executor kinds, a bid the lanes of its executor kind × its regions, and
+//! lanes linked by an order form one component. Each component is cleared
+//! on its own: sort bids by price descending and asks ascending (ties by
+//! order id), find the breakeven index `k` (the most units with
+//! `b_k >= s_k`), price per the rule, then pair winning units greedily
+//! (highest bid first, cheapest compatible ask first). Within a component
+//! resources and reputation still **filter** pairs: a winning unit with no
+//! compatible winning counterpart stays unmatched, which keeps individual
+//! rationality and budget balance but costs efficiency — use
+//! [`crate::GreedyAssignment`] for strongly heterogeneous demand.
+//!
+//! | mechanism | IR | budget balance | truthful (unit traders, compatible lane) | efficiency |
+//! |---|---|---|---|---|
+//! | [`McAfee`] | yes | weak (surplus on reduction) | yes, both sides | ≥ (1 − 1/k) of optimal |
+//! | [`KDouble`] | yes | strong | no | optimal |
+//! | [`PayAsBid`] | yes | strong | no | optimal (at reported values) |
+//! | [`PayAsAsk`] | yes | strong | no | optimal (at reported values) |
+
+use idlegrid_primitives::Amount;
+
+use crate::clearing::{Clearing, ClearingBuilder, ClearingContext, Mechanism, prepare};
+use crate::error::MarketError;
+use crate::order::{Ask, Bid, compatible};
+use crate::types::{ExecutorKind, MAX_REGIONS, OrderId, Reputation, ReputationLookup};
+
+/// McAfee's trade-reduction double auction (McAfee 1992).
+///
+/// With `k` efficient trades and the first excluded bid `b_{k+1}` and ask
+/// `s_{k+1}`, let `p = ⌊(b_{k+1} + s_{k+1}) / 2⌋`. If `s_k <= p <= b_k` all
+/// `k` units trade at `p`. Otherwise the least valuable trade is dropped:
+/// `k − 1` units trade, buyers pay `b_k`, sellers receive `s_k`, and the
+/// difference is the market's surplus ([`crate::ClearingStats::surplus`]),
+/// which the composition root burns or redistributes. If either side has no
+/// `(k+1)`-th unit the reduction applies.
+///
+/// Properties (unit traders in a fully compatible lane): dominant-strategy
+/// truthful for buyers and sellers, individually rational, weakly budget
+/// balanced, gains from trade ≥ (1 − 1/k) of the optimum. An order of
+/// several slots is not a unit trader: it can gain by shading its price or
+/// reporting fewer slots (demand reduction); IR, budget balance and the
+/// efficiency bound still hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct McAfee;
+
+/// The k-double auction with one uniform price (Chatterjee–Samuelson,
+/// Satterthwaite–Williams).
+///
+/// All `k` efficient units trade at
+/// `p = lo + ⌊(hi − lo) · k_bps / 10 000⌋`, where
+/// `lo = max(s_k, b_{k+1})` and `hi = min(b_k, s_{k+1})` bound the
+/// market-clearing prices. `k_bps = 0` favours buyers, `10 000` sellers.
+/// Individually rational, strongly budget balanced, efficient at reported
+/// values; not truthful (traders on the margin shade).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KDouble {
+    k_bps: u16,
+}
+
+impl KDouble {
+    /// A k-double auction with `k = k_bps / 10 000`.
+    pub fn new(k_bps: u16) -> Result<Self, MarketError> {
+        if k_bps > 10_000 {
+            return Err(MarketError::InvalidParameter("k_bps must be at most 10000"));
+        }
+        Ok(Self { k_bps })
+    }
+    /// The midpoint rule, `k = 1/2`.
+    pub const fn half() -> Self {
+        Self { k_bps: 5_000 }
+    }
+    /// `k` in basis points.
+    pub const fn k_bps(&self) -> u16 {
+        self.k_bps
+    }
+}
+
+/// Baseline: the efficient units trade and each pair trades at the buyer's
+/// bid (discriminatory). IR, strongly budget balanced, not truthful.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayAsBid;
+
+/// Baseline (iExec-style): the efficient units trade and each pair trades
+/// at the seller's ask. IR, strongly budget balanced, not truthful.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PayAsAsk;
+
+#[derive(Clone, Copy)]
+enum Rule {
+    McAfee,
+    KDouble(u16),
+    PayAsBid,
+    PayAsAsk,
+}
+
+macro_rules! unit_mechanism {
+    ($ty:ty, $name:literal, $strong:expr, |$s:ident| $rule:expr) => {
+        impl Mechanism for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn strongly_budget_balanced(&self) -> bool {
+                $strong
+            }
+            fn clear(
+                &self,
+                asks: &[Ask],
+                bids: &[Bid],
+                ctx: &ClearingContext<'_>,
+            ) -> Result<Clearing, MarketError> {
+                let $s = self;
+                clear_units($rule, asks, bids, ctx)
+            }
+        }
+    };
+}
+
+unit_mechanism!(McAfee, "mcafee", false, |_s| Rule::McAfee);
+unit_mechanism!(KDouble, "k_double", true, |s| Rule::KDouble(s.k_bps));
+unit_mechanism!(PayAsBid, "pay_as_bid", true, |_s| Rule::PayAsBid);
+unit_mechanism!(PayAsAsk, "pay_as_ask", true, |_s| Rule::PayAsAsk);
+
+/// One order on a sorted side.
+#[derive(Clone, Copy)]
+struct Unit {
+    price: Amount,
+    id: OrderId,
+    idx: u32,
+    slots: u32,
+}
+
+/// The breakeven point of two sorted sides.
+#[derive(Debug, PartialEq, Eq)]
+struct Breakeven {
+    k: u64,
+    b_k: Amount,
+    s_k: Amount,
+    b_next: Option<Amount>,
+    s_next: Option<Amount>,
+}
+
+fn breakeven(bids: &[Unit], asks: &[Unit]) -> Breakeven {
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut ri = bids.first().map_or(0, |u| u.slots);
+    let mut rj = asks.first().map_or(0, |u| u.slots);
+    let mut out = Breakeven {
+        k: 0,
+        b_k: Amount::ZERO,
+        s_k: Amount::ZERO,
+        b_next: None,
+        s_next: None,
+    };
+    while i < bids.len() && j < asks.len() && bids[i].price >= asks[j].price {
+        let t = ri.min(rj);
+        out.k += u64::from(t);
+        out.b_k = bids[i].price;
+        out.s_k = asks[j].price;
+        ri -= t;
+        rj -= t;
+        if ri == 0 {
+            i += 1;
+            ri = bids.get(i).map_or(0, |u| u.slots);
+        }
+        if rj == 0 {
+            j += 1;
+            rj = asks.get(j).map_or(0, |u| u.slots);
+        }
+    }
+    out.b_next = bids.get(i).map(|u| u.price);
+    out.s_next = asks.get(j).map(|u| u.price);
+    out
+}
+
+/// How the winners of one component are priced.
+enum Pricing {
+    /// Buyer pays, seller receives.
+    Uniform {
+        buyer: Amount,
+        seller: Amount,
+    },
+    PerBid,
+    PerAsk,
+}
+
+/// `⌊(a + b) / 2⌋` without overflow.
+fn midpoint(a: Amount, b: Amount) -> Amount {
+    let (a, b) = (a.get(), b.get());
+    Amount::new(a / 2 + b / 2 + (a % 2 + b % 2) / 2)
+}
+
+fn price_rule(rule: Rule, be: &Breakeven) -> Result<(u64, Pricing), MarketError> {
+    Ok(match rule {
+        Rule::McAfee => {
+            let p = be.b_next.zip(be.s_next).map(|(b, s)| midpoint(b, s));
+            match p {
+                Some(p) if be.s_k <= p && p <= be.b_k => (
+                    be.k,
+                    Pricing::Uniform {
+                        buyer: p,
+                        seller: p,
+                    },
+                ),
+                _ => (
+                    be.k.saturating_sub(1),
+                    Pricing::Uniform {
+                        buyer: be.b_k,
+                        seller: be.s_k,
+                    },
+                ),
+            }
+        }
+        Rule::KDouble(k_bps) => {
+            let lo = be.s_k.max(be.b_next.unwrap_or(Amount::ZERO));
+            let hi = be.b_k.min(be.s_next.unwrap_or(Amount::MAX));
+            debug_assert!(lo <= hi);
+            let p = lo.checked_add(hi.checked_sub(lo)?.mul_ratio(u128::from(k_bps), 10_000)?)?;
+            (
+                be.k,
+                Pricing::Uniform {
+                    buyer: p,
+                    seller: p,
+                },
+            )
+        }
+        Rule::PayAsBid => (be.k, Pricing::PerBid),
+        Rule::PayAsAsk => (be.k, Pricing::PerAsk),
+    })
+}
+
+fn clear_units(
+    rule: Rule,
+    asks: &[Ask],
+    bids: &[Bid],
+    ctx: &ClearingContext<'_>,
+) -> Result<Clearing, MarketError> {
+    let live = prepare(asks, bids, ctx)?;
+    let mut out = ClearingBuilder::new(asks, bids, live.expired);
+    for (ca, cb) in partition(asks, bids, &live.asks, &live.bids) {
+        let (bu, su) = sorted_units(asks, bids, &ca, &cb);
+        let be = breakeven(&bu, &su);
+        if be.k == 0 {
+            continue;
+        }
+        let (units, pricing) = price_rule(rule, &be)?;
+        pair_winners(
+            asks,
+            bids,
+            ctx.reputation,
+            &bu,
+            &su,
+            units,
+            &pricing,
+            ctx.limits.max_scan,
+            &mut out,
+        )?;
+    }
+    out.finish(&live)
+}
+
+/// Asks by price ascending, bids by price descending, ties by order id.
+fn sorted_units(asks: &[Ask], bids: &[Bid], ca: &[u32], cb: &[u32]) -> (Vec<Unit>, Vec<Unit>) {
+    let unit = |idx: u32, price: Amount, id: OrderId, slots: u32| Unit {
+        price,
+        id,
+        idx,
+        slots,
+    };
+    let mut su: Vec<Unit> = ca
+        .iter()
+        .map(|&i| {
+            let a = &asks[i as usize];
+            unit(i, a.price, a.id, a.slots.get())
+        })
+        .collect();
+    let mut bu: Vec<Unit> = cb
+        .iter()
+        .map(|&i| {
+            let b = &bids[i as usize];
+            unit(i, b.max_price, b.id, b.slots.get())
+        })
+        .collect();
+    su.sort_unstable_by(|x, y| x.price.cmp(&y.price).then(x.id.cmp(&y.id)));
+    bu.sort_unstable_by(|x, y| y.price.cmp(&x.price).then(x.id.cmp(&y.id)));
+    (bu, su)
+}
+
+/// The first `units` units of a sorted side as (order index, quantity).
+fn take_units(side: &[Unit], mut units: u64) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for u in side {
+        if units == 0 {
+            break;
+        }
+        let q = u64::from(u.slots).min(units);
+        units -= q;
+        // q <= u.slots, a u32.
+        out.push((u.idx, q as u32));
+    }
+    out
+}
+
+/// Pairs winning bids (best first) with compatible winning asks (cheapest
+/// first), examining at most `max_scan` live asks per bid.
+#[allow(clippy::too_many_arguments)]
+fn pair_winners(
+    asks: &[Ask],
+    bids: &[Bid],
+    reputation: &dyn ReputationLookup,
+    bu: &[Unit],
+    su: &[Unit],
+    units: u64,
+    pricing: &Pricing,
+    max_scan: usize,
+    out: &mut ClearingBuilder<'_>,
+) -> Result<(), MarketError> {
+    let wb = take_units(bu, units);
+    let mut wa = take_units(su, units);
+    // Reputation is only needed for winning asks.
+    let reps: Vec<Reputation> = wa
+        .iter()
+        .map(|&(ai, _)| reputation.reputation(&asks[ai as usize].provider))
+        .collect();
+    let mut alive = NextAlive::new(wa.len());
+    for &(bi, mut need) in &wb {
+        let bid = &bids[bi as usize];
+        let mut j = alive.find(0);
+        let mut scanned = 0usize;
+        while need > 0 && j < wa.len() && scanned < max_scan {
+            scanned += 1;
+            let (ai, cap) = &mut wa[j];
+            let ask = &asks[*ai as usize];
+            if compatible(ask, bid, reps[j]) {
+                let t = need.min(*cap);
+                let (buyer, seller) = match pricing {
+                    Pricing::Uniform { buyer, seller } => (*buyer, *seller),
+                    Pricing::PerBid => (bid.max_price, bid.max_price),
+                    Pricing::PerAsk => (ask.price, ask.price),
+                };
+                out.push(*ai as usize, bi as usize, t, buyer, seller)?;
+                need -= t;
+                *cap -= t;
+                if *cap == 0 {
+                    alive.remove(j);
+                }
+            }
+            j = alive.find(j + 1);
+        }
+    }
+    Ok(())
+}
+
+/// "Next position still alive" with path compression, to skip exhausted
+/// counterparties in amortised constant time.
+pub(crate) struct NextAlive {
+    next: Vec<u32>,
+}
+
+impl NextAlive {
+    pub fn new(n: usize) -> Self {
+        Self {
+            next: (0..=n as u32).collect(),
+        }
+    }
+    /// The first alive position `>= i` (or `n`).
+    pub fn find(&mut self, mut i: usize) -> usize {
+        let n = self.next.len() - 1;
+        if i >= n {
+            return n;
+        }
+        let mut root = i;
+        while self.next[root] as usize != root {
+            root = self.next[root] as usize;
+        }
+        while self.next[i] as usize != root {
+            let nx = self.next[i] as usize;
+            self.next[i] = root as u32;
+            i = nx;
+        }
+        root
+    }
+    /// Marks position `i` dead.
+    pub fn remove(&mut self, i: usize) {
+        self.next[i] = (i + 1) as u32;
+    }
+}
+
+const LANES: usize = MAX_REGIONS as usize * ExecutorKind::ALL.len();
+
+fn lane(region: u8, exec: ExecutorKind) -> usize {
+    usize::from(region) * ExecutorKind::ALL.len() + exec.index()
+}
+
+fn uf_find(p: &mut [usize; LANES], mut x: usize) -> usize {
+    while p[x] != x {
+        p[x] = p[p[x]];
+        x = p[x];
+    }
+    x
+}
+
+fn uf_union(p: &mut [usize; LANES], a: usize, b: usize) {
+    let (ra, rb) = (uf_find(p, a), uf_find(p, b));
+    // Smaller root wins: deterministic regardless of call order.
+    let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
+    p[hi] = lo;
+}
+
+/// Splits live orders into independent components of the
+/// (region × executor kind) lane graph, in ascending lane order.
+fn partition(asks: &[Ask], bids: &[Bid], la: &[u32], lb: &[u32]) -> Vec<(Vec<u32>, Vec<u32>)> {
+    let mut p = [0usize; LANES];
+    for (i, x) in p.iter_mut().enumerate() {
+        *x = i;
+    }
+    // Distinct lane keys; consecutive repeats (the common case) are skipped
+    // before touching the set.
+    let mut ask_keys = std::collections::BTreeSet::new();
+    let mut last = None;
+    for &i in la {
+        let a = &asks[i as usize];
+        let key = (a.region.get(), a.executors.bits());
+        if last != Some(key) {
+            ask_keys.insert(key);
+            last = Some(key);
+        }
+    }
+    let mut bid_keys = std::collections::BTreeSet::new();
+    let mut last = None;
+    for &i in lb {
+        let b = &bids[i as usize];
+        let key = (b.regions.bits(), b.executor);
+        if last != Some(key) {
+            bid_keys.insert(key);
+            last = Some(key);
+        }
+    }
+    for &(r, bits) in &ask_keys {
+        let set = crate::types::ExecutorSet::from_bits(bits);
+        let mut it = set.iter();
+        if let Some(first) = it.next() {
+            for e in it {
+                uf_union(&mut p, lane(r, first), lane(r, e));
+            }
+        }
+    }
+    for &(bits, e) in &bid_keys {
+        let set = crate::types::RegionSet::from_bits(bits);
+        let mut it = set.iter();
+        if let Some(first) = it.next() {
+            for r in it {
+                uf_union(&mut p, lane(first.get(), e), lane(r.get(), e));
+            }
+        }
+    }
+    let mut buckets: Vec<(Vec<u32>, Vec<u32>)> = vec![(Vec::new(), Vec::new()); LANES];
+    for &i in la {
+        let a = &asks[i as usize];
+        // Validated: executors non-empty, region < MAX_REGIONS.
+        let e = a.executors.iter().next().unwrap_or(ExecutorKind::Wasm);
+        let root = uf_find(&mut p, lane(a.region.get(), e));
+        buckets[root].0.push(i);
+    }
+    for &i in lb {
+        let b = &bids[i as usize];
+        // Validated: regions non-empty.
+        let r = b.regions.bits().trailing_zeros().min(63) as u8;
+        let root = uf_find(&mut p, lane(r, b.executor));
+        buckets[root].1.push(i);
+    }
+    buckets
+        .into_iter()
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(price: u128, id: u64, slots: u32) -> Unit {
+        Unit {
+            price: Amount::new(price),
+            id: OrderId::new(id),
+            idx: id as u32,
+            slots,
+        }
+    }
+
+    #[test]
+    fn breakeven_on_runs() {
+        let bids = [u(10, 0, 2), u(8, 1, 1), u(3, 2, 5)];
+        let asks = [u(1, 3, 1), u(5, 4, 3), u(9, 5, 1)];
+        let be = breakeven(&bids, &asks);
+        assert_eq!(be.k, 3);
+        assert_eq!((be.b_k, be.s_k), (Amount::new(8), Amount::new(5)));
+        assert_eq!(be.b_next, Some(Amount::new(3)));
+        assert_eq!(be.s_next, Some(Amount::new(5)));
+        assert_eq!(breakeven(&[], &asks).k, 0);
+    }
+
+    #[test]
+    fn mcafee_price_or_reduction() {
+        // b = 10, 8 | 3 ; s = 1, 5 | 5: p = 4 not in [5, 8] -> reduce.
+        let be = breakeven(
+            &[u(10, 0, 1), u(8, 1, 1), u(3, 2, 1)],
+            &[u(1, 3, 1), u(5, 4, 1), u(5, 5, 1)],
+        );
+        let (k, p) = price_rule(Rule::McAfee, &be).unwrap();
+        assert_eq!(k, 1);
+        assert!(
+            matches!(p, Pricing::Uniform { buyer, seller } if buyer == Amount::new(8) && seller == Amount::new(5))
+        );
+        // b = 10, 8 | 7 ; s = 1, 5 | 9: p = 8 in [5, 8] -> all trade at 8.
+        let be = breakeven(
+            &[u(10, 0, 1), u(8, 1, 1), u(7, 2, 1)],
+            &[u(1, 3, 1), u(5, 4, 1), u(9, 5, 1)],
+        );
+        let (k, p) = price_rule(Rule::McAfee, &be).unwrap();
+        assert_eq!(k, 2);
+        assert!(matches!(p, Pricing::Uniform { buyer, .. } if buyer == Amount::new(8)));
+    }
+
+    #[test]
+    fn midpoint_never_overflows() {
+        assert_eq!(midpoint(Amount::MAX, Amount::MAX), Amount::MAX);
+        assert_eq!(midpoint(Amount::new(3), Amount::new(4)), Amount::new(3));
+    }
+
+    #[test]
+    fn next_alive_skips() {
+        let mut n = NextAlive::new(5);
+        n.remove(1);
+        n.remove(2);
+        assert_eq!(n.find(0), 0);
+        assert_eq!(n.find(1), 3);
+        n.remove(3);
+        n.remove(4);
+        assert_eq!(n.find(0), 0);
+        assert_eq!(n.find(1), 5);
+        assert_eq!(n.find(7), 5);
+    }
+}
