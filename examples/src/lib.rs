@@ -1,5 +1,32 @@
-//! Runnable examples for researchers, integrators and auditors.
+//! # idlegrid-examples
 //!
-//! This crate is a placeholder that states its role in the workspace; see
-//! `DESIGN.md` for what it will own. Later issues fill it.
+//! Runnable examples for each kind of idlegrid user. Each example's logic is
+//! a library module with `run(options) -> Result<Report, _>` that prints
+//! every protocol step and returns the figures it printed, so that the
+//! integration tests in `tests/examples_run.rs` can assert on them; the
+//! binaries in `examples/` are thin wrappers:
+//!
+//! | example | command | shows |
+//! |---|---|---|
+//! | [`quickstart`] | `cargo run --release --example quickstart` | match, escrow, execution, trap reveal, accusation, settlement, reputation |
+//! | [`python_job`] | `cargo run --release --example python_job` | a Python script split over providers with `ProcessExecutor`, traps, merge |
+//! | [`wasm_referee`] | `cargo run --release --example wasm_referee` | disputes settled by VRF-drawn referees re-executing on `WasmExecutor` |
+//! | [`custom_mechanism`] | `cargo run --release --example custom_mechanism` | a new `Mechanism` compared with McAfee over a seeded sweep |
+//! | [`audit_properties`] | `cargo run --release --example audit_properties` | an auditor's own properties over the exported proptest strategies |
+//!
+//! The supporting modules show how an integrator composes the protocol
+//! crates: [`jobs_app`] runs entrapment rounds inside the ledger as an
+//! `Application`, [`local`] drives the ledger one batch per step.
+//!
+//! Everything is seeded: the same options print the same run.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod audit_properties;
+pub mod common;
+pub mod custom_mechanism;
+pub mod jobs_app;
+pub mod local;
+pub mod python_job;
+pub mod quickstart;
+pub mod wasm_referee;
