@@ -1,0 +1,76 @@
+//! Reading and writing frames on a byte stream, with deadlines.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
+
+use crate::error::TransportError;
+use crate::frame::{
+    Envelope, FrameLimit, HEADER_LEN, check_version, data_header, decode_body, encode_frame,
+    parse_header,
+};
+
+/// Deadlines for reading one frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadDeadlines {
+    /// How long to wait for the first byte of a frame (idle peer).
+    pub idle: Duration,
+    /// How long the rest of a frame may take once it has started
+    /// (slowloris defence).
+    pub frame: Duration,
+}
+
+/// Reads one frame. Never over-reads (so a stream can change hands after the
+/// handshake), allocates only as body bytes actually arrive, and checks the
+/// version on the first byte.
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: FrameLimit,
+    deadlines: ReadDeadlines,
+) -> Result<Envelope, TransportError> {
+    let mut header = [0u8; HEADER_LEN];
+    timeout(deadlines.idle, r.read_exact(&mut header[..1]))
+        .await
+        .map_err(|_| TransportError::Timeout("peer sent nothing within the idle timeout"))??;
+    check_version(header[0])?;
+    timeout(deadlines.frame, async {
+        r.read_exact(&mut header[1..]).await?;
+        let h = parse_header(&header, limit)?;
+        let len = h.body_len();
+        // Grow with the bytes that arrive, not with the announced length.
+        let mut body = Vec::with_capacity(len.min(64 << 10));
+        r.take(len as u64).read_to_end(&mut body).await?;
+        Ok::<_, TransportError>(decode_body(h, body)?)
+    })
+    .await
+    .map_err(|_| TransportError::Timeout("a frame did not complete within the frame timeout"))?
+}
+
+/// Writes one envelope (no flush).
+pub(crate) async fn write_envelope<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    env: &Envelope,
+    limit: FrameLimit,
+) -> Result<(), TransportError> {
+    match env {
+        Envelope::Data(d) => write_data(w, d, limit).await,
+        other => {
+            let bytes = encode_frame(other, limit)?;
+            w.write_all(&bytes).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Writes a `Data` frame without copying the payload (no flush).
+pub(crate) async fn write_data<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    payload: &[u8],
+    limit: FrameLimit,
+) -> Result<(), TransportError> {
+    let header = data_header(payload.len(), limit)?;
+    w.write_all(&header).await?;
+    w.write_all(payload).await?;
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! The TCP transport on tokio.
+//!
+//! [`TcpTransport::bind`] listens on an address and, for every peer in the
+//! [`AddressBook`], starts a task that owns the peer's bounded send queue.
+//! Between two peers the smaller [`NodeId`] dials; the other accepts. Each
+//! new connection runs the [handshake](self::auth_transcript) and is dropped
+//! if the peer fails it. A dialer reconnects with exponential backoff
+//! (`backoff_min` doubling to `backoff_max`); an acceptor waits for the peer
+//! to dial again, and a fresh authenticated connection from a peer replaces
+//! its old one (a restarted peer is back at once).
+//!
+//! # Policies
+//!
+//! - **Send queue full** (slow or disconnected peer): the new message is
+//!   dropped and `send` returns [`TransportError::QueueFull`]; other peers are
+//!   unaffected. Queued messages survive reconnects.
+//! - **Slow reader**: a write blocked for `write_timeout` drops the
+//!   connection (then the queue fills, see above).
+//! - **Slow application**: when `inbound_capacity` messages wait for `recv`,
+//!   connections stop reading and TCP flow control pushes back.
+//! - **Bad peer**: a malformed, oversized or wrong-version frame, a
+//!   handshake message after the handshake, nothing received for
+//!   `idle_timeout` (keepalive pings are sent every `keepalive_interval`),
+//!   or a frame not completed within `frame_timeout` (slowloris) drops that
+//!   connection; the node keeps serving the others.
+//! - **Floods of connections**: at most `max_pending_handshakes` inbound
+//!   handshakes at once; handshake frames are limited to 128 bytes; only
+//!   peers in the address book get past the handshake.
+
+mod config;
+mod handshake;
+mod io;
+mod peer;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use idlegrid_primitives::{Keypair, NodeId};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, mpsc, watch};
+
+pub use config::{AddressBook, TcpConfig};
+pub use handshake::{HANDSHAKE_DOMAIN, HandshakeError, auth_transcript};
+
+use crate::error::TransportError;
+use crate::transport::Transport;
+use handshake::NonceGuard;
+use peer::{PeerTask, TaskGuard, accept_loop, stopped};
+
+/// Authenticated connections waiting to be taken over by a peer's task.
+const HANDOVER_SLOTS: usize = 2;
+
+pub(crate) struct PeerSlot {
+    conns: mpsc::Sender<TcpStream>,
+    connected: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    handshakes_ok: AtomicU64,
+    handshakes_failed: AtomicU64,
+    handshakes_refused: AtomicU64,
+    connections_failed: AtomicU64,
+    bad_frames: AtomicU64,
+}
+
+/// A snapshot of a [`TcpTransport`]'s counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpStats {
+    /// Handshakes completed (both directions).
+    pub handshakes_ok: u64,
+    /// Handshakes failed: bad signature, unknown or wrong peer, replay,
+    /// garbage, timeout, refused connection.
+    pub handshakes_failed: u64,
+    /// Inbound connections closed unhandled because `max_pending_handshakes`
+    /// were in progress.
+    pub handshakes_refused: u64,
+    /// Established connections that ended on an error (peer gone, bad frame,
+    /// idle, slow).
+    pub connections_failed: u64,
+    /// Of those, connections dropped for a malformed frame or a protocol
+    /// violation.
+    pub bad_frames: u64,
+}
+
+/// State shared by the transport and its tasks.
+pub(crate) struct Shared {
+    keypair: Keypair,
+    config: TcpConfig,
+    slots: BTreeMap<NodeId, PeerSlot>,
+    seen: NonceGuard,
+    inbound: mpsc::Sender<(NodeId, Vec<u8>)>,
+    stats: Counters,
+}
+
+/// A [`Transport`] over TCP with mutually authenticated connections (see
+/// the module docs for its policies).
+pub struct TcpTransport {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    queues: BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>,
+    inbound: Mutex<mpsc::Receiver<(NodeId, Vec<u8>)>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<mpsc::Receiver<()>>,
+}
+
+impl std::fmt::Debug for TcpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpTransport")
+            .field("id", &self.shared.keypair.node_id())
+            .field("local_addr", &self.local_addr)
+            .field("peers", &self.queues.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TcpTransport {
+    /// Listens on `listen` (port 0 picks a free port, see
+    /// [`local_addr`](Self::local_addr)) and starts connecting to every peer
+    /// in `book` (an entry for this node itself is ignored). Must be called
+    /// within a tokio runtime.
+    pub async fn bind(
+        keypair: Keypair,
+        listen: SocketAddr,
+        book: AddressBook,
+        config: TcpConfig,
+    ) -> Result<Self, TransportError> {
+        config.validate()?;
+        let listener = TcpListener::bind(listen).await?;
+        Self::from_listener(keypair, listener, book, config)
+    }
+
+    /// Like [`bind`](Self::bind) on an already bound listener — handy to
+    /// learn every node's port before building the address book. Fails with
+    /// [`TransportError::Config`] outside a tokio runtime.
+    pub fn from_listener(
+        keypair: Keypair,
+        listener: TcpListener,
+        book: AddressBook,
+        config: TcpConfig,
+    ) -> Result<Self, TransportError> {
+        config.validate()?;
+        tokio::runtime::Handle::try_current()
+            .map_err(|_| TransportError::Config("TcpTransport needs a tokio runtime".into()))?;
+        let me = keypair.node_id();
+        let local_addr = listener.local_addr()?;
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (guard_tx, guard_rx) = mpsc::channel(1);
+        let guard = TaskGuard(guard_tx);
+
+        let mut slots = BTreeMap::new();
+        let mut queues = BTreeMap::new();
+        let mut tasks = Vec::new();
+        for (peer, addr) in book.iter().filter(|(p, _)| *p != me) {
+            let (q_tx, q_rx) = mpsc::channel(config.send_queue_capacity);
+            let (c_tx, c_rx) = mpsc::channel(HANDOVER_SLOTS);
+            slots.insert(
+                peer,
+                PeerSlot {
+                    conns: c_tx,
+                    connected: Arc::new(AtomicBool::new(false)),
+                },
+            );
+            queues.insert(peer, q_tx);
+            tasks.push((peer, addr, q_rx, c_rx));
+        }
+        let shared = Arc::new(Shared {
+            keypair,
+            seen: NonceGuard::new(config.nonce_memory),
+            config,
+            slots,
+            inbound: inbound_tx,
+            stats: Counters::default(),
+        });
+        for (peer, addr, queue, conns) in tasks {
+            let task = PeerTask {
+                shared: shared.clone(),
+                peer,
+                addr,
+                dial: me < peer,
+                queue,
+                conns,
+                shutdown: shutdown_rx.clone(),
+                guard: guard.clone(),
+            };
+            tokio::spawn(task.run());
+        }
+        tokio::spawn(accept_loop(shared.clone(), listener, shutdown_rx, guard));
+        Ok(Self {
+            shared,
+            local_addr,
+            queues,
+            inbound: Mutex::new(inbound_rx),
+            shutdown,
+            tasks: Mutex::new(guard_rx),
+        })
+    }
+
+    /// The address actually listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// True if an authenticated connection to `peer` is up right now.
+    pub fn is_connected(&self, peer: &NodeId) -> bool {
+        self.shared
+            .slots
+            .get(peer)
+            .is_some_and(|s| s.connected.load(Ordering::Relaxed))
+    }
+
+    /// Peers with an authenticated connection right now.
+    pub fn connected_peers(&self) -> Vec<NodeId> {
+        self.queues
+            .keys()
+            .copied()
+            .filter(|p| self.is_connected(p))
+            .collect()
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> TcpStats {
+        let c = &self.shared.stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TcpStats {
+            handshakes_ok: get(&c.handshakes_ok),
+            handshakes_failed: get(&c.handshakes_failed),
+            handshakes_refused: get(&c.handshakes_refused),
+            connections_failed: get(&c.connections_failed),
+            bad_frames: get(&c.bad_frames),
+        }
+    }
+
+    fn is_shut_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+#[async_trait]
+impl Transport for TcpTransport {
+    fn local_id(&self) -> NodeId {
+        self.shared.keypair.node_id()
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        self.queues.keys().copied().collect()
+    }
+
+    async fn send(&self, to: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {
+        if self.is_shut_down() {
+            return Err(TransportError::Closed);
+        }
+        self.shared.config.max_frame_len.check(payload.len())?;
+        let queue = self
+            .queues
+            .get(&to)
+            .ok_or(TransportError::UnknownPeer(to))?;
+        queue.try_send(payload).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => TransportError::QueueFull {
+                peer: to,
+                capacity: self.shared.config.send_queue_capacity,
+            },
+            mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+        })
+    }
+
+    async fn recv(&self) -> Result<(NodeId, Vec<u8>), TransportError> {
+        let mut stop = self.shutdown.subscribe();
+        let mut rx = self.inbound.lock().await;
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop) => Err(TransportError::Closed),
+            m = rx.recv() => m.ok_or(TransportError::Closed),
+        }
+    }
+
+    async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let mut tasks = self.tasks.lock().await;
+        while tasks.recv().await.is_some() {}
+    }
+}
