@@ -93,7 +93,7 @@
 //!
 //! Invariants are plain functions: [`check_book`], [`check_scores_bounded`],
 //! [`check_fresh_not_above_proven`], [`check_trust_vector`]. With the
-//! `strategies` feature, [`strategies`] exports proptest strategies.
+//! `strategies` feature, the `strategies` module exports proptest strategies.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
