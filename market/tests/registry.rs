@@ -671,3 +671,33 @@ fn a_bid_with_every_good_fits_the_order_size_bound() {
     assert!(bytes.len() <= MAX_ORDER_BYTES, "{}", bytes.len());
     assert_eq!(Order::from_bytes(&bytes), Ok(o));
 }
+
+/// Regression (found by the `market_registry` fuzz target): a registration
+/// refused for the per-owner limit must leave no trace, not even a zero
+/// listing count for the owner.
+#[test]
+fn refused_registration_changes_nothing() {
+    let limits = RegistryLimits {
+        max_listings_per_owner: 0,
+        ..RegistryLimits::default()
+    };
+    let mut reg = Registry::new(limits);
+    let dev = key(1);
+    let err = apply(
+        &mut reg,
+        &dev,
+        RegistryOp::Register {
+            kind: GoodKind::App,
+            digest: content_digest(GoodKind::App, b"wasm"),
+            version: 1,
+            price_per_use: Amount::new(7),
+            policy: AccessPolicy::Public,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, RegistryError::Full { .. }), "{err}");
+    reg.check_invariants().unwrap();
+    // The record's sequence number is spent (anti-replay); no listing is.
+    assert_eq!(reg.stats().apps, 0);
+    assert_eq!(reg.next_nonce(&dev.account_id()), 1);
+}

@@ -381,15 +381,17 @@ impl Registry {
         Ok(())
     }
 
+    /// Counts one more listing for `owner`, or refuses without touching the
+    /// state (a refused registration must leave no zero-count entry behind).
     fn take_owner_slot(&mut self, owner: AccountId) -> Result<(), RegistryError> {
-        let n = self.owned.entry(owner).or_default();
-        if *n >= self.limits.max_listings_per_owner {
+        let n = self.owned.get(&owner).copied().unwrap_or_default();
+        if n >= self.limits.max_listings_per_owner {
             return Err(RegistryError::Full {
                 what: "listings per owner",
                 max: self.limits.max_listings_per_owner as usize,
             });
         }
-        *n += 1;
+        self.owned.insert(owner, n + 1);
         Ok(())
     }
 

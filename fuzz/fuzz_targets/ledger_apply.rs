@@ -1,0 +1,131 @@
+//! Stateful: the fixture ledger applies a fuzzer-chosen sequence of batches.
+//! Each batch mixes raw untrusted bytes with well-formed transactions signed
+//! by fixture keys (valid or tampered), under every signature-check mode,
+//! with an evidence verifier and an application that exercise slashing and
+//! the `LedgerHandle`. `apply_batch` must never panic, must return one
+//! receipt per transaction, must report the state digest, and `check_all`
+//! must hold after every batch; an epoch regression must change nothing;
+//! the final state must survive a snapshot round trip.
+#![no_main]
+
+use idlegrid_dag_ledger::ledger::{
+    AppRegistry, BatchContext, ChainId, Host, Ledger, LedgerError, Nonce, SignatureCheck,
+    check_all,
+};
+use idlegrid_fuzz::ledger_fixture::{
+    APP, FuzzApp, FuzzEvidence, KEYS, accounts, keys, ledger, transaction, tx_kind,
+};
+use idlegrid_fuzz::{frame, write_seeds};
+use idlegrid_primitives::{Epoch, Timestamp};
+use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
+use libfuzzer_sys::fuzz_target;
+
+const MAX_BATCHES: usize = 12;
+const MAX_TXS: usize = 8;
+
+fn one_tx(u: &mut Unstructured<'_>, l: &Ledger) -> AResult<Vec<u8>> {
+    if u.ratio(1, 8)? {
+        // Raw untrusted bytes.
+        let n = u.int_in_range(0..=200)?;
+        return Ok(u.bytes(n)?.to_vec());
+    }
+    let s = u.int_in_range(0..=KEYS - 1)?;
+    let mut tx = transaction(l, s, tx_kind(u)?);
+    if u.ratio(1, 16)? {
+        tx.nonce = Nonce::new(u.arbitrary()?);
+    }
+    if u.ratio(1, 32)? {
+        tx.chain = ChainId::new(u.arbitrary()?);
+    }
+    // Usually signed by the sender; sometimes by another key.
+    let signer = if u.ratio(1, 16)? { u.int_in_range(0..=KEYS - 1)? } else { s };
+    let mut bytes = tx.sign(&keys()[signer]).to_bytes();
+    if u.ratio(1, 32)? && !bytes.is_empty() {
+        let i = u.choose_index(bytes.len())?;
+        bytes[i] ^= u.int_in_range(1..=255)?;
+    }
+    Ok(bytes)
+}
+
+fn debug() -> bool {
+    static D: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *D.get_or_init(|| std::env::var_os("IDLEGRID_FUZZ_DEBUG").is_some())
+}
+
+fn run(data: &[u8]) -> AResult<()> {
+    let mut u = Unstructured::new(data);
+    let mut l = ledger();
+    let mut apps = AppRegistry::new();
+    apps.register(APP, Box::new(FuzzApp));
+    let mut now = Timestamp::ZERO;
+    for _ in 0..MAX_BATCHES {
+        if u.is_empty() {
+            break;
+        }
+        let epoch = match u.int_in_range(0..=15u8)? {
+            0 => Epoch::new(l.epoch().get().saturating_sub(1)),
+            1..=9 => l.epoch(),
+            10..=14 => l.epoch().plus(1),
+            _ => l.epoch().plus(u.int_in_range(2..=5)?),
+        };
+        now = now.saturating_add(idlegrid_primitives::Duration::from_millis(u.arbitrary::<u16>()?.into()));
+        let signatures = *u.choose(&[SignatureCheck::Batch, SignatureCheck::Single, SignatureCheck::Skip])?;
+        let n = u.int_in_range(0..=MAX_TXS)?;
+        let mut txs = Vec::with_capacity(n);
+        for _ in 0..n {
+            txs.push(one_tx(&mut u, &l)?);
+        }
+        let before = l.state_digest();
+        let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures };
+        match l.apply_batch(BatchContext { epoch, now }, &txs, &mut host) {
+            Ok(r) => {
+                assert_eq!(r.receipts.len(), txs.len(), "one receipt per transaction");
+                assert_eq!(r.epoch, epoch);
+                assert_eq!(r.state_digest, l.state_digest(), "reported digest is the state's");
+                assert_eq!(r.applied() + r.rejected(), txs.len());
+                if debug() {
+                    for rc in &r.receipts {
+                        match rc {
+                            Ok(rc) => eprintln!("applied {:?}", rc.outcome),
+                            Err(e) => eprintln!("rejected {e}"),
+                        }
+                    }
+                }
+            }
+            Err(LedgerError::EpochRegressed { .. }) => {
+                assert!(epoch < l.epoch());
+                assert_eq!(l.state_digest(), before, "a rejected batch changed the state");
+            }
+            Err(e) => panic!("unexpected batch-level error: {e}"),
+        }
+        if let Err(v) = check_all(&l) {
+            panic!("invariant broken after a batch: {v:?}");
+        }
+        for a in accounts() {
+            let _ = l.quota_remaining(&a, l.epoch());
+        }
+    }
+    let snap = l.snapshot();
+    let back = Ledger::from_snapshot(&snap, usize::MAX).expect("own snapshot must load");
+    assert_eq!(back.state_digest(), l.state_digest());
+    assert_eq!(back.snapshot(), snap);
+    Ok(())
+}
+
+/// Seeds: a few framed "programs"; the bytes are interpreted by `run`, so
+/// any bytes are a valid program — these just start with some structure.
+fn seeds() -> Vec<Vec<u8>> {
+    vec![
+        vec![10, 0, 0, 0, 2, 0, 0, 0, 0, 0, 3, 0, 0],
+        (0u8..=255).collect(),
+        frame(&[vec![11; 40], vec![3; 60]]),
+        vec![12, 1, 0, 1, 4, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+    ]
+}
+
+fuzz_target!(
+    init: write_seeds(seeds()),
+    |data: &[u8]| {
+        let _ = run(data);
+    }
+);
