@@ -1,0 +1,462 @@
+//! Blocks: the vertices of the DAG.
+//!
+//! A block of round `r` by author `a` carries a [`BlockHeader`] — author,
+//! round, the author's clock reading, references to parents and the digest
+//! of its transactions — the transactions themselves and the author's
+//! signature. A block is identified by [`BlockRef`]: `(round, author,
+//! digest)` where the digest is blake3 over the canonical encoding of the
+//! header under [`BLOCK_DOMAIN`]; the signature signs that digest under
+//! [`BLOCK_SIGNATURE_DOMAIN`]. Because the header commits to the
+//! transactions by digest, a signed header alone is enough to prove
+//! equivocation (see [`super::evidence`]).
+//!
+//! Validity ([`VerifiedBlock::verify`]): the author is a committee member,
+//! the round is at least 1 (round-0 genesis blocks are implicit), parents
+//! are sorted by author with one parent per author, all parents are from
+//! round `r-1` except the author's own previous block which may be older and
+//! must be present, the round `r-1` parents hold a quorum of stake, the
+//! transactions are within bounds and match the header, and the signature
+//! verifies.
+
+use core::fmt;
+use core::ops::Deref;
+
+use idlegrid_primitives::{
+    Digest, Domain, Keypair, PublicKey, Round, Signature, Timestamp, encoded_len,
+};
+use serde::{Deserialize, Serialize};
+
+use super::committee::{AuthorityIndex, Committee, StakeAggregator};
+use super::config::ConsensusConfig;
+use super::error::ConsensusError;
+
+/// Domain of a block digest (over the canonical header encoding).
+pub const BLOCK_DOMAIN: Domain = Domain::new("idlegrid/dag/block");
+/// Domain of a block signature (over the block digest).
+pub const BLOCK_SIGNATURE_DOMAIN: Domain = Domain::new("idlegrid/dag/block-signature");
+/// Domain of the digest over a block's transactions.
+pub const TRANSACTIONS_DOMAIN: Domain = Domain::new("idlegrid/dag/transactions");
+
+/// An opaque transaction: bytes the consensus orders but never interprets.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Transaction(Vec<u8>);
+
+impl Transaction {
+    /// Wraps bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    /// The bytes, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True for zero bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<u8>> for Transaction {
+    fn from(v: Vec<u8>) -> Self {
+        Self(v)
+    }
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len().min(8);
+        write!(f, "Tx({}B:{})", self.0.len(), hex_prefix(&self.0[..n]))
+    }
+}
+
+fn hex_prefix(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The identity of a block: `(round, author, digest)`, ordered in that order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Round of the block.
+    pub round: Round,
+    /// Author of the block.
+    pub author: AuthorityIndex,
+    /// Digest of the block's header.
+    pub digest: Digest,
+}
+
+impl fmt::Debug for BlockRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "B({},{},{})",
+            self.round,
+            self.author,
+            self.digest.short()
+        )
+    }
+}
+
+/// The signed part of a block.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BlockHeader {
+    /// Who proposed the block.
+    pub author: AuthorityIndex,
+    /// Its round.
+    pub round: Round,
+    /// The author's clock when proposing (informational, not validated).
+    pub timestamp: Timestamp,
+    /// Parents, sorted by author, one per author.
+    pub parents: Vec<BlockRef>,
+    /// Digest of the transactions under [`TRANSACTIONS_DOMAIN`].
+    pub transactions_digest: Digest,
+}
+
+impl BlockHeader {
+    /// The header's digest, the block's identity.
+    pub fn digest(&self) -> Digest {
+        Digest::of(BLOCK_DOMAIN, self)
+    }
+    /// The block reference of this header.
+    pub fn reference(&self) -> BlockRef {
+        BlockRef {
+            round: self.round,
+            author: self.author,
+            digest: self.digest(),
+        }
+    }
+}
+
+/// A header with its author's signature: what equivocation evidence carries.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SignedHeader {
+    /// The header.
+    pub header: BlockHeader,
+    /// Signature over the header digest under [`BLOCK_SIGNATURE_DOMAIN`].
+    pub signature: Signature,
+}
+
+impl SignedHeader {
+    /// Verifies the signature against `public`.
+    pub fn verify_signature(&self, public: &PublicKey) -> Result<(), ConsensusError> {
+        public
+            .verify(
+                BLOCK_SIGNATURE_DOMAIN,
+                self.header.digest().as_bytes(),
+                &self.signature,
+            )
+            .map_err(ConsensusError::BadSignature)
+    }
+}
+
+/// A block as it crosses the wire (not yet validated).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Block {
+    /// The signed header.
+    pub header: BlockHeader,
+    /// The transactions, matching `header.transactions_digest`.
+    pub transactions: Vec<Transaction>,
+    /// The author's signature over the header digest.
+    pub signature: Signature,
+}
+
+impl Block {
+    /// Builds and signs a block.
+    pub fn new_signed(
+        keypair: &Keypair,
+        author: AuthorityIndex,
+        round: Round,
+        timestamp: Timestamp,
+        parents: Vec<BlockRef>,
+        transactions: Vec<Transaction>,
+    ) -> Self {
+        let header = BlockHeader {
+            author,
+            round,
+            timestamp,
+            parents,
+            transactions_digest: Digest::of(TRANSACTIONS_DOMAIN, &transactions),
+        };
+        let signature = keypair.sign(BLOCK_SIGNATURE_DOMAIN, header.digest().as_bytes());
+        Self {
+            header,
+            transactions,
+            signature,
+        }
+    }
+
+    /// The implicit round-0 block of `author`: no parents, no transactions,
+    /// no signature. Every validator builds the same genesis blocks.
+    pub fn genesis(author: AuthorityIndex) -> Self {
+        let transactions = Vec::new();
+        Self {
+            header: BlockHeader {
+                author,
+                round: Round::ZERO,
+                timestamp: Timestamp::ZERO,
+                parents: Vec::new(),
+                transactions_digest: Digest::of(TRANSACTIONS_DOMAIN, &transactions),
+            },
+            transactions,
+            signature: Signature::from_bytes([0; 64]),
+        }
+    }
+
+    /// The signed header (for evidence).
+    pub fn signed_header(&self) -> SignedHeader {
+        SignedHeader {
+            header: self.header.clone(),
+            signature: self.signature,
+        }
+    }
+
+    /// Checks everything except the signature; returns the block reference.
+    pub fn verify_structure(
+        &self,
+        committee: &Committee,
+        config: &ConsensusConfig,
+    ) -> Result<BlockRef, ConsensusError> {
+        let h = &self.header;
+        committee.authority(h.author)?;
+        let Some(prev_round) = h.round.prev() else {
+            return Err(ConsensusError::GenesisBlock);
+        };
+        if self.transactions.len() > config.max_block_transactions {
+            return Err(ConsensusError::TooManyTransactions {
+                count: self.transactions.len(),
+                max: config.max_block_transactions,
+            });
+        }
+        for tx in &self.transactions {
+            if tx.is_empty() || tx.len() > config.max_transaction_bytes {
+                return Err(ConsensusError::BadTransactionSize {
+                    len: tx.len(),
+                    max: config.max_transaction_bytes,
+                });
+            }
+        }
+        let len = encoded_len(self);
+        if len > config.max_block_bytes {
+            return Err(ConsensusError::BlockTooLarge {
+                len,
+                max: config.max_block_bytes,
+            });
+        }
+        let mut stake = StakeAggregator::new(committee);
+        let mut own = false;
+        let mut last: Option<AuthorityIndex> = None;
+        for p in &h.parents {
+            committee.authority(p.author)?;
+            if last.is_some_and(|l| l >= p.author) {
+                return Err(ConsensusError::UnsortedParents);
+            }
+            last = Some(p.author);
+            if p.author == h.author {
+                own = true;
+                if p.round >= h.round {
+                    return Err(ConsensusError::ParentWrongRound {
+                        parent: *p,
+                        round: h.round,
+                    });
+                }
+            } else if p.round != prev_round {
+                return Err(ConsensusError::ParentWrongRound {
+                    parent: *p,
+                    round: h.round,
+                });
+            }
+            if p.round == prev_round {
+                stake.add(p.author, committee);
+            }
+        }
+        if !own {
+            return Err(ConsensusError::MissingOwnParent);
+        }
+        if !committee.is_quorum(stake.stake()) {
+            return Err(ConsensusError::InsufficientParentStake {
+                stake: stake.stake(),
+                quorum: committee.quorum_threshold(),
+            });
+        }
+        if Digest::of(TRANSACTIONS_DOMAIN, &self.transactions) != h.transactions_digest {
+            return Err(ConsensusError::TransactionsDigestMismatch);
+        }
+        Ok(h.reference())
+    }
+}
+
+/// A block that passed validation (or was built locally), with its
+/// reference cached. Dereferences to [`Block`].
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VerifiedBlock {
+    block: Block,
+    reference: BlockRef,
+}
+
+impl VerifiedBlock {
+    /// Validates `block` fully; the signature is checked only if
+    /// `config.verify_signatures` (a simulation speed knob).
+    pub fn verify(
+        block: Block,
+        committee: &Committee,
+        config: &ConsensusConfig,
+    ) -> Result<Self, ConsensusError> {
+        let reference = block.verify_structure(committee, config)?;
+        if config.verify_signatures {
+            let pk = committee.authority(reference.author)?.node.public_key();
+            pk.verify(
+                BLOCK_SIGNATURE_DOMAIN,
+                reference.digest.as_bytes(),
+                &block.signature,
+            )
+            .map_err(ConsensusError::BadSignature)?;
+        }
+        Ok(Self { block, reference })
+    }
+
+    /// Wraps a block without any check: for locally built blocks (our own
+    /// proposals, genesis) and hand-built test DAGs.
+    pub fn new_unchecked(block: Block) -> Self {
+        let reference = block.header.reference();
+        Self { block, reference }
+    }
+
+    /// Wraps a block whose structure (and, if enabled, signature) the
+    /// caller checked; `reference` is what [`Block::verify_structure`]
+    /// returned, so the header is not hashed a second time.
+    pub(crate) fn from_checked(block: Block, reference: BlockRef) -> Self {
+        debug_assert_eq!(block.header.reference(), reference);
+        Self { block, reference }
+    }
+
+    /// The block's reference.
+    pub fn reference(&self) -> BlockRef {
+        self.reference
+    }
+    /// The author.
+    pub fn author(&self) -> AuthorityIndex {
+        self.reference.author
+    }
+    /// The round.
+    pub fn round(&self) -> Round {
+        self.reference.round
+    }
+    /// The parents.
+    pub fn parents(&self) -> &[BlockRef] {
+        &self.block.header.parents
+    }
+    /// The parent authored by `author`, if any (binary search: parents are
+    /// sorted by author).
+    pub fn parent_by(&self, author: AuthorityIndex) -> Option<&BlockRef> {
+        let ps = self.parents();
+        ps.binary_search_by_key(&author, |p| p.author)
+            .ok()
+            .map(|i| &ps[i])
+    }
+    /// The underlying block.
+    pub fn block(&self) -> &Block {
+        &self.block
+    }
+}
+
+impl Deref for VerifiedBlock {
+    type Target = Block;
+    fn deref(&self) -> &Block {
+        &self.block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_primitives::Seed;
+
+    fn setup(n: usize) -> (Vec<Keypair>, Committee, ConsensusConfig) {
+        let keys: Vec<Keypair> = (0..n)
+            .map(|i| Keypair::from_seed(&Seed::from_u64(i as u64)))
+            .collect();
+        let c = Committee::equal(keys.iter().map(Keypair::node_id)).unwrap();
+        (keys, c, ConsensusConfig::default())
+    }
+
+    fn genesis_refs(n: u32) -> Vec<BlockRef> {
+        (0..n)
+            .map(|i| Block::genesis(AuthorityIndex::new(i)).header.reference())
+            .collect()
+    }
+
+    #[test]
+    fn valid_round_one_block() {
+        let (keys, c, cfg) = setup(4);
+        let b = Block::new_signed(
+            &keys[0],
+            AuthorityIndex::new(0),
+            Round::new(1),
+            Timestamp::ZERO,
+            genesis_refs(4),
+            vec![Transaction::new(vec![1, 2])],
+        );
+        let v = VerifiedBlock::verify(b.clone(), &c, &cfg).unwrap();
+        assert_eq!(v.reference(), b.header.reference());
+        // Wrong signer.
+        let mut bad = b.clone();
+        bad.signature = keys[1].sign(BLOCK_SIGNATURE_DOMAIN, v.reference().digest.as_bytes());
+        assert!(matches!(
+            VerifiedBlock::verify(bad, &c, &cfg),
+            Err(ConsensusError::BadSignature(_))
+        ));
+        // Tampered transactions.
+        let mut bad = b;
+        bad.transactions.push(Transaction::new(vec![9]));
+        assert_eq!(
+            VerifiedBlock::verify(bad, &c, &cfg),
+            Err(ConsensusError::TransactionsDigestMismatch)
+        );
+    }
+
+    #[test]
+    fn parent_rules() {
+        let (keys, c, cfg) = setup(4);
+        let mk = |parents: Vec<BlockRef>| {
+            Block::new_signed(
+                &keys[0],
+                AuthorityIndex::new(0),
+                Round::new(1),
+                Timestamp::ZERO,
+                parents,
+                vec![],
+            )
+        };
+        let g = genesis_refs(4);
+        assert_eq!(
+            VerifiedBlock::verify(mk(g[1..].to_vec()), &c, &cfg),
+            Err(ConsensusError::MissingOwnParent)
+        );
+        assert!(matches!(
+            VerifiedBlock::verify(mk(g[..2].to_vec()), &c, &cfg),
+            Err(ConsensusError::InsufficientParentStake {
+                stake: 2,
+                quorum: 3
+            })
+        ));
+        let mut rev = g.clone();
+        rev.reverse();
+        assert_eq!(
+            VerifiedBlock::verify(mk(rev), &c, &cfg),
+            Err(ConsensusError::UnsortedParents)
+        );
+        let gen_block = Block::genesis(AuthorityIndex::new(0));
+        assert_eq!(
+            VerifiedBlock::verify(gen_block, &c, &cfg),
+            Err(ConsensusError::GenesisBlock)
+        );
+    }
+}

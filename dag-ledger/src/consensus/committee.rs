@@ -1,0 +1,299 @@
+//! The committee: validators with stake, and stake thresholds.
+//!
+//! With total stake `T` and `f = (T - 1) / 3`, a *quorum* is `T - f`
+//! (2f+1 when `T = 3f+1`) and *validity* is `f + 1`. Two quorums always
+//! intersect in more than `f` stake, hence in at least one honest validator
+//! as long as Byzantine stake is at most `f`. Thresholds are by stake, never
+//! by count.
+
+use core::fmt;
+use std::collections::BTreeMap;
+
+use idlegrid_primitives::{Digest, Domain, NodeId};
+use serde::{Deserialize, Serialize};
+
+use super::error::ConsensusError;
+
+/// Maximum number of validators in a committee.
+pub const MAX_COMMITTEE_SIZE: usize = 1024;
+
+const COMMITTEE_DOMAIN: Domain = Domain::new("idlegrid/dag/committee");
+
+/// The position of a validator in the committee (0-based).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AuthorityIndex(u32);
+
+impl AuthorityIndex {
+    /// Wraps a raw index.
+    pub const fn new(i: u32) -> Self {
+        Self(i)
+    }
+    /// The raw index.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+    /// The index as a `usize`, for indexing vectors.
+    pub const fn as_usize(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Debug for AuthorityIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "A{}", self.0)
+    }
+}
+
+impl fmt::Display for AuthorityIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "A{}", self.0)
+    }
+}
+
+/// Voting power of a validator.
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Debug, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Stake(u64);
+
+impl Stake {
+    /// Wraps a raw stake.
+    pub const fn new(s: u64) -> Self {
+        Self(s)
+    }
+    /// The raw stake.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// One committee member.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct Authority {
+    /// Its node identity (public key).
+    pub node: NodeId,
+    /// Its stake.
+    pub stake: Stake,
+}
+
+/// The validator set of an epoch with stake thresholds.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Committee {
+    authorities: Vec<Authority>,
+    by_node: BTreeMap<NodeId, AuthorityIndex>,
+    total: u64,
+    quorum: u64,
+    validity: u64,
+    digest: Digest,
+}
+
+impl Committee {
+    /// Builds a committee; authority indices follow the order given.
+    pub fn new(authorities: Vec<Authority>) -> Result<Self, ConsensusError> {
+        if authorities.is_empty() {
+            return Err(ConsensusError::EmptyCommittee);
+        }
+        if authorities.len() > MAX_COMMITTEE_SIZE {
+            return Err(ConsensusError::CommitteeTooLarge {
+                size: authorities.len(),
+                max: MAX_COMMITTEE_SIZE,
+            });
+        }
+        let mut by_node = BTreeMap::new();
+        let mut total: u64 = 0;
+        for (i, a) in authorities.iter().enumerate() {
+            if a.stake.0 == 0 {
+                return Err(ConsensusError::ZeroStake(a.node));
+            }
+            total = total
+                .checked_add(a.stake.0)
+                .ok_or(ConsensusError::StakeOverflow)?;
+            let idx = AuthorityIndex(u32::try_from(i).expect("bounded by MAX_COMMITTEE_SIZE"));
+            if by_node.insert(a.node, idx).is_some() {
+                return Err(ConsensusError::DuplicateValidator(a.node));
+            }
+        }
+        let f = (total - 1) / 3;
+        let digest = Digest::of(COMMITTEE_DOMAIN, &authorities);
+        Ok(Self {
+            authorities,
+            by_node,
+            total,
+            quorum: total - f,
+            validity: f + 1,
+            digest,
+        })
+    }
+
+    /// A committee of nodes with equal stake 1.
+    pub fn equal(nodes: impl IntoIterator<Item = NodeId>) -> Result<Self, ConsensusError> {
+        Self::new(
+            nodes
+                .into_iter()
+                .map(|node| Authority {
+                    node,
+                    stake: Stake(1),
+                })
+                .collect(),
+        )
+    }
+
+    /// Number of validators.
+    pub fn size(&self) -> usize {
+        self.authorities.len()
+    }
+    /// All members in index order.
+    pub fn authorities(&self) -> &[Authority] {
+        &self.authorities
+    }
+    /// All indices.
+    pub fn indices(&self) -> impl Iterator<Item = AuthorityIndex> + '_ {
+        (0..self.authorities.len()).map(|i| AuthorityIndex(i as u32))
+    }
+    /// True if `i` is a member.
+    pub fn contains(&self, i: AuthorityIndex) -> bool {
+        i.as_usize() < self.authorities.len()
+    }
+    /// The member at `i`.
+    pub fn authority(&self, i: AuthorityIndex) -> Result<&Authority, ConsensusError> {
+        self.authorities
+            .get(i.as_usize())
+            .ok_or(ConsensusError::UnknownAuthority(i))
+    }
+    /// The node id at `i`.
+    pub fn node(&self, i: AuthorityIndex) -> Option<NodeId> {
+        self.authorities.get(i.as_usize()).map(|a| a.node)
+    }
+    /// The stake at `i` (zero for a non-member).
+    pub fn stake(&self, i: AuthorityIndex) -> u64 {
+        self.authorities.get(i.as_usize()).map_or(0, |a| a.stake.0)
+    }
+    /// The index of `node`.
+    pub fn index_of(&self, node: &NodeId) -> Option<AuthorityIndex> {
+        self.by_node.get(node).copied()
+    }
+    /// Total stake.
+    pub fn total_stake(&self) -> u64 {
+        self.total
+    }
+    /// Quorum threshold (2f+1 by stake).
+    pub fn quorum_threshold(&self) -> u64 {
+        self.quorum
+    }
+    /// Validity threshold (f+1 by stake).
+    pub fn validity_threshold(&self) -> u64 {
+        self.validity
+    }
+    /// True if `stake` reaches a quorum.
+    pub fn is_quorum(&self, stake: u64) -> bool {
+        stake >= self.quorum
+    }
+    /// True if `stake` reaches validity.
+    pub fn is_validity(&self, stake: u64) -> bool {
+        stake >= self.validity
+    }
+    /// A digest identifying this committee (members, order and stakes).
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+}
+
+/// Sums the stake of distinct authorities.
+#[derive(Clone, Debug)]
+pub struct StakeAggregator {
+    seen: Vec<bool>,
+    stake: u64,
+}
+
+impl StakeAggregator {
+    /// An empty aggregator for `committee`.
+    pub fn new(committee: &Committee) -> Self {
+        Self {
+            seen: vec![false; committee.size()],
+            stake: 0,
+        }
+    }
+    /// Adds `who` once; returns the running total.
+    pub fn add(&mut self, who: AuthorityIndex, committee: &Committee) -> u64 {
+        if let Some(s) = self.seen.get_mut(who.as_usize())
+            && !*s
+        {
+            *s = true;
+            self.stake += committee.stake(who);
+        }
+        self.stake
+    }
+    /// The stake so far.
+    pub fn stake(&self) -> u64 {
+        self.stake
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(i: u8) -> NodeId {
+        NodeId::from_bytes([i; 32])
+    }
+
+    #[test]
+    fn thresholds_by_stake() {
+        let c = Committee::equal((0..4).map(node)).unwrap();
+        assert_eq!((c.quorum_threshold(), c.validity_threshold()), (3, 2));
+        let c = Committee::equal((0..10).map(node)).unwrap();
+        assert_eq!((c.quorum_threshold(), c.validity_threshold()), (7, 4));
+        let c = Committee::new(vec![
+            Authority {
+                node: node(1),
+                stake: Stake(97),
+            },
+            Authority {
+                node: node(2),
+                stake: Stake(1),
+            },
+            Authority {
+                node: node(3),
+                stake: Stake(1),
+            },
+            Authority {
+                node: node(4),
+                stake: Stake(1),
+            },
+        ])
+        .unwrap();
+        assert_eq!(c.quorum_threshold(), 67);
+        assert!(c.is_quorum(97));
+    }
+
+    #[test]
+    fn rejects_bad_committees() {
+        assert_eq!(Committee::equal([]), Err(ConsensusError::EmptyCommittee));
+        assert!(matches!(
+            Committee::equal([node(1), node(1)]),
+            Err(ConsensusError::DuplicateValidator(_))
+        ));
+        assert!(matches!(
+            Committee::new(vec![Authority {
+                node: node(1),
+                stake: Stake(0)
+            }]),
+            Err(ConsensusError::ZeroStake(_))
+        ));
+        assert_eq!(
+            Committee::new(vec![
+                Authority {
+                    node: node(1),
+                    stake: Stake(u64::MAX)
+                },
+                Authority {
+                    node: node(2),
+                    stake: Stake(1)
+                },
+            ]),
+            Err(ConsensusError::StakeOverflow)
+        );
+    }
+}

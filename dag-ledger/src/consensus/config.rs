@@ -1,0 +1,154 @@
+//! Configuration of a validator, including the Byzantine-behaviour knob used
+//! by tests and the simulator.
+
+use idlegrid_primitives::{DEFAULT_MAX_DECODE_LEN, Duration};
+
+use super::error::ConsensusError;
+
+/// How a validator misbehaves. Honest validators use
+/// [`ByzantineBehavior::Honest`]; the other variants exist so that test
+/// harnesses and the simulator can run up to `f` faulty validators with the
+/// real code path. A Byzantine validator still runs the full protocol
+/// locally (it commits, fetches, answers requests) except where stated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ByzantineBehavior {
+    /// Follows the protocol.
+    #[default]
+    Honest,
+    /// Proposes two different blocks for every round and sends one to half
+    /// of its peers and the other to the other half.
+    Equivocate,
+    /// Sends its own blocks only to the first `recipients` other committee
+    /// members (in committee order) and never serves fetch requests.
+    /// `recipients: 0` keeps every block to itself.
+    Withhold {
+        /// How many peers still receive its blocks.
+        recipients: u32,
+    },
+    /// Proposes blocks that reference only its own previous block (less than
+    /// a quorum of parents): honest validators reject them.
+    TooFewParents,
+}
+
+/// Parameters of a validator. Every limit bounds memory or work an outsider
+/// can cause. All validators of a committee must agree on
+/// `gc_depth`, `leaders_per_round` and the block limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsensusConfig {
+    /// After a quorum of round `r` arrives, how long to wait for the round's
+    /// leader blocks before proposing round `r+1` anyway.
+    pub leader_timeout: Duration,
+    /// Maximum transactions per block.
+    pub max_block_transactions: usize,
+    /// Maximum bytes per transaction.
+    pub max_transaction_bytes: usize,
+    /// Maximum encoded size of a block.
+    pub max_block_bytes: usize,
+    /// Maximum encoded size of any message (decode limit).
+    pub max_message_bytes: usize,
+    /// Capacity of the local pending-transaction queue.
+    pub max_pending_transactions: usize,
+    /// Rounds kept below the last committed leader round.
+    pub gc_depth: u64,
+    /// Blocks more than this many rounds above our highest accepted round
+    /// are rejected.
+    pub max_round_lead: u64,
+    /// Maximum blocks per author waiting for missing ancestors.
+    pub max_pending_blocks_per_author: usize,
+    /// Maximum refs per fetch request and blocks per fetch response.
+    pub max_fetch_items: usize,
+    /// Maximum outstanding missing ancestors tracked for fetching.
+    pub max_missing: usize,
+    /// Retry period for fetching missing ancestors (rotating peers).
+    pub sync_retry: Duration,
+    /// If we have not proposed for this long, re-send our latest block so
+    /// that peers that missed it (lost messages, a healed partition) can
+    /// catch up.
+    pub rebroadcast_timeout: Duration,
+    /// Leaders per round (1 = Mysticeti-C with a single leader).
+    pub leaders_per_round: u32,
+    /// Verify block signatures (turn off only to speed up simulations).
+    pub verify_signatures: bool,
+    /// The validator's behaviour (honest unless testing faults).
+    pub byzantine: ByzantineBehavior,
+}
+
+impl Default for ConsensusConfig {
+    fn default() -> Self {
+        Self {
+            leader_timeout: Duration::from_millis(200),
+            max_block_transactions: 1_000,
+            max_transaction_bytes: 64 * 1024,
+            max_block_bytes: 1 << 20,
+            max_message_bytes: DEFAULT_MAX_DECODE_LEN,
+            max_pending_transactions: 100_000,
+            gc_depth: 50,
+            max_round_lead: 200,
+            max_pending_blocks_per_author: 256,
+            max_fetch_items: 256,
+            max_missing: 4_096,
+            sync_retry: Duration::from_millis(300),
+            rebroadcast_timeout: Duration::from_millis(1_000),
+            leaders_per_round: 1,
+            verify_signatures: true,
+            byzantine: ByzantineBehavior::Honest,
+        }
+    }
+}
+
+impl ConsensusConfig {
+    /// Checks that the values are usable.
+    pub fn validate(&self) -> Result<(), ConsensusError> {
+        let bad = |m| Err(ConsensusError::InvalidConfig(m));
+        if self.max_block_transactions == 0 || self.max_transaction_bytes == 0 {
+            return bad("block and transaction limits must be positive");
+        }
+        if self.max_block_bytes > self.max_message_bytes {
+            return bad("max_block_bytes must not exceed max_message_bytes");
+        }
+        if self.gc_depth < 3 {
+            return bad("gc_depth must be at least 3 rounds");
+        }
+        if self.max_round_lead == 0 || self.max_pending_blocks_per_author == 0 {
+            return bad("max_round_lead and max_pending_blocks_per_author must be positive");
+        }
+        if self.max_fetch_items == 0 || self.max_missing == 0 {
+            return bad("fetch limits must be positive");
+        }
+        if self.leaders_per_round == 0 {
+            return bad("leaders_per_round must be at least 1");
+        }
+        if self.sync_retry == Duration::ZERO || self.rebroadcast_timeout == Duration::ZERO {
+            return bad("sync_retry and rebroadcast_timeout must be positive");
+        }
+        Ok(())
+    }
+
+    /// Sets the Byzantine behaviour (builder style).
+    pub fn with_byzantine(mut self, b: ByzantineBehavior) -> Self {
+        self.byzantine = b;
+        self
+    }
+    /// Enables or disables signature verification (builder style).
+    pub fn with_signature_verification(mut self, on: bool) -> Self {
+        self.verify_signatures = on;
+        self
+    }
+    /// Sets the number of leaders per round (builder style).
+    pub fn with_leaders_per_round(mut self, k: u32) -> Self {
+        self.leaders_per_round = k;
+        self
+    }
+    /// Sets the leader timeout (builder style).
+    pub fn with_leader_timeout(mut self, d: Duration) -> Self {
+        self.leader_timeout = d;
+        self
+    }
+    /// Sets the garbage-collection depth (builder style).
+    pub fn with_gc_depth(mut self, rounds: u64) -> Self {
+        self.gc_depth = rounds;
+        self
+    }
+}

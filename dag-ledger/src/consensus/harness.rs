@@ -1,0 +1,398 @@
+//! An in-crate multi-node harness: a whole committee of [`Validator`]s over
+//! a seeded simulated network (random per-message delays, hence random
+//! delivery order; optional partitions), with safety checked as commits
+//! happen.
+//!
+//! This is the consensus module's own test bed; the workspace simulator
+//! (`idlegrid-sim`) composes validators with the ledger and a richer network
+//! model. One `seed` reproduces a run exactly.
+//!
+//! ```
+//! use idlegrid_dag_ledger::consensus::harness::{Harness, HarnessConfig};
+//! use idlegrid_primitives::Timestamp;
+//!
+//! let mut h = Harness::new(HarnessConfig::new(4, 1));
+//! h.run_until(Timestamp::from_millis(500));
+//! h.check_safety().unwrap();
+//! assert!(h.min_honest_commits() > 5);
+//! ```
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use idlegrid_primitives::{
+    ChaCha20Rng, Destination, Digest, Duration, Keypair, Machine, NodeId, RngCore, Seed, Timestamp,
+};
+
+use super::block::BlockRef;
+use super::committee::Committee;
+use super::config::{ByzantineBehavior, ConsensusConfig};
+use super::invariants::{InvariantViolation, check_commit_sequence, check_prefix_consistency};
+use super::linearizer::CommittedSubDag;
+use super::validator::{ConsensusEvent, Validator, ValidatorStats};
+
+/// Parameters of a harness run.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HarnessConfig {
+    /// Committee size (equal stakes).
+    pub n: usize,
+    /// Root seed of the run.
+    pub seed: u64,
+    /// Behaviour per validator index (missing entries are honest).
+    pub behaviors: Vec<ByzantineBehavior>,
+    /// Configuration shared by all validators (behaviour overridden).
+    pub consensus: ConsensusConfig,
+    /// Minimum one-way delay.
+    pub min_delay: Duration,
+    /// Maximum one-way delay (uniform in `[min, max]`).
+    pub max_delay: Duration,
+}
+
+impl HarnessConfig {
+    /// `n` honest validators, delays uniform in 10..=50 ms, signatures off
+    /// (for speed; turn them on with [`HarnessConfig::with_signatures`]).
+    pub fn new(n: usize, seed: u64) -> Self {
+        Self {
+            n,
+            seed,
+            behaviors: Vec::new(),
+            consensus: ConsensusConfig::default().with_signature_verification(false),
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(50),
+        }
+    }
+    /// Sets validator `i`'s behaviour.
+    pub fn with_behavior(mut self, i: usize, b: ByzantineBehavior) -> Self {
+        if self.behaviors.len() <= i {
+            self.behaviors.resize(i + 1, ByzantineBehavior::Honest);
+        }
+        self.behaviors[i] = b;
+        self
+    }
+    /// Sets the delay range.
+    pub fn with_delays(mut self, min: Duration, max: Duration) -> Self {
+        self.min_delay = min;
+        self.max_delay = max.max(min);
+        self
+    }
+    /// Turns signature verification on or off.
+    pub fn with_signatures(mut self, on: bool) -> Self {
+        self.consensus.verify_signatures = on;
+        self
+    }
+    /// Replaces the consensus configuration.
+    pub fn with_consensus(mut self, c: ConsensusConfig) -> Self {
+        self.consensus = c;
+        self
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Input {
+    Timer(usize),
+    Message {
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+}
+
+/// A running committee (see the module docs).
+#[derive(Debug)]
+pub struct Harness {
+    config: HarnessConfig,
+    nodes: Vec<Validator>,
+    ids: Vec<NodeId>,
+    index: HashMap<NodeId, usize>,
+    queue: BinaryHeap<Reverse<(Timestamp, u64, Input)>>,
+    seq: u64,
+    now: Timestamp,
+    rng: ChaCha20Rng,
+    scheduled: Vec<Option<Timestamp>>,
+    group: Option<Vec<usize>>,
+    commits: Vec<Vec<CommittedSubDag>>,
+    commit_times: Vec<Vec<Timestamp>>,
+    canonical: Vec<Digest>,
+    proposed_at: HashMap<BlockRef, Timestamp>,
+    violation: Option<InvariantViolation>,
+    invalid_messages: u64,
+    evidence: u64,
+    delivered: u64,
+}
+
+impl Harness {
+    /// Builds the committee and schedules every validator's start.
+    pub fn new(config: HarnessConfig) -> Self {
+        let root = Seed::from_u64(config.seed);
+        let keys: Vec<Keypair> = (0..config.n)
+            .map(|i| Keypair::from_seed(&root.derive_indexed("key", i as u64)))
+            .collect();
+        let ids: Vec<NodeId> = keys.iter().map(Keypair::node_id).collect();
+        let committee = Committee::equal(ids.iter().copied()).expect("valid harness committee");
+        let nodes: Vec<Validator> = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let b = config.behaviors.get(i).copied().unwrap_or_default();
+                let c = config.consensus.clone().with_byzantine(b);
+                Validator::new(
+                    k,
+                    committee.clone(),
+                    c,
+                    root.derive_indexed("node", i as u64),
+                )
+                .expect("valid harness config")
+            })
+            .collect();
+        let n = config.n;
+        let mut h = Self {
+            index: ids.iter().enumerate().map(|(i, id)| (*id, i)).collect(),
+            ids,
+            nodes,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: Timestamp::ZERO,
+            rng: root.derive("net").rng(),
+            scheduled: vec![None; n],
+            group: None,
+            commits: vec![Vec::new(); n],
+            commit_times: vec![Vec::new(); n],
+            canonical: Vec::new(),
+            proposed_at: HashMap::new(),
+            violation: None,
+            invalid_messages: 0,
+            evidence: 0,
+            delivered: 0,
+            config,
+        };
+        for i in 0..n {
+            h.reschedule(i);
+        }
+        h
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+    /// The validators.
+    pub fn nodes(&self) -> &[Validator] {
+        &self.nodes
+    }
+    /// Mutable access to validator `i` (e.g. to submit transactions).
+    pub fn node_mut(&mut self, i: usize) -> &mut Validator {
+        &mut self.nodes[i]
+    }
+    /// Indices of honest validators.
+    pub fn honest(&self) -> Vec<usize> {
+        (0..self.config.n)
+            .filter(|&i| {
+                self.config
+                    .behaviors
+                    .get(i)
+                    .is_none_or(|b| *b == ByzantineBehavior::Honest)
+            })
+            .collect()
+    }
+    /// Validator `i`'s committed sub-DAGs.
+    pub fn commits(&self, i: usize) -> &[CommittedSubDag] {
+        &self.commits[i]
+    }
+    /// The fewest commits among honest validators.
+    pub fn min_honest_commits(&self) -> usize {
+        self.honest()
+            .iter()
+            .map(|&i| self.commits[i].len())
+            .min()
+            .unwrap_or(0)
+    }
+    /// Validator `i`'s stats.
+    pub fn stats(&self, i: usize) -> ValidatorStats {
+        self.nodes[i].stats()
+    }
+    /// Invalid messages reported by honest validators.
+    pub fn invalid_messages(&self) -> u64 {
+        self.invalid_messages
+    }
+    /// Equivocation evidence reported by honest validators.
+    pub fn evidence_reported(&self) -> u64 {
+        self.evidence
+    }
+    /// Messages delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// Splits the network: `groups[i]` is validator `i`'s side; messages
+    /// across sides are dropped.
+    pub fn partition(&mut self, groups: Vec<usize>) {
+        assert_eq!(groups.len(), self.config.n);
+        self.group = Some(groups);
+    }
+    /// Removes the partition.
+    pub fn heal(&mut self) {
+        self.group = None;
+    }
+
+    /// Submits `count` distinct transactions to every validator.
+    pub fn submit_load(&mut self, count: usize) {
+        for i in 0..self.config.n {
+            for k in 0..count {
+                let mut tx = (i as u64).to_le_bytes().to_vec();
+                tx.extend((k as u64).to_le_bytes());
+                let _ = self.nodes[i].submit_transaction(tx);
+            }
+        }
+        for i in 0..self.config.n {
+            self.reschedule(i);
+        }
+    }
+
+    /// Runs until virtual time `t` (or until nothing is scheduled).
+    pub fn run_until(&mut self, t: Timestamp) {
+        while let Some(Reverse((at, _, _))) = self.queue.peek() {
+            if *at > t {
+                break;
+            }
+            let Some(Reverse((at, _, input))) = self.queue.pop() else {
+                break;
+            };
+            self.now = at;
+            match input {
+                Input::Timer(i) => {
+                    if self.scheduled[i] == Some(at) {
+                        self.scheduled[i] = None;
+                        self.nodes[i].handle_timeout(at);
+                        self.drain(i);
+                    }
+                }
+                Input::Message { from, to, bytes } => {
+                    self.delivered += 1;
+                    let id = self.ids[from];
+                    self.nodes[to].handle_bytes(at, id, &bytes);
+                    self.drain(to);
+                }
+            }
+        }
+        self.now = self.now.max(t);
+    }
+
+    /// Runs for `d` more.
+    pub fn run_for(&mut self, d: Duration) {
+        let t = self.now + d;
+        self.run_until(t);
+    }
+
+    fn push(&mut self, at: Timestamp, input: Input) {
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, input)));
+    }
+
+    fn reschedule(&mut self, i: usize) {
+        if let Some(t) = self.nodes[i].poll_timeout() {
+            let t = t.max(self.now);
+            if self.scheduled[i].is_none_or(|s| s != t) {
+                self.scheduled[i] = Some(t);
+                self.push(t, Input::Timer(i));
+            }
+        }
+    }
+
+    fn delay(&mut self) -> Duration {
+        let (lo, hi) = (
+            self.config.min_delay.as_micros(),
+            self.config.max_delay.as_micros(),
+        );
+        let span = hi.saturating_sub(lo).saturating_add(1);
+        Duration::from_micros(lo + self.rng.next_u64() % span)
+    }
+
+    fn send(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        if self.group.as_ref().is_some_and(|g| g[from] != g[to]) {
+            return;
+        }
+        let at = self.now + self.delay();
+        self.push(at, Input::Message { from, to, bytes });
+    }
+
+    fn drain(&mut self, i: usize) {
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            let bytes = t.msg.encode();
+            match t.to {
+                Destination::To(node) => {
+                    if let Some(&j) = self.index.get(&node) {
+                        self.send(i, j, bytes);
+                    }
+                }
+                Destination::Broadcast => {
+                    for j in (0..self.config.n).filter(|&j| j != i) {
+                        self.send(i, j, bytes.clone());
+                    }
+                }
+            }
+        }
+        let honest = self
+            .config
+            .behaviors
+            .get(i)
+            .is_none_or(|b| *b == ByzantineBehavior::Honest);
+        while let Some(e) = self.nodes[i].poll_event() {
+            match e {
+                ConsensusEvent::Committed(sub) => self.on_commit(i, honest, sub),
+                ConsensusEvent::Proposed(r) => {
+                    self.proposed_at.entry(r).or_insert(self.now);
+                }
+                ConsensusEvent::Equivocation(_) if honest => self.evidence += 1,
+                ConsensusEvent::InvalidMessage { .. } if honest => self.invalid_messages += 1,
+                _ => {}
+            }
+        }
+        self.reschedule(i);
+    }
+
+    fn on_commit(&mut self, i: usize, honest: bool, sub: CommittedSubDag) {
+        if honest && self.violation.is_none() {
+            let idx = sub.index as usize;
+            if idx == self.canonical.len() {
+                self.canonical.push(sub.digest);
+            } else if self.canonical.get(idx) != Some(&sub.digest) {
+                self.violation = Some(InvariantViolation::Divergence {
+                    a: i,
+                    b: usize::MAX,
+                    index: idx,
+                });
+            }
+        }
+        self.commit_times[i].push(self.now);
+        self.commits[i].push(sub);
+    }
+
+    /// Safety over honest validators: the first violation seen during the
+    /// run, else prefix consistency and well-formed sequences now.
+    pub fn check_safety(&self) -> Result<(), InvariantViolation> {
+        if let Some(v) = &self.violation {
+            return Err(v.clone());
+        }
+        let honest = self.honest();
+        let digests: Vec<Vec<Digest>> = honest
+            .iter()
+            .map(|&i| self.commits[i].iter().map(|s| s.digest).collect())
+            .collect();
+        check_prefix_consistency(&digests)?;
+        for &i in &honest {
+            check_commit_sequence(&self.commits[i])?;
+        }
+        Ok(())
+    }
+
+    /// For every leader committed by honest validator `i`: the time from the
+    /// leader's proposal to `i`'s commit.
+    pub fn commit_latencies(&self, i: usize) -> Vec<Duration> {
+        self.commits[i]
+            .iter()
+            .zip(&self.commit_times[i])
+            .filter_map(|(s, t)| self.proposed_at.get(&s.leader).map(|p| *t - *p))
+            .collect()
+    }
+}

@@ -1,0 +1,162 @@
+//! Linearization: from committed leaders to one sequence of transactions.
+//!
+//! When a leader block is committed, its causal history that was not part
+//! of an earlier commit (and is not below the garbage-collection round) is
+//! collected, sorted by `(round, author, digest)` — parents always have
+//! lower rounds, so the order respects causality — and its transactions are
+//! output in that order as one [`CommittedSubDag`]. A running digest chains
+//! every sub-DAG, so two validators with equal digests at index `i` have
+//! identical sequences up to `i`.
+//!
+//! The gc round used for commit `k` is `round(leader k-1) - gc_depth`, a
+//! function of the committed sequence only, so all validators skip the same
+//! old blocks.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use idlegrid_primitives::{Digest, Domain, NodeId, Round, Timestamp, encode};
+use serde::{Deserialize, Serialize};
+
+use super::block::{BlockRef, Transaction, VerifiedBlock};
+use super::dag::DagStore;
+
+/// Domain of the running commit digest.
+pub const COMMIT_DOMAIN: Domain = Domain::new("idlegrid/dag/commit");
+
+/// One committed leader with the transactions it orders.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct CommittedSubDag {
+    /// Position in the commit sequence (0-based, gap-free).
+    pub index: u64,
+    /// The committed leader block.
+    pub leader: BlockRef,
+    /// The leader's node id.
+    pub leader_node: NodeId,
+    /// The leader's round.
+    pub round: Round,
+    /// Commit time as claimed by leaders: the maximum of the leader block's
+    /// timestamp and the previous commit's (monotonic, not validated — a
+    /// Byzantine leader can push it forward).
+    pub timestamp: Timestamp,
+    /// The blocks ordered by this commit, in order.
+    pub blocks: Vec<BlockRef>,
+    /// Their transactions, in order.
+    pub transactions: Vec<Transaction>,
+    /// Running digest over all sub-DAGs up to and including this one.
+    pub digest: Digest,
+}
+
+/// Collects the not-yet-committed causal history of `leader`, skipping
+/// blocks below `gc_round` and blocks for which `committed` is true,
+/// sorted by `(round, author, digest)`.
+pub fn collect_history(
+    store: &DagStore,
+    leader: &Arc<VerifiedBlock>,
+    gc_round: Round,
+    committed: impl Fn(&BlockRef) -> bool,
+) -> Vec<Arc<VerifiedBlock>> {
+    let mut seen: HashSet<BlockRef> = HashSet::new();
+    let mut stack = vec![leader.clone()];
+    seen.insert(leader.reference());
+    let mut out = Vec::new();
+    while let Some(b) = stack.pop() {
+        for p in b.parents() {
+            if p.round < gc_round || committed(p) || !seen.insert(*p) {
+                continue;
+            }
+            match store.get(p) {
+                Some(pb) => stack.push(pb.clone()),
+                // Causal completeness above the gc round is a store invariant.
+                None => debug_assert!(false, "missing ancestor {p:?} above gc round"),
+            }
+        }
+        out.push(b);
+    }
+    out.sort_by_key(|b| b.reference());
+    out
+}
+
+/// Turns committed leaders into [`CommittedSubDag`]s.
+#[derive(Clone, Debug)]
+pub struct Linearizer {
+    gc_depth: u64,
+    committed: HashSet<BlockRef>,
+    last_round: Round,
+    last_timestamp: Timestamp,
+    next_index: u64,
+    running: Digest,
+}
+
+impl Linearizer {
+    /// A linearizer that ignores blocks more than `gc_depth` rounds below the
+    /// previous committed leader.
+    pub fn new(gc_depth: u64) -> Self {
+        Self {
+            gc_depth,
+            committed: HashSet::new(),
+            last_round: Round::ZERO,
+            last_timestamp: Timestamp::ZERO,
+            next_index: 0,
+            running: Digest::default(),
+        }
+    }
+
+    /// The gc round implied by the commits so far.
+    pub fn gc_round(&self) -> Round {
+        self.last_round.saturating_minus(self.gc_depth)
+    }
+    /// The round of the last committed leader (zero before any commit).
+    pub fn last_committed_round(&self) -> Round {
+        self.last_round
+    }
+    /// Number of sub-DAGs output so far.
+    pub fn commits(&self) -> u64 {
+        self.next_index
+    }
+    /// True if `r` was ordered by an earlier commit.
+    pub fn is_committed(&self, r: &BlockRef) -> bool {
+        self.committed.contains(r)
+    }
+
+    /// Orders the history of a newly committed `leader`. Leaders must be
+    /// passed in commit order (non-decreasing rounds).
+    pub fn linearize(
+        &mut self,
+        store: &DagStore,
+        leader: &Arc<VerifiedBlock>,
+        leader_node: NodeId,
+    ) -> CommittedSubDag {
+        assert!(
+            leader.round() >= self.last_round,
+            "leaders are committed in non-decreasing rounds"
+        );
+        let gc = self.gc_round();
+        let blocks = collect_history(store, leader, gc, |r| self.committed.contains(r));
+        let refs: Vec<BlockRef> = blocks.iter().map(|b| b.reference()).collect();
+        let transactions: Vec<Transaction> = blocks
+            .iter()
+            .flat_map(|b| b.transactions.iter().cloned())
+            .collect();
+        self.committed.extend(refs.iter().copied());
+        let index = self.next_index;
+        self.running = self
+            .running
+            .chain(COMMIT_DOMAIN, &encode(&(index, leader.reference(), &refs)));
+        self.next_index += 1;
+        self.last_round = leader.round();
+        self.last_timestamp = self.last_timestamp.max(leader.header.timestamp);
+        let gc = self.gc_round();
+        self.committed.retain(|r| r.round >= gc);
+        CommittedSubDag {
+            index,
+            leader: leader.reference(),
+            leader_node,
+            round: leader.round(),
+            timestamp: self.last_timestamp,
+            blocks: refs,
+            transactions,
+            digest: self.running,
+        }
+    }
+}

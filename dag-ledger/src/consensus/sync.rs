@@ -1,0 +1,289 @@
+//! Block synchronization: blocks waiting for ancestors, and fetching the
+//! missing ones.
+//!
+//! A valid block whose parents are not all accepted waits in
+//! [`PendingBlocks`] (a per-author quota bounds it; when an author's quota
+//! is full its highest-round pending block is evicted in favour of a lower
+//! one, so catching up always makes progress). Each missing ancestor is
+//! tracked by [`Synchronizer`]: first requested from the peer that sent the
+//! block referencing it, then, every `sync_retry`, from the next committee
+//! member in turn. Both structures drop everything below the
+//! garbage-collection round.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use idlegrid_primitives::{Digest, Duration, NodeId, Round, Timestamp};
+
+use super::block::{BlockRef, VerifiedBlock};
+use super::committee::{AuthorityIndex, Committee};
+use super::error::ConsensusError;
+
+/// Valid blocks waiting for missing ancestors.
+#[derive(Debug)]
+pub struct PendingBlocks {
+    blocks: BTreeMap<BlockRef, (Arc<VerifiedBlock>, usize)>,
+    waiting: HashMap<BlockRef, Vec<BlockRef>>,
+    per_author: Vec<usize>,
+    quota: usize,
+}
+
+fn slot_range(round: Round, author: AuthorityIndex) -> (BlockRef, BlockRef) {
+    (
+        BlockRef {
+            round,
+            author,
+            digest: Digest::from_bytes([0; 32]),
+        },
+        BlockRef {
+            round,
+            author,
+            digest: Digest::from_bytes([0xff; 32]),
+        },
+    )
+}
+
+impl PendingBlocks {
+    /// Empty, with `quota` blocks per author of a committee of `n`.
+    pub fn new(n: usize, quota: usize) -> Self {
+        Self {
+            blocks: BTreeMap::new(),
+            waiting: HashMap::new(),
+            per_author: vec![0; n],
+            quota,
+        }
+    }
+
+    /// Number of pending blocks.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+    /// True if none.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+    /// True if `r` is pending.
+    pub fn contains(&self, r: &BlockRef) -> bool {
+        self.blocks.contains_key(r)
+    }
+    /// Pending blocks of one (round, author) slot.
+    pub fn slot(&self, round: Round, author: AuthorityIndex) -> Vec<Arc<VerifiedBlock>> {
+        let (lo, hi) = slot_range(round, author);
+        self.blocks
+            .range(lo..=hi)
+            .map(|(_, (b, _))| b.clone())
+            .collect()
+    }
+
+    /// Adds a block waiting for `missing` parents (non-empty).
+    pub fn insert(
+        &mut self,
+        block: Arc<VerifiedBlock>,
+        missing: &[BlockRef],
+    ) -> Result<(), ConsensusError> {
+        assert!(!missing.is_empty());
+        let r = block.reference();
+        let a = r.author.as_usize();
+        if self.per_author[a] >= self.quota {
+            // Evict this author's highest pending block if it is higher.
+            let victim = self
+                .blocks
+                .keys()
+                .rev()
+                .find(|k| k.author == r.author)
+                .copied();
+            match victim {
+                Some(v) if v.round > r.round => self.remove(&v),
+                _ => return Err(ConsensusError::PendingFull { author: r.author }),
+            }
+        }
+        for p in missing {
+            self.waiting.entry(*p).or_default().push(r);
+        }
+        self.per_author[a] += 1;
+        self.blocks.insert(r, (block, missing.len()));
+        Ok(())
+    }
+
+    fn remove(&mut self, r: &BlockRef) {
+        if let Some((b, _)) = self.blocks.remove(r) {
+            self.per_author[r.author.as_usize()] -= 1;
+            for p in b.parents() {
+                if let Some(v) = self.waiting.get_mut(p) {
+                    v.retain(|c| c != r);
+                    if v.is_empty() {
+                        self.waiting.remove(p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `parent` is now accepted (or collected): returns the pending blocks
+    /// that no longer miss anything, removed from the pending set.
+    pub fn resolve(&mut self, parent: &BlockRef) -> Vec<Arc<VerifiedBlock>> {
+        let mut ready = Vec::new();
+        for child in self.waiting.remove(parent).unwrap_or_default() {
+            let done = match self.blocks.get_mut(&child) {
+                Some((_, missing)) => {
+                    *missing -= 1;
+                    *missing == 0
+                }
+                None => false,
+            };
+            if done && let Some((b, _)) = self.blocks.remove(&child) {
+                self.per_author[child.author.as_usize()] -= 1;
+                ready.push(b);
+            }
+        }
+        ready
+    }
+
+    /// Drops pending blocks below `gc_round` and resolves missing parents
+    /// below it; returns blocks that became ready.
+    pub fn gc(&mut self, gc_round: Round) -> Vec<Arc<VerifiedBlock>> {
+        let old: Vec<BlockRef> = self
+            .blocks
+            .keys()
+            .take_while(|k| k.round < gc_round)
+            .copied()
+            .collect();
+        for r in &old {
+            self.remove(r);
+        }
+        let parents: Vec<BlockRef> = self
+            .waiting
+            .keys()
+            .filter(|p| p.round < gc_round)
+            .copied()
+            .collect();
+        let mut ready = Vec::new();
+        for p in parents {
+            ready.extend(self.resolve(&p));
+        }
+        ready
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    first_peer: NodeId,
+    attempts: u32,
+    deadline: Timestamp,
+}
+
+/// Missing ancestors and when to ask for them again.
+#[derive(Debug)]
+pub struct Synchronizer {
+    missing: BTreeMap<BlockRef, Missing>,
+    max_missing: usize,
+    retry: Duration,
+}
+
+impl Synchronizer {
+    /// Tracks at most `max_missing` refs, retrying every `retry`.
+    pub fn new(max_missing: usize, retry: Duration) -> Self {
+        Self {
+            missing: BTreeMap::new(),
+            max_missing,
+            retry,
+        }
+    }
+
+    /// Number of tracked refs.
+    pub fn len(&self) -> usize {
+        self.missing.len()
+    }
+    /// True if nothing is missing.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty()
+    }
+    /// True if `r` is tracked.
+    pub fn contains(&self, r: &BlockRef) -> bool {
+        self.missing.contains_key(r)
+    }
+
+    /// Starts tracking `r`, to be fetched from `peer`. Returns true if the
+    /// caller should request it now (newly tracked).
+    pub fn add(&mut self, r: BlockRef, peer: NodeId, now: Timestamp) -> bool {
+        if self.missing.contains_key(&r) {
+            return false;
+        }
+        if self.missing.len() >= self.max_missing {
+            // Keep the lowest rounds: they unblock the most.
+            match self.missing.keys().next_back().copied() {
+                Some(hi) if hi > r => {
+                    self.missing.remove(&hi);
+                }
+                _ => return false,
+            }
+        }
+        self.missing.insert(
+            r,
+            Missing {
+                first_peer: peer,
+                attempts: 0,
+                deadline: now + self.retry,
+            },
+        );
+        true
+    }
+
+    /// `r` arrived.
+    pub fn remove(&mut self, r: &BlockRef) {
+        self.missing.remove(r);
+    }
+
+    /// Forgets refs below `gc_round`.
+    pub fn gc(&mut self, gc_round: Round) {
+        self.missing = self.missing.split_off(&BlockRef {
+            round: gc_round,
+            author: AuthorityIndex::new(0),
+            digest: Digest::from_bytes([0; 32]),
+        });
+    }
+
+    /// The earliest retry deadline.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.missing.values().map(|m| m.deadline).min()
+    }
+
+    /// Refs whose retry is due, grouped by the peer to ask next (rotating
+    /// through the committee, skipping `me`), at most `max_per_peer` each.
+    pub fn due(
+        &mut self,
+        now: Timestamp,
+        committee: &Committee,
+        me: NodeId,
+        max_per_peer: usize,
+    ) -> BTreeMap<NodeId, Vec<BlockRef>> {
+        let mut out: BTreeMap<NodeId, Vec<BlockRef>> = BTreeMap::new();
+        let n = committee.size();
+        for (r, m) in self.missing.iter_mut() {
+            if m.deadline > now {
+                continue;
+            }
+            m.attempts = m.attempts.saturating_add(1);
+            m.deadline = now + self.retry;
+            let start = committee
+                .index_of(&m.first_peer)
+                .map_or(0, |i| i.as_usize());
+            let mut peer = None;
+            for k in 0..n {
+                let idx = (start + m.attempts as usize + k) % n;
+                let node = committee.authorities()[idx].node;
+                if node != me {
+                    peer = Some(node);
+                    break;
+                }
+            }
+            if let Some(p) = peer {
+                let v = out.entry(p).or_default();
+                if v.len() < max_per_peer {
+                    v.push(*r);
+                }
+            }
+        }
+        out
+    }
+}

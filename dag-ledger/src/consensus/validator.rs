@@ -1,0 +1,734 @@
+//! The validator state machine: proposes blocks, accepts and fetches peer
+//! blocks, commits leaders and emits the ordered transactions.
+//!
+//! # Driving loop
+//!
+//! `Validator` implements [`Machine`]. After building it, and after every
+//! input — [`Validator::handle_message`] (or [`Validator::handle_bytes`] for
+//! raw bytes), [`Validator::handle_timeout`] once the clock reaches
+//! [`Validator::poll_timeout`], or [`Validator::submit_transaction`] — drain
+//! [`Validator::poll_transmit`] and [`Validator::poll_event`] until both
+//! return `None`, then sleep until the next message or `poll_timeout`.
+//! A fresh validator asks for a timeout at [`Timestamp::ZERO`]: the first
+//! `handle_timeout` starts it and proposes round 1.
+//!
+//! # Proposing
+//!
+//! A validator proposes round `r+1` once it has a quorum of stake of round
+//! `r` blocks and either every leader of round `r` is present or
+//! `leader_timeout` has passed since the quorum was reached. Parents are the
+//! first block received of each author at round `r` (never a second
+//! variant, never a known equivocator's block) plus its own previous block.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use idlegrid_primitives::{
+    BatchItem, ChaCha20Rng, Keypair, Machine, NodeId, Round, Seed, Timestamp, Transmit,
+    verify_batch,
+};
+
+use super::block::{BLOCK_SIGNATURE_DOMAIN, Block, BlockRef, Transaction, VerifiedBlock};
+use super::committee::{AuthorityIndex, Committee, StakeAggregator};
+use super::committer::{Committer, LeaderStatus};
+use super::config::{ByzantineBehavior, ConsensusConfig};
+use super::dag::DagStore;
+use super::error::ConsensusError;
+use super::evidence::Evidence;
+use super::leader_schedule::{LeaderSchedule, StakeWeightedSchedule};
+use super::linearizer::{CommittedSubDag, Linearizer};
+use super::message::{ConsensusMessage, FetchRequest};
+use super::sync::{PendingBlocks, Synchronizer};
+
+/// What the application observes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsensusEvent {
+    /// A leader was committed; its transactions are final in this order.
+    Committed(CommittedSubDag),
+    /// An authority signed two blocks for one round (reported once per
+    /// author and round).
+    Equivocation(Evidence),
+    /// We proposed a block (for metrics).
+    Proposed(BlockRef),
+    /// A peer sent something invalid; it was dropped.
+    InvalidMessage {
+        /// Who sent it.
+        from: NodeId,
+        /// Why it was rejected.
+        error: ConsensusError,
+    },
+}
+
+/// A snapshot of a validator's sizes and progress (for tests and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ValidatorStats {
+    /// Our last proposed round.
+    pub proposed_round: Round,
+    /// Highest round in the DAG.
+    pub highest_round: Round,
+    /// Round of the last committed leader.
+    pub last_committed_round: Round,
+    /// Number of committed sub-DAGs.
+    pub commits: u64,
+    /// Blocks in the DAG store.
+    pub stored_blocks: usize,
+    /// Blocks waiting for ancestors.
+    pub pending_blocks: usize,
+    /// Ancestors being fetched.
+    pub missing_blocks: usize,
+    /// Transactions waiting to be proposed.
+    pub queued_transactions: usize,
+}
+
+/// A consensus validator (see the module docs for the driving loop).
+#[derive(Debug)]
+pub struct Validator {
+    keypair: Keypair,
+    me: AuthorityIndex,
+    committee: Arc<Committee>,
+    config: ConsensusConfig,
+    store: DagStore,
+    pending: PendingBlocks,
+    sync: Synchronizer,
+    committer: Committer,
+    linearizer: Linearizer,
+    last_decided: Option<(Round, u32)>,
+    tx_queue: VecDeque<Transaction>,
+    outbox: VecDeque<Transmit<ConsensusMessage>>,
+    events: VecDeque<ConsensusEvent>,
+    started: bool,
+    proposed_round: Round,
+    quorum_seen: Option<(Round, Timestamp)>,
+    leader_deadline: Option<Timestamp>,
+    equivocators: BTreeSet<AuthorityIndex>,
+    reported: BTreeSet<(Round, AuthorityIndex)>,
+    rng: ChaCha20Rng,
+    /// Our latest block, kept even after the store collects it.
+    last_own: Arc<VerifiedBlock>,
+    rebroadcast_at: Option<Timestamp>,
+}
+
+impl Validator {
+    /// A validator for `keypair`'s node in `committee`. `seed` (derived from
+    /// the run's root seed) randomizes batch signature verification.
+    pub fn new(
+        keypair: Keypair,
+        committee: Committee,
+        config: ConsensusConfig,
+        seed: Seed,
+    ) -> Result<Self, ConsensusError> {
+        config.validate()?;
+        let me = committee
+            .index_of(&keypair.node_id())
+            .ok_or(ConsensusError::UnknownNode(keypair.node_id()))?;
+        let committee = Arc::new(committee);
+        let n = committee.size();
+        let mut store = DagStore::new(n);
+        for a in committee.indices() {
+            store.insert(Arc::new(VerifiedBlock::new_unchecked(Block::genesis(a))));
+        }
+        let committer = Committer::new(
+            committee.clone(),
+            Arc::new(StakeWeightedSchedule),
+            config.leaders_per_round,
+        );
+        Ok(Self {
+            keypair,
+            me,
+            pending: PendingBlocks::new(n, config.max_pending_blocks_per_author),
+            sync: Synchronizer::new(config.max_missing, config.sync_retry),
+            linearizer: Linearizer::new(config.gc_depth),
+            committer,
+            committee,
+            config,
+            store,
+            last_decided: None,
+            tx_queue: VecDeque::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            started: false,
+            proposed_round: Round::ZERO,
+            quorum_seen: None,
+            leader_deadline: None,
+            equivocators: BTreeSet::new(),
+            reported: BTreeSet::new(),
+            rng: seed.derive("idlegrid/dag/batch-verify").rng(),
+            last_own: Arc::new(VerifiedBlock::new_unchecked(Block::genesis(me))),
+            rebroadcast_at: None,
+        })
+    }
+
+    /// Replaces the leader schedule (all validators must use the same one).
+    pub fn with_leader_schedule(mut self, schedule: Arc<dyn LeaderSchedule>) -> Self {
+        self.committer = Committer::new(
+            self.committee.clone(),
+            schedule,
+            self.config.leaders_per_round,
+        );
+        self
+    }
+
+    /// Our authority index.
+    pub fn authority(&self) -> AuthorityIndex {
+        self.me
+    }
+    /// Our node id.
+    pub fn node_id(&self) -> NodeId {
+        self.keypair.node_id()
+    }
+    /// The committee.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+    /// The configuration.
+    pub fn config(&self) -> &ConsensusConfig {
+        &self.config
+    }
+    /// The local DAG.
+    pub fn store(&self) -> &DagStore {
+        &self.store
+    }
+    /// Authorities caught equivocating.
+    pub fn equivocators(&self) -> &BTreeSet<AuthorityIndex> {
+        &self.equivocators
+    }
+    /// Sizes and progress.
+    pub fn stats(&self) -> ValidatorStats {
+        ValidatorStats {
+            proposed_round: self.proposed_round,
+            highest_round: self.store.highest_round(),
+            last_committed_round: self.linearizer.last_committed_round(),
+            commits: self.linearizer.commits(),
+            stored_blocks: self.store.len(),
+            pending_blocks: self.pending.len(),
+            missing_blocks: self.sync.len(),
+            queued_transactions: self.tx_queue.len(),
+        }
+    }
+
+    /// Queues a transaction for our next blocks.
+    pub fn submit_transaction(&mut self, tx: Vec<u8>) -> Result<(), ConsensusError> {
+        if tx.is_empty() || tx.len() > self.config.max_transaction_bytes {
+            return Err(ConsensusError::BadTransactionSize {
+                len: tx.len(),
+                max: self.config.max_transaction_bytes,
+            });
+        }
+        if self.tx_queue.len() >= self.config.max_pending_transactions {
+            return Err(ConsensusError::TransactionQueueFull {
+                max: self.config.max_pending_transactions,
+            });
+        }
+        self.tx_queue.push_back(Transaction::new(tx));
+        Ok(())
+    }
+
+    /// Starts the validator (idempotent): proposes round 1.
+    pub fn start(&mut self, now: Timestamp) {
+        if !self.started {
+            self.started = true;
+            self.try_propose(now);
+        }
+    }
+
+    /// Decodes raw bytes from `from` and handles the message; undecodable
+    /// bytes become an [`ConsensusEvent::InvalidMessage`].
+    pub fn handle_bytes(&mut self, now: Timestamp, from: NodeId, bytes: &[u8]) {
+        match ConsensusMessage::decode(bytes, self.config.max_message_bytes) {
+            Ok(msg) => self.on_message(now, from, msg),
+            Err(error) => self
+                .events
+                .push_back(ConsensusEvent::InvalidMessage { from, error }),
+        }
+    }
+
+    fn on_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
+        if self.committee.index_of(&from).is_none() {
+            self.invalid(from, ConsensusError::UnknownNode(from));
+            return;
+        }
+        match msg {
+            ConsensusMessage::Block(b) => self.receive_blocks(now, from, vec![b]),
+            ConsensusMessage::FetchRequest(req) => self.serve_fetch(from, req),
+            ConsensusMessage::FetchResponse(blocks) => {
+                if blocks.len() > self.config.max_fetch_items {
+                    self.invalid(
+                        from,
+                        ConsensusError::TooManyItems {
+                            count: blocks.len(),
+                            max: self.config.max_fetch_items,
+                        },
+                    );
+                    return;
+                }
+                self.receive_blocks(now, from, blocks);
+            }
+        }
+        self.after_input(now);
+    }
+
+    fn invalid(&mut self, from: NodeId, error: ConsensusError) {
+        self.events
+            .push_back(ConsensusEvent::InvalidMessage { from, error });
+    }
+
+    fn after_input(&mut self, now: Timestamp) {
+        self.try_commit();
+        self.try_propose(now);
+    }
+
+    // ----- receiving blocks -------------------------------------------------
+
+    fn precheck(&self, b: &Block) -> Result<(), ConsensusError> {
+        let round = b.header.round;
+        let gc_round = self.store.gc_round();
+        if round < gc_round {
+            return Err(ConsensusError::TooOld { round, gc_round });
+        }
+        let limit = self.store.highest_round().plus(self.config.max_round_lead);
+        if round > limit {
+            return Err(ConsensusError::FarFutureRound { round, limit });
+        }
+        Ok(())
+    }
+
+    fn receive_blocks(&mut self, now: Timestamp, from: NodeId, blocks: Vec<Block>) {
+        let mut structural = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            let checked = self
+                .precheck(&b)
+                .and_then(|()| b.verify_structure(&self.committee, &self.config));
+            match checked {
+                Ok(r) if self.store.contains(&r) || self.pending.contains(&r) => {}
+                Ok(r) => structural.push((b, r)),
+                Err(ConsensusError::TooOld { .. }) => {}
+                Err(e) => self.invalid(from, e),
+            }
+        }
+        let verified = self.verify_signatures(from, structural);
+        for vb in verified {
+            if let Err(e) = self.process_verified(now, from, Arc::new(vb)) {
+                self.invalid(from, e);
+            }
+        }
+    }
+
+    /// Verifies signatures (batched when there are several), dropping bad ones.
+    fn verify_signatures(
+        &mut self,
+        from: NodeId,
+        blocks: Vec<(Block, BlockRef)>,
+    ) -> Vec<VerifiedBlock> {
+        let wrap = |(b, r): (Block, BlockRef)| VerifiedBlock::from_checked(b, r);
+        if !self.config.verify_signatures {
+            return blocks.into_iter().map(wrap).collect();
+        }
+        if blocks.len() > 1 {
+            let pks: Vec<_> = blocks
+                .iter()
+                .map(|(_, r)| {
+                    self.committee.authorities()[r.author.as_usize()]
+                        .node
+                        .public_key()
+                })
+                .collect();
+            let items: Vec<BatchItem<'_>> = blocks
+                .iter()
+                .zip(&pks)
+                .map(|((b, r), pk)| BatchItem {
+                    domain: BLOCK_SIGNATURE_DOMAIN,
+                    msg: r.digest.as_bytes(),
+                    public: pk,
+                    signature: &b.signature,
+                })
+                .collect();
+            if verify_batch(&items, &mut self.rng).is_ok() {
+                return blocks.into_iter().map(wrap).collect();
+            }
+        }
+        let mut out = Vec::with_capacity(blocks.len());
+        for (b, r) in blocks {
+            let pk = self.committee.authorities()[r.author.as_usize()]
+                .node
+                .public_key();
+            match pk.verify(BLOCK_SIGNATURE_DOMAIN, r.digest.as_bytes(), &b.signature) {
+                Ok(()) => out.push(VerifiedBlock::from_checked(b, r)),
+                Err(e) => self.invalid(from, ConsensusError::BadSignature(e)),
+            }
+        }
+        out
+    }
+
+    fn process_verified(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        block: Arc<VerifiedBlock>,
+    ) -> Result<(), ConsensusError> {
+        let r = block.reference();
+        if self.store.contains(&r) || self.pending.contains(&r) {
+            return Ok(());
+        }
+        self.check_equivocation(&block)?;
+        let missing: Vec<BlockRef> = block
+            .parents()
+            .iter()
+            .filter(|p| !self.store.contains_or_collected(p))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            self.accept(block);
+            return Ok(());
+        }
+        self.pending.insert(block, &missing)?;
+        self.sync.remove(&r);
+        let mut request = Vec::new();
+        for p in missing {
+            if !self.pending.contains(&p) && self.sync.add(p, from, now) {
+                request.push(p);
+            }
+        }
+        if !request.is_empty() {
+            request.truncate(self.config.max_fetch_items);
+            self.send_fetch(from, request);
+        }
+        Ok(())
+    }
+
+    fn check_equivocation(&mut self, block: &VerifiedBlock) -> Result<(), ConsensusError> {
+        let (round, author) = (block.round(), block.author());
+        let mut variants: Vec<Arc<VerifiedBlock>> = self.store.slot(round, author).to_vec();
+        variants.extend(self.pending.slot(round, author));
+        let Some(first) = variants.first() else {
+            return Ok(());
+        };
+        if variants.len() >= self.committee.size() {
+            return Err(ConsensusError::TooManyVariants { author, round });
+        }
+        self.equivocators.insert(author);
+        if self.reported.insert((round, author)) {
+            let ev = Evidence::new(first.signed_header(), block.signed_header());
+            self.events.push_back(ConsensusEvent::Equivocation(ev));
+        }
+        Ok(())
+    }
+
+    /// Adds a block whose parents are all present, then every pending block
+    /// it unblocks.
+    fn accept(&mut self, block: Arc<VerifiedBlock>) {
+        let mut work = vec![block];
+        while let Some(b) = work.pop() {
+            let r = b.reference();
+            debug_assert!(
+                b.parents()
+                    .iter()
+                    .all(|p| self.store.contains_or_collected(p)),
+                "accepting {r:?} with missing parents"
+            );
+            self.store.insert(b);
+            self.sync.remove(&r);
+            work.extend(self.pending.resolve(&r));
+        }
+    }
+
+    fn send_fetch(&mut self, to: NodeId, refs: Vec<BlockRef>) {
+        let known_round = self.quorum_round();
+        self.outbox.push_back(Transmit::to(
+            to,
+            ConsensusMessage::FetchRequest(FetchRequest { refs, known_round }),
+        ));
+    }
+
+    fn serve_fetch(&mut self, from: NodeId, req: FetchRequest) {
+        if req.refs.len() > self.config.max_fetch_items {
+            self.invalid(
+                from,
+                ConsensusError::TooManyItems {
+                    count: req.refs.len(),
+                    max: self.config.max_fetch_items,
+                },
+            );
+            return;
+        }
+        if matches!(self.config.byzantine, ByzantineBehavior::Withhold { .. }) {
+            return;
+        }
+        let max = self.config.max_fetch_items;
+        let budget = self.config.max_message_bytes / 2;
+        let mut requested: Vec<Arc<VerifiedBlock>> = req
+            .refs
+            .iter()
+            .filter_map(|r| {
+                if *r == self.last_own.reference() {
+                    Some(self.last_own.clone())
+                } else {
+                    self.store.get(r).cloned()
+                }
+            })
+            .collect();
+        requested.sort_by_key(|b| b.reference());
+        requested.dedup_by_key(|b| b.reference());
+        let top = requested.last().map_or(Round::ZERO, |b| b.round());
+        // Fill with the lowest rounds above the requester's known round.
+        let mut fill: Vec<Arc<VerifiedBlock>> = Vec::new();
+        let mut r = req.known_round.next().max(self.store.gc_round());
+        while r < top && fill.len() + requested.len() < max {
+            for b in self.store.first_per_author(r) {
+                if fill.len() + requested.len() >= max {
+                    break;
+                }
+                fill.push(b.clone());
+            }
+            r = r.next();
+        }
+        fill.retain(|b| !requested.iter().any(|q| q.reference() == b.reference()));
+        let mut bytes = 0usize;
+        let mut blocks = Vec::new();
+        for b in fill.into_iter().chain(requested) {
+            bytes += idlegrid_primitives::encoded_len(b.block());
+            if bytes > budget || blocks.len() >= max {
+                break;
+            }
+            blocks.push(b.block().clone());
+        }
+        if !blocks.is_empty() {
+            self.outbox
+                .push_back(Transmit::to(from, ConsensusMessage::FetchResponse(blocks)));
+        }
+    }
+
+    // ----- committing -------------------------------------------------------
+
+    fn try_commit(&mut self) {
+        loop {
+            let decided = self.committer.try_decide(&self.store, self.last_decided);
+            if decided.is_empty() {
+                return;
+            }
+            for status in decided {
+                self.last_decided = Some(status.slot().position());
+                if let LeaderStatus::Commit { block, .. } = status {
+                    let node = self.committee.authorities()[block.author().as_usize()].node;
+                    let sub = self.linearizer.linearize(&self.store, &block, node);
+                    self.events.push_back(ConsensusEvent::Committed(sub));
+                }
+            }
+            let gc = self.linearizer.gc_round();
+            self.store.gc(gc);
+            self.sync.gc(gc);
+            self.reported = self.reported.split_off(&(gc, AuthorityIndex::new(0)));
+            for b in self.pending.gc(gc) {
+                self.accept(b);
+            }
+        }
+    }
+
+    // ----- proposing --------------------------------------------------------
+
+    /// The highest round at which eligible blocks hold a quorum.
+    fn quorum_round(&self) -> Round {
+        let mut r = self.store.highest_round();
+        loop {
+            if self.has_quorum(r) {
+                return r;
+            }
+            match r.prev() {
+                Some(p) if p >= self.store.gc_round() => r = p,
+                _ => return self.store.gc_round(),
+            }
+        }
+    }
+
+    fn eligible_parents(&self, round: Round) -> impl Iterator<Item = &Arc<VerifiedBlock>> {
+        self.store
+            .first_per_author(round)
+            .filter(|b| b.author() == self.me || !self.equivocators.contains(&b.author()))
+    }
+
+    fn has_quorum(&self, round: Round) -> bool {
+        let mut agg = StakeAggregator::new(&self.committee);
+        for b in self.eligible_parents(round) {
+            agg.add(b.author(), &self.committee);
+        }
+        self.committee.is_quorum(agg.stake())
+    }
+
+    fn try_propose(&mut self, now: Timestamp) {
+        if !self.started {
+            return;
+        }
+        let base = self.quorum_round();
+        if base < self.proposed_round {
+            return;
+        }
+        let leaders_present = self
+            .committer
+            .leaders(base)
+            .iter()
+            .all(|&a| !self.store.slot(base, a).is_empty());
+        if base > Round::ZERO && !leaders_present {
+            let since = match self.quorum_seen {
+                Some((r, t)) if r == base => t,
+                _ => {
+                    self.quorum_seen = Some((base, now));
+                    now
+                }
+            };
+            let deadline = since + self.config.leader_timeout;
+            if now < deadline {
+                self.leader_deadline = Some(deadline);
+                return;
+            }
+        }
+        self.propose(now, base);
+    }
+
+    fn take_transactions(&mut self, parents: usize) -> Vec<Transaction> {
+        let overhead = 256 + parents * 48;
+        let mut budget = self.config.max_block_bytes.saturating_sub(overhead);
+        let mut txs = Vec::new();
+        while txs.len() < self.config.max_block_transactions {
+            let Some(tx) = self.tx_queue.front() else {
+                break;
+            };
+            let cost = tx.len() + 5;
+            if cost > budget {
+                break;
+            }
+            budget -= cost;
+            txs.extend(self.tx_queue.pop_front());
+        }
+        txs
+    }
+
+    fn propose(&mut self, now: Timestamp, base: Round) {
+        let round = base.next();
+        let own = self.last_own.reference();
+        let mut parents: Vec<BlockRef> = self
+            .eligible_parents(base)
+            .map(|b| b.reference())
+            .filter(|r| r.author != self.me)
+            .collect();
+        if self.config.byzantine == ByzantineBehavior::TooFewParents {
+            parents.clear();
+        }
+        parents.push(own);
+        parents.sort_by_key(|p| p.author);
+        let txs = self.take_transactions(parents.len());
+        let block = Block::new_signed(&self.keypair, self.me, round, now, parents, txs);
+        let vb = Arc::new(VerifiedBlock::new_unchecked(block.clone()));
+        let r = vb.reference();
+        self.last_own = vb.clone();
+        self.accept(vb);
+        self.proposed_round = round;
+        self.quorum_seen = None;
+        self.leader_deadline = None;
+        self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
+        self.events.push_back(ConsensusEvent::Proposed(r));
+        self.send_own_block(block);
+        self.try_commit();
+    }
+
+    fn peers(&self) -> Vec<NodeId> {
+        let me = self.node_id();
+        self.committee
+            .authorities()
+            .iter()
+            .map(|a| a.node)
+            .filter(|n| *n != me)
+            .collect()
+    }
+
+    fn send_own_block(&mut self, block: Block) {
+        match self.config.byzantine {
+            ByzantineBehavior::Honest | ByzantineBehavior::TooFewParents => {
+                self.outbox
+                    .push_back(Transmit::broadcast(ConsensusMessage::Block(block)));
+            }
+            ByzantineBehavior::Withhold { recipients } => {
+                for p in self.peers().into_iter().take(recipients as usize) {
+                    self.outbox
+                        .push_back(Transmit::to(p, ConsensusMessage::Block(block.clone())));
+                }
+            }
+            ByzantineBehavior::Equivocate => {
+                let h = &block.header;
+                let twin = Block::new_signed(
+                    &self.keypair,
+                    h.author,
+                    h.round,
+                    h.timestamp
+                        .saturating_add(idlegrid_primitives::Duration::from_micros(1)),
+                    h.parents.clone(),
+                    Vec::new(),
+                );
+                for (i, p) in self.peers().into_iter().enumerate() {
+                    let b = if i % 2 == 0 { &block } else { &twin };
+                    self.outbox
+                        .push_back(Transmit::to(p, ConsensusMessage::Block(b.clone())));
+                }
+            }
+        }
+    }
+
+    // ----- timers -----------------------------------------------------------
+
+    fn on_timeout(&mut self, now: Timestamp) {
+        if !self.started {
+            self.start(now);
+        }
+        let me = self.node_id();
+        let due = self
+            .sync
+            .due(now, &self.committee, me, self.config.max_fetch_items);
+        for (peer, refs) in due {
+            self.send_fetch(peer, refs);
+        }
+        if self.leader_deadline.is_some_and(|d| d <= now) {
+            self.leader_deadline = None;
+        }
+        if self.rebroadcast_at.is_some_and(|d| d <= now) {
+            self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
+            let own = self.last_own.block().clone();
+            self.send_own_block(own);
+        }
+        self.after_input(now);
+    }
+
+    fn next_timeout(&self) -> Option<Timestamp> {
+        if !self.started {
+            return Some(Timestamp::ZERO);
+        }
+        [
+            self.leader_deadline,
+            self.sync.next_deadline(),
+            self.rebroadcast_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Machine for Validator {
+    type Message = ConsensusMessage;
+    type Event = ConsensusEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
+        self.on_message(now, from, msg);
+    }
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.on_timeout(now);
+    }
+    fn poll_transmit(&mut self) -> Option<Transmit<ConsensusMessage>> {
+        self.outbox.pop_front()
+    }
+    fn poll_event(&mut self) -> Option<ConsensusEvent> {
+        self.events.pop_front()
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.next_timeout()
+    }
+}

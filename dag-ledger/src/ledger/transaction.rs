@@ -1,0 +1,185 @@
+//! Signed transactions: what travels through consensus as opaque bytes.
+//!
+//! A [`Transaction`] names its chain, its sender, the sender's next
+//! [`Nonce`] and a [`TxKind`]. The sender signs the canonical encoding of
+//! the `Transaction` under the domain label [`TX_DOMAIN`]. A
+//! [`SignedTransaction`] encodes canonically (the transaction's bytes
+//! followed by the 64 signature bytes) and decodes with a size limit.
+
+use idlegrid_primitives::{
+    AccountId, Amount, Digest, Domain, Epoch, Keypair, Signature, decode, encode,
+};
+use serde::{Deserialize, Serialize};
+
+use super::error::LedgerError;
+use super::genesis::limits::MAX_TX_BYTES;
+use super::ids::{AppId, ChainId, EscrowId, Nonce};
+use super::slashing::Evidence;
+
+/// Domain label for transaction signatures.
+pub const TX_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/tx");
+/// Domain label for transaction ids.
+pub const TX_ID_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/tx-id");
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// Pay `amount` of free balance to `to` (creating the account if
+    /// `amount >= Params::min_new_account`).
+    Transfer {
+        /// Recipient.
+        to: AccountId,
+        /// Amount, positive.
+        amount: Amount,
+    },
+    /// Bond `amount` of free balance as stake.
+    Bond {
+        /// Amount, positive.
+        amount: Amount,
+    },
+    /// Start unbonding `amount` of free (unlocked) stake.
+    Unbond {
+        /// Amount, positive.
+        amount: Amount,
+    },
+    /// Withdraw every matured unbonding to the free balance.
+    Withdraw,
+    /// Lock `amount` of the sender's balance for `payee` until `deadline`.
+    EscrowOpen {
+        /// Who may receive releases.
+        payee: AccountId,
+        /// Amount, positive.
+        amount: Amount,
+        /// First epoch at which the escrow is expired (must be in the future).
+        deadline: Epoch,
+    },
+    /// Pay `amount` (everything if `None`) of an escrow to its payee
+    /// (payer only, before the deadline).
+    EscrowRelease {
+        /// The escrow.
+        escrow: EscrowId,
+        /// Amount to release, or all of it.
+        amount: Option<Amount>,
+    },
+    /// Return an escrow's remainder to its payer (payee at any time; payer
+    /// after the deadline).
+    EscrowRefund {
+        /// The escrow.
+        escrow: EscrowId,
+    },
+    /// Report an offense; the reporter (sender) earns a share of the slash.
+    Slash(Evidence),
+    /// A transaction for a registered [`super::Application`].
+    App {
+        /// Which application.
+        app_id: AppId,
+        /// Its payload (at most `Params::max_app_payload` bytes).
+        payload: Vec<u8>,
+    },
+}
+
+/// An unsigned transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The network it is meant for.
+    pub chain: ChainId,
+    /// Who signs and pays.
+    pub sender: AccountId,
+    /// The sender's next nonce.
+    pub nonce: Nonce,
+    /// What to do.
+    pub kind: TxKind,
+}
+
+impl Transaction {
+    /// The bytes the sender signs: the canonical encoding.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Signs with `key` (which should be the sender's).
+    pub fn sign(self, key: &Keypair) -> SignedTransaction {
+        let signature = key.sign(TX_DOMAIN, &self.signing_bytes());
+        SignedTransaction {
+            tx: self,
+            signature,
+        }
+    }
+}
+
+/// A transaction with its sender's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The transaction.
+    pub tx: Transaction,
+    /// The sender's signature over `tx.signing_bytes()` under [`TX_DOMAIN`].
+    pub signature: Signature,
+}
+
+impl SignedTransaction {
+    /// Canonical bytes, as carried by consensus.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// Decodes untrusted bytes (at most [`MAX_TX_BYTES`], canonical only).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LedgerError> {
+        decode(bytes, MAX_TX_BYTES).map_err(LedgerError::Malformed)
+    }
+
+    /// Checks the signature against the sender's key.
+    pub fn verify(&self) -> Result<(), LedgerError> {
+        self.tx
+            .sender
+            .public_key()
+            .verify(TX_DOMAIN, &self.tx.signing_bytes(), &self.signature)
+            .map_err(|_| LedgerError::BadSignature(self.tx.sender))
+    }
+
+    /// The transaction id: the digest of its canonical bytes.
+    pub fn id(&self) -> Digest {
+        Digest::hash(TX_ID_DOMAIN, &self.to_bytes())
+    }
+}
+
+/// The signed part of canonical [`SignedTransaction`] bytes: everything but
+/// the trailing 64 signature bytes (postcard encodes fields in order and a
+/// signature as a fixed 64-byte tuple).
+pub(crate) fn signed_part(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.len().saturating_sub(64)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_primitives::Seed;
+
+    #[test]
+    fn signed_part_is_the_transaction_encoding() {
+        let k = Keypair::from_seed(&Seed::from_u64(1));
+        let tx = Transaction {
+            chain: ChainId::new(7),
+            sender: k.account_id(),
+            nonce: Nonce::new(300),
+            kind: TxKind::App {
+                app_id: AppId::new(2),
+                payload: vec![1; 200],
+            },
+        };
+        let s = tx.clone().sign(&k);
+        let bytes = s.to_bytes();
+        assert_eq!(signed_part(&bytes), &tx.signing_bytes()[..]);
+        assert_eq!(SignedTransaction::from_bytes(&bytes).unwrap(), s);
+        s.verify().unwrap();
+    }
+
+    #[test]
+    fn oversized_and_trailing_bytes_are_rejected() {
+        let big = vec![0u8; MAX_TX_BYTES + 1];
+        assert!(matches!(
+            SignedTransaction::from_bytes(&big),
+            Err(LedgerError::Malformed(_))
+        ));
+        assert!(SignedTransaction::from_bytes(&[]).is_err());
+    }
+}
