@@ -13,6 +13,7 @@
 //! | [`wasm_referee`] | `cargo run --release --example wasm_referee` | disputes settled by VRF-drawn referees re-executing on `WasmExecutor` |
 //! | [`custom_mechanism`] | `cargo run --release --example custom_mechanism` | a new `Mechanism` compared with McAfee over a seeded sweep |
 //! | [`audit_properties`] | `cargo run --release --example audit_properties` | an auditor's own properties over the exported proptest strategies |
+//! | [`local_cluster`] | `cargo run --release --example local_cluster` | validators over TCP on loopback committing clients' ledger transfers |
 //!
 //! The supporting modules show how an integrator composes the protocol
 //! crates: [`jobs_app`] runs entrapment rounds inside the ledger as an
@@ -27,6 +28,7 @@ pub mod common;
 pub mod custom_mechanism;
 pub mod jobs_app;
 pub mod local;
+pub mod local_cluster;
 pub mod python_job;
 pub mod quickstart;
 pub mod wasm_referee;

@@ -157,3 +157,39 @@ fn audit_properties_pass_with_a_seeded_runner() {
         assert!(failure.is_none(), "{name}: {failure:?}");
     }
 }
+
+#[test]
+fn local_cluster_validators_agree_over_tcp() {
+    for opts in [
+        local_cluster::Options {
+            verbose: false,
+            ..Default::default()
+        },
+        local_cluster::Options {
+            validators: 5,
+            clients: 3,
+            transfers_per_client: 2,
+            seed: 14,
+            verbose: false,
+            ..Default::default()
+        },
+    ] {
+        let r = local_cluster::run(opts.clone()).unwrap();
+        let n = opts.validators;
+        let transfers = opts.clients * opts.transfers_per_client;
+        assert_eq!(r.nodes.len(), n);
+        assert_eq!(r.transfers, transfers);
+        for node in &r.nodes {
+            assert!(node.addr.ip().is_loopback());
+            assert_eq!(node.connected_peers, n - 1, "everyone connected first");
+            assert!(node.handshakes_ok >= (n - 1) as u64);
+            assert_eq!(node.applied, transfers, "every transfer applied once");
+            assert_eq!(node.rejected, 0);
+            assert!(node.commits >= r.common_prefix);
+        }
+        assert!(r.common_prefix > 0);
+        assert!(r.sequences_agree);
+        assert!(r.states_agree);
+        assert!(r.balances_as_expected);
+    }
+}
