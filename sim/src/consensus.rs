@@ -1,0 +1,592 @@
+//! Consensus at scale: [`idlegrid_dag_ledger::consensus::Validator`]s on the
+//! simulated WAN, with a transaction load, Byzantine validators, metrics
+//! and the consensus invariants checked during the run.
+//!
+//! - [`ValidatorNode`] wraps a validator with a steady transaction load
+//!   (each transaction carries its submission time, so commit latency is
+//!   measured end to end).
+//! - [`ConsensusObserver`] checks, as commits happen:
+//!   - **prefix consistency**: commit `k` of every honest validator has the
+//!     same running digest, and indices are gap-free;
+//!   - **no honest equivocation**: no evidence ever names an honest
+//!     validator;
+//!   - **liveness after healing**: once no partition is active and at most
+//!     `f` validators are faulty, a new commit happens within
+//!     `liveness_bound`;
+//!
+//!   and at the end runs the consensus crate's own
+//!   [`check_prefix_consistency`] over the recorded digest sequences. It
+//!   collects committed transactions and blocks per second, transaction
+//!   commit latency (submission → commit at the submitting validator) and
+//!   leader commit latency (proposal → commit at each honest validator).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use idlegrid_dag_ledger::consensus::{
+    BlockRef, ByzantineBehavior, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage,
+    Validator, check_prefix_consistency,
+};
+use idlegrid_primitives::{
+    Digest, Domain, Duration, Keypair, Machine, NodeId, Timestamp, Transmit, encoded_len,
+};
+
+use crate::fault::Fault;
+use crate::metrics::Metrics;
+use crate::node::{NodeContext, NodeIndex};
+use crate::observer::{Observer, Violation};
+
+/// Smallest transaction: submission time (8 bytes), validator (4), sequence (8).
+pub const MIN_TX_BYTES: usize = 20;
+/// Load is submitted in batches this far apart.
+const LOAD_PERIOD: Duration = Duration::from_millis(20);
+/// Bound on digests remembered per validator for the end-of-run check.
+const MAX_RECORDED_COMMITS: usize = 1 << 20;
+
+/// How a validator misbehaves in a simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    /// Follows the protocol.
+    Honest,
+    /// Two blocks per round, one to each half of its peers.
+    Equivocate,
+    /// Sends its blocks only to `recipients` peers and serves no fetches.
+    Withhold {
+        /// Peers that still receive its blocks.
+        recipients: u32,
+    },
+    /// Proposes blocks with too few parents (invalid blocks).
+    InvalidBlocks,
+    /// Honest protocol, but every message it sends is delayed (applied by
+    /// the network as the node's egress delay).
+    Delay {
+        /// The extra delay.
+        extra: Duration,
+    },
+}
+
+impl Behavior {
+    /// Whether the validator counts toward `f`.
+    pub fn is_byzantine(self) -> bool {
+        !matches!(self, Behavior::Honest)
+    }
+
+    pub(crate) fn to_config(self) -> ByzantineBehavior {
+        match self {
+            Behavior::Honest | Behavior::Delay { .. } => ByzantineBehavior::Honest,
+            Behavior::Equivocate => ByzantineBehavior::Equivocate,
+            Behavior::Withhold { recipients } => ByzantineBehavior::Withhold { recipients },
+            Behavior::InvalidBlocks => ByzantineBehavior::TooFewParents,
+        }
+    }
+}
+
+/// Parameters of a consensus simulation.
+#[derive(Debug, Clone)]
+pub struct ConsensusParams {
+    /// Behaviour per validator (by node index).
+    pub behaviors: Vec<Behavior>,
+    /// Transactions each validator submits per virtual second.
+    pub tx_per_second: f64,
+    /// Bytes per transaction (at least [`MIN_TX_BYTES`]).
+    pub tx_bytes: usize,
+    /// The validators' configuration (behaviour set per node).
+    pub config: ConsensusConfig,
+    /// Liveness: a commit must follow within this once the network is healthy.
+    pub liveness_bound: Duration,
+}
+
+impl ConsensusParams {
+    /// The largest number of faulty validators an `n` committee tolerates.
+    pub fn max_faulty(n: usize) -> usize {
+        n.saturating_sub(1) / 3
+    }
+}
+
+/// A validator plus its transaction load (see the module docs).
+pub struct ValidatorNode {
+    validator: Validator,
+    index: u32,
+    tx_per_period: f64,
+    carry: f64,
+    tx_bytes: usize,
+    next_load: Timestamp,
+    seq: u64,
+    rejected: u64,
+}
+
+impl ValidatorNode {
+    /// Builds node `ctx.index` of the committee of all simulation nodes.
+    ///
+    /// # Panics
+    /// If the consensus configuration is invalid (validate it first with
+    /// [`ConsensusConfig::validate`]).
+    pub fn new(ctx: &NodeContext<'_>, params: &ConsensusParams) -> Self {
+        let committee = Committee::equal(ctx.nodes.iter().copied()).expect("valid committee");
+        let behavior = params
+            .behaviors
+            .get(ctx.index.get())
+            .copied()
+            .unwrap_or(Behavior::Honest);
+        let mut config = params.config.clone();
+        config.byzantine = behavior.to_config();
+        let validator = Validator::new(
+            Keypair::from_seed(&ctx.key_seed),
+            committee,
+            config,
+            ctx.seed.derive("validator"),
+        )
+        .expect("valid validator configuration");
+        Self {
+            validator,
+            index: ctx.index.get() as u32,
+            tx_per_period: params.tx_per_second * LOAD_PERIOD.as_micros() as f64 / 1e6,
+            carry: 0.0,
+            tx_bytes: params.tx_bytes.max(MIN_TX_BYTES),
+            next_load: ctx.now,
+            seq: 0,
+            rejected: 0,
+        }
+    }
+
+    /// The wrapped validator.
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
+    /// Transactions the validator refused (queue full).
+    pub fn rejected_transactions(&self) -> u64 {
+        self.rejected
+    }
+
+    fn submit_load(&mut self, now: Timestamp) {
+        self.carry += self.tx_per_period;
+        while self.carry >= 1.0 {
+            self.carry -= 1.0;
+            self.seq += 1;
+            let mut tx = Vec::with_capacity(self.tx_bytes);
+            tx.extend_from_slice(&now.as_micros().to_le_bytes());
+            tx.extend_from_slice(&self.index.to_le_bytes());
+            tx.extend_from_slice(&self.seq.to_le_bytes());
+            tx.resize(self.tx_bytes, 0);
+            if self.validator.submit_transaction(tx).is_err() {
+                self.rejected += 1;
+            }
+        }
+    }
+}
+
+fn varint_len(mut v: usize) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// The exact canonical encoded size of a message, computed without
+/// serializing transaction bytes (for
+/// [`Simulation::set_size_of_message`](crate::Simulation::set_size_of_message)).
+pub fn wire_size(msg: &ConsensusMessage) -> usize {
+    match msg {
+        ConsensusMessage::Block(b) => {
+            // Variant tag, header, transaction list, 64-byte signature.
+            1 + encoded_len(&b.header)
+                + varint_len(b.transactions.len())
+                + b.transactions
+                    .iter()
+                    .map(|t| varint_len(t.len()) + t.len())
+                    .sum::<usize>()
+                + 64
+        }
+        other => encoded_len(other),
+    }
+}
+
+/// A message's identity in the run digest: a block's signed header digest
+/// (which commits to its transactions) and its signature; other messages
+/// are hashed whole.
+pub fn fingerprint(msg: &ConsensusMessage) -> Digest {
+    match msg {
+        ConsensusMessage::Block(b) => Digest::hash_parts(
+            FINGERPRINT_DOMAIN,
+            &[b.header.digest().as_bytes(), &b.signature.to_bytes()],
+        ),
+        other => Digest::of(FINGERPRINT_DOMAIN, other),
+    }
+}
+
+const FINGERPRINT_DOMAIN: Domain = Domain::new("idlegrid/sim/consensus-message");
+
+/// Decodes `(submitted_at, validator index)` from a load transaction.
+pub fn decode_tx(bytes: &[u8]) -> Option<(Timestamp, u32)> {
+    let t = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
+    let v = u32::from_le_bytes(bytes.get(8..12)?.try_into().ok()?);
+    Some((Timestamp::from_micros(t), v))
+}
+
+impl Machine for ValidatorNode {
+    type Message = ConsensusMessage;
+    type Event = ConsensusEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
+        self.validator.handle_message(now, from, msg);
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        if self.tx_per_period > 0.0 && now >= self.next_load {
+            self.submit_load(now);
+            self.next_load = now + LOAD_PERIOD;
+        }
+        if self.validator.poll_timeout().is_some_and(|t| t <= now) {
+            self.validator.handle_timeout(now);
+        }
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<ConsensusMessage>> {
+        self.validator.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<ConsensusEvent> {
+        self.validator.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        let load = (self.tx_per_period > 0.0).then_some(self.next_load);
+        match (self.validator.poll_timeout(), load) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// Consensus metrics and invariant checks (see the module docs).
+pub struct ConsensusObserver {
+    honest: Vec<bool>,
+    max_faulty: usize,
+    byzantine: usize,
+    liveness_bound: Duration,
+    metrics: Metrics,
+    /// Canonical digest of each commit index (first honest report).
+    canonical: BTreeMap<u64, Digest>,
+    next_index: Vec<u64>,
+    recorded: Vec<Vec<Digest>>,
+    proposed_at: HashMap<BlockRef, Timestamp>,
+    equivocations: BTreeSet<(u64, u32)>,
+    // Liveness bookkeeping.
+    cut_links: bool,
+    crashed: BTreeSet<NodeIndex>,
+    healthy_since: Option<Timestamp>,
+    last_progress: Timestamp,
+}
+
+impl ConsensusObserver {
+    /// An observer for `n` validators with the given behaviours.
+    pub fn new(n: usize, behaviors: &[Behavior], liveness_bound: Duration) -> Self {
+        let honest: Vec<bool> = (0..n)
+            .map(|i| !behaviors.get(i).is_some_and(|b| b.is_byzantine()))
+            .collect();
+        Self {
+            byzantine: honest.iter().filter(|h| !**h).count(),
+            honest,
+            max_faulty: ConsensusParams::max_faulty(n),
+            liveness_bound,
+            metrics: Metrics::default(),
+            canonical: BTreeMap::new(),
+            next_index: vec![0; n],
+            recorded: vec![Vec::new(); n],
+            proposed_at: HashMap::new(),
+            equivocations: BTreeSet::new(),
+            cut_links: false,
+            crashed: BTreeSet::new(),
+            healthy_since: Some(Timestamp::ZERO),
+            last_progress: Timestamp::ZERO,
+        }
+    }
+
+    /// Distinct `(round, author)` equivocations detected.
+    pub fn equivocations_detected(&self) -> u64 {
+        self.equivocations.len() as u64
+    }
+
+    /// Highest commit index any honest validator reached, plus one.
+    pub fn commits(&self) -> u64 {
+        self.canonical.keys().next_back().map_or(0, |k| k + 1)
+    }
+
+    fn healthy(&self) -> bool {
+        !self.cut_links && self.crashed.len() + self.byzantine <= self.max_faulty
+    }
+
+    fn update_health(&mut self, now: Timestamp) {
+        match (self.healthy(), self.healthy_since) {
+            (true, None) => self.healthy_since = Some(now),
+            (false, Some(_)) => self.healthy_since = None,
+            _ => {}
+        }
+    }
+
+    fn on_commit(
+        &mut self,
+        now: Timestamp,
+        node: usize,
+        sub: &idlegrid_dag_ledger::consensus::CommittedSubDag,
+    ) -> Result<(), Violation> {
+        if !self.honest[node] {
+            return Ok(());
+        }
+        let expected = self.next_index[node];
+        if sub.index != expected {
+            return Err(Violation::new(
+                "commit-sequence",
+                format!(
+                    "validator {node} committed index {} after {}",
+                    sub.index,
+                    expected.wrapping_sub(1)
+                ),
+            ));
+        }
+        self.next_index[node] = expected + 1;
+        if self.recorded[node].len() < MAX_RECORDED_COMMITS {
+            self.recorded[node].push(sub.digest);
+        }
+        if let Some(p) = self.proposed_at.get(&sub.leader) {
+            self.metrics
+                .record("leader_commit_latency_us", (now - *p).as_micros());
+        }
+        let second = now.as_micros() / 1_000_000;
+        match self.canonical.get(&sub.index) {
+            Some(d) if *d != sub.digest => {
+                return Err(Violation::new(
+                    "prefix-consistency",
+                    format!(
+                        "validator {node}'s commit {} has digest {} but another honest validator committed {}",
+                        sub.index,
+                        sub.digest.short(),
+                        d.short()
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.canonical.insert(sub.index, sub.digest);
+                self.last_progress = now;
+                self.metrics
+                    .add("committed_blocks", sub.blocks.len() as u64);
+                self.metrics
+                    .add("committed_transactions", sub.transactions.len() as u64);
+                self.metrics.add("commits", 1);
+                self.metrics.add_at(
+                    "committed_transactions",
+                    second,
+                    sub.transactions.len() as u64,
+                );
+                self.metrics.add_at("commits", second, 1);
+            }
+        }
+        // End-to-end latency of this validator's own transactions.
+        for tx in &sub.transactions {
+            if let Some((at, v)) = decode_tx(tx.as_bytes())
+                && v as usize == node
+            {
+                self.metrics
+                    .record("commit_latency_us", (now - at).as_micros());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Observer<ConsensusEvent> for ConsensusObserver {
+    fn on_event(
+        &mut self,
+        now: Timestamp,
+        node: NodeIndex,
+        event: &ConsensusEvent,
+    ) -> Result<(), Violation> {
+        let i = node.get();
+        match event {
+            ConsensusEvent::Committed(sub) => self.on_commit(now, i, sub)?,
+            ConsensusEvent::Proposed(r) => {
+                self.proposed_at.entry(*r).or_insert(now);
+            }
+            ConsensusEvent::Equivocation(ev) => {
+                let author = ev.first.header.author;
+                let round = ev.first.header.round.get();
+                let j = author.as_usize();
+                if self.honest.get(j).copied().unwrap_or(false) {
+                    return Err(Violation::new(
+                        "no-honest-equivocation",
+                        format!(
+                            "validator {i} holds evidence that honest validator {j} equivocated in round {round}"
+                        ),
+                    ));
+                }
+                if self.equivocations.insert((round, author.get())) {
+                    self.metrics.add("equivocations_detected", 1);
+                }
+            }
+            ConsensusEvent::InvalidMessage { .. } => self.metrics.add("invalid_messages", 1),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_fault(&mut self, now: Timestamp, fault: &Fault) -> Result<(), Violation> {
+        match fault {
+            Fault::Partition { .. } | Fault::Block { .. } => self.cut_links = true,
+            Fault::Heal => self.cut_links = false,
+            Fault::Crash { nodes } => self.crashed.extend(nodes.iter().copied()),
+            Fault::Restart { nodes } => nodes.iter().for_each(|n| {
+                self.crashed.remove(n);
+            }),
+            _ => {}
+        }
+        self.update_health(now);
+        Ok(())
+    }
+
+    fn on_tick(&mut self, now: Timestamp) -> Result<(), Violation> {
+        // Keep the proposal-time map bounded: forget blocks far below the
+        // last commit.
+        if self.proposed_at.len() > 200_000 {
+            let keep = self
+                .proposed_at
+                .values()
+                .copied()
+                .max()
+                .unwrap_or(now)
+                .saturating_since(Timestamp::ZERO);
+            let cutoff = Timestamp::from_micros(keep.as_micros().saturating_sub(60_000_000));
+            self.proposed_at.retain(|_, t| *t >= cutoff);
+        }
+        if let Some(since) = self.healthy_since {
+            let from = since.max(self.last_progress);
+            if now.saturating_since(from) > self.liveness_bound {
+                return Err(Violation::new(
+                    "liveness",
+                    format!(
+                        "no new commit for {} although the network has been healthy since {since}",
+                        now.saturating_since(from)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _now: Timestamp) -> Result<(), Violation> {
+        let honest: Vec<&Vec<Digest>> = self
+            .recorded
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.honest[*i])
+            .map(|(_, r)| r)
+            .collect();
+        check_prefix_consistency(&honest)
+            .map_err(|e| Violation::new("prefix-consistency", e.to_string()))
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(&self.metrics)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_dag_ledger::consensus::{AuthorityIndex, CommittedSubDag};
+    use idlegrid_primitives::{Domain, Round};
+
+    fn sub(index: u64, tag: &str) -> ConsensusEvent {
+        let d = Digest::hash(Domain::new("idlegrid/sim/test"), tag.as_bytes());
+        ConsensusEvent::Committed(CommittedSubDag {
+            index,
+            leader: BlockRef {
+                round: Round::new(index + 1),
+                author: AuthorityIndex::new(0),
+                digest: d,
+            },
+            leader_node: NodeId::default(),
+            round: Round::new(index + 1),
+            timestamp: Timestamp::ZERO,
+            blocks: Vec::new(),
+            transactions: Vec::new(),
+            digest: d,
+        })
+    }
+
+    fn observer() -> ConsensusObserver {
+        let behaviors = [
+            Behavior::Honest,
+            Behavior::Honest,
+            Behavior::Honest,
+            Behavior::Equivocate,
+        ];
+        ConsensusObserver::new(4, &behaviors, Duration::from_secs(10))
+    }
+
+    #[test]
+    fn wire_size_is_the_encoded_length() {
+        use idlegrid_primitives::{Seed, encode};
+        let root = Seed::from_u64(3);
+        let ids: Vec<NodeId> = (0..4)
+            .map(|i| Keypair::from_seed(&root.derive_indexed("k", i)).node_id())
+            .collect();
+        let committee = Committee::equal(ids).unwrap();
+        let mut v = Validator::new(
+            Keypair::from_seed(&root.derive_indexed("k", 0)),
+            committee,
+            ConsensusConfig::default(),
+            root,
+        )
+        .unwrap();
+        for k in 0..300u32 {
+            v.submit_transaction(vec![7; 20 + (k as usize % 200)])
+                .unwrap();
+        }
+        v.handle_timeout(Timestamp::ZERO);
+        let mut blocks = 0;
+        while let Some(t) = v.poll_transmit() {
+            assert_eq!(wire_size(&t.msg), encode(&t.msg).len());
+            blocks += 1;
+        }
+        assert!(blocks > 0);
+    }
+
+    #[test]
+    fn prefix_divergence_is_caught_at_the_commit() {
+        let mut o = observer();
+        let t = Timestamp::from_millis(1);
+        o.on_event(t, NodeIndex::new(0), &sub(0, "a")).unwrap();
+        o.on_event(t, NodeIndex::new(1), &sub(0, "a")).unwrap();
+        let v = o.on_event(t, NodeIndex::new(2), &sub(0, "b")).unwrap_err();
+        assert_eq!(v.invariant, "prefix-consistency");
+        // A Byzantine validator's own view is not checked.
+        o.on_event(t, NodeIndex::new(3), &sub(0, "z")).unwrap();
+    }
+
+    #[test]
+    fn index_gaps_are_caught() {
+        let mut o = observer();
+        let t = Timestamp::from_millis(1);
+        o.on_event(t, NodeIndex::new(0), &sub(0, "a")).unwrap();
+        let v = o.on_event(t, NodeIndex::new(0), &sub(2, "c")).unwrap_err();
+        assert_eq!(v.invariant, "commit-sequence");
+    }
+
+    #[test]
+    fn liveness_only_when_healthy() {
+        let mut o = observer();
+        let groups = vec![vec![NodeIndex::new(0)], vec![NodeIndex::new(1)]];
+        o.on_fault(Timestamp::ZERO, &Fault::Partition { groups })
+            .unwrap();
+        // Partitioned: no liveness obligation.
+        o.on_tick(Timestamp::from_millis(30_000)).unwrap();
+        o.on_fault(Timestamp::from_millis(30_000), &Fault::Heal)
+            .unwrap();
+        o.on_tick(Timestamp::from_millis(39_000)).unwrap();
+        let v = o.on_tick(Timestamp::from_millis(40_001)).unwrap_err();
+        assert_eq!(v.invariant, "liveness");
+    }
+}

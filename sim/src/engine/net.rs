@@ -1,0 +1,188 @@
+//! The network half of the engine: per-link state, uplinks, the event
+//! queue, the run digest and counters. Kept apart from the machines so the
+//! engine can borrow a node and the network at once.
+
+use std::collections::HashMap;
+
+use idlegrid_primitives::{Destination, Digest, Domain, Duration, NodeId, Seed, Timestamp, encode};
+use serde::Serialize;
+
+use crate::fault::Fault;
+use crate::metrics::{Histogram, MAX_SERIES_SECONDS};
+use crate::network::{Bandwidth, LinkRng, LinkState, NetworkConfig, RegionId};
+use crate::node::NodeIndex;
+use crate::queue::{EventQueue, QueueFull};
+
+use super::stats::{Checkpoint, NetStats, SecondStats};
+
+pub(super) const RUN_DOMAIN: Domain = Domain::new("idlegrid/sim/run");
+const MSG_DOMAIN: Domain = Domain::new("idlegrid/sim/message");
+
+pub(super) struct InFlight<Msg> {
+    pub(super) from: NodeIndex,
+    pub(super) to: NodeIndex,
+    pub(super) sent_at: Timestamp,
+    pub(super) size: u64,
+    pub(super) fingerprint: Digest,
+    pub(super) msg: Msg,
+}
+
+pub(super) enum Event<Msg> {
+    Deliver(InFlight<Msg>),
+    Timer { node: NodeIndex, generation: u64 },
+    Fault(Fault),
+}
+
+/// Network state and bookkeeping, split from the machines so the engine can
+/// borrow a node and the network at once.
+pub(super) struct Net<Msg> {
+    pub(super) config: NetworkConfig,
+    pub(super) now: Timestamp,
+    pub(super) queue: EventQueue<Event<Msg>>,
+    pub(super) n: usize,
+    pub(super) links: Vec<LinkState>,
+    pub(super) link_seed: Seed,
+    pub(super) regions: Vec<RegionId>,
+    pub(super) upload: Vec<Bandwidth>,
+    pub(super) egress_delay: Vec<Duration>,
+    pub(super) upload_free_at: Vec<Timestamp>,
+    pub(super) alive: Vec<bool>,
+    pub(super) ids: Vec<NodeId>,
+    pub(super) index_of: HashMap<NodeId, NodeIndex>,
+    pub(super) digest: Digest,
+    pub(super) events: u64,
+    pub(super) stats: NetStats,
+    pub(super) series: Vec<SecondStats>,
+    pub(super) checkpoints: Vec<Checkpoint>,
+    pub(super) latency: Histogram,
+    pub(super) upload_wait: Histogram,
+    pub(super) size_of: Option<fn(&Msg) -> usize>,
+    pub(super) fingerprint_of: Option<fn(&Msg) -> Digest>,
+}
+
+impl<Msg: Clone + Serialize> Net<Msg> {
+    pub(super) fn bump(&mut self, f: impl FnOnce(&mut SecondStats)) {
+        let s = (self.now.as_micros() / 1_000_000) as usize;
+        if s >= MAX_SERIES_SECONDS {
+            return;
+        }
+        if self.series.len() <= s {
+            self.series.resize(s + 1, SecondStats::default());
+        }
+        f(&mut self.series[s]);
+    }
+
+    pub(super) fn chain(&mut self, kind: u8, a: u32, b: u32, fingerprint: &[u8; 32]) {
+        let mut buf = [0u8; 49];
+        buf[0] = kind;
+        buf[1..9].copy_from_slice(&self.now.as_micros().to_le_bytes());
+        buf[9..13].copy_from_slice(&a.to_le_bytes());
+        buf[13..17].copy_from_slice(&b.to_le_bytes());
+        buf[17..49].copy_from_slice(fingerprint);
+        self.digest = self.digest.chain(RUN_DOMAIN, &buf);
+    }
+
+    pub(super) fn transmit(
+        &mut self,
+        from: NodeIndex,
+        to: Destination,
+        msg: Msg,
+    ) -> Result<(), QueueFull> {
+        let (size, fingerprint) = match (self.size_of, self.fingerprint_of) {
+            (Some(size), Some(fp)) => (size(&msg), fp(&msg)),
+            (size, fp) => {
+                let bytes = encode(&msg);
+                (
+                    size.map_or(bytes.len(), |f| f(&msg)),
+                    fp.map_or_else(|| Digest::hash(MSG_DOMAIN, &bytes), |f| f(&msg)),
+                )
+            }
+        };
+        let size = size as u64;
+        match to {
+            Destination::To(id) => match self.index_of.get(&id) {
+                Some(&to) => self.send(from, to, msg, size, fingerprint)?,
+                None => {
+                    self.stats.dropped_unknown += 1;
+                    self.bump(|s| s.dropped += 1);
+                }
+            },
+            Destination::Broadcast => {
+                // Start after the sender and wrap, so no peer is always last
+                // in the uplink queue.
+                let n = self.n;
+                for k in 1..n {
+                    let to = NodeIndex::new(((from.get() + k) % n) as u32);
+                    self.send(from, to, msg.clone(), size, fingerprint)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        msg: Msg,
+        size: u64,
+        fingerprint: Digest,
+    ) -> Result<(), QueueFull> {
+        self.stats.sent += 1;
+        self.stats.bytes_sent += size;
+        let li = from.get() * self.n + to.get();
+        if self.links[li].blocked {
+            self.stats.dropped_partition += 1;
+            self.bump(|s| s.dropped += 1);
+            return Ok(());
+        }
+        let now = self.now;
+        let start = now.max(self.upload_free_at[from.get()]);
+        self.upload_wait.record((start - now).as_micros());
+        let depart = start + self.upload[from.get()].transmit_time(size);
+        self.upload_free_at[from.get()] = depart;
+
+        let link_seed = &self.link_seed;
+        let link = &mut self.links[li];
+        let rng = link.rng.get_or_insert_with(|| {
+            LinkRng::from_seed(&link_seed.derive_indexed("link", li as u64))
+        });
+        // Always two draws per message, lost or not.
+        let lost = rng.unit() < self.config.loss;
+        let jitter_draw = rng.unit();
+        if lost {
+            self.stats.dropped_loss += 1;
+            self.bump(|s| s.dropped += 1);
+            return Ok(());
+        }
+        if link.in_flight >= self.config.max_in_flight_per_link {
+            self.stats.dropped_overflow += 1;
+            self.bump(|s| s.dropped += 1);
+            return Ok(());
+        }
+        let base = self
+            .config
+            .regions
+            .latency(self.regions[from.get()], self.regions[to.get()]);
+        let jitter = (base.as_micros() as f64 * self.config.jitter * jitter_draw) as u64;
+        let mut arrival =
+            depart + self.egress_delay[from.get()] + base + Duration::from_micros(jitter);
+        if self.config.fifo {
+            arrival = arrival.max(link.last_arrival);
+        }
+        link.last_arrival = arrival;
+        link.in_flight += 1;
+        self.queue.push(
+            arrival,
+            Event::Deliver(InFlight {
+                from,
+                to,
+                sent_at: now,
+                size,
+                fingerprint,
+                msg,
+            }),
+        )?;
+        Ok(())
+    }
+}

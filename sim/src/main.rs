@@ -1,0 +1,280 @@
+//! The `idlegrid-sim` command line: run scenarios, check determinism,
+//! measure the engine.
+//!
+//! With no arguments it runs the embedded default scenario: the whole
+//! marketplace.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use idlegrid_sim::marketplace::MarketplaceError;
+use idlegrid_sim::report::write_outputs;
+use idlegrid_sim::runner::{self, RunError, RunOptions};
+use idlegrid_sim::scenario::{BUILTIN_SCENARIOS, DEFAULT_SCENARIO, Scenario, ScenarioError};
+use idlegrid_sim::{SimError, bench};
+
+/// Deterministic discrete-event simulator for idlegrid.
+#[derive(Parser)]
+#[command(name = "idlegrid-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario (the embedded default, the marketplace, when none is given).
+    Run(RunArgs),
+    /// List the built-in scenarios with their descriptions.
+    Scenarios,
+    /// Run a scenario twice with the same seed and compare run digests.
+    CheckDeterminism {
+        /// Built-in scenario name or scenario file (TOML); the default when omitted.
+        scenario: Option<String>,
+        /// Root seed (overrides the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Run a scenario for many seeds (VOPR style); report every failure with
+    /// its replay command.
+    Sweep {
+        /// Built-in scenario name or scenario file (TOML); the default when omitted.
+        scenario: Option<String>,
+        /// Seeds as `START..END` (end exclusive).
+        #[arg(long, default_value = "1..11", value_parser = parse_range)]
+        seeds: std::ops::Range<u64>,
+        /// Parallel runs.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
+    /// Measure the engine: events/s, ratio to raw BinaryHeap, scaling.
+    Bench {
+        /// Shorter runs (about a tenth).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Print a built-in scenario's TOML (the documented default when omitted).
+    Scenario {
+        /// Built-in scenario name.
+        name: Option<String>,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct RunArgs {
+    /// Built-in scenario name (see `idlegrid-sim scenarios`) or scenario
+    /// file (TOML); the embedded default when omitted.
+    scenario: Option<String>,
+    /// Root seed (overrides the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory for summary.json, timeseries.csv and timeseries.svg.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum Format {
+    /// Human-readable summary.
+    #[default]
+    Text,
+    /// summary.json on stdout.
+    Json,
+    /// The per-second CSV on stdout.
+    Csv,
+}
+
+fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected START..END, got `{s}`"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad start `{a}`: {e}"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad end `{b}`: {e}"))?;
+    if a >= b || b - a > 1_000_000 {
+        return Err(format!(
+            "need START < END and at most 1000000 seeds, got {a}..{b}"
+        ));
+    }
+    Ok(a..b)
+}
+
+fn sweep(scenario: Option<String>, seeds: std::ops::Range<u64>, jobs: usize) -> ExitCode {
+    let s = match load(scenario.as_ref()) {
+        Ok(s) => s,
+        Err(e) => return fail(2, e),
+    };
+    let path = scenario.clone();
+    let results = runner::sweep(&s, path.as_deref(), seeds, jobs);
+    let mut failures = 0;
+    for r in &results {
+        match &r.outcome {
+            Ok(sum) => {
+                let extra = sum
+                    .consensus
+                    .as_ref()
+                    .map(|c| {
+                        format!(
+                            ", {} commits, {:.0} tx/s",
+                            c.commits, c.transactions_per_second
+                        )
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "seed {:>6}: ok, {} events, digest {}{extra}",
+                    r.seed,
+                    sum.events,
+                    &sum.run_digest[..16]
+                );
+            }
+            Err(e) => {
+                failures += 1;
+                println!("seed {:>6}: FAILED\n{e}", r.seed);
+            }
+        }
+    }
+    println!("{} seeds, {failures} failed", results.len());
+    if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn load(name_or_path: Option<&String>) -> Result<Scenario, ScenarioError> {
+    match name_or_path {
+        Some(p) => Scenario::named_or_file(p),
+        None => Scenario::parse(DEFAULT_SCENARIO),
+    }
+}
+
+fn list_scenarios() -> ExitCode {
+    for (name, text) in BUILTIN_SCENARIOS {
+        match Scenario::parse(text) {
+            Ok(s) => println!("{name:<10} {:<12} {}", s.machine.name(), s.description),
+            Err(e) => return fail(1, format!("built-in scenario `{name}`: {e}")),
+        }
+    }
+    println!("\nrun one with `idlegrid-sim run <name>` (or a TOML file path)");
+    ExitCode::SUCCESS
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(code)
+}
+
+fn exit_for(e: &RunError) -> u8 {
+    match e {
+        RunError::Sim(SimError::Invariant(_)) => 1,
+        RunError::Scenario(_)
+        | RunError::Sim(SimError::Setup(_))
+        | RunError::Marketplace(MarketplaceError::Config { .. }) => 2,
+        _ => 1,
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let scenario = match load(args.scenario.as_ref()) {
+        Ok(s) => s,
+        Err(e) => return fail(2, e),
+    };
+    let opts = RunOptions {
+        seed: args.seed,
+        scenario_path: args.scenario.clone(),
+        progress: !args.no_progress,
+    };
+    let out = match runner::run(&scenario, &opts) {
+        Ok(o) => o,
+        Err(e) => return fail(exit_for(&e), e),
+    };
+    match args.format {
+        Format::Text => print!("{}", out.summary.to_text()),
+        Format::Json => match serde_json::to_string_pretty(&out.summary) {
+            Ok(j) => println!("{j}"),
+            Err(e) => return fail(1, e),
+        },
+        Format::Csv => print!("{}", out.csv),
+    }
+    if let Some(dir) = &args.out {
+        if let Err(e) = write_outputs(dir, &out.summary, &out.csv) {
+            return fail(1, format!("cannot write outputs to {}: {e}", dir.display()));
+        }
+        let svg = dir.join("timeseries.svg");
+        let title = format!("{} (seed {})", out.summary.scenario, out.summary.seed);
+        if let Err(e) = idlegrid_sim::plot::write_svg(&svg, &title, &out.plot_series) {
+            return fail(1, format!("cannot write {}: {e}", svg.display()));
+        }
+        if matches!(args.format, Format::Text) {
+            println!(
+                "wrote {0}/summary.json, {0}/timeseries.csv and {0}/timeseries.svg",
+                dir.display()
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Run(args) => run(args),
+        Command::CheckDeterminism { scenario, seed } => {
+            let s = match load(scenario.as_ref()) {
+                Ok(s) => s,
+                Err(e) => return fail(2, e),
+            };
+            match runner::check_determinism(&s, seed) {
+                Ok(r) => {
+                    println!("{}", r.describe());
+                    if r.is_deterministic() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => fail(exit_for(&e), e),
+            }
+        }
+        Command::Sweep {
+            scenario,
+            seeds,
+            jobs,
+        } => sweep(scenario, seeds, jobs),
+        Command::Bench { quick } => {
+            print!("{}", bench::bench_report(quick));
+            ExitCode::SUCCESS
+        }
+        Command::Scenarios => list_scenarios(),
+        Command::Scenario { name } => match name.as_deref().map(idlegrid_sim::scenario::builtin) {
+            None => {
+                print!("{DEFAULT_SCENARIO}");
+                ExitCode::SUCCESS
+            }
+            Some(Some(text)) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Some(None) => fail(
+                2,
+                format!(
+                    "no built-in scenario `{}`; known: {}",
+                    name.unwrap_or_default(),
+                    idlegrid_sim::scenario::builtin_names()
+                ),
+            ),
+        },
+    }
+}

@@ -1,0 +1,51 @@
+//! The whole marketplace composed: the reference node composition that
+//! integrators follow.
+//!
+//! - **Validators** ([`LedgerNode`]) run DAG consensus on the simulated
+//!   WAN and apply every committed sub-DAG to their own ledger, which hosts
+//!   the [`MarketplaceApp`] (market, entrapment and reputation in one
+//!   ledger [`Application`](idlegrid_dag_ledger::ledger::Application)).
+//!   Every validator's state digest is compared at every commit index and
+//!   the ledger's `check_all` (supply = initial − burned, no negative
+//!   balance or escrow) runs after every batch ([`MarketObserver`]).
+//! - **Providers and clients** are light nodes: they sign transactions and
+//!   submit them through a validator (their gateway), and follow the ledger
+//!   through node 0's [`Notice`]s. Their off-ledger messages (task hand-off
+//!   to the provider) take the WAN latency between their regions; the
+//!   provider's execution takes the [`SimulatedExecutor`](idlegrid_executor::SimulatedExecutor)'s
+//!   virtual duration.
+//! - A job: `PostJob` escrows the budget and locks client bonds → clearing
+//!   (k-double auction, reputation filter) matches lots to provider slots →
+//!   the client plans each lot with the entrap optimizer (fed by the
+//!   provider's credibility) and posts the plan → the provider executes,
+//!   commits and reveals outputs with its metered usage → the client
+//!   reveals traps and accuses → accept, or dispute settled by three
+//!   validator referees re-executing the trap → settlement: price × usage
+//!   (capped) to the provider, remainder back to the client, slashes,
+//!   bonds, reputation.
+//!
+//! Simplifications (stated): bids are not sealed (commit–reveal is
+//! exercised by `idlegrid-market`'s own tests), output commit and reveal
+//! travel in one transaction, the referee committee is a hash ranking of
+//! the validators instead of VRF sortition, and ledger signatures are
+//! checked once at the gateway.
+//!
+//! ```no_run
+//! use idlegrid_sim::marketplace::{MarketplaceConfig, run_marketplace};
+//! let report = run_marketplace(&MarketplaceConfig::default()).unwrap();
+//! println!("{}", report.render());
+//! ```
+
+pub mod agents;
+pub mod app;
+pub mod node;
+pub mod observer;
+pub mod run;
+
+pub use app::{MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice, Settlement};
+pub use node::{LedgerNode, NodeEvent, NodeSetup};
+pub use observer::MarketObserver;
+pub use run::{
+    CheaterMix, MarketplaceConfig, MarketplaceError, MarketplaceReport, MarketplaceSummary,
+    run_marketplace,
+};

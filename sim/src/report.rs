@@ -1,0 +1,391 @@
+//! Run outputs: the terminal summary, `summary.json` and the per-second CSV.
+//!
+//! `summary.json` is an interface other tools read; its keys are snake_case
+//! and numbers are JSON numbers.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::engine::{NetStats, RunReport, StopReason};
+use crate::metrics::{Metrics, Percentiles};
+
+/// p50/p90/p99 in one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
+pub struct Quantiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl Quantiles {
+    /// From percentiles, dividing by `scale` (e.g. 1000 for µs → ms).
+    pub fn scaled(p: &Percentiles, scale: f64) -> Self {
+        Self {
+            p50: p.p50 as f64 / scale,
+            p90: p.p90 as f64 / scale,
+            p99: p.p99 as f64 / scale,
+        }
+    }
+}
+
+/// Network part of a summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkSummary {
+    /// Counters.
+    #[serde(flatten)]
+    pub stats: NetStats,
+    /// All drops.
+    pub dropped: u64,
+    /// Send-to-arrival latency of delivered messages.
+    pub message_latency_ms: Quantiles,
+    /// Time messages waited for the sender's uplink.
+    pub upload_wait_ms: Quantiles,
+}
+
+/// Gossip part of a summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct GossipSummary {
+    /// Rumors started.
+    pub rumors_originated: u64,
+    /// First-time receptions.
+    pub rumors_learned: u64,
+    /// `learned / (originated × (nodes − 1))`.
+    pub coverage: f64,
+    /// Creation-to-reception latency.
+    pub propagation_ms: Quantiles,
+    /// Forwarding steps.
+    pub hops: Quantiles,
+}
+
+/// Consensus part of a summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsensusSummary {
+    /// Committee size.
+    pub validators: usize,
+    /// Byzantine validators.
+    pub byzantine: usize,
+    /// Committed leaders (sub-DAGs).
+    pub commits: u64,
+    /// Blocks ordered by commits.
+    pub committed_blocks: u64,
+    /// Transactions ordered by commits.
+    pub committed_transactions: u64,
+    /// Committed transactions per virtual second.
+    pub transactions_per_second: f64,
+    /// Transaction submission → commit at the submitting validator.
+    pub commit_latency_ms: Quantiles,
+    /// Leader proposal → commit at each honest validator.
+    pub leader_commit_latency_ms: Quantiles,
+    /// Leader commit latency in units of the median one-way message delay
+    /// of the run (`network.message_latency_ms.p50`).
+    pub commit_latency_message_delays: Quantiles,
+    /// Distinct `(round, author)` equivocations detected.
+    pub equivocations_detected: u64,
+    /// Invalid messages rejected by validators.
+    pub invalid_messages: u64,
+}
+
+/// Everything a run reports (`summary.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Root seed.
+    pub seed: u64,
+    /// Machine kind.
+    pub machine: String,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Virtual time simulated.
+    pub virtual_seconds: f64,
+    /// Wall-clock time taken.
+    pub wall_seconds: f64,
+    /// Events processed.
+    pub events: u64,
+    /// Events per wall-clock second.
+    pub events_per_second: f64,
+    /// Virtual seconds per wall second.
+    pub virtual_to_wall_ratio: f64,
+    /// The run digest (hex).
+    pub run_digest: String,
+    /// Why the run stopped.
+    pub stop_reason: StopReason,
+    /// Network counters.
+    pub network: NetworkSummary,
+    /// Consensus metrics (consensus machine only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusSummary>,
+    /// Gossip metrics (gossip machine only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gossip: Option<GossipSummary>,
+    /// Marketplace: supply and invariant checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<serde_json::Value>,
+    /// Marketplace: orders, matches, prices, welfare.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub market: Option<serde_json::Value>,
+    /// Marketplace: job counts and latency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<serde_json::Value>,
+    /// Marketplace: traps, detection, framing, overhead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrap: Option<serde_json::Value>,
+    /// Marketplace: profit by behaviour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub economics: Option<serde_json::Value>,
+    /// Marketplace: mean reputation by behaviour.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reputation: Option<serde_json::Value>,
+    /// Marketplace lines of the terminal summary.
+    #[serde(skip)]
+    pub marketplace_text: Option<String>,
+    /// The command that replays this run.
+    pub replay_command: String,
+}
+
+impl Summary {
+    /// Builds a summary from an engine report and an observer's metrics.
+    pub fn new(
+        scenario: &str,
+        machine: &str,
+        nodes: usize,
+        report: &RunReport,
+        wall_seconds: f64,
+        replay_command: String,
+    ) -> Self {
+        let virtual_seconds = report.virtual_time.as_micros() as f64 / 1e6;
+        let wall = wall_seconds.max(1e-9);
+        Self {
+            scenario: scenario.to_string(),
+            seed: report.seed,
+            machine: machine.to_string(),
+            nodes,
+            virtual_seconds,
+            wall_seconds,
+            events: report.events,
+            events_per_second: report.events as f64 / wall,
+            virtual_to_wall_ratio: virtual_seconds / wall,
+            run_digest: report.digest.to_string(),
+            stop_reason: report.stop,
+            network: NetworkSummary {
+                stats: report.stats,
+                dropped: report.stats.dropped(),
+                message_latency_ms: Quantiles::scaled(&report.message_latency_us, 1e3),
+                upload_wait_ms: Quantiles::scaled(&report.upload_wait_us, 1e3),
+            },
+            consensus: None,
+            gossip: None,
+            ledger: None,
+            market: None,
+            jobs: None,
+            entrap: None,
+            economics: None,
+            reputation: None,
+            marketplace_text: None,
+            replay_command,
+        }
+    }
+
+    /// Adds the marketplace sections.
+    pub fn with_marketplace(mut self, r: &crate::marketplace::MarketplaceReport) -> Self {
+        let s = r.summary.clone();
+        self.ledger = Some(s.ledger);
+        self.market = Some(s.market);
+        self.jobs = Some(s.jobs);
+        self.entrap = Some(s.entrap);
+        self.economics = Some(s.economics);
+        self.reputation = Some(s.reputation);
+        self.marketplace_text = Some(r.render_lines());
+        self
+    }
+
+    /// Adds gossip metrics.
+    pub fn with_gossip(mut self, m: &Metrics) -> Self {
+        let originated = m.counter("rumors_originated");
+        let learned = m.counter("rumors_learned");
+        let peers = self.nodes.saturating_sub(1).max(1) as f64;
+        let h = |name| {
+            m.histograms
+                .get(name)
+                .map(|h| h.summary())
+                .unwrap_or_default()
+        };
+        self.gossip = Some(GossipSummary {
+            rumors_originated: originated,
+            rumors_learned: learned,
+            coverage: if originated == 0 {
+                0.0
+            } else {
+                learned as f64 / (originated as f64 * peers)
+            },
+            propagation_ms: Quantiles::scaled(&h("propagation_us"), 1e3),
+            hops: Quantiles::scaled(&h("hops"), 1.0),
+        });
+        self
+    }
+
+    /// Adds consensus metrics.
+    pub fn with_consensus(mut self, m: &Metrics, byzantine: usize) -> Self {
+        let h = |name| {
+            m.histograms
+                .get(name)
+                .map(|h| h.summary())
+                .unwrap_or_default()
+        };
+        let committed = m.counter("committed_transactions");
+        let leader = h("leader_commit_latency_us");
+        let delay_us = self.network.message_latency_ms.p50 * 1e3;
+        self.consensus = Some(ConsensusSummary {
+            validators: self.nodes,
+            byzantine,
+            commits: m.counter("commits"),
+            committed_blocks: m.counter("committed_blocks"),
+            committed_transactions: committed,
+            transactions_per_second: committed as f64 / self.virtual_seconds.max(1e-9),
+            commit_latency_ms: Quantiles::scaled(&h("commit_latency_us"), 1e3),
+            leader_commit_latency_ms: Quantiles::scaled(&leader, 1e3),
+            commit_latency_message_delays: if delay_us > 0.0 {
+                Quantiles::scaled(&leader, delay_us)
+            } else {
+                Quantiles::default()
+            },
+            equivocations_detected: m.counter("equivocations_detected"),
+            invalid_messages: m.counter("invalid_messages"),
+        });
+        self
+    }
+
+    /// Human-readable summary for the terminal.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let n = &self.network;
+        let _ = writeln!(
+            s,
+            "scenario      {} (machine {}, {} nodes, seed {})",
+            self.scenario, self.machine, self.nodes, self.seed
+        );
+        let _ = writeln!(
+            s,
+            "time          {:.3} s virtual in {:.3} s wall ({:.0}x real time), stopped: {:?}",
+            self.virtual_seconds, self.wall_seconds, self.virtual_to_wall_ratio, self.stop_reason
+        );
+        let _ = writeln!(
+            s,
+            "events        {} ({:.0} events/s)",
+            self.events, self.events_per_second
+        );
+        let _ = writeln!(
+            s,
+            "messages      {} sent, {} delivered, {} dropped (loss {}, partition {}, crashed {}, overflow {})",
+            n.stats.sent,
+            n.stats.delivered,
+            n.dropped,
+            n.stats.dropped_loss,
+            n.stats.dropped_partition,
+            n.stats.dropped_crashed,
+            n.stats.dropped_overflow
+        );
+        let _ = writeln!(
+            s,
+            "latency       message p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms; uplink wait p99 {:.2} ms",
+            n.message_latency_ms.p50,
+            n.message_latency_ms.p90,
+            n.message_latency_ms.p99,
+            n.upload_wait_ms.p99
+        );
+        let _ = writeln!(
+            s,
+            "faults        {} applied, {} timers fired",
+            n.stats.faults, n.stats.timers
+        );
+        if let Some(c) = &self.consensus {
+            let _ = writeln!(
+                s,
+                "consensus     {} validators ({} Byzantine), {} commits, {} blocks, {} transactions ({:.0} tx/s)",
+                c.validators,
+                c.byzantine,
+                c.commits,
+                c.committed_blocks,
+                c.committed_transactions,
+                c.transactions_per_second
+            );
+            let _ = writeln!(
+                s,
+                "commit        tx latency p50 {:.0} ms, p90 {:.0} ms, p99 {:.0} ms; leader p50 {:.0} ms = {:.2} message delays (p90 {:.2}, p99 {:.2})",
+                c.commit_latency_ms.p50,
+                c.commit_latency_ms.p90,
+                c.commit_latency_ms.p99,
+                c.leader_commit_latency_ms.p50,
+                c.commit_latency_message_delays.p50,
+                c.commit_latency_message_delays.p90,
+                c.commit_latency_message_delays.p99
+            );
+            let _ = writeln!(
+                s,
+                "safety        prefix consistency held; {} equivocations detected, {} invalid messages rejected",
+                c.equivocations_detected, c.invalid_messages
+            );
+        }
+        if let Some(g) = &self.gossip {
+            let _ = writeln!(
+                s,
+                "gossip        {} rumors, {} receptions, coverage {:.1}%, propagation p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, hops p50 {}",
+                g.rumors_originated,
+                g.rumors_learned,
+                g.coverage * 100.0,
+                g.propagation_ms.p50,
+                g.propagation_ms.p90,
+                g.propagation_ms.p99,
+                g.hops.p50
+            );
+        }
+        if let Some(m) = &self.marketplace_text {
+            s.push_str(m);
+        }
+        let _ = writeln!(s, "run digest    {}", self.run_digest);
+        s
+    }
+}
+
+/// The per-second CSV: network columns, then every series of `extra`.
+pub fn series_csv(report: &RunReport, extra: Option<&Metrics>) -> String {
+    let mut out = String::from("second,delivered,bytes_delivered,dropped,app_events");
+    let series: Vec<(&str, &Vec<u64>)> = extra
+        .map(|m| m.series.iter().map(|(k, v)| (*k, v)).collect())
+        .unwrap_or_default();
+    for (name, _) in &series {
+        out.push(',');
+        out.push_str(name);
+    }
+    out.push('\n');
+    let seconds = (report.virtual_time.as_micros().div_ceil(1_000_000) as usize)
+        .max(report.series.len())
+        .max(series.iter().map(|(_, v)| v.len()).max().unwrap_or(0));
+    for sec in 0..seconds {
+        let r = report.series.get(sec).copied().unwrap_or_default();
+        let _ = write!(
+            out,
+            "{sec},{},{},{},{}",
+            r.delivered, r.bytes_delivered, r.dropped, r.app_events
+        );
+        for (_, v) in &series {
+            let _ = write!(out, ",{}", v.get(sec).copied().unwrap_or(0));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes `summary.json` and `timeseries.csv` into `dir` (created if needed).
+pub fn write_outputs(dir: &Path, summary: &Summary, csv: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(summary).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), json + "\n")?;
+    std::fs::write(dir.join("timeseries.csv"), csv)?;
+    Ok(())
+}

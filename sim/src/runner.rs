@@ -1,0 +1,354 @@
+//! Runs scenarios: builds the simulation for the scenario's machine, drives
+//! it with an optional progress bar, and checks determinism by running twice.
+
+use std::time::Instant;
+
+use idlegrid_primitives::Duration;
+use thiserror::Error;
+
+use crate::consensus::{ConsensusObserver, ValidatorNode};
+use crate::demo::{Gossip, GossipObserver};
+use crate::engine::{Checkpoint, RunReport, SimError, Simulation};
+use crate::marketplace::{MarketplaceError, run_marketplace};
+use crate::metrics::Metrics;
+use crate::report::{Summary, series_csv};
+use crate::scenario::{MachineKind, Scenario, ScenarioError};
+
+/// Why a scenario run failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// The scenario is invalid.
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    /// The simulation stopped on an error or a broken invariant.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// The marketplace run failed (configuration or invariant).
+    #[error(transparent)]
+    Marketplace(#[from] MarketplaceError),
+}
+
+/// How to run a scenario.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// The scenario file, for the replay command (`None` = embedded default).
+    pub scenario_path: Option<String>,
+    /// Show a progress bar on runs longer than about a second.
+    pub progress: bool,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// The summary (`summary.json`).
+    pub summary: Summary,
+    /// The per-second CSV.
+    pub csv: String,
+    /// The engine's report.
+    pub report: RunReport,
+    /// Per-second series for plots.
+    pub plot_series: Vec<(String, Vec<u64>)>,
+}
+
+/// The command that replays a run.
+pub fn replay_command(path: Option<&str>, seed: u64) -> String {
+    match path {
+        Some(p) => format!("idlegrid-sim run {p} --seed {seed}"),
+        None => format!("idlegrid-sim run --seed {seed}"),
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // wall time for reporting only
+fn wall_now() -> Instant {
+    Instant::now()
+}
+
+fn attach_progress<M, O>(sim: &mut Simulation<M, O>) -> indicatif::ProgressBar
+where
+    M: idlegrid_primitives::Machine,
+    M::Message: Clone + serde::Serialize,
+    O: crate::Observer<M::Event>,
+{
+    let started = wall_now();
+    let bar = indicatif::ProgressBar::hidden();
+    let handle = bar.clone();
+    let mut shown = false;
+    let max_ms = sim.config().max_time.as_millis();
+    sim.set_progress(move |p| {
+        if !shown && started.elapsed() > std::time::Duration::from_millis(1_000) {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_length(max_ms);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} virtual ms {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            shown = true;
+        }
+        bar.set_position(p.now.as_millis());
+        bar.set_message(format!("{} events", p.events));
+    });
+    handle
+}
+
+fn drive<M, O>(
+    mut sim: Simulation<M, O>,
+    progress: bool,
+) -> Result<(RunReport, Option<Metrics>, f64), SimError>
+where
+    M: idlegrid_primitives::Machine,
+    M::Message: Clone + serde::Serialize,
+    O: crate::Observer<M::Event>,
+{
+    let bar = progress.then(|| attach_progress(&mut sim));
+    let start = wall_now();
+    let result = sim.run();
+    let wall = start.elapsed().as_secs_f64();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = result?;
+    Ok((report, sim.observer().metrics().cloned(), wall))
+}
+
+/// Runs a scenario once.
+pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError> {
+    let seed = opts.seed.unwrap_or(scenario.seed);
+    let replay = replay_command(opts.scenario_path.as_deref(), seed);
+    let config = scenario.sim_config(seed, replay.clone());
+    if scenario.machine == MachineKind::Marketplace {
+        return run_market(scenario, seed, replay);
+    }
+    let network = scenario.network_config()?;
+    let nodes = scenario.node_specs()?;
+    let n = nodes.len();
+    let (report, metrics, wall, machine) = match scenario.machine {
+        MachineKind::Gossip => {
+            let gossip = scenario.gossip_config();
+            let observer = GossipObserver::new(
+                scenario
+                    .invariants
+                    .max_propagation_ms
+                    .map(Duration::from_millis),
+            );
+            let mut sim = Simulation::new(
+                config,
+                network,
+                nodes,
+                move |ctx| Gossip::new(ctx, gossip.clone()),
+                observer,
+            )?;
+            sim.set_size_of_message(Gossip::wire_size);
+            for (at, f) in scenario.fault_schedule() {
+                sim.schedule(at, f)?;
+            }
+            let (r, m, w) = drive(sim, opts.progress)?;
+            (r, m, w, MachineKind::Gossip)
+        }
+        MachineKind::Consensus => {
+            let params = scenario.consensus_params();
+            let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound);
+            let mut sim = Simulation::new(
+                config,
+                network,
+                nodes,
+                move |ctx| ValidatorNode::new(ctx, &params),
+                observer,
+            )?;
+            sim.set_size_of_message(crate::consensus::wire_size);
+            sim.set_message_fingerprint(crate::consensus::fingerprint);
+            for (at, f) in scenario.fault_schedule() {
+                sim.schedule(at, f)?;
+            }
+            let (r, m, w) = drive(sim, opts.progress)?;
+            (r, m, w, MachineKind::Consensus)
+        }
+        MachineKind::Marketplace => unreachable!("dispatched above"),
+    };
+    let mut summary = Summary::new(&scenario.name, machine.name(), n, &report, wall, replay);
+    if let Some(m) = &metrics {
+        summary = match machine {
+            MachineKind::Gossip => summary.with_gossip(m),
+            MachineKind::Consensus => {
+                let byzantine = scenario
+                    .behaviors()
+                    .iter()
+                    .filter(|b| b.is_byzantine())
+                    .count();
+                summary.with_consensus(m, byzantine)
+            }
+            MachineKind::Marketplace => summary,
+        };
+    }
+    let csv = series_csv(&report, metrics.as_ref());
+    let plot_series = crate::plot::series(&report, metrics.as_ref());
+    Ok(RunOutput {
+        summary,
+        csv,
+        report,
+        plot_series,
+    })
+}
+
+/// Runs a marketplace scenario: the engine keys of `summary.json` plus the
+/// marketplace sections (`ledger`, `market`, `jobs`, `entrap`,
+/// `economics`, `reputation`).
+fn run_market(scenario: &Scenario, seed: u64, replay: String) -> Result<RunOutput, RunError> {
+    let cfg = scenario.marketplace_config(seed, replay.clone())?;
+    let start = wall_now();
+    let r = run_marketplace(&cfg)?;
+    let wall = start.elapsed().as_secs_f64();
+    let summary = Summary::new(
+        &scenario.name,
+        MachineKind::Marketplace.name(),
+        cfg.validators as usize,
+        &r.report,
+        wall,
+        replay,
+    )
+    .with_marketplace(&r);
+    let csv = series_csv(&r.report, None);
+    let plot_series = crate::plot::series(&r.report, None);
+    Ok(RunOutput {
+        summary,
+        csv,
+        report: r.report,
+        plot_series,
+    })
+}
+
+/// The outcome of running a scenario twice with one seed.
+#[derive(Debug, Clone)]
+pub struct DeterminismReport {
+    /// Digest of the first run.
+    pub first: RunReport,
+    /// Digest of the second run.
+    pub second: RunReport,
+}
+
+impl DeterminismReport {
+    /// Whether both runs produced the same digest and event count.
+    pub fn is_deterministic(&self) -> bool {
+        self.first.digest == self.second.digest && self.first.events == self.second.events
+    }
+
+    /// Where the runs diverge: the last checkpoint they agree on and the
+    /// first they do not.
+    pub fn divergence(&self) -> Option<(Option<Checkpoint>, Option<Checkpoint>)> {
+        if self.is_deterministic() {
+            return None;
+        }
+        let a = &self.first.checkpoints;
+        let b = &self.second.checkpoints;
+        let k = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        Some((k.checked_sub(1).map(|i| a[i]), a.get(k).copied()))
+    }
+
+    /// A one-paragraph verdict.
+    pub fn describe(&self) -> String {
+        match self.divergence() {
+            None => format!(
+                "deterministic: both runs processed {} events, digest {}",
+                self.first.events, self.first.digest
+            ),
+            Some((agree, differ)) => {
+                let mut s = format!(
+                    "NOT deterministic:\n  run 1: {} events, digest {}\n  run 2: {} events, digest {}\n",
+                    self.first.events, self.first.digest, self.second.events, self.second.digest
+                );
+                match agree {
+                    Some(c) => s += &format!("  identical up to event {} ({})\n", c.events, c.at),
+                    None => s += "  the runs differ within the first checkpoint window\n",
+                }
+                if let Some(c) = differ {
+                    s += &format!(
+                        "  first differing checkpoint: event {} ({})\n",
+                        c.events, c.at
+                    );
+                }
+                s
+            }
+        }
+    }
+}
+
+/// Runs a scenario twice with the same seed (on two threads) and compares
+/// the digests.
+pub fn check_determinism(
+    scenario: &Scenario,
+    seed: Option<u64>,
+) -> Result<DeterminismReport, RunError> {
+    let opts = RunOptions {
+        seed,
+        scenario_path: None,
+        progress: false,
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| run(scenario, &opts).map(|o| o.report));
+        let b = scope.spawn(|| run(scenario, &opts).map(|o| o.report));
+        (join(a), join(b))
+    });
+    Ok(DeterminismReport {
+        first: first?,
+        second: second?,
+    })
+}
+
+fn join<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match h.join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// One seed of a sweep.
+#[derive(Debug)]
+pub struct SweepResult {
+    /// The seed.
+    pub seed: u64,
+    /// Its outcome.
+    pub outcome: Result<Summary, RunError>,
+}
+
+/// Runs `scenario` once per seed in `seeds`, on up to `jobs` threads; results
+/// are in seed order. A failing seed does not stop the others.
+pub fn sweep(
+    scenario: &Scenario,
+    scenario_path: Option<&str>,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+) -> Vec<SweepResult> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(seeds.start);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, 64) {
+            scope.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    let opts = RunOptions {
+                        seed: Some(seed),
+                        scenario_path: scenario_path.map(str::to_string),
+                        progress: false,
+                    };
+                    let outcome = run(scenario, &opts).map(|o| o.summary);
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(SweepResult { seed, outcome });
+                }
+            });
+        }
+    });
+    let mut out = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    out.sort_by_key(|r| r.seed);
+    out
+}

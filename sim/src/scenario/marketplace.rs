@@ -1,0 +1,325 @@
+//! The `[marketplace]` section of a scenario: provider and client
+//! populations for `machine = "marketplace"`. The validators are the
+//! scenario's `nodes` (their Byzantine behaviours come from
+//! `[[consensus.byzantine]]`, their faults from `[[faults]]`).
+
+use serde::Deserialize;
+
+use super::{Scenario, ScenarioError, check_prob, invalid};
+use crate::marketplace::{CheaterMix, MarketplaceConfig};
+
+/// `[marketplace]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketplaceSection {
+    /// Clients post jobs during the first `active_secs` virtual seconds;
+    /// the rest of `duration_ms` lets every job settle.
+    pub active_secs: u64,
+    /// Stake bonded per provider slot (providers are endowed with enough).
+    #[serde(default = "default_stake")]
+    pub stake_per_slot: u64,
+    /// Providers adapt their asks (idle undercut, matched raise).
+    #[serde(default = "default_true")]
+    pub adaptive_pricing: bool,
+    /// Validators every light-node transaction is submitted to.
+    #[serde(default = "one")]
+    pub gateways: u32,
+    /// The providers.
+    pub providers: ProvidersSection,
+    /// The clients.
+    pub clients: ClientsSection,
+}
+
+/// `[marketplace.providers]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersSection {
+    /// Number of providers (placed round-robin over the regions).
+    pub count: u32,
+    /// Parallel lots per provider.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    /// Asks are uniform in `price_min..=price_max` per compute-second.
+    #[serde(default = "default_price_min")]
+    pub price_min: u64,
+    /// Upper end of the ask range.
+    #[serde(default = "default_price_max")]
+    pub price_max: u64,
+    /// Machine speeds are uniform in `speed_min..=speed_max` work units/s.
+    #[serde(default = "default_speed_min")]
+    pub speed_min: u64,
+    /// Fastest machine.
+    #[serde(default = "default_speed_max")]
+    pub speed_max: u64,
+    /// Fraction of providers that cheat deliberately (split by `mix`).
+    #[serde(default = "default_cheaters")]
+    pub cheater_fraction: f64,
+    /// Probability a cheater cheats on a subtask.
+    #[serde(default = "default_cheat_rate")]
+    pub cheat_rate: f64,
+    /// Fraction of providers with random faults (2 % of subtasks).
+    #[serde(default)]
+    pub faulty_fraction: f64,
+    /// Bait-and-switch providers work honestly for this many subtasks.
+    #[serde(default = "default_bait")]
+    pub bait_honest_tasks: u32,
+    /// Relative weights of the cheating behaviours.
+    #[serde(default)]
+    pub mix: MixSection,
+}
+
+/// `[marketplace.providers.mix]`: relative weights of cheating behaviours.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixSection {
+    /// Skip work at `cheat_rate`.
+    #[serde(default = "one")]
+    pub lazy: u32,
+    /// Cheat where no trap is guessed.
+    #[serde(default = "one")]
+    pub trap_guessing: u32,
+    /// A colluding group sharing wrong answers.
+    #[serde(default = "one")]
+    pub colluding: u32,
+    /// Honest for `bait_honest_tasks`, then cheat.
+    #[serde(default = "one")]
+    pub bait_and_switch: u32,
+}
+
+impl Default for MixSection {
+    fn default() -> Self {
+        Self {
+            lazy: 1,
+            trap_guessing: 1,
+            colluding: 1,
+            bait_and_switch: 1,
+        }
+    }
+}
+
+/// `[marketplace.clients]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientsSection {
+    /// Number of clients.
+    pub count: u32,
+    /// How many of them frame providers (plant a wrong trap answer).
+    #[serde(default)]
+    pub framing: u32,
+    /// Mean time between a client's jobs (Poisson arrivals), ms.
+    #[serde(default = "default_interval")]
+    pub job_interval_ms: u64,
+    /// Real subtasks per lot.
+    #[serde(default = "default_subtasks")]
+    pub subtasks_per_lot: u32,
+    /// A job has 1..=max_lots lots (providers).
+    #[serde(default = "default_lots")]
+    pub max_lots: u32,
+    /// Limit price per compute-second.
+    #[serde(default = "default_price_max")]
+    pub max_price: u64,
+}
+
+fn default_stake() -> u64 {
+    50_000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_capacity() -> u32 {
+    2
+}
+fn default_price_min() -> u64 {
+    6_000
+}
+fn default_price_max() -> u64 {
+    10_000
+}
+fn default_speed_min() -> u64 {
+    500_000_000
+}
+fn default_speed_max() -> u64 {
+    2_000_000_000
+}
+fn default_cheaters() -> f64 {
+    0.1
+}
+fn default_cheat_rate() -> f64 {
+    0.3
+}
+fn default_bait() -> u32 {
+    20
+}
+fn one() -> u32 {
+    1
+}
+fn default_interval() -> u64 {
+    4_000
+}
+fn default_subtasks() -> u32 {
+    16
+}
+fn default_lots() -> u32 {
+    4
+}
+
+/// Most providers a scenario may ask for.
+pub const MAX_PROVIDERS: u32 = 100_000;
+/// Most clients a scenario may ask for.
+pub const MAX_CLIENTS: u32 = 10_000;
+
+fn range<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ScenarioError> {
+    if v < lo || v > hi {
+        return Err(invalid(field, format!("must be in {lo}..={hi}, got {v}")));
+    }
+    Ok(())
+}
+
+impl Scenario {
+    pub(super) fn validate_marketplace(&self) -> Result<(), ScenarioError> {
+        let Some(m) = &self.marketplace else {
+            return Err(invalid(
+                "marketplace",
+                "is required with `machine = \"marketplace\"` (providers and clients)",
+            ));
+        };
+        range("nodes.count", self.nodes.count, 4, 200)?;
+        if m.active_secs == 0 || m.active_secs * 1_000 >= self.duration_ms {
+            return Err(invalid(
+                "marketplace.active_secs",
+                format!(
+                    "must be positive and end before `duration_ms` ({} ms) so jobs can settle",
+                    self.duration_ms
+                ),
+            ));
+        }
+        if self.duration_ms % 1_000 != 0 {
+            return Err(invalid(
+                "duration_ms",
+                "must be whole seconds for the marketplace",
+            ));
+        }
+        range("marketplace.stake_per_slot", m.stake_per_slot, 1, 1 << 50)?;
+        range(
+            "marketplace.gateways",
+            m.gateways,
+            1,
+            self.nodes.count as u32,
+        )?;
+        let p = &m.providers;
+        range("marketplace.providers.count", p.count, 1, MAX_PROVIDERS)?;
+        range("marketplace.providers.capacity", p.capacity, 1, 16)?;
+        range("marketplace.providers.price_min", p.price_min, 1, 1 << 50)?;
+        range(
+            "marketplace.providers.price_max",
+            p.price_max,
+            p.price_min,
+            1 << 50,
+        )?;
+        range("marketplace.providers.speed_min", p.speed_min, 1, 1 << 50)?;
+        range(
+            "marketplace.providers.speed_max",
+            p.speed_max,
+            p.speed_min,
+            1 << 50,
+        )?;
+        check_prob("marketplace.providers.cheater_fraction", p.cheater_fraction)?;
+        check_prob("marketplace.providers.cheat_rate", p.cheat_rate)?;
+        check_prob("marketplace.providers.faulty_fraction", p.faulty_fraction)?;
+        if p.cheater_fraction + p.faulty_fraction > 1.0 {
+            return Err(invalid(
+                "marketplace.providers.faulty_fraction",
+                "cheater_fraction + faulty_fraction must be at most 1",
+            ));
+        }
+        let mix = p.mix;
+        if p.cheater_fraction > 0.0
+            && mix.lazy + mix.trap_guessing + mix.colluding + mix.bait_and_switch == 0
+        {
+            return Err(invalid(
+                "marketplace.providers.mix",
+                "needs a positive weight for at least one behaviour when cheater_fraction > 0",
+            ));
+        }
+        let c = &m.clients;
+        range("marketplace.clients.count", c.count, 1, MAX_CLIENTS)?;
+        range("marketplace.clients.framing", c.framing, 0, c.count)?;
+        range(
+            "marketplace.clients.job_interval_ms",
+            c.job_interval_ms,
+            10,
+            3_600_000,
+        )?;
+        range(
+            "marketplace.clients.subtasks_per_lot",
+            c.subtasks_per_lot,
+            1,
+            200,
+        )?;
+        range("marketplace.clients.max_lots", c.max_lots, 1, 16)?;
+        range("marketplace.clients.max_price", c.max_price, 1, 1 << 50)?;
+        if c.max_price < p.price_min {
+            return Err(invalid(
+                "marketplace.clients.max_price",
+                format!(
+                    "is below every provider's ask (price_min {}): nothing would ever match",
+                    p.price_min
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The marketplace configuration for `seed` (with
+    /// `machine = "marketplace"`).
+    pub fn marketplace_config(
+        &self,
+        seed: u64,
+        replay: String,
+    ) -> Result<MarketplaceConfig, ScenarioError> {
+        self.validate_marketplace()?;
+        let m = self.marketplace.as_ref().expect("validated");
+        let (p, c) = (&m.providers, &m.clients);
+        Ok(MarketplaceConfig {
+            seed,
+            validators: self.nodes.count as u32,
+            providers: p.count,
+            clients: c.count,
+            cheater_fraction: p.cheater_fraction,
+            faulty_fraction: p.faulty_fraction,
+            cheat_rate: p.cheat_rate,
+            framing_clients: c.framing,
+            active_secs: m.active_secs,
+            drain_secs: self.duration_ms / 1_000 - m.active_secs,
+            job_interval_secs: c.job_interval_ms as f64 / 1e3,
+            subtasks_per_lot: c.subtasks_per_lot,
+            max_lots: c.max_lots,
+            stake_per_slot: u128::from(m.stake_per_slot),
+            mix: CheaterMix {
+                lazy: p.mix.lazy,
+                trap_guessing: p.mix.trap_guessing,
+                colluding: p.mix.colluding,
+                bait_and_switch: p.mix.bait_and_switch,
+            },
+            bait_honest_tasks: p.bait_honest_tasks,
+            provider_capacity: p.capacity,
+            price_min: u128::from(p.price_min),
+            price_max: u128::from(p.price_max),
+            speed_min: p.speed_min,
+            speed_max: p.speed_max,
+            max_price: u128::from(c.max_price),
+            adaptive_pricing: m.adaptive_pricing,
+            network: self.network_config()?,
+            byzantine: self.behaviors(),
+            consensus: self.consensus_params().config,
+            faults: self.fault_schedule(),
+            replay_command: Some(replay),
+            gateways: m.gateways,
+        })
+    }
+}

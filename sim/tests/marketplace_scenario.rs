@@ -1,0 +1,251 @@
+//! Marketplace scenarios: the TOML format (built-ins, unknown fields, bad
+//! values), the library entry point and the CLI (`run`, `scenarios`).
+
+use std::process::Command;
+
+use idlegrid_sim::runner::{self, RunOptions};
+use idlegrid_sim::scenario::{BUILTIN_SCENARIOS, MachineKind, Scenario};
+
+/// A marketplace small enough for a debug test (a few seconds).
+const SMALL: &str = r#"
+name = "small-market"
+duration_ms = 40_000
+machine = "marketplace"
+[nodes]
+count = 7
+[marketplace]
+active_secs = 10
+[marketplace.providers]
+count = 40
+cheater_fraction = 0.2
+[marketplace.clients]
+count = 6
+framing = 1
+job_interval_ms = 2_000
+"#;
+
+fn err(text: &str) -> String {
+    match Scenario::parse(text) {
+        Ok(_) => panic!("accepted invalid scenario:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn builtin_scenarios_parse_and_large_is_large() {
+    let names: Vec<_> = BUILTIN_SCENARIOS.iter().map(|(n, _)| *n).collect();
+    for want in [
+        "default",
+        "cheaters",
+        "framing",
+        "partition",
+        "byzantine",
+        "large",
+        "consensus",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    for (name, text) in BUILTIN_SCENARIOS {
+        let s = Scenario::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!s.description.is_empty(), "{name} has no description");
+        if s.machine == MachineKind::Marketplace {
+            s.marketplace_config(1, "replay".into())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+    let large = Scenario::named_or_file("large").unwrap();
+    let m = large.marketplace.as_ref().unwrap();
+    assert!(large.nodes.count >= 100);
+    assert!(m.providers.count >= 10_000 && m.clients.count >= 1_000);
+}
+
+#[test]
+fn unknown_marketplace_fields_are_named() {
+    let e = err(&SMALL.replace("cheater_fraction", "cheeter_fraction"));
+    assert!(e.contains("unknown field `cheeter_fraction`"), "{e}");
+    let e = err(&format!("{SMALL}[marketplace.providers.mix]\nsybil = 1\n"));
+    assert!(e.contains("unknown field `sybil`"), "{e}");
+    let e = err(&SMALL.replace("active_secs", "active_ms"));
+    assert!(e.contains("active_ms"), "{e}");
+}
+
+#[test]
+fn bad_marketplace_values_name_the_field() {
+    let cases = [
+        (
+            SMALL.replace("cheater_fraction = 0.2", "cheater_fraction = 1.5"),
+            "`marketplace.providers.cheater_fraction`",
+        ),
+        (
+            SMALL.replace("framing = 1", "framing = 9"),
+            "`marketplace.clients.framing`",
+        ),
+        (
+            SMALL.replace("active_secs = 10", "active_secs = 40"),
+            "`marketplace.active_secs`",
+        ),
+        (
+            format!("{SMALL}max_price = 10\n"),
+            "`marketplace.clients.max_price`",
+        ),
+        (
+            SMALL.replace("machine = \"marketplace\"", "machine = \"consensus\""),
+            "`marketplace`",
+        ),
+        (
+            SMALL.replace("[marketplace]\nactive_secs = 10\n", "").replace(
+                "[marketplace.providers]\ncount = 40\ncheater_fraction = 0.2\n[marketplace.clients]\ncount = 6\nframing = 1\njob_interval_ms = 2_000\n",
+                "",
+            ),
+            "`marketplace`",
+        ),
+    ];
+    for (text, field) in cases {
+        let e = err(&text);
+        assert!(e.contains(field), "expected {field} in: {e}");
+    }
+    let e = Scenario::named_or_file("no-such-scenario")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("default, cheaters"), "{e}");
+}
+
+#[test]
+fn library_run_reports_the_issue_keys_and_is_deterministic() {
+    let s = Scenario::parse(SMALL).unwrap();
+    let out = runner::run(&s, &RunOptions::default()).unwrap();
+    let v = serde_json::to_value(&out.summary).unwrap();
+    let keys: &[(&str, &[&str])] = &[
+        (
+            "ledger",
+            &[
+                "initial_supply",
+                "final_supply",
+                "burned",
+                "invariant_violations",
+            ],
+        ),
+        (
+            "market",
+            &["orders", "matches", "volume", "clearing_price", "welfare"],
+        ),
+        (
+            "jobs",
+            &["submitted", "completed", "failed", "latency_seconds"],
+        ),
+        (
+            "entrap",
+            &[
+                "traps_planted",
+                "trap_ratio",
+                "cheating_providers",
+                "cheaters_caught",
+                "detection_rate",
+                "honest_slashed",
+                "framing_attempts",
+                "framings_caught",
+                "verification_overhead",
+            ],
+        ),
+        (
+            "economics",
+            &[
+                "honest_profit_mean",
+                "cheater_profit_mean",
+                "profit_by_behaviour",
+            ],
+        ),
+        ("reputation", &["mean_score_by_behaviour"]),
+    ];
+    for (section, names) in keys {
+        for k in *names {
+            assert!(v[section].get(k).is_some(), "{section}.{k} missing");
+        }
+    }
+    for k in ["mean", "p50", "p90"] {
+        assert!(v["market"]["clearing_price"][k].is_number(), "{k}");
+    }
+    for k in ["p50", "p90", "p99"] {
+        assert!(v["jobs"]["latency_seconds"][k].is_number(), "{k}");
+    }
+    for k in [
+        "scenario",
+        "seed",
+        "run_digest",
+        "events",
+        "network",
+        "replay_command",
+    ] {
+        assert!(v.get(k).is_some(), "engine key {k} missing");
+    }
+    assert_eq!(v["machine"], "marketplace");
+    assert_eq!(v["ledger"]["invariant_violations"], 0);
+    assert!(v["jobs"]["completed"].as_u64().unwrap() > 0);
+    assert_eq!(v["jobs"]["failed"], 0);
+    let honest = &v["economics"]["profit_by_behaviour"]["honest"];
+    assert!(honest["mean"].as_f64().unwrap() > 0.0, "{honest}");
+    assert!(v["economics"]["cheater_profit_mean"].as_f64().unwrap() < 0.0);
+    let text = out.summary.to_text();
+    for want in [
+        "jobs",
+        "cheaters",
+        "detection rate",
+        "honest mean",
+        "supply conserved: yes",
+    ] {
+        assert!(text.contains(want), "{want} missing in:\n{text}");
+    }
+    let det = runner::check_determinism(&s, Some(2)).unwrap();
+    assert!(det.is_deterministic(), "{}", det.describe());
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_idlegrid-sim"))
+}
+
+#[test]
+fn cli_lists_scenarios_and_runs_a_marketplace_file() {
+    let out = bin().arg("scenarios").output().unwrap();
+    assert!(out.status.success());
+    let list = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "default",
+        "cheaters",
+        "framing",
+        "partition",
+        "byzantine",
+        "large",
+    ] {
+        assert!(
+            list.lines().any(|l| l.starts_with(name) && l.len() > 30),
+            "{name} not listed with a description:\n{list}"
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("idlegrid-sim-market-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scen = dir.join("small.toml");
+    std::fs::write(&scen, SMALL).unwrap();
+    let out = bin()
+        .args(["run", scen.to_str().unwrap(), "--no-progress", "--out"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("supply conserved: yes"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(json["entrap"]["detection_rate"].is_number());
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, SMALL.replace("count = 40", "count = 40\ncolour = 1")).unwrap();
+    let out = bin().args(["run", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(e.contains("unknown field `colour`"), "{e}");
+    let out = bin().args(["run", "nosuch"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
