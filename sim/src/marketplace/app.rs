@@ -19,7 +19,7 @@
 //!    [`Mechanism`], filtered by provider reputation from the
 //!    [`ReputationBook`]. Each matched slot is a *lot*.
 //! 4. `Plan` (client): the lot's [`PublicPlan`] (real and trap subtasks);
-//!    opens a [`VerificationRound`] and bonds the provider's slot lock.
+//!    opens a [`VerificationRound`](idlegrid_entrap::VerificationRound) and bonds the provider's slot lock.
 //! 5. `Deliver` (provider): output commitment, outputs, metered usage.
 //! 6. `Verify` (client): trap reveal and accusations.
 //! 7. `Accept` / `Dispute` (provider), `Vote` (referees).
