@@ -19,7 +19,7 @@ use std::error::Error;
 use idlegrid_market::strategies::{unit_ask, unit_bid};
 use idlegrid_market::{
     Ask, Bid, Clearing, ClearingContext, ClearingStats, FlatReputation, KDouble, Limits,
-    MarketError, Match, McAfee, Mechanism, Reputation, Slots, check_clearing, compatible,
+    MarketError, Match, McAfee, Mechanism, Reputation, Slots, check_clearing, compatible, prepare,
 };
 use idlegrid_primitives::{AccountId, Amount, RngCore, Seed, Timestamp};
 
@@ -42,32 +42,12 @@ impl Mechanism for MedianPrice {
         bids: &[Bid],
         ctx: &ClearingContext<'_>,
     ) -> Result<Clearing, MarketError> {
-        if asks.len() + bids.len() > ctx.limits.max_batch_orders {
-            return Err(MarketError::Full {
-                what: "orders in a batch",
-                max: ctx.limits.max_batch_orders,
-            });
-        }
-        let mut ids: Vec<u64> = asks
-            .iter()
-            .map(|a| a.id.get())
-            .chain(bids.iter().map(|b| b.id.get()))
-            .collect();
-        ids.sort_unstable();
-        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(MarketError::DuplicateOrderId(
-                idlegrid_market::OrderId::new(w[0]),
-            ));
-        }
-        for a in asks {
-            a.validate_shape(&ctx.limits)?;
-        }
-        for b in bids {
-            b.validate_shape(&ctx.limits)?;
-        }
-        let live_asks: Vec<&Ask> = asks.iter().filter(|a| a.is_live(ctx.now)).collect();
-        let live_bids: Vec<&Bid> = bids.iter().filter(|b| b.is_live(ctx.now)).collect();
-        let expired = (asks.len() - live_asks.len() + bids.len() - live_bids.len()) as u64;
+        // The market's own validation: batch size, order shapes, unique ids,
+        // expired orders dropped — exactly what the built-in mechanisms reject.
+        let live = prepare(asks, bids, ctx)?;
+        let live_asks: Vec<&Ask> = live.asks.iter().map(|&i| &asks[i as usize]).collect();
+        let live_bids: Vec<&Bid> = live.bids.iter().map(|&i| &bids[i as usize]).collect();
+        let expired = live.expired;
 
         // The median unit price (lower median), one entry per slot.
         let mut prices: Vec<Amount> = Vec::new();

@@ -130,15 +130,24 @@ pub trait Mechanism {
     ) -> Result<Clearing, MarketError>;
 }
 
-/// Validated, live input: indices into the caller's slices.
-pub(crate) struct Prepared {
+/// A batch's validated, live input, as indices into the caller's slices.
+/// Produced by [`prepare`], which every built-in [`Mechanism`] calls first;
+/// a custom mechanism should too, so that it rejects exactly what they do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// Indices of the live asks, in input order.
     pub asks: Vec<u32>,
+    /// Indices of the live bids, in input order.
     pub bids: Vec<u32>,
+    /// Orders dropped because their window or deadline has passed.
     pub expired: u64,
 }
 
-/// Checks sizes, shapes and id uniqueness; drops expired orders.
-pub(crate) fn prepare(
+/// Checks a batch's size against `ctx.limits`, every order's shape, and
+/// order-id uniqueness across both sides; returns the live orders and the
+/// number of expired ones. Errors are the same typed [`MarketError`]s the
+/// built-in mechanisms return.
+pub fn prepare(
     asks: &[Ask],
     bids: &[Bid],
     ctx: &ClearingContext<'_>,

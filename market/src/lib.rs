@@ -184,7 +184,7 @@ pub use check::{
     Violation, check_budget_balance, check_clearing, check_feasibility,
     check_individual_rationality,
 };
-pub use clearing::{Clearing, ClearingContext, ClearingStats, Match, Mechanism};
+pub use clearing::{Clearing, ClearingContext, ClearingStats, Match, Mechanism, Prepared, prepare};
 pub use error::MarketError;
 pub use order::{Ask, Bid, Limits, MAX_ORDER_BYTES, Order, compatible};
 pub use registry::{GoodsPricing, JobGoods, NoGoods, OwnerFee, Registry};
