@@ -8,10 +8,10 @@
 //! moves the median) and it loses trades when the median falls outside the
 //! breakeven interval. The sweep measures how much.
 //!
-//! Implementing [`Mechanism`] takes three things: validate the input (the
-//! crate's own `prepare` is private, so validation is done here with the
-//! public `validate_shape`/`is_live`/`compatible`), compute the matches,
-//! fill in [`ClearingStats`]. [`check_clearing`] then audits the result
+//! Implementing [`Mechanism`] takes three things: validate the input with
+//! the market's own [`prepare`] (batch size, order shapes, unique ids,
+//! expiry), compute the matches (checking [`compatible`] per pair), fill in
+//! [`ClearingStats`]. [`check_clearing`] then audits the result
 //! exactly as it audits the built-in mechanisms.
 
 use std::error::Error;
