@@ -26,6 +26,9 @@
 //!   default ([`scenario::DEFAULT_SCENARIO`]) is the whole [`marketplace`]:
 //!   24 validators, 300 providers (10 % cheaters), 30 clients; the other
 //!   built-in scenarios are in [`scenario::BUILTIN_SCENARIOS`].
+//! - [`sweep`] runs a scenario over a grid of one field's values × seeds
+//!   in parallel (`idlegrid-sim sweep --param`), writing `sweep.csv` and
+//!   one SVG per metric.
 //! - [`bench`](mod@bench) measures the engine (`idlegrid-sim bench`).
 //!
 //! ## Driving contract
@@ -94,6 +97,7 @@ mod queue;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod sweep;
 
 pub use engine::{
     CHECKPOINT_EVERY, Checkpoint, MAX_NODES, NetStats, Progress, RestartMode, RunReport,

@@ -36,8 +36,19 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Run a scenario for many seeds (VOPR style); report every failure with
-    /// its replay command.
+    /// Run a scenario for many seeds (VOPR style), optionally over a grid of
+    /// values of one field; report every failure with its replay command.
+    ///
+    /// With `--param PATH --values A,B,C` every value × seed is run (in
+    /// parallel) with the scenario field PATH (its dotted TOML path) set to
+    /// the value, and `sweep.csv` (one row per run) plus one SVG per metric
+    /// (mean over seeds, min/max whiskers, vs the value) go to `--out`.
+    #[command(after_help = "Examples:\n  \
+        idlegrid-sim sweep cheaters --seeds 1..21\n  \
+        idlegrid-sim sweep cheaters --param marketplace.providers.cheater_fraction \\\n      \
+        --values 0.05,0.2,0.4 --seeds 1..4 --out sweep-cheaters\n  \
+        idlegrid-sim sweep default --param marketplace.providers.cheat_rate \\\n      \
+        --values 0.1,0.3,0.6 --seeds 1..3 --metrics entrap.detection_rate,economics.cheater_profit_mean")]
     Sweep {
         /// Built-in scenario name or scenario file (TOML); the default when omitted.
         scenario: Option<String>,
@@ -47,6 +58,23 @@ enum Command {
         /// Parallel runs.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
+        /// Scenario field to sweep, by dotted TOML path
+        /// (e.g. `marketplace.providers.cheater_fraction`).
+        #[arg(long, requires = "values")]
+        param: Option<String>,
+        /// Comma-separated values of `--param` (TOML literals; bare words are strings).
+        #[arg(long, value_delimiter = ',', requires = "param")]
+        values: Vec<String>,
+        /// Directory for sweep.csv and the SVGs (default `sweep-out` with
+        /// `--param`; without it, sweep.csv is written only when given).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// summary.json metrics (dotted paths) for the CSV and the plots
+        /// [default for marketplace scenarios: entrap.detection_rate,
+        /// economics.cheater_profit_mean, economics.honest_profit_mean,
+        /// market.clearing_price.mean, jobs.completed].
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
     },
     /// Measure the engine: events/s, ratio to raw BinaryHeap, scaling.
     Bench {
@@ -72,6 +100,12 @@ struct RunArgs {
     /// Directory for summary.json, timeseries.csv and timeseries.svg.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write SVG time series of the marketplace (clearing price,
+    /// matches and jobs completed per second, balances of honest vs
+    /// cheating providers) as marketplace.svg and marketplace.csv, into
+    /// `--out` (default `run-out`).
+    #[arg(long)]
+    plots: bool,
     /// What to print on stdout.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
@@ -111,15 +145,53 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-fn sweep(scenario: Option<String>, seeds: std::ops::Range<u64>, jobs: usize) -> ExitCode {
-    let s = match load(scenario.as_ref()) {
+struct SweepArgs {
+    scenario: Option<String>,
+    seeds: std::ops::Range<u64>,
+    jobs: usize,
+    param: Option<String>,
+    values: Vec<String>,
+    out: Option<PathBuf>,
+    metrics: Vec<String>,
+}
+
+fn sweep(a: SweepArgs) -> ExitCode {
+    let s = match load(a.scenario.as_ref()) {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
-    let path = scenario.clone();
-    let results = runner::sweep(&s, path.as_deref(), seeds, jobs);
+    let mut variants = vec![(String::new(), s.clone())];
+    let param = a.param.clone().unwrap_or_default();
+    if a.param.is_some() {
+        let text = match &a.scenario {
+            Some(p) => match Scenario::source_text(p) {
+                Ok(t) => t,
+                Err(e) => return fail(2, e),
+            },
+            None => DEFAULT_SCENARIO.to_string(),
+        };
+        variants.clear();
+        for v in &a.values {
+            match idlegrid_sim::sweep::scenario_with(&text, &param, v.trim()) {
+                Ok(sc) => variants.push((v.trim().to_string(), sc)),
+                Err(e) => return fail(2, format!("--param {param} = {v}: {e}")),
+            }
+        }
+    }
+    let metrics = if a.metrics.is_empty() {
+        idlegrid_sim::sweep::default_metrics(s.machine)
+    } else {
+        a.metrics.clone()
+    };
+    let results =
+        idlegrid_sim::sweep::run_grid(&variants, a.scenario.as_deref(), a.seeds.clone(), a.jobs);
     let mut failures = 0;
     for r in &results {
+        let what = if a.param.is_some() {
+            format!("{param} = {:<8} seed {:>6}", r.value, r.seed)
+        } else {
+            format!("seed {:>6}", r.seed)
+        };
         match &r.outcome {
             Ok(sum) => {
                 let extra = sum
@@ -133,19 +205,71 @@ fn sweep(scenario: Option<String>, seeds: std::ops::Range<u64>, jobs: usize) -> 
                     })
                     .unwrap_or_default();
                 println!(
-                    "seed {:>6}: ok, {} events, digest {}{extra}",
-                    r.seed,
+                    "{what}: ok, {} events, digest {}{extra}",
                     sum.events,
                     &sum.run_digest[..16]
                 );
             }
             Err(e) => {
                 failures += 1;
-                println!("seed {:>6}: FAILED\n{e}", r.seed);
+                let with = if a.param.is_some() {
+                    format!(" (with {param} = {} in the scenario file)", r.value)
+                } else {
+                    String::new()
+                };
+                println!("{what}: FAILED{with}\n{e}");
             }
         }
     }
-    println!("{} seeds, {failures} failed", results.len());
+    if a.param.is_some() {
+        println!(
+            "{} values x {} seeds = {} runs, {failures} failed",
+            variants.len(),
+            a.seeds.end - a.seeds.start,
+            results.len()
+        );
+    } else {
+        println!("{} seeds, {failures} failed", results.len());
+    }
+    let out = a
+        .out
+        .clone()
+        .or_else(|| a.param.is_some().then(|| PathBuf::from("sweep-out")));
+    if let Some(dir) = out {
+        let csv = idlegrid_sim::sweep::csv(&param, &results, &metrics);
+        let path = dir.join("sweep.csv");
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, csv)) {
+            return fail(1, format!("cannot write {}: {e}", path.display()));
+        }
+        println!("wrote {}", path.display());
+        if a.param.is_some() {
+            match idlegrid_sim::sweep::write_plots(
+                &dir, &s.name, &param, &a.values, &results, &metrics,
+            ) {
+                Ok(files) => {
+                    for f in files {
+                        println!("wrote {}", f.display());
+                    }
+                }
+                Err(e) => return fail(1, format!("cannot write plots to {}: {e}", dir.display())),
+            }
+        }
+        for m in &metrics {
+            let found = results.iter().any(|r| {
+                r.outcome.as_ref().is_ok_and(|s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|j| idlegrid_sim::sweep::metric(&j, m))
+                        .is_some()
+                })
+            });
+            if !found && failures < results.len() {
+                eprintln!(
+                    "warning: no run reported metric `{m}` (a dotted path into summary.json)"
+                );
+            }
+        }
+    }
     if failures == 0 {
         ExitCode::SUCCESS
     } else {
@@ -208,7 +332,11 @@ fn run(args: RunArgs) -> ExitCode {
         },
         Format::Csv => print!("{}", out.csv),
     }
-    if let Some(dir) = &args.out {
+    let out_dir = args
+        .out
+        .clone()
+        .or_else(|| args.plots.then(|| PathBuf::from("run-out")));
+    if let Some(dir) = &out_dir {
         if let Err(e) = write_outputs(dir, &out.summary, &out.csv) {
             return fail(1, format!("cannot write outputs to {}: {e}", dir.display()));
         }
@@ -223,8 +351,60 @@ fn run(args: RunArgs) -> ExitCode {
                 dir.display()
             );
         }
+        if args.plots {
+            if let Some(ms) = &out.market_series {
+                let title = format!(
+                    "{} marketplace (seed {})",
+                    out.summary.scenario, out.summary.seed
+                );
+                let svg = dir.join("marketplace.svg");
+                let written =
+                    std::fs::write(dir.join("marketplace.csv"), ms.to_csv()).and_then(|()| {
+                        idlegrid_sim::plot::write_line_panels(&svg, &title, &market_panels(ms))
+                    });
+                if let Err(e) = written {
+                    return fail(1, format!("cannot write {}: {e}", svg.display()));
+                }
+                if matches!(args.format, Format::Text) {
+                    println!(
+                        "wrote {0}/marketplace.svg and {0}/marketplace.csv",
+                        dir.display()
+                    );
+                }
+            } else if matches!(args.format, Format::Text) {
+                println!(
+                    "(no marketplace series for a {} scenario; see timeseries.svg)",
+                    out.summary.machine
+                );
+            }
+        }
     }
     ExitCode::SUCCESS
+}
+
+fn market_panels(ms: &idlegrid_sim::marketplace::MarketSeries) -> Vec<idlegrid_sim::plot::Panel> {
+    let some = |v: &[u64]| v.iter().map(|x| Some(*x as f64)).collect::<Vec<_>>();
+    let somef = |v: &[f64]| v.iter().map(|x| Some(*x)).collect::<Vec<_>>();
+    vec![
+        (
+            "mean clearing price per compute-second (lots matched that second)".into(),
+            vec![("clearing price".into(), ms.clearing_price.clone())],
+        ),
+        (
+            "throughput: lots matched / s and jobs completed / s".into(),
+            vec![
+                ("lots matched".into(), some(&ms.matches)),
+                ("jobs completed".into(), some(&ms.jobs_completed)),
+            ],
+        ),
+        (
+            "mean provider wealth change since genesis (before compute cost)".into(),
+            vec![
+                ("honest".into(), somef(&ms.honest_balance)),
+                ("cheating".into(), somef(&ms.cheater_balance)),
+            ],
+        ),
+    ]
 }
 
 fn main() -> ExitCode {
@@ -252,7 +432,19 @@ fn main() -> ExitCode {
             scenario,
             seeds,
             jobs,
-        } => sweep(scenario, seeds, jobs),
+            param,
+            values,
+            out,
+            metrics,
+        } => sweep(SweepArgs {
+            scenario,
+            seeds,
+            jobs,
+            param,
+            values,
+            out,
+            metrics,
+        }),
         Command::Bench { quick } => {
             print!("{}", bench::bench_report(quick));
             ExitCode::SUCCESS

@@ -51,6 +51,8 @@ pub struct RunOutput {
     pub report: RunReport,
     /// Per-second series for plots.
     pub plot_series: Vec<(String, Vec<u64>)>,
+    /// Per-second marketplace series (marketplace scenarios only).
+    pub market_series: Option<crate::marketplace::MarketSeries>,
 }
 
 /// The command that replays a run.
@@ -191,6 +193,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         csv,
         report,
         plot_series,
+        market_series: None,
     })
 }
 
@@ -218,6 +221,7 @@ fn run_market(scenario: &Scenario, seed: u64, replay: String) -> Result<RunOutpu
         csv,
         report: r.report,
         plot_series,
+        market_series: Some(r.series),
     })
 }
 

@@ -226,7 +226,13 @@ fn cli_lists_scenarios_and_runs_a_marketplace_file() {
     let scen = dir.join("small.toml");
     std::fs::write(&scen, SMALL).unwrap();
     let out = bin()
-        .args(["run", scen.to_str().unwrap(), "--no-progress", "--out"])
+        .args([
+            "run",
+            scen.to_str().unwrap(),
+            "--no-progress",
+            "--plots",
+            "--out",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
@@ -240,6 +246,14 @@ fn cli_lists_scenarios_and_runs_a_marketplace_file() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert!(json["entrap"]["detection_rate"].is_number());
+    // `--plots`: the marketplace time series, as SVG and CSV.
+    let svg = std::fs::read_to_string(dir.join("marketplace.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{svg}");
+    let series = std::fs::read_to_string(dir.join("marketplace.csv")).unwrap();
+    assert!(series.starts_with(
+        "second,clearing_price,matches,jobs_completed,honest_balance,cheater_balance\n"
+    ));
+    assert!(series.lines().count() > 30, "{series}");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, SMALL.replace("count = 40", "count = 40\ncolour = 1")).unwrap();
     let out = bin().args(["run", bad.to_str().unwrap()]).output().unwrap();
@@ -248,4 +262,79 @@ fn cli_lists_scenarios_and_runs_a_marketplace_file() {
     assert!(e.contains("unknown field `colour`"), "{e}");
     let out = bin().args(["run", "nosuch"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sweep_over_a_parameter_writes_csv_and_svg() {
+    let dir = std::env::temp_dir().join(format!("idlegrid-sim-psweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let scen = dir.join("small.toml");
+    std::fs::write(&scen, SMALL).unwrap();
+    let out = bin()
+        .args([
+            "sweep",
+            scen.to_str().unwrap(),
+            "--param",
+            "marketplace.providers.cheater_fraction",
+            "--values",
+            "0.1,0.3",
+            "--seeds",
+            "1..2",
+            "--jobs",
+            "2",
+            "--out",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("2 values x 1 seeds = 2 runs, 0 failed"),
+        "{text}"
+    );
+    let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("param,value,seed,status,entrap.detection_rate,economics.cheater_profit_mean,economics.honest_profit_mean,market.clearing_price.mean,jobs.completed"), "{csv}");
+    for (line, value) in lines[1..].iter().zip(["0.1", "0.3"]) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(
+            cells[..4],
+            ["marketplace.providers.cheater_fraction", value, "1", "ok"],
+            "{line}"
+        );
+        for c in &cells[4..9] {
+            c.parse::<f64>()
+                .unwrap_or_else(|_| panic!("not a number `{c}` in {line}"));
+        }
+    }
+    // The override took effect: different populations, different runs.
+    assert_ne!(lines[1].rsplit(',').next(), lines[2].rsplit(',').next());
+    let svg = std::fs::read_to_string(dir.join("entrap_detection_rate.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("circle"), "{svg}");
+    assert!(dir.join("economics_cheater_profit_mean.svg").exists());
+
+    let out = bin()
+        .args([
+            "sweep",
+            scen.to_str().unwrap(),
+            "--param",
+            "marketplace.providers.cheeter_fraction",
+            "--values",
+            "0.1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        e.contains("`marketplace.providers.cheeter_fraction` is not a scenario field"),
+        "{e}"
+    );
 }

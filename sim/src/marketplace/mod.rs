@@ -46,6 +46,6 @@ pub use app::{MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice, Se
 pub use node::{LedgerNode, NodeEvent, NodeSetup};
 pub use observer::MarketObserver;
 pub use run::{
-    CheaterMix, MarketplaceConfig, MarketplaceError, MarketplaceReport, MarketplaceSummary,
-    run_marketplace,
+    CheaterMix, MarketSeries, MarketplaceConfig, MarketplaceError, MarketplaceReport,
+    MarketplaceSummary, run_marketplace,
 };

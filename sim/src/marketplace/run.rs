@@ -289,6 +289,49 @@ pub struct MarketplaceReport {
     pub burned: u128,
     /// The engine's report (digest, counters, per-second series).
     pub report: crate::RunReport,
+    /// Per-virtual-second marketplace series (prices, matches, jobs,
+    /// balances of honest vs cheating providers).
+    pub series: MarketSeries,
+}
+
+/// Coarse per-virtual-second marketplace series, recorded by the driver
+/// (index = virtual second). Balances are mean wealth (balance + bonded +
+/// unbonding) relative to genesis, before compute cost.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MarketSeries {
+    /// Mean clearing price of the lots matched in that second (`None`
+    /// when nothing matched).
+    pub clearing_price: Vec<Option<f64>>,
+    /// Lots matched in that second.
+    pub matches: Vec<u64>,
+    /// Jobs closed in that second.
+    pub jobs_completed: Vec<u64>,
+    /// Mean wealth change of honest providers at the end of the second.
+    pub honest_balance: Vec<f64>,
+    /// Mean wealth change of cheating providers at the end of the second.
+    pub cheater_balance: Vec<f64>,
+}
+
+impl MarketSeries {
+    /// The series as CSV (`second,clearing_price,matches,jobs_completed,honest_balance,cheater_balance`).
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from(
+            "second,clearing_price,matches,jobs_completed,honest_balance,cheater_balance\n",
+        );
+        for i in 0..self.matches.len() {
+            let price = self.clearing_price[i]
+                .map(|p| format!("{p:.1}"))
+                .unwrap_or_default();
+            out += &format!(
+                "{i},{price},{},{},{:.1},{:.1}\n",
+                self.matches[i],
+                self.jobs_completed[i],
+                self.honest_balance[i],
+                self.cheater_balance[i]
+            );
+        }
+        out
+    }
 }
 
 impl MarketplaceReport {
@@ -703,6 +746,9 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let mut awaiting: BTreeSet<(usize, (AccountId, u64, u32))> = BTreeSet::new();
     let mut now = Timestamp::ZERO;
     let active_until = Timestamp::ZERO + Duration::from_secs(cfg.active_secs);
+    let mut series = MarketSeries::default();
+    let mut next_sample = Timestamp::ZERO + Duration::from_secs(1);
+    let (mut sec_price, mut sec_matches, mut jobs_before) = ((0.0f64, 0u64), 0u64, 0u64);
 
     while now < sim_cfg.max_time {
         // Submit what the light nodes produced.
@@ -732,6 +778,33 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         let mut notices = Vec::new();
         sim.with_node(NodeIndex::new(0), |node, _| notices = node.drain_notices())?;
         let view = sim.node(NodeIndex::new(0)).expect("node 0 exists");
+        // Coarse per-second series (state as of this slice).
+        if now >= next_sample {
+            next_sample = next_sample + Duration::from_secs(1);
+            series
+                .clearing_price
+                .push((sec_price.1 > 0).then(|| sec_price.0 / sec_price.1 as f64));
+            series.matches.push(sec_matches);
+            series.jobs_completed.push(m.jobs_closed - jobs_before);
+            (sec_price, sec_matches, jobs_before) = ((0.0, 0), 0, m.jobs_closed);
+            let (mut hon, mut che) = ((0.0f64, 0u64), (0.0f64, 0u64));
+            for p in &providers {
+                let w = view
+                    .ledger()
+                    .account(&p.outbox.account())
+                    .map_or(0i128, |x| {
+                        (x.balance.get() + x.bonded.get() + x.unbonding_total().get()) as i128
+                    });
+                let delta = (w - p.initial_wealth.get() as i128) as f64;
+                if p.behaviour == Behaviour::Honest {
+                    hon = (hon.0 + delta, hon.1 + 1);
+                } else if is_cheater(&p.behaviour) {
+                    che = (che.0 + delta, che.1 + 1);
+                }
+            }
+            series.honest_balance.push(hon.0 / hon.1.max(1) as f64);
+            series.cheater_balance.push(che.0 / che.1.max(1) as f64);
+        }
         // Keeper ticks keep deadlines and clearing moving.
         if now >= next_tick {
             next_tick = now + Duration::from_millis(500);
@@ -816,6 +889,8 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                 } => {
                     m.matches += 1;
                     prices.push(price.get() as f64);
+                    sec_matches += 1;
+                    sec_price = (sec_price.0 + price.get() as f64, sec_price.1 + 1);
                     let ci = client_idx[&client];
                     let pi = by_acct[&provider];
                     providers[pi].recent_matches += 1;
@@ -1242,6 +1317,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         initial_supply: ledger.initial_supply().get(),
         burned: ledger.burned().get(),
         report,
+        series,
     })
 }
 

@@ -488,11 +488,17 @@ impl Scenario {
 
     /// A built-in scenario by name, or else a file by path.
     pub fn named_or_file(name_or_path: &str) -> Result<Self, ScenarioError> {
+        Self::parse(&Self::source_text(name_or_path)?)
+    }
+
+    /// The TOML text of a built-in scenario by name, or else of a file by
+    /// path (not parsed).
+    pub fn source_text(name_or_path: &str) -> Result<String, ScenarioError> {
         let path = Path::new(name_or_path);
         if let Some(text) = builtin(name_or_path)
             && !path.exists()
         {
-            return Self::parse(text);
+            return Ok(text.to_string());
         }
         if !path.exists() && !name_or_path.contains(['/', '.']) {
             return Err(invalid(
@@ -503,7 +509,20 @@ impl Scenario {
                 ),
             ));
         }
-        Self::load(path)
+        std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Deserializes and validates an already parsed TOML document (e.g.
+    /// one edited by `sweep --param`).
+    pub fn from_toml(value: toml::Value) -> Result<Self, ScenarioError> {
+        let s: Scenario = value
+            .try_into()
+            .map_err(|e: toml::de::Error| ScenarioError::Parse(e.to_string()))?;
+        s.validate()?;
+        Ok(s)
     }
 
     /// Parses and validates TOML text.
