@@ -213,6 +213,7 @@ fn run_market(scenario: &Scenario, seed: u64, replay: String) -> Result<RunOutpu
         wall,
         replay,
     )
+    .with_consensus(&r.consensus_metrics, r.byzantine)
     .with_marketplace(&r);
     let csv = series_csv(&r.report, None);
     let plot_series = crate::plot::series(&r.report, None);

@@ -179,6 +179,24 @@ fn library_run_reports_the_issue_keys_and_is_deterministic() {
         assert!(v.get(k).is_some(), "engine key {k} missing");
     }
     assert_eq!(v["machine"], "marketplace");
+    // The engine's consensus interface keys hold for the marketplace too.
+    for k in [
+        "validators",
+        "committed_blocks",
+        "committed_transactions",
+        "transactions_per_second",
+        "equivocations_detected",
+    ] {
+        assert!(v["consensus"][k].is_number(), "consensus.{k} missing");
+    }
+    assert!(v["consensus"]["committed_blocks"].as_u64().unwrap() > 0);
+    for k in ["p50", "p90", "p99"] {
+        assert!(v["consensus"]["commit_latency_ms"][k].is_number(), "{k}");
+        assert!(
+            v["consensus"]["commit_latency_message_delays"][k].is_number(),
+            "{k}"
+        );
+    }
     assert_eq!(v["ledger"]["invariant_violations"], 0);
     assert!(v["jobs"]["completed"].as_u64().unwrap() > 0);
     assert_eq!(v["jobs"]["failed"], 0);

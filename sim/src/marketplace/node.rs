@@ -42,6 +42,12 @@ pub enum NodeEvent {
         violation: Option<String>,
         /// Settlement effects the ledger refused so far.
         effect_failures: u64,
+        /// The committed leader (for commit-latency metrics).
+        leader: idlegrid_dag_ledger::consensus::BlockRef,
+        /// Blocks in the committed sub-DAG.
+        blocks: u32,
+        /// Transactions in the committed sub-DAG.
+        transactions: u32,
     },
     /// A consensus event other than a commit (proposals, evidence…).
     Consensus(Box<ConsensusEvent>),
@@ -210,6 +216,9 @@ impl LedgerNode {
                 rejected: r.rejected() as u32,
                 violation: check_all(&self.ledger).err().map(|v| v.to_string()),
                 effect_failures: self.apps.market.effect_failures(),
+                leader: sub.leader,
+                blocks: sub.blocks.len() as u32,
+                transactions: txs.len() as u32,
             },
             Err(e) => NodeEvent::Applied {
                 index: sub.index,
@@ -218,6 +227,9 @@ impl LedgerNode {
                 rejected: txs.len() as u32,
                 violation: Some(format!("batch refused: {e}")),
                 effect_failures: self.apps.market.effect_failures(),
+                leader: sub.leader,
+                blocks: sub.blocks.len() as u32,
+                transactions: txs.len() as u32,
             },
         };
         self.events.push_back(ev);

@@ -1,23 +1,34 @@
 //! Invariants checked after every committed batch on every validator.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use idlegrid_dag_ledger::consensus::{BlockRef, ConsensusEvent};
 use idlegrid_primitives::{Digest, Timestamp};
 
 use super::node::NodeEvent;
+use crate::metrics::Metrics;
 use crate::node::NodeIndex;
 use crate::observer::{Observer, Violation};
+
+/// Bound on remembered proposal times and equivocations (memory stays flat
+/// on long runs; older entries only lose a latency sample).
+const MAX_REMEMBERED: usize = 100_000;
 
 /// Compares the ledger digest of every validator at every commit index
 /// (replicated state agreement) and checks the ledger's `check_all`
 /// (supply = initial − burned, no negative balance or escrow, accounting)
-/// and the settlement effects after every batch.
+/// and the settlement effects after every batch. It also records the
+/// consensus metrics of `summary.json` (`consensus` section) under the same
+/// names as the consensus-only scenarios.
 #[derive(Debug)]
 pub struct MarketObserver {
     canonical: BTreeMap<u64, Digest>,
     batches: u64,
     violations: u64,
     failure: Option<String>,
+    proposed_at: BTreeMap<BlockRef, Timestamp>,
+    equivocations: BTreeSet<(u64, u32)>,
+    metrics: Metrics,
 }
 
 impl MarketObserver {
@@ -28,6 +39,35 @@ impl MarketObserver {
             batches: 0,
             violations: 0,
             failure: None,
+            proposed_at: BTreeMap::new(),
+            equivocations: BTreeSet::new(),
+            metrics: Metrics::default(),
+        }
+    }
+    /// Consensus metrics (`commits`, `committed_blocks`,
+    /// `committed_transactions`, `leader_commit_latency_us`,
+    /// `equivocations_detected`, `invalid_messages`), as recorded by the
+    /// consensus-only scenarios, for [`crate::RunReport::with_consensus`].
+    pub fn consensus_metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn on_consensus(&mut self, now: Timestamp, event: &ConsensusEvent) {
+        match event {
+            ConsensusEvent::Proposed(r) => {
+                self.proposed_at.entry(*r).or_insert(now);
+                while self.proposed_at.len() > MAX_REMEMBERED {
+                    self.proposed_at.pop_first();
+                }
+            }
+            ConsensusEvent::Equivocation(ev) => {
+                let key = (ev.first.header.round.get(), ev.first.header.author.get());
+                if self.equivocations.len() < MAX_REMEMBERED && self.equivocations.insert(key) {
+                    self.metrics.add("equivocations_detected", 1);
+                }
+            }
+            ConsensusEvent::InvalidMessage { .. } => self.metrics.add("invalid_messages", 1),
+            _ => {}
         }
     }
     /// Batches checked.
@@ -47,19 +87,41 @@ impl MarketObserver {
 impl Observer<NodeEvent> for MarketObserver {
     fn on_event(
         &mut self,
-        _now: Timestamp,
+        now: Timestamp,
         node: NodeIndex,
         event: &NodeEvent,
     ) -> Result<(), Violation> {
-        let NodeEvent::Applied {
-            index,
-            digest,
-            violation,
-            effect_failures,
-            ..
-        } = event
-        else {
-            return Ok(());
+        let (index, digest, violation, effect_failures) = match event {
+            NodeEvent::Consensus(ev) => {
+                self.on_consensus(now, ev);
+                return Ok(());
+            }
+            NodeEvent::Applied {
+                index,
+                digest,
+                violation,
+                effect_failures,
+                leader,
+                blocks,
+                transactions,
+                ..
+            } => {
+                if let Some(p) = self.proposed_at.get(leader) {
+                    // Marketplace transactions are signed by light nodes, so
+                    // the commit latency reported here is the leader's
+                    // (proposal to commit at each validator), under both names.
+                    let us = (now - *p).as_micros();
+                    self.metrics.record("leader_commit_latency_us", us);
+                    self.metrics.record("commit_latency_us", us);
+                }
+                if !self.canonical.contains_key(index) {
+                    self.metrics.add("commits", 1);
+                    self.metrics.add("committed_blocks", u64::from(*blocks));
+                    self.metrics
+                        .add("committed_transactions", u64::from(*transactions));
+                }
+                (index, digest, violation, effect_failures)
+            }
         };
         self.batches += 1;
         if let Some(v) = violation {

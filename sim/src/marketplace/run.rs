@@ -267,6 +267,11 @@ pub struct MarketplaceReport {
     pub ledger_digest: idlegrid_primitives::Digest,
     /// Summary sections.
     pub summary: MarketplaceSummary,
+    /// Consensus metrics of the validators (for `summary.json`'s
+    /// `consensus` section).
+    pub consensus_metrics: crate::metrics::Metrics,
+    /// Byzantine validators in the run.
+    pub byzantine: usize,
     /// Engine events.
     pub events: u64,
     /// Jobs completed.
@@ -1161,6 +1166,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         }
     }
     let report = sim.finish(crate::StopReason::TimeLimit)?;
+    let consensus_metrics = sim.observer().consensus_metrics().clone();
     if let Some(v) = sim.observer().failure() {
         return Err(MarketplaceError::Invariant {
             invariant: "ledger",
@@ -1306,6 +1312,8 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         digest: report.digest,
         ledger_digest: ledger.state_digest(),
         summary,
+        consensus_metrics,
+        byzantine: cfg.byzantine.iter().filter(|b| b.is_byzantine()).count(),
         events: report.events,
         jobs_completed: m.jobs_closed,
         cheaters_caught,
