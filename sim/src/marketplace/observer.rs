@@ -47,7 +47,7 @@ impl MarketObserver {
     /// Consensus metrics (`commits`, `committed_blocks`,
     /// `committed_transactions`, `leader_commit_latency_us`,
     /// `equivocations_detected`, `invalid_messages`), as recorded by the
-    /// consensus-only scenarios, for [`crate::RunReport::with_consensus`].
+    /// consensus-only scenarios, for [`crate::report::Summary::with_consensus`].
     pub fn consensus_metrics(&self) -> &Metrics {
         &self.metrics
     }
