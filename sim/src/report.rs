@@ -141,6 +141,9 @@ pub struct Summary {
     /// Marketplace: mean reputation by behaviour.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reputation: Option<serde_json::Value>,
+    /// Marketplace: the app and dataset registry (apps, datasets, owner revenue).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<serde_json::Value>,
     /// Marketplace lines of the terminal summary.
     #[serde(skip)]
     pub marketplace_text: Option<String>,
@@ -186,6 +189,7 @@ impl Summary {
             entrap: None,
             economics: None,
             reputation: None,
+            registry: None,
             marketplace_text: None,
             replay_command,
         }
@@ -200,6 +204,7 @@ impl Summary {
         self.entrap = Some(s.entrap);
         self.economics = Some(s.economics);
         self.reputation = Some(s.reputation);
+        self.registry = Some(s.registry);
         self.marketplace_text = Some(r.render_lines());
         self
     }

@@ -25,6 +25,12 @@
 //! 7. `Accept` / `Dispute` (provider), `Vote` (referees).
 //! 8. Settlement: the round's [`Effect`]s pay (price × metered usage,
 //!    capped by the round's pay), refund, slash and feed reputation.
+//! 9. Job close: owners of the job's app and datasets are paid their price
+//!    per use × matched slots (fixed at match time by `clear_with_goods`,
+//!    settled by the [`Registry`]), then the remainder is refunded.
+//!
+//! Registry records (`MarketTx::Registry`) are ledger transactions of the
+//! same application, applied to the [`Registry`] in ledger order.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -36,9 +42,12 @@ use idlegrid_entrap::{
     Outcome as RoundOutcome, PublicPlan, RefereeVote, Stage, SubtaskIndex, Terms, TrapReveal,
     check_conservation,
 };
+use idlegrid_market::registry::{
+    JobId as GoodsJobId, Registry, RegistryLimits, SignedOp, check_payout, clear_with_goods,
+};
 use idlegrid_market::{
-    Ask, Bid, ClearingContext, ExecutorKind, ExecutorSet, JobGoods, Limits, Mechanism, OrderId,
-    Region, RegionSet, Reputation, Resources, Slots,
+    Ask, Bid, ClearingContext, ExecutorKind, ExecutorSet, JobGoods, Limits, Match, Mechanism,
+    OrderId, Region, RegionSet, Reputation, Resources, Slots,
 };
 use idlegrid_primitives::{
     AccountId, Amount, Commitment, Digest, Domain, Duration, NodeId, Salt, Timestamp, decode,
@@ -78,6 +87,9 @@ pub struct JobRequest {
     pub client_bond: Amount,
     /// The bid lapses if not matched by then.
     pub deadline: Timestamp,
+    /// The app and datasets the job uses (by digest) and the most it pays
+    /// their owners per slot; the escrow covers `max_fee_per_slot × lots`.
+    pub goods: JobGoods,
 }
 
 /// The payload of a marketplace transaction.
@@ -170,6 +182,9 @@ pub enum MarketTx {
         /// New price per compute-second.
         price: Amount,
     },
+    /// A registry record (register, reprice, transfer, deprecate, approve,
+    /// grant), signed by the transaction's sender.
+    Registry(SignedOp),
 }
 
 /// What the application reports to the node that hosts it (for light
@@ -348,6 +363,9 @@ struct Job {
     settled: u32,
     lapsed: u32,
     queued: bool,
+    /// Registry jobs opened by this job's matches with goods; their owners
+    /// are paid out of `escrow` when the job closes.
+    goods_jobs: Vec<GoodsJobId>,
 }
 
 impl Job {
@@ -364,6 +382,8 @@ pub struct MarketplaceApp {
     jobs: BTreeMap<(AccountId, u64), Job>,
     queue: Vec<(AccountId, u64)>,
     book: ReputationBook,
+    registry: Registry,
+    next_bid: u64,
     next_clear: Timestamp,
     record_notices: bool,
     notices: VecDeque<Notice>,
@@ -410,6 +430,8 @@ impl MarketplaceApp {
             jobs: BTreeMap::new(),
             queue: Vec::new(),
             book,
+            registry: Registry::new(RegistryLimits::default()),
+            next_bid: 0,
             next_clear: Timestamp::ZERO,
             record_notices,
             notices: VecDeque::new(),
@@ -448,6 +470,11 @@ impl MarketplaceApp {
     /// A provider's credibility for the trap optimizer.
     pub fn credibility(&self, id: &AccountId) -> Score {
         self.book.credibility(&id.node())
+    }
+
+    /// The app and dataset registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// Open jobs (not yet closed).
@@ -518,6 +545,14 @@ impl MarketplaceApp {
                 Ok(())
             }
             MarketTx::PostJob(req) => self.post_job(h, req),
+            MarketTx::Registry(rec) => {
+                if rec.signer != me {
+                    return Err(err(h, "registry record signed by another account"));
+                }
+                self.registry
+                    .apply(now, &rec)
+                    .map_err(|e| h.reject(format!("registry: {e}")))
+            }
             MarketTx::Plan { job, lot, plan } => self.plan(h, job, lot, plan),
             MarketTx::Deliver {
                 client,
@@ -644,9 +679,20 @@ impl MarketplaceApp {
         if self.queue.len() >= MAX_PENDING_BIDS {
             return Err(err(h, "too many pending bids; retry later"));
         }
+        req.goods
+            .check_shape()
+            .map_err(|e| h.reject(format!("job goods: {e}")))?;
         let per_lot = per_subtask_cap(req.max_price, req.cap_micros_per_subtask)
             .checked_mul(u128::from(req.max_slots_per_lot))?;
-        let budget = per_lot.checked_mul(u128::from(req.lots))?;
+        // Owners' fees are on top of compute: at most the fee cap per lot
+        // (one use per lot), fixed at match time and paid at job close.
+        let fees = req
+            .goods
+            .max_fee_per_slot
+            .checked_mul(u128::from(req.lots))?;
+        let budget = per_lot
+            .checked_mul(u128::from(req.lots))?
+            .checked_add(fees)?;
         let deadline = h.epoch().plus(1_000_000);
         // The ledger refuses an escrow payable to its payer, and the
         // providers are not known yet: the escrow names the first referee as
@@ -677,6 +723,7 @@ impl MarketplaceApp {
                 settled: 0,
                 lapsed: 0,
                 queued: true,
+                goods_jobs: Vec::new(),
             },
         );
         Ok(())
@@ -775,16 +822,22 @@ impl MarketplaceApp {
                 window_end: far,
             });
         }
+        // Bid ids are unique over the run (a registry job is identified by
+        // its (bid, ask) pair and must never repeat).
         let base = 1u64 << 32;
         let mut bids = Vec::new();
-        for (i, key) in self.queue.iter().enumerate() {
+        let mut bid_key: BTreeMap<OrderId, (AccountId, u64)> = BTreeMap::new();
+        for key in self.queue.iter() {
             let j = &self.jobs[key];
             let wanted = j.req.lots - j.matched.len() as u32 - j.live.len() as u32 - j.settled;
             if wanted == 0 || j.req.deadline < now {
                 continue;
             }
+            let id = OrderId::new(base + self.next_bid);
+            self.next_bid += 1;
+            bid_key.insert(id, *key);
             bids.push(Bid {
-                id: OrderId::new(base + i as u64),
+                id,
                 client: key.0,
                 demand: slot,
                 slots: Slots::new(wanted),
@@ -793,7 +846,7 @@ impl MarketplaceApp {
                 regions: RegionSet::ALL,
                 min_reputation: Reputation::from_bps(j.req.min_reputation_bps),
                 executor: ExecutorKind::Simulated,
-                goods: JobGoods::none(),
+                goods: j.req.goods.clone(),
             });
         }
         let book = &self.book;
@@ -808,12 +861,32 @@ impl MarketplaceApp {
         let clearing = if asks.is_empty() || bids.is_empty() {
             None
         } else {
-            self.mechanism.clear(&asks, &bids, &ctx).ok()
+            // Bids whose goods cannot be used (unknown, not allowed, above
+            // the fee cap) are left out and stay queued until they lapse.
+            clear_with_goods(&*self.mechanism, &asks, &bids, &ctx, &self.registry)
+                .ok()
+                .map(|g| g.clearing)
         };
         if let Some(c) = clearing {
             for m in c.matches {
-                let key = self.queue[(m.bid.get() - base) as usize];
+                let key = bid_key[&m.bid];
                 let provider = ask_owner[m.ask.get() as usize];
+                if !m.fees.is_empty() {
+                    match self.registry.open_job(now, &m) {
+                        Ok(id) => self
+                            .jobs
+                            .get_mut(&key)
+                            .expect("queued job")
+                            .goods_jobs
+                            .push(id),
+                        Err(e) => {
+                            self.effect_failures += 1;
+                            self.notice(Notice::EffectFailed {
+                                reason: format!("job {}: registry: {e}", key.1),
+                            });
+                        }
+                    }
+                }
                 for _ in 0..m.slots.get() {
                     let prov = self
                         .providers
@@ -1052,6 +1125,19 @@ impl MarketplaceApp {
             return;
         }
         let j = self.jobs.remove(&key).expect("checked");
+        // Owners of the job's app and datasets: exactly their price per use
+        // (fixed at match time) × matched slots, out of the job's escrow.
+        for id in &j.goods_jobs {
+            let Some(matched) = self.registry.job(id).map(|o| o.matched.clone()) else {
+                continue;
+            };
+            if let Err(e) = self.pay_owners(h, j.escrow, id, &matched) {
+                self.effect_failures += 1;
+                self.notice(Notice::EffectFailed {
+                    reason: format!("job {}: owner fees: {e}", key.1),
+                });
+            }
+        }
         let refunded = match h.escrow(j.escrow) {
             Some(e) if !e.remaining.is_zero() => {
                 match h.release_escrow_to(j.escrow, None, &key.0) {
@@ -1069,6 +1155,27 @@ impl MarketplaceApp {
             job: key.1,
             refunded,
         });
+    }
+
+    /// Settles registry job `id` (compute is paid per lot by the rounds, so
+    /// the registry's split runs for zero seconds: owners' fees only) and
+    /// pays each owner out of `escrow`.
+    fn pay_owners(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        escrow: EscrowId,
+        id: &GoodsJobId,
+        matched: &Match,
+    ) -> Result<(), String> {
+        let payout = self.registry.settle(id, 0).map_err(|e| e.to_string())?;
+        check_payout(matched, 0, &payout).map_err(|e| e.to_string())?;
+        for (owner, amount) in &payout.owners {
+            if !amount.is_zero() {
+                h.release_escrow_to(escrow, Some(*amount), owner)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
     }
 
     /// Providers currently offering, with their free slots.

@@ -7,7 +7,8 @@ use idlegrid_dag_ledger::consensus::ConsensusConfig;
 use idlegrid_dag_ledger::ledger::{Genesis, Params, SignedTransaction};
 use idlegrid_entrap::{JobPlan, Outcome as RoundOutcome, SubtaskIndex, TrapSpec, optimize_traps};
 use idlegrid_executor::{Behaviour, Rate, SimulatedExecutor};
-use idlegrid_market::{KDouble, Mechanism};
+use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
+use idlegrid_market::{JobGoods, KDouble, Mechanism};
 use idlegrid_primitives::{AccountId, Amount, Duration, Keypair, Seed, Timestamp};
 use idlegrid_reputation::BookParams;
 use rand::Rng;
@@ -256,6 +257,8 @@ pub struct MarketplaceSummary {
     pub economics: serde_json::Value,
     /// Reputation.
     pub reputation: serde_json::Value,
+    /// The app and dataset registry: `apps`, `datasets`, `owner_revenue`.
+    pub registry: serde_json::Value,
 }
 
 /// The result of a marketplace run.
@@ -416,6 +419,14 @@ impl MarketplaceReport {
         }
         let _ = writeln!(
             s,
+            "registry      {} apps, {} datasets; owners paid {} over {} jobs",
+            f(&["registry", "apps"]),
+            f(&["registry", "datasets"]),
+            v["registry"]["owner_revenue"].as_str().unwrap_or("0"),
+            f(&["registry", "jobs_settled"]),
+        );
+        let _ = writeln!(
+            s,
             "ledger        supply conserved: {} (initial {}, final {}, burned {}; {} batches checked on every validator)",
             if self.supply_conserved { "yes" } else { "NO" },
             self.initial_supply,
@@ -536,6 +547,32 @@ const CAP_MICROS: u64 = 200_000; // pay-as-you-go cap per subtask
 const CLIENT_BOND: u128 = 5_000;
 const STEP: Duration = Duration::from_millis(50);
 const REPRICE_PERIOD: Duration = Duration::from_millis(2_000);
+/// Price per use of the marketplace's one paid app.
+const APP_PRICE: u128 = 2_000;
+/// Price per use of the marketplace's one dataset.
+const DATASET_PRICE: u128 = 500;
+
+/// The goods of a client's `job`: every third job runs the paid app on the
+/// dataset, every third runs the app alone, the rest neither.
+fn job_goods(
+    job: u64,
+    app: idlegrid_primitives::Digest,
+    data: idlegrid_primitives::Digest,
+) -> JobGoods {
+    match job % 3 {
+        0 => JobGoods {
+            app: Some(app),
+            datasets: vec![data],
+            max_fee_per_slot: Amount::new(APP_PRICE + DATASET_PRICE),
+        },
+        1 => JobGoods {
+            app: Some(app),
+            datasets: Vec::new(),
+            max_fee_per_slot: Amount::new(APP_PRICE),
+        },
+        _ => JobGoods::none(),
+    }
+}
 
 fn mechanism() -> Box<dyn Mechanism> {
     Box::new(KDouble::new(5_000).expect("k = 0.5 is valid"))
@@ -611,6 +648,15 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         .collect();
     let keeper = Keypair::from_seed(&root.derive("keeper"));
     let mut keeper_box = Outbox::new(keeper.clone(), chain);
+    // The registry: one paid app and one dataset, each with its own owner.
+    let app_owner = Keypair::from_seed(&root.derive("app-owner"));
+    let data_owner = Keypair::from_seed(&root.derive("dataset-owner"));
+    let app_digest = content_digest(GoodKind::App, b"idlegrid/sim/app/render-v1");
+    let data_digest = content_digest(GoodKind::Dataset, b"idlegrid/sim/dataset/scenes-v1");
+    let mut owner_boxes = [
+        Outbox::new(app_owner.clone(), chain),
+        Outbox::new(data_owner.clone(), chain),
+    ];
 
     // Genesis: validators need only quota; stakes cover every bond up front.
     let mut sim_cfg = SimConfig::new(cfg.seed);
@@ -626,7 +672,11 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let provider_stake = Amount::new(cfg.stake_per_slot * u128::from(cfg.provider_capacity) + 1);
     let client_balance = Amount::new(1_000_000_000);
     let client_stake = Amount::new(CLIENT_BOND * 200);
-    let mut balances = vec![(keeper.account_id(), Amount::new(1_000_000))];
+    let mut balances = vec![
+        (keeper.account_id(), Amount::new(1_000_000)),
+        (app_owner.account_id(), Amount::new(1_000_000)),
+        (data_owner.account_id(), Amount::new(1_000_000)),
+    ];
     let mut stakes = Vec::new();
     for p in providers.iter_mut() {
         balances.push((p.outbox.account(), provider_balance));
@@ -737,6 +787,25 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         );
         outgoing.push(tx);
     }
+    // Owners list their goods at once.
+    let listings = [
+        (&app_owner, GoodKind::App, app_digest, APP_PRICE),
+        (&data_owner, GoodKind::Dataset, data_digest, DATASET_PRICE),
+    ];
+    for (ob, (key, kind, digest, price)) in owner_boxes.iter_mut().zip(listings) {
+        let rec = SignedOp::sign(
+            key,
+            0,
+            RegistryOp::Register {
+                kind,
+                digest,
+                version: 1,
+                price_per_use: Amount::new(price),
+                policy: AccessPolicy::Public,
+            },
+        );
+        outgoing.push(ob.sign(Timestamp::ZERO, MarketTx::Registry(rec)));
+    }
     let mut next_post: Vec<Timestamp> = (0..clients.len())
         .map(|_| Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64)))
         .collect();
@@ -822,6 +891,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             .map(|p| &mut p.outbox)
             .chain(clients.iter_mut().map(|c| &mut c.outbox))
             .chain(std::iter::once(&mut keeper_box))
+            .chain(owner_boxes.iter_mut())
         {
             let n = view.ledger().nonce(&ob.account()).get();
             let re = ob.reconcile(n, now, patience);
@@ -874,6 +944,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     min_reputation_bps: fresh_bps,
                     client_bond: Amount::new(CLIENT_BOND),
                     deadline: now + Duration::from_secs(20),
+                    goods: job_goods(job, app_digest, data_digest),
                 };
                 job_posted_at.insert((c.outbox.account(), job), now);
                 m.jobs_submitted += 1;
@@ -1255,6 +1326,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         .iter()
         .map(|(k, v)| ((*k).to_string(), serde_json::json!(mean(*v))))
         .collect();
+    let reg = view.market().registry().stats();
     let lat = dist(latencies);
     let pr = dist(prices);
     let summary = MarketplaceSummary {
@@ -1307,6 +1379,13 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             "profit_by_behaviour": profit_by,
         }),
         reputation: serde_json::json!({ "mean_score_by_behaviour": score_by }),
+        registry: serde_json::json!({
+            "apps": reg.apps,
+            "datasets": reg.datasets,
+            "owner_revenue": reg.owner_revenue.get().to_string(),
+            "jobs_settled": reg.settled_jobs,
+            "jobs_open": reg.open_jobs,
+        }),
     };
     Ok(MarketplaceReport {
         digest: report.digest,
