@@ -1,16 +1,8 @@
 //! The `idlegrid-sim` binary: default run, outputs, bad input, determinism.
 
-use std::process::Command;
+mod cli_support;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_idlegrid-sim"))
-}
-
-fn tmp(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("idlegrid-sim-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use cli_support::{bin, read_summary, stdout_ok, tmp};
 
 const SMALL: &str = "name = \"cli\"\nduration_ms = 2000\n[nodes]\ncount = 8\n";
 
@@ -30,15 +22,9 @@ fn run_writes_summary_json_and_csv() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_ok(out);
     assert!(text.contains("run digest"), "{text}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let json: serde_json::Value = read_summary(&dir);
     for key in [
         "scenario",
         "seed",
@@ -160,14 +146,8 @@ fn consensus_summary_json_keys() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let stdout: serde_json::Value = serde_json::from_str(&stdout_ok(out)).unwrap();
+    let file: serde_json::Value = read_summary(&dir);
     assert_eq!(stdout, file);
     let c = &file["consensus"];
     for key in [

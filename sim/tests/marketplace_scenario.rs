@@ -1,8 +1,9 @@
 //! Marketplace scenarios: the TOML format (built-ins, unknown fields, bad
 //! values), the library entry point and the CLI (`run`, `scenarios`).
 
-use std::process::Command;
+mod cli_support;
 
+use cli_support::{bin, read_summary, stdout_ok, tmp};
 use idlegrid_sim::runner::{self, RunOptions};
 use idlegrid_sim::scenario::{BUILTIN_SCENARIOS, MachineKind, Scenario};
 
@@ -217,10 +218,6 @@ fn library_run_reports_the_issue_keys_and_is_deterministic() {
     assert!(det.is_deterministic(), "{}", det.describe());
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_idlegrid-sim"))
-}
-
 #[test]
 fn cli_lists_scenarios_and_runs_a_marketplace_file() {
     let out = bin().arg("scenarios").output().unwrap();
@@ -239,8 +236,7 @@ fn cli_lists_scenarios_and_runs_a_marketplace_file() {
             "{name} not listed with a description:\n{list}"
         );
     }
-    let dir = std::env::temp_dir().join(format!("idlegrid-sim-market-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tmp("market");
     let scen = dir.join("small.toml");
     std::fs::write(&scen, SMALL).unwrap();
     let out = bin()
@@ -254,15 +250,9 @@ fn cli_lists_scenarios_and_runs_a_marketplace_file() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = stdout_ok(out);
     assert!(text.contains("supply conserved: yes"), "{text}");
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    let json: serde_json::Value = read_summary(&dir);
     assert!(json["entrap"]["detection_rate"].is_number());
     // `--plots`: the marketplace time series, as SVG and CSV.
     let svg = std::fs::read_to_string(dir.join("marketplace.svg")).unwrap();
