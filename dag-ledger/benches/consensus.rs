@@ -30,7 +30,7 @@ fn dag_messages(n: usize, txs: usize) -> (DagBuilder, Vec<ConsensusMessage>) {
         .flat_map(|r| {
             dag.store()
                 .round_blocks(Round::new(r))
-                .map(|b| ConsensusMessage::Block(b.block().clone()))
+                .map(|b| ConsensusMessage::Block(Arc::clone(b.block())))
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -123,9 +123,8 @@ fn commit_rule(c: &mut Criterion) {
     g.sample_size(10);
     for n in [10usize, 50, 100] {
         let (dag, _) = dag_messages(n, 0);
-        let genesis: Vec<Arc<VerifiedBlock>> =
-            dag.store().round_blocks(Round::ZERO).cloned().collect();
-        let blocks: Vec<Arc<VerifiedBlock>> = (1..=ROUNDS)
+        let genesis: Vec<VerifiedBlock> = dag.store().round_blocks(Round::ZERO).cloned().collect();
+        let blocks: Vec<VerifiedBlock> = (1..=ROUNDS)
             .flat_map(|r| {
                 dag.store()
                     .round_blocks(Round::new(r))

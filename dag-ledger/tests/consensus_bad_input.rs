@@ -1,6 +1,8 @@
 //! A Byzantine peer can send anything: each bad input is a typed error, no
 //! panic, bounded memory.
 
+use std::sync::Arc;
+
 use idlegrid_dag_ledger::consensus::strategies;
 use idlegrid_dag_ledger::consensus::*;
 use idlegrid_primitives::{Keypair, Machine, NodeId, Round, Seed, Timestamp, encode};
@@ -73,7 +75,7 @@ fn far_future_round_is_rejected() {
         vec![],
     );
     let from = s.keys[1].node_id();
-    s.v.handle_message(Timestamp::ZERO, from, ConsensusMessage::Block(b));
+    s.v.handle_message(Timestamp::ZERO, from, ConsensusMessage::Block(Arc::new(b)));
     let (_, e) = drain(&mut s.v);
     assert!(matches!(
         errors(&e)[..],
@@ -100,7 +102,11 @@ fn huge_and_oversized_inputs_are_rejected() {
         genesis_refs(),
         txs,
     );
-    s.v.handle_bytes(Timestamp::ZERO, from, &ConsensusMessage::Block(b).encode());
+    s.v.handle_bytes(
+        Timestamp::ZERO,
+        from,
+        &ConsensusMessage::Block(Arc::new(b)).encode(),
+    );
     let (_, e) = drain(&mut s.v);
     let errs = errors(&e);
     assert!(matches!(errs[0], ConsensusError::Decode(_)), "{errs:?}");
@@ -122,10 +128,18 @@ fn bad_signature_and_unknown_sender_are_rejected() {
         vec![],
     );
     let from = s.keys[1].node_id();
-    s.v.handle_message(Timestamp::ZERO, from, ConsensusMessage::Block(b.clone()));
+    s.v.handle_message(
+        Timestamp::ZERO,
+        from,
+        ConsensusMessage::Block(Arc::new(b.clone())),
+    );
     b.header.timestamp = Timestamp::from_micros(5);
     let stranger = NodeId::from_bytes([9; 32]);
-    s.v.handle_message(Timestamp::ZERO, stranger, ConsensusMessage::Block(b));
+    s.v.handle_message(
+        Timestamp::ZERO,
+        stranger,
+        ConsensusMessage::Block(Arc::new(b)),
+    );
     let (_, e) = drain(&mut s.v);
     let errs = errors(&e);
     assert!(

@@ -20,6 +20,7 @@
 
 use core::fmt;
 use core::ops::Deref;
+use std::sync::Arc;
 
 use idlegrid_primitives::{
     Digest, Domain, Keypair, PublicKey, Round, Signature, Timestamp, encoded_len,
@@ -38,22 +39,26 @@ pub const BLOCK_SIGNATURE_DOMAIN: Domain = Domain::new("idlegrid/dag/block-signa
 pub const TRANSACTIONS_DOMAIN: Domain = Domain::new("idlegrid/dag/transactions");
 
 /// An opaque transaction: bytes the consensus orders but never interprets.
+///
+/// The bytes are shared: cloning a transaction (as every validator's
+/// [`Linearizer`](super::Linearizer) does into its commits) copies a
+/// pointer. Encoded exactly as a `Vec<u8>`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Transaction(Vec<u8>);
+pub struct Transaction(Arc<[u8]>);
 
 impl Transaction {
     /// Wraps bytes.
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self(bytes.into())
     }
     /// The bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
-    /// The bytes, by value.
+    /// A copy of the bytes.
     pub fn into_bytes(self) -> Vec<u8> {
-        self.0
+        self.0.to_vec()
     }
     /// Length in bytes.
     pub fn len(&self) -> usize {
@@ -67,7 +72,7 @@ impl Transaction {
 
 impl From<Vec<u8>> for Transaction {
     fn from(v: Vec<u8>) -> Self {
-        Self(v)
+        Self::new(v)
     }
 }
 
@@ -295,9 +300,15 @@ impl Block {
 
 /// A block that passed validation (or was built locally), with its
 /// reference cached. Dereferences to [`Block`].
+///
+/// The block sits behind an [`Arc`], so cloning a `VerifiedBlock` is a
+/// reference-count bump: the DAG store, the pending set, fetch responses and
+/// outgoing [`ConsensusMessage`](super::ConsensusMessage)s all share the one
+/// allocation made when the block was built or decoded (as Sui's
+/// `VerifiedBlock` shares its `Arc<SignedBlock>`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct VerifiedBlock {
-    block: Block,
+    block: Arc<Block>,
     reference: BlockRef,
 }
 
@@ -305,10 +316,11 @@ impl VerifiedBlock {
     /// Validates `block` fully; the signature is checked only if
     /// `config.verify_signatures` (a simulation speed knob).
     pub fn verify(
-        block: Block,
+        block: impl Into<Arc<Block>>,
         committee: &Committee,
         config: &ConsensusConfig,
     ) -> Result<Self, ConsensusError> {
+        let block = block.into();
         let reference = block.verify_structure(committee, config)?;
         if config.verify_signatures {
             let pk = committee.authority(reference.author)?.node.public_key();
@@ -324,7 +336,8 @@ impl VerifiedBlock {
 
     /// Wraps a block without any check: for locally built blocks (our own
     /// proposals, genesis) and hand-built test DAGs.
-    pub fn new_unchecked(block: Block) -> Self {
+    pub fn new_unchecked(block: impl Into<Arc<Block>>) -> Self {
+        let block = block.into();
         let reference = block.header.reference();
         Self { block, reference }
     }
@@ -332,7 +345,7 @@ impl VerifiedBlock {
     /// Wraps a block whose structure (and, if enabled, signature) the
     /// caller checked; `reference` is what [`Block::verify_structure`]
     /// returned, so the header is not hashed a second time.
-    pub(crate) fn from_checked(block: Block, reference: BlockRef) -> Self {
+    pub(crate) fn from_checked(block: Arc<Block>, reference: BlockRef) -> Self {
         debug_assert_eq!(block.header.reference(), reference);
         Self { block, reference }
     }
@@ -361,8 +374,9 @@ impl VerifiedBlock {
             .ok()
             .map(|i| &ps[i])
     }
-    /// The underlying block.
-    pub fn block(&self) -> &Block {
+    /// The underlying shared block: `Arc::clone(vb.block())` puts it in a
+    /// message without copying it.
+    pub fn block(&self) -> &Arc<Block> {
         &self.block
     }
 }

@@ -13,7 +13,6 @@
 //! old blocks.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use idlegrid_primitives::{Digest, Domain, NodeId, Round, Timestamp, encode};
 use serde::{Deserialize, Serialize};
@@ -52,10 +51,10 @@ pub struct CommittedSubDag {
 /// sorted by `(round, author, digest)`.
 pub fn collect_history(
     store: &DagStore,
-    leader: &Arc<VerifiedBlock>,
+    leader: &VerifiedBlock,
     gc_round: Round,
     committed: impl Fn(&BlockRef) -> bool,
-) -> Vec<Arc<VerifiedBlock>> {
+) -> Vec<VerifiedBlock> {
     let mut seen: HashSet<BlockRef> = HashSet::new();
     let mut stack = vec![leader.clone()];
     seen.insert(leader.reference());
@@ -124,7 +123,7 @@ impl Linearizer {
     pub fn linearize(
         &mut self,
         store: &DagStore,
-        leader: &Arc<VerifiedBlock>,
+        leader: &VerifiedBlock,
         leader_node: NodeId,
     ) -> CommittedSubDag {
         assert!(

@@ -1,5 +1,7 @@
 //! Proptest strategies for the consensus types (feature `strategies`).
 
+use std::sync::Arc;
+
 use idlegrid_primitives::strategies as prim;
 use proptest::prelude::*;
 
@@ -56,14 +58,14 @@ pub fn arbitrary_block() -> impl Strategy<Value = Block> {
 /// Any consensus message.
 pub fn consensus_message() -> impl Strategy<Value = ConsensusMessage> {
     prop_oneof![
-        arbitrary_block().prop_map(ConsensusMessage::Block),
+        arbitrary_block().prop_map(|b| ConsensusMessage::Block(Arc::new(b))),
         (proptest::collection::vec(block_ref(), 0..8), 0u64..64).prop_map(|(refs, k)| {
             ConsensusMessage::FetchRequest(FetchRequest {
                 refs,
                 known_round: idlegrid_primitives::Round::new(k),
             })
         }),
-        proptest::collection::vec(arbitrary_block(), 0..3)
+        proptest::collection::vec(arbitrary_block().prop_map(Arc::new), 0..3)
             .prop_map(ConsensusMessage::FetchResponse),
     ]
 }

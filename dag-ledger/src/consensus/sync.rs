@@ -11,7 +11,6 @@
 //! garbage-collection round.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use idlegrid_primitives::{Digest, Duration, NodeId, Round, Timestamp};
 
@@ -22,7 +21,7 @@ use super::error::ConsensusError;
 /// Valid blocks waiting for missing ancestors.
 #[derive(Debug)]
 pub struct PendingBlocks {
-    blocks: BTreeMap<BlockRef, (Arc<VerifiedBlock>, usize)>,
+    blocks: BTreeMap<BlockRef, (VerifiedBlock, usize)>,
     waiting: HashMap<BlockRef, Vec<BlockRef>>,
     per_author: Vec<usize>,
     quota: usize,
@@ -67,7 +66,7 @@ impl PendingBlocks {
         self.blocks.contains_key(r)
     }
     /// Pending blocks of one (round, author) slot.
-    pub fn slot(&self, round: Round, author: AuthorityIndex) -> Vec<Arc<VerifiedBlock>> {
+    pub fn slot(&self, round: Round, author: AuthorityIndex) -> Vec<VerifiedBlock> {
         let (lo, hi) = slot_range(round, author);
         self.blocks
             .range(lo..=hi)
@@ -78,7 +77,7 @@ impl PendingBlocks {
     /// Adds a block waiting for `missing` parents (non-empty).
     pub fn insert(
         &mut self,
-        block: Arc<VerifiedBlock>,
+        block: VerifiedBlock,
         missing: &[BlockRef],
     ) -> Result<(), ConsensusError> {
         assert!(!missing.is_empty());
@@ -121,7 +120,7 @@ impl PendingBlocks {
 
     /// `parent` is now accepted (or collected): returns the pending blocks
     /// that no longer miss anything, removed from the pending set.
-    pub fn resolve(&mut self, parent: &BlockRef) -> Vec<Arc<VerifiedBlock>> {
+    pub fn resolve(&mut self, parent: &BlockRef) -> Vec<VerifiedBlock> {
         let mut ready = Vec::new();
         for child in self.waiting.remove(parent).unwrap_or_default() {
             let done = match self.blocks.get_mut(&child) {
@@ -141,7 +140,7 @@ impl PendingBlocks {
 
     /// Drops pending blocks below `gc_round` and resolves missing parents
     /// below it; returns blocks that became ready.
-    pub fn gc(&mut self, gc_round: Round) -> Vec<Arc<VerifiedBlock>> {
+    pub fn gc(&mut self, gc_round: Round) -> Vec<VerifiedBlock> {
         let old: Vec<BlockRef> = self
             .blocks
             .keys()

@@ -106,7 +106,7 @@ pub struct Validator {
     reported: BTreeSet<(Round, AuthorityIndex)>,
     rng: ChaCha20Rng,
     /// Our latest block, kept even after the store collects it.
-    last_own: Arc<VerifiedBlock>,
+    last_own: VerifiedBlock,
     rebroadcast_at: Option<Timestamp>,
 }
 
@@ -127,7 +127,7 @@ impl Validator {
         let n = committee.size();
         let mut store = DagStore::new(n);
         for a in committee.indices() {
-            store.insert(Arc::new(VerifiedBlock::new_unchecked(Block::genesis(a))));
+            store.insert(VerifiedBlock::new_unchecked(Block::genesis(a)));
         }
         let committer = Committer::new(
             committee.clone(),
@@ -155,7 +155,7 @@ impl Validator {
             equivocators: BTreeSet::new(),
             reported: BTreeSet::new(),
             rng: seed.derive("idlegrid/dag/batch-verify").rng(),
-            last_own: Arc::new(VerifiedBlock::new_unchecked(Block::genesis(me))),
+            last_own: VerifiedBlock::new_unchecked(Block::genesis(me)),
             rebroadcast_at: None,
         })
     }
@@ -294,7 +294,7 @@ impl Validator {
         Ok(())
     }
 
-    fn receive_blocks(&mut self, now: Timestamp, from: NodeId, blocks: Vec<Block>) {
+    fn receive_blocks(&mut self, now: Timestamp, from: NodeId, blocks: Vec<Arc<Block>>) {
         let mut structural = Vec::with_capacity(blocks.len());
         for b in blocks {
             let checked = self
@@ -309,7 +309,7 @@ impl Validator {
         }
         let verified = self.verify_signatures(from, structural);
         for vb in verified {
-            if let Err(e) = self.process_verified(now, from, Arc::new(vb)) {
+            if let Err(e) = self.process_verified(now, from, vb) {
                 self.invalid(from, e);
             }
         }
@@ -319,9 +319,9 @@ impl Validator {
     fn verify_signatures(
         &mut self,
         from: NodeId,
-        blocks: Vec<(Block, BlockRef)>,
+        blocks: Vec<(Arc<Block>, BlockRef)>,
     ) -> Vec<VerifiedBlock> {
-        let wrap = |(b, r): (Block, BlockRef)| VerifiedBlock::from_checked(b, r);
+        let wrap = |(b, r): (Arc<Block>, BlockRef)| VerifiedBlock::from_checked(b, r);
         if !self.config.verify_signatures {
             return blocks.into_iter().map(wrap).collect();
         }
@@ -365,7 +365,7 @@ impl Validator {
         &mut self,
         now: Timestamp,
         from: NodeId,
-        block: Arc<VerifiedBlock>,
+        block: VerifiedBlock,
     ) -> Result<(), ConsensusError> {
         let r = block.reference();
         if self.store.contains(&r) || self.pending.contains(&r) {
@@ -399,7 +399,7 @@ impl Validator {
 
     fn check_equivocation(&mut self, block: &VerifiedBlock) -> Result<(), ConsensusError> {
         let (round, author) = (block.round(), block.author());
-        let mut variants: Vec<Arc<VerifiedBlock>> = self.store.slot(round, author).to_vec();
+        let mut variants: Vec<VerifiedBlock> = self.store.slot(round, author).to_vec();
         variants.extend(self.pending.slot(round, author));
         let Some(first) = variants.first() else {
             return Ok(());
@@ -417,7 +417,7 @@ impl Validator {
 
     /// Adds a block whose parents are all present, then every pending block
     /// it unblocks.
-    fn accept(&mut self, block: Arc<VerifiedBlock>) {
+    fn accept(&mut self, block: VerifiedBlock) {
         let mut work = vec![block];
         while let Some(b) = work.pop() {
             let r = b.reference();
@@ -457,7 +457,7 @@ impl Validator {
         }
         let max = self.config.max_fetch_items;
         let budget = self.config.max_message_bytes / 2;
-        let mut requested: Vec<Arc<VerifiedBlock>> = req
+        let mut requested: Vec<VerifiedBlock> = req
             .refs
             .iter()
             .filter_map(|r| {
@@ -472,7 +472,7 @@ impl Validator {
         requested.dedup_by_key(|b| b.reference());
         let top = requested.last().map_or(Round::ZERO, |b| b.round());
         // Fill with the lowest rounds above the requester's known round.
-        let mut fill: Vec<Arc<VerifiedBlock>> = Vec::new();
+        let mut fill: Vec<VerifiedBlock> = Vec::new();
         let mut r = req.known_round.next().max(self.store.gc_round());
         while r < top && fill.len() + requested.len() < max {
             for b in self.store.first_per_author(r) {
@@ -491,7 +491,7 @@ impl Validator {
             if bytes > budget || blocks.len() >= max {
                 break;
             }
-            blocks.push(b.block().clone());
+            blocks.push(Arc::clone(b.block()));
         }
         if !blocks.is_empty() {
             self.outbox
@@ -541,7 +541,7 @@ impl Validator {
         }
     }
 
-    fn eligible_parents(&self, round: Round) -> impl Iterator<Item = &Arc<VerifiedBlock>> {
+    fn eligible_parents(&self, round: Round) -> impl Iterator<Item = &VerifiedBlock> {
         self.store
             .first_per_author(round)
             .filter(|b| b.author() == self.me || !self.equivocators.contains(&b.author()))
@@ -618,8 +618,9 @@ impl Validator {
         parents.sort_by_key(|p| p.author);
         let txs = self.take_transactions(parents.len());
         let block = Block::new_signed(&self.keypair, self.me, round, now, parents, txs);
-        let vb = Arc::new(VerifiedBlock::new_unchecked(block.clone()));
+        let vb = VerifiedBlock::new_unchecked(block);
         let r = vb.reference();
+        let block = Arc::clone(vb.block());
         self.last_own = vb.clone();
         self.accept(vb);
         self.proposed_round = round;
@@ -641,7 +642,7 @@ impl Validator {
             .collect()
     }
 
-    fn send_own_block(&mut self, block: Block) {
+    fn send_own_block(&mut self, block: Arc<Block>) {
         match self.config.byzantine {
             ByzantineBehavior::Honest | ByzantineBehavior::TooFewParents => {
                 self.outbox
@@ -650,12 +651,12 @@ impl Validator {
             ByzantineBehavior::Withhold { recipients } => {
                 for p in self.peers().into_iter().take(recipients as usize) {
                     self.outbox
-                        .push_back(Transmit::to(p, ConsensusMessage::Block(block.clone())));
+                        .push_back(Transmit::to(p, ConsensusMessage::Block(Arc::clone(&block))));
                 }
             }
             ByzantineBehavior::Equivocate => {
                 let h = &block.header;
-                let twin = Block::new_signed(
+                let twin = Arc::new(Block::new_signed(
                     &self.keypair,
                     h.author,
                     h.round,
@@ -663,11 +664,11 @@ impl Validator {
                         .saturating_add(idlegrid_primitives::Duration::from_micros(1)),
                     h.parents.clone(),
                     Vec::new(),
-                );
+                ));
                 for (i, p) in self.peers().into_iter().enumerate() {
                     let b = if i % 2 == 0 { &block } else { &twin };
                     self.outbox
-                        .push_back(Transmit::to(p, ConsensusMessage::Block(b.clone())));
+                        .push_back(Transmit::to(p, ConsensusMessage::Block(Arc::clone(b))));
                 }
             }
         }
@@ -691,7 +692,7 @@ impl Validator {
         }
         if self.rebroadcast_at.is_some_and(|d| d <= now) {
             self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
-            let own = self.last_own.block().clone();
+            let own = Arc::clone(self.last_own.block());
             self.send_own_block(own);
         }
         self.after_input(now);
@@ -730,5 +731,62 @@ impl Machine for Validator {
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         self.next_timeout()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committee_of(n: u64) -> (Vec<Keypair>, Committee) {
+        let keys: Vec<Keypair> = (0..n)
+            .map(|i| Keypair::from_seed(&Seed::from_u64(i)))
+            .collect();
+        let c = Committee::equal(keys.iter().map(Keypair::node_id)).unwrap();
+        (keys, c)
+    }
+
+    fn validator(keys: &[Keypair], c: &Committee, i: usize) -> Validator {
+        let cfg = ConsensusConfig::default();
+        Validator::new(keys[i].clone(), c.clone(), cfg, Seed::from_u64(9)).unwrap()
+    }
+
+    #[test]
+    fn blocks_are_shared_not_copied() {
+        let (keys, c) = committee_of(4);
+        let mut author = validator(&keys, &c, 1);
+        author.handle_timeout(Timestamp::ZERO);
+        let Some(Transmit {
+            msg: ConsensusMessage::Block(sent),
+            ..
+        }) = author.poll_transmit()
+        else {
+            panic!("expected our round-1 block");
+        };
+        let r = sent.header.reference();
+        // The proposer's store holds the broadcast allocation.
+        assert!(Arc::ptr_eq(author.store().get(&r).unwrap().block(), &sent));
+
+        // A receiver stores the allocation it was handed...
+        let mut v = validator(&keys, &c, 0);
+        let msg = ConsensusMessage::Block(Arc::clone(&sent));
+        v.handle_message(Timestamp::ZERO, keys[1].node_id(), msg);
+        assert!(Arc::ptr_eq(v.store().get(&r).unwrap().block(), &sent));
+
+        // ...and serves it to a fetching peer without copying it.
+        let req = FetchRequest {
+            refs: vec![r],
+            known_round: Round::new(1),
+        };
+        let msg = ConsensusMessage::FetchRequest(req);
+        v.handle_message(Timestamp::ZERO, keys[2].node_id(), msg);
+        let served = std::iter::from_fn(|| v.poll_transmit())
+            .find_map(|t| match t.msg {
+                ConsensusMessage::FetchResponse(blocks) => Some(blocks),
+                _ => None,
+            })
+            .expect("a fetch response");
+        assert_eq!(served.len(), 1);
+        assert!(Arc::ptr_eq(&served[0], &sent));
     }
 }

@@ -93,7 +93,7 @@ pub enum LeaderStatus {
         /// The slot.
         slot: LeaderSlot,
         /// The committed leader block.
-        block: Arc<VerifiedBlock>,
+        block: VerifiedBlock,
         /// Direct or indirect.
         kind: DecisionKind,
     },

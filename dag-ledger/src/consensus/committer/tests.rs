@@ -46,9 +46,9 @@ fn random_dag(n: usize, rounds: u64, rng: &mut ChaCha8Rng) -> DagBuilder {
 /// The DAG's non-genesis blocks in a random order that is round order up
 /// to a jitter of `jitter` rounds (so certificates may arrive before some
 /// of their votes).
-fn arrival_order(dag: &DagBuilder, jitter: u64, rng: &mut ChaCha8Rng) -> Vec<Arc<VerifiedBlock>> {
+fn arrival_order(dag: &DagBuilder, jitter: u64, rng: &mut ChaCha8Rng) -> Vec<VerifiedBlock> {
     let store = dag.store();
-    let mut keyed: Vec<(u64, u64, Arc<VerifiedBlock>)> = (1..=store.highest_round().get())
+    let mut keyed: Vec<(u64, u64, VerifiedBlock)> = (1..=store.highest_round().get())
         .flat_map(|r| {
             store
                 .round_blocks(Round::new(r))

@@ -13,7 +13,6 @@
 //! ```
 
 use std::ops::RangeInclusive;
-use std::sync::Arc;
 
 use idlegrid_primitives::{Keypair, Round, Seed, Timestamp};
 
@@ -40,7 +39,7 @@ impl DagBuilder {
         let committee = Committee::equal(keys.iter().map(Keypair::node_id)).expect("n in 1..=1024");
         let mut store = DagStore::new(n);
         for a in committee.indices() {
-            store.insert(Arc::new(VerifiedBlock::new_unchecked(Block::genesis(a))));
+            store.insert(VerifiedBlock::new_unchecked(Block::genesis(a)));
         }
         Self {
             keys,
@@ -68,7 +67,7 @@ impl DagBuilder {
     }
 
     /// The first block of `author` at `round`.
-    pub fn block(&self, round: u64, author: u32) -> Option<Arc<VerifiedBlock>> {
+    pub fn block(&self, round: u64, author: u32) -> Option<VerifiedBlock> {
         self.store
             .slot(Round::new(round), AuthorityIndex::new(author))
             .first()
@@ -133,7 +132,7 @@ impl DagBuilder {
             parents,
             transactions,
         );
-        let v = Arc::new(VerifiedBlock::new_unchecked(block));
+        let v = VerifiedBlock::new_unchecked(block);
         let r = v.reference();
         self.store.insert(v);
         r

@@ -6,7 +6,6 @@
 //! are present; hand-built DAGs must do the same.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use idlegrid_primitives::Round;
 
@@ -14,8 +13,9 @@ use crate::consensus::block::{BlockRef, VerifiedBlock};
 use crate::consensus::committee::AuthorityIndex;
 
 /// Blocks of one round, one vector of variants per author (more than one
-/// only if the author equivocated).
-type RoundBlocks = Vec<Vec<Arc<VerifiedBlock>>>;
+/// only if the author equivocated). A [`VerifiedBlock`] shares its block, so
+/// the store holds no copy of what the network or the proposer built.
+type RoundBlocks = Vec<Vec<VerifiedBlock>>;
 
 /// The accepted blocks of the local DAG.
 #[derive(Clone, Debug)]
@@ -39,7 +39,7 @@ impl DagStore {
 
     /// Inserts a block; returns false if it was already present. Blocks
     /// below the gc round or from an unknown author are ignored.
-    pub fn insert(&mut self, block: Arc<VerifiedBlock>) -> bool {
+    pub fn insert(&mut self, block: VerifiedBlock) -> bool {
         let r = block.reference();
         if r.round < self.gc_round || r.author.as_usize() >= self.committee_size {
             return false;
@@ -58,7 +58,7 @@ impl DagStore {
     }
 
     /// The block with this reference.
-    pub fn get(&self, r: &BlockRef) -> Option<&Arc<VerifiedBlock>> {
+    pub fn get(&self, r: &BlockRef) -> Option<&VerifiedBlock> {
         self.slot(r.round, r.author)
             .iter()
             .find(|b| b.reference().digest == r.digest)
@@ -76,7 +76,7 @@ impl DagStore {
     }
 
     /// The blocks of `author` at `round` (several if it equivocated).
-    pub fn slot(&self, round: Round, author: AuthorityIndex) -> &[Arc<VerifiedBlock>] {
+    pub fn slot(&self, round: Round, author: AuthorityIndex) -> &[VerifiedBlock] {
         self.rounds
             .get(&round)
             .and_then(|rb| rb.get(author.as_usize()))
@@ -84,12 +84,12 @@ impl DagStore {
     }
 
     /// All blocks of `round`, by author then arrival.
-    pub fn round_blocks(&self, round: Round) -> impl Iterator<Item = &Arc<VerifiedBlock>> {
+    pub fn round_blocks(&self, round: Round) -> impl Iterator<Item = &VerifiedBlock> {
         self.rounds.get(&round).into_iter().flatten().flatten()
     }
 
     /// The first-received block of each author at `round`.
-    pub fn first_per_author(&self, round: Round) -> impl Iterator<Item = &Arc<VerifiedBlock>> {
+    pub fn first_per_author(&self, round: Round) -> impl Iterator<Item = &VerifiedBlock> {
         self.rounds
             .get(&round)
             .into_iter()
@@ -108,7 +108,7 @@ impl DagStore {
 
     /// The most recent block of `author` (first variant of its highest
     /// round).
-    pub fn last_block_of(&self, author: AuthorityIndex) -> Option<&Arc<VerifiedBlock>> {
+    pub fn last_block_of(&self, author: AuthorityIndex) -> Option<&VerifiedBlock> {
         self.rounds
             .values()
             .rev()
@@ -120,7 +120,7 @@ impl DagStore {
         &self,
         author: AuthorityIndex,
         round: Round,
-    ) -> Option<&Arc<VerifiedBlock>> {
+    ) -> Option<&VerifiedBlock> {
         self.rounds
             .range(..round)
             .rev()
@@ -161,7 +161,7 @@ impl DagStore {
 
     /// The blocks of round `target` reachable from `from` (including `from`
     /// itself if it is at `target`), walking parents present in the store.
-    pub fn reachable_at(&self, from: &VerifiedBlock, target: Round) -> Vec<Arc<VerifiedBlock>> {
+    pub fn reachable_at(&self, from: &VerifiedBlock, target: Round) -> Vec<VerifiedBlock> {
         let mut out = Vec::new();
         if from.round() < target {
             return out;
