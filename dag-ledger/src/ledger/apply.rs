@@ -1,6 +1,8 @@
 //! Applying a committed batch: decode, verify signatures (batched), then
 //! apply each transaction atomically, in order.
 
+use std::collections::BTreeSet;
+
 use idlegrid_primitives::{AccountId, Amount, BatchItem, Digest, Epoch, Timestamp, verify_batch};
 
 use super::app::{ApplicationRegistry, LedgerHandle};
@@ -179,6 +181,7 @@ impl Ledger {
         let sig_ok = self.check_signatures(&decoded, host.signatures);
         self.state.epoch = ctx.epoch;
         let mut receipts = Vec::with_capacity(decoded.len());
+        let mut touched = BTreeSet::new();
         for (d, ok) in decoded.into_iter().zip(sig_ok) {
             let r = d.and_then(|d| {
                 if !ok {
@@ -186,7 +189,7 @@ impl Ledger {
                 }
                 let mut stx = StateTx::begin(&mut self.state);
                 let outcome = execute(&mut stx, ctx, &d.tx, host)?;
-                stx.commit();
+                stx.commit(&mut touched);
                 Ok(Receipt {
                     tx_id: d.id,
                     sender: d.tx.tx.sender,
@@ -195,6 +198,7 @@ impl Ledger {
             });
             receipts.push(r);
         }
+        self.commitment.update(&self.state, &touched);
         Ok(BatchResult {
             epoch: ctx.epoch,
             receipts,

@@ -142,9 +142,27 @@ pub fn check_accounting(ledger: &Ledger) -> Result<(), InvariantViolation> {
     Ok(())
 }
 
+/// The incrementally maintained state digest equals the digest recomputed
+/// from the whole state (every change went through the write journal).
+pub fn check_commitment(ledger: &Ledger) -> Result<(), InvariantViolation> {
+    let (kept, full) = (ledger.state_digest(), ledger.state_digest_recomputed());
+    if kept != full {
+        return Err(violation(
+            "commitment",
+            format!(
+                "incremental state digest {} != recomputed {}",
+                kept.short(),
+                full.short()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Every invariant above.
 pub fn check_all(ledger: &Ledger) -> Result<(), InvariantViolation> {
     check_supply(ledger)?;
     check_no_negative(ledger)?;
-    check_accounting(ledger)
+    check_accounting(ledger)?;
+    check_commitment(ledger)
 }

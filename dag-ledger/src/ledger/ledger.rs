@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_primitives::{
-    AccountId, Amount, ChaCha20Rng, Digest, Domain, Epoch, Seed, SeedableRng, decode, encode,
+    AccountId, Amount, ChaCha20Rng, Digest, Epoch, Seed, SeedableRng, decode, encode,
 };
 use serde::{Deserialize, Serialize};
 
 use super::account::Account;
+use super::commitment::{STATE_DOMAIN, StateCommitment};
 use super::error::LedgerError;
 use super::escrow::Escrow;
 use super::genesis::{Genesis, Params, limits};
@@ -18,8 +19,6 @@ use super::quota;
 use super::staking::Lock;
 use super::state::State;
 
-/// Domain label of the state digest.
-pub const STATE_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/state");
 /// Version byte of the snapshot format.
 pub const SNAPSHOT_VERSION: u8 = 1;
 
@@ -68,6 +67,8 @@ struct Snapshot {
 #[derive(Clone)]
 pub struct Ledger {
     pub(crate) state: State,
+    /// Leaf and bucket digests of `state`, updated after every batch.
+    pub(crate) commitment: StateCommitment,
     /// Randomizes batch signature verification; not replicated state.
     pub(crate) verify_rng: ChaCha20Rng,
 }
@@ -141,6 +142,7 @@ impl Ledger {
         let seed = Seed::from_bytes(Digest::of(STATE_DOMAIN, &state.params).to_bytes())
             .derive("batch-verify");
         Self {
+            commitment: StateCommitment::build(&state),
             state,
             verify_rng: ChaCha20Rng::from_seed(seed.to_bytes()),
         }
@@ -232,10 +234,18 @@ impl Ledger {
 
     // ---- digest and snapshots ----
 
-    /// The digest of the whole replicated state (blake3 of its canonical
-    /// encoding under [`STATE_DOMAIN`]). O(state size).
+    /// The digest of the whole replicated state under [`STATE_DOMAIN`]: a
+    /// two-level blake3 tree over every entry (see the `commitment`
+    /// module), maintained incrementally, so this is O(1) and a batch costs
+    /// O(entries it touched).
     pub fn state_digest(&self) -> Digest {
-        Digest::of(STATE_DOMAIN, &self.state)
+        self.commitment.digest(&self.state)
+    }
+
+    /// [`Ledger::state_digest`] recomputed from the whole state (O(state));
+    /// [`crate::ledger::check_all`] checks that the two agree.
+    pub fn state_digest_recomputed(&self) -> Digest {
+        StateCommitment::build(&self.state).digest(&self.state)
     }
 
     /// The whole state as canonical bytes, for a node that joins late.

@@ -26,7 +26,8 @@
 //!   consensus module).
 //! - [`Application`]: extra transaction kinds that touch funds only through
 //!   a restricted, transactional [`LedgerHandle`].
-//! - [`Ledger::state_digest`] after every batch; [`Ledger::snapshot`] /
+//! - [`Ledger::state_digest`] after every batch (an incremental two-level
+//!   hash: a batch re-hashes only what it touched); [`Ledger::snapshot`] /
 //!   [`Ledger::from_snapshot`] for late joiners.
 //!
 //! Every rejection is a [`LedgerError`], and a rejected transaction changes
@@ -36,6 +37,7 @@
 mod account;
 mod app;
 mod apply;
+mod commitment;
 mod error;
 pub mod escrow;
 mod genesis;
@@ -55,14 +57,16 @@ pub mod strategies;
 pub use account::{Account, Unbonding};
 pub use app::{AppRegistry, Application, ApplicationRegistry, LedgerHandle, NoApps};
 pub use apply::{BatchContext, BatchResult, Host, Outcome, Receipt, SignatureCheck};
+pub use commitment::STATE_DOMAIN;
 pub use error::LedgerError;
 pub use escrow::Escrow;
 pub use genesis::{Genesis, Params, limits};
 pub use ids::{AppId, ChainId, EscrowId, LockId, Nonce};
 pub use invariants::{
-    InvariantViolation, check_accounting, check_all, check_no_negative, check_supply,
+    InvariantViolation, check_accounting, check_all, check_commitment, check_no_negative,
+    check_supply,
 };
-pub use ledger::{Ledger, SNAPSHOT_VERSION, STATE_DOMAIN};
+pub use ledger::{Ledger, SNAPSHOT_VERSION};
 pub use slashing::{
     Evidence, EvidenceKind, EvidenceVerifier, NoEvidence, SlashContext, VerifiedOffense,
 };

@@ -12,6 +12,7 @@ use idlegrid_primitives::{AccountId, Amount, Digest, Epoch};
 use serde::{Deserialize, Serialize};
 
 use super::account::Account;
+use super::commitment::EntryKey;
 use super::error::LedgerError;
 use super::escrow::Escrow;
 use super::genesis::Params;
@@ -67,9 +68,19 @@ impl<'a> StateTx<'a> {
         }
     }
 
-    /// Keeps every change.
-    pub(crate) fn commit(mut self) {
-        self.undo.clear();
+    /// Keeps every change and adds the key of every entry it touched to
+    /// `touched` (for the incremental state commitment).
+    pub(crate) fn commit(mut self, touched: &mut BTreeSet<EntryKey>) {
+        for u in self.undo.drain(..) {
+            let key = match u {
+                Undo::Account(id, _) => EntryKey::Account(id),
+                Undo::Escrow(id, _) => EntryKey::Escrow(id),
+                Undo::Lock(id, _) => EntryKey::Lock(id),
+                Undo::Slashed(d) => EntryKey::Slashed(d),
+                Undo::Burned(_) | Undo::NextEscrow(_) | Undo::NextLock(_) => continue,
+            };
+            touched.insert(key);
+        }
     }
 
     /// Runs `f` all-or-nothing inside this transaction: if it fails, the
@@ -325,7 +336,7 @@ mod tests {
         assert_eq!(s, before);
         let mut t = StateTx::begin(&mut s);
         t.transfer(&a, &b, Amount::new(1_000)).unwrap();
-        t.commit();
+        t.commit(&mut BTreeSet::new());
         assert_eq!(s.accounts[&b].balance, Amount::new(1_000));
     }
 
@@ -339,7 +350,7 @@ mod tests {
             t.transfer(&a, &b, Amount::new(10_000))
         });
         assert!(matches!(r, Err(LedgerError::InsufficientBalance { .. })));
-        t.commit();
+        t.commit(&mut BTreeSet::new());
         assert_eq!(s.accounts[&a].balance, Amount::new(900));
         assert_eq!(s.accounts[&b].balance, Amount::new(100));
     }
