@@ -61,13 +61,14 @@ pub fn is_cheater(b: &Behaviour) -> bool {
     !matches!(b, Behaviour::Honest | Behaviour::Faulty { .. })
 }
 
-/// A signed-transaction outbox with nonce tracking.
+/// A signed-transaction outbox with nonce tracking (marketplace payloads
+/// and plain ledger transactions share the account's nonce sequence).
 #[derive(Debug)]
 pub struct Outbox {
     key: Keypair,
     chain: ChainId,
     next_nonce: u64,
-    inflight: VecDeque<(u64, Timestamp, MarketTx)>,
+    inflight: VecDeque<(u64, Timestamp, TxKind)>,
     resent: bool,
     failovers: u32,
 }
@@ -90,25 +91,41 @@ impl Outbox {
         self.key.account_id()
     }
 
-    /// Signs `tx` with the next nonce.
+    /// Signs marketplace transaction `tx` with the next nonce.
     pub fn sign(&mut self, now: Timestamp, tx: MarketTx) -> SignedTransaction {
-        let n = self.next_nonce;
-        self.next_nonce += 1;
-        self.inflight.push_back((n, now, tx.clone()));
-        self.signed(n, &tx)
+        self.sign_ledger(
+            now,
+            TxKind::App {
+                app_id: MARKETPLACE_APP,
+                payload: encode(&tx),
+            },
+        )
     }
 
-    fn signed(&self, n: u64, tx: &MarketTx) -> SignedTransaction {
+    /// Signs a plain ledger transaction (transfer, bond, unbond, withdraw)
+    /// with the next nonce.
+    pub fn sign_ledger(&mut self, now: Timestamp, kind: TxKind) -> SignedTransaction {
+        let n = self.next_nonce;
+        self.next_nonce += 1;
+        let signed = self.signed(n, &kind);
+        self.inflight.push_back((n, now, kind));
+        signed
+    }
+
+    fn signed(&self, n: u64, kind: &TxKind) -> SignedTransaction {
         Transaction {
             chain: self.chain,
             sender: self.key.account_id(),
             nonce: Nonce::new(n),
-            kind: TxKind::App {
-                app_id: MARKETPLACE_APP,
-                payload: encode(tx),
-            },
+            kind: kind.clone(),
         }
         .sign(&self.key)
+    }
+
+    /// Nothing in flight: every signed transaction has been applied (or
+    /// dropped) as of the last [`Outbox::reconcile`].
+    pub fn idle(&self) -> bool {
+        self.inflight.is_empty()
     }
 
     /// How many times this light node switched to another gateway.
@@ -158,8 +175,8 @@ impl Outbox {
         self.resent = false;
         self.inflight.pop_front();
         self.next_nonce = ledger_nonce;
-        let rest: Vec<MarketTx> = self.inflight.drain(..).map(|(_, _, t)| t).collect();
-        rest.into_iter().map(|t| self.sign(now, t)).collect()
+        let rest: Vec<TxKind> = self.inflight.drain(..).map(|(_, _, t)| t).collect();
+        rest.into_iter().map(|t| self.sign_ledger(now, t)).collect()
     }
 }
 
@@ -186,14 +203,103 @@ pub struct ProviderAgent {
     pub cheated_lots: u64,
     /// Per lot: outputs, whether each slot was cheated, usage.
     pub work: BTreeMap<(AccountId, u64, u32), LotWork>,
-    /// Initial wealth (balance + stake).
+    /// Initial wealth (balance + stake) of the machine's first identity;
+    /// zero for a whitewashed identity (funded by its predecessor, so a
+    /// machine's profit is the sum over its identities).
     pub initial_wealth: Amount,
-    /// Whitewashed identity (a Sybil that re-entered).
-    pub whitewashed: bool,
+    /// The machine behind this identity.
+    pub machine: MachineId,
+    /// How this identity entered the market.
+    pub identity: Identity,
+    /// Where it is in its life cycle.
+    pub stage: Stage,
+    /// Entry, work and exit times (Sybil figures).
+    pub presence: Presence,
     /// Lowest ask it will undercut to (1.1 × its operating cost).
     pub floor: Amount,
     /// Lots matched since its last repricing.
     pub recent_matches: u32,
+}
+
+/// The machine behind one or more provider identities (a whitewasher
+/// burns through several keys; everyone else has one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MachineId(pub u32);
+
+/// How a provider identity entered the market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Offers at genesis and keeps its key.
+    Genesis,
+    /// An honest provider that offers first at `join_at` (the control
+    /// group for whitewashers).
+    Newcomer {
+        /// When it submits its `Offer`.
+        join_at: Timestamp,
+    },
+    /// Key number `generation` of a whitewashing machine (0 is its genesis
+    /// key; later ones were created after a slash).
+    Whitewash {
+        /// 0 for the genesis key.
+        generation: u32,
+    },
+}
+
+/// Where a provider identity is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A newcomer before its join time.
+    Waiting,
+    /// A whitewashed key waiting for its predecessor's transfer of at least
+    /// `need` (then it bonds `need` and offers).
+    Funding {
+        /// Stake it bonds once funded.
+        need: Amount,
+    },
+    /// Offering (or offered) in the market.
+    Active,
+    /// Abandoned after a slash; moving what is left to its successor.
+    Left(Sweep),
+}
+
+/// An abandoned identity's clean-up: its free stake was unbonded when it
+/// left; once the unbonding matures it withdraws and transfers the balance
+/// to the machine's newest identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Waiting for the unbonding to mature.
+    Unbonding,
+    /// `Withdraw` sent.
+    Withdrawing,
+    /// Nothing left to move.
+    Done,
+}
+
+/// Entry, work and exit times of one identity.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Presence {
+    /// When its `Offer` was submitted.
+    pub joined_at: Option<Timestamp>,
+    /// When it abandoned the identity.
+    pub left_at: Option<Timestamp>,
+    /// Its first match.
+    pub first_match_at: Option<Timestamp>,
+    /// Lots matched while present and clients were posting jobs.
+    pub matches_present: u64,
+    /// Traps in its first matched lot (fresh-identity credibility).
+    pub first_lot_traps: u64,
+    /// Real subtasks in its first matched lot.
+    pub first_lot_real: u64,
+    /// Traps in its matched lots.
+    pub traps_faced: u64,
+    /// Real subtasks in its matched lots.
+    pub real_faced: u64,
+    /// Lots settled.
+    pub lots_settled: u64,
+    /// First settlement that convicted it of cheating.
+    pub convicted_at: Option<Timestamp>,
+    /// Lots settled up to and including that conviction.
+    pub lots_to_conviction: u64,
 }
 
 /// One lot's execution record at a provider.
@@ -203,6 +309,8 @@ pub struct LotWork {
     pub outputs: Vec<Digest>,
     /// Slots cheated on.
     pub cheated: Vec<bool>,
+    /// Slots that were traps (ground truth the simulator knows).
+    pub is_trap: Vec<bool>,
     /// Metered microseconds.
     pub usage_micros: u64,
     /// Virtual time the work is done.
@@ -214,6 +322,26 @@ pub struct LotWork {
 }
 
 impl ProviderAgent {
+    /// The label it is reported under: `whitewashing` and `newcomer` for
+    /// the Sybil populations, else its behaviour's name.
+    pub fn label(&self) -> &'static str {
+        match self.identity {
+            Identity::Whitewash { .. } => "whitewashing",
+            Identity::Newcomer { .. } => "newcomer",
+            Identity::Genesis => behaviour_name(&self.behaviour),
+        }
+    }
+
+    /// The machine's first identity (the one that holds its endowment).
+    pub fn is_first_identity(&self) -> bool {
+        !matches!(self.identity, Identity::Whitewash { generation } if generation > 0)
+    }
+
+    /// In the market: offered and not abandoned.
+    pub fn is_active(&self) -> bool {
+        self.stage == Stage::Active
+    }
+
     /// Executes a lot; returns its work record.
     pub fn execute(&mut self, slot_inputs: &[Digest], is_trap: &[bool], now: Timestamp) -> LotWork {
         let limits = Limits::default();
@@ -241,6 +369,7 @@ impl ProviderAgent {
         LotWork {
             outputs,
             cheated,
+            is_trap: is_trap.to_vec(),
             usage_micros: usage,
             done_at: now + idlegrid_primitives::Duration::from_micros(usage),
             opened: false,

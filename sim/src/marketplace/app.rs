@@ -32,7 +32,7 @@
 //! Registry records (`MarketTx::Registry`) are ledger transactions of the
 //! same application, applied to the [`Registry`] in ledger order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use idlegrid_dag_ledger::ledger::{
     AppId, Application, ApplicationRegistry, EscrowId, LedgerError, LedgerHandle, LockId,
@@ -47,7 +47,7 @@ use idlegrid_market::registry::{
 };
 use idlegrid_market::{
     Ask, Bid, ClearingContext, ExecutorKind, ExecutorSet, JobGoods, Limits, Match, Mechanism,
-    OrderId, Region, RegionSet, Reputation, Resources, Slots,
+    OptimalAssignment, OrderId, Region, RegionSet, Reputation, Resources, Slots,
 };
 use idlegrid_primitives::{
     AccountId, Amount, Commitment, Digest, Domain, Duration, NodeId, Salt, Timestamp, decode,
@@ -326,6 +326,9 @@ pub struct MarketRules {
     pub reputation_epoch_secs: u64,
 }
 
+/// A live round: (client, job) and lot.
+type RoundKey = ((AccountId, u64), u32);
+
 struct SlotLock {
     lock: LockId,
     busy: bool,
@@ -380,6 +383,13 @@ pub struct MarketplaceApp {
     mechanism: Box<dyn Mechanism>,
     providers: BTreeMap<AccountId, Provider>,
     jobs: BTreeMap<(AccountId, u64), Job>,
+    /// Live rounds by their next deadline (and the reverse map), so a
+    /// transaction visits only the rounds it touched or whose deadline
+    /// passed, not every open round.
+    wake: BTreeSet<(Timestamp, RoundKey)>,
+    wake_at: BTreeMap<RoundKey, Timestamp>,
+    /// Rounds the current transaction touched.
+    touched: BTreeSet<RoundKey>,
     queue: Vec<(AccountId, u64)>,
     book: ReputationBook,
     registry: Registry,
@@ -390,7 +400,27 @@ pub struct MarketplaceApp {
     staged: Vec<Notice>,
     dropped_notices: u64,
     effect_failures: u64,
+    welfare: WelfareBenchmark,
 }
+
+/// Declared gains from trade of the mechanism's clearings against the
+/// welfare-maximizing assignment of the same orders (exact min-cost flow),
+/// summed over clearing periods. Recorded by the notice-recording node only
+/// (a metric, not replicated state).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WelfareBenchmark {
+    /// Clearing periods compared.
+    pub periods: u64,
+    /// Σ declared welfare (`Σ slots·(bid − ask)`) of the mechanism.
+    pub mechanism: u128,
+    /// Σ declared welfare of the optimal assignment, `None` once a period
+    /// had too many compatible pairs for the exact solver.
+    pub optimal: Option<u128>,
+}
+
+/// Largest number of compatible (ask, bid) pairs the exact welfare
+/// benchmark solves per clearing.
+const MAX_BENCHMARK_PAIRS: usize = 100_000;
 
 impl std::fmt::Debug for MarketplaceApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -428,6 +458,9 @@ impl MarketplaceApp {
             mechanism,
             providers: BTreeMap::new(),
             jobs: BTreeMap::new(),
+            wake: BTreeSet::new(),
+            wake_at: BTreeMap::new(),
+            touched: BTreeSet::new(),
             queue: Vec::new(),
             book,
             registry: Registry::new(RegistryLimits::default()),
@@ -438,7 +471,17 @@ impl MarketplaceApp {
             staged: Vec::new(),
             dropped_notices: 0,
             effect_failures: 0,
+            welfare: WelfareBenchmark {
+                optimal: Some(0),
+                ..WelfareBenchmark::default()
+            },
         })
+    }
+
+    /// The mechanism's declared welfare against the optimum (recorded only
+    /// by the node that records notices).
+    pub fn welfare_benchmark(&self) -> WelfareBenchmark {
+        self.welfare
     }
 
     /// Drains buffered notices.
@@ -658,6 +701,7 @@ impl MarketplaceApp {
         job: u64,
         lot: u32,
     ) -> Result<&'j mut LiveLot, LedgerError> {
+        self.touched.insert(((client, job), lot));
         self.jobs
             .get_mut(&(client, job))
             .and_then(|j| j.live.get_mut(&lot))
@@ -770,6 +814,7 @@ impl MarketplaceApp {
             .bond_stake(now, p.provider, rules.stake_per_slot)
             .map_err(|e| h.reject(e.to_string()))?;
         let p = j.matched.remove(&lot).expect("checked above");
+        self.touched.insert(((me, job), lot));
         j.live.insert(
             lot,
             LiveLot {
@@ -867,6 +912,18 @@ impl MarketplaceApp {
                 .ok()
                 .map(|g| g.clearing)
         };
+        if self.record_notices && !asks.is_empty() && !bids.is_empty() {
+            let optimal = OptimalAssignment::new(5_000, MAX_BENCHMARK_PAIRS)
+                .ok()
+                .and_then(|m| clear_with_goods(&m, &asks, &bids, &ctx, &self.registry).ok())
+                .map(|g| g.clearing.stats.welfare.get());
+            let w = &mut self.welfare;
+            w.periods += 1;
+            w.mechanism = w
+                .mechanism
+                .saturating_add(clearing.as_ref().map_or(0, |c| c.stats.welfare.get()));
+            w.optimal = w.optimal.zip(optimal).map(|(a, b)| a.saturating_add(b));
+        }
         if let Some(c) = clearing {
             for m in c.matches {
                 let key = bid_key[&m.bid];
@@ -951,23 +1008,39 @@ impl MarketplaceApp {
         self.notice(n);
     }
 
-    /// Fires due round deadlines and settles finished rounds.
+    /// Fires due round deadlines and settles finished rounds: the rounds
+    /// the transaction touched and those whose deadline passed, in key order.
     fn run_rounds(&mut self, h: &mut LedgerHandle<'_, '_>) {
         let now = h.now();
+        let mut visit = std::mem::take(&mut self.touched);
+        while let Some(&(t, key)) = self.wake.first() {
+            if t > now {
+                break;
+            }
+            self.wake.pop_first();
+            self.wake_at.remove(&key);
+            visit.insert(key);
+        }
         let mut done = Vec::new();
-        for (key, j) in self.jobs.iter_mut() {
-            for (lot, l) in j.live.iter_mut() {
-                if l.round.stage() != Stage::Settled
-                    && l.round.poll_timeout().is_some_and(|t| t <= now)
-                {
-                    l.round.handle_timeout(now);
-                }
-                while let Some(e) = l.round.poll_effect() {
-                    l.effects.push(e);
-                }
-                if l.round.stage() == Stage::Settled {
-                    done.push((*key, *lot));
-                }
+        for (key, lot) in visit {
+            if let Some(t) = self.wake_at.remove(&(key, lot)) {
+                self.wake.remove(&(t, (key, lot)));
+            }
+            let Some(l) = self.jobs.get_mut(&key).and_then(|j| j.live.get_mut(&lot)) else {
+                continue;
+            };
+            if l.round.stage() != Stage::Settled && l.round.poll_timeout().is_some_and(|t| t <= now)
+            {
+                l.round.handle_timeout(now);
+            }
+            while let Some(e) = l.round.poll_effect() {
+                l.effects.push(e);
+            }
+            if l.round.stage() == Stage::Settled {
+                done.push((key, lot));
+            } else if let Some(t) = l.round.poll_timeout() {
+                self.wake.insert((t, (key, lot)));
+                self.wake_at.insert((key, lot), t);
             }
         }
         for (key, lot) in done {
@@ -1253,6 +1326,7 @@ impl Application for MarketplaceApp {
             }
             Err(e) => {
                 self.staged.clear();
+                self.touched.clear();
                 Err(e)
             }
         }

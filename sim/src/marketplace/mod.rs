@@ -7,7 +7,8 @@
 //!   ledger [`Application`](idlegrid_dag_ledger::ledger::Application)).
 //!   Every validator's state digest is compared at every commit index and
 //!   the ledger's `check_all` (supply = initial − burned, no negative
-//!   balance or escrow) runs after every batch ([`MarketObserver`]).
+//!   balance or escrow, the incremental digest) runs on every batch, at
+//!   one validator in turn ([`MarketObserver`]).
 //! - **Providers and clients** are light nodes: they sign transactions and
 //!   submit them through a validator (their gateway), and follow the ledger
 //!   through node 0's [`Notice`]s. Their off-ledger messages (task hand-off
@@ -42,7 +43,9 @@ pub mod node;
 pub mod observer;
 pub mod run;
 
-pub use app::{MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice, Settlement};
+pub use app::{
+    MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice, Settlement, WelfareBenchmark,
+};
 pub use node::{LedgerNode, NodeEvent, NodeSetup};
 pub use observer::MarketObserver;
 pub use run::{

@@ -15,15 +15,17 @@ use crate::observer::{Observer, Violation};
 const MAX_REMEMBERED: usize = 100_000;
 
 /// Compares the ledger digest of every validator at every commit index
-/// (replicated state agreement) and checks the ledger's `check_all`
-/// (supply = initial − burned, no negative balance or escrow, accounting)
-/// and the settlement effects after every batch. It also records the
+/// (replicated state agreement), checks the settlement effects after every
+/// batch on every validator, and records the ledger's `check_all` (supply =
+/// initial − burned, no negative balance or escrow, accounting, incremental
+/// digest) that the validator whose turn it is ran on that batch. It also records the
 /// consensus metrics of `summary.json` (`consensus` section) under the same
 /// names as the consensus-only scenarios.
 #[derive(Debug)]
 pub struct MarketObserver {
     canonical: BTreeMap<u64, Digest>,
     batches: u64,
+    checked: u64,
     violations: u64,
     failure: Option<String>,
     proposed_at: BTreeMap<BlockRef, Timestamp>,
@@ -37,6 +39,7 @@ impl MarketObserver {
         Self {
             canonical: BTreeMap::new(),
             batches: 0,
+            checked: 0,
             violations: 0,
             failure: None,
             proposed_at: BTreeMap::new(),
@@ -70,9 +73,13 @@ impl MarketObserver {
             _ => {}
         }
     }
-    /// Batches checked.
+    /// Batch applications seen (commits × validators), each compared.
     pub fn batches(&self) -> u64 {
         self.batches
+    }
+    /// Batches on which a validator ran the full `check_all`.
+    pub fn checked(&self) -> u64 {
+        self.checked
     }
     /// Violations seen.
     pub fn violations(&self) -> u64 {
@@ -91,7 +98,7 @@ impl Observer<NodeEvent> for MarketObserver {
         node: NodeIndex,
         event: &NodeEvent,
     ) -> Result<(), Violation> {
-        let (index, digest, violation, effect_failures) = match event {
+        let (index, digest, violation, effect_failures, checked) = match event {
             NodeEvent::Consensus(ev) => {
                 self.on_consensus(now, ev);
                 return Ok(());
@@ -101,6 +108,7 @@ impl Observer<NodeEvent> for MarketObserver {
                 digest,
                 violation,
                 effect_failures,
+                checked,
                 leader,
                 blocks,
                 transactions,
@@ -120,10 +128,11 @@ impl Observer<NodeEvent> for MarketObserver {
                     self.metrics
                         .add("committed_transactions", u64::from(*transactions));
                 }
-                (index, digest, violation, effect_failures)
+                (index, digest, violation, effect_failures, *checked)
             }
         };
         self.batches += 1;
+        self.checked += u64::from(checked);
         if let Some(v) = violation {
             self.violations += 1;
             return Err(Violation::new(

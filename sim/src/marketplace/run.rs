@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use idlegrid_dag_ledger::consensus::ConsensusConfig;
 use idlegrid_dag_ledger::ledger::{Genesis, Params, SignedTransaction};
 use idlegrid_entrap::{JobPlan, Outcome as RoundOutcome, SubtaskIndex, TrapSpec, optimize_traps};
-use idlegrid_executor::{Behaviour, Rate, SimulatedExecutor};
+use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
 use idlegrid_market::{JobGoods, KDouble, Mechanism};
 use idlegrid_primitives::{AccountId, Amount, Duration, Keypair, Seed, Timestamp};
@@ -15,14 +15,19 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::agents::{
-    ClientAgent, LotWork, Outbox, ProviderAgent, behaviour_name, cost_model, input_digest,
-    is_cheater, truth,
+    ClientAgent, Identity, LotWork, MachineId, Outbox, ProviderAgent, input_digest, is_cheater,
+    truth,
 };
 use super::app::{JobRequest, MarketRules, MarketTx, Notice, score_bps};
 use super::node::{LedgerNode, NodeSetup};
 use super::observer::MarketObserver;
 use crate::consensus::Behavior;
 use crate::{Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, SimConfig, SimError, Simulation};
+
+mod detection;
+mod sybil;
+
+pub use sybil::{MAX_IDENTITIES, SybilConfig};
 
 /// Population and economics of a marketplace run.
 #[derive(Debug, Clone)]
@@ -88,6 +93,8 @@ pub struct MarketplaceConfig {
     /// one keeps a Byzantine or crashed gateway from silencing a provider's
     /// dispute past its deadline).
     pub gateways: u32,
+    /// Whitewashing providers and honest newcomers (none by default).
+    pub sybil: SybilConfig,
 }
 
 /// Relative weights of the cheating behaviours (cheaters are assigned
@@ -169,6 +176,7 @@ impl Default for MarketplaceConfig {
             faults: Vec::new(),
             replay_command: None,
             gateways: 1,
+            sybil: SybilConfig::default(),
         }
     }
 }
@@ -251,11 +259,13 @@ pub struct MarketplaceSummary {
     pub market: serde_json::Value,
     /// Job figures.
     pub jobs: serde_json::Value,
-    /// Entrapment figures.
+    /// Entrapment figures; `detection_by_behaviour` compares the lots
+    /// convicted per behaviour with the optimizer's exact probabilities.
     pub entrap: serde_json::Value,
     /// Economics.
     pub economics: serde_json::Value,
-    /// Reputation.
+    /// Reputation; `sybil` compares whitewashed identities with honest
+    /// newcomers.
     pub reputation: serde_json::Value,
     /// The app and dataset registry: `apps`, `datasets`, `owner_revenue`.
     pub registry: serde_json::Value,
@@ -380,6 +390,14 @@ impl MarketplaceReport {
             v["market"]["volume"].as_str().unwrap_or("0"),
             f(&["market", "welfare"]),
         );
+        if let Some(e) = v["market"]["efficiency"].as_f64() {
+            let _ = writeln!(
+                s,
+                "efficiency    {:.1} % of the optimal assignment's declared welfare over {} clearings",
+                100.0 * e,
+                f(&["market", "welfare_periods"]),
+            );
+        }
         let _ = writeln!(
             s,
             "cheaters      {} caught of {} that cheated ({} assigned); lot detection rate {:.1} %; {} honest slashed",
@@ -399,6 +417,35 @@ impl MarketplaceReport {
             f(&["entrap", "framing_attempts"]),
             f(&["entrap", "framings_on_admitted_cheats"]),
         );
+        if let Some(by) = v["entrap"]["detection_by_behaviour"].as_object()
+            && !by.is_empty()
+        {
+            let parts: Vec<String> = by
+                .iter()
+                .map(|(k, x)| {
+                    let z = x["z"]
+                        .as_f64()
+                        .map_or("n/a".to_string(), |z| format!("{z:+.2}"));
+                    format!(
+                        "{k} {}/{} (expected {:.1} ± {:.1}, z {z}{})",
+                        x["detected"].as_u64().unwrap_or(0),
+                        x["cheated_lots"].as_u64().unwrap_or(0),
+                        x["expected"].as_f64().unwrap_or(0.0),
+                        x["sd"].as_f64().unwrap_or(0.0),
+                        if x["uniform"].as_bool().unwrap_or(true) {
+                            ""
+                        } else {
+                            ", not uniform"
+                        },
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "detection     convicted/cheated lots vs the hypergeometric expectation: {}",
+                parts.join(", ")
+            );
+        }
         let _ = writeln!(
             s,
             "profit        honest mean {:.0}, cheater mean {:.0}",
@@ -417,6 +464,28 @@ impl MarketplaceReport {
                 .collect();
             let _ = writeln!(s, "by behaviour  {}", parts.join(", "));
         }
+        let y = &v["reputation"]["sybil"];
+        if y["whitewashers"].as_u64().unwrap_or(0) > 0 {
+            let g = |k: &str| y[k].as_f64().unwrap_or(0.0);
+            let _ = writeln!(
+                s,
+                "sybil         {} whitewashes by {} whitewashers vs {} newcomers: first match after {:.1} s (newcomers {:.1} s), {:.3} lots/s while present (newcomers {:.3}), traps per real subtask {:.2} on the first lot (newcomers {:.2}), {:.2} overall (newcomers {:.2}); {:.0} % of those matched caught again, on lot {:.1}, {:.1} s after re-entry",
+                g("whitewashes"),
+                g("whitewashers"),
+                g("newcomers"),
+                g("whitewashed_time_to_first_match_s"),
+                g("newcomer_time_to_first_match_s"),
+                g("whitewashed_work_rate"),
+                g("newcomer_work_rate"),
+                g("whitewashed_first_lot_trap_ratio"),
+                g("newcomer_first_lot_trap_ratio"),
+                g("whitewashed_trap_ratio"),
+                g("newcomer_trap_ratio"),
+                100.0 * g("whitewashed_caught_again"),
+                g("whitewashed_lots_to_caught"),
+                g("whitewashed_time_to_caught_s"),
+            );
+        }
         let _ = writeln!(
             s,
             "registry      {} apps, {} datasets; owners paid {} over {} jobs",
@@ -427,12 +496,13 @@ impl MarketplaceReport {
         );
         let _ = writeln!(
             s,
-            "ledger        supply conserved: {} (initial {}, final {}, burned {}; {} batches checked on every validator)",
+            "ledger        supply conserved: {} (initial {}, final {}, burned {}; {} batches checked in full, {} validator digests compared)",
             if self.supply_conserved { "yes" } else { "NO" },
             self.initial_supply,
             self.initial_supply - self.burned,
             self.burned,
             f(&["ledger", "batches_checked"]),
+            f(&["ledger", "batches_compared"]),
         );
         s
     }
@@ -528,6 +598,9 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
     if cfg.max_price == 0 || cfg.max_price > 1 << 60 {
         return bad("max_price", "must be in 1..=2^60");
     }
+    if let Err((field, reason)) = cfg.sybil.check(cfg.active_secs) {
+        return bad(field, &reason);
+    }
     let f = crate::consensus::ConsensusParams::max_faulty(cfg.validators as usize);
     let byz = cfg.byzantine.iter().filter(|b| b.is_byzantine()).count();
     if cfg.byzantine.len() > cfg.validators as usize || byz > f {
@@ -590,6 +663,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let stake = Amount::new(cfg.stake_per_slot);
     let params = Params::default();
     let chain = params.chain_id;
+    let params_min_new_account = params.min_new_account;
 
     // Validator identities are the engine's (derived from the root seed).
     let n_val = cfg.validators as usize;
@@ -605,32 +679,47 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         .collect();
 
     // Light nodes.
-    let mut providers: Vec<ProviderAgent> = (0..cfg.providers)
+    // Machines: the genesis population, then the whitewashers and the
+    // newcomers (drawn from their own stream so that adding them leaves
+    // the genesis population unchanged).
+    let mut sybil_rng = root.derive("sybil").rng();
+    let n_sybil = cfg.sybil.whitewashers + cfg.sybil.newcomers;
+    let mut providers: Vec<ProviderAgent> = (0..cfg.providers + n_sybil)
         .map(|i| {
             let key = Keypair::from_seed(&root.derive_indexed("provider", u64::from(i)));
-            let behaviour = behaviour_for(i, cfg);
-            let speed = rng.gen_range(cfg.speed_min..=cfg.speed_max);
-            let price = Amount::new(rng.gen_range(cfg.price_min..=cfg.price_max));
-            ProviderAgent {
-                outbox: Outbox::new(key, chain),
+            let k = i.saturating_sub(cfg.providers);
+            let (behaviour, identity, r) = if i < cfg.providers {
+                (behaviour_for(i, cfg), Identity::Genesis, &mut rng)
+            } else if k < cfg.sybil.whitewashers {
+                let rate = Rate::from_ppm((cfg.cheat_rate * 1e6) as u32);
+                (
+                    Behaviour::LazyCheater { rate },
+                    Identity::Whitewash { generation: 0 },
+                    &mut sybil_rng,
+                )
+            } else {
+                let (a, b) = (cfg.sybil.join_from_secs, cfg.sybil.join_until_secs);
+                let at = sybil_rng.gen_range(a * 1_000_000..=b * 1_000_000);
+                (
+                    Behaviour::Honest,
+                    Identity::Newcomer {
+                        join_at: Timestamp::from_micros(at),
+                    },
+                    &mut sybil_rng,
+                )
+            };
+            let speed = r.gen_range(cfg.speed_min..=cfg.speed_max);
+            let price = Amount::new(r.gen_range(cfg.price_min..=cfg.price_max));
+            let spec = sybil::MachineSpec {
+                machine: MachineId(i),
                 behaviour,
-                exec: SimulatedExecutor::new(
-                    behaviour,
-                    cost_model(speed),
-                    root.derive_indexed("exec", u64::from(i)),
-                ),
-                cost_per_second: Amount::new(price.get() / 2),
+                speed,
                 price,
+                exec_seed: root.derive_indexed("exec", u64::from(i)),
                 region: (i as usize % nreg) as u16,
                 capacity: cfg.provider_capacity,
-                spent_micros: 0,
-                cheated_lots: 0,
-                work: BTreeMap::new(),
-                initial_wealth: Amount::ZERO,
-                whitewashed: false,
-                floor: Amount::new((price.get() / 2 * 11 / 10).max(1)),
-                recent_matches: 0,
-            }
+            };
+            sybil::first_identity(key, chain, spec, identity)
         })
         .collect();
     let mut clients: Vec<ClientAgent> = (0..cfg.clients)
@@ -734,7 +823,12 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let consensus = cfg.consensus.clone();
     let setup = NodeSetup {
         behaviors: cfg.byzantine.clone(),
-        genesis: genesis.clone(),
+        ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis).map_err(|e| {
+            MarketplaceError::Config {
+                field: "genesis",
+                reason: e.to_string(),
+            }
+        })?,
         rules,
         consensus,
         mechanism,
@@ -761,7 +855,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     };
     let val_index: BTreeMap<idlegrid_primitives::NodeId, usize> =
         val_ids.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-    let by_acct: BTreeMap<AccountId, usize> = providers
+    let mut by_acct: BTreeMap<AccountId, usize> = providers
         .iter()
         .enumerate()
         .map(|(i, p)| (p.outbox.account(), i))
@@ -774,19 +868,24 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let latency = |a: u16, b: u16| regions.latency(RegionId::new(a), RegionId::new(b));
 
     let mut outgoing: Vec<SignedTransaction> = Vec::new();
-    // Providers offer at once.
-    for p in providers.iter_mut() {
-        let tx = p.outbox.sign(
-            Timestamp::ZERO,
-            MarketTx::Offer {
-                price: p.price,
-                capacity: p.capacity,
-                stake_per_slot: stake,
-                region: p.region as u8,
-            },
-        );
-        outgoing.push(tx);
+    // Providers offer at once (newcomers at their join time).
+    for p in providers.iter_mut().filter(|p| p.is_active()) {
+        outgoing.push(sybil::offer(p, Timestamp::ZERO, stake));
     }
+    let sybil_env = sybil::Env {
+        root: &root,
+        chain,
+        provider_stake,
+        stake_per_slot: stake,
+        min_new_account: params_min_new_account,
+        max_identities: cfg.sybil.max_identities,
+        reenter_until: Timestamp::ZERO + Duration::from_secs(cfg.sybil.join_until_secs),
+        price_min: cfg.price_min,
+        price_max: cfg.price_max,
+        out_of_market: Amount::new(cfg.max_price.saturating_mul(1_000).max(1 << 61)),
+    };
+    let mut sybil_counters = sybil::Counters::default();
+    let mut detection = detection::DetectionTallies::default();
     // Owners list their goods at once.
     let listings = [
         (&app_owner, GoodKind::App, app_digest, APP_PRICE),
@@ -861,6 +960,8 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             series.matches.push(sec_matches);
             series.jobs_completed.push(m.jobs_closed - jobs_before);
             (sec_price, sec_matches, jobs_before) = ((0.0, 0), 0, m.jobs_closed);
+            // Per machine: a whitewasher's identities add up (their
+            // transfers cancel), and it counts once.
             let (mut hon, mut che) = ((0.0f64, 0u64), (0.0f64, 0u64));
             for p in &providers {
                 let w = view
@@ -870,10 +971,11 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                         (x.balance.get() + x.bonded.get() + x.unbonding_total().get()) as i128
                     });
                 let delta = (w - p.initial_wealth.get() as i128) as f64;
+                let first = u64::from(p.is_first_identity());
                 if p.behaviour == Behaviour::Honest {
-                    hon = (hon.0 + delta, hon.1 + 1);
+                    hon = (hon.0 + delta, hon.1 + first);
                 } else if is_cheater(&p.behaviour) {
-                    che = (che.0 + delta, che.1 + 1);
+                    che = (che.0 + delta, che.1 + first);
                 }
             }
             series.honest_balance.push(hon.0 / hon.1.max(1) as f64);
@@ -901,11 +1003,23 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             m.resubmitted += re.len() as u64;
             outgoing.extend(re);
         }
+        // Newcomers join, whitewashed keys bond and offer once funded,
+        // abandoned keys sweep their matured stake.
+        if n_sybil > 0 {
+            sybil::step(
+                &mut providers,
+                view.ledger(),
+                &sybil_env,
+                now,
+                &mut outgoing,
+                &mut sybil_counters,
+            );
+        }
         // Adaptive pricing: an idle provider undercuts (down to its floor),
         // a matched one raises (up to the clients' limit).
         if cfg.adaptive_pricing && now >= next_reprice {
             next_reprice = now + REPRICE_PERIOD;
-            for p in providers.iter_mut() {
+            for p in providers.iter_mut().filter(|p| p.is_active()) {
                 let new = if p.recent_matches == 0 {
                     (p.price.get() * 92 / 100).max(p.floor.get())
                 } else {
@@ -954,6 +1068,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         }
         // React to the ledger.
         let mut votes: Vec<(usize, MarketTx)> = Vec::new();
+        let mut abandons: Vec<usize> = Vec::new();
         for n in notices {
             match n {
                 Notice::Matched {
@@ -1011,6 +1126,19 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     }
                     m.traps_planted += u64::from(k);
                     m.real_subtasks += u64::from(nreal);
+                    {
+                        let p = &mut providers[pi];
+                        let present = now < active_until && p.is_active();
+                        let pr = &mut p.presence;
+                        if pr.first_match_at.is_none() {
+                            pr.first_match_at = Some(now);
+                            pr.first_lot_traps = u64::from(k);
+                            pr.first_lot_real = u64::from(nreal);
+                        }
+                        pr.traps_faced += u64::from(k);
+                        pr.real_faced += u64::from(nreal);
+                        pr.matches_present += u64::from(present);
+                    }
                     let Ok(plan) = JobPlan::builder(rid)
                         .real_inputs(real)
                         .traps(traps)
@@ -1176,6 +1304,30 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                         m.volume += s.paid.get();
                     }
                     clients[ci].plans.remove(&(s.job, s.lot));
+                    let guilty = detection::convicted(&s.outcome);
+                    if let Some(w) = p.work.get(&(s.client, s.job, s.lot))
+                        && cheated
+                    {
+                        let count = |v: &[bool]| v.iter().filter(|x| **x).count() as u32;
+                        let lot = detection::CheatedLot {
+                            slots: w.cheated.len() as u32,
+                            traps: count(&w.is_trap),
+                            corrupted: count(&w.cheated),
+                            trap_hit: w.cheated.iter().zip(&w.is_trap).any(|(c, t)| *c && *t),
+                            convicted: guilty,
+                            slashed: caught,
+                        };
+                        detection.record(p.label(), &p.behaviour, lot);
+                    }
+                    let p = &mut providers[pi];
+                    p.presence.lots_settled += 1;
+                    if guilty && p.presence.convicted_at.is_none() {
+                        p.presence.convicted_at = Some(now);
+                        p.presence.lots_to_conviction = p.presence.lots_settled;
+                    }
+                    if caught && matches!(p.identity, Identity::Whitewash { .. }) {
+                        abandons.push(pi);
+                    }
                 }
                 Notice::JobClosed { client, job, .. } => {
                     m.jobs_closed += 1;
@@ -1194,6 +1346,21 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     });
                 }
             }
+        }
+        // Slashed whitewashers abandon their keys (their slot is gone).
+        for pi in abandons {
+            sybil::abandon(
+                &mut providers,
+                &mut by_acct,
+                pi,
+                view.ledger(),
+                view.market(),
+                &sybil_env,
+                &mut sybil_rng,
+                now,
+                &mut outgoing,
+                &mut sybil_counters,
+            );
         }
         for (v, tx) in votes {
             sim.with_node(NodeIndex::new(v as u32), |node, _| {
@@ -1272,30 +1439,47 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let mut cheaters_caught = 0;
     let mut cheaters_assigned = 0u64;
     let mut with_work: BTreeMap<&'static str, u64> = BTreeMap::new();
+    // Profit per machine: a whitewasher's identities add up (transfers
+    // between them cancel).
+    #[derive(Default)]
+    struct MachineAgg {
+        profit: f64,
+        work: bool,
+        cheated: bool,
+        caught: bool,
+    }
+    let mut machines: BTreeMap<MachineId, (&'static str, Behaviour, MachineAgg)> = BTreeMap::new();
     for p in &providers {
-        *with_work.entry(behaviour_name(&p.behaviour)).or_default() +=
-            u64::from(!p.work.is_empty());
-        cheaters_assigned += u64::from(is_cheater(&p.behaviour));
         let cost = p.cost_per_second.get() as f64 * p.spent_micros as f64 / 1e6;
         let profit = (wealth(&p.outbox.account()) - p.initial_wealth.get() as i128) as f64 - cost;
-        let name = behaviour_name(&p.behaviour);
-        let e = by_b.entry(name).or_default();
-        e.0 += profit;
-        e.1 += 1;
+        let name = p.label();
         let s = scores.entry(name).or_default();
         s.0 += f64::from(score_bps(view.market().provider_score(&p.outbox.account()))) / 1e4;
         s.1 += 1;
-        if p.behaviour == Behaviour::Honest {
-            hon.0 += profit;
+        let e = &mut machines
+            .entry(p.machine)
+            .or_insert_with(|| (name, p.behaviour, MachineAgg::default()))
+            .2;
+        e.profit += profit;
+        e.work |= !p.work.is_empty();
+        e.cheated |= p.cheated_lots > 0;
+        e.caught |= slashed_providers.contains(&p.outbox.account());
+    }
+    for (name, behaviour, a) in machines.values() {
+        *with_work.entry(name).or_default() += u64::from(a.work);
+        cheaters_assigned += u64::from(is_cheater(behaviour));
+        let e = by_b.entry(name).or_default();
+        e.0 += a.profit;
+        e.1 += 1;
+        if *behaviour == Behaviour::Honest {
+            hon.0 += a.profit;
             hon.1 += 1;
-        } else if is_cheater(&p.behaviour) {
-            che.0 += profit;
+        } else if is_cheater(behaviour) {
+            che.0 += a.profit;
             che.1 += 1;
-            if p.cheated_lots > 0 {
+            if a.cheated {
                 cheating_providers += 1;
-                if slashed_providers.contains(&p.outbox.account()) {
-                    cheaters_caught += 1;
-                }
+                cheaters_caught += u64::from(a.caught);
             }
         }
     }
@@ -1327,6 +1511,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         .map(|(k, v)| ((*k).to_string(), serde_json::json!(mean(*v))))
         .collect();
     let reg = view.market().registry().stats();
+    let wb = view.market().welfare_benchmark();
     let lat = dist(latencies);
     let pr = dist(prices);
     let summary = MarketplaceSummary {
@@ -1335,17 +1520,25 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             "final_supply": ledger.total_supply().get().to_string(),
             "burned": ledger.burned().get().to_string(),
             "invariant_violations": sim.observer().violations(),
-            "batches_checked": sim.observer().batches(),
+            "batches_checked": sim.observer().checked(),
+            "batches_compared": sim.observer().batches(),
             "validators_compared": n_val,
         }),
         market: serde_json::json!({
-            "orders": m.orders + u64::from(cfg.providers),
+            "orders": m.orders + providers.iter().filter(|p| p.presence.joined_at.is_some()).count() as u64,
             "matches": m.matches,
             "volume": m.volume.to_string(),
             "clearing_price": {"mean": pr.mean, "p50": pr.p50, "p90": pr.p90},
             "welfare": m.welfare,
             "reprices": m.reprices,
-            "welfare_optimal": serde_json::Value::Null,
+            // Declared gains `Σ slots·(bid − ask)` of the mechanism against
+            // the exact welfare-maximizing assignment of the same orders,
+            // summed over clearing periods (`null` when a period was too
+            // large for the exact solver).
+            "welfare_declared": wb.mechanism.to_string(),
+            "welfare_optimal": wb.optimal.map(|o| o.to_string()),
+            "efficiency": wb.optimal.filter(|o| *o > 0).map(|o| wb.mechanism as f64 / o as f64),
+            "welfare_periods": wb.periods,
             "mechanism": "k-double (k = 0.5)",
         }),
         jobs: serde_json::json!({
@@ -1372,13 +1565,17 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             "disputes": m.disputes,
             "verification_overhead": if m.real_subtasks == 0 { 0.0 } else { (m.traps_planted + m.referee_reexecutions) as f64 / m.real_subtasks as f64 },
             "referee_reexecutions": m.referee_reexecutions,
+            "detection_by_behaviour": detection.to_json(),
         }),
         economics: serde_json::json!({
             "honest_profit_mean": mean(hon),
             "cheater_profit_mean": mean(che),
             "profit_by_behaviour": profit_by,
         }),
-        reputation: serde_json::json!({ "mean_score_by_behaviour": score_by }),
+        reputation: serde_json::json!({
+            "mean_score_by_behaviour": score_by,
+            "sybil": sybil::summary(&providers, &cfg.sybil, &sybil_counters, active_until),
+        }),
         registry: serde_json::json!({
             "apps": reg.apps,
             "datasets": reg.datasets,

@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
+use crate::marketplace::run::SybilConfig;
 use crate::marketplace::{CheaterMix, MarketplaceConfig};
 
 /// `[marketplace]`.
@@ -28,6 +29,49 @@ pub struct MarketplaceSection {
     pub providers: ProvidersSection,
     /// The clients.
     pub clients: ClientsSection,
+    /// Whitewashing providers and honest newcomers (none by default).
+    #[serde(default)]
+    pub sybil: SybilSection,
+}
+
+/// `[marketplace.sybil]`: whitewashers (lazy cheaters that come back under
+/// a fresh key once slashed) and honest newcomers (the control group), on
+/// top of `providers.count`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SybilSection {
+    /// Whitewashing machines (lazy cheaters at `providers.cheat_rate`).
+    #[serde(default)]
+    pub whitewashers: u32,
+    /// Keys a whitewashing machine uses at most, its first included.
+    #[serde(default = "default_identities")]
+    pub max_identities: u32,
+    /// Honest providers that submit their offer late.
+    #[serde(default)]
+    pub newcomers: u32,
+    /// Newcomers offer at a time uniform in `join_from_secs..=join_until_secs`.
+    #[serde(default)]
+    pub join_from_secs: u64,
+    /// End of the entry window: no newcomer joins and no whitewasher
+    /// re-enters after it (before `active_secs`).
+    #[serde(default)]
+    pub join_until_secs: u64,
+}
+
+impl Default for SybilSection {
+    fn default() -> Self {
+        Self {
+            whitewashers: 0,
+            max_identities: default_identities(),
+            newcomers: 0,
+            join_from_secs: 0,
+            join_until_secs: 0,
+        }
+    }
+}
+
+fn default_identities() -> u32 {
+    SybilConfig::default().max_identities
 }
 
 /// `[marketplace.providers]`.
@@ -263,6 +307,34 @@ impl Scenario {
         )?;
         range("marketplace.clients.max_lots", c.max_lots, 1, 16)?;
         range("marketplace.clients.max_price", c.max_price, 1, 1 << 50)?;
+        let y = &m.sybil;
+        range(
+            "marketplace.sybil.whitewashers",
+            y.whitewashers,
+            0,
+            MAX_PROVIDERS,
+        )?;
+        range("marketplace.sybil.newcomers", y.newcomers, 0, MAX_PROVIDERS)?;
+        range(
+            "marketplace.sybil.max_identities",
+            y.max_identities,
+            1,
+            crate::marketplace::run::MAX_IDENTITIES,
+        )?;
+        if y.newcomers > 0 || y.whitewashers > 0 {
+            range(
+                "marketplace.sybil.join_until_secs",
+                y.join_until_secs,
+                1,
+                m.active_secs.saturating_sub(1),
+            )?;
+            range(
+                "marketplace.sybil.join_from_secs",
+                y.join_from_secs,
+                0,
+                y.join_until_secs,
+            )?;
+        }
         if c.max_price < p.price_min {
             return Err(invalid(
                 "marketplace.clients.max_price",
@@ -320,6 +392,13 @@ impl Scenario {
             faults: self.fault_schedule(),
             replay_command: Some(replay),
             gateways: m.gateways,
+            sybil: SybilConfig {
+                whitewashers: m.sybil.whitewashers,
+                max_identities: m.sybil.max_identities,
+                newcomers: m.sybil.newcomers,
+                join_from_secs: m.sybil.join_from_secs,
+                join_until_secs: m.sybil.join_until_secs,
+            },
         })
     }
 }

@@ -29,6 +29,7 @@ pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.toml");
 pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("default", DEFAULT_SCENARIO),
     ("cheaters", include_str!("../../scenarios/cheaters.toml")),
+    ("sybil", include_str!("../../scenarios/sybil.toml")),
     ("framing", include_str!("../../scenarios/framing.toml")),
     ("partition", include_str!("../../scenarios/partition.toml")),
     ("byzantine", include_str!("../../scenarios/byzantine.toml")),
@@ -942,4 +943,6 @@ pub fn builtin_regions() -> &'static [&'static str] {
 }
 
 mod marketplace;
-pub use marketplace::{ClientsSection, MarketplaceSection, MixSection, ProvidersSection};
+pub use marketplace::{
+    ClientsSection, MarketplaceSection, MixSection, ProvidersSection, SybilSection,
+};
