@@ -218,3 +218,84 @@ fn an_app_cannot_touch_another_apps_lock() {
         matches!(e, LedgerError::NotLockOwner(_))
     });
 }
+
+/// An application with time-driven work: it pays out its escrows once the
+/// batch time reaches their due time, from the end-of-batch hook.
+#[derive(Default)]
+struct TimedRelease {
+    due: Vec<(idlegrid_primitives::Timestamp, EscrowId)>,
+    hooks: u32,
+}
+
+impl Application for TimedRelease {
+    fn apply(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, LedgerError> {
+        let (payee, amount, after_ms): (idlegrid_primitives::AccountId, Amount, u64) =
+            decode(payload, 256).map_err(|e| h.reject(e.to_string()))?;
+        let id = h.open_escrow(&payee, amount, Epoch::new(1_000))?;
+        let due = h.now() + idlegrid_primitives::Duration::from_millis(after_ms);
+        self.due.push((due, id));
+        Ok(Vec::new())
+    }
+
+    fn end_batch(&mut self, h: &mut ManagedHandle<'_, '_>) {
+        self.hooks += 1;
+        let now = h.now();
+        let (ready, later): (Vec<_>, Vec<_>) = self.due.drain(..).partition(|(t, _)| *t <= now);
+        self.due = later;
+        for (_, id) in ready {
+            h.release_escrow(id, None).expect("the app's own escrow");
+        }
+    }
+}
+
+struct One(TimedRelease);
+
+impl ApplicationRegistry for One {
+    fn get_mut(&mut self, id: AppId) -> Option<&mut dyn Application> {
+        (id == TEST_APP).then_some(&mut self.0 as &mut dyn Application)
+    }
+    fn app_ids(&self) -> Vec<AppId> {
+        vec![TEST_APP]
+    }
+}
+
+#[test]
+fn end_batch_runs_time_driven_work_without_transactions() {
+    let k = keys(2);
+    let payee = acct(&k, 1);
+    let mut l = ledger(&k, 10_000, 0);
+    let mut apps = One(TimedRelease::default());
+    let payload = idlegrid_primitives::encode(&(payee, Amount::new(700), 1_500u64));
+    let t = tx(
+        &l,
+        &k[0],
+        TxKind::App {
+            app_id: TEST_APP,
+            payload,
+        },
+    );
+    apply_with(&mut l, 1, &t, &mut Host::default_for(&mut apps)).unwrap();
+    let digest = l.state_digest();
+    // An empty batch before the due time: the hook runs, nothing moves.
+    let empty: [&[u8]; 0] = [];
+    l.apply_batch(ctx(2), &empty, &mut Host::default_for(&mut apps))
+        .unwrap();
+    assert_eq!((apps.0.hooks, l.balance(&payee)), (2, Amount::new(10_000)));
+    assert_eq!(apps.0.due.len(), 1);
+    // An empty batch past it: the escrow is paid, with no transaction.
+    let r = l
+        .apply_batch(ctx(3), &empty, &mut Host::default_for(&mut apps))
+        .unwrap();
+    assert_eq!(l.balance(&payee), Amount::new(10_700));
+    assert_ne!(r.state_digest, digest);
+    assert_eq!(r.state_digest, l.state_digest(), "the hook's writes are in the digest");
+    check_all(&l).unwrap();
+    // A registry that lists no ids gets no hooks (the default).
+    let mut plain = registry();
+    l.apply_batch(ctx(4), &empty, &mut Host::default_for(&mut plain))
+        .unwrap();
+}

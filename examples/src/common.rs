@@ -1,16 +1,15 @@
 //! Pieces shared by the examples: the WebAssembly task, input digests and
 //! the route from settlement verdicts to the reputation book.
 
-use idlegrid_entrap::{Effect, Feedback as TrapFeedback, JobId, Role as TrapRole};
 use idlegrid_executor::{Execution, Limits, Program, Task, WasmExecutor};
+use idlegrid_node::feedback::reputation_feedback;
 use idlegrid_primitives::{Digest, Domain};
-use idlegrid_reputation::{Feedback, JobId as RepJobId, Outcome, ReputationBook, ReputationError};
+use idlegrid_reputation::{ReputationBook, ReputationError};
 
 use crate::jobs_app::ReputationNote;
 
 /// Domain of the digests that name subtask inputs in entrap plans.
 pub const INPUT_DOMAIN: Domain = Domain::new("idlegrid/examples/input");
-const REP_JOB_DOMAIN: Domain = Domain::new("idlegrid/examples/reputation-job");
 
 /// The examples' WebAssembly task: 32-bit FNV-1a over the input, iterated
 /// `rounds` times over the running hash so that a subtask burns a little
@@ -70,19 +69,6 @@ pub fn input_digest(input: &[u8]) -> Digest {
     Digest::hash(INPUT_DOMAIN, input)
 }
 
-/// Maps an entrap settlement feedback onto the reputation crate's outcome.
-pub fn reputation_outcome(feedback: TrapFeedback) -> Outcome {
-    match feedback {
-        TrapFeedback::Delivered => Outcome::Delivered,
-        TrapFeedback::CaughtCheating => Outcome::CaughtCheating,
-        TrapFeedback::NoShow => Outcome::TimedOut,
-        TrapFeedback::Defaulted => Outcome::Failed,
-        TrapFeedback::HonestTraps => Outcome::Paid,
-        TrapFeedback::Framed => Outcome::FramedProvider,
-        TrapFeedback::Unresponsive => Outcome::DidNotPay,
-    }
-}
-
 /// Feeds settled verdicts into the reputation book: the counterparty of the
 /// round is the reporter, the round's escrow the value at stake. Verdicts
 /// come from the ledger, so they are applied without a reporter signature
@@ -93,34 +79,17 @@ pub fn feed_reputation(
 ) -> Result<usize, ReputationError> {
     let mut n = 0;
     for note in notes {
-        let Effect::Reputation {
-            job,
-            subject,
-            role,
-            feedback,
-        } = note.effect
+        // The node's one verdict → feedback mapping, as the marketplace uses.
+        let epoch = book.epoch();
+        let Some(fb) =
+            reputation_feedback(&note.effect, note.client, note.provider, note.value, epoch)
         else {
             continue;
         };
-        let reporter = match role {
-            TrapRole::Provider => note.client,
-            TrapRole::Client => note.provider,
-        };
-        book.apply_feedback(&Feedback {
-            reporter: reporter.node(),
-            subject: subject.node(),
-            outcome: reputation_outcome(feedback),
-            job: rep_job(job, &note.provider),
-            value: note.value,
-            epoch: book.epoch(),
-        })?;
+        book.apply_feedback(&fb)?;
         n += 1;
     }
     Ok(n)
-}
-
-fn rep_job(job: JobId, provider: &idlegrid_primitives::AccountId) -> RepJobId {
-    RepJobId(Digest::of(REP_JOB_DOMAIN, &(job, provider)))
 }
 
 /// Formats a digest's first bytes for printing.

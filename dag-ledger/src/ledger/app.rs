@@ -15,6 +15,14 @@
 //! whole transaction is too: if [`Application::apply`] returns an error, all
 //! the ledger operations it performed are rolled back.
 //!
+//! **Time-driven work** (closing an order batch, clearing a market, firing
+//! deadlines) belongs to the ledger itself, not to keeper transactions:
+//! after every committed batch the ledger calls [`Application::end_batch`]
+//! on each registered application, in [`ApplicationRegistry::app_ids`]
+//! order, with a [`ManagedHandle`]. That handle has no sender, so it can
+//! move only what the application already manages; each of its operations
+//! is atomic on its own.
+//!
 //! The application's *own* state is its business: perform the fallible
 //! ledger operations first and mutate your state only once they succeeded
 //! (or undo your changes before returning an error). Applications run inside
@@ -43,12 +51,27 @@ pub trait Application {
         ledger: &mut LedgerHandle<'_, '_>,
         payload: &[u8],
     ) -> Result<Vec<u8>, LedgerError>;
+
+    /// Time-driven work after every committed batch (also an empty one):
+    /// `ledger.now()` is the batch's consensus timestamp. Must be
+    /// deterministic; cannot fail as a whole (each ledger operation is
+    /// atomic and reports its own error). The default does nothing.
+    fn end_batch(&mut self, ledger: &mut ManagedHandle<'_, '_>) {
+        let _ = ledger;
+    }
 }
 
 /// Looks applications up by id.
 pub trait ApplicationRegistry {
     /// The application registered under `id`, if any.
     fn get_mut(&mut self, id: AppId) -> Option<&mut dyn Application>;
+
+    /// The registered ids, in the order their [`Application::end_batch`]
+    /// hooks run. A registry that lists none (the default) gets no
+    /// end-of-batch calls.
+    fn app_ids(&self) -> Vec<AppId> {
+        Vec::new()
+    }
 }
 
 /// No applications: every [`super::TxKind::App`] is rejected as unknown.
@@ -98,36 +121,104 @@ impl ApplicationRegistry for AppRegistry {
             None => None,
         }
     }
+
+    fn app_ids(&self) -> Vec<AppId> {
+        self.apps.keys().copied().collect()
+    }
 }
 
 /// The restricted, transactional view of the ledger given to an
-/// [`Application`] (see the module docs for what it may do).
+/// [`Application`] for one transaction (see the module docs for what it may
+/// do): everything a [`ManagedHandle`] offers (through `Deref`), plus the
+/// operations on the signed sender's own funds.
 pub struct LedgerHandle<'s, 'a> {
+    pub(crate) managed: ManagedHandle<'s, 'a>,
+    pub(crate) sender: AccountId,
+}
+
+/// The view of the ledger limited to what one application already manages
+/// (its escrows and locks) plus read-only queries. It is what
+/// [`Application::end_batch`] receives: with no sender, nobody's free funds
+/// can be touched.
+pub struct ManagedHandle<'s, 'a> {
     pub(crate) tx: &'s mut StateTx<'a>,
     pub(crate) app: AppId,
-    pub(crate) sender: AccountId,
     pub(crate) now: Timestamp,
 }
 
 impl std::fmt::Debug for LedgerHandle<'_, '_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LedgerHandle")
-            .field("app", &self.app)
+            .field("app", &self.managed.app)
             .field("sender", &self.sender)
             .finish_non_exhaustive()
     }
 }
 
+impl std::fmt::Debug for ManagedHandle<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedHandle")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s, 'a> std::ops::Deref for LedgerHandle<'s, 'a> {
+    type Target = ManagedHandle<'s, 'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.managed
+    }
+}
+
+impl std::ops::DerefMut for LedgerHandle<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.managed
+    }
+}
+
 impl LedgerHandle<'_, '_> {
+    /// The signed sender of the transaction.
+    pub fn sender(&self) -> AccountId {
+        self.sender
+    }
+
+    // ---- operations on the sender's funds ----
+
+    /// Pays `amount` of the sender's free balance to `to`.
+    pub fn transfer(&mut self, to: &AccountId, amount: Amount) -> Result<(), LedgerError> {
+        let from = self.sender;
+        self.managed.tx.atomic(|t| t.transfer(&from, to, amount))
+    }
+
+    /// Opens an escrow funded by the sender, managed by this application.
+    pub fn open_escrow(
+        &mut self,
+        payee: &AccountId,
+        amount: Amount,
+        deadline: Epoch,
+    ) -> Result<EscrowId, LedgerError> {
+        let (payer, app) = (self.sender, self.managed.app);
+        self.managed
+            .tx
+            .atomic(|t| t.escrow_open(&payer, payee, amount, deadline, Some(app)))
+    }
+
+    /// Locks `amount` of the sender's free stake as collateral held by this
+    /// application.
+    pub fn lock_stake(&mut self, amount: Amount) -> Result<LockId, LedgerError> {
+        let (owner, app) = (self.sender, self.managed.app);
+        self.managed
+            .tx
+            .atomic(|t| t.lock_stake(&owner, app, amount))
+    }
+}
+
+impl ManagedHandle<'_, '_> {
     // ---- context and queries ----
 
     /// This application's id.
     pub fn app_id(&self) -> AppId {
         self.app
-    }
-    /// The signed sender of the transaction.
-    pub fn sender(&self) -> AccountId {
-        self.sender
     }
     /// The batch's epoch.
     pub fn epoch(&self) -> Epoch {
@@ -170,33 +261,6 @@ impl LedgerHandle<'_, '_> {
             app: self.app,
             reason: reason.into(),
         }
-    }
-
-    // ---- operations on the sender's funds ----
-
-    /// Pays `amount` of the sender's free balance to `to`.
-    pub fn transfer(&mut self, to: &AccountId, amount: Amount) -> Result<(), LedgerError> {
-        let from = self.sender;
-        self.tx.atomic(|t| t.transfer(&from, to, amount))
-    }
-
-    /// Opens an escrow funded by the sender, managed by this application.
-    pub fn open_escrow(
-        &mut self,
-        payee: &AccountId,
-        amount: Amount,
-        deadline: Epoch,
-    ) -> Result<EscrowId, LedgerError> {
-        let (payer, app) = (self.sender, self.app);
-        self.tx
-            .atomic(|t| t.escrow_open(&payer, payee, amount, deadline, Some(app)))
-    }
-
-    /// Locks `amount` of the sender's free stake as collateral held by this
-    /// application.
-    pub fn lock_stake(&mut self, amount: Amount) -> Result<LockId, LedgerError> {
-        let (owner, app) = (self.sender, self.app);
-        self.tx.atomic(|t| t.lock_stake(&owner, app, amount))
     }
 
     // ---- operations on what this application manages ----

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use idlegrid_primitives::{AccountId, Amount, BatchItem, Digest, Epoch, Timestamp, verify_batch};
 
-use super::app::{ApplicationRegistry, LedgerHandle};
+use super::app::{ApplicationRegistry, LedgerHandle, ManagedHandle};
+use super::commitment::EntryKey;
 use super::error::LedgerError;
 use super::escrow::Actor;
 use super::ids::EscrowId;
@@ -198,12 +199,36 @@ impl Ledger {
             });
             receipts.push(r);
         }
+        self.end_batch(ctx, host, &mut touched);
         self.commitment.update(&self.state, &touched);
         Ok(BatchResult {
             epoch: ctx.epoch,
             receipts,
             state_digest: self.state_digest(),
         })
+    }
+
+    /// Runs every registered application's end-of-batch hook, in the
+    /// registry's order, each inside its own state transaction.
+    fn end_batch(
+        &mut self,
+        ctx: BatchContext,
+        host: &mut Host<'_>,
+        touched: &mut BTreeSet<EntryKey>,
+    ) {
+        for app in host.apps.app_ids() {
+            let Some(a) = host.apps.get_mut(app) else {
+                continue;
+            };
+            let mut stx = StateTx::begin(&mut self.state);
+            let mut handle = ManagedHandle {
+                tx: &mut stx,
+                app,
+                now: ctx.now,
+            };
+            a.end_batch(&mut handle);
+            stx.commit(touched);
+        }
     }
 
     /// Per decoded transaction: does its signature verify?
@@ -326,10 +351,12 @@ fn execute(
                 .get_mut(*app_id)
                 .ok_or(LedgerError::UnknownApp(*app_id))?;
             let mut handle = LedgerHandle {
-                tx: stx,
-                app: *app_id,
+                managed: ManagedHandle {
+                    tx: stx,
+                    app: *app_id,
+                    now: ctx.now,
+                },
                 sender,
-                now: ctx.now,
             };
             let out = app.apply(&mut handle, payload)?;
             if out.len() > max {

@@ -55,7 +55,7 @@ mod transaction;
 pub mod strategies;
 
 pub use account::{Account, Unbonding};
-pub use app::{AppRegistry, Application, ApplicationRegistry, LedgerHandle, NoApps};
+pub use app::{AppRegistry, Application, ApplicationRegistry, LedgerHandle, ManagedHandle, NoApps};
 pub use apply::{BatchContext, BatchResult, Host, Outcome, Receipt, SignatureCheck};
 pub use commitment::STATE_DOMAIN;
 pub use error::LedgerError;

@@ -11,7 +11,7 @@ use idlegrid_executor::{
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Keypair, Timestamp, encode};
 
-use super::app::{MARKETPLACE_APP, MarketTx};
+use idlegrid_node::market::{MARKETPLACE_APP, MarketTx};
 
 const INPUT_DOMAIN: Domain = Domain::new("idlegrid/sim/marketplace/input");
 

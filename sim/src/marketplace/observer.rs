@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use idlegrid_dag_ledger::consensus::{BlockRef, ConsensusEvent};
 use idlegrid_primitives::{Digest, Timestamp};
 
-use super::node::NodeEvent;
 use crate::metrics::Metrics;
 use crate::node::NodeIndex;
 use crate::observer::{Observer, Violation};
+use idlegrid_node::validator::ValidatorEvent;
 
 /// Bound on remembered proposal times and equivocations (memory stays flat
 /// on long runs; older entries only lose a latency sample).
@@ -91,19 +91,19 @@ impl MarketObserver {
     }
 }
 
-impl Observer<NodeEvent> for MarketObserver {
+impl Observer<ValidatorEvent> for MarketObserver {
     fn on_event(
         &mut self,
         now: Timestamp,
         node: NodeIndex,
-        event: &NodeEvent,
+        event: &ValidatorEvent,
     ) -> Result<(), Violation> {
         let (index, digest, violation, effect_failures, checked) = match event {
-            NodeEvent::Consensus(ev) => {
+            ValidatorEvent::Consensus(ev) => {
                 self.on_consensus(now, ev);
                 return Ok(());
             }
-            NodeEvent::Applied {
+            ValidatorEvent::Applied {
                 index,
                 digest,
                 violation,
@@ -130,6 +130,7 @@ impl Observer<NodeEvent> for MarketObserver {
                 }
                 (index, digest, violation, effect_failures, *checked)
             }
+            _ => return Ok(()),
         };
         self.batches += 1;
         self.checked += u64::from(checked);

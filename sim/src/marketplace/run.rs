@@ -18,11 +18,13 @@ use super::agents::{
     ClientAgent, Identity, LotWork, MachineId, Outbox, ProviderAgent, input_digest, is_cheater,
     truth,
 };
-use super::app::{JobRequest, MarketRules, MarketTx, Notice, score_bps};
-use super::node::{LedgerNode, NodeSetup};
 use super::observer::MarketObserver;
+use super::welfare::WelfareBenchmark;
 use crate::consensus::Behavior;
 use crate::{Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, SimConfig, SimError, Simulation};
+use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_node::market::{JobRequest, MarketRules, MarketTx, Notice, round_id, score_bps};
+use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
 
 mod detection;
 mod sybil;
@@ -647,6 +649,29 @@ fn job_goods(
     }
 }
 
+/// Builds validator `ctx.index` of the committee (its consensus behaviour
+/// from the scenario; only node 0 emits notices, the light nodes' view).
+fn validator(
+    ctx: &crate::NodeContext<'_>,
+    setup: &ValidatorSetup,
+    committee: &Committee,
+    behaviors: &[Behavior],
+) -> ValidatorNode {
+    let mut setup = setup.clone();
+    if let Some(b) = behaviors.get(ctx.index.get()) {
+        setup.consensus.byzantine = b.to_config();
+    }
+    let key = Keypair::from_seed(&ctx.key_seed);
+    ValidatorNode::new(
+        key,
+        committee.clone(),
+        &setup,
+        ctx.seed,
+        ctx.index.get() == 0,
+    )
+    .expect("validated validator setup")
+}
+
 fn mechanism() -> Box<dyn Mechanism> {
     Box::new(KDouble::new(5_000).expect("k = 0.5 is valid"))
 }
@@ -735,8 +760,6 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             initial_wealth: Amount::ZERO,
         })
         .collect();
-    let keeper = Keypair::from_seed(&root.derive("keeper"));
-    let mut keeper_box = Outbox::new(keeper.clone(), chain);
     // The registry: one paid app and one dataset, each with its own owner.
     let app_owner = Keypair::from_seed(&root.derive("app-owner"));
     let data_owner = Keypair::from_seed(&root.derive("dataset-owner"));
@@ -762,7 +785,6 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let client_balance = Amount::new(1_000_000_000);
     let client_stake = Amount::new(CLIENT_BOND * 200);
     let mut balances = vec![
-        (keeper.account_id(), Amount::new(1_000_000)),
         (app_owner.account_id(), Amount::new(1_000_000)),
         (data_owner.account_id(), Amount::new(1_000_000)),
     ];
@@ -821,8 +843,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         reputation_epoch_secs: 10,
     };
     let consensus = cfg.consensus.clone();
-    let setup = NodeSetup {
-        behaviors: cfg.byzantine.clone(),
+    let setup = ValidatorSetup {
         ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis).map_err(|e| {
             MarketplaceError::Config {
                 field: "genesis",
@@ -834,12 +855,17 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         mechanism,
         epoch_secs: 1,
     };
-    let setup2 = setup.clone();
+    let committee =
+        Committee::equal(val_ids.iter().copied()).map_err(|e| MarketplaceError::Config {
+            field: "validators",
+            reason: e.to_string(),
+        })?;
+    let behaviors = cfg.byzantine.clone();
     let mut sim = Simulation::new(
         sim_cfg.clone(),
         net,
         specs,
-        move |ctx| LedgerNode::new(ctx, &setup2).expect("validated node setup"),
+        move |ctx| validator(ctx, &setup, &committee, &behaviors),
         MarketObserver::new(n_val),
     )?;
     sim.set_size_of_message(crate::consensus::wire_size);
@@ -913,7 +939,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let mut latencies = Vec::new();
     let mut prices = Vec::new();
     let mut m = Metrics::default();
-    let mut next_tick = Timestamp::ZERO;
+    let mut welfare = WelfareBenchmark::default();
     let mut next_reprice = Timestamp::ZERO + REPRICE_PERIOD;
     let mut slashed_providers: BTreeSet<AccountId> = BTreeSet::new();
     let mut awaiting: BTreeSet<(usize, (AccountId, u64, u32))> = BTreeSet::new();
@@ -981,18 +1007,12 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
             series.honest_balance.push(hon.0 / hon.1.max(1) as f64);
             series.cheater_balance.push(che.0 / che.1.max(1) as f64);
         }
-        // Keeper ticks keep deadlines and clearing moving.
-        if now >= next_tick {
-            next_tick = now + Duration::from_millis(500);
-            outgoing.push(keeper_box.sign(now, MarketTx::Tick));
-        }
         // Resubmission of rejected sequences.
         let patience = Duration::from_secs(20);
         for ob in providers
             .iter_mut()
             .map(|p| &mut p.outbox)
             .chain(clients.iter_mut().map(|c| &mut c.outbox))
-            .chain(std::iter::once(&mut keeper_box))
             .chain(owner_boxes.iter_mut())
         {
             let n = view.ledger().nonce(&ob.account()).get();
@@ -1101,9 +1121,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                         .map(|a| a.recommended.get())
                         .unwrap_or(2)
                         .clamp(1, nreal * 2 + 4);
-                    let rid = idlegrid_entrap::JobId::new(
-                        job.wrapping_mul(u64::from(super::app::MAX_LOTS)) + u64::from(lot),
-                    );
+                    let rid = round_id(job, lot);
                     let real: Vec<_> = (0..u64::from(nreal))
                         .map(|i| input_digest(&client, job, lot, i))
                         .collect();
@@ -1336,6 +1354,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     }
                 }
                 Notice::Lapsed { lots, .. } => m.lapsed_lots += u64::from(lots),
+                Notice::Cleared(record) => welfare.record(&record),
                 Notice::EffectFailed { reason } => {
                     return Err(MarketplaceError::Invariant {
                         invariant: "settlement-effects",
@@ -1345,6 +1364,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                         replay: sim_cfg.replay(),
                     });
                 }
+                _ => {}
             }
         }
         // Slashed whitewashers abandon their keys (their slot is gone).
@@ -1387,9 +1407,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     )
                     .to_bytes(),
                 );
-                let rid = idlegrid_entrap::JobId::new(
-                    key.1.wrapping_mul(u64::from(super::app::MAX_LOTS)) + u64::from(key.2),
-                );
+                let rid = round_id(key.1, key.2);
                 let tx = MarketTx::Deliver {
                     client: key.0,
                     job: key.1,
@@ -1511,7 +1529,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         .map(|(k, v)| ((*k).to_string(), serde_json::json!(mean(*v))))
         .collect();
     let reg = view.market().registry().stats();
-    let wb = view.market().welfare_benchmark();
+    let wb = welfare;
     let lat = dist(latencies);
     let pr = dist(prices);
     let summary = MarketplaceSummary {

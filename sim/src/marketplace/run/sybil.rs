@@ -25,8 +25,8 @@ use rand::Rng;
 use super::super::agents::{
     Identity, MachineId, Outbox, Presence, ProviderAgent, Stage, Sweep, cost_model,
 };
-use super::super::app::{MarketTx, MarketplaceApp};
 use super::dist;
+use idlegrid_node::market::{MarketTx, MarketplaceApp};
 
 /// Most keys one whitewashing machine may burn through.
 pub const MAX_IDENTITIES: u32 = 64;

@@ -1,16 +1,16 @@
-//! The reference validator node: consensus + ledger + marketplace
-//! application, driven as one [`Machine`].
+//! The validator: consensus + ledger + marketplace application, driven as
+//! one [`Machine`].
 //!
 //! Every committed sub-DAG is applied to the node's own [`Ledger`], so
 //! every validator holds the replicated state; the node emits one
-//! [`NodeEvent::Applied`] per batch with the state digest so the observer
+//! [`ValidatorEvent::Applied`] per batch with the state digest so the observer
 //! can compare validators after every batch. The full [`check_all`]
 //! (conservation, no negative amounts, accounting, the incremental digest
 //! against a recomputation) is O(state), so commit index `i` is checked by
 //! validator `i mod n` only: every batch is checked once, every validator
 //! takes its turn, and equal digests carry the result to the others. Light nodes (providers, clients)
 //! submit signed transactions through a validator with
-//! [`LedgerNode::submit`]; the validator checks the signature once there
+//! [`ValidatorNode::submit`]; the validator checks the signature once there
 //! (the mempool check) and the ledger applies committed batches with
 //! [`SignatureCheck::Skip`].
 
@@ -18,19 +18,18 @@ use idlegrid_dag_ledger::consensus::{
     Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage, Validator,
 };
 use idlegrid_dag_ledger::ledger::{
-    BatchContext, Host, Ledger, NoEvidence, SignatureCheck, SignedTransaction, Transaction, TxKind,
-    check_all,
+    Host, Ledger, NoEvidence, SignatureCheck, SignedTransaction, Transaction, TxKind, check_all,
 };
 use idlegrid_market::Mechanism;
-use idlegrid_primitives::{Digest, Epoch, Keypair, Machine, NodeId, Timestamp, Transmit, encode};
+use idlegrid_primitives::{Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode};
 
-use super::app::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp};
-use crate::node::NodeContext;
+use crate::batch::batch_context;
+use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
 
 /// What a validator node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum NodeEvent {
+pub enum ValidatorEvent {
     /// A committed batch was applied to this node's ledger.
     Applied {
         /// Commit index.
@@ -60,7 +59,7 @@ pub enum NodeEvent {
 
 /// Everything a validator node is built from.
 #[derive(Clone)]
-pub struct NodeSetup {
+pub struct ValidatorSetup {
     /// The genesis ledger (same on every node; validated once and cloned
     /// per node).
     pub ledger: Ledger,
@@ -72,18 +71,16 @@ pub struct NodeSetup {
     pub mechanism: fn() -> Box<dyn Mechanism>,
     /// Consensus seconds per ledger epoch.
     pub epoch_secs: u64,
-    /// Validator behaviours by node index (missing = honest).
-    pub behaviors: Vec<crate::consensus::Behavior>,
 }
 
-impl std::fmt::Debug for NodeSetup {
+impl std::fmt::Debug for ValidatorSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeSetup").finish_non_exhaustive()
+        f.debug_struct("ValidatorSetup").finish_non_exhaustive()
     }
 }
 
 /// A validator running consensus, the ledger and the marketplace.
-pub struct LedgerNode {
+pub struct ValidatorNode {
     validator: Validator,
     /// This node's index and the committee size (whose turn `check_all` is).
     turn: (u64, u64),
@@ -93,15 +90,30 @@ pub struct LedgerNode {
     epoch_secs: u64,
     pending_nonce: u64,
     rejected_submissions: u64,
-    events: std::collections::VecDeque<NodeEvent>,
+    events: std::collections::VecDeque<ValidatorEvent>,
 }
 
-impl std::fmt::Debug for LedgerNode {
+impl std::fmt::Debug for ValidatorNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LedgerNode")
+        f.debug_struct("ValidatorNode")
             .field("ledger", &self.ledger)
             .finish_non_exhaustive()
     }
+}
+
+/// Why a validator could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ValidatorError {
+    /// The key is not a committee member.
+    #[error("node {0} is not in the committee")]
+    NotInCommittee(NodeId),
+    /// The consensus configuration was refused.
+    #[error("consensus: {0}")]
+    Consensus(#[from] idlegrid_dag_ledger::consensus::ConsensusError),
+    /// The reputation parameters were refused.
+    #[error("reputation book: {0}")]
+    Reputation(#[from] idlegrid_reputation::ReputationError),
 }
 
 /// Why a submission was refused at the gateway.
@@ -116,31 +128,34 @@ pub enum SubmitError {
     Refused(String),
 }
 
-impl LedgerNode {
-    /// Builds node `ctx.index`; the committee is every simulation node.
-    /// Only node 0's marketplace buffers notices (it is the light clients'
-    /// view of the ledger).
-    pub fn new(ctx: &NodeContext<'_>, setup: &NodeSetup) -> Result<Self, String> {
-        let committee = Committee::equal(ctx.nodes.iter().copied()).map_err(|e| e.to_string())?;
-        let key = Keypair::from_seed(&ctx.key_seed);
-        let mut config = setup.consensus.clone();
-        if let Some(b) = setup.behaviors.get(ctx.index.get()) {
-            config.byzantine = b.to_config();
-        }
-        let validator =
-            Validator::new(key.clone(), committee, config, ctx.seed.derive("validator"))
-                .map_err(|e| e.to_string())?;
+impl ValidatorNode {
+    /// A validator with long-term `key` in `committee`. `seed` derives its
+    /// consensus and batch-verification randomness; `emit_notices` makes
+    /// its marketplace report [`Notice`]s (see [`ValidatorNode::drain_notices`]).
+    pub fn new(
+        key: Keypair,
+        committee: Committee,
+        setup: &ValidatorSetup,
+        seed: Seed,
+        emit_notices: bool,
+    ) -> Result<Self, ValidatorError> {
+        let me = key.node_id();
+        let index = committee
+            .index_of(&me)
+            .ok_or(ValidatorError::NotInCommittee(me))?;
+        let size = committee.size();
+        let validator = Validator::new(
+            key.clone(),
+            committee,
+            setup.consensus.clone(),
+            seed.derive("validator"),
+        )?;
         let mut ledger = setup.ledger.clone();
-        ledger.set_verification_seed(&ctx.seed.derive("ledger-verify"));
-        let market = MarketplaceApp::new(
-            setup.rules.clone(),
-            (setup.mechanism)(),
-            ctx.index.get() == 0,
-        )
-        .map_err(|e| e.to_string())?;
+        ledger.set_verification_seed(&seed.derive("ledger-verify"));
+        let market = MarketplaceApp::new(setup.rules.clone(), (setup.mechanism)(), emit_notices)?;
         Ok(Self {
             validator,
-            turn: (ctx.index.get() as u64, ctx.nodes.len() as u64),
+            turn: (u64::from(index.get()), size as u64),
             ledger,
             apps: Apps { market },
             key,
@@ -161,8 +176,9 @@ impl LedgerNode {
         &self.apps.market
     }
 
-    /// Drains the marketplace notices (node 0 only records them).
-    pub fn drain_notices(&mut self) -> Vec<super::app::Notice> {
+    /// Drains the marketplace notices (empty unless built with
+    /// `emit_notices`).
+    pub fn drain_notices(&mut self) -> Vec<Notice> {
         self.apps.market.drain_notices()
     }
 
@@ -205,12 +221,7 @@ impl LedgerNode {
     }
 
     fn apply(&mut self, sub: &idlegrid_dag_ledger::consensus::CommittedSubDag) {
-        let secs = sub.timestamp.as_micros() / 1_000_000 / self.epoch_secs;
-        let epoch = Epoch::new(secs).max(self.ledger.epoch());
-        let ctx = BatchContext {
-            epoch,
-            now: sub.timestamp,
-        };
+        let ctx = batch_context(sub.timestamp, self.epoch_secs, self.ledger.epoch());
         let txs: Vec<&[u8]> = sub.transactions.iter().map(|t| t.as_bytes()).collect();
         let mut host = Host {
             apps: &mut self.apps,
@@ -219,7 +230,7 @@ impl LedgerNode {
         };
         let checked = sub.index % self.turn.1.max(1) == self.turn.0;
         let ev = match self.ledger.apply_batch(ctx, &txs, &mut host) {
-            Ok(r) => NodeEvent::Applied {
+            Ok(r) => ValidatorEvent::Applied {
                 index: sub.index,
                 digest: r.state_digest,
                 applied: r.applied() as u32,
@@ -233,7 +244,7 @@ impl LedgerNode {
                 blocks: sub.blocks.len() as u32,
                 transactions: txs.len() as u32,
             },
-            Err(e) => NodeEvent::Applied {
+            Err(e) => ValidatorEvent::Applied {
                 index: sub.index,
                 digest: self.ledger.state_digest(),
                 applied: 0,
@@ -255,7 +266,8 @@ impl LedgerNode {
                 ConsensusEvent::Committed(sub) => self.apply(&sub),
                 other => {
                     if self.events.len() < 100_000 {
-                        self.events.push_back(NodeEvent::Consensus(Box::new(other)));
+                        self.events
+                            .push_back(ValidatorEvent::Consensus(Box::new(other)));
                     }
                 }
             }
@@ -263,9 +275,9 @@ impl LedgerNode {
     }
 }
 
-impl Machine for LedgerNode {
+impl Machine for ValidatorNode {
     type Message = ConsensusMessage;
-    type Event = NodeEvent;
+    type Event = ValidatorEvent;
 
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
         self.validator.handle_message(now, from, msg);
@@ -283,7 +295,7 @@ impl Machine for LedgerNode {
         self.validator.poll_transmit()
     }
 
-    fn poll_event(&mut self) -> Option<NodeEvent> {
+    fn poll_event(&mut self) -> Option<ValidatorEvent> {
         self.pump();
         self.events.pop_front()
     }

@@ -1,0 +1,118 @@
+//! # idlegrid-node
+//!
+//! The reference node: the **one composition** of idlegrid's protocol
+//! crates. The simulator (`idlegrid-sim`) and real processes drive exactly
+//! these machines; they differ only in how they deliver messages, time,
+//! storage and execution.
+//!
+//! - [`validator`]: consensus + ledger + the marketplace application, one
+//!   [`Machine`](idlegrid_primitives::Machine).
+//! - [`market`]: the marketplace [`Application`](idlegrid_dag_ledger::ledger::Application),
+//!   split by concept (orders, clearing, rounds, settlement). Time-driven
+//!   work runs in the ledger's end-of-batch hook.
+//! - [`feedback`]: the one mapping from an entrapment verdict to reputation
+//!   feedback.
+//! - [`batch`]: the one rule that turns a commit into a ledger batch.
+//!
+//! ## Time and determinism
+//!
+//! Sans-IO like the protocol crates: no clock, no threads, no sockets, no
+//! global RNG. Every input carries `now`; randomness arrives as a
+//! [`Seed`](idlegrid_primitives::Seed). Driving loop of a [`validator::ValidatorNode`]: after
+//! every input (`handle_message`, `handle_timeout`, `submit`), drain
+//! `poll_transmit` and `poll_event` until `None`, then sleep until
+//! `poll_timeout`.
+//!
+//! ## Example: four validators settle a marketplace offer
+//!
+//! ```
+//! use std::collections::VecDeque;
+//! use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
+//! use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Nonce, Params, Transaction, TxKind};
+//! use idlegrid_market::KDouble;
+//! use idlegrid_node::market::{MARKETPLACE_APP, MarketRules, MarketTx};
+//! use idlegrid_node::validator::{ValidatorEvent, ValidatorNode, ValidatorSetup};
+//! use idlegrid_primitives::*;
+//!
+//! let keys: Vec<Keypair> = (0..4).map(|i| Keypair::from_seed(&Seed::from_u64(i))).collect();
+//! let ids: Vec<NodeId> = keys.iter().map(Keypair::node_id).collect();
+//! let provider = Keypair::from_seed(&Seed::from_u64(99));
+//! let mut balances: Vec<_> = ids.iter().map(|v| (v.account(), Amount::new(1_000_000))).collect();
+//! balances.push((provider.account_id(), Amount::new(1_000_000)));
+//! let genesis = Genesis {
+//!     balances,
+//!     stakes: vec![(provider.account_id(), Amount::new(5_000))],
+//!     params: Params::default(),
+//! };
+//! let setup = ValidatorSetup {
+//!     ledger: Ledger::new(genesis).unwrap(),
+//!     rules: MarketRules {
+//!         stake_per_slot: Amount::new(1_000),
+//!         slash_to_client_bps: 5_000,
+//!         stage_deadline: Duration::from_secs(15),
+//!         clearing_period: Duration::from_secs(1),
+//!         committee_size: 3,
+//!         referees: ids.clone(),
+//!         book: Default::default(),
+//!         reputation_epoch_secs: 10,
+//!     },
+//!     consensus: ConsensusConfig::default(),
+//!     mechanism: || Box::new(KDouble::new(5_000).unwrap()),
+//!     epoch_secs: 1,
+//! };
+//! let committee = Committee::equal(ids.iter().copied()).unwrap();
+//! let mut nodes: Vec<ValidatorNode> = keys
+//!     .iter()
+//!     .enumerate()
+//!     .map(|(i, k)| {
+//!         let seed = Seed::from_u64(1_000 + i as u64);
+//!         ValidatorNode::new(k.clone(), committee.clone(), &setup, seed, i == 0).unwrap()
+//!     })
+//!     .collect();
+//! // The provider offers two slots, through validator 0 (its gateway).
+//! let offer = MarketTx::Offer { price: Amount::new(10), capacity: 2, stake_per_slot: Amount::new(1_000), region: 0 };
+//! let tx = Transaction {
+//!     chain: Params::default().chain_id,
+//!     sender: provider.account_id(),
+//!     nonce: Nonce::new(0),
+//!     kind: TxKind::App { app_id: MARKETPLACE_APP, payload: encode(&offer) },
+//! }
+//! .sign(&provider);
+//! nodes[0].submit(&tx).unwrap();
+//! // A perfect network: every message arrives 10 ms later, in order.
+//! let mut now = Timestamp::ZERO;
+//! let mut wire: VecDeque<(NodeId, Transmit<_>)> = VecDeque::new();
+//! for n in &mut nodes { n.handle_timeout(now); }
+//! let mut offered = [false; 4];
+//! while offered.iter().any(|o| !o) && now < Timestamp::from_micros(5_000_000) {
+//!     now = now + Duration::from_millis(10);
+//!     for (i, n) in nodes.iter_mut().enumerate() {
+//!         while let Some(t) = n.poll_transmit() { wire.push_back((ids[i], t)); }
+//!         while let Some(ev) = n.poll_event() {
+//!             if let ValidatorEvent::Applied { .. } = ev {
+//!                 offered[i] = n.market().offering().count() == 1;
+//!             }
+//!         }
+//!     }
+//!     for (from, t) in std::mem::take(&mut wire) {
+//!         for (j, n) in nodes.iter_mut().enumerate() {
+//!             let to_me = match t.to { Destination::To(x) => x == ids[j], Destination::Broadcast => ids[j] != from };
+//!             if to_me { n.handle_message(now, from, t.msg.clone()); }
+//!         }
+//!     }
+//!     for n in &mut nodes {
+//!         if n.poll_timeout().is_some_and(|t| t <= now) { n.handle_timeout(now); }
+//!     }
+//! }
+//! assert!(offered.iter().all(|o| *o), "every validator applied the offer");
+//! let digests: Vec<_> = nodes.iter().map(|n| n.ledger().state_digest()).collect();
+//! assert!(digests.windows(2).all(|w| w[0] == w[1]));
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod batch;
+pub mod feedback;
+pub mod market;
+pub mod validator;

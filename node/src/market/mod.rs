@@ -1,0 +1,410 @@
+//! The marketplace [`Application`]: market, entrapment and reputation
+//! transactions applied inside the replicated ledger.
+//!
+//! One application (id [`MARKETPLACE_APP`]) carries all three
+//! sub-protocols because the ledger scopes escrows and collateral locks to
+//! the application that opened them: the escrow a job's bid opens must be
+//! released by the application that settles the job's entrapment rounds.
+//! Funds move only through the ledger's handles: escrow opened by the
+//! client at bid time, stake locked by the provider at offer time and by
+//! the client for its bonds, releases, unlocks and slashes at settlement.
+//!
+//! The application is split by concept:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`tx`] | the wire vocabulary: payloads, notices, settlements, rules |
+//! | `orders` | offers, reprices, posted jobs (escrow and bonds) |
+//! | `clearing` | the periodic batch clearing of bids against free slots |
+//! | `rounds` | verification rounds: plan, deliver, verify, accept, dispute, vote, deadlines |
+//! | `settlement` | the one router from round effects to ledger operations and reputation |
+//!
+//! Flow of one job (each step is a transaction ordered by consensus):
+//!
+//! 1. `Offer` (provider): locks `capacity` slot locks of `stake_per_slot`.
+//! 2. `PostJob` (client): escrows the maximum budget, locks one client bond
+//!    per lot, queues a [`Bid`](idlegrid_market::Bid).
+//! 3. Clearing, in the ledger's end-of-batch hook once per clearing period:
+//!    pending bids against free provider slots with the configured
+//!    [`Mechanism`], filtered by provider reputation. Each matched slot is a
+//!    *lot*.
+//! 4. `Plan` (client): the lot's [`PublicPlan`](idlegrid_entrap::PublicPlan);
+//!    opens a verification round and bonds the provider's slot lock.
+//! 5. `Deliver` (provider): output commitment, outputs, metered usage.
+//! 6. `Verify` (client): trap reveal and accusations.
+//! 7. `Accept` / `Dispute` (provider), `Vote` (referees).
+//! 8. Settlement (end of the batch that finished the round, or that passed
+//!    its deadline): the round's effects pay (price × metered usage, capped
+//!    by the round's pay), refund, slash and feed reputation.
+//! 9. Job close: owners of the job's app and datasets are paid their price
+//!    per use × matched slots, then the remainder is refunded.
+//!
+//! **Time-driven work** — clearing, round deadlines, settlement, reputation
+//! epochs — runs in [`Application::end_batch`] after every committed batch:
+//! no keeper account and no tick transactions. Only replicated state lives
+//! here; metrics leave as [`Notice`]s (e.g. [`Notice::Cleared`] carries a
+//! clearing's inputs for a welfare benchmark run by an observer).
+
+mod clearing;
+mod orders;
+mod rounds;
+mod settlement;
+pub mod tx;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use idlegrid_dag_ledger::ledger::{
+    AppId, Application, ApplicationRegistry, EscrowId, LedgerError, LedgerHandle, LockId,
+    ManagedHandle,
+};
+use idlegrid_entrap::{Effect, JobId as RoundId};
+use idlegrid_market::Mechanism;
+use idlegrid_market::registry::{JobId as GoodsJobId, Registry, RegistryLimits};
+use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp, decode};
+use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
+
+pub use tx::{ClearingRecord, JobRequest, MarketRules, MarketTx, Notice, Settlement};
+
+/// The marketplace's application id.
+pub const MARKETPLACE_APP: AppId = AppId::new(1);
+/// Most lots (providers) one job may be spread over.
+pub const MAX_LOTS: u32 = 64;
+/// Bound on buffered notices (oldest dropped first).
+pub const MAX_NOTICES: usize = 1 << 16;
+/// Bound on bids waiting for clearing.
+pub const MAX_PENDING_BIDS: usize = 4_096;
+
+/// A live round: (client, job) and lot.
+type RoundKey = ((AccountId, u64), u32);
+
+struct SlotLock {
+    lock: LockId,
+    busy: bool,
+}
+
+struct Provider {
+    price: Amount,
+    region: u8,
+    slots: Vec<SlotLock>,
+}
+
+struct PendingLot {
+    provider: AccountId,
+    slot: usize,
+    price: Amount,
+    bond_lock: LockId,
+}
+
+struct LiveLot {
+    provider: AccountId,
+    slot: usize,
+    price: Amount,
+    bond_lock: LockId,
+    round: idlegrid_entrap::VerificationRound,
+    usage_micros: u64,
+    effects: Vec<Effect>,
+}
+
+struct Job {
+    req: JobRequest,
+    escrow: EscrowId,
+    unmatched_bonds: Vec<LockId>,
+    matched: BTreeMap<u32, PendingLot>,
+    live: BTreeMap<u32, LiveLot>,
+    settled: u32,
+    lapsed: u32,
+    queued: bool,
+    /// Registry jobs opened by this job's matches with goods; their owners
+    /// are paid out of `escrow` when the job closes.
+    goods_jobs: Vec<GoodsJobId>,
+}
+
+impl Job {
+    fn done(&self) -> bool {
+        !self.queued && self.settled + self.lapsed == self.req.lots
+    }
+}
+
+/// The marketplace's replicated state (see the module docs).
+pub struct MarketplaceApp {
+    rules: MarketRules,
+    mechanism: Box<dyn Mechanism>,
+    providers: BTreeMap<AccountId, Provider>,
+    jobs: BTreeMap<(AccountId, u64), Job>,
+    /// Live rounds by their next deadline (and the reverse map), so a
+    /// batch visits only the rounds it touched or whose deadline passed,
+    /// not every open round.
+    wake: BTreeSet<(Timestamp, RoundKey)>,
+    wake_at: BTreeMap<RoundKey, Timestamp>,
+    /// Rounds the current batch's accepted transactions touched.
+    touched: BTreeSet<RoundKey>,
+    queue: Vec<(AccountId, u64)>,
+    book: ReputationBook,
+    registry: Registry,
+    next_bid: u64,
+    next_clear: Timestamp,
+    emit_notices: bool,
+    notices: VecDeque<Notice>,
+    staged: Vec<Notice>,
+    dropped_notices: u64,
+    effect_failures: u64,
+}
+
+impl std::fmt::Debug for MarketplaceApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarketplaceApp")
+            .field("providers", &self.providers.len())
+            .field("jobs", &self.jobs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn err(h: &ManagedHandle<'_, '_>, m: impl Into<String>) -> LedgerError {
+    h.reject(m)
+}
+
+/// The entrapment round id of a job's lot.
+pub fn round_id(job: u64, lot: u32) -> RoundId {
+    RoundId::new(job.wrapping_mul(u64::from(MAX_LOTS)) + u64::from(lot))
+}
+
+/// Converts a reputation score to the market's basis points.
+pub fn score_bps(s: Score) -> u16 {
+    ((u128::from(s.raw()) * 10_000) >> 60).min(10_000) as u16
+}
+
+impl MarketplaceApp {
+    /// A fresh marketplace. `emit_notices` makes it buffer [`Notice`]s
+    /// (the ledger facts light nodes follow, and observer records) for
+    /// [`MarketplaceApp::drain_notices`]; replicated state is the same
+    /// either way.
+    pub fn new(
+        rules: MarketRules,
+        mechanism: Box<dyn Mechanism>,
+        emit_notices: bool,
+    ) -> Result<Self, idlegrid_reputation::ReputationError> {
+        let book = ReputationBook::new(rules.book, Epoch::ZERO)?;
+        Ok(Self {
+            rules,
+            mechanism,
+            providers: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            wake: BTreeSet::new(),
+            wake_at: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            queue: Vec::new(),
+            book,
+            registry: Registry::new(RegistryLimits::default()),
+            next_bid: 0,
+            next_clear: Timestamp::ZERO,
+            emit_notices,
+            notices: VecDeque::new(),
+            staged: Vec::new(),
+            dropped_notices: 0,
+            effect_failures: 0,
+        })
+    }
+
+    /// The marketplace rules.
+    pub fn rules(&self) -> &MarketRules {
+        &self.rules
+    }
+
+    /// Drains buffered notices.
+    pub fn drain_notices(&mut self) -> Vec<Notice> {
+        self.notices.drain(..).collect()
+    }
+
+    /// Notices dropped because the buffer was full.
+    pub fn dropped_notices(&self) -> u64 {
+        self.dropped_notices
+    }
+
+    /// Settlement effects the ledger refused (should stay zero).
+    pub fn effect_failures(&self) -> u64 {
+        self.effect_failures
+    }
+
+    /// The reputation book.
+    pub fn book(&self) -> &ReputationBook {
+        &self.book
+    }
+
+    /// A provider's reputation score (fresh identities get the book's
+    /// fresh score).
+    pub fn provider_score(&self, id: &AccountId) -> Score {
+        self.book.score(&id.node(), RepRole::Provider)
+    }
+
+    /// A provider's credibility for the trap optimizer.
+    pub fn credibility(&self, id: &AccountId) -> Score {
+        self.book.credibility(&id.node())
+    }
+
+    /// The app and dataset registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Open jobs (not yet closed).
+    pub fn open_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Providers currently offering, with their free slots.
+    pub fn offering(&self) -> impl Iterator<Item = (&AccountId, usize)> {
+        self.providers
+            .iter()
+            .map(|(id, p)| (id, p.slots.iter().filter(|s| !s.busy).count()))
+    }
+
+    fn notice(&mut self, n: Notice) {
+        if self.emit_notices {
+            self.staged.push(n);
+        }
+    }
+
+    /// Moves staged notices to the bounded buffer (oldest dropped first).
+    fn publish_staged(&mut self) {
+        for n in self.staged.drain(..) {
+            if self.notices.len() >= MAX_NOTICES {
+                self.notices.pop_front();
+                self.dropped_notices += 1;
+            }
+            self.notices.push_back(n);
+        }
+    }
+
+    /// Counts an effect the ledger refused and reports it.
+    fn effect_failed(&mut self, reason: String) {
+        self.effect_failures += 1;
+        self.notice(Notice::EffectFailed { reason });
+    }
+
+    fn register(&mut self, id: &AccountId, stake: Amount) {
+        if !self.book.is_registered(&id.node()) {
+            // A full book only means no reputation for newcomers.
+            let _ = self.book.register(id.node(), stake);
+        }
+    }
+
+    fn apply_tx(&mut self, h: &mut LedgerHandle<'_, '_>, tx: MarketTx) -> Result<(), LedgerError> {
+        match tx {
+            MarketTx::Reprice { price } => self.reprice(h, price),
+            MarketTx::Offer {
+                price,
+                capacity,
+                stake_per_slot,
+                region,
+            } => self.offer(h, price, capacity, stake_per_slot, region),
+            MarketTx::PostJob(req) => self.post_job(h, req),
+            MarketTx::Registry(rec) => {
+                if rec.signer != h.sender() {
+                    return Err(err(h, "registry record signed by another account"));
+                }
+                self.registry
+                    .apply(h.now(), &rec)
+                    .map_err(|e| h.reject(format!("registry: {e}")))
+            }
+            MarketTx::Plan { job, lot, plan } => self.plan(h, job, lot, plan),
+            MarketTx::Deliver {
+                client,
+                job,
+                lot,
+                commitment,
+                outputs,
+                salt,
+                usage_micros,
+            } => self.deliver(
+                h,
+                (client, job, lot),
+                commitment,
+                outputs,
+                salt,
+                usage_micros,
+            ),
+            MarketTx::Verify {
+                job,
+                lot,
+                reveal,
+                accuse,
+            } => self.verify(h, job, lot, &reveal, accuse),
+            MarketTx::Accept { client, job, lot } => self.accept(h, (client, job, lot)),
+            MarketTx::Dispute { client, job, lot } => self.dispute(h, (client, job, lot)),
+            MarketTx::Vote {
+                client,
+                job,
+                lot,
+                outputs,
+            } => self.vote(h, (client, job, lot), outputs),
+        }
+    }
+
+    fn advance_reputation(&mut self, now: Timestamp) {
+        let secs = self.rules.reputation_epoch_secs.max(1);
+        let e = Epoch::new(now.as_micros() / 1_000_000 / secs);
+        if e > self.book.epoch() {
+            let _ = self.book.advance_to(e);
+        }
+    }
+}
+
+impl Application for MarketplaceApp {
+    fn apply(
+        &mut self,
+        ledger: &mut LedgerHandle<'_, '_>,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, LedgerError> {
+        let tx: MarketTx = decode(
+            payload,
+            idlegrid_dag_ledger::ledger::limits::MAX_APP_PAYLOAD as usize,
+        )
+        .map_err(|e| ledger.reject(format!("malformed marketplace payload: {e}")))?;
+        self.staged.clear();
+        self.advance_reputation(ledger.now());
+        // A rejected transaction rolls back its ledger operations; it must
+        // leave the application's state (and its touched rounds) as it was.
+        let touched = self.touched.clone();
+        match self.apply_tx(ledger, tx) {
+            Ok(()) => {
+                self.publish_staged();
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                self.staged.clear();
+                self.touched = touched;
+                Err(e)
+            }
+        }
+    }
+
+    /// Clearing, round deadlines and settlement. Never fails as a whole:
+    /// each ledger operation is atomic on its own, and a refused one is
+    /// counted in [`MarketplaceApp::effect_failures`] (an invariant the
+    /// simulator checks).
+    fn end_batch(&mut self, ledger: &mut ManagedHandle<'_, '_>) {
+        self.staged.clear();
+        self.advance_reputation(ledger.now());
+        self.maybe_clear(ledger);
+        self.run_rounds(ledger);
+        self.publish_staged();
+    }
+}
+
+/// The node's application registry: the marketplace under
+/// [`MARKETPLACE_APP`].
+#[derive(Debug)]
+pub struct Apps {
+    /// The marketplace.
+    pub market: MarketplaceApp,
+}
+
+impl ApplicationRegistry for Apps {
+    fn get_mut(&mut self, id: AppId) -> Option<&mut dyn Application> {
+        (id == MARKETPLACE_APP).then_some(&mut self.market as &mut dyn Application)
+    }
+
+    fn app_ids(&self) -> Vec<AppId> {
+        vec![MARKETPLACE_APP]
+    }
+}

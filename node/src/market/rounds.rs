@@ -1,0 +1,259 @@
+//! Verification rounds: a matched lot's plan, the provider's delivery, the
+//! client's trap reveal and accusations, accept/dispute, referee votes, and
+//! the deadlines that move silent rounds along.
+
+use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
+use idlegrid_entrap::{
+    Bps, Committee, Deadlines, PublicPlan, RefereeVote, Stage, SubtaskIndex, Terms, TrapReveal,
+};
+use idlegrid_primitives::{AccountId, Commitment, Digest, Domain, NodeId, Salt};
+
+use super::settlement::per_subtask_cap;
+use super::{LiveLot, MarketplaceApp, Notice, err, round_id};
+
+const COMMITTEE_DOMAIN: Domain = Domain::new("idlegrid/node/market/committee");
+
+/// A lot named by a transaction: (client, job, lot).
+pub(super) type LotRef = (AccountId, u64, u32);
+
+impl MarketplaceApp {
+    /// `Plan`: opens the lot's verification round and bonds the provider's
+    /// slot lock as its stake.
+    pub(super) fn plan(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        job: u64,
+        lot: u32,
+        plan: PublicPlan,
+    ) -> Result<(), LedgerError> {
+        let me = h.sender();
+        let now = h.now();
+        let rules = &self.rules;
+        let j = self
+            .jobs
+            .get_mut(&(me, job))
+            .ok_or_else(|| h.reject(format!("unknown job {job}")))?;
+        let slots = plan.slots();
+        if plan.job != round_id(job, lot) || slots as u64 > u64::from(j.req.max_slots_per_lot) {
+            return Err(err(h, "plan names another lot or has too many subtasks"));
+        }
+        let Some(p) = j.matched.get(&lot) else {
+            return Err(err(h, format!("lot {lot} of job {job} is not matched")));
+        };
+        let terms = Terms {
+            job: plan.job,
+            client: me,
+            provider: p.provider,
+            pay_per_subtask: per_subtask_cap(p.price, j.req.cap_micros_per_subtask),
+            client_bond: j.req.client_bond,
+            stake: rules.stake_per_slot,
+            slash_to_client: Bps::new(rules.slash_to_client_bps)
+                .map_err(|e| h.reject(e.to_string()))?,
+            no_show_penalty: Bps::new(1_000).map_err(|e| h.reject(e.to_string()))?,
+            deadlines: Deadlines::uniform(rules.stage_deadline),
+            committee_size: rules.committee_size,
+        };
+        let mut round = idlegrid_entrap::VerificationRound::open(now, terms, plan)
+            .map_err(|e| h.reject(e.to_string()))?;
+        // The provider's slot lock is the round's stake bond.
+        round
+            .bond_stake(now, p.provider, rules.stake_per_slot)
+            .map_err(|e| h.reject(e.to_string()))?;
+        let p = j.matched.remove(&lot).expect("checked above");
+        self.touched.insert(((me, job), lot));
+        j.live.insert(
+            lot,
+            LiveLot {
+                provider: p.provider,
+                slot: p.slot,
+                price: p.price,
+                bond_lock: p.bond_lock,
+                round,
+                usage_micros: 0,
+                effects: Vec::new(),
+            },
+        );
+        self.notice(Notice::RoundOpened {
+            client: me,
+            job,
+            lot,
+        });
+        Ok(())
+    }
+
+    /// Clears pending bids if a clearing period has passed.
+    /// `Deliver`: the provider's output commitment, outputs and usage.
+    pub(super) fn deliver(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        (client, job, lot): LotRef,
+        commitment: Commitment,
+        outputs: Vec<Digest>,
+        salt: Salt,
+        usage_micros: u64,
+    ) -> Result<(), LedgerError> {
+        let (now, me) = (h.now(), h.sender());
+        let l = self.live(h, client, job, lot)?;
+        let mut round = l.round.clone();
+        round
+            .commit_outputs(now, me, commitment)
+            .and_then(|()| round.reveal_outputs(now, me, outputs, salt))
+            .map_err(|e| h.reject(e.to_string()))?;
+        l.round = round;
+        l.usage_micros = usage_micros;
+        self.notice(Notice::Delivered { client, job, lot });
+        Ok(())
+    }
+
+    /// `Verify`: the client's trap reveal and accusations.
+    pub(super) fn verify(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        job: u64,
+        lot: u32,
+        reveal: &TrapReveal,
+        accuse: Vec<SubtaskIndex>,
+    ) -> Result<(), LedgerError> {
+        let (now, me) = (h.now(), h.sender());
+        let l = self.live(h, me, job, lot)?;
+        let provider = l.provider;
+        let mut round = l.round.clone();
+        round
+            .reveal_traps(now, me, reveal)
+            .and_then(|()| round.accuse(now, me, &accuse))
+            .map_err(|e| h.reject(e.to_string()))?;
+        l.round = round;
+        if !accuse.is_empty() {
+            self.notice(Notice::Accused {
+                client: me,
+                job,
+                lot,
+                provider,
+                traps: accuse,
+            });
+        }
+        Ok(())
+    }
+
+    /// `Accept`: the provider accepts an accusation.
+    pub(super) fn accept(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        (client, job, lot): LotRef,
+    ) -> Result<(), LedgerError> {
+        let (now, me) = (h.now(), h.sender());
+        let l = self.live(h, client, job, lot)?;
+        l.round.accept(now, me).map_err(|e| h.reject(e.to_string()))
+    }
+
+    /// `Dispute`: the provider disputes; the referee committee is drawn.
+    pub(super) fn dispute(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        (client, job, lot): LotRef,
+    ) -> Result<(), LedgerError> {
+        let (now, me) = (h.now(), h.sender());
+        let committee = self.committee(client, job, lot);
+        let members = committee.members().to_vec();
+        let l = self.live(h, client, job, lot)?;
+        l.round
+            .dispute(now, me, committee)
+            .map_err(|e| h.reject(e.to_string()))?;
+        let disputed = l.round.disputed().to_vec();
+        self.notice(Notice::DisputeOpened {
+            client,
+            job,
+            lot,
+            committee: members,
+            disputed,
+        });
+        Ok(())
+    }
+
+    /// `Vote`: a referee's re-executed outputs for the disputed traps.
+    pub(super) fn vote(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        (client, job, lot): LotRef,
+        outputs: Vec<Digest>,
+    ) -> Result<(), LedgerError> {
+        let (now, me) = (h.now(), h.sender());
+        let l = self.live(h, client, job, lot)?;
+        let referee = me.node();
+        l.round
+            .submit_vote(now, referee, RefereeVote { referee, outputs })
+            .map_err(|e| h.reject(e.to_string()))
+    }
+
+    fn committee(&self, client: AccountId, job: u64, lot: u32) -> Committee {
+        let mut ranked: Vec<(Digest, NodeId)> = self
+            .rules
+            .referees
+            .iter()
+            .map(|r| (Digest::of(COMMITTEE_DOMAIN, &(client, job, lot, r)), *r))
+            .collect();
+        ranked.sort();
+        let members = ranked
+            .into_iter()
+            .take(usize::from(self.rules.committee_size))
+            .map(|(_, r)| r)
+            .collect();
+        Committee::from_members(members).expect("validated committee size")
+    }
+
+    fn live<'j>(
+        &'j mut self,
+        h: &ManagedHandle<'_, '_>,
+        client: AccountId,
+        job: u64,
+        lot: u32,
+    ) -> Result<&'j mut LiveLot, LedgerError> {
+        self.touched.insert(((client, job), lot));
+        self.jobs
+            .get_mut(&(client, job))
+            .and_then(|j| j.live.get_mut(&lot))
+            .ok_or_else(|| h.reject(format!("no open round for job {job} lot {lot}")))
+    }
+
+    /// Fires due round deadlines and settles finished rounds: the rounds
+    /// the batch's transactions touched and those whose deadline passed, in
+    /// key order.
+    pub(super) fn run_rounds(&mut self, h: &mut ManagedHandle<'_, '_>) {
+        let now = h.now();
+        let mut visit = std::mem::take(&mut self.touched);
+        while let Some(&(t, key)) = self.wake.first() {
+            if t > now {
+                break;
+            }
+            self.wake.pop_first();
+            self.wake_at.remove(&key);
+            visit.insert(key);
+        }
+        let mut done = Vec::new();
+        for (key, lot) in visit {
+            if let Some(t) = self.wake_at.remove(&(key, lot)) {
+                self.wake.remove(&(t, (key, lot)));
+            }
+            let Some(l) = self.jobs.get_mut(&key).and_then(|j| j.live.get_mut(&lot)) else {
+                continue;
+            };
+            if l.round.stage() != Stage::Settled && l.round.poll_timeout().is_some_and(|t| t <= now)
+            {
+                l.round.handle_timeout(now);
+            }
+            while let Some(e) = l.round.poll_effect() {
+                l.effects.push(e);
+            }
+            if l.round.stage() == Stage::Settled {
+                done.push((key, lot));
+            } else if let Some(t) = l.round.poll_timeout() {
+                self.wake.insert((t, (key, lot)));
+                self.wake_at.insert((key, lot), t);
+            }
+        }
+        for (key, lot) in done {
+            self.settle(h, key, lot);
+            self.close_if_done(h, key);
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The marketplace's wire vocabulary: transaction payloads, the notices it
+//! reports, settlements and the rules every validator shares.
+
+use idlegrid_entrap::{
+    DisputedTrap, Outcome as RoundOutcome, PublicPlan, SubtaskIndex, TrapReveal,
+};
+use idlegrid_market::registry::SignedOp;
+use idlegrid_market::{Ask, Bid, JobGoods, Reputation};
+use idlegrid_primitives::{
+    AccountId, Amount, Commitment, Digest, Duration, NodeId, Salt, Timestamp,
+};
+use idlegrid_reputation::BookParams;
+use serde::{Deserialize, Serialize};
+
+/// A client's job, as posted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// Client-chosen id, unique per client.
+    pub job: u64,
+    /// Providers wanted (one lot each).
+    pub lots: u32,
+    /// Most subtasks (real + traps) in one lot.
+    pub max_slots_per_lot: u32,
+    /// Limit price per compute-second.
+    pub max_price: Amount,
+    /// Most compute microseconds paid per subtask (the pay-as-you-go cap).
+    pub cap_micros_per_subtask: u64,
+    /// Minimum provider reputation, basis points.
+    pub min_reputation_bps: u16,
+    /// Client bond per lot (lost to a framed provider).
+    pub client_bond: Amount,
+    /// The bid lapses if not matched by then.
+    pub deadline: Timestamp,
+    /// The app and datasets the job uses (by digest) and the most it pays
+    /// their owners per slot; the escrow covers `max_fee_per_slot × lots`.
+    pub goods: JobGoods,
+}
+
+/// The payload of a marketplace transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MarketTx {
+    /// A provider offers `capacity` slots at `price` per compute-second.
+    Offer {
+        /// Price per compute-second.
+        price: Amount,
+        /// Parallel lots it accepts.
+        capacity: u32,
+        /// Stake bonded per lot (must equal the marketplace's).
+        stake_per_slot: Amount,
+        /// Its region.
+        region: u8,
+    },
+    /// A client posts a job.
+    PostJob(JobRequest),
+    /// The client's plan for a matched lot.
+    Plan {
+        /// Job key.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// The public plan.
+        plan: PublicPlan,
+    },
+    /// The provider's outputs and metered usage.
+    Deliver {
+        /// Job key (client, job).
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Output commitment.
+        commitment: Commitment,
+        /// Outputs, slot order.
+        outputs: Vec<Digest>,
+        /// Commitment salt.
+        salt: Salt,
+        /// Metered compute microseconds of the whole lot.
+        usage_micros: u64,
+    },
+    /// The client's trap reveal and accusations.
+    Verify {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Trap reveal.
+        reveal: TrapReveal,
+        /// Accused trap slots.
+        accuse: Vec<SubtaskIndex>,
+    },
+    /// The provider accepts an accusation.
+    Accept {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+    },
+    /// The provider disputes an accusation.
+    Dispute {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+    },
+    /// A referee's re-executed outputs for the disputed traps.
+    Vote {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Outputs, in disputed-trap order.
+        outputs: Vec<Digest>,
+    },
+    /// A provider changes the price of its offer (adaptive pricing: idle
+    /// providers undercut, busy ones raise).
+    Reprice {
+        /// New price per compute-second.
+        price: Amount,
+    },
+    /// A registry record (register, reprice, transfer, deprecate, approve,
+    /// grant), signed by the transaction's sender.
+    Registry(SignedOp),
+}
+
+/// What the application reports to the node that hosts it: the ledger
+/// facts light nodes subscribe to, and records for observers. Notices are
+/// events, never replicated state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notice {
+    /// A job's lot was matched.
+    Matched {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Seller price per compute-second.
+        price: Amount,
+    },
+    /// Lots of a job that lapsed unmatched.
+    Lapsed {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Unmatched lots.
+        lots: u32,
+    },
+    /// A lot's round opened (plan on the ledger, stake bonded).
+    RoundOpened {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+    },
+    /// A lot's outputs were revealed.
+    Delivered {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+    },
+    /// A provider was accused.
+    Accused {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Accused slots.
+        traps: Vec<SubtaskIndex>,
+    },
+    /// A dispute needs votes from `committee`.
+    DisputeOpened {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Referees.
+        committee: Vec<NodeId>,
+        /// The disputed traps.
+        disputed: Vec<DisputedTrap>,
+    },
+    /// A lot settled.
+    Settled(Settlement),
+    /// A job closed: every lot settled or lapsed, remainder refunded.
+    JobClosed {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Refunded remainder.
+        refunded: Amount,
+    },
+    /// A clearing ran: its inputs and the mechanism's declared welfare, for
+    /// observers that benchmark the mechanism (e.g. against the
+    /// welfare-maximizing assignment). Never consulted by the application.
+    Cleared(Box<ClearingRecord>),
+    /// An effect could not be carried out (an invariant violation).
+    EffectFailed {
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The inputs of one clearing, as the mechanism saw them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClearingRecord {
+    /// Consensus time of the clearing.
+    pub now: Timestamp,
+    /// Asks (free provider slots).
+    pub asks: Vec<Ask>,
+    /// Bids whose goods could be used (the others were not cleared).
+    pub bids: Vec<Bid>,
+    /// Each ask's provider reputation, in `asks` order.
+    pub reputation: Vec<Reputation>,
+    /// Declared welfare `Σ slots·(bid − ask)` of the mechanism's matches.
+    pub welfare: u128,
+}
+
+/// How one lot settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// Client.
+    pub client: AccountId,
+    /// Job.
+    pub job: u64,
+    /// Lot.
+    pub lot: u32,
+    /// Provider.
+    pub provider: AccountId,
+    /// Entrapment outcome.
+    pub outcome: RoundOutcome,
+    /// Paid to the provider (price × usage, capped).
+    pub paid: Amount,
+    /// Stake slashed (client share + burned).
+    pub slashed: Amount,
+    /// Burned (stake or bond).
+    pub burned: Amount,
+    /// Client bond forfeited to the provider.
+    pub bond_forfeited: Amount,
+    /// Traps in the lot.
+    pub traps: u32,
+    /// Subtasks in the lot.
+    pub slots: u32,
+    /// Metered usage of the lot.
+    pub usage_micros: u64,
+}
+
+/// Marketplace-wide rules, identical on every node.
+#[derive(Debug, Clone)]
+pub struct MarketRules {
+    /// Stake per provider slot (the entrapment stake).
+    pub stake_per_slot: Amount,
+    /// Share of a slashed stake that goes to the client.
+    pub slash_to_client_bps: u16,
+    /// Stage deadlines of every round.
+    pub stage_deadline: Duration,
+    /// Market clearing period.
+    pub clearing_period: Duration,
+    /// Referee committee size.
+    pub committee_size: u8,
+    /// Referees (validators).
+    pub referees: Vec<NodeId>,
+    /// Reputation book parameters.
+    pub book: BookParams,
+    /// Consensus seconds per reputation epoch.
+    pub reputation_epoch_secs: u64,
+}
