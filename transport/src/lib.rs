@@ -95,6 +95,7 @@ mod error;
 pub mod frame;
 mod memory;
 mod runner;
+pub mod session;
 pub mod tcp;
 mod transport;
 
