@@ -534,7 +534,8 @@ mod tests {
     #[test]
     fn bad_headers_are_refused_without_allocating() {
         let (_, mut o) = pair();
-        let bad: [(&[u8], fn(&SessionError) -> bool); 5] = [
+        type Check = fn(&SessionError) -> bool;
+        let bad: [(&[u8], Check); 5] = [
             (&[9, 4, 0, 0, 0, 0], |e| {
                 matches!(
                     e,
