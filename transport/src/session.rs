@@ -392,6 +392,9 @@ impl Opener {
     /// of bytes it used. [`FrameError::Truncated`] means "not enough bytes
     /// yet" and leaves the session open; every other error closes it.
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(Opened, usize), SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
         let Some(h) = bytes.first_chunk::<HEADER_LEN>() else {
             if let Some(&v) = bytes.first() {
                 check_version(v).inspect_err(|_| self.closed = true)?;
