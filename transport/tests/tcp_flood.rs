@@ -112,9 +112,18 @@ async fn start(
     let t0 = Instant::now();
     let t = TcpTransport::from_listener(keys[i].clone(), l, book.clone(), config.clone()).unwrap();
     let peers = t.peers();
+    let mut first = None;
     while t.connected_peers() != peers && t0.elapsed() < CONNECT_BOUND * 2 {
+        if first.is_none() && !t.connected_peers().is_empty() {
+            first = Some(t0.elapsed());
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let first = first.unwrap_or(t0.elapsed());
+    println!(
+        "flood: node {i} reached its first peer {} ms after it started",
+        first.as_millis()
+    );
     (t, Instant::now())
 }
 
