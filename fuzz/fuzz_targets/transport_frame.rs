@@ -6,7 +6,7 @@
 #![no_main]
 
 use idlegrid_transport::frame::{
-    Auth, Envelope, FrameError, FrameLimit, HEADER_LEN, Hello, Nonce, decode_body, decode_frame,
+    Auth, Envelope, EphemeralKey, FrameError, FrameLimit, HEADER_LEN, Hello, Nonce, decode_body, decode_frame,
     decode_frame_exact, encode_frame, parse_header,
 };
 use idlegrid_primitives::{NodeId, Signature};
@@ -14,7 +14,11 @@ use libfuzzer_sys::fuzz_target;
 
 fn seeds() -> Vec<Vec<u8>> {
     let l = FrameLimit::DEFAULT;
-    let hello = Envelope::Hello(Hello { node: NodeId::from_bytes([7; 32]), nonce: Nonce::from_bytes([9; 32]) });
+    let hello = Envelope::Hello(Hello {
+        node: NodeId::from_bytes([7; 32]),
+        nonce: Nonce::from_bytes([9; 32]),
+        ephemeral: EphemeralKey::from_bytes([5; 32]),
+    });
     let auth = Envelope::Auth(Auth { signature: Signature::from_bytes([3; 64]) });
     let mut stream = Vec::new();
     for e in [&hello, &auth, &Envelope::Data(b"hello".to_vec()), &Envelope::Ping] {

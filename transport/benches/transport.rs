@@ -1,19 +1,31 @@
 //! Criterion benches for the transport: `transport::op/param=value`.
 //!
-//! `cargo bench -p idlegrid-transport` — frame encode/decode, and
-//! messages/s over the in-memory and loopback TCP transports for 256 B and
-//! 64 KiB messages (MB/s = messages/s × size).
+//! `cargo bench -p idlegrid-transport` — frame encode/decode, session
+//! seal/open, and messages/s over the in-memory transport and loopback TCP
+//! for 256 B and 64 KiB messages (bytes/s = messages/s × size):
+//!
+//! - `transport::tcp/encrypted` — the real `TcpTransport` (sealed session);
+//! - `transport::tcp/plaintext` — the baseline: the pre-encryption data path
+//!   (bounded queue → writer task with a 64 KiB buffer and batched flushes →
+//!   loopback socket → reader task → bounded inbound queue) with plain
+//!   length-prefixed `Data` frames, measured in the same run;
+//! - `transport::tcp/sealed_pipe` — the same pipeline as the baseline with
+//!   ChaCha20-Poly1305 sealing, isolating the cost of the cipher.
 #![allow(missing_docs)]
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use idlegrid_primitives::{Keypair, Seed};
+use idlegrid_transport::frame::{HEADER_LEN, data_header, decode_body, parse_header};
+use idlegrid_transport::session::{Opened, Opener, SealKind, Sealer, SessionKeys};
 use idlegrid_transport::{
     AddressBook, Envelope, FrameLimit, MemoryConfig, MemoryNetwork, TcpConfig, TcpTransport,
     Transport, decode_frame, encode_frame,
 };
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 const SIZES: [(usize, &str); 2] = [(256, "256B"), (64 << 10, "64KiB")];
 /// Messages per measured batch.
@@ -67,6 +79,123 @@ fn memory(c: &mut Criterion) {
     g.finish();
 }
 
+fn session(c: &mut Criterion) {
+    let mut g = c.benchmark_group("transport::session");
+    for (size, label) in SIZES {
+        g.throughput(Throughput::Bytes(size as u64));
+        let (mut sealer, mut opener) = sealed_pair();
+        g.bench_function(
+            BenchmarkId::new("seal_open", format!("size={label}")),
+            |b| {
+                b.iter(|| {
+                    let f = sealer.seal_frame(SealKind::Data, &vec![7u8; size]).unwrap();
+                    opener.decode(&f).unwrap()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+fn sealed_pair() -> (Sealer, Opener) {
+    let (s, _) = SessionKeys::from_raw([1; 32], [2; 32]).split(FrameLimit::DEFAULT);
+    let (_, o) = SessionKeys::from_raw([2; 32], [1; 32]).split(FrameLimit::DEFAULT);
+    (s, o)
+}
+
+/// A one-way loopback pipeline shaped like the transport's data path.
+struct Pipe {
+    tx: mpsc::Sender<Vec<u8>>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Vec<u8>>>,
+}
+
+async fn pipe(sealed: bool) -> Pipe {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let (b, _) = l.accept().await.unwrap();
+    a.set_nodelay(true).unwrap();
+    b.set_nodelay(true).unwrap();
+    let (mut sealer, mut opener) = if sealed {
+        let (s, o) = sealed_pair();
+        (Some(s), Some(o))
+    } else {
+        (None, None)
+    };
+    let (tx, mut queue) = mpsc::channel::<Vec<u8>>(2 * BATCH);
+    let (inbound, rx) = mpsc::channel(2 * BATCH);
+    tokio::spawn(async move {
+        let mut w = BufWriter::with_capacity(64 << 10, a);
+        while let Some(first) = queue.recv().await {
+            let mut next = Some(first);
+            for _ in 0..64 {
+                let Some(mut m) = next.take().or_else(|| queue.try_recv().ok()) else {
+                    break;
+                };
+                let h = match &mut sealer {
+                    Some(s) => s.seal(SealKind::Data, &mut m).unwrap(),
+                    None => data_header(m.len(), FrameLimit::DEFAULT).unwrap(),
+                };
+                w.write_all(&h).await.unwrap();
+                w.write_all(&m).await.unwrap();
+            }
+            w.flush().await.unwrap();
+        }
+    });
+    tokio::spawn(async move {
+        let mut r = BufReader::new(b);
+        while let Some(m) = read_one(&mut r, opener.as_mut()).await {
+            if inbound.send(m).await.is_err() {
+                break;
+            }
+        }
+    });
+    Pipe {
+        tx,
+        rx: tokio::sync::Mutex::new(rx),
+    }
+}
+
+async fn read_one<R: AsyncRead + Unpin>(r: &mut R, opener: Option<&mut Opener>) -> Option<Vec<u8>> {
+    let mut h = [0u8; HEADER_LEN];
+    r.read_exact(&mut h).await.ok()?;
+    match opener {
+        Some(o) => {
+            let h = o.parse_header(&h).unwrap();
+            let mut body = Vec::with_capacity(h.body_len().min(64 << 10));
+            r.take(h.body_len() as u64)
+                .read_to_end(&mut body)
+                .await
+                .ok()?;
+            match o.open(h, body).unwrap() {
+                Opened::Data(d) => Some(d),
+                _ => None,
+            }
+        }
+        None => {
+            let h = parse_header(&h, FrameLimit::DEFAULT).unwrap();
+            let mut body = Vec::with_capacity(h.body_len().min(64 << 10));
+            r.take(h.body_len() as u64)
+                .read_to_end(&mut body)
+                .await
+                .ok()?;
+            match decode_body(h, body).unwrap() {
+                Envelope::Data(d) => Some(d),
+                _ => None,
+            }
+        }
+    }
+}
+
+async fn pipe_exchange(p: &Pipe, msg: &[u8]) {
+    for _ in 0..BATCH {
+        p.tx.send(msg.to_vec()).await.unwrap();
+    }
+    let mut rx = p.rx.lock().await;
+    for _ in 0..BATCH {
+        rx.recv().await.unwrap();
+    }
+}
+
 fn tcp(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -88,6 +217,7 @@ fn tcp(c: &mut Criterion) {
         .collect();
         let cfg = TcpConfig {
             send_queue_capacity: 2 * BATCH,
+            send_queue_bytes: 2 * BATCH * (64 << 10),
             ..TcpConfig::default()
         };
         let a = TcpTransport::from_listener(ka.clone(), la, book.clone(), cfg.clone()).unwrap();
@@ -97,14 +227,22 @@ fn tcp(c: &mut Criterion) {
         }
         (a, b)
     });
-    let mut g = c.benchmark_group("transport::tcp_loopback");
+    let plain = rt.block_on(pipe(false));
+    let sealed = rt.block_on(pipe(true));
+    let mut g = c.benchmark_group("transport::tcp");
     g.throughput(Throughput::Elements(BATCH as u64));
     for (size, label) in SIZES {
         let msg = vec![7u8; size];
-        g.bench_function(
-            BenchmarkId::new("send_recv", format!("size={label}")),
-            |bch| bch.iter(|| rt.block_on(exchange(&a, &b, &msg))),
-        );
+        let id = |what: &str| BenchmarkId::new(what, format!("size={label}"));
+        g.bench_function(id("plaintext"), |bch| {
+            bch.iter(|| rt.block_on(pipe_exchange(&plain, &msg)))
+        });
+        g.bench_function(id("sealed_pipe"), |bch| {
+            bch.iter(|| rt.block_on(pipe_exchange(&sealed, &msg)))
+        });
+        g.bench_function(id("encrypted"), |bch| {
+            bch.iter(|| rt.block_on(exchange(&a, &b, &msg)))
+        });
     }
     g.finish();
     rt.block_on(async {
@@ -119,6 +257,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = frames, memory, tcp
+    targets = frames, session, memory, tcp
 }
 criterion_main!(benches);

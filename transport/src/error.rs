@@ -4,6 +4,7 @@ use idlegrid_primitives::{DecodeError, NodeId};
 use thiserror::Error;
 
 use crate::frame::FrameError;
+use crate::session::SessionError;
 use crate::tcp::HandshakeError;
 
 /// Why a transport operation failed.
@@ -18,6 +19,11 @@ pub enum TransportError {
     /// A frame could not be encoded or decoded.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// A frame of the encrypted session was refused (tampered, replayed,
+    /// reordered, dropped, truncated or malformed); the connection was
+    /// dropped and the peer reconnects with a fresh session.
+    #[error("session closed: {0}")]
+    Session(#[from] SessionError),
     /// The mutually authenticated handshake failed; the connection was dropped.
     #[error("handshake failed: {0}")]
     Handshake(#[from] HandshakeError),
@@ -35,6 +41,17 @@ pub enum TransportError {
         peer: NodeId,
         /// The queue's capacity in messages.
         capacity: usize,
+    },
+    /// The send queue to `peer` holds too many bytes for this message
+    /// (TCP's `send_queue_bytes`), so it was dropped. As for
+    /// [`QueueFull`](Self::QueueFull): retry later or rely on the protocol's
+    /// own retransmission.
+    #[error("send queue to {peer:?} is full ({bytes} bytes); the message was dropped")]
+    QueueBytesFull {
+        /// The slow peer.
+        peer: NodeId,
+        /// The queue's capacity in payload bytes.
+        bytes: usize,
     },
     /// The transport has been shut down.
     #[error("the transport is shut down")]

@@ -2,11 +2,17 @@
 //!
 //! ```text
 //! frame  = version:u8 | kind:u8 | len:u32 little-endian | body[len]
-//! kind 0 = Hello  body = canonical postcard (NodeId, Nonce)        (handshake)
-//! kind 1 = Auth   body = canonical postcard Signature (64 bytes)   (handshake)
+//! kind 0 = Hello  body = canonical postcard (NodeId, Nonce, EphemeralKey)  (handshake)
+//! kind 1 = Auth   body = canonical postcard Signature (64 bytes)          (handshake)
 //! kind 2 = Data   body = the application's bytes, verbatim
-//! kind 3 = Ping   body = empty                                      (keepalive)
+//! kind 3 = Ping   body = empty                                             (keepalive)
 //! ```
+//!
+//! The TCP transport sends only `Hello` and `Auth` in the clear; after the
+//! handshake every frame is sealed by the [`session`](crate::session) layer
+//! (kinds 4–6, same header layout), and a plaintext frame there ends the
+//! connection. `Data` and `Ping` remain for plaintext framing elsewhere
+//! (tests, tools, other transports).
 //!
 //! Decoding takes untrusted bytes and never panics: the header is checked
 //! (version, kind, `len <= limit`) before anything is allocated, handshake
@@ -18,13 +24,14 @@ use idlegrid_primitives::{DecodeError, NodeId, Signature, decode, encode};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The only wire version this crate speaks.
-pub const WIRE_VERSION: u8 = 1;
+/// The only wire version this crate speaks (2: ephemeral keys in `Hello`
+/// and an encrypted session after the handshake).
+pub const WIRE_VERSION: u8 = 2;
 /// Bytes in a frame header.
 pub const HEADER_LEN: usize = 6;
 /// The hard upper bound on a frame body, whatever the configuration: 16 MiB.
 pub const MAX_FRAME_LEN: usize = 16 << 20;
-/// The limit on handshake bodies (`Hello` and `Auth` are both < 100 bytes).
+/// The limit on handshake bodies (`Hello` is 96 bytes, `Auth` 64).
 pub const HANDSHAKE_BODY_LIMIT: usize = 128;
 
 const KIND_HELLO: u8 = 0;
@@ -135,13 +142,31 @@ impl Nonce {
     }
 }
 
-/// The first handshake message: who I claim to be and my fresh challenge.
+/// An ephemeral X25519 public key, fresh for every handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EphemeralKey([u8; 32]);
+
+impl EphemeralKey {
+    /// Wraps raw bytes (a Montgomery u-coordinate).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+    /// The raw bytes.
+    pub const fn to_bytes(self) -> [u8; 32] {
+        self.0
+    }
+}
+
+/// The first handshake message: who I claim to be, my fresh challenge and
+/// my ephemeral key-exchange key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     /// The sender's claimed identity (its public key).
     pub node: NodeId,
     /// The challenge the other side must sign.
     pub nonce: Nonce,
+    /// The sender's ephemeral X25519 public key for this session only.
+    pub ephemeral: EphemeralKey,
 }
 
 /// The second handshake message: my signature over the handshake transcript
@@ -336,6 +361,7 @@ mod tests {
         Envelope::Hello(Hello {
             node: Keypair::from_seed(&Seed::from_u64(1)).node_id(),
             nonce: Nonce::from_bytes([7; 32]),
+            ephemeral: EphemeralKey::from_bytes([8; 32]),
         })
     }
 
@@ -395,23 +421,23 @@ mod tests {
         );
         // Wrong version, even on a single byte.
         assert!(matches!(
-            decode_frame(&[2], limit),
+            decode_frame(&[1], limit),
             Err(FrameError::UnsupportedVersion {
-                got: 2,
-                supported: 1
+                got: 1,
+                supported: WIRE_VERSION
             })
         ));
         // Unknown kind, ping with a body, garbage handshake body.
         assert_eq!(
-            decode_frame(&[1, 9, 0, 0, 0, 0], limit),
+            decode_frame(&[WIRE_VERSION, 9, 0, 0, 0, 0], limit),
             Err(FrameError::UnknownKind(9))
         );
         assert_eq!(
-            decode_frame(&[1, KIND_PING, 1, 0, 0, 0, 0], limit),
+            decode_frame(&[WIRE_VERSION, KIND_PING, 1, 0, 0, 0, 0], limit),
             Err(FrameError::UnexpectedBody(1))
         );
         assert!(matches!(
-            decode_frame(&[1, KIND_HELLO, 2, 0, 0, 0, 1, 2], limit),
+            decode_frame(&[WIRE_VERSION, KIND_HELLO, 2, 0, 0, 0, 1, 2], limit),
             Err(FrameError::Malformed { kind: "hello", .. })
         ));
         // Trailing bytes after one frame.

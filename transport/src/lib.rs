@@ -14,9 +14,16 @@
 //! - [`MemoryNetwork`] / [`MemoryTransport`]: in-process, on futures
 //!   channels, with seeded loss and delay, for tests and examples.
 //! - [`TcpTransport`]: TCP on tokio with an [`AddressBook`], a mutually
-//!   authenticated handshake (each side signs the other's fresh nonce under
-//!   [`HANDSHAKE_DOMAIN`]), reconnect with backoff, keepalive, and the
-//!   policies documented in [`tcp`].
+//!   authenticated handshake (each side signs both fresh nonces and both
+//!   ephemeral X25519 keys under [`HANDSHAKE_DOMAIN`]) followed by an
+//!   encrypted, authenticated [`session`] (ChaCha20-Poly1305, per-direction
+//!   keys, counter nonces, rekeying; forward secrecy), limits on
+//!   unauthenticated connections (per address and in total, with eviction of
+//!   the oldest), queues bounded in messages and bytes, reconnect with
+//!   backoff, keepalive, and the policies documented in [`tcp`].
+//! - [`session`]: the sans-IO sealing and opening of frames after the
+//!   handshake; a tampered, replayed, reordered, dropped or truncated frame is
+//!   a typed [`SessionError`](session::SessionError) that ends the session.
 //! - [`Runner`]: drives any `Machine` over any `Transport` with a [`Clock`]
 //!   and a [`Codec`] for the machine's messages ([`PostcardCodec`] for any
 //!   `Serialize + DeserializeOwned` type).
@@ -85,7 +92,16 @@
 //! With the `strategies` feature, the `strategies` module exports proptest strategies
 //! for the wire types. The frame decoder is property-tested on arbitrary and
 //! mutated bytes in the normal test suite, and has a cargo-fuzz target in
-//! `fuzz/` (`transport_frame`).
+//! `fuzz/` (`transport_frame`); the session decoder has `transport_session`
+//! (an honest sealer, fuzzer tampering, and the rule that only a prefix of
+//! what was sealed ever opens).
+//!
+//! ## Cryptography
+//!
+//! Nothing here is hand-written: schnorrkel signatures (identities, via
+//! `idlegrid-primitives`), x25519-dalek ephemeral Diffie-Hellman,
+//! RustCrypto's ChaCha20-Poly1305 AEAD, and blake3's `derive_key` as the KDF
+//! for session keys and rekeying, each with its own context string.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -95,6 +111,7 @@ mod error;
 pub mod frame;
 mod memory;
 mod runner;
+pub mod session;
 pub mod tcp;
 mod transport;
 

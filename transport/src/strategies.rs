@@ -13,7 +13,7 @@
 use idlegrid_primitives::strategies as prim;
 use proptest::prelude::*;
 
-use crate::frame::{Auth, Envelope, FrameLimit, Hello, Nonce, encode_frame};
+use crate::frame::{Auth, Envelope, EphemeralKey, FrameLimit, Hello, Nonce, encode_frame};
 
 /// Any nonce.
 pub fn nonce() -> impl Strategy<Value = Nonce> {
@@ -22,9 +22,10 @@ pub fn nonce() -> impl Strategy<Value = Nonce> {
 
 /// A `Hello` with an arbitrary (not necessarily valid) identity.
 pub fn hello() -> impl Strategy<Value = Hello> {
-    (prim::bytes32(), nonce()).prop_map(|(b, nonce)| Hello {
+    (prim::bytes32(), nonce(), any::<[u8; 32]>()).prop_map(|(b, nonce, e)| Hello {
         node: idlegrid_primitives::NodeId::from_bytes(b),
         nonce,
+        ephemeral: EphemeralKey::from_bytes(e),
     })
 }
 

@@ -13,7 +13,8 @@ use crate::error::TransportError;
 /// # Delivery contract
 ///
 /// - `send` never blocks on a slow peer. Each peer has a bounded queue; when
-///   it is full the message is dropped and [`TransportError::QueueFull`] is
+///   it is full the message is dropped and [`TransportError::QueueFull`] (or,
+///   for a byte-bounded queue, [`TransportError::QueueBytesFull`]) is
 ///   returned, so one slow peer never stalls the others.
 /// - Delivery is at most once. Messages to one peer over one connection
 ///   arrive in order; a reconnect or (in-memory) a configured delay may
@@ -47,7 +48,11 @@ pub trait Transport: Send + Sync {
         for peer in self.peers() {
             match self.send(peer, payload.clone()).await {
                 Ok(()) => accepted += 1,
-                Err(TransportError::QueueFull { .. } | TransportError::UnknownPeer(_)) => {}
+                Err(
+                    TransportError::QueueFull { .. }
+                    | TransportError::QueueBytesFull { .. }
+                    | TransportError::UnknownPeer(_),
+                ) => {}
                 Err(e) => return Err(e),
             }
         }

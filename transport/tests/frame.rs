@@ -1,7 +1,7 @@
 //! The frame decoder on untrusted bytes: typed errors, never a panic, and
 //! canonical (every accepted frame re-encodes to the same bytes).
 
-use idlegrid_transport::frame::{HEADER_LEN, Hello, Nonce};
+use idlegrid_transport::frame::{EphemeralKey, HEADER_LEN, Hello, Nonce};
 use idlegrid_transport::{
     Envelope, FrameError, FrameLimit, MAX_FRAME_LEN, WIRE_VERSION, decode_frame,
     decode_frame_exact, encode_frame, strategies,
@@ -102,6 +102,7 @@ fn typed_errors_for_bad_frames() {
     let hello = Envelope::Hello(Hello {
         node: idlegrid_transport::NodeId::from_bytes([1; 32]),
         nonce: Nonce::from_bytes([2; 32]),
+        ephemeral: EphemeralKey::from_bytes([3; 32]),
     });
     let mut bytes = encode_frame(&hello, limit()).unwrap();
     bytes.push(0);

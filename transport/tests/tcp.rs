@@ -5,115 +5,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::{addr_of, guard, keypair, keypairs, listeners, tcp_cluster, test_config};
-use idlegrid_primitives::{Keypair, NodeId};
-use idlegrid_transport::frame::{Auth, HEADER_LEN, Hello, Nonce};
-use idlegrid_transport::tcp::auth_transcript;
-use idlegrid_transport::{
-    AddressBook, Envelope, FrameLimit, HANDSHAKE_DOMAIN, TcpConfig, TcpTransport, Transport,
-    TransportError, decode_frame_exact, encode_frame,
+use common::{
+    RawSession, addr_of, closed_by_node, deliver_eventually, eventually, guard, keypair, keypairs,
+    listeners, raw_handshake, raw_handshake_inner, tcp_cluster, test_config, write_env,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use idlegrid_primitives::Keypair;
+use idlegrid_transport::frame::{EphemeralKey, Hello, Nonce, WIRE_VERSION};
+use idlegrid_transport::{
+    AddressBook, Envelope, FrameLimit, TcpConfig, TcpTransport, Transport, TransportError,
+};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Waits (bounded) until `cond` holds.
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    guard(what, async {
-        while !cond() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
-/// Sends `msg` every 50 ms until `to` receives a message from `from`.
-async fn deliver_eventually(from: &TcpTransport, to: &TcpTransport, msg: &[u8]) {
-    guard("delivery", async {
-        loop {
-            let _ = from.send(to.local_id(), msg.to_vec()).await;
-            if let Ok(r) = tokio::time::timeout(Duration::from_millis(50), to.recv()).await {
-                assert_eq!(r.unwrap(), (from.local_id(), msg.to_vec()));
-                return;
-            }
-        }
-    })
-    .await;
-}
-
-async fn write_env(s: &mut TcpStream, env: &Envelope) {
-    s.write_all(&encode_frame(env, FrameLimit::DEFAULT).unwrap())
-        .await
-        .unwrap();
-}
-
-/// Reads one frame, or `None` if the node closed the connection.
-async fn read_env(s: &mut TcpStream) -> Option<Envelope> {
-    let mut h = [0u8; HEADER_LEN];
-    s.read_exact(&mut h).await.ok()?;
-    let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
-    let mut frame = h.to_vec();
-    frame.resize(HEADER_LEN + len, 0);
-    s.read_exact(&mut frame[HEADER_LEN..]).await.ok()?;
-    Some(decode_frame_exact(&frame, FrameLimit::DEFAULT).unwrap())
-}
-
-/// True once the node has closed the connection (EOF or reset).
-async fn closed_by_node(s: &mut TcpStream) -> bool {
-    guard("node closes the connection", async {
-        let mut buf = [0u8; 1024];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return true,
-                Ok(_) => {} // keepalive pings
-            }
-        }
-    })
-    .await
-}
-
-/// A hand-rolled client: claims `claim`, signs with `signer`. Returns the
-/// stream once the node's `Auth` has arrived.
-async fn raw_handshake(
-    node: &TcpTransport,
-    claim: NodeId,
-    signer: &Keypair,
-    nonce: u8,
-) -> TcpStream {
-    let (s, node_signed) = raw_handshake_inner(node, claim, signer, nonce).await;
-    assert!(node_signed, "the node answered with its Auth");
-    s
-}
-
-/// As [`raw_handshake`]; the flag says whether the node sent its `Auth`
-/// (it does not to an unknown identity).
-async fn raw_handshake_inner(
-    node: &TcpTransport,
-    claim: NodeId,
-    signer: &Keypair,
-    nonce: u8,
-) -> (TcpStream, bool) {
-    let mut s = TcpStream::connect(node.local_addr()).await.unwrap();
-    let mine = Nonce::from_bytes([nonce; 32]);
-    write_env(
-        &mut s,
-        &Envelope::Hello(Hello {
-            node: claim,
-            nonce: mine,
-        }),
-    )
-    .await;
-    let Some(Envelope::Hello(theirs)) = read_env(&mut s).await else {
-        panic!("node did not say hello")
-    };
-    assert_eq!(theirs.node, node.local_id());
-    let t = auth_transcript(claim, theirs.node, &mine, &theirs.nonce);
-    let signature = signer.sign(HANDSHAKE_DOMAIN, &t);
-    // The node may already have hung up (unknown identity): ignore errors.
-    let frame = encode_frame(&Envelope::Auth(Auth { signature }), FrameLimit::DEFAULT).unwrap();
-    let _ = s.write_all(&frame).await;
-    let signed = matches!(read_env(&mut s).await, Some(Envelope::Auth(_)));
-    (s, signed)
-}
 
 async fn shutdown_all(ts: &[TcpTransport]) {
     for t in ts {
@@ -192,7 +94,9 @@ async fn three_plus_one(config: TcpConfig) -> (Vec<TcpTransport>, Keypair) {
 async fn a_peer_signing_with_the_wrong_key_is_rejected() {
     let (ts, offline) = three_plus_one(test_config()).await;
     let impostor = keypair(99);
-    let mut s = raw_handshake(&ts[0], offline.node_id(), &impostor, 1).await;
+    let mut s = raw_handshake_inner(&ts[0], offline.node_id(), &impostor, 1)
+        .await
+        .0;
     assert!(closed_by_node(&mut s).await);
     eventually("handshake failure counted", || {
         ts[0].stats().handshakes_failed >= 1
@@ -200,8 +104,8 @@ async fn a_peer_signing_with_the_wrong_key_is_rejected() {
     .await;
     assert!(!ts[0].is_connected(&offline.node_id()));
     // A peer that is not in the book at all, with its own key, too.
-    let (mut s, signed) = raw_handshake_inner(&ts[0], impostor.node_id(), &impostor, 2).await;
-    assert!(!signed, "no Auth for a stranger");
+    let (mut s, keys) = raw_handshake_inner(&ts[0], impostor.node_id(), &impostor, 2).await;
+    assert!(keys.is_none(), "no Hello, no Auth for a stranger");
     assert!(closed_by_node(&mut s).await);
     // Garbage instead of a handshake.
     let mut s = TcpStream::connect(ts[0].local_addr()).await.unwrap();
@@ -225,36 +129,43 @@ async fn bad_frames_and_slowloris_disconnect_the_peer_only() {
     let (ts, member) = three_plus_one(config).await;
     let id = member.node_id();
     // Garbage after an honest handshake: unknown kind.
-    let mut s = raw_handshake(&ts[0], id, &member, 1).await;
-    s.write_all(&[1, 77, 0, 0, 0, 0]).await.unwrap();
+    let mut s = raw_handshake(&ts[0], id, &member, 1).await.stream;
+    s.write_all(&[WIRE_VERSION, 77, 0, 0, 0, 0]).await.unwrap();
     assert!(closed_by_node(&mut s).await);
     // An oversized length prefix (4 GiB): rejected from the header alone.
-    let mut s = raw_handshake(&ts[0], id, &member, 2).await;
-    s.write_all(&[1, 2, 0xff, 0xff, 0xff, 0xff]).await.unwrap();
+    let mut s = raw_handshake(&ts[0], id, &member, 2).await.stream;
+    s.write_all(&[WIRE_VERSION, 4, 0xff, 0xff, 0xff, 0xff])
+        .await
+        .unwrap();
     assert!(closed_by_node(&mut s).await);
     // A wrong version byte.
-    let mut s = raw_handshake(&ts[0], id, &member, 3).await;
-    s.write_all(&[9, 2, 0, 0, 0, 0]).await.unwrap();
+    let mut s = raw_handshake(&ts[0], id, &member, 3).await.stream;
+    s.write_all(&[9, 4, 0, 0, 0, 0]).await.unwrap();
     assert!(closed_by_node(&mut s).await);
     // A second handshake inside the session.
-    let mut s = raw_handshake(&ts[0], id, &member, 4).await;
+    let mut s = raw_handshake(&ts[0], id, &member, 4).await.stream;
     let again = Hello {
         node: id,
         nonce: Nonce::from_bytes([5; 32]),
+        ephemeral: EphemeralKey::from_bytes([5; 32]),
     };
     write_env(&mut s, &Envelope::Hello(again)).await;
     assert!(closed_by_node(&mut s).await);
-    eventually("bad frames counted", || ts[0].stats().bad_frames >= 4).await;
+    // A plaintext data frame inside the session.
+    let mut s = raw_handshake(&ts[0], id, &member, 5).await.stream;
+    write_env(&mut s, &Envelope::Data(b"in the clear".to_vec())).await;
+    assert!(closed_by_node(&mut s).await);
+    eventually("bad frames counted", || ts[0].stats().bad_frames >= 5).await;
     // Slowloris: half a header, then nothing (keepalives are not enough).
-    let mut s = raw_handshake(&ts[0], id, &member, 6).await;
-    s.write_all(&[1, 2, 10]).await.unwrap();
+    let mut s = raw_handshake(&ts[0], id, &member, 6).await.stream;
+    s.write_all(&[WIRE_VERSION, 4, 10]).await.unwrap();
     assert!(closed_by_node(&mut s).await);
     // Silent peer: dropped after the idle timeout.
-    let mut s = raw_handshake(&ts[0], id, &member, 7).await;
+    let mut s = raw_handshake(&ts[0], id, &member, 7).await.stream;
     assert!(closed_by_node(&mut s).await);
     // A well-behaved member session still works and its data arrives.
-    let mut s = raw_handshake(&ts[0], id, &member, 8).await;
-    write_env(&mut s, &Envelope::Data(b"hello from member".to_vec())).await;
+    let mut s: RawSession = raw_handshake(&ts[0], id, &member, 8).await;
+    s.send_data(b"hello from member").await;
     assert_eq!(
         guard("member data", ts[0].recv()).await.unwrap(),
         (id, b"hello from member".to_vec())

@@ -7,9 +7,9 @@ use tokio::time::timeout;
 
 use crate::error::TransportError;
 use crate::frame::{
-    Envelope, FrameLimit, HEADER_LEN, check_version, data_header, decode_body, encode_frame,
-    parse_header,
+    Envelope, FrameLimit, HEADER_LEN, check_version, decode_body, encode_frame, parse_header,
 };
+use crate::session::{Opened, Opener, SealKind, Sealer, SessionError};
 
 /// Deadlines for reading one frame.
 #[derive(Debug, Clone, Copy)]
@@ -47,30 +47,51 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
     .map_err(|_| TransportError::Timeout("a frame did not complete within the frame timeout"))?
 }
 
-/// Writes one envelope (no flush).
+/// Writes one (handshake) envelope in the clear (no flush).
 pub(crate) async fn write_envelope<W: AsyncWrite + Unpin>(
     w: &mut W,
     env: &Envelope,
     limit: FrameLimit,
 ) -> Result<(), TransportError> {
-    match env {
-        Envelope::Data(d) => write_data(w, d, limit).await,
-        other => {
-            let bytes = encode_frame(other, limit)?;
-            w.write_all(&bytes).await?;
-            Ok(())
-        }
-    }
+    let bytes = encode_frame(env, limit)?;
+    w.write_all(&bytes).await?;
+    Ok(())
 }
 
-/// Writes a `Data` frame without copying the payload (no flush).
-pub(crate) async fn write_data<W: AsyncWrite + Unpin>(
+/// Reads and opens one sealed frame of the session. Like [`read_frame`], it
+/// never over-reads and allocates only as body bytes arrive; a frame cut
+/// short by the peer's close fails as truncated.
+pub(crate) async fn read_sealed<R: AsyncRead + Unpin>(
+    r: &mut R,
+    opener: &mut Opener,
+    deadlines: ReadDeadlines,
+) -> Result<Opened, TransportError> {
+    let mut header = [0u8; HEADER_LEN];
+    timeout(deadlines.idle, r.read_exact(&mut header[..1]))
+        .await
+        .map_err(|_| TransportError::Timeout("peer sent nothing within the idle timeout"))??;
+    check_version(header[0]).map_err(SessionError::from)?;
+    timeout(deadlines.frame, async {
+        r.read_exact(&mut header[1..]).await?;
+        let h = opener.parse_header(&header)?;
+        let len = h.body_len();
+        let mut body = Vec::with_capacity(len.min(64 << 10));
+        r.take(len as u64).read_to_end(&mut body).await?;
+        Ok::<_, TransportError>(opener.open(h, body)?)
+    })
+    .await
+    .map_err(|_| TransportError::Timeout("a frame did not complete within the frame timeout"))?
+}
+
+/// Seals `body` in place and writes the frame (no flush).
+pub(crate) async fn write_sealed<W: AsyncWrite + Unpin>(
     w: &mut W,
-    payload: &[u8],
-    limit: FrameLimit,
+    sealer: &mut Sealer,
+    kind: SealKind,
+    mut body: Vec<u8>,
 ) -> Result<(), TransportError> {
-    let header = data_header(payload.len(), limit)?;
+    let header = sealer.seal(kind, &mut body)?;
     w.write_all(&header).await?;
-    w.write_all(payload).await?;
+    w.write_all(&body).await?;
     Ok(())
 }

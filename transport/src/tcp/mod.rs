@@ -1,32 +1,51 @@
-//! The TCP transport on tokio.
+//! The TCP transport on tokio: authenticated, encrypted sessions with limits
+//! for hostile networks.
 //!
 //! [`TcpTransport::bind`] listens on an address and, for every peer in the
 //! [`AddressBook`], starts a task that owns the peer's bounded send queue.
 //! Between two peers the smaller [`NodeId`] dials; the other accepts. Each
-//! new connection runs the [handshake](self::auth_transcript) and is dropped
-//! if the peer fails it. A dialer reconnects with exponential backoff
-//! (`backoff_min` doubling to `backoff_max`); an acceptor waits for the peer
-//! to dial again, and a fresh authenticated connection from a peer replaces
-//! its old one (a restarted peer is back at once).
+//! new connection runs the [handshake](self::auth_transcript) — signed by
+//! both node keys, with an ephemeral X25519 exchange — and every frame after
+//! it is sealed with ChaCha20-Poly1305 under per-direction session keys and
+//! counter nonces ([`crate::session`]). A dialer reconnects with exponential
+//! backoff (`backoff_min` doubling to `backoff_max`); an acceptor waits for
+//! the peer to dial again, and a fresh authenticated connection from a peer
+//! replaces its old one (a restarted peer is back at once).
 //!
 //! # Policies
 //!
-//! - **Send queue full** (slow or disconnected peer): the new message is
-//!   dropped and `send` returns [`TransportError::QueueFull`]; other peers are
-//!   unaffected. Queued messages survive reconnects.
+//! - **Tampering on the path**: a frame that was altered, replayed,
+//!   reordered, cut short, or follows a dropped frame fails authentication
+//!   ([`SessionError::Authentication`](crate::session::SessionError)); the
+//!   session is closed, nothing from that frame is delivered, and the peers
+//!   reconnect through the normal backoff with fresh keys.
+//! - **Rekeying**: each direction moves to the next key after
+//!   `rekey_after_bytes` sealed bytes or `rekey_interval`, whichever comes
+//!   first.
+//! - **Send queue full** (slow or disconnected peer): more than
+//!   `send_queue_capacity` messages or `send_queue_bytes` bytes queued — the
+//!   new message is dropped and `send` returns [`TransportError::QueueFull`];
+//!   other peers are unaffected. Queued messages survive reconnects.
 //! - **Slow reader**: a write blocked for `write_timeout` drops the
 //!   connection (then the queue fills, see above).
-//! - **Slow application**: when `inbound_capacity` messages wait for `recv`,
-//!   connections stop reading and TCP flow control pushes back.
+//! - **Slow application**: when `inbound_capacity` messages or
+//!   `inbound_bytes` bytes wait for `recv`, connections stop reading and TCP
+//!   flow control pushes back.
 //! - **Bad peer**: a malformed, oversized or wrong-version frame, a
-//!   handshake message after the handshake, nothing received for
+//!   plaintext or handshake frame inside the session, nothing received for
 //!   `idle_timeout` (keepalive pings are sent every `keepalive_interval`),
 //!   or a frame not completed within `frame_timeout` (slowloris) drops that
 //!   connection; the node keeps serving the others.
-//! - **Floods of connections**: at most `max_pending_handshakes` inbound
-//!   handshakes at once; handshake frames are limited to 128 bytes; only
-//!   peers in the address book get past the handshake.
+//! - **Floods of connections** (before authentication): per source IP at
+//!   most `handshakes_per_addr_per_sec` new handshakes a second and
+//!   `max_pending_per_addr` in progress; in total `max_pending_handshakes`
+//!   in progress, the oldest evicted when a new one arrives; the first
+//!   handshake message must arrive within `hello_timeout` and the whole
+//!   handshake within `handshake_timeout`; handshake frames are limited to
+//!   128 bytes; the acceptor answers (and does its key exchange) only after
+//!   a `Hello` from a peer in the address book.
 
+mod admission;
 mod config;
 mod handshake;
 mod io;
@@ -35,27 +54,37 @@ mod peer;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use idlegrid_primitives::{Keypair, NodeId};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Mutex, mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 pub use config::{AddressBook, TcpConfig};
-pub use handshake::{HANDSHAKE_DOMAIN, HandshakeError, auth_transcript};
+pub use handshake::{HANDSHAKE_DOMAIN, HandshakeError, auth_transcript, session_keys};
 
 use crate::error::TransportError;
 use crate::transport::Transport;
 use handshake::NonceGuard;
-use peer::{PeerTask, TaskGuard, accept_loop, stopped};
+use peer::{Handover, PeerTask, TaskGuard, accept_loop, stopped};
 
 /// Authenticated connections waiting to be taken over by a peer's task.
 const HANDOVER_SLOTS: usize = 2;
 
 pub(crate) struct PeerSlot {
-    conns: mpsc::Sender<TcpStream>,
+    conns: mpsc::Sender<Handover>,
     connected: Arc<AtomicBool>,
+    /// Payload bytes in the peer's send queue.
+    queued: Arc<AtomicUsize>,
+}
+
+/// A received message waiting for `recv`, holding its share of the inbound
+/// byte budget until it is taken.
+pub(crate) struct Inbound {
+    from: NodeId,
+    payload: Vec<u8>,
+    _budget: OwnedSemaphorePermit,
 }
 
 #[derive(Default)]
@@ -63,8 +92,12 @@ pub(crate) struct Counters {
     handshakes_ok: AtomicU64,
     handshakes_failed: AtomicU64,
     handshakes_refused: AtomicU64,
+    handshakes_evicted: AtomicU64,
     connections_failed: AtomicU64,
     bad_frames: AtomicU64,
+    frames_failed_auth: AtomicU64,
+    rekeys: AtomicU64,
+    inbound_peak: AtomicUsize,
 }
 
 /// A snapshot of a [`TcpTransport`]'s counters.
@@ -76,15 +109,28 @@ pub struct TcpStats {
     /// Handshakes failed: bad signature, unknown or wrong peer, replay,
     /// garbage, timeout, refused connection.
     pub handshakes_failed: u64,
-    /// Inbound connections closed unhandled because `max_pending_handshakes`
-    /// were in progress.
+    /// Inbound connections closed unhandled by the admission limits
+    /// (handshakes per address per second, pending per address, tracked
+    /// addresses).
     pub handshakes_refused: u64,
+    /// Pending inbound handshakes evicted (oldest first) because
+    /// `max_pending_handshakes` were in progress.
+    pub handshakes_evicted: u64,
     /// Established connections that ended on an error (peer gone, bad frame,
     /// idle, slow).
     pub connections_failed: u64,
-    /// Of those, connections dropped for a malformed frame or a protocol
-    /// violation.
+    /// Of those, connections dropped for a malformed frame, a protocol
+    /// violation or a session error.
     pub bad_frames: u64,
+    /// Of those, sessions closed because a frame failed authentication
+    /// (altered, replayed, reordered, dropped or truncated on the path).
+    pub frames_failed_auth: u64,
+    /// Rekeys of our sending direction, over all sessions.
+    pub rekeys: u64,
+    /// Received payload bytes waiting for `recv` right now.
+    pub inbound_bytes_queued: usize,
+    /// The most that ever waited (never above `inbound_bytes`).
+    pub inbound_bytes_peak: usize,
 }
 
 /// State shared by the transport and its tasks.
@@ -93,7 +139,9 @@ pub(crate) struct Shared {
     config: TcpConfig,
     slots: BTreeMap<NodeId, PeerSlot>,
     seen: NonceGuard,
-    inbound: mpsc::Sender<(NodeId, Vec<u8>)>,
+    inbound: mpsc::Sender<Inbound>,
+    /// One permit per received payload byte waiting for `recv`.
+    inbound_budget: Arc<Semaphore>,
     stats: Counters,
 }
 
@@ -103,7 +151,7 @@ pub struct TcpTransport {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     queues: BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>,
-    inbound: Mutex<mpsc::Receiver<(NodeId, Vec<u8>)>>,
+    inbound: Mutex<mpsc::Receiver<Inbound>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<mpsc::Receiver<()>>,
 }
@@ -164,6 +212,7 @@ impl TcpTransport {
                 PeerSlot {
                     conns: c_tx,
                     connected: Arc::new(AtomicBool::new(false)),
+                    queued: Arc::new(AtomicUsize::new(0)),
                 },
             );
             queues.insert(peer, q_tx);
@@ -172,6 +221,7 @@ impl TcpTransport {
         let shared = Arc::new(Shared {
             keypair,
             seen: NonceGuard::new(config.nonce_memory),
+            inbound_budget: Arc::new(Semaphore::new(config.inbound_bytes)),
             config,
             slots,
             inbound: inbound_tx,
@@ -184,6 +234,7 @@ impl TcpTransport {
                 addr,
                 dial: me < peer,
                 queue,
+                queued: shared.slots[&peer].queued.clone(),
                 conns,
                 shutdown: shutdown_rx.clone(),
                 guard: guard.clone(),
@@ -231,8 +282,14 @@ impl TcpTransport {
             handshakes_ok: get(&c.handshakes_ok),
             handshakes_failed: get(&c.handshakes_failed),
             handshakes_refused: get(&c.handshakes_refused),
+            handshakes_evicted: get(&c.handshakes_evicted),
             connections_failed: get(&c.connections_failed),
             bad_frames: get(&c.bad_frames),
+            frames_failed_auth: get(&c.frames_failed_auth),
+            rekeys: get(&c.rekeys),
+            inbound_bytes_queued: self.shared.config.inbound_bytes
+                - self.shared.inbound_budget.available_permits(),
+            inbound_bytes_peak: c.inbound_peak.load(Ordering::Relaxed),
         }
     }
 
@@ -255,17 +312,31 @@ impl Transport for TcpTransport {
         if self.is_shut_down() {
             return Err(TransportError::Closed);
         }
-        self.shared.config.max_frame_len.check(payload.len())?;
+        let cfg = &self.shared.config;
+        cfg.max_frame_len.check(payload.len())?;
         let queue = self
             .queues
             .get(&to)
             .ok_or(TransportError::UnknownPeer(to))?;
-        queue.try_send(payload).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => TransportError::QueueFull {
+
+        let queued = &self.shared.slots[&to].queued;
+        let len = payload.len();
+        if queued.fetch_add(len, Ordering::Relaxed) + len > cfg.send_queue_bytes {
+            queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(TransportError::QueueBytesFull {
                 peer: to,
-                capacity: self.shared.config.send_queue_capacity,
-            },
-            mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+                bytes: cfg.send_queue_bytes,
+            });
+        }
+        queue.try_send(payload).map_err(|e| {
+            queued.fetch_sub(len, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => TransportError::QueueFull {
+                    peer: to,
+                    capacity: cfg.send_queue_capacity,
+                },
+                mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+            }
         })
     }
 
@@ -275,7 +346,8 @@ impl Transport for TcpTransport {
         tokio::select! {
             biased;
             () = stopped(&mut stop) => Err(TransportError::Closed),
-            m = rx.recv() => m.ok_or(TransportError::Closed),
+            // Dropping `Inbound` returns its bytes to the budget.
+            m = rx.recv() => m.map(|m| (m.from, m.payload)).ok_or(TransportError::Closed),
         }
     }
 

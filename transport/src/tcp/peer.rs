@@ -1,10 +1,11 @@
-//! Background tasks: one per peer (dial or await, then drive the
-//! connection; reconnect with backoff) and one accept loop.
+//! Background tasks: one per peer (dial or await, then drive the encrypted
+//! session; reconnect with backoff) and one accept loop that admits
+//! unauthenticated connections under the limits of [`super::admission`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use idlegrid_primitives::NodeId;
@@ -12,14 +13,20 @@ use rand::RngCore;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::time::{MissedTickBehavior, interval_at, sleep, timeout};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, timeout};
 
-use super::Shared;
-use super::handshake::{Local, handshake};
-use super::io::{ReadDeadlines, read_frame, write_data, write_envelope};
+use super::admission::{Admission, Ticket};
+use super::handshake::{Authenticated, Local, handshake};
+use super::io::{ReadDeadlines, read_sealed, write_sealed};
+use super::{Inbound, Shared};
 use crate::error::TransportError;
-use crate::frame::{Envelope, Nonce};
+use crate::frame::Nonce;
+use crate::session::{Opened, Opener, SealKind, Sealer, SessionError, SessionKeys};
+
+/// An authenticated connection and its session keys, on its way to the
+/// peer's task.
+pub(crate) type Handover = (TcpStream, SessionKeys);
 
 /// Held by every background task; `shutdown` waits until all are dropped.
 #[derive(Clone)]
@@ -53,21 +60,26 @@ impl Shared {
         &self,
         stream: &mut TcpStream,
         expected: Option<NodeId>,
-    ) -> Result<NodeId, TransportError> {
+    ) -> Result<Authenticated, TransportError> {
         stream.set_nodelay(true)?;
         let is_known = |n: NodeId| self.slots.contains_key(&n);
+        let cfg = &self.config;
         let local = Local {
             keypair: &self.keypair,
             nonce: fresh_nonce(),
             expected,
             is_known: &is_known,
             seen: &self.seen,
+            first: ReadDeadlines {
+                idle: cfg.hello_timeout,
+                frame: cfg.hello_timeout,
+            },
             deadlines: ReadDeadlines {
-                idle: self.config.handshake_timeout,
-                frame: self.config.handshake_timeout,
+                idle: cfg.handshake_timeout,
+                frame: cfg.handshake_timeout,
             },
         };
-        let r = timeout(self.config.handshake_timeout, handshake(stream, local))
+        let r = timeout(cfg.handshake_timeout, handshake(stream, local))
             .await
             .unwrap_or(Err(TransportError::Timeout("handshake")));
         let counter = match r {
@@ -78,19 +90,42 @@ impl Shared {
         r
     }
 
-    async fn dial(&self, peer: NodeId, addr: SocketAddr) -> Result<TcpStream, TransportError> {
+    async fn dial(&self, peer: NodeId, addr: SocketAddr) -> Result<Handover, TransportError> {
         let mut stream = timeout(self.config.dial_timeout, TcpStream::connect(addr))
             .await
             .map_err(|_| TransportError::Timeout("dial"))??;
-        self.authenticate(&mut stream, Some(peer)).await?;
-        Ok(stream)
+        let a = self.authenticate(&mut stream, Some(peer)).await?;
+        Ok((stream, a.keys))
+    }
+
+    /// Hands an authenticated message to `recv`, waiting (and so not
+    /// reading from the network) while the inbound byte budget is spent.
+    async fn deliver(&self, from: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {
+        let n = u32::try_from(payload.len()).expect("validated: max_frame_len fits u32");
+        let budget = self
+            .inbound_budget
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .map_err(|_| TransportError::Closed)?;
+        let queued = self.config.inbound_bytes - self.inbound_budget.available_permits();
+        self.stats.inbound_peak.fetch_max(queued, Ordering::Relaxed);
+        let msg = Inbound {
+            from,
+            payload,
+            _budget: budget,
+        };
+        self.inbound
+            .send(msg)
+            .await
+            .map_err(|_| TransportError::Closed)
     }
 }
 
 /// Why a connection ended.
 enum End {
     Shutdown,
-    Replaced(TcpStream),
+    Replaced(Handover),
     Failed,
 }
 
@@ -102,7 +137,9 @@ pub(crate) struct PeerTask {
     /// True if we dial this peer (our id is the smaller).
     pub dial: bool,
     pub queue: mpsc::Receiver<Vec<u8>>,
-    pub conns: mpsc::Receiver<TcpStream>,
+    /// Payload bytes in `queue` (the sender adds, the writer subtracts).
+    pub queued: Arc<AtomicUsize>,
+    pub conns: mpsc::Receiver<Handover>,
     pub shutdown: watch::Receiver<bool>,
     pub guard: TaskGuard,
 }
@@ -123,15 +160,7 @@ impl PeerTask {
             };
             backoff = cfg.backoff_min;
             connected.store(true, Ordering::Relaxed);
-            let end = drive(
-                &self.shared,
-                self.peer,
-                stream,
-                &mut self.queue,
-                &mut self.conns,
-                &mut self.shutdown,
-            )
-            .await;
+            let end = self.drive(stream).await;
             connected.store(false, Ordering::Relaxed);
             match end {
                 End::Shutdown => break,
@@ -149,7 +178,7 @@ impl PeerTask {
 
     /// The next authenticated connection: dialed (with exponential backoff
     /// between failures) or handed over by the accept loop.
-    async fn obtain(&mut self, backoff: &mut Duration) -> Option<TcpStream> {
+    async fn obtain(&mut self, backoff: &mut Duration) -> Option<Handover> {
         loop {
             if !self.dial {
                 return tokio::select! {
@@ -174,28 +203,41 @@ impl PeerTask {
     }
 }
 
-/// Runs one connection until it fails, is replaced, or shutdown.
-async fn drive(
-    shared: &Shared,
-    peer: NodeId,
-    stream: TcpStream,
-    queue: &mut mpsc::Receiver<Vec<u8>>,
-    conns: &mut mpsc::Receiver<TcpStream>,
-    shutdown: &mut watch::Receiver<bool>,
-) -> End {
-    let (rd, wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    let mut wr = BufWriter::with_capacity(64 << 10, wr);
-    tokio::select! {
-        () = stopped(shutdown) => End::Shutdown,
-        c = conns.recv() => c.map_or(End::Shutdown, End::Replaced),
-        Err(e) = read_loop(shared, peer, &mut rd) => {
-            if matches!(e, TransportError::Frame(_) | TransportError::Protocol(_)) {
-                shared.stats.bad_frames.fetch_add(1, Ordering::Relaxed);
+impl PeerTask {
+    /// Runs one encrypted session until it fails, is replaced, or shutdown.
+    async fn drive(&mut self, (stream, keys): Handover) -> End {
+        let shared = &*self.shared;
+        let (sealer, opener) = keys.split(shared.config.max_frame_len);
+        let (rd, wr) = stream.into_split();
+        let mut rd = BufReader::new(rd);
+        let mut wr = BufWriter::with_capacity(64 << 10, wr);
+        tokio::select! {
+            () = stopped(&mut self.shutdown) => End::Shutdown,
+            c = self.conns.recv() => c.map_or(End::Shutdown, End::Replaced),
+            Err(e) = read_loop(shared, self.peer, &mut rd, opener) => {
+                shared.count_session_error(&e);
+                End::Failed
             }
-            End::Failed
+            Err(_) = write_loop(shared, &mut wr, &mut self.queue, &self.queued, sealer) => End::Failed,
         }
-        Err(_) = write_loop(shared, &mut wr, queue) => End::Failed,
+    }
+}
+
+impl Shared {
+    fn count_session_error(&self, e: &TransportError) {
+        let bump = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Ordering::Relaxed);
+        if matches!(
+            e,
+            TransportError::Frame(_) | TransportError::Protocol(_) | TransportError::Session(_)
+        ) {
+            bump(&self.stats.bad_frames);
+        }
+        if matches!(
+            e,
+            TransportError::Session(SessionError::Authentication { .. })
+        ) {
+            bump(&self.stats.frames_failed_auth);
+        }
     }
 }
 
@@ -203,22 +245,41 @@ async fn read_loop(
     shared: &Shared,
     peer: NodeId,
     rd: &mut BufReader<OwnedReadHalf>,
+    mut opener: Opener,
 ) -> Result<Infallible, TransportError> {
-    let limit = shared.config.max_frame_len;
     loop {
-        match read_frame(rd, limit, shared.deadlines()).await? {
-            Envelope::Data(d) => shared
-                .inbound
-                .send((peer, d))
-                .await
-                .map_err(|_| TransportError::Closed)?,
-            Envelope::Ping => {}
-            Envelope::Hello(_) | Envelope::Auth(_) => {
-                return Err(TransportError::Protocol(
-                    "handshake message after the handshake",
-                ));
-            }
+        match read_sealed(rd, &mut opener, shared.deadlines()).await? {
+            Opened::Data(d) => shared.deliver(peer, d).await?,
+            Opened::Ping | Opened::Rekey => {}
         }
+    }
+}
+
+/// The sending half of a session: its sealer and when it last rekeyed.
+struct Sending<'a> {
+    shared: &'a Shared,
+    sealer: Sealer,
+    rekeyed_at: Instant,
+}
+
+impl Sending<'_> {
+    /// Seals and writes one frame, rekeying first when the policy says so.
+    async fn write(
+        &mut self,
+        wr: &mut BufWriter<OwnedWriteHalf>,
+        kind: SealKind,
+        body: Vec<u8>,
+    ) -> Result<(), TransportError> {
+        let cfg = &self.shared.config;
+        if self.sealer.bytes_since_rekey() >= cfg.rekey_after_bytes
+            || self.rekeyed_at.elapsed() >= cfg.rekey_interval
+        {
+            write_sealed(wr, &mut self.sealer, SealKind::Rekey, Vec::new()).await?;
+            self.sealer.rekey();
+            self.rekeyed_at = Instant::now();
+            self.shared.stats.rekeys.fetch_add(1, Ordering::Relaxed);
+        }
+        write_sealed(wr, &mut self.sealer, kind, body).await
     }
 }
 
@@ -226,11 +287,19 @@ async fn write_loop(
     shared: &Shared,
     wr: &mut BufWriter<OwnedWriteHalf>,
     queue: &mut mpsc::Receiver<Vec<u8>>,
+    queued: &AtomicUsize,
+    sealer: Sealer,
 ) -> Result<Infallible, TransportError> {
     let cfg = &shared.config;
-    let limit = cfg.max_frame_len;
-    let start = tokio::time::Instant::now() + cfg.keepalive_interval;
-    let mut tick = interval_at(start, cfg.keepalive_interval);
+    let mut tx = Sending {
+        shared,
+        sealer,
+        rekeyed_at: Instant::now(),
+    };
+    let mut tick = interval_at(
+        Instant::now() + cfg.keepalive_interval,
+        cfg.keepalive_interval,
+    );
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let slow = || TransportError::Timeout("the peer did not read within the write timeout");
     loop {
@@ -238,10 +307,13 @@ async fn write_loop(
             m = queue.recv() => {
                 let Some(first) = m else { return Err(TransportError::Closed) };
                 timeout(cfg.write_timeout, async {
-                    write_data(wr, &first, limit).await?;
-                    for _ in 1..WRITE_BATCH {
-                        let Ok(m) = queue.try_recv() else { break };
-                        write_data(wr, &m, limit).await?;
+                    let mut next = Some(first);
+                    for _ in 0..WRITE_BATCH {
+                        let Some(m) = next.take().or_else(|| queue.try_recv().ok()) else {
+                            break;
+                        };
+                        queued.fetch_sub(m.len(), Ordering::Relaxed);
+                        tx.write(wr, SealKind::Data, m).await?;
                     }
                     wr.flush().await?;
                     Ok::<_, TransportError>(())
@@ -251,7 +323,7 @@ async fn write_loop(
             }
             _ = tick.tick() => {
                 timeout(cfg.write_timeout, async {
-                    write_envelope(wr, &Envelope::Ping, limit).await?;
+                    tx.write(wr, SealKind::Ping, Vec::new()).await?;
                     wr.flush().await?;
                     Ok::<_, TransportError>(())
                 })
@@ -262,43 +334,67 @@ async fn write_loop(
     }
 }
 
-/// Accepts inbound connections, handshakes each in its own bounded task, and
-/// hands authenticated streams to the peer's task.
+/// Accepts inbound connections, admits each under the per-address and
+/// total limits, and handshakes it in its own task; authenticated streams go
+/// to the peer's task.
 pub(crate) async fn accept_loop(
     shared: Arc<Shared>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
     guard: TaskGuard,
 ) {
-    let permits = Arc::new(Semaphore::new(shared.config.max_pending_handshakes));
+    let admission = Admission::new(shared.config.admission_limits());
     loop {
         let accepted = tokio::select! {
             () = stopped(&mut shutdown) => break,
             r = listener.accept() => r,
         };
-        let Ok((mut stream, _)) = accepted else {
+        let Ok((stream, from)) = accepted else {
             // Out of file descriptors or similar: back off briefly.
             sleep(Duration::from_millis(10)).await;
             continue;
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            shared
-                .stats
-                .handshakes_refused
-                .fetch_add(1, Ordering::Relaxed);
-            continue; // too many half-open peers: drop this one
-        };
-        let (shared, mut shutdown, guard) = (shared.clone(), shutdown.clone(), guard.clone());
-        tokio::spawn(async move {
-            let _held = (permit, guard);
-            tokio::select! {
-                () = stopped(&mut shutdown) => {}
-                r = shared.authenticate(&mut stream, None) => if let Ok(peer) = r {
-                    // A full hand-over slot means a fresher stream is already
-                    // waiting; this one is dropped.
-                    let _ = shared.slots[&peer].conns.try_send(stream);
-                },
+        let bump = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Ordering::Relaxed);
+        let ticket = match admission.admit(from.ip(), Instant::now()) {
+            Ok((ticket, evicted)) => {
+                if evicted {
+                    bump(&shared.stats.handshakes_evicted);
+                }
+                ticket
             }
-        });
+            Err(_) => {
+                bump(&shared.stats.handshakes_refused);
+                continue; // dropping the stream closes it
+            }
+        };
+        let task = inbound_handshake(
+            shared.clone(),
+            stream,
+            ticket,
+            shutdown.clone(),
+            guard.clone(),
+        );
+        tokio::spawn(task);
+    }
+}
+
+/// One admitted inbound connection: handshake unless evicted or shut down.
+async fn inbound_handshake(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    mut ticket: Ticket,
+    mut shutdown: watch::Receiver<bool>,
+    guard: TaskGuard,
+) {
+    let _guard = guard;
+    tokio::select! {
+        () = stopped(&mut shutdown) => {}
+        _ = &mut ticket.evicted => {}
+        r = shared.authenticate(&mut stream, None) => if let Ok(a) = r {
+            drop(ticket);
+            // A full hand-over slot means a fresher stream is already
+            // waiting; this one is dropped.
+            let _ = shared.slots[&a.peer].conns.try_send((stream, a.keys));
+        },
     }
 }

@@ -167,3 +167,137 @@ impl Machine for Gossip {
         (self.ticks_left > 0).then_some(self.next_tick)
     }
 }
+
+// ---- TCP helpers: waiting, delivery, and a hand-rolled client ----
+
+use idlegrid_transport::frame::{Auth, EphemeralKey, HEADER_LEN, Hello, Nonce};
+use idlegrid_transport::session::{Opener, Sealer, SessionKeys};
+use idlegrid_transport::tcp::{auth_transcript, session_keys};
+use idlegrid_transport::{
+    Envelope, FrameLimit, HANDSHAKE_DOMAIN, Transport, decode_frame_exact, encode_frame,
+};
+use rand::rngs::OsRng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use x25519_dalek::{EphemeralSecret, PublicKey as XPublic};
+
+/// Waits (bounded) until `cond` holds.
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    guard(what, async {
+        while !cond() {
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+/// Sends `msg` every 50 ms until `to` receives a message from `from`.
+pub async fn deliver_eventually(from: &TcpTransport, to: &TcpTransport, msg: &[u8]) {
+    guard("delivery", async {
+        loop {
+            let _ = from.send(to.local_id(), msg.to_vec()).await;
+            if let Ok(r) = tokio::time::timeout(StdDuration::from_millis(50), to.recv()).await {
+                assert_eq!(r.unwrap(), (from.local_id(), msg.to_vec()));
+                return;
+            }
+        }
+    })
+    .await;
+}
+
+pub async fn write_env(s: &mut TcpStream, env: &Envelope) {
+    s.write_all(&encode_frame(env, FrameLimit::DEFAULT).unwrap())
+        .await
+        .unwrap();
+}
+
+/// Reads one clear frame, or `None` if the node closed the connection.
+pub async fn read_env(s: &mut TcpStream) -> Option<Envelope> {
+    let mut h = [0u8; HEADER_LEN];
+    s.read_exact(&mut h).await.ok()?;
+    let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
+    let mut frame = h.to_vec();
+    frame.resize(HEADER_LEN + len, 0);
+    s.read_exact(&mut frame[HEADER_LEN..]).await.ok()?;
+    Some(decode_frame_exact(&frame, FrameLimit::DEFAULT).unwrap())
+}
+
+/// True once the node has closed the connection (EOF or reset).
+pub async fn closed_by_node(s: &mut TcpStream) -> bool {
+    guard("node closes the connection", async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {} // keepalive pings
+            }
+        }
+    })
+    .await
+}
+
+/// A hand-rolled session: the stream and our halves of the session keys.
+pub struct RawSession {
+    pub stream: TcpStream,
+    pub sealer: Sealer,
+    pub opener: Opener,
+}
+
+impl RawSession {
+    /// Seals and writes one data frame.
+    pub async fn send_data(&mut self, payload: &[u8]) {
+        let f = self
+            .sealer
+            .seal_frame(idlegrid_transport::session::SealKind::Data, payload)
+            .unwrap();
+        self.stream.write_all(&f).await.unwrap();
+    }
+}
+
+/// A hand-rolled client: claims `claim`, signs with `signer`, completes the
+/// key exchange. Panics unless the node answered with its `Auth`.
+pub async fn raw_handshake(
+    node: &TcpTransport,
+    claim: NodeId,
+    signer: &Keypair,
+    nonce: u8,
+) -> RawSession {
+    let (stream, keys) = raw_handshake_inner(node, claim, signer, nonce).await;
+    let keys = keys.expect("the node answered with its Auth");
+    let (sealer, opener) = keys.split(FrameLimit::DEFAULT);
+    RawSession {
+        stream,
+        sealer,
+        opener,
+    }
+}
+
+/// As [`raw_handshake`]; the keys are `None` if the node did not answer
+/// with its `Hello` and `Auth` (it does not to an unknown identity).
+pub async fn raw_handshake_inner(
+    node: &TcpTransport,
+    claim: NodeId,
+    signer: &Keypair,
+    nonce: u8,
+) -> (TcpStream, Option<SessionKeys>) {
+    let mut s = TcpStream::connect(node.local_addr()).await.unwrap();
+    let secret = EphemeralSecret::random_from_rng(OsRng);
+    let mine = Hello {
+        node: claim,
+        nonce: Nonce::from_bytes([nonce; 32]),
+        ephemeral: EphemeralKey::from_bytes(XPublic::from(&secret).to_bytes()),
+    };
+    write_env(&mut s, &Envelope::Hello(mine)).await;
+    let Some(Envelope::Hello(theirs)) = read_env(&mut s).await else {
+        return (s, None);
+    };
+    assert_eq!(theirs.node, node.local_id());
+    let signature = signer.sign(HANDSHAKE_DOMAIN, &auth_transcript(&mine, &theirs));
+    // The node may already have hung up: ignore errors.
+    let frame = encode_frame(&Envelope::Auth(Auth { signature }), FrameLimit::DEFAULT).unwrap();
+    let _ = s.write_all(&frame).await;
+    let signed = matches!(read_env(&mut s).await, Some(Envelope::Auth(_)));
+    let shared = secret.diffie_hellman(&XPublic::from(theirs.ephemeral.to_bytes()));
+    let keys = session_keys(&shared, &mine, &theirs).unwrap();
+    (s, signed.then_some(keys))
+}
