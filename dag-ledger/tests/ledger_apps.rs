@@ -292,7 +292,11 @@ fn end_batch_runs_time_driven_work_without_transactions() {
         .unwrap();
     assert_eq!(l.balance(&payee), Amount::new(10_700));
     assert_ne!(r.state_digest, digest);
-    assert_eq!(r.state_digest, l.state_digest(), "the hook's writes are in the digest");
+    assert_eq!(
+        r.state_digest,
+        l.state_digest(),
+        "the hook's writes are in the digest"
+    );
     check_all(&l).unwrap();
     // A registry that lists no ids gets no hooks (the default).
     let mut plain = registry();
