@@ -11,7 +11,7 @@
 //!   [`Isolation::containment`](crate::Isolation::containment), strongest
 //!   the host allows first:
 //!   - [`Containment::PidNamespace`]: a PID namespace per task under a
-//!     small init ([`pidns`](self)); when the task's main process ends, or
+//!     small init (`process/pidns.rs`); when the task's main process ends, or
 //!     the wall limit kills its process group, the kernel kills every
 //!     process left in the namespace in one step, `setsid` daemons and
 //!     fork-hoppers included, and none can leave it. As root the namespace
