@@ -3,12 +3,14 @@
 //! by fixture keys (valid or tampered), under every signature-check mode,
 //! with an evidence verifier and an application that exercise slashing and
 //! the `LedgerHandle`. `apply_batch` must never panic, must return one
-//! receipt per transaction, must report the state digest, and `check_all`
-//! must hold after every batch; an epoch regression must change nothing;
+//! receipt per transaction and must report the state digest; `check_all`
+//! must hold (when checked, see below); an epoch regression must change nothing;
 //! the final state must survive a snapshot round trip.
 //!
-//! Speed (≥ 1,000 exec/s under ASan): keys and the genesis ledger are built
-//! once (`OnceLock`); most batches run under `SignatureCheck::Skip` (what
+//! Speed: keys and the genesis ledger are built once (`OnceLock`); at most
+//! four batches; `check_all` (which rebuilds the whole state commitment)
+//! runs after the batches the fuzzer picks and after the last one; most
+//! batches run under `SignatureCheck::Skip` (what
 //! consensus-verified batches use), whose transactions carry a dummy
 //! signature and cost no signing; batches that check signatures sign at most
 //! `MAX_SIGNED` transactions each, the rest carry the dummy and must be
@@ -27,7 +29,7 @@ use idlegrid_primitives::{Epoch, Signature, Timestamp};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
-const MAX_BATCHES: usize = 8;
+const MAX_BATCHES: usize = 4;
 const MAX_TXS: usize = 8;
 /// Real signatures per signature-checking batch.
 const MAX_SIGNED: usize = 2;
@@ -95,7 +97,8 @@ fn run(data: &[u8]) -> AResult<()> {
             let sign = signatures != SignatureCheck::Skip && i < MAX_SIGNED;
             txs.push(one_tx(&mut u, &l, sign)?);
         }
-        let before = l.state_digest();
+        // Only a regressed epoch needs the digest before (it is costly).
+        let before = (epoch < l.epoch()).then(|| l.state_digest());
         let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures };
         match l.apply_batch(BatchContext { epoch, now }, &txs, &mut host) {
             Ok(r) => {
@@ -114,16 +117,23 @@ fn run(data: &[u8]) -> AResult<()> {
             }
             Err(LedgerError::EpochRegressed { .. }) => {
                 assert!(epoch < l.epoch());
-                assert_eq!(l.state_digest(), before, "a rejected batch changed the state");
+                assert_eq!(Some(l.state_digest()), before, "a rejected batch changed the state");
             }
             Err(e) => panic!("unexpected batch-level error: {e}"),
         }
-        if let Err(v) = check_all(&l) {
-            panic!("invariant broken after a batch: {v:?}");
+        // `check_all` rebuilds the whole state commitment: after the
+        // batches the fuzzer picks, and always after the last one.
+        if u.ratio(1, 4)? {
+            if let Err(v) = check_all(&l) {
+                panic!("invariant broken after a batch: {v:?}");
+            }
         }
         for a in accounts() {
             let _ = l.quota_remaining(&a, l.epoch());
         }
+    }
+    if let Err(v) = check_all(&l) {
+        panic!("invariant broken after the last batch: {v:?}");
     }
     let snap = l.snapshot();
     let back = Ledger::from_snapshot(&snap, usize::MAX).expect("own snapshot must load");
