@@ -83,6 +83,7 @@ for t in $targets; do
     esac
     echo "=== $t (${secs}s)"
     log="$(mktemp)"
+    stamp="$(mktemp)"   # artifacts newer than this are this run's
     if IDLEGRID_FUZZ_SEEDS_DIR="$PWD/corpus/$t" cargo fuzz run -s "$san" "${feature_flags[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1; then
         grep -E 'DONE +cov' "$log" | tail -1 || true
@@ -95,13 +96,13 @@ for t in $targets; do
         echo "!!! $t CRASHED:"
         grep -E -A2 'panicked' "$log" | head -6
         grep -E 'ERROR: |Test unit written|Base64' "$log" | head -6
-        for f in $(find "artifacts/$t" -type f -newer "$log"); do
+        for f in $(find "artifacts/$t" -type f -newer "$stamp"); do
             echo "reproducer $f (hex): $(od -An -tx1 -v "$f" | tr -d ' \n' | head -c 4096)"
             echo "replay: cd fuzz && cargo ${FUZZ_TOOLCHAIN:++$FUZZ_TOOLCHAIN }fuzz run $t $f"
         done
         summary+=("$(printf '%-28s CRASHED' "$t")")
     fi
-    rm -f "$log"
+    rm -f "$log" "$stamp"
 done
 echo "=== summary (${secs}s per target)"
 printf '%s\n' "${summary[@]}"

@@ -7,7 +7,7 @@
 //! (`check_prefix_consistency`) and well formed (`check_commit_sequence`),
 //! and every reported equivocation verifies and names the Byzantine node.
 //!
-//! Speed (≥ 1,000 exec/s under ASan): keys and the committee are built once
+//! Speed: keys and the committee are built once
 //! (`OnceLock`), each piece of evidence is verified once (not after every
 //! step), the runs are shorter, and one input in four verifies block
 //! signatures (the others run with `verify_signatures` off, the
