@@ -13,11 +13,27 @@
 #   ./run.sh 60                  # 60 s per target
 #   SANITIZER=none ./run.sh 5    # without AddressSanitizer
 #   TARGETS="ledger_apply entrap_round" ./run.sh 30
+#   FUZZ_TOOLCHAIN=nightly ./run.sh   # with `cargo +nightly` (default: nightly
+#                                     # if installed, else stable + RUSTC_BOOTSTRAP)
 set -uo pipefail
 cd "$(dirname "$0")"
 secs="${1:-20}"
 san="${SANITIZER:-address}"
-export RUSTC_BOOTSTRAP=1   # cargo-fuzz passes -Z flags; this makes stable rustc accept them
+if [ -z "${FUZZ_TOOLCHAIN+set}" ]; then
+    FUZZ_TOOLCHAIN="$(rustup toolchain list 2>/dev/null | grep -q '^nightly' && echo nightly)"
+fi
+if [ -z "$FUZZ_TOOLCHAIN" ]; then
+    export RUSTC_BOOTSTRAP=1   # cargo-fuzz passes -Z flags; this makes stable rustc accept them
+fi
+# `cargo fuzz`, on the chosen toolchain.
+cargo() {
+    if [ "$1" = fuzz ] && [ -n "$FUZZ_TOOLCHAIN" ]; then
+        command cargo "+$FUZZ_TOOLCHAIN" "$@"
+    else
+        command cargo "$@"
+    fi
+}
+echo "toolchain: $(cargo ${FUZZ_TOOLCHAIN:++$FUZZ_TOOLCHAIN} --version 2>/dev/null), cargo-fuzz $(command cargo fuzz --version 2>/dev/null)"
 
 all_features="dag-ledger reputation entrap market transport executor"
 feature_of() {
@@ -33,6 +49,7 @@ feature_of() {
 }
 
 status=0
+summary=()
 features="$all_features"
 if ! cargo fuzz build -s "$san" 2>/tmp/idlegrid-fuzz-build.$$; then
     echo "full build failed; building crate by crate"
@@ -66,16 +83,27 @@ for t in $targets; do
     esac
     echo "=== $t (${secs}s)"
     log="$(mktemp)"
+    stamp="$(mktemp)"   # artifacts newer than this are this run's
     if IDLEGRID_FUZZ_SEEDS_DIR="$PWD/corpus/$t" cargo fuzz run -s "$san" "${feature_flags[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1; then
         grep -E 'DONE +cov' "$log" | tail -1 || true
-        grep -E 'stat::average_exec_per_sec' "$log" || true
+        execs="$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')"
+        rate="$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$')"
+        echo "$t: ${execs:-?} executions, ${rate:-?} exec/s, 0 crashes"
+        summary+=("$(printf '%-28s %10s execs %7s exec/s' "$t" "${execs:-?}" "${rate:-?}")")
     else
         status=1
         echo "!!! $t CRASHED:"
         grep -E -A2 'panicked' "$log" | head -6
         grep -E 'ERROR: |Test unit written|Base64' "$log" | head -6
+        for f in $(find "artifacts/$t" -type f -newer "$stamp"); do
+            echo "reproducer $f (hex): $(od -An -tx1 -v "$f" | tr -d ' \n' | head -c 4096)"
+            echo "replay: cd fuzz && cargo ${FUZZ_TOOLCHAIN:++$FUZZ_TOOLCHAIN }fuzz run $t $f"
+        done
+        summary+=("$(printf '%-28s CRASHED' "$t")")
     fi
-    rm -f "$log"
+    rm -f "$log" "$stamp"
 done
+echo "=== summary (${secs}s per target)"
+printf '%s\n' "${summary[@]}"
 exit "$status"

@@ -183,6 +183,10 @@
 //! to *deter*; credibility from reputation is what brings small lots down.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Determinism: a `HashMap`/`HashSet` iterates in a per-process order, so
+// protocol crates use none (`.ci/run` greps for them) and this lint catches
+// a `for` loop over one should it come back. Use `BTreeMap`/`BTreeSet`.
+#![warn(clippy::iter_over_hash_type)]
 
 mod error;
 pub mod harness;

@@ -91,6 +91,33 @@ pub enum ExecError {
         /// The (bounded, lossily decoded) standard error.
         stderr: String,
     },
+    /// The task's main process ended, but its standard output or error did
+    /// not close within the grace period: a process the sandbox failed to
+    /// end still holds it (see [`Containment`](crate::Containment)). The
+    /// bytes read so far are in `partial`; they are not a result (the task
+    /// may have more to say), so never submit them. The host's fault.
+    #[error(
+        "the task ended but its {stream} stayed open for {grace} (a process outside the \
+         sandbox's reach holds it; {} bytes were read); run the provider where PID \
+         namespaces or sandbox uids are available",
+        partial.len()
+    )]
+    StreamNotClosed {
+        /// Which stream stayed open.
+        stream: OutputStream,
+        /// How long the executor waited after the task ended.
+        grace: Duration,
+        /// What was read from that stream before giving up.
+        partial: Vec<u8>,
+    },
+    /// Reading the task's standard output or error failed.
+    #[error("reading the task's {stream} failed: {reason}")]
+    StreamFailed {
+        /// Which stream failed.
+        stream: OutputStream,
+        /// The I/O error.
+        reason: String,
+    },
     /// The configuration requires an isolation the host cannot provide.
     #[error("required isolation unavailable on this host: {0}")]
     IsolationUnavailable(String),
@@ -107,8 +134,28 @@ impl ExecError {
         !matches!(
             self,
             ExecError::Host(_)
+                | ExecError::StreamNotClosed { .. }
+                | ExecError::StreamFailed { .. }
                 | ExecError::IsolationUnavailable(_)
                 | ExecError::UnsupportedKind { .. }
         )
+    }
+}
+
+/// One of a process's output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OutputStream {
+    /// Standard output: the result.
+    Stdout,
+    /// Standard error: diagnostics.
+    Stderr,
+}
+
+impl std::fmt::Display for OutputStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OutputStream::Stdout => "standard output",
+            OutputStream::Stderr => "standard error",
+        })
     }
 }

@@ -92,14 +92,15 @@ pub mod wasm;
 #[cfg(feature = "strategies")]
 pub mod strategies;
 
-pub use error::ExecError;
+pub use error::{ExecError, OutputStream};
 pub use process::{NetworkPolicy, ProcessConfig, ProcessExecutor};
 pub use simulated::{
     Behaviour, CostModel, Rate, SimContext, SimOutcome, SimulatedExecutor, reference_output,
 };
 pub use split::{SplitError, SplitExecution, map_tasks, merge, run_split, split_lines};
 pub use task::{
-    Applied, Execution, Executor, ExecutorKind, InputFile, Isolation, Limits, OUTPUT_DOMAIN,
-    PROGRAM_DOMAIN, Program, TASK_DOMAIN, Task, Usage, check_execution, output_digest,
+    Applied, Containment, Execution, Executor, ExecutorKind, InputFile, Isolation, Limits,
+    OUTPUT_DOMAIN, PROGRAM_DOMAIN, Program, TASK_DOMAIN, Task, Usage, check_execution,
+    output_digest,
 };
 pub use wasm::{WasmConfig, WasmExecutor};

@@ -11,7 +11,7 @@ use idlegrid_primitives::{Digest, Duration};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::task::{Applied, Isolation};
+use crate::task::{Applied, Containment, Isolation};
 use crate::{ExecError, Execution, Executor, Limits, Program, Task, Usage};
 
 /// Splits newline-terminated records into at most `n` contiguous chunks of
@@ -81,6 +81,11 @@ pub fn merge(parts: &[Execution]) -> Execution {
             unprivileged_user: weakest(|i| i.unprivileged_user),
             resource_limits: weakest(|i| i.resource_limits),
             filesystem: weakest(|i| i.filesystem),
+            containment: parts
+                .iter()
+                .map(|p| p.usage.isolation.containment)
+                .min()
+                .unwrap_or(Containment::NotNeeded),
         },
     };
     Execution::new(output, usage)

@@ -15,8 +15,8 @@ use idlegrid_primitives::strategies as prim;
 use proptest::prelude::*;
 
 use crate::{
-    Applied, Behaviour, CostModel, Execution, ExecutorKind, InputFile, Isolation, Limits, Program,
-    Rate, Task, Usage,
+    Applied, Behaviour, Containment, CostModel, Execution, ExecutorKind, InputFile, Isolation,
+    Limits, Program, Rate, Task, Usage,
 };
 
 /// Any executor kind.
@@ -103,12 +103,19 @@ pub fn applied() -> impl Strategy<Value = Applied> {
 
 /// Any isolation report.
 pub fn isolation() -> impl Strategy<Value = Isolation> {
-    (applied(), applied(), applied(), applied()).prop_map(
-        |(network, unprivileged_user, resource_limits, filesystem)| Isolation {
+    let containment = prop_oneof![
+        Just(Containment::ProcessGroup),
+        Just(Containment::UidSweep),
+        Just(Containment::PidNamespace),
+        Just(Containment::NotNeeded),
+    ];
+    (applied(), applied(), applied(), applied(), containment).prop_map(
+        |(network, unprivileged_user, resource_limits, filesystem, containment)| Isolation {
             network,
             unprivileged_user,
             resource_limits,
             filesystem,
+            containment,
         },
     )
 }

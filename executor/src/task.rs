@@ -240,9 +240,67 @@ pub struct Isolation {
     /// Filesystem confinement (Landlock): read-only system directories,
     /// full access to the working directory, nothing else.
     pub filesystem: Applied,
+    /// How the executor made sure no process of the task outlives it.
+    pub containment: Containment,
+}
+
+/// How an executor ends every process a task created, weakest first (the
+/// derived order is by strength, so the weakest of several is their `min`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Containment {
+    /// Only the task's process group is killed. A process that calls
+    /// `setsid` (a double-forked daemon) survives the task; if it keeps the
+    /// output open the execution fails with
+    /// [`ExecError::StreamNotClosed`](crate::ExecError::StreamNotClosed).
+    ProcessGroup,
+    /// Every process of the task's dedicated sandbox uid is killed with one
+    /// `kill(-1, SIGKILL)` from a helper running as that uid (atomic with
+    /// respect to `fork`), repeated until a scan of `/proc` finds none.
+    /// Needs root (for the uid); used where PID namespaces are unavailable.
+    UidSweep,
+    /// The task runs in its own PID namespace under a small init: when the
+    /// task's main process ends, the init exits and the kernel kills every
+    /// process left in the namespace in one step, and none can leave it.
+    /// As non-root, the namespace is created inside a new user namespace.
+    PidNamespace,
+    /// The program cannot create processes at all (WebAssembly, simulated).
+    NotNeeded,
 }
 
 impl Isolation {
+    /// One sentence per layer that was not applied, saying what the program
+    /// could do because of it. Empty when every layer was applied or not
+    /// needed.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.network == Applied::No {
+            out.push("no network namespace: the program can use the host's network");
+        }
+        if self.unprivileged_user == Applied::No {
+            out.push(
+                "no dedicated uid: the program runs as the provider's user, can read what it \
+                 reads (beyond Landlock) and RLIMIT_NPROC counts all of that user's processes",
+            );
+        }
+        if self.resource_limits == Applied::No {
+            out.push("no resource limits: CPU, memory and processes are unbounded");
+        }
+        if self.filesystem == Applied::No {
+            out.push("no Landlock: the program can read every file its uid may read");
+        }
+        match self.containment {
+            Containment::ProcessGroup => out.push(
+                "process-group containment only: a process that calls setsid can outlive \
+                 the task (no PID namespace, no sandbox uid)",
+            ),
+            Containment::UidSweep => out.push(
+                "no PID namespace: leftover processes are killed by uid, after the task ends",
+            ),
+            Containment::PidNamespace | Containment::NotNeeded => {}
+        }
+        out
+    }
+
     /// The isolation of a WebAssembly program: it has no capabilities
     /// besides the host ABI.
     pub const WASM: Isolation = Isolation {
@@ -250,6 +308,7 @@ impl Isolation {
         unprivileged_user: Applied::NotNeeded,
         resource_limits: Applied::Yes,
         filesystem: Applied::NotNeeded,
+        containment: Containment::NotNeeded,
     };
     /// Simulated execution touches nothing.
     pub const SIMULATED: Isolation = Isolation {
@@ -257,6 +316,7 @@ impl Isolation {
         unprivileged_user: Applied::NotNeeded,
         resource_limits: Applied::NotNeeded,
         filesystem: Applied::NotNeeded,
+        containment: Containment::NotNeeded,
     };
 }
 

@@ -27,9 +27,10 @@ pub fn node(i: usize) -> NodeId {
     keys().get(i).map_or(NodeId::from_bytes([0xEE; 32]), Keypair::node_id)
 }
 
-/// The equal-stake committee of the fixture keys.
-pub fn committee() -> Committee {
-    Committee::equal(keys().iter().map(Keypair::node_id)).expect("4 distinct nodes")
+/// The equal-stake committee of the fixture keys (built once).
+pub fn committee() -> &'static Committee {
+    static C: OnceLock<Committee> = OnceLock::new();
+    C.get_or_init(|| Committee::equal(keys().iter().map(Keypair::node_id)).expect("4 distinct nodes"))
 }
 
 /// Default config with small bounds so the fuzzer reaches them.
@@ -50,7 +51,7 @@ pub fn config() -> ConsensusConfig {
 
 /// Validator `i` with `config`.
 pub fn validator(i: usize, config: ConsensusConfig) -> Validator {
-    Validator::new(keys()[i].clone(), committee(), config, Seed::from_u64(i as u64))
+    Validator::new(keys()[i].clone(), committee().clone(), config, Seed::from_u64(i as u64))
         .expect("fixture validator")
 }
 
@@ -73,10 +74,17 @@ pub struct Net {
 impl Net {
     /// Four validators; `byzantine` (index, behaviour) misbehaves.
     pub fn new(byzantine: Option<(usize, ByzantineBehavior)>) -> Self {
+        Self::with_signatures(byzantine, true)
+    }
+
+    /// As [`Net::new`], with block signature verification on or off.
+    pub fn with_signatures(byzantine: Option<(usize, ByzantineBehavior)>, verify: bool) -> Self {
+        let mut base = config();
+        base.verify_signatures = verify;
         let vs = (0..N)
             .map(|i| match byzantine {
-                Some((b, beh)) if b == i => validator(i, config().with_byzantine(beh)),
-                _ => validator(i, config()),
+                Some((b, beh)) if b == i => validator(i, base.clone().with_byzantine(beh)),
+                _ => validator(i, base.clone()),
             })
             .collect();
         let mut net = Self {

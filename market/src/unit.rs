@@ -32,8 +32,10 @@ use crate::types::{ExecutorKind, MAX_REGIONS, OrderId, Reputation, ReputationLoo
 /// McAfee's trade-reduction double auction (McAfee 1992).
 ///
 /// With `k` efficient trades and the first excluded bid `b_{k+1}` and ask
-/// `s_{k+1}`, let `p = ⌊(b_{k+1} + s_{k+1}) / 2⌋`. If `s_k <= p <= b_k` all
-/// `k` units trade at `p`. Otherwise the least valuable trade is dropped:
+/// `s_{k+1}`, let `p₀ = (b_{k+1} + s_{k+1}) / 2`, exactly. If
+/// `s_k <= p₀ <= b_k` all `k` units trade at `⌊p₀⌋` (the test is on the
+/// exact half, the rounding comes after, so `⌊p₀⌋` is still within
+/// `[s_k, b_k]`). Otherwise the least valuable trade is dropped:
 /// `k − 1` units trade, buyers pay `b_k`, sellers receive `s_k`, and the
 /// difference is the market's surplus ([`crate::ClearingStats::surplus`]),
 /// which the composition root burns or redistributes. If either side has no
@@ -193,16 +195,29 @@ fn midpoint(a: Amount, b: Amount) -> Amount {
     Amount::new(a / 2 + b / 2 + (a % 2 + b % 2) / 2)
 }
 
+/// McAfee's test `lo <= (b + s) / 2 <= hi` on the exact half, not the
+/// rounded one: with `b + s = 2·hi + 1` the rounded half equals `hi` but
+/// the exact one exceeds it. Doubled, so in integers; `u128` amounts are
+/// split to stay exact without overflow.
+fn mcafee_price_in_range(b: Amount, s: Amount, lo: Amount, hi: Amount) -> bool {
+    // 2·x as (high bit, low 128 bits); sums compared the same way.
+    let double = |x: u128| (x >> 127, x << 1);
+    let (b, s) = (b.get(), s.get());
+    let (low, carry) = b.overflowing_add(s);
+    let sum = (u128::from(carry), low);
+    double(lo.get()) <= sum && sum <= double(hi.get())
+}
+
 fn price_rule(rule: Rule, be: &Breakeven) -> Result<(u64, Pricing), MarketError> {
     Ok(match rule {
         Rule::McAfee => {
-            let p = be.b_next.zip(be.s_next).map(|(b, s)| midpoint(b, s));
+            let p = be.b_next.zip(be.s_next);
             match p {
-                Some(p) if be.s_k <= p && p <= be.b_k => (
+                Some((b, s)) if mcafee_price_in_range(b, s, be.s_k, be.b_k) => (
                     be.k,
                     Pricing::Uniform {
-                        buyer: p,
-                        seller: p,
+                        buyer: midpoint(b, s),
+                        seller: midpoint(b, s),
                     },
                 ),
                 _ => (
@@ -523,6 +538,26 @@ mod tests {
         let (k, p) = price_rule(Rule::McAfee, &be).unwrap();
         assert_eq!(k, 2);
         assert!(matches!(p, Pricing::Uniform { buyer, .. } if buyer == Amount::new(8)));
+    }
+
+    #[test]
+    fn mcafee_compares_the_exact_half() {
+        // Asks 1, 10; bids 7, 5: k = 1, p₀ = (5 + 10) / 2 = 7.5 > b_k = 7,
+        // so McAfee (1992) reduces to no trade; the rounded 7 would trade.
+        let be = breakeven(&[u(7, 0, 1), u(5, 1, 1)], &[u(1, 2, 1), u(10, 3, 1)]);
+        let (k, _) = price_rule(Rule::McAfee, &be).unwrap();
+        assert_eq!(k, 0);
+        // One less on the ask side: p₀ = 7 exactly, one unit trades at 7.
+        let be = breakeven(&[u(7, 0, 1), u(5, 1, 1)], &[u(1, 2, 1), u(9, 3, 1)]);
+        let (k, p) = price_rule(Rule::McAfee, &be).unwrap();
+        assert_eq!(k, 1);
+        assert!(matches!(p, Pricing::Uniform { buyer, .. } if buyer == Amount::new(7)));
+        // The lower edge: p₀ = s_k exactly is in range; no overflow at MAX.
+        let (a, m) = (Amount::new(3), Amount::MAX);
+        assert!(mcafee_price_in_range(Amount::new(2), Amount::new(4), a, a));
+        assert!(!mcafee_price_in_range(Amount::new(2), Amount::new(3), a, m));
+        assert!(mcafee_price_in_range(m, m, m, m));
+        assert!(!mcafee_price_in_range(m, m, a, Amount::new(u128::MAX - 1)));
     }
 
     #[test]

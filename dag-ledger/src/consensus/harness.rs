@@ -18,7 +18,7 @@
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 use idlegrid_primitives::{
     ChaCha20Rng, Destination, Digest, Duration, Keypair, Machine, NodeId, RngCore, Seed, Timestamp,
@@ -104,7 +104,7 @@ pub struct Harness {
     config: HarnessConfig,
     nodes: Vec<Validator>,
     ids: Vec<NodeId>,
-    index: HashMap<NodeId, usize>,
+    index: BTreeMap<NodeId, usize>,
     queue: BinaryHeap<Reverse<(Timestamp, u64, Input)>>,
     seq: u64,
     now: Timestamp,
@@ -114,7 +114,7 @@ pub struct Harness {
     commits: Vec<Vec<CommittedSubDag>>,
     commit_times: Vec<Vec<Timestamp>>,
     canonical: Vec<Digest>,
-    proposed_at: HashMap<BlockRef, Timestamp>,
+    proposed_at: BTreeMap<BlockRef, Timestamp>,
     violation: Option<InvariantViolation>,
     invalid_messages: u64,
     evidence: u64,
@@ -159,7 +159,7 @@ impl Harness {
             commits: vec![Vec::new(); n],
             commit_times: vec![Vec::new(); n],
             canonical: Vec::new(),
-            proposed_at: HashMap::new(),
+            proposed_at: BTreeMap::new(),
             violation: None,
             invalid_messages: 0,
             evidence: 0,

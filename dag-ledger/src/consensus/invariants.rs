@@ -3,7 +3,7 @@
 //! Each returns `Ok(())` or a [`InvariantViolation`] that says what broke
 //! and where; none panics.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_primitives::Digest;
 use thiserror::Error;
@@ -83,8 +83,8 @@ pub fn check_prefix_consistency<S: AsRef<[Digest]>>(
 /// Transactions are compared by bytes, so callers submitting the same bytes
 /// twice will see a duplicate here by design.
 pub fn check_commit_sequence(subdags: &[CommittedSubDag]) -> Result<(), InvariantViolation> {
-    let mut blocks = HashSet::new();
-    let mut txs = HashSet::new();
+    let mut blocks = BTreeSet::new();
+    let mut txs = BTreeSet::new();
     for (position, s) in subdags.iter().enumerate() {
         if s.index != position as u64 {
             return Err(InvariantViolation::IndexGap {
@@ -109,8 +109,7 @@ pub fn check_commit_sequence(subdags: &[CommittedSubDag]) -> Result<(), Invarian
 /// Causality: in the concatenated block order, every block present in
 /// `store` comes after each of its parents that is also ordered.
 pub fn check_causal_order(order: &[BlockRef], store: &DagStore) -> Result<(), InvariantViolation> {
-    let pos: std::collections::HashMap<BlockRef, usize> =
-        order.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+    let pos: BTreeMap<BlockRef, usize> = order.iter().enumerate().map(|(i, r)| (*r, i)).collect();
     for (i, r) in order.iter().enumerate() {
         let Some(b) = store.get(r) else { continue };
         for p in b.parents() {

@@ -10,7 +10,7 @@
 //! member in turn. Both structures drop everything below the
 //! garbage-collection round.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use idlegrid_primitives::{Digest, Duration, NodeId, Round, Timestamp};
 
@@ -22,7 +22,11 @@ use super::error::ConsensusError;
 #[derive(Debug)]
 pub struct PendingBlocks {
     blocks: BTreeMap<BlockRef, (VerifiedBlock, usize)>,
-    waiting: HashMap<BlockRef, Vec<BlockRef>>,
+    /// Missing parent → pending children, ordered so that collecting
+    /// releases blocks in the same order in every process (a `HashMap`'s
+    /// order is seeded per process: two equivocating blocks waiting on
+    /// different parents were released, stored and served in either order).
+    waiting: BTreeMap<BlockRef, Vec<BlockRef>>,
     per_author: Vec<usize>,
     quota: usize,
 }
@@ -47,7 +51,7 @@ impl PendingBlocks {
     pub fn new(n: usize, quota: usize) -> Self {
         Self {
             blocks: BTreeMap::new(),
-            waiting: HashMap::new(),
+            waiting: BTreeMap::new(),
             per_author: vec![0; n],
             quota,
         }
@@ -150,10 +154,11 @@ impl PendingBlocks {
         for r in &old {
             self.remove(r);
         }
+        // Lowest first (round, author, digest): the same order everywhere.
         let parents: Vec<BlockRef> = self
             .waiting
             .keys()
-            .filter(|p| p.round < gc_round)
+            .take_while(|p| p.round < gc_round)
             .copied()
             .collect();
         let mut ready = Vec::new();
@@ -284,5 +289,76 @@ impl Synchronizer {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idlegrid_primitives::{Keypair, Seed};
+
+    use super::*;
+    use crate::consensus::block::{Block, Transaction};
+
+    fn missing_parent(byte: u8) -> BlockRef {
+        BlockRef {
+            round: Round::new(1),
+            author: AuthorityIndex::new(1),
+            digest: Digest::from_bytes([byte; 32]),
+        }
+    }
+
+    /// Two blocks of author 0 at round 2 (an equivocation), each waiting on
+    /// a different missing round-1 parent.
+    fn equivocation() -> [(VerifiedBlock, BlockRef); 2] {
+        let key = Keypair::from_seed(&Seed::from_u64(7));
+        [(1u8, 0x11u8), (2, 0xee)].map(|(variant, parent)| {
+            let p = missing_parent(parent);
+            let block = Block::new_signed(
+                &key,
+                AuthorityIndex::new(0),
+                Round::new(2),
+                Timestamp::from_micros(u64::from(variant)),
+                vec![p],
+                vec![Transaction::new(vec![variant])],
+            );
+            (VerifiedBlock::new_unchecked(block), p)
+        })
+    }
+
+    /// What a fresh validator's pending set releases when both missing
+    /// parents fall below the collection round, in order.
+    fn released(feed_reversed: bool) -> Vec<BlockRef> {
+        let mut pending = PendingBlocks::new(4, 8);
+        let mut blocks = equivocation().to_vec();
+        if feed_reversed {
+            blocks.reverse();
+        }
+        for (b, p) in blocks {
+            pending.insert(b, &[p]).unwrap();
+        }
+        pending
+            .gc(Round::new(2))
+            .iter()
+            .map(VerifiedBlock::reference)
+            .collect()
+    }
+
+    #[test]
+    fn fresh_validators_release_equivocating_blocks_in_the_same_order() {
+        // A HashMap is seeded per instance, so 64 fresh pending sets
+        // disagreed with near certainty before `waiting` was ordered.
+        let first = released(false);
+        assert_eq!(first.len(), 2);
+        for i in 0..64 {
+            assert_eq!(released(i % 2 == 1), first, "fresh pending set {i}");
+        }
+        // The block waiting on the lowest parent comes first.
+        let [(a, pa), (b, pb)] = equivocation();
+        let want = if pa < pb {
+            a.reference()
+        } else {
+            b.reference()
+        };
+        assert_eq!(first[0], want);
     }
 }

@@ -7,8 +7,24 @@
 //!   files; it is removed afterwards;
 //! - a cleared environment: only `PATH=/usr/local/bin:/usr/bin:/bin`,
 //!   `HOME` and `TMPDIR` (the working directory) and `LANG=C.UTF-8`;
-//! - a new session and process group, killed as a whole at the wall-clock
-//!   limit and again when the task ends (no stragglers);
+//! - containment: every process the task creates dies with it, reported in
+//!   [`Isolation::containment`](crate::Isolation::containment), strongest
+//!   the host allows first:
+//!   - [`Containment::PidNamespace`]: a PID namespace per task under a
+//!     small init (`process/pidns.rs`); when the task's main process ends, or
+//!     the wall limit kills its process group, the kernel kills every
+//!     process left in the namespace in one step, `setsid` daemons and
+//!     fork-hoppers included, and none can leave it. As root the namespace
+//!     is created directly; as any other user inside a new user namespace
+//!     (where the host allows unprivileged user namespaces);
+//!   - [`Containment::UidSweep`] (root without PID namespaces): after the
+//!     main process ends, `kill(-1, SIGKILL)` from a helper running as the
+//!     task's sandbox uid, repeated until a scan finds nothing alive; a uid
+//!     whose processes refuse to die is an error and is never reused;
+//!   - [`Containment::ProcessGroup`] (non-root without user namespaces):
+//!     the process group only; a daemon that calls `setsid` survives, and
+//!     if it holds the output open the execution fails with
+//!     [`ExecError::StreamNotClosed`] (never an `Ok` with lost output);
 //! - rlimits: CPU time, address space, file size, processes, open files,
 //!   no core dumps;
 //! - a fresh, empty network namespace where the host allows it
@@ -27,32 +43,36 @@
 //!   task ([`ExecError::OutputTooLarge`]); standard error past
 //!   `Limits::stderr_bytes` is dropped.
 //!
-//! Not provided: a seccomp filter or a private mount/PID namespace. Without
+//! Not provided: a seccomp filter, a private mount namespace, cgroups
+//! (memory and process counts are per-process and per-uid rlimits). Without
 //! Landlock, a program can read every world-readable file on the host; check
-//! `Usage::isolation` and run providers accordingly. As root without sandbox
-//! uids, `RLIMIT_NPROC` does not bind (the kernel exempts root).
+//! `Usage::isolation` (and [`Isolation::missing`](crate::Isolation::missing)
+//! for what each missing layer allows) and run providers accordingly. As
+//! root without sandbox uids, `RLIMIT_NPROC` does not bind (the kernel
+//! exempts root).
 
+mod pidns;
 mod sandbox;
 
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use idlegrid_primitives::Duration;
 use landlock::RulesetCreated;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use sandbox::{
-    LEASED_UIDS, SandboxPlan, UidLease, install_sandbox, kill_uid, landlock_ruleset, lock_uid,
-    uids_with_processes,
+    LEASED_UIDS, Namespaces, SandboxPlan, UidLease, install_sandbox, kill_uid, landlock_ruleset,
+    lock_uid, uids_with_processes,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use crate::task::{Applied, ExecutorKind, Isolation, Program};
-use crate::{ExecError, Execution, Executor, Limits, Task, Usage};
+use crate::task::{Applied, Containment, ExecutorKind, Isolation, Program};
+use crate::{ExecError, Execution, Executor, Limits, OutputStream, Task, Usage};
 
 /// What to do when the host cannot create a network namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +97,10 @@ pub struct ProcessConfig {
     pub sandbox_uids: u32,
     /// Where task directories are created (default: the system temp dir).
     pub temp_root: Option<PathBuf>,
+    /// Run each task in its own PID namespace where the host allows it
+    /// (default `true`). `false` only to test or measure the weaker
+    /// containment modes ([`Containment`]).
+    pub pid_namespace: bool,
 }
 
 impl Default for ProcessConfig {
@@ -90,13 +114,31 @@ impl Default for ProcessConfig {
             first_sandbox_uid: 61_000,
             sandbox_uids: 256,
             temp_root: None,
+            pid_namespace: true,
         }
     }
 }
 
-const NETNS_UNKNOWN: u8 = 0;
-const NETNS_WORKS: u8 = 1;
-const NETNS_UNAVAILABLE: u8 = 2;
+/// Namespace sets to try, strongest first; the first that works on this
+/// host is remembered. As root: PID + network, PID, network, none (the
+/// sandbox uid then carries containment). As any other user: the same
+/// inside a new user namespace, which is what lets an unprivileged process
+/// create the others, then none.
+///
+/// The list is filtered by the configuration (a required network, or no
+/// PID namespace), so the remembered index is into the filtered list.
+const ROOT_NAMESPACES: [Namespaces; 4] = [
+    Namespaces::PID.with(Namespaces::NET),
+    Namespaces::PID,
+    Namespaces::NET,
+    Namespaces::NONE,
+];
+const USER_NAMESPACES: [Namespaces; 4] = [
+    Namespaces::USER.with(Namespaces::PID).with(Namespaces::NET),
+    Namespaces::USER.with(Namespaces::PID),
+    Namespaces::USER.with(Namespaces::NET),
+    Namespaces::NONE,
+];
 
 /// Runs script tasks as sandboxed native processes (see the module docs).
 ///
@@ -105,7 +147,10 @@ const NETNS_UNAVAILABLE: u8 = 2;
 #[derive(Debug, Clone)]
 pub struct ProcessExecutor {
     config: Arc<ProcessConfig>,
-    netns: Arc<AtomicU8>,
+    /// 1 + index into `namespace_candidates()` of the set that works on this
+    /// host; 0 until the first spawn found it.
+    namespaces: Arc<AtomicU8>,
+    root: bool,
     drop_privileges: bool,
 }
 
@@ -124,10 +169,12 @@ fn wall_clock() -> std::time::Instant {
 impl ProcessExecutor {
     /// An executor with `config`.
     pub fn new(config: ProcessConfig) -> Self {
-        let drop_privileges = rustix::process::geteuid().is_root() && config.sandbox_uids > 0;
+        let root = rustix::process::geteuid().is_root();
+        let drop_privileges = root && config.sandbox_uids > 0;
         ProcessExecutor {
             config: Arc::new(config),
-            netns: Arc::new(AtomicU8::new(NETNS_UNKNOWN)),
+            namespaces: Arc::new(AtomicU8::new(0)),
+            root,
             drop_privileges,
         }
     }
@@ -305,53 +352,71 @@ impl ProcessExecutor {
         cmd
     }
 
-    /// Spawns with a new network namespace if possible, falling back
-    /// according to the policy. Returns the child and whether the namespace
-    /// was applied.
+    /// The namespace sets this executor may use, strongest first.
+    fn namespace_candidates(&self) -> impl Iterator<Item = Namespaces> + '_ {
+        let all: &[Namespaces] = if self.root {
+            &ROOT_NAMESPACES
+        } else {
+            &USER_NAMESPACES
+        };
+        all.iter().copied().filter(|ns| {
+            (self.config.network == NetworkPolicy::BestEffort || ns.contains(Namespaces::NET))
+                && (self.config.pid_namespace || !ns.contains(Namespaces::PID))
+        })
+    }
+
+    /// Spawns in the strongest namespace set the host allows, probing on
+    /// the first call. Returns the child and the namespaces it runs in.
     fn spawn(
         &self,
         limits: &Limits,
         make: impl Fn() -> tokio::process::Command,
         ruleset: impl Fn() -> Option<RulesetCreated>,
         uid: Option<u32>,
-    ) -> Result<(tokio::process::Child, bool), ExecError> {
+    ) -> Result<(tokio::process::Child, Namespaces), ExecError> {
         let spawn_err = |e: io::Error| ExecError::Host(format!("spawning the process: {e}"));
-        if self.netns.load(Ordering::Relaxed) != NETNS_UNAVAILABLE {
+        let spawn_in = |ns: Namespaces| {
             let mut cmd = make();
-            install_sandbox(&mut cmd, SandboxPlan::new(limits, true, uid), ruleset());
-            match cmd.spawn() {
+            install_sandbox(&mut cmd, SandboxPlan::new(limits, ns, uid), ruleset());
+            cmd.spawn()
+        };
+        let known = usize::from(self.namespaces.load(Ordering::Relaxed));
+        if let Some(ns) = known
+            .checked_sub(1)
+            .and_then(|i| self.namespace_candidates().nth(i))
+        {
+            return spawn_in(ns).map(|c| (c, ns)).map_err(spawn_err);
+        }
+        let mut last = None;
+        for (i, ns) in self.namespace_candidates().enumerate() {
+            match spawn_in(ns) {
                 Ok(child) => {
-                    self.netns.store(NETNS_WORKS, Ordering::Relaxed);
-                    return Ok((child, true));
+                    let index = u8::try_from(i + 1).expect("a handful of candidates");
+                    self.namespaces.store(index, Ordering::Relaxed);
+                    return Ok((child, ns));
                 }
-                // unshare(CLONE_NEWNET) fails with EPERM (no privilege, or
-                // forbidden by a seccomp policy), EINVAL (no kernel support)
-                // or ENOSPC/EUSERS (namespace quota). Anything else, or any
-                // error once the namespace is known to work, is fatal.
+                // unshare fails with EPERM (no privilege, or forbidden by a
+                // seccomp policy), EINVAL (no kernel support) or
+                // ENOSPC/EUSERS (namespace quota): try a weaker set.
+                // Anything else is fatal.
                 Err(e)
-                    if self.netns.load(Ordering::Relaxed) == NETNS_WORKS
-                        || !matches!(
-                            e.raw_os_error(),
-                            Some(libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS)
-                        ) =>
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS)
+                    ) =>
                 {
-                    return Err(spawn_err(e));
+                    last = Some(e);
                 }
-                Err(_) => {} // Probe without the namespace below.
+                Err(e) => return Err(spawn_err(e)),
             }
         }
-        if self.config.network == NetworkPolicy::Require {
-            return Err(ExecError::IsolationUnavailable(
-                "cannot create a network namespace (unshare(CLONE_NEWNET) failed)".into(),
-            ));
+        match (self.config.network, last) {
+            (NetworkPolicy::Require, e) => Err(ExecError::IsolationUnavailable(format!(
+                "cannot create a network namespace (unshare failed: {e:?})"
+            ))),
+            (NetworkPolicy::BestEffort, Some(e)) => Err(spawn_err(e)),
+            (NetworkPolicy::BestEffort, None) => Err(ExecError::Host("nothing to spawn".into())),
         }
-        let mut cmd = make();
-        install_sandbox(&mut cmd, SandboxPlan::new(limits, false, uid), ruleset());
-        let child = cmd.spawn().map_err(spawn_err)?;
-        // The spawn without the namespace succeeded, so the namespace was
-        // what failed.
-        self.netns.store(NETNS_UNAVAILABLE, Ordering::Relaxed);
-        Ok((child, false))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -367,7 +432,7 @@ impl ProcessExecutor {
     ) -> Result<Execution, ExecError> {
         let started = wall_clock();
         let filesystem = landlock_ruleset(dir, interpreter).is_some();
-        let (mut child, netns) = self.spawn(
+        let (mut child, namespaces) = self.spawn(
             limits,
             || Self::command(interpreter, args, file_name, dir),
             || {
@@ -392,91 +457,116 @@ impl ProcessExecutor {
             // A script that does not read its input closes the pipe: fine.
             let _ = stdin.write_all(&input).await;
         });
-        let out_limit = limits.output_bytes;
-        let out_reader = tokio::spawn(async move {
-            let r = read_bounded(stdout, out_limit, true).await;
-            if r.1 {
-                // Too much output: stop the task now.
-                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-            }
-            r
-        });
-        let err_reader = tokio::spawn(read_bounded(stderr, limits.stderr_bytes, false));
+        // Too much output stops the task at once.
+        let out = Capture::start(stdout, limits.output_bytes, Some(pid));
+        let err = Capture::start(stderr, limits.stderr_bytes, None);
 
-        // Wait for the leader to exit without reaping it, so its pid and
-        // process group stay reserved while we kill the group and read its
-        // final CPU times.
-        let mut waiter = tokio::task::spawn_blocking(move || {
-            rustix::process::waitid(
-                WaitId::Pid(pid),
-                WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
-            )
-        });
-        let wall: std::time::Duration = limits.wall_time.into();
-        let (status, timed_out) = match tokio::time::timeout(wall, &mut waiter).await {
-            Ok(joined) => (joined, false),
-            Err(_) => {
-                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-                (waiter.await, true)
-            }
-        };
-        let status = status
-            .map_err(|e| ExecError::Host(format!("waiter failed: {e}")))?
-            .map_err(|e| ExecError::Host(format!("waitid: {e}")))?
-            .ok_or_else(|| ExecError::Host("waitid returned no status".into()))?;
-        let cpu_time = zombie_cpu_time(pid);
-        let wall_time = Duration::from(started.elapsed());
-        // Stragglers in the group die with the task.
-        let _ = rustix::process::kill_process_group(pid, Signal::KILL);
-        if let Some(uid) = uid {
-            // Also those that left the group (setsid), so no one keeps the
-            // output pipes open.
-            let _ = tokio::task::spawn_blocking(move || kill_uid(uid)).await;
-        }
+        let waited = wait_leader(pid, limits.wall_time).await;
+        let contained = end_stragglers(pid, uid).await;
         let _ = child.wait().await; // reap
         writer.abort();
+        let (status, timed_out) = waited?;
+        let cpu_time = status.1;
+        let wall_time = Duration::from(started.elapsed());
         let grace = std::time::Duration::from_secs(5);
-        let (stdout, overflow) = join_reader(out_reader, grace).await;
-        let (stderr, _) = join_reader(err_reader, grace).await;
-
-        let stderr_text = String::from_utf8_lossy(&stderr).into_owned();
+        let stdout = out.finish(grace, OutputStream::Stdout).await?;
+        let stderr = err.finish(grace, OutputStream::Stderr).await?;
+        if !contained {
+            return Err(ExecError::Host(format!(
+                "processes of sandbox uid {uid:?} survived repeated kill(-1, SIGKILL)"
+            )));
+        }
         if timed_out {
             return Err(ExecError::Timeout {
                 limit: limits.wall_time,
             });
         }
-        if overflow {
+        if stdout.overflow {
             return Err(ExecError::OutputTooLarge {
                 limit_bytes: limits.output_bytes,
             });
         }
         let outcome = Outcome {
-            exit_code: status.exit_status(),
-            signal: status.terminating_signal(),
+            exit_code: status.0.exit_status(),
+            signal: status.0.terminating_signal(),
             cpu_time,
         };
-        classify(outcome, stderr_text, limits)?;
+        classify(
+            outcome,
+            String::from_utf8_lossy(&stderr.bytes).into_owned(),
+            limits,
+        )?;
         let usage = Usage {
             fuel: 0,
             cpu_time,
             wall_time,
             compute_micros: cpu_time.as_micros(),
-            isolation: Isolation {
-                network: if netns { Applied::Yes } else { Applied::No },
-                unprivileged_user: if uid.is_some() {
-                    Applied::Yes
-                } else {
-                    Applied::No
-                },
-                resource_limits: Applied::Yes,
-                filesystem: if filesystem {
-                    Applied::Yes
-                } else {
-                    Applied::No
-                },
-            },
+            isolation: isolation(namespaces, uid, filesystem),
         };
-        Ok(Execution::new(stdout, usage))
+        Ok(Execution::new(stdout.bytes, usage))
+    }
+}
+
+/// What was applied, from what was asked of the kernel (the spawn fails if
+/// any of it fails).
+fn isolation(namespaces: Namespaces, uid: Option<u32>, filesystem: bool) -> Isolation {
+    let applied = |yes: bool| if yes { Applied::Yes } else { Applied::No };
+    let containment = if namespaces.contains(Namespaces::PID) {
+        Containment::PidNamespace
+    } else if uid.is_some() {
+        Containment::UidSweep
+    } else {
+        Containment::ProcessGroup
+    };
+    Isolation {
+        network: applied(namespaces.contains(Namespaces::NET)),
+        unprivileged_user: applied(uid.is_some()),
+        resource_limits: Applied::Yes,
+        filesystem: applied(filesystem),
+        containment,
+    }
+}
+
+/// Waits until the spawned process exits or the wall limit passes (then
+/// kills its process group, which in a PID namespace includes the init and
+/// so everything). Does not reap it, so its pid and process group stay
+/// reserved while stragglers are killed and its final CPU time is read.
+/// Returns its status and CPU time, and whether the wall limit hit.
+async fn wait_leader(
+    pid: Pid,
+    wall: Duration,
+) -> Result<((rustix::process::WaitIdStatus, Duration), bool), ExecError> {
+    let mut waiter = tokio::task::spawn_blocking(move || {
+        rustix::process::waitid(
+            WaitId::Pid(pid),
+            WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
+        )
+    });
+    let (status, timed_out) = match tokio::time::timeout(wall.into(), &mut waiter).await {
+        Ok(joined) => (joined, false),
+        Err(_) => {
+            let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            (waiter.await, true)
+        }
+    };
+    let status = status
+        .map_err(|e| ExecError::Host(format!("waiter failed: {e}")))?
+        .map_err(|e| ExecError::Host(format!("waitid: {e}")))?
+        .ok_or_else(|| ExecError::Host("waitid returned no status".into()))?;
+    Ok(((status, zombie_cpu_time(pid)), timed_out))
+}
+
+/// Kills what may be left of a task whose main process has exited: its
+/// process group, and every process of its sandbox uid (those that left the
+/// group with `setsid`). In a PID namespace nothing is left by now; the
+/// sweep then costs one scan. False if processes of the uid survived.
+async fn end_stragglers(pid: Pid, uid: Option<u32>) -> bool {
+    let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+    match uid {
+        Some(uid) => tokio::task::spawn_blocking(move || kill_uid(uid))
+            .await
+            .unwrap_or(false),
+        None => true,
     }
 }
 
@@ -546,47 +636,98 @@ fn check_file_name(name: &str) -> Result<(), ExecError> {
     }
 }
 
-/// Reads up to `limit` bytes. Returns the bytes and whether more were
-/// available. With `stop_at_limit` it stops reading there; otherwise it keeps
-/// draining (and dropping) so the writer never blocks.
+/// What a reader captured from one stream.
+#[derive(Debug, Default)]
+struct Captured {
+    /// The bytes kept (at most the limit).
+    bytes: Vec<u8>,
+    /// True if the stream had more than the limit.
+    overflow: bool,
+}
+
+/// A stream being read in the background into a shared buffer, so that
+/// what was read survives the reader being given up on.
+struct Capture {
+    handle: tokio::task::JoinHandle<io::Result<()>>,
+    state: Arc<Mutex<Captured>>,
+}
+
+impl Capture {
+    /// Starts reading `r`, keeping up to `limit` bytes. With `stop_group`,
+    /// reading stops at the limit and that process group is killed;
+    /// without, the rest is drained and dropped so the writer never blocks.
+    fn start(
+        r: impl AsyncRead + Unpin + Send + 'static,
+        limit: u64,
+        stop_group: Option<Pid>,
+    ) -> Self {
+        let state = Arc::new(Mutex::new(Captured::default()));
+        let shared = Arc::clone(&state);
+        let handle = tokio::spawn(async move {
+            let result = read_bounded(r, limit, stop_group.is_some(), &shared).await;
+            if let Some(pid) = stop_group.filter(|_| lock(&shared).overflow) {
+                let _ = rustix::process::kill_process_group(pid, Signal::KILL);
+            }
+            result
+        });
+        Capture { handle, state }
+    }
+
+    /// Waits up to `grace` for the stream to close. A stream still open
+    /// then is a typed error carrying what was read, never a short `Ok`.
+    async fn finish(
+        self,
+        grace: std::time::Duration,
+        stream: OutputStream,
+    ) -> Result<Captured, ExecError> {
+        let Capture { mut handle, state } = self;
+        let ended = tokio::time::timeout(grace, &mut handle).await;
+        if ended.is_err() {
+            handle.abort();
+        }
+        let captured = std::mem::take(&mut *lock(&state));
+        let failed = |reason: String| ExecError::StreamFailed { stream, reason };
+        match ended {
+            Ok(Ok(Ok(()))) => Ok(captured),
+            Ok(Ok(Err(e))) => Err(failed(e.to_string())),
+            Ok(Err(e)) => Err(failed(e.to_string())),
+            Err(_) => Err(ExecError::StreamNotClosed {
+                stream,
+                grace: grace.into(),
+                partial: captured.bytes,
+            }),
+        }
+    }
+}
+
+fn lock(state: &Mutex<Captured>) -> std::sync::MutexGuard<'_, Captured> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads `r` to its end into `state`, keeping up to `limit` bytes; with
+/// `stop_at_limit` it stops reading there.
 async fn read_bounded(
     mut r: impl AsyncRead + Unpin,
     limit: u64,
     stop_at_limit: bool,
-) -> (Vec<u8>, bool) {
+    state: &Mutex<Captured>,
+) -> io::Result<()> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut kept = Vec::new();
-    let mut more = false;
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let room = limit.saturating_sub(kept.len());
-        kept.extend_from_slice(&buf[..n.min(room)]);
-        if n > room {
-            more = true;
-            if stop_at_limit {
-                break;
-            }
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
         }
-    }
-    assert!(kept.len() <= limit);
-    (kept, more)
-}
-
-async fn join_reader(
-    mut h: tokio::task::JoinHandle<(Vec<u8>, bool)>,
-    grace: std::time::Duration,
-) -> (Vec<u8>, bool) {
-    match tokio::time::timeout(grace, &mut h).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(_)) => (Vec::new(), false),
-        Err(_) => {
-            // A process outside the group still holds the pipe.
-            h.abort();
-            (Vec::new(), false)
+        let mut s = lock(state);
+        let room = limit.saturating_sub(s.bytes.len());
+        s.bytes.extend_from_slice(&buf[..n.min(room)]);
+        assert!(s.bytes.len() <= limit);
+        if n > room {
+            s.overflow = true;
+            if stop_at_limit {
+                return Ok(());
+            }
         }
     }
 }

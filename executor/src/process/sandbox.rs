@@ -1,5 +1,6 @@
 //! The sandbox layers applied between fork and exec, and the sandbox-uid
-//! pool: rlimits, session, network namespace, unprivileged uid, Landlock.
+//! pool: namespaces (PID, network, user), session, rlimits, unprivileged
+//! uid, Landlock, and the init that makes a PID namespace die with its task.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io;
@@ -7,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use landlock::RulesetCreated;
-use rustix::process::{Pid, Signal};
+use rustix::process::Pid;
 
 use crate::Limits;
 
@@ -39,6 +40,8 @@ pub(super) static LEASED_UIDS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new()
 
 impl Drop for UidLease {
     fn drop(&mut self) {
+        // A uid with survivors is not reused: `lease_uid` skips uids that
+        // own processes.
         kill_uid(self.uid);
         LEASED_UIDS
             .lock()
@@ -51,9 +54,34 @@ impl Drop for UidLease {
 /// closure allocates nothing.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct SandboxPlan {
-    new_netns: bool,
+    namespaces: Namespaces,
     uid: Option<u32>,
     rlimits: [(RlimitResource, u64, u64); 6],
+}
+
+/// A set of namespaces to create with one `unshare` (`CLONE_NEW*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Namespaces(libc::c_int);
+
+impl Namespaces {
+    /// No new namespace.
+    pub(super) const NONE: Namespaces = Namespaces(0);
+    /// A network namespace (empty: loopback only, down).
+    pub(super) const NET: Namespaces = Namespaces(libc::CLONE_NEWNET);
+    /// A PID namespace, whose init is [`fork_into_pid_namespace`]'s.
+    pub(super) const PID: Namespaces = Namespaces(libc::CLONE_NEWPID);
+    /// A user namespace, which lets an unprivileged caller create the others.
+    pub(super) const USER: Namespaces = Namespaces(libc::CLONE_NEWUSER);
+
+    /// Both sets.
+    pub(super) const fn with(self, other: Namespaces) -> Namespaces {
+        Namespaces(self.0 | other.0)
+    }
+
+    /// True if every namespace of `other` is in `self`.
+    pub(super) const fn contains(self, other: Namespaces) -> bool {
+        self.0 & other.0 == other.0
+    }
 }
 
 #[cfg(target_env = "gnu")]
@@ -62,18 +90,26 @@ type RlimitResource = libc::__rlimit_resource_t;
 type RlimitResource = libc::c_int;
 
 impl SandboxPlan {
-    pub(super) fn new(limits: &Limits, new_netns: bool, uid: Option<u32>) -> Self {
+    pub(super) fn new(limits: &Limits, namespaces: Namespaces, uid: Option<u32>) -> Self {
         let cpu_secs = limits.cpu_time.as_micros().div_ceil(1_000_000).max(1);
         let files = limits.open_files.max(8);
+        // The PID namespace's two helpers (outer waiter and init) count
+        // against RLIMIT_NPROC too.
+        let helpers = if namespaces.contains(Namespaces::PID) {
+            2
+        } else {
+            0
+        };
+        let processes = limits.processes.saturating_add(helpers);
         SandboxPlan {
-            new_netns,
+            namespaces,
             uid,
             rlimits: [
                 // SIGXCPU at the soft limit, SIGKILL one second later.
                 (libc::RLIMIT_CPU, cpu_secs, cpu_secs.saturating_add(1)),
                 (libc::RLIMIT_AS, limits.memory_bytes, limits.memory_bytes),
                 (libc::RLIMIT_FSIZE, limits.file_bytes, limits.file_bytes),
-                (libc::RLIMIT_NPROC, limits.processes, limits.processes),
+                (libc::RLIMIT_NPROC, processes, processes),
                 (libc::RLIMIT_NOFILE, files, files),
                 (libc::RLIMIT_CORE, 0, 0),
             ],
@@ -132,14 +168,15 @@ pub(super) fn install_sandbox(
         // SAFETY (whole closure): it runs in the forked child before exec,
         // where only async-signal-safe functions may be called. It calls only
         // raw system-call wrappers (unshare, setsid, getrlimit, setrlimit,
-        // setgroups, setgid, setuid, prctl, landlock_restrict_self, close),
-        // allocates nothing, takes no locks, and reads only `plan`, a `Copy`
-        // value, and `ruleset`, an fd prepared by the parent, both captured
-        // by move. Pointers passed are to stack locals that outlive each call.
+        // setgroups, setgid, setuid, prctl, landlock_restrict_self, close,
+        // and those of `fork_into_pid_namespace`), allocates nothing, takes
+        // no locks, and reads only `plan`, a `Copy` value, and `ruleset`, an
+        // fd prepared by the parent, both captured by move. Pointers passed
+        // are to stack locals that outlive each call.
         unsafe {
             // First, so the parent can tell its failure apart and retry
             // without it (a different error would recur on the retry).
-            if plan.new_netns && libc::unshare(libc::CLONE_NEWNET) != 0 {
+            if plan.namespaces != Namespaces::NONE && libc::unshare(plan.namespaces.0) != 0 {
                 return Err(io::Error::last_os_error());
             }
             if libc::setsid() < 0 {
@@ -180,7 +217,13 @@ pub(super) fn install_sandbox(
             rs.restrict_self()
                 .map_err(|_| io::Error::from_raw_os_error(libc::EACCES))?;
         }
-        Ok(())
+        if plan.namespaces.contains(Namespaces::PID) {
+            // SAFETY: see the function; we are in the forked child, after
+            // `unshare(CLONE_NEWPID)`.
+            unsafe { super::pidns::fork_into_pid_namespace() }
+        } else {
+            Ok(())
+        }
     };
     // SAFETY: `child` is async-signal-safe, see above.
     unsafe {
@@ -224,22 +267,53 @@ pub(super) fn uids_with_processes() -> HashSet<u32> {
         .collect()
 }
 
-/// Kills every process whose real uid is `uid` (a sandbox uid leaving
-/// use), repeating until none is left or a few rounds have passed.
-pub(super) fn kill_uid(uid: u32) {
+/// True if a process (not a zombie) of real uid `uid` is alive.
+fn alive_under(uid: u32) -> bool {
+    host_processes()
+        .into_iter()
+        .any(|(_, u, zombie)| u == uid && !zombie)
+}
+
+/// Kills every process whose real uid is `uid` (a sandbox uid leaving use):
+/// a helper running as `uid` calls `kill(-1, SIGKILL)`, which the kernel
+/// delivers to every process that uid may signal in one pass under the
+/// task-list lock, so a process that keeps forking cannot slip past it.
+/// Repeated until a scan of `/proc` finds none alive (at most 50 rounds).
+/// Returns false if some still are.
+pub(super) fn kill_uid(uid: u32) -> bool {
     for _ in 0..50 {
-        let victims: Vec<Pid> = host_processes()
-            .into_iter()
-            // Zombies are dead already; their parents reap them.
-            .filter(|&(_, u, zombie)| u == uid && !zombie)
-            .map(|(pid, _, _)| pid)
-            .collect();
-        if victims.is_empty() {
-            return;
+        if !alive_under(uid) {
+            return true;
         }
-        for pid in victims {
-            let _ = rustix::process::kill_process(pid, Signal::KILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        kill_all_as(uid);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    !alive_under(uid)
+}
+
+/// Forks a helper that switches to `uid`, sends `kill(-1, SIGKILL)` and
+/// exits without exec, and waits for it.
+#[allow(unsafe_code)]
+fn kill_all_as(uid: u32) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("/bin/true");
+    // std switches to the uid (and drops supplementary groups) before the
+    // closure runs.
+    cmd.uid(uid)
+        .gid(uid)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: the closure runs in the forked child and calls only `kill`
+    // and `_exit` (async-signal-safe); it never returns, so nothing is
+    // exec'd. `kill(-1)` spares the caller itself.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::kill(-1, libc::SIGKILL);
+            libc::_exit(0)
+        });
+    }
+    if let Ok(mut child) = cmd.spawn() {
+        let _ = child.wait();
     }
 }
