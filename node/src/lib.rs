@@ -111,6 +111,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Iteration order must not depend on the process (see `.ci/run`).
+#![warn(clippy::iter_over_hash_type)]
 
 pub mod batch;
 pub mod feedback;
