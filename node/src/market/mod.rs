@@ -138,6 +138,9 @@ pub struct MarketplaceApp {
     wake_at: BTreeMap<RoundKey, Timestamp>,
     /// Rounds the current batch's accepted transactions touched.
     touched: BTreeSet<RoundKey>,
+    /// Rounds the transaction being applied touched (kept only if it is
+    /// accepted).
+    touching: Vec<RoundKey>,
     queue: Vec<(AccountId, u64)>,
     book: ReputationBook,
     registry: Registry,
@@ -192,6 +195,7 @@ impl MarketplaceApp {
             wake: BTreeSet::new(),
             wake_at: BTreeMap::new(),
             touched: BTreeSet::new(),
+            touching: Vec::new(),
             queue: Vec::new(),
             book,
             registry: Registry::new(RegistryLimits::default()),
@@ -364,15 +368,16 @@ impl Application for MarketplaceApp {
         self.advance_reputation(ledger.now());
         // A rejected transaction rolls back its ledger operations; it must
         // leave the application's state (and its touched rounds) as it was.
-        let touched = self.touched.clone();
+        self.touching.clear();
         match self.apply_tx(ledger, tx) {
             Ok(()) => {
+                self.touched.extend(self.touching.drain(..));
                 self.publish_staged();
                 Ok(Vec::new())
             }
             Err(e) => {
                 self.staged.clear();
-                self.touched = touched;
+                self.touching.clear();
                 Err(e)
             }
         }

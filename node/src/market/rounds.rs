@@ -60,7 +60,7 @@ impl MarketplaceApp {
             .bond_stake(now, p.provider, rules.stake_per_slot)
             .map_err(|e| h.reject(e.to_string()))?;
         let p = j.matched.remove(&lot).expect("checked above");
-        self.touched.insert(((me, job), lot));
+        self.touching.push(((me, job), lot));
         j.live.insert(
             lot,
             LiveLot {
@@ -208,7 +208,7 @@ impl MarketplaceApp {
         job: u64,
         lot: u32,
     ) -> Result<&'j mut LiveLot, LedgerError> {
-        self.touched.insert(((client, job), lot));
+        self.touching.push(((client, job), lot));
         self.jobs
             .get_mut(&(client, job))
             .and_then(|j| j.live.get_mut(&lot))
