@@ -115,6 +115,13 @@
 #![warn(clippy::iter_over_hash_type)]
 
 pub mod batch;
+pub mod byzantine;
+pub mod client;
+pub mod facts;
 pub mod feedback;
+pub mod light;
+pub mod local;
 pub mod market;
+pub mod provider;
 pub mod validator;
+pub mod wire;

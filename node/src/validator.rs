@@ -14,17 +14,23 @@
 //! (the mempool check) and the ledger applies committed batches with
 //! [`SignatureCheck::Skip`].
 
-use idlegrid_dag_ledger::consensus::{
-    Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage, Validator,
-};
+use std::collections::BTreeMap;
+
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
 use idlegrid_dag_ledger::ledger::{
     Host, Ledger, NoEvidence, SignatureCheck, SignedTransaction, Transaction, TxKind, check_all,
 };
 use idlegrid_market::Mechanism;
-use idlegrid_primitives::{Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode};
+use idlegrid_primitives::{
+    AccountId, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode,
+};
 
 use crate::batch::batch_context;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
+use crate::wire::{Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
+
+/// Light nodes one validator serves facts to at most.
+pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 
 /// What a validator node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +97,13 @@ pub struct ValidatorNode {
     pending_nonce: u64,
     rejected_submissions: u64,
     events: std::collections::VecDeque<ValidatorEvent>,
+    /// Light nodes by account, served the facts that concern them.
+    subscribers: BTreeMap<AccountId, NodeId>,
+    /// Fact batches to send before consensus traffic.
+    out: std::collections::VecDeque<Transmit<NodeMessage>>,
+    /// Keep a copy of every notice for [`ValidatorNode::drain_notices`].
+    keep_notices: bool,
+    kept: Vec<Notice>,
 }
 
 impl std::fmt::Debug for ValidatorNode {
@@ -152,7 +165,7 @@ impl ValidatorNode {
         )?;
         let mut ledger = setup.ledger.clone();
         ledger.set_verification_seed(&seed.derive("ledger-verify"));
-        let market = MarketplaceApp::new(setup.rules.clone(), (setup.mechanism)(), emit_notices)?;
+        let market = MarketplaceApp::new(setup.rules.clone(), (setup.mechanism)(), true)?;
         Ok(Self {
             validator,
             turn: (u64::from(index.get()), size as u64),
@@ -163,6 +176,10 @@ impl ValidatorNode {
             pending_nonce: 0,
             rejected_submissions: 0,
             events: Default::default(),
+            subscribers: BTreeMap::new(),
+            out: Default::default(),
+            keep_notices: emit_notices,
+            kept: Vec::new(),
         })
     }
 
@@ -179,7 +196,12 @@ impl ValidatorNode {
     /// Drains the marketplace notices (empty unless built with
     /// `emit_notices`).
     pub fn drain_notices(&mut self) -> Vec<Notice> {
-        self.apps.market.drain_notices()
+        std::mem::take(&mut self.kept)
+    }
+
+    /// Light nodes subscribed to this validator's facts.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.len()
     }
 
     /// Submissions refused at the gateway.
@@ -230,20 +252,23 @@ impl ValidatorNode {
         };
         let checked = sub.index % self.turn.1.max(1) == self.turn.0;
         let ev = match self.ledger.apply_batch(ctx, &txs, &mut host) {
-            Ok(r) => ValidatorEvent::Applied {
-                index: sub.index,
-                digest: r.state_digest,
-                applied: r.applied() as u32,
-                rejected: r.rejected() as u32,
-                checked,
-                violation: checked
-                    .then(|| check_all(&self.ledger).err().map(|v| v.to_string()))
-                    .flatten(),
-                effect_failures: self.apps.market.effect_failures(),
-                leader: sub.leader,
-                blocks: sub.blocks.len() as u32,
-                transactions: txs.len() as u32,
-            },
+            Ok(r) => {
+                self.publish(sub.index, &txs, &r.receipts);
+                ValidatorEvent::Applied {
+                    index: sub.index,
+                    digest: r.state_digest,
+                    applied: r.applied() as u32,
+                    rejected: r.rejected() as u32,
+                    checked,
+                    violation: checked
+                        .then(|| check_all(&self.ledger).err().map(|v| v.to_string()))
+                        .flatten(),
+                    effect_failures: self.apps.market.effect_failures(),
+                    leader: sub.leader,
+                    blocks: sub.blocks.len() as u32,
+                    transactions: txs.len() as u32,
+                }
+            }
             Err(e) => ValidatorEvent::Applied {
                 index: sub.index,
                 digest: self.ledger.state_digest(),
@@ -258,6 +283,99 @@ impl ValidatorNode {
             },
         };
         self.events.push_back(ev);
+    }
+
+    /// Sends every subscriber the facts of commit `index` that concern it:
+    /// the fate of its transactions and the marketplace notices where it
+    /// is a party.
+    fn publish(
+        &mut self,
+        index: u64,
+        txs: &[&[u8]],
+        receipts: &[Result<
+            idlegrid_dag_ledger::ledger::Receipt,
+            idlegrid_dag_ledger::ledger::LedgerError,
+        >],
+    ) {
+        let notices = self.apps.market.drain_notices();
+        let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
+        if !self.subscribers.is_empty() {
+            for (bytes, r) in txs.iter().zip(receipts) {
+                if let Some(f) = self.tx_fact(bytes, r) {
+                    by.entry(f.parties()[0].expect("sender"))
+                        .or_default()
+                        .push(f);
+                }
+            }
+            for f in notices.iter().filter_map(Fact::from_notice) {
+                let [a, b] = f.parties();
+                for p in [a, b.filter(|b| Some(*b) != a)].into_iter().flatten() {
+                    if self.subscribers.contains_key(&p) {
+                        by.entry(p).or_default().push(f.clone());
+                    }
+                }
+            }
+        }
+        if self.keep_notices {
+            self.kept.extend(notices);
+        }
+        for (acct, facts) in by {
+            let to = self.subscribers[&acct];
+            for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
+                let batch = FactBatch {
+                    index,
+                    facts: chunk.to_vec(),
+                };
+                self.out
+                    .push_back(Transmit::to(to, NodeMessage::Facts(batch)));
+            }
+        }
+    }
+
+    /// The fate of one committed transaction, if its sender subscribed.
+    fn tx_fact(
+        &self,
+        bytes: &[u8],
+        r: &Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>,
+    ) -> Option<Fact> {
+        if let Ok(rc) = r
+            && !self.subscribers.contains_key(&rc.sender)
+        {
+            return None;
+        }
+        let tx = SignedTransaction::from_bytes(bytes).ok()?;
+        let (sender, nonce) = (tx.tx.sender, tx.tx.nonce.get());
+        if !self.subscribers.contains_key(&sender) {
+            return None;
+        }
+        Some(match r {
+            Ok(_) => Fact::Applied {
+                sender,
+                nonce,
+                tx: tx.id(),
+            },
+            Err(e) => Fact::Rejected {
+                sender,
+                nonce,
+                tx: tx.id(),
+                reason: Rejection::from_ledger(e),
+            },
+        })
+    }
+
+    fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
+        match req {
+            GatewayRequest::Subscribe => {
+                if self.subscribers.len() < MAX_SUBSCRIBERS
+                    || self.subscribers.contains_key(&from.account())
+                {
+                    self.subscribers.insert(from.account(), from);
+                }
+            }
+            GatewayRequest::Submit(tx) => {
+                let _ = self.submit(&tx);
+            }
+        }
     }
 
     fn pump(&mut self) {
@@ -276,11 +394,15 @@ impl ValidatorNode {
 }
 
 impl Machine for ValidatorNode {
-    type Message = ConsensusMessage;
+    type Message = NodeMessage;
     type Event = ValidatorEvent;
 
-    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
-        self.validator.handle_message(now, from, msg);
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        match msg {
+            NodeMessage::Consensus(m) => self.validator.handle_message(now, from, m),
+            NodeMessage::Gateway(r) => self.gateway(from, r),
+            NodeMessage::Facts(_) | NodeMessage::Peer(_) => self.rejected_submissions += 1,
+        }
         self.pump();
     }
 
@@ -291,8 +413,14 @@ impl Machine for ValidatorNode {
         self.pump();
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit<ConsensusMessage>> {
-        self.validator.poll_transmit()
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        if let Some(t) = self.out.pop_front() {
+            return Some(t);
+        }
+        self.validator.poll_transmit().map(|t| Transmit {
+            to: t.to,
+            msg: NodeMessage::Consensus(t.msg),
+        })
     }
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {

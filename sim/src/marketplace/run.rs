@@ -25,6 +25,7 @@ use crate::{Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, SimConfig, SimE
 use idlegrid_dag_ledger::consensus::Committee;
 use idlegrid_node::market::{JobRequest, MarketRules, MarketTx, Notice, round_id, score_bps};
 use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
+use idlegrid_node::wire::NodeMessage;
 
 mod detection;
 mod sybil;
@@ -672,6 +673,26 @@ fn validator(
     .expect("validated validator setup")
 }
 
+/// Bytes a node message takes on the wire (consensus as the consensus
+/// scenario counts it).
+fn node_wire_size(m: &NodeMessage) -> usize {
+    match m {
+        NodeMessage::Consensus(c) => crate::consensus::wire_size(c),
+        other => idlegrid_primitives::encoded_len(other),
+    }
+}
+
+/// The fingerprint of a node message in the run digest.
+fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
+    match m {
+        NodeMessage::Consensus(c) => crate::consensus::fingerprint(c),
+        other => idlegrid_primitives::Digest::of(
+            idlegrid_primitives::Domain::new("idlegrid/sim/node-message"),
+            other,
+        ),
+    }
+}
+
 fn mechanism() -> Box<dyn Mechanism> {
     Box::new(KDouble::new(5_000).expect("k = 0.5 is valid"))
 }
@@ -868,8 +889,8 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         move |ctx| validator(ctx, &setup, &committee, &behaviors),
         MarketObserver::new(n_val),
     )?;
-    sim.set_size_of_message(crate::consensus::wire_size);
-    sim.set_message_fingerprint(crate::consensus::fingerprint);
+    sim.set_size_of_message(node_wire_size);
+    sim.set_message_fingerprint(node_fingerprint);
     for (at, f) in &cfg.faults {
         sim.schedule(*at, f.clone())?;
     }
@@ -1097,6 +1118,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     lot,
                     provider,
                     price,
+                    credibility_ppm,
                 } => {
                     m.matches += 1;
                     prices.push(price.get() as f64);
@@ -1107,7 +1129,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     providers[pi].recent_matches += 1;
                     let c = &mut clients[ci];
                     // Reputation feeds the trap optimizer.
-                    let cred = view.market().credibility(&provider).to_f64();
+                    let cred = f64::from(credibility_ppm) / 1e6;
                     let nreal = cfg.subtasks_per_lot;
                     let mut op = idlegrid_entrap::Params::new(
                         nreal,
@@ -1187,7 +1209,9 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     providers[pi].work.insert((client, job, lot), w);
                     lots.insert((client, job, lot), Lot { provider });
                 }
-                Notice::RoundOpened { client, job, lot } => {
+                Notice::RoundOpened {
+                    client, job, lot, ..
+                } => {
                     if let Some(l) = lots.get(&(client, job, lot)) {
                         let pi = by_acct[&l.provider];
                         if let Some(w) = providers[pi].work.get_mut(&(client, job, lot)) {
@@ -1198,7 +1222,9 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                         }
                     }
                 }
-                Notice::Delivered { client, job, lot } => {
+                Notice::Delivered {
+                    client, job, lot, ..
+                } => {
                     let ci = client_idx[&client];
                     let Some(l) = lots.get(&(client, job, lot)) else {
                         continue;
@@ -1250,6 +1276,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
                     lot,
                     committee,
                     disputed,
+                    ..
                 } => {
                     // Referees re-execute the disputed traps deterministically.
                     let outputs: Vec<_> = disputed.iter().map(|d| truth(&d.trap.input)).collect();
