@@ -14,7 +14,9 @@ use idlegrid_primitives::{
 
 use crate::facts::{FactError, FactQuorum};
 use crate::market::{MARKETPLACE_APP, MarketTx};
-use crate::wire::{Fact, FactBatch, GatewayRequest, NodeMessage, Rejection, RejectionKind};
+use crate::wire::{
+    AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection, RejectionKind,
+};
 
 /// Transactions one light node keeps in flight at most.
 pub const MAX_INFLIGHT: usize = 1_024;
@@ -36,6 +38,10 @@ pub struct LightSetup {
     /// How long a transaction may go unconfirmed before it is re-sent
     /// through the next gateway.
     pub patience: Duration,
+    /// Validators each transaction is sent to, spread over the committee
+    /// (more than one keeps a Byzantine or crashed gateway from silencing
+    /// it; duplicates fail the nonce check and change nothing).
+    pub fanout: usize,
 }
 
 /// Why a light node could not take a transaction.
@@ -83,12 +89,14 @@ pub struct LightCore {
     quorum: FactQuorum,
     validators: Vec<NodeId>,
     gateway: usize,
+    fanout: usize,
     patience: Duration,
     next_nonce: u64,
     inflight: BTreeMap<u64, Inflight>,
     started: bool,
     out: VecDeque<Transmit<NodeMessage>>,
     failovers: u64,
+    holdings: Option<AccountState>,
 }
 
 impl LightCore {
@@ -100,18 +108,21 @@ impl LightCore {
             .filter_map(|i| setup.committee.node(i))
             .collect();
         let gateway = setup.first_gateway % validators.len().max(1);
+        let fanout = setup.fanout.clamp(1, validators.len().max(1));
         Self {
             key: setup.key,
             chain: setup.chain,
             quorum: FactQuorum::new(setup.committee),
             validators,
             gateway,
+            fanout,
             patience: setup.patience,
             next_nonce: 0,
             inflight: BTreeMap::new(),
             started: false,
             out: VecDeque::new(),
             failovers: 0,
+            holdings: None,
         }
     }
 
@@ -133,6 +144,17 @@ impl LightCore {
     /// Unconfirmed transactions.
     pub fn inflight(&self) -> usize {
         self.inflight.len()
+    }
+
+    /// What its account held after the last commit that touched it (f + 1
+    /// backed), if one has been reported.
+    pub fn holdings(&self) -> Option<&AccountState> {
+        self.holdings.as_ref()
+    }
+
+    /// Subscribed yet.
+    pub fn started(&self) -> bool {
+        self.started
     }
 
     /// Subscribes to every validator (once).
@@ -193,11 +215,15 @@ impl LightCore {
     }
 
     fn send(&mut self, tx: &SignedTransaction) {
-        if let Some(g) = self.validators.get(self.gateway) {
-            self.out.push_back(Transmit::to(
-                *g,
-                NodeMessage::Gateway(GatewayRequest::Submit(tx.clone())),
-            ));
+        let n = self.validators.len();
+        let spread = (n / self.fanout).max(1);
+        for r in 0..self.fanout {
+            if let Some(g) = self.validators.get((self.gateway + r * spread) % n.max(1)) {
+                self.out.push_back(Transmit::to(
+                    *g,
+                    NodeMessage::Gateway(GatewayRequest::Submit(tx.clone())),
+                ));
+            }
         }
     }
 
@@ -236,6 +262,7 @@ impl LightCore {
                 } if *sender == me && self.is_mine(*nonce, tx) => {
                     fates.extend(self.rejected(now, *nonce, reason));
                 }
+                Fact::Balance(a) if a.account == me => self.holdings = Some(*a),
                 _ => {}
             }
         }

@@ -340,6 +340,7 @@ pub fn light_setup(key: &Keypair, committee: &Committee, gateway: usize) -> Ligh
         committee: committee.clone(),
         first_gateway: gateway,
         patience: Duration::from_secs(5),
+        fanout: 1,
     }
 }
 

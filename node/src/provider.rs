@@ -72,6 +72,19 @@ pub enum ProviderEvent {
     },
     /// A lot settled.
     Settled(Settlement),
+    /// It answered an accusation: `confessed` if it knew it cheated on an
+    /// accused slot (it accepts), else it disputes.
+    Answered {
+        /// The lot.
+        lot: LotKey,
+        /// Accepted rather than disputed.
+        confessed: bool,
+    },
+    /// One of its transactions was applied.
+    Applied {
+        /// The payload.
+        tx: Box<idlegrid_dag_ledger::ledger::TxKind>,
+    },
     /// The ledger rejected one of its transactions.
     Rejected {
         /// The payload.
@@ -122,6 +135,7 @@ pub struct ProviderNode {
     core: LightCore,
     offer: ProviderOffer,
     offered: bool,
+    auto_offer: bool,
     seed: Seed,
     lots: BTreeMap<LotKey, Lot>,
     early: BTreeMap<LotKey, Vec<Digest>>,
@@ -135,6 +149,7 @@ impl ProviderNode {
             core: LightCore::new(setup),
             offer,
             offered: false,
+            auto_offer: true,
             seed,
             lots: BTreeMap::new(),
             early: BTreeMap::new(),
@@ -157,10 +172,41 @@ impl ProviderNode {
         self.lots.len()
     }
 
+    /// A provider that subscribes when started but offers only when told
+    /// ([`ProviderNode::offer_now`]): a newcomer, or a key waiting for funds.
+    pub fn without_auto_offer(mut self) -> Self {
+        self.auto_offer = false;
+        self
+    }
+
     /// Submits any marketplace transaction (a reprice, a registry record).
     pub fn submit(&mut self, now: Timestamp, tx: &MarketTx) {
         // A full outbox only delays; the driver sees `core().inflight()`.
         let _ = self.core.submit_market(now, tx);
+    }
+
+    /// Submits a plain ledger transaction (bond, unbond, withdraw, transfer).
+    pub fn submit_ledger(&mut self, now: Timestamp, kind: idlegrid_dag_ledger::ledger::TxKind) {
+        let _ = self.core.submit(now, kind);
+    }
+
+    /// Offers its slots now (once).
+    pub fn offer_now(&mut self, now: Timestamp) {
+        self.core.start();
+        if self.offered {
+            return;
+        }
+        self.offered = true;
+        let o = self.offer;
+        self.submit(
+            now,
+            &MarketTx::Offer {
+                price: o.price,
+                capacity: o.capacity,
+                stake_per_slot: o.stake_per_slot,
+                region: o.region,
+            },
+        );
     }
 
     /// The driver's executor finished `lot`.
@@ -176,18 +222,8 @@ impl ProviderNode {
 
     fn start(&mut self, now: Timestamp) {
         self.core.start();
-        if !self.offered {
-            self.offered = true;
-            let o = self.offer;
-            self.submit(
-                now,
-                &MarketTx::Offer {
-                    price: o.price,
-                    capacity: o.capacity,
-                    stake_per_slot: o.stake_per_slot,
-                    region: o.region,
-                },
-            );
+        if self.auto_offer {
+            self.offer_now(now);
         }
     }
 
@@ -247,6 +283,10 @@ impl ProviderNode {
                     MarketTx::Dispute { client, job, lot }
                 };
                 self.submit(now, &tx);
+                self.events.push_back(ProviderEvent::Answered {
+                    lot: key,
+                    confessed: guilty,
+                });
             }
             Fact::Settled(s) if s.provider == me => {
                 self.lots.remove(&(s.client, s.job, s.lot));
@@ -324,13 +364,18 @@ impl ProviderNode {
 
     fn on_fates(&mut self, fates: Vec<TxFate>) {
         for f in fates {
-            if let TxFate::Rejected { kind, reason } = f {
-                if let Some(tx) = crate::market::decode_market(&kind) {
-                    self.events.push_back(ProviderEvent::Rejected {
-                        tx: Box::new(tx),
-                        reason,
-                    });
+            match f {
+                TxFate::Rejected { kind, reason } => {
+                    if let Some(tx) = crate::market::decode_market(&kind) {
+                        self.events.push_back(ProviderEvent::Rejected {
+                            tx: Box::new(tx),
+                            reason,
+                        });
+                    }
                 }
+                TxFate::Applied { kind, .. } => self
+                    .events
+                    .push_back(ProviderEvent::Applied { tx: Box::new(kind) }),
             }
         }
     }
@@ -377,7 +422,7 @@ impl Machine for ProviderNode {
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
-        if !self.offered {
+        if !self.core.started() {
             return Some(Timestamp::ZERO);
         }
         self.core.poll_timeout()

@@ -22,12 +22,16 @@ use idlegrid_dag_ledger::ledger::{
 };
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
-    AccountId, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode,
+    AccountId, Amount, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode,
 };
 
 use crate::batch::batch_context;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
-use crate::wire::{Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
+use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
+
+/// A committed transaction's receipt or rejection.
+type TxResult =
+    Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>;
 
 /// Light nodes one validator serves facts to at most.
 pub const MAX_SUBSCRIBERS: usize = 1 << 20;
@@ -61,6 +65,18 @@ pub enum ValidatorEvent {
     },
     /// A consensus event other than a commit (proposals, evidence…).
     Consensus(Box<ConsensusEvent>),
+    /// Effect: this validator sits on a dispute's referee committee. Run the
+    /// disputed traps' inputs and answer with [`ValidatorNode::vote`].
+    RefereeDuty {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// The disputed traps (their inputs are what to run).
+        disputed: Vec<idlegrid_entrap::DisputedTrap>,
+    },
 }
 
 /// Everything a validator node is built from.
@@ -286,25 +302,19 @@ impl ValidatorNode {
     }
 
     /// Sends every subscriber the facts of commit `index` that concern it:
-    /// the fate of its transactions and the marketplace notices where it
-    /// is a party.
-    fn publish(
-        &mut self,
-        index: u64,
-        txs: &[&[u8]],
-        receipts: &[Result<
-            idlegrid_dag_ledger::ledger::Receipt,
-            idlegrid_dag_ledger::ledger::LedgerError,
-        >],
-    ) {
+    /// the fate of its transactions, the marketplace notices where it is a
+    /// party, and its holdings if the commit touched them.
+    fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult]) {
         let notices = self.apps.market.drain_notices();
+        self.referee_duties(&notices);
         let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
         if !self.subscribers.is_empty() {
             for (bytes, r) in txs.iter().zip(receipts) {
-                if let Some(f) = self.tx_fact(bytes, r) {
-                    by.entry(f.parties()[0].expect("sender"))
-                        .or_default()
-                        .push(f);
+                if let Some((sender, f, to)) = self.tx_fact(bytes, r) {
+                    by.entry(sender).or_default().push(f);
+                    if let Some(to) = to.filter(|t| self.subscribers.contains_key(t)) {
+                        by.entry(to).or_default();
+                    }
                 }
             }
             for f in notices.iter().filter_map(Fact::from_notice) {
@@ -319,7 +329,8 @@ impl ValidatorNode {
         if self.keep_notices {
             self.kept.extend(notices);
         }
-        for (acct, facts) in by {
+        for (acct, mut facts) in by {
+            facts.extend(self.account_state(&acct).map(Fact::Balance));
             let to = self.subscribers[&acct];
             for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
                 let batch = FactBatch {
@@ -332,34 +343,107 @@ impl ValidatorNode {
         }
     }
 
-    /// The fate of one committed transaction, if its sender subscribed.
-    fn tx_fact(
-        &self,
-        bytes: &[u8],
-        r: &Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>,
-    ) -> Option<Fact> {
+    /// What `acct` holds now.
+    fn account_state(&self, acct: &AccountId) -> Option<AccountState> {
+        let a = self.ledger.account(acct)?;
+        let epoch = self.ledger.epoch();
+        let withdrawable = a
+            .unbonding
+            .iter()
+            .filter(|u| u.release_epoch <= epoch)
+            .fold(Amount::ZERO, |s, u| s.saturating_add(u.amount));
+        Some(AccountState {
+            account: *acct,
+            balance: a.balance,
+            bonded: a.bonded,
+            free_stake: a.free_stake(),
+            unbonding: a.unbonding_total(),
+            withdrawable,
+        })
+    }
+
+    /// The fate of one committed transaction if its sender subscribed:
+    /// `(sender, fact, recipient of an applied transfer)`.
+    fn tx_fact(&self, bytes: &[u8], r: &TxResult) -> Option<(AccountId, Fact, Option<AccountId>)> {
         if let Ok(rc) = r
             && !self.subscribers.contains_key(&rc.sender)
         {
             return None;
         }
         let tx = SignedTransaction::from_bytes(bytes).ok()?;
-        let (sender, nonce) = (tx.tx.sender, tx.tx.nonce.get());
+        let (sender, nonce, id) = (tx.tx.sender, tx.tx.nonce.get(), tx.id());
         if !self.subscribers.contains_key(&sender) {
             return None;
         }
-        Some(match r {
-            Ok(_) => Fact::Applied {
-                sender,
-                nonce,
-                tx: tx.id(),
-            },
-            Err(e) => Fact::Rejected {
-                sender,
-                nonce,
-                tx: tx.id(),
-                reason: Rejection::from_ledger(e),
-            },
+        let (fact, to) = match r {
+            Ok(_) => {
+                let to = match &tx.tx.kind {
+                    TxKind::Transfer { to, .. } => Some(*to),
+                    _ => None,
+                };
+                (
+                    Fact::Applied {
+                        sender,
+                        nonce,
+                        tx: id,
+                    },
+                    to,
+                )
+            }
+            Err(e) => {
+                let reason = Rejection::from_ledger(e);
+                (
+                    Fact::Rejected {
+                        sender,
+                        nonce,
+                        tx: id,
+                        reason,
+                    },
+                    None,
+                )
+            }
+        };
+        Some((sender, fact, to))
+    }
+
+    /// Duties of this validator on the referee committees of new disputes.
+    fn referee_duties(&mut self, notices: &[Notice]) {
+        let me = self.key.node_id();
+        for n in notices {
+            if let Notice::DisputeOpened {
+                client,
+                job,
+                lot,
+                committee,
+                disputed,
+                ..
+            } = n
+                && committee.contains(&me)
+            {
+                self.events.push_back(ValidatorEvent::RefereeDuty {
+                    client: *client,
+                    job: *job,
+                    lot: *lot,
+                    disputed: disputed.clone(),
+                });
+            }
+        }
+    }
+
+    /// Votes, as a referee, the outputs it computed for a dispute's traps
+    /// (in the order of the duty's `disputed`).
+    pub fn vote(
+        &mut self,
+        client: AccountId,
+        job: u64,
+        lot: u32,
+        outputs: Vec<Digest>,
+    ) -> Result<(), SubmitError> {
+        self.submit_own(&MarketTx::Vote {
+            client,
+            job,
+            lot,
+            outputs,
         })
     }
 

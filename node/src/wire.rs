@@ -168,6 +168,10 @@ pub enum Fact {
     },
     /// A lot settled: who was paid, slashed, refunded.
     Settled(Settlement),
+    /// An account's holdings after a commit that touched it (sent to a
+    /// subscriber with its other facts of that commit, and when it receives
+    /// a transfer).
+    Balance(AccountState),
     /// A job closed; the remainder of its escrow was refunded.
     JobClosed {
         /// Client.
@@ -177,6 +181,23 @@ pub enum Fact {
         /// Refunded remainder.
         refunded: Amount,
     },
+}
+
+/// What an account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// The account.
+    pub account: AccountId,
+    /// Spendable balance.
+    pub balance: Amount,
+    /// Bonded stake (locked and free).
+    pub bonded: Amount,
+    /// Bonded stake not held by any lock.
+    pub free_stake: Amount,
+    /// Stake unbonding, matured or not.
+    pub unbonding: Amount,
+    /// Unbonding stake that has matured (a `Withdraw` moves it).
+    pub withdrawable: Amount,
 }
 
 impl Fact {
@@ -271,6 +292,7 @@ impl Fact {
     pub fn parties(&self) -> [Option<AccountId>; 2] {
         match self {
             Fact::Applied { sender, .. } | Fact::Rejected { sender, .. } => [Some(*sender), None],
+            Fact::Balance(a) => [Some(a.account), None],
             Fact::Lapsed { client, .. } | Fact::JobClosed { client, .. } => [Some(*client), None],
             Fact::Matched {
                 client, provider, ..

@@ -43,8 +43,10 @@
 //! ```
 
 pub mod agents;
+pub mod nodes;
 pub mod observer;
 pub mod run;
+pub mod tally;
 pub mod welfare;
 
 pub use observer::MarketObserver;
