@@ -177,8 +177,7 @@ mod tests {
     fn fact(nonce: u64) -> Fact {
         Fact::Applied {
             sender: AccountId::from_bytes([7; 32]),
-            nonce,
-            tx: Digest::from_bytes([1; 32]),
+            tx: Digest::of(Domain::new("test/tx"), &nonce),
         }
     }
 

@@ -245,22 +245,19 @@ impl LightCore {
         let mut fates = Vec::new();
         for f in &facts {
             match f {
-                Fact::Applied { sender, nonce, tx }
-                    if *sender == me && self.is_mine(*nonce, tx) =>
-                {
-                    let i = self.inflight.remove(nonce).expect("present");
-                    fates.push(TxFate::Applied {
-                        nonce: *nonce,
-                        kind: i.tx.tx.kind,
-                    });
+                Fact::Applied { sender, tx } if *sender == me => {
+                    if let Some(nonce) = self.nonce_of(tx) {
+                        let i = self.inflight.remove(&nonce).expect("present");
+                        fates.push(TxFate::Applied {
+                            nonce,
+                            kind: i.tx.tx.kind,
+                        });
+                    }
                 }
-                Fact::Rejected {
-                    sender,
-                    nonce,
-                    tx,
-                    reason,
-                } if *sender == me && self.is_mine(*nonce, tx) => {
-                    fates.extend(self.rejected(now, *nonce, reason));
+                Fact::Rejected { sender, tx, reason } if *sender == me => {
+                    if let Some(nonce) = self.nonce_of(tx) {
+                        fates.extend(self.rejected(now, nonce, reason));
+                    }
                 }
                 Fact::Balance(a) if a.account == me => self.holdings = Some(*a),
                 _ => {}
@@ -269,10 +266,13 @@ impl LightCore {
         Ok((facts, fates))
     }
 
-    /// `tx` is the transaction in flight with `nonce` (not an earlier
-    /// signing of the same nonce).
-    fn is_mine(&self, nonce: u64, tx: &Digest) -> bool {
-        self.inflight.get(&nonce).is_some_and(|i| i.id == *tx)
+    /// The nonce of the transaction in flight with id `tx` (an earlier
+    /// signing of a re-signed nonce has another id).
+    fn nonce_of(&self, tx: &Digest) -> Option<u64> {
+        self.inflight
+            .iter()
+            .find(|(_, i)| i.id == *tx)
+            .map(|(n, _)| *n)
     }
 
     /// The ledger refused `nonce`: the account's nonce did not move, so

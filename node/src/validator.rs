@@ -18,11 +18,12 @@ use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
 use idlegrid_dag_ledger::ledger::{
-    Host, Ledger, NoEvidence, SignatureCheck, SignedTransaction, Transaction, TxKind, check_all,
+    Host, Ledger, NoEvidence, Outcome, SignatureCheck, SignedTransaction, Transaction, TxKind, check_all,
 };
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
-    AccountId, Amount, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode,
+    AccountId, Amount, Destination, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit,
+    encode,
 };
 
 use crate::batch::batch_context;
@@ -115,8 +116,11 @@ pub struct ValidatorNode {
     events: std::collections::VecDeque<ValidatorEvent>,
     /// Light nodes by account, served the facts that concern them.
     subscribers: BTreeMap<AccountId, NodeId>,
-    /// Fact batches to send before consensus traffic.
+    /// Fact batches and unicast copies of consensus broadcasts.
     out: std::collections::VecDeque<Transmit<NodeMessage>>,
+    /// The other validators (a consensus broadcast goes to them only, never
+    /// to light nodes connected to this one).
+    peers: Vec<NodeId>,
     /// Keep a copy of every notice for [`ValidatorNode::drain_notices`].
     keep_notices: bool,
     kept: Vec<Notice>,
@@ -173,6 +177,11 @@ impl ValidatorNode {
             .index_of(&me)
             .ok_or(ValidatorError::NotInCommittee(me))?;
         let size = committee.size();
+        let peers: Vec<NodeId> = committee
+            .indices()
+            .filter_map(|i| committee.node(i))
+            .filter(|n| *n != me)
+            .collect();
         let validator = Validator::new(
             key.clone(),
             committee,
@@ -194,6 +203,7 @@ impl ValidatorNode {
             events: Default::default(),
             subscribers: BTreeMap::new(),
             out: Default::default(),
+            peers,
             keep_notices: emit_notices,
             kept: Vec::new(),
         })
@@ -365,45 +375,42 @@ impl ValidatorNode {
     /// The fate of one committed transaction if its sender subscribed:
     /// `(sender, fact, recipient of an applied transfer)`.
     fn tx_fact(&self, bytes: &[u8], r: &TxResult) -> Option<(AccountId, Fact, Option<AccountId>)> {
-        if let Ok(rc) = r
-            && !self.subscribers.contains_key(&rc.sender)
-        {
-            return None;
-        }
-        let tx = SignedTransaction::from_bytes(bytes).ok()?;
-        let (sender, nonce, id) = (tx.tx.sender, tx.tx.nonce.get(), tx.id());
-        if !self.subscribers.contains_key(&sender) {
-            return None;
-        }
-        let (fact, to) = match r {
-            Ok(_) => {
-                let to = match &tx.tx.kind {
-                    TxKind::Transfer { to, .. } => Some(*to),
+        match r {
+            Ok(rc) => {
+                let sender = rc.sender;
+                if !self.subscribers.contains_key(&sender) {
+                    return None;
+                }
+                // Only plain ledger transactions (`Done`) can be transfers:
+                // decode those alone to find a recipient.
+                let to = match rc.outcome {
+                    Outcome::Done => match SignedTransaction::from_bytes(bytes).map(|t| t.tx.kind) {
+                        Ok(TxKind::Transfer { to, .. }) => Some(to),
+                        _ => None,
+                    },
                     _ => None,
                 };
-                (
-                    Fact::Applied {
-                        sender,
-                        nonce,
-                        tx: id,
-                    },
-                    to,
-                )
+                let fact = Fact::Applied {
+                    sender,
+                    tx: rc.tx_id,
+                };
+                Some((sender, fact, to))
             }
             Err(e) => {
+                let tx = SignedTransaction::from_bytes(bytes).ok()?;
+                let sender = tx.tx.sender;
+                if !self.subscribers.contains_key(&sender) {
+                    return None;
+                }
                 let reason = Rejection::from_ledger(e);
-                (
-                    Fact::Rejected {
-                        sender,
-                        nonce,
-                        tx: id,
-                        reason,
-                    },
-                    None,
-                )
+                let fact = Fact::Rejected {
+                    sender,
+                    tx: tx.id(),
+                    reason,
+                };
+                Some((sender, fact, None))
             }
-        };
-        Some((sender, fact, to))
+        }
     }
 
     /// Duties of this validator on the referee committees of new disputes.
@@ -501,10 +508,18 @@ impl Machine for ValidatorNode {
         if let Some(t) = self.out.pop_front() {
             return Some(t);
         }
-        self.validator.poll_transmit().map(|t| Transmit {
-            to: t.to,
-            msg: NodeMessage::Consensus(t.msg),
-        })
+        let t = self.validator.poll_transmit()?;
+        let msg = NodeMessage::Consensus(t.msg);
+        match t.to {
+            Destination::To(to) => Some(Transmit::to(to, msg)),
+            Destination::Broadcast => {
+                let (first, rest) = self.peers.split_first()?;
+                for p in rest {
+                    self.out.push_back(Transmit::to(*p, msg.clone()));
+                }
+                Some(Transmit::to(*first, msg))
+            }
+        }
     }
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {

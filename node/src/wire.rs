@@ -67,21 +67,17 @@ pub struct FactBatch {
 /// A ledger fact a light node may act on once f + 1 validators back it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fact {
-    /// A transaction of `sender` with `nonce` was applied.
+    /// A transaction of `sender` was applied.
     Applied {
         /// Sender.
         sender: AccountId,
-        /// Its nonce.
-        nonce: u64,
         /// Its id ([`SignedTransaction::id`]).
         tx: Digest,
     },
-    /// A transaction of `sender` with `nonce` was rejected, without effect.
+    /// A transaction of `sender` was rejected, without effect.
     Rejected {
         /// Sender.
         sender: AccountId,
-        /// Its nonce.
-        nonce: u64,
         /// Its id ([`SignedTransaction::id`]).
         tx: Digest,
         /// Why.

@@ -102,7 +102,7 @@ pub enum MarketEvent {
 #[derive(Debug)]
 pub enum MarketNode {
     /// A validator (and referee).
-    Validator(SimValidator),
+    Validator(Box<SimValidator>),
     /// A provider identity.
     Provider(Box<SimProvider>),
     /// A client.

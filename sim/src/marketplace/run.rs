@@ -684,7 +684,7 @@ fn sim_validator(
     behaviors: &[Behavior],
 ) -> MarketNode {
     let node = validator(ctx, setup, committee, behaviors);
-    MarketNode::Validator(SimValidator::new(node, ctx.index.get() == 0))
+    MarketNode::Validator(Box::new(SimValidator::new(node, ctx.index.get() == 0)))
 }
 
 /// What one light node of the world is.
