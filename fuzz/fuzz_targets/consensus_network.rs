@@ -13,8 +13,9 @@
 //! and every reported equivocation verifies and names the equivocator.
 //!
 //! Speed: nothing is signed per input (followers are never started, so they
-//! never propose; proposing is exercised while the pool is built, and by the
-//! crate's tests and harness sweeps); one input in sixteen verifies block
+//! never propose, and get no timeouts, so fetch retries are not exercised;
+//! proposing is exercised while the pool is built, and by the
+//! crate's tests and harness sweeps); one input in 32 verifies block
 //! signatures, in at most `MAX_STEPS_VERIFIED` steps (the others run with
 //! `verify_signatures` off, the simulator's speed knob; every other check
 //! still runs), and only those get corrupted or raw bytes; each distinct
