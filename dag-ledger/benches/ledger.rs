@@ -1,6 +1,7 @@
 //! Ledger throughput: applied transfers per second on one core, with batch
 //! signature verification, one-by-one verification, and none; plus raw
-//! batch verification of the same signatures for the ratio.
+//! batch verification of the same signatures for the ratio, and the state
+//! digest (kept incrementally, and recomputed from the whole state).
 //!
 //! `cargo bench -p idlegrid-dag-ledger --bench ledger`
 // `criterion_group!` generates an undocumented function.
@@ -102,6 +103,15 @@ fn bench(c: &mut Criterion) {
     let mut rng = Seed::from_u64(7).rng();
     g.bench_function(format!("batch/n={N}"), |b| {
         b.iter(|| verify_batch(&items, &mut rng).unwrap())
+    });
+    g.finish();
+
+    // The state digest of N accounts: what every batch reports (the kept
+    // commitment) and what `check_all` recomputes from scratch.
+    let mut g = c.benchmark_group("ledger::state_digest");
+    g.bench_function(format!("kept/n={N}"), |b| b.iter(|| ledger.state_digest()));
+    g.bench_function(format!("recomputed/n={N}"), |b| {
+        b.iter(|| ledger.state_digest_recomputed())
     });
     g.finish();
 }

@@ -7,14 +7,16 @@
 //! must hold (when checked, see below); an epoch regression must change nothing;
 //! the final state must survive a snapshot round trip.
 //!
-//! Speed: keys and the genesis ledger are built once (`OnceLock`); at most
-//! four batches; `check_all` (which rebuilds the whole state commitment)
-//! runs after the batches the fuzzer picks and after the last one; most
-//! batches run under `SignatureCheck::Skip` (what
-//! consensus-verified batches use), whose transactions carry a dummy
-//! signature and cost no signing; batches that check signatures sign at most
-//! `MAX_SIGNED` transactions each, the rest carry the dummy and must be
-//! rejected.
+//! Speed: keys, the genesis ledger and a pool of signed transactions are
+//! built once (`OnceLock`), so no input signs; at most four batches;
+//! `check_all` (which rebuilds the whole state commitment) runs after the
+//! batches the fuzzer picks and after the last one; most batches run under
+//! `SignatureCheck::Skip` (what consensus-verified batches use), whose
+//! transactions are built by the fuzzer and carry a dummy signature;
+//! batches that check signatures take at most `MAX_SIGNED` transactions
+//! from the signed pool (every key, nonces 0–3, four kinds, some signed by
+//! the wrong key, sometimes a flipped byte), the rest carry the dummy and
+//! must be rejected.
 #![no_main]
 
 use idlegrid_dag_ledger::ledger::{
@@ -22,7 +24,7 @@ use idlegrid_dag_ledger::ledger::{
     SignedTransaction, check_all,
 };
 use idlegrid_fuzz::ledger_fixture::{
-    APP, FuzzApp, FuzzEvidence, KEYS, accounts, keys, ledger, transaction, tx_kind,
+    APP, FuzzApp, FuzzEvidence, KEYS, accounts, ledger, signed_pool, transaction, tx_kind,
 };
 use idlegrid_fuzz::{frame, write_seeds};
 use idlegrid_primitives::{Epoch, Signature, Timestamp};
@@ -31,15 +33,26 @@ use libfuzzer_sys::fuzz_target;
 
 const MAX_BATCHES: usize = 4;
 const MAX_TXS: usize = 8;
-/// Real signatures per signature-checking batch.
+/// Really signed (pool) transactions per signature-checking batch.
 const MAX_SIGNED: usize = 2;
 
-/// `sign`: a real signature (possibly by the wrong key), else a dummy one.
+/// `sign`: a really signed transaction from the pool (possibly signed by
+/// the wrong key, or with a stale nonce), else a fuzzer-built one with a
+/// dummy signature.
 fn one_tx(u: &mut Unstructured<'_>, l: &Ledger, sign: bool) -> AResult<Vec<u8>> {
     if u.ratio(1, 8)? {
         // Raw untrusted bytes.
         let n = u.int_in_range(0..=200)?;
         return Ok(u.bytes(n)?.to_vec());
+    }
+    if sign {
+        let pool = signed_pool();
+        let mut bytes = pool[u.choose_index(pool.len())?].to_bytes();
+        if u.ratio(1, 8)? {
+            let i = u.choose_index(bytes.len())?;
+            bytes[i] ^= u.int_in_range(1..=255)?;
+        }
+        return Ok(bytes);
     }
     let s = u.int_in_range(0..=KEYS - 1)?;
     let mut tx = transaction(l, s, tx_kind(u)?);
@@ -49,13 +62,7 @@ fn one_tx(u: &mut Unstructured<'_>, l: &Ledger, sign: bool) -> AResult<Vec<u8>> 
     if u.ratio(1, 32)? {
         tx.chain = ChainId::new(u.arbitrary()?);
     }
-    // Usually signed by the sender; sometimes by another key.
-    let signer = if u.ratio(1, 16)? { u.int_in_range(0..=KEYS - 1)? } else { s };
-    let signed = if sign {
-        tx.sign(&keys()[signer])
-    } else {
-        SignedTransaction { tx, signature: Signature::from_bytes([0; 64]) }
-    };
+    let signed = SignedTransaction { tx, signature: Signature::from_bytes([0; 64]) };
     let mut bytes = signed.to_bytes();
     if u.ratio(1, 32)? && !bytes.is_empty() {
         let i = u.choose_index(bytes.len())?;
@@ -154,7 +161,10 @@ fn seeds() -> Vec<Vec<u8>> {
 }
 
 fuzz_target!(
-    init: write_seeds(seeds()),
+    init: {
+        let _ = signed_pool();
+        write_seeds(seeds());
+    },
     |data: &[u8]| {
         let _ = run(data);
     }

@@ -1,15 +1,17 @@
 //! A four-validator committee on a fuzzer-controlled network for the
 //! consensus targets: the fuzzer decides which message is delivered, dropped,
-//! duplicated, corrupted or replaced by raw bytes, and when time passes.
+//! duplicated, corrupted or replaced by raw bytes, and when time passes
+//! ([`Net`]); and a pool of blocks signed once per process that follower
+//! validators are fed in fuzzer-chosen order ([`pool`], [`Followers`]).
 
-use std::collections::VecDeque;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, OnceLock};
 
 use idlegrid_dag_ledger::consensus::{
-    ByzantineBehavior, CommittedSubDag, Committee, ConsensusConfig, ConsensusEvent,
-    ConsensusMessage, Evidence, Validator,
+    AuthorityIndex, Block, BlockRef, ByzantineBehavior, CommittedSubDag, Committee,
+    ConsensusConfig, ConsensusEvent, ConsensusMessage, Evidence, Validator,
 };
-use idlegrid_primitives::{Destination, Duration, Keypair, Machine, NodeId, Seed, Timestamp};
+use idlegrid_primitives::{Destination, Duration, Keypair, Machine, NodeId, Round, Seed, Timestamp};
 
 /// Committee size (tolerates one Byzantine validator).
 pub const N: usize = 4;
@@ -81,6 +83,11 @@ impl Net {
     pub fn with_signatures(byzantine: Option<(usize, ByzantineBehavior)>, verify: bool) -> Self {
         let mut base = config();
         base.verify_signatures = verify;
+        Self::with_config(byzantine, base)
+    }
+
+    /// As [`Net::new`], every validator with `base`.
+    pub fn with_config(byzantine: Option<(usize, ByzantineBehavior)>, base: ConsensusConfig) -> Self {
         let vs = (0..N)
             .map(|i| match byzantine {
                 Some((b, beh)) if b == i => validator(i, base.clone().with_byzantine(beh)),
@@ -175,4 +182,229 @@ pub fn message_seeds() -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Rounds of the block pool.
+pub const POOL_ROUNDS: u64 = 12;
+/// The pool's equivocating author.
+pub const POOL_BYZANTINE: usize = N - 1;
+/// Validators that follow the pool: authorities `0..FOLLOWERS` (the
+/// others' blocks are only in the pool).
+pub const FOLLOWERS: usize = 2;
+
+/// Signed blocks built once per process, so that no fuzz input signs: the
+/// DAG of a [`Net`] run where validator [`POOL_BYZANTINE`] equivocates
+/// (both variants of each of its blocks), messages are delivered out of
+/// order and some are lost (so leaders are skipped and blocks reference
+/// different parents), transactions are submitted along the way; plus
+/// blocks that are signed but invalid (only their author's parent).
+pub struct Pool {
+    /// Every block, by reference (round, author, digest).
+    pub blocks: Vec<Arc<Block>>,
+    /// Their references (hashed once).
+    pub refs: Vec<BlockRef>,
+    /// Index of the first block of each round (`starts[r - 1]`), and the
+    /// total at the end.
+    pub starts: Vec<usize>,
+}
+
+impl Pool {
+    /// The blocks of `round` (1-based).
+    pub fn round(&self, round: u64) -> &[Arc<Block>] {
+        let r = (round.clamp(1, POOL_ROUNDS) - 1) as usize;
+        &self.blocks[self.starts[r]..self.starts[r + 1]]
+    }
+
+    /// The pool blocks with these references.
+    pub fn find(&self, refs: &[BlockRef]) -> Vec<Arc<Block>> {
+        refs.iter()
+            .filter_map(|r| {
+                let i = self.refs.binary_search(r).ok()?;
+                Some(Arc::clone(&self.blocks[i]))
+            })
+            .collect()
+    }
+}
+
+/// The pool (built on first use; about a second of signing). A follower
+/// fed the whole pool in order commits, or the pool is useless: checked
+/// once here.
+pub fn pool() -> &'static Pool {
+    static P: OnceLock<Pool> = OnceLock::new();
+    P.get_or_init(|| {
+        let pool = build_pool();
+        let mut f = Followers::new(false);
+        for b in &pool.blocks {
+            f.send(b.header.author.as_usize(), 0, ConsensusMessage::Block(Arc::clone(b)));
+        }
+        assert!(f.commits[0].len() >= 4, "the pool commits {} leaders", f.commits[0].len());
+        pool
+    })
+}
+
+fn build_pool() -> Pool {
+    // Deep enough that no store collects a pool round before it is read.
+    let mut c = config();
+    c.gc_depth = 2 * POOL_ROUNDS;
+    let mut net = Net::with_config(Some((POOL_BYZANTINE, ByzantineBehavior::Equivocate)), c);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut tx = 0u32;
+    let top = Round::new(POOL_ROUNDS);
+    for step in 0.. {
+        let honest = (0..N).filter(|&i| i != POOL_BYZANTINE);
+        if honest.map(|i| net.vs[i].store().highest_round()).all(|r| r >= top) {
+            break;
+        }
+        assert!(step < 1_000_000, "the pool's network stalled");
+        let r = next();
+        if net.queue.is_empty() || r % 16 == 0 {
+            net.advance(Duration::from_millis(60));
+        } else if r % 7 == 0 {
+            let k = (r >> 8) as usize % net.queue.len();
+            net.queue.remove(k);
+        } else if r % 5 == 0 {
+            tx += 1;
+            let i = (r >> 8) as usize % N;
+            let _ = net.vs[i].submit_transaction(tx.to_le_bytes().to_vec());
+        } else {
+            // Mostly in order, sometimes one of the next few.
+            let k = (r >> 8) as usize % net.queue.len().min(4);
+            net.deliver(k);
+        }
+    }
+    let mut all: BTreeMap<BlockRef, Arc<Block>> = BTreeMap::new();
+    for v in &net.vs {
+        for r in 1..=POOL_ROUNDS {
+            for b in v.store().round_blocks(Round::new(r)) {
+                all.insert(b.reference(), Arc::clone(b.block()));
+            }
+        }
+    }
+    // Signed but invalid: the equivocator's block with only its own parent.
+    let byz = AuthorityIndex::new(POOL_BYZANTINE as u32);
+    for r in (3..=POOL_ROUNDS).step_by(3) {
+        let own = all
+            .keys()
+            .filter(|k| k.author == byz && k.round.get() < r)
+            .next_back()
+            .copied();
+        if let Some(own) = own {
+            let b = Block::new_signed(
+                &keys()[POOL_BYZANTINE],
+                byz,
+                Round::new(r),
+                Timestamp::ZERO,
+                vec![own],
+                vec![],
+            );
+            all.insert(b.header.reference(), Arc::new(b));
+        }
+    }
+    for b in all.values() {
+        for p in &b.header.parents {
+            assert!(p.round == Round::ZERO || all.contains_key(p), "the pool misses {p:?}");
+        }
+    }
+    let refs: Vec<BlockRef> = all.keys().copied().collect();
+    let blocks: Vec<Arc<Block>> = all.into_values().collect();
+    let starts = (1..=POOL_ROUNDS + 1)
+        .map(|r| blocks.partition_point(|b| b.header.round.get() < r))
+        .collect();
+    Pool {
+        blocks,
+        refs,
+        starts,
+    }
+}
+
+/// Validators `0..FOLLOWERS`, never started (so they never propose or
+/// sign), fed [`pool`] blocks and each other's messages. They get no
+/// timeouts (the first one would start them), so a missing ancestor is
+/// requested once, from the peer that sent the block needing it.
+pub struct Followers {
+    /// The followers.
+    pub vs: Vec<Validator>,
+    /// In flight: (from, to, message); `to` may be the pool author, which
+    /// answers fetch requests from the pool.
+    pub queue: VecDeque<(usize, usize, ConsensusMessage)>,
+    /// Current time.
+    pub now: Timestamp,
+    /// Commit sequence of each follower.
+    pub commits: Vec<Vec<CommittedSubDag>>,
+    /// Equivocation evidence reported.
+    pub evidence: Vec<Evidence>,
+}
+
+impl Followers {
+    /// Fresh followers, verifying block signatures or not.
+    pub fn new(verify: bool) -> Self {
+        let mut c = config();
+        c.verify_signatures = verify;
+        Self {
+            vs: (0..FOLLOWERS).map(|i| validator(i, c.clone())).collect(),
+            queue: VecDeque::new(),
+            now: Timestamp::ZERO,
+            commits: vec![Vec::new(); FOLLOWERS],
+            evidence: Vec::new(),
+        }
+    }
+
+    /// Drains follower `i`'s outputs.
+    pub fn drain(&mut self, i: usize) {
+        while let Some(t) = self.vs[i].poll_transmit() {
+            let to: Vec<usize> = match t.to {
+                Destination::To(n) => (0..N).filter(|&j| node(j) == n).collect(),
+                Destination::Broadcast => (0..N).filter(|&j| j != i).collect(),
+            };
+            for j in to {
+                self.queue.push_back((i, j, t.msg.clone()));
+            }
+        }
+        while self.queue.len() > MAX_IN_FLIGHT {
+            self.queue.pop_front();
+        }
+        while let Some(e) = self.vs[i].poll_event() {
+            match e {
+                ConsensusEvent::Committed(s) => self.commits[i].push(s),
+                ConsensusEvent::Equivocation(ev) => self.evidence.push(ev),
+                _ => {}
+            }
+        }
+    }
+
+    /// `msg` to follower `to`, from member (or outsider) `from`.
+    pub fn send(&mut self, from: usize, to: usize, msg: ConsensusMessage) {
+        self.vs[to].handle_message(self.now, node(from), msg);
+        self.drain(to);
+    }
+
+    /// Raw bytes to follower `to`, claimed from `from`.
+    pub fn send_bytes(&mut self, from: usize, to: usize, bytes: &[u8]) {
+        self.vs[to].handle_bytes(self.now, node(from), bytes);
+        self.drain(to);
+    }
+
+    /// Delivers queue entry `k`; the pool author answers fetch requests
+    /// with the pool blocks it has.
+    pub fn deliver(&mut self, k: usize) {
+        let Some((from, to, msg)) = self.queue.remove(k) else {
+            return;
+        };
+        if to < FOLLOWERS {
+            self.send(from, to, msg);
+        } else if let ConsensusMessage::FetchRequest(req) = msg {
+            let mut blocks = pool().find(&req.refs);
+            blocks.truncate(config().max_fetch_items);
+            if !blocks.is_empty() && from < FOLLOWERS {
+                self.queue
+                    .push_back((to, from, ConsensusMessage::FetchResponse(blocks)));
+            }
+        }
+    }
 }

@@ -5,8 +5,8 @@ use std::sync::OnceLock;
 
 use idlegrid_dag_ledger::ledger::{
     AppId, Application, ChainId, EscrowId, Evidence, EvidenceKind, EvidenceVerifier, Genesis,
-    Ledger, LedgerError, LedgerHandle, LockId, Params, SlashContext, Transaction, TxKind,
-    VerifiedOffense,
+    Ledger, LedgerError, LedgerHandle, LockId, Nonce, Params, SignedTransaction, SlashContext,
+    Transaction, TxKind, VerifiedOffense,
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Epoch, Keypair, Seed};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
@@ -185,4 +185,53 @@ pub fn tx_kind(u: &mut Unstructured<'_>) -> AResult<TxKind> {
 pub fn transaction(ledger: &Ledger, sender: usize, kind: TxKind) -> Transaction {
     let sender = accounts()[sender];
     Transaction { chain: CHAIN, sender, nonce: ledger.nonce(&sender), kind }
+}
+
+/// Transactions signed once per process (deterministic signatures, so the
+/// same bytes as signing on the spot): for every fixture key and nonces
+/// 0..=3, a transfer, a bond, an escrow and an app call, each signed by its
+/// sender and, for the transfer, also by the next key (a wrong signature).
+/// Signature-checking batches draw their signed transactions from here, so
+/// no input pays for signing.
+pub fn signed_pool() -> &'static [SignedTransaction] {
+    static P: OnceLock<Vec<SignedTransaction>> = OnceLock::new();
+    P.get_or_init(|| {
+        let a = accounts();
+        let mut out = Vec::new();
+        for s in 0..KEYS {
+            for n in 0..=3 {
+                let kinds = [
+                    TxKind::Transfer {
+                        to: a[(s + 1) % KEYS],
+                        amount: Amount::new(10),
+                    },
+                    TxKind::Bond {
+                        amount: Amount::new(100),
+                    },
+                    TxKind::EscrowOpen {
+                        payee: a[(s + 2) % KEYS],
+                        amount: Amount::new(50),
+                        deadline: Epoch::new(3),
+                    },
+                    TxKind::App {
+                        app_id: APP,
+                        payload: vec![1, 0, 0, 0, 5, 0, 0],
+                    },
+                ];
+                for (k, kind) in kinds.into_iter().enumerate() {
+                    let tx = Transaction {
+                        chain: CHAIN,
+                        sender: a[s],
+                        nonce: Nonce::new(n),
+                        kind,
+                    };
+                    if k == 0 {
+                        out.push(tx.clone().sign(&keys()[(s + 1) % KEYS]));
+                    }
+                    out.push(tx.sign(&keys()[s]));
+                }
+            }
+        }
+        out
+    })
 }

@@ -89,7 +89,7 @@ pub use commitment::{Commitment, CommitmentError, Salt};
 pub use crypto::{
     BatchItem, CryptoError, Keypair, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
 };
-pub use digest::{Digest, Domain};
+pub use digest::{Digest, DigestHasher, Domain};
 pub use encoding::{DEFAULT_MAX_DECODE_LEN, DecodeError, decode, encode, encoded_len};
 pub use ids::{AccountId, Epoch, NodeId, Round};
 pub use machine::{Destination, Machine, Transmit};

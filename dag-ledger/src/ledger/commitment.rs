@@ -5,21 +5,23 @@
 //! Instead every entry (account, escrow, lock, slashed offense) has a leaf
 //! digest over its key and canonical value; leaves fall into
 //! [`BUCKETS`] buckets by key; a bucket digest covers its leaves in key
-//! order; the state digest covers the scalar fields (parameters, supply,
-//! burned, epoch, id counters) and the bucket digests. A batch re-hashes
-//! only the entries it touched (the keys of the write journal, see
-//! `StateTx::commit`) and the buckets they fall in: O(touched × bucket size),
-//! not O(state).
+//! order; the bucket root covers the bucket digests; the state digest
+//! covers the scalar fields (parameters, supply, burned, epoch, id
+//! counters) and the bucket root. A batch re-hashes only the entries it
+//! touched (the keys of the write journal, see `StateTx::commit`), the
+//! buckets they fall in and the root: O(touched × bucket size + buckets),
+//! not O(state). Reading the digest hashes only the scalars and the root,
+//! so it is cheap however often it is asked for.
 //!
-//! This is a two-level hash tree with a fixed fan-out, so the digest is as
-//! collision resistant as blake3 and needs no new cryptography (unlike
-//! homomorphic set hashes). [`StateCommitment::build`] recomputes it from
-//! scratch; [`super::check_all`] compares the two, so an entry changed
-//! behind the journal's back is caught.
+//! This is a hash tree with a fixed fan-out, so the digest is as collision
+//! resistant as blake3 and needs no new cryptography (unlike homomorphic
+//! set hashes). [`StateCommitment::build`] recomputes it from scratch;
+//! [`super::check_all`] compares the two, so an entry changed behind the
+//! journal's back is caught.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Epoch};
+use idlegrid_primitives::{AccountId, Amount, Digest, DigestHasher, Domain, Epoch, encode};
 use serde::Serialize;
 
 use super::genesis::Params;
@@ -31,6 +33,7 @@ pub const BUCKETS: usize = 256;
 
 const LEAF_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/state/leaf");
 const BUCKET_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/state/bucket");
+const ROOT_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/state/buckets");
 /// Domain label of the state digest.
 pub const STATE_DOMAIN: Domain = Domain::new("idlegrid/dag-ledger/state");
 
@@ -56,34 +59,36 @@ impl EntryKey {
     }
 
     /// The leaf digest of this entry in `state`, `None` if it is absent.
-    fn leaf(&self, state: &State) -> Option<Digest> {
+    fn leaf(&self, state: &State, h: &Hashers) -> Option<Digest> {
         match self {
-            Self::Account(id) => state
-                .accounts
-                .get(id)
-                .map(|a| Digest::of(LEAF_DOMAIN, &(self, a))),
-            Self::Escrow(id) => state
-                .escrows
-                .get(id)
-                .map(|e| Digest::of(LEAF_DOMAIN, &(self, e))),
-            Self::Lock(id) => state
-                .locks
-                .get(id)
-                .map(|l| Digest::of(LEAF_DOMAIN, &(self, l))),
-            Self::Slashed(d) => state
-                .slashed
-                .contains(d)
-                .then(|| Digest::of(LEAF_DOMAIN, self)),
+            Self::Account(id) => state.accounts.get(id).map(|a| h.leaf(&(self, a))),
+            Self::Escrow(id) => state.escrows.get(id).map(|e| h.leaf(&(self, e))),
+            Self::Lock(id) => state.locks.get(id).map(|l| h.leaf(&(self, l))),
+            Self::Slashed(d) => state.slashed.contains(d).then(|| h.leaf(self)),
         }
     }
 }
 
-/// Leaf and bucket digests of a state (not replicated: every node derives
-/// it from its own state).
+/// Leaf and bucket digests of a state and their root (not replicated:
+/// every node derives it from its own state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StateCommitment {
     leaves: Vec<BTreeMap<EntryKey, Digest>>,
     buckets: Vec<Digest>,
+    /// Over `buckets`, kept up to date on every write.
+    root: Digest,
+}
+
+/// The root over the bucket digests (fixed size and count: their
+/// concatenation is unambiguous).
+fn bucket_root(buckets: &[Digest]) -> Digest {
+    assert_eq!(buckets.len(), BUCKETS);
+    // One contiguous buffer lets blake3 hash whole chunks in parallel.
+    let mut bytes = [0u8; BUCKETS * 32];
+    for (out, b) in bytes.chunks_exact_mut(32).zip(buckets) {
+        out.copy_from_slice(b.as_bytes());
+    }
+    Digest::hash(ROOT_DOMAIN, &bytes)
 }
 
 #[derive(Serialize)]
@@ -96,16 +101,57 @@ struct Scalars<'a> {
     next_lock: LockId,
 }
 
-/// A bucket's digest: its leaves in key order (each leaf already commits
-/// to its key, and leaves have a fixed size, so the concatenation is
-/// unambiguous).
-fn bucket_digest(leaves: &BTreeMap<EntryKey, Digest>) -> Digest {
-    // One contiguous buffer lets blake3 hash whole chunks in parallel.
-    let mut bytes = Vec::with_capacity(leaves.len() * 32);
-    for d in leaves.values() {
-        bytes.extend_from_slice(d.as_bytes());
+impl<'a> Scalars<'a> {
+    fn of(state: &'a State) -> Self {
+        Self {
+            params: &state.params,
+            initial_supply: state.initial_supply,
+            burned: state.burned,
+            epoch: state.epoch,
+            next_escrow: state.next_escrow,
+            next_lock: state.next_lock,
+        }
     }
-    Digest::hash(BUCKET_DOMAIN, &bytes)
+}
+
+/// The commitment's hashers, set up once per rebuild or update: each
+/// domain key is derived once and cloned per digest, and the digest of an
+/// empty bucket (most of them in a small state) is computed once.
+struct Hashers {
+    leaf: DigestHasher,
+    bucket: DigestHasher,
+    empty_bucket: Digest,
+}
+
+impl Hashers {
+    fn new() -> Self {
+        let bucket = DigestHasher::new(BUCKET_DOMAIN);
+        Self {
+            leaf: DigestHasher::new(LEAF_DOMAIN),
+            empty_bucket: bucket.finalize(),
+            bucket,
+        }
+    }
+
+    /// `Digest::of(LEAF_DOMAIN, value)`.
+    fn leaf<T: Serialize>(&self, value: &T) -> Digest {
+        self.leaf.clone().update(&encode(value)).finalize()
+    }
+
+    /// A bucket's digest: its leaves in key order (each leaf already
+    /// commits to its key, and leaves have a fixed size, so the
+    /// concatenation is unambiguous).
+    fn bucket(&self, leaves: &BTreeMap<EntryKey, Digest>) -> Digest {
+        if leaves.is_empty() {
+            return self.empty_bucket;
+        }
+        // One contiguous buffer lets blake3 hash whole chunks in parallel.
+        let mut bytes = Vec::with_capacity(leaves.len() * 32);
+        for d in leaves.values() {
+            bytes.extend_from_slice(d.as_bytes());
+        }
+        self.bucket.clone().update(&bytes).finalize()
+    }
 }
 
 impl StateCommitment {
@@ -119,22 +165,32 @@ impl StateCommitment {
             .chain(state.escrows.keys().map(|k| EntryKey::Escrow(*k)))
             .chain(state.locks.keys().map(|k| EntryKey::Lock(*k)))
             .chain(state.slashed.iter().map(|k| EntryKey::Slashed(*k)));
+        let h = Hashers::new();
         for key in keys {
-            if let Some(leaf) = key.leaf(state) {
+            if let Some(leaf) = key.leaf(state, &h) {
                 leaves[key.bucket()].insert(key, leaf);
             }
         }
-        let buckets = leaves.iter().map(bucket_digest).collect();
-        Self { leaves, buckets }
+        let buckets: Vec<Digest> = leaves.iter().map(|l| h.bucket(l)).collect();
+        let root = bucket_root(&buckets);
+        Self {
+            leaves,
+            buckets,
+            root,
+        }
     }
 
-    /// Re-hashes the entries in `touched` (present or removed) and their
-    /// buckets.
+    /// Re-hashes the entries in `touched` (present or removed), their
+    /// buckets and the root.
     pub(crate) fn update(&mut self, state: &State, touched: &BTreeSet<EntryKey>) {
+        if touched.is_empty() {
+            return;
+        }
+        let h = Hashers::new();
         let mut dirty = BTreeSet::new();
         for key in touched {
             let b = key.bucket();
-            let changed = match key.leaf(state) {
+            let changed = match key.leaf(state, &h) {
                 Some(leaf) => self.leaves[b].insert(*key, leaf) != Some(leaf),
                 None => self.leaves[b].remove(key).is_some(),
             };
@@ -142,22 +198,18 @@ impl StateCommitment {
                 dirty.insert(b);
             }
         }
-        for b in dirty {
-            self.buckets[b] = bucket_digest(&self.leaves[b]);
+        if dirty.is_empty() {
+            return;
         }
+        for b in dirty {
+            self.buckets[b] = h.bucket(&self.leaves[b]);
+        }
+        self.root = bucket_root(&self.buckets);
     }
 
-    /// The state digest: the scalar fields and every bucket digest.
+    /// The state digest: the scalar fields and the bucket root.
     pub(crate) fn digest(&self, state: &State) -> Digest {
-        let scalars = Scalars {
-            params: &state.params,
-            initial_supply: state.initial_supply,
-            burned: state.burned,
-            epoch: state.epoch,
-            next_escrow: state.next_escrow,
-            next_lock: state.next_lock,
-        };
-        Digest::of(STATE_DOMAIN, &(scalars, &self.buckets))
+        Digest::of(STATE_DOMAIN, &(Scalars::of(state), self.root))
     }
 }
 
@@ -204,6 +256,43 @@ mod tests {
         let removed = l.state_digest();
         l.state.epoch = Epoch::new(9);
         assert_ne!(l.state_digest(), removed);
+    }
+
+    /// The definition the kept commitment must match: every leaf over its
+    /// key and value, every bucket digest over its leaves' concatenation,
+    /// the root over the buckets', the state digest over the canonical
+    /// encoding of the scalars and the root.
+    fn reference_digest(l: &Ledger) -> Digest {
+        let c = &l.commitment;
+        for (id, a) in &l.state.accounts {
+            let key = EntryKey::Account(*id);
+            let leaf = c.leaves[key.bucket()][&key];
+            assert_eq!(leaf, Digest::of(LEAF_DOMAIN, &(key, a)));
+        }
+        for (leaves, bucket) in c.leaves.iter().zip(&c.buckets) {
+            let bytes: Vec<u8> = leaves.values().flat_map(|d| d.to_bytes()).collect();
+            assert_eq!(*bucket, Digest::hash(BUCKET_DOMAIN, &bytes));
+        }
+        let all: Vec<u8> = c.buckets.iter().flat_map(|d| d.to_bytes()).collect();
+        let root = Digest::hash(ROOT_DOMAIN, &all);
+        Digest::of(STATE_DOMAIN, &(Scalars::of(&l.state), root))
+    }
+
+    #[test]
+    fn kept_digests_match_the_definition() {
+        for n in [0, 1, 40, 600] {
+            let mut l = ledger(n);
+            assert_eq!(l.state_digest(), reference_digest(&l), "n = {n}");
+            assert_eq!(l.state_digest_recomputed(), l.state_digest());
+            // After an incremental update and a scalar change too.
+            if let Some(id) = l.state.accounts.keys().next().copied() {
+                l.state.accounts.get_mut(&id).unwrap().balance = Amount::new(3);
+                let touched = BTreeSet::from([EntryKey::Account(id)]);
+                l.commitment.update(&l.state, &touched);
+            }
+            l.state.epoch = Epoch::new(5);
+            assert_eq!(l.state_digest(), reference_digest(&l), "n = {n}, changed");
+        }
     }
 
     #[test]
