@@ -18,7 +18,8 @@ use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
 use idlegrid_dag_ledger::ledger::{
-    Host, Ledger, NoEvidence, Outcome, SignatureCheck, SignedTransaction, Transaction, TxKind, check_all,
+    Host, Ledger, NoEvidence, Outcome, SignatureCheck, SignedTransaction, Transaction, TxKind,
+    check_all,
 };
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
@@ -384,10 +385,12 @@ impl ValidatorNode {
                 // Only plain ledger transactions (`Done`) can be transfers:
                 // decode those alone to find a recipient.
                 let to = match rc.outcome {
-                    Outcome::Done => match SignedTransaction::from_bytes(bytes).map(|t| t.tx.kind) {
-                        Ok(TxKind::Transfer { to, .. }) => Some(to),
-                        _ => None,
-                    },
+                    Outcome::Done => {
+                        match SignedTransaction::from_bytes(bytes).map(|t| t.tx.kind) {
+                            Ok(TxKind::Transfer { to, .. }) => Some(to),
+                            _ => None,
+                        }
+                    }
                     _ => None,
                 };
                 let fact = Fact::Applied {

@@ -108,7 +108,7 @@ pub enum MarketNode {
     /// A client.
     Client(Box<SimClient>),
     /// The owner of a registered app or dataset.
-    Owner(OwnerNode),
+    Owner(Box<OwnerNode>),
 }
 
 /// A validator; validator 0 also reports notices to observers.

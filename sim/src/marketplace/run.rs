@@ -754,7 +754,7 @@ impl World {
                     policy: AccessPolicy::Public,
                 };
                 let record = MarketTx::Registry(SignedOp::sign(&key, 0, op));
-                MarketNode::Owner(OwnerNode::new(LightCore::new(light), record))
+                MarketNode::Owner(Box::new(OwnerNode::new(LightCore::new(light), record)))
             }
         }
     }
