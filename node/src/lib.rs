@@ -6,13 +6,35 @@
 //! storage and execution.
 //!
 //! - [`validator`]: consensus + ledger + the marketplace application, one
-//!   [`Machine`](idlegrid_primitives::Machine).
+//!   [`Machine`](idlegrid_primitives::Machine); also the gateway light nodes
+//!   talk to, and a referee.
+//! - [`provider`] and [`client`]: the light nodes. They reach the ledger
+//!   through [`light::LightCore`] (signing, gateway failover, re-signing
+//!   after a rejection) and act only on facts that validators holding
+//!   f + 1 of the stake reported identically ([`facts`]).
+//! - [`wire`]: every message between nodes, and the facts validators serve.
 //! - [`market`]: the marketplace [`Application`](idlegrid_dag_ledger::ledger::Application),
 //!   split by concept (orders, clearing, rounds, settlement). Time-driven
 //!   work runs in the ledger's end-of-batch hook.
 //! - [`feedback`]: the one mapping from an entrapment verdict to reputation
 //!   feedback.
 //! - [`batch`]: the one rule that turns a commit into a ledger batch.
+//! - [`byzantine`]: Byzantine behaviours as wrappers around the honest
+//!   machines (a lying gateway).
+//! - [`local`]: an in-process network to try it all (examples, tests).
+//!
+//! ## Light nodes and facts
+//!
+//! A provider or client subscribes to every validator; after each commit
+//! every validator sends it the facts of that commit that concern it (the
+//! fate of its transactions — applied, or rejected with a typed
+//! [`wire::Rejection`] —, the marketplace events where it is a party, its
+//! holdings). It acts on a fact once validators holding a validity quorum
+//! (f + 1 of the stake) sent it identically for the same commit index: at
+//! least one of them is honest, so a lying gateway can neither forge a
+//! match, a delivery, an accusation or a payment, nor make it act on one.
+//! Who sent a fact is the transport's word (both ends authenticated by
+//! their node keys), so facts carry no signature of their own.
 //!
 //! ## Time and determinism
 //!
@@ -23,7 +45,53 @@
 //! `poll_transmit` and `poll_event` until `None`, then sleep until
 //! `poll_timeout`.
 //!
-//! ## Example: four validators settle a marketplace offer
+//! ## Example: a job with traps, run and paid
+//!
+//! Four validators, two providers and a client in one process
+//! ([`local::testnet`]; [`local::LocalNet::step`] is the driving loop of
+//! the next example, with a fixed 10 ms latency and an executor that answers
+//! providers' effects at once):
+//!
+//! ```
+//! use idlegrid_market::JobGoods;
+//! use idlegrid_node::client::{ClientEvent, JobSpec};
+//! use idlegrid_node::local::{LocalEvent, testnet};
+//! use idlegrid_node::market::JobRequest;
+//! use idlegrid_primitives::{Amount, Digest, Domain, Duration, Timestamp};
+//!
+//! let mut t = testnet(1, 4, 2, 1);
+//! let alice = t.clients[0];
+//! let tick = Duration::from_millis(10);
+//! t.net.run_until(Timestamp::from_micros(2_000_000), tick, |_| false); // providers offer
+//! let now = t.net.now();
+//! let inputs: Vec<Vec<Digest>> = (0..2u32)
+//!     .map(|lot| (0..8u64).map(|i| Digest::of(Domain::new("example/input"), &(lot, i))).collect())
+//!     .collect();
+//! let request = JobRequest {
+//!     job: 1,
+//!     lots: 2,
+//!     max_slots_per_lot: 64,
+//!     max_price: Amount::new(10_000),
+//!     cap_micros_per_subtask: 200_000,
+//!     min_reputation_bps: 0,
+//!     client_bond: Amount::new(5_000),
+//!     deadline: now + Duration::from_secs(20),
+//!     goods: JobGoods::none(),
+//! };
+//! t.net.client_mut(&alice).unwrap().post_job(now, JobSpec { request, inputs }).unwrap();
+//! let closed = t.net.run_until(now + Duration::from_secs(60), tick, |e| {
+//!     matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { .. }))
+//! });
+//! assert!(closed);
+//! let settled: Vec<_> = t.net.take_events().into_iter().filter_map(|e| match e {
+//!     LocalEvent::Client(_, ClientEvent::Settled(s)) => Some(s),
+//!     _ => None,
+//! }).collect();
+//! assert_eq!(settled.len(), 2);
+//! assert!(settled.iter().all(|s| s.traps > 0 && s.paid > Amount::ZERO && s.slashed.is_zero()));
+//! ```
+//!
+//! ## Example: the driving loop, four validators settle an offer
 //!
 //! ```
 //! use std::collections::VecDeque;
@@ -115,6 +183,13 @@
 #![warn(clippy::iter_over_hash_type)]
 
 pub mod batch;
+pub mod byzantine;
+pub mod client;
+pub mod facts;
 pub mod feedback;
+pub mod light;
+pub mod local;
 pub mod market;
+pub mod provider;
 pub mod validator;
+pub mod wire;

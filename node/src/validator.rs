@@ -14,17 +14,29 @@
 //! (the mempool check) and the ledger applies committed batches with
 //! [`SignatureCheck::Skip`].
 
-use idlegrid_dag_ledger::consensus::{
-    Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage, Validator,
-};
+use std::collections::BTreeMap;
+
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
 use idlegrid_dag_ledger::ledger::{
-    Host, Ledger, NoEvidence, SignatureCheck, SignedTransaction, Transaction, TxKind, check_all,
+    Host, Ledger, NoEvidence, Outcome, SignatureCheck, SignedTransaction, Transaction, TxKind,
+    check_all,
 };
 use idlegrid_market::Mechanism;
-use idlegrid_primitives::{Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode};
+use idlegrid_primitives::{
+    AccountId, Amount, Destination, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit,
+    encode,
+};
 
 use crate::batch::batch_context;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
+use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
+
+/// A committed transaction's receipt or rejection.
+type TxResult =
+    Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>;
+
+/// Light nodes one validator serves facts to at most.
+pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 
 /// What a validator node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,6 +67,18 @@ pub enum ValidatorEvent {
     },
     /// A consensus event other than a commit (proposals, evidence…).
     Consensus(Box<ConsensusEvent>),
+    /// Effect: this validator sits on a dispute's referee committee. Run the
+    /// disputed traps' inputs and answer with [`ValidatorNode::vote`].
+    RefereeDuty {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// The disputed traps (their inputs are what to run).
+        disputed: Vec<idlegrid_entrap::DisputedTrap>,
+    },
 }
 
 /// Everything a validator node is built from.
@@ -91,6 +115,16 @@ pub struct ValidatorNode {
     pending_nonce: u64,
     rejected_submissions: u64,
     events: std::collections::VecDeque<ValidatorEvent>,
+    /// Light nodes by account, served the facts that concern them.
+    subscribers: BTreeMap<AccountId, NodeId>,
+    /// Fact batches and unicast copies of consensus broadcasts.
+    out: std::collections::VecDeque<Transmit<NodeMessage>>,
+    /// The other validators (a consensus broadcast goes to them only, never
+    /// to light nodes connected to this one).
+    peers: Vec<NodeId>,
+    /// Keep a copy of every notice for [`ValidatorNode::drain_notices`].
+    keep_notices: bool,
+    kept: Vec<Notice>,
 }
 
 impl std::fmt::Debug for ValidatorNode {
@@ -144,6 +178,11 @@ impl ValidatorNode {
             .index_of(&me)
             .ok_or(ValidatorError::NotInCommittee(me))?;
         let size = committee.size();
+        let peers: Vec<NodeId> = committee
+            .indices()
+            .filter_map(|i| committee.node(i))
+            .filter(|n| *n != me)
+            .collect();
         let validator = Validator::new(
             key.clone(),
             committee,
@@ -152,7 +191,7 @@ impl ValidatorNode {
         )?;
         let mut ledger = setup.ledger.clone();
         ledger.set_verification_seed(&seed.derive("ledger-verify"));
-        let market = MarketplaceApp::new(setup.rules.clone(), (setup.mechanism)(), emit_notices)?;
+        let market = MarketplaceApp::new(setup.rules.clone(), (setup.mechanism)(), true)?;
         Ok(Self {
             validator,
             turn: (u64::from(index.get()), size as u64),
@@ -163,6 +202,11 @@ impl ValidatorNode {
             pending_nonce: 0,
             rejected_submissions: 0,
             events: Default::default(),
+            subscribers: BTreeMap::new(),
+            out: Default::default(),
+            peers,
+            keep_notices: emit_notices,
+            kept: Vec::new(),
         })
     }
 
@@ -179,7 +223,12 @@ impl ValidatorNode {
     /// Drains the marketplace notices (empty unless built with
     /// `emit_notices`).
     pub fn drain_notices(&mut self) -> Vec<Notice> {
-        self.apps.market.drain_notices()
+        std::mem::take(&mut self.kept)
+    }
+
+    /// Light nodes subscribed to this validator's facts.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.len()
     }
 
     /// Submissions refused at the gateway.
@@ -230,20 +279,23 @@ impl ValidatorNode {
         };
         let checked = sub.index % self.turn.1.max(1) == self.turn.0;
         let ev = match self.ledger.apply_batch(ctx, &txs, &mut host) {
-            Ok(r) => ValidatorEvent::Applied {
-                index: sub.index,
-                digest: r.state_digest,
-                applied: r.applied() as u32,
-                rejected: r.rejected() as u32,
-                checked,
-                violation: checked
-                    .then(|| check_all(&self.ledger).err().map(|v| v.to_string()))
-                    .flatten(),
-                effect_failures: self.apps.market.effect_failures(),
-                leader: sub.leader,
-                blocks: sub.blocks.len() as u32,
-                transactions: txs.len() as u32,
-            },
+            Ok(r) => {
+                self.publish(sub.index, &txs, &r.receipts);
+                ValidatorEvent::Applied {
+                    index: sub.index,
+                    digest: r.state_digest,
+                    applied: r.applied() as u32,
+                    rejected: r.rejected() as u32,
+                    checked,
+                    violation: checked
+                        .then(|| check_all(&self.ledger).err().map(|v| v.to_string()))
+                        .flatten(),
+                    effect_failures: self.apps.market.effect_failures(),
+                    leader: sub.leader,
+                    blocks: sub.blocks.len() as u32,
+                    transactions: txs.len() as u32,
+                }
+            }
             Err(e) => ValidatorEvent::Applied {
                 index: sub.index,
                 digest: self.ledger.state_digest(),
@@ -258,6 +310,166 @@ impl ValidatorNode {
             },
         };
         self.events.push_back(ev);
+    }
+
+    /// Sends every subscriber the facts of commit `index` that concern it:
+    /// the fate of its transactions, the marketplace notices where it is a
+    /// party, and its holdings if the commit touched them.
+    fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult]) {
+        let notices = self.apps.market.drain_notices();
+        self.referee_duties(&notices);
+        let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
+        if !self.subscribers.is_empty() {
+            for (bytes, r) in txs.iter().zip(receipts) {
+                if let Some((sender, f, to)) = self.tx_fact(bytes, r) {
+                    by.entry(sender).or_default().push(f);
+                    if let Some(to) = to.filter(|t| self.subscribers.contains_key(t)) {
+                        by.entry(to).or_default();
+                    }
+                }
+            }
+            for f in notices.iter().filter_map(Fact::from_notice) {
+                let [a, b] = f.parties();
+                for p in [a, b.filter(|b| Some(*b) != a)].into_iter().flatten() {
+                    if self.subscribers.contains_key(&p) {
+                        by.entry(p).or_default().push(f.clone());
+                    }
+                }
+            }
+        }
+        if self.keep_notices {
+            self.kept.extend(notices);
+        }
+        for (acct, mut facts) in by {
+            facts.extend(self.account_state(&acct).map(Fact::Balance));
+            let to = self.subscribers[&acct];
+            for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
+                let batch = FactBatch {
+                    index,
+                    facts: chunk.to_vec(),
+                };
+                self.out
+                    .push_back(Transmit::to(to, NodeMessage::Facts(batch)));
+            }
+        }
+    }
+
+    /// What `acct` holds now.
+    fn account_state(&self, acct: &AccountId) -> Option<AccountState> {
+        let a = self.ledger.account(acct)?;
+        let epoch = self.ledger.epoch();
+        let withdrawable = a
+            .unbonding
+            .iter()
+            .filter(|u| u.release_epoch <= epoch)
+            .fold(Amount::ZERO, |s, u| s.saturating_add(u.amount));
+        Some(AccountState {
+            account: *acct,
+            balance: a.balance,
+            bonded: a.bonded,
+            free_stake: a.free_stake(),
+            unbonding: a.unbonding_total(),
+            withdrawable,
+        })
+    }
+
+    /// The fate of one committed transaction if its sender subscribed:
+    /// `(sender, fact, recipient of an applied transfer)`.
+    fn tx_fact(&self, bytes: &[u8], r: &TxResult) -> Option<(AccountId, Fact, Option<AccountId>)> {
+        match r {
+            Ok(rc) => {
+                let sender = rc.sender;
+                if !self.subscribers.contains_key(&sender) {
+                    return None;
+                }
+                // Only plain ledger transactions (`Done`) can be transfers:
+                // decode those alone to find a recipient.
+                let to = match rc.outcome {
+                    Outcome::Done => {
+                        match SignedTransaction::from_bytes(bytes).map(|t| t.tx.kind) {
+                            Ok(TxKind::Transfer { to, .. }) => Some(to),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                let fact = Fact::Applied {
+                    sender,
+                    tx: rc.tx_id,
+                };
+                Some((sender, fact, to))
+            }
+            Err(e) => {
+                let tx = SignedTransaction::from_bytes(bytes).ok()?;
+                let sender = tx.tx.sender;
+                if !self.subscribers.contains_key(&sender) {
+                    return None;
+                }
+                let reason = Rejection::from_ledger(e);
+                let fact = Fact::Rejected {
+                    sender,
+                    tx: tx.id(),
+                    reason,
+                };
+                Some((sender, fact, None))
+            }
+        }
+    }
+
+    /// Duties of this validator on the referee committees of new disputes.
+    fn referee_duties(&mut self, notices: &[Notice]) {
+        let me = self.key.node_id();
+        for n in notices {
+            if let Notice::DisputeOpened {
+                client,
+                job,
+                lot,
+                committee,
+                disputed,
+                ..
+            } = n
+                && committee.contains(&me)
+            {
+                self.events.push_back(ValidatorEvent::RefereeDuty {
+                    client: *client,
+                    job: *job,
+                    lot: *lot,
+                    disputed: disputed.clone(),
+                });
+            }
+        }
+    }
+
+    /// Votes, as a referee, the outputs it computed for a dispute's traps
+    /// (in the order of the duty's `disputed`).
+    pub fn vote(
+        &mut self,
+        client: AccountId,
+        job: u64,
+        lot: u32,
+        outputs: Vec<Digest>,
+    ) -> Result<(), SubmitError> {
+        self.submit_own(&MarketTx::Vote {
+            client,
+            job,
+            lot,
+            outputs,
+        })
+    }
+
+    fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
+        match req {
+            GatewayRequest::Subscribe => {
+                if self.subscribers.len() < MAX_SUBSCRIBERS
+                    || self.subscribers.contains_key(&from.account())
+                {
+                    self.subscribers.insert(from.account(), from);
+                }
+            }
+            GatewayRequest::Submit(tx) => {
+                let _ = self.submit(&tx);
+            }
+        }
     }
 
     fn pump(&mut self) {
@@ -276,11 +488,15 @@ impl ValidatorNode {
 }
 
 impl Machine for ValidatorNode {
-    type Message = ConsensusMessage;
+    type Message = NodeMessage;
     type Event = ValidatorEvent;
 
-    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
-        self.validator.handle_message(now, from, msg);
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        match msg {
+            NodeMessage::Consensus(m) => self.validator.handle_message(now, from, m),
+            NodeMessage::Gateway(r) => self.gateway(from, r),
+            NodeMessage::Facts(_) | NodeMessage::Peer(_) => self.rejected_submissions += 1,
+        }
         self.pump();
     }
 
@@ -291,8 +507,22 @@ impl Machine for ValidatorNode {
         self.pump();
     }
 
-    fn poll_transmit(&mut self) -> Option<Transmit<ConsensusMessage>> {
-        self.validator.poll_transmit()
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        if let Some(t) = self.out.pop_front() {
+            return Some(t);
+        }
+        let t = self.validator.poll_transmit()?;
+        let msg = NodeMessage::Consensus(t.msg);
+        match t.to {
+            Destination::To(to) => Some(Transmit::to(to, msg)),
+            Destination::Broadcast => {
+                let (first, rest) = self.peers.split_first()?;
+                for p in rest {
+                    self.out.push_back(Transmit::to(*p, msg.clone()));
+                }
+                Some(Transmit::to(*first, msg))
+            }
+        }
     }
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {

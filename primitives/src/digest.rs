@@ -3,7 +3,6 @@
 use serde::Serialize;
 
 use crate::bytes32::bytes32_newtype;
-use crate::encoding::encode;
 
 bytes32_newtype!(
     /// A blake3 digest (32 bytes). `Display`/`FromStr` use lowercase hex.
@@ -47,9 +46,18 @@ impl Digest {
         Self::from_bytes(*h.finalize().as_bytes())
     }
 
-    /// The digest of a value's canonical encoding under `domain`.
+    /// The digest of a value's canonical encoding under `domain` (equal to
+    /// `Digest::hash(domain, &encode(value))`, streamed into the hasher
+    /// through a small buffer instead of a heap-allocated encoding).
     pub fn of<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Self {
-        Self::hash(domain, &encode(value))
+        let flavor = HashFlavor {
+            hasher: blake3::Hasher::new_derive_key(domain.label()),
+            buf: [0; HASH_BUF],
+            len: 0,
+        };
+        let h = postcard::serialize_with_flavor(value, flavor)
+            .expect("type must be postcard-serializable");
+        Self::from_bytes(*h.finalize().as_bytes())
     }
 
     /// Chains `self` with the next item: `H(domain, self || next)`. Used for
@@ -85,12 +93,69 @@ impl DigestHasher {
     }
 }
 
+const HASH_BUF: usize = 512;
+
+/// A postcard output that feeds the encoding into a hasher.
+struct HashFlavor {
+    hasher: blake3::Hasher,
+    buf: [u8; HASH_BUF],
+    len: usize,
+}
+
+impl HashFlavor {
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+}
+
+impl postcard::ser_flavors::Flavor for HashFlavor {
+    type Output = blake3::Hasher;
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        if self.len == HASH_BUF {
+            self.flush();
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        if data.len() > HASH_BUF - self.len {
+            self.flush();
+            if data.len() >= HASH_BUF {
+                self.hasher.update(data);
+                return Ok(());
+            }
+        }
+        self.buf[self.len..self.len + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        Ok(())
+    }
+
+    fn finalize(mut self) -> postcard::Result<blake3::Hasher> {
+        self.flush();
+        Ok(self.hasher)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encoding::encode;
 
     const A: Domain = Domain::new("idlegrid/test/a");
     const B: Domain = Domain::new("idlegrid/test/b");
+
+    #[test]
+    fn of_streams_exactly_the_encoding() {
+        for n in [0usize, 1, 31, 511, 512, 513, 2_000, 70_000] {
+            let v: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let value = (n as u64, "x", v.clone(), [v.len() as u16; 3]);
+            assert_eq!(Digest::of(A, &value), Digest::hash(A, &encode(&value)));
+        }
+    }
 
     #[test]
     fn domains_separate() {

@@ -162,12 +162,14 @@ impl MarketplaceApp {
                     bond_lock,
                 },
             );
+            let credibility_ppm = self.credibility_ppm(&provider);
             self.notice(Notice::Matched {
                 client: key.0,
                 job: key.1,
                 lot,
                 provider,
                 price,
+                credibility_ppm,
             });
         }
     }

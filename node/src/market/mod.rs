@@ -65,6 +65,18 @@ use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
 
 pub use tx::{ClearingRecord, JobRequest, MarketRules, MarketTx, Notice, Settlement};
 
+/// The marketplace payload of a ledger transaction kind, if it is one.
+pub fn decode_market(kind: &idlegrid_dag_ledger::ledger::TxKind) -> Option<MarketTx> {
+    match kind {
+        idlegrid_dag_ledger::ledger::TxKind::App { app_id, payload }
+            if *app_id == MARKETPLACE_APP =>
+        {
+            idlegrid_primitives::decode(payload, payload.len()).ok()
+        }
+        _ => None,
+    }
+}
+
 /// The marketplace's application id.
 pub const MARKETPLACE_APP: AppId = AppId::new(1);
 /// Most lots (providers) one job may be spread over.
@@ -243,6 +255,13 @@ impl MarketplaceApp {
     /// A provider's credibility for the trap optimizer.
     pub fn credibility(&self, id: &AccountId) -> Score {
         self.book.credibility(&id.node())
+    }
+
+    /// [`MarketplaceApp::credibility`] in parts per million (what a match
+    /// reports to the client).
+    pub fn credibility_ppm(&self, id: &AccountId) -> u32 {
+        let raw = u128::from(self.credibility(id).raw());
+        ((raw * 1_000_000) >> idlegrid_reputation::SCORE_BITS) as u32
     }
 
     /// The app and dataset registry.

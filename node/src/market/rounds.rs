@@ -53,6 +53,7 @@ impl MarketplaceApp {
             deadlines: Deadlines::uniform(rules.stage_deadline),
             committee_size: rules.committee_size,
         };
+        let inputs = plan.slot_inputs.clone();
         let mut round = idlegrid_entrap::VerificationRound::open(now, terms, plan)
             .map_err(|e| h.reject(e.to_string()))?;
         // The provider's slot lock is the round's stake bond.
@@ -77,6 +78,8 @@ impl MarketplaceApp {
             client: me,
             job,
             lot,
+            provider: p.provider,
+            inputs,
         });
         Ok(())
     }
@@ -97,11 +100,17 @@ impl MarketplaceApp {
         let mut round = l.round.clone();
         round
             .commit_outputs(now, me, commitment)
-            .and_then(|()| round.reveal_outputs(now, me, outputs, salt))
+            .and_then(|()| round.reveal_outputs(now, me, outputs.clone(), salt))
             .map_err(|e| h.reject(e.to_string()))?;
         l.round = round;
         l.usage_micros = usage_micros;
-        self.notice(Notice::Delivered { client, job, lot });
+        self.notice(Notice::Delivered {
+            client,
+            job,
+            lot,
+            provider: me,
+            outputs,
+        });
         Ok(())
     }
 
@@ -164,6 +173,7 @@ impl MarketplaceApp {
             client,
             job,
             lot,
+            provider: me,
             committee: members,
             disputed,
         });

@@ -147,6 +147,8 @@ pub enum Notice {
         provider: AccountId,
         /// Seller price per compute-second.
         price: Amount,
+        /// The provider's credibility at the match, parts per million.
+        credibility_ppm: u32,
     },
     /// Lots of a job that lapsed unmatched.
     Lapsed {
@@ -165,6 +167,10 @@ pub enum Notice {
         job: u64,
         /// Lot.
         lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// The plan's slot inputs, slot order (what the provider must run).
+        inputs: Vec<Digest>,
     },
     /// A lot's outputs were revealed.
     Delivered {
@@ -174,6 +180,10 @@ pub enum Notice {
         job: u64,
         /// Lot.
         lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Output digests, slot order.
+        outputs: Vec<Digest>,
     },
     /// A provider was accused.
     Accused {
@@ -196,6 +206,8 @@ pub enum Notice {
         job: u64,
         /// Lot.
         lot: u32,
+        /// Provider.
+        provider: AccountId,
         /// Referees.
         committee: Vec<NodeId>,
         /// The disputed traps.
@@ -239,7 +251,7 @@ pub struct ClearingRecord {
 }
 
 /// How one lot settled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settlement {
     /// Client.
     pub client: AccountId,

@@ -12,29 +12,35 @@
 //!   the ledger's `check_all` (supply = initial − burned, no negative
 //!   balance or escrow, the incremental digest) runs on every batch, at
 //!   one validator in turn ([`MarketObserver`]).
-//! - **Providers and clients** are light nodes: they sign transactions and
-//!   submit them through a validator (their gateway), and follow the ledger
-//!   through node 0's [`Notice`](idlegrid_node::market::Notice)s. Their off-ledger messages (task hand-off
-//!   to the provider) take the WAN latency between their regions; the
-//!   provider's execution takes the [`SimulatedExecutor`](idlegrid_executor::SimulatedExecutor)'s
-//!   virtual duration.
+//! - **Providers, clients and the registry's owners** are `idlegrid-node`'s
+//!   light nodes ([`ProviderNode`](idlegrid_node::provider::ProviderNode),
+//!   [`ClientNode`](idlegrid_node::client::ClientNode)), each a node of the
+//!   simulated world: they submit signed transactions through a gateway
+//!   validator, act only on ledger facts that f + 1 validators reported,
+//!   and hand work to each other in messages — every message takes the
+//!   network model's latency and bandwidth. What the simulator adds is in
+//!   [`nodes`]: the simulated executor that answers a provider's execution
+//!   effect (virtual duration, cheating behaviours), each client's workload
+//!   (Poisson job arrivals), a provider operator's pricing and whitewashing
+//!   strategy, and the referees' re-execution.
 //! - A job: `PostJob` escrows the budget and locks client bonds → clearing
 //!   (k-double auction, reputation filter) matches lots to provider slots →
 //!   the client plans each lot with the entrap optimizer (fed by the
-//!   provider's credibility) and posts the plan → the provider executes,
-//!   commits and reveals outputs with its metered usage → the client
-//!   reveals traps and accuses → accept, or dispute settled by three
-//!   validator referees re-executing the trap → settlement: price × usage
+//!   provider's credibility, reported with the match), posts the plan and
+//!   sends the inputs → the provider checks them against the plan,
+//!   executes, commits and reveals outputs with its metered usage → the
+//!   client reveals traps and accuses → accept, or dispute settled by three
+//!   validator referees re-executing the traps → settlement: price × usage
 //!   (capped) to the provider, remainder back to the client, slashes,
 //!   bonds, reputation.
+//! - Observers read events only ([`tally`]); the report reads validator 0's
+//!   final ledger.
 //!
-//! Not yet as the design asks (issue 17 is moving them into `idlegrid-node`):
-//! providers and clients are still played by this driver rather than being
-//! nodes of the simulated world (they read node 0's notices and ledger),
-//! bids are not sealed (commit–reveal is exercised by `idlegrid-market`'s
-//! own tests), output commit and reveal travel in one transaction, the
-//! referee committee is a hash ranking of the validators instead of VRF
-//! sortition, and ledger signatures are checked once at the gateway.
+//! Not yet as the design asks (issue 17): bids are not sealed in the
+//! composition (commit–reveal is exercised by `idlegrid-market`'s own
+//! tests), the referee committee is a hash ranking of the validators
+//! instead of VRF sortition, and ledger signatures are checked once at the
+//! gateway.
 //!
 //! ```no_run
 //! use idlegrid_sim::marketplace::{MarketplaceConfig, run_marketplace};
@@ -43,8 +49,10 @@
 //! ```
 
 pub mod agents;
+pub mod nodes;
 pub mod observer;
 pub mod run;
+pub mod tally;
 pub mod welfare;
 
 pub use observer::MarketObserver;

@@ -10,6 +10,9 @@ use crate::node::NodeIndex;
 use crate::observer::{Observer, Violation};
 use idlegrid_node::validator::ValidatorEvent;
 
+use super::nodes::MarketEvent;
+use super::tally::MarketTally;
+
 /// Bound on remembered proposal times and equivocations (memory stays flat
 /// on long runs; older entries only lose a latency sample).
 const MAX_REMEMBERED: usize = 100_000;
@@ -31,11 +34,13 @@ pub struct MarketObserver {
     proposed_at: BTreeMap<BlockRef, Timestamp>,
     equivocations: BTreeSet<(u64, u32)>,
     metrics: Metrics,
+    /// The marketplace's measurements from light nodes' events.
+    pub tally: MarketTally,
 }
 
 impl MarketObserver {
     /// An observer for `n` validators.
-    pub fn new(_n: usize) -> Self {
+    pub fn new(tally: MarketTally) -> Self {
         Self {
             canonical: BTreeMap::new(),
             batches: 0,
@@ -45,6 +50,7 @@ impl MarketObserver {
             proposed_at: BTreeMap::new(),
             equivocations: BTreeSet::new(),
             metrics: Metrics::default(),
+            tally,
         }
     }
     /// Consensus metrics (`commits`, `committed_blocks`,
@@ -91,8 +97,26 @@ impl MarketObserver {
     }
 }
 
-impl Observer<ValidatorEvent> for MarketObserver {
+impl Observer<MarketEvent> for MarketObserver {
     fn on_event(
+        &mut self,
+        now: Timestamp,
+        node: NodeIndex,
+        event: &MarketEvent,
+    ) -> Result<(), Violation> {
+        match event {
+            MarketEvent::Validator(ev) => self.on_validator(now, node, ev),
+            other => self.tally.on_event(now, other),
+        }
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(&self.metrics)
+    }
+}
+
+impl MarketObserver {
+    fn on_validator(
         &mut self,
         now: Timestamp,
         node: NodeIndex,

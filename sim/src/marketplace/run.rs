@@ -1,32 +1,35 @@
 //! The marketplace run: validators on the simulated WAN, light nodes
 //! (providers and clients) driven between engine slices.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use idlegrid_dag_ledger::consensus::ConsensusConfig;
-use idlegrid_dag_ledger::ledger::{Genesis, Params, SignedTransaction};
-use idlegrid_entrap::{JobPlan, Outcome as RoundOutcome, SubtaskIndex, TrapSpec, optimize_traps};
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
+use idlegrid_dag_ledger::ledger::{Genesis, Params};
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
 use idlegrid_market::{JobGoods, KDouble, Mechanism};
-use idlegrid_primitives::{AccountId, Amount, Duration, Keypair, Seed, Timestamp};
+use idlegrid_node::client::{ClientNode, TrapPolicy};
+use idlegrid_node::light::{LightCore, LightSetup};
+use idlegrid_node::market::{JobRequest, MarketRules, MarketTx, score_bps};
+use idlegrid_node::provider::{ProviderNode, ProviderOffer};
+use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
+use idlegrid_node::wire::NodeMessage;
+use idlegrid_primitives::{AccountId, Amount, Digest, Duration, Keypair, Seed, Timestamp};
 use idlegrid_reputation::BookParams;
 use rand::Rng;
 use serde::Serialize;
 
-use super::agents::{
-    ClientAgent, Identity, LotWork, MachineId, Outbox, ProviderAgent, input_digest, is_cheater,
-    truth,
+use super::agents::{Identity, MachineId, Presence, is_cheater};
+use super::nodes::{
+    IdentityPlan, MarketNode, OwnerNode, ProviderPlan, SimClient, SimProvider, SimTraps,
+    SimValidator, Whitewash, Workload, executor,
 };
 use super::observer::MarketObserver;
-use super::welfare::WelfareBenchmark;
+use super::tally::{MarketTally, ProviderInfo};
 use crate::consensus::Behavior;
 use crate::{Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, SimConfig, SimError, Simulation};
-use idlegrid_dag_ledger::consensus::Committee;
-use idlegrid_node::market::{JobRequest, MarketRules, MarketTx, Notice, round_id, score_bps};
-use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
 
-mod detection;
+pub(crate) mod detection;
 mod sybil;
 
 pub use sybil::{MAX_IDENTITIES, SybilConfig};
@@ -620,37 +623,13 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
 const PRICE: u128 = 10_000; // per compute-second
 const CAP_MICROS: u64 = 200_000; // pay-as-you-go cap per subtask
 const CLIENT_BOND: u128 = 5_000;
-const STEP: Duration = Duration::from_millis(50);
-const REPRICE_PERIOD: Duration = Duration::from_millis(2_000);
-/// Price per use of the marketplace's one paid app.
+/// Per-use price of the registered app.
 const APP_PRICE: u128 = 2_000;
-/// Price per use of the marketplace's one dataset.
+/// Per-use price of the registered dataset.
 const DATASET_PRICE: u128 = 500;
 
-/// The goods of a client's `job`: every third job runs the paid app on the
-/// dataset, every third runs the app alone, the rest neither.
-fn job_goods(
-    job: u64,
-    app: idlegrid_primitives::Digest,
-    data: idlegrid_primitives::Digest,
-) -> JobGoods {
-    match job % 3 {
-        0 => JobGoods {
-            app: Some(app),
-            datasets: vec![data],
-            max_fee_per_slot: Amount::new(APP_PRICE + DATASET_PRICE),
-        },
-        1 => JobGoods {
-            app: Some(app),
-            datasets: Vec::new(),
-            max_fee_per_slot: Amount::new(APP_PRICE),
-        },
-        _ => JobGoods::none(),
-    }
-}
-
 /// Builds validator `ctx.index` of the committee (its consensus behaviour
-/// from the scenario; only node 0 emits notices, the light nodes' view).
+/// from the scenario).
 fn validator(
     ctx: &crate::NodeContext<'_>,
     setup: &ValidatorSetup,
@@ -672,164 +651,441 @@ fn validator(
     .expect("validated validator setup")
 }
 
+/// Bytes a node message takes on the wire (consensus as the consensus
+/// scenario counts it).
+fn node_wire_size(m: &NodeMessage) -> usize {
+    match m {
+        NodeMessage::Consensus(c) => crate::consensus::wire_size(c),
+        other => idlegrid_primitives::encoded_len(other),
+    }
+}
+
+/// The fingerprint of a node message in the run digest.
+fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
+    match m {
+        NodeMessage::Consensus(c) => crate::consensus::fingerprint(c),
+        other => idlegrid_primitives::Digest::of(
+            idlegrid_primitives::Domain::new("idlegrid/sim/node-message"),
+            other,
+        ),
+    }
+}
+
 fn mechanism() -> Box<dyn Mechanism> {
     Box::new(KDouble::new(5_000).expect("k = 0.5 is valid"))
 }
 
-struct Lot {
-    provider: AccountId,
+/// A validator node of the simulation (its consensus behaviour from the
+/// scenario; validator 0 reports notices to the observer).
+fn sim_validator(
+    ctx: &crate::NodeContext<'_>,
+    setup: &ValidatorSetup,
+    committee: &Committee,
+    behaviors: &[Behavior],
+) -> MarketNode {
+    let node = validator(ctx, setup, committee, behaviors);
+    MarketNode::Validator(Box::new(SimValidator::new(node, ctx.index.get() == 0)))
 }
 
-/// Runs the marketplace composition (see the module docs).
-pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, MarketplaceError> {
-    validate(cfg)?;
-    let root = Seed::from_u64(cfg.seed).derive("marketplace");
-    let mut rng = root.derive("driver").rng();
-    let stake = Amount::new(cfg.stake_per_slot);
-    let params = Params::default();
-    let chain = params.chain_id;
-    let params_min_new_account = params.min_new_account;
+/// What one light node of the world is.
+#[derive(Debug, Clone)]
+enum Role {
+    Provider(ProviderRole),
+    Client(ClientRole),
+    Owner(GoodKind, Digest, Amount),
+}
 
-    // Validator identities are the engine's (derived from the root seed).
-    let n_val = cfg.validators as usize;
-    let nreg = cfg.network.regions.len().max(1);
-    let specs: Vec<NodeSpec> = (0..n_val)
-        .map(|i| {
-            let mut spec = NodeSpec::in_region(RegionId::new((i % nreg) as u16));
-            if let Some(Behavior::Delay { extra }) = cfg.byzantine.get(i) {
-                spec.egress_delay = *extra;
+#[derive(Debug, Clone)]
+struct ProviderRole {
+    behaviour: Behaviour,
+    speed: u64,
+    price: Amount,
+    plan: IdentityPlan,
+    heir: Option<AccountId>,
+    region: u8,
+}
+
+#[derive(Debug, Clone)]
+struct ClientRole {
+    framing: bool,
+    first_post: Timestamp,
+}
+
+/// Everything the node factory needs, shared by every node it builds.
+struct World {
+    setup: ValidatorSetup,
+    committee: Committee,
+    behaviors: Vec<Behavior>,
+    roles: Vec<Role>,
+    n_val: usize,
+    chain: idlegrid_dag_ledger::ledger::ChainId,
+    cfg: MarketplaceConfig,
+    stake: Amount,
+    provider_stake: Amount,
+    min_new_account: Amount,
+    template: JobRequest,
+    goods: (Digest, Digest, Amount, Amount),
+}
+
+impl World {
+    fn build(&self, ctx: &crate::NodeContext<'_>) -> MarketNode {
+        let i = ctx.index.get();
+        if i < self.n_val {
+            return sim_validator(ctx, &self.setup, &self.committee, &self.behaviors);
+        }
+        let key = Keypair::from_seed(&ctx.key_seed);
+        let light = LightSetup {
+            key: key.clone(),
+            chain: self.chain,
+            committee: self.committee.clone(),
+            first_gateway: key.account_id().as_bytes()[0] as usize,
+            patience: Duration::from_secs(20),
+            fanout: self.cfg.gateways as usize,
+        };
+        match &self.roles[i - self.n_val] {
+            Role::Provider(p) => self.provider(ctx, light, p),
+            Role::Client(c) => self.client(ctx, light, c),
+            Role::Owner(kind, digest, price) => {
+                let op = RegistryOp::Register {
+                    kind: *kind,
+                    digest: *digest,
+                    version: 1,
+                    price_per_use: *price,
+                    policy: AccessPolicy::Public,
+                };
+                let record = MarketTx::Registry(SignedOp::sign(&key, 0, op));
+                MarketNode::Owner(Box::new(OwnerNode::new(LightCore::new(light), record)))
             }
-            spec
-        })
-        .collect();
+        }
+    }
 
-    // Light nodes.
-    // Machines: the genesis population, then the whitewashers and the
-    // newcomers (drawn from their own stream so that adding them leaves
-    // the genesis population unchanged).
+    fn provider(
+        &self,
+        ctx: &crate::NodeContext<'_>,
+        light: LightSetup,
+        p: &ProviderRole,
+    ) -> MarketNode {
+        let offer = ProviderOffer {
+            price: p.price,
+            capacity: self.cfg.provider_capacity,
+            stake_per_slot: self.stake,
+            region: p.region,
+        };
+        let mut node = ProviderNode::new(light, offer, ctx.seed.derive("provider"));
+        if !matches!(
+            p.plan,
+            IdentityPlan::Genesis | IdentityPlan::Whitewash { generation: 0 }
+        ) {
+            node = node.without_auto_offer();
+        }
+        let whitewash = matches!(p.plan, IdentityPlan::Whitewash { .. }).then_some(Whitewash {
+            heir: p.heir,
+            provider_stake: self.provider_stake,
+            min_new_account: self.min_new_account,
+            reenter_until: Timestamp::ZERO + Duration::from_secs(self.cfg.sybil.join_until_secs),
+            out_of_market: Amount::new(self.cfg.max_price.saturating_mul(1_000).max(1 << 61)),
+        });
+        let cost = p.price.get() / 2;
+        let plan = ProviderPlan {
+            exec: executor(p.behaviour, p.speed, ctx.seed.derive("exec")),
+            plan: p.plan,
+            whitewash,
+            capacity: self.cfg.provider_capacity,
+            price: p.price,
+            floor: Amount::new((cost * 11 / 10).max(1)),
+            max_price: self
+                .cfg
+                .adaptive_pricing
+                .then_some(Amount::new(self.cfg.max_price)),
+        };
+        MarketNode::Provider(Box::new(SimProvider::new(node, plan)))
+    }
+
+    fn client(
+        &self,
+        ctx: &crate::NodeContext<'_>,
+        light: LightSetup,
+        c: &ClientRole,
+    ) -> MarketNode {
+        let me = light.key.account_id();
+        let policy = TrapPolicy {
+            cost_per_subtask: Amount::new(PRICE / 40),
+            stake: self.stake,
+            price_to_pay_divisor: 20,
+        };
+        let traps = SimTraps {
+            client: me,
+            framing: c.framing,
+        };
+        let node = ClientNode::new(light, policy, Box::new(traps), ctx.seed.derive("client"));
+        let w = Workload {
+            active_until: Timestamp::ZERO + Duration::from_secs(self.cfg.active_secs),
+            job_interval_secs: self.cfg.job_interval_secs,
+            max_lots: self.cfg.max_lots,
+            subtasks_per_lot: self.cfg.subtasks_per_lot,
+            template: self.template.clone(),
+            bid_window: Duration::from_secs(20),
+            goods: self.goods,
+        };
+        let rng = ctx.seed.derive("workload").rng();
+        MarketNode::Client(Box::new(SimClient::new(node, rng, c.first_post, w)))
+    }
+}
+
+/// The light-node population: roles, the run's view of each provider
+/// identity, framing clients, genesis endowments.
+struct Population {
+    roles: Vec<Role>,
+    providers: BTreeMap<AccountId, ProviderInfo>,
+    framing: BTreeMap<AccountId, bool>,
+    balances: Vec<(AccountId, Amount)>,
+    stakes: Vec<(AccountId, Amount)>,
+}
+
+/// Machines with their identities: genesis providers, newcomers, and each
+/// whitewashing machine's `max_identities` keys (later ones funded by
+/// their predecessor).
+#[allow(clippy::too_many_arguments)]
+fn providers(
+    cfg: &MarketplaceConfig,
+    root: &Seed,
+    ids: &[AccountId],
+    rng: &mut impl Rng,
+    balance: Amount,
+    stake: Amount,
+    pop: &mut Population,
+) {
     let mut sybil_rng = root.derive("sybil").rng();
-    let n_sybil = cfg.sybil.whitewashers + cfg.sybil.newcomers;
-    let mut providers: Vec<ProviderAgent> = (0..cfg.providers + n_sybil)
-        .map(|i| {
-            let key = Keypair::from_seed(&root.derive_indexed("provider", u64::from(i)));
-            let k = i.saturating_sub(cfg.providers);
-            let (behaviour, identity, r) = if i < cfg.providers {
-                (behaviour_for(i, cfg), Identity::Genesis, &mut rng)
-            } else if k < cfg.sybil.whitewashers {
+    let nreg = cfg.network.regions.len().max(1);
+    let mut next = 0usize;
+    let machines = cfg.providers + cfg.sybil.whitewashers + cfg.sybil.newcomers;
+    for m in 0..machines {
+        let k = m.saturating_sub(cfg.providers);
+        let whitewasher = m >= cfg.providers && k < cfg.sybil.whitewashers;
+        let (behaviour, first_plan, r): (Behaviour, IdentityPlan, &mut dyn rand::RngCore) =
+            if m < cfg.providers {
+                (behaviour_for(m, cfg), IdentityPlan::Genesis, &mut *rng)
+            } else if whitewasher {
                 let rate = Rate::from_ppm((cfg.cheat_rate * 1e6) as u32);
                 (
                     Behaviour::LazyCheater { rate },
-                    Identity::Whitewash { generation: 0 },
+                    IdentityPlan::Whitewash { generation: 0 },
                     &mut sybil_rng,
                 )
             } else {
                 let (a, b) = (cfg.sybil.join_from_secs, cfg.sybil.join_until_secs);
                 let at = sybil_rng.gen_range(a * 1_000_000..=b * 1_000_000);
-                (
-                    Behaviour::Honest,
-                    Identity::Newcomer {
-                        join_at: Timestamp::from_micros(at),
-                    },
-                    &mut sybil_rng,
-                )
+                let plan = IdentityPlan::Newcomer {
+                    join_at: Timestamp::from_micros(at),
+                };
+                (Behaviour::Honest, plan, &mut sybil_rng)
             };
-            let speed = r.gen_range(cfg.speed_min..=cfg.speed_max);
-            let price = Amount::new(r.gen_range(cfg.price_min..=cfg.price_max));
-            let spec = sybil::MachineSpec {
-                machine: MachineId(i),
+        let speed = r.gen_range(cfg.speed_min..=cfg.speed_max);
+        let price = r.gen_range(cfg.price_min..=cfg.price_max);
+        let keys = if whitewasher {
+            cfg.sybil.max_identities
+        } else {
+            1
+        };
+        for g in 0..keys {
+            let account = ids[next];
+            let plan = match first_plan {
+                IdentityPlan::Whitewash { .. } => IdentityPlan::Whitewash { generation: g },
+                other => other,
+            };
+            let heir = (whitewasher && g + 1 < keys).then(|| ids[next + 1]);
+            // A fresh key asks a fresh price, at least the machine's floor.
+            let price = if g == 0 {
+                price
+            } else {
+                sybil_rng
+                    .gen_range(cfg.price_min..=cfg.price_max)
+                    .max(price / 2 * 11 / 10)
+            };
+            let identity = match plan {
+                IdentityPlan::Genesis => Identity::Genesis,
+                IdentityPlan::Newcomer { join_at } => Identity::Newcomer { join_at },
+                IdentityPlan::Whitewash { generation } => Identity::Whitewash { generation },
+            };
+            let endowed = g == 0;
+            if endowed {
+                pop.balances.push((account, balance));
+                pop.stakes.push((account, stake));
+            }
+            pop.roles.push(Role::Provider(ProviderRole {
                 behaviour,
                 speed,
-                price,
-                exec_seed: root.derive_indexed("exec", u64::from(i)),
-                region: (i as usize % nreg) as u16,
-                capacity: cfg.provider_capacity,
+                price: Amount::new(price),
+                plan,
+                heir,
+                region: (m as usize % nreg) as u8,
+            }));
+            let presence = Presence {
+                joined_at: matches!(
+                    plan,
+                    IdentityPlan::Genesis | IdentityPlan::Whitewash { generation: 0 }
+                )
+                .then_some(Timestamp::ZERO),
+                ..Presence::default()
             };
-            sybil::first_identity(key, chain, spec, identity)
-        })
-        .collect();
-    let mut clients: Vec<ClientAgent> = (0..cfg.clients)
-        .map(|i| ClientAgent {
-            outbox: Outbox::new(
-                Keypair::from_seed(&root.derive_indexed("client", u64::from(i))),
-                chain,
-            ),
-            framing: i < cfg.framing_clients,
-            region: (i as usize % nreg) as u16,
-            next_job: 0,
-            plans: BTreeMap::new(),
-            initial_wealth: Amount::ZERO,
-        })
-        .collect();
-    // The registry: one paid app and one dataset, each with its own owner.
-    let app_owner = Keypair::from_seed(&root.derive("app-owner"));
-    let data_owner = Keypair::from_seed(&root.derive("dataset-owner"));
-    let app_digest = content_digest(GoodKind::App, b"idlegrid/sim/app/render-v1");
-    let data_digest = content_digest(GoodKind::Dataset, b"idlegrid/sim/dataset/scenes-v1");
-    let mut owner_boxes = [
-        Outbox::new(app_owner.clone(), chain),
-        Outbox::new(data_owner.clone(), chain),
-    ];
+            pop.providers.insert(
+                account,
+                ProviderInfo {
+                    machine: MachineId(m),
+                    behaviour,
+                    identity,
+                    cost_per_second: Amount::new(price / 2),
+                    initial_wealth: if endowed {
+                        balance.saturating_add(stake)
+                    } else {
+                        Amount::ZERO
+                    },
+                    presence,
+                    spent_micros: 0,
+                    cheated_lots: 0,
+                    lots_run: 0,
+                },
+            );
+            next += 1;
+        }
+    }
+}
 
-    // Genesis: validators need only quota; stakes cover every bond up front.
+/// Light nodes in the world, in engine order after the validators.
+fn light_count(cfg: &MarketplaceConfig) -> usize {
+    let p = cfg.providers + cfg.sybil.newcomers + cfg.sybil.whitewashers * cfg.sybil.max_identities;
+    p as usize + cfg.clients as usize + 2
+}
+
+/// The app and the dataset every third job uses.
+fn goods() -> (Digest, Digest) {
+    (
+        content_digest(GoodKind::App, b"idlegrid/sim/app/render-v1"),
+        content_digest(GoodKind::Dataset, b"idlegrid/sim/dataset/scenes-v1"),
+    )
+}
+
+fn config_err(field: &'static str, reason: impl ToString) -> MarketplaceError {
+    MarketplaceError::Config {
+        field,
+        reason: reason.to_string(),
+    }
+}
+
+/// Runs the marketplace scenario: validators, providers, clients and
+/// owners are all nodes of the simulated world.
+pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, MarketplaceError> {
+    validate(cfg)?;
+    let (mut sim, sim_cfg) = setup(cfg)?;
+    let series = drive(&mut sim, &sim_cfg, cfg)?;
+    report(sim, &sim_cfg, cfg, series)
+}
+
+type MarketSim = Simulation<MarketNode, MarketObserver>;
+
+/// Builds the world: identities, genesis, every node.
+fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceError> {
+    let root = Seed::from_u64(cfg.seed).derive("marketplace");
+    let mut rng = root.derive("driver").rng();
+    let stake = Amount::new(cfg.stake_per_slot);
+    let params = Params::default();
+    let n_val = cfg.validators as usize;
+    let nreg = cfg.network.regions.len().max(1);
+    let n_light = light_count(cfg);
+    let specs: Vec<NodeSpec> = (0..n_val + n_light)
+        .map(|i| {
+            let region = if i < n_val {
+                i % nreg
+            } else {
+                (i - n_val) % nreg
+            };
+            let mut spec = NodeSpec::in_region(RegionId::new(region as u16));
+            if let Some(Behavior::Delay { extra }) = cfg.byzantine.get(i).filter(|_| i < n_val) {
+                spec.egress_delay = *extra;
+            }
+            spec
+        })
+        .collect();
     let mut sim_cfg = SimConfig::new(cfg.seed);
-    let total = Duration::from_secs(cfg.active_secs + cfg.drain_secs);
-    sim_cfg.max_time = Timestamp::ZERO + total;
-    sim_cfg.max_events = 200_000_000;
+    sim_cfg.max_time = Timestamp::ZERO + Duration::from_secs(cfg.active_secs + cfg.drain_secs);
+    sim_cfg.max_events = 400_000_000;
     sim_cfg.replay_command = Some(
         cfg.replay_command
             .clone()
             .unwrap_or_else(|| format!("idlegrid-sim run --seed {}", cfg.seed)),
     );
-    let provider_balance = Amount::new(1_000_000);
-    let provider_stake = Amount::new(cfg.stake_per_slot * u128::from(cfg.provider_capacity) + 1);
-    let client_balance = Amount::new(1_000_000_000);
-    let client_stake = Amount::new(CLIENT_BOND * 200);
-    let mut balances = vec![
-        (app_owner.account_id(), Amount::new(1_000_000)),
-        (data_owner.account_id(), Amount::new(1_000_000)),
-    ];
-    let mut stakes = Vec::new();
-    for p in providers.iter_mut() {
-        balances.push((p.outbox.account(), provider_balance));
-        stakes.push((p.outbox.account(), provider_stake));
-        p.initial_wealth = provider_balance.saturating_add(provider_stake);
-    }
-    for c in clients.iter_mut() {
-        balances.push((c.outbox.account(), client_balance));
-        stakes.push((c.outbox.account(), client_stake));
-        c.initial_wealth = client_balance.saturating_add(client_stake);
-    }
-    // Bonds must be coverable before the run starts.
-    if provider_stake
-        < stake
-            .checked_mul(u128::from(cfg.provider_capacity))
-            .unwrap_or(Amount::MAX)
-    {
-        return Err(MarketplaceError::Config {
-            field: "stake_per_slot",
-            reason: "provider stake cannot cover its slot bonds".into(),
-        });
-    }
-
-    // Build the simulation once to learn validator identities, then the genesis.
-    let net = cfg.network.clone();
-    let regions = net.regions.clone();
-    let val_ids: Vec<idlegrid_primitives::NodeId> = {
+    // Identities are the engine's (derived from the root seed): learn them
+    // from a probe, then write the genesis.
+    let ids: Vec<idlegrid_primitives::NodeId> = {
         let probe: Simulation<crate::demo::Gossip, ()> = Simulation::new(
             sim_cfg.clone(),
-            net.clone(),
+            cfg.network.clone(),
             specs.clone(),
             |ctx| crate::demo::Gossip::new(ctx, crate::demo::GossipConfig::default()),
             (),
         )?;
         probe.node_ids().to_vec()
     };
-    for v in &val_ids {
-        balances.push((v.account(), Amount::new(1_000_000)));
+    let val_ids = ids[..n_val].to_vec();
+    let accounts: Vec<AccountId> = ids[n_val..].iter().map(|i| i.account()).collect();
+    let provider_balance = Amount::new(1_000_000);
+    let provider_stake = Amount::new(cfg.stake_per_slot * u128::from(cfg.provider_capacity) + 1);
+    if provider_stake
+        < stake
+            .checked_mul(u128::from(cfg.provider_capacity))
+            .unwrap_or(Amount::MAX)
+    {
+        return Err(config_err(
+            "stake_per_slot",
+            "provider stake cannot cover its slot bonds",
+        ));
     }
+    let mut pop = Population {
+        roles: Vec::new(),
+        providers: BTreeMap::new(),
+        framing: BTreeMap::new(),
+        balances: val_ids
+            .iter()
+            .map(|v| (v.account(), Amount::new(1_000_000)))
+            .collect(),
+        stakes: Vec::new(),
+    };
+    providers(
+        cfg,
+        &root,
+        &accounts,
+        &mut rng,
+        provider_balance,
+        provider_stake,
+        &mut pop,
+    );
+    for c in 0..cfg.clients as usize {
+        let account = accounts[pop.roles.len()];
+        let framing = (c as u32) < cfg.framing_clients;
+        pop.balances.push((account, Amount::new(1_000_000_000)));
+        pop.stakes.push((account, Amount::new(CLIENT_BOND * 200)));
+        pop.framing.insert(account, framing);
+        let first_post = Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64));
+        pop.roles.push(Role::Client(ClientRole {
+            framing,
+            first_post,
+        }));
+    }
+    let (app, data) = goods();
+    for (kind, digest, price) in [
+        (GoodKind::App, app, APP_PRICE),
+        (GoodKind::Dataset, data, DATASET_PRICE),
+    ] {
+        pop.balances
+            .push((accounts[pop.roles.len()], Amount::new(1_000_000)));
+        pop.roles
+            .push(Role::Owner(kind, digest, Amount::new(price)));
+    }
+    let min_new_account = params.min_new_account;
+    let chain = params.chain_id;
     let genesis = Genesis {
-        balances,
-        stakes,
+        balances: pop.balances,
+        stakes: pop.stakes,
         params,
     };
     let rules = MarketRules {
@@ -842,807 +1098,395 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
         book: BookParams::default(),
         reputation_epoch_secs: 10,
     };
-    let consensus = cfg.consensus.clone();
     let setup = ValidatorSetup {
-        ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis).map_err(|e| {
-            MarketplaceError::Config {
-                field: "genesis",
-                reason: e.to_string(),
-            }
-        })?,
+        ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis)
+            .map_err(|e| config_err("genesis", e))?,
         rules,
-        consensus,
+        consensus: cfg.consensus.clone(),
         mechanism,
         epoch_secs: 1,
     };
     let committee =
-        Committee::equal(val_ids.iter().copied()).map_err(|e| MarketplaceError::Config {
-            field: "validators",
-            reason: e.to_string(),
-        })?;
-    let behaviors = cfg.byzantine.clone();
+        Committee::equal(val_ids.iter().copied()).map_err(|e| config_err("validators", e))?;
+    let fresh = idlegrid_reputation::ReputationBook::new(BookParams::default(), Default::default())
+        .map_err(|e| config_err("reputation", e))?
+        .fresh_score();
+    let world = World {
+        setup,
+        committee,
+        behaviors: cfg.byzantine.clone(),
+        roles: pop.roles,
+        n_val,
+        chain,
+        cfg: cfg.clone(),
+        stake,
+        provider_stake,
+        min_new_account,
+        template: JobRequest {
+            job: 0,
+            lots: 1,
+            max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
+            max_price: Amount::new(cfg.max_price),
+            cap_micros_per_subtask: CAP_MICROS,
+            // Reputation feeds the market filter: no provider worse than a
+            // newcomer.
+            min_reputation_bps: score_bps(fresh),
+            client_bond: Amount::new(CLIENT_BOND),
+            deadline: Timestamp::ZERO,
+            goods: JobGoods::none(),
+        },
+        goods: (
+            app,
+            data,
+            Amount::new(APP_PRICE),
+            Amount::new(DATASET_PRICE),
+        ),
+    };
+    let tally = MarketTally::new(
+        pop.providers,
+        pop.framing,
+        cfg.max_price,
+        Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
+    );
     let mut sim = Simulation::new(
         sim_cfg.clone(),
-        net,
+        cfg.network.clone(),
         specs,
-        move |ctx| validator(ctx, &setup, &committee, &behaviors),
-        MarketObserver::new(n_val),
+        move |ctx| world.build(ctx),
+        MarketObserver::new(tally),
     )?;
-    sim.set_size_of_message(crate::consensus::wire_size);
-    sim.set_message_fingerprint(crate::consensus::fingerprint);
+    sim.set_size_of_message(node_wire_size);
+    sim.set_message_fingerprint(node_fingerprint);
     for (at, f) in &cfg.faults {
         sim.schedule(*at, f.clone())?;
     }
-    // A light node's gateway: by account, moved on after every failover.
-    let mut failover: BTreeMap<AccountId, usize> = BTreeMap::new();
-    let gw = |a: &AccountId, failover: &BTreeMap<AccountId, usize>| {
-        let k = failover.get(a).copied().unwrap_or(0);
-        NodeIndex::new(((a.as_bytes()[0] as usize + k) % n_val) as u32)
-    };
-    let val_index: BTreeMap<idlegrid_primitives::NodeId, usize> =
-        val_ids.iter().enumerate().map(|(i, v)| (*v, i)).collect();
-    let mut by_acct: BTreeMap<AccountId, usize> = providers
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (p.outbox.account(), i))
-        .collect();
-    let client_idx: BTreeMap<AccountId, usize> = clients
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.outbox.account(), i))
-        .collect();
-    let latency = |a: u16, b: u16| regions.latency(RegionId::new(a), RegionId::new(b));
+    Ok((sim, sim_cfg))
+}
 
-    let mut outgoing: Vec<SignedTransaction> = Vec::new();
-    // Providers offer at once (newcomers at their join time).
-    for p in providers.iter_mut().filter(|p| p.is_active()) {
-        outgoing.push(sybil::offer(p, Timestamp::ZERO, stake));
+fn invariant(
+    invariant: &'static str,
+    at: Timestamp,
+    message: String,
+    cfg: &MarketplaceConfig,
+    sim_cfg: &SimConfig,
+) -> MarketplaceError {
+    MarketplaceError::Invariant {
+        invariant,
+        at,
+        message,
+        seed: cfg.seed,
+        replay: sim_cfg.replay(),
     }
-    let sybil_env = sybil::Env {
-        root: &root,
-        chain,
-        provider_stake,
-        stake_per_slot: stake,
-        min_new_account: params_min_new_account,
-        max_identities: cfg.sybil.max_identities,
-        reenter_until: Timestamp::ZERO + Duration::from_secs(cfg.sybil.join_until_secs),
-        price_min: cfg.price_min,
-        price_max: cfg.price_max,
-        out_of_market: Amount::new(cfg.max_price.saturating_mul(1_000).max(1 << 61)),
-    };
-    let mut sybil_counters = sybil::Counters::default();
-    let mut detection = detection::DetectionTallies::default();
-    // Owners list their goods at once.
-    let listings = [
-        (&app_owner, GoodKind::App, app_digest, APP_PRICE),
-        (&data_owner, GoodKind::Dataset, data_digest, DATASET_PRICE),
-    ];
-    for (ob, (key, kind, digest, price)) in owner_boxes.iter_mut().zip(listings) {
-        let rec = SignedOp::sign(
-            key,
-            0,
-            RegistryOp::Register {
-                kind,
-                digest,
-                version: 1,
-                price_per_use: Amount::new(price),
-                policy: AccessPolicy::Public,
-            },
-        );
-        outgoing.push(ob.sign(Timestamp::ZERO, MarketTx::Registry(rec)));
+}
+
+/// The honest validator whose ledger the report reads (validator 0).
+fn view(sim: &MarketSim) -> &ValidatorNode {
+    match sim.node(NodeIndex::new(0)) {
+        Some(MarketNode::Validator(v)) => &v.node,
+        _ => unreachable!("node 0 is a validator"),
     }
-    let mut next_post: Vec<Timestamp> = (0..clients.len())
-        .map(|_| Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64)))
-        .collect();
-    let mut lots: BTreeMap<(AccountId, u64, u32), Lot> = BTreeMap::new();
-    let mut job_posted_at: BTreeMap<(AccountId, u64), Timestamp> = BTreeMap::new();
-    let mut latencies = Vec::new();
-    let mut prices = Vec::new();
-    let mut m = Metrics::default();
-    let mut welfare = WelfareBenchmark::default();
-    let mut next_reprice = Timestamp::ZERO + REPRICE_PERIOD;
-    let mut slashed_providers: BTreeSet<AccountId> = BTreeSet::new();
-    let mut awaiting: BTreeSet<(usize, (AccountId, u64, u32))> = BTreeSet::new();
-    let mut now = Timestamp::ZERO;
-    let active_until = Timestamp::ZERO + Duration::from_secs(cfg.active_secs);
+}
+
+/// Runs the world second by second, sampling the series.
+fn drive(
+    sim: &mut MarketSim,
+    sim_cfg: &SimConfig,
+    cfg: &MarketplaceConfig,
+) -> Result<MarketSeries, MarketplaceError> {
     let mut series = MarketSeries::default();
-    let mut next_sample = Timestamp::ZERO + Duration::from_secs(1);
-    let (mut sec_price, mut sec_matches, mut jobs_before) = ((0.0f64, 0u64), 0u64, 0u64);
-
+    let mut now = Timestamp::ZERO;
     while now < sim_cfg.max_time {
-        // Submit what the light nodes produced.
-        // Each transaction goes to `gateways` validators spread over the
-        // committee (duplicates fail the nonce check and change nothing).
-        let spread = (n_val / cfg.gateways as usize).max(1);
-        for tx in outgoing.drain(..) {
-            let g = gw(&tx.tx.sender, &failover);
-            for r in 0..cfg.gateways as usize {
-                let g = NodeIndex::new(((g.get() + r * spread) % n_val) as u32);
-                sim.with_node(g, |node, _| {
-                    let _ = node.submit(&tx);
-                })?;
-            }
-        }
-        now = now + STEP;
+        now = (now + Duration::from_secs(1)).min(sim_cfg.max_time);
         sim.run_until(now)?;
         if let Some(v) = sim.observer().failure() {
-            return Err(MarketplaceError::Invariant {
-                invariant: "ledger",
-                at: now,
-                message: v,
-                seed: cfg.seed,
-                replay: sim_cfg.replay(),
-            });
+            return Err(invariant("ledger", now, v, cfg, sim_cfg));
         }
-        let mut notices = Vec::new();
-        sim.with_node(NodeIndex::new(0), |node, _| notices = node.drain_notices())?;
-        let view = sim.node(NodeIndex::new(0)).expect("node 0 exists");
-        // Coarse per-second series (state as of this slice).
-        if now >= next_sample {
-            next_sample = next_sample + Duration::from_secs(1);
-            series
-                .clearing_price
-                .push((sec_price.1 > 0).then(|| sec_price.0 / sec_price.1 as f64));
-            series.matches.push(sec_matches);
-            series.jobs_completed.push(m.jobs_closed - jobs_before);
-            (sec_price, sec_matches, jobs_before) = ((0.0, 0), 0, m.jobs_closed);
-            // Per machine: a whitewasher's identities add up (their
-            // transfers cancel), and it counts once.
-            let (mut hon, mut che) = ((0.0f64, 0u64), (0.0f64, 0u64));
-            for p in &providers {
-                let w = view
-                    .ledger()
-                    .account(&p.outbox.account())
-                    .map_or(0i128, |x| {
-                        (x.balance.get() + x.bonded.get() + x.unbonding_total().get()) as i128
-                    });
-                let delta = (w - p.initial_wealth.get() as i128) as f64;
-                let first = u64::from(p.is_first_identity());
-                if p.behaviour == Behaviour::Honest {
-                    hon = (hon.0 + delta, hon.1 + first);
-                } else if is_cheater(&p.behaviour) {
-                    che = (che.0 + delta, che.1 + first);
-                }
-            }
-            series.honest_balance.push(hon.0 / hon.1.max(1) as f64);
-            series.cheater_balance.push(che.0 / che.1.max(1) as f64);
-        }
-        // Resubmission of rejected sequences.
-        let patience = Duration::from_secs(20);
-        for ob in providers
-            .iter_mut()
-            .map(|p| &mut p.outbox)
-            .chain(clients.iter_mut().map(|c| &mut c.outbox))
-            .chain(owner_boxes.iter_mut())
-        {
-            let n = view.ledger().nonce(&ob.account()).get();
-            let re = ob.reconcile(n, now, patience);
-            if !re.is_empty() {
-                failover.insert(ob.account(), ob.failovers() as usize);
-            }
-            m.resubmitted += re.len() as u64;
-            outgoing.extend(re);
-        }
-        // Newcomers join, whitewashed keys bond and offer once funded,
-        // abandoned keys sweep their matured stake.
-        if n_sybil > 0 {
-            sybil::step(
-                &mut providers,
-                view.ledger(),
-                &sybil_env,
-                now,
-                &mut outgoing,
-                &mut sybil_counters,
-            );
-        }
-        // Adaptive pricing: an idle provider undercuts (down to its floor),
-        // a matched one raises (up to the clients' limit).
-        if cfg.adaptive_pricing && now >= next_reprice {
-            next_reprice = now + REPRICE_PERIOD;
-            for p in providers.iter_mut().filter(|p| p.is_active()) {
-                let new = if p.recent_matches == 0 {
-                    (p.price.get() * 92 / 100).max(p.floor.get())
-                } else {
-                    (p.price.get() * 104 / 100)
-                        .min(cfg.max_price)
-                        .max(p.floor.get())
-                };
-                p.recent_matches = 0;
-                if new != p.price.get() {
-                    p.price = Amount::new(new);
-                    m.reprices += 1;
-                    outgoing.push(p.outbox.sign(now, MarketTx::Reprice { price: p.price }));
-                }
-            }
-        }
-        // Clients post jobs.
-        let fresh_bps = score_bps(view.market().book().fresh_score());
-        if now < active_until {
-            for (ci, c) in clients.iter_mut().enumerate() {
-                if now < next_post[ci] {
-                    continue;
-                }
-                let gap = -cfg.job_interval_secs * (1.0 - rng.r#gen::<f64>()).ln();
-                next_post[ci] = now + Duration::from_micros((gap * 1e6) as u64 + 1);
-                let job = c.next_job;
-                c.next_job += 1;
-                let lots_n = rng.gen_range(1..=cfg.max_lots);
-                let req = JobRequest {
-                    job,
-                    lots: lots_n,
-                    max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
-                    max_price: Amount::new(cfg.max_price),
-                    cap_micros_per_subtask: CAP_MICROS,
-                    // Reputation feeds the market filter: no provider
-                    // worse than a newcomer.
-                    min_reputation_bps: fresh_bps,
-                    client_bond: Amount::new(CLIENT_BOND),
-                    deadline: now + Duration::from_secs(20),
-                    goods: job_goods(job, app_digest, data_digest),
-                };
-                job_posted_at.insert((c.outbox.account(), job), now);
-                m.jobs_submitted += 1;
-                m.orders += 1;
-                outgoing.push(c.outbox.sign(now, MarketTx::PostJob(req)));
-            }
-        }
-        // React to the ledger.
-        let mut votes: Vec<(usize, MarketTx)> = Vec::new();
-        let mut abandons: Vec<usize> = Vec::new();
-        for n in notices {
-            match n {
-                Notice::Matched {
-                    client,
-                    job,
-                    lot,
-                    provider,
-                    price,
-                } => {
-                    m.matches += 1;
-                    prices.push(price.get() as f64);
-                    sec_matches += 1;
-                    sec_price = (sec_price.0 + price.get() as f64, sec_price.1 + 1);
-                    let ci = client_idx[&client];
-                    let pi = by_acct[&provider];
-                    providers[pi].recent_matches += 1;
-                    let c = &mut clients[ci];
-                    // Reputation feeds the trap optimizer.
-                    let cred = view.market().credibility(&provider).to_f64();
-                    let nreal = cfg.subtasks_per_lot;
-                    let mut op = idlegrid_entrap::Params::new(
-                        nreal,
-                        Amount::new(PRICE / 40),
-                        Amount::new(price.get() / 20),
-                        stake,
-                    );
-                    op.credibility = cred.clamp(0.0, 0.999);
-                    op.max_traps = nreal * 2 + 4;
-                    let k = optimize_traps(&op)
-                        .map(|a| a.recommended.get())
-                        .unwrap_or(2)
-                        .clamp(1, nreal * 2 + 4);
-                    let rid = round_id(job, lot);
-                    let real: Vec<_> = (0..u64::from(nreal))
-                        .map(|i| input_digest(&client, job, lot, i))
-                        .collect();
-                    let traps: Vec<TrapSpec> = (0..u64::from(k))
-                        .map(|i| {
-                            let x = input_digest(&client, job, lot, 10_000 + i);
-                            let expected = if c.framing && i == 0 {
-                                idlegrid_primitives::Digest::of(
-                                    idlegrid_primitives::Domain::new("idlegrid/sim/frame"),
-                                    &x,
-                                )
-                            } else {
-                                truth(&x)
-                            };
-                            TrapSpec::precomputed(x, expected)
-                        })
-                        .collect();
-                    if c.framing {
-                        m.framing_attempts += 1;
-                    }
-                    m.traps_planted += u64::from(k);
-                    m.real_subtasks += u64::from(nreal);
-                    {
-                        let p = &mut providers[pi];
-                        let present = now < active_until && p.is_active();
-                        let pr = &mut p.presence;
-                        if pr.first_match_at.is_none() {
-                            pr.first_match_at = Some(now);
-                            pr.first_lot_traps = u64::from(k);
-                            pr.first_lot_real = u64::from(nreal);
-                        }
-                        pr.traps_faced += u64::from(k);
-                        pr.real_faced += u64::from(nreal);
-                        pr.matches_present += u64::from(present);
-                    }
-                    let Ok(plan) = JobPlan::builder(rid)
-                        .real_inputs(real)
-                        .traps(traps)
-                        .seed(root.derive_indexed(
-                            "plan",
-                            job ^ (u64::from(lot) << 40) ^ u64::from(ci as u32) << 48,
-                        ))
-                        .build()
-                    else {
-                        continue;
-                    };
-                    outgoing.push(c.outbox.sign(
-                        now,
-                        MarketTx::Plan {
-                            job,
-                            lot,
-                            plan: plan.public().clone(),
-                        },
-                    ));
-                    // Task hand-off off-ledger, with WAN latency.
-                    let arrive = now + latency(c.region, providers[pi].region);
-                    let inputs = plan.public().slot_inputs.clone();
-                    let is_trap: Vec<bool> = (0..inputs.len())
-                        .map(|s| plan.is_trap(SubtaskIndex::new(s as u32)))
-                        .collect();
-                    c.plans.insert((job, lot), plan);
-                    let w: LotWork = providers[pi].execute(&inputs, &is_trap, arrive);
-                    providers[pi].work.insert((client, job, lot), w);
-                    lots.insert((client, job, lot), Lot { provider });
-                }
-                Notice::RoundOpened { client, job, lot } => {
-                    if let Some(l) = lots.get(&(client, job, lot)) {
-                        let pi = by_acct[&l.provider];
-                        if let Some(w) = providers[pi].work.get_mut(&(client, job, lot)) {
-                            w.opened = true;
-                            if !w.delivered {
-                                awaiting.insert((pi, (client, job, lot)));
-                            }
-                        }
-                    }
-                }
-                Notice::Delivered { client, job, lot } => {
-                    let ci = client_idx[&client];
-                    let Some(l) = lots.get(&(client, job, lot)) else {
-                        continue;
-                    };
-                    let pi = by_acct[&l.provider];
-                    let outputs = providers[pi].work[&(client, job, lot)].outputs.clone();
-                    let c = &mut clients[ci];
-                    let Some(plan) = c.plans.get(&(job, lot)) else {
-                        continue;
-                    };
-                    let accuse = plan.wrong_traps(&outputs).unwrap_or_default();
-                    let reveal = plan.trap_reveal(vec![]);
-                    outgoing.push(c.outbox.sign(
-                        now,
-                        MarketTx::Verify {
-                            job,
-                            lot,
-                            reveal,
-                            accuse,
-                        },
-                    ));
-                }
-                Notice::Accused {
-                    client,
-                    job,
-                    lot,
-                    provider,
-                    traps,
-                } => {
-                    let pi = by_acct[&provider];
-                    let p = &mut providers[pi];
-                    let w = &p.work[&(client, job, lot)];
-                    // A provider that knowingly cheated on an accused slot
-                    // accepts; otherwise it disputes.
-                    let guilty = traps
-                        .iter()
-                        .any(|t| w.cheated.get(t.get() as usize).copied().unwrap_or(false));
-                    let tx = if guilty {
-                        MarketTx::Accept { client, job, lot }
-                    } else {
-                        m.disputes += 1;
-                        MarketTx::Dispute { client, job, lot }
-                    };
-                    outgoing.push(p.outbox.sign(now, tx));
-                }
-                Notice::DisputeOpened {
-                    client,
-                    job,
-                    lot,
-                    committee,
-                    disputed,
-                } => {
-                    // Referees re-execute the disputed traps deterministically.
-                    let outputs: Vec<_> = disputed.iter().map(|d| truth(&d.trap.input)).collect();
-                    m.referee_reexecutions += (outputs.len() * committee.len()) as u64;
-                    for r in committee {
-                        if let Some(&v) = val_index.get(&r) {
-                            let tx = MarketTx::Vote {
-                                client,
-                                job,
-                                lot,
-                                outputs: outputs.clone(),
-                            };
-                            votes.push((v, tx));
-                        }
-                    }
-                }
-                Notice::Settled(s) => {
-                    m.lots_settled += 1;
-                    let pi = by_acct[&s.provider];
-                    let p = &providers[pi];
-                    let ci = client_idx[&s.client];
-                    let framing = clients[ci].framing;
-                    let cheated = p
-                        .work
-                        .get(&(s.client, s.job, s.lot))
-                        .is_some_and(|w| w.cheated.iter().any(|c| *c));
-                    let caught = !s.slashed.is_zero();
-                    if cheated {
-                        m.cheated_lots += 1;
-                        if caught {
-                            m.detected_lots += 1;
-                        }
-                    }
-                    if caught {
-                        slashed_providers.insert(s.provider);
-                    }
-                    if !s.bond_forfeited.is_zero() && framing {
-                        m.framings_caught += 1;
-                    } else if framing && cheated && matches!(s.outcome, RoundOutcome::Admitted) {
-                        // The framed lot went to a provider that really
-                        // cheated and admitted: no referee ever saw the
-                        // false trap answer.
-                        m.framings_on_admitted_cheats += 1;
-                    }
-                    if caught && p.behaviour == Behaviour::Honest && cfg.framing_clients == 0 {
-                        return Err(MarketplaceError::Invariant {
-                            invariant: "no-honest-slashed",
-                            at: now,
-                            message: format!(
-                                "honest provider slashed in job {} lot {}",
-                                s.job, s.lot
-                            ),
-                            seed: cfg.seed,
-                            replay: sim_cfg.replay(),
-                        });
-                    }
-                    if caught && p.behaviour == Behaviour::Honest {
-                        m.honest_slashed += 1;
-                    }
-                    if matches!(s.outcome, RoundOutcome::Clean)
-                        && let Some(w) = p.work.get(&(s.client, s.job, s.lot))
-                    {
-                        // Gains from trade, valuing useful compute at the
-                        // clients' limit price.
-                        m.welfare += (cfg.max_price as f64 - p.cost_per_second.get() as f64)
-                            * w.usage_micros as f64
-                            / 1e6;
-                    }
-                    if matches!(s.outcome, RoundOutcome::Clean) || s.paid > Amount::ZERO {
-                        m.volume += s.paid.get();
-                    }
-                    clients[ci].plans.remove(&(s.job, s.lot));
-                    let guilty = detection::convicted(&s.outcome);
-                    if let Some(w) = p.work.get(&(s.client, s.job, s.lot))
-                        && cheated
-                    {
-                        let count = |v: &[bool]| v.iter().filter(|x| **x).count() as u32;
-                        let lot = detection::CheatedLot {
-                            slots: w.cheated.len() as u32,
-                            traps: count(&w.is_trap),
-                            corrupted: count(&w.cheated),
-                            trap_hit: w.cheated.iter().zip(&w.is_trap).any(|(c, t)| *c && *t),
-                            convicted: guilty,
-                            slashed: caught,
-                        };
-                        detection.record(p.label(), &p.behaviour, lot);
-                    }
-                    let p = &mut providers[pi];
-                    p.presence.lots_settled += 1;
-                    if guilty && p.presence.convicted_at.is_none() {
-                        p.presence.convicted_at = Some(now);
-                        p.presence.lots_to_conviction = p.presence.lots_settled;
-                    }
-                    if caught && matches!(p.identity, Identity::Whitewash { .. }) {
-                        abandons.push(pi);
-                    }
-                }
-                Notice::JobClosed { client, job, .. } => {
-                    m.jobs_closed += 1;
-                    if let Some(t) = job_posted_at.remove(&(client, job)) {
-                        latencies.push(now.saturating_since(t).as_micros() as f64 / 1e6);
-                    }
-                }
-                Notice::Lapsed { lots, .. } => m.lapsed_lots += u64::from(lots),
-                Notice::Cleared(record) => welfare.record(&record),
-                Notice::EffectFailed { reason } => {
-                    return Err(MarketplaceError::Invariant {
-                        invariant: "settlement-effects",
-                        at: now,
-                        message: reason,
-                        seed: cfg.seed,
-                        replay: sim_cfg.replay(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        // Slashed whitewashers abandon their keys (their slot is gone).
-        for pi in abandons {
-            sybil::abandon(
-                &mut providers,
-                &mut by_acct,
-                pi,
-                view.ledger(),
-                view.market(),
-                &sybil_env,
-                &mut sybil_rng,
-                now,
-                &mut outgoing,
-                &mut sybil_counters,
-            );
-        }
-        for (v, tx) in votes {
-            sim.with_node(NodeIndex::new(v as u32), |node, _| {
-                let _ = node.submit_own(&tx);
-            })?;
-        }
-        // Providers deliver finished work once the round is open (only the
-        // opened, undelivered lots are scanned: provider index, then key).
-        let ready: Vec<_> = awaiting
-            .iter()
-            .filter(|(pi, k)| providers[*pi].work[k].done_at <= now)
-            .copied()
-            .collect();
-        for (pi, key) in ready {
-            awaiting.remove(&(pi, key));
-            let p = &mut providers[pi];
-            {
-                let w = p.work.get_mut(&key).expect("listed");
-                w.delivered = true;
-                let salt = idlegrid_primitives::Salt::from_bytes(
-                    idlegrid_primitives::Digest::of(
-                        idlegrid_primitives::Domain::new("idlegrid/sim/salt"),
-                        &key,
-                    )
-                    .to_bytes(),
-                );
-                let rid = round_id(key.1, key.2);
-                let tx = MarketTx::Deliver {
-                    client: key.0,
-                    job: key.1,
-                    lot: key.2,
-                    commitment: idlegrid_entrap::output_commitment(rid, &w.outputs, &salt),
-                    outputs: w.outputs.clone(),
-                    salt,
-                    usage_micros: w.usage_micros,
-                };
-                outgoing.push(p.outbox.sign(now, tx));
-            }
+        sample(sim, &mut series);
+    }
+    Ok(series)
+}
+
+/// One second of the series: prices and matches of the second, jobs
+/// closed, mean wealth change of honest and cheating machines.
+fn sample(sim: &mut MarketSim, series: &mut MarketSeries) {
+    let (matches, price_sum, closed) = std::mem::take(&mut sim.observer_mut().tally.second);
+    series
+        .clearing_price
+        .push((matches > 0).then(|| price_sum / matches as f64));
+    series.matches.push(matches);
+    series.jobs_completed.push(closed);
+    let ledger = view(sim).ledger();
+    let (mut hon, mut che) = ((0.0f64, 0u64), (0.0f64, 0u64));
+    for (a, p) in &sim.observer().tally.providers {
+        let w = wealth(ledger, a);
+        let delta = (w - p.initial_wealth.get() as i128) as f64;
+        let first = u64::from(p.is_first_identity());
+        if p.behaviour == Behaviour::Honest {
+            hon = (hon.0 + delta, hon.1 + first);
+        } else if is_cheater(&p.behaviour) {
+            che = (che.0 + delta, che.1 + first);
         }
     }
-    let report = sim.finish(crate::StopReason::TimeLimit)?;
-    let consensus_metrics = sim.observer().consensus_metrics().clone();
-    if let Some(v) = sim.observer().failure() {
-        return Err(MarketplaceError::Invariant {
-            invariant: "ledger",
-            at: now,
-            message: v,
-            seed: cfg.seed,
-            replay: sim_cfg.replay(),
-        });
-    }
-    let view = sim.node(NodeIndex::new(0)).expect("node 0");
+    series.honest_balance.push(hon.0 / hon.1.max(1) as f64);
+    series.cheater_balance.push(che.0 / che.1.max(1) as f64);
+}
+
+/// Balance + bonded + unbonding.
+fn wealth(ledger: &idlegrid_dag_ledger::ledger::Ledger, a: &AccountId) -> i128 {
+    ledger.account(a).map_or(0, |x| {
+        (x.balance.get() + x.bonded.get() + x.unbonding_total().get()) as i128
+    })
+}
+
+/// Profit and detection per machine (a whitewasher's identities add up;
+/// transfers between them cancel).
+#[derive(Default)]
+struct MachineAgg {
+    profit: f64,
+    work: bool,
+    cheated: bool,
+    caught: bool,
+}
+
+/// Economics of the run: profit per behaviour, per honest/cheating
+/// machine, cheaters caught.
+struct Economics {
+    by_b: BTreeMap<&'static str, (f64, u64)>,
+    scores: BTreeMap<&'static str, (f64, u64)>,
+    with_work: BTreeMap<&'static str, u64>,
+    hon: (f64, u64),
+    che: (f64, u64),
+    cheating_providers: u64,
+    cheaters_caught: u64,
+    cheaters_assigned: u64,
+}
+
+fn economics(view: &ValidatorNode, tally: &MarketTally) -> Economics {
     let ledger = view.ledger();
-    let open = view.market().open_jobs();
-    if open > 0 {
-        return Err(MarketplaceError::Invariant {
-            invariant: "every-job-settles",
-            at: now,
-            message: format!("{open} jobs still open after the drain period"),
-            seed: cfg.seed,
-            replay: sim_cfg.replay(),
-        });
-    }
-    let wealth = |a: &AccountId| {
-        let acc = ledger.account(a);
-        acc.map_or(0i128, |x| {
-            (x.balance.get() + x.bonded.get() + x.unbonding_total().get()) as i128
-        })
+    let mut e = Economics {
+        by_b: BTreeMap::new(),
+        scores: BTreeMap::new(),
+        with_work: BTreeMap::new(),
+        hon: (0.0, 0),
+        che: (0.0, 0),
+        cheating_providers: 0,
+        cheaters_caught: 0,
+        cheaters_assigned: 0,
     };
-    let mut by_b: BTreeMap<&'static str, (f64, u64)> = BTreeMap::new();
-    let mut scores: BTreeMap<&'static str, (f64, u64)> = BTreeMap::new();
-    let (mut hon, mut che) = ((0.0, 0u64), (0.0, 0u64));
-    let mut cheating_providers = 0;
-    let mut cheaters_caught = 0;
-    let mut cheaters_assigned = 0u64;
-    let mut with_work: BTreeMap<&'static str, u64> = BTreeMap::new();
-    // Profit per machine: a whitewasher's identities add up (transfers
-    // between them cancel).
-    #[derive(Default)]
-    struct MachineAgg {
-        profit: f64,
-        work: bool,
-        cheated: bool,
-        caught: bool,
-    }
     let mut machines: BTreeMap<MachineId, (&'static str, Behaviour, MachineAgg)> = BTreeMap::new();
-    for p in &providers {
+    for (a, p) in &tally.providers {
         let cost = p.cost_per_second.get() as f64 * p.spent_micros as f64 / 1e6;
-        let profit = (wealth(&p.outbox.account()) - p.initial_wealth.get() as i128) as f64 - cost;
+        let profit = (wealth(ledger, a) - p.initial_wealth.get() as i128) as f64 - cost;
         let name = p.label();
-        let s = scores.entry(name).or_default();
-        s.0 += f64::from(score_bps(view.market().provider_score(&p.outbox.account()))) / 1e4;
+        let s = e.scores.entry(name).or_default();
+        s.0 += f64::from(score_bps(view.market().provider_score(a))) / 1e4;
         s.1 += 1;
-        let e = &mut machines
+        let m = &mut machines
             .entry(p.machine)
             .or_insert_with(|| (name, p.behaviour, MachineAgg::default()))
             .2;
-        e.profit += profit;
-        e.work |= !p.work.is_empty();
-        e.cheated |= p.cheated_lots > 0;
-        e.caught |= slashed_providers.contains(&p.outbox.account());
+        m.profit += profit;
+        m.work |= p.lots_run > 0;
+        m.cheated |= p.cheated_lots > 0;
+        m.caught |= tally.slashed.contains_key(a);
     }
     for (name, behaviour, a) in machines.values() {
-        *with_work.entry(name).or_default() += u64::from(a.work);
-        cheaters_assigned += u64::from(is_cheater(behaviour));
-        let e = by_b.entry(name).or_default();
-        e.0 += a.profit;
-        e.1 += 1;
+        *e.with_work.entry(name).or_default() += u64::from(a.work);
+        e.cheaters_assigned += u64::from(is_cheater(behaviour));
+        let b = e.by_b.entry(name).or_default();
+        b.0 += a.profit;
+        b.1 += 1;
         if *behaviour == Behaviour::Honest {
-            hon.0 += a.profit;
-            hon.1 += 1;
+            e.hon = (e.hon.0 + a.profit, e.hon.1 + 1);
         } else if is_cheater(behaviour) {
-            che.0 += a.profit;
-            che.1 += 1;
+            e.che = (e.che.0 + a.profit, e.che.1 + 1);
             if a.cheated {
-                cheating_providers += 1;
-                cheaters_caught += u64::from(a.caught);
+                e.cheating_providers += 1;
+                e.cheaters_caught += u64::from(a.caught);
             }
         }
     }
-    let mean = |(s, n): (f64, u64)| if n == 0 { 0.0 } else { s / n as f64 };
+    e
+}
+
+fn mean((s, n): (f64, u64)) -> f64 {
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+/// The report: summary sections from the observer's tally and validator
+/// 0's final ledger.
+fn report(
+    mut sim: MarketSim,
+    sim_cfg: &SimConfig,
+    cfg: &MarketplaceConfig,
+    series: MarketSeries,
+) -> Result<MarketplaceReport, MarketplaceError> {
+    let end = sim_cfg.max_time;
+    let run = sim.finish(crate::StopReason::TimeLimit)?;
+    let obs = sim.observer();
+    if let Some(v) = obs.failure() {
+        return Err(invariant("ledger", end, v, cfg, sim_cfg));
+    }
+    let view = view(&sim);
+    let open = view.market().open_jobs();
+    if open > 0 {
+        let msg = format!("{open} jobs still open after the drain period");
+        return Err(invariant("every-job-settles", end, msg, cfg, sim_cfg));
+    }
+    let ledger = view.ledger();
+    let t = &obs.tally;
+    let m = &t.c;
+    let e = economics(view, t);
     let detection_rate = if m.cheated_lots == 0 {
         1.0
     } else {
         m.detected_lots as f64 / m.cheated_lots as f64
     };
-    let supply_ok = sim.observer().violations() == 0
+    let supply_ok = obs.violations() == 0
         && ledger.total_supply().get() + ledger.burned().get() == ledger.initial_supply().get();
-    let profit_by: serde_json::Map<String, serde_json::Value> = by_b
+    let profit_by: serde_json::Map<String, serde_json::Value> = e
+        .by_b
         .iter()
         .map(|(k, v)| {
             let mu = mean(*v);
-            (
-                (*k).to_string(),
-                serde_json::json!({
-                    "mean": mu,
-                    "per_stake": mu / (f64::from(cfg.provider_capacity) * cfg.stake_per_slot as f64),
-                    "providers": v.1,
-                    "with_work": with_work.get(k).copied().unwrap_or(0),
-                }),
-            )
+            let per_stake = mu / (f64::from(cfg.provider_capacity) * cfg.stake_per_slot as f64);
+            let json = serde_json::json!({
+                "mean": mu,
+                "per_stake": per_stake,
+                "providers": v.1,
+                "with_work": e.with_work.get(k).copied().unwrap_or(0),
+            });
+            ((*k).to_string(), json)
         })
         .collect();
-    let score_by: serde_json::Map<String, serde_json::Value> = scores
+    let score_by: serde_json::Map<String, serde_json::Value> = e
+        .scores
         .iter()
         .map(|(k, v)| ((*k).to_string(), serde_json::json!(mean(*v))))
         .collect();
-    let reg = view.market().registry().stats();
-    let wb = welfare;
-    let lat = dist(latencies);
-    let pr = dist(prices);
+    let joined = t
+        .providers
+        .values()
+        .filter(|p| p.presence.joined_at.is_some())
+        .count() as u64;
+    let active_until = Timestamp::ZERO + Duration::from_secs(cfg.active_secs);
     let summary = MarketplaceSummary {
         ledger: serde_json::json!({
             "initial_supply": ledger.initial_supply().get().to_string(),
             "final_supply": ledger.total_supply().get().to_string(),
             "burned": ledger.burned().get().to_string(),
-            "invariant_violations": sim.observer().violations(),
-            "batches_checked": sim.observer().checked(),
-            "batches_compared": sim.observer().batches(),
-            "validators_compared": n_val,
+            "invariant_violations": obs.violations(),
+            "batches_checked": obs.checked(),
+            "batches_compared": obs.batches(),
+            "validators_compared": cfg.validators,
         }),
-        market: serde_json::json!({
-            "orders": m.orders + providers.iter().filter(|p| p.presence.joined_at.is_some()).count() as u64,
-            "matches": m.matches,
-            "volume": m.volume.to_string(),
-            "clearing_price": {"mean": pr.mean, "p50": pr.p50, "p90": pr.p90},
-            "welfare": m.welfare,
-            "reprices": m.reprices,
-            // Declared gains `Σ slots·(bid − ask)` of the mechanism against
-            // the exact welfare-maximizing assignment of the same orders,
-            // summed over clearing periods (`null` when a period was too
-            // large for the exact solver).
-            "welfare_declared": wb.mechanism.to_string(),
-            "welfare_optimal": wb.optimal.map(|o| o.to_string()),
-            "efficiency": wb.optimal.filter(|o| *o > 0).map(|o| wb.mechanism as f64 / o as f64),
-            "welfare_periods": wb.periods,
-            "mechanism": "k-double (k = 0.5)",
-        }),
-        jobs: serde_json::json!({
-            "submitted": m.jobs_submitted,
-            "completed": m.jobs_closed,
-            "failed": m.jobs_submitted.saturating_sub(m.jobs_closed),
-            "lots_settled": m.lots_settled,
-            "lots_lapsed": m.lapsed_lots,
-            "latency_seconds": {"p50": lat.p50, "p90": lat.p90, "p99": lat.p99},
-        }),
-        entrap: serde_json::json!({
-            "traps_planted": m.traps_planted,
-            "trap_ratio": if m.real_subtasks == 0 { 0.0 } else { m.traps_planted as f64 / m.real_subtasks as f64 },
-            "cheating_providers": cheating_providers,
-            "cheaters_assigned": cheaters_assigned,
-            "cheaters_caught": cheaters_caught,
-            "detection_rate": detection_rate,
-            "cheated_lots": m.cheated_lots,
-            "detected_lots": m.detected_lots,
-            "honest_slashed": m.honest_slashed,
-            "framing_attempts": m.framing_attempts,
-            "framings_caught": m.framings_caught,
-            "framings_on_admitted_cheats": m.framings_on_admitted_cheats,
-            "disputes": m.disputes,
-            "verification_overhead": if m.real_subtasks == 0 { 0.0 } else { (m.traps_planted + m.referee_reexecutions) as f64 / m.real_subtasks as f64 },
-            "referee_reexecutions": m.referee_reexecutions,
-            "detection_by_behaviour": detection.to_json(),
-        }),
+        market: market_json(t, joined),
+        jobs: jobs_json(t),
+        entrap: entrap_json(t, &e, detection_rate),
         economics: serde_json::json!({
-            "honest_profit_mean": mean(hon),
-            "cheater_profit_mean": mean(che),
+            "honest_profit_mean": mean(e.hon),
+            "cheater_profit_mean": mean(e.che),
             "profit_by_behaviour": profit_by,
         }),
         reputation: serde_json::json!({
             "mean_score_by_behaviour": score_by,
-            "sybil": sybil::summary(&providers, &cfg.sybil, &sybil_counters, active_until),
+            "sybil": sybil::summary(&t.providers, &cfg.sybil, &t.c, active_until),
         }),
-        registry: serde_json::json!({
-            "apps": reg.apps,
-            "datasets": reg.datasets,
-            "owner_revenue": reg.owner_revenue.get().to_string(),
-            "jobs_settled": reg.settled_jobs,
-            "jobs_open": reg.open_jobs,
-        }),
+        registry: registry_json(view),
     };
     Ok(MarketplaceReport {
-        digest: report.digest,
+        digest: run.digest,
         ledger_digest: ledger.state_digest(),
         summary,
-        consensus_metrics,
+        consensus_metrics: obs.consensus_metrics().clone(),
         byzantine: cfg.byzantine.iter().filter(|b| b.is_byzantine()).count(),
-        events: report.events,
+        events: run.events,
         jobs_completed: m.jobs_closed,
-        cheaters_caught,
-        cheating_providers,
+        cheaters_caught: e.cheaters_caught,
+        cheating_providers: e.cheating_providers,
         detection_rate,
-        honest_profit_mean: mean(hon),
-        cheater_profit_mean: mean(che),
+        honest_profit_mean: mean(e.hon),
+        cheater_profit_mean: mean(e.che),
         supply_conserved: supply_ok,
         initial_supply: ledger.initial_supply().get(),
         burned: ledger.burned().get(),
-        report,
+        report: run,
         series,
     })
 }
 
-#[derive(Default)]
-struct Metrics {
-    jobs_submitted: u64,
-    jobs_closed: u64,
-    orders: u64,
-    matches: u64,
-    volume: u128,
-    lots_settled: u64,
-    lapsed_lots: u64,
-    traps_planted: u64,
-    real_subtasks: u64,
-    cheated_lots: u64,
-    detected_lots: u64,
-    honest_slashed: u64,
-    framing_attempts: u64,
-    framings_caught: u64,
-    disputes: u64,
-    resubmitted: u64,
-    reprices: u64,
-    referee_reexecutions: u64,
-    framings_on_admitted_cheats: u64,
-    welfare: f64,
+fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
+    let m = &t.c;
+    let wb = &t.welfare;
+    let pr = dist(t.prices.clone());
+    serde_json::json!({
+        "orders": m.jobs_submitted + joined,
+        "matches": m.matches,
+        "volume": m.volume.to_string(),
+        "clearing_price": {"mean": pr.mean, "p50": pr.p50, "p90": pr.p90},
+        "welfare": m.welfare,
+        "reprices": m.reprices,
+        // Declared gains `Σ slots·(bid − ask)` of the mechanism against the
+        // exact welfare-maximizing assignment of the same orders, summed
+        // over clearing periods (`null` when a period was too large for
+        // the exact solver).
+        "welfare_declared": wb.mechanism.to_string(),
+        "welfare_optimal": wb.optimal.map(|o| o.to_string()),
+        "efficiency": wb.optimal.filter(|o| *o > 0).map(|o| wb.mechanism as f64 / o as f64),
+        "welfare_periods": wb.periods,
+        "mechanism": "k-double (k = 0.5)",
+    })
+}
+
+fn jobs_json(t: &MarketTally) -> serde_json::Value {
+    let m = &t.c;
+    let lat = dist(t.latencies.clone());
+    serde_json::json!({
+        "submitted": m.jobs_submitted,
+        "completed": m.jobs_closed,
+        "failed": m.jobs_submitted.saturating_sub(m.jobs_closed),
+        "lots_settled": m.lots_settled,
+        "lots_lapsed": m.lapsed_lots,
+        "latency_seconds": {"p50": lat.p50, "p90": lat.p90, "p99": lat.p99},
+    })
+}
+
+fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_json::Value {
+    let m = &t.c;
+    let ratio = |a: u64| {
+        if m.real_subtasks == 0 {
+            0.0
+        } else {
+            a as f64 / m.real_subtasks as f64
+        }
+    };
+    serde_json::json!({
+        "traps_planted": m.traps_planted,
+        "trap_ratio": ratio(m.traps_planted),
+        "cheating_providers": e.cheating_providers,
+        "cheaters_assigned": e.cheaters_assigned,
+        "cheaters_caught": e.cheaters_caught,
+        "detection_rate": detection_rate,
+        "cheated_lots": m.cheated_lots,
+        "detected_lots": m.detected_lots,
+        "honest_slashed": m.honest_slashed,
+        "framing_attempts": m.framing_attempts,
+        "framings_caught": m.framings_caught,
+        "framings_on_admitted_cheats": m.framings_on_admitted_cheats,
+        "disputes": m.disputes,
+        "verification_overhead": ratio(m.traps_planted + m.referee_reexecutions),
+        "referee_reexecutions": m.referee_reexecutions,
+        "detection_by_behaviour": t.detection.to_json(),
+    })
+}
+
+fn registry_json(view: &ValidatorNode) -> serde_json::Value {
+    let reg = view.market().registry().stats();
+    serde_json::json!({
+        "apps": reg.apps,
+        "datasets": reg.datasets,
+        "owner_revenue": reg.owner_revenue.get().to_string(),
+        "jobs_settled": reg.settled_jobs,
+        "jobs_open": reg.open_jobs,
+    })
 }

@@ -6,7 +6,10 @@
 //! costs at least `min_new_account`), and the fresh key bonds a provider's
 //! stake and offers the same machine again with a fresh ask — and keeps
 //! cheating. When the old identity's unbonding matures it withdraws and
-//! forwards that too. A slashed slot stays out of the market (the app has
+//! forwards that too. Each key is a node of the simulated world (the
+//! machine's later keys wait, subscribed, until their predecessor's
+//! transfer arrives); the strategy is played by
+//! [`SimProvider`](crate::marketplace::nodes::SimProvider). A slashed slot stays out of the market (the app has
 //! no offer withdrawal), so with several slots an abandoned identity
 //! prices its remaining slots out of the market instead.
 //!
@@ -17,16 +20,11 @@
 
 use std::collections::BTreeMap;
 
-use idlegrid_dag_ledger::ledger::{ChainId, Ledger, SignedTransaction, TxKind};
-use idlegrid_executor::{Behaviour, SimulatedExecutor};
-use idlegrid_primitives::{AccountId, Amount, Keypair, Seed, Timestamp};
-use rand::Rng;
+use idlegrid_primitives::{AccountId, Timestamp};
 
-use super::super::agents::{
-    Identity, MachineId, Outbox, Presence, ProviderAgent, Stage, Sweep, cost_model,
-};
 use super::dist;
-use idlegrid_node::market::{MarketTx, MarketplaceApp};
+use crate::marketplace::agents::{Identity, MachineId, Presence};
+use crate::marketplace::tally::{Counts, ProviderInfo};
 
 /// Most keys one whitewashing machine may burn through.
 pub const MAX_IDENTITIES: u32 = 64;
@@ -91,245 +89,6 @@ impl SybilConfig {
             ));
         }
         Ok(())
-    }
-}
-
-/// What whitewashing needs from the run.
-pub(super) struct Env<'a> {
-    /// The run's root seed (fresh keys derive from it).
-    pub root: &'a Seed,
-    /// The ledger's chain.
-    pub chain: ChainId,
-    /// Stake a provider bonds (slot stakes + 1).
-    pub provider_stake: Amount,
-    /// Stake per slot (for the `Offer`).
-    pub stake_per_slot: Amount,
-    /// The ledger's smallest account-creating transfer.
-    pub min_new_account: Amount,
-    /// Keys per machine at most.
-    pub max_identities: u32,
-    /// End of the entry window (no re-entry after it).
-    pub reenter_until: Timestamp,
-    /// A fresh key's ask is drawn from `price_min..=price_max` (at least
-    /// the machine's floor), like a newcomer's.
-    pub price_min: u128,
-    /// Upper end of the ask range.
-    pub price_max: u128,
-    /// An ask no client accepts (abandoned identities' remaining slots).
-    pub out_of_market: Amount,
-}
-
-/// A provider's `Offer`.
-pub(super) fn offer(p: &mut ProviderAgent, now: Timestamp, stake: Amount) -> SignedTransaction {
-    let tx = MarketTx::Offer {
-        price: p.price,
-        capacity: p.capacity,
-        stake_per_slot: stake,
-        region: p.region as u8,
-    };
-    p.presence.joined_at = Some(now);
-    p.stage = Stage::Active;
-    p.outbox.sign(now, tx)
-}
-
-/// Counters of the whitewashing life cycle.
-#[derive(Debug, Default)]
-pub(super) struct Counters {
-    /// Fresh keys funded.
-    pub whitewashes: u64,
-    /// Slashed whitewashers that stopped (key budget spent, clients done,
-    /// or too poor to stake again).
-    pub retired: u64,
-    /// Leftover stake forwarded after unbonding.
-    pub swept: u128,
-}
-
-/// Whitewasher `pi` was slashed: abandon its identity and, budget
-/// permitting, fund a fresh key for the same machine.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn abandon(
-    providers: &mut Vec<ProviderAgent>,
-    by_acct: &mut BTreeMap<AccountId, usize>,
-    pi: usize,
-    ledger: &Ledger,
-    market: &MarketplaceApp,
-    env: &Env<'_>,
-    rng: &mut impl Rng,
-    now: Timestamp,
-    outgoing: &mut Vec<SignedTransaction>,
-    counters: &mut Counters,
-) {
-    let p = &mut providers[pi];
-    let Identity::Whitewash { generation } = p.identity else {
-        return;
-    };
-    if p.stage != Stage::Active {
-        return;
-    }
-    let me = p.outbox.account();
-    p.presence.left_at = Some(now);
-    let (balance, free_stake) = ledger
-        .account(&me)
-        .map_or((Amount::ZERO, Amount::ZERO), |a| {
-            (a.balance, a.free_stake())
-        });
-    let free_slots = market
-        .offering()
-        .find(|(id, _)| **id == me)
-        .map_or(0, |(_, n)| n);
-    if free_slots > 0 {
-        // No offer withdrawal exists: price the remaining slots out.
-        outgoing.push(p.outbox.sign(
-            now,
-            MarketTx::Reprice {
-                price: env.out_of_market,
-            },
-        ));
-    }
-    p.stage = Stage::Left(if free_stake.is_zero() {
-        Sweep::Withdrawing
-    } else {
-        outgoing.push(
-            p.outbox
-                .sign_ledger(now, TxKind::Unbond { amount: free_stake }),
-        );
-        Sweep::Unbonding
-    });
-    let next = generation + 1;
-    if next >= env.max_identities
-        || now > env.reenter_until
-        || balance < env.provider_stake.max(env.min_new_account)
-    {
-        counters.retired += 1;
-        return;
-    }
-    let key = Keypair::from_seed(&env.root.derive_indexed(
-        "whitewash",
-        (u64::from(p.machine.0) << 32) | u64::from(next),
-    ));
-    outgoing.push(p.outbox.sign_ledger(
-        now,
-        TxKind::Transfer {
-            to: key.account_id(),
-            amount: balance,
-        },
-    ));
-    // Same machine (speed, cost, region, behaviour), fresh key and ask.
-    let price = rng
-        .gen_range(env.price_min..=env.price_max)
-        .max(p.floor.get());
-    let exec = SimulatedExecutor::new(
-        p.behaviour,
-        *p.exec.cost_model(),
-        env.root.derive_indexed(
-            "whitewash-exec",
-            (u64::from(p.machine.0) << 32) | u64::from(next),
-        ),
-    );
-    let fresh = ProviderAgent {
-        outbox: Outbox::new(key, env.chain),
-        behaviour: p.behaviour,
-        exec,
-        price: Amount::new(price),
-        cost_per_second: p.cost_per_second,
-        region: p.region,
-        capacity: p.capacity,
-        spent_micros: 0,
-        cheated_lots: 0,
-        work: BTreeMap::new(),
-        initial_wealth: Amount::ZERO,
-        machine: p.machine,
-        identity: Identity::Whitewash { generation: next },
-        stage: Stage::Funding {
-            need: env.provider_stake,
-        },
-        presence: Presence::default(),
-        floor: p.floor,
-        recent_matches: 0,
-    };
-    counters.whitewashes += 1;
-    by_acct.insert(fresh.outbox.account(), providers.len());
-    providers.push(fresh);
-}
-
-/// Advances every Sybil identity: newcomers join at their time, funded
-/// fresh keys bond and offer, abandoned keys sweep their matured stake to
-/// the machine's newest key.
-pub(super) fn step(
-    providers: &mut [ProviderAgent],
-    ledger: &Ledger,
-    env: &Env<'_>,
-    now: Timestamp,
-    outgoing: &mut Vec<SignedTransaction>,
-    counters: &mut Counters,
-) {
-    for i in 0..providers.len() {
-        let p = &mut providers[i];
-        match (p.stage, p.identity) {
-            (Stage::Waiting, Identity::Newcomer { join_at }) if join_at <= now => {
-                outgoing.push(offer(p, now, env.stake_per_slot));
-            }
-            (Stage::Funding { need }, _)
-                if ledger
-                    .account(&p.outbox.account())
-                    .is_some_and(|a| a.balance >= need) =>
-            {
-                outgoing.push(p.outbox.sign_ledger(now, TxKind::Bond { amount: need }));
-                outgoing.push(offer(p, now, env.stake_per_slot));
-            }
-            (Stage::Left(Sweep::Unbonding), _) if p.outbox.idle() => {
-                let Some(acc) = ledger.account(&p.outbox.account()) else {
-                    p.stage = Stage::Left(Sweep::Done);
-                    continue;
-                };
-                if acc.unbonding.is_empty() {
-                    p.stage = Stage::Left(Sweep::Withdrawing);
-                } else if acc
-                    .unbonding
-                    .iter()
-                    .all(|u| u.release_epoch <= ledger.epoch())
-                {
-                    outgoing.push(p.outbox.sign_ledger(now, TxKind::Withdraw));
-                    p.stage = Stage::Left(Sweep::Withdrawing);
-                }
-            }
-            (Stage::Left(Sweep::Withdrawing), Identity::Whitewash { generation })
-                if p.outbox.idle() =>
-            {
-                let balance = ledger.balance(&p.outbox.account());
-                let machine = p.machine;
-                p.stage = Stage::Left(Sweep::Done);
-                if balance.is_zero() {
-                    continue;
-                }
-                // The machine's newest identity that exists on the ledger
-                // (one this key funded); a key without successor keeps it.
-                let heir = providers
-                    .iter()
-                    .filter(|q| q.machine == machine)
-                    .filter_map(|q| match q.identity {
-                        Identity::Whitewash { generation: g } if g > generation => {
-                            Some((g, q.outbox.account()))
-                        }
-                        _ => None,
-                    })
-                    .filter(|(_, a)| ledger.account(a).is_some())
-                    .max()
-                    .map(|(_, a)| a);
-                if let Some(to) = heir {
-                    let p = &mut providers[i];
-                    outgoing.push(p.outbox.sign_ledger(
-                        now,
-                        TxKind::Transfer {
-                            to,
-                            amount: balance,
-                        },
-                    ));
-                    counters.swept += balance.get();
-                }
-            }
-            _ => {}
-        }
     }
 }
 
@@ -419,22 +178,22 @@ impl Group {
 /// newcomers (time to first match, lots matched per second of presence
 /// while clients post jobs, traps faced, how fast they are caught again).
 pub(super) fn summary(
-    providers: &[ProviderAgent],
+    providers: &BTreeMap<AccountId, ProviderInfo>,
     cfg: &SybilConfig,
-    counters: &Counters,
+    counts: &Counts,
     active_until: Timestamp,
 ) -> serde_json::Value {
     let (mut ww, mut first, mut fresh) = (Group::default(), Group::default(), Group::default());
     let mut downtime = Vec::new();
     // Predecessor's exit by (machine, generation).
     let left: BTreeMap<(MachineId, u32), Timestamp> = providers
-        .iter()
+        .values()
         .filter_map(|p| match (p.identity, p.presence.left_at) {
             (Identity::Whitewash { generation }, Some(t)) => Some(((p.machine, generation), t)),
             _ => None,
         })
         .collect();
-    for p in providers {
+    for p in providers.values() {
         match p.identity {
             Identity::Whitewash { generation: 0 } => first.add(&p.presence, active_until),
             Identity::Whitewash { generation } => {
@@ -454,9 +213,9 @@ pub(super) fn summary(
     serde_json::json!({
         "whitewashers": cfg.whitewashers,
         "newcomers": cfg.newcomers,
-        "whitewashes": counters.whitewashes,
-        "retired": counters.retired,
-        "swept_after_unbonding": counters.swept.to_string(),
+        "whitewashes": counts.whitewashes,
+        "retired": counts.retired,
+        "swept_after_unbonding": counts.swept.to_string(),
         "whitewash_downtime_s": dist(downtime).mean,
         "whitewashed_time_to_first_match_s": wt.mean,
         "newcomer_time_to_first_match_s": nt.mean,
@@ -474,58 +233,4 @@ pub(super) fn summary(
         "first_identities": first.json(),
         "newcomer": fresh.json(),
     })
-}
-
-/// A machine: what stays the same when a whitewasher changes its key.
-pub(super) struct MachineSpec {
-    /// Its id (the index of its first identity).
-    pub machine: MachineId,
-    /// Behaviour.
-    pub behaviour: Behaviour,
-    /// Work units per second.
-    pub speed: u64,
-    /// Its first ask (its operating cost is half of it).
-    pub price: Amount,
-    /// Seed of its executor's decisions.
-    pub exec_seed: Seed,
-    /// Region index.
-    pub region: u16,
-    /// Parallel lots.
-    pub capacity: u32,
-}
-
-/// A machine's first identity: `Active` from genesis, or a newcomer
-/// `Waiting` to offer at `join_at`.
-pub(super) fn first_identity(
-    key: Keypair,
-    chain: ChainId,
-    m: MachineSpec,
-    identity: Identity,
-) -> ProviderAgent {
-    let stage = match identity {
-        Identity::Newcomer { .. } => Stage::Waiting,
-        _ => Stage::Active,
-    };
-    ProviderAgent {
-        outbox: Outbox::new(key, chain),
-        behaviour: m.behaviour,
-        exec: SimulatedExecutor::new(m.behaviour, cost_model(m.speed), m.exec_seed),
-        cost_per_second: Amount::new(m.price.get() / 2),
-        price: m.price,
-        region: m.region,
-        capacity: m.capacity,
-        spent_micros: 0,
-        cheated_lots: 0,
-        work: BTreeMap::new(),
-        initial_wealth: Amount::ZERO,
-        machine: m.machine,
-        identity,
-        stage,
-        presence: Presence {
-            joined_at: (stage == Stage::Active).then_some(Timestamp::ZERO),
-            ..Presence::default()
-        },
-        floor: Amount::new((m.price.get() / 2 * 11 / 10).max(1)),
-        recent_matches: 0,
-    }
 }

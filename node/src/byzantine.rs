@@ -1,0 +1,96 @@
+//! Byzantine behaviours as wrappers around the honest machines (the way
+//! commonware's consensus mocks are built): the honest code has no switch
+//! for them.
+
+use idlegrid_entrap::SubtaskIndex;
+use idlegrid_primitives::{Amount, Digest, Domain, Machine, NodeId, Timestamp, Transmit};
+
+use crate::validator::{ValidatorEvent, ValidatorNode};
+use crate::wire::{Fact, NodeMessage};
+
+const FORGE_DOMAIN: Domain = Domain::new("idlegrid/node/byzantine/forged");
+
+/// A validator that serves its subscribers forged facts next to the true
+/// ones: every delivery comes with a second one whose outputs are wrong
+/// (a client acting on it would accuse an honest provider), every opened
+/// round with an accusation the client never made (a provider acting on it
+/// would confess), every match with a richer twin and every settlement
+/// with one that pays double.
+#[derive(Debug)]
+pub struct LyingGateway {
+    inner: ValidatorNode,
+    forged: u64,
+}
+
+impl LyingGateway {
+    /// Wraps an honest validator.
+    pub fn new(inner: ValidatorNode) -> Self {
+        Self { inner, forged: 0 }
+    }
+
+    /// Facts forged so far.
+    pub fn forged(&self) -> u64 {
+        self.forged
+    }
+
+    fn forge(f: &Fact) -> Option<Fact> {
+        let mut f = f.clone();
+        match &mut f {
+            Fact::Delivered { outputs, .. } => {
+                for o in outputs.iter_mut() {
+                    *o = Digest::of(FORGE_DOMAIN, o);
+                }
+            }
+            Fact::RoundOpened {
+                client,
+                job,
+                lot,
+                provider,
+                ..
+            } => {
+                return Some(Fact::Accused {
+                    client: *client,
+                    job: *job,
+                    lot: *lot,
+                    provider: *provider,
+                    traps: vec![SubtaskIndex::new(0)],
+                });
+            }
+            Fact::Matched { price, .. } => *price = price.saturating_add(Amount::new(1)),
+            Fact::Settled(s) => s.paid = s.paid.saturating_add(s.paid),
+            _ => return None,
+        }
+        Some(f)
+    }
+}
+
+impl Machine for LyingGateway {
+    type Message = NodeMessage;
+    type Event = ValidatorEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        self.inner.handle_message(now, from, msg);
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        let mut t = self.inner.poll_transmit()?;
+        if let NodeMessage::Facts(batch) = &mut t.msg {
+            let forged: Vec<Fact> = batch.facts.iter().filter_map(Self::forge).collect();
+            self.forged += forged.len() as u64;
+            batch.facts.extend(forged);
+        }
+        Some(t)
+    }
+
+    fn poll_event(&mut self) -> Option<ValidatorEvent> {
+        self.inner.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.inner.poll_timeout()
+    }
+}

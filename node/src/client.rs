@@ -1,0 +1,402 @@
+//! The client: a light node that buys compute.
+//!
+//! Its driver (a user, a workload) posts jobs with
+//! [`ClientNode::post_job`]; the node does the rest from facts backed by
+//! f + 1 validators: for every matched lot it sizes the traps with the
+//! entrapment optimizer fed by the provider's credibility (reported with
+//! the match), builds the plan, puts it on the ledger and hands the inputs
+//! to the provider; when the outputs are on the ledger it checks the traps,
+//! reveals them and accuses on every wrong one, and reports the real
+//! outputs to its driver.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use idlegrid_entrap::{JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
+use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
+
+use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
+use crate::market::{JobRequest, MarketTx, Settlement, round_id};
+use crate::provider::Ignored;
+use crate::wire::{Fact, NodeMessage, PeerMessage, Rejection};
+
+/// Jobs a client keeps open at most.
+pub const MAX_OPEN_JOBS: usize = 4_096;
+
+/// Where a client's traps come from: subtasks whose correct output it
+/// knows (computed locally, or taken from earlier verified results).
+pub trait TrapSource: std::fmt::Debug + Send {
+    /// Trap number `i` of `lot` of `job`.
+    fn trap(&mut self, job: u64, lot: u32, i: u64) -> TrapSpec;
+}
+
+/// How the client sizes its traps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrapPolicy {
+    /// A provider's cost to compute one subtask honestly, as the client
+    /// estimates it.
+    pub cost_per_subtask: Amount,
+    /// The provider's stake per lot (the marketplace's slot stake).
+    pub stake: Amount,
+    /// Pay per subtask is the match price divided by this.
+    pub price_to_pay_divisor: u128,
+}
+
+/// A job as the driver posts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSpec {
+    /// The request (its `lots` must equal `inputs.len()`).
+    pub request: JobRequest,
+    /// Real subtask inputs, one list per lot.
+    pub inputs: Vec<Vec<Digest>>,
+}
+
+/// Why a job was not posted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostError {
+    /// `request.lots` differs from the number of input lists, or a lot has
+    /// no input.
+    #[error("a job needs one non-empty input list per lot")]
+    Inputs,
+    /// The job id is in use.
+    #[error("job {0} is already open")]
+    Duplicate(u64),
+    /// Too many open jobs.
+    #[error("{MAX_OPEN_JOBS} jobs are open")]
+    TooMany,
+    /// The outbox is full.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+}
+
+/// What a client reports to its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// A lot was matched and planned: `traps` traps among `slots` subtasks.
+    Planned {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Price per compute-second.
+        price: Amount,
+        /// Traps planted.
+        traps: u32,
+        /// Subtasks in the lot, traps included.
+        slots: u32,
+    },
+    /// A lot's real outputs, in input order (the traps checked).
+    Results {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Real outputs.
+        outputs: Vec<Digest>,
+        /// Trap slots that were wrong (accused).
+        accused: Vec<SubtaskIndex>,
+    },
+    /// A lot settled.
+    Settled(Settlement),
+    /// Lots of a job lapsed unmatched.
+    Lapsed {
+        /// Job.
+        job: u64,
+        /// Lots.
+        lots: u32,
+    },
+    /// A job closed.
+    JobClosed {
+        /// Job.
+        job: u64,
+        /// Escrow refunded.
+        refunded: Amount,
+    },
+    /// The ledger rejected one of its transactions.
+    Rejected {
+        /// The payload.
+        tx: Box<MarketTx>,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A message was ignored.
+    Ignored {
+        /// Sender.
+        from: NodeId,
+        /// Why.
+        reason: Ignored,
+    },
+}
+
+#[derive(Debug)]
+struct Job {
+    inputs: Vec<Vec<Digest>>,
+    plans: BTreeMap<u32, JobPlan>,
+}
+
+/// A client node.
+#[derive(Debug)]
+pub struct ClientNode {
+    core: LightCore,
+    policy: TrapPolicy,
+    traps: Box<dyn TrapSource>,
+    seed: Seed,
+    jobs: BTreeMap<u64, Job>,
+    events: VecDeque<ClientEvent>,
+}
+
+impl ClientNode {
+    /// A client drawing traps from `traps`.
+    pub fn new(
+        setup: LightSetup,
+        policy: TrapPolicy,
+        traps: Box<dyn TrapSource>,
+        seed: Seed,
+    ) -> Self {
+        Self {
+            core: LightCore::new(setup),
+            policy,
+            traps,
+            seed,
+            jobs: BTreeMap::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Its account.
+    pub fn account(&self) -> AccountId {
+        self.core.account()
+    }
+
+    /// The light-node core (outbox, failovers).
+    pub fn core(&self) -> &LightCore {
+        &self.core
+    }
+
+    /// Jobs posted and not closed.
+    pub fn open_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Posts a job: escrow and bid go on the ledger through the gateway.
+    pub fn post_job(&mut self, now: Timestamp, spec: JobSpec) -> Result<(), PostError> {
+        let id = spec.request.job;
+        if spec.inputs.len() != spec.request.lots as usize || spec.inputs.iter().any(Vec::is_empty)
+        {
+            return Err(PostError::Inputs);
+        }
+        if self.jobs.contains_key(&id) {
+            return Err(PostError::Duplicate(id));
+        }
+        if self.jobs.len() >= MAX_OPEN_JOBS {
+            return Err(PostError::TooMany);
+        }
+        self.core.start();
+        self.core
+            .submit_market(now, &MarketTx::PostJob(spec.request))?;
+        self.jobs.insert(
+            id,
+            Job {
+                inputs: spec.inputs,
+                plans: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn on_fact(&mut self, now: Timestamp, fact: Fact) {
+        let me = self.account();
+        match fact {
+            Fact::Matched {
+                client,
+                job,
+                lot,
+                provider,
+                price,
+                credibility_ppm,
+            } if client == me => self.plan(now, job, lot, provider, price, credibility_ppm),
+            Fact::Delivered {
+                client,
+                job,
+                lot,
+                outputs,
+                ..
+            } if client == me => self.check(now, job, lot, &outputs),
+            Fact::Settled(s) if s.client == me => {
+                if let Some(j) = self.jobs.get_mut(&s.job) {
+                    j.plans.remove(&s.lot);
+                }
+                self.events.push_back(ClientEvent::Settled(s));
+            }
+            Fact::Lapsed { client, job, lots } if client == me => {
+                self.events.push_back(ClientEvent::Lapsed { job, lots });
+            }
+            Fact::JobClosed {
+                client,
+                job,
+                refunded,
+            } if client == me => {
+                self.jobs.remove(&job);
+                self.events
+                    .push_back(ClientEvent::JobClosed { job, refunded });
+            }
+            _ => {}
+        }
+    }
+
+    /// How many traps a lot of `n` real subtasks gets from a provider of
+    /// this credibility at this price.
+    fn trap_count(&self, n: u32, price: Amount, credibility_ppm: u32) -> u32 {
+        let p = &self.policy;
+        let pay = Amount::new(price.get() / p.price_to_pay_divisor.max(1));
+        let mut op = Params::new(n, p.cost_per_subtask, pay, p.stake);
+        op.credibility = (f64::from(credibility_ppm) / 1e6).clamp(0.0, 0.999);
+        op.max_traps = n * 2 + 4;
+        optimize_traps(&op)
+            .map(|a| a.recommended.get())
+            .unwrap_or(2)
+            .clamp(1, n * 2 + 4)
+    }
+
+    fn plan(
+        &mut self,
+        now: Timestamp,
+        job: u64,
+        lot: u32,
+        provider: AccountId,
+        price: Amount,
+        credibility_ppm: u32,
+    ) {
+        let Some(real) = self
+            .jobs
+            .get(&job)
+            .and_then(|j| j.inputs.get(lot as usize))
+            .cloned()
+        else {
+            return;
+        };
+        let k = self.trap_count(real.len() as u32, price, credibility_ppm);
+        let traps: Vec<TrapSpec> = (0..u64::from(k))
+            .map(|i| self.traps.trap(job, lot, i))
+            .collect();
+        let seed = self
+            .seed
+            .derive_indexed("plan", job)
+            .derive_indexed("lot", u64::from(lot));
+        let Ok(plan) = JobPlan::builder(round_id(job, lot))
+            .real_inputs(real)
+            .traps(traps)
+            .seed(seed)
+            .build()
+        else {
+            return;
+        };
+        let public = plan.public().clone();
+        let slots = public.slot_inputs.len() as u32;
+        let inputs = public.slot_inputs.clone();
+        let _ = self.core.submit_market(
+            now,
+            &MarketTx::Plan {
+                job,
+                lot,
+                plan: public,
+            },
+        );
+        self.core
+            .send_peer(provider.node(), PeerMessage::Inputs { job, lot, inputs });
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.plans.insert(lot, plan);
+        }
+        self.events.push_back(ClientEvent::Planned {
+            job,
+            lot,
+            provider,
+            price,
+            traps: k,
+            slots,
+        });
+    }
+
+    fn check(&mut self, now: Timestamp, job: u64, lot: u32, outputs: &[Digest]) {
+        let Some(plan) = self.jobs.get(&job).and_then(|j| j.plans.get(&lot)) else {
+            return;
+        };
+        let accuse = plan.wrong_traps(outputs).unwrap_or_default();
+        let real = plan.real_outputs(outputs).unwrap_or_default();
+        let reveal = plan.trap_reveal(vec![]);
+        let _ = self.core.submit_market(
+            now,
+            &MarketTx::Verify {
+                job,
+                lot,
+                reveal,
+                accuse: accuse.clone(),
+            },
+        );
+        self.events.push_back(ClientEvent::Results {
+            job,
+            lot,
+            outputs: real,
+            accused: accuse,
+        });
+    }
+
+    fn on_fates(&mut self, fates: Vec<TxFate>) {
+        for f in fates {
+            if let TxFate::Rejected { kind, reason } = f
+                && let Some(tx) = crate::market::decode_market(&kind)
+            {
+                self.events.push_back(ClientEvent::Rejected {
+                    tx: Box::new(tx),
+                    reason,
+                });
+            }
+        }
+    }
+}
+
+impl Machine for ClientNode {
+    type Message = NodeMessage;
+    type Event = ClientEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        match msg {
+            NodeMessage::Facts(batch) => match self.core.on_facts(now, from, batch) {
+                Ok((facts, fates)) => {
+                    self.on_fates(fates);
+                    for f in facts {
+                        self.on_fact(now, f);
+                    }
+                }
+                Err(e) => self.events.push_back(ClientEvent::Ignored {
+                    from,
+                    reason: e.into(),
+                }),
+            },
+            _ => self.events.push_back(ClientEvent::Ignored {
+                from,
+                reason: Ignored::Unexpected,
+            }),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.core.start();
+        self.core.on_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        self.core.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.core.poll_timeout()
+    }
+}

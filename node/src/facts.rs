@@ -1,0 +1,242 @@
+//! How a light node decides a ledger fact is true: validators holding a
+//! validity quorum of the stake (f + 1) reported it identically for the
+//! same commit.
+//!
+//! At most f of the stake is Byzantine, so a fact backed by f + 1 comes from
+//! at least one honest validator, which reports only what its ledger
+//! applied. A forged fact from one validator (a lying gateway) never
+//! reaches the threshold; a fact an honest minority has not applied yet
+//! waits until enough validators catch up.
+//!
+//! Memory is bounded: each validator may have at most
+//! [`MAX_PENDING_PER_VALIDATOR`] unconfirmed reports in flight (its oldest
+//! is dropped first, so a flooding validator only evicts its own reports),
+//! and accepted facts are remembered for [`ACCEPTED_HORIZON`] commits to
+//! drop late duplicates.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_primitives::{Digest, Domain, NodeId};
+
+use crate::wire::{Fact, FactBatch, MAX_FACTS_PER_BATCH};
+
+const FACT_DOMAIN: Domain = Domain::new("idlegrid/node/fact");
+/// Unconfirmed reports one validator may have in flight.
+pub const MAX_PENDING_PER_VALIDATOR: usize = 8_192;
+/// Commits for which accepted facts are remembered (duplicates from slow
+/// validators arrive within it).
+pub const ACCEPTED_HORIZON: u64 = 100_000;
+
+/// Why a fact batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FactError {
+    /// The sender is not a validator of the committee.
+    #[error("facts from {0}, which is not a validator")]
+    NotAValidator(NodeId),
+    /// More facts than one commit can hold for one subscriber.
+    #[error("{0} facts in one batch (at most {MAX_FACTS_PER_BATCH})")]
+    TooMany(usize),
+}
+
+struct Pending {
+    index: u64,
+    fact: Fact,
+    voters: BTreeSet<NodeId>,
+    stake: u64,
+}
+
+/// Collects validators' fact reports until f + 1 of the stake agrees.
+pub struct FactQuorum {
+    committee: Committee,
+    pending: BTreeMap<Digest, Pending>,
+    /// Per validator, its pending reports, oldest first.
+    reports: BTreeMap<NodeId, VecDeque<Digest>>,
+    accepted: BTreeSet<(u64, Digest)>,
+    accepted_keys: BTreeSet<Digest>,
+    highest: u64,
+}
+
+impl std::fmt::Debug for FactQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FactQuorum")
+            .field("pending", &self.pending.len())
+            .field("accepted", &self.accepted.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FactQuorum {
+    /// A quorum over `committee`'s stake.
+    pub fn new(committee: Committee) -> Self {
+        Self {
+            committee,
+            pending: BTreeMap::new(),
+            reports: BTreeMap::new(),
+            accepted: BTreeSet::new(),
+            accepted_keys: BTreeSet::new(),
+            highest: 0,
+        }
+    }
+
+    /// The committee whose stake backs facts.
+    pub fn committee(&self) -> &Committee {
+        &self.committee
+    }
+
+    /// Records `from`'s report; returns the facts that reached f + 1 with it,
+    /// in report order. A validator reporting the same fact twice counts once.
+    pub fn observe(&mut self, from: NodeId, batch: FactBatch) -> Result<Vec<Fact>, FactError> {
+        let who = self
+            .committee
+            .index_of(&from)
+            .ok_or(FactError::NotAValidator(from))?;
+        if batch.facts.len() > MAX_FACTS_PER_BATCH {
+            return Err(FactError::TooMany(batch.facts.len()));
+        }
+        let stake = self.committee.stake(who);
+        let mut out = Vec::new();
+        for fact in batch.facts {
+            let key = Digest::of(FACT_DOMAIN, &(batch.index, &fact));
+            if self.accepted_keys.contains(&key) {
+                continue;
+            }
+            let p = self.pending.entry(key).or_insert_with(|| Pending {
+                index: batch.index,
+                fact,
+                voters: BTreeSet::new(),
+                stake: 0,
+            });
+            if !p.voters.insert(from) {
+                continue;
+            }
+            p.stake += stake;
+            if self.committee.is_validity(p.stake) {
+                let p = self.pending.remove(&key).expect("present");
+                self.accept(key, p.index);
+                out.push(p.fact);
+            } else {
+                self.track(from, key);
+            }
+        }
+        Ok(out)
+    }
+
+    fn track(&mut self, from: NodeId, key: Digest) {
+        let q = self.reports.entry(from).or_default();
+        q.push_back(key);
+        while q.len() > MAX_PENDING_PER_VALIDATOR {
+            let old = q.pop_front().expect("non-empty");
+            if let Some(p) = self.pending.get_mut(&old)
+                && p.voters.remove(&from)
+            {
+                let who = self.committee.index_of(&from).expect("member");
+                p.stake -= self.committee.stake(who);
+                if p.voters.is_empty() {
+                    self.pending.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, key: Digest, index: u64) {
+        self.accepted.insert((index, key));
+        self.accepted_keys.insert(key);
+        self.highest = self.highest.max(index);
+        let floor = self.highest.saturating_sub(ACCEPTED_HORIZON);
+        while let Some(&(i, k)) = self.accepted.first() {
+            if i >= floor {
+                break;
+            }
+            self.accepted.pop_first();
+            self.accepted_keys.remove(&k);
+        }
+        // Reports of commits long accepted past are stale.
+        self.pending.retain(|_, p| p.index >= floor);
+    }
+
+    /// Unconfirmed facts held.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_primitives::{AccountId, Keypair, Seed};
+
+    fn committee(n: u64) -> (Committee, Vec<NodeId>) {
+        let ids: Vec<NodeId> = (0..n)
+            .map(|i| Keypair::from_seed(&Seed::from_u64(i)).node_id())
+            .collect();
+        (Committee::equal(ids.iter().copied()).unwrap(), ids)
+    }
+
+    fn fact(nonce: u64) -> Fact {
+        Fact::Applied {
+            sender: AccountId::from_bytes([7; 32]),
+            tx: Digest::of(Domain::new("test/tx"), &nonce),
+        }
+    }
+
+    fn batch(index: u64, f: Fact) -> FactBatch {
+        FactBatch {
+            index,
+            facts: vec![f],
+        }
+    }
+
+    #[test]
+    fn f_plus_one_distinct_validators_accept_once() {
+        let (c, ids) = committee(4); // f = 1: two reports needed
+        let mut q = FactQuorum::new(c);
+        assert!(q.observe(ids[0], batch(3, fact(0))).unwrap().is_empty());
+        // The same validator again does not count twice.
+        assert!(q.observe(ids[0], batch(3, fact(0))).unwrap().is_empty());
+        assert_eq!(q.observe(ids[1], batch(3, fact(0))).unwrap(), vec![fact(0)]);
+        // Late reports of an accepted fact are dropped.
+        assert!(q.observe(ids[2], batch(3, fact(0))).unwrap().is_empty());
+        assert_eq!(q.pending(), 0);
+    }
+
+    #[test]
+    fn different_facts_or_commits_do_not_add_up() {
+        let (c, ids) = committee(4);
+        let mut q = FactQuorum::new(c);
+        assert!(q.observe(ids[0], batch(3, fact(0))).unwrap().is_empty());
+        assert!(q.observe(ids[1], batch(3, fact(1))).unwrap().is_empty());
+        assert!(q.observe(ids[2], batch(4, fact(0))).unwrap().is_empty());
+    }
+
+    #[test]
+    fn strangers_and_oversize_batches_are_refused() {
+        let (c, _) = committee(4);
+        let mut q = FactQuorum::new(c);
+        let stranger = Keypair::from_seed(&Seed::from_u64(99)).node_id();
+        assert_eq!(
+            q.observe(stranger, batch(1, fact(0))),
+            Err(FactError::NotAValidator(stranger))
+        );
+        let (_, ids) = committee(4);
+        let big = FactBatch {
+            index: 1,
+            facts: vec![fact(0); MAX_FACTS_PER_BATCH + 1],
+        };
+        assert!(matches!(q.observe(ids[0], big), Err(FactError::TooMany(_))));
+    }
+
+    #[test]
+    fn a_flooding_validator_evicts_only_its_own_reports() {
+        let (c, ids) = committee(4);
+        let mut q = FactQuorum::new(c);
+        q.observe(ids[1], batch(1, fact(0))).unwrap();
+        for i in 0..(MAX_PENDING_PER_VALIDATOR as u64 + 10) {
+            q.observe(ids[0], batch(2, fact(1_000 + i))).unwrap();
+        }
+        assert!(q.pending() <= MAX_PENDING_PER_VALIDATOR + 1);
+        // Validator 1's report survived the flood.
+        assert_eq!(q.observe(ids[2], batch(1, fact(0))).unwrap(), vec![fact(0)]);
+    }
+}

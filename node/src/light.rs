@@ -1,0 +1,344 @@
+//! What every light node (provider, client) shares: its key, its
+//! subscriptions, the fact quorum, and an outbox that signs transactions,
+//! submits them through a gateway validator, fails over to the next one
+//! when a transaction is not confirmed in time, and re-signs the rest of
+//! the sequence when the ledger rejects one.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_dag_ledger::ledger::{ChainId, Nonce, SignedTransaction, Transaction, TxKind};
+use idlegrid_primitives::{
+    AccountId, Digest, Duration, Keypair, NodeId, Timestamp, Transmit, encode,
+};
+
+use crate::facts::{FactError, FactQuorum};
+use crate::market::{MARKETPLACE_APP, MarketTx};
+use crate::wire::{
+    AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection, RejectionKind,
+};
+
+/// Transactions one light node keeps in flight at most.
+pub const MAX_INFLIGHT: usize = 1_024;
+/// Times a transaction is re-signed after nonce rejections before it is
+/// given up.
+const MAX_RESIGNS: u8 = 3;
+
+/// How a light node reaches the ledger.
+#[derive(Debug, Clone)]
+pub struct LightSetup {
+    /// The node's key (its account and its network identity).
+    pub key: Keypair,
+    /// The ledger's chain id.
+    pub chain: ChainId,
+    /// The validators and their stake (whose f + 1 backs a fact).
+    pub committee: Committee,
+    /// The validator tried first as gateway (failover moves round-robin).
+    pub first_gateway: usize,
+    /// How long a transaction may go unconfirmed before it is re-sent
+    /// through the next gateway.
+    pub patience: Duration,
+    /// Validators each transaction is sent to, spread over the committee
+    /// (more than one keeps a Byzantine or crashed gateway from silencing
+    /// it; duplicates fail the nonce check and change nothing).
+    pub fanout: usize,
+}
+
+/// Why a light node could not take a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OutboxError {
+    /// [`MAX_INFLIGHT`] transactions are unconfirmed.
+    #[error("{MAX_INFLIGHT} transactions in flight; wait for confirmations")]
+    Full,
+}
+
+/// What the outbox learned from a confirmed fact about one of its own
+/// transactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxFate {
+    /// Applied.
+    Applied {
+        /// Its nonce.
+        nonce: u64,
+        /// Its payload.
+        kind: TxKind,
+    },
+    /// Rejected for good.
+    Rejected {
+        /// Its payload.
+        kind: TxKind,
+        /// Why.
+        reason: Rejection,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Inflight {
+    tx: SignedTransaction,
+    id: Digest,
+    sent_at: Timestamp,
+    resigns: u8,
+}
+
+/// The shared core of a light node.
+#[derive(Debug)]
+pub struct LightCore {
+    key: Keypair,
+    chain: ChainId,
+    quorum: FactQuorum,
+    validators: Vec<NodeId>,
+    gateway: usize,
+    fanout: usize,
+    patience: Duration,
+    next_nonce: u64,
+    inflight: BTreeMap<u64, Inflight>,
+    started: bool,
+    out: VecDeque<Transmit<NodeMessage>>,
+    failovers: u64,
+    holdings: Option<AccountState>,
+}
+
+impl LightCore {
+    /// A light node with `setup`.
+    pub fn new(setup: LightSetup) -> Self {
+        let validators: Vec<NodeId> = setup
+            .committee
+            .indices()
+            .filter_map(|i| setup.committee.node(i))
+            .collect();
+        let gateway = setup.first_gateway % validators.len().max(1);
+        let fanout = setup.fanout.clamp(1, validators.len().max(1));
+        Self {
+            key: setup.key,
+            chain: setup.chain,
+            quorum: FactQuorum::new(setup.committee),
+            validators,
+            gateway,
+            fanout,
+            patience: setup.patience,
+            next_nonce: 0,
+            inflight: BTreeMap::new(),
+            started: false,
+            out: VecDeque::new(),
+            failovers: 0,
+            holdings: None,
+        }
+    }
+
+    /// The node's account.
+    pub fn account(&self) -> AccountId {
+        self.key.account_id()
+    }
+
+    /// The node's network identity.
+    pub fn node_id(&self) -> NodeId {
+        self.key.node_id()
+    }
+
+    /// Times it moved to another gateway.
+    pub fn failovers(&self) -> u64 {
+        self.failovers
+    }
+
+    /// Unconfirmed transactions.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// What its account held after the last commit that touched it (f + 1
+    /// backed), if one has been reported.
+    pub fn holdings(&self) -> Option<&AccountState> {
+        self.holdings.as_ref()
+    }
+
+    /// Subscribed yet.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Subscribes to every validator (once).
+    pub fn start(&mut self) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        for v in &self.validators {
+            self.out.push_back(Transmit::to(
+                *v,
+                NodeMessage::Gateway(GatewayRequest::Subscribe),
+            ));
+        }
+    }
+
+    /// Signs a marketplace transaction and submits it through the gateway.
+    pub fn submit_market(&mut self, now: Timestamp, tx: &MarketTx) -> Result<u64, OutboxError> {
+        self.submit(
+            now,
+            TxKind::App {
+                app_id: MARKETPLACE_APP,
+                payload: encode(tx),
+            },
+        )
+    }
+
+    /// Signs `kind` with the next nonce and submits it through the gateway.
+    pub fn submit(&mut self, now: Timestamp, kind: TxKind) -> Result<u64, OutboxError> {
+        if self.inflight.len() >= MAX_INFLIGHT {
+            return Err(OutboxError::Full);
+        }
+        let nonce = self.next_nonce;
+        self.next_nonce += 1;
+        self.send_new(now, nonce, kind, 0);
+        Ok(nonce)
+    }
+
+    fn send_new(&mut self, now: Timestamp, nonce: u64, kind: TxKind, resigns: u8) {
+        let tx = Transaction {
+            chain: self.chain,
+            sender: self.key.account_id(),
+            nonce: Nonce::new(nonce),
+            kind,
+        }
+        .sign(&self.key);
+        let id = tx.id();
+        self.send(&tx);
+        self.inflight.insert(
+            nonce,
+            Inflight {
+                tx,
+                id,
+                sent_at: now,
+                resigns,
+            },
+        );
+    }
+
+    fn send(&mut self, tx: &SignedTransaction) {
+        let n = self.validators.len();
+        let spread = (n / self.fanout).max(1);
+        for r in 0..self.fanout {
+            if let Some(g) = self.validators.get((self.gateway + r * spread) % n.max(1)) {
+                self.out.push_back(Transmit::to(
+                    *g,
+                    NodeMessage::Gateway(GatewayRequest::Submit(tx.clone())),
+                ));
+            }
+        }
+    }
+
+    /// Off-ledger message to another light node.
+    pub fn send_peer(&mut self, to: NodeId, msg: crate::wire::PeerMessage) {
+        self.out.push_back(Transmit::to(to, NodeMessage::Peer(msg)));
+    }
+
+    /// A validator's fact report: the facts now backed by f + 1, and the
+    /// fates of this node's own transactions among them.
+    pub fn on_facts(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        batch: FactBatch,
+    ) -> Result<(Vec<Fact>, Vec<TxFate>), FactError> {
+        let facts = self.quorum.observe(from, batch)?;
+        let me = self.account();
+        let mut fates = Vec::new();
+        for f in &facts {
+            match f {
+                Fact::Applied { sender, tx } if *sender == me => {
+                    if let Some(nonce) = self.nonce_of(tx) {
+                        let i = self.inflight.remove(&nonce).expect("present");
+                        fates.push(TxFate::Applied {
+                            nonce,
+                            kind: i.tx.tx.kind,
+                        });
+                    }
+                }
+                Fact::Rejected { sender, tx, reason } if *sender == me => {
+                    if let Some(nonce) = self.nonce_of(tx) {
+                        fates.extend(self.rejected(now, nonce, reason));
+                    }
+                }
+                Fact::Balance(a) if a.account == me => self.holdings = Some(*a),
+                _ => {}
+            }
+        }
+        Ok((facts, fates))
+    }
+
+    /// The nonce of the transaction in flight with id `tx` (an earlier
+    /// signing of a re-signed nonce has another id).
+    fn nonce_of(&self, tx: &Digest) -> Option<u64> {
+        self.inflight
+            .iter()
+            .find(|(_, i)| i.id == *tx)
+            .map(|(n, _)| *n)
+    }
+
+    /// The ledger refused `nonce`: the account's nonce did not move, so
+    /// every later transaction in flight is re-signed one nonce down (a
+    /// nonce rejection retries the transaction itself, a bounded number of
+    /// times).
+    fn rejected(&mut self, now: Timestamp, nonce: u64, reason: &Rejection) -> Vec<TxFate> {
+        let mut fates = Vec::new();
+        let first = self.inflight.remove(&nonce).expect("checked");
+        let mut redo: Vec<(TxKind, u8)> = Vec::new();
+        if reason.kind == RejectionKind::Nonce && first.resigns < MAX_RESIGNS {
+            redo.push((first.tx.tx.kind, first.resigns + 1));
+        } else {
+            fates.push(TxFate::Rejected {
+                kind: first.tx.tx.kind,
+                reason: reason.clone(),
+            });
+        }
+        let later: Vec<u64> = self.inflight.range(nonce..).map(|(n, _)| *n).collect();
+        for n in later {
+            let i = self.inflight.remove(&n).expect("listed");
+            redo.push((i.tx.tx.kind, i.resigns));
+        }
+        self.next_nonce = nonce;
+        for (kind, resigns) in redo {
+            let n = self.next_nonce;
+            self.next_nonce += 1;
+            self.send_new(now, n, kind, resigns);
+        }
+        fates
+    }
+
+    /// Re-sends everything in flight through the next gateway if the oldest
+    /// transaction has waited longer than the patience.
+    pub fn on_timeout(&mut self, now: Timestamp) {
+        let stuck = self
+            .inflight
+            .values()
+            .map(|i| i.sent_at)
+            .min()
+            .is_some_and(|t| now.saturating_since(t) >= self.patience);
+        if !stuck {
+            return;
+        }
+        self.failovers += 1;
+        self.gateway = (self.gateway + 1) % self.validators.len().max(1);
+        let txs: Vec<SignedTransaction> = self.inflight.values().map(|i| i.tx.clone()).collect();
+        for i in self.inflight.values_mut() {
+            i.sent_at = now;
+        }
+        for tx in &txs {
+            self.send(tx);
+        }
+    }
+
+    /// When [`LightCore::on_timeout`] has work next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        self.inflight
+            .values()
+            .map(|i| i.sent_at)
+            .min()
+            .map(|t| t + self.patience)
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        self.out.pop_front()
+    }
+}

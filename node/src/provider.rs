@@ -1,0 +1,430 @@
+//! The provider: a light node that rents out its machine.
+//!
+//! It offers slots once, then for every lot matched to it (a fact backed by
+//! f + 1 validators): waits for the client's inputs and for the round to
+//! open on the ledger, checks the inputs are the ones the ledger's plan
+//! names, asks its driver to run them ([`ProviderEvent::Execute`] — the
+//! simulator answers with a simulated executor, a real process with a
+//! sandbox), delivers the outputs with a salted commitment, and answers an
+//! accusation: it accepts when it knows it cheated on an accused slot and
+//! disputes otherwise.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use idlegrid_entrap::output_commitment;
+use idlegrid_primitives::{
+    AccountId, Amount, Digest, Domain, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
+};
+
+use crate::light::{LightCore, LightSetup, TxFate};
+use crate::market::{MarketTx, Settlement, round_id};
+use crate::wire::{Fact, NodeMessage, PeerMessage, Rejection};
+
+const SALT_DOMAIN: Domain = Domain::new("idlegrid/node/provider/salt");
+/// Lots a provider holds inputs for before their match is confirmed.
+const MAX_EARLY_INPUTS: usize = 256;
+
+/// A lot: (client, job, lot).
+pub type LotKey = (AccountId, u64, u32);
+
+/// What the provider offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProviderOffer {
+    /// Price per compute-second.
+    pub price: Amount,
+    /// Parallel lots.
+    pub capacity: u32,
+    /// Stake per slot (the marketplace's).
+    pub stake_per_slot: Amount,
+    /// Region code.
+    pub region: u8,
+}
+
+/// What the driver's executor reports for a lot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecReport {
+    /// Output digests, slot order.
+    pub outputs: Vec<Digest>,
+    /// Metered compute microseconds of the whole lot.
+    pub usage_micros: u64,
+    /// Slots on which the executor knowingly did not compute honestly (a
+    /// simulated cheater; always all `false` for a real executor).
+    pub cheated: Vec<bool>,
+}
+
+/// What a provider reports to its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderEvent {
+    /// Effect: run these inputs, then call [`ProviderNode::handle_executed`].
+    Execute {
+        /// The lot.
+        lot: LotKey,
+        /// Slot inputs, slot order.
+        inputs: Vec<Digest>,
+    },
+    /// A lot was matched to it (f + 1 backed).
+    Matched {
+        /// The lot.
+        lot: LotKey,
+        /// Price per compute-second.
+        price: Amount,
+    },
+    /// A lot settled.
+    Settled(Settlement),
+    /// It answered an accusation: `confessed` if it knew it cheated on an
+    /// accused slot (it accepts), else it disputes.
+    Answered {
+        /// The lot.
+        lot: LotKey,
+        /// Accepted rather than disputed.
+        confessed: bool,
+    },
+    /// One of its transactions was applied.
+    Applied {
+        /// The payload.
+        tx: Box<idlegrid_dag_ledger::ledger::TxKind>,
+    },
+    /// The ledger rejected one of its transactions.
+    Rejected {
+        /// The payload.
+        tx: Box<MarketTx>,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A message was ignored (bad input from a peer).
+    Ignored {
+        /// Sender.
+        from: NodeId,
+        /// Why.
+        reason: Ignored,
+    },
+}
+
+/// Why a light node ignored a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Ignored {
+    /// Fact batch refused.
+    #[error("fact batch: {0}")]
+    Facts(#[from] crate::facts::FactError),
+    /// Inputs for a lot this node has no match for, or from someone else
+    /// than the lot's client.
+    #[error("inputs for an unknown lot or from a stranger")]
+    UnknownLot,
+    /// Inputs that differ from the plan on the ledger.
+    #[error("inputs differ from the ledger's plan")]
+    InputsMismatch,
+    /// A message kind this role does not take.
+    #[error("unexpected message")]
+    Unexpected,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Lot {
+    inputs: Option<Vec<Digest>>,
+    planned: Option<Vec<Digest>>,
+    running: bool,
+    report: Option<ExecReport>,
+    delivered: bool,
+}
+
+/// A provider node.
+#[derive(Debug)]
+pub struct ProviderNode {
+    core: LightCore,
+    offer: ProviderOffer,
+    offered: bool,
+    auto_offer: bool,
+    seed: Seed,
+    lots: BTreeMap<LotKey, Lot>,
+    early: BTreeMap<LotKey, Vec<Digest>>,
+    events: VecDeque<ProviderEvent>,
+}
+
+impl ProviderNode {
+    /// A provider that will offer `offer` when first started.
+    pub fn new(setup: LightSetup, offer: ProviderOffer, seed: Seed) -> Self {
+        Self {
+            core: LightCore::new(setup),
+            offer,
+            offered: false,
+            auto_offer: true,
+            seed,
+            lots: BTreeMap::new(),
+            early: BTreeMap::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Its account.
+    pub fn account(&self) -> AccountId {
+        self.core.account()
+    }
+
+    /// The light-node core (outbox, failovers).
+    pub fn core(&self) -> &LightCore {
+        &self.core
+    }
+
+    /// Lots it holds (matched, not settled).
+    pub fn open_lots(&self) -> usize {
+        self.lots.len()
+    }
+
+    /// A provider that subscribes when started but offers only when told
+    /// ([`ProviderNode::offer_now`]): a newcomer, or a key waiting for funds.
+    pub fn without_auto_offer(mut self) -> Self {
+        self.auto_offer = false;
+        self
+    }
+
+    /// Submits any marketplace transaction (a reprice, a registry record).
+    pub fn submit(&mut self, now: Timestamp, tx: &MarketTx) {
+        // A full outbox only delays; the driver sees `core().inflight()`.
+        let _ = self.core.submit_market(now, tx);
+    }
+
+    /// Submits a plain ledger transaction (bond, unbond, withdraw, transfer).
+    pub fn submit_ledger(&mut self, now: Timestamp, kind: idlegrid_dag_ledger::ledger::TxKind) {
+        let _ = self.core.submit(now, kind);
+    }
+
+    /// Offers its slots now (once).
+    pub fn offer_now(&mut self, now: Timestamp) {
+        self.core.start();
+        if self.offered {
+            return;
+        }
+        self.offered = true;
+        let o = self.offer;
+        self.submit(
+            now,
+            &MarketTx::Offer {
+                price: o.price,
+                capacity: o.capacity,
+                stake_per_slot: o.stake_per_slot,
+                region: o.region,
+            },
+        );
+    }
+
+    /// The driver's executor finished `lot`.
+    pub fn handle_executed(&mut self, now: Timestamp, lot: LotKey, report: ExecReport) {
+        if let Some(l) = self.lots.get_mut(&lot)
+            && l.running
+        {
+            l.running = false;
+            l.report = Some(report);
+            self.maybe_deliver(now, lot);
+        }
+    }
+
+    fn start(&mut self, now: Timestamp) {
+        self.core.start();
+        if self.auto_offer {
+            self.offer_now(now);
+        }
+    }
+
+    fn on_fact(&mut self, now: Timestamp, fact: Fact) {
+        let me = self.account();
+        match fact {
+            Fact::Matched {
+                client,
+                job,
+                lot,
+                provider,
+                price,
+                ..
+            } if provider == me => {
+                let key = (client, job, lot);
+                let l = Lot {
+                    inputs: self.early.remove(&key),
+                    ..Lot::default()
+                };
+                self.lots.insert(key, l);
+                self.events
+                    .push_back(ProviderEvent::Matched { lot: key, price });
+            }
+            Fact::RoundOpened {
+                client,
+                job,
+                lot,
+                provider,
+                inputs,
+            } if provider == me => {
+                let key = (client, job, lot);
+                if let Some(l) = self.lots.get_mut(&key) {
+                    l.planned = Some(inputs);
+                    self.maybe_execute(key);
+                }
+            }
+            Fact::Accused {
+                client,
+                job,
+                lot,
+                provider,
+                traps,
+            } if provider == me => {
+                let key = (client, job, lot);
+                let guilty = self
+                    .lots
+                    .get(&key)
+                    .and_then(|l| l.report.as_ref())
+                    .is_some_and(|r| {
+                        traps
+                            .iter()
+                            .any(|t| r.cheated.get(t.get() as usize).copied().unwrap_or(false))
+                    });
+                let tx = if guilty {
+                    MarketTx::Accept { client, job, lot }
+                } else {
+                    MarketTx::Dispute { client, job, lot }
+                };
+                self.submit(now, &tx);
+                self.events.push_back(ProviderEvent::Answered {
+                    lot: key,
+                    confessed: guilty,
+                });
+            }
+            Fact::Settled(s) if s.provider == me => {
+                self.lots.remove(&(s.client, s.job, s.lot));
+                self.events.push_back(ProviderEvent::Settled(s));
+            }
+            _ => {}
+        }
+    }
+
+    /// Inputs from `from` for one of its own lots (the key carries the
+    /// sender's account, so nobody can hand over inputs for another's lot).
+    fn on_inputs(&mut self, from: NodeId, key: LotKey, inputs: Vec<Digest>) {
+        match self.lots.get_mut(&key) {
+            Some(l) if l.inputs.is_none() => {
+                l.inputs = Some(inputs);
+                self.maybe_execute(key);
+            }
+            Some(_) => self.ignore(from, Ignored::Unexpected),
+            // The client may hear of the match before this node does.
+            None if self.early.len() < MAX_EARLY_INPUTS => {
+                self.early.insert(key, inputs);
+            }
+            None => self.ignore(from, Ignored::UnknownLot),
+        }
+    }
+
+    /// Runs a lot once its inputs arrived and match the ledger's plan.
+    fn maybe_execute(&mut self, key: LotKey) {
+        let Some(l) = self.lots.get_mut(&key) else {
+            return;
+        };
+        let (Some(inputs), Some(planned)) = (&l.inputs, &l.planned) else {
+            return;
+        };
+        if l.running || l.report.is_some() {
+            return;
+        }
+        if inputs != planned {
+            // The client handed over other inputs than it planned (a
+            // framing attempt: the referees would re-execute the planned
+            // ones). Never run them.
+            l.inputs = None;
+            self.ignore(key.0.node(), Ignored::InputsMismatch);
+            return;
+        }
+        l.running = true;
+        let inputs = planned.clone();
+        self.events
+            .push_back(ProviderEvent::Execute { lot: key, inputs });
+    }
+
+    fn maybe_deliver(&mut self, now: Timestamp, key: LotKey) {
+        let Some(l) = self.lots.get_mut(&key) else {
+            return;
+        };
+        let Some(r) = l.report.as_ref().filter(|_| !l.delivered) else {
+            return;
+        };
+        l.delivered = true;
+        let salt = Salt::from_bytes(
+            Digest::of(SALT_DOMAIN, &(self.seed.derive("salt").to_bytes(), key)).to_bytes(),
+        );
+        let rid = round_id(key.1, key.2);
+        let tx = MarketTx::Deliver {
+            client: key.0,
+            job: key.1,
+            lot: key.2,
+            commitment: output_commitment(rid, &r.outputs, &salt),
+            outputs: r.outputs.clone(),
+            salt,
+            usage_micros: r.usage_micros,
+        };
+        self.submit(now, &tx);
+    }
+
+    fn on_fates(&mut self, fates: Vec<TxFate>) {
+        for f in fates {
+            match f {
+                TxFate::Rejected { kind, reason } => {
+                    if let Some(tx) = crate::market::decode_market(&kind) {
+                        self.events.push_back(ProviderEvent::Rejected {
+                            tx: Box::new(tx),
+                            reason,
+                        });
+                    }
+                }
+                TxFate::Applied { kind, .. } => self
+                    .events
+                    .push_back(ProviderEvent::Applied { tx: Box::new(kind) }),
+            }
+        }
+    }
+
+    fn ignore(&mut self, from: NodeId, reason: Ignored) {
+        self.events
+            .push_back(ProviderEvent::Ignored { from, reason });
+    }
+}
+
+impl Machine for ProviderNode {
+    type Message = NodeMessage;
+    type Event = ProviderEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        match msg {
+            NodeMessage::Facts(batch) => match self.core.on_facts(now, from, batch) {
+                Ok((facts, fates)) => {
+                    self.on_fates(fates);
+                    for f in facts {
+                        self.on_fact(now, f);
+                    }
+                }
+                Err(e) => self.ignore(from, e.into()),
+            },
+            NodeMessage::Peer(PeerMessage::Inputs { job, lot, inputs }) => {
+                self.on_inputs(from, (from.account(), job, lot), inputs);
+            }
+            _ => self.ignore(from, Ignored::Unexpected),
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.start(now);
+        self.core.on_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        self.core.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<ProviderEvent> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        if !self.core.started() {
+            return Some(Timestamp::ZERO);
+        }
+        self.core.poll_timeout()
+    }
+}

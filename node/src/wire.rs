@@ -1,0 +1,370 @@
+//! The node's wire vocabulary: what validators, providers and clients say
+//! to each other.
+//!
+//! - Validators talk consensus ([`NodeMessage::Consensus`]).
+//! - A light node (provider, client) talks to validators through
+//!   [`GatewayRequest`]s — submit a signed transaction, subscribe to the
+//!   facts about its account — and hears back [`FactBatch`]es: after every
+//!   committed batch, each validator sends each subscriber the [`Fact`]s of
+//!   that batch that concern it (ledger outcomes of its own transactions and
+//!   marketplace facts where it is a party).
+//! - Light nodes hand work to each other off the ledger ([`PeerMessage`]).
+//!
+//! Who sent a message is the transport's word (the TCP transport
+//! authenticates both ends by their node keys; the simulator delivers the
+//! sender's id), so facts carry no signature of their own. A light node acts
+//! on a fact only once validators holding a validity quorum (f + 1 of the
+//! stake) sent it identically for the same commit — see
+//! [`facts::FactQuorum`](crate::facts::FactQuorum). One lying validator, a
+//! gateway included, can therefore neither forge a match, a delivery, a
+//! verdict or a payment, nor hide one for long: every validator reports.
+
+use idlegrid_dag_ledger::consensus::ConsensusMessage;
+use idlegrid_dag_ledger::ledger::{LedgerError, SignedTransaction};
+use idlegrid_entrap::{DisputedTrap, SubtaskIndex};
+use idlegrid_primitives::{AccountId, Amount, Digest, NodeId};
+use serde::{Deserialize, Serialize};
+
+use crate::market::{Notice, Settlement};
+
+/// Most facts one validator sends one subscriber per commit.
+pub const MAX_FACTS_PER_BATCH: usize = 4_096;
+/// Most inputs one lot hands to its provider.
+pub const MAX_LOT_INPUTS: usize = 4_096;
+
+/// Every message between two nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeMessage {
+    /// Validator ↔ validator: DAG consensus.
+    Consensus(ConsensusMessage),
+    /// Light node → validator.
+    Gateway(GatewayRequest),
+    /// Validator → light node: the facts of one commit that concern it.
+    Facts(FactBatch),
+    /// Light node ↔ light node: off-ledger hand-offs.
+    Peer(PeerMessage),
+}
+
+/// What a light node asks of a validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GatewayRequest {
+    /// Send me the facts about my account (the sender's node key is its
+    /// account key) after every commit from now on.
+    Subscribe,
+    /// Check and queue this transaction for a block.
+    Submit(SignedTransaction),
+}
+
+/// The facts of commit `index` that concern one subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FactBatch {
+    /// The commit's index (identical at every honest validator).
+    pub index: u64,
+    /// The facts, in ledger order.
+    pub facts: Vec<Fact>,
+}
+
+/// A ledger fact a light node may act on once f + 1 validators back it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fact {
+    /// A transaction of `sender` was applied.
+    Applied {
+        /// Sender.
+        sender: AccountId,
+        /// Its id ([`SignedTransaction::id`]).
+        tx: Digest,
+    },
+    /// A transaction of `sender` was rejected, without effect.
+    Rejected {
+        /// Sender.
+        sender: AccountId,
+        /// Its id ([`SignedTransaction::id`]).
+        tx: Digest,
+        /// Why.
+        reason: Rejection,
+    },
+    /// A job's lot was matched to `provider` at `price`.
+    Matched {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Seller price per compute-second.
+        price: Amount,
+        /// The provider's credibility at the match, parts per million
+        /// (what the client's trap optimizer is fed).
+        credibility_ppm: u32,
+    },
+    /// Lots of a job lapsed unmatched.
+    Lapsed {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Unmatched lots.
+        lots: u32,
+    },
+    /// A lot's round opened: the plan is on the ledger, the stake bonded.
+    RoundOpened {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// The plan's slot inputs, slot order (what the provider must run).
+        inputs: Vec<Digest>,
+    },
+    /// A lot's outputs were revealed on the ledger.
+    Delivered {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Output digests, slot order.
+        outputs: Vec<Digest>,
+    },
+    /// The client accused the provider on `traps`.
+    Accused {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Accused slots.
+        traps: Vec<SubtaskIndex>,
+    },
+    /// A dispute went to a referee committee.
+    DisputeOpened {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// Referees.
+        committee: Vec<NodeId>,
+        /// The disputed traps.
+        disputed: Vec<DisputedTrap>,
+    },
+    /// A lot settled: who was paid, slashed, refunded.
+    Settled(Settlement),
+    /// An account's holdings after a commit that touched it (sent to a
+    /// subscriber with its other facts of that commit, and when it receives
+    /// a transfer).
+    Balance(AccountState),
+    /// A job closed; the remainder of its escrow was refunded.
+    JobClosed {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Refunded remainder.
+        refunded: Amount,
+    },
+}
+
+/// What an account holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// The account.
+    pub account: AccountId,
+    /// Spendable balance.
+    pub balance: Amount,
+    /// Bonded stake (locked and free).
+    pub bonded: Amount,
+    /// Bonded stake not held by any lock.
+    pub free_stake: Amount,
+    /// Stake unbonding, matured or not.
+    pub unbonding: Amount,
+    /// Unbonding stake that has matured (a `Withdraw` moves it).
+    pub withdrawable: Amount,
+}
+
+impl Fact {
+    /// The fact a marketplace notice becomes, if light nodes hear of it.
+    pub fn from_notice(n: &Notice) -> Option<Fact> {
+        Some(match n.clone() {
+            Notice::Matched {
+                client,
+                job,
+                lot,
+                provider,
+                price,
+                credibility_ppm,
+            } => Fact::Matched {
+                client,
+                job,
+                lot,
+                provider,
+                price,
+                credibility_ppm,
+            },
+            Notice::Lapsed { client, job, lots } => Fact::Lapsed { client, job, lots },
+            Notice::RoundOpened {
+                client,
+                job,
+                lot,
+                provider,
+                inputs,
+            } => Fact::RoundOpened {
+                client,
+                job,
+                lot,
+                provider,
+                inputs,
+            },
+            Notice::Delivered {
+                client,
+                job,
+                lot,
+                provider,
+                outputs,
+            } => Fact::Delivered {
+                client,
+                job,
+                lot,
+                provider,
+                outputs,
+            },
+            Notice::Accused {
+                client,
+                job,
+                lot,
+                provider,
+                traps,
+            } => Fact::Accused {
+                client,
+                job,
+                lot,
+                provider,
+                traps,
+            },
+            Notice::DisputeOpened {
+                client,
+                job,
+                lot,
+                provider,
+                committee,
+                disputed,
+            } => Fact::DisputeOpened {
+                client,
+                job,
+                lot,
+                provider,
+                committee,
+                disputed,
+            },
+            Notice::Settled(s) => Fact::Settled(s),
+            Notice::JobClosed {
+                client,
+                job,
+                refunded,
+            } => Fact::JobClosed {
+                client,
+                job,
+                refunded,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The accounts this fact concerns (who it is sent to).
+    pub fn parties(&self) -> [Option<AccountId>; 2] {
+        match self {
+            Fact::Applied { sender, .. } | Fact::Rejected { sender, .. } => [Some(*sender), None],
+            Fact::Balance(a) => [Some(a.account), None],
+            Fact::Lapsed { client, .. } | Fact::JobClosed { client, .. } => [Some(*client), None],
+            Fact::Matched {
+                client, provider, ..
+            }
+            | Fact::RoundOpened {
+                client, provider, ..
+            }
+            | Fact::Delivered {
+                client, provider, ..
+            }
+            | Fact::Accused {
+                client, provider, ..
+            }
+            | Fact::DisputeOpened {
+                client, provider, ..
+            } => [Some(*client), Some(*provider)],
+            Fact::Settled(s) => [Some(s.client), Some(s.provider)],
+        }
+    }
+}
+
+/// Why the ledger rejected a transaction: a kind a program can branch on
+/// and the ledger's own words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The kind.
+    pub kind: RejectionKind,
+    /// The ledger's message.
+    pub detail: String,
+}
+
+/// The kinds of [`Rejection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RejectionKind {
+    /// The nonce was not the account's next one (a duplicate or a gap).
+    Nonce,
+    /// Not enough balance or free stake.
+    Funds,
+    /// The account's quota of transactions per epoch is used up.
+    Quota,
+    /// The marketplace refused the payload (a rule of the market).
+    Market,
+    /// Anything else (malformed, wrong chain, unknown account…).
+    Invalid,
+}
+
+impl Rejection {
+    /// The rejection a ledger error becomes.
+    pub fn from_ledger(e: &LedgerError) -> Self {
+        let kind = match e {
+            LedgerError::BadNonce { .. } | LedgerError::NonceExhausted => RejectionKind::Nonce,
+            LedgerError::InsufficientBalance { .. } | LedgerError::InsufficientStake { .. } => {
+                RejectionKind::Funds
+            }
+            LedgerError::QuotaExceeded { .. } => RejectionKind::Quota,
+            LedgerError::App { .. } => RejectionKind::Market,
+            _ => RejectionKind::Invalid,
+        };
+        Self {
+            kind,
+            detail: e.to_string(),
+        }
+    }
+}
+
+/// Light node ↔ light node, off the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// Client → matched provider: the lot's slot inputs (content
+    /// addresses; real subtasks and traps look alike), in slot order.
+    Inputs {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Slot inputs.
+        inputs: Vec<Digest>,
+    },
+}

@@ -1,0 +1,224 @@
+//! Providers and clients as light nodes: every fact they act on comes
+//! from f + 1 validators, every hand-off is a message.
+
+use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_entrap::Outcome;
+use idlegrid_market::JobGoods;
+use idlegrid_node::byzantine::LyingGateway;
+use idlegrid_node::client::{ClientEvent, JobSpec};
+use idlegrid_node::local::{
+    LocalEvent, LocalNode, Testnet, reference_output, testnet, testnet_keys, testnet_setup,
+};
+use idlegrid_node::market::JobRequest;
+use idlegrid_node::provider::{ExecReport, ProviderEvent};
+use idlegrid_node::validator::ValidatorNode;
+use idlegrid_node::wire::RejectionKind;
+use idlegrid_primitives::{Amount, Digest, Domain, Duration, NodeId, Seed, Timestamp};
+
+fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
+    let inputs = (0..lots)
+        .map(|l| {
+            (0..8u64)
+                .map(|i| Digest::of(Domain::new("test/input"), &(id, l, i)))
+                .collect()
+        })
+        .collect();
+    JobSpec {
+        request: JobRequest {
+            job: id,
+            lots,
+            max_slots_per_lot: 64,
+            max_price: Amount::new(10_000),
+            cap_micros_per_subtask: 200_000,
+            min_reputation_bps: 0,
+            client_bond: Amount::new(5_000),
+            deadline: now + Duration::from_secs(20),
+            goods: JobGoods::default(),
+        },
+        inputs,
+    }
+}
+
+fn run_job(t: &mut Testnet, spec: JobSpec) -> Vec<LocalEvent> {
+    let client = t.clients[0];
+    t.net.run_until(
+        Timestamp::from_micros(2_000_000),
+        Duration::from_millis(10),
+        |_| false,
+    );
+    let now = t.net.now();
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .post_job(now, spec)
+        .unwrap();
+    let closed = t.net.run_until(
+        now + Duration::from_secs(90),
+        Duration::from_millis(10),
+        |e| matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { .. })),
+    );
+    let events = t.net.take_events();
+    assert!(closed, "the job closed");
+    events
+}
+
+fn settlements(events: &[LocalEvent]) -> Vec<idlegrid_node::market::Settlement> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            LocalEvent::Client(_, ClientEvent::Settled(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn digests_agree(t: &Testnet) {
+    let d: Vec<_> = t
+        .validators
+        .iter()
+        .filter_map(|v| t.net.validator(v))
+        .map(|v| v.ledger().state_digest())
+        .collect();
+    assert!(d.windows(2).all(|w| w[0] == w[1]), "validators agree");
+    for v in t.validators.iter().filter_map(|v| t.net.validator(v)) {
+        let l = v.ledger();
+        assert_eq!(
+            l.total_supply().get() + l.burned().get(),
+            l.initial_supply().get()
+        );
+    }
+}
+
+#[test]
+fn a_job_posted_by_a_client_is_run_verified_and_paid() {
+    let mut t = testnet(1, 4, 2, 1);
+    let ev = run_job(&mut t, job(7, 2, Timestamp::ZERO + Duration::from_secs(2)));
+    let s = settlements(&ev);
+    assert_eq!(s.len(), 2, "both lots settled");
+    assert!(
+        s.iter()
+            .all(|s| s.outcome == Outcome::Clean && s.paid > Amount::ZERO)
+    );
+    assert!(s.iter().all(|s| s.traps >= 1), "every lot carried traps");
+    // The client got the real outputs, in input order.
+    let spec = job(7, 2, Timestamp::ZERO);
+    for e in &ev {
+        if let LocalEvent::Client(
+            _,
+            ClientEvent::Results {
+                lot,
+                outputs,
+                accused,
+                ..
+            },
+        ) = e
+        {
+            let want: Vec<Digest> = spec.inputs[*lot as usize]
+                .iter()
+                .map(reference_output)
+                .collect();
+            assert_eq!(outputs, &want);
+            assert!(accused.is_empty());
+        }
+    }
+    digests_agree(&t);
+}
+
+#[test]
+fn a_provider_that_skips_work_is_caught_on_a_trap_and_slashed() {
+    let mut t = testnet(2, 4, 1, 1);
+    let p = t.providers[0];
+    if let Some(LocalNode::Provider(_, exec)) = t.net.node_mut(&p) {
+        *exec = Box::new(|_, inputs: &[Digest]| ExecReport {
+            outputs: inputs
+                .iter()
+                .map(|d| Digest::of(Domain::new("lazy"), d))
+                .collect(),
+            usage_micros: 1_000,
+            cheated: vec![true; inputs.len()],
+        });
+    }
+    let ev = run_job(&mut t, job(1, 1, Timestamp::ZERO + Duration::from_secs(2)));
+    let s = settlements(&ev);
+    assert_eq!(s.len(), 1);
+    assert!(
+        s[0].slashed > Amount::ZERO,
+        "caught and slashed: {:?}",
+        s[0]
+    );
+    assert_eq!(s[0].paid, Amount::ZERO);
+    digests_agree(&t);
+}
+
+#[test]
+fn forged_facts_from_a_lying_gateway_are_never_acted_on() {
+    // Validator 0 lies to every light node that uses it as gateway (both
+    // do: first_gateway 0).
+    let keys = testnet_keys(3, 4, 1, 1);
+    let setup = testnet_setup(&keys);
+    let mut t = testnet(3, 4, 1, 1);
+    let liar = t.validators[0];
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let inner = ValidatorNode::new(
+        keys[0][0].clone(),
+        committee,
+        &setup,
+        Seed::from_u64(5),
+        false,
+    )
+    .unwrap();
+    *t.net.node_mut(&liar).unwrap() = LocalNode::Other(Box::new(LyingGateway::new(inner)));
+    let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
+    let s = settlements(&ev);
+    assert_eq!(s.len(), 1);
+    // The forged accusation was never confessed to, the forged wrong
+    // outputs never accused: the lot settled clean, nobody lost anything.
+    assert_eq!(s[0].outcome, Outcome::Clean);
+    assert_eq!(s[0].slashed, Amount::ZERO);
+    assert_eq!(s[0].bond_forfeited, Amount::ZERO);
+    for e in &ev {
+        if let LocalEvent::Client(_, ClientEvent::Results { accused, .. }) = e {
+            assert!(accused.is_empty(), "no false accusation");
+        }
+    }
+    let settled = ev
+        .iter()
+        .filter(|e| matches!(e, LocalEvent::Provider(_, ProviderEvent::Settled(_))))
+        .count();
+    assert_eq!(settled, 1, "the forged double payment was not believed");
+}
+
+#[test]
+fn a_transaction_the_ledger_rejects_comes_back_typed() {
+    let mut t = testnet(4, 4, 1, 1);
+    let client: NodeId = t.clients[0];
+    t.net.run_until(
+        Timestamp::from_micros(1_000_000),
+        Duration::from_millis(10),
+        |_| false,
+    );
+    let now = t.net.now();
+    // 65 lots: the marketplace takes at most 64.
+    let spec = job(3, 65, now);
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .post_job(now, spec)
+        .unwrap();
+    let got = t.net.run_until(
+        now + Duration::from_secs(10),
+        Duration::from_millis(10),
+        |e| matches!(e, LocalEvent::Client(_, ClientEvent::Rejected { .. })),
+    );
+    assert!(got, "the rejection came back");
+    let ev = t.net.take_events();
+    let r = ev
+        .iter()
+        .find_map(|e| match e {
+            LocalEvent::Client(_, ClientEvent::Rejected { reason, .. }) => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(r.kind, RejectionKind::Market, "{r:?}");
+    assert!(r.detail.contains("lots"), "{}", r.detail);
+}

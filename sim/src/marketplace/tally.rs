@@ -1,0 +1,362 @@
+//! What the marketplace run measures, from the nodes' events only: jobs,
+//! matches, traps, cheating and its detection, settlements, framings,
+//! referee work and each provider identity's presence.
+
+use std::collections::BTreeMap;
+
+use idlegrid_entrap::Outcome as RoundOutcome;
+use idlegrid_executor::Behaviour;
+use idlegrid_node::client::ClientEvent;
+use idlegrid_node::market::{Notice, Settlement};
+use idlegrid_node::provider::{LotKey, ProviderEvent};
+use idlegrid_primitives::{AccountId, Amount, Timestamp};
+
+use super::agents::{Identity, MachineId, Presence};
+use super::nodes::MarketEvent;
+use super::run::detection::{self, CheatedLot, DetectionTallies};
+use super::welfare::WelfareBenchmark;
+use crate::observer::Violation;
+
+/// What the run knows of a provider identity from its configuration.
+#[derive(Debug, Clone)]
+pub struct ProviderInfo {
+    /// The machine behind it.
+    pub machine: MachineId,
+    /// Behaviour.
+    pub behaviour: Behaviour,
+    /// Its identity kind.
+    pub identity: Identity,
+    /// Operating cost per compute-second.
+    pub cost_per_second: Amount,
+    /// Wealth at genesis (zero for a whitewashed key).
+    pub initial_wealth: Amount,
+    /// Entry, work and exit.
+    pub presence: Presence,
+    /// Compute microseconds spent.
+    pub spent_micros: u64,
+    /// Lots it cheated in.
+    /// Lots with a cheated slot.
+    pub cheated_lots: u64,
+    /// Lots it ran.
+    pub lots_run: u64,
+}
+
+impl ProviderInfo {
+    /// The label it is reported under.
+    pub fn label(&self) -> &'static str {
+        match self.identity {
+            Identity::Whitewash { .. } => "whitewashing",
+            Identity::Newcomer { .. } => "newcomer",
+            Identity::Genesis => super::agents::behaviour_name(&self.behaviour),
+        }
+    }
+
+    /// The machine's first identity (the one holding its endowment).
+    pub fn is_first_identity(&self) -> bool {
+        !matches!(self.identity, Identity::Whitewash { generation } if generation > 0)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    cheated: Vec<bool>,
+    is_trap: Vec<bool>,
+    usage_micros: u64,
+}
+
+/// Counters of the run.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Jobs posted.
+    pub jobs_submitted: u64,
+    /// Jobs closed (every lot settled or lapsed).
+    pub jobs_closed: u64,
+    /// Lots matched.
+    pub matches: u64,
+    /// Paid to providers.
+    pub volume: u128,
+    /// Lots settled.
+    pub lots_settled: u64,
+    /// Lots that lapsed unmatched.
+    pub lapsed_lots: u64,
+    /// Traps planted.
+    pub traps_planted: u64,
+    /// Real subtasks in matched lots.
+    pub real_subtasks: u64,
+    /// Lots with a cheated slot.
+    pub cheated_lots: u64,
+    /// Cheated lots whose provider was slashed.
+    pub detected_lots: u64,
+    /// Settlements that slashed an honest provider.
+    pub honest_slashed: u64,
+    /// Lots planned by framing clients.
+    pub framing_attempts: u64,
+    /// Framing clients' bonds forfeited.
+    pub framings_caught: u64,
+    /// Framed lots whose provider really cheated and admitted.
+    pub framings_on_admitted_cheats: u64,
+    /// Accusations disputed.
+    pub disputes: u64,
+    /// Price changes.
+    pub reprices: u64,
+    /// Traps re-executed by referees.
+    pub referee_reexecutions: u64,
+    /// Gains from trade of clean lots.
+    pub welfare: f64,
+    /// Fresh keys funded by whitewashers.
+    pub whitewashes: u64,
+    /// Slashed whitewashers that stopped.
+    pub retired: u64,
+    /// Stake forwarded after unbonding.
+    pub swept: u128,
+}
+
+/// The run's measurements.
+#[derive(Debug)]
+pub struct MarketTally {
+    /// Provider identities by account.
+    pub providers: BTreeMap<AccountId, ProviderInfo>,
+    /// Framing clients.
+    pub framing: BTreeMap<AccountId, bool>,
+    /// Counters.
+    pub c: Counts,
+    /// Job latencies, seconds.
+    pub latencies: Vec<f64>,
+    /// Match prices.
+    pub prices: Vec<f64>,
+    /// Per-behaviour detection.
+    pub detection: DetectionTallies,
+    /// Declared vs optimal welfare.
+    pub welfare: WelfareBenchmark,
+    /// Providers slashed at least once.
+    pub slashed: BTreeMap<AccountId, bool>,
+    /// Matches and price sum since the last sample.
+    pub second: (u64, f64, u64),
+    posted: BTreeMap<(AccountId, u64), Timestamp>,
+    runs: BTreeMap<LotKey, Run>,
+    max_price: u128,
+    active_until: Timestamp,
+    no_framers: bool,
+}
+
+impl MarketTally {
+    /// A tally over these identities.
+    pub fn new(
+        providers: BTreeMap<AccountId, ProviderInfo>,
+        framing: BTreeMap<AccountId, bool>,
+        max_price: u128,
+        active_until: Timestamp,
+    ) -> Self {
+        let no_framers = !framing.values().any(|f| *f);
+        Self {
+            providers,
+            framing,
+            c: Counts::default(),
+            latencies: Vec::new(),
+            prices: Vec::new(),
+            detection: DetectionTallies::default(),
+            welfare: WelfareBenchmark::default(),
+            slashed: BTreeMap::new(),
+            second: (0, 0.0, 0),
+            posted: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            max_price,
+            active_until,
+            no_framers,
+        }
+    }
+
+    /// Records one event.
+    pub fn on_event(&mut self, now: Timestamp, e: &MarketEvent) -> Result<(), Violation> {
+        match e {
+            MarketEvent::Posted(c, job) => {
+                self.c.jobs_submitted += 1;
+                self.posted.insert((*c, *job), now);
+            }
+            MarketEvent::Client(c, ev) => return self.on_client(now, *c, ev),
+            MarketEvent::Provider(p, ev) => self.on_provider(now, *p, ev),
+            MarketEvent::Executed {
+                provider,
+                lot,
+                cheated,
+                is_trap,
+                usage_micros,
+            } => {
+                if let Some(p) = self.providers.get_mut(provider) {
+                    p.spent_micros += usage_micros;
+                    p.lots_run += 1;
+                    p.cheated_lots += u64::from(cheated.iter().any(|c| *c));
+                }
+                let run = Run {
+                    cheated: cheated.clone(),
+                    is_trap: is_trap.clone(),
+                    usage_micros: *usage_micros,
+                };
+                self.runs.insert(*lot, run);
+            }
+            MarketEvent::Reexecuted(n) => self.c.referee_reexecutions += n,
+            MarketEvent::Repriced => self.c.reprices += 1,
+            MarketEvent::Joined(a) => {
+                if let Some(p) = self.providers.get_mut(a) {
+                    p.presence.joined_at.get_or_insert(now);
+                }
+            }
+            MarketEvent::Left { account, funded } => {
+                if let Some(p) = self.providers.get_mut(account) {
+                    p.presence.left_at = Some(now);
+                }
+                if *funded {
+                    self.c.whitewashes += 1;
+                } else {
+                    self.c.retired += 1;
+                }
+            }
+            MarketEvent::Swept(a) => self.c.swept += a,
+            MarketEvent::Notice(n) => return self.on_notice(n),
+            MarketEvent::Validator(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_notice(&mut self, n: &Notice) -> Result<(), Violation> {
+        match n {
+            Notice::Cleared(record) => self.welfare.record(record),
+            Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
+            Notice::EffectFailed { reason } => {
+                return Err(Violation::new("settlement-effects", reason.clone()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_provider(&mut self, now: Timestamp, p: AccountId, ev: &ProviderEvent) {
+        match ev {
+            ProviderEvent::Answered {
+                confessed: false, ..
+            } => self.c.disputes += 1,
+            ProviderEvent::Matched { .. } => {
+                let present = now < self.active_until;
+                if let Some(i) = self.providers.get_mut(&p) {
+                    i.presence.first_match_at.get_or_insert(now);
+                    i.presence.matches_present +=
+                        u64::from(present && i.presence.left_at.is_none());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_client(
+        &mut self,
+        now: Timestamp,
+        c: AccountId,
+        ev: &ClientEvent,
+    ) -> Result<(), Violation> {
+        match ev {
+            ClientEvent::Planned {
+                provider,
+                price,
+                traps,
+                slots,
+                ..
+            } => {
+                self.c.matches += 1;
+                self.prices.push(price.get() as f64);
+                self.second.0 += 1;
+                self.second.1 += price.get() as f64;
+                let real = u64::from(slots - traps);
+                self.c.traps_planted += u64::from(*traps);
+                self.c.real_subtasks += real;
+                if self.framing.get(&c).copied().unwrap_or(false) {
+                    self.c.framing_attempts += 1;
+                }
+                if let Some(i) = self.providers.get_mut(provider) {
+                    let pr = &mut i.presence;
+                    if pr.first_lot_traps == 0 && pr.first_lot_real == 0 {
+                        pr.first_lot_traps = u64::from(*traps);
+                        pr.first_lot_real = real;
+                    }
+                    pr.traps_faced += u64::from(*traps);
+                    pr.real_faced += real;
+                }
+            }
+            ClientEvent::Settled(s) => return self.settled(now, s),
+            ClientEvent::JobClosed { job, .. } => {
+                self.c.jobs_closed += 1;
+                self.second.2 += 1;
+                if let Some(t) = self.posted.remove(&(c, *job)) {
+                    self.latencies
+                        .push(now.saturating_since(t).as_micros() as f64 / 1e6);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn settled(&mut self, now: Timestamp, s: &Settlement) -> Result<(), Violation> {
+        self.c.lots_settled += 1;
+        let run = self.runs.remove(&(s.client, s.job, s.lot));
+        let cheated = run.as_ref().is_some_and(|r| r.cheated.iter().any(|c| *c));
+        let caught = !s.slashed.is_zero();
+        let framing = self.framing.get(&s.client).copied().unwrap_or(false);
+        let Some(p) = self.providers.get_mut(&s.provider) else {
+            return Ok(());
+        };
+        if cheated {
+            self.c.cheated_lots += 1;
+            self.c.detected_lots += u64::from(caught);
+        }
+        if caught {
+            self.slashed.insert(s.provider, true);
+        }
+        if !s.bond_forfeited.is_zero() && framing {
+            self.c.framings_caught += 1;
+        } else if framing && cheated && matches!(s.outcome, RoundOutcome::Admitted) {
+            // The framed lot went to a provider that really cheated and
+            // admitted: no referee ever saw the false trap answer.
+            self.c.framings_on_admitted_cheats += 1;
+        }
+        let honest = p.behaviour == Behaviour::Honest;
+        if caught && honest {
+            self.c.honest_slashed += 1;
+            if self.no_framers {
+                return Err(Violation::new(
+                    "no-honest-slashed",
+                    format!("honest provider slashed in job {} lot {}", s.job, s.lot),
+                ));
+            }
+        }
+        if matches!(s.outcome, RoundOutcome::Clean)
+            && let Some(r) = &run
+        {
+            // Gains from trade, valuing useful compute at the limit price.
+            self.c.welfare += (self.max_price as f64 - p.cost_per_second.get() as f64)
+                * r.usage_micros as f64
+                / 1e6;
+        }
+        if matches!(s.outcome, RoundOutcome::Clean) || s.paid > Amount::ZERO {
+            self.c.volume += s.paid.get();
+        }
+        let guilty = detection::convicted(&s.outcome);
+        if let Some(r) = run.filter(|_| cheated) {
+            let count = |v: &[bool]| v.iter().filter(|x| **x).count() as u32;
+            let lot = CheatedLot {
+                slots: r.cheated.len() as u32,
+                traps: count(&r.is_trap),
+                corrupted: count(&r.cheated),
+                trap_hit: r.cheated.iter().zip(&r.is_trap).any(|(c, t)| *c && *t),
+                convicted: guilty,
+                slashed: caught,
+            };
+            self.detection.record(p.label(), &p.behaviour, lot);
+        }
+        p.presence.lots_settled += 1;
+        if guilty && p.presence.convicted_at.is_none() {
+            p.presence.convicted_at = Some(now);
+            p.presence.lots_to_conviction = p.presence.lots_settled;
+        }
+        Ok(())
+    }
+}
