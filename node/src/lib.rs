@@ -13,6 +13,10 @@
 //! - [`feedback`]: the one mapping from an entrapment verdict to reputation
 //!   feedback.
 //! - [`batch`]: the one rule that turns a commit into a ledger batch.
+//! - [`store`]: the storage interface a driver gives a durable validator
+//!   ([`store::NodeStore`], [`store::persist_step`]) and an in-memory store;
+//!   what is durable when is decided by the machines (see
+//!   [`validator::ValidatorNode::with_persistence`]).
 //!
 //! ## Time and determinism
 //!
@@ -117,4 +121,5 @@
 pub mod batch;
 pub mod feedback;
 pub mod market;
+pub mod store;
 pub mod validator;

@@ -24,7 +24,10 @@ use idlegrid_market::Mechanism;
 use idlegrid_primitives::{Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit, encode};
 
 use crate::batch::batch_context;
+
+mod durable;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
+pub use durable::{Checkpoint, NodePersistRequest, NodeStorageOp, StoredNode};
 
 /// What a validator node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +94,7 @@ pub struct ValidatorNode {
     pending_nonce: u64,
     rejected_submissions: u64,
     events: std::collections::VecDeque<ValidatorEvent>,
+    durable: durable::Durability,
 }
 
 impl std::fmt::Debug for ValidatorNode {
@@ -114,6 +118,10 @@ pub enum ValidatorError {
     /// The reputation parameters were refused.
     #[error("reputation book: {0}")]
     Reputation(#[from] idlegrid_reputation::ReputationError),
+    /// What the store held cannot be recovered from (a gap in the commit
+    /// log, a checkpoint the replay does not reach).
+    #[error("cannot recover from the store: {0}; the store is damaged")]
+    Recovery(String),
 }
 
 /// Why a submission was refused at the gateway.
@@ -163,6 +171,7 @@ impl ValidatorNode {
             pending_nonce: 0,
             rejected_submissions: 0,
             events: Default::default(),
+            durable: Default::default(),
         })
     }
 
@@ -258,6 +267,7 @@ impl ValidatorNode {
             },
         };
         self.events.push_back(ev);
+        self.checkpoint_if_due(sub.index);
     }
 
     fn pump(&mut self) {
