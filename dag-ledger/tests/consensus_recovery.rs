@@ -40,6 +40,9 @@ impl Disk {
             StorageOp::Commit(c) => {
                 self.commits.insert(c.index, c);
             }
+            StorageOp::PruneBlocks { below, keep } => {
+                self.blocks.retain(|r, _| r.round >= below || *r == keep);
+            }
             _ => unreachable!("unknown storage op"),
         }
     }

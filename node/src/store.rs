@@ -66,6 +66,9 @@ impl StoreImage {
             NodeStorageOp::Consensus(StorageOp::Commit(c)) => {
                 self.commits.insert(c.index, Arc::clone(c));
             }
+            NodeStorageOp::Consensus(StorageOp::PruneBlocks { below, keep }) => {
+                self.prune_blocks(*below, &[*keep]);
+            }
             NodeStorageOp::Checkpoint(cp) => {
                 if cp.restorable() {
                     self.commits = self.commits.split_off(&(cp.index + 1));

@@ -85,6 +85,15 @@ pub enum StorageOp {
     /// Key it by its index; commits older than the ledger's latest durable
     /// checkpoint may be pruned.
     Commit(Arc<CommittedSubDag>),
+    /// Blocks below `below` are no longer needed (they are below the
+    /// garbage-collection round): delete them, except `keep`, our own
+    /// latest block. Emitted when the gc round advances.
+    PruneBlocks {
+        /// Delete blocks of lower rounds.
+        below: idlegrid_primitives::Round,
+        /// Never delete this one.
+        keep: super::BlockRef,
+    },
 }
 
 /// A numbered [`StorageOp`].

@@ -829,6 +829,10 @@ impl Validator {
                 }
             }
             let gc = self.linearizer.gc_round();
+            if gc > self.store.gc_round() {
+                let keep = self.last_own.reference();
+                self.persist(|| StorageOp::PruneBlocks { below: gc, keep });
+            }
             self.store.gc(gc);
             self.sync.gc(gc);
             self.reported = self.reported.split_off(&(gc, AuthorityIndex::new(0)));
