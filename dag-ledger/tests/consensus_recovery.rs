@@ -387,3 +387,20 @@ fn damaged_stored_blocks_are_a_typed_error() {
     .unwrap_err();
     assert!(err.to_string().contains("damaged"), "{err}");
 }
+
+#[test]
+fn a_lone_validator_with_a_lost_store_does_not_wait_for_peers() {
+    let key = Keypair::from_seed(&Seed::from_u64(1));
+    let committee = Committee::equal([key.node_id()]).unwrap();
+    let mut v = Validator::recover(
+        key,
+        committee,
+        ConsensusConfig::default(),
+        Seed::from_u64(2),
+        Recovered::lost(),
+    )
+    .unwrap();
+    v.handle_timeout(Timestamp::ZERO);
+    assert!(!v.syncing_own_block());
+    assert!(v.poll_persist().is_some(), "it proposed");
+}

@@ -783,16 +783,27 @@ impl Validator {
             return;
         };
         sync.answered.insert(peer);
+        self.finish_own_sync_if_answered();
+    }
+
+    /// Done once peers holding a quorum of stake answered (or every peer
+    /// did, in a committee too small for peers alone to hold a quorum).
+    fn finish_own_sync_if_answered(&mut self) {
+        let Some(sync) = self.own_sync.as_ref() else {
+            return;
+        };
         let mut agg = StakeAggregator::new(&self.committee);
         for a in &sync.answered {
             agg.add(*a, &self.committee);
         }
-        if self.committee.is_quorum(agg.stake()) {
+        let everyone = sync.answered.len() + 1 >= self.committee.size();
+        if self.committee.is_quorum(agg.stake()) || everyone {
             self.own_sync = None;
         }
     }
 
     fn request_latest_own(&mut self, now: Timestamp) {
+        self.finish_own_sync_if_answered();
         let Some(sync) = self.own_sync.as_mut() else {
             return;
         };
