@@ -22,6 +22,10 @@
 //! - [`byzantine`]: Byzantine behaviours as wrappers around the honest
 //!   machines (a lying gateway).
 //! - [`local`]: an in-process network to try it all (examples, tests).
+//! - [`store`]: the storage interface a driver gives a durable validator
+//!   ([`store::NodeStore`], [`store::persist_step`]) and an in-memory store;
+//!   what is durable when is decided by the machines (see
+//!   [`validator::ValidatorNode::with_persistence`]).
 //!
 //! ## Light nodes and facts
 //!
@@ -191,5 +195,6 @@ pub mod light;
 pub mod local;
 pub mod market;
 pub mod provider;
+pub mod store;
 pub mod validator;
 pub mod wire;

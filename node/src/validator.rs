@@ -28,6 +28,8 @@ use idlegrid_primitives::{
 };
 
 use crate::batch::batch_context;
+
+mod durable;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
 use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
 
@@ -37,6 +39,7 @@ type TxResult =
 
 /// Light nodes one validator serves facts to at most.
 pub const MAX_SUBSCRIBERS: usize = 1 << 20;
+pub use durable::{Checkpoint, NodePersistRequest, NodeStorageOp, StoredNode};
 
 /// What a validator node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +128,7 @@ pub struct ValidatorNode {
     /// Keep a copy of every notice for [`ValidatorNode::drain_notices`].
     keep_notices: bool,
     kept: Vec<Notice>,
+    durable: durable::Durability,
 }
 
 impl std::fmt::Debug for ValidatorNode {
@@ -148,6 +152,10 @@ pub enum ValidatorError {
     /// The reputation parameters were refused.
     #[error("reputation book: {0}")]
     Reputation(#[from] idlegrid_reputation::ReputationError),
+    /// What the store held cannot be recovered from (a gap in the commit
+    /// log, a checkpoint the replay does not reach).
+    #[error("cannot recover from the store: {0}; the store is damaged")]
+    Recovery(String),
 }
 
 /// Why a submission was refused at the gateway.
@@ -207,6 +215,7 @@ impl ValidatorNode {
             peers,
             keep_notices: emit_notices,
             kept: Vec::new(),
+            durable: Default::default(),
         })
     }
 
@@ -310,6 +319,7 @@ impl ValidatorNode {
             },
         };
         self.events.push_back(ev);
+        self.checkpoint_if_due(sub.index);
     }
 
     /// Sends every subscriber the facts of commit `index` that concern it:

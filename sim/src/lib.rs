@@ -84,6 +84,7 @@
 
 pub mod bench;
 pub mod consensus;
+pub mod crashes;
 pub mod demo;
 mod engine;
 mod fault;

@@ -128,6 +128,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
     let network = scenario.network_config()?;
     let nodes = scenario.node_specs()?;
     let n = nodes.len();
+    let mut crash_disks: Option<crate::crashes::Disks> = None;
     let (report, metrics, wall, machine) = match scenario.machine {
         MachineKind::Gossip => {
             let gossip = scenario.gossip_config();
@@ -169,6 +170,28 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
             let (r, m, w) = drive(sim, opts.progress)?;
             (r, m, w, MachineKind::Consensus)
         }
+        MachineKind::Crashes => {
+            let params = scenario.crashes_params();
+            let observer = crate::crashes::CrashesObserver::new(n, &params);
+            let disks: crate::crashes::Disks = std::rc::Rc::new(std::cell::RefCell::new(
+                (0..n).map(|_| crate::crashes::SimDisk::default()).collect(),
+            ));
+            crash_disks = Some(std::rc::Rc::clone(&disks));
+            let mut sim = Simulation::new(
+                config,
+                network,
+                nodes,
+                move |ctx| crate::crashes::DurableValidator::new(ctx, &params, &disks),
+                observer,
+            )?;
+            sim.set_size_of_message(crate::marketplace::run::node_wire_size);
+            sim.set_message_fingerprint(crate::marketplace::run::node_fingerprint);
+            for (at, f) in scenario.fault_schedule() {
+                sim.schedule(at, f)?;
+            }
+            let (r, m, w) = drive(sim, opts.progress)?;
+            (r, m, w, MachineKind::Crashes)
+        }
         MachineKind::Marketplace => unreachable!("dispatched above"),
     };
     let mut summary = Summary::new(&scenario.name, machine.name(), n, &report, wall, replay);
@@ -182,6 +205,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
                     .filter(|b| b.is_byzantine())
                     .count();
                 summary.with_consensus(m, byzantine)
+            }
+            MachineKind::Crashes => {
+                let disks = crash_disks.as_ref().map(|d| d.borrow());
+                crate::crashes::summarize(summary, m, disks.as_deref().map_or(&[][..], |d| d))
             }
             MachineKind::Marketplace => summary,
         };

@@ -46,6 +46,7 @@ pub fn default_metrics(machine: MachineKind) -> Vec<String> {
             "consensus.commit_latency_ms.p50",
         ],
         MachineKind::Gossip => &["gossip.coverage", "gossip.propagation_ms.p50"],
+        MachineKind::Crashes => &["engine.delivered"],
     };
     m.iter().map(|s| s.to_string()).collect()
 }

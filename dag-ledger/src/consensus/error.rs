@@ -38,6 +38,11 @@ pub enum ConsensusError {
     /// A configuration value is out of range.
     #[error("invalid consensus configuration: {0}")]
     InvalidConfig(&'static str),
+    /// What the store handed to recovery is inconsistent (a block that
+    /// fails its checks, a commit whose leader is not a leader): the store
+    /// is damaged; restore it from a backup or start with a lost store.
+    #[error("recovered state is inconsistent: {0}; the store is damaged")]
+    CorruptRecovery(String),
     /// The node is not a member of the committee.
     #[error("node {0:?} is not in the committee")]
     UnknownNode(NodeId),

@@ -102,6 +102,30 @@ impl Linearizer {
         }
     }
 
+    /// A linearizer resuming after `commits` (recovered from a store; in
+    /// index order, the last being the latest commit): the sequence goes on
+    /// at the next index with the same running digest, and blocks that
+    /// these commits ordered at or above the gc round are never ordered
+    /// again. Empty `commits` is a fresh linearizer.
+    pub fn restore(gc_depth: u64, commits: &[std::sync::Arc<CommittedSubDag>]) -> Self {
+        let mut l = Self::new(gc_depth);
+        let Some(last) = commits.last() else {
+            return l;
+        };
+        l.last_round = last.round;
+        l.last_timestamp = last.timestamp;
+        l.next_index = last.index + 1;
+        l.running = last.digest;
+        let gc = l.gc_round();
+        l.committed = commits
+            .iter()
+            .flat_map(|c| c.blocks.iter())
+            .filter(|r| r.round >= gc)
+            .copied()
+            .collect();
+        l
+    }
+
     /// The gc round implied by the commits so far.
     pub fn gc_round(&self) -> Round {
         self.last_round.saturating_minus(self.gc_depth)

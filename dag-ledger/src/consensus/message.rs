@@ -24,6 +24,13 @@ pub enum ConsensusMessage {
     FetchRequest(FetchRequest),
     /// Blocks answering a [`FetchRequest`], lowest rounds first.
     FetchResponse(Vec<Arc<Block>>),
+    /// "What is my latest block?": sent by a validator whose store was
+    /// lost, before it proposes again (so it never signs a second block
+    /// for a round it signed before the loss).
+    LatestOwnBlockRequest,
+    /// The latest block the responder holds authored by the requester
+    /// (`None` if it holds none).
+    LatestOwnBlockResponse(Option<Arc<Block>>),
 }
 
 /// A request for missing blocks.

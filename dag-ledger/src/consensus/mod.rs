@@ -68,6 +68,7 @@ mod invariants;
 mod leader_schedule;
 mod linearizer;
 mod message;
+pub mod persist;
 pub mod sync;
 mod validator;
 
@@ -92,4 +93,5 @@ pub use invariants::{
 pub use leader_schedule::{LeaderSchedule, RoundRobinSchedule, StakeWeightedSchedule};
 pub use linearizer::{COMMIT_DOMAIN, CommittedSubDag, Linearizer, collect_history};
 pub use message::{ConsensusMessage, FetchRequest};
+pub use persist::{PersistRequest, PersistSeq, Recovered, StorageOp};
 pub use validator::{ConsensusEvent, Validator, ValidatorStats};

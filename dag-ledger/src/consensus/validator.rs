@@ -19,6 +19,15 @@
 //! `leader_timeout` has passed since the quorum was reached. Parents are the
 //! first block received of each author at round `r` (never a second
 //! variant, never a known equivocator's block) plus its own previous block.
+//!
+//! # Durability
+//!
+//! With [`Validator::with_persistence`] (or when built by
+//! [`Validator::recover`]) the validator also says what must be durable and
+//! holds what depends on it: see the [`persist`](super::persist) module for
+//! the rules and the extra step of the driving loop
+//! ([`Validator::poll_persist`], [`Validator::sync_needed`],
+//! [`Validator::persisted`]).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -38,7 +47,39 @@ use super::evidence::Evidence;
 use super::leader_schedule::{LeaderSchedule, StakeWeightedSchedule};
 use super::linearizer::{CommittedSubDag, Linearizer};
 use super::message::{ConsensusMessage, FetchRequest};
+use super::persist::{PersistRequest, PersistSeq, Recovered, StorageOp};
 use super::sync::{PendingBlocks, Synchronizer};
+
+/// Bound on storage requests not yet drained by the driver (a driver that
+/// never drains is a bug: the validator stops on it).
+const MAX_PERSIST_QUEUE: usize = 1 << 20;
+
+/// Durability bookkeeping (see the `persist` module).
+#[derive(Debug, Default)]
+struct Persistence {
+    /// False: the driver keeps nothing; no requests, nothing held.
+    enabled: bool,
+    queue: VecDeque<PersistRequest>,
+    /// Last sequence number assigned.
+    last: PersistSeq,
+    /// Everything up to here is durable.
+    durable: PersistSeq,
+    /// Highest sequence number something held waits on.
+    wanted: PersistSeq,
+    /// Transmits waiting for a write (our own blocks).
+    held: VecDeque<(PersistSeq, Transmit<ConsensusMessage>)>,
+    /// Our own blocks not yet durable: (write, round), in order.
+    own_pending: VecDeque<(PersistSeq, Round)>,
+    /// Write of our latest own block.
+    own_seq: PersistSeq,
+}
+
+/// A validator whose store was lost, asking peers for its latest block.
+#[derive(Debug)]
+struct OwnBlockSync {
+    answered: BTreeSet<AuthorityIndex>,
+    retry_at: Option<Timestamp>,
+}
 
 /// What the application observes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,7 +138,11 @@ pub struct Validator {
     last_decided: Option<(Round, u32)>,
     tx_queue: VecDeque<Transaction>,
     outbox: VecDeque<Transmit<ConsensusMessage>>,
-    events: VecDeque<ConsensusEvent>,
+    /// Events, each released once the write it depends on is durable.
+    events: VecDeque<(PersistSeq, ConsensusEvent)>,
+    persist: Persistence,
+    /// Set while a validator that lost its store learns its latest block.
+    own_sync: Option<OwnBlockSync>,
     started: bool,
     proposed_round: Round,
     quorum_seen: Option<(Round, Timestamp)>,
@@ -148,6 +193,8 @@ impl Validator {
             tx_queue: VecDeque::new(),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
+            persist: Persistence::default(),
+            own_sync: None,
             started: false,
             proposed_round: Round::ZERO,
             quorum_seen: None,
@@ -168,6 +215,165 @@ impl Validator {
             self.config.leaders_per_round,
         );
         self
+    }
+
+    /// Turns durability on: from now on the validator emits storage
+    /// requests and holds its own blocks and its commits until the driver
+    /// acknowledges their writes (see the module docs). Call it before the
+    /// first input.
+    pub fn with_persistence(mut self) -> Self {
+        self.persist.enabled = true;
+        self
+    }
+
+    /// A validator restarted from what its store held (see [`Recovered`]
+    /// for the algorithm); durability is on. It never proposes at or below
+    /// the highest round of its own blocks in `recovered`, and if
+    /// `recovered.lost` it first learns its latest block from peers holding
+    /// a quorum of stake.
+    pub fn recover(
+        keypair: Keypair,
+        committee: Committee,
+        config: ConsensusConfig,
+        seed: Seed,
+        recovered: Recovered,
+    ) -> Result<Self, ConsensusError> {
+        let mut v = Self::new(keypair, committee, config, seed)?.with_persistence();
+        let mut commits = recovered.commits;
+        commits.sort_by_key(|c| c.index);
+        commits.dedup_by_key(|c| c.index);
+        if let Some(last) = commits.last() {
+            let pos = v
+                .committer
+                .leaders(last.round)
+                .iter()
+                .position(|a| *a == last.leader.author)
+                .ok_or_else(|| {
+                    ConsensusError::CorruptRecovery(format!(
+                        "commit {} names {:?}, not a leader of its round",
+                        last.index, last.leader
+                    ))
+                })?;
+            v.last_decided = Some((last.round, pos as u32));
+        }
+        v.linearizer = Linearizer::restore(v.config.gc_depth, &commits);
+        let gc = v.linearizer.gc_round();
+        v.store.gc(gc);
+        let mut blocks = Vec::with_capacity(recovered.blocks.len());
+        for b in recovered.blocks {
+            let r = b
+                .verify_structure(&v.committee, &v.config)
+                .map_err(|e| ConsensusError::CorruptRecovery(format!("stored block: {e}")))?;
+            blocks.push(VerifiedBlock::from_checked(b, r));
+        }
+        blocks.sort_by_key(VerifiedBlock::reference);
+        blocks.dedup_by_key(|b| b.reference());
+        for b in blocks {
+            if b.author() == v.me && b.round() > v.last_own.round() {
+                v.last_own = b.clone();
+            }
+            if b.round() < gc || v.store.contains(&b.reference()) {
+                continue;
+            }
+            // Parents lost with an un-synced tail: drop it, fetch it later.
+            if b.parents().iter().all(|p| v.store.contains_or_collected(p)) {
+                v.check_equivocation(&b)?;
+                v.store.insert(b);
+            }
+        }
+        v.proposed_round = v.last_own.round();
+        if recovered.lost {
+            v.own_sync = Some(OwnBlockSync {
+                answered: BTreeSet::new(),
+                retry_at: None,
+            });
+        }
+        Ok(v)
+    }
+
+    /// The next storage request, in write order (see the module docs).
+    pub fn poll_persist(&mut self) -> Option<PersistRequest> {
+        self.persist.queue.pop_front()
+    }
+
+    /// True if a transmit or an event waits for writes already requested:
+    /// the driver must make them durable and call [`Validator::persisted`].
+    pub fn sync_needed(&self) -> bool {
+        self.persist.wanted > self.persist.durable
+    }
+
+    /// The driver made every request up to `seq` durable: releases what
+    /// waited for them.
+    ///
+    /// # Panics
+    /// If `seq` was never handed out (a driver bug).
+    pub fn persisted(&mut self, seq: PersistSeq) {
+        assert!(
+            seq <= self.persist.last,
+            "persisted({seq:?}) beyond the last request {:?}",
+            self.persist.last
+        );
+        let p = &mut self.persist;
+        p.durable = p.durable.max(seq);
+        while p.own_pending.front().is_some_and(|(s, _)| *s <= p.durable) {
+            p.own_pending.pop_front();
+        }
+        while p.held.front().is_some_and(|(s, _)| *s <= p.durable) {
+            if let Some((_, t)) = p.held.pop_front() {
+                self.outbox.push_back(t);
+            }
+        }
+    }
+
+    /// The last storage request durable so far.
+    pub fn durable_seq(&self) -> PersistSeq {
+        self.persist.durable
+    }
+
+    /// True while the validator (whose store was lost) waits to learn its
+    /// latest block from peers before proposing.
+    pub fn syncing_own_block(&self) -> bool {
+        self.own_sync.is_some()
+    }
+
+    fn persist(&mut self, op: impl FnOnce() -> StorageOp) -> PersistSeq {
+        let p = &mut self.persist;
+        if !p.enabled {
+            return PersistSeq::ZERO;
+        }
+        assert!(
+            p.queue.len() < MAX_PERSIST_QUEUE,
+            "the driver does not drain poll_persist"
+        );
+        p.last = p.last.next();
+        p.queue.push_back(PersistRequest {
+            seq: p.last,
+            op: op(),
+        });
+        p.last
+    }
+
+    fn emit(&mut self, ev: ConsensusEvent) {
+        self.events.push_back((PersistSeq::ZERO, ev));
+    }
+
+    /// Sends `t` once write `seq` is durable.
+    fn send_after(&mut self, seq: PersistSeq, t: Transmit<ConsensusMessage>) {
+        if seq <= self.persist.durable {
+            self.outbox.push_back(t);
+        } else {
+            self.persist.wanted = self.persist.wanted.max(seq);
+            self.persist.held.push_back((seq, t));
+        }
+    }
+
+    /// True if our own block of `round` may leave this process (it is
+    /// durable, or nothing is persisted).
+    fn own_durable(&self, round: Round) -> bool {
+        self.persist
+            .own_pending
+            .front()
+            .is_none_or(|(_, r)| round < *r)
     }
 
     /// Our authority index.
@@ -225,10 +431,16 @@ impl Validator {
         Ok(())
     }
 
-    /// Starts the validator (idempotent): proposes round 1.
+    /// Starts the validator (idempotent): proposes round 1 (or, after a
+    /// recovery, the next round; after a lost store, first asks peers for
+    /// its latest block).
     pub fn start(&mut self, now: Timestamp) {
         if !self.started {
             self.started = true;
+            self.request_latest_own(now);
+            if self.proposed_round > Round::ZERO {
+                self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
+            }
             self.try_propose(now);
         }
     }
@@ -238,9 +450,7 @@ impl Validator {
     pub fn handle_bytes(&mut self, now: Timestamp, from: NodeId, bytes: &[u8]) {
         match ConsensusMessage::decode(bytes, self.config.max_message_bytes) {
             Ok(msg) => self.on_message(now, from, msg),
-            Err(error) => self
-                .events
-                .push_back(ConsensusEvent::InvalidMessage { from, error }),
+            Err(error) => self.emit(ConsensusEvent::InvalidMessage { from, error }),
         }
     }
 
@@ -265,13 +475,16 @@ impl Validator {
                 }
                 self.receive_blocks(now, from, blocks);
             }
+            ConsensusMessage::LatestOwnBlockRequest => self.serve_latest_own(from),
+            ConsensusMessage::LatestOwnBlockResponse(block) => {
+                self.on_latest_own(now, from, block);
+            }
         }
         self.after_input(now);
     }
 
     fn invalid(&mut self, from: NodeId, error: ConsensusError) {
-        self.events
-            .push_back(ConsensusEvent::InvalidMessage { from, error });
+        self.emit(ConsensusEvent::InvalidMessage { from, error });
     }
 
     fn after_input(&mut self, now: Timestamp) {
@@ -410,7 +623,7 @@ impl Validator {
         self.equivocators.insert(author);
         if self.reported.insert((round, author)) {
             let ev = Evidence::new(first.signed_header(), block.signed_header());
-            self.events.push_back(ConsensusEvent::Equivocation(ev));
+            self.emit(ConsensusEvent::Equivocation(ev));
         }
         Ok(())
     }
@@ -427,6 +640,18 @@ impl Validator {
                     .all(|p| self.store.contains_or_collected(p)),
                 "accepting {r:?} with missing parents"
             );
+            if r.author == self.me && r.round > self.proposed_round {
+                // Our own block from before a store loss: never sign its
+                // round (or a lower one) again.
+                self.proposed_round = r.round;
+                self.last_own = b.clone();
+            }
+            let block = Arc::clone(b.block());
+            let seq = self.persist(|| StorageOp::Block(block));
+            if r.author == self.me && self.persist.enabled {
+                self.persist.own_pending.push_back((seq, r.round));
+                self.persist.own_seq = seq;
+            }
             self.store.insert(b);
             self.sync.remove(&r);
             work.extend(self.pending.resolve(&r));
@@ -467,6 +692,7 @@ impl Validator {
                     self.store.get(r).cloned()
                 }
             })
+            .filter(|b| b.author() != self.me || self.own_durable(b.round()))
             .collect();
         requested.sort_by_key(|b| b.reference());
         requested.dedup_by_key(|b| b.reference());
@@ -483,7 +709,10 @@ impl Validator {
             }
             r = r.next();
         }
-        fill.retain(|b| !requested.iter().any(|q| q.reference() == b.reference()));
+        fill.retain(|b| {
+            (b.author() != self.me || self.own_durable(b.round()))
+                && !requested.iter().any(|q| q.reference() == b.reference())
+        });
         let mut bytes = 0usize;
         let mut blocks = Vec::new();
         for b in fill.into_iter().chain(requested) {
@@ -496,6 +725,99 @@ impl Validator {
         if !blocks.is_empty() {
             self.outbox
                 .push_back(Transmit::to(from, ConsensusMessage::FetchResponse(blocks)));
+        }
+    }
+
+    // ----- own-block sync after a lost store --------------------------------
+
+    fn serve_latest_own(&mut self, from: NodeId) {
+        if matches!(self.config.byzantine, ByzantineBehavior::Withhold { .. }) {
+            return;
+        }
+        let Some(author) = self.committee.index_of(&from) else {
+            return;
+        };
+        let latest = self
+            .store
+            .last_block_of(author)
+            .map(|b| Arc::clone(b.block()));
+        self.outbox.push_back(Transmit::to(
+            from,
+            ConsensusMessage::LatestOwnBlockResponse(latest),
+        ));
+    }
+
+    fn on_latest_own(&mut self, now: Timestamp, from: NodeId, block: Option<Arc<Block>>) {
+        let Some(peer) = self.committee.index_of(&from) else {
+            return;
+        };
+        if self.own_sync.is_none() {
+            return;
+        }
+        if let Some(b) = block {
+            if b.header.author != self.me {
+                self.invalid(
+                    from,
+                    ConsensusError::CorruptRecovery(format!(
+                        "latest-own-block answer authored by {:?}",
+                        b.header.author
+                    )),
+                );
+                return;
+            }
+            match VerifiedBlock::verify(Arc::clone(&b), &self.committee, &self.config) {
+                Ok(vb) => {
+                    if vb.round() > self.proposed_round {
+                        self.proposed_round = vb.round();
+                        self.last_own = vb;
+                    }
+                    self.receive_blocks(now, from, vec![b]);
+                }
+                Err(e) => {
+                    self.invalid(from, e);
+                    return;
+                }
+            }
+        }
+        let Some(sync) = self.own_sync.as_mut() else {
+            return;
+        };
+        sync.answered.insert(peer);
+        self.finish_own_sync_if_answered();
+    }
+
+    /// Done once peers holding a quorum of stake answered (or every peer
+    /// did, in a committee too small for peers alone to hold a quorum).
+    fn finish_own_sync_if_answered(&mut self) {
+        let Some(sync) = self.own_sync.as_ref() else {
+            return;
+        };
+        let mut agg = StakeAggregator::new(&self.committee);
+        for a in &sync.answered {
+            agg.add(*a, &self.committee);
+        }
+        let everyone = sync.answered.len() + 1 >= self.committee.size();
+        if self.committee.is_quorum(agg.stake()) || everyone {
+            self.own_sync = None;
+        }
+    }
+
+    fn request_latest_own(&mut self, now: Timestamp) {
+        self.finish_own_sync_if_answered();
+        let Some(sync) = self.own_sync.as_mut() else {
+            return;
+        };
+        sync.retry_at = Some(now + self.config.sync_retry);
+        let answered: Vec<NodeId> = sync
+            .answered
+            .iter()
+            .map(|a| self.committee.authorities()[a.as_usize()].node)
+            .collect();
+        for p in self.peers() {
+            if !answered.contains(&p) {
+                self.outbox
+                    .push_back(Transmit::to(p, ConsensusMessage::LatestOwnBlockRequest));
+            }
         }
     }
 
@@ -512,10 +834,16 @@ impl Validator {
                 if let LeaderStatus::Commit { block, .. } = status {
                     let node = self.committee.authorities()[block.author().as_usize()].node;
                     let sub = self.linearizer.linearize(&self.store, &block, node);
-                    self.events.push_back(ConsensusEvent::Committed(sub));
+                    let seq = self.persist(|| StorageOp::Commit(Arc::new(sub.clone())));
+                    self.persist.wanted = self.persist.wanted.max(seq);
+                    self.events.push_back((seq, ConsensusEvent::Committed(sub)));
                 }
             }
             let gc = self.linearizer.gc_round();
+            if gc > self.store.gc_round() {
+                let keep = self.last_own.reference();
+                self.persist(|| StorageOp::PruneBlocks { below: gc, keep });
+            }
             self.store.gc(gc);
             self.sync.gc(gc);
             self.reported = self.reported.split_off(&(gc, AuthorityIndex::new(0)));
@@ -556,7 +884,7 @@ impl Validator {
     }
 
     fn try_propose(&mut self, now: Timestamp) {
-        if !self.started {
+        if !self.started || self.own_sync.is_some() {
             return;
         }
         let base = self.quorum_round();
@@ -627,7 +955,7 @@ impl Validator {
         self.quorum_seen = None;
         self.leader_deadline = None;
         self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
-        self.events.push_back(ConsensusEvent::Proposed(r));
+        self.emit(ConsensusEvent::Proposed(r));
         self.send_own_block(block);
         self.try_commit();
     }
@@ -643,15 +971,15 @@ impl Validator {
     }
 
     fn send_own_block(&mut self, block: Arc<Block>) {
+        let seq = self.persist.own_seq;
         match self.config.byzantine {
             ByzantineBehavior::Honest | ByzantineBehavior::TooFewParents => {
-                self.outbox
-                    .push_back(Transmit::broadcast(ConsensusMessage::Block(block)));
+                self.send_after(seq, Transmit::broadcast(ConsensusMessage::Block(block)));
             }
             ByzantineBehavior::Withhold { recipients } => {
                 for p in self.peers().into_iter().take(recipients as usize) {
-                    self.outbox
-                        .push_back(Transmit::to(p, ConsensusMessage::Block(Arc::clone(&block))));
+                    let msg = ConsensusMessage::Block(Arc::clone(&block));
+                    self.send_after(seq, Transmit::to(p, msg));
                 }
             }
             ByzantineBehavior::Equivocate => {
@@ -690,6 +1018,13 @@ impl Validator {
         if self.leader_deadline.is_some_and(|d| d <= now) {
             self.leader_deadline = None;
         }
+        if self
+            .own_sync
+            .as_ref()
+            .is_some_and(|s| s.retry_at.is_some_and(|d| d <= now))
+        {
+            self.request_latest_own(now);
+        }
         if self.rebroadcast_at.is_some_and(|d| d <= now) {
             self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
             let own = Arc::clone(self.last_own.block());
@@ -706,6 +1041,7 @@ impl Validator {
             self.leader_deadline,
             self.sync.next_deadline(),
             self.rebroadcast_at,
+            self.own_sync.as_ref().and_then(|s| s.retry_at),
         ]
         .into_iter()
         .flatten()
@@ -727,7 +1063,15 @@ impl Machine for Validator {
         self.outbox.pop_front()
     }
     fn poll_event(&mut self) -> Option<ConsensusEvent> {
-        self.events.pop_front()
+        if self
+            .events
+            .front()
+            .is_some_and(|(seq, _)| *seq <= self.persist.durable)
+        {
+            self.events.pop_front().map(|(_, ev)| ev)
+        } else {
+            None
+        }
     }
     fn poll_timeout(&self) -> Option<Timestamp> {
         self.next_timeout()

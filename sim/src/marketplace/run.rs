@@ -653,7 +653,7 @@ fn validator(
 
 /// Bytes a node message takes on the wire (consensus as the consensus
 /// scenario counts it).
-fn node_wire_size(m: &NodeMessage) -> usize {
+pub(crate) fn node_wire_size(m: &NodeMessage) -> usize {
     match m {
         NodeMessage::Consensus(c) => crate::consensus::wire_size(c),
         other => idlegrid_primitives::encoded_len(other),
@@ -661,7 +661,7 @@ fn node_wire_size(m: &NodeMessage) -> usize {
 }
 
 /// The fingerprint of a node message in the run digest.
-fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
+pub(crate) fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
     match m {
         NodeMessage::Consensus(c) => crate::consensus::fingerprint(c),
         other => idlegrid_primitives::Digest::of(

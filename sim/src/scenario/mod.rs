@@ -36,6 +36,7 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("large", include_str!("../../scenarios/large.toml")),
     ("consensus", include_str!("../../scenarios/consensus.toml")),
     ("gossip", include_str!("../../scenarios/gossip.toml")),
+    ("crashes", include_str!("../../scenarios/crashes.toml")),
 ];
 
 /// The text of the built-in scenario `name`.
@@ -104,6 +105,10 @@ pub enum MachineKind {
     /// The whole marketplace ([`crate::marketplace`]): `nodes` are the
     /// validators; providers and clients come from `[marketplace]`.
     Marketplace,
+    /// Durable validators (the `node` crate's, with a transfer load) over
+    /// simulated disks, restarted from what their disks held
+    /// ([`crate::crashes`]); parameters in `[crashes]`.
+    Crashes,
 }
 
 impl MachineKind {
@@ -113,6 +118,7 @@ impl MachineKind {
             MachineKind::Consensus => "consensus",
             MachineKind::Gossip => "gossip",
             MachineKind::Marketplace => "marketplace",
+            MachineKind::Crashes => "crashes",
         }
     }
 }
@@ -154,6 +160,9 @@ pub struct Scenario {
     /// Marketplace populations (with `machine = "marketplace"`).
     #[serde(default)]
     pub marketplace: Option<MarketplaceSection>,
+    /// Durable validators and their disks (with `machine = "crashes"`).
+    #[serde(default)]
+    pub crashes: CrashesSection,
     /// Invariant bounds.
     #[serde(default)]
     pub invariants: InvariantsSection,
@@ -280,6 +289,70 @@ pub struct ConsensusSection {
     /// Once the network is healthy, a commit must follow within this, ms.
     #[serde(default = "default_liveness")]
     pub liveness_bound_ms: u64,
+}
+
+/// `[crashes]`: durable validators over simulated disks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashesSection {
+    /// Signed transfers each validator submits per virtual second.
+    #[serde(default = "default_crash_tx_rate")]
+    pub tx_per_second: f64,
+    /// Ledger checkpoint every this many commits.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: u64,
+    /// Probability that a crash loses (part of) the un-synced writes.
+    #[serde(default = "default_lose_unsynced")]
+    pub lose_unsynced: f64,
+    /// Restarts that find the whole disk lost.
+    #[serde(default)]
+    pub lose_store: Vec<LoseStoreEntry>,
+    /// A live validator may be at most this many commits behind...
+    #[serde(default = "default_catch_up_commits")]
+    pub catch_up_commits: u64,
+    /// ...once it has been up this long, ms.
+    #[serde(default = "default_catch_up_grace")]
+    pub catch_up_grace_ms: u64,
+}
+
+/// `[[crashes.lose_store]]`: the `restart`-th restart of `node` (1 = the
+/// first) finds its disk empty.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoseStoreEntry {
+    /// The node.
+    pub node: u32,
+    /// Which of its restarts.
+    pub restart: u32,
+}
+
+fn default_crash_tx_rate() -> f64 {
+    20.0
+}
+fn default_checkpoint_every() -> u64 {
+    16
+}
+fn default_lose_unsynced() -> f64 {
+    0.5
+}
+fn default_catch_up_commits() -> u64 {
+    100
+}
+fn default_catch_up_grace() -> u64 {
+    5_000
+}
+
+impl Default for CrashesSection {
+    fn default() -> Self {
+        Self {
+            tx_per_second: default_crash_tx_rate(),
+            checkpoint_every: default_checkpoint_every(),
+            lose_unsynced: default_lose_unsynced(),
+            lose_store: Vec::new(),
+            catch_up_commits: default_catch_up_commits(),
+            catch_up_grace_ms: default_catch_up_grace(),
+        }
+    }
 }
 
 fn default_tx_rate() -> f64 {
@@ -626,6 +699,7 @@ impl Scenario {
                 self.validate_consensus()?;
                 self.validate_marketplace()?;
             }
+            MachineKind::Crashes => self.validate_crashes()?,
             MachineKind::Gossip => {}
         }
         if self.machine != MachineKind::Marketplace && self.marketplace.is_some() {
@@ -668,6 +742,64 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    fn validate_crashes(&self) -> Result<(), ScenarioError> {
+        let n = self.nodes.count;
+        let c = &self.crashes;
+        if !(4..=MAX_COMMITTEE_SIZE).contains(&n) {
+            return Err(invalid(
+                "nodes.count",
+                format!("crashes needs 4..={MAX_COMMITTEE_SIZE} validators, got {n}"),
+            ));
+        }
+        if self.nodes.restart == Some(RestartMode::Resume) {
+            return Err(invalid(
+                "nodes.restart",
+                "must be \"fresh\" (or unset) for crashes: a restarted validator recovers from its disk",
+            ));
+        }
+        if !(0.0..=10_000.0).contains(&c.tx_per_second) {
+            return Err(invalid("crashes.tx_per_second", "must be in [0, 10000]"));
+        }
+        check_prob("crashes.lose_unsynced", c.lose_unsynced)?;
+        if c.catch_up_commits == 0 {
+            return Err(invalid("crashes.catch_up_commits", "must be positive"));
+        }
+        if let Some(bad) = c
+            .lose_store
+            .iter()
+            .find(|e| e.node as usize >= n || e.restart == 0)
+        {
+            return Err(invalid(
+                "crashes.lose_store",
+                format!(
+                    "node {} restart {}: nodes are 0..{n}, restarts count from 1",
+                    bad.node, bad.restart
+                ),
+            ));
+        }
+        if !(1..=60_000).contains(&self.consensus.leader_timeout_ms) {
+            return Err(invalid(
+                "consensus.leader_timeout_ms",
+                "must be in 1..=60000",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Parameters of a `crashes` run.
+    pub fn crashes_params(&self) -> crate::crashes::CrashesParams {
+        let c = &self.crashes;
+        crate::crashes::CrashesParams {
+            tx_per_second: c.tx_per_second,
+            checkpoint_every: c.checkpoint_every,
+            lose_unsynced: c.lose_unsynced,
+            lose_store: c.lose_store.iter().map(|e| (e.node, e.restart)).collect(),
+            catch_up_commits: c.catch_up_commits,
+            catch_up_grace: Duration::from_millis(c.catch_up_grace_ms),
+            config: self.consensus_params().config,
+        }
     }
 
     fn validate_consensus(&self) -> Result<(), ScenarioError> {
@@ -796,7 +928,7 @@ impl Scenario {
     pub fn restart_mode(&self) -> RestartMode {
         self.nodes.restart.unwrap_or(match self.machine {
             MachineKind::Consensus | MachineKind::Marketplace => RestartMode::Resume,
-            MachineKind::Gossip => RestartMode::Fresh,
+            MachineKind::Gossip | MachineKind::Crashes => RestartMode::Fresh,
         })
     }
 

@@ -1,0 +1,159 @@
+//! The storage interface a driver gives a durable validator node, and an
+//! in-memory implementation.
+//!
+//! [`NodeStore`] is what a driver needs: write requests in order, sync,
+//! load what is durable. `idlegrid-store` implements it over redb for real
+//! processes; the simulator implements it with crash faults (un-synced
+//! writes lost, the last write torn, the whole store lost). [`persist_step`]
+//! is the one place that runs the durability step of the driving loop.
+//! [`MemoryStore`] keeps everything in memory: tests, and the reference for
+//! what "durable" means.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use idlegrid_dag_ledger::consensus::{Block, BlockRef, CommittedSubDag, PersistSeq, StorageOp};
+
+use crate::validator::{Checkpoint, NodePersistRequest, NodeStorageOp, StoredNode, ValidatorNode};
+
+/// A durable store for one validator node.
+pub trait NodeStore {
+    /// Why the store failed (an IO error, a damaged file…).
+    type Error: std::error::Error;
+    /// Writes one request (may be buffered until [`NodeStore::sync`]).
+    /// Requests arrive in sequence order.
+    fn write(&mut self, req: NodePersistRequest) -> Result<(), Self::Error>;
+    /// Makes every write so far durable; returns the last sequence number
+    /// written.
+    fn sync(&mut self) -> Result<PersistSeq, Self::Error>;
+    /// What is durable (for [`ValidatorNode::recover`]).
+    fn load(&self) -> Result<StoredNode, Self::Error>;
+}
+
+/// The durability step of the driving loop: drains `node`'s storage
+/// requests into `store`, and if something waits for them, syncs and
+/// acknowledges. Call it after every input, before draining transmits and
+/// events.
+pub fn persist_step<S: NodeStore>(node: &mut ValidatorNode, store: &mut S) -> Result<(), S::Error> {
+    while let Some(req) = node.poll_persist() {
+        store.write(req)?;
+    }
+    if node.sync_needed() {
+        let seq = store.sync()?;
+        node.persisted(seq);
+    }
+    Ok(())
+}
+
+/// The durable content of a node store: what every implementation keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreImage {
+    /// Blocks by reference.
+    pub blocks: BTreeMap<BlockRef, Arc<Block>>,
+    /// Commits by index.
+    pub commits: BTreeMap<u64, Arc<CommittedSubDag>>,
+    /// The latest checkpoint.
+    pub checkpoint: Option<Arc<Checkpoint>>,
+}
+
+impl StoreImage {
+    /// Applies one write.
+    pub fn apply(&mut self, req: &NodePersistRequest) {
+        match &req.op {
+            NodeStorageOp::Consensus(StorageOp::Block(b)) => {
+                self.blocks.insert(b.header.reference(), Arc::clone(b));
+            }
+            NodeStorageOp::Consensus(StorageOp::Commit(c)) => {
+                self.commits.insert(c.index, Arc::clone(c));
+            }
+            NodeStorageOp::Consensus(StorageOp::PruneBlocks { below, keep }) => {
+                self.prune_blocks(*below, &[*keep]);
+            }
+            NodeStorageOp::Checkpoint(cp) => {
+                if cp.restorable() {
+                    self.commits = self.commits.split_off(&(cp.index + 1));
+                }
+                self.checkpoint = Some(Arc::clone(cp));
+            }
+            // A newer consensus write this store does not know: keeping
+            // nothing would lose it silently.
+            NodeStorageOp::Consensus(other) => {
+                panic!("unknown consensus storage op {other:?}")
+            }
+        }
+    }
+
+    /// Drops blocks below `round`, except `keep`'s latest block.
+    pub fn prune_blocks(&mut self, round: idlegrid_primitives::Round, keep: &[BlockRef]) {
+        self.blocks
+            .retain(|r, _| r.round >= round || keep.contains(r));
+    }
+
+    /// What recovery needs.
+    pub fn stored(&self) -> StoredNode {
+        let mut s = StoredNode::default();
+        s.consensus.blocks = self.blocks.values().cloned().collect();
+        s.consensus.commits = self.commits.values().cloned().collect();
+        s.checkpoint = self.checkpoint.clone();
+        s
+    }
+}
+
+/// A store in memory: writes are buffered until [`NodeStore::sync`];
+/// [`MemoryStore::crash`] keeps only a prefix of the un-synced writes.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    durable: StoreImage,
+    unsynced: Vec<NodePersistRequest>,
+    last_written: PersistSeq,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// A crash: the first `keep` un-synced writes reached the medium, the
+    /// rest are lost.
+    pub fn crash(&mut self, keep: usize) {
+        let mut w = std::mem::take(&mut self.unsynced);
+        w.truncate(keep);
+        for r in &w {
+            self.durable.apply(r);
+        }
+        // Sequence numbers are per incarnation.
+        self.last_written = PersistSeq::ZERO;
+    }
+    /// Un-synced writes.
+    pub fn unsynced(&self) -> usize {
+        self.unsynced.len()
+    }
+    /// The durable image.
+    pub fn image(&self) -> &StoreImage {
+        &self.durable
+    }
+}
+
+/// A [`MemoryStore`] never fails.
+#[derive(Debug, thiserror::Error)]
+#[error("the memory store never fails")]
+pub struct Infallible;
+
+impl NodeStore for MemoryStore {
+    type Error = Infallible;
+    fn write(&mut self, req: NodePersistRequest) -> Result<(), Infallible> {
+        assert!(req.seq > self.last_written, "writes out of order");
+        self.last_written = req.seq;
+        self.unsynced.push(req);
+        Ok(())
+    }
+    fn sync(&mut self) -> Result<PersistSeq, Infallible> {
+        for r in std::mem::take(&mut self.unsynced) {
+            self.durable.apply(&r);
+        }
+        Ok(self.last_written)
+    }
+    fn load(&self) -> Result<StoredNode, Infallible> {
+        Ok(self.durable.stored())
+    }
+}

@@ -1,0 +1,553 @@
+//! Durable validators under crashes: the `node` crate's
+//! [`ValidatorNode`]s (consensus + ledger + marketplace) with persistence
+//! on, each over a simulated disk ([`SimDisk`]) that survives its crashes.
+//!
+//! A crash is the engine's `Fault::Crash`; the restart (`Fault::Restart`)
+//! rebuilds the node from **what its disk held**: writes are durable only
+//! after a sync; at a crash a seeded coin decides whether the un-synced
+//! tail survives, is cut short, or is cut with its last record torn (a torn
+//! record fails its checksum and is discarded, so it is lost like the ones
+//! after it). Chosen restarts lose the whole disk: that validator restarts
+//! with a lost store and must learn its own latest block from peers before
+//! proposing.
+//!
+//! [`CrashesObserver`] checks, as commits happen:
+//! - **no honest equivocation** (every validator is honest here);
+//! - **prefix consistency of state**: the ledger digest after commit `k` is
+//!   the same at every validator, across restarts;
+//! - **no committed transaction lost**: a validator never reports a commit
+//!   index at or below one it reported before a crash (it recovered a
+//!   state at least that far) and never skips one within an incarnation;
+//! - **ledger invariants** (`check_all`, run in turn: conservation of
+//!   supply, no negative amounts, the incremental digest);
+//! - **catch-up**: a live validator (other than one that lost its store:
+//!   that needs state sync) is never more than `catch_up_commits` behind
+//!   the highest commit once `catch_up_grace` has passed since it started.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent};
+use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Nonce, Params, Transaction, TxKind};
+use idlegrid_market::KDouble;
+use idlegrid_node::market::MarketRules;
+use idlegrid_node::store::{Infallible, MemoryStore, NodeStore, persist_step};
+use idlegrid_node::validator::{
+    NodePersistRequest, StoredNode, ValidatorEvent, ValidatorNode, ValidatorSetup,
+};
+use idlegrid_node::wire::NodeMessage;
+use idlegrid_primitives::{
+    AccountId, Amount, Digest, Duration, Keypair, Machine, NodeId, Seed, Timestamp, Transmit,
+};
+use rand::Rng;
+
+use crate::fault::Fault;
+use crate::metrics::Metrics;
+use crate::node::{NodeContext, NodeIndex};
+use crate::observer::{Observer, Violation};
+
+/// Load is submitted in batches this far apart.
+const LOAD_PERIOD: Duration = Duration::from_millis(50);
+/// Bound on commit digests the observer remembers.
+const MAX_RECORDED_COMMITS: usize = 1 << 20;
+
+/// Parameters of a crashes run.
+#[derive(Debug, Clone)]
+pub struct CrashesParams {
+    /// Signed transfers each validator submits per virtual second.
+    pub tx_per_second: f64,
+    /// Ledger checkpoint every this many commits.
+    pub checkpoint_every: u64,
+    /// Probability that a crash loses (part of) the un-synced writes.
+    pub lose_unsynced: f64,
+    /// `(node, incarnation)`: that restart finds the disk empty.
+    pub lose_store: Vec<(u32, u32)>,
+    /// A live validator may be at most this many commits behind.
+    pub catch_up_commits: u64,
+    /// ...once it has been up this long.
+    pub catch_up_grace: Duration,
+    /// Consensus configuration of every validator.
+    pub config: ConsensusConfig,
+}
+
+/// What a simulated disk went through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiskStats {
+    /// Syncs.
+    pub syncs: u64,
+    /// Un-synced writes lost at crashes.
+    pub lost_writes: u64,
+    /// Records torn at crashes.
+    pub torn_writes: u64,
+    /// Whole-disk losses.
+    pub wiped: u64,
+}
+
+/// A simulated disk: a [`MemoryStore`] whose crashes lose un-synced writes
+/// as a seeded coin decides.
+#[derive(Debug, Default)]
+pub struct SimDisk {
+    store: MemoryStore,
+    stats: DiskStats,
+}
+
+impl SimDisk {
+    /// A crash: with probability `lose`, only a random prefix of the
+    /// un-synced writes survives, its last record possibly torn (and so
+    /// discarded); otherwise the OS had flushed them all.
+    pub fn crash(&mut self, rng: &mut impl Rng, lose: f64) {
+        let pending = self.store.unsynced();
+        let mut keep = pending;
+        if pending > 0 && rng.gen_bool(lose.clamp(0.0, 1.0)) {
+            keep = rng.gen_range(0..=pending);
+            if keep > 0 && rng.gen_bool(0.5) {
+                keep -= 1;
+                self.stats.torn_writes += 1;
+            }
+        }
+        self.stats.lost_writes += (pending - keep) as u64;
+        self.store.crash(keep);
+    }
+
+    /// The whole disk is lost.
+    pub fn wipe(&mut self) {
+        self.store = MemoryStore::new();
+        self.stats.wiped += 1;
+    }
+
+    /// What it went through.
+    pub fn stats(&self) -> DiskStats {
+        self.stats
+    }
+}
+
+impl NodeStore for SimDisk {
+    type Error = Infallible;
+    fn write(&mut self, req: NodePersistRequest) -> Result<(), Infallible> {
+        self.store.write(req)
+    }
+    fn sync(&mut self) -> Result<idlegrid_dag_ledger::consensus::PersistSeq, Infallible> {
+        self.stats.syncs += 1;
+        self.store.sync()
+    }
+    fn load(&self) -> Result<StoredNode, Infallible> {
+        self.store.load()
+    }
+}
+
+/// Disks of every node, kept by the world across crashes.
+pub type Disks = Rc<RefCell<Vec<SimDisk>>>;
+
+fn payer_key(i: usize) -> Keypair {
+    Keypair::from_seed(&Seed::from_u64(0x5eed_0000 + i as u64))
+}
+
+fn sink() -> AccountId {
+    Keypair::from_seed(&Seed::from_u64(0x5eed_ffff)).account_id()
+}
+
+/// The genesis and rules shared by every validator of a run of `ids`.
+pub fn setup(ids: &[NodeId], config: &ConsensusConfig) -> ValidatorSetup {
+    let mut balances: Vec<(AccountId, Amount)> = ids
+        .iter()
+        .map(|v| (v.account(), Amount::new(1_000_000)))
+        .collect();
+    balances.extend((0..ids.len()).map(|i| (payer_key(i).account_id(), Amount::new(1 << 40))));
+    balances.push((sink(), Amount::new(1_000_000)));
+    let genesis = Genesis {
+        balances,
+        stakes: Vec::new(),
+        params: Params::default(),
+    };
+    ValidatorSetup {
+        ledger: Ledger::new(genesis).expect("valid genesis"),
+        rules: MarketRules {
+            stake_per_slot: Amount::new(1_000),
+            slash_to_client_bps: 5_000,
+            stage_deadline: Duration::from_secs(15),
+            clearing_period: Duration::from_secs(1),
+            committee_size: ids.len().min(3) as u8,
+            referees: ids.to_vec(),
+            book: Default::default(),
+            reputation_epoch_secs: 10,
+        },
+        consensus: config.clone(),
+        mechanism: || Box::new(KDouble::new(5_000).expect("valid k")),
+        epoch_secs: 1,
+    }
+}
+
+/// A durable validator node with a transfer load (see the module docs).
+pub struct DurableValidator {
+    node: ValidatorNode,
+    disk: Disks,
+    index: usize,
+    payer: Keypair,
+    next_nonce: u64,
+    tx_per_period: f64,
+    carry: f64,
+    next_load: Timestamp,
+}
+
+impl DurableValidator {
+    /// Builds (incarnation 0) or restarts node `ctx.index` from its disk.
+    pub fn new(ctx: &NodeContext<'_>, params: &CrashesParams, disks: &Disks) -> Self {
+        let committee = Committee::equal(ctx.nodes.iter().copied()).expect("valid committee");
+        let setup = setup(ctx.nodes, &params.config);
+        let key = Keypair::from_seed(&ctx.key_seed);
+        let i = ctx.index.get();
+        let seed = ctx.seed.derive("validator-node");
+        let node = if ctx.incarnation == 0 {
+            ValidatorNode::new(key, committee, &setup, seed, false)
+                .expect("valid validator")
+                .with_persistence(params.checkpoint_every)
+        } else {
+            let mut all = disks.borrow_mut();
+            let disk = &mut all[i];
+            disk.crash(
+                &mut ctx.seed.derive("disk-crash").rng(),
+                params.lose_unsynced,
+            );
+            let lost = params.lose_store.contains(&(i as u32, ctx.incarnation));
+            let stored = if lost {
+                disk.wipe();
+                StoredNode {
+                    consensus: idlegrid_dag_ledger::consensus::Recovered::lost(),
+                    checkpoint: None,
+                }
+            } else {
+                disk.load().unwrap_or_default()
+            };
+            ValidatorNode::recover(
+                key,
+                committee,
+                &setup,
+                seed,
+                false,
+                stored,
+                params.checkpoint_every,
+            )
+            .unwrap_or_else(|e| panic!("validator {i} cannot recover from its disk: {e}"))
+        };
+        let payer = payer_key(i);
+        let next_nonce = node.ledger().nonce(&payer.account_id()).get();
+        Self {
+            node,
+            disk: Rc::clone(disks),
+            index: i,
+            payer,
+            next_nonce,
+            tx_per_period: params.tx_per_second * LOAD_PERIOD.as_micros() as f64 / 1e6,
+            carry: 0.0,
+            next_load: ctx.now,
+        }
+    }
+
+    /// The node.
+    pub fn node(&self) -> &ValidatorNode {
+        &self.node
+    }
+
+    fn submit_load(&mut self) {
+        let account = self.payer.account_id();
+        self.next_nonce = self
+            .next_nonce
+            .max(self.node.ledger().nonce(&account).get());
+        self.carry += self.tx_per_period;
+        while self.carry >= 1.0 {
+            self.carry -= 1.0;
+            let tx = Transaction {
+                chain: self.node.ledger().params().chain_id,
+                sender: account,
+                nonce: Nonce::new(self.next_nonce),
+                kind: TxKind::Transfer {
+                    to: sink(),
+                    amount: Amount::new(1 + self.index as u128),
+                },
+            }
+            .sign(&self.payer);
+            if self.node.submit(&tx).is_ok() {
+                self.next_nonce += 1;
+            }
+        }
+    }
+
+    fn persist(&mut self) {
+        let mut disks = self.disk.borrow_mut();
+        if let Err(e) = persist_step(&mut self.node, &mut disks[self.index]) {
+            unreachable!("the memory-backed disk never fails: {e}");
+        }
+    }
+}
+
+impl Machine for DurableValidator {
+    type Message = NodeMessage;
+    type Event = ValidatorEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        self.node.handle_message(now, from, msg);
+        self.persist();
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        if now >= self.next_load {
+            self.submit_load();
+            self.next_load = now + LOAD_PERIOD;
+        }
+        if self.node.poll_timeout().is_some_and(|t| t <= now) {
+            self.node.handle_timeout(now);
+        }
+        self.persist();
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        self.node.poll_transmit()
+    }
+
+    fn poll_event(&mut self) -> Option<ValidatorEvent> {
+        let ev = self.node.poll_event();
+        // Releasing events can apply commits that write checkpoints.
+        self.persist();
+        ev
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        [self.node.poll_timeout(), Some(self.next_load)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// The invariants of a crashes run (see the module docs).
+pub struct CrashesObserver {
+    catch_up_commits: u64,
+    catch_up_grace: Duration,
+    lost_store: BTreeSet<usize>,
+    lose_store: Vec<(u32, u32)>,
+    incarnation: Vec<u32>,
+    canonical: BTreeMap<u64, Digest>,
+    highest: u64,
+    last_reported: Vec<Option<u64>>,
+    /// Reported in the current incarnation (gap-free check).
+    reported_now: Vec<bool>,
+    up_since: Vec<Option<Timestamp>>,
+    metrics: Metrics,
+}
+
+impl CrashesObserver {
+    /// An observer for `n` validators.
+    pub fn new(n: usize, params: &CrashesParams) -> Self {
+        Self {
+            catch_up_commits: params.catch_up_commits,
+            catch_up_grace: params.catch_up_grace,
+            lost_store: BTreeSet::new(),
+            lose_store: params.lose_store.clone(),
+            incarnation: vec![0; n],
+            canonical: BTreeMap::new(),
+            highest: 0,
+            last_reported: vec![None; n],
+            reported_now: vec![false; n],
+            up_since: vec![Some(Timestamp::ZERO); n],
+            metrics: Metrics::default(),
+        }
+    }
+
+    fn on_applied(
+        &mut self,
+        i: usize,
+        index: u64,
+        digest: Digest,
+        violation: Option<&String>,
+    ) -> Result<(), Violation> {
+        if let Some(v) = violation {
+            return Err(Violation::new(
+                "ledger-invariants",
+                format!("validator {i} after commit {index}: {v}"),
+            ));
+        }
+        if let Some(last) = self.last_reported[i] {
+            if index <= last {
+                return Err(Violation::new(
+                    "no-committed-transaction-lost",
+                    format!(
+                        "validator {i} reported commit {index} again after {last}: it restarted from an older state"
+                    ),
+                ));
+            }
+            if self.reported_now[i] && index != last + 1 {
+                return Err(Violation::new(
+                    "gap-free-commits",
+                    format!("validator {i} jumped from commit {last} to {index}"),
+                ));
+            }
+        }
+        self.last_reported[i] = Some(index);
+        self.reported_now[i] = true;
+        match self.canonical.get(&index) {
+            Some(d) if *d != digest => {
+                return Err(Violation::new(
+                    "state-prefix-consistency",
+                    format!("validator {i} has another ledger state after commit {index}"),
+                ));
+            }
+            Some(_) => {}
+            None if self.canonical.len() < MAX_RECORDED_COMMITS => {
+                self.canonical.insert(index, digest);
+                self.metrics.add("commits", 1);
+            }
+            None => {}
+        }
+        self.highest = self.highest.max(index);
+        Ok(())
+    }
+}
+
+impl Observer<ValidatorEvent> for CrashesObserver {
+    fn on_event(
+        &mut self,
+        _now: Timestamp,
+        node: NodeIndex,
+        event: &ValidatorEvent,
+    ) -> Result<(), Violation> {
+        let i = node.get();
+        match event {
+            ValidatorEvent::Applied {
+                index,
+                digest,
+                violation,
+                applied,
+                ..
+            } => {
+                let new = !self.canonical.contains_key(index);
+                self.on_applied(i, *index, *digest, violation.as_ref())?;
+                if new {
+                    self.metrics
+                        .add("committed_transactions", u64::from(*applied));
+                }
+            }
+            ValidatorEvent::Consensus(ev) => match &**ev {
+                ConsensusEvent::Equivocation(e) => {
+                    return Err(Violation::new(
+                        "no-honest-equivocation",
+                        format!(
+                            "validator {i} holds evidence that validator {} equivocated in round {}",
+                            e.author().as_usize(),
+                            e.first.header.round.get()
+                        ),
+                    ));
+                }
+                ConsensusEvent::InvalidMessage { .. } => self.metrics.add("invalid_messages", 1),
+                _ => {}
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_fault(&mut self, now: Timestamp, fault: &Fault) -> Result<(), Violation> {
+        match fault {
+            Fault::Crash { nodes } => {
+                for n in nodes {
+                    self.up_since[n.get()] = None;
+                    self.reported_now[n.get()] = false;
+                    self.metrics.add("crashes", 1);
+                }
+            }
+            Fault::Restart { nodes } => {
+                for n in nodes {
+                    let i = n.get();
+                    if self.up_since[i].is_some() {
+                        continue;
+                    }
+                    self.incarnation[i] += 1;
+                    self.up_since[i] = Some(now);
+                    if self.lose_store.contains(&(i as u32, self.incarnation[i])) {
+                        self.lost_store.insert(i);
+                        self.last_reported[i] = None;
+                        self.metrics.add("lost_stores", 1);
+                    }
+                    self.metrics.add("restarts", 1);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_tick(&mut self, now: Timestamp) -> Result<(), Violation> {
+        for i in 0..self.up_since.len() {
+            let Some(since) = self.up_since[i] else {
+                continue;
+            };
+            if self.lost_store.contains(&i) || now.saturating_since(since) < self.catch_up_grace {
+                continue;
+            }
+            let at = self.last_reported[i].unwrap_or(0);
+            if at + self.catch_up_commits < self.highest {
+                return Err(Violation::new(
+                    "restart-catch-up",
+                    format!(
+                        "validator {i} is at commit {at}, {} behind the highest ({}), {} after it started",
+                        self.highest - at,
+                        self.highest,
+                        now.saturating_since(since)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _now: Timestamp) -> Result<(), Violation> {
+        if self.highest == 0 {
+            return Err(Violation::new("liveness", "no commit at all"));
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> Option<&Metrics> {
+        Some(&self.metrics)
+    }
+}
+
+/// Adds a crashes run's figures to its summary (`ledger` in
+/// `summary.json`, a line in the terminal summary).
+pub fn summarize(
+    mut summary: crate::report::Summary,
+    m: &Metrics,
+    disks: &[SimDisk],
+) -> crate::report::Summary {
+    let mut d = DiskStats::default();
+    for s in disks.iter().map(SimDisk::stats) {
+        d.syncs += s.syncs;
+        d.lost_writes += s.lost_writes;
+        d.torn_writes += s.torn_writes;
+        d.wiped += s.wiped;
+    }
+    let v = serde_json::json!({
+        "commits": m.counter("commits"),
+        "committed_transactions": m.counter("committed_transactions"),
+        "crashes": m.counter("crashes"),
+        "restarts": m.counter("restarts"),
+        "lost_stores": m.counter("lost_stores"),
+        "disk_syncs": d.syncs,
+        "unsynced_writes_lost": d.lost_writes,
+        "torn_writes": d.torn_writes,
+        "disks_wiped": d.wiped,
+    });
+    summary.marketplace_text = Some(format!(
+        "crashes       {} commits, {} transfers applied; {} crashes, {} restarts ({} from a lost store); {} syncs, {} un-synced writes lost, {} torn\n",
+        m.counter("commits"),
+        m.counter("committed_transactions"),
+        m.counter("crashes"),
+        m.counter("restarts"),
+        m.counter("lost_stores"),
+        d.syncs,
+        d.lost_writes,
+        d.torn_writes
+    ));
+    summary.ledger = Some(v);
+    summary
+}
