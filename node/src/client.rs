@@ -17,7 +17,9 @@ use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Time
 use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
 use crate::market::{JobRequest, MarketTx, Settlement, round_id};
 use crate::provider::Ignored;
-use crate::wire::{Fact, NodeMessage, PeerMessage, Rejection};
+use crate::wire::{
+    Fact, LotData, MAX_LOT_BYTES, NodeMessage, PeerMessage, Rejection, input_digest, output_digest,
+};
 
 /// Jobs a client keeps open at most.
 pub const MAX_OPEN_JOBS: usize = 4_096;
@@ -27,6 +29,12 @@ pub const MAX_OPEN_JOBS: usize = 4_096;
 pub trait TrapSource: std::fmt::Debug + Send {
     /// Trap number `i` of `lot` of `job`.
     fn trap(&mut self, job: u64, lot: u32, i: u64) -> TrapSpec;
+
+    /// The bytes behind a trap input this source handed out, for jobs
+    /// that carry [`JobData`]. None by default (content addresses only).
+    fn payload(&mut self, _input: &Digest) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// How the client sizes its traps.
@@ -48,6 +56,29 @@ pub struct JobSpec {
     pub request: JobRequest,
     /// Real subtask inputs, one list per lot.
     pub inputs: Vec<Vec<Digest>>,
+    /// The bytes behind `inputs`, for a driver whose providers run real
+    /// programs; None when executors work on content addresses alone.
+    pub data: Option<JobData>,
+}
+
+/// A job's program and input bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobData {
+    /// The program every subtask runs.
+    pub program: Vec<u8>,
+    /// Input bytes, one list per lot, in the order of [`JobSpec::inputs`]
+    /// (each input's digest is [`input_digest`]`(program, bytes)`).
+    pub inputs: Vec<Vec<Vec<u8>>>,
+}
+
+impl JobData {
+    /// The content addresses of `inputs`, one list per lot.
+    pub fn digests(&self) -> Vec<Vec<Digest>> {
+        self.inputs
+            .iter()
+            .map(|lot| lot.iter().map(|b| input_digest(&self.program, b)).collect())
+            .collect()
+    }
 }
 
 /// Why a job was not posted.
@@ -58,6 +89,10 @@ pub enum PostError {
     /// no input.
     #[error("a job needs one non-empty input list per lot")]
     Inputs,
+    /// The job's bytes are not what its inputs name, or a lot's bytes
+    /// exceed [`MAX_LOT_BYTES`](crate::wire::MAX_LOT_BYTES).
+    #[error("the job's input bytes do not match its inputs or exceed the lot limit")]
+    Data,
     /// The job id is in use.
     #[error("job {0} is already open")]
     Duplicate(u64),
@@ -108,6 +143,17 @@ pub enum ClientEvent {
         /// Lots.
         lots: u32,
     },
+    /// A lot's real output bytes, in input order, checked against the
+    /// output digests on the ledger (only for jobs posted with
+    /// [`JobData`]; follows the lot's `Results`).
+    Outputs {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Output bytes.
+        outputs: Vec<Vec<u8>>,
+    },
     /// A job closed.
     JobClosed {
         /// Job.
@@ -134,7 +180,20 @@ pub enum ClientEvent {
 #[derive(Debug)]
 struct Job {
     inputs: Vec<Vec<Digest>>,
+    data: Option<JobData>,
     plans: BTreeMap<u32, JobPlan>,
+    lots: BTreeMap<u32, LotBytes>,
+}
+
+/// Output bytes of a lot of a job posted with data.
+#[derive(Debug, Default)]
+struct LotBytes {
+    provider: Option<AccountId>,
+    /// Output digests on the ledger, slot order.
+    delivered: Option<Vec<Digest>>,
+    /// Bytes from the provider, slot order.
+    received: Option<Vec<Vec<u8>>>,
+    done: bool,
 }
 
 /// A client node.
@@ -188,6 +247,15 @@ impl ClientNode {
         {
             return Err(PostError::Inputs);
         }
+        if let Some(d) = &spec.data {
+            let fits = d
+                .inputs
+                .iter()
+                .all(|l| d.program.len() + l.iter().map(Vec::len).sum::<usize>() <= MAX_LOT_BYTES);
+            if !fits || d.digests() != spec.inputs {
+                return Err(PostError::Data);
+            }
+        }
         if self.jobs.contains_key(&id) {
             return Err(PostError::Duplicate(id));
         }
@@ -201,7 +269,9 @@ impl ClientNode {
             id,
             Job {
                 inputs: spec.inputs,
+                data: spec.data,
                 plans: BTreeMap::new(),
+                lots: BTreeMap::new(),
             },
         );
         Ok(())
@@ -297,6 +367,7 @@ impl ClientNode {
         let public = plan.public().clone();
         let slots = public.slot_inputs.len() as u32;
         let inputs = public.slot_inputs.clone();
+        let data = self.lot_data(job, lot, &inputs);
         let _ = self.core.submit_market(
             now,
             &MarketTx::Plan {
@@ -305,10 +376,22 @@ impl ClientNode {
                 plan: public,
             },
         );
-        self.core
-            .send_peer(provider.node(), PeerMessage::Inputs { job, lot, inputs });
+        let msg = PeerMessage::Inputs {
+            job,
+            lot,
+            inputs,
+            data,
+        };
+        self.core.send_peer(provider.node(), msg);
         if let Some(j) = self.jobs.get_mut(&job) {
             j.plans.insert(lot, plan);
+            if j.data.is_some() {
+                let bytes = LotBytes {
+                    provider: Some(provider),
+                    ..LotBytes::default()
+                };
+                j.lots.insert(lot, bytes);
+            }
         }
         self.events.push_back(ClientEvent::Planned {
             job,
@@ -342,6 +425,95 @@ impl ClientNode {
             outputs: real,
             accused: accuse,
         });
+        if let Some(b) = self.jobs.get_mut(&job).and_then(|j| j.lots.get_mut(&lot)) {
+            b.delivered = Some(outputs.to_vec());
+            self.emit_outputs(job, lot);
+        }
+    }
+
+    /// The bytes behind a lot's slot inputs (real ones from the job, traps
+    /// from the trap source); None for a job posted without data.
+    fn lot_data(&mut self, job: u64, lot: u32, slots: &[Digest]) -> Option<LotData> {
+        let d = self.jobs.get(&job)?.data.as_ref()?;
+        let real: BTreeMap<Digest, &Vec<u8>> = d
+            .inputs
+            .get(lot as usize)?
+            .iter()
+            .map(|b| (input_digest(&d.program, b), b))
+            .collect();
+        let mut inputs = Vec::with_capacity(slots.len());
+        for s in slots {
+            match real.get(s) {
+                Some(b) => inputs.push((*b).clone()),
+                None => inputs.push(self.traps.payload(s)?),
+            }
+        }
+        Some(LotData {
+            program: d.program.clone(),
+            inputs,
+        })
+    }
+
+    /// Output bytes from `from` for one of its lots.
+    fn on_outputs(&mut self, from: NodeId, job: u64, lot: u32, outputs: Vec<Vec<u8>>) {
+        let size: usize = outputs.iter().map(Vec::len).sum();
+        let b = self.jobs.get_mut(&job).and_then(|j| j.lots.get_mut(&lot));
+        match b {
+            Some(b)
+                if b.provider == Some(from.account())
+                    && b.received.is_none()
+                    && size <= MAX_LOT_BYTES =>
+            {
+                b.received = Some(outputs);
+                self.emit_outputs(job, lot);
+            }
+            _ => self.events.push_back(ClientEvent::Ignored {
+                from,
+                reason: Ignored::UnknownLot,
+            }),
+        }
+    }
+
+    /// Reports a lot's real output bytes once the ledger's digests and the
+    /// provider's bytes are both in and agree.
+    fn emit_outputs(&mut self, job: u64, lot: u32) {
+        let Some(j) = self.jobs.get_mut(&job) else {
+            return;
+        };
+        let (Some(b), Some(plan)) = (j.lots.get_mut(&lot), j.plans.get(&lot)) else {
+            return;
+        };
+        let (Some(digests), Some(bytes)) = (&b.delivered, &b.received) else {
+            return;
+        };
+        if b.done {
+            return;
+        }
+        let agree = digests.len() == bytes.len()
+            && bytes
+                .iter()
+                .zip(digests)
+                .all(|(x, d)| output_digest(x) == *d);
+        if !agree {
+            let from = b.provider.map(|a| a.node());
+            b.received = None;
+            if let Some(from) = from {
+                self.events.push_back(ClientEvent::Ignored {
+                    from,
+                    reason: Ignored::OutputsMismatch,
+                });
+            }
+            return;
+        }
+        b.done = true;
+        let by_digest: BTreeMap<&Digest, &Vec<u8>> = digests.iter().zip(bytes).collect();
+        let real = plan.real_outputs(digests).unwrap_or_default();
+        let outputs = real
+            .iter()
+            .filter_map(|d| by_digest.get(d).map(|b| (*b).clone()))
+            .collect();
+        self.events
+            .push_back(ClientEvent::Outputs { job, lot, outputs });
     }
 
     fn on_fates(&mut self, fates: Vec<TxFate>) {
@@ -376,6 +548,9 @@ impl Machine for ClientNode {
                     reason: e.into(),
                 }),
             },
+            NodeMessage::Peer(PeerMessage::Outputs { job, lot, outputs }) => {
+                self.on_outputs(from, job, lot, outputs);
+            }
             _ => self.events.push_back(ClientEvent::Ignored {
                 from,
                 reason: Ignored::Unexpected,

@@ -82,7 +82,7 @@
 //!     deadline: now + Duration::from_secs(20),
 //!     goods: JobGoods::none(),
 //! };
-//! t.net.client_mut(&alice).unwrap().post_job(now, JobSpec { request, inputs }).unwrap();
+//! t.net.client_mut(&alice).unwrap().post_job(now, JobSpec { request, inputs, data: None }).unwrap();
 //! let closed = t.net.run_until(now + Duration::from_secs(60), tick, |e| {
 //!     matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { .. }))
 //! });

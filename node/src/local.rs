@@ -52,6 +52,7 @@ pub fn honest_executor() -> Executor {
         outputs: inputs.iter().map(reference_output).collect(),
         usage_micros: 10_000 * inputs.len() as u64,
         cheated: vec![false; inputs.len()],
+        data: None,
     })
 }
 
@@ -255,7 +256,7 @@ fn drain(
         }
         LocalNode::Provider(n, exec) => {
             while let Some(e) = n.poll_event() {
-                if let ProviderEvent::Execute { lot, inputs } = &e {
+                if let ProviderEvent::Execute { lot, inputs, .. } = &e {
                     let report = exec(lot, inputs);
                     n.handle_executed(now, *lot, report);
                 }

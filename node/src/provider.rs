@@ -18,7 +18,7 @@ use idlegrid_primitives::{
 
 use crate::light::{LightCore, LightSetup, TxFate};
 use crate::market::{MarketTx, Settlement, round_id};
-use crate::wire::{Fact, NodeMessage, PeerMessage, Rejection};
+use crate::wire::{Fact, LotData, NodeMessage, PeerMessage, Rejection};
 
 const SALT_DOMAIN: Domain = Domain::new("idlegrid/node/provider/salt");
 /// Lots a provider holds inputs for before their match is confirmed.
@@ -48,8 +48,11 @@ pub struct ExecReport {
     /// Metered compute microseconds of the whole lot.
     pub usage_micros: u64,
     /// Slots on which the executor knowingly did not compute honestly (a
-    /// simulated cheater; always all `false` for a real executor).
+    /// simulated cheater, or a real one configured to cheat for tests).
     pub cheated: Vec<bool>,
+    /// The output bytes behind `outputs`, slot order, when the executor
+    /// ran real bytes; the provider hands them to the client.
+    pub data: Option<Vec<Vec<u8>>>,
 }
 
 /// What a provider reports to its driver.
@@ -62,6 +65,9 @@ pub enum ProviderEvent {
         lot: LotKey,
         /// Slot inputs, slot order.
         inputs: Vec<Digest>,
+        /// The program and input bytes, when the client sent them (checked
+        /// against `inputs`).
+        data: Option<LotData>,
     },
     /// A lot was matched to it (f + 1 backed).
     Matched {
@@ -115,6 +121,9 @@ pub enum Ignored {
     /// Inputs that differ from the plan on the ledger.
     #[error("inputs differ from the ledger's plan")]
     InputsMismatch,
+    /// Output bytes that are not what the provider put on the ledger.
+    #[error("output bytes differ from the delivered digests")]
+    OutputsMismatch,
     /// A message kind this role does not take.
     #[error("unexpected message")]
     Unexpected,
@@ -122,7 +131,7 @@ pub enum Ignored {
 
 #[derive(Debug, Clone, Default)]
 struct Lot {
-    inputs: Option<Vec<Digest>>,
+    inputs: Option<(Vec<Digest>, Option<LotData>)>,
     planned: Option<Vec<Digest>>,
     running: bool,
     report: Option<ExecReport>,
@@ -138,7 +147,7 @@ pub struct ProviderNode {
     auto_offer: bool,
     seed: Seed,
     lots: BTreeMap<LotKey, Lot>,
-    early: BTreeMap<LotKey, Vec<Digest>>,
+    early: BTreeMap<LotKey, (Vec<Digest>, Option<LotData>)>,
     events: VecDeque<ProviderEvent>,
 }
 
@@ -298,7 +307,10 @@ impl ProviderNode {
 
     /// Inputs from `from` for one of its own lots (the key carries the
     /// sender's account, so nobody can hand over inputs for another's lot).
-    fn on_inputs(&mut self, from: NodeId, key: LotKey, inputs: Vec<Digest>) {
+    fn on_inputs(&mut self, from: NodeId, key: LotKey, inputs: (Vec<Digest>, Option<LotData>)) {
+        if inputs.1.as_ref().is_some_and(|d| !d.matches(&inputs.0)) {
+            return self.ignore(from, Ignored::InputsMismatch);
+        }
         match self.lots.get_mut(&key) {
             Some(l) if l.inputs.is_none() => {
                 l.inputs = Some(inputs);
@@ -318,7 +330,7 @@ impl ProviderNode {
         let Some(l) = self.lots.get_mut(&key) else {
             return;
         };
-        let (Some(inputs), Some(planned)) = (&l.inputs, &l.planned) else {
+        let (Some((inputs, _)), Some(planned)) = (&l.inputs, &l.planned) else {
             return;
         };
         if l.running || l.report.is_some() {
@@ -334,8 +346,12 @@ impl ProviderNode {
         }
         l.running = true;
         let inputs = planned.clone();
-        self.events
-            .push_back(ProviderEvent::Execute { lot: key, inputs });
+        let data = l.inputs.as_mut().and_then(|(_, d)| d.take());
+        self.events.push_back(ProviderEvent::Execute {
+            lot: key,
+            inputs,
+            data,
+        });
     }
 
     fn maybe_deliver(&mut self, now: Timestamp, key: LotKey) {
@@ -359,6 +375,14 @@ impl ProviderNode {
             salt,
             usage_micros: r.usage_micros,
         };
+        if let Some(outputs) = r.data.clone() {
+            let msg = PeerMessage::Outputs {
+                job: key.1,
+                lot: key.2,
+                outputs,
+            };
+            self.core.send_peer(key.0.node(), msg);
+        }
         self.submit(now, &tx);
     }
 
@@ -401,8 +425,13 @@ impl Machine for ProviderNode {
                 }
                 Err(e) => self.ignore(from, e.into()),
             },
-            NodeMessage::Peer(PeerMessage::Inputs { job, lot, inputs }) => {
-                self.on_inputs(from, (from.account(), job, lot), inputs);
+            NodeMessage::Peer(PeerMessage::Inputs {
+                job,
+                lot,
+                inputs,
+                data,
+            }) => {
+                self.on_inputs(from, (from.account(), job, lot), (inputs, data));
             }
             _ => self.ignore(from, Ignored::Unexpected),
         }

@@ -22,7 +22,7 @@
 use idlegrid_dag_ledger::consensus::ConsensusMessage;
 use idlegrid_dag_ledger::ledger::{LedgerError, SignedTransaction};
 use idlegrid_entrap::{DisputedTrap, SubtaskIndex};
-use idlegrid_primitives::{AccountId, Amount, Digest, NodeId};
+use idlegrid_primitives::{AccountId, Amount, Digest, Domain, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::market::{Notice, Settlement};
@@ -366,5 +366,66 @@ pub enum PeerMessage {
         lot: u32,
         /// Slot inputs.
         inputs: Vec<Digest>,
+        /// The program and the bytes behind `inputs` (absent when the
+        /// driver's executor works on content addresses alone, as the
+        /// simulator's does).
+        data: Option<LotData>,
     },
+    /// Provider → client, after its delivery: the bytes behind the output
+    /// digests it put on the ledger, in slot order. The client keeps only
+    /// bytes whose [`output_digest`] the ledger holds.
+    Outputs {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Slot outputs.
+        outputs: Vec<Vec<u8>>,
+    },
+}
+
+/// Bytes a lot's messages may carry at most (program and inputs, or
+/// outputs), well under the transport's frame limit.
+pub const MAX_LOT_BYTES: usize = 8 << 20;
+
+const INPUT_DOMAIN: Domain = Domain::new("idlegrid/node/input");
+const OUTPUT_DOMAIN: Domain = Domain::new("idlegrid/node/output");
+
+/// The content address of one subtask: its input bytes bound to the
+/// program that runs them, so a plan on the ledger names both.
+pub fn input_digest(program: &[u8], input: &[u8]) -> Digest {
+    Digest::of(INPUT_DOMAIN, &(program, input))
+}
+
+/// The content address of one subtask's output bytes.
+pub fn output_digest(output: &[u8]) -> Digest {
+    Digest::of(OUTPUT_DOMAIN, output)
+}
+
+/// A lot's program and slot inputs, as bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotData {
+    /// The program (a Python script, a WebAssembly module).
+    pub program: Vec<u8>,
+    /// Slot inputs, slot order.
+    pub inputs: Vec<Vec<u8>>,
+}
+
+impl LotData {
+    /// Bytes held.
+    pub fn size(&self) -> usize {
+        self.program.len() + self.inputs.iter().map(Vec::len).sum::<usize>()
+    }
+
+    /// True if these bytes are what `digests` name, slot by slot, and fit
+    /// in [`MAX_LOT_BYTES`].
+    pub fn matches(&self, digests: &[Digest]) -> bool {
+        self.size() <= MAX_LOT_BYTES
+            && self.inputs.len() == digests.len()
+            && self
+                .inputs
+                .iter()
+                .zip(digests)
+                .all(|(b, d)| input_digest(&self.program, b) == *d)
+    }
 }

@@ -36,6 +36,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
             goods: JobGoods::default(),
         },
         inputs,
+        data: None,
     }
 }
 
@@ -136,6 +137,7 @@ fn a_provider_that_skips_work_is_caught_on_a_trap_and_slashed() {
                 .collect(),
             usage_micros: 1_000,
             cheated: vec![true; inputs.len()],
+            data: None,
         });
     }
     let ev = run_job(&mut t, job(1, 1, Timestamp::ZERO + Duration::from_secs(2)));

@@ -23,6 +23,24 @@ impl Clock {
         }
     }
 
+    /// A clock whose [`Timestamp::ZERO`] is `origin_unix_micros`
+    /// microseconds after the Unix epoch: processes of one network (and a
+    /// process restarted later) share a timeline. An origin in the future
+    /// reads as now.
+    // Reading the wall clock once, to place the origin, is this
+    // constructor's purpose.
+    #[allow(clippy::disallowed_methods)]
+    pub fn since_unix_micros(origin_unix_micros: u64) -> Self {
+        let now = std::time::Instant::now();
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let elapsed = wall.saturating_sub(std::time::Duration::from_micros(origin_unix_micros));
+        Self {
+            origin: now.checked_sub(elapsed).unwrap_or(now),
+        }
+    }
+
     /// The current time.
     // See `start`: the single real-clock read of the runner.
     #[allow(clippy::disallowed_methods)]

@@ -345,6 +345,10 @@ impl ProcessExecutor {
             .env("HOME", dir)
             .env("TMPDIR", dir)
             .env("LANG", "C.UTF-8")
+            // Hash randomisation would make honest outputs differ run to run
+            // (set iteration order), and traps would then slash honest
+            // providers.
+            .env("PYTHONHASHSEED", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -287,6 +287,7 @@ impl SimProvider {
             outputs: Vec::with_capacity(inputs.len()),
             usage_micros: 0,
             cheated: Vec::with_capacity(inputs.len()),
+            data: None,
         };
         let is_trap: Vec<bool> = inputs.iter().map(is_trap_input).collect();
         for (d, trap) in inputs.iter().zip(&is_trap) {
@@ -319,7 +320,7 @@ impl SimProvider {
     fn pump(&mut self, now: Timestamp) {
         while let Some(ev) = self.node.poll_event() {
             match &ev {
-                ProviderEvent::Execute { lot, inputs } => {
+                ProviderEvent::Execute { lot, inputs, .. } => {
                     let (lot, inputs) = (*lot, inputs.clone());
                     self.run(now, lot, &inputs);
                 }
@@ -587,7 +588,18 @@ impl SimClient {
                 goods: self.goods(job),
                 ..self.w.template.clone()
             };
-            if self.node.post_job(now, JobSpec { request, inputs }).is_ok() {
+            if self
+                .node
+                .post_job(
+                    now,
+                    JobSpec {
+                        request,
+                        inputs,
+                        data: None,
+                    },
+                )
+                .is_ok()
+            {
                 posted.push(job);
             }
         }

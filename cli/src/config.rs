@@ -1,0 +1,324 @@
+//! Configuration files: the network (genesis, market rules, every node's
+//! identity and address) and one file per node (its role, key, listen
+//! address, provider settings). TOML; unknown fields are refused, so a
+//! typo is an error naming the file, not a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
+use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Params};
+use idlegrid_market::KDouble;
+use idlegrid_node::light::LightSetup;
+use idlegrid_node::market::MarketRules;
+use idlegrid_node::validator::ValidatorSetup;
+use idlegrid_primitives::{Amount, Duration, Keypair, NodeId, Seed};
+use idlegrid_transport::AddressBook;
+use serde::{Deserialize, Serialize};
+
+use crate::CliError;
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Consensus, ledger, marketplace, gateway for light nodes.
+    Validator,
+    /// Rents out its machine.
+    Provider,
+    /// Buys compute (`idlegrid job submit`).
+    Client,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Validator => "validator",
+            Self::Provider => "provider",
+            Self::Client => "client",
+        })
+    }
+}
+
+/// One node of the network, as everyone knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Human name (also its directory in a testnet dir).
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Node id (hex public key).
+    pub id: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Genesis balance.
+    pub balance: u64,
+    /// Genesis stake.
+    pub stake: u64,
+}
+
+/// Market rules of the network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketConfig {
+    /// Stake a provider locks per slot.
+    pub stake_per_slot: u64,
+    /// Share of a slashed stake that goes to the client, basis points.
+    pub slash_to_client_bps: u16,
+    /// Deadline of each stage of a lot (deliver, verify, answer), ms.
+    pub stage_deadline_ms: u64,
+    /// Clearing period, ms.
+    pub clearing_period_ms: u64,
+    /// Referees per dispute.
+    pub committee_size: u8,
+}
+
+/// The network file: genesis, rules and members. The same on every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Consensus time zero, microseconds since the Unix epoch.
+    pub genesis_unix_micros: u64,
+    /// Market rules.
+    pub market: MarketConfig,
+    /// Every node.
+    pub members: Vec<Member>,
+}
+
+/// A provider's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Asking price per compute-second.
+    pub price: u64,
+    /// Lots it runs at once.
+    pub capacity: u32,
+    /// **Testing only**: the share of subtasks (parts per million) on which
+    /// it returns garbage instead of running them, to show cheaters caught.
+    #[serde(default)]
+    pub testing_cheat_ppm: u32,
+}
+
+/// One node's own file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Its name in the network file.
+    pub name: String,
+    /// The network file (relative to this file's directory).
+    pub network: PathBuf,
+    /// Its secret key file (hex seed; relative to this file's directory).
+    pub key_file: PathBuf,
+    /// Where it keeps its store, logs and status (relative to this file's
+    /// directory).
+    pub data_dir: PathBuf,
+    /// Provider settings (providers only).
+    #[serde(default)]
+    pub provider: Option<ProviderConfig>,
+}
+
+/// A node config with everything it names, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The node's file.
+    pub node: NodeConfig,
+    /// The network file.
+    pub network: NetworkConfig,
+    /// Its key.
+    pub key: Keypair,
+    /// Its entry in the network.
+    pub me: Member,
+    /// Its data directory, resolved.
+    pub data_dir: PathBuf,
+}
+
+/// Reads a TOML file into `T`, naming the file in every error.
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
+    toml::from_str(&text).map_err(|e| CliError::Config {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+/// Writes `value` as TOML.
+pub fn write_toml<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> {
+    let text = toml::to_string_pretty(value).map_err(|e| CliError::Config {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    std::fs::write(path, text).map_err(|e| CliError::io(path, e))
+}
+
+/// Reads a key file (a hex seed).
+pub fn read_key(path: &Path) -> Result<Keypair, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(path, e))?;
+    let seed: Seed = text.trim().parse().map_err(|_| CliError::Config {
+        path: path.to_path_buf(),
+        detail: "not a key file (expected 64 hex digits)".into(),
+    })?;
+    Ok(Keypair::from_seed(&seed))
+}
+
+impl Loaded {
+    /// Loads a node config and what it names; checks that the key matches
+    /// the node's entry in the network file.
+    pub fn load(path: &Path) -> Result<Self, CliError> {
+        let node: NodeConfig = read_toml(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let net_path = base.join(&node.network);
+        let network: NetworkConfig = read_toml(&net_path)?;
+        network.check(&net_path)?;
+        let key = read_key(&base.join(&node.key_file))?;
+        let bad = |detail: String| CliError::Config {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let me = network
+            .members
+            .iter()
+            .find(|m| m.name == node.name)
+            .cloned()
+            .ok_or_else(|| {
+                bad(format!(
+                    "no member named {:?} in {}",
+                    node.name,
+                    net_path.display()
+                ))
+            })?;
+        if me.id != key.node_id().to_string() {
+            return Err(bad(format!(
+                "key file {} does not hold the key of {:?}",
+                node.key_file.display(),
+                node.name
+            )));
+        }
+        if (me.role == Role::Provider) != node.provider.is_some() {
+            return Err(bad(
+                "a [provider] section is required for providers and only for them".into(),
+            ));
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            data_dir: base.join(&node.data_dir),
+            node,
+            network,
+            key,
+            me,
+        })
+    }
+}
+
+impl NetworkConfig {
+    /// Checks the file: unique names, ids and addresses, ids that parse,
+    /// at least one validator.
+    pub fn check(&self, path: &Path) -> Result<(), CliError> {
+        let bad = |detail: String| CliError::Config {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let mut names = std::collections::BTreeSet::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for m in &self.members {
+            if !names.insert(&m.name) {
+                return Err(bad(format!("member name {:?} appears twice", m.name)));
+            }
+            let id: NodeId =
+                m.id.parse()
+                    .map_err(|_| bad(format!("member {:?}: id is not a node id", m.name)))?;
+            if !ids.insert(id) {
+                return Err(bad(format!("member {:?}: id appears twice", m.name)));
+            }
+        }
+        if self.validators().next().is_none() {
+            return Err(bad("the network has no validator".into()));
+        }
+        Ok(())
+    }
+
+    /// Members with this role.
+    pub fn with_role(&self, role: Role) -> impl Iterator<Item = &Member> {
+        self.members.iter().filter(move |m| m.role == role)
+    }
+
+    /// Validators, in file order.
+    pub fn validators(&self) -> impl Iterator<Item = &Member> {
+        self.with_role(Role::Validator)
+    }
+
+    /// A member's node id (checked by [`NetworkConfig::check`]).
+    pub fn id_of(m: &Member) -> NodeId {
+        m.id.parse()
+            .unwrap_or_else(|_| unreachable!("checked on load"))
+    }
+
+    /// The validator committee (equal stake).
+    pub fn committee(&self) -> Committee {
+        Committee::equal(self.validators().map(Self::id_of))
+            .unwrap_or_else(|_| unreachable!("checked on load"))
+    }
+
+    /// Every member's address.
+    pub fn address_book(&self) -> AddressBook {
+        let mut book = AddressBook::new();
+        for m in &self.members {
+            book.insert(Self::id_of(m), m.addr);
+        }
+        book
+    }
+
+    /// The validator setup every validator derives from this file.
+    pub fn validator_setup(&self) -> Result<ValidatorSetup, CliError> {
+        let genesis = Genesis {
+            balances: self
+                .members
+                .iter()
+                .map(|m| (Self::id_of(m).account(), Amount::new(m.balance.into())))
+                .collect(),
+            stakes: self
+                .members
+                .iter()
+                .filter(|m| m.stake > 0)
+                .map(|m| (Self::id_of(m).account(), Amount::new(m.stake.into())))
+                .collect(),
+            params: Params::default(),
+        };
+        let ledger =
+            Ledger::new(genesis).map_err(|e| CliError::Invalid(format!("genesis: {e}")))?;
+        let m = &self.market;
+        Ok(ValidatorSetup {
+            ledger,
+            rules: MarketRules {
+                stake_per_slot: Amount::new(m.stake_per_slot.into()),
+                slash_to_client_bps: m.slash_to_client_bps,
+                stage_deadline: Duration::from_millis(m.stage_deadline_ms),
+                clearing_period: Duration::from_millis(m.clearing_period_ms),
+                committee_size: m.committee_size,
+                referees: self.validators().map(Self::id_of).collect(),
+                book: Default::default(),
+                reputation_epoch_secs: 10,
+            },
+            consensus: ConsensusConfig::default(),
+            // The k-double auction at k = 1/2 (the simulator's default).
+            mechanism: || {
+                Box::new(KDouble::new(5_000).unwrap_or_else(|_| unreachable!("5000 is valid")))
+            },
+            epoch_secs: 1,
+        })
+    }
+
+    /// A light node's setup (its first gateway picked from its index).
+    pub fn light_setup(&self, key: &Keypair, gateway: usize) -> LightSetup {
+        LightSetup {
+            key: key.clone(),
+            chain: Params::default().chain_id,
+            committee: self.committee(),
+            first_gateway: gateway,
+            patience: Duration::from_secs(5),
+            fanout: 2,
+        }
+    }
+}

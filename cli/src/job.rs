@@ -1,0 +1,626 @@
+//! The client: `idlegrid job submit`.
+//!
+//! The script keeps the shape users already write: it reads records, one
+//! per line, on standard input and prints results on standard output. The
+//! client cuts the input lines into chunks (one chunk = one subtask) and
+//! groups them into lots; for every lot it builds traps — samples of the
+//! user's own records, answered beforehand by running the script in the
+//! local sandbox, twice, refusing a script whose answers differ — and hands
+//! everything to a [`ClientNode`], which posts the job, plans the traps,
+//! sends the bytes to the matched providers, checks the traps and accuses.
+//! Lots whose provider was caught, failed or never matched are posted again
+//! as a new job, up to `retries` times. The merged outputs are in input
+//! order, so they equal `python3 SCRIPT < INPUTS` run locally.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use idlegrid_entrap::TrapSpec;
+use idlegrid_executor::{ProcessExecutor, split_lines};
+use idlegrid_market::JobGoods;
+use idlegrid_node::client::{ClientEvent, ClientNode, JobData, JobSpec, TrapPolicy, TrapSource};
+use idlegrid_node::market::{JobRequest, MarketTx};
+use idlegrid_node::wire::{input_digest, output_digest};
+use idlegrid_primitives::{Amount, Digest, Duration, Seed, Timestamp};
+use idlegrid_transport::{Clock, Transport};
+use rand::Rng;
+use rand::seq::SliceRandom;
+use tokio::sync::mpsc;
+
+use crate::CliError;
+use crate::config::{Loaded, Role as NodeRole};
+use crate::runtime::{Completion, Log, Role, bind, drive, run_subtask};
+
+/// What `job submit` was asked.
+#[derive(Debug, Clone)]
+pub struct SubmitOptions {
+    /// The script.
+    pub script: PathBuf,
+    /// Its input records.
+    pub inputs: PathBuf,
+    /// Subtasks (chunks of input lines).
+    pub split: usize,
+    /// Lots (providers) the chunks are spread over.
+    pub lots: u32,
+    /// Highest price per compute-second.
+    pub max_price: u128,
+    /// Seconds until unmatched lots lapse.
+    pub deadline_secs: u64,
+    /// Times a failed lot is posted again.
+    pub retries: u32,
+    /// Give up after this many seconds in all.
+    pub timeout_secs: u64,
+}
+
+/// How a submission ended.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// The submission's id (its first job's).
+    pub id: u64,
+    /// Merged outputs, input order (complete only if `verified`).
+    #[serde(skip)]
+    pub output: Vec<u8>,
+    /// Every chunk's output was verified.
+    pub verified: bool,
+    /// Jobs posted (1 + retries used).
+    pub jobs: u32,
+    /// Providers that ran verified lots.
+    pub providers: Vec<String>,
+    /// Paid to providers.
+    pub paid: u128,
+    /// Slashed from providers caught cheating.
+    pub slashed: u128,
+    /// Escrow refunded.
+    pub refunded: u128,
+    /// Traps planted.
+    pub traps: u32,
+    /// Lots with an accusation.
+    pub accused_lots: u32,
+    /// Lots that lapsed unmatched.
+    pub lapsed_lots: u32,
+    /// Why it is not verified, if not.
+    pub error: Option<String>,
+}
+
+/// Trap pools by job and lot, shared between the submitter (which fills
+/// them before posting) and the client node (which draws from them).
+#[derive(Debug, Default, Clone)]
+struct Pools(Arc<Mutex<PoolsInner>>);
+
+#[derive(Debug, Default)]
+struct PoolsInner {
+    specs: BTreeMap<(u64, u32), Vec<TrapSpec>>,
+    bytes: BTreeMap<Digest, Vec<u8>>,
+}
+
+impl TrapSource for Pools {
+    fn trap(&mut self, job: u64, lot: u32, i: u64) -> TrapSpec {
+        let p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let pool = &p.specs[&(job, lot)];
+        pool[(i as usize) % pool.len()]
+    }
+
+    fn payload(&mut self, input: &Digest) -> Option<Vec<u8>> {
+        let p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        p.bytes.get(input).cloned()
+    }
+}
+
+/// Traps per lot: the trap optimiser asks for at most `2n + 4` among `n`
+/// real subtasks.
+fn pool_size(real: usize) -> usize {
+    2 * real + 4
+}
+
+/// A trap input: a chunk-sized sample of the user's records, shuffled, so
+/// a provider cannot tell it from a real chunk.
+fn trap_input(records: &[&[u8]], size: usize, rng: &mut impl Rng) -> Vec<u8> {
+    let mut pick: Vec<&[u8]> = (0..size.max(1))
+        .map(|_| records[rng.gen_range(0..records.len())])
+        .collect();
+    pick.shuffle(rng);
+    let mut out: Vec<u8> = Vec::new();
+    for r in pick {
+        out.extend_from_slice(r);
+        if !r.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// Builds and answers a lot's traps in the local sandbox, running each
+/// twice: a script whose answers differ is refused before anyone is paid.
+async fn answer_traps(
+    exec: &Arc<ProcessExecutor>,
+    program: &[u8],
+    inputs: Vec<Vec<u8>>,
+) -> Result<Vec<(TrapSpec, Vec<u8>)>, CliError> {
+    // Two sandboxes at a time: each holds a handful of descriptors, and the
+    // sandbox's descriptor limit counts the numbers its parent has open.
+    let slots = Arc::new(tokio::sync::Semaphore::new(2));
+    let mut runs = tokio::task::JoinSet::new();
+    for (i, input) in inputs.into_iter().enumerate() {
+        let (exec, program, slots) = (exec.clone(), program.to_vec(), slots.clone());
+        runs.spawn(async move {
+            let _slot = slots.acquire_owned().await;
+            let (a, _) = run_subtask(&*exec, &program, &input).await;
+            let (b, _) = run_subtask(&*exec, &program, &input).await;
+            (i, input, a, b)
+        });
+    }
+    let mut done = Vec::new();
+    while let Some(r) = runs.join_next().await {
+        done.push(r.map_err(|e| CliError::Job(format!("local trap run: {e}")))?);
+    }
+    done.sort_by_key(|d| d.0);
+    let mut out = Vec::with_capacity(done.len());
+    for (_, input, a, b) in done {
+        if a != b {
+            return Err(CliError::Job(format!(
+                "the script printed different results on two runs over the same input:\n{}\
+                 first run: {:?}\nsecond run: {:?}\n\
+                 Providers would fail traps and lose their stake. Make it deterministic: \
+                 seed every random generator (random.seed(0)), do not print times, \
+                 addresses or set/dict orders that vary.",
+                String::from_utf8_lossy(&input),
+                String::from_utf8_lossy(&a[..a.len().min(300)]),
+                String::from_utf8_lossy(&b[..b.len().min(300)]),
+            )));
+        }
+        let spec = TrapSpec::precomputed(input_digest(program, &input), output_digest(&a));
+        out.push((spec, input));
+    }
+    Ok(out)
+}
+
+/// One posted job: which chunks its lots carry.
+#[derive(Debug, Clone)]
+struct Posted {
+    lots: Vec<Vec<usize>>,
+}
+
+/// A lot's progress, for the status file.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct LotState {
+    job: u64,
+    lot: u32,
+    state: &'static str,
+    provider: Option<String>,
+    traps: u32,
+}
+
+/// The client role: a [`ClientNode`] and the submission it serves.
+struct ClientRole {
+    node: ClientNode,
+    log: Log,
+    program: Vec<u8>,
+    chunks: Vec<Vec<u8>>,
+    outputs: Vec<Option<Vec<u8>>>,
+    posted: BTreeMap<u64, Posted>,
+    open: BTreeMap<u64, ()>,
+    lots: BTreeMap<(u64, u32), LotState>,
+    accused: BTreeMap<(u64, u32), bool>,
+    names: BTreeMap<idlegrid_primitives::AccountId, String>,
+    summary: Summary,
+    retries_left: u32,
+    pools: Pools,
+    opts: SubmitOptions,
+    seed: Seed,
+    exec: Arc<ProcessExecutor>,
+    failed: Option<String>,
+    preparing: bool,
+}
+
+impl ClientRole {
+    fn verified(&self) -> bool {
+        self.outputs.iter().all(Option::is_some)
+    }
+
+    /// Posts `chunks` (indices) as a new job: traps first, off the loop.
+    fn post(&mut self, chunks: Vec<usize>, done: &mpsc::Sender<Completion<Self>>) {
+        let lots = (self.opts.lots as usize).min(chunks.len()).max(1);
+        let per: Vec<Vec<usize>> = chunks
+            .chunks(chunks.len().div_ceil(lots))
+            .map(<[usize]>::to_vec)
+            .collect();
+        let job: u64 = self
+            .seed
+            .derive_indexed("job", u64::from(self.summary.jobs))
+            .rng()
+            .r#gen();
+        self.summary.jobs += 1;
+        if self.summary.id == 0 {
+            self.summary.id = job;
+        }
+        let mut rng = self.seed.derive_indexed("traps", job).rng();
+        let all: Vec<u8> = self.chunks.concat();
+        let records: Vec<&[u8]> = all.split_inclusive(|&b| b == b'\n').collect();
+        let size = records.len().div_ceil(self.chunks.len().max(1));
+        let trap_inputs: Vec<Vec<Vec<u8>>> = per
+            .iter()
+            .map(|l| {
+                (0..pool_size(l.len()))
+                    .map(|_| trap_input(&records, size, &mut rng))
+                    .collect()
+            })
+            .collect();
+        let (exec, program, done) = (Arc::clone(&self.exec), self.program.clone(), done.clone());
+        let data_inputs: Vec<Vec<Vec<u8>>> = per
+            .iter()
+            .map(|l| l.iter().map(|&c| self.chunks[c].clone()).collect())
+            .collect();
+        self.preparing = true;
+        self.log.line(format_args!(
+            "job {job}: {} subtasks in {} lots; answering {} traps locally",
+            chunks.len(),
+            per.len(),
+            trap_inputs.iter().map(Vec::len).sum::<usize>()
+        ));
+        tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for inputs in trap_inputs {
+                match answer_traps(&exec, &program, inputs).await {
+                    Ok(a) => answered.push(a),
+                    Err(e) => {
+                        let c: Completion<Self> = Box::new(move |r, _| r.fail(e.to_string()));
+                        let _ = done.send(c).await;
+                        return;
+                    }
+                }
+            }
+            let c: Completion<Self> =
+                Box::new(move |r, now| r.posted_traps(now, job, per, data_inputs, answered));
+            let _ = done.send(c).await;
+        });
+    }
+
+    fn posted_traps(
+        &mut self,
+        now: Timestamp,
+        job: u64,
+        per: Vec<Vec<usize>>,
+        inputs: Vec<Vec<Vec<u8>>>,
+        answered: Vec<Vec<(TrapSpec, Vec<u8>)>>,
+    ) {
+        self.preparing = false;
+        {
+            let mut p = self.pools.0.lock().unwrap_or_else(|e| e.into_inner());
+            for (lot, traps) in answered.into_iter().enumerate() {
+                let specs = traps.iter().map(|(s, _)| *s).collect();
+                p.specs.insert((job, lot as u32), specs);
+                for (s, b) in traps {
+                    p.bytes.insert(s.input, b);
+                }
+            }
+        }
+        let data = JobData {
+            program: self.program.clone(),
+            inputs,
+        };
+        let lots = per.len() as u32;
+        let request = JobRequest {
+            job,
+            lots,
+            max_slots_per_lot: 64,
+            max_price: Amount::new(self.opts.max_price),
+            cap_micros_per_subtask: 10_000_000,
+            min_reputation_bps: 0,
+            client_bond: Amount::new(5_000),
+            deadline: now + Duration::from_secs(self.opts.deadline_secs),
+            goods: JobGoods::none(),
+        };
+        let spec = JobSpec {
+            request,
+            inputs: data.digests(),
+            data: Some(data),
+        };
+        match self.node.post_job(now, spec) {
+            Ok(()) => {
+                for lot in 0..lots {
+                    self.lots.insert(
+                        (job, lot),
+                        LotState {
+                            job,
+                            lot,
+                            state: "posted",
+                            ..LotState::default()
+                        },
+                    );
+                }
+                self.posted.insert(job, Posted { lots: per });
+                self.open.insert(job, ());
+                self.log.line(format_args!("job {job} posted"));
+            }
+            Err(e) => self.fail(format!("posting job {job}: {e}")),
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.log.line(format_args!("giving up: {why}"));
+        self.failed = Some(why);
+    }
+
+    fn set(&mut self, job: u64, lot: u32, state: &'static str) {
+        if let Some(l) = self.lots.get_mut(&(job, lot)) {
+            l.state = state;
+        }
+    }
+
+    fn name(&self, a: &idlegrid_primitives::AccountId) -> String {
+        self.names.get(a).cloned().unwrap_or_else(|| a.to_string())
+    }
+
+    /// A job closed: post again every chunk still without a verified output.
+    fn closed(&mut self, job: u64, done: &mpsc::Sender<Completion<Self>>) {
+        self.open.remove(&job);
+        if !self.open.is_empty() || self.preparing || self.verified() {
+            return;
+        }
+        let missing: Vec<usize> = (0..self.chunks.len())
+            .filter(|&c| self.outputs[c].is_none())
+            .collect();
+        if self.retries_left == 0 {
+            self.fail(format!(
+                "{} subtasks unverified and no retries left",
+                missing.len()
+            ));
+            return;
+        }
+        self.retries_left -= 1;
+        self.log.line(format_args!(
+            "re-posting {} subtasks as a new job",
+            missing.len()
+        ));
+        self.post(missing, done);
+    }
+}
+
+impl Role for ClientRole {
+    type M = ClientNode;
+
+    fn machine(&mut self) -> &mut ClientNode {
+        &mut self.node
+    }
+
+    fn on_event(
+        &mut self,
+        ev: ClientEvent,
+        _now: Timestamp,
+        done: &mpsc::Sender<Completion<Self>>,
+    ) {
+        match ev {
+            ClientEvent::Planned {
+                job,
+                lot,
+                provider,
+                price,
+                traps,
+                slots,
+            } => {
+                let who = self.name(&provider);
+                self.log.line(format_args!(
+                    "job {job} lot {lot}: matched with {who} at {price}/s, {traps} traps among {slots} subtasks"
+                ));
+                self.summary.traps += traps;
+                if let Some(l) = self.lots.get_mut(&(job, lot)) {
+                    l.state = "running";
+                    l.provider = Some(who);
+                    l.traps = traps;
+                }
+            }
+            ClientEvent::Results {
+                job, lot, accused, ..
+            } => {
+                let bad = !accused.is_empty();
+                self.accused.insert((job, lot), bad);
+                if bad {
+                    self.summary.accused_lots += 1;
+                    self.log.line(format_args!(
+                        "job {job} lot {lot}: {} traps failed, provider accused",
+                        accused.len()
+                    ));
+                    self.set(job, lot, "accused");
+                } else {
+                    self.set(job, lot, "verified");
+                }
+            }
+            ClientEvent::Outputs { job, lot, outputs } => {
+                let clean = self.accused.get(&(job, lot)) == Some(&false);
+                let chunks = self
+                    .posted
+                    .get(&job)
+                    .and_then(|p| p.lots.get(lot as usize))
+                    .cloned();
+                if let (true, Some(chunks)) = (clean, chunks)
+                    && chunks.len() == outputs.len()
+                {
+                    for (c, o) in chunks.into_iter().zip(outputs) {
+                        self.outputs[c] = Some(o);
+                    }
+                    if let Some(p) = self.lots.get(&(job, lot)).and_then(|l| l.provider.clone())
+                        && !self.summary.providers.contains(&p)
+                    {
+                        self.summary.providers.push(p);
+                    }
+                }
+            }
+            ClientEvent::Settled(s) => {
+                self.summary.paid += s.paid.get();
+                self.summary.slashed += s.slashed.get();
+                self.log.line(format_args!(
+                    "job {} lot {}: settled, paid {}, provider slashed {}",
+                    s.job, s.lot, s.paid, s.slashed
+                ));
+                let state = if s.slashed.is_zero() {
+                    "paid"
+                } else {
+                    "slashed"
+                };
+                if self.accused.get(&(s.job, s.lot)) == Some(&false) {
+                    self.set(s.job, s.lot, state);
+                } else {
+                    self.set(s.job, s.lot, "slashed");
+                }
+            }
+            ClientEvent::Lapsed { job, lots } => {
+                self.summary.lapsed_lots += lots;
+                self.log
+                    .line(format_args!("job {job}: {lots} lots lapsed unmatched"));
+            }
+            ClientEvent::JobClosed { job, refunded } => {
+                self.summary.refunded += refunded.get();
+                self.log
+                    .line(format_args!("job {job} closed, {refunded} refunded"));
+                self.closed(job, done);
+            }
+            ClientEvent::Rejected { tx, reason } => match *tx {
+                MarketTx::PostJob(r) => {
+                    self.open.remove(&r.job);
+                    self.fail(format!(
+                        "the ledger refused job {}: {}",
+                        r.job, reason.detail
+                    ));
+                }
+                tx => self
+                    .log
+                    .line(format_args!("transaction rejected: {reason:?} ({tx:?})")),
+            },
+            ClientEvent::Ignored { from, reason } => {
+                self.log
+                    .line(format_args!("ignored a message from {from}: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let done = self.outputs.iter().filter(|o| o.is_some()).count();
+        serde_json::json!({
+            "id": self.summary.id,
+            "subtasks": self.chunks.len(),
+            "verified_subtasks": done,
+            "lots": self.lots.values().collect::<Vec<_>>(),
+            "summary": self.summary,
+            "finished": self.finished(),
+            "error": self.failed,
+        })
+    }
+
+    fn finished(&self) -> bool {
+        self.failed.is_some() || (self.verified() && self.open.is_empty() && !self.preparing)
+    }
+}
+
+/// Submits a job with the client of `cfg` and waits for it.
+pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliError> {
+    if cfg.me.role != NodeRole::Client {
+        return Err(CliError::Invalid(format!(
+            "{} is a {}, not a client",
+            cfg.me.name, cfg.me.role
+        )));
+    }
+    let program = std::fs::read(&opts.script).map_err(|e| CliError::io(&opts.script, e))?;
+    let input = std::fs::read(&opts.inputs).map_err(|e| CliError::io(&opts.inputs, e))?;
+    let chunks = split_lines(&input, opts.split.max(1));
+    if chunks.is_empty() {
+        return Err(CliError::Invalid(format!(
+            "{}: no input records",
+            opts.inputs.display()
+        )));
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| CliError::io(&cfg.data_dir, e))?;
+    let clock = Clock::since_unix_micros(cfg.network.genesis_unix_micros);
+    let log = Log::new(&cfg.me.name, clock);
+    let pools = Pools::default();
+    let index = cfg
+        .network
+        .with_role(NodeRole::Client)
+        .position(|m| m.name == cfg.me.name)
+        .unwrap_or(0);
+    let policy = TrapPolicy {
+        cost_per_subtask: Amount::new(250),
+        stake: Amount::new(cfg.network.market.stake_per_slot.into()),
+        price_to_pay_divisor: 20,
+    };
+    let nonce: u64 = rand::rngs::OsRng.r#gen();
+    let seed = Seed::from_u64(nonce);
+    let node = ClientNode::new(
+        cfg.network.light_setup(&cfg.key, index),
+        policy,
+        Box::new(pools.clone()),
+        seed,
+    );
+    let names = cfg
+        .network
+        .members
+        .iter()
+        .map(|m| {
+            (
+                crate::config::NetworkConfig::id_of(m).account(),
+                m.name.clone(),
+            )
+        })
+        .collect();
+    let mut role = ClientRole {
+        node,
+        log: log.clone(),
+        program,
+        outputs: vec![None; chunks.len()],
+        chunks,
+        posted: BTreeMap::new(),
+        open: BTreeMap::new(),
+        lots: BTreeMap::new(),
+        accused: BTreeMap::new(),
+        names,
+        summary: Summary::default(),
+        retries_left: opts.retries,
+        pools,
+        seed,
+        exec: Arc::new(ProcessExecutor::default()),
+        failed: None,
+        preparing: false,
+        opts: opts.clone(),
+    };
+    let net = bind(cfg).await?;
+    let (tx, mut rx) = mpsc::channel(4);
+    let all: Vec<usize> = (0..role.chunks.len()).collect();
+    role.post(all, &tx);
+    // The first completion (traps answered) is applied inside `drive`.
+    let first = rx.recv().await;
+    if let Some(c) = first {
+        c(&mut role, clock.now());
+    }
+    let timeout = tokio::time::sleep(std::time::Duration::from_secs(opts.timeout_secs));
+    let status = status_path(&cfg.data_dir, role.summary.id);
+    if let Some(dir) = status.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| CliError::io(dir, e))?;
+    }
+    log.line(format_args!(
+        "submission {} (see `idlegrid job status {}`)",
+        role.summary.id, role.summary.id
+    ));
+    let r = drive(&mut role, &net, clock, Some(&status), async {
+        tokio::select! {
+            () = timeout => {}
+            () = crate::runtime::shutdown_signal() => {}
+        }
+    })
+    .await;
+    net.shutdown().await;
+    r?;
+    let mut summary = role.summary.clone();
+    summary.verified = role.verified();
+    summary.error = role
+        .failed
+        .clone()
+        .or_else(|| (!summary.verified).then(|| "timed out".to_string()));
+    summary.output = role.outputs.iter().flatten().flatten().copied().collect();
+    Ok(summary)
+}
+
+/// The status file of submission `id` in a client's data dir.
+pub fn status_path(data_dir: &Path, id: u64) -> PathBuf {
+    data_dir.join("jobs").join(format!("{id}.json"))
+}

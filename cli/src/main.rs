@@ -1,0 +1,368 @@
+//! `idlegrid`: run the marketplace for real. See the crate docs of
+//! `idlegrid_cli` and the README's "Run a real network on your machine".
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use idlegrid_cli::config::Loaded;
+use idlegrid_cli::job::{SubmitOptions, status_path, submit};
+use idlegrid_cli::testnet::{self, InitOptions};
+use idlegrid_cli::{CliError, runtime};
+
+#[derive(Parser)]
+#[command(
+    name = "idlegrid",
+    version,
+    about = "Rent out idle computers, or rent them: idlegrid nodes for real"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// A network of node processes on this machine.
+    #[command(subcommand)]
+    Testnet(TestnetCmd),
+    /// One node.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// Jobs: submit a Python script, follow it.
+    #[command(subcommand)]
+    Job(JobCmd),
+    /// Accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+}
+
+#[derive(Subcommand)]
+enum TestnetCmd {
+    /// Keys, genesis and one config per node.
+    Init {
+        /// The testnet dir (must not hold a network.toml yet).
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        #[arg(long, default_value_t = 3)]
+        providers: usize,
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        /// Hosts the nodes are dealt over, comma-separated (default 127.0.0.1).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<IpAddr>,
+        /// TESTING ONLY: provider INDEX cheats on PPM parts per million of its subtasks (INDEX:PPM).
+        #[arg(long = "testing-cheater", value_parser = parse_cheater)]
+        cheaters: Vec<(usize, u32)>,
+    },
+    /// Starts every validator and provider as its own process.
+    Up {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stops every node of the dir.
+    Down {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Who is up, commit index, balances.
+    Status {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// Runs one node until SIGTERM.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// A testnet dir (its first client's config).
+    #[arg(long, conflicts_with = "config")]
+    dir: Option<PathBuf>,
+    /// A client config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ClientArgs {
+    fn path(&self) -> Result<PathBuf, CliError> {
+        match (&self.dir, &self.config) {
+            (_, Some(c)) => Ok(c.clone()),
+            (Some(d), None) => Ok(d.join("client-0").join("node.toml")),
+            (None, None) => Err(CliError::Invalid("give --dir DIR or --config FILE".into())),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Runs SCRIPT over the input records on providers; waits; writes the merged output.
+    Submit {
+        /// A Python script reading records on stdin, printing results on stdout.
+        script: PathBuf,
+        /// The input records, one per line.
+        #[arg(long)]
+        inputs: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Where to write the merged output (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Subtasks the records are cut into.
+        #[arg(long, default_value_t = 10)]
+        split: usize,
+        /// Lots (providers) the subtasks are spread over.
+        #[arg(long, default_value_t = 3)]
+        lots: u32,
+        /// Highest price per compute-second.
+        #[arg(long, default_value_t = 10_000)]
+        max_price: u128,
+        /// Seconds until unmatched lots lapse.
+        #[arg(long, default_value_t = 20)]
+        deadline: u64,
+        /// Times failed lots are posted again.
+        #[arg(long, default_value_t = 3)]
+        retries: u32,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// Wait for the result (always on; kept for scripts that pass it).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Progress of a submission.
+    Status {
+        id: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Balances as the most advanced running validator last reported them.
+    Balance {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+fn parse_cheater(s: &str) -> Result<(usize, u32), String> {
+    let (i, p) = s.split_once(':').ok_or("expected INDEX:PPM")?;
+    let i = i.parse().map_err(|_| format!("bad provider index {i:?}"))?;
+    let p: u32 = p.parse().map_err(|_| format!("bad ppm {p:?}"))?;
+    if p > 1_000_000 {
+        return Err("ppm is at most 1000000".into());
+    }
+    Ok((i, p))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.cmd) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn tokio() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Invalid(format!("tokio runtime: {e}")))
+}
+
+fn run(cmd: Cmd) -> Result<ExitCode, CliError> {
+    match cmd {
+        Cmd::Testnet(t) => testnet_cmd(t),
+        Cmd::Node(NodeCmd::Run { config }) => {
+            let cfg = Loaded::load(&config)?;
+            tokio()?.block_on(runtime::run_node(&cfg))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Job(j) => job_cmd(j),
+        Cmd::Account(AccountCmd::Balance { dir }) => balances(&dir),
+    }
+}
+
+fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
+    match t {
+        TestnetCmd::Init {
+            dir,
+            validators,
+            providers,
+            clients,
+            hosts,
+            cheaters,
+        } => {
+            let mut opts = InitOptions {
+                validators,
+                providers,
+                clients,
+                cheaters,
+                ..InitOptions::default()
+            };
+            if !hosts.is_empty() {
+                opts.hosts = hosts;
+            }
+            let net = testnet::init(&dir, &opts)?;
+            for m in &net.members {
+                println!("{:<12} {:<9} {}", m.name, m.role.to_string(), m.addr);
+            }
+            println!(
+                "testnet in {}; start it with `idlegrid testnet up --dir {}`",
+                dir.display(),
+                dir.display()
+            );
+        }
+        TestnetCmd::Up { dir } => {
+            let exe =
+                std::env::current_exe().map_err(|e| CliError::io(Path::new("idlegrid"), e))?;
+            for (name, pid) in testnet::up(&dir, &exe)? {
+                println!("{name:<12} started, pid {pid}");
+            }
+        }
+        TestnetCmd::Down { dir } => {
+            let stopped = testnet::down(&dir, std::time::Duration::from_secs(5))?;
+            println!("stopped {} nodes", stopped.len());
+        }
+        TestnetCmd::Status { dir } => {
+            for n in testnet::status(&dir)? {
+                let s = n.status.unwrap_or_default();
+                let field = |k: &str| {
+                    s.get(k)
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into())
+                };
+                let what = match n.role {
+                    idlegrid_cli::config::Role::Validator => format!("commit {}", field("commit")),
+                    _ => format!(
+                        "lots settled {}, earned {}, slashed {}",
+                        field("lots_settled"),
+                        field("earned"),
+                        field("slashed")
+                    ),
+                };
+                let up = n
+                    .pid
+                    .map_or("down".to_string(), |p| format!("up (pid {p})"));
+                println!("{:<12} {:<9} {:<16} {what}", n.name, n.role.to_string(), up);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
+    match j {
+        JobCmd::Submit {
+            script,
+            inputs,
+            client,
+            out,
+            split,
+            lots,
+            max_price,
+            deadline,
+            retries,
+            timeout,
+            wait: _,
+        } => {
+            let cfg = Loaded::load(&client.path()?)?;
+            let opts = SubmitOptions {
+                script,
+                inputs,
+                split,
+                lots,
+                max_price,
+                deadline_secs: deadline,
+                retries,
+                timeout_secs: timeout,
+            };
+            let s = tokio()?.block_on(submit(&cfg, opts))?;
+            match &out {
+                Some(p) => std::fs::write(p, &s.output).map_err(|e| CliError::io(p, e))?,
+                None => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&s.output);
+                }
+            }
+            eprintln!(
+                "submission {}: {} — {} jobs, providers [{}], paid {}, traps {}, accused lots {}, slashed {}, lapsed lots {}, refunded {}",
+                s.id,
+                if s.verified {
+                    "verified"
+                } else {
+                    "NOT verified"
+                },
+                s.jobs,
+                s.providers.join(", "),
+                s.paid,
+                s.traps,
+                s.accused_lots,
+                s.slashed,
+                s.lapsed_lots,
+                s.refunded
+            );
+            if let Some(e) = &s.error {
+                eprintln!("error: {e}");
+            }
+            Ok(if s.verified {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        JobCmd::Status { id, client } => {
+            let cfg = Loaded::load(&client.path()?)?;
+            let path = status_path(&cfg.data_dir, id);
+            let text = std::fs::read_to_string(&path).map_err(|e| CliError::io(&path, e))?;
+            println!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn balances(dir: &Path) -> Result<ExitCode, CliError> {
+    let best = testnet::status(dir)?
+        .into_iter()
+        .filter(|n| n.role == idlegrid_cli::config::Role::Validator)
+        .filter_map(|n| n.status)
+        .max_by_key(|s| {
+            s.get("commit")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        })
+        .ok_or_else(|| {
+            CliError::Invalid(format!(
+                "no validator of {} has reported yet",
+                dir.display()
+            ))
+        })?;
+    println!("as of commit {}", best["commit"]);
+    if let Some(accounts) = best["accounts"].as_object() {
+        for (name, a) in accounts {
+            println!(
+                "{name:<12} balance {:>14} bonded {:>10} locked {:>10}",
+                a["balance"].as_str().unwrap_or("-"),
+                a["bonded"].as_str().unwrap_or("-"),
+                a["locked"].as_str().unwrap_or("-")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

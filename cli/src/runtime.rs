@@ -1,0 +1,552 @@
+//! The runtime: drives `idlegrid-node` machines over the encrypted TCP
+//! transport with the real clock. One loop ([`drive`]) for every role; a
+//! role ([`Role`]) adds what only it needs: the validator's durability step
+//! before anything leaves, the provider's sandboxed executor, the client's
+//! job tracking. Every protocol decision stays in the machines.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use idlegrid_executor::{Executor, Limits, ProcessExecutor, Program, Task};
+use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
+use idlegrid_node::store::persist_step;
+use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
+use idlegrid_node::wire::{LotData, NodeMessage, output_digest};
+use idlegrid_primitives::{Amount, Destination, Machine, Seed, Timestamp, Transmit};
+use idlegrid_store::RedbStore;
+use idlegrid_transport::{Clock, Codec, PostcardCodec, TcpConfig, TcpTransport, Transport};
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use crate::CliError;
+use crate::config::{Loaded, NetworkConfig, Role as NodeRole};
+
+/// Work finished off the loop (an execution), applied to the role.
+pub type Completion<R> = Box<dyn FnOnce(&mut R, Timestamp) + Send>;
+
+/// Commits between two ledger checkpoints in a validator's store.
+pub const CHECKPOINT_EVERY: u64 = 200;
+
+/// What one kind of node adds to the driving loop.
+pub trait Role: Sized + 'static {
+    /// The machine.
+    type M: Machine<Message = NodeMessage>;
+    /// The machine.
+    fn machine(&mut self) -> &mut Self::M;
+    /// Runs after every input, before any transmit leaves.
+    fn after_input(&mut self) -> Result<(), CliError> {
+        Ok(())
+    }
+    /// Handles one event; slow work goes to a task that sends a
+    /// [`Completion`] back.
+    fn on_event(
+        &mut self,
+        ev: <Self::M as Machine>::Event,
+        now: Timestamp,
+        done: &mpsc::Sender<Completion<Self>>,
+    );
+    /// The status file's content.
+    fn status(&self) -> serde_json::Value;
+    /// True when the role has finished (a client whose job is done).
+    fn finished(&self) -> bool {
+        false
+    }
+}
+
+/// A one-line log on standard error: `[  12.345s name] message`.
+#[derive(Debug, Clone)]
+pub struct Log {
+    name: String,
+    clock: Clock,
+}
+
+impl Log {
+    /// A log for `name` on `clock`.
+    pub fn new(name: &str, clock: Clock) -> Self {
+        Self {
+            name: name.to_string(),
+            clock,
+        }
+    }
+
+    /// Writes one line.
+    pub fn line(&self, msg: impl std::fmt::Display) {
+        let t = self.clock.now().as_micros();
+        eprintln!(
+            "[{:>5}.{:03}s {}] {msg}",
+            t / 1_000_000,
+            (t / 1_000) % 1_000,
+            self.name
+        );
+    }
+}
+
+/// Binds the node's transport on its configured address.
+pub async fn bind(cfg: &Loaded) -> Result<TcpTransport, CliError> {
+    TcpTransport::bind(
+        cfg.key.clone(),
+        cfg.me.addr,
+        cfg.network.address_book(),
+        TcpConfig::default(),
+    )
+    .await
+    .map_err(|e| CliError::Network(format!("listen on {}: {e}", cfg.me.addr)))
+}
+
+async fn send(net: &TcpTransport, codec: &PostcardCodec, t: Transmit<NodeMessage>) {
+    let bytes = codec.encode(&t.msg);
+    // A full queue or an unknown peer drops the message; the protocols
+    // retransmit what they need.
+    let _ = match t.to {
+        Destination::To(to) => net.send(to, bytes).await,
+        Destination::Broadcast => net.broadcast(bytes).await.map(|_| ()),
+    };
+}
+
+/// Drives `role` until `shutdown` resolves or the role has finished,
+/// writing `status` (JSON) every half second.
+pub async fn drive<R: Role>(
+    role: &mut R,
+    net: &TcpTransport,
+    clock: Clock,
+    status: Option<&Path>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), CliError> {
+    let codec = PostcardCodec::default();
+    let (done_tx, mut done_rx) = mpsc::channel::<Completion<R>>(1_024);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        role.after_input()?;
+        loop {
+            let mut idle = true;
+            while let Some(t) = role.machine().poll_transmit() {
+                idle = false;
+                send(net, &codec, t).await;
+            }
+            while let Some(ev) = role.machine().poll_event() {
+                idle = false;
+                role.on_event(ev, clock.now(), &done_tx);
+            }
+            if idle {
+                break;
+            }
+            role.after_input()?;
+        }
+        if role.finished() {
+            write_status(status, &role.status());
+            return Ok(());
+        }
+        let wake = role
+            .machine()
+            .poll_timeout()
+            .and_then(|t| clock.instant_at(t));
+        let sleep = async {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                write_status(status, &role.status());
+                return Ok(());
+            }
+            Some(c) = done_rx.recv() => c(role, clock.now()),
+            () = sleep => role.machine().handle_timeout(clock.now()),
+            r = net.recv() => match r {
+                Ok((from, bytes)) => {
+                    if let Ok(msg) = codec.decode(&bytes) {
+                        role.machine().handle_message(clock.now(), from, msg);
+                    }
+                }
+                Err(e) => return Err(CliError::Network(format!("transport stopped: {e}"))),
+            },
+            _ = tick.tick() => write_status(status, &role.status()),
+        }
+    }
+}
+
+/// Writes the status file atomically (write, then rename).
+fn write_status(path: Option<&Path>, value: &serde_json::Value) {
+    let Some(path) = path else { return };
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, value.to_string()).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}
+
+/// A validator: consensus, ledger and marketplace, durable in redb.
+pub struct ValidatorRole {
+    node: ValidatorNode,
+    store: RedbStore,
+    network: NetworkConfig,
+    log: Log,
+    commit: u64,
+    name: String,
+}
+
+impl ValidatorRole {
+    /// Opens (or creates) the store in `cfg.data_dir` and recovers the
+    /// node from it.
+    pub fn open(cfg: &Loaded, log: Log) -> Result<Self, CliError> {
+        let setup = cfg.network.validator_setup()?;
+        let path = cfg.data_dir.join("store.redb");
+        let fresh = !path.exists();
+        let store = if fresh {
+            RedbStore::create(&path)
+        } else {
+            RedbStore::open(&path)
+        }
+        .map_err(|e| CliError::Store(e.to_string()))?;
+        let stored = idlegrid_node::store::NodeStore::load(&store)
+            .map_err(|e| CliError::Store(e.to_string()))?;
+        let seed = Seed::from_bytes(cfg.key.node_id().to_bytes()).derive("validator-node");
+        let node = ValidatorNode::recover(
+            cfg.key.clone(),
+            cfg.network.committee(),
+            &setup,
+            seed,
+            false,
+            stored,
+            CHECKPOINT_EVERY,
+        )
+        .map_err(|e| CliError::Store(format!("recovery from {}: {e}", path.display())))?;
+        let commit = node.consensus().stats().commits;
+        log.line(format_args!(
+            "{} store {}, recovered to commit {commit}",
+            if fresh { "created" } else { "opened" },
+            path.display()
+        ));
+        Ok(Self {
+            node,
+            store,
+            network: cfg.network.clone(),
+            log,
+            commit,
+            name: cfg.me.name.clone(),
+        })
+    }
+}
+
+impl Role for ValidatorRole {
+    type M = ValidatorNode;
+
+    fn machine(&mut self) -> &mut ValidatorNode {
+        &mut self.node
+    }
+
+    fn after_input(&mut self) -> Result<(), CliError> {
+        persist_step(&mut self.node, &mut self.store).map_err(|e| CliError::Store(e.to_string()))
+    }
+
+    fn on_event(
+        &mut self,
+        ev: ValidatorEvent,
+        _now: Timestamp,
+        _done: &mpsc::Sender<Completion<Self>>,
+    ) {
+        match ev {
+            ValidatorEvent::Applied {
+                index,
+                applied,
+                rejected,
+                violation,
+                ..
+            } => {
+                self.commit = index;
+                if let Some(v) = violation {
+                    self.log
+                        .line(format_args!("INVARIANT VIOLATED at commit {index}: {v}"));
+                }
+                if applied + rejected > 0 {
+                    self.log.line(format_args!(
+                        "commit {index}: {applied} transactions applied, {rejected} rejected"
+                    ));
+                }
+            }
+            ValidatorEvent::RefereeDuty { job, lot, .. } => {
+                // Referees re-run disputed traps; the trap bytes travel only
+                // between client and provider, so a validator process holds
+                // nothing to run and abstains (the round then settles on the
+                // votes cast, see the marketplace's fallback).
+                self.log.line(format_args!(
+                    "referee duty for job {job} lot {lot}: no trap bytes held, abstaining"
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let ledger = self.node.ledger();
+        let accounts: serde_json::Map<String, serde_json::Value> = self
+            .network
+            .members
+            .iter()
+            .map(|m| {
+                let a = NetworkConfig::id_of(m).account();
+                let v = serde_json::json!({
+                    "balance": ledger.balance(&a).get().to_string(),
+                    "bonded": ledger.bonded(&a).get().to_string(),
+                    "locked": ledger.locked(&a).get().to_string(),
+                });
+                (m.name.clone(), v)
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.name,
+            "role": NodeRole::Validator,
+            "pid": std::process::id(),
+            "commit": self.commit,
+            "state_digest": ledger.state_digest().to_string(),
+            "initial_supply": ledger.initial_supply().get().to_string(),
+            "total_supply": ledger.total_supply().get().to_string(),
+            "burned": ledger.burned().get().to_string(),
+            "accounts": accounts,
+        })
+    }
+}
+
+/// A provider: runs its lots' subtasks in the sandbox.
+pub struct ProviderRole {
+    node: ProviderNode,
+    exec: Arc<ProcessExecutor>,
+    cheat_ppm: u32,
+    seed: Seed,
+    runs: u64,
+    log: Log,
+    name: String,
+    earned: Amount,
+    slashed: Amount,
+    lots_done: u64,
+}
+
+impl ProviderRole {
+    /// The provider of `cfg`.
+    pub fn new(cfg: &Loaded, log: Log) -> Result<Self, CliError> {
+        let p = cfg
+            .node
+            .provider
+            .as_ref()
+            .ok_or_else(|| CliError::Invalid("not a provider".into()))?;
+        let index = cfg
+            .network
+            .with_role(NodeRole::Provider)
+            .position(|m| m.name == cfg.me.name)
+            .unwrap_or(0);
+        let offer = ProviderOffer {
+            price: Amount::new(p.price.into()),
+            capacity: p.capacity,
+            stake_per_slot: Amount::new(cfg.network.market.stake_per_slot.into()),
+            region: 0,
+        };
+        let seed = Seed::from_bytes(cfg.key.node_id().to_bytes()).derive("provider-node");
+        let setup = cfg.network.light_setup(&cfg.key, index);
+        if p.testing_cheat_ppm > 0 {
+            log.line(format_args!(
+                "TESTING: this provider cheats on {} ppm of its subtasks",
+                p.testing_cheat_ppm
+            ));
+        }
+        Ok(Self {
+            node: ProviderNode::new(setup, offer, seed),
+            exec: Arc::new(ProcessExecutor::default()),
+            cheat_ppm: p.testing_cheat_ppm,
+            seed: seed.derive("cheat"),
+            runs: 0,
+            log,
+            name: cfg.me.name.clone(),
+            earned: Amount::ZERO,
+            slashed: Amount::ZERO,
+            lots_done: 0,
+        })
+    }
+
+    fn execute(
+        &mut self,
+        lot: LotKey,
+        data: Option<LotData>,
+        done: &mpsc::Sender<Completion<Self>>,
+    ) {
+        let Some(data) = data else {
+            self.log.line(format_args!(
+                "lot {}/{}: no input bytes from the client, not run",
+                lot.1, lot.2
+            ));
+            return;
+        };
+        self.runs += 1;
+        let mut rng = self.seed.derive_indexed("lot", self.runs).rng();
+        let cheat: Vec<bool> = data
+            .inputs
+            .iter()
+            .map(|_| rng.gen_range(0..1_000_000) < self.cheat_ppm)
+            .collect();
+        self.log.line(format_args!(
+            "lot {}/{}: running {} subtasks in the sandbox",
+            lot.1,
+            lot.2,
+            data.inputs.len()
+        ));
+        let exec = Arc::clone(&self.exec);
+        let done = done.clone();
+        tokio::spawn(async move {
+            let report = run_lot(&*exec, &data, &cheat).await;
+            let c: Completion<ProviderRole> =
+                Box::new(move |r, now| r.node.handle_executed(now, lot, report));
+            let _ = done.send(c).await;
+        });
+    }
+}
+
+/// What a subtask prints when the sandbox refused or failed it: the same
+/// bytes on every honest machine, so a failing script fails traps nobody.
+pub fn failure_output(e: &idlegrid_executor::ExecError) -> Vec<u8> {
+    format!("idlegrid: subtask failed: {e}\n").into_bytes()
+}
+
+/// Runs one subtask of `program` in the sandbox; the output bytes.
+pub async fn run_subtask(exec: &dyn Executor, program: &[u8], input: &[u8]) -> (Vec<u8>, u64) {
+    let task = Task::new(Program::python(program.to_vec()), input.to_vec());
+    let mut attempt = 0;
+    loop {
+        match exec.execute(&task, &Limits::default()).await {
+            Ok(x) => return (x.output, x.usage.compute_micros),
+            // A host failure says nothing about the script: try again.
+            Err(idlegrid_executor::ExecError::Host(_)) if attempt < 3 => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+            }
+            Err(e) => return (failure_output(&e), 0),
+        }
+    }
+}
+
+/// Runs a lot's subtasks; `cheat[i]` replaces subtask `i` by garbage.
+async fn run_lot(exec: &dyn Executor, data: &LotData, cheat: &[bool]) -> ExecReport {
+    let mut outputs = Vec::with_capacity(data.inputs.len());
+    let mut usage = 0;
+    for (input, &c) in data.inputs.iter().zip(cheat) {
+        if c {
+            outputs.push(b"made up\n".to_vec());
+            continue;
+        }
+        let (out, micros) = run_subtask(exec, &data.program, input).await;
+        usage += micros;
+        outputs.push(out);
+    }
+    ExecReport {
+        outputs: outputs.iter().map(|o| output_digest(o)).collect(),
+        usage_micros: usage.max(1),
+        cheated: cheat.to_vec(),
+        data: Some(outputs),
+    }
+}
+
+impl Role for ProviderRole {
+    type M = ProviderNode;
+
+    fn machine(&mut self) -> &mut ProviderNode {
+        &mut self.node
+    }
+
+    fn on_event(
+        &mut self,
+        ev: ProviderEvent,
+        _now: Timestamp,
+        done: &mpsc::Sender<Completion<Self>>,
+    ) {
+        match ev {
+            ProviderEvent::Execute { lot, data, .. } => self.execute(lot, data, done),
+            ProviderEvent::Matched { lot, price } => {
+                self.log
+                    .line(format_args!("matched lot {}/{} at {price}/s", lot.1, lot.2));
+            }
+            ProviderEvent::Settled(s) => {
+                self.lots_done += 1;
+                self.earned = self.earned.saturating_add(s.paid);
+                self.slashed = self.slashed.saturating_add(s.slashed);
+                self.log.line(format_args!(
+                    "lot {}/{} settled: paid {}, slashed {}",
+                    s.job, s.lot, s.paid, s.slashed
+                ));
+            }
+            ProviderEvent::Answered { lot, confessed } => self.log.line(format_args!(
+                "lot {}/{} accused: {}",
+                lot.1,
+                lot.2,
+                if confessed { "accepted" } else { "disputed" }
+            )),
+            ProviderEvent::Rejected { tx, reason } => {
+                self.log
+                    .line(format_args!("transaction rejected: {reason:?} ({tx:?})"));
+            }
+            ProviderEvent::Ignored { from, reason } => {
+                self.log
+                    .line(format_args!("ignored a message from {from}: {reason}"));
+            }
+            _ => {}
+        }
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "role": NodeRole::Provider,
+            "pid": std::process::id(),
+            "open_lots": self.node.open_lots(),
+            "lots_settled": self.lots_done,
+            "earned": self.earned.get().to_string(),
+            "slashed": self.slashed.get().to_string(),
+        })
+    }
+}
+
+/// Runs the node of `cfg` (validator or provider) until SIGTERM/SIGINT.
+pub async fn run_node(cfg: &Loaded) -> Result<(), CliError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| CliError::io(&cfg.data_dir, e))?;
+    let clock = Clock::since_unix_micros(cfg.network.genesis_unix_micros);
+    let log = Log::new(&cfg.me.name, clock);
+    let status: PathBuf = cfg.data_dir.join("status.json");
+    let net = bind(cfg).await?;
+    log.line(format_args!(
+        "{} {} listening on {}",
+        cfg.me.role,
+        cfg.key.node_id(),
+        net.local_addr()
+    ));
+    let stop = shutdown_signal();
+    let r = match cfg.me.role {
+        NodeRole::Validator => {
+            let mut role = ValidatorRole::open(cfg, log.clone())?;
+            drive(&mut role, &net, clock, Some(&status), stop).await
+        }
+        NodeRole::Provider => {
+            let mut role = ProviderRole::new(cfg, log.clone())?;
+            drive(&mut role, &net, clock, Some(&status), stop).await
+        }
+        NodeRole::Client => Err(CliError::Invalid(
+            "a client does not run as a node; use `idlegrid job submit`".into(),
+        )),
+    };
+    net.shutdown().await;
+    log.line("stopped");
+    r
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,352 @@
+//! The whole promise with real processes on loopback: `testnet init` +
+//! `up` (4 validators and 3 providers as separate OS processes, one provider
+//! cheating on 30 % of its subtasks), `job submit` of a real Python script
+//! over 30 records, one validator SIGKILLed mid-job and restarted from its
+//! store, `job status` read mid-job, `testnet down`. Bounded: every wait has
+//! a deadline, and a guard stops every process the test started even when
+//! it fails.
+
+// A test of real processes waits on the real clock.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_idlegrid");
+
+const SCRIPT: &str = r#"import sys
+for line in sys.stdin:
+    line = line.strip()
+    if line:
+        n = int(line)
+        print(n, n * n, sum(i * i for i in range(n)), sorted({n % 7, n % 5, n % 3}))
+"#;
+
+/// Stops the testnet when dropped.
+struct Testnet(PathBuf);
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        let _ = idlegrid(&["testnet", "down", "--dir", path(&self.0)]);
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn idlegrid(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("run idlegrid")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = idlegrid(args);
+    assert!(
+        o.status.success(),
+        "idlegrid {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn status_json(dir: &Path, node: &str) -> Option<serde_json::Value> {
+    let s = std::fs::read_to_string(dir.join(node).join("status.json")).ok()?;
+    serde_json::from_str(&s).ok()
+}
+
+fn commit(dir: &Path, node: &str) -> u64 {
+    status_json(dir, node)
+        .and_then(|s| s["commit"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until `f` holds, at most `limit`.
+fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn python_available() -> bool {
+    Command::new("python3")
+        .arg("-c")
+        .arg("pass")
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn submit(dir: &Path, script: &Path, inputs: &Path, out: &Path) -> Child {
+    Command::new(BIN)
+        .args([
+            "job",
+            "submit",
+            path(script),
+            "--inputs",
+            path(inputs),
+            "--dir",
+            path(dir),
+        ])
+        .args([
+            "--out",
+            path(out),
+            "--split",
+            "10",
+            "--lots",
+            "3",
+            "--timeout",
+            "120",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn job submit")
+}
+
+#[test]
+fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_validator_kill() {
+    if !python_available() {
+        eprintln!("python3 missing: skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    // Validators on four different loopback addresses, as if on four hosts.
+    ok(&[
+        "testnet",
+        "init",
+        "--dir",
+        path(&dir),
+        "--validators",
+        "4",
+        "--providers",
+        "3",
+        "--clients",
+        "1",
+        "--hosts",
+        "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5",
+        "--testing-cheater",
+        "0:300000",
+    ]);
+    let net = std::fs::read_to_string(dir.join("network.toml")).expect("network file");
+    for host in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+        assert!(net.contains(host), "a node listens on {host}");
+    }
+    let _guard = Testnet(dir.clone());
+    ok(&["testnet", "up", "--dir", path(&dir)]);
+    // A second `up` on a running dir says so.
+    let again = idlegrid(&["testnet", "up", "--dir", path(&dir)]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already up"));
+    wait_for(Duration::from_secs(30), "validators committing", || {
+        (0..4).all(|v| commit(&dir, &format!("validator-{v}")) > 5)
+    });
+
+    let script = tmp.path().join("job.py");
+    let inputs = tmp.path().join("records.txt");
+    let out = tmp.path().join("out.txt");
+    std::fs::write(&script, SCRIPT).expect("write script");
+    let records: String = (1..=30).map(|i| format!("{}\n", i * 37 % 101)).collect();
+    std::fs::write(&inputs, &records).expect("write records");
+    let mut job = submit(&dir, &script, &inputs, &out);
+
+    // Mid-job: the status command shows the submission's lots.
+    let jobs = dir.join("client-0").join("jobs");
+    let mut id = String::new();
+    wait_for(
+        Duration::from_secs(60),
+        "the submission's status file",
+        || {
+            let Some(f) = std::fs::read_dir(&jobs).ok().and_then(|mut d| d.next()) else {
+                return false;
+            };
+            let name = f
+                .expect("dir entry")
+                .file_name()
+                .into_string()
+                .expect("utf-8");
+            id = name.trim_end_matches(".json").to_string();
+            true
+        },
+    );
+    let status = ok(&["job", "status", &id, "--dir", path(&dir)]);
+    assert!(
+        status.contains("\"lots\""),
+        "job status shows lots: {status}"
+    );
+
+    // Kill validator-1 without warning, then restart it from its store.
+    let before = commit(&dir, "validator-1");
+    ok_kill(&dir, "validator-1");
+    std::thread::sleep(Duration::from_millis(500));
+    idlegrid_cli::testnet::start_node(&dir, Path::new(BIN), "validator-1").expect("restart");
+    let log = dir.join("validator-1").join("node.log");
+
+    let done = wait_child(&mut job, Duration::from_secs(150));
+    let stderr = {
+        use std::io::Read;
+        let mut s = String::new();
+        job.stderr
+            .take()
+            .expect("piped")
+            .read_to_string(&mut s)
+            .expect("read stderr");
+        s
+    };
+    assert!(done, "job submit finished:\n{stderr}");
+    assert!(
+        job.wait().expect("status").success(),
+        "job verified:\n{stderr}"
+    );
+
+    // The merged output is what the script prints run locally.
+    let local = Command::new("python3")
+        .arg(&script)
+        .stdin(std::fs::File::open(&inputs).expect("records"))
+        .output()
+        .expect("local run");
+    assert_eq!(
+        std::fs::read(&out).expect("output"),
+        local.stdout,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("accused"),
+        "the cheater was caught:\n{stderr}"
+    );
+    assert!(
+        stderr.contains("re-posting"),
+        "its lots ran again elsewhere:\n{stderr}"
+    );
+
+    // The restarted validator recovered what it had committed and caught up.
+    let restarted = std::fs::read_to_string(&log).expect("log");
+    assert!(restarted.contains("opened store"), "{restarted}");
+    wait_for(
+        Duration::from_secs(60),
+        "the restarted validator to catch up",
+        || commit(&dir, "validator-1") > before + 10,
+    );
+
+    // Every validator: the cheater slashed, supply conserved, same balances.
+    wait_for(
+        Duration::from_secs(30),
+        "every validator to see the slash",
+        || {
+            (0..4).all(|v| {
+                status_json(&dir, &format!("validator-{v}"))
+                    .is_some_and(|s| s["accounts"]["provider-0"]["bonded"].as_str() != Some("8000"))
+            })
+        },
+    );
+    let views: Vec<serde_json::Value> = (0..4)
+        .map(|v| status_json(&dir, &format!("validator-{v}")).expect("status"))
+        .collect();
+    for s in &views {
+        let n = |k: &str| s[k].as_str().expect(k).parse::<u128>().expect("number");
+        assert_eq!(
+            n("total_supply") + n("burned"),
+            n("initial_supply"),
+            "supply conserved: {s}"
+        );
+        assert_eq!(
+            s["accounts"], views[0]["accounts"],
+            "validators agree on balances"
+        );
+    }
+
+    let stopped = ok(&["testnet", "down", "--dir", path(&dir)]);
+    assert!(stopped.contains("stopped 7 nodes"), "{stopped}");
+    for node in [
+        "validator-0",
+        "validator-1",
+        "validator-2",
+        "validator-3",
+        "provider-0",
+    ] {
+        assert_eq!(
+            idlegrid_cli::testnet::running(&dir, node),
+            None,
+            "{node} is gone"
+        );
+    }
+}
+
+fn ok_kill(dir: &Path, node: &str) {
+    assert!(
+        idlegrid_cli::testnet::signal(dir, node, rustix::process::Signal::KILL),
+        "{node} was running"
+    );
+    wait_for(Duration::from_secs(10), "the killed process to go", || {
+        idlegrid_cli::testnet::running(dir, node).is_none()
+    });
+}
+
+fn wait_child(c: &mut Child, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if c.try_wait().expect("try_wait").is_some() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = c.kill();
+    false
+}
+
+#[test]
+fn bad_configs_get_one_clear_message_naming_the_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    ok(&[
+        "testnet",
+        "init",
+        "--dir",
+        path(&dir),
+        "--validators",
+        "1",
+        "--providers",
+        "1",
+    ]);
+    // init twice refuses.
+    let twice = idlegrid(&["testnet", "init", "--dir", path(&dir)]);
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already exists"));
+    // An unknown field.
+    let cfg = dir.join("provider-0").join("node.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("colour = \"blue\"\n{text}")).expect("write");
+    let e = idlegrid(&["node", "run", "--config", path(&cfg)]);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && msg.contains("node.toml") && msg.contains("colour"),
+        "{msg}"
+    );
+    std::fs::write(&cfg, text).expect("restore");
+    // A key file that is not this node's.
+    std::fs::copy(
+        dir.join("validator-0").join("key"),
+        dir.join("provider-0").join("key.other"),
+    )
+    .expect("copy key");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("key_file = \"key\"", "key_file = \"key.other\""),
+    )
+    .expect("write");
+    let e = idlegrid(&["node", "run", "--config", path(&cfg)]);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(!e.status.success() && msg.contains("key.other"), "{msg}");
+    // A missing network file.
+    let e = idlegrid(&[
+        "job",
+        "status",
+        "1",
+        "--config",
+        path(&tmp.path().join("nope.toml")),
+    ]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("nope.toml"));
+}
