@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::CliError;
 use crate::config::{Loaded, Role as NodeRole};
-use crate::runtime::{Completion, Log, Role, bind, drive, run_subtask};
+use crate::runtime::{Completion, Log, Role, bind, drive, failure_of, run_subtask};
 
 /// What `job submit` was asked.
 #[derive(Debug, Clone)]
@@ -157,6 +157,13 @@ async fn answer_traps(
     done.sort_by_key(|d| d.0);
     let mut out = Vec::with_capacity(done.len());
     for (_, input, a, b) in done {
+        if let Some(why) = failure_of(&a) {
+            return Err(CliError::Job(format!(
+                "the script fails in the sandbox on a sample of your records ({why}); \
+                 nothing was posted or paid. Sample:\n{}",
+                String::from_utf8_lossy(&input[..input.len().min(300)])
+            )));
+        }
         if a != b {
             return Err(CliError::Job(format!(
                 "the script printed different results on two runs over the same input:\n{}\
@@ -617,6 +624,20 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
         .clone()
         .or_else(|| (!summary.verified).then(|| "timed out".to_string()));
     summary.output = role.outputs.iter().flatten().flatten().copied().collect();
+    let failed: Vec<String> = role
+        .outputs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| Some(format!("subtask {i}: {}", failure_of(o.as_ref()?)?)))
+        .collect();
+    if !failed.is_empty() {
+        summary.verified = false;
+        summary.error = Some(format!(
+            "the script failed on {} subtasks (verified: every provider saw the same failure):\n{}",
+            failed.len(),
+            failed.join("\n")
+        ));
+    }
     Ok(summary)
 }
 

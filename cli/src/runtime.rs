@@ -404,7 +404,16 @@ impl ProviderRole {
 /// What a subtask prints when the sandbox refused or failed it: the same
 /// bytes on every honest machine, so a failing script fails traps nobody.
 pub fn failure_output(e: &idlegrid_executor::ExecError) -> Vec<u8> {
-    format!("idlegrid: subtask failed: {e}\n").into_bytes()
+    format!("{FAILURE_PREFIX}{e}\n").into_bytes()
+}
+
+/// How a [`failure_output`] starts.
+pub const FAILURE_PREFIX: &str = "idlegrid: subtask failed: ";
+
+/// The failure a subtask's output reports, if it is a [`failure_output`].
+pub fn failure_of(output: &[u8]) -> Option<String> {
+    let text = output.strip_prefix(FAILURE_PREFIX.as_bytes())?;
+    Some(String::from_utf8_lossy(text).trim_end().to_string())
 }
 
 /// Runs one subtask of `program` in the sandbox; the output bytes.

@@ -258,6 +258,13 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
         );
     }
 
+    let up = ok(&["testnet", "status", "--dir", path(&dir)]);
+    assert_eq!(up.matches("up (pid").count(), 7, "{up}");
+    let balances = ok(&["account", "balance", "--dir", path(&dir)]);
+    assert!(
+        balances.contains("provider-0") && balances.contains("client-0"),
+        "{balances}"
+    );
     let stopped = ok(&["testnet", "down", "--dir", path(&dir)]);
     assert!(stopped.contains("stopped 7 nodes"), "{stopped}");
     for node in [
@@ -340,6 +347,35 @@ fn bad_configs_get_one_clear_message_naming_the_file() {
     let e = idlegrid(&["node", "run", "--config", path(&cfg)]);
     let msg = String::from_utf8_lossy(&e.stderr);
     assert!(!e.status.success() && msg.contains("key.other"), "{msg}");
+    // Scripts that fail or are not deterministic are refused before anything
+    // is posted (no node needs to run for that).
+    if python_available() {
+        let inputs = tmp.path().join("in.txt");
+        std::fs::write(&inputs, "1\n2\n3\n4\n").expect("write");
+        for (script, says) in [
+            ("import sys\nraise SystemExit(3)\n", "fails in the sandbox"),
+            (
+                "import random, sys\nfor l in sys.stdin: print(random.random())\n",
+                "different results",
+            ),
+        ] {
+            let file = tmp.path().join("s.py");
+            std::fs::write(&file, script).expect("write");
+            let e = idlegrid(&[
+                "job",
+                "submit",
+                path(&file),
+                "--inputs",
+                path(&inputs),
+                "--dir",
+                path(&dir),
+                "--timeout",
+                "30",
+            ]);
+            let msg = String::from_utf8_lossy(&e.stderr);
+            assert!(!e.status.success() && msg.contains(says), "{msg}");
+        }
+    }
     // A missing network file.
     let e = idlegrid(&[
         "job",

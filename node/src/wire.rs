@@ -429,3 +429,48 @@ impl LotData {
                 .all(|(b, d)| input_digest(&self.program, b) == *d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lot(program: &[u8], inputs: &[&[u8]]) -> (LotData, Vec<Digest>) {
+        let data = LotData {
+            program: program.to_vec(),
+            inputs: inputs.iter().map(|b| b.to_vec()).collect(),
+        };
+        let digests = inputs.iter().map(|b| input_digest(program, b)).collect();
+        (data, digests)
+    }
+
+    #[test]
+    fn lot_bytes_match_only_their_digests_program_and_order() {
+        let (data, digests) = lot(b"print(1)", &[b"1\n", b"2\n"]);
+        assert!(data.matches(&digests));
+        // Another program over the same inputs names other subtasks.
+        let (other, _) = lot(b"print(2)", &[b"1\n", b"2\n"]);
+        assert!(!other.matches(&digests));
+        // Swapped, missing or altered inputs do not match.
+        let mut swapped = data.clone();
+        swapped.inputs.swap(0, 1);
+        assert!(!swapped.matches(&digests));
+        assert!(!data.matches(&digests[..1]));
+        let mut altered = data.clone();
+        altered.inputs[1][0] ^= 1;
+        assert!(!altered.matches(&digests));
+    }
+
+    #[test]
+    fn oversized_lot_bytes_never_match() {
+        let big = vec![b'x'; MAX_LOT_BYTES];
+        let (data, digests) = lot(b"p", &[&big]);
+        assert!(data.size() > MAX_LOT_BYTES);
+        assert!(!data.matches(&digests));
+    }
+
+    #[test]
+    fn output_digests_separate_bytes() {
+        assert_ne!(output_digest(b"a"), output_digest(b"b"));
+        assert_ne!(output_digest(b"a"), input_digest(b"", b"a"));
+    }
+}
