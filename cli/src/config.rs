@@ -98,6 +98,10 @@ pub struct ProviderConfig {
     /// it returns garbage instead of running them, to show cheaters caught.
     #[serde(default)]
     pub testing_cheat_ppm: u32,
+    /// **Testing only**: a cheater that disputes when caught instead of
+    /// confessing, so referees must re-run the traps to convict it.
+    #[serde(default)]
+    pub testing_cheat_denies: bool,
 }
 
 /// One node's own file.

@@ -54,9 +54,10 @@ enum TestnetCmd {
         /// Hosts the nodes are dealt over, comma-separated (default 127.0.0.1).
         #[arg(long, value_delimiter = ',')]
         hosts: Vec<IpAddr>,
-        /// TESTING ONLY: provider INDEX cheats on PPM parts per million of its subtasks (INDEX:PPM).
+        /// TESTING ONLY: provider INDEX cheats on PPM parts per million of its subtasks
+        /// (INDEX:PPM, or INDEX:PPM:deny for one that disputes when caught).
         #[arg(long = "testing-cheater", value_parser = parse_cheater)]
-        cheaters: Vec<(usize, u32)>,
+        cheaters: Vec<testnet::Cheater>,
     },
     /// Starts every validator and provider as its own process.
     Up {
@@ -157,14 +158,26 @@ enum AccountCmd {
     },
 }
 
-fn parse_cheater(s: &str) -> Result<(usize, u32), String> {
-    let (i, p) = s.split_once(':').ok_or("expected INDEX:PPM")?;
-    let i = i.parse().map_err(|_| format!("bad provider index {i:?}"))?;
-    let p: u32 = p.parse().map_err(|_| format!("bad ppm {p:?}"))?;
-    if p > 1_000_000 {
+fn parse_cheater(s: &str) -> Result<testnet::Cheater, String> {
+    let mut parts = s.split(':');
+    let (Some(i), Some(p)) = (parts.next(), parts.next()) else {
+        return Err("expected INDEX:PPM or INDEX:PPM:deny".into());
+    };
+    let provider = i.parse().map_err(|_| format!("bad provider index {i:?}"))?;
+    let ppm: u32 = p.parse().map_err(|_| format!("bad ppm {p:?}"))?;
+    if ppm > 1_000_000 {
         return Err("ppm is at most 1000000".into());
     }
-    Ok((i, p))
+    let denies = match parts.next() {
+        None => false,
+        Some("deny") => true,
+        Some(x) => return Err(format!("unknown cheater mode {x:?} (only \"deny\")")),
+    };
+    Ok(testnet::Cheater {
+        provider,
+        ppm,
+        denies,
+    })
 }
 
 fn main() -> ExitCode {

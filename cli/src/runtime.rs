@@ -185,6 +185,7 @@ pub struct ValidatorRole {
     log: Log,
     commit: u64,
     name: String,
+    exec: Arc<ProcessExecutor>,
 }
 
 impl ValidatorRole {
@@ -226,7 +227,41 @@ impl ValidatorRole {
             log,
             commit,
             name: cfg.me.name.clone(),
+            exec: Arc::new(ProcessExecutor::default()),
         })
+    }
+}
+
+impl ValidatorRole {
+    /// Re-runs a dispute's traps in the sandbox and votes the outputs.
+    fn referee(
+        &mut self,
+        client: idlegrid_primitives::AccountId,
+        job: u64,
+        lot: u32,
+        data: LotData,
+        done: &mpsc::Sender<Completion<Self>>,
+    ) {
+        self.log.line(format_args!(
+            "referee for job {job} lot {lot}: re-running {} disputed traps",
+            data.inputs.len()
+        ));
+        let (exec, done) = (Arc::clone(&self.exec), done.clone());
+        tokio::spawn(async move {
+            let mut outputs = Vec::with_capacity(data.inputs.len());
+            for input in &data.inputs {
+                outputs.push(output_digest(
+                    &run_subtask(&*exec, &data.program, input).await.0,
+                ));
+            }
+            let c: Completion<ValidatorRole> = Box::new(move |r, _| {
+                if let Err(e) = r.node.vote(client, job, lot, outputs) {
+                    r.log
+                        .line(format_args!("vote for job {job} lot {lot} refused: {e}"));
+                }
+            });
+            let _ = done.send(c).await;
+        });
     }
 }
 
@@ -245,7 +280,7 @@ impl Role for ValidatorRole {
         &mut self,
         ev: ValidatorEvent,
         _now: Timestamp,
-        _done: &mpsc::Sender<Completion<Self>>,
+        done: &mpsc::Sender<Completion<Self>>,
     ) {
         match ev {
             ValidatorEvent::Applied {
@@ -266,13 +301,17 @@ impl Role for ValidatorRole {
                     ));
                 }
             }
+            ValidatorEvent::RefereeDuty {
+                client,
+                job,
+                lot,
+                data: Some(data),
+                ..
+            } => self.referee(client, job, lot, data, done),
             ValidatorEvent::RefereeDuty { job, lot, .. } => {
-                // Referees re-run disputed traps; the trap bytes travel only
-                // between client and provider, so a validator process holds
-                // nothing to run and abstains (the round then settles on the
-                // votes cast, see the marketplace's fallback).
+                // Reported again when the disputing provider's bytes arrive.
                 self.log.line(format_args!(
-                    "referee duty for job {job} lot {lot}: no trap bytes held, abstaining"
+                    "referee duty for job {job} lot {lot}: waiting for the provider's bytes"
                 ));
             }
             _ => {}
@@ -314,6 +353,7 @@ pub struct ProviderRole {
     node: ProviderNode,
     exec: Arc<ProcessExecutor>,
     cheat_ppm: u32,
+    cheat_denies: bool,
     seed: Seed,
     runs: u64,
     log: Log,
@@ -354,6 +394,7 @@ impl ProviderRole {
             node: ProviderNode::new(setup, offer, seed),
             exec: Arc::new(ProcessExecutor::default()),
             cheat_ppm: p.testing_cheat_ppm,
+            cheat_denies: p.testing_cheat_denies,
             seed: seed.derive("cheat"),
             runs: 0,
             log,
@@ -392,8 +433,13 @@ impl ProviderRole {
         ));
         let exec = Arc::clone(&self.exec);
         let done = done.clone();
+        let denies = self.cheat_denies;
         tokio::spawn(async move {
-            let report = run_lot(&*exec, &data, &cheat).await;
+            let mut report = run_lot(&*exec, &data, &cheat).await;
+            if denies {
+                // It claims it computed everything: caught, it disputes.
+                report.cheated.iter_mut().for_each(|c| *c = false);
+            }
             let c: Completion<ProviderRole> =
                 Box::new(move |r, now| r.node.handle_executed(now, lot, report));
             let _ = done.send(c).await;

@@ -29,7 +29,7 @@ pub struct InitOptions {
     pub hosts: Vec<IpAddr>,
     /// **Testing only**: providers (by index) that cheat, and on what share
     /// of their subtasks (parts per million). A cheater asks half the price.
-    pub cheaters: Vec<(usize, u32)>,
+    pub cheaters: Vec<Cheater>,
     /// Providers' asking price per compute-second.
     pub price: u64,
     /// Lots each provider runs at once.
@@ -48,6 +48,17 @@ impl Default for InitOptions {
             capacity: 2,
         }
     }
+}
+
+/// **Testing only**: a provider configured to cheat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cheater {
+    /// Provider index.
+    pub provider: usize,
+    /// Share of its subtasks it makes up, parts per million.
+    pub ppm: u32,
+    /// It disputes when caught (referees must convict it).
+    pub denies: bool,
 }
 
 /// Stake a provider locks per slot in a testnet.
@@ -93,7 +104,8 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(&node_dir).map_err(|e| CliError::io(&node_dir, e))?;
             write_key(&node_dir.join("key"), &seed)?;
-            let cheat = opts.cheaters.iter().find(|c| c.0 == k).map_or(0, |c| c.1);
+            let cheater = opts.cheaters.iter().find(|c| c.provider == k);
+            let cheat = cheater.map_or(0, |c| c.ppm);
             let provider = (role == Role::Provider).then_some(ProviderConfig {
                 // A cheater undercuts the others, as one would: it wins the
                 // auction and its lots are the ones to check.
@@ -104,6 +116,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
                 },
                 capacity: opts.capacity,
                 testing_cheat_ppm: cheat,
+                testing_cheat_denies: cheater.is_some_and(|c| c.denies),
             });
             let node = NodeConfig {
                 name: name.clone(),

@@ -129,7 +129,7 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
         "--hosts",
         "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5",
         "--testing-cheater",
-        "0:300000",
+        "0:300000:deny",
     ]);
     let net = std::fs::read_to_string(dir.join("network.toml")).expect("network file");
     for host in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
@@ -216,6 +216,17 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
     assert!(
         stderr.contains("accused"),
         "the cheater was caught:\n{stderr}"
+    );
+    // It denied: validators on the referee committee re-ran its traps.
+    let referees = (0..4)
+        .filter(|v| {
+            std::fs::read_to_string(dir.join(format!("validator-{v}")).join("node.log"))
+                .is_ok_and(|l| l.contains("re-running"))
+        })
+        .count();
+    assert!(
+        referees >= 2,
+        "a majority of the referee committee re-ran the traps"
     );
     assert!(
         stderr.contains("re-posting"),

@@ -126,6 +126,11 @@ impl LightCore {
         }
     }
 
+    /// The validators, in committee order.
+    pub fn validators(&self) -> &[NodeId] {
+        &self.validators
+    }
+
     /// The node's account.
     pub fn account(&self) -> AccountId {
         self.key.account_id()

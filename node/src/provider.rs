@@ -289,6 +289,7 @@ impl ProviderNode {
                 let tx = if guilty {
                     MarketTx::Accept { client, job, lot }
                 } else {
+                    self.send_evidence(key, &traps);
                     MarketTx::Dispute { client, job, lot }
                 };
                 self.submit(now, &tx);
@@ -346,7 +347,8 @@ impl ProviderNode {
         }
         l.running = true;
         let inputs = planned.clone();
-        let data = l.inputs.as_mut().and_then(|(_, d)| d.take());
+        // Kept until the lot settles: a dispute hands referees the bytes.
+        let data = l.inputs.as_ref().and_then(|(_, d)| d.clone());
         self.events.push_back(ProviderEvent::Execute {
             lot: key,
             inputs,
@@ -401,6 +403,36 @@ impl ProviderNode {
                     .events
                     .push_back(ProviderEvent::Applied { tx: Box::new(kind) }),
             }
+        }
+    }
+
+    /// Hands every validator the accused slots' bytes (when the lot came
+    /// with bytes), so the referees among them can re-run them.
+    fn send_evidence(&mut self, key: LotKey, traps: &[idlegrid_entrap::SubtaskIndex]) {
+        let Some(d) = self
+            .lots
+            .get(&key)
+            .and_then(|l| l.inputs.as_ref())
+            .and_then(|(_, d)| d.as_ref())
+        else {
+            return;
+        };
+        let inputs = traps
+            .iter()
+            .filter_map(|t| d.inputs.get(t.get() as usize).cloned())
+            .collect();
+        let evidence = crate::wire::Evidence {
+            client: key.0,
+            job: key.1,
+            lot: key.2,
+            data: LotData {
+                program: d.program.clone(),
+                inputs,
+            },
+        };
+        for v in self.core.validators().to_vec() {
+            self.core
+                .send_peer(v, PeerMessage::Evidence(evidence.clone()));
         }
     }
 

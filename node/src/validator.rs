@@ -30,6 +30,7 @@ use idlegrid_primitives::{
 use crate::batch::batch_context;
 
 mod durable;
+mod referee;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
 use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
 
@@ -81,6 +82,10 @@ pub enum ValidatorEvent {
         lot: u32,
         /// The disputed traps (their inputs are what to run).
         disputed: Vec<idlegrid_entrap::DisputedTrap>,
+        /// The program and the disputed traps' input bytes, in `disputed`
+        /// order, once the disputing provider sent them (a duty without
+        /// them is reported again when they arrive).
+        data: Option<crate::wire::LotData>,
     },
 }
 
@@ -129,6 +134,7 @@ pub struct ValidatorNode {
     keep_notices: bool,
     kept: Vec<Notice>,
     durable: durable::Durability,
+    desk: referee::RefereeDesk,
 }
 
 impl std::fmt::Debug for ValidatorNode {
@@ -216,6 +222,7 @@ impl ValidatorNode {
             keep_notices: emit_notices,
             kept: Vec::new(),
             durable: Default::default(),
+            desk: Default::default(),
         })
     }
 
@@ -434,20 +441,29 @@ impl ValidatorNode {
                 client,
                 job,
                 lot,
+                provider,
                 committee,
                 disputed,
-                ..
             } = n
                 && committee.contains(&me)
             {
-                self.events.push_back(ValidatorEvent::RefereeDuty {
-                    client: *client,
-                    job: *job,
-                    lot: *lot,
-                    disputed: disputed.clone(),
-                });
+                let d = self
+                    .desk
+                    .duty((*client, *job, *lot), *provider, disputed.clone());
+                self.report_duty(d);
             }
         }
+    }
+
+    fn report_duty(&mut self, d: referee::Duty) {
+        let (client, job, lot) = d.lot;
+        self.events.push_back(ValidatorEvent::RefereeDuty {
+            client,
+            job,
+            lot,
+            disputed: d.disputed,
+            data: d.data,
+        });
     }
 
     /// Votes, as a referee, the outputs it computed for a dispute's traps
@@ -505,6 +521,11 @@ impl Machine for ValidatorNode {
         match msg {
             NodeMessage::Consensus(m) => self.validator.handle_message(now, from, m),
             NodeMessage::Gateway(r) => self.gateway(from, r),
+            NodeMessage::Peer(crate::wire::PeerMessage::Evidence(e)) => {
+                if let Some(d) = self.desk.evidence(from, e) {
+                    self.report_duty(d);
+                }
+            }
             NodeMessage::Facts(_) | NodeMessage::Peer(_) => self.rejected_submissions += 1,
         }
         self.pump();

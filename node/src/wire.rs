@@ -371,6 +371,8 @@ pub enum PeerMessage {
         /// simulator's does).
         data: Option<LotData>,
     },
+    /// Provider → validators: what referees need to re-run a dispute.
+    Evidence(Evidence),
     /// Provider → client, after its delivery: the bytes behind the output
     /// digests it put on the ledger, in slot order. The client keeps only
     /// bytes whose [`output_digest`] the ledger holds.
@@ -382,6 +384,22 @@ pub enum PeerMessage {
         /// Slot outputs.
         outputs: Vec<Vec<u8>>,
     },
+}
+
+/// Provider → every validator, when it disputes an accusation: the bytes of
+/// the accused slots, so referees can re-run them. A validator keeps only
+/// bytes whose [`input_digest`] a dispute names (see
+/// [`ValidatorEvent::RefereeDuty`](crate::validator::ValidatorEvent)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Client of the lot.
+    pub client: AccountId,
+    /// Job.
+    pub job: u64,
+    /// Lot.
+    pub lot: u32,
+    /// The accused slots' program and inputs.
+    pub data: LotData,
 }
 
 /// Bytes a lot's messages may carry at most (program and inputs, or

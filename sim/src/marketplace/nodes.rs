@@ -138,6 +138,7 @@ impl SimValidator {
                 job,
                 lot,
                 disputed,
+                ..
             } = &ev
             {
                 // The referee re-executes every disputed trap.
