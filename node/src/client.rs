@@ -90,7 +90,7 @@ pub enum PostError {
     #[error("a job needs one non-empty input list per lot")]
     Inputs,
     /// The job's bytes are not what its inputs name, or a lot's bytes
-    /// exceed [`MAX_LOT_BYTES`](crate::wire::MAX_LOT_BYTES).
+    /// exceed [`MAX_LOT_BYTES`].
     #[error("the job's input bytes do not match its inputs or exceed the lot limit")]
     Data,
     /// The job id is in use.
