@@ -24,7 +24,7 @@ use idlegrid_dag_ledger::ledger::{
     SignedTransaction, check_all,
 };
 use idlegrid_fuzz::ledger_fixture::{
-    APP, FuzzApp, FuzzEvidence, KEYS, accounts, ledger, signed_pool, transaction, tx_kind,
+    APP, FuzzApp, FuzzEvidence, KEYS, accounts, ledger, signed_pool_bytes, transaction, tx_kind,
 };
 use idlegrid_fuzz::{frame, write_seeds};
 use idlegrid_primitives::{Epoch, Signature, Timestamp};
@@ -46,8 +46,8 @@ fn one_tx(u: &mut Unstructured<'_>, l: &Ledger, sign: bool) -> AResult<Vec<u8>> 
         return Ok(u.bytes(n)?.to_vec());
     }
     if sign {
-        let pool = signed_pool();
-        let mut bytes = pool[u.choose_index(pool.len())?].to_bytes();
+        let pool = signed_pool_bytes();
+        let mut bytes = pool[u.choose_index(pool.len())?].clone();
         if u.ratio(1, 8)? {
             let i = u.choose_index(bytes.len())?;
             bytes[i] ^= u.int_in_range(1..=255)?;
@@ -162,7 +162,7 @@ fn seeds() -> Vec<Vec<u8>> {
 
 fuzz_target!(
     init: {
-        let _ = signed_pool();
+        let _ = signed_pool_bytes();
         write_seeds(seeds());
     },
     |data: &[u8]| {

@@ -187,6 +187,13 @@ pub fn transaction(ledger: &Ledger, sender: usize, kind: TxKind) -> Transaction 
     Transaction { chain: CHAIN, sender, nonce: ledger.nonce(&sender), kind }
 }
 
+/// [`signed_pool`], encoded once (each input copies the bytes of the ones
+/// it picks instead of encoding them again).
+pub fn signed_pool_bytes() -> &'static [Vec<u8>] {
+    static P: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    P.get_or_init(|| signed_pool().iter().map(SignedTransaction::to_bytes).collect())
+}
+
 /// Transactions signed once per process (deterministic signatures, so the
 /// same bytes as signing on the spot): for every fixture key and nonces
 /// 0..=3, a transfer, a bond, an escrow and an app call, each signed by its

@@ -716,7 +716,7 @@ impl Validator {
         let mut bytes = 0usize;
         let mut blocks = Vec::new();
         for b in fill.into_iter().chain(requested) {
-            bytes += idlegrid_primitives::encoded_len(b.block());
+            bytes += b.block().encoded_len();
             if bytes > budget || blocks.len() >= max {
                 break;
             }

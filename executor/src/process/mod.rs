@@ -19,8 +19,10 @@
 //!     (where the host allows unprivileged user namespaces);
 //!   - [`Containment::UidSweep`] (root without PID namespaces): after the
 //!     main process ends, `kill(-1, SIGKILL)` from a helper running as the
-//!     task's sandbox uid, repeated until a scan finds nothing alive; a uid
-//!     whose processes refuse to die is an error and is never reused;
+//!     task's sandbox uid (one kernel pass: a racing fork fails), then
+//!     repeated until a scan of `/proc` finds nothing alive — never a scan
+//!     first, which a fork-hopping task slips past; a uid whose processes
+//!     are still alive 2 s after the kill is an error and is never reused;
 //!   - [`Containment::ProcessGroup`] (non-root without user namespaces):
 //!     the process group only; a daemon that calls `setsid` survives, and
 //!     if it holds the output open the execution fails with
@@ -470,16 +472,24 @@ impl ProcessExecutor {
         let _ = child.wait().await; // reap
         writer.abort();
         let (status, timed_out) = waited?;
+        if !contained {
+            // Survivors hold the output open: waiting for it would only add
+            // the grace period to the same error.
+            out.abort();
+            err.abort();
+            return Err(ExecError::Host(format!(
+                "processes of sandbox uid {uid:?} were still alive {:?} after kill(-1, SIGKILL)",
+                sandbox::KILL_WAIT
+            )));
+        }
         let cpu_time = status.1;
         let wall_time = Duration::from(started.elapsed());
+        // Every process of the task is dead by now (unless it ran under
+        // process-group containment), so its pipes are closed: the grace
+        // only covers a stream held by a process outside the sandbox's reach.
         let grace = std::time::Duration::from_secs(5);
         let stdout = out.finish(grace, OutputStream::Stdout).await?;
         let stderr = err.finish(grace, OutputStream::Stderr).await?;
-        if !contained {
-            return Err(ExecError::Host(format!(
-                "processes of sandbox uid {uid:?} survived repeated kill(-1, SIGKILL)"
-            )));
-        }
         if timed_out {
             return Err(ExecError::Timeout {
                 limit: limits.wall_time,
@@ -563,7 +573,8 @@ async fn wait_leader(
 /// Kills what may be left of a task whose main process has exited: its
 /// process group, and every process of its sandbox uid (those that left the
 /// group with `setsid`). In a PID namespace nothing is left by now; the
-/// sweep then costs one scan. False if processes of the uid survived.
+/// sweep then costs one helper, whose kill finds nothing. False if
+/// processes of the uid survived.
 async fn end_stragglers(pid: Pid, uid: Option<u32>) -> bool {
     let _ = rustix::process::kill_process_group(pid, Signal::KILL);
     match uid {
@@ -675,6 +686,11 @@ impl Capture {
             result
         });
         Capture { handle, state }
+    }
+
+    /// Stops reading (the task's processes could not all be ended).
+    fn abort(self) {
+        self.handle.abort();
     }
 
     /// Waits up to `grace` for the stream to close. A stream still open

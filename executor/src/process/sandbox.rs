@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use landlock::RulesetCreated;
-use rustix::process::Pid;
 
 use crate::Limits;
 
@@ -231,70 +230,122 @@ pub(super) fn install_sandbox(
     }
 }
 
-/// `(pid, real uid, is zombie)` of every process on the host.
-pub(super) fn host_processes() -> Vec<(Pid, u32, bool)> {
+/// One process of the host, as `/proc/<pid>/status` describes it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HostProcess {
+    /// Real uid.
+    pub(super) uid: u32,
+    /// True while it can still run or hold files: not a zombie, or a
+    /// zombie thread-group leader whose other threads still run (`Z` with
+    /// `Threads:` above 1).
+    pub(super) alive: bool,
+}
+
+/// Every process on the host. A snapshot that is not atomic: `/proc` is
+/// listed once, then each status is read, so a process that forks after
+/// the listing and exits before its status is read is seen as a zombie,
+/// and its child not at all. Never conclude from one scan that a
+/// fork-hopping uid has no process left; see [`kill_uid`].
+pub(super) fn host_processes() -> Vec<HostProcess> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| {
-            let pid = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-                .and_then(Pid::from_raw)?;
+            entry.file_name().to_str()?.parse::<u32>().ok()?;
             let status = std::fs::read_to_string(entry.path().join("status")).ok()?;
-            let uid = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next())
-                .and_then(|s| s.parse::<u32>().ok())?;
-            let zombie = status
-                .lines()
-                .find_map(|l| l.strip_prefix("State:"))
-                .is_some_and(|l| l.trim_start().starts_with('Z'));
-            Some((pid, uid, zombie))
+            parse_status(&status)
         })
         .collect()
 }
 
-/// Uids that currently own a process.
-pub(super) fn uids_with_processes() -> HashSet<u32> {
-    host_processes()
-        .into_iter()
-        .map(|(_, uid, _)| uid)
-        .collect()
+/// Reads the real uid and liveness from a `/proc/<pid>/status` text.
+fn parse_status(status: &str) -> Option<HostProcess> {
+    let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name));
+    let uid = field("Uid:")?
+        .split_whitespace()
+        .next()?
+        .parse::<u32>()
+        .ok()?;
+    let zombie = field("State:").is_some_and(|l| l.trim_start().starts_with('Z'));
+    let threads = field("Threads:")
+        .and_then(|l| l.trim().parse::<u32>().ok())
+        .unwrap_or(1);
+    Some(HostProcess {
+        uid,
+        alive: !zombie || threads > 1,
+    })
 }
 
-/// True if a process (not a zombie) of real uid `uid` is alive.
+/// Uids that currently own a process.
+pub(super) fn uids_with_processes() -> HashSet<u32> {
+    host_processes().into_iter().map(|p| p.uid).collect()
+}
+
+/// True if a scan finds a live process of real uid `uid`.
 fn alive_under(uid: u32) -> bool {
     host_processes()
         .into_iter()
-        .any(|(_, u, zombie)| u == uid && !zombie)
+        .any(|p| p.uid == uid && p.alive)
 }
 
-/// Kills every process whose real uid is `uid` (a sandbox uid leaving use):
-/// a helper running as `uid` calls `kill(-1, SIGKILL)`, which the kernel
-/// delivers to every process that uid may signal in one pass under the
-/// task-list lock, so a process that keeps forking cannot slip past it.
-/// Repeated until a scan of `/proc` finds none alive (at most 50 rounds).
-/// Returns false if some still are.
+/// How long [`kill_uid`] waits for the processes it killed to finish
+/// dying (to release their memory and close their files, the task's output
+/// pipes among them). They die in milliseconds; the margin is for a host
+/// under heavy load.
+pub(super) const KILL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Kills every process whose real uid is `uid` (a sandbox uid leaving use)
+/// and waits until none is left alive. Returns false if some still are
+/// after [`KILL_WAIT`], or if the kill could not be sent.
+///
+/// The kill comes first, always: a helper running as `uid` calls
+/// `kill(-1, SIGKILL)`, which the kernel delivers to every process that uid
+/// may signal in one pass under the task-list lock; a fork racing with it
+/// fails, so from then on the uid's processes can only die. Only after a
+/// kill does a scan of `/proc` mean anything: before, a fork-hopping task
+/// slips past a scan (listed, then forked and exited before its status was
+/// read: a zombie, and its child unlisted), which would end the sweep
+/// before it killed anything. The kill is repeated with each scan that
+/// still finds a live process.
 pub(super) fn kill_uid(uid: u32) -> bool {
-    for _ in 0..50 {
-        if !alive_under(uid) {
-            return true;
+    let deadline = super::wall_clock() + KILL_WAIT;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match kill_all_as(uid) {
+            // Not even a zombie of the uid is left.
+            Ok(Signaled::None) => return true,
+            Ok(Signaled::Some) if !alive_under(uid) => return true,
+            // Still dying, or the helper could not run (then nothing may be
+            // concluded from a scan): try again until the deadline.
+            Ok(Signaled::Some) | Err(_) => {}
         }
-        kill_all_as(uid);
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        if super::wall_clock() >= deadline {
+            return false;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
     }
-    !alive_under(uid)
 }
+
+/// What a `kill(-1, SIGKILL)` reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signaled {
+    /// At least one process (possibly only zombies).
+    Some,
+    /// No process at all (`ESRCH`).
+    None,
+}
+
+/// The helper's exit code when its `kill(-1, SIGKILL)` reached no process.
+const HELPER_FOUND_NONE: i32 = 3;
 
 /// Forks a helper that switches to `uid`, sends `kill(-1, SIGKILL)` and
-/// exits without exec, and waits for it.
+/// exits without exec, telling by its exit code whether the kill reached
+/// any process; waits for it.
 #[allow(unsafe_code)]
-fn kill_all_as(uid: u32) {
+fn kill_all_as(uid: u32) -> io::Result<Signaled> {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new("/bin/true");
     // std switches to the uid (and drops supplementary groups) before the
@@ -304,16 +355,50 @@ fn kill_all_as(uid: u32) {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    // SAFETY: the closure runs in the forked child and calls only `kill`
-    // and `_exit` (async-signal-safe); it never returns, so nothing is
-    // exec'd. `kill(-1)` spares the caller itself.
+    // SAFETY: the closure runs in the forked child and calls only `kill`,
+    // `__errno_location` (through `last_os_error`, a thread-local read) and
+    // `_exit` (async-signal-safe); it never returns, so nothing is exec'd.
+    // `kill(-1)` spares the caller itself.
     unsafe {
         cmd.pre_exec(|| {
-            libc::kill(-1, libc::SIGKILL);
-            libc::_exit(0)
+            let code = if libc::kill(-1, libc::SIGKILL) == 0 {
+                0
+            } else if io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+                HELPER_FOUND_NONE
+            } else {
+                1
+            };
+            libc::_exit(code)
         });
     }
-    if let Ok(mut child) = cmd.spawn() {
-        let _ = child.wait();
+    let status = cmd.spawn()?.wait()?;
+    match status.code() {
+        Some(0) => Ok(Signaled::Some),
+        Some(HELPER_FOUND_NONE) => Ok(Signaled::None),
+        _ => Err(io::Error::other(format!(
+            "the kill helper of uid {uid} failed: {status}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_liveness() {
+        let status = |state: &str, threads: u32| {
+            format!(
+                "Name:\tpython3\nState:\t{state}\nTgid:\t7\nUid:\t61000\t61000\t61000\t61000\n\
+                 Threads:\t{threads}\n"
+            )
+        };
+        let p = parse_status(&status("S (sleeping)", 1)).unwrap();
+        assert_eq!(p.uid, 61000);
+        assert!(p.alive);
+        assert!(!parse_status(&status("Z (zombie)", 1)).unwrap().alive);
+        // A leader that exited while its other threads run.
+        assert!(parse_status(&status("Z (zombie)", 3)).unwrap().alive);
+        assert!(parse_status("State:\tR (running)\n").is_none());
     }
 }
