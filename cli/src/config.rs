@@ -74,6 +74,17 @@ pub struct MarketConfig {
     pub committee_size: u8,
 }
 
+/// Consensus settings of a real network: on loopback or a LAN a round
+/// completes in about a millisecond, so rounds are paced at 50 ms (Sui's
+/// `min_round_delay`) and the DAG keeps 1 000 rounds (50 s) for a validator
+/// that restarts; one down longer cannot catch up yet (no state sync).
+pub fn consensus_config() -> ConsensusConfig {
+    let mut c = ConsensusConfig::default();
+    c.min_round_delay = Duration::from_millis(50);
+    c.gc_depth = 1_000;
+    c
+}
+
 /// The network file: genesis, rules and members. The same on every node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -305,7 +316,7 @@ impl NetworkConfig {
                 book: Default::default(),
                 reputation_epoch_secs: 10,
             },
-            consensus: ConsensusConfig::default(),
+            consensus: consensus_config(),
             // The k-double auction at k = 1/2 (the simulator's default).
             mechanism: || {
                 Box::new(KDouble::new(5_000).unwrap_or_else(|_| unreachable!("5000 is valid")))

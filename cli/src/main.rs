@@ -11,6 +11,15 @@ use idlegrid_cli::job::{SubmitOptions, status_path, submit};
 use idlegrid_cli::testnet::{self, InitOptions};
 use idlegrid_cli::{CliError, runtime};
 
+/// Prints a line on standard output; a closed pipe (`| head`) is not an
+/// error worth a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "idlegrid",
@@ -234,9 +243,9 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
             }
             let net = testnet::init(&dir, &opts)?;
             for m in &net.members {
-                println!("{:<12} {:<9} {}", m.name, m.role.to_string(), m.addr);
+                say!("{:<12} {:<9} {}", m.name, m.role.to_string(), m.addr);
             }
-            println!(
+            say!(
                 "testnet in {}; start it with `idlegrid testnet up --dir {}`",
                 dir.display(),
                 dir.display()
@@ -246,12 +255,12 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
             let exe =
                 std::env::current_exe().map_err(|e| CliError::io(Path::new("idlegrid"), e))?;
             for (name, pid) in testnet::up(&dir, &exe)? {
-                println!("{name:<12} started, pid {pid}");
+                say!("{name:<12} started, pid {pid}");
             }
         }
         TestnetCmd::Down { dir } => {
             let stopped = testnet::down(&dir, std::time::Duration::from_secs(5))?;
-            println!("stopped {} nodes", stopped.len());
+            say!("stopped {} nodes", stopped.len());
         }
         TestnetCmd::Status { dir } => {
             for n in testnet::status(&dir)? {
@@ -273,7 +282,7 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
                 let up = n
                     .pid
                     .map_or("down".to_string(), |p| format!("up (pid {p})"));
-                println!("{:<12} {:<9} {:<16} {what}", n.name, n.role.to_string(), up);
+                say!("{:<12} {:<9} {:<16} {what}", n.name, n.role.to_string(), up);
             }
         }
     }
@@ -344,7 +353,7 @@ fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
             let cfg = Loaded::load(&client.path()?)?;
             let path = status_path(&cfg.data_dir, id);
             let text = std::fs::read_to_string(&path).map_err(|e| CliError::io(&path, e))?;
-            println!("{text}");
+            say!("{text}");
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -366,10 +375,10 @@ fn balances(dir: &Path) -> Result<ExitCode, CliError> {
                 dir.display()
             ))
         })?;
-    println!("as of commit {}", best["commit"]);
+    say!("as of commit {}", best["commit"]);
     if let Some(accounts) = best["accounts"].as_object() {
         for (name, a) in accounts {
-            println!(
+            say!(
                 "{name:<12} balance {:>14} bonded {:>10} locked {:>10}",
                 a["balance"].as_str().unwrap_or("-"),
                 a["bonded"].as_str().unwrap_or("-"),

@@ -253,9 +253,22 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
             })
         },
     );
-    let views: Vec<serde_json::Value> = (0..4)
-        .map(|v| status_json(&dir, &format!("validator-{v}")).expect("status"))
-        .collect();
+    // Status files are written every half second at each validator's own
+    // commit: once the job has settled they converge.
+    let read = || -> Vec<serde_json::Value> {
+        (0..4)
+            .map(|v| status_json(&dir, &format!("validator-{v}")).expect("status"))
+            .collect()
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "validators to agree on balances",
+        || {
+            let v = read();
+            v.iter().all(|s| s["accounts"] == v[0]["accounts"])
+        },
+    );
+    let views = read();
     for s in &views {
         let n = |k: &str| s[k].as_str().expect(k).parse::<u128>().expect("number");
         assert_eq!(

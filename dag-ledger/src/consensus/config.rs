@@ -40,6 +40,12 @@ pub struct ConsensusConfig {
     /// After a quorum of round `r` arrives, how long to wait for the round's
     /// leader blocks before proposing round `r+1` anyway.
     pub leader_timeout: Duration,
+    /// Least time between two of this validator's proposals (Mysticeti's
+    /// `min_round_delay`). Zero proposes as soon as a round is ready —
+    /// the simulator's setting; a real network on fast links sets it so the
+    /// DAG does not advance faster than blocks fill, and so `gc_depth`
+    /// rounds cover a useful span of time for a restarted validator.
+    pub min_round_delay: Duration,
     /// Maximum transactions per block.
     pub max_block_transactions: usize,
     /// Maximum bytes per transaction.
@@ -79,6 +85,7 @@ impl Default for ConsensusConfig {
     fn default() -> Self {
         Self {
             leader_timeout: Duration::from_millis(200),
+            min_round_delay: Duration::ZERO,
             max_block_transactions: 1_000,
             max_transaction_bytes: 64 * 1024,
             max_block_bytes: 1 << 20,

@@ -147,6 +147,8 @@ pub struct Validator {
     proposed_round: Round,
     quorum_seen: Option<(Round, Timestamp)>,
     leader_deadline: Option<Timestamp>,
+    /// When this validator last proposed (for `min_round_delay`).
+    proposed_at: Timestamp,
     equivocators: BTreeSet<AuthorityIndex>,
     reported: BTreeSet<(Round, AuthorityIndex)>,
     rng: ChaCha20Rng,
@@ -199,6 +201,7 @@ impl Validator {
             proposed_round: Round::ZERO,
             quorum_seen: None,
             leader_deadline: None,
+            proposed_at: Timestamp::ZERO,
             equivocators: BTreeSet::new(),
             reported: BTreeSet::new(),
             rng: seed.derive("idlegrid/dag/batch-verify").rng(),
@@ -910,6 +913,11 @@ impl Validator {
                 return;
             }
         }
+        let earliest = self.proposed_at + self.config.min_round_delay;
+        if self.proposed_round > Round::ZERO && now < earliest {
+            self.leader_deadline = Some(earliest);
+            return;
+        }
         self.propose(now, base);
     }
 
@@ -952,6 +960,7 @@ impl Validator {
         self.last_own = vb.clone();
         self.accept(vb);
         self.proposed_round = round;
+        self.proposed_at = now;
         self.quorum_seen = None;
         self.leader_deadline = None;
         self.rebroadcast_at = Some(now + self.config.rebroadcast_timeout);
@@ -1081,6 +1090,7 @@ impl Machine for Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use idlegrid_primitives::{Destination, Duration};
 
     fn committee_of(n: u64) -> (Vec<Keypair>, Committee) {
         let keys: Vec<Keypair> = (0..n)
@@ -1132,5 +1142,64 @@ mod tests {
             .expect("a fetch response");
         assert_eq!(served.len(), 1);
         assert!(Arc::ptr_eq(&served[0], &sent));
+    }
+
+    /// Four validators on a network with no delay: with a minimum round
+    /// delay every validator's proposals are at least that far apart, and
+    /// the DAG still advances and commits.
+    #[test]
+    fn min_round_delay_spaces_proposals_and_the_dag_still_commits() {
+        let (keys, c) = committee_of(4);
+        let delay = Duration::from_millis(50);
+        let mut cfg = ConsensusConfig::default();
+        cfg.min_round_delay = delay;
+        let mut vs: Vec<Validator> = (0..4)
+            .map(|i| {
+                Validator::new(keys[i].clone(), c.clone(), cfg.clone(), Seed::from_u64(9)).unwrap()
+            })
+            .collect();
+        let ids: Vec<NodeId> = keys.iter().map(Keypair::node_id).collect();
+        let mut proposed: Vec<Vec<Timestamp>> = vec![Vec::new(); 4];
+        let mut commits = 0;
+        let mut now = Timestamp::ZERO;
+        for v in &mut vs {
+            v.handle_timeout(now);
+        }
+        while now < Timestamp::from_millis(2_000) {
+            now = now + Duration::from_millis(1);
+            let mut wire = Vec::new();
+            for (i, v) in vs.iter_mut().enumerate() {
+                if v.poll_timeout().is_some_and(|t| t <= now) {
+                    v.handle_timeout(now);
+                }
+                while let Some(t) = v.poll_transmit() {
+                    wire.push((i, t));
+                }
+                while let Some(e) = v.poll_event() {
+                    match e {
+                        ConsensusEvent::Proposed(_) => proposed[i].push(now),
+                        ConsensusEvent::Committed(_) => commits += 1,
+                        _ => {}
+                    }
+                }
+            }
+            for (from, t) in wire {
+                for (j, v) in vs.iter_mut().enumerate() {
+                    let to_me = match t.to {
+                        Destination::To(x) => x == ids[j],
+                        Destination::Broadcast => j != from,
+                    };
+                    if to_me {
+                        v.handle_message(now, ids[from], t.msg.clone());
+                    }
+                }
+            }
+        }
+        for p in &proposed {
+            assert!(p.len() >= 20, "the DAG advanced: {} proposals", p.len());
+            assert!(p.len() <= 41, "at most one proposal per delay: {}", p.len());
+            assert!(p.windows(2).skip(1).all(|w| w[1] >= w[0] + delay), "{p:?}");
+        }
+        assert!(commits > 0);
     }
 }
