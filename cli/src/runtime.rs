@@ -11,7 +11,7 @@ use idlegrid_executor::{Executor, Limits, ProcessExecutor, Program, Task};
 use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
 use idlegrid_node::store::persist_step;
 use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
-use idlegrid_node::wire::{LotData, NodeMessage, output_digest};
+use idlegrid_node::wire::{LotData, NodeMessage, input_digest, output_digest};
 use idlegrid_primitives::{Amount, Destination, Machine, Seed, Timestamp, Transmit};
 use idlegrid_store::RedbStore;
 use idlegrid_transport::{Clock, Codec, PostcardCodec, TcpConfig, TcpTransport, Transport};
@@ -462,9 +462,17 @@ pub fn failure_of(output: &[u8]) -> Option<String> {
     Some(String::from_utf8_lossy(text).trim_end().to_string())
 }
 
+/// The file in a subtask's working directory that holds its seed (32 hex
+/// digits derived from the program and the input).
+pub const SEED_FILE: &str = "idlegrid_seed";
+
 /// Runs one subtask of `program` in the sandbox; the output bytes.
 pub async fn run_subtask(exec: &dyn Executor, program: &[u8], input: &[u8]) -> (Vec<u8>, u64) {
-    let task = Task::new(Program::python(program.to_vec()), input.to_vec());
+    // A seed the script may read (`open("idlegrid_seed").read()`): the same
+    // for a subtask on every machine, so seeded randomness stays checkable.
+    let seed = input_digest(program, input).to_string();
+    let task = Task::new(Program::python(program.to_vec()), input.to_vec())
+        .with_file(SEED_FILE, seed[..32].as_bytes().to_vec());
     let mut attempt = 0;
     loop {
         match exec.execute(&task, &Limits::default()).await {

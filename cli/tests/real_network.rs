@@ -15,12 +15,17 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_idlegrid");
 
-const SCRIPT: &str = r#"import sys
+/// Seeded randomness from the subtask's seed file: the same on every
+/// machine, so traps pass and the merged output equals a local run that
+/// reads the same seed (the local run below is given the same file).
+const SCRIPT: &str = r#"import random, sys
+chunk_seed = open("idlegrid_seed").read()
 for line in sys.stdin:
     line = line.strip()
     if line:
         n = int(line)
-        print(n, n * n, sum(i * i for i in range(n)), sorted({n % 7, n % 5, n % 3}))
+        rng = random.Random(n)
+        print(n, n * n, sum(i * i for i in range(n)), sorted({n % 7, n % 5, n % 3}), rng.randint(0, 99), len(chunk_seed))
 "#;
 
 /// Stops the testnet when dropped.
@@ -203,7 +208,9 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
     );
 
     // The merged output is what the script prints run locally.
+    std::fs::write(tmp.path().join("idlegrid_seed"), "0".repeat(32)).expect("seed file");
     let local = Command::new("python3")
+        .current_dir(tmp.path())
         .arg(&script)
         .stdin(std::fs::File::open(&inputs).expect("records"))
         .output()

@@ -1151,8 +1151,10 @@ mod tests {
     fn min_round_delay_spaces_proposals_and_the_dag_still_commits() {
         let (keys, c) = committee_of(4);
         let delay = Duration::from_millis(50);
-        let mut cfg = ConsensusConfig::default();
-        cfg.min_round_delay = delay;
+        let cfg = ConsensusConfig {
+            min_round_delay: delay,
+            ..ConsensusConfig::default()
+        };
         let mut vs: Vec<Validator> = (0..4)
             .map(|i| {
                 Validator::new(keys[i].clone(), c.clone(), cfg.clone(), Seed::from_u64(9)).unwrap()
