@@ -472,7 +472,7 @@ pub async fn run_subtask(exec: &dyn Executor, program: &[u8], input: &[u8]) -> (
     // for a subtask on every machine, so seeded randomness stays checkable.
     let seed = input_digest(program, input).to_string();
     let task = Task::new(Program::python(program.to_vec()), input.to_vec())
-        .with_file(SEED_FILE, seed[..32].as_bytes().to_vec());
+        .with_file(SEED_FILE, seed.as_bytes()[..32].to_vec());
     let mut attempt = 0;
     loop {
         match exec.execute(&task, &Limits::default()).await {
