@@ -127,7 +127,7 @@ pub struct BlockHeader {
 
 impl BlockHeader {
     /// The header's digest, the block's identity: `Digest::of(BLOCK_DOMAIN,
-    /// header)`, computed by [`BlockHeader::encode_to`] (every received
+    /// header)`, computed by `BlockHeader::encode_to` (every received
     /// block is hashed, and serde writes a digest one byte at a time).
     pub fn digest(&self) -> Digest {
         static HASHER: OnceLock<DigestHasher> = OnceLock::new();
