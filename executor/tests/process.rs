@@ -70,7 +70,7 @@ async fn environment_is_cleared() {
         .split(' ')
         .filter(|v| *v != "LC_CTYPE")
         .collect();
-    assert_eq!(vars, ["HOME", "LANG", "PATH", "TMPDIR"]);
+    assert_eq!(vars, ["HOME", "LANG", "PATH", "PYTHONHASHSEED", "TMPDIR"]);
     assert_eq!(lines.next(), Some("True"));
 }
 
