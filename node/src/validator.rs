@@ -329,6 +329,7 @@ impl ValidatorNode {
         let notices = self.apps.market.drain_notices();
         self.referee_duties(&notices);
         let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
+        let mut everyone: Vec<Fact> = Vec::new();
         if !self.subscribers.is_empty() {
             for (bytes, r) in txs.iter().zip(receipts) {
                 if let Some((sender, f, to)) = self.tx_fact(bytes, r) {
@@ -339,6 +340,10 @@ impl ValidatorNode {
                 }
             }
             for f in notices.iter().filter_map(Fact::from_notice) {
+                if f.to_every_subscriber() {
+                    everyone.push(f);
+                    continue;
+                }
                 let [a, b] = f.parties();
                 for p in [a, b.filter(|b| Some(*b) != a)].into_iter().flatten() {
                     if self.subscribers.contains_key(&p) {
@@ -350,8 +355,18 @@ impl ValidatorNode {
         if self.keep_notices {
             self.kept.extend(notices);
         }
-        for (acct, mut facts) in by {
-            facts.extend(self.account_state(&acct).map(Fact::Balance));
+        // The accounts a commit touched hear their holdings too.
+        for (acct, facts) in by.iter_mut() {
+            facts.extend(self.account_state(acct).map(Fact::Balance));
+        }
+        if !everyone.is_empty() {
+            for acct in self.subscribers.keys() {
+                by.entry(*acct)
+                    .or_default()
+                    .extend(everyone.iter().cloned());
+            }
+        }
+        for (acct, facts) in by {
             let to = self.subscribers[&acct];
             for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
                 let batch = FactBatch {

@@ -9,7 +9,7 @@ use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{
     LocalEvent, LocalNode, Testnet, reference_output, testnet, testnet_keys, testnet_setup,
 };
-use idlegrid_node::market::JobRequest;
+use idlegrid_node::market::{JobRequest, unsealed};
 use idlegrid_node::provider::{ExecReport, ProviderEvent};
 use idlegrid_node::validator::ValidatorNode;
 use idlegrid_node::wire::RejectionKind;
@@ -28,7 +28,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
             job: id,
             lots,
             max_slots_per_lot: 64,
-            max_price: Amount::new(10_000),
+            commitment: unsealed(),
             cap_micros_per_subtask: 200_000,
             min_reputation_bps: 0,
             client_bond: Amount::new(5_000),
@@ -36,6 +36,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
             goods: JobGoods::default(),
         },
         inputs,
+        max_price: Amount::new(10_000),
     }
 }
 

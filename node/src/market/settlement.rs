@@ -42,7 +42,9 @@ impl MarketplaceApp {
         let j = self.jobs.get_mut(&key).expect("settle: live job");
         let l = j.live.remove(&lot).expect("settle: live lot");
         j.settled += 1;
-        let escrow = j.escrow;
+        let escrow = j
+            .escrow
+            .expect("a matched job's bid was revealed and escrowed");
         if check_conservation(&l.round.locked(), &l.effects).is_err() {
             self.effect_failed(format!(
                 "job {} lot {lot}: effects do not conserve the pots",
@@ -178,26 +180,37 @@ impl MarketplaceApp {
             return;
         }
         let j = self.jobs.remove(&key).expect("checked");
+        let Some(escrow) = j.escrow else {
+            // Never revealed: nothing was escrowed or matched.
+            assert!(
+                j.goods_jobs.is_empty() && j.settled == 0,
+                "matched without escrow"
+            );
+            self.notice(Notice::JobClosed {
+                client: key.0,
+                job: key.1,
+                refunded: Amount::ZERO,
+            });
+            return;
+        };
         // Owners of the job's app and datasets: exactly their price per use
         // (fixed at match time) × matched slots, out of the job's escrow.
         for id in &j.goods_jobs {
             let Some(matched) = self.registry.job(id).map(|o| o.matched.clone()) else {
                 continue;
             };
-            if let Err(e) = self.pay_owners(h, j.escrow, id, &matched) {
+            if let Err(e) = self.pay_owners(h, escrow, id, &matched) {
                 self.effect_failed(format!("job {}: owner fees: {e}", key.1));
             }
         }
-        let refunded = match h.escrow(j.escrow) {
-            Some(e) if !e.remaining.is_zero() => {
-                match h.release_escrow_to(j.escrow, None, &key.0) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.effect_failed(format!("job {}: refund: {e}", key.1));
-                        Amount::ZERO
-                    }
+        let refunded = match h.escrow(escrow) {
+            Some(e) if !e.remaining.is_zero() => match h.release_escrow_to(escrow, None, &key.0) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.effect_failed(format!("job {}: refund: {e}", key.1));
+                    Amount::ZERO
                 }
-            }
+            },
             _ => Amount::ZERO,
         };
         self.notice(Notice::JobClosed {
@@ -238,7 +251,9 @@ pub fn per_subtask_cap(price: Amount, cap_micros: u64) -> Amount {
         .max(Amount::new(1))
 }
 
-fn slash_then_unlock(
+/// Takes `amount` from `lock` (to `to`, or burned), then releases what is
+/// left of it.
+pub(super) fn slash_then_unlock(
     h: &mut ManagedHandle<'_, '_>,
     lock: LockId,
     amount: Amount,

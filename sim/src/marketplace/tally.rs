@@ -99,6 +99,14 @@ pub struct Counts {
     pub disputes: u64,
     /// Price changes.
     pub reprices: u64,
+    /// Sealed orders whose bond was burned (not revealed in time).
+    pub seal_forfeits: u64,
+    /// Bids re-sealed for unfilled lots.
+    pub bid_reseals: u64,
+    /// Disputes escalated to a larger committee.
+    pub escalations: u64,
+    /// Fees paid to majority referees.
+    pub referee_fees: u128,
     /// Traps re-executed by referees.
     pub referee_reexecutions: u64,
     /// Gains from trade of clean lots.
@@ -222,6 +230,7 @@ impl MarketTally {
         match n {
             Notice::Cleared(record) => self.welfare.record(record),
             Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
+            Notice::BondForfeited { .. } => self.c.seal_forfeits += 1,
             Notice::EffectFailed { reason } => {
                 return Err(Violation::new("settlement-effects", reason.clone()));
             }
@@ -282,6 +291,7 @@ impl MarketTally {
                 }
             }
             ClientEvent::Settled(s) => return self.settled(now, s),
+            ClientEvent::BidResealed { .. } => self.c.bid_reseals += 1,
             ClientEvent::JobClosed { job, .. } => {
                 self.c.jobs_closed += 1;
                 self.second.2 += 1;
