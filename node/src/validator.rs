@@ -28,6 +28,7 @@ use idlegrid_primitives::{
 };
 
 use crate::batch::batch_context;
+use crate::market::referees::ticket_worth_sending;
 
 mod durable;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
@@ -70,6 +71,21 @@ pub enum ValidatorEvent {
     },
     /// A consensus event other than a commit (proposals, evidence…).
     Consensus(Box<ConsensusEvent>),
+    /// It drew its referee ticket for a dispute's ticket window (`level` 0:
+    /// the first committee; above: an escalation) and sent it if `sent`
+    /// (only a ticket that may win a seat is sent).
+    TicketDrawn {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Escalations before this window.
+        level: u8,
+        /// Sent (its score may win a seat).
+        sent: bool,
+    },
     /// Effect: this validator sits on a dispute's referee committee. Run the
     /// disputed traps' inputs and answer with [`ValidatorNode::vote`].
     RefereeDuty {
@@ -278,8 +294,40 @@ impl ValidatorNode {
         self.submit(&tx)
     }
 
+    /// Draws this validator's referee ticket on a dispute's `randomness`
+    /// (from [`Notice::TicketWindow`], with its `seats`, among `eligible`
+    /// referees) and submits it from its own account if its score may win
+    /// a seat ([`ticket_worth_sending`]). Returns whether it was sent.
+    ///
+    /// A validator does this by itself for every ticket window in its own
+    /// committed notices; a driver calls it only to re-draw.
+    pub fn submit_ticket(
+        &mut self,
+        (client, job, lot): (AccountId, u64, u32),
+        randomness: &Digest,
+        (seats, eligible): (usize, usize),
+    ) -> Result<bool, SubmitError> {
+        let ticket = idlegrid_entrap::RefereeTicket::draw(&self.key, randomness);
+        let score = ticket.score(randomness).expect("own ticket verifies");
+        if !ticket_worth_sending(&score, seats, eligible) {
+            return Ok(false);
+        }
+        self.submit_own(&MarketTx::Ticket {
+            client,
+            job,
+            lot,
+            ticket,
+        })?;
+        Ok(true)
+    }
+
     fn apply(&mut self, sub: &idlegrid_dag_ledger::consensus::CommittedSubDag) {
-        let ctx = batch_context(sub.timestamp, self.epoch_secs, self.ledger.epoch());
+        let ctx = batch_context(
+            sub.timestamp,
+            self.epoch_secs,
+            self.ledger.epoch(),
+            sub.digest,
+        );
         let txs: Vec<&[u8]> = sub.transactions.iter().map(|t| t.as_bytes()).collect();
         let mut host = Host {
             apps: &mut self.apps,
@@ -289,6 +337,7 @@ impl ValidatorNode {
         let checked = sub.index % self.turn.1.max(1) == self.turn.0;
         let ev = match self.ledger.apply_batch(ctx, &txs, &mut host) {
             Ok(r) => {
+                self.own_rejections(&txs, &r);
                 self.publish(sub.index, &txs, &r.receipts);
                 ValidatorEvent::Applied {
                     index: sub.index,
@@ -441,10 +490,38 @@ impl ValidatorNode {
         }
     }
 
-    /// Duties of this validator on the referee committees of new disputes.
+    /// Duties of this validator as a referee in a commit's notices: a
+    /// ticket for every window it may sit in (sent by itself), and a
+    /// [`ValidatorEvent::RefereeDuty`] for every committee it was seated on.
     fn referee_duties(&mut self, notices: &[Notice]) {
         let me = self.key.node_id();
+        let referees = &self.apps.market.rules().referees;
+        let (eligible, referee) = (referees.len(), referees.contains(&me));
         for n in notices {
+            if let Notice::TicketWindow {
+                client,
+                job,
+                lot,
+                level,
+                randomness,
+                seats,
+                ..
+            } = n
+                && referee
+                && *client != me.account()
+            {
+                let lot_ref = (*client, *job, *lot);
+                let seats = usize::from(*seats);
+                if let Ok(sent) = self.submit_ticket(lot_ref, randomness, (seats, eligible)) {
+                    self.events.push_back(ValidatorEvent::TicketDrawn {
+                        client: *client,
+                        job: *job,
+                        lot: *lot,
+                        level: *level,
+                        sent,
+                    });
+                }
+            }
             if let Notice::DisputeOpened {
                 client,
                 job,
@@ -494,6 +571,20 @@ impl ValidatorNode {
             GatewayRequest::Submit(tx) => {
                 let _ = self.submit(&tx);
             }
+        }
+    }
+
+    /// If the ledger refused one of this validator's own transactions (a
+    /// vote or ticket that came too late), the nonces signed after it can
+    /// never apply: sign the next ones from the ledger's nonce again
+    /// (those still in flight may apply or fail; each is one message).
+    fn own_rejections(&mut self, txs: &[&[u8]], r: &idlegrid_dag_ledger::ledger::BatchResult) {
+        let me = self.key.account_id();
+        let mine = r.receipts.iter().zip(txs).any(|(rc, tx)| {
+            rc.is_err() && SignedTransaction::from_bytes(tx).is_ok_and(|t| t.tx.sender == me)
+        });
+        if mine {
+            self.pending_nonce = self.ledger.nonce(&me).get();
         }
     }
 

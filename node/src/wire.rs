@@ -319,6 +319,7 @@ impl Fact {
                 provider,
                 committee,
                 disputed,
+                ..
             } => Fact::DisputeOpened {
                 client,
                 job,

@@ -13,7 +13,7 @@ use idlegrid_reputation::Role as RepRole;
 
 mod common;
 
-use common::{BOND, World, truth};
+use common::{BOND, World};
 
 #[test]
 fn a_clean_job_settles_and_pays_without_keeper_ticks() {
@@ -95,46 +95,23 @@ fn a_framing_client_loses_its_bond_to_the_provider() {
     let plan = w.plan(true);
     let outputs = w.deliver(&plan, false);
     w.verify(&plan, &outputs);
-    let tx = MarketTx::Dispute {
-        client: w.client.account_id(),
-        job: 0,
-        lot: 0,
-    };
-    w.batch(100, vec![(w.provider.clone(), tx)]);
-    let (committee, disputed) = w
-        .notices
-        .iter()
-        .find_map(|n| match n {
-            Notice::DisputeOpened {
-                committee,
-                disputed,
-                ..
-            } => Some((committee.clone(), disputed.clone())),
-            _ => None,
-        })
-        .expect("dispute opened");
-    // Every referee re-executes the disputed trap and votes.
-    let votes = w
-        .referees
-        .iter()
-        .filter(|r| committee.contains(&r.node_id()))
-        .map(|r| {
-            let outputs = disputed.iter().map(|d| truth(&d.trap.input)).collect();
-            let tx = MarketTx::Vote {
-                client: w.client.account_id(),
-                job: 0,
-                lot: 0,
-                outputs,
-            };
-            (r.clone(), tx)
-        })
-        .collect();
+    // Referees draw VRF tickets; the committee is seated when the ticket
+    // window closes, and every member re-executes the disputed trap.
+    let (committee, disputed) = w.dispute_until_seated();
+    assert_eq!(committee.len(), 3);
+    let votes = w.votes(&committee, &disputed);
     w.batch(100, votes);
     let s = w.idle_until_settled();
     assert_eq!(s.outcome, Outcome::Judged(Verdict::ClientFramed));
-    assert_eq!(s.bond_forfeited, Amount::new(BOND));
+    // The majority referees' fees come out of the framing client's bond.
+    assert_eq!(s.referee_fees, Amount::new(3 * common::REFEREE_FEE));
+    assert_eq!(
+        s.bond_forfeited,
+        Amount::new(BOND - 3 * common::REFEREE_FEE)
+    );
     assert!(s.slashed.is_zero());
-    assert!(w.wealth(&w.provider) >= provider0 + BOND, "bond and pay");
+    let bond = BOND - 3 * common::REFEREE_FEE;
+    assert!(w.wealth(&w.provider) >= provider0 + bond, "bond and pay");
 }
 
 #[test]
@@ -170,7 +147,7 @@ fn a_rejected_transaction_changes_nothing() {
     }
     .sign(&w.provider)
     .to_bytes();
-    let ctx = batch_context(w.now, 1, w.ledger.epoch());
+    let ctx = batch_context(w.now, 1, w.ledger.epoch(), w.beacon());
     let mut host = Host {
         apps: &mut w.apps,
         evidence: &NoEvidence,

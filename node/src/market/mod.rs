@@ -18,7 +18,8 @@
 //! | [`sealed`] | the commit–reveal rule: batches, commitments, reveal windows |
 //! | [`sealing`] | the light side: sealing prices and revealing them on time |
 //! | `clearing` | closing a sealed batch: forfeits, then clearing its revealed orders |
-//! | `rounds` | verification rounds: plan, deliver, verify, accept, dispute, vote, deadlines |
+//! | `rounds` | verification rounds: plan, deliver, verify, accept, deadlines |
+//! | [`referees`] | disputes: VRF ticket windows, committees, escalation, fees |
 //! | `settlement` | the one router from round effects to ledger operations and reputation |
 //!
 //! Flow of one job (each step is a transaction ordered by consensus):
@@ -44,7 +45,9 @@
 //!    opens a verification round and bonds the provider's slot lock.
 //! 6. `Deliver` (provider): output commitment, outputs, metered usage.
 //! 7. `Verify` (client): trap reveal and accusations.
-//! 8. `Accept` / `Dispute` (provider), `Vote` (referees).
+//! 8. `Accept` / `Dispute` (provider); a dispute opens a ticket window,
+//!    referees send VRF `Ticket`s, the lowest seats vote (`Vote`), an
+//!    undecided committee escalates ([`referees`]).
 //! 9. Settlement (end of the batch that finished the round, or that passed
 //!    its deadline): the round's effects pay (price × metered usage, capped
 //!    by the round's pay), refund, slash and feed reputation.
@@ -64,6 +67,7 @@
 
 mod clearing;
 mod orders;
+pub mod referees;
 mod rounds;
 pub mod sealed;
 pub mod sealing;
@@ -183,6 +187,9 @@ pub struct MarketplaceApp {
     /// Rounds the transaction being applied touched (kept only if it is
     /// accepted).
     touching: Vec<RoundKey>,
+    /// Open disputes' referee state, and their ticket windows by close.
+    disputes: BTreeMap<RoundKey, referees::Dispute>,
+    windows: BTreeSet<(Timestamp, RoundKey)>,
     /// Jobs still bidding (sealed, revealed or unfilled), for the bound.
     bidding: usize,
     /// Jobs whose revealed bid left lots unfilled, waiting for a re-seal.
@@ -253,6 +260,8 @@ impl MarketplaceApp {
             wake_at: BTreeMap::new(),
             touched: BTreeSet::new(),
             touching: Vec::new(),
+            disputes: BTreeMap::new(),
+            windows: BTreeSet::new(),
             bidding: 0,
             unfilled: BTreeSet::new(),
             batch: BatchNo(0),
@@ -456,6 +465,12 @@ impl MarketplaceApp {
             } => self.verify(h, job, lot, &reveal, accuse),
             MarketTx::Accept { client, job, lot } => self.accept(h, (client, job, lot)),
             MarketTx::Dispute { client, job, lot } => self.dispute(h, (client, job, lot)),
+            MarketTx::Ticket {
+                client,
+                job,
+                lot,
+                ticket,
+            } => self.ticket(h, (client, job, lot), ticket),
             MarketTx::Vote {
                 client,
                 job,
@@ -524,6 +539,7 @@ impl Application for MarketplaceApp {
         self.advance_reputation(ledger.now());
         self.advance_batch(ledger.now());
         self.close_batches(ledger);
+        self.close_windows(ledger);
         self.run_rounds(ledger);
         self.publish_staged();
     }

@@ -6,10 +6,10 @@
 //! | `PayProvider` | release price × metered usage (capped by the round's pay) from the job escrow to the provider |
 //! | `RefundClient` | nothing yet: the remainder returns when the job closes |
 //! | `ReturnClientBond` | unlock the client's bond lock |
-//! | `ForfeitClientBond` | slash the bond lock to the provider |
+//! | `ForfeitClientBond` | slash the bond lock: the majority referees' fees, the rest to the provider |
 //! | `BurnClientBond` | slash the bond lock, burned |
 //! | `ReturnStake` | nothing: the provider's slot lock is freed with its slot |
-//! | `SlashStake` | slash the provider's slot lock: a share to the client, the rest burned |
+//! | `SlashStake` | slash the provider's slot lock: a share to the client, the majority referees' fees out of the rest, the remainder burned |
 //! | `Reputation` | [`crate::feedback::reputation_feedback`] into the book |
 
 use idlegrid_dag_ledger::ledger::{EscrowId, LedgerError, LockId, ManagedHandle};
@@ -18,6 +18,7 @@ use idlegrid_market::Match;
 use idlegrid_market::registry::{JobId as GoodsJobId, check_payout};
 use idlegrid_primitives::{AccountId, Amount};
 
+use super::referees::majority_voters;
 use super::{Job, LiveLot, MarketplaceApp, Notice, Settlement};
 use crate::feedback::reputation_feedback;
 
@@ -28,6 +29,32 @@ struct Route {
     provider_lock: LockId,
     bond_done: bool,
     stake_slashed: bool,
+    /// Referees owed a fee by the convicted party (emptied once paid).
+    referees: Vec<AccountId>,
+    fee: Amount,
+}
+
+impl Route {
+    /// Pays each owed referee `fee` out of `lock`, at most `budget` in
+    /// all; returns what was paid.
+    fn pay_referees(
+        &mut self,
+        h: &mut ManagedHandle<'_, '_>,
+        lock: LockId,
+        budget: Amount,
+    ) -> Result<Amount, LedgerError> {
+        let mut paid = Amount::ZERO;
+        for r in std::mem::take(&mut self.referees) {
+            let left = budget.saturating_sub(paid);
+            let fee = self.fee.min(left);
+            if fee.is_zero() {
+                break;
+            }
+            h.slash_lock(lock, fee, Some(&r))?;
+            paid = paid.saturating_add(fee);
+        }
+        Ok(paid)
+    }
 }
 
 impl MarketplaceApp {
@@ -61,6 +88,7 @@ impl MarketplaceApp {
             slashed: Amount::ZERO,
             burned: Amount::ZERO,
             bond_forfeited: Amount::ZERO,
+            referee_fees: Amount::ZERO,
             traps: l.round.traps().len() as u32,
             slots: l.round.plan().slots() as u32,
             usage_micros: l.usage_micros,
@@ -71,6 +99,8 @@ impl MarketplaceApp {
             provider_lock: self.providers[&l.provider].slots[l.slot].lock,
             bond_done: false,
             stake_slashed: false,
+            referees: majority_voters(&l.round),
+            fee: self.params.referee_fee,
         };
         for e in &l.effects {
             if let Err(e) = self.route(h, e, &l, &mut route, &mut s) {
@@ -119,8 +149,10 @@ impl MarketplaceApp {
                 provider, amount, ..
             } => {
                 r.bond_done = true;
-                s.bond_forfeited = amount;
-                slash_then_unlock(h, l.bond_lock, amount, Some(&provider))
+                let fees = r.pay_referees(h, l.bond_lock, amount)?;
+                s.referee_fees = s.referee_fees.saturating_add(fees);
+                s.bond_forfeited = amount.saturating_sub(fees);
+                slash_then_unlock(h, l.bond_lock, s.bond_forfeited, Some(&provider))
             }
             Effect::BurnClientBond { amount, .. } => {
                 r.bond_done = true;
@@ -135,10 +167,13 @@ impl MarketplaceApp {
             } => {
                 r.stake_slashed = true;
                 s.slashed = to_client.saturating_add(burned);
-                s.burned = s.burned.saturating_add(burned);
                 if !to_client.is_zero() {
                     h.slash_lock(r.provider_lock, to_client, Some(&client))?;
                 }
+                let fees = r.pay_referees(h, r.provider_lock, burned)?;
+                s.referee_fees = s.referee_fees.saturating_add(fees);
+                let burned = burned.saturating_sub(fees);
+                s.burned = s.burned.saturating_add(burned);
                 if !burned.is_zero() {
                     h.slash_lock(r.provider_lock, burned, None)?;
                 }

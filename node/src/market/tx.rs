@@ -1,9 +1,10 @@
 //! The marketplace's wire vocabulary: transaction payloads, the notices it
 //! reports, settlements and the rules every validator shares.
 
+use super::referees::RefereeError;
 use super::sealed::{BatchNo, OrderKey, SealError};
 use idlegrid_entrap::{
-    DisputedTrap, Outcome as RoundOutcome, PublicPlan, SubtaskIndex, TrapReveal,
+    DisputedTrap, Outcome as RoundOutcome, PublicPlan, RefereeTicket, SubtaskIndex, TrapReveal,
 };
 use idlegrid_market::registry::SignedOp;
 use idlegrid_market::{Ask, Bid, JobGoods, Reputation};
@@ -108,6 +109,17 @@ pub enum MarketTx {
         job: u64,
         /// Lot.
         lot: u32,
+    },
+    /// A referee's VRF ticket for a dispute's open ticket window.
+    Ticket {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// The sender's ticket on the window's randomness.
+        ticket: RefereeTicket,
     },
     /// A referee's re-executed outputs for the disputed traps.
     Vote {
@@ -247,7 +259,25 @@ pub enum Notice {
         /// Accused slots.
         traps: Vec<SubtaskIndex>,
     },
-    /// A dispute needs votes from `committee`.
+    /// A dispute's referees may submit tickets until `closes_at`
+    /// (`level` 0: the first committee; above: an escalation).
+    TicketWindow {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Escalations before this window.
+        level: u8,
+        /// The randomness tickets are drawn on.
+        randomness: Digest,
+        /// Seats of the committee drawn.
+        seats: u8,
+        /// End of the window (consensus time).
+        closes_at: Timestamp,
+    },
+    /// A dispute's committee was seated and needs its votes.
     DisputeOpened {
         /// Client.
         client: AccountId,
@@ -257,6 +287,8 @@ pub enum Notice {
         lot: u32,
         /// Provider.
         provider: AccountId,
+        /// Escalations before this committee.
+        level: u8,
         /// Referees.
         committee: Vec<NodeId>,
         /// The disputed traps.
@@ -327,6 +359,13 @@ pub enum Notice {
         /// The attempt a re-seal must carry.
         next_attempt: u32,
     },
+    /// A dispute, ticket or vote was rejected (it changed nothing).
+    RefereeRejected {
+        /// Sender.
+        sender: AccountId,
+        /// Why.
+        error: RefereeError,
+    },
     /// A sealing transaction was rejected (it changed nothing).
     SealRejected {
         /// Sender.
@@ -375,8 +414,11 @@ pub struct Settlement {
     pub slashed: Amount,
     /// Burned (stake or bond).
     pub burned: Amount,
-    /// Client bond forfeited to the provider.
+    /// Client bond forfeited to the provider (after the referees' fees).
     pub bond_forfeited: Amount,
+    /// Fees paid to the referees who voted with the majority, by the
+    /// convicted party.
+    pub referee_fees: Amount,
     /// Traps in the lot.
     pub traps: u32,
     /// Subtasks in the lot.
@@ -396,9 +438,9 @@ pub struct MarketRules {
     pub stage_deadline: Duration,
     /// Market clearing period: the length of a sealed batch.
     pub clearing_period: Duration,
-    /// Referee committee size.
+    /// Referee committee size (the first committee; escalations grow it).
     pub committee_size: u8,
-    /// Referees (validators).
+    /// Referees (validators): who may submit tickets.
     pub referees: Vec<NodeId>,
     /// Reputation book parameters.
     pub book: BookParams,
@@ -406,8 +448,8 @@ pub struct MarketRules {
     pub reputation_epoch_secs: u64,
 }
 
-/// The marketplace's parameters of sealed orders, shared by every
-/// validator like [`MarketRules`].
+/// The marketplace's parameters of sealed orders and referee sortition,
+/// shared by every validator like [`MarketRules`].
 ///
 /// They are not fields of [`MarketRules`] yet: a new field breaks every
 /// struct literal of it, and crates outside the change build some. A
@@ -424,15 +466,26 @@ pub struct MarketParams {
     /// Committed ledger batches a reveal window lasts at least, however
     /// far consensus time jumps (see [`super::sealed`]).
     pub reveal_commits: u32,
+    /// How long a dispute's ticket window stays open.
+    pub ticket_window: Duration,
+    /// Most escalations to a larger committee per dispute.
+    pub max_escalations: u8,
+    /// Fee per majority referee, paid by the convicted party.
+    pub referee_fee: Amount,
 }
 
 impl MarketParams {
-    /// What every validator runs: a bond of 500, reveals in the batch after
-    /// the commit, windows of at least 8 commits.
+    /// What every validator runs: a sealing bond of 500, reveals in the
+    /// batch after the commit, windows of at least 8 commits; ticket
+    /// windows of 2 s, at most 2 escalations (3 → 7 → 15 seats), a fee of
+    /// 200 per majority referee.
     pub const DEFAULT: MarketParams = MarketParams {
         seal_bond: Amount::new(500),
         reveal_batches: 1,
         reveal_commits: 8,
+        ticket_window: Duration::from_secs(2),
+        max_escalations: 2,
+        referee_fee: Amount::new(200),
     };
 }
 

@@ -7,7 +7,7 @@ use idlegrid_dag_ledger::ledger::{
     Genesis, Host, Ledger, LedgerError, NoEvidence, Nonce, Params, Receipt, SignatureCheck,
     Transaction, TxKind, check_all,
 };
-use idlegrid_entrap::{JobPlan, TrapSpec, output_commitment};
+use idlegrid_entrap::{DisputedTrap, JobPlan, RefereeTicket, TrapSpec, output_commitment};
 use idlegrid_market::{JobGoods, KDouble};
 use idlegrid_node::batch::batch_context;
 use idlegrid_node::market::sealing::Sealer;
@@ -16,13 +16,14 @@ use idlegrid_node::market::{
     Settlement, round_id,
 };
 use idlegrid_primitives::{
-    AccountId, Amount, Digest, Domain, Duration, Keypair, Salt, Seed, Timestamp, encode,
+    AccountId, Amount, Digest, Domain, Duration, Keypair, NodeId, Salt, Seed, Timestamp, encode,
 };
 
 pub const TRUTH: Domain = Domain::new("idlegrid/node/test/truth");
 pub const STAKE: u128 = 10_000;
 pub const BOND: u128 = 2_000;
 pub const SEAL_BOND: u128 = 300;
+pub const REFEREE_FEE: u128 = 100;
 
 pub fn truth(x: &Digest) -> Digest {
     Digest::of(TRUTH, x)
@@ -56,7 +57,7 @@ impl World {
     pub fn new() -> Self {
         let key = |i: u64| Keypair::from_seed(&Seed::from_u64(i));
         let (provider, client) = (key(1), key(2));
-        let referees: Vec<Keypair> = (10..13).map(key).collect();
+        let referees: Vec<Keypair> = (10..17).map(key).collect();
         let mut balances = vec![
             (provider.account_id(), Amount::new(1_000_000)),
             (client.account_id(), Amount::new(100_000_000)),
@@ -88,6 +89,9 @@ impl World {
             seal_bond: Amount::new(SEAL_BOND),
             reveal_batches: 1,
             reveal_commits: 1,
+            ticket_window: Duration::from_secs(1),
+            max_escalations: 2,
+            referee_fee: Amount::new(REFEREE_FEE),
         };
         let market = MarketplaceApp::new(rules, Box::new(KDouble::new(5_000).unwrap()), true)
             .unwrap()
@@ -133,7 +137,7 @@ impl World {
                 self.sign_with(k, p, *n - 1)
             })
             .collect();
-        let ctx = batch_context(self.now, 1, self.ledger.epoch());
+        let ctx = batch_context(self.now, 1, self.ledger.epoch(), self.beacon());
         let mut host = Host {
             apps: &mut self.apps,
             evidence: &NoEvidence,
@@ -148,6 +152,12 @@ impl World {
         assert_eq!(self.apps.market.effect_failures(), 0);
         self.notices.extend(self.apps.market.drain_notices());
         r.receipts
+    }
+
+    /// The batch's committed randomness (a hash of its time here; the
+    /// reference node takes the commit's digest).
+    pub fn beacon(&self) -> Digest {
+        Digest::of(Domain::new("idlegrid/node/test/beacon"), &self.now)
     }
 
     /// `k`'s marketplace transaction with its next nonce.
@@ -200,10 +210,96 @@ impl World {
         })
     }
 
+    /// Every referee's ticket for the last ticket window.
+    pub fn tickets(&self) -> Vec<(Keypair, MarketTx)> {
+        let Some(randomness) = self.notices.iter().rev().find_map(|n| match n {
+            Notice::TicketWindow { randomness, .. } => Some(*randomness),
+            _ => None,
+        }) else {
+            return Vec::new();
+        };
+        self.referees
+            .iter()
+            .map(|r| {
+                let ticket = RefereeTicket::draw(r, &randomness);
+                let tx = MarketTx::Ticket {
+                    client: self.client.account_id(),
+                    job: 0,
+                    lot: 0,
+                    ticket,
+                };
+                (r.clone(), tx)
+            })
+            .collect()
+    }
+
+    /// The last seated committee (level, members, disputed traps), if any
+    /// after notice `from`.
+    pub fn seated(&self, from: usize) -> Option<(u8, Vec<NodeId>, Vec<DisputedTrap>)> {
+        self.notices[from..].iter().rev().find_map(|n| match n {
+            Notice::DisputeOpened {
+                level,
+                committee,
+                disputed,
+                ..
+            } => Some((*level, committee.clone(), disputed.clone())),
+            _ => None,
+        })
+    }
+
+    /// The provider disputes lot 0; every referee sends a ticket; empty
+    /// batches until the committee is seated.
+    pub fn dispute_until_seated(&mut self) -> (Vec<NodeId>, Vec<DisputedTrap>) {
+        let tx = MarketTx::Dispute {
+            client: self.client.account_id(),
+            job: 0,
+            lot: 0,
+        };
+        self.batch(100, vec![(self.provider.clone(), tx)]);
+        self.seat_next(0)
+    }
+
+    /// Waits for the ticket window of `level`, every referee sends a
+    /// ticket; empty batches until that committee is seated.
+    pub fn seat_next(&mut self, level: u8) -> (Vec<NodeId>, Vec<DisputedTrap>) {
+        let window = |n: &Notice| matches!(n, Notice::TicketWindow { level: l, .. } if *l == level);
+        self.run_until(window);
+        let from = self.notices.len();
+        let tickets = self.tickets();
+        self.batch(100, tickets);
+        for _ in 0..40 {
+            if let Some((l, c, d)) = self.seated(from)
+                && l == level
+            {
+                return (c, d);
+            }
+            self.batch(100, vec![]);
+        }
+        panic!("no committee seated: {:?}", &self.notices[from..]);
+    }
+
+    /// Votes of `voters` (true outputs) for lot 0's disputed traps.
+    pub fn votes(&self, voters: &[NodeId], disputed: &[DisputedTrap]) -> Vec<(Keypair, MarketTx)> {
+        self.referees
+            .iter()
+            .filter(|r| voters.contains(&r.node_id()))
+            .map(|r| {
+                let outputs = disputed.iter().map(|d| truth(&d.trap.input)).collect();
+                let tx = MarketTx::Vote {
+                    client: self.client.account_id(),
+                    job: 0,
+                    lot: 0,
+                    outputs,
+                };
+                (r.clone(), tx)
+            })
+            .collect()
+    }
+
     /// Empty batches (sending what the sealers want) until `done` holds
     /// for a notice.
     pub fn run_until(&mut self, done: impl Fn(&Notice) -> bool) {
-        for _ in 0..40 {
+        for _ in 0..100 {
             if self.notices.iter().any(&done) {
                 return;
             }

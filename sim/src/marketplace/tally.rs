@@ -231,6 +231,7 @@ impl MarketTally {
             Notice::Cleared(record) => self.welfare.record(record),
             Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
             Notice::BondForfeited { .. } => self.c.seal_forfeits += 1,
+            Notice::TicketWindow { level, .. } if *level > 0 => self.c.escalations += 1,
             Notice::EffectFailed { reason } => {
                 return Err(Violation::new("settlement-effects", reason.clone()));
             }
@@ -307,6 +308,7 @@ impl MarketTally {
 
     fn settled(&mut self, now: Timestamp, s: &Settlement) -> Result<(), Violation> {
         self.c.lots_settled += 1;
+        self.c.referee_fees += s.referee_fees.get();
         let run = self.runs.remove(&(s.client, s.job, s.lot));
         let cheated = run.as_ref().is_some_and(|r| r.cheated.iter().any(|c| *c));
         let caught = !s.slashed.is_zero();
