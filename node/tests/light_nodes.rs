@@ -223,3 +223,38 @@ fn a_transaction_the_ledger_rejects_comes_back_typed() {
     assert_eq!(r.kind, RejectionKind::Market, "{r:?}");
     assert!(r.detail.contains("lots"), "{}", r.detail);
 }
+
+#[test]
+fn a_provider_seals_one_ask_per_batch_reveals_every_one_and_stops_when_told() {
+    let mut t = testnet(3, 4, 1, 1);
+    let tick = Duration::from_millis(10);
+    let p = t.providers[0];
+    let nonce = |t: &Testnet| {
+        let v = t.net.validator(&t.validators[0]).unwrap();
+        v.ledger().nonce(&p.account()).get()
+    };
+    t.net
+        .run_until(Timestamp::from_micros(10_000_000), tick, |_| false);
+    // The offer, then one sealing transaction per 500 ms batch (each
+    // reveal carries the next ask), none forfeited.
+    let asked = nonce(&t);
+    assert!((8..=25).contains(&asked), "{asked} transactions in 10 s");
+    let v = t.net.validator(&t.validators[0]).unwrap();
+    assert!(v.ledger().burned().is_zero(), "every ask was revealed");
+    let now = t.net.now();
+    match t.net.node_mut(&p) {
+        Some(LocalNode::Provider(node, _)) => node.set_ask(now, None),
+        _ => panic!("a provider"),
+    }
+    // The ask already sealed is still revealed; then it stays quiet.
+    t.net
+        .run_until(now + Duration::from_secs(3), tick, |_| false);
+    let settled = nonce(&t);
+    t.net
+        .run_until(now + Duration::from_secs(6), tick, |_| false);
+    assert_eq!(nonce(&t), settled, "no ask after set_ask(None)");
+    let v = t.net.validator(&t.validators[0]).unwrap();
+    assert!(v.ledger().burned().is_zero());
+    assert_eq!(v.market().sealed().len(), 0, "nothing left sealed");
+    digests_agree(&t);
+}
