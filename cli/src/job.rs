@@ -20,7 +20,7 @@ use idlegrid_entrap::TrapSpec;
 use idlegrid_executor::{ProcessExecutor, split_lines};
 use idlegrid_market::JobGoods;
 use idlegrid_node::client::{ClientEvent, ClientNode, JobData, JobSpec, TrapPolicy, TrapSource};
-use idlegrid_node::market::{JobRequest, MarketTx};
+use idlegrid_node::market::{JobRequest, MarketTx, unsealed};
 use idlegrid_node::wire::{input_digest, output_digest};
 use idlegrid_primitives::{Amount, Digest, Duration, Seed, Timestamp};
 use idlegrid_transport::{Clock, Transport};
@@ -311,7 +311,9 @@ impl ClientRole {
             job,
             lots,
             max_slots_per_lot: 64,
-            max_price: Amount::new(self.opts.max_price),
+            // Sealed: the client node commits to `max_price` and reveals it
+            // once the batch closes.
+            commitment: unsealed(),
             cap_micros_per_subtask: 10_000_000,
             min_reputation_bps: 0,
             client_bond: Amount::new(5_000),
@@ -320,6 +322,7 @@ impl ClientRole {
         };
         let spec = JobSpec {
             request,
+            max_price: Amount::new(self.opts.max_price),
             inputs: data.digests(),
             data: Some(data),
         };

@@ -48,10 +48,7 @@ fn setup() -> (Ledger, Vec<Vec<u8>>, Vec<Keypair>) {
 
 fn bench(c: &mut Criterion) {
     let (ledger, txs, _keys) = setup();
-    let ctx = BatchContext {
-        epoch: Epoch::new(1),
-        now: Timestamp::ZERO,
-    };
+    let ctx = BatchContext::at(Epoch::new(1), Timestamp::ZERO);
     let mut g = c.benchmark_group("ledger::apply_transfers");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(10);

@@ -72,7 +72,7 @@
 //!         while let Some(ev) = v.poll_event() {
 //!             if let ConsensusEvent::Committed(sub) = ev {
 //!                 let txs: Vec<&[u8]> = sub.transactions.iter().map(|t| t.as_bytes()).collect();
-//!                 let ctx = BatchContext { epoch: Epoch::new(sub.index + 1), now: sub.timestamp };
+//!                 let ctx = BatchContext { epoch: Epoch::new(sub.index + 1), now: sub.timestamp, beacon: sub.digest };
 //!                 ledgers[i].apply_batch(ctx, &txs, &mut Host::default_for(&mut NoApps)).unwrap();
 //!             }
 //!         }

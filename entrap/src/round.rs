@@ -35,7 +35,7 @@ pub fn output_commitment(job: JobId, outputs: &[Digest], salt: &Salt) -> Commitm
 /// | `AwaitingTrapReveal` | [`reveal_traps`](Self::reveal_traps) (client) | `AwaitingAccusations` | `ClientAbandoned`: provider paid, client bond to the provider |
 /// | `AwaitingAccusations` | [`accuse`](Self::accuse) (client) | `AwaitingResponse`, or settled `Clean` if empty | `Clean`: provider paid, everything returned |
 /// | `AwaitingResponse` | [`accept`](Self::accept) / [`dispute`](Self::dispute) (provider) | settled `Admitted` / `AwaitingVotes` | `Admitted`: stake slashed, client refunded |
-/// | `AwaitingVotes` | [`submit_vote`](Self::submit_vote) (referee) | settled `Judged` once all voted | `Judged` on the votes cast (no majority: not proven) |
+/// | `AwaitingVotes` | [`submit_vote`](Self::submit_vote) (referee); [`escalate`](Self::escalate) (composition root) | settled `Judged` once all voted; a larger committee | `Judged` on the votes cast (no majority: not proven) |
 ///
 /// A step in the wrong stage, from the wrong sender, at or after its stage's
 /// deadline, or with data that does not match a commitment is a typed
@@ -321,6 +321,60 @@ impl VerificationRound {
             self.finish(now, Outcome::Judged(verdict));
         }
         Ok(())
+    }
+
+    /// True if the votes cast so far decide every disputed trap (each has
+    /// an output reported by a strict majority of the committee).
+    pub fn decided(&self) -> bool {
+        let Some(c) = &self.committee else {
+            return false;
+        };
+        (0..self.disputed.len()).all(|i| {
+            let votes: Vec<Digest> = self.votes.iter().map(|v| v.outputs[i]).collect();
+            decide_trap(&self.disputed[i], &votes, c.len()) != TrapVerdict::Inconclusive
+        })
+    }
+
+    /// Replaces a committee that did not reach a verdict ([`Self::decided`]
+    /// is false) with a fresh, larger one — also after the votes deadline,
+    /// which is what escalation is for. The votes cast so far are dropped
+    /// and the new committee gets a full votes window from `now`. Neither
+    /// party may sit on it.
+    pub fn escalate(&mut self, now: Timestamp, committee: Committee) -> Result<(), EntrapError> {
+        if self.stage != Stage::AwaitingVotes {
+            return Err(EntrapError::WrongStage {
+                expected: Stage::AwaitingVotes,
+                actual: self.stage,
+            });
+        }
+        if now < self.last_now {
+            return Err(EntrapError::TimeWentBackwards {
+                now,
+                last: self.last_now,
+            });
+        }
+        let size = self.committee.as_ref().map_or(0, Committee::len);
+        if committee.len() <= size || self.decided() {
+            return Err(EntrapError::InvalidParameter {
+                name: "committee",
+                reason: "escalate an undecided dispute to a larger committee",
+            });
+        }
+        if committee.contains(&self.terms.client.node())
+            || committee.contains(&self.terms.provider.node())
+        {
+            return Err(EntrapError::ConflictedReferee);
+        }
+        self.committee = Some(committee);
+        self.votes.clear();
+        self.last_now = now;
+        self.deadline = now + self.terms.deadlines.votes;
+        Ok(())
+    }
+
+    /// The votes cast by the current committee.
+    pub fn votes(&self) -> &[RefereeVote] {
+        &self.votes
     }
 
     /// The next deadline, or `None` once settled.

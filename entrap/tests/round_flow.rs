@@ -428,3 +428,45 @@ fn optimizer_helpers_never_panic_on_wild_input() {
     let _ = deters(&p, u32::MAX);
     let _ = assures(&p, u32::MAX);
 }
+
+#[test]
+fn an_undecided_committee_escalates_to_a_larger_one() {
+    let p = plan(10, 2, 0, 6);
+    let mut out = honest_outputs(&p);
+    out[p.trap_positions()[0].as_usize()] = wrong(&out[0]);
+    let mut r = accused(&p, &out);
+    let small = committee();
+    r.dispute(t(6), PROVIDER, small.clone()).unwrap();
+    let disputed = r.disputed().to_vec();
+    let mut exec = |i: &Digest| Some(task(i));
+    let first = small.members()[0];
+    r.submit_vote(
+        t(7),
+        first,
+        referee_vote(first, &disputed, &mut exec).unwrap(),
+    )
+    .unwrap();
+    assert!(!r.decided(), "one vote of three decides nothing");
+    // Not to a committee of the same size, nor one holding a party.
+    assert!(r.escalate(t(8), small.clone()).is_err());
+    let deadline = r.poll_timeout().unwrap();
+    let all: Vec<_> = referees().iter().map(Keypair::node_id).collect();
+    let larger = Committee::from_members(all[..5].to_vec()).unwrap();
+    r.escalate(deadline, larger.clone()).unwrap();
+    assert_eq!(r.stage(), Stage::AwaitingVotes);
+    assert!(r.votes().is_empty(), "a fresh committee votes afresh");
+    assert!(r.poll_timeout().unwrap() > deadline);
+    let later = Timestamp::from_micros(deadline.as_micros() + 1_000);
+    for m in &larger.members()[..3] {
+        r.submit_vote(later, *m, referee_vote(*m, &disputed, &mut exec).unwrap())
+            .unwrap();
+    }
+    assert!(r.decided(), "three of five decide");
+    assert!(
+        r.escalate(later, committee()).is_err(),
+        "decided: no escalation"
+    );
+    r.handle_timeout(r.poll_timeout().unwrap());
+    assert_eq!(r.outcome(), Some(Outcome::Judged(Verdict::ProviderCheated)));
+    check_all(&r);
+}

@@ -68,10 +68,7 @@ pub fn garbage_transactions_change_nothing(
     let mut reference = Ledger::from_snapshot(&ledger.snapshot(), usize::MAX)
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
     let supply = ledger.total_supply();
-    let ctx = BatchContext {
-        epoch: Epoch::new(1),
-        now: Timestamp::from_millis(1),
-    };
+    let ctx = BatchContext::at(Epoch::new(1), Timestamp::from_millis(1));
     let mut apps = NoApps;
     let empty: [SignedTransaction; 0] = [];
     let digest = reference

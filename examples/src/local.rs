@@ -80,10 +80,7 @@ impl LocalLedger {
     /// the first surprise. The ledger invariants are checked after the batch.
     pub fn commit(&mut self, txs: Vec<(&Keypair, TxKind)>) -> Result<BatchResult, Box<dyn Error>> {
         let signed = self.sign(txs);
-        let ctx = BatchContext {
-            epoch: self.epoch,
-            now: self.now,
-        };
+        let ctx = BatchContext::at(self.epoch, self.now);
         let mut host = Host {
             apps: &mut self.apps,
             evidence: &NoEvidence,

@@ -213,6 +213,7 @@ impl Replica {
         let ctx = BatchContext {
             epoch: Epoch::new(c.index + 1),
             now: c.timestamp,
+            beacon: c.digest,
         };
         let txs: Vec<&[u8]> = c.transactions.iter().map(|t| t.as_bytes()).collect();
         let mut apps = NoApps;

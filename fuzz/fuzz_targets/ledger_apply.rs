@@ -107,7 +107,7 @@ fn run(data: &[u8]) -> AResult<()> {
         // Only a regressed epoch needs the digest before (it is costly).
         let before = (epoch < l.epoch()).then(|| l.state_digest());
         let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures };
-        match l.apply_batch(BatchContext { epoch, now }, &txs, &mut host) {
+        match l.apply_batch(BatchContext::at(epoch, now), &txs, &mut host) {
             Ok(r) => {
                 assert_eq!(r.receipts.len(), txs.len(), "one receipt per transaction");
                 assert_eq!(r.epoch, epoch);

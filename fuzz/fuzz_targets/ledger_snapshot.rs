@@ -32,7 +32,7 @@ fn seeds() -> Vec<Vec<u8>> {
         let tx = transaction(&l, s, k).sign(&keys()[s]);
         txs.push(tx.to_bytes());
         let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures: SignatureCheck::Single };
-        let ctx = BatchContext { epoch: Epoch::new(1), now: Timestamp::ZERO };
+        let ctx = BatchContext::at(Epoch::new(1), Timestamp::ZERO);
         l.apply_batch(ctx, &txs[txs.len() - 1..], &mut host).expect("epoch ok");
     }
     vec![genesis, l.snapshot()]
@@ -50,7 +50,7 @@ fuzz_target!(
             let mut l = l;
             let mut apps = AppRegistry::new();
             let mut host = Host::default_for(&mut apps);
-            let ctx = BatchContext { epoch: l.epoch(), now: Timestamp::ZERO };
+            let ctx = BatchContext::at(l.epoch(), Timestamp::ZERO);
             let r = l.apply_batch::<Vec<u8>>(ctx, &[], &mut host).expect("same epoch is fine");
             assert_eq!(r.state_digest, l.state_digest());
             check_all(&l).expect("empty batch broke an invariant");

@@ -2,7 +2,10 @@
 //!
 //! Its driver (a user, a workload) posts jobs with
 //! [`ClientNode::post_job`]; the node does the rest from facts backed by
-//! f + 1 validators: for every matched lot it sizes the traps with the
+//! f + 1 validators: it seals the job's limit price in the `PostJob`
+//! (its own [`Sealer`]), reveals it once the batch closed for commits,
+//! re-seals the bid while lots stay unfilled; for every matched lot it
+//! sizes the traps with the
 //! entrapment optimizer fed by the provider's credibility (reported with
 //! the match), builds the plan, puts it on the ledger and hands the inputs
 //! to the provider; when the outputs are on the ledger it checks the traps,
@@ -15,7 +18,8 @@ use idlegrid_entrap::{JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
 use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
-use crate::market::{JobRequest, MarketTx, Settlement, round_id};
+use crate::market::sealing::Sealer;
+use crate::market::{JobRequest, MarketParams, MarketTx, SealError, Settlement, round_id};
 use crate::provider::Ignored;
 use crate::wire::{
     Fact, LotData, MAX_LOT_BYTES, NodeMessage, PeerMessage, Rejection, input_digest, output_digest,
@@ -52,8 +56,11 @@ pub struct TrapPolicy {
 /// A job as the driver posts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSpec {
-    /// The request (its `lots` must equal `inputs.len()`).
+    /// The request (its `lots` must equal `inputs.len()`; its `commitment`
+    /// is replaced by the seal of `max_price`).
     pub request: JobRequest,
+    /// Limit price per compute-second, sealed until the batch closes.
+    pub max_price: Amount,
     /// Real subtask inputs, one list per lot.
     pub inputs: Vec<Vec<Digest>>,
     /// The bytes behind `inputs`, for a driver whose providers run real
@@ -168,6 +175,16 @@ pub enum ClientEvent {
         /// Why.
         reason: Rejection,
     },
+    /// The ledger refused one of its sealing transactions, typed (its
+    /// nonce was already freed by the matching [`ClientEvent::Rejected`]).
+    SealRejected(SealError),
+    /// A bid with unfilled lots was re-sealed for a later batch.
+    BidResealed {
+        /// Job.
+        job: u64,
+        /// The new attempt.
+        attempt: u32,
+    },
     /// A message was ignored.
     Ignored {
         /// Sender.
@@ -203,6 +220,7 @@ pub struct ClientNode {
     policy: TrapPolicy,
     traps: Box<dyn TrapSource>,
     seed: Seed,
+    sealer: Sealer,
     jobs: BTreeMap<u64, Job>,
     events: VecDeque<ClientEvent>,
 }
@@ -215,11 +233,17 @@ impl ClientNode {
         traps: Box<dyn TrapSource>,
         seed: Seed,
     ) -> Self {
+        let sealer = Sealer::new(
+            setup.key.account_id(),
+            seed.derive("sealer"),
+            MarketParams::DEFAULT.reveal_batches,
+        );
         Self {
             core: LightCore::new(setup),
             policy,
             traps,
             seed,
+            sealer,
             jobs: BTreeMap::new(),
             events: VecDeque::new(),
         }
@@ -240,8 +264,10 @@ impl ClientNode {
         self.jobs.len()
     }
 
-    /// Posts a job: escrow and bid go on the ledger through the gateway.
-    pub fn post_job(&mut self, now: Timestamp, spec: JobSpec) -> Result<(), PostError> {
+    /// Posts a job: its sealed bid and bonds go on the ledger through the
+    /// gateway; the node reveals the price (which escrows the budget) once
+    /// the batch closed for commits.
+    pub fn post_job(&mut self, now: Timestamp, mut spec: JobSpec) -> Result<(), PostError> {
         let id = spec.request.job;
         if spec.inputs.len() != spec.request.lots as usize || spec.inputs.iter().any(Vec::is_empty)
         {
@@ -263,8 +289,12 @@ impl ClientNode {
             return Err(PostError::TooMany);
         }
         self.core.start();
-        self.core
-            .submit_market(now, &MarketTx::PostJob(spec.request))?;
+        spec.request.commitment = self.sealer.seal_bid(id, spec.max_price);
+        let tx = MarketTx::PostJob(spec.request);
+        if let Err(e) = self.core.submit_market(now, &tx) {
+            self.sealer.rejected(&tx);
+            return Err(e.into());
+        }
         self.jobs.insert(
             id,
             Job {
@@ -279,6 +309,13 @@ impl ClientNode {
 
     fn on_fact(&mut self, now: Timestamp, fact: Fact) {
         let me = self.account();
+        for tx in self.sealer.handle_fact(&fact) {
+            if let MarketTx::SealBid { job, attempt, .. } = tx {
+                self.events
+                    .push_back(ClientEvent::BidResealed { job, attempt });
+            }
+            let _ = self.core.submit_market(now, &tx);
+        }
         match fact {
             Fact::Matched {
                 client,
@@ -300,6 +337,9 @@ impl ClientNode {
                     j.plans.remove(&s.lot);
                 }
                 self.events.push_back(ClientEvent::Settled(s));
+            }
+            Fact::SealRejected { owner, error } if owner == me => {
+                self.events.push_back(ClientEvent::SealRejected(error));
             }
             Fact::Lapsed { client, job, lots } if client == me => {
                 self.events.push_back(ClientEvent::Lapsed { job, lots });
@@ -521,6 +561,7 @@ impl ClientNode {
             if let TxFate::Rejected { kind, reason } = f
                 && let Some(tx) = crate::market::decode_market(&kind)
             {
+                self.sealer.rejected(&tx);
                 self.events.push_back(ClientEvent::Rejected {
                     tx: Box::new(tx),
                     reason,

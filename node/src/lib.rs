@@ -14,8 +14,10 @@
 //!   f + 1 of the stake reported identically ([`facts`]).
 //! - [`wire`]: every message between nodes, and the facts validators serve.
 //! - [`market`]: the marketplace [`Application`](idlegrid_dag_ledger::ledger::Application),
-//!   split by concept (orders, clearing, rounds, settlement). Time-driven
-//!   work runs in the ledger's end-of-batch hook.
+//!   split by concept (orders, sealed batches, clearing, rounds,
+//!   settlement). Time-driven work runs in the ledger's end-of-batch hook.
+//! - [`market::sealing`]: the light side of sealed bids, shared by every
+//!   driver: seal a price, reveal it once the ledger closed its batch.
 //! - [`feedback`]: the one mapping from an entrapment verdict to reputation
 //!   feedback.
 //! - [`batch`]: the one rule that turns a commit into a ledger batch.
@@ -60,7 +62,7 @@
 //! use idlegrid_market::JobGoods;
 //! use idlegrid_node::client::{ClientEvent, JobSpec};
 //! use idlegrid_node::local::{LocalEvent, testnet};
-//! use idlegrid_node::market::JobRequest;
+//! use idlegrid_node::market::{JobRequest, unsealed};
 //! use idlegrid_primitives::{Amount, Digest, Domain, Duration, Timestamp};
 //!
 //! let mut t = testnet(1, 4, 2, 1);
@@ -75,14 +77,14 @@
 //!     job: 1,
 //!     lots: 2,
 //!     max_slots_per_lot: 64,
-//!     max_price: Amount::new(10_000),
+//!     commitment: unsealed(), // the client node seals `max_price` here
 //!     cap_micros_per_subtask: 200_000,
 //!     min_reputation_bps: 0,
 //!     client_bond: Amount::new(5_000),
 //!     deadline: now + Duration::from_secs(20),
 //!     goods: JobGoods::none(),
 //! };
-//! t.net.client_mut(&alice).unwrap().post_job(now, JobSpec { request, inputs, data: None }).unwrap();
+//! t.net.client_mut(&alice).unwrap().post_job(now, JobSpec { request, inputs, max_price: Amount::new(10_000), data: None }).unwrap();
 //! let closed = t.net.run_until(now + Duration::from_secs(60), tick, |e| {
 //!     matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { .. }))
 //! });
@@ -142,7 +144,8 @@
 //!     })
 //!     .collect();
 //! // The provider offers two slots, through validator 0 (its gateway).
-//! let offer = MarketTx::Offer { price: Amount::new(10), capacity: 2, stake_per_slot: Amount::new(1_000), region: 0 };
+//! // (Its prices follow as sealed asks: see `market::sealing::Sealer`.)
+//! let offer = MarketTx::Offer { capacity: 2, stake_per_slot: Amount::new(1_000), region: 0 };
 //! let tx = Transaction {
 //!     chain: Params::default().chain_id,
 //!     sender: provider.account_id(),

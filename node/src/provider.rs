@@ -1,6 +1,12 @@
 //! The provider: a light node that rents out its machine.
 //!
-//! It offers slots once, then for every lot matched to it (a fact backed by
+//! It offers slots once (no price), then asks its price in sealed asks, one
+//! per clearing batch, through its own [`Sealer`]: a salted commitment
+//! first, revealed once f + 1 validators report the batch closed for
+//! commits, the reveal carrying the next batch's sealed ask. The price it
+//! asks is [`ProviderOffer::price`] until its operator changes it with
+//! [`ProviderNode::set_ask`] (`None` stops asking). Then, for every lot
+//! matched to it (a fact backed by
 //! f + 1 validators): waits for the client's inputs and for the round to
 //! open on the ledger, checks the inputs are the ones the ledger's plan
 //! names, asks its driver to run them ([`ProviderEvent::Execute`] — the
@@ -17,7 +23,8 @@ use idlegrid_primitives::{
 };
 
 use crate::light::{LightCore, LightSetup, TxFate};
-use crate::market::{MarketTx, Settlement, round_id};
+use crate::market::sealing::Sealer;
+use crate::market::{MarketParams, MarketTx, Settlement, round_id};
 use crate::wire::{Fact, LotData, NodeMessage, PeerMessage, Rejection};
 
 const SALT_DOMAIN: Domain = Domain::new("idlegrid/node/provider/salt");
@@ -30,7 +37,8 @@ pub type LotKey = (AccountId, u64, u32);
 /// What the provider offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProviderOffer {
-    /// Price per compute-second.
+    /// Price per compute-second of its first sealed asks (see
+    /// [`ProviderNode::set_ask`]).
     pub price: Amount,
     /// Parallel lots.
     pub capacity: u32,
@@ -98,6 +106,9 @@ pub enum ProviderEvent {
         /// Why.
         reason: Rejection,
     },
+    /// The ledger refused one of its sealing transactions, typed (its
+    /// nonce was already freed by the matching [`ProviderEvent::Rejected`]).
+    SealRejected(crate::market::SealError),
     /// A message was ignored (bad input from a peer).
     Ignored {
         /// Sender.
@@ -146,6 +157,7 @@ pub struct ProviderNode {
     offered: bool,
     auto_offer: bool,
     seed: Seed,
+    sealer: Sealer,
     lots: BTreeMap<LotKey, Lot>,
     early: BTreeMap<LotKey, (Vec<Digest>, Option<LotData>)>,
     events: VecDeque<ProviderEvent>,
@@ -154,12 +166,18 @@ pub struct ProviderNode {
 impl ProviderNode {
     /// A provider that will offer `offer` when first started.
     pub fn new(setup: LightSetup, offer: ProviderOffer, seed: Seed) -> Self {
+        let sealer = Sealer::new(
+            setup.key.account_id(),
+            seed.derive("sealer"),
+            MarketParams::DEFAULT.reveal_batches,
+        );
         Self {
             core: LightCore::new(setup),
             offer,
             offered: false,
             auto_offer: true,
             seed,
+            sealer,
             lots: BTreeMap::new(),
             early: BTreeMap::new(),
             events: VecDeque::new(),
@@ -181,6 +199,31 @@ impl ProviderNode {
         self.lots.len()
     }
 
+    /// Its sealed orders not yet revealed or forfeited.
+    pub fn sealed_pending(&self) -> usize {
+        self.sealer.pending()
+    }
+
+    /// The price its next sealed asks carry; `None` stops asking (leaving
+    /// the market, or never selling below a price). Takes effect at the
+    /// next batch: an ask already sealed is revealed at its own price.
+    pub fn set_ask(&mut self, now: Timestamp, price: Option<Amount>) {
+        self.sealer.set_ask(price);
+        self.maybe_ask(now);
+    }
+
+    /// Seals a fresh ask if it is asking and no ask is waiting for its
+    /// batch to close (a provider that keeps asking seals the next one with
+    /// its last one's reveal).
+    fn maybe_ask(&mut self, now: Timestamp) {
+        if !self.offered {
+            return;
+        }
+        if let Some(tx) = self.sealer.poll_ask() {
+            self.submit(now, &tx);
+        }
+    }
+
     /// A provider that subscribes when started but offers only when told
     /// ([`ProviderNode::offer_now`]): a newcomer, or a key waiting for funds.
     pub fn without_auto_offer(mut self) -> Self {
@@ -188,7 +231,8 @@ impl ProviderNode {
         self
     }
 
-    /// Submits any marketplace transaction (a reprice, a registry record).
+    /// Submits any marketplace transaction (a registry record…; its asks it
+    /// seals itself).
     pub fn submit(&mut self, now: Timestamp, tx: &MarketTx) {
         // A full outbox only delays; the driver sees `core().inflight()`.
         let _ = self.core.submit_market(now, tx);
@@ -210,12 +254,13 @@ impl ProviderNode {
         self.submit(
             now,
             &MarketTx::Offer {
-                price: o.price,
                 capacity: o.capacity,
                 stake_per_slot: o.stake_per_slot,
                 region: o.region,
             },
         );
+        self.sealer.set_ask(Some(o.price));
+        self.maybe_ask(now);
     }
 
     /// The driver's executor finished `lot`.
@@ -238,6 +283,9 @@ impl ProviderNode {
 
     fn on_fact(&mut self, now: Timestamp, fact: Fact) {
         let me = self.account();
+        for tx in self.sealer.handle_fact(&fact) {
+            self.submit(now, &tx);
+        }
         match fact {
             Fact::Matched {
                 client,
@@ -301,6 +349,9 @@ impl ProviderNode {
             Fact::Settled(s) if s.provider == me => {
                 self.lots.remove(&(s.client, s.job, s.lot));
                 self.events.push_back(ProviderEvent::Settled(s));
+            }
+            Fact::SealRejected { owner, error } if owner == me => {
+                self.events.push_back(ProviderEvent::SealRejected(error));
             }
             _ => {}
         }
@@ -393,6 +444,7 @@ impl ProviderNode {
             match f {
                 TxFate::Rejected { kind, reason } => {
                     if let Some(tx) = crate::market::decode_market(&kind) {
+                        self.sealer.rejected(&tx);
                         self.events.push_back(ProviderEvent::Rejected {
                             tx: Box::new(tx),
                             reason,
@@ -454,6 +506,7 @@ impl Machine for ProviderNode {
                     for f in facts {
                         self.on_fact(now, f);
                     }
+                    self.maybe_ask(now);
                 }
                 Err(e) => self.ignore(from, e.into()),
             },
@@ -472,6 +525,7 @@ impl Machine for ProviderNode {
     fn handle_timeout(&mut self, now: Timestamp) {
         self.start(now);
         self.core.on_timeout(now);
+        self.maybe_ask(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {

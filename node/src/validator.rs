@@ -28,6 +28,7 @@ use idlegrid_primitives::{
 };
 
 use crate::batch::batch_context;
+use crate::market::referees::ticket_worth_sending;
 
 mod durable;
 mod referee;
@@ -71,6 +72,21 @@ pub enum ValidatorEvent {
     },
     /// A consensus event other than a commit (proposals, evidence…).
     Consensus(Box<ConsensusEvent>),
+    /// It drew its referee ticket for a dispute's ticket window (`level` 0:
+    /// the first committee; above: an escalation) and sent it if `sent`
+    /// (only a ticket that may win a seat is sent).
+    TicketDrawn {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Escalations before this window.
+        level: u8,
+        /// Sent (its score may win a seat).
+        sent: bool,
+    },
     /// Effect: this validator sits on a dispute's referee committee. Run the
     /// disputed traps' inputs and answer with [`ValidatorNode::vote`].
     RefereeDuty {
@@ -285,8 +301,40 @@ impl ValidatorNode {
         self.submit(&tx)
     }
 
+    /// Draws this validator's referee ticket on a dispute's `randomness`
+    /// (from [`Notice::TicketWindow`], with its `seats`, among `eligible`
+    /// referees) and submits it from its own account if its score may win
+    /// a seat ([`ticket_worth_sending`]). Returns whether it was sent.
+    ///
+    /// A validator does this by itself for every ticket window in its own
+    /// committed notices; a driver calls it only to re-draw.
+    pub fn submit_ticket(
+        &mut self,
+        (client, job, lot): (AccountId, u64, u32),
+        randomness: &Digest,
+        (seats, eligible): (usize, usize),
+    ) -> Result<bool, SubmitError> {
+        let ticket = idlegrid_entrap::RefereeTicket::draw(&self.key, randomness);
+        let score = ticket.score(randomness).expect("own ticket verifies");
+        if !ticket_worth_sending(&score, seats, eligible) {
+            return Ok(false);
+        }
+        self.submit_own(&MarketTx::Ticket {
+            client,
+            job,
+            lot,
+            ticket,
+        })?;
+        Ok(true)
+    }
+
     fn apply(&mut self, sub: &idlegrid_dag_ledger::consensus::CommittedSubDag) {
-        let ctx = batch_context(sub.timestamp, self.epoch_secs, self.ledger.epoch());
+        let ctx = batch_context(
+            sub.timestamp,
+            self.epoch_secs,
+            self.ledger.epoch(),
+            sub.digest,
+        );
         let txs: Vec<&[u8]> = sub.transactions.iter().map(|t| t.as_bytes()).collect();
         let mut host = Host {
             apps: &mut self.apps,
@@ -296,6 +344,7 @@ impl ValidatorNode {
         let checked = sub.index % self.turn.1.max(1) == self.turn.0;
         let ev = match self.ledger.apply_batch(ctx, &txs, &mut host) {
             Ok(r) => {
+                self.own_rejections(&txs, &r);
                 self.publish(sub.index, &txs, &r.receipts);
                 ValidatorEvent::Applied {
                     index: sub.index,
@@ -336,6 +385,7 @@ impl ValidatorNode {
         let notices = self.apps.market.drain_notices();
         self.referee_duties(&notices);
         let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
+        let mut everyone: Vec<Fact> = Vec::new();
         if !self.subscribers.is_empty() {
             for (bytes, r) in txs.iter().zip(receipts) {
                 if let Some((sender, f, to)) = self.tx_fact(bytes, r) {
@@ -346,6 +396,10 @@ impl ValidatorNode {
                 }
             }
             for f in notices.iter().filter_map(Fact::from_notice) {
+                if f.to_every_subscriber() {
+                    everyone.push(f);
+                    continue;
+                }
                 let [a, b] = f.parties();
                 for p in [a, b.filter(|b| Some(*b) != a)].into_iter().flatten() {
                     if self.subscribers.contains_key(&p) {
@@ -357,8 +411,18 @@ impl ValidatorNode {
         if self.keep_notices {
             self.kept.extend(notices);
         }
-        for (acct, mut facts) in by {
-            facts.extend(self.account_state(&acct).map(Fact::Balance));
+        // The accounts a commit touched hear their holdings too.
+        for (acct, facts) in by.iter_mut() {
+            facts.extend(self.account_state(acct).map(Fact::Balance));
+        }
+        if !everyone.is_empty() {
+            for acct in self.subscribers.keys() {
+                by.entry(*acct)
+                    .or_default()
+                    .extend(everyone.iter().cloned());
+            }
+        }
+        for (acct, facts) in by {
             let to = self.subscribers[&acct];
             for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
                 let batch = FactBatch {
@@ -433,10 +497,38 @@ impl ValidatorNode {
         }
     }
 
-    /// Duties of this validator on the referee committees of new disputes.
+    /// Duties of this validator as a referee in a commit's notices: a
+    /// ticket for every window it may sit in (sent by itself), and a
+    /// [`ValidatorEvent::RefereeDuty`] for every committee it was seated on.
     fn referee_duties(&mut self, notices: &[Notice]) {
         let me = self.key.node_id();
+        let referees = &self.apps.market.rules().referees;
+        let (eligible, referee) = (referees.len(), referees.contains(&me));
         for n in notices {
+            if let Notice::TicketWindow {
+                client,
+                job,
+                lot,
+                level,
+                randomness,
+                seats,
+                ..
+            } = n
+                && referee
+                && *client != me.account()
+            {
+                let lot_ref = (*client, *job, *lot);
+                let seats = usize::from(*seats);
+                if let Ok(sent) = self.submit_ticket(lot_ref, randomness, (seats, eligible)) {
+                    self.events.push_back(ValidatorEvent::TicketDrawn {
+                        client: *client,
+                        job: *job,
+                        lot: *lot,
+                        level: *level,
+                        sent,
+                    });
+                }
+            }
             if let Notice::DisputeOpened {
                 client,
                 job,
@@ -444,6 +536,7 @@ impl ValidatorNode {
                 provider,
                 committee,
                 disputed,
+                ..
             } = n
                 && committee.contains(&me)
             {
@@ -495,6 +588,20 @@ impl ValidatorNode {
             GatewayRequest::Submit(tx) => {
                 let _ = self.submit(&tx);
             }
+        }
+    }
+
+    /// If the ledger refused one of this validator's own transactions (a
+    /// vote or ticket that came too late), the nonces signed after it can
+    /// never apply: sign the next ones from the ledger's nonce again
+    /// (those still in flight may apply or fail; each is one message).
+    fn own_rejections(&mut self, txs: &[&[u8]], r: &idlegrid_dag_ledger::ledger::BatchResult) {
+        let me = self.key.account_id();
+        let mine = r.receipts.iter().zip(txs).any(|(rc, tx)| {
+            rc.is_err() && SignedTransaction::from_bytes(tx).is_ok_and(|t| t.tx.sender == me)
+        });
+        if mine {
+            self.pending_nonce = self.ledger.nonce(&me).get();
         }
     }
 

@@ -25,7 +25,7 @@ use idlegrid_entrap::{DisputedTrap, SubtaskIndex};
 use idlegrid_primitives::{AccountId, Amount, Digest, Domain, NodeId};
 use serde::{Deserialize, Serialize};
 
-use crate::market::{Notice, Settlement};
+use crate::market::{BatchNo, Notice, OrderKey, SealError, Settlement};
 
 /// Most facts one validator sends one subscriber per commit.
 pub const MAX_FACTS_PER_BATCH: usize = 4_096;
@@ -177,6 +177,63 @@ pub enum Fact {
         /// Refunded remainder.
         refunded: Amount,
     },
+    /// A sealed order (no price) was committed in `batch`.
+    OrderSealed {
+        /// Owner.
+        owner: AccountId,
+        /// Which order.
+        order: OrderKey,
+        /// Its batch.
+        batch: BatchNo,
+    },
+    /// Every batch up to `batch` is closed for commits: their orders may be
+    /// revealed now (sent to every subscriber).
+    SealingClosed {
+        /// The last closed batch.
+        batch: BatchNo,
+    },
+    /// A sealed order was opened after its batch closed.
+    OrderRevealed {
+        /// Owner.
+        owner: AccountId,
+        /// Which order.
+        order: OrderKey,
+        /// Its batch.
+        batch: BatchNo,
+        /// The revealed price.
+        price: Amount,
+    },
+    /// A sealed order was not revealed in time: its bond was burned.
+    BondForfeited {
+        /// Owner.
+        owner: AccountId,
+        /// Which order.
+        order: OrderKey,
+        /// Its batch.
+        batch: BatchNo,
+        /// The burned bond.
+        bond: Amount,
+    },
+    /// A job's revealed bid left lots unfilled: it may be re-sealed as
+    /// attempt `next_attempt` until its deadline.
+    BidUnfilled {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Unfilled lots.
+        lots: u32,
+        /// The attempt a re-seal must carry.
+        next_attempt: u32,
+    },
+    /// A sealing transaction of `owner` was refused, typed (the
+    /// [`Fact::Rejected`] of the same commit frees its nonce).
+    SealRejected {
+        /// Sender.
+        owner: AccountId,
+        /// Why.
+        error: SealError,
+    },
 }
 
 /// What an account holds.
@@ -262,6 +319,7 @@ impl Fact {
                 provider,
                 committee,
                 disputed,
+                ..
             } => Fact::DisputeOpened {
                 client,
                 job,
@@ -280,13 +338,70 @@ impl Fact {
                 job,
                 refunded,
             },
+            Notice::OrderSealed {
+                owner,
+                order,
+                batch,
+            } => Fact::OrderSealed {
+                owner,
+                order,
+                batch,
+            },
+            Notice::SealingClosed { batch } => Fact::SealingClosed { batch },
+            Notice::OrderRevealed {
+                owner,
+                order,
+                batch,
+                price,
+            } => Fact::OrderRevealed {
+                owner,
+                order,
+                batch,
+                price,
+            },
+            Notice::BondForfeited {
+                owner,
+                order,
+                batch,
+                bond,
+            } => Fact::BondForfeited {
+                owner,
+                order,
+                batch,
+                bond,
+            },
+            Notice::BidUnfilled {
+                client,
+                job,
+                lots,
+                next_attempt,
+            } => Fact::BidUnfilled {
+                client,
+                job,
+                lots,
+                next_attempt,
+            },
+            Notice::SealRejected { owner, error } => Fact::SealRejected { owner, error },
             _ => return None,
         })
     }
 
-    /// The accounts this fact concerns (who it is sent to).
+    /// Sent to every subscriber rather than to its [`Fact::parties`]
+    /// (every sealer paces its reveals and asks by it).
+    pub fn to_every_subscriber(&self) -> bool {
+        matches!(self, Fact::SealingClosed { .. })
+    }
+
+    /// The accounts this fact concerns (who it is sent to; none for a fact
+    /// [sent to every subscriber](Fact::to_every_subscriber)).
     pub fn parties(&self) -> [Option<AccountId>; 2] {
         match self {
+            Fact::SealingClosed { .. } => [None, None],
+            Fact::OrderSealed { owner, .. }
+            | Fact::OrderRevealed { owner, .. }
+            | Fact::BondForfeited { owner, .. }
+            | Fact::SealRejected { owner, .. } => [Some(*owner), None],
+            Fact::BidUnfilled { client, .. } => [Some(*client), None],
             Fact::Applied { sender, .. } | Fact::Rejected { sender, .. } => [Some(*sender), None],
             Fact::Balance(a) => [Some(a.account), None],
             Fact::Lapsed { client, .. } | Fact::JobClosed { client, .. } => [Some(*client), None],

@@ -9,7 +9,7 @@ use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{
     LocalEvent, LocalNode, Testnet, reference_output, testnet, testnet_keys, testnet_setup,
 };
-use idlegrid_node::market::JobRequest;
+use idlegrid_node::market::{JobRequest, unsealed};
 use idlegrid_node::provider::{ExecReport, ProviderEvent};
 use idlegrid_node::validator::ValidatorNode;
 use idlegrid_node::wire::RejectionKind;
@@ -28,7 +28,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
             job: id,
             lots,
             max_slots_per_lot: 64,
-            max_price: Amount::new(10_000),
+            commitment: unsealed(),
             cap_micros_per_subtask: 200_000,
             min_reputation_bps: 0,
             client_bond: Amount::new(5_000),
@@ -36,6 +36,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
             goods: JobGoods::default(),
         },
         inputs,
+        max_price: Amount::new(10_000),
         data: None,
     }
 }
@@ -223,4 +224,39 @@ fn a_transaction_the_ledger_rejects_comes_back_typed() {
         .unwrap();
     assert_eq!(r.kind, RejectionKind::Market, "{r:?}");
     assert!(r.detail.contains("lots"), "{}", r.detail);
+}
+
+#[test]
+fn a_provider_seals_one_ask_per_batch_reveals_every_one_and_stops_when_told() {
+    let mut t = testnet(3, 4, 1, 1);
+    let tick = Duration::from_millis(10);
+    let p = t.providers[0];
+    let nonce = |t: &Testnet| {
+        let v = t.net.validator(&t.validators[0]).unwrap();
+        v.ledger().nonce(&p.account()).get()
+    };
+    t.net
+        .run_until(Timestamp::from_micros(10_000_000), tick, |_| false);
+    // The offer, then one sealing transaction per 500 ms batch (each
+    // reveal carries the next ask), none forfeited.
+    let asked = nonce(&t);
+    assert!((8..=25).contains(&asked), "{asked} transactions in 10 s");
+    let v = t.net.validator(&t.validators[0]).unwrap();
+    assert!(v.ledger().burned().is_zero(), "every ask was revealed");
+    let now = t.net.now();
+    match t.net.node_mut(&p) {
+        Some(LocalNode::Provider(node, _)) => node.set_ask(now, None),
+        _ => panic!("a provider"),
+    }
+    // The ask already sealed is still revealed; then it stays quiet.
+    t.net
+        .run_until(now + Duration::from_secs(3), tick, |_| false);
+    let settled = nonce(&t);
+    t.net
+        .run_until(now + Duration::from_secs(6), tick, |_| false);
+    assert_eq!(nonce(&t), settled, "no ask after set_ask(None)");
+    let v = t.net.validator(&t.validators[0]).unwrap();
+    assert!(v.ledger().burned().is_zero());
+    assert_eq!(v.market().sealed().len(), 0, "nothing left sealed");
+    digests_agree(&t);
 }

@@ -95,7 +95,7 @@ impl PublicKey {
         let proof =
             schnorrkel::vrf::VRFProof::from_bytes(&proof.0).map_err(|_| CryptoError::BadVrf)?;
         let (inout, _) = pk
-            .vrf_verify(context(domain).bytes(input), &preout, &proof)
+            .vrf_verify_extra(context(domain).bytes(input), &preout, &proof, vrf_extra())
             .map_err(|_| CryptoError::BadVrf)?;
         Ok(inout.make_bytes::<[u8; 32]>(VRF_BYTES_LABEL))
     }
@@ -105,6 +105,15 @@ const VRF_BYTES_LABEL: &[u8] = b"idlegrid/vrf/bytes";
 
 fn context(domain: Domain) -> schnorrkel::context::SigningContext {
     schnorrkel::signing_context(domain.label().as_bytes())
+}
+
+/// The transcript of a VRF proof's own commitments. schnorrkel's default
+/// (`vrf_sign`) draws the proof's nonce from the thread RNG through it; ours
+/// gets the hedge RNG attached when signing, so a proof — like a signature —
+/// is a deterministic function of key and input (a replayed simulation
+/// produces the same bytes).
+fn vrf_extra() -> impl schnorrkel::context::SigningTranscript {
+    schnorrkel::signing_context(b"idlegrid/vrf/proof").bytes(b"")
 }
 
 /// The fixed hedge RNG that makes signing deterministic (see module docs).
@@ -268,7 +277,8 @@ impl Keypair {
     /// public key can check with [`PublicKey::vrf_verify`].
     pub fn vrf_sign(&self, domain: Domain, input: &[u8]) -> ([u8; 32], VrfOutput, VrfProof) {
         let t = attach_rng(context(domain).bytes(input), hedge_rng());
-        let (inout, proof, _) = self.inner.vrf_sign(t);
+        let extra = attach_rng(vrf_extra(), hedge_rng());
+        let (inout, proof, _) = self.inner.vrf_sign_extra(t, extra);
         let bytes = inout.make_bytes::<[u8; 32]>(VRF_BYTES_LABEL);
         (
             bytes,
@@ -376,5 +386,7 @@ mod tests {
                 .vrf_verify(D, b"epoch-1", &out, &proof)
                 .is_err()
         );
+        // Deterministic, like signatures: a replay produces the same proof.
+        assert_eq!(kp.vrf_sign(D, b"epoch-1").2, proof);
     }
 }

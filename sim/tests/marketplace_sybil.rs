@@ -17,7 +17,9 @@ fn small(seed: u64) -> MarketplaceConfig {
         clients: 8,
         cheater_fraction: 0.0,
         framing_clients: 0,
-        active_secs: 20,
+        // Long enough for several catch-and-return cycles: a fresh key's
+        // first match waits for a sealed batch to close and clear.
+        active_secs: 30,
         drain_secs: 30,
         job_interval_secs: 2.0,
         sybil: SybilConfig {

@@ -32,7 +32,7 @@
 
 use std::collections::BTreeMap;
 
-use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp};
+use idlegrid_primitives::{AccountId, Amount, Digest, Epoch, Timestamp};
 
 use super::account::Account;
 use super::error::LedgerError;
@@ -144,6 +144,7 @@ pub struct ManagedHandle<'s, 'a> {
     pub(crate) tx: &'s mut StateTx<'a>,
     pub(crate) app: AppId,
     pub(crate) now: Timestamp,
+    pub(crate) beacon: Digest,
 }
 
 impl std::fmt::Debug for LedgerHandle<'_, '_> {
@@ -227,6 +228,13 @@ impl ManagedHandle<'_, '_> {
     /// The batch's consensus timestamp.
     pub fn now(&self) -> Timestamp {
         self.now
+    }
+    /// The batch's committed randomness ([`super::BatchContext::beacon`]):
+    /// the same at every replica, unknown to anyone before the batch was
+    /// committed. Draw lotteries (e.g. referee sortition) from it, bound to
+    /// what they are for.
+    pub fn beacon(&self) -> Digest {
+        self.beacon
     }
     /// An account, if it exists (read-only).
     pub fn account(&self, id: &AccountId) -> Option<&Account> {

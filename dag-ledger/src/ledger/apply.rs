@@ -17,14 +17,34 @@ use super::staking::SlashOutcome;
 use super::state::StateTx;
 use super::transaction::{SignedTransaction, TX_DOMAIN, TX_ID_DOMAIN, TxKind, signed_part};
 
-/// Where a batch sits in time. Both fields must come from consensus (e.g.
-/// the committing leader's round and timestamp), never from a local clock.
+/// Where a batch sits in time, and its committed randomness. Every field
+/// must come from consensus (e.g. the committing leader's round and
+/// timestamp, the commit's digest), never from a local clock or RNG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchContext {
     /// The epoch (non-decreasing from batch to batch).
     pub epoch: Epoch,
     /// The consensus timestamp, passed to applications.
     pub now: Timestamp,
+    /// The batch's committed randomness, passed to applications
+    /// ([`ManagedHandle::beacon`]): identical at every replica and fixed
+    /// only once the batch is committed. A composition takes it from its
+    /// consensus commit (the reference node uses the commit's running
+    /// sub-DAG digest, which covers the committed leader block).
+    pub beacon: Digest,
+}
+
+impl BatchContext {
+    /// A context without committed randomness (an all-zero beacon): for
+    /// tests, benchmarks and single-node examples whose applications draw
+    /// nothing from the beacon.
+    pub fn at(epoch: Epoch, now: Timestamp) -> Self {
+        Self {
+            epoch,
+            now,
+            beacon: Digest::from_bytes([0; 32]),
+        }
+    }
 }
 
 /// How signatures are checked.
@@ -225,6 +245,7 @@ impl Ledger {
                 tx: &mut stx,
                 app,
                 now: ctx.now,
+                beacon: ctx.beacon,
             };
             a.end_batch(&mut handle);
             stx.commit(touched);
@@ -355,6 +376,7 @@ fn execute(
                     tx: stx,
                     app: *app_id,
                     now: ctx.now,
+                    beacon: ctx.beacon,
                 },
                 sender,
             };

@@ -55,7 +55,7 @@ struct Snapshot {
 ///     kind: TxKind::Transfer { to: bob.account_id(), amount: Amount::new(5_000) },
 /// }
 /// .sign(&alice);
-/// let ctx = BatchContext { epoch: Epoch::new(1), now: Timestamp::ZERO };
+/// let ctx = BatchContext::at(Epoch::new(1), Timestamp::ZERO);
 /// let result = ledger
 ///     .apply_batch(ctx, &[tx.to_bytes()], &mut Host::default_for(&mut NoApps))
 ///     .unwrap();

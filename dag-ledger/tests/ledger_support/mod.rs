@@ -63,10 +63,7 @@ pub fn tx(ledger: &Ledger, key: &Keypair, kind: TxKind) -> SignedTransaction {
 
 /// A batch context at `epoch`.
 pub fn ctx(epoch: u64) -> BatchContext {
-    BatchContext {
-        epoch: Epoch::new(epoch),
-        now: Timestamp::from_millis(epoch * 1_000),
-    }
+    BatchContext::at(Epoch::new(epoch), Timestamp::from_millis(epoch * 1_000))
 }
 
 /// Applies one transaction with no applications and no evidence verifier.

@@ -1,17 +1,20 @@
-//! The periodic batch clearing: pending bids against free provider slots,
-//! run from the ledger's end-of-batch hook once per clearing period.
+//! Closing a sealed batch, from the ledger's end-of-batch hook once its
+//! reveal window is over: sealing bonds are returned or burned, and the
+//! orders revealed for that batch — and only those — are cleared.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use idlegrid_dag_ledger::ledger::ManagedHandle;
+use idlegrid_dag_ledger::ledger::{LockId, ManagedHandle};
 use idlegrid_market::registry::{GoodsClearing, clear_with_goods};
 use idlegrid_market::{
     Ask, Bid, ClearingContext, ExecutorKind, ExecutorSet, Limits, Match, OrderId, Region,
     RegionSet, Reputation, Resources, Slots,
 };
-use idlegrid_primitives::{AccountId, Duration, Timestamp};
+use idlegrid_primitives::{AccountId, Amount, Duration, Timestamp};
 use idlegrid_reputation::Role as RepRole;
 
+use super::sealed::{BatchNo, ClosedBatch, OrderKey};
+use super::settlement::slash_then_unlock;
 use super::{ClearingRecord, MarketplaceApp, Notice, PendingLot, score_bps};
 
 /// The resources of one marketplace slot.
@@ -29,28 +32,140 @@ struct Book {
 }
 
 impl MarketplaceApp {
-    /// Clears pending bids if a clearing period has passed, then retires
-    /// fully matched and lapsed bids.
-    pub(super) fn maybe_clear(&mut self, h: &mut ManagedHandle<'_, '_>) {
+    /// Announces batches closed for commits, closes every batch whose
+    /// reveal window is over, and lapses unfilled bids past their deadline.
+    pub(super) fn close_batches(&mut self, h: &mut ManagedHandle<'_, '_>) {
+        if self.batch > self.announced {
+            self.announced = self.batch;
+            self.notice(Notice::SealingClosed {
+                batch: BatchNo(self.batch.0 - 1),
+            });
+        }
+        self.sealed.count_commit(self.batch);
+        while let Some(closed) = self.sealed.close_due(self.batch) {
+            self.close_batch(h, closed);
+        }
         let now = h.now();
-        if now < self.next_clear {
-            return;
+        let due: Vec<_> = self
+            .unfilled
+            .iter()
+            .filter(|k| self.jobs[*k].req.deadline < now)
+            .copied()
+            .collect();
+        for key in due {
+            self.lapse(h, key);
         }
-        self.next_clear = now + self.rules.clearing_period;
-        if self.queue.is_empty() {
-            return;
+    }
+
+    /// Returns or burns a closed batch's bonds, then clears its revealed
+    /// orders; bids left with unfilled lots may be re-sealed.
+    fn close_batch(&mut self, h: &mut ManagedHandle<'_, '_>, c: ClosedBatch) {
+        let now = h.now();
+        for (owner, key, bond) in &c.unrevealed {
+            self.forfeit(h, c.batch, *owner, *key, *bond);
         }
-        let book = self.order_book(now);
+        for (owner, _, _, bond) in &c.revealed {
+            if let Some(b) = bond
+                && let Err(e) = h.unlock(*b)
+            {
+                self.effect_failed(format!("{owner:?}: sealing bond: {e}"));
+            }
+        }
+        let book = self.order_book(now, &c);
         if let Some(g) = self.clear(now, &book) {
             for m in &g.clearing.matches {
                 self.assign(now, &book, m);
             }
         }
-        self.retire_bids(h);
+        for (owner, key, _, _) in &c.revealed {
+            if let OrderKey::Bid { job, .. } = key {
+                self.after_clearing(h, (*owner, *job));
+            }
+        }
     }
 
-    /// Free provider slots as asks, unmatched lots of live bids as bids.
-    fn order_book(&mut self, now: Timestamp) -> Book {
+    /// Burns an unrevealed order's bond; an unrevealed bid's job lapses.
+    fn forfeit(
+        &mut self,
+        h: &mut ManagedHandle<'_, '_>,
+        batch: BatchNo,
+        owner: AccountId,
+        key: OrderKey,
+        bond: Option<LockId>,
+    ) {
+        let amount = bond
+            .and_then(|b| h.lock(b).map(|l| l.amount))
+            .unwrap_or(Amount::ZERO);
+        if let Some(b) = bond
+            && let Err(e) = slash_then_unlock(h, b, amount, None)
+        {
+            self.effect_failed(format!("{owner:?}: forfeiting a sealing bond: {e}"));
+        }
+        self.notice(Notice::BondForfeited {
+            owner,
+            order: key,
+            batch,
+            bond: amount,
+        });
+        if let OrderKey::Bid { job, .. } = key
+            && let Some(j) = self.jobs.get_mut(&(owner, job))
+        {
+            j.sealed = false;
+            self.lapse(h, (owner, job));
+        }
+    }
+
+    /// A revealed bid after its batch's clearing: filled, lapsed, or
+    /// waiting for a re-seal.
+    fn after_clearing(&mut self, h: &mut ManagedHandle<'_, '_>, key: (AccountId, u64)) {
+        let Some(j) = self.jobs.get_mut(&key) else {
+            return;
+        };
+        j.sealed = false;
+        let lots = j.unmatched_bonds.len() as u32;
+        if lots == 0 {
+            j.queued = false;
+            self.bidding -= 1;
+        } else if j.req.deadline < h.now() {
+            self.lapse(h, key);
+        } else {
+            let next_attempt = j.attempts;
+            self.unfilled.insert(key);
+            self.notice(Notice::BidUnfilled {
+                client: key.0,
+                job: key.1,
+                lots,
+                next_attempt,
+            });
+        }
+    }
+
+    /// A job stops bidding: its unmatched lots lapse and release their
+    /// bonds; the job may close.
+    fn lapse(&mut self, h: &mut ManagedHandle<'_, '_>, key: (AccountId, u64)) {
+        self.unfilled.remove(&key);
+        let j = self.jobs.get_mut(&key).expect("lapsing an open job");
+        assert!(j.queued, "only a bidding job lapses");
+        j.queued = false;
+        self.bidding -= 1;
+        j.lapsed = j.unmatched_bonds.len() as u32;
+        let lots = j.lapsed;
+        for b in std::mem::take(&mut j.unmatched_bonds) {
+            if let Err(e) = h.unlock(b) {
+                self.effect_failed(format!("job {}: lapsed bond: {e}", key.1));
+            }
+        }
+        self.notice(Notice::Lapsed {
+            client: key.0,
+            job: key.1,
+            lots,
+        });
+        self.close_if_done(h, key);
+    }
+
+    /// The closed batch's revealed asks (providers' free slots) and bids
+    /// (unmatched lots of live jobs).
+    fn order_book(&mut self, now: Timestamp, c: &ClosedBatch) -> Book {
         let far = now + Duration::from_secs(1_000_000);
         let mut b = Book {
             asks: Vec::new(),
@@ -58,45 +173,54 @@ impl MarketplaceApp {
             bids: Vec::new(),
             bid_key: BTreeMap::new(),
         };
-        for (id, p) in &self.providers {
-            let free = p.slots.iter().filter(|s| !s.busy).count() as u32;
-            if free == 0 {
-                continue;
+        for &(owner, key, price, _) in &c.revealed {
+            match key {
+                OrderKey::Ask { .. } => {
+                    let Some(p) = self.providers.get(&owner) else {
+                        continue;
+                    };
+                    let free = p.slots.iter().filter(|s| !s.busy).count() as u32;
+                    if free == 0 {
+                        continue;
+                    }
+                    b.ask_owner.push(owner);
+                    b.asks.push(Ask {
+                        id: OrderId::new(b.asks.len() as u64),
+                        provider: owner,
+                        resources: SLOT,
+                        executors: ExecutorSet::single(ExecutorKind::Simulated),
+                        region: Region::new(p.region),
+                        price,
+                        slots: Slots::new(free),
+                        window_start: Timestamp::ZERO,
+                        window_end: far,
+                    });
+                }
+                OrderKey::Bid { job, .. } => {
+                    let Some(j) = self.jobs.get(&(owner, job)) else {
+                        continue;
+                    };
+                    let wanted = j.unmatched_bonds.len() as u32;
+                    if !j.queued || wanted == 0 || j.req.deadline < now {
+                        continue;
+                    }
+                    let id = OrderId::new(BID_ID_BASE + self.next_bid);
+                    self.next_bid += 1;
+                    b.bid_key.insert(id, (owner, job));
+                    b.bids.push(Bid {
+                        id,
+                        client: owner,
+                        demand: SLOT,
+                        slots: Slots::new(wanted),
+                        max_price: price,
+                        deadline: far,
+                        regions: RegionSet::ALL,
+                        min_reputation: Reputation::from_bps(j.req.min_reputation_bps),
+                        executor: ExecutorKind::Simulated,
+                        goods: j.req.goods.clone(),
+                    });
+                }
             }
-            b.ask_owner.push(*id);
-            b.asks.push(Ask {
-                id: OrderId::new(b.asks.len() as u64),
-                provider: *id,
-                resources: SLOT,
-                executors: ExecutorSet::single(ExecutorKind::Simulated),
-                region: Region::new(p.region),
-                price: p.price,
-                slots: Slots::new(free),
-                window_start: Timestamp::ZERO,
-                window_end: far,
-            });
-        }
-        for key in &self.queue {
-            let j = &self.jobs[key];
-            let wanted = j.req.lots - j.matched.len() as u32 - j.live.len() as u32 - j.settled;
-            if wanted == 0 || j.req.deadline < now {
-                continue;
-            }
-            let id = OrderId::new(BID_ID_BASE + self.next_bid);
-            self.next_bid += 1;
-            b.bid_key.insert(id, *key);
-            b.bids.push(Bid {
-                id,
-                client: key.0,
-                demand: SLOT,
-                slots: Slots::new(wanted),
-                max_price: j.req.max_price,
-                deadline: far,
-                regions: RegionSet::ALL,
-                min_reputation: Reputation::from_bps(j.req.min_reputation_bps),
-                executor: ExecutorKind::Simulated,
-                goods: j.req.goods.clone(),
-            });
         }
         b
     }
@@ -172,37 +296,6 @@ impl MarketplaceApp {
                 credibility_ppm,
             });
         }
-    }
-
-    /// Fully matched bids leave the queue; lapsed ones release their
-    /// unmatched bonds and may close their job.
-    fn retire_bids(&mut self, h: &mut ManagedHandle<'_, '_>) {
-        let now = h.now();
-        let mut keep = Vec::new();
-        for key in std::mem::take(&mut self.queue) {
-            let j = self.jobs.get_mut(&key).expect("queued job");
-            if j.unmatched_bonds.is_empty() {
-                j.queued = false;
-            } else if j.req.deadline < now {
-                j.queued = false;
-                j.lapsed = j.unmatched_bonds.len() as u32;
-                let lots = j.lapsed;
-                for b in std::mem::take(&mut j.unmatched_bonds) {
-                    if let Err(e) = h.unlock(b) {
-                        self.effect_failed(format!("job {}: lapsed bond: {e}", key.1));
-                    }
-                }
-                self.notice(Notice::Lapsed {
-                    client: key.0,
-                    job: key.1,
-                    lots,
-                });
-                self.close_if_done(h, key);
-            } else {
-                keep.push(key);
-            }
-        }
-        self.queue = keep;
     }
 
     /// Reports a clearing's inputs for observers (a welfare benchmark):

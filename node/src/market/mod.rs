@@ -14,30 +14,50 @@
 //! | module | owns |
 //! |---|---|
 //! | [`tx`] | the wire vocabulary: payloads, notices, settlements, rules |
-//! | `orders` | offers, reprices, posted jobs (escrow and bonds) |
-//! | `clearing` | the periodic batch clearing of bids against free slots |
-//! | `rounds` | verification rounds: plan, deliver, verify, accept, dispute, vote, deadlines |
+//! | `orders` | offers, sealed asks and bids, their reveals (escrow and bonds) |
+//! | [`sealed`] | the commit–reveal rule: batches, commitments, reveal windows |
+//! | [`sealing`] | the light side: sealing prices and revealing them on time |
+//! | `clearing` | closing a sealed batch: forfeits, then clearing its revealed orders |
+//! | `rounds` | verification rounds: plan, deliver, verify, accept, deadlines |
+//! | [`referees`] | disputes: VRF ticket windows, committees, escalation, fees |
 //! | `settlement` | the one router from round effects to ledger operations and reputation |
 //!
 //! Flow of one job (each step is a transaction ordered by consensus):
 //!
-//! 1. `Offer` (provider): locks `capacity` slot locks of `stake_per_slot`.
-//! 2. `PostJob` (client): escrows the maximum budget, locks one client bond
-//!    per lot, queues a [`Bid`](idlegrid_market::Bid).
-//! 3. Clearing, in the ledger's end-of-batch hook once per clearing period:
-//!    pending bids against free provider slots with the configured
-//!    [`Mechanism`], filtered by provider reputation. Each matched slot is a
-//!    *lot*.
-//! 4. `Plan` (client): the lot's [`PublicPlan`](idlegrid_entrap::PublicPlan);
+//! 1. `Offer` (provider): locks `capacity` slot locks of `stake_per_slot`;
+//!    no price.
+//! 2. Sealed orders, batch `b` (one clearing period of consensus time):
+//!    each provider with free slots sends `SealAsk` (a salted commitment to
+//!    its price, plus a bond); a client's `PostJob` carries a commitment to
+//!    its limit price instead of the price, locks one client bond per lot
+//!    and a sealing bond.
+//! 3. Once `b` closed for commits ([`Notice::SealingClosed`]), within its
+//!    reveal window (`reveal_batches`, stretched to `reveal_commits`
+//!    commits over a consensus stall): `RevealAsk` / `RevealBid` open the
+//!    commitments; a job's first reveal escrows its budget at that price.
+//! 4. Clearing, in the ledger's end-of-batch hook when `b`'s reveal window
+//!    is over: unrevealed bonds are burned ([`Notice::BondForfeited`]),
+//!    revealed ones returned, and only the orders revealed for `b` are
+//!    cleared with the configured [`Mechanism`], filtered by provider
+//!    reputation. Each matched slot is a *lot*. A bid with unfilled lots
+//!    may be re-sealed (`SealBid`) in a later batch until its deadline.
+//! 5. `Plan` (client): the lot's [`PublicPlan`](idlegrid_entrap::PublicPlan);
 //!    opens a verification round and bonds the provider's slot lock.
-//! 5. `Deliver` (provider): output commitment, outputs, metered usage.
-//! 6. `Verify` (client): trap reveal and accusations.
-//! 7. `Accept` / `Dispute` (provider), `Vote` (referees).
-//! 8. Settlement (end of the batch that finished the round, or that passed
+//! 6. `Deliver` (provider): output commitment, outputs, metered usage.
+//! 7. `Verify` (client): trap reveal and accusations.
+//! 8. `Accept` / `Dispute` (provider); a dispute opens a ticket window,
+//!    referees send VRF `Ticket`s, the lowest seats vote (`Vote`), an
+//!    undecided committee escalates ([`referees`]).
+//! 9. Settlement (end of the batch that finished the round, or that passed
 //!    its deadline): the round's effects pay (price × metered usage, capped
 //!    by the round's pay), refund, slash and feed reputation.
-//! 9. Job close: owners of the job's app and datasets are paid their price
-//!    per use × matched slots, then the remainder is refunded.
+//! 10. Job close: owners of the job's app and datasets are paid their
+//!     price per use × matched slots, then the remainder is refunded.
+//!
+//! **Forfeited sealing bonds are burned**, never paid to anyone: whoever
+//! received them (validators, gateways, counterparties) could earn them by
+//! censoring or delaying reveals. Burning keeps supply conserved in the
+//! ledger's sense (`total = initial − burned`, checked by `check_all`).
 //!
 //! **Time-driven work** — clearing, round deadlines, settlement, reputation
 //! epochs — runs in [`Application::end_batch`] after every committed batch:
@@ -47,7 +67,10 @@
 
 mod clearing;
 mod orders;
+pub mod referees;
 mod rounds;
+pub mod sealed;
+pub mod sealing;
 mod settlement;
 pub mod tx;
 
@@ -62,8 +85,12 @@ use idlegrid_market::Mechanism;
 use idlegrid_market::registry::{JobId as GoodsJobId, Registry, RegistryLimits};
 use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp, decode};
 use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
+use sealed::{SealedBook, batch_of};
 
-pub use tx::{ClearingRecord, JobRequest, MarketRules, MarketTx, Notice, Settlement};
+pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
+pub use tx::{
+    ClearingRecord, JobRequest, MarketParams, MarketRules, MarketTx, NextAsk, Notice, Settlement,
+};
 
 /// The marketplace payload of a ledger transaction kind, if it is one.
 pub fn decode_market(kind: &idlegrid_dag_ledger::ledger::TxKind) -> Option<MarketTx> {
@@ -83,7 +110,7 @@ pub const MARKETPLACE_APP: AppId = AppId::new(1);
 pub const MAX_LOTS: u32 = 64;
 /// Bound on buffered notices (oldest dropped first).
 pub const MAX_NOTICES: usize = 1 << 16;
-/// Bound on bids waiting for clearing.
+/// Bound on jobs still bidding (sealed, revealed or unfilled).
 pub const MAX_PENDING_BIDS: usize = 4_096;
 
 /// A live round: (client, job) and lot.
@@ -95,7 +122,6 @@ struct SlotLock {
 }
 
 struct Provider {
-    price: Amount,
     region: u8,
     slots: Vec<SlotLock>,
 }
@@ -119,7 +145,14 @@ struct LiveLot {
 
 struct Job {
     req: JobRequest,
-    escrow: EscrowId,
+    /// Opened by the first reveal of the job's bid, sized at that price.
+    escrow: Option<EscrowId>,
+    /// The first revealed limit price (what the escrow covers).
+    limit: Option<Amount>,
+    /// Bid attempts sealed so far (the next one's number).
+    attempts: u32,
+    /// A bid attempt is sealed and not yet closed.
+    sealed: bool,
     unmatched_bonds: Vec<LockId>,
     matched: BTreeMap<u32, PendingLot>,
     live: BTreeMap<u32, LiveLot>,
@@ -140,6 +173,7 @@ impl Job {
 /// The marketplace's replicated state (see the module docs).
 pub struct MarketplaceApp {
     rules: MarketRules,
+    params: MarketParams,
     mechanism: Box<dyn Mechanism>,
     providers: BTreeMap<AccountId, Provider>,
     jobs: BTreeMap<(AccountId, u64), Job>,
@@ -153,12 +187,25 @@ pub struct MarketplaceApp {
     /// Rounds the transaction being applied touched (kept only if it is
     /// accepted).
     touching: Vec<RoundKey>,
-    queue: Vec<(AccountId, u64)>,
+    /// Open disputes' referee state, and their ticket windows by close.
+    disputes: BTreeMap<RoundKey, referees::Dispute>,
+    windows: BTreeSet<(Timestamp, RoundKey)>,
+    /// Jobs still bidding (sealed, revealed or unfilled), for the bound.
+    bidding: usize,
+    /// Jobs whose revealed bid left lots unfilled, waiting for a re-seal.
+    unfilled: BTreeSet<(AccountId, u64)>,
+    sealed: SealedBook,
+    /// The current batch (never regresses, even if consensus time does).
+    batch: BatchNo,
+    /// Batches before this one were announced closed for commits.
+    announced: BatchNo,
     book: ReputationBook,
     registry: Registry,
     next_bid: u64,
-    next_clear: Timestamp,
     emit_notices: bool,
+    /// The typed reason of the transaction being rejected, reported even
+    /// though its staged notices are dropped.
+    rejection: Option<Notice>,
     notices: VecDeque<Notice>,
     staged: Vec<Notice>,
     dropped_notices: u64,
@@ -200,6 +247,11 @@ impl MarketplaceApp {
     ) -> Result<Self, idlegrid_reputation::ReputationError> {
         let book = ReputationBook::new(rules.book, Epoch::ZERO)?;
         Ok(Self {
+            sealed: SealedBook::new(
+                MarketParams::DEFAULT.reveal_batches,
+                MarketParams::DEFAULT.reveal_commits,
+            ),
+            params: MarketParams::DEFAULT,
             rules,
             mechanism,
             providers: BTreeMap::new(),
@@ -208,12 +260,17 @@ impl MarketplaceApp {
             wake_at: BTreeMap::new(),
             touched: BTreeSet::new(),
             touching: Vec::new(),
-            queue: Vec::new(),
+            disputes: BTreeMap::new(),
+            windows: BTreeSet::new(),
+            bidding: 0,
+            unfilled: BTreeSet::new(),
+            batch: BatchNo(0),
+            announced: BatchNo(0),
             book,
             registry: Registry::new(RegistryLimits::default()),
             next_bid: 0,
-            next_clear: Timestamp::ZERO,
             emit_notices,
+            rejection: None,
             notices: VecDeque::new(),
             staged: Vec::new(),
             dropped_notices: 0,
@@ -274,6 +331,42 @@ impl MarketplaceApp {
         self.jobs.len()
     }
 
+    /// The application with sealing parameters `params` instead of
+    /// [`MarketParams::DEFAULT`] (before any transaction: every validator
+    /// must run the same).
+    pub fn with_params(mut self, params: MarketParams) -> Self {
+        assert!(
+            self.sealed.is_empty() && self.jobs.is_empty(),
+            "parameters are set before the first transaction"
+        );
+        self.sealed = SealedBook::new(params.reveal_batches, params.reveal_commits);
+        self.params = params;
+        self
+    }
+
+    /// Its sealing parameters.
+    pub fn params(&self) -> &MarketParams {
+        &self.params
+    }
+
+    /// The sealed orders' book: commitments and batches, never a price
+    /// before its reveal.
+    pub fn sealed(&self) -> &SealedBook {
+        &self.sealed
+    }
+
+    /// The current batch.
+    pub fn batch(&self) -> BatchNo {
+        self.batch
+    }
+
+    /// A provider's free slots (0 if it is not offering).
+    pub fn free_slots(&self, id: &AccountId) -> usize {
+        self.providers
+            .get(id)
+            .map_or(0, |p| p.slots.iter().filter(|s| !s.busy).count())
+    }
+
     /// Providers currently offering, with their free slots.
     pub fn offering(&self) -> impl Iterator<Item = (&AccountId, usize)> {
         self.providers
@@ -313,14 +406,32 @@ impl MarketplaceApp {
 
     fn apply_tx(&mut self, h: &mut LedgerHandle<'_, '_>, tx: MarketTx) -> Result<(), LedgerError> {
         match tx {
-            MarketTx::Reprice { price } => self.reprice(h, price),
             MarketTx::Offer {
-                price,
                 capacity,
                 stake_per_slot,
                 region,
-            } => self.offer(h, price, capacity, stake_per_slot, region),
+            } => self.offer(h, capacity, stake_per_slot, region),
+            MarketTx::SealAsk { seq, commitment } => {
+                self.seal(h, OrderKey::Ask { seq }, commitment)
+            }
+            MarketTx::RevealAsk {
+                seq,
+                price,
+                salt,
+                next,
+            } => self.reveal_ask(h, (seq, price, &salt), next),
             MarketTx::PostJob(req) => self.post_job(h, req),
+            MarketTx::SealBid {
+                job,
+                attempt,
+                commitment,
+            } => self.reseal_bid(h, job, attempt, commitment),
+            MarketTx::RevealBid {
+                job,
+                attempt,
+                price,
+                salt,
+            } => self.reveal_bid(h, (job, attempt), price, &salt),
             MarketTx::Registry(rec) => {
                 if rec.signer != h.sender() {
                     return Err(err(h, "registry record signed by another account"));
@@ -354,6 +465,12 @@ impl MarketplaceApp {
             } => self.verify(h, job, lot, &reveal, accuse),
             MarketTx::Accept { client, job, lot } => self.accept(h, (client, job, lot)),
             MarketTx::Dispute { client, job, lot } => self.dispute(h, (client, job, lot)),
+            MarketTx::Ticket {
+                client,
+                job,
+                lot,
+                ticket,
+            } => self.ticket(h, (client, job, lot), ticket),
             MarketTx::Vote {
                 client,
                 job,
@@ -361,6 +478,11 @@ impl MarketplaceApp {
                 outputs,
             } => self.vote(h, (client, job, lot), outputs),
         }
+    }
+
+    /// Moves the current batch to consensus time `now` (never backwards).
+    fn advance_batch(&mut self, now: Timestamp) {
+        self.batch = self.batch.max(batch_of(now, self.rules.clearing_period));
     }
 
     fn advance_reputation(&mut self, now: Timestamp) {
@@ -384,7 +506,9 @@ impl Application for MarketplaceApp {
         )
         .map_err(|e| ledger.reject(format!("malformed marketplace payload: {e}")))?;
         self.staged.clear();
+        self.rejection = None;
         self.advance_reputation(ledger.now());
+        self.advance_batch(ledger.now());
         // A rejected transaction rolls back its ledger operations; it must
         // leave the application's state (and its touched rounds) as it was.
         self.touching.clear();
@@ -397,6 +521,10 @@ impl Application for MarketplaceApp {
             Err(e) => {
                 self.staged.clear();
                 self.touching.clear();
+                if let Some(n) = self.rejection.take() {
+                    self.notice(n);
+                    self.publish_staged();
+                }
                 Err(e)
             }
         }
@@ -409,7 +537,9 @@ impl Application for MarketplaceApp {
     fn end_batch(&mut self, ledger: &mut ManagedHandle<'_, '_>) {
         self.staged.clear();
         self.advance_reputation(ledger.now());
-        self.maybe_clear(ledger);
+        self.advance_batch(ledger.now());
+        self.close_batches(ledger);
+        self.close_windows(ledger);
         self.run_rounds(ledger);
         self.publish_staged();
     }

@@ -1,12 +1,17 @@
-//! Offers, reprices and posted jobs: the orders' side of the marketplace.
+//! Offers, sealed asks and bids, and their reveals: the orders' side of the
+//! marketplace. Prices only ever arrive sealed (see [`super::sealed`]).
 
 use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle};
-use idlegrid_primitives::Amount;
+use idlegrid_primitives::{Amount, Commitment, Salt};
 
+use super::sealed::{OrderKey, SealError};
 use super::settlement::per_subtask_cap;
-use super::{Job, JobRequest, MAX_LOTS, MAX_PENDING_BIDS, MarketplaceApp, Provider, SlotLock, err};
+use super::{
+    Job, JobRequest, MAX_LOTS, MAX_PENDING_BIDS, MarketplaceApp, NextAsk, Notice, Provider,
+    SlotLock, err,
+};
 
 /// Most slots one provider offers.
 pub const MAX_CAPACITY: u32 = 16;
@@ -16,7 +21,6 @@ impl MarketplaceApp {
     pub(super) fn offer(
         &mut self,
         h: &mut LedgerHandle<'_, '_>,
-        price: Amount,
         capacity: u32,
         stake_per_slot: Amount,
         region: u8,
@@ -25,8 +29,8 @@ impl MarketplaceApp {
         if stake_per_slot != self.rules.stake_per_slot {
             return Err(err(h, "stake_per_slot differs from the marketplace's"));
         }
-        if capacity == 0 || capacity > MAX_CAPACITY || price.is_zero() {
-            return Err(err(h, "capacity must be 1..=16 and price positive"));
+        if capacity == 0 || capacity > MAX_CAPACITY {
+            return Err(err(h, "capacity must be 1..=16"));
         }
         if self.providers.contains_key(&me) {
             return Err(err(h, "already offering"));
@@ -40,35 +44,78 @@ impl MarketplaceApp {
         }
         let stake = h.bonded(&me);
         self.register(&me, stake);
-        self.providers.insert(
-            me,
-            Provider {
-                price,
-                region,
-                slots,
-            },
-        );
+        self.providers.insert(me, Provider { region, slots });
         Ok(())
     }
 
-    /// `Reprice`: a provider changes the price of its offer.
-    pub(super) fn reprice(
+    /// A typed sealing rejection: reported as [`Notice::SealRejected`] and
+    /// returned as the ledger's rejection.
+    fn seal_err(&mut self, h: &LedgerHandle<'_, '_>, e: SealError) -> LedgerError {
+        let reason = e.to_string();
+        self.rejection = Some(Notice::SealRejected {
+            owner: h.sender(),
+            error: e,
+        });
+        h.reject(reason)
+    }
+
+    /// Records the sender's commitment for `key` in the current batch and
+    /// locks its sealing bond.
+    pub(super) fn seal(
         &mut self,
         h: &mut LedgerHandle<'_, '_>,
-        price: Amount,
+        key: OrderKey,
+        commitment: Commitment,
     ) -> Result<(), LedgerError> {
-        if price.is_zero() {
-            return Err(err(h, "price must be positive"));
+        let (me, batch) = (h.sender(), self.batch);
+        if matches!(key, OrderKey::Ask { .. }) && !self.providers.contains_key(&me) {
+            return Err(self.seal_err(h, SealError::NotOffering));
         }
-        let Some(p) = self.providers.get_mut(&h.sender()) else {
-            return Err(err(h, "not offering: send `Offer` first"));
+        if let Err(e) = self.sealed.check_commit(batch, me, key) {
+            return Err(self.seal_err(h, e));
+        }
+        let bond = match self.params.seal_bond {
+            b if b.is_zero() => None,
+            b => Some(h.lock_stake(b)?),
         };
-        p.price = price;
+        self.sealed.commit(batch, me, key, commitment, bond);
+        self.notice(Notice::OrderSealed {
+            owner: me,
+            order: key,
+            batch,
+        });
         Ok(())
     }
 
-    /// `PostJob`: escrows the maximum budget, locks one client bond per lot
-    /// and queues the bid for the next clearing.
+    /// `RevealAsk`: opens the sender's sealed ask, and seals its `next`
+    /// one (both or neither).
+    pub(super) fn reveal_ask(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        (seq, price, salt): (u64, Amount, &Salt),
+        next: Option<NextAsk>,
+    ) -> Result<(), LedgerError> {
+        let (me, key) = (h.sender(), OrderKey::Ask { seq });
+        let batch = match self.sealed.check_reveal(self.batch, me, key, price, salt) {
+            Ok(b) => b,
+            Err(e) => return Err(self.seal_err(h, e)),
+        };
+        if let Some(n) = next {
+            self.seal(h, OrderKey::Ask { seq: n.seq }, n.commitment)?;
+        }
+        self.sealed.reveal(me, key, price);
+        self.notice(Notice::OrderRevealed {
+            owner: me,
+            order: key,
+            batch,
+            price,
+        });
+        Ok(())
+    }
+
+    /// `PostJob`: locks one client bond per lot and seals the job's bid
+    /// (attempt 0). The escrow waits for the reveal: its size would tell
+    /// the price.
     pub(super) fn post_job(
         &mut self,
         h: &mut LedgerHandle<'_, '_>,
@@ -81,13 +128,120 @@ impl MarketplaceApp {
         if self.jobs.contains_key(&(me, req.job)) {
             return Err(err(h, "job id already used"));
         }
-        if self.queue.len() >= MAX_PENDING_BIDS {
+        if self.bidding >= MAX_PENDING_BIDS {
             return Err(err(h, "too many pending bids; retry later"));
         }
         req.goods
             .check_shape()
             .map_err(|e| h.reject(format!("job goods: {e}")))?;
-        let per_lot = per_subtask_cap(req.max_price, req.cap_micros_per_subtask)
+        let mut bonds = Vec::new();
+        for _ in 0..req.lots {
+            bonds.push(h.lock_stake(req.client_bond)?);
+        }
+        let key = OrderKey::Bid {
+            job: req.job,
+            attempt: 0,
+        };
+        self.seal(h, key, req.commitment)?;
+        let stake = h.bonded(&me);
+        self.register(&me, stake);
+        self.bidding += 1;
+        self.jobs.insert(
+            (me, req.job),
+            Job {
+                req,
+                escrow: None,
+                limit: None,
+                attempts: 1,
+                sealed: true,
+                unmatched_bonds: bonds,
+                matched: BTreeMap::new(),
+                live: BTreeMap::new(),
+                settled: 0,
+                lapsed: 0,
+                queued: true,
+                goods_jobs: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    /// `SealBid`: re-seals the bid of a job whose lots were not all filled.
+    pub(super) fn reseal_bid(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        job: u64,
+        attempt: u32,
+        commitment: Commitment,
+    ) -> Result<(), LedgerError> {
+        let me = h.sender();
+        let (Some(j), true) = (
+            self.jobs.get(&(me, job)),
+            self.unfilled.contains(&(me, job)),
+        ) else {
+            return Err(self.seal_err(h, SealError::NotUnfilled(job)));
+        };
+        if attempt != j.attempts {
+            let e = SealError::Duplicate(OrderKey::Bid { job, attempt });
+            return Err(self.seal_err(h, e));
+        }
+        self.seal(h, OrderKey::Bid { job, attempt }, commitment)?;
+        self.unfilled.remove(&(me, job));
+        let j = self.jobs.get_mut(&(me, job)).expect("checked above");
+        j.attempts += 1;
+        j.sealed = true;
+        Ok(())
+    }
+
+    /// `RevealBid`: opens the sender's sealed bid; the job's first reveal
+    /// escrows its budget at the revealed price, a later one must not bid
+    /// above it.
+    pub(super) fn reveal_bid(
+        &mut self,
+        h: &mut LedgerHandle<'_, '_>,
+        (job, attempt): (u64, u32),
+        price: Amount,
+        salt: &Salt,
+    ) -> Result<(), LedgerError> {
+        let (me, key) = (h.sender(), OrderKey::Bid { job, attempt });
+        let batch = match self.sealed.check_reveal(self.batch, me, key, price, salt) {
+            Ok(b) => b,
+            Err(e) => return Err(self.seal_err(h, e)),
+        };
+        let j = self
+            .jobs
+            .get(&(me, job))
+            .expect("a sealed bid's job is open");
+        let escrow = match j.limit {
+            Some(limit) if price > limit => {
+                return Err(self.seal_err(h, SealError::AboveEscrow { price, limit }));
+            }
+            Some(_) => None,
+            None => Some(self.open_budget(h, &j.req, price)?),
+        };
+        self.sealed.reveal(me, key, price);
+        let j = self.jobs.get_mut(&(me, job)).expect("checked above");
+        if let Some(e) = escrow {
+            j.escrow = Some(e);
+            j.limit = Some(price);
+        }
+        self.notice(Notice::OrderRevealed {
+            owner: me,
+            order: key,
+            batch,
+            price,
+        });
+        Ok(())
+    }
+
+    /// Escrows a job's maximum budget at limit price `price`.
+    fn open_budget(
+        &self,
+        h: &mut LedgerHandle<'_, '_>,
+        req: &JobRequest,
+        price: Amount,
+    ) -> Result<idlegrid_dag_ledger::ledger::EscrowId, LedgerError> {
+        let per_lot = per_subtask_cap(price, req.cap_micros_per_subtask)
             .checked_mul(u128::from(req.max_slots_per_lot))?;
         // Owners' fees are on top of compute: at most the fee cap per lot
         // (one use per lot), fixed at match time and paid at job close.
@@ -109,28 +263,6 @@ impl MarketplaceApp {
             .first()
             .map(|r| r.account())
             .ok_or_else(|| h.reject("no referees configured"))?;
-        let escrow = h.open_escrow(&nominal, budget, deadline)?;
-        let mut bonds = Vec::new();
-        for _ in 0..req.lots {
-            bonds.push(h.lock_stake(req.client_bond)?);
-        }
-        let stake = h.bonded(&me);
-        self.register(&me, stake);
-        self.queue.push((me, req.job));
-        self.jobs.insert(
-            (me, req.job),
-            Job {
-                req,
-                escrow,
-                unmatched_bonds: bonds,
-                matched: BTreeMap::new(),
-                live: BTreeMap::new(),
-                settled: 0,
-                lapsed: 0,
-                queued: true,
-                goods_jobs: Vec::new(),
-            },
-        );
-        Ok(())
+        h.open_escrow(&nominal, budget, deadline)
     }
 }

@@ -1,17 +1,13 @@
 //! Verification rounds: a matched lot's plan, the provider's delivery, the
-//! client's trap reveal and accusations, accept/dispute, referee votes, and
-//! the deadlines that move silent rounds along.
+//! client's trap reveal and accusations, accept, and the deadlines that
+//! move silent rounds along (disputes and votes: [`super::referees`]).
 
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
-use idlegrid_entrap::{
-    Bps, Committee, Deadlines, PublicPlan, RefereeVote, Stage, SubtaskIndex, Terms, TrapReveal,
-};
-use idlegrid_primitives::{AccountId, Commitment, Digest, Domain, NodeId, Salt};
+use idlegrid_entrap::{Bps, Deadlines, PublicPlan, Stage, SubtaskIndex, Terms, TrapReveal};
+use idlegrid_primitives::{AccountId, Commitment, Digest, Salt};
 
 use super::settlement::per_subtask_cap;
 use super::{LiveLot, MarketplaceApp, Notice, err, round_id};
-
-const COMMITTEE_DOMAIN: Domain = Domain::new("idlegrid/node/market/committee");
 
 /// A lot named by a transaction: (client, job, lot).
 pub(super) type LotRef = (AccountId, u64, u32);
@@ -155,63 +151,7 @@ impl MarketplaceApp {
         l.round.accept(now, me).map_err(|e| h.reject(e.to_string()))
     }
 
-    /// `Dispute`: the provider disputes; the referee committee is drawn.
-    pub(super) fn dispute(
-        &mut self,
-        h: &mut LedgerHandle<'_, '_>,
-        (client, job, lot): LotRef,
-    ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
-        let committee = self.committee(client, job, lot);
-        let members = committee.members().to_vec();
-        let l = self.live(h, client, job, lot)?;
-        l.round
-            .dispute(now, me, committee)
-            .map_err(|e| h.reject(e.to_string()))?;
-        let disputed = l.round.disputed().to_vec();
-        self.notice(Notice::DisputeOpened {
-            client,
-            job,
-            lot,
-            provider: me,
-            committee: members,
-            disputed,
-        });
-        Ok(())
-    }
-
-    /// `Vote`: a referee's re-executed outputs for the disputed traps.
-    pub(super) fn vote(
-        &mut self,
-        h: &mut LedgerHandle<'_, '_>,
-        (client, job, lot): LotRef,
-        outputs: Vec<Digest>,
-    ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
-        let l = self.live(h, client, job, lot)?;
-        let referee = me.node();
-        l.round
-            .submit_vote(now, referee, RefereeVote { referee, outputs })
-            .map_err(|e| h.reject(e.to_string()))
-    }
-
-    fn committee(&self, client: AccountId, job: u64, lot: u32) -> Committee {
-        let mut ranked: Vec<(Digest, NodeId)> = self
-            .rules
-            .referees
-            .iter()
-            .map(|r| (Digest::of(COMMITTEE_DOMAIN, &(client, job, lot, r)), *r))
-            .collect();
-        ranked.sort();
-        let members = ranked
-            .into_iter()
-            .take(usize::from(self.rules.committee_size))
-            .map(|(_, r)| r)
-            .collect();
-        Committee::from_members(members).expect("validated committee size")
-    }
-
-    fn live<'j>(
+    pub(super) fn live<'j>(
         &'j mut self,
         h: &ManagedHandle<'_, '_>,
         client: AccountId,
@@ -244,11 +184,17 @@ impl MarketplaceApp {
             if let Some(t) = self.wake_at.remove(&(key, lot)) {
                 self.wake.remove(&(t, (key, lot)));
             }
-            let Some(l) = self.jobs.get_mut(&key).and_then(|j| j.live.get_mut(&lot)) else {
+            let Some(l) = self.jobs.get(&key).and_then(|j| j.live.get(&lot)) else {
                 continue;
             };
-            if l.round.stage() != Stage::Settled && l.round.poll_timeout().is_some_and(|t| t <= now)
-            {
+            let due = l.round.stage() != Stage::Settled
+                && l.round.poll_timeout().is_some_and(|t| t <= now);
+            // A dispute whose committee is being drawn, or that escalates
+            // now, holds its round's timeout.
+            let held = due && self.escalate_if_undecided(h, (key, lot));
+            let l = self.jobs.get_mut(&key).and_then(|j| j.live.get_mut(&lot));
+            let l = l.expect("looked up above");
+            if due && !held {
                 l.round.handle_timeout(now);
             }
             while let Some(e) = l.round.poll_effect() {
@@ -257,11 +203,14 @@ impl MarketplaceApp {
             if l.round.stage() == Stage::Settled {
                 done.push((key, lot));
             } else if let Some(t) = l.round.poll_timeout() {
+                // A held round is visited again at the next batch.
+                let t = if held { now } else { t };
                 self.wake.insert((t, (key, lot)));
                 self.wake_at.insert((key, lot), t);
             }
         }
         for (key, lot) in done {
+            self.disputes.remove(&(key, lot));
             self.settle(h, key, lot);
             self.close_if_done(h, key);
         }

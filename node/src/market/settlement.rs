@@ -6,10 +6,10 @@
 //! | `PayProvider` | release price × metered usage (capped by the round's pay) from the job escrow to the provider |
 //! | `RefundClient` | nothing yet: the remainder returns when the job closes |
 //! | `ReturnClientBond` | unlock the client's bond lock |
-//! | `ForfeitClientBond` | slash the bond lock to the provider |
+//! | `ForfeitClientBond` | slash the bond lock: the majority referees' fees, the rest to the provider |
 //! | `BurnClientBond` | slash the bond lock, burned |
 //! | `ReturnStake` | nothing: the provider's slot lock is freed with its slot |
-//! | `SlashStake` | slash the provider's slot lock: a share to the client, the rest burned |
+//! | `SlashStake` | slash the provider's slot lock: a share to the client, the majority referees' fees out of the rest, the remainder burned |
 //! | `Reputation` | [`crate::feedback::reputation_feedback`] into the book |
 
 use idlegrid_dag_ledger::ledger::{EscrowId, LedgerError, LockId, ManagedHandle};
@@ -18,6 +18,7 @@ use idlegrid_market::Match;
 use idlegrid_market::registry::{JobId as GoodsJobId, check_payout};
 use idlegrid_primitives::{AccountId, Amount};
 
+use super::referees::majority_voters;
 use super::{Job, LiveLot, MarketplaceApp, Notice, Settlement};
 use crate::feedback::reputation_feedback;
 
@@ -28,6 +29,32 @@ struct Route {
     provider_lock: LockId,
     bond_done: bool,
     stake_slashed: bool,
+    /// Referees owed a fee by the convicted party (emptied once paid).
+    referees: Vec<AccountId>,
+    fee: Amount,
+}
+
+impl Route {
+    /// Pays each owed referee `fee` out of `lock`, at most `budget` in
+    /// all; returns what was paid.
+    fn pay_referees(
+        &mut self,
+        h: &mut ManagedHandle<'_, '_>,
+        lock: LockId,
+        budget: Amount,
+    ) -> Result<Amount, LedgerError> {
+        let mut paid = Amount::ZERO;
+        for r in std::mem::take(&mut self.referees) {
+            let left = budget.saturating_sub(paid);
+            let fee = self.fee.min(left);
+            if fee.is_zero() {
+                break;
+            }
+            h.slash_lock(lock, fee, Some(&r))?;
+            paid = paid.saturating_add(fee);
+        }
+        Ok(paid)
+    }
 }
 
 impl MarketplaceApp {
@@ -42,7 +69,9 @@ impl MarketplaceApp {
         let j = self.jobs.get_mut(&key).expect("settle: live job");
         let l = j.live.remove(&lot).expect("settle: live lot");
         j.settled += 1;
-        let escrow = j.escrow;
+        let escrow = j
+            .escrow
+            .expect("a matched job's bid was revealed and escrowed");
         if check_conservation(&l.round.locked(), &l.effects).is_err() {
             self.effect_failed(format!(
                 "job {} lot {lot}: effects do not conserve the pots",
@@ -59,6 +88,7 @@ impl MarketplaceApp {
             slashed: Amount::ZERO,
             burned: Amount::ZERO,
             bond_forfeited: Amount::ZERO,
+            referee_fees: Amount::ZERO,
             traps: l.round.traps().len() as u32,
             slots: l.round.plan().slots() as u32,
             usage_micros: l.usage_micros,
@@ -69,6 +99,8 @@ impl MarketplaceApp {
             provider_lock: self.providers[&l.provider].slots[l.slot].lock,
             bond_done: false,
             stake_slashed: false,
+            referees: majority_voters(&l.round),
+            fee: self.params.referee_fee,
         };
         for e in &l.effects {
             if let Err(e) = self.route(h, e, &l, &mut route, &mut s) {
@@ -117,8 +149,10 @@ impl MarketplaceApp {
                 provider, amount, ..
             } => {
                 r.bond_done = true;
-                s.bond_forfeited = amount;
-                slash_then_unlock(h, l.bond_lock, amount, Some(&provider))
+                let fees = r.pay_referees(h, l.bond_lock, amount)?;
+                s.referee_fees = s.referee_fees.saturating_add(fees);
+                s.bond_forfeited = amount.saturating_sub(fees);
+                slash_then_unlock(h, l.bond_lock, s.bond_forfeited, Some(&provider))
             }
             Effect::BurnClientBond { amount, .. } => {
                 r.bond_done = true;
@@ -133,10 +167,13 @@ impl MarketplaceApp {
             } => {
                 r.stake_slashed = true;
                 s.slashed = to_client.saturating_add(burned);
-                s.burned = s.burned.saturating_add(burned);
                 if !to_client.is_zero() {
                     h.slash_lock(r.provider_lock, to_client, Some(&client))?;
                 }
+                let fees = r.pay_referees(h, r.provider_lock, burned)?;
+                s.referee_fees = s.referee_fees.saturating_add(fees);
+                let burned = burned.saturating_sub(fees);
+                s.burned = s.burned.saturating_add(burned);
                 if !burned.is_zero() {
                     h.slash_lock(r.provider_lock, burned, None)?;
                 }
@@ -178,26 +215,37 @@ impl MarketplaceApp {
             return;
         }
         let j = self.jobs.remove(&key).expect("checked");
+        let Some(escrow) = j.escrow else {
+            // Never revealed: nothing was escrowed or matched.
+            assert!(
+                j.goods_jobs.is_empty() && j.settled == 0,
+                "matched without escrow"
+            );
+            self.notice(Notice::JobClosed {
+                client: key.0,
+                job: key.1,
+                refunded: Amount::ZERO,
+            });
+            return;
+        };
         // Owners of the job's app and datasets: exactly their price per use
         // (fixed at match time) × matched slots, out of the job's escrow.
         for id in &j.goods_jobs {
             let Some(matched) = self.registry.job(id).map(|o| o.matched.clone()) else {
                 continue;
             };
-            if let Err(e) = self.pay_owners(h, j.escrow, id, &matched) {
+            if let Err(e) = self.pay_owners(h, escrow, id, &matched) {
                 self.effect_failed(format!("job {}: owner fees: {e}", key.1));
             }
         }
-        let refunded = match h.escrow(j.escrow) {
-            Some(e) if !e.remaining.is_zero() => {
-                match h.release_escrow_to(j.escrow, None, &key.0) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        self.effect_failed(format!("job {}: refund: {e}", key.1));
-                        Amount::ZERO
-                    }
+        let refunded = match h.escrow(escrow) {
+            Some(e) if !e.remaining.is_zero() => match h.release_escrow_to(escrow, None, &key.0) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.effect_failed(format!("job {}: refund: {e}", key.1));
+                    Amount::ZERO
                 }
-            }
+            },
             _ => Amount::ZERO,
         };
         self.notice(Notice::JobClosed {
@@ -238,7 +286,9 @@ pub fn per_subtask_cap(price: Amount, cap_micros: u64) -> Amount {
         .max(Amount::new(1))
 }
 
-fn slash_then_unlock(
+/// Takes `amount` from `lock` (to `to`, or burned), then releases what is
+/// left of it.
+pub(super) fn slash_then_unlock(
     h: &mut ManagedHandle<'_, '_>,
     lock: LockId,
     amount: Amount,

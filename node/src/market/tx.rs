@@ -1,8 +1,10 @@
 //! The marketplace's wire vocabulary: transaction payloads, the notices it
 //! reports, settlements and the rules every validator shares.
 
+use super::referees::RefereeError;
+use super::sealed::{BatchNo, OrderKey, SealError};
 use idlegrid_entrap::{
-    DisputedTrap, Outcome as RoundOutcome, PublicPlan, SubtaskIndex, TrapReveal,
+    DisputedTrap, Outcome as RoundOutcome, PublicPlan, RefereeTicket, SubtaskIndex, TrapReveal,
 };
 use idlegrid_market::registry::SignedOp;
 use idlegrid_market::{Ask, Bid, JobGoods, Reputation};
@@ -21,8 +23,10 @@ pub struct JobRequest {
     pub lots: u32,
     /// Most subtasks (real + traps) in one lot.
     pub max_slots_per_lot: u32,
-    /// Limit price per compute-second.
-    pub max_price: Amount,
+    /// The sealed limit price per compute-second (attempt 0, see
+    /// [`seal_price`](super::sealed::seal_price)); revealed with
+    /// [`MarketTx::RevealBid`] once the batch closed for commits.
+    pub commitment: Commitment,
     /// Most compute microseconds paid per subtask (the pay-as-you-go cap).
     pub cap_micros_per_subtask: u64,
     /// Minimum provider reputation, basis points.
@@ -39,10 +43,9 @@ pub struct JobRequest {
 /// The payload of a marketplace transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarketTx {
-    /// A provider offers `capacity` slots at `price` per compute-second.
+    /// A provider offers `capacity` slots (its prices follow as sealed
+    /// asks, one per batch).
     Offer {
-        /// Price per compute-second.
-        price: Amount,
         /// Parallel lots it accepts.
         capacity: u32,
         /// Stake bonded per lot (must equal the marketplace's).
@@ -107,6 +110,17 @@ pub enum MarketTx {
         /// Lot.
         lot: u32,
     },
+    /// A referee's VRF ticket for a dispute's open ticket window.
+    Ticket {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// The sender's ticket on the window's randomness.
+        ticket: RefereeTicket,
+    },
     /// A referee's re-executed outputs for the disputed traps.
     Vote {
         /// Client.
@@ -118,15 +132,62 @@ pub enum MarketTx {
         /// Outputs, in disputed-trap order.
         outputs: Vec<Digest>,
     },
-    /// A provider changes the price of its offer (adaptive pricing: idle
-    /// providers undercut, busy ones raise).
-    Reprice {
-        /// New price per compute-second.
+    /// A provider's sealed ask for its free slots in the current batch
+    /// (locks [`MarketParams::seal_bond`]).
+    SealAsk {
+        /// Ask number, above the provider's last one.
+        seq: u64,
+        /// [`seal_price`](super::sealed::seal_price) of the price per
+        /// compute-second.
+        commitment: Commitment,
+    },
+    /// Opens a sealed ask after its batch closed for commits and,
+    /// optionally, seals the provider's next ask in the same transaction
+    /// (one transaction per batch for a provider that keeps asking).
+    RevealAsk {
+        /// Ask number.
+        seq: u64,
+        /// Price per compute-second.
         price: Amount,
+        /// The commitment's salt.
+        salt: Salt,
+        /// The next sealed ask, as in [`MarketTx::SealAsk`].
+        next: Option<NextAsk>,
+    },
+    /// A client re-seals the bid of a job whose lots were not all filled
+    /// (after [`Notice::BidUnfilled`]; locks [`MarketParams::seal_bond`]).
+    SealBid {
+        /// Job.
+        job: u64,
+        /// The job's next attempt (1 for the first re-seal).
+        attempt: u32,
+        /// [`seal_price`](super::sealed::seal_price) of the limit price.
+        commitment: Commitment,
+    },
+    /// Opens a sealed bid after its batch closed for commits; the first
+    /// reveal of a job escrows its budget at that price.
+    RevealBid {
+        /// Job.
+        job: u64,
+        /// Attempt.
+        attempt: u32,
+        /// Limit price per compute-second.
+        price: Amount,
+        /// The commitment's salt.
+        salt: Salt,
     },
     /// A registry record (register, reprice, transfer, deprecate, approve,
     /// grant), signed by the transaction's sender.
     Registry(SignedOp),
+}
+
+/// A sealed ask carried by a [`MarketTx::RevealAsk`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextAsk {
+    /// Ask number, above the one revealed.
+    pub seq: u64,
+    /// [`seal_price`](super::sealed::seal_price) of the price.
+    pub commitment: Commitment,
 }
 
 /// What the application reports to the node that hosts it: the ledger
@@ -198,7 +259,25 @@ pub enum Notice {
         /// Accused slots.
         traps: Vec<SubtaskIndex>,
     },
-    /// A dispute needs votes from `committee`.
+    /// A dispute's referees may submit tickets until `closes_at`
+    /// (`level` 0: the first committee; above: an escalation).
+    TicketWindow {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Escalations before this window.
+        level: u8,
+        /// The randomness tickets are drawn on.
+        randomness: Digest,
+        /// Seats of the committee drawn.
+        seats: u8,
+        /// End of the window (consensus time).
+        closes_at: Timestamp,
+    },
+    /// A dispute's committee was seated and needs its votes.
     DisputeOpened {
         /// Client.
         client: AccountId,
@@ -208,6 +287,8 @@ pub enum Notice {
         lot: u32,
         /// Provider.
         provider: AccountId,
+        /// Escalations before this committee.
+        level: u8,
         /// Referees.
         committee: Vec<NodeId>,
         /// The disputed traps.
@@ -228,6 +309,70 @@ pub enum Notice {
     /// observers that benchmark the mechanism (e.g. against the
     /// welfare-maximizing assignment). Never consulted by the application.
     Cleared(Box<ClearingRecord>),
+    /// A sealed order (no price) was committed in `batch`.
+    OrderSealed {
+        /// Owner.
+        owner: AccountId,
+        /// Which order.
+        order: OrderKey,
+        /// Its batch.
+        batch: BatchNo,
+    },
+    /// Every batch up to `batch` is closed for commits: their orders may be
+    /// revealed now.
+    SealingClosed {
+        /// The last closed batch.
+        batch: BatchNo,
+    },
+    /// A sealed order was opened (its batch had closed for commits).
+    OrderRevealed {
+        /// Owner.
+        owner: AccountId,
+        /// Which order.
+        order: OrderKey,
+        /// Its batch.
+        batch: BatchNo,
+        /// The revealed price.
+        price: Amount,
+    },
+    /// A sealed order was not revealed in time: its bond was burned.
+    BondForfeited {
+        /// Owner.
+        owner: AccountId,
+        /// Which order.
+        order: OrderKey,
+        /// Its batch.
+        batch: BatchNo,
+        /// The burned bond.
+        bond: Amount,
+    },
+    /// A job's revealed bid left lots unfilled: the client may re-seal it
+    /// ([`MarketTx::SealBid`] with attempt `next_attempt`) until its
+    /// deadline.
+    BidUnfilled {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Unfilled lots.
+        lots: u32,
+        /// The attempt a re-seal must carry.
+        next_attempt: u32,
+    },
+    /// A dispute, ticket or vote was rejected (it changed nothing).
+    RefereeRejected {
+        /// Sender.
+        sender: AccountId,
+        /// Why.
+        error: RefereeError,
+    },
+    /// A sealing transaction was rejected (it changed nothing).
+    SealRejected {
+        /// Sender.
+        owner: AccountId,
+        /// Why.
+        error: SealError,
+    },
     /// An effect could not be carried out (an invariant violation).
     EffectFailed {
         /// What failed.
@@ -269,8 +414,11 @@ pub struct Settlement {
     pub slashed: Amount,
     /// Burned (stake or bond).
     pub burned: Amount,
-    /// Client bond forfeited to the provider.
+    /// Client bond forfeited to the provider (after the referees' fees).
     pub bond_forfeited: Amount,
+    /// Fees paid to the referees who voted with the majority, by the
+    /// convicted party.
+    pub referee_fees: Amount,
     /// Traps in the lot.
     pub traps: u32,
     /// Subtasks in the lot.
@@ -288,14 +436,61 @@ pub struct MarketRules {
     pub slash_to_client_bps: u16,
     /// Stage deadlines of every round.
     pub stage_deadline: Duration,
-    /// Market clearing period.
+    /// Market clearing period: the length of a sealed batch.
     pub clearing_period: Duration,
-    /// Referee committee size.
+    /// Referee committee size (the first committee; escalations grow it).
     pub committee_size: u8,
-    /// Referees (validators).
+    /// Referees (validators): who may submit tickets.
     pub referees: Vec<NodeId>,
     /// Reputation book parameters.
     pub book: BookParams,
     /// Consensus seconds per reputation epoch.
     pub reputation_epoch_secs: u64,
+}
+
+/// The marketplace's parameters of sealed orders and referee sortition,
+/// shared by every validator like [`MarketRules`].
+///
+/// They are not fields of [`MarketRules`] yet: a new field breaks every
+/// struct literal of it, and crates outside the change build some. A
+/// [`ValidatorNode`](crate::validator::ValidatorNode) runs
+/// [`MarketParams::DEFAULT`]; an application built by hand may take others
+/// ([`MarketplaceApp::with_params`](super::MarketplaceApp::with_params)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketParams {
+    /// Bond locked with every sealed order, burned if it is not revealed.
+    pub seal_bond: Amount,
+    /// Batches after its own during which a sealed order may be revealed
+    /// (at least 1; the batch is cleared after the last).
+    pub reveal_batches: u64,
+    /// Committed ledger batches a reveal window lasts at least, however
+    /// far consensus time jumps (see [`super::sealed`]).
+    pub reveal_commits: u32,
+    /// How long a dispute's ticket window stays open.
+    pub ticket_window: Duration,
+    /// Most escalations to a larger committee per dispute.
+    pub max_escalations: u8,
+    /// Fee per majority referee, paid by the convicted party.
+    pub referee_fee: Amount,
+}
+
+impl MarketParams {
+    /// What every validator runs: a sealing bond of 500, reveals in the
+    /// batch after the commit, windows of at least 8 commits; ticket
+    /// windows of 2 s, at most 2 escalations (3 → 7 → 15 seats), a fee of
+    /// 200 per majority referee.
+    pub const DEFAULT: MarketParams = MarketParams {
+        seal_bond: Amount::new(500),
+        reveal_batches: 1,
+        reveal_commits: 8,
+        ticket_window: Duration::from_secs(2),
+        max_escalations: 2,
+        referee_fee: Amount::new(200),
+    };
+}
+
+impl Default for MarketParams {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }

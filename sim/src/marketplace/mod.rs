@@ -23,23 +23,27 @@
 //!   effect (virtual duration, cheating behaviours), each client's workload
 //!   (Poisson job arrivals), a provider operator's pricing and whitewashing
 //!   strategy, and the referees' re-execution.
-//! - A job: `PostJob` escrows the budget and locks client bonds → clearing
+//! - Prices are sealed by the nodes themselves: each provider node seals
+//!   one ask per 2 s batch, each client node seals its job's limit price in
+//!   the `PostJob`; both reveal once f + 1 validators report the batch
+//!   closed for commits.
+//! - A job: `PostJob` seals the bid and locks client bonds → its reveal
+//!   escrows the budget → clearing of the batch's revealed orders
 //!   (k-double auction, reputation filter) matches lots to provider slots →
 //!   the client plans each lot with the entrap optimizer (fed by the
 //!   provider's credibility, reported with the match), posts the plan and
 //!   sends the inputs → the provider checks them against the plan,
 //!   executes, commits and reveals outputs with its metered usage → the
-//!   client reveals traps and accuses → accept, or dispute settled by three
-//!   validator referees re-executing the traps → settlement: price × usage
+//!   client reveals traps and accuses → accept, or dispute: each validator
+//!   sends its VRF ticket if it may win a seat, the three lowest are seated
+//!   and re-execute the traps (an undecided committee escalates to 7, then
+//!   15) → settlement: price × usage
 //!   (capped) to the provider, remainder back to the client, slashes,
 //!   bonds, reputation.
 //! - Observers read events only ([`tally`]); the report reads validator 0's
 //!   final ledger.
 //!
-//! Not yet as the design asks (issue 17): bids are not sealed in the
-//! composition (commit–reveal is exercised by `idlegrid-market`'s own
-//! tests), the referee committee is a hash ranking of the validators
-//! instead of VRF sortition, and ledger signatures are checked once at the
+//! Not yet as the design asks: ledger signatures are checked once at the
 //! gateway.
 //!
 //! ```no_run

@@ -208,8 +208,6 @@ pub struct Whitewash {
     pub min_new_account: Amount,
     /// No re-entry after this.
     pub reenter_until: Timestamp,
-    /// An ask no client accepts (for the remaining slots).
-    pub out_of_market: Amount,
 }
 
 /// A provider identity with its simulated machine.
@@ -222,7 +220,7 @@ pub struct SimProvider {
     life: Life,
     whitewash: Option<Whitewash>,
     funded_heir: bool,
-    capacity: u32,
+    ask_until: Timestamp,
     price: Amount,
     floor: Amount,
     max_price: Option<Amount>,
@@ -242,8 +240,9 @@ pub struct ProviderPlan {
     pub plan: IdentityPlan,
     /// Re-entry after a slash (whitewashers).
     pub whitewash: Option<Whitewash>,
-    /// Parallel lots.
-    pub capacity: u32,
+    /// It stops asking then (the workload is over; asks cost a
+    /// transaction per batch).
+    pub ask_until: Timestamp,
     /// First ask.
     pub price: Amount,
     /// Lowest ask it undercuts to.
@@ -266,7 +265,7 @@ impl SimProvider {
             life,
             whitewash: p.whitewash,
             funded_heir: false,
-            capacity: p.capacity,
+            ask_until: p.ask_until,
             price: p.price,
             floor: p.floor,
             max_price: p.max_price,
@@ -335,8 +334,8 @@ impl SimProvider {
         }
     }
 
-    /// A slashed whitewasher leaves: prices its free slots out, unbonds its
-    /// free stake and funds its successor's key.
+    /// A slashed whitewasher leaves: stops asking, unbonds its free stake
+    /// and funds its successor's key.
     fn abandon(&mut self, now: Timestamp) {
         let (Some(w), Life::Active) = (self.whitewash, self.life) else {
             return;
@@ -344,14 +343,7 @@ impl SimProvider {
         let h = self.node.core().holdings().copied();
         let (balance, free_stake) =
             h.map_or((Amount::ZERO, Amount::ZERO), |a| (a.balance, a.free_stake));
-        if self.node.open_lots() < self.capacity as usize {
-            self.node.submit(
-                now,
-                &MarketTx::Reprice {
-                    price: w.out_of_market,
-                },
-            );
-        }
+        self.node.set_ask(now, None);
         self.life = Life::Left(if free_stake.is_zero() {
             Sweep::Withdrawing
         } else {
@@ -437,6 +429,10 @@ impl SimProvider {
             }
             _ => {}
         }
+        if now >= self.ask_until && self.life == Life::Active {
+            self.ask_until = Timestamp::MAX;
+            self.node.set_ask(now, None);
+        }
         self.reprice(now);
     }
 
@@ -464,10 +460,10 @@ impl SimProvider {
             (p * 104 / 100).min(max.get()).max(self.floor.get())
         };
         self.recent_matches = 0;
-        if new != p {
+        if new != p && now < self.ask_until {
+            // The new price goes into its next sealed ask.
             self.price = Amount::new(new);
-            self.node
-                .submit(now, &MarketTx::Reprice { price: self.price });
+            self.node.set_ask(now, Some(self.price));
             self.events.push_back(MarketEvent::Repriced);
         }
     }
@@ -490,12 +486,15 @@ impl SimProvider {
         let reprice =
             (self.max_price.is_some() && self.life == Life::Active).then_some(self.next_reprice);
         let withdraw = (self.life == Life::Left(Sweep::Unbonding)).then_some(self.next_withdraw);
+        let stop_asking = (self.life == Life::Active && self.ask_until < Timestamp::MAX)
+            .then_some(self.ask_until);
         [
             self.node.poll_timeout(),
             self.running.keys().next().map(|k| k.0),
             join,
             reprice,
             withdraw,
+            stop_asking,
         ]
         .into_iter()
         .flatten()
@@ -528,6 +527,8 @@ pub struct Workload {
     pub subtasks_per_lot: u32,
     /// The request template (job id, lots, deadline and goods are set per job).
     pub template: JobRequest,
+    /// Limit price per compute-second (sealed by the client node).
+    pub max_price: Amount,
     /// How long a bid waits for a match.
     pub bid_window: Duration,
     /// The registered app and dataset (every third job uses both, every
@@ -589,18 +590,13 @@ impl SimClient {
                 goods: self.goods(job),
                 ..self.w.template.clone()
             };
-            if self
-                .node
-                .post_job(
-                    now,
-                    JobSpec {
-                        request,
-                        inputs,
-                        data: None,
-                    },
-                )
-                .is_ok()
-            {
+            let spec = JobSpec {
+                request,
+                inputs,
+                max_price: self.w.max_price,
+                data: None,
+            };
+            if self.node.post_job(now, spec).is_ok() {
                 posted.push(job);
             }
         }

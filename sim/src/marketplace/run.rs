@@ -10,7 +10,7 @@ use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, co
 use idlegrid_market::{JobGoods, KDouble, Mechanism};
 use idlegrid_node::client::{ClientNode, TrapPolicy};
 use idlegrid_node::light::{LightCore, LightSetup};
-use idlegrid_node::market::{JobRequest, MarketRules, MarketTx, score_bps};
+use idlegrid_node::market::{JobRequest, MarketParams, MarketRules, MarketTx, score_bps, unsealed};
 use idlegrid_node::provider::{ProviderNode, ProviderOffer};
 use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
 use idlegrid_node::wire::NodeMessage;
@@ -414,13 +414,15 @@ impl MarketplaceReport {
         );
         let _ = writeln!(
             s,
-            "entrap        {} traps (ratio {:.2}), verification overhead {:.2}, framings caught {} of {} ({} hit cheaters who admitted)",
+            "entrap        {} traps (ratio {:.2}), verification overhead {:.2}, framings caught {} of {} ({} hit cheaters who admitted, {} unresolved); {} escalations",
             f(&["entrap", "traps_planted"]),
             f(&["entrap", "trap_ratio"]),
             f(&["entrap", "verification_overhead"]),
             f(&["entrap", "framings_caught"]),
             f(&["entrap", "framing_attempts"]),
             f(&["entrap", "framings_on_admitted_cheats"]),
+            f(&["entrap", "framings_unresolved"]),
+            f(&["entrap", "escalations"]),
         );
         if let Some(by) = v["entrap"]["detection_by_behaviour"].as_object()
             && !by.is_empty()
@@ -623,6 +625,17 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
 const PRICE: u128 = 10_000; // per compute-second
 const CAP_MICROS: u64 = 200_000; // pay-as-you-go cap per subtask
 const CLIENT_BOND: u128 = 5_000;
+/// Bond of every sealed ask and bid (the validators' `MarketParams`).
+const SEAL_BOND: u128 = MarketParams::DEFAULT.seal_bond.get();
+/// A sealed batch: longer than a commit's latency plus a light node's
+/// reaction under Byzantine validators, so that a provider's reveal (which
+/// carries its next ask) lands in the next batch and every batch sees every
+/// provider's ask (1 s batches clear as many lots, with twice the
+/// transactions).
+const CLEARING_PERIOD: Duration = Duration::from_millis(2_000);
+/// Providers keep asking this long after the workload ends (the last
+/// jobs' unfilled lots are re-sealed for a few batches).
+const ASK_AFTER_WORKLOAD: Duration = Duration::from_secs(10);
 /// Per-use price of the registered app.
 const APP_PRICE: u128 = 2_000;
 /// Per-use price of the registered dataset.
@@ -783,14 +796,15 @@ impl World {
             provider_stake: self.provider_stake,
             min_new_account: self.min_new_account,
             reenter_until: Timestamp::ZERO + Duration::from_secs(self.cfg.sybil.join_until_secs),
-            out_of_market: Amount::new(self.cfg.max_price.saturating_mul(1_000).max(1 << 61)),
         });
         let cost = p.price.get() / 2;
         let plan = ProviderPlan {
             exec: executor(p.behaviour, p.speed, ctx.seed.derive("exec")),
             plan: p.plan,
             whitewash,
-            capacity: self.cfg.provider_capacity,
+            ask_until: Timestamp::ZERO
+                + Duration::from_secs(self.cfg.active_secs)
+                + ASK_AFTER_WORKLOAD,
             price: p.price,
             floor: Amount::new((cost * 11 / 10).max(1)),
             max_price: self
@@ -824,6 +838,7 @@ impl World {
             max_lots: self.cfg.max_lots,
             subtasks_per_lot: self.cfg.subtasks_per_lot,
             template: self.template.clone(),
+            max_price: Amount::new(self.cfg.max_price),
             bid_window: Duration::from_secs(20),
             goods: self.goods,
         };
@@ -1029,7 +1044,13 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
     let val_ids = ids[..n_val].to_vec();
     let accounts: Vec<AccountId> = ids[n_val..].iter().map(|i| i.account()).collect();
     let provider_balance = Amount::new(1_000_000);
-    let provider_stake = Amount::new(cfg.stake_per_slot * u128::from(cfg.provider_capacity) + 1);
+    // Slot stakes, plus the bonds of the sealed asks in flight (one per
+    // batch, each live for its reveal window).
+    let provider_stake = Amount::new(
+        cfg.stake_per_slot * u128::from(cfg.provider_capacity)
+            + SEAL_BOND * (u128::from(MarketParams::DEFAULT.reveal_batches) + 2)
+            + 1,
+    );
     if provider_stake
         < stake
             .checked_mul(u128::from(cfg.provider_capacity))
@@ -1063,7 +1084,8 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
         let account = accounts[pop.roles.len()];
         let framing = (c as u32) < cfg.framing_clients;
         pop.balances.push((account, Amount::new(1_000_000_000)));
-        pop.stakes.push((account, Amount::new(CLIENT_BOND * 200)));
+        pop.stakes
+            .push((account, Amount::new(CLIENT_BOND * 200 + SEAL_BOND * 50)));
         pop.framing.insert(account, framing);
         let first_post = Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64));
         pop.roles.push(Role::Client(ClientRole {
@@ -1092,7 +1114,7 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
         stake_per_slot: stake,
         slash_to_client_bps: 5_000,
         stage_deadline: Duration::from_secs(15),
-        clearing_period: Duration::from_millis(1_000),
+        clearing_period: CLEARING_PERIOD,
         committee_size: 3,
         referees: val_ids.clone(),
         book: BookParams::default(),
@@ -1126,7 +1148,7 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
             job: 0,
             lots: 1,
             max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
-            max_price: Amount::new(cfg.max_price),
+            commitment: unsealed(),
             cap_micros_per_subtask: CAP_MICROS,
             // Reputation feeds the market filter: no provider worse than a
             // newcomer.
@@ -1426,6 +1448,10 @@ fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
         "clearing_price": {"mean": pr.mean, "p50": pr.p50, "p90": pr.p90},
         "welfare": m.welfare,
         "reprices": m.reprices,
+        // Sealed orders whose bond was burned (not revealed in time), and
+        // bids re-sealed for unfilled lots.
+        "seal_forfeits": m.seal_forfeits,
+        "bid_reseals": m.bid_reseals,
         // Declared gains `Σ slots·(bid − ask)` of the mechanism against the
         // exact welfare-maximizing assignment of the same orders, summed
         // over clearing periods (`null` when a period was too large for
@@ -1476,6 +1502,11 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
         "disputes": m.disputes,
         "verification_overhead": ratio(m.traps_planted + m.referee_reexecutions),
         "referee_reexecutions": m.referee_reexecutions,
+        // Disputes escalated to a larger committee, framings whose dispute
+        // convicted nobody, fees paid to majority referees.
+        "escalations": m.escalations,
+        "framings_unresolved": m.framing_attempts.saturating_sub(m.framings_caught + m.framings_on_admitted_cheats),
+        "referee_fees": m.referee_fees.to_string(),
         "detection_by_behaviour": t.detection.to_json(),
     })
 }

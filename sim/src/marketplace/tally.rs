@@ -99,6 +99,14 @@ pub struct Counts {
     pub disputes: u64,
     /// Price changes.
     pub reprices: u64,
+    /// Sealed orders whose bond was burned (not revealed in time).
+    pub seal_forfeits: u64,
+    /// Bids re-sealed for unfilled lots.
+    pub bid_reseals: u64,
+    /// Disputes escalated to a larger committee.
+    pub escalations: u64,
+    /// Fees paid to majority referees.
+    pub referee_fees: u128,
     /// Traps re-executed by referees.
     pub referee_reexecutions: u64,
     /// Gains from trade of clean lots.
@@ -222,6 +230,8 @@ impl MarketTally {
         match n {
             Notice::Cleared(record) => self.welfare.record(record),
             Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
+            Notice::BondForfeited { .. } => self.c.seal_forfeits += 1,
+            Notice::TicketWindow { level, .. } if *level > 0 => self.c.escalations += 1,
             Notice::EffectFailed { reason } => {
                 return Err(Violation::new("settlement-effects", reason.clone()));
             }
@@ -282,6 +292,7 @@ impl MarketTally {
                 }
             }
             ClientEvent::Settled(s) => return self.settled(now, s),
+            ClientEvent::BidResealed { .. } => self.c.bid_reseals += 1,
             ClientEvent::JobClosed { job, .. } => {
                 self.c.jobs_closed += 1;
                 self.second.2 += 1;
@@ -297,6 +308,7 @@ impl MarketTally {
 
     fn settled(&mut self, now: Timestamp, s: &Settlement) -> Result<(), Violation> {
         self.c.lots_settled += 1;
+        self.c.referee_fees += s.referee_fees.get();
         let run = self.runs.remove(&(s.client, s.job, s.lot));
         let cheated = run.as_ref().is_some_and(|r| r.cheated.iter().any(|c| *c));
         let caught = !s.slashed.is_zero();
