@@ -12,7 +12,7 @@
 //! as a new job, up to `retries` times. The merged outputs are in input
 //! order, so they equal `python3 SCRIPT < INPUTS` run locally.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -206,7 +206,7 @@ struct ClientRole {
     chunks: Vec<Vec<u8>>,
     outputs: Vec<Option<Vec<u8>>>,
     posted: BTreeMap<u64, Posted>,
-    open: BTreeMap<u64, ()>,
+    open: BTreeSet<u64>,
     lots: BTreeMap<(u64, u32), LotState>,
     accused: BTreeMap<(u64, u32), bool>,
     names: BTreeMap<idlegrid_primitives::AccountId, String>,
@@ -340,7 +340,7 @@ impl ClientRole {
                     );
                 }
                 self.posted.insert(job, Posted { lots: per });
-                self.open.insert(job, ());
+                self.open.insert(job);
                 self.log.line(format_args!("job {job} posted"));
             }
             Err(e) => self.fail(format!("posting job {job}: {e}")),
@@ -580,7 +580,7 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
         outputs: vec![None; chunks.len()],
         chunks,
         posted: BTreeMap::new(),
-        open: BTreeMap::new(),
+        open: BTreeSet::new(),
         lots: BTreeMap::new(),
         accused: BTreeMap::new(),
         names,
