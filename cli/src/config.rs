@@ -113,6 +113,31 @@ pub struct ProviderConfig {
     /// confessing, so referees must re-run the traps to convict it.
     #[serde(default)]
     pub testing_cheat_denies: bool,
+    /// The runtime features it advertises (`python3.11`, `numpy`, …);
+    /// absent: found by probing the sandbox's interpreter at start.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+}
+
+/// A running provider's new offer, written by `idlegrid provider offer`
+/// into its data dir ([`OfferFile::path`]) and applied within a second.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfferFile {
+    /// Asking price per compute-second of its next sealed asks.
+    pub price: u64,
+    /// Lots it runs at once (1..=16).
+    pub capacity: u32,
+    /// The features it advertises instead of the current ones.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+}
+
+impl OfferFile {
+    /// Where a provider with data dir `data_dir` looks for it.
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("offer.toml")
+    }
 }
 
 /// One node's own file.

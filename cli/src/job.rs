@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use idlegrid_entrap::TrapSpec;
 use idlegrid_executor::{ProcessExecutor, split_lines};
-use idlegrid_market::JobGoods;
+use idlegrid_market::{ExecutorKind, Features, JobGoods};
 use idlegrid_node::client::{ClientEvent, ClientNode, JobData, JobSpec, TrapPolicy, TrapSource};
 use idlegrid_node::market::{JobRequest, MarketTx, unsealed};
 use idlegrid_node::wire::{input_digest, output_digest};
@@ -51,6 +51,9 @@ pub struct SubmitOptions {
     pub retries: u32,
     /// Give up after this many seconds in all.
     pub timeout_secs: u64,
+    /// Features the providers' runtime must have beyond the script's own
+    /// imports (which are read from the script).
+    pub requires: Vec<String>,
 }
 
 /// How a submission ended.
@@ -218,6 +221,7 @@ struct ClientRole {
     exec: Arc<ProcessExecutor>,
     failed: Option<String>,
     preparing: bool,
+    requires: Features,
 }
 
 impl ClientRole {
@@ -319,6 +323,8 @@ impl ClientRole {
             client_bond: Amount::new(5_000),
             deadline: now + Duration::from_secs(self.opts.deadline_secs),
             goods: JobGoods::none(),
+            executor: ExecutorKind::Process,
+            requires: self.requires.clone(),
         };
         let spec = JobSpec {
             request,
@@ -543,6 +549,11 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| CliError::io(&cfg.data_dir, e))?;
     let clock = Clock::since_unix_micros(cfg.network.genesis_unix_micros);
     let log = Log::new(&cfg.me.name, clock);
+    let exec = Arc::new(ProcessExecutor::default());
+    let requires = crate::environment::script_requires(&*exec, &program, &opts.requires).await?;
+    if !requires.is_empty() {
+        log.line(format_args!("the job needs providers with: {requires}"));
+    }
     let pools = Pools::default();
     let index = cfg
         .network
@@ -588,9 +599,10 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
         retries_left: opts.retries,
         pools,
         seed,
-        exec: Arc::new(ProcessExecutor::default()),
+        exec,
         failed: None,
         preparing: false,
+        requires,
         opts: opts.clone(),
     };
     let net = bind(cfg).await?;

@@ -9,6 +9,8 @@
 //!   over the encrypted TCP transport with the real clock: validators
 //!   durable in redb (a SIGKILL loses nothing committed), providers running
 //!   subtasks in the process sandbox.
+//! - [`environment`]: what a provider's sandbox can import (advertised in
+//!   its offer) and what a script imports (required by its job).
 //! - [`testnet`]: `testnet init|up|down|status` — a network of separate OS
 //!   processes on this machine.
 //! - [`job`]: the client — `job submit` cuts a plain Python script's input
@@ -34,6 +36,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod config;
+pub mod environment;
 pub mod job;
 pub mod runtime;
 pub mod testnet;

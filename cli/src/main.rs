@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use idlegrid_cli::config::Loaded;
+use idlegrid_cli::config::{Loaded, OfferFile};
 use idlegrid_cli::job::{SubmitOptions, status_path, submit};
 use idlegrid_cli::testnet::{self, InitOptions};
 use idlegrid_cli::{CliError, runtime};
@@ -45,6 +45,31 @@ enum Cmd {
     /// Accounts.
     #[command(subcommand)]
     Account(AccountCmd),
+    /// A running provider.
+    #[command(subcommand)]
+    Provider(ProviderCmd),
+}
+
+#[derive(Subcommand)]
+enum ProviderCmd {
+    /// Changes a running provider's offer: price, slots and advertised features.
+    Offer {
+        /// The provider's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Asking price per compute-second of its next sealed asks.
+        #[arg(long)]
+        price: u64,
+        /// Lots it runs at once (1..=16).
+        #[arg(long)]
+        capacity: u32,
+        /// Features to advertise instead of the current ones, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        features: Option<Vec<String>>,
+        /// Seconds to wait for the ledger to list the offer.
+        #[arg(long, default_value_t = 20)]
+        wait: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +174,10 @@ enum JobCmd {
         /// Wait for the result (always on; kept for scripts that pass it).
         #[arg(long)]
         wait: bool,
+        /// Features providers must have beyond the script's own imports
+        /// (which are read from the script), comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        requires: Vec<String>,
     },
     /// Progress of a submission.
     Status {
@@ -218,6 +247,29 @@ fn run(cmd: Cmd) -> Result<ExitCode, CliError> {
         }
         Cmd::Job(j) => job_cmd(j),
         Cmd::Account(AccountCmd::Balance { dir }) => balances(&dir),
+        Cmd::Provider(ProviderCmd::Offer {
+            config,
+            price,
+            capacity,
+            features,
+            wait,
+        }) => {
+            let cfg = Loaded::load(&config)?;
+            let offer = OfferFile {
+                price,
+                capacity,
+                features,
+            };
+            let listed = testnet::change_offer(&cfg, &offer, std::time::Duration::from_secs(wait))?;
+            say!(
+                "{}: {} slots at {}/s with {}",
+                cfg.me.name,
+                listed.capacity,
+                listed.price,
+                listed.features.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -303,6 +355,7 @@ fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
             retries,
             timeout,
             wait: _,
+            requires,
         } => {
             let cfg = Loaded::load(&client.path()?)?;
             let opts = SubmitOptions {
@@ -314,6 +367,7 @@ fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
                 deadline_secs: deadline,
                 retries,
                 timeout_secs: timeout,
+                requires,
             };
             let s = tokio()?.block_on(submit(&cfg, opts))?;
             match &out {

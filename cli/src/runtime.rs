@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use idlegrid_executor::{Executor, Limits, ProcessExecutor, Program, Task};
+use idlegrid_market::{ExecutorKind, ExecutorSet};
+use idlegrid_node::market::{Environment, MAX_CAPACITY, MarketTx, decode_market};
 use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
 use idlegrid_node::store::persist_step;
 use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
@@ -19,7 +21,7 @@ use rand::Rng;
 use tokio::sync::mpsc;
 
 use crate::CliError;
-use crate::config::{Loaded, NetworkConfig, Role as NodeRole};
+use crate::config::{Loaded, NetworkConfig, OfferFile, Role as NodeRole};
 
 /// Work finished off the loop (an execution), applied to the role.
 pub type Completion<R> = Box<dyn FnOnce(&mut R, Timestamp) + Send>;
@@ -45,6 +47,10 @@ pub trait Role: Sized + 'static {
         now: Timestamp,
         done: &mpsc::Sender<Completion<Self>>,
     );
+    /// Runs every half second, before the status file is written.
+    fn on_tick(&mut self, now: Timestamp) {
+        let _ = now;
+    }
     /// The status file's content.
     fn status(&self) -> serde_json::Value;
     /// True when the role has finished (a client whose job is done).
@@ -163,7 +169,10 @@ pub async fn drive<R: Role>(
                 }
                 Err(e) => return Err(CliError::Network(format!("transport stopped: {e}"))),
             },
-            _ = tick.tick() => write_status(status, &role.status()),
+            _ = tick.tick() => {
+                role.on_tick(clock.now());
+                write_status(status, &role.status());
+            }
         }
     }
 }
@@ -361,11 +370,19 @@ pub struct ProviderRole {
     earned: Amount,
     slashed: Amount,
     lots_done: u64,
+    offer_file: PathBuf,
+    /// The offer file's text last applied (or refused), so it is read
+    /// again only when it changes.
+    offer_text: Option<String>,
+    offer_rejected: Option<String>,
+    /// The ledger applied its latest offer.
+    offer_listed: bool,
 }
 
 impl ProviderRole {
-    /// The provider of `cfg`.
-    pub fn new(cfg: &Loaded, log: Log) -> Result<Self, CliError> {
+    /// The provider of `cfg`; finds what its sandbox can import unless the
+    /// config lists its features.
+    pub async fn new(cfg: &Loaded, log: Log) -> Result<Self, CliError> {
         let p = cfg
             .node
             .provider
@@ -376,11 +393,22 @@ impl ProviderRole {
             .with_role(NodeRole::Provider)
             .position(|m| m.name == cfg.me.name)
             .unwrap_or(0);
+        let exec = Arc::new(ProcessExecutor::default());
+        let (features, dropped) =
+            crate::environment::provider_features(&*exec, p.features.as_deref()).await?;
+        log.line(format_args!("offers a Python sandbox with: {features}"));
+        if !dropped.is_empty() {
+            log.line(format_args!("not advertised: {}", dropped.join(", ")));
+        }
         let offer = ProviderOffer {
             price: Amount::new(p.price.into()),
             capacity: p.capacity,
             stake_per_slot: Amount::new(cfg.network.market.stake_per_slot.into()),
             region: 0,
+            environment: Environment {
+                executors: ExecutorSet::single(ExecutorKind::Process),
+                features,
+            },
         };
         let seed = Seed::from_bytes(cfg.key.node_id().to_bytes()).derive("provider-node");
         let setup = cfg.network.light_setup(&cfg.key, index);
@@ -392,7 +420,7 @@ impl ProviderRole {
         }
         Ok(Self {
             node: ProviderNode::new(setup, offer, seed),
-            exec: Arc::new(ProcessExecutor::default()),
+            exec,
             cheat_ppm: p.testing_cheat_ppm,
             cheat_denies: p.testing_cheat_denies,
             seed: seed.derive("cheat"),
@@ -402,7 +430,53 @@ impl ProviderRole {
             earned: Amount::ZERO,
             slashed: Amount::ZERO,
             lots_done: 0,
+            offer_file: OfferFile::path(&cfg.data_dir),
+            offer_text: None,
+            offer_rejected: None,
+            offer_listed: false,
         })
+    }
+
+    /// Applies the offer file if it changed since it was last read.
+    fn poll_offer_file(&mut self, now: Timestamp) {
+        let Ok(text) = std::fs::read_to_string(&self.offer_file) else {
+            return;
+        };
+        if self.offer_text.as_ref() == Some(&text) {
+            return;
+        }
+        self.offer_text = Some(text.clone());
+        match self.parse_offer(&text) {
+            Ok((price, capacity, environment)) => {
+                self.log.line(format_args!(
+                    "new offer: {capacity} slots at {price}/s with {}",
+                    environment.features
+                ));
+                self.offer_rejected = None;
+                self.offer_listed = false;
+                self.node.change_offer(now, price, capacity, environment);
+            }
+            Err(e) => {
+                self.log
+                    .line(format_args!("{}: {e}", self.offer_file.display()));
+                self.offer_rejected = Some(e);
+            }
+        }
+    }
+
+    fn parse_offer(&self, text: &str) -> Result<(Amount, u32, Environment), String> {
+        let o: OfferFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        if o.price == 0 || !(1..=MAX_CAPACITY).contains(&o.capacity) {
+            return Err(format!(
+                "price must be positive and capacity 1..={MAX_CAPACITY}"
+            ));
+        }
+        let mut environment = self.node.offer().environment.clone();
+        if let Some(names) = &o.features {
+            environment.features =
+                idlegrid_market::Features::from_names(names).map_err(|e| e.to_string())?;
+        }
+        Ok((Amount::new(o.price.into()), o.capacity, environment))
     }
 
     fn execute(
@@ -542,7 +616,17 @@ impl Role for ProviderRole {
                 lot.2,
                 if confessed { "accepted" } else { "disputed" }
             )),
+            ProviderEvent::Applied { tx } => {
+                if let Some(MarketTx::Offer { capacity, .. }) = decode_market(&tx) {
+                    self.offer_listed = true;
+                    self.log
+                        .line(format_args!("offer listed: {capacity} slots"));
+                }
+            }
             ProviderEvent::Rejected { tx, reason } => {
+                if matches!(*tx, MarketTx::Offer { .. }) {
+                    self.offer_rejected = Some(reason.detail.clone());
+                }
                 self.log
                     .line(format_args!("transaction rejected: {reason:?} ({tx:?})"));
             }
@@ -554,11 +638,23 @@ impl Role for ProviderRole {
         }
     }
 
+    fn on_tick(&mut self, now: Timestamp) {
+        self.poll_offer_file(now);
+    }
+
     fn status(&self) -> serde_json::Value {
+        let o = self.node.offer();
         serde_json::json!({
             "name": self.name,
             "role": NodeRole::Provider,
             "pid": std::process::id(),
+            "offer": {
+                "price": o.price.get().to_string(),
+                "capacity": o.capacity,
+                "features": o.environment.features.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
+                "listed": self.offer_listed,
+                "rejected": self.offer_rejected,
+            },
             "open_lots": self.node.open_lots(),
             "lots_settled": self.lots_done,
             "earned": self.earned.get().to_string(),
@@ -587,7 +683,7 @@ pub async fn run_node(cfg: &Loaded) -> Result<(), CliError> {
             drive(&mut role, &net, clock, Some(&status), stop).await
         }
         NodeRole::Provider => {
-            let mut role = ProviderRole::new(cfg, log.clone())?;
+            let mut role = ProviderRole::new(cfg, log.clone()).await?;
             drive(&mut role, &net, clock, Some(&status), stop).await
         }
         NodeRole::Client => Err(CliError::Invalid(

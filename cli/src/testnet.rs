@@ -8,12 +8,17 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
+use idlegrid_market::Features;
+use idlegrid_node::market::MAX_CAPACITY;
 use idlegrid_primitives::{Keypair, Seed};
 use rand::RngCore;
 
 use crate::CliError;
 use crate::config::{
-    MarketConfig, Member, NetworkConfig, NodeConfig, ProviderConfig, Role, read_toml, write_toml,
+    Loaded, MarketConfig, Member, NetworkConfig, NodeConfig, OfferFile, ProviderConfig, Role,
+    read_toml, write_toml,
 };
 
 /// What `testnet init` builds.
@@ -117,6 +122,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
                 capacity: opts.capacity,
                 testing_cheat_ppm: cheat,
                 testing_cheat_denies: cheater.is_some_and(|c| c.denies),
+                features: None,
             });
             let node = NodeConfig {
                 name: name.clone(),
@@ -315,4 +321,79 @@ pub fn status(dir: &Path) -> Result<Vec<NodeStatus>, CliError> {
                 .and_then(|s| serde_json::from_str(&s).ok()),
         })
         .collect())
+}
+
+/// A provider's offer as its status file reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedOffer {
+    /// Price per compute-second.
+    pub price: String,
+    /// Slots.
+    pub capacity: u32,
+    /// Advertised features.
+    pub features: Vec<String>,
+}
+
+/// Hands `offer` to the running provider of `cfg` (its offer file) and
+/// waits until the ledger lists it, refuses it, or `wait` passes.
+pub fn change_offer(
+    cfg: &Loaded,
+    offer: &OfferFile,
+    wait: Duration,
+) -> Result<ListedOffer, CliError> {
+    if cfg.me.role != Role::Provider {
+        return Err(CliError::Invalid(format!(
+            "{} is not a provider",
+            cfg.me.name
+        )));
+    }
+    if offer.price == 0 || !(1..=MAX_CAPACITY).contains(&offer.capacity) {
+        return Err(CliError::Invalid(format!(
+            "price must be positive and capacity 1..={MAX_CAPACITY}"
+        )));
+    }
+    if let Some(f) = &offer.features {
+        Features::from_names(f).map_err(|e| CliError::Invalid(format!("--features: {e}")))?;
+    }
+    let path = OfferFile::path(&cfg.data_dir);
+    let text = toml::to_string(offer).map_err(|e| CliError::Invalid(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| CliError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| CliError::io(&path, e))?;
+    let status = cfg.data_dir.join("status.json");
+    const POLL: Duration = Duration::from_millis(200);
+    for _ in 0..wait.as_millis().div_ceil(POLL.as_millis()) {
+        std::thread::sleep(POLL);
+        let Some(o) = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .map(|v| v["offer"].clone())
+        else {
+            continue;
+        };
+        let price = o["price"].as_str().unwrap_or_default().to_string();
+        if price != offer.price.to_string() || o["capacity"] != offer.capacity {
+            continue;
+        }
+        if let Some(r) = o["rejected"].as_str() {
+            return Err(CliError::Invalid(format!("the offer was refused: {r}")));
+        }
+        if o["listed"] == true {
+            let features = o["features"].as_array().map_or_else(Vec::new, |a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            });
+            return Ok(ListedOffer {
+                price,
+                capacity: offer.capacity,
+                features,
+            });
+        }
+    }
+    Err(CliError::Invalid(format!(
+        "{} did not list the new offer within {} s: is it running (`idlegrid testnet status`)?",
+        cfg.me.name,
+        wait.as_secs()
+    )))
 }

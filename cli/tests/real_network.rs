@@ -417,3 +417,105 @@ fn bad_configs_get_one_clear_message_naming_the_file() {
     ]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("nope.toml"));
 }
+
+/// Environments for real: providers advertise what their sandbox imports; a
+/// job needing what nobody offers is refused at once with the missing
+/// name; `provider offer` changes a running provider's price, slots and
+/// features, and a job needing the new feature runs on that provider only.
+#[test]
+fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
+    if !python_available() {
+        eprintln!("python3 missing: skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("net");
+    ok(&["testnet", "init", "--dir", path(&dir), "--providers", "2"]);
+    let _guard = Testnet(dir.clone());
+    ok(&["testnet", "up", "--dir", path(&dir)]);
+    wait_for(Duration::from_secs(30), "both offers listed", || {
+        (0..2).all(|p| {
+            status_json(&dir, &format!("provider-{p}"))
+                .is_some_and(|s| s["offer"]["listed"] == true)
+        })
+    });
+    let offered = status_json(&dir, "provider-0").expect("status")["offer"]["features"].clone();
+    assert!(
+        offered
+            .as_array()
+            .expect("features")
+            .iter()
+            .any(|f| f == "python3"),
+        "the sandbox's interpreter is advertised: {offered}"
+    );
+
+    let script = tmp.path().join("job.py");
+    let inputs = tmp.path().join("records.txt");
+    std::fs::write(
+        &script,
+        "import sys\nfor l in sys.stdin: print(l.strip()[::-1])\n",
+    )
+    .expect("script");
+    std::fs::write(&inputs, "abc\ndef\nghi\njkl\n").expect("records");
+    let submit = |requires: &str| {
+        idlegrid(&[
+            "job",
+            "submit",
+            path(&script),
+            "--inputs",
+            path(&inputs),
+            "--dir",
+            path(&dir),
+            "--split",
+            "2",
+            "--lots",
+            "1",
+            "--timeout",
+            "90",
+            "--requires",
+            requires,
+        ])
+    };
+    let refused = submit("idlegrid_fakepkg");
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{msg}");
+    assert!(
+        msg.contains("nobody can run this job") && msg.contains("idlegrid_fakepkg"),
+        "{msg}"
+    );
+
+    let cfg = dir.join("provider-1").join("node.toml");
+    let listed = ok(&[
+        "provider",
+        "offer",
+        "--config",
+        path(&cfg),
+        "--price",
+        "700",
+        "--capacity",
+        "3",
+        "--features",
+        "python3,idlegrid_fakepkg",
+    ]);
+    assert!(listed.contains("3 slots at 700/s"), "{listed}");
+    let s = status_json(&dir, "provider-1").expect("status");
+    assert_eq!(s["offer"]["capacity"], 3);
+
+    let ran = submit("idlegrid_fakepkg");
+    let msg = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{msg}");
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "cba\nfed\nihg\nlkj\n");
+    assert!(msg.contains("providers [provider-1]"), "{msg}");
+    // A bad offer is refused before it reaches the provider.
+    let bad = idlegrid(&[
+        "provider",
+        "offer",
+        "--config",
+        path(&cfg),
+        "--price",
+        "1",
+        "--capacity",
+        "99",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("capacity 1..=16"));
+}

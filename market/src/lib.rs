@@ -52,6 +52,7 @@
 //!     provider,
 //!     resources: slot,
 //!     executors: ExecutorSet::single(ExecutorKind::Wasm),
+//!     features: Features::NONE,
 //!     region: Region::new(0),
 //!     price: Amount::new(price),
 //!     slots: Slots::new(slots),
@@ -68,6 +69,7 @@
 //!     regions: RegionSet::single(Region::new(0)),
 //!     min_reputation: Reputation::from_bps(5_000),
 //!     executor: ExecutorKind::Wasm,
+//!     requires: Features::NONE,
 //!     goods: JobGoods::none(),
 //! };
 //!
@@ -172,6 +174,7 @@ mod book;
 mod check;
 mod clearing;
 mod error;
+mod features;
 mod order;
 pub mod registry;
 mod sealed;
@@ -190,6 +193,7 @@ pub use check::{
 };
 pub use clearing::{Clearing, ClearingContext, ClearingStats, Match, Mechanism, Prepared, prepare};
 pub use error::MarketError;
+pub use features::{Feature, FeatureError, Features, MAX_FEATURE_NAME, MAX_FEATURES};
 pub use order::{Ask, Bid, Limits, MAX_ORDER_BYTES, Order, compatible};
 pub use registry::{GoodsPricing, JobGoods, NoGoods, OwnerFee, Registry};
 pub use sealed::{

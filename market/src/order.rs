@@ -9,6 +9,7 @@ use idlegrid_primitives::{AccountId, Amount, DecodeError, Timestamp, decode, enc
 use serde::{Deserialize, Serialize};
 
 use crate::error::MarketError;
+use crate::features::Features;
 use crate::registry::JobGoods;
 use crate::types::{
     ExecutorKind, ExecutorSet, OrderId, Region, RegionSet, Reputation, Resources, Slots,
@@ -60,6 +61,8 @@ pub struct Ask {
     pub resources: Resources,
     /// Executor kinds the provider runs.
     pub executors: ExecutorSet,
+    /// What its runtime offers (packages, interpreter versions).
+    pub features: Features,
     /// Where the provider is.
     pub region: Region,
     /// Reserve price per slot-second.
@@ -94,6 +97,8 @@ pub struct Bid {
     pub min_reputation: Reputation,
     /// The executor the job needs.
     pub executor: ExecutorKind,
+    /// Features of the provider's runtime the job needs (its imports).
+    pub requires: Features,
     /// Apps and datasets the job uses (none by default: a plain compute
     /// bid). Owners' fees are quoted at clearing; see [`crate::registry`].
     pub goods: JobGoods,
@@ -109,9 +114,9 @@ pub enum Order {
 }
 
 /// Upper bound on an order's canonical encoding (the largest, a bid with an
-/// app and the most datasets, is about 420 bytes); decoding refuses
-/// anything longer.
-pub const MAX_ORDER_BYTES: usize = 512;
+/// app, the most datasets and the most features of the longest names, is
+/// about 3.6 KiB); decoding refuses anything longer.
+pub const MAX_ORDER_BYTES: usize = 4096;
 
 impl Order {
     /// The canonical encoding (what a commitment hashes, with the epoch).
@@ -202,6 +207,9 @@ impl Ask {
         if !self.executors.is_valid() {
             return Err(malformed("executor set is empty or has unknown bits"));
         }
+        if self.features.check().is_err() {
+            return Err(malformed("feature set is not canonical or too large"));
+        }
         if !self.region.is_valid() {
             return Err(malformed("region number out of range"));
         }
@@ -239,6 +247,11 @@ impl Bid {
         if self.regions.is_empty() {
             return Err(malformed("no acceptable region"));
         }
+        if self.requires.check().is_err() {
+            return Err(malformed(
+                "required feature set is not canonical or too large",
+            ));
+        }
         if self.min_reputation > Reputation::MAX {
             return Err(malformed("minimum reputation above 10000 bps"));
         }
@@ -271,12 +284,13 @@ impl Bid {
 }
 
 /// True if `ask` can serve `bid`, ignoring price: the slot fits the demand,
-/// the executor kind is offered, the region is accepted, the provider's
-/// reputation is high enough and the capacity is available before the
-/// bid's deadline.
+/// the executor kind is offered, the runtime has every feature the bid
+/// requires, the region is accepted, the provider's reputation is high
+/// enough and the capacity is available before the bid's deadline.
 pub fn compatible(ask: &Ask, bid: &Bid, provider_reputation: Reputation) -> bool {
     ask.resources.fits(&bid.demand)
         && ask.executors.contains(bid.executor)
+        && ask.features.contains_all(&bid.requires)
         && bid.regions.contains(ask.region)
         && provider_reputation >= bid.min_reputation
         && ask.window_start < bid.deadline
@@ -292,6 +306,7 @@ mod tests {
             provider: AccountId::from_bytes([1; 32]),
             resources: Resources::new(2000, 4096, 0, 1024),
             executors: ExecutorSet::single(ExecutorKind::Wasm),
+            features: Features::from_names(["numpy", "python3.11"]).unwrap(),
             region: Region::new(2),
             price: Amount::new(10),
             slots: Slots::new(4),
@@ -310,6 +325,7 @@ mod tests {
             regions: RegionSet::single(Region::new(2)),
             min_reputation: Reputation::from_bps(5000),
             executor: ExecutorKind::Wasm,
+            requires: Features::NONE,
             goods: JobGoods::none(),
         }
     }
@@ -369,6 +385,20 @@ mod tests {
             bid().validate(&l, Timestamp::from_millis(500)),
             Err(MarketError::Expired { .. })
         ));
+        // A feature set off the wire that is not canonical.
+        let unsorted: Features = decode(&encode(&vec!["pandas", "numpy"]), 1 << 16).unwrap();
+        let mut a = ask();
+        a.features = unsorted.clone();
+        assert!(matches!(
+            a.validate(&l, now),
+            Err(MarketError::Malformed { .. })
+        ));
+        let mut b = bid();
+        b.requires = unsorted;
+        assert!(matches!(
+            b.validate(&l, now),
+            Err(MarketError::Malformed { .. })
+        ));
     }
 
     #[test]
@@ -388,5 +418,28 @@ mod tests {
         let mut a = ask();
         a.window_start = Timestamp::from_millis(500);
         assert!(!compatible(&a, &bid(), ok));
+        let mut b = bid();
+        b.requires = Features::from_names(["NumPy"]).unwrap();
+        assert!(compatible(&ask(), &b, ok));
+        b.requires = Features::from_names(["numpy", "torch"]).unwrap();
+        assert!(!compatible(&ask(), &b, ok), "torch is not offered");
+    }
+
+    proptest::proptest! {
+        /// Requiring more never gains a partner; offering more never loses
+        /// one (misreporting requirements can only lose compatible partners).
+        #[test]
+        fn features_are_monotone(offer in 0u8..8, need in 0u8..8, extra in 0u8..8) {
+            use crate::strategies::feature_set;
+            let (mut a, mut b) = (ask(), bid());
+            a.features = feature_set(offer);
+            b.requires = feature_set(need);
+            let before = compatible(&a, &b, Reputation::MAX);
+            b.requires = feature_set(need | extra);
+            proptest::prop_assert!(!compatible(&a, &b, Reputation::MAX) || before);
+            b.requires = feature_set(need);
+            a.features = feature_set(offer | extra);
+            proptest::prop_assert!(compatible(&a, &b, Reputation::MAX) || !before);
+        }
     }
 }

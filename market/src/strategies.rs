@@ -21,6 +21,7 @@
 use idlegrid_primitives::{AccountId, Amount, Timestamp};
 use proptest::prelude::*;
 
+use crate::features::Features;
 use crate::order::{Ask, Bid, Order};
 use crate::registry::{JobGoods, MAX_DATASETS_PER_JOB};
 use crate::types::{
@@ -60,6 +61,7 @@ pub fn unit_ask(id: u64, price: u128, slots: u32, provider: AccountId) -> Ask {
         provider,
         resources: UNIT_SLOT,
         executors: ExecutorSet::single(ExecutorKind::Wasm),
+        features: Features::NONE,
         region: Region::new(0),
         price: Amount::new(price),
         slots: Slots::new(slots),
@@ -80,6 +82,7 @@ pub fn unit_bid(id: u64, price: u128, slots: u32, client: AccountId) -> Bid {
         regions: RegionSet::single(Region::new(0)),
         min_reputation: Reputation::ZERO,
         executor: ExecutorKind::Wasm,
+        requires: Features::NONE,
         goods: JobGoods::none(),
     }
 }
@@ -147,17 +150,20 @@ pub fn unit_market(
 /// A heterogeneous ask with id `id`: three regions, mixed executors and
 /// resource tiers, `1..=4` slots, price `1..=100`.
 pub fn hetero_ask(id: u64) -> impl Strategy<Value = Ask> {
-    (resources(), 1u8..=7, 0u8..3, 1u128..=100, 1u32..=4).prop_map(move |(r, e, reg, p, s)| Ask {
-        id: OrderId::new(id),
-        provider: account_n(id),
-        resources: r,
-        executors: ExecutorSet::from_bits(e),
-        region: Region::new(reg),
-        price: Amount::new(p),
-        slots: Slots::new(s),
-        window_start: Timestamp::ZERO,
-        window_end: HORIZON,
-    })
+    (resources(), 1u8..=7, 0u8..3, 1u128..=100, 1u32..=4, 0u8..8).prop_map(
+        move |(r, e, reg, p, s, f)| Ask {
+            id: OrderId::new(id),
+            provider: account_n(id),
+            resources: r,
+            executors: ExecutorSet::from_bits(e),
+            features: feature_set(f),
+            region: Region::new(reg),
+            price: Amount::new(p),
+            slots: Slots::new(s),
+            window_start: Timestamp::ZERO,
+            window_end: HORIZON,
+        },
+    )
 }
 
 /// A heterogeneous bid with id `id`.
@@ -169,8 +175,9 @@ pub fn hetero_bid(id: u64) -> impl Strategy<Value = Bid> {
         0u16..=8000,
         1u128..=100,
         1u32..=4,
+        prop_oneof![3 => Just(0u8), 1 => 1u8..8],
     )
-        .prop_map(move |(r, e, regs, rep, p, s)| Bid {
+        .prop_map(move |(r, e, regs, rep, p, s, f)| Bid {
             id: OrderId::new(id),
             client: account_n(id),
             demand: r,
@@ -180,8 +187,17 @@ pub fn hetero_bid(id: u64) -> impl Strategy<Value = Bid> {
             regions: RegionSet::from_bits(regs),
             min_reputation: Reputation::from_bps(rep),
             executor: e,
+            requires: feature_set(f),
             goods: JobGoods::none(),
         })
+}
+
+/// The subset of the features `a`, `b`, `c` given by the low three bits of
+/// `bits` (heterogeneous markets: asks offer some, bids sometimes need some).
+pub fn feature_set(bits: u8) -> Features {
+    let names = ["a", "b", "c"];
+    Features::from_names((0..3).filter(|i| bits >> i & 1 == 1).map(|i| names[i]))
+        .expect("three valid names")
 }
 
 /// A heterogeneous market of up to `max_asks` × `max_bids` orders.
@@ -224,6 +240,7 @@ pub fn wild_order() -> impl Strategy<Value = Order> {
                 provider: p,
                 resources: r,
                 executors: ExecutorSet::from_bits(e),
+                features: Features::NONE,
                 region: Region::new(reg),
                 price,
                 slots: Slots::new(s),
@@ -254,6 +271,7 @@ pub fn wild_order() -> impl Strategy<Value = Order> {
                 regions: RegionSet::from_bits(regs),
                 min_reputation: Reputation::from_bps(rep),
                 executor: e,
+                requires: Features::NONE,
                 goods,
             })
         });

@@ -666,6 +666,10 @@ fn a_bid_with_every_good_fits_the_order_size_bound() {
     for i in 0..MAX_DATASETS_PER_JOB {
         b = b.with_dataset(Digest::from_bytes([i as u8; 32]));
     }
+    let longest = |i: usize| format!("{i:0>width$}", width = idlegrid_market::MAX_FEATURE_NAME);
+    b.requires =
+        idlegrid_market::Features::from_names((0..idlegrid_market::MAX_FEATURES).map(longest))
+            .unwrap();
     let o = Order::Bid(b);
     let bytes = o.to_bytes();
     assert!(bytes.len() <= MAX_ORDER_BYTES, "{}", bytes.len());

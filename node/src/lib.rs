@@ -59,7 +59,7 @@
 //! providers' effects at once):
 //!
 //! ```
-//! use idlegrid_market::JobGoods;
+//! use idlegrid_market::{ExecutorKind, Features, JobGoods};
 //! use idlegrid_node::client::{ClientEvent, JobSpec};
 //! use idlegrid_node::local::{LocalEvent, testnet};
 //! use idlegrid_node::market::{JobRequest, unsealed};
@@ -83,6 +83,8 @@
 //!     client_bond: Amount::new(5_000),
 //!     deadline: now + Duration::from_secs(20),
 //!     goods: JobGoods::none(),
+//!     executor: ExecutorKind::Simulated,
+//!     requires: Features::NONE,
 //! };
 //! t.net.client_mut(&alice).unwrap().post_job(now, JobSpec { request, inputs, max_price: Amount::new(10_000), data: None }).unwrap();
 //! let closed = t.net.run_until(now + Duration::from_secs(60), tick, |e| {
@@ -104,7 +106,7 @@
 //! use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 //! use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Nonce, Params, Transaction, TxKind};
 //! use idlegrid_market::KDouble;
-//! use idlegrid_node::market::{MARKETPLACE_APP, MarketRules, MarketTx};
+//! use idlegrid_node::market::{Environment, MARKETPLACE_APP, MarketRules, MarketTx};
 //! use idlegrid_node::validator::{ValidatorEvent, ValidatorNode, ValidatorSetup};
 //! use idlegrid_primitives::*;
 //!
@@ -145,7 +147,12 @@
 //!     .collect();
 //! // The provider offers two slots, through validator 0 (its gateway).
 //! // (Its prices follow as sealed asks: see `market::sealing::Sealer`.)
-//! let offer = MarketTx::Offer { capacity: 2, stake_per_slot: Amount::new(1_000), region: 0 };
+//! let offer = MarketTx::Offer {
+//!     capacity: 2,
+//!     stake_per_slot: Amount::new(1_000),
+//!     region: 0,
+//!     environment: Environment::simulated(),
+//! };
 //! let tx = Transaction {
 //!     chain: Params::default().chain_id,
 //!     sender: provider.account_id(),

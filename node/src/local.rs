@@ -367,6 +367,7 @@ pub fn testnet(seed: u64, validators: usize, providers: usize, clients: usize) -
             capacity: 1,
             stake_per_slot: Amount::new(TESTNET_STAKE),
             region: 0,
+            environment: crate::market::Environment::simulated(),
         };
         let p = ProviderNode::new(
             light_setup(k, &committee, i),

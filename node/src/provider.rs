@@ -24,7 +24,7 @@ use idlegrid_primitives::{
 
 use crate::light::{LightCore, LightSetup, TxFate};
 use crate::market::sealing::Sealer;
-use crate::market::{MarketParams, MarketTx, Settlement, round_id};
+use crate::market::{Environment, MarketParams, MarketTx, Settlement, round_id};
 use crate::wire::{Fact, LotData, NodeMessage, PeerMessage, Rejection};
 
 const SALT_DOMAIN: Domain = Domain::new("idlegrid/node/provider/salt");
@@ -35,7 +35,7 @@ const MAX_EARLY_INPUTS: usize = 256;
 pub type LotKey = (AccountId, u64, u32);
 
 /// What the provider offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderOffer {
     /// Price per compute-second of its first sealed asks (see
     /// [`ProviderNode::set_ask`]).
@@ -46,6 +46,8 @@ pub struct ProviderOffer {
     pub stake_per_slot: Amount,
     /// Region code.
     pub region: u8,
+    /// What its runtime runs (executors, packages).
+    pub environment: Environment,
 }
 
 /// What the driver's executor reports for a lot.
@@ -250,17 +252,44 @@ impl ProviderNode {
             return;
         }
         self.offered = true;
-        let o = self.offer;
-        self.submit(
-            now,
-            &MarketTx::Offer {
-                capacity: o.capacity,
-                stake_per_slot: o.stake_per_slot,
-                region: o.region,
-            },
-        );
-        self.sealer.set_ask(Some(o.price));
+        self.submit_offer(now);
+        self.sealer.set_ask(Some(self.offer.price));
         self.maybe_ask(now);
+    }
+
+    /// Its operator changes the offer: `capacity` slots of `environment`
+    /// (a new [`MarketTx::Offer`] replaces the listed one; slots beyond a
+    /// smaller capacity must be free) and `price` for its next sealed asks.
+    pub fn change_offer(
+        &mut self,
+        now: Timestamp,
+        price: Amount,
+        capacity: u32,
+        environment: Environment,
+    ) {
+        self.offer.price = price;
+        self.offer.capacity = capacity;
+        self.offer.environment = environment;
+        if self.offered {
+            self.submit_offer(now);
+            self.set_ask(now, Some(price));
+        }
+    }
+
+    /// What it offers (after the last [`ProviderNode::change_offer`]).
+    pub fn offer(&self) -> &ProviderOffer {
+        &self.offer
+    }
+
+    fn submit_offer(&mut self, now: Timestamp) {
+        let o = &self.offer;
+        let tx = MarketTx::Offer {
+            capacity: o.capacity,
+            stake_per_slot: o.stake_per_slot,
+            region: o.region,
+            environment: o.environment.clone(),
+        };
+        self.submit(now, &tx);
     }
 
     /// The driver's executor finished `lot`.

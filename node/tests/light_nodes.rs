@@ -3,7 +3,7 @@
 
 use idlegrid_dag_ledger::consensus::Committee;
 use idlegrid_entrap::Outcome;
-use idlegrid_market::JobGoods;
+use idlegrid_market::{ExecutorKind, Features, JobGoods};
 use idlegrid_node::byzantine::LyingGateway;
 use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{
@@ -34,6 +34,8 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
             client_bond: Amount::new(5_000),
             deadline: now + Duration::from_secs(20),
             goods: JobGoods::default(),
+            executor: ExecutorKind::Simulated,
+            requires: Features::NONE,
         },
         inputs,
         max_price: Amount::new(10_000),

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use idlegrid_dag_ledger::ledger::{LockId, ManagedHandle};
 use idlegrid_market::registry::{GoodsClearing, clear_with_goods};
 use idlegrid_market::{
-    Ask, Bid, ClearingContext, ExecutorKind, ExecutorSet, Limits, Match, OrderId, Region,
-    RegionSet, Reputation, Resources, Slots,
+    Ask, Bid, ClearingContext, Limits, Match, OrderId, Region, RegionSet, Reputation, Resources,
+    Slots,
 };
 use idlegrid_primitives::{AccountId, Amount, Duration, Timestamp};
 use idlegrid_reputation::Role as RepRole;
@@ -188,7 +188,8 @@ impl MarketplaceApp {
                         id: OrderId::new(b.asks.len() as u64),
                         provider: owner,
                         resources: SLOT,
-                        executors: ExecutorSet::single(ExecutorKind::Simulated),
+                        executors: p.environment.executors,
+                        features: p.environment.features.clone(),
                         region: Region::new(p.region),
                         price,
                         slots: Slots::new(free),
@@ -216,7 +217,8 @@ impl MarketplaceApp {
                         deadline: far,
                         regions: RegionSet::ALL,
                         min_reputation: Reputation::from_bps(j.req.min_reputation_bps),
-                        executor: ExecutorKind::Simulated,
+                        executor: j.req.executor,
+                        requires: j.req.requires.clone(),
                         goods: j.req.goods.clone(),
                     });
                 }

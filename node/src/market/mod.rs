@@ -87,9 +87,11 @@ use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp, decode};
 use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
 use sealed::{SealedBook, batch_of};
 
+pub use orders::MAX_CAPACITY;
 pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
 pub use tx::{
-    ClearingRecord, JobRequest, MarketParams, MarketRules, MarketTx, NextAsk, Notice, Settlement,
+    ClearingRecord, Environment, JobRequest, MarketParams, MarketRules, MarketTx, NextAsk, Notice,
+    Settlement,
 };
 
 /// The marketplace payload of a ledger transaction kind, if it is one.
@@ -116,6 +118,7 @@ pub const MAX_PENDING_BIDS: usize = 4_096;
 /// A live round: (client, job) and lot.
 type RoundKey = ((AccountId, u64), u32);
 
+#[derive(Clone)]
 struct SlotLock {
     lock: LockId,
     busy: bool,
@@ -123,6 +126,7 @@ struct SlotLock {
 
 struct Provider {
     region: u8,
+    environment: Environment,
     slots: Vec<SlotLock>,
 }
 
@@ -410,7 +414,8 @@ impl MarketplaceApp {
                 capacity,
                 stake_per_slot,
                 region,
-            } => self.offer(h, capacity, stake_per_slot, region),
+                environment,
+            } => self.offer(h, capacity, stake_per_slot, region, environment),
             MarketTx::SealAsk { seq, commitment } => {
                 self.seal(h, OrderKey::Ask { seq }, commitment)
             }

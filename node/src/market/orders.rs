@@ -9,21 +9,24 @@ use idlegrid_primitives::{Amount, Commitment, Salt};
 use super::sealed::{OrderKey, SealError};
 use super::settlement::per_subtask_cap;
 use super::{
-    Job, JobRequest, MAX_LOTS, MAX_PENDING_BIDS, MarketplaceApp, NextAsk, Notice, Provider,
-    SlotLock, err,
+    Environment, Job, JobRequest, MAX_LOTS, MAX_PENDING_BIDS, MarketplaceApp, NextAsk, Notice,
+    Provider, SlotLock, err,
 };
 
 /// Most slots one provider offers.
 pub const MAX_CAPACITY: u32 = 16;
 
 impl MarketplaceApp {
-    /// `Offer`: locks one stake lock per slot and lists the provider.
+    /// `Offer`: locks one stake lock per slot and lists the provider; from
+    /// a provider already listed, replaces its offer (see
+    /// [`MarketTx::Offer`](super::MarketTx::Offer)).
     pub(super) fn offer(
         &mut self,
         h: &mut LedgerHandle<'_, '_>,
         capacity: u32,
         stake_per_slot: Amount,
         region: u8,
+        environment: Environment,
     ) -> Result<(), LedgerError> {
         let me = h.sender();
         if stake_per_slot != self.rules.stake_per_slot {
@@ -32,22 +35,63 @@ impl MarketplaceApp {
         if capacity == 0 || capacity > MAX_CAPACITY {
             return Err(err(h, "capacity must be 1..=16"));
         }
-        if self.providers.contains_key(&me) {
-            return Err(err(h, "already offering"));
+        if !environment.executors.is_valid() {
+            return Err(err(h, "executor set is empty or has unknown bits"));
         }
-        let mut slots = Vec::new();
-        for _ in 0..capacity {
-            slots.push(SlotLock {
-                lock: h.lock_stake(stake_per_slot)?,
-                busy: false,
-            });
+        if let Err(e) = environment.features.check() {
+            return Err(err(h, format!("environment: {e}")));
         }
+        // On a rejection the ledger rolls its operations back: change this
+        // app's state only once every lock succeeded.
+        let mut slots = self
+            .providers
+            .get(&me)
+            .map_or_else(Vec::new, |p| p.slots.clone());
+        resize_slots(h, &mut slots, capacity as usize, stake_per_slot)?;
         let stake = h.bonded(&me);
         self.register(&me, stake);
-        self.providers.insert(me, Provider { region, slots });
+        self.providers.insert(
+            me,
+            Provider {
+                region,
+                environment,
+                slots,
+            },
+        );
         Ok(())
     }
 
+    /// `PostJob` of a job that no offering provider's environment can run.
+    fn unservable(&self, req: &JobRequest) -> Option<String> {
+        let envs = || self.providers.values().map(|p| &p.environment);
+        if envs().any(|e| e.serves(req.executor, &req.requires)) {
+            return None;
+        }
+        let with_executor: Vec<&Environment> = envs()
+            .filter(|e| e.executors.contains(req.executor))
+            .collect();
+        if with_executor.is_empty() {
+            return Some(format!(
+                "no offering provider runs the {:?} executor",
+                req.executor
+            ));
+        }
+        let missing: Vec<&str> = req
+            .requires
+            .iter()
+            .filter(|f| {
+                !with_executor
+                    .iter()
+                    .any(|e| e.features.iter().any(|g| g == *f))
+            })
+            .map(|f| f.as_str())
+            .collect();
+        Some(if missing.is_empty() {
+            format!("no single offering provider has all of: {}", req.requires)
+        } else {
+            format!("no offering provider has: {}", missing.join(", "))
+        })
+    }
     /// A typed sealing rejection: reported as [`Notice::SealRejected`] and
     /// returned as the ledger's rejection.
     fn seal_err(&mut self, h: &LedgerHandle<'_, '_>, e: SealError) -> LedgerError {
@@ -134,6 +178,12 @@ impl MarketplaceApp {
         req.goods
             .check_shape()
             .map_err(|e| h.reject(format!("job goods: {e}")))?;
+        if let Err(e) = req.requires.check() {
+            return Err(err(h, format!("job requires: {e}")));
+        }
+        if let Some(why) = self.unservable(&req) {
+            return Err(err(h, format!("nobody can run this job: {why}")));
+        }
         let mut bonds = Vec::new();
         for _ in 0..req.lots {
             bonds.push(h.lock_stake(req.client_bond)?);
@@ -265,4 +315,48 @@ impl MarketplaceApp {
             .ok_or_else(|| h.reject("no referees configured"))?;
         h.open_escrow(&nominal, budget, deadline)
     }
+}
+
+/// Brings `slots` to `capacity`: slots lost to a slash (their lock gone)
+/// are bonded again, new ones lock stake, and slots beyond the capacity
+/// release theirs; it refuses (changing nothing) to drop a busy slot.
+fn resize_slots(
+    h: &mut LedgerHandle<'_, '_>,
+    slots: &mut Vec<SlotLock>,
+    capacity: usize,
+    stake: Amount,
+) -> Result<(), LedgerError> {
+    if let Some(i) = slots
+        .iter()
+        .skip(capacity)
+        .position(|s| s.busy && h.lock(s.lock).is_some())
+    {
+        return Err(err(
+            h,
+            format!(
+                "slot {} is busy: shrink the offer once its lot settles",
+                capacity + i
+            ),
+        ));
+    }
+    for i in 0..slots.len().min(capacity) {
+        if slots[i].busy && h.lock(slots[i].lock).is_none() {
+            slots[i] = SlotLock {
+                lock: h.lock_stake(stake)?,
+                busy: false,
+            };
+        }
+    }
+    while slots.len() < capacity {
+        slots.push(SlotLock {
+            lock: h.lock_stake(stake)?,
+            busy: false,
+        });
+    }
+    for s in slots.drain(capacity.min(slots.len())..) {
+        if h.lock(s.lock).is_some() {
+            h.unlock(s.lock)?;
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use idlegrid_entrap::{
     DisputedTrap, Outcome as RoundOutcome, PublicPlan, RefereeTicket, SubtaskIndex, TrapReveal,
 };
 use idlegrid_market::registry::SignedOp;
-use idlegrid_market::{Ask, Bid, JobGoods, Reputation};
+use idlegrid_market::{Ask, Bid, ExecutorKind, ExecutorSet, Features, JobGoods, Reputation};
 use idlegrid_primitives::{
     AccountId, Amount, Commitment, Digest, Duration, NodeId, Salt, Timestamp,
 };
@@ -38,13 +38,47 @@ pub struct JobRequest {
     /// The app and datasets the job uses (by digest) and the most it pays
     /// their owners per slot; the escrow covers `max_fee_per_slot × lots`.
     pub goods: JobGoods,
+    /// The executor the job's subtasks need.
+    pub executor: ExecutorKind,
+    /// What the provider's runtime must offer (the script's imports): only
+    /// providers whose [`Environment`] has all of them are matched, and a
+    /// job that no offering provider can run is rejected when posted.
+    pub requires: Features,
+}
+
+/// What a provider's runtime runs: its executor kinds and the features
+/// (interpreter versions, importable packages) jobs may require.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Executor kinds.
+    pub executors: ExecutorSet,
+    /// Features of its runtime.
+    pub features: Features,
+}
+
+impl Environment {
+    /// The simulator's providers: the simulated executor, no features.
+    pub fn simulated() -> Self {
+        Self {
+            executors: ExecutorSet::single(ExecutorKind::Simulated),
+            features: Features::NONE,
+        }
+    }
+
+    /// True if this runtime can run a job needing `executor` and `requires`.
+    pub fn serves(&self, executor: ExecutorKind, requires: &Features) -> bool {
+        self.executors.contains(executor) && self.features.contains_all(requires)
+    }
 }
 
 /// The payload of a marketplace transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarketTx {
-    /// A provider offers `capacity` slots (its prices follow as sealed
-    /// asks, one per batch).
+    /// A provider offers `capacity` slots of its `environment` (its
+    /// prices follow as sealed asks, one per batch). From a provider that
+    /// already offers, it replaces the offer: new slots lock stake, slots
+    /// beyond the new capacity must be free and release theirs, and slots
+    /// lost to a slash are bonded again.
     Offer {
         /// Parallel lots it accepts.
         capacity: u32,
@@ -52,6 +86,8 @@ pub enum MarketTx {
         stake_per_slot: Amount,
         /// Its region.
         region: u8,
+        /// What its runtime runs.
+        environment: Environment,
     },
     /// A client posts a job.
     PostJob(JobRequest),

@@ -8,12 +8,12 @@ use idlegrid_dag_ledger::ledger::{
     Transaction, TxKind, check_all,
 };
 use idlegrid_entrap::{DisputedTrap, JobPlan, RefereeTicket, TrapSpec, output_commitment};
-use idlegrid_market::{JobGoods, KDouble};
+use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble};
 use idlegrid_node::batch::batch_context;
 use idlegrid_node::market::sealing::Sealer;
 use idlegrid_node::market::{
-    Apps, JobRequest, MARKETPLACE_APP, MarketParams, MarketRules, MarketTx, MarketplaceApp, Notice,
-    Settlement, round_id,
+    Apps, Environment, JobRequest, MARKETPLACE_APP, MarketParams, MarketRules, MarketTx,
+    MarketplaceApp, Notice, Settlement, round_id,
 };
 use idlegrid_primitives::{
     AccountId, Amount, Digest, Domain, Duration, Keypair, NodeId, Salt, Seed, Timestamp, encode,
@@ -35,6 +35,7 @@ pub fn offer() -> MarketTx {
         capacity: 1,
         stake_per_slot: Amount::new(STAKE),
         region: 0,
+        environment: Environment::simulated(),
     }
 }
 
@@ -70,7 +71,7 @@ impl World {
         let genesis = Genesis {
             balances,
             stakes: vec![
-                (provider.account_id(), Amount::new(STAKE * 2)),
+                (provider.account_id(), Amount::new(STAKE * 3)),
                 (client.account_id(), Amount::new(BOND * 10)),
             ],
             params: Params::default(),
@@ -207,6 +208,8 @@ impl World {
             client_bond: Amount::new(BOND),
             deadline: Timestamp::from_micros(60_000_000),
             goods: JobGoods::none(),
+            executor: ExecutorKind::Simulated,
+            requires: Features::NONE,
         })
     }
 

@@ -7,10 +7,12 @@ use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Params};
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
-use idlegrid_market::{JobGoods, KDouble, Mechanism};
+use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble, Mechanism};
 use idlegrid_node::client::{ClientNode, TrapPolicy};
 use idlegrid_node::light::{LightCore, LightSetup};
-use idlegrid_node::market::{JobRequest, MarketParams, MarketRules, MarketTx, score_bps, unsealed};
+use idlegrid_node::market::{
+    Environment, JobRequest, MarketParams, MarketRules, MarketTx, score_bps, unsealed,
+};
 use idlegrid_node::provider::{ProviderNode, ProviderOffer};
 use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
 use idlegrid_node::wire::NodeMessage;
@@ -783,6 +785,7 @@ impl World {
             capacity: self.cfg.provider_capacity,
             stake_per_slot: self.stake,
             region: p.region,
+            environment: Environment::simulated(),
         };
         let mut node = ProviderNode::new(light, offer, ctx.seed.derive("provider"));
         if !matches!(
@@ -1156,6 +1159,8 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
             client_bond: Amount::new(CLIENT_BOND),
             deadline: Timestamp::ZERO,
             goods: JobGoods::none(),
+            executor: ExecutorKind::Simulated,
+            requires: Features::NONE,
         },
         goods: (
             app,
