@@ -5,6 +5,8 @@
 //!
 //! - [`config`]: the network file (genesis, market rules, every node's id
 //!   and address) and one file per node, TOML, unknown fields refused.
+//! - [`account`]: a wallet over the light-node protocol (holdings, transfers,
+//!   stake), every answer backed by f + 1 validators.
 //! - [`runtime`]: drives the reference node's machines (`idlegrid-node`)
 //!   over the encrypted TCP transport with the real clock: validators
 //!   durable in redb (a SIGKILL loses nothing committed), providers running
@@ -35,6 +37,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod account;
 pub mod config;
 pub mod environment;
 pub mod job;

@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use idlegrid_cli::config::{Loaded, OfferFile};
 use idlegrid_cli::job::{SubmitOptions, status_path, submit};
 use idlegrid_cli::testnet::{self, InitOptions};
-use idlegrid_cli::{CliError, runtime};
+use idlegrid_cli::{CliError, account, runtime};
+use idlegrid_dag_ledger::ledger::TxKind;
+use idlegrid_primitives::Amount;
 
 /// Prints a line on standard output; a closed pipe (`| head`) is not an
 /// error worth a panic.
@@ -189,10 +191,33 @@ enum JobCmd {
 
 #[derive(Subcommand)]
 enum AccountCmd {
-    /// Balances as the most advanced running validator last reported them.
+    /// The client's holdings, as f + 1 validators report them.
     Balance {
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
+    /// Pays AMOUNT to a member (by name) or a node id.
+    Pay {
         #[arg(long)]
-        dir: PathBuf,
+        to: String,
+        #[arg(long)]
+        amount: u128,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
+    },
+    /// Bonds AMOUNT of the balance as stake.
+    Bond {
+        #[arg(long)]
+        amount: u128,
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
     },
 }
 
@@ -246,7 +271,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, CliError> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Job(j) => job_cmd(j),
-        Cmd::Account(AccountCmd::Balance { dir }) => balances(&dir),
+        Cmd::Account(a) => account_cmd(a),
         Cmd::Provider(ProviderCmd::Offer {
             config,
             price,
@@ -336,6 +361,7 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
                     .map_or("down".to_string(), |p| format!("up (pid {p})"));
                 say!("{:<12} {:<9} {:<16} {what}", n.name, n.role.to_string(), up);
             }
+            return balances(&dir);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -413,6 +439,47 @@ fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
     }
 }
 
+fn account_cmd(a: AccountCmd) -> Result<ExitCode, CliError> {
+    let (client, timeout, req) = match a {
+        AccountCmd::Balance { client, timeout } => (client, timeout, None),
+        AccountCmd::Pay {
+            to,
+            amount,
+            client,
+            timeout,
+        } => (client, timeout, Some((Some(to), amount))),
+        AccountCmd::Bond {
+            amount,
+            client,
+            timeout,
+        } => (client, timeout, Some((None, amount))),
+    };
+    let cfg = Loaded::load(&client.path()?)?;
+    let req = match req {
+        None => account::Request::Balance,
+        Some((Some(to), amount)) => account::Request::Submit(TxKind::Transfer {
+            to: account::recipient(&cfg, &to)?,
+            amount: Amount::new(amount),
+        }),
+        Some((None, amount)) => account::Request::Submit(TxKind::Bond {
+            amount: Amount::new(amount),
+        }),
+    };
+    let timeout = std::time::Duration::from_secs(timeout);
+    let h = tokio()?.block_on(account::run(&cfg, req, timeout))?;
+    say!(
+        "{}: balance {}, bonded {} ({} free), unbonding {} ({} withdrawable)",
+        cfg.me.name,
+        h.balance,
+        h.bonded,
+        h.free_stake,
+        h.unbonding,
+        h.withdrawable
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every account, as the most advanced running validator last reported it.
 fn balances(dir: &Path) -> Result<ExitCode, CliError> {
     let best = testnet::status(dir)?
         .into_iter()

@@ -291,10 +291,9 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
 
     let up = ok(&["testnet", "status", "--dir", path(&dir)]);
     assert_eq!(up.matches("up (pid").count(), 7, "{up}");
-    let balances = ok(&["account", "balance", "--dir", path(&dir)]);
     assert!(
-        balances.contains("provider-0") && balances.contains("client-0"),
-        "{balances}"
+        up.contains("client-0") && up.contains("balance"),
+        "every account's balance: {up}"
     );
     let stopped = ok(&["testnet", "down", "--dir", path(&dir)]);
     assert!(stopped.contains("stopped 7 nodes"), "{stopped}");
@@ -506,6 +505,39 @@ fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
     assert!(ran.status.success(), "{msg}");
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "cba\nfed\nihg\nlkj\n");
     assert!(msg.contains("providers [provider-1]"), "{msg}");
+    // The wallet, over the light protocol: holdings, then a payment.
+    let balance = |s: &str| -> u128 {
+        let v = s.split("balance ").nth(1).expect("a balance");
+        v.split(',')
+            .next()
+            .expect("number")
+            .parse()
+            .expect("digits")
+    };
+    let before = balance(&ok(&["account", "balance", "--dir", path(&dir)]));
+    let paid = ok(&[
+        "account",
+        "pay",
+        "--to",
+        "provider-0",
+        "--amount",
+        "1000",
+        "--dir",
+        path(&dir),
+    ]);
+    assert_eq!(balance(&paid), before - 1_000, "{paid}");
+    let broke = idlegrid(&[
+        "account",
+        "pay",
+        "--to",
+        "provider-0",
+        "--amount",
+        &(before * 10).to_string(),
+        "--dir",
+        path(&dir),
+    ]);
+    let msg = String::from_utf8_lossy(&broke.stderr);
+    assert!(!broke.status.success() && msg.contains("refused"), "{msg}");
     // A bad offer is refused before it reaches the provider.
     let bad = idlegrid(&[
         "provider",

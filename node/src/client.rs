@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::{JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
@@ -178,6 +179,20 @@ pub enum ClientEvent {
     /// The ledger refused one of its sealing transactions, typed (its
     /// nonce was already freed by the matching [`ClientEvent::Rejected`]).
     SealRejected(SealError),
+    /// One of its transactions was applied (f + 1 validators said so).
+    Applied {
+        /// The payload.
+        tx: Box<TxKind>,
+    },
+    /// The ledger rejected one of its plain ledger transactions (a
+    /// transfer, a bond…; marketplace ones come as
+    /// [`ClientEvent::Rejected`]).
+    LedgerRejected {
+        /// The payload.
+        tx: Box<TxKind>,
+        /// Why.
+        reason: Rejection,
+    },
     /// A bid with unfilled lots was re-sealed for a later batch.
     BidResealed {
         /// Job.
@@ -262,6 +277,20 @@ impl ClientNode {
     /// Jobs posted and not closed.
     pub fn open_jobs(&self) -> usize {
         self.jobs.len()
+    }
+
+    /// Submits a plain ledger transaction (transfer, bond, unbond,
+    /// withdraw); its fate comes back as [`ClientEvent::Applied`] or
+    /// [`ClientEvent::LedgerRejected`].
+    pub fn submit_ledger(&mut self, now: Timestamp, kind: TxKind) -> Result<(), OutboxError> {
+        self.core.start();
+        self.core.submit(now, kind)
+    }
+
+    /// Asks the validators for its holdings, reported at the next
+    /// reporting commits ([`LightCore::holdings`]).
+    pub fn request_holdings(&mut self) {
+        self.core.request_holdings();
     }
 
     /// Posts a job: its sealed bid and bonds go on the ledger through the
@@ -558,15 +587,23 @@ impl ClientNode {
 
     fn on_fates(&mut self, fates: Vec<TxFate>) {
         for f in fates {
-            if let TxFate::Rejected { kind, reason } = f
-                && let Some(tx) = crate::market::decode_market(&kind)
-            {
-                self.sealer.rejected(&tx);
-                self.events.push_back(ClientEvent::Rejected {
-                    tx: Box::new(tx),
-                    reason,
-                });
-            }
+            let ev = match f {
+                TxFate::Rejected { kind, reason } => match crate::market::decode_market(&kind) {
+                    Some(tx) => {
+                        self.sealer.rejected(&tx);
+                        ClientEvent::Rejected {
+                            tx: Box::new(tx),
+                            reason,
+                        }
+                    }
+                    None => ClientEvent::LedgerRejected {
+                        tx: Box::new(kind),
+                        reason,
+                    },
+                },
+                TxFate::Applied { kind, .. } => ClientEvent::Applied { tx: Box::new(kind) },
+            };
+            self.events.push_back(ev);
         }
     }
 }

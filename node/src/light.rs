@@ -42,6 +42,11 @@ pub struct LightSetup {
     /// (more than one keeps a Byzantine or crashed gateway from silencing
     /// it; duplicates fail the nonce check and change nothing).
     pub fanout: usize,
+    /// The account's next nonce, when the caller knows it (0 for a key that
+    /// never signed). `None`: a process that may have signed before (a
+    /// restarted provider, a second `job submit`) learns it from its
+    /// f + 1-backed holdings before signing anything.
+    pub next_nonce: Option<u64>,
 }
 
 /// Why a light node could not take a transaction.
@@ -91,7 +96,10 @@ pub struct LightCore {
     gateway: usize,
     fanout: usize,
     patience: Duration,
-    next_nonce: u64,
+    next_nonce: Option<u64>,
+    /// Transactions waiting for the nonce to be learnt, and since when.
+    held: Vec<TxKind>,
+    held_since: Option<Timestamp>,
     inflight: BTreeMap<u64, Inflight>,
     started: bool,
     out: VecDeque<Transmit<NodeMessage>>,
@@ -117,7 +125,9 @@ impl LightCore {
             gateway,
             fanout,
             patience: setup.patience,
-            next_nonce: 0,
+            next_nonce: setup.next_nonce,
+            held: Vec::new(),
+            held_since: None,
             inflight: BTreeMap::new(),
             started: false,
             out: VecDeque::new(),
@@ -176,8 +186,20 @@ impl LightCore {
         }
     }
 
+    /// Asks every validator for its holdings (see
+    /// [`GatewayRequest::Holdings`]); subscribes first if needed.
+    pub fn request_holdings(&mut self) {
+        self.start();
+        for v in &self.validators {
+            self.out.push_back(Transmit::to(
+                *v,
+                NodeMessage::Gateway(GatewayRequest::Holdings),
+            ));
+        }
+    }
+
     /// Signs a marketplace transaction and submits it through the gateway.
-    pub fn submit_market(&mut self, now: Timestamp, tx: &MarketTx) -> Result<u64, OutboxError> {
+    pub fn submit_market(&mut self, now: Timestamp, tx: &MarketTx) -> Result<(), OutboxError> {
         self.submit(
             now,
             TxKind::App {
@@ -187,15 +209,39 @@ impl LightCore {
         )
     }
 
-    /// Signs `kind` with the next nonce and submits it through the gateway.
-    pub fn submit(&mut self, now: Timestamp, kind: TxKind) -> Result<u64, OutboxError> {
-        if self.inflight.len() >= MAX_INFLIGHT {
+    /// Signs `kind` with the next nonce and submits it through the gateway
+    /// (once the nonce is known: until then it waits, see
+    /// [`LightSetup::next_nonce`]).
+    pub fn submit(&mut self, now: Timestamp, kind: TxKind) -> Result<(), OutboxError> {
+        if self.inflight.len() + self.held.len() >= MAX_INFLIGHT {
             return Err(OutboxError::Full);
         }
-        let nonce = self.next_nonce;
-        self.next_nonce += 1;
-        self.send_new(now, nonce, kind, 0);
-        Ok(nonce)
+        match self.next_nonce {
+            Some(nonce) => {
+                self.next_nonce = Some(nonce + 1);
+                self.send_new(now, nonce, kind, 0);
+            }
+            None => {
+                if self.held_since.is_none() {
+                    self.held_since = Some(now);
+                    self.request_holdings();
+                }
+                self.held.push(kind);
+            }
+        }
+        Ok(())
+    }
+
+    /// The holdings reported the account's next nonce: sign what waited.
+    fn learn_nonce(&mut self, now: Timestamp, nonce: u64) {
+        if self.next_nonce.is_some() {
+            return;
+        }
+        self.next_nonce = Some(nonce);
+        self.held_since = None;
+        for kind in std::mem::take(&mut self.held) {
+            let _ = self.submit(now, kind);
+        }
     }
 
     fn send_new(&mut self, now: Timestamp, nonce: u64, kind: TxKind, resigns: u8) {
@@ -264,7 +310,10 @@ impl LightCore {
                         fates.extend(self.rejected(now, nonce, reason));
                     }
                 }
-                Fact::Balance(a) if a.account == me => self.holdings = Some(*a),
+                Fact::Balance(a) if a.account == me => {
+                    self.holdings = Some(*a);
+                    self.learn_nonce(now, a.nonce);
+                }
                 _ => {}
             }
         }
@@ -301,11 +350,9 @@ impl LightCore {
             let i = self.inflight.remove(&n).expect("listed");
             redo.push((i.tx.tx.kind, i.resigns));
         }
-        self.next_nonce = nonce;
-        for (kind, resigns) in redo {
-            let n = self.next_nonce;
-            self.next_nonce += 1;
-            self.send_new(now, n, kind, resigns);
+        self.next_nonce = Some(nonce + redo.len() as u64);
+        for (i, (kind, resigns)) in redo.into_iter().enumerate() {
+            self.send_new(now, nonce + i as u64, kind, resigns);
         }
         fates
     }
@@ -313,6 +360,14 @@ impl LightCore {
     /// Re-sends everything in flight through the next gateway if the oldest
     /// transaction has waited longer than the patience.
     pub fn on_timeout(&mut self, now: Timestamp) {
+        if self
+            .held_since
+            .is_some_and(|t| now.saturating_since(t) >= self.patience)
+        {
+            // No holdings reported yet: ask again.
+            self.held_since = Some(now);
+            self.request_holdings();
+        }
         let stuck = self
             .inflight
             .values()
@@ -338,6 +393,7 @@ impl LightCore {
         self.inflight
             .values()
             .map(|i| i.sent_at)
+            .chain(self.held_since)
             .min()
             .map(|t| t + self.patience)
     }

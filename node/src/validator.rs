@@ -141,6 +141,9 @@ pub struct ValidatorNode {
     events: std::collections::VecDeque<ValidatorEvent>,
     /// Light nodes by account, served the facts that concern them.
     subscribers: BTreeMap<AccountId, NodeId>,
+    /// Subscribers that asked for their holdings, and how many more
+    /// reporting commits they hear them at.
+    holdings_wanted: BTreeMap<AccountId, u8>,
     /// Fact batches and unicast copies of consensus broadcasts.
     out: std::collections::VecDeque<Transmit<NodeMessage>>,
     /// The other validators (a consensus broadcast goes to them only, never
@@ -233,6 +236,7 @@ impl ValidatorNode {
             rejected_submissions: 0,
             events: Default::default(),
             subscribers: BTreeMap::new(),
+            holdings_wanted: BTreeMap::new(),
             out: Default::default(),
             peers,
             keep_notices: emit_notices,
@@ -411,6 +415,9 @@ impl ValidatorNode {
         if self.keep_notices {
             self.kept.extend(notices);
         }
+        if index % crate::wire::HOLDINGS_EVERY == 0 {
+            self.holdings_due(&mut by);
+        }
         // The accounts a commit touched hear their holdings too.
         for (acct, facts) in by.iter_mut() {
             facts.extend(self.account_state(acct).map(Fact::Balance));
@@ -435,6 +442,16 @@ impl ValidatorNode {
         }
     }
 
+    /// Gives every subscriber that asked for its holdings an entry (which
+    /// then hears them), counting the reports down.
+    fn holdings_due(&mut self, by: &mut BTreeMap<AccountId, Vec<Fact>>) {
+        for (acct, left) in &mut self.holdings_wanted {
+            by.entry(*acct).or_default();
+            *left -= 1;
+        }
+        self.holdings_wanted.retain(|_, left| *left > 0);
+    }
+
     /// What `acct` holds now.
     fn account_state(&self, acct: &AccountId) -> Option<AccountState> {
         let a = self.ledger.account(acct)?;
@@ -451,6 +468,7 @@ impl ValidatorNode {
             free_stake: a.free_stake(),
             unbonding: a.unbonding_total(),
             withdrawable,
+            nonce: a.nonce.get(),
         })
     }
 
@@ -587,6 +605,11 @@ impl ValidatorNode {
             }
             GatewayRequest::Submit(tx) => {
                 let _ = self.submit(&tx);
+            }
+            GatewayRequest::Holdings => {
+                if self.subscribers.get(&from.account()) == Some(&from) {
+                    self.holdings_wanted.insert(from.account(), 2);
+                }
             }
         }
     }

@@ -262,3 +262,121 @@ fn a_provider_seals_one_ask_per_batch_reveals_every_one_and_stops_when_told() {
     assert_eq!(v.market().sealed().len(), 0, "nothing left sealed");
     digests_agree(&t);
 }
+
+/// A light node learns its holdings without touching them (a wallet asking
+/// its balance), and a plain transfer's fate and the new holdings come back
+/// f + 1-backed.
+#[test]
+fn a_client_reads_its_holdings_and_pays_through_the_light_protocol() {
+    let mut t = testnet(3, 4, 1, 1);
+    let client = t.clients[0];
+    let now = t.net.now();
+    t.net.client_mut(&client).unwrap().request_holdings();
+    t.net.run_until(
+        now + Duration::from_secs(5),
+        Duration::from_millis(10),
+        |_| false,
+    );
+    let held = *t
+        .net
+        .client_mut(&client)
+        .unwrap()
+        .core()
+        .holdings()
+        .expect("holdings reported");
+    assert_eq!(held.account, client.account());
+    assert!(held.balance > Amount::ZERO);
+
+    let to = t.providers[0].account();
+    let now = t.net.now();
+    let pay = idlegrid_dag_ledger::ledger::TxKind::Transfer {
+        to,
+        amount: Amount::new(1_234),
+    };
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .submit_ledger(now, pay)
+        .unwrap();
+    let applied = t.net.run_until(
+        now + Duration::from_secs(10),
+        Duration::from_millis(10),
+        |e| matches!(e, LocalEvent::Client(_, ClientEvent::Applied { .. })),
+    );
+    assert!(applied, "the transfer's fate came back");
+    let after = *t
+        .net
+        .client_mut(&client)
+        .unwrap()
+        .core()
+        .holdings()
+        .unwrap();
+    assert_eq!(after.balance.get(), held.balance.get() - 1_234);
+    // More than it has: a typed rejection, not silence.
+    let now = t.net.now();
+    let too_much = idlegrid_dag_ledger::ledger::TxKind::Transfer {
+        to,
+        amount: Amount::new(u128::from(u64::MAX)),
+    };
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .submit_ledger(now, too_much)
+        .unwrap();
+    let rejected = t.net.run_until(
+        now + Duration::from_secs(10),
+        Duration::from_millis(10),
+        |e| {
+            matches!(
+                e,
+                LocalEvent::Client(_, ClientEvent::LedgerRejected { reason, .. })
+                    if reason.kind == RejectionKind::Funds
+            )
+        },
+    );
+    assert!(rejected, "the overdraft came back typed");
+
+    // The same key in a new process that does not know its nonce (a second
+    // `job submit`): it learns it from its holdings, then signs.
+    let key = idlegrid_node::local::testnet_keys(3, 4, 1, 1)[2][0].clone();
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let mut setup = idlegrid_node::local::light_setup(&key, &committee, 0);
+    setup.next_nonce = None;
+    let policy = idlegrid_node::client::TrapPolicy {
+        cost_per_subtask: Amount::new(250),
+        stake: Amount::new(idlegrid_node::local::TESTNET_STAKE),
+        price_to_pay_divisor: 20,
+    };
+    let again = idlegrid_node::client::ClientNode::new(
+        setup,
+        policy,
+        Box::new(idlegrid_node::local::ReferenceTraps),
+        Seed::from_u64(9),
+    );
+    t.net.add(client, LocalNode::Client(Box::new(again)));
+    let now = t.net.now();
+    let pay = idlegrid_dag_ledger::ledger::TxKind::Transfer {
+        to,
+        amount: Amount::new(1),
+    };
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .submit_ledger(now, pay)
+        .unwrap();
+    let applied = t.net.run_until(
+        now + Duration::from_secs(20),
+        Duration::from_millis(10),
+        |e| matches!(e, LocalEvent::Client(_, ClientEvent::Applied { .. })),
+    );
+    assert!(applied, "signed with the learnt nonce and applied");
+    let last = *t
+        .net
+        .client_mut(&client)
+        .unwrap()
+        .core()
+        .holdings()
+        .unwrap();
+    assert_eq!(last.nonce, 2, "a transfer, a refused overdraft, a transfer");
+    digests_agree(&t);
+}

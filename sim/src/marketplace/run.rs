@@ -756,6 +756,8 @@ impl World {
             first_gateway: key.account_id().as_bytes()[0] as usize,
             patience: Duration::from_secs(20),
             fanout: self.cfg.gateways as usize,
+            // Every simulated light node's key is fresh.
+            next_nonce: Some(0),
         };
         match &self.roles[i - self.n_val] {
             Role::Provider(p) => self.provider(ctx, light, p),
