@@ -201,6 +201,54 @@ struct LotState {
     traps: u32,
 }
 
+/// A progress bar per lot on standard error — posted, then matched and
+/// running on its provider, then verified (or accused), then paid (or its
+/// provider slashed) — drawn only on a terminal.
+#[derive(Debug)]
+struct LotBars {
+    multi: indicatif::MultiProgress,
+    bars: BTreeMap<(u64, u32), indicatif::ProgressBar>,
+}
+
+impl LotBars {
+    fn new() -> Self {
+        Self {
+            multi: indicatif::MultiProgress::with_draw_target(
+                indicatif::ProgressDrawTarget::stderr_with_hz(4),
+            ),
+            bars: BTreeMap::new(),
+        }
+    }
+
+    fn show(&mut self, l: &LotState) {
+        let step = match l.state {
+            "posted" => 0,
+            "running" => 1,
+            "verified" | "accused" => 2,
+            _ => 3,
+        };
+        let bar = self.bars.entry((l.job, l.lot)).or_insert_with(|| {
+            let style = indicatif::ProgressStyle::with_template("{prefix:>16} [{bar:12}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            let b = self.multi.add(indicatif::ProgressBar::new(3));
+            b.set_style(style);
+            b.set_prefix(format!("job {} lot {}", l.job, l.lot));
+            b
+        });
+        bar.set_position(step);
+        let on = l
+            .provider
+            .as_deref()
+            .map(|p| format!(" on {p}"))
+            .unwrap_or_default();
+        bar.set_message(format!("{}{on}", l.state));
+        if step == 3 {
+            bar.finish();
+        }
+    }
+}
+
 /// The client role: a [`ClientNode`] and the submission it serves.
 struct ClientRole {
     node: ClientNode,
@@ -211,6 +259,7 @@ struct ClientRole {
     posted: BTreeMap<u64, Posted>,
     open: BTreeSet<u64>,
     lots: BTreeMap<(u64, u32), LotState>,
+    bars: LotBars,
     accused: BTreeMap<(u64, u32), bool>,
     names: BTreeMap<idlegrid_primitives::AccountId, String>,
     summary: Summary,
@@ -335,15 +384,14 @@ impl ClientRole {
         match self.node.post_job(now, spec) {
             Ok(()) => {
                 for lot in 0..lots {
-                    self.lots.insert(
-                        (job, lot),
-                        LotState {
-                            job,
-                            lot,
-                            state: "posted",
-                            ..LotState::default()
-                        },
-                    );
+                    let l = LotState {
+                        job,
+                        lot,
+                        state: "posted",
+                        ..LotState::default()
+                    };
+                    self.bars.show(&l);
+                    self.lots.insert((job, lot), l);
                 }
                 self.posted.insert(job, Posted { lots: per });
                 self.open.insert(job);
@@ -361,6 +409,7 @@ impl ClientRole {
     fn set(&mut self, job: u64, lot: u32, state: &'static str) {
         if let Some(l) = self.lots.get_mut(&(job, lot)) {
             l.state = state;
+            self.bars.show(l);
         }
     }
 
@@ -421,10 +470,10 @@ impl Role for ClientRole {
                 ));
                 self.summary.traps += traps;
                 if let Some(l) = self.lots.get_mut(&(job, lot)) {
-                    l.state = "running";
                     l.provider = Some(who);
                     l.traps = traps;
                 }
+                self.set(job, lot, "running");
             }
             ClientEvent::Results {
                 job, lot, accused, ..
@@ -548,7 +597,8 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
     }
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| CliError::io(&cfg.data_dir, e))?;
     let clock = Clock::since_unix_micros(cfg.network.genesis_unix_micros);
-    let log = Log::new(&cfg.me.name, clock);
+    let bars = LotBars::new();
+    let log = Log::new(&cfg.me.name, clock).above(bars.multi.clone());
     let exec = Arc::new(ProcessExecutor::default());
     let requires = crate::environment::script_requires(&*exec, &program, &opts.requires).await?;
     if !requires.is_empty() {
@@ -593,6 +643,7 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
         posted: BTreeMap::new(),
         open: BTreeSet::new(),
         lots: BTreeMap::new(),
+        bars,
         accused: BTreeMap::new(),
         names,
         summary: Summary::default(),

@@ -64,6 +64,8 @@ pub trait Role: Sized + 'static {
 pub struct Log {
     name: String,
     clock: Clock,
+    /// Progress bars the lines are printed above, when they are drawn.
+    bars: Option<indicatif::MultiProgress>,
 }
 
 impl Log {
@@ -72,18 +74,31 @@ impl Log {
         Self {
             name: name.to_string(),
             clock,
+            bars: None,
         }
+    }
+
+    /// The same log, printing above `bars` while they are drawn.
+    pub fn above(mut self, bars: indicatif::MultiProgress) -> Self {
+        self.bars = Some(bars);
+        self
     }
 
     /// Writes one line.
     pub fn line(&self, msg: impl std::fmt::Display) {
         let t = self.clock.now().as_micros();
-        eprintln!(
+        let line = format!(
             "[{:>5}.{:03}s {}] {msg}",
             t / 1_000_000,
             (t / 1_000) % 1_000,
             self.name
         );
+        match &self.bars {
+            Some(b) if !b.is_hidden() => {
+                let _ = b.println(line);
+            }
+            _ => eprintln!("{line}"),
+        }
     }
 }
 
