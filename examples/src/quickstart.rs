@@ -29,8 +29,8 @@ use idlegrid_entrap::{
 };
 use idlegrid_executor::WasmExecutor;
 use idlegrid_market::{
-    Ask, BatchConfig, Bid, ExecutorKind, ExecutorSet, JobGoods, McAfee, Order, OrderId, Region,
-    RegionSet, Reputation, Resources, SealedBatch, Slots, seal,
+    Ask, BatchConfig, Bid, ExecutorKind, ExecutorSet, Features, JobGoods, McAfee, Order, OrderId,
+    Region, RegionSet, Reputation, Resources, SealedBatch, Slots, seal,
 };
 use idlegrid_primitives::{
     AccountId, Amount, Digest, Duration, Epoch, Keypair, RngCore, Salt, Seed, Timestamp,
@@ -509,6 +509,7 @@ fn sealed_match(
             provider,
             resources: slot,
             executors: ExecutorSet::single(ExecutorKind::Wasm),
+            features: Features::NONE,
             region: Region::new(0),
             price: Amount::new(price),
             slots: Slots::new(1),
@@ -527,6 +528,7 @@ fn sealed_match(
             regions: RegionSet::single(Region::new(0)),
             min_reputation: Reputation::ZERO,
             executor: ExecutorKind::Wasm,
+            requires: Features::NONE,
             goods: JobGoods::none(),
         })
     };

@@ -2,7 +2,7 @@
 
 use idlegrid_market::registry::{GoodKind, JobGoods, content_digest};
 use idlegrid_market::{
-    Ask, Bid, ExecutorKind, ExecutorSet, Order, OrderId, Region, RegionSet, Reputation, Resources,
+    Ask, Bid, ExecutorKind, ExecutorSet, Features, Order, OrderId, Region, RegionSet, Reputation, Resources,
     Slots,
 };
 use idlegrid_primitives::{AccountId, Amount, Timestamp};
@@ -56,6 +56,7 @@ pub fn order(u: &mut Unstructured<'_>, id: u64) -> AResult<Option<Order>> {
             provider: who(u)?,
             resources: resources(u)?,
             executors: if u.ratio(7, 8)? { ExecutorSet::single(kind) } else { ExecutorSet::from_bits(u.arbitrary()?) },
+            features: features(u)?,
             region: Region::new(u.int_in_range(0..=2)?),
             price: price(u)?,
             slots,
@@ -73,9 +74,18 @@ pub fn order(u: &mut Unstructured<'_>, id: u64) -> AResult<Option<Order>> {
             regions: if u.ratio(7, 8)? { RegionSet::single(Region::new(u.int_in_range(0..=2)?)) } else { RegionSet::from_bits(u.arbitrary()?) },
             min_reputation: Reputation::from_bps(u.int_in_range(0..=10_000)?),
             executor: kind,
+            requires: if u.ratio(3, 4)? { Features::NONE } else { features(u)? },
             goods: if u.ratio(7, 8)? { JobGoods::none() } else { goods(u)? },
         })
     }))
+}
+
+/// A subset of three features (asks offer some, bids sometimes need some).
+fn features(u: &mut Unstructured<'_>) -> AResult<Features> {
+    let bits: u8 = u.arbitrary()?;
+    let names = ["numpy", "pandas", "python3.11"];
+    Ok(Features::from_names((0..3).filter(|i| bits >> i & 1 == 1).map(|i| names[i]))
+        .unwrap_or_default())
 }
 
 /// Reputation of the fixture providers: provider byte × 1 500 bps.
