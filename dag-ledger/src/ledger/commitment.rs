@@ -151,7 +151,9 @@ impl Hashers {
     ///
     /// Callers check for an empty bucket first (`empty_bucket`): a ledger
     /// has mostly empty buckets, and under AddressSanitizer even a call
-    /// that returns at once sets up this function's large frame.
+    /// that returns at once sets up this function's large frame (hence
+    /// never inlined into the loop over all buckets either).
+    #[inline(never)]
     fn bucket(&self, leaves: &BTreeMap<EntryKey, Digest>) -> Digest {
         // One contiguous update: blake3 hashes whole chunks in parallel
         // and pays its per-call cost once.
