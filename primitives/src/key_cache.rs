@@ -107,7 +107,12 @@ mod tests {
         let (a, b) = keys
             .iter()
             .enumerate()
-            .find_map(|(i, a)| keys[i + 1..].iter().find(|b| slot(b) == slot(a)).map(|b| (*a, *b)))
+            .find_map(|(i, a)| {
+                keys[i + 1..]
+                    .iter()
+                    .find(|b| slot(b) == slot(a))
+                    .map(|b| (*a, *b))
+            })
             .expect("pigeonhole");
         assert_ne!(a, b);
         for _ in 0..3 {
