@@ -194,7 +194,7 @@ impl StateCommitment {
             .chain(state.slashed.iter().map(|k| EntryKey::Slashed(*k)));
         let h = Hashers::get();
         for key in keys {
-            if let Some(leaf) = key.leaf(state, &h) {
+            if let Some(leaf) = key.leaf(state, h) {
                 leaves[key.bucket()].insert(key, leaf);
             }
         }
@@ -217,7 +217,7 @@ impl StateCommitment {
         let mut dirty = BTreeSet::new();
         for key in touched {
             let b = key.bucket();
-            let changed = match key.leaf(state, &h) {
+            let changed = match key.leaf(state, h) {
                 Some(leaf) => self.leaves[b].insert(*key, leaf) != Some(leaf),
                 None => self.leaves[b].remove(key).is_some(),
             };
