@@ -6,7 +6,7 @@
 # If a workspace crate does not compile right now, its targets are skipped
 # (one cargo feature per crate, see Cargo.toml) and the rest still run.
 # Exits non-zero if any target crashed (reproducer in artifacts/<target>/;
-# replay with `RUSTC_BOOTSTRAP=1 cargo fuzz run <target> artifacts/<target>/<file>`)
+# replay with `RUSTC_BOOTSTRAP=1 cargo fuzz run --no-trace-compares <target> artifacts/<target>/<file>`)
 # or if any crate's targets had to be skipped.
 #
 #   ./run.sh                     # 20 s per target
@@ -48,21 +48,38 @@ feature_of() {
     esac
 }
 
+# AddressSanitizer tuned for throughput; what it detects is unchanged for
+# this code (fuzz/README.md, "Speed"):
+# - detect_stack_use_after_return=0: a frame outliving its call takes unsafe
+#   code (the protocol crates forbid it), and the fake stacks that catch one
+#   cost a quarter of every execution;
+# - malloc_context_size=0: heap errors and leaks are still caught, but the
+#   report lacks the allocation and free stacks: replay the reproducer (the
+#   printed command uses ASan's defaults) to get them.
+# Options already in ASAN_OPTIONS come after these, so they win (e.g.
+# ASAN_OPTIONS=detect_stack_use_after_return=1 ./run.sh); cargo-fuzz adds
+# its own.
+export ASAN_OPTIONS="detect_stack_use_after_return=0:malloc_context_size=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+
+# Comparison tracing only where Cargo.toml asks for it (our crates and the
+# WebAssembly front end), not in hashes, curve arithmetic and serde.
+trace=(--no-trace-compares)
+
 status=0
 summary=()
 features="$all_features"
-if ! cargo fuzz build -s "$san" 2>/tmp/idlegrid-fuzz-build.$$; then
+if ! cargo fuzz build -s "$san" "${trace[@]}" 2>/tmp/idlegrid-fuzz-build.$$; then
     echo "full build failed; building crate by crate"
     features=""
     for f in $all_features; do
-        if cargo fuzz build -s "$san" --no-default-features --features "$f" 2>/dev/null; then
+        if cargo fuzz build -s "$san" "${trace[@]}" --no-default-features --features "$f" 2>/dev/null; then
             features="$features $f"
         else
             echo "SKIPPING targets of '$f': the crate does not compile right now"
             status=2
         fi
     done
-    cargo fuzz build -s "$san" --no-default-features --features "$(echo $features | tr ' ' ',')" || exit 1
+    cargo fuzz build -s "$san" "${trace[@]}" --no-default-features --features "$(echo $features | tr ' ' ',')" || exit 1
 fi
 rm -f /tmp/idlegrid-fuzz-build.$$
 feature_flags=(--no-default-features --features "$(echo $features | tr ' ' ',')")
@@ -92,7 +109,7 @@ for t in $targets; do
     echo "=== $t (${secs}s)"
     log="$(mktemp)"
     stamp="$(mktemp)"   # artifacts newer than this are this run's
-    if IDLEGRID_FUZZ_SEEDS_DIR="$PWD/corpus/$t" cargo fuzz run -s "$san" "${feature_flags[@]}" "$t" "corpus/$t" -- \
+    if IDLEGRID_FUZZ_SEEDS_DIR="$PWD/corpus/$t" cargo fuzz run -s "$san" "${trace[@]}" "${feature_flags[@]}" "$t" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 "${extra[@]}" >"$log" 2>&1; then
         grep -E 'DONE +cov' "$log" | tail -1 || true
         execs="$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')"
@@ -106,7 +123,7 @@ for t in $targets; do
         grep -E 'ERROR: |Test unit written|Base64' "$log" | head -6
         for f in $(find "artifacts/$t" -type f -newer "$stamp"); do
             echo "reproducer $f (hex): $(od -An -tx1 -v "$f" | tr -d ' \n' | head -c 4096)"
-            echo "replay: cd fuzz && cargo ${FUZZ_TOOLCHAIN:++$FUZZ_TOOLCHAIN }fuzz run $t $f"
+            echo "replay: cd fuzz && cargo ${FUZZ_TOOLCHAIN:++$FUZZ_TOOLCHAIN }fuzz run --no-trace-compares $t $f"
         done
         summary+=("$(printf '%-28s CRASHED' "$t")")
     fi

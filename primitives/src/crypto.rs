@@ -62,9 +62,10 @@ bytes32_newtype!(
 );
 
 impl PublicKey {
+    /// Decompresses the key (through the per-thread cache of recently
+    /// used keys, see `key_cache`).
     fn parse(&self) -> Result<schnorrkel::PublicKey, CryptoError> {
-        schnorrkel::PublicKey::from_bytes(self.as_bytes())
-            .map_err(|_| CryptoError::MalformedPublicKey)
+        crate::key_cache::parse(self.as_bytes()).ok_or(CryptoError::MalformedPublicKey)
     }
 
     /// True if the bytes are a valid public key.

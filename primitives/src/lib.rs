@@ -75,6 +75,7 @@ mod crypto;
 mod digest;
 mod encoding;
 mod ids;
+mod key_cache;
 mod machine;
 mod sealed;
 mod seed;

@@ -20,6 +20,7 @@
 //! journal's back is caught.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 
 use idlegrid_primitives::{AccountId, Amount, Digest, DigestHasher, Domain, Epoch, encode};
 use serde::Serialize;
@@ -114,23 +115,29 @@ impl<'a> Scalars<'a> {
     }
 }
 
-/// The commitment's hashers, set up once per rebuild or update: each
-/// domain key is derived once and cloned per digest, and the digest of an
-/// empty bucket (most of them in a small state) is computed once.
+/// The commitment's hashers, set up once per process: each domain key is
+/// derived once and cloned per digest, and the digest of an empty bucket
+/// (most of them in a small state) is computed once.
 struct Hashers {
     leaf: DigestHasher,
     bucket: DigestHasher,
     empty_bucket: Digest,
 }
 
+/// Leaves of a bucket hashed from a stack buffer (more go through the heap).
+const STACK_LEAVES: usize = 8;
+
 impl Hashers {
-    fn new() -> Self {
-        let bucket = DigestHasher::new(BUCKET_DOMAIN);
-        Self {
-            leaf: DigestHasher::new(LEAF_DOMAIN),
-            empty_bucket: bucket.finalize(),
-            bucket,
-        }
+    fn get() -> &'static Self {
+        static H: OnceLock<Hashers> = OnceLock::new();
+        H.get_or_init(|| {
+            let bucket = DigestHasher::new(BUCKET_DOMAIN);
+            Self {
+                leaf: DigestHasher::new(LEAF_DOMAIN),
+                empty_bucket: bucket.finalize(),
+                bucket,
+            }
+        })
     }
 
     /// `Digest::of(LEAF_DOMAIN, value)`.
@@ -141,16 +148,36 @@ impl Hashers {
     /// A bucket's digest: its leaves in key order (each leaf already
     /// commits to its key, and leaves have a fixed size, so the
     /// concatenation is unambiguous).
+    ///
+    /// Callers check for an empty bucket first (`empty_bucket`): a ledger
+    /// has mostly empty buckets, and under AddressSanitizer even a call
+    /// that returns at once sets up this function's large frame (hence
+    /// never inlined into the loop over all buckets either).
+    #[inline(never)]
     fn bucket(&self, leaves: &BTreeMap<EntryKey, Digest>) -> Digest {
+        // One contiguous update: blake3 hashes whole chunks in parallel
+        // and pays its per-call cost once.
+        let mut h = self.bucket.clone();
+        if leaves.len() <= STACK_LEAVES {
+            let mut bytes = [0u8; STACK_LEAVES * 32];
+            for (out, d) in bytes.chunks_exact_mut(32).zip(leaves.values()) {
+                out.copy_from_slice(d.as_bytes());
+            }
+            h.update(&bytes[..leaves.len() * 32]);
+        } else {
+            let bytes: Vec<u8> = leaves.values().flat_map(|d| d.to_bytes()).collect();
+            h.update(&bytes);
+        }
+        h.finalize()
+    }
+
+    /// [`Hashers::bucket`], or the empty bucket's digest.
+    fn bucket_or_empty(&self, leaves: &BTreeMap<EntryKey, Digest>) -> Digest {
         if leaves.is_empty() {
-            return self.empty_bucket;
+            self.empty_bucket
+        } else {
+            self.bucket(leaves)
         }
-        // One contiguous buffer lets blake3 hash whole chunks in parallel.
-        let mut bytes = Vec::with_capacity(leaves.len() * 32);
-        for d in leaves.values() {
-            bytes.extend_from_slice(d.as_bytes());
-        }
-        self.bucket.clone().update(&bytes).finalize()
     }
 }
 
@@ -165,13 +192,13 @@ impl StateCommitment {
             .chain(state.escrows.keys().map(|k| EntryKey::Escrow(*k)))
             .chain(state.locks.keys().map(|k| EntryKey::Lock(*k)))
             .chain(state.slashed.iter().map(|k| EntryKey::Slashed(*k)));
-        let h = Hashers::new();
+        let h = Hashers::get();
         for key in keys {
-            if let Some(leaf) = key.leaf(state, &h) {
+            if let Some(leaf) = key.leaf(state, h) {
                 leaves[key.bucket()].insert(key, leaf);
             }
         }
-        let buckets: Vec<Digest> = leaves.iter().map(|l| h.bucket(l)).collect();
+        let buckets: Vec<Digest> = leaves.iter().map(|l| h.bucket_or_empty(l)).collect();
         let root = bucket_root(&buckets);
         Self {
             leaves,
@@ -186,11 +213,11 @@ impl StateCommitment {
         if touched.is_empty() {
             return;
         }
-        let h = Hashers::new();
+        let h = Hashers::get();
         let mut dirty = BTreeSet::new();
         for key in touched {
             let b = key.bucket();
-            let changed = match key.leaf(state, &h) {
+            let changed = match key.leaf(state, h) {
                 Some(leaf) => self.leaves[b].insert(*key, leaf) != Some(leaf),
                 None => self.leaves[b].remove(key).is_some(),
             };
@@ -202,7 +229,7 @@ impl StateCommitment {
             return;
         }
         for b in dirty {
-            self.buckets[b] = h.bucket(&self.leaves[b]);
+            self.buckets[b] = h.bucket_or_empty(&self.leaves[b]);
         }
         self.root = bucket_root(&self.buckets);
     }
