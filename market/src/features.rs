@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 /// Longest feature name, in bytes.
 pub const MAX_FEATURE_NAME: usize = 48;
 /// Most features in one set (an ask's offer or a bid's requirements).
-pub const MAX_FEATURES: usize = 64;
+pub const MAX_FEATURES: usize = 256;
 
 /// Why a feature name or set is not acceptable.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -115,8 +115,8 @@ pub enum Order {
 
 /// Upper bound on an order's canonical encoding (the largest, a bid with an
 /// app, the most datasets and the most features of the longest names, is
-/// about 3.6 KiB); decoding refuses anything longer.
-pub const MAX_ORDER_BYTES: usize = 4096;
+/// about 13 KiB); decoding refuses anything longer.
+pub const MAX_ORDER_BYTES: usize = 16 * 1024;
 
 impl Order {
     /// The canonical encoding (what a commitment hashes, with the epoch).
