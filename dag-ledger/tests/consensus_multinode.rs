@@ -141,7 +141,8 @@ fn isolated_validator_catches_up_after_heal() {
 
 #[test]
 fn a_withholder_that_sends_to_nobody_is_never_seen() {
-    let cfg = HarnessConfig::new(4, 2).with_behavior(3, ByzantineBehavior::Withhold { recipients: 0 });
+    let cfg =
+        HarnessConfig::new(4, 2).with_behavior(3, ByzantineBehavior::Withhold { recipients: 0 });
     let mut h = Harness::new(cfg);
     h.submit_load(5);
     h.run_until(Timestamp::from_millis(3_000));
@@ -152,8 +153,12 @@ fn a_withholder_that_sends_to_nobody_is_never_seen() {
     // ever stores one of its blocks: none was sent, none was served.
     assert!(h.stats(3).proposed_round.get() > 5);
     for i in h.honest() {
-        let seen = (1..=h.validator(i).store().highest_round().get())
-            .any(|r| !h.validator(i).store().slot(Round::new(r), withholder).is_empty());
+        let seen = (1..=h.validator(i).store().highest_round().get()).any(|r| {
+            !h.validator(i)
+                .store()
+                .slot(Round::new(r), withholder)
+                .is_empty()
+        });
         assert!(!seen, "validator {i} holds a block of the withholder");
     }
 }

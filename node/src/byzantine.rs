@@ -20,11 +20,11 @@
 //! # }
 //! ```
 
+use idlegrid_dag_ledger::consensus::ConsensusMessage;
 pub use idlegrid_dag_ledger::consensus::byzantine::{
     Adversary, Byzantine, ByzantineBehavior, Envelope, Equivocator, InvalidBlockAuthor,
     Participant, Recipient, Withholder,
 };
-use idlegrid_dag_ledger::consensus::ConsensusMessage;
 use idlegrid_entrap::SubtaskIndex;
 use idlegrid_primitives::{Amount, Digest, Domain, Machine, NodeId, Timestamp, Transmit};
 

@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::TrapSpec;
 use idlegrid_executor::{Behaviour, Limits, SimContext, SimulatedExecutor};
@@ -21,7 +22,6 @@ use idlegrid_node::client::{ClientEvent, ClientNode, JobSpec, TrapSource};
 use idlegrid_node::light::LightCore;
 use idlegrid_node::market::{JobRequest, MarketTx, Notice};
 use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode};
-use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
 use idlegrid_node::wire::NodeMessage;
 use idlegrid_primitives::{

@@ -24,7 +24,11 @@ pub struct InvalidBlockAuthor {
 impl InvalidBlockAuthor {
     /// The invalid-block author of validator `me`, signing with `key`.
     pub fn new(key: Keypair, me: AuthorityIndex) -> Self {
-        Self { key, me, last: None }
+        Self {
+            key,
+            me,
+            last: None,
+        }
     }
 
     fn invalid_version(&mut self, block: &Arc<Block>) -> Arc<Block> {
@@ -38,7 +42,12 @@ impl InvalidBlockAuthor {
         {
             return Arc::clone(b);
         }
-        let own: Vec<BlockRef> = h.parents.iter().filter(|p| p.author == self.me).copied().collect();
+        let own: Vec<BlockRef> = h
+            .parents
+            .iter()
+            .filter(|p| p.author == self.me)
+            .copied()
+            .collect();
         let b = Arc::new(Block::new_signed(
             &self.key,
             h.author,

@@ -59,11 +59,11 @@ use std::fmt::Debug;
 
 use idlegrid_primitives::{Destination, Keypair, Machine, NodeId, Timestamp, Transmit};
 
+#[cfg(doc)]
+use super::Block;
 use super::committee::{AuthorityIndex, Committee};
 use super::message::ConsensusMessage;
 use super::validator::Validator;
-#[cfg(doc)]
-use super::Block;
 
 mod equivocator;
 mod invalid;
@@ -224,7 +224,10 @@ where
         let msg = match t.msg.open() {
             Ok(m) => m,
             Err(other) => {
-                self.out.push_back(Transmit { to: t.to, msg: other });
+                self.out.push_back(Transmit {
+                    to: t.to,
+                    msg: other,
+                });
                 return;
             }
         };
