@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use idlegrid_dag_ledger::ledger::{
-    AppErrorType, AppId, Application, ChainId, EscrowId, Evidence, EvidenceError, EvidenceKind, EvidenceVerifier, Genesis,
-    Ledger, LedgerError, LedgerHandle, LockId, Nonce, Params, SignedTransaction, SlashContext,
-    Transaction, TxKind, VerifiedOffense,
+    AppErrorType, AppId, Application, ChainId, EscrowId, Evidence, EvidenceError, EvidenceKind,
+    EvidenceVerifier, Genesis, Ledger, LedgerError, LedgerHandle, LockId, Nonce, Params,
+    SignedTransaction, SlashContext, Transaction, TxKind, VerifiedOffense,
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Epoch, Keypair, Seed};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
