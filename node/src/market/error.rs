@@ -1,12 +1,11 @@
 //! The marketplace's typed rejections, carried through the ledger.
 //!
 //! Every transaction the marketplace refuses is refused with a
-//! [`MarketError`]. [`reject`] turns it into the ledger's
-//! [`LedgerError::App`] (a stable code per variant and the error's
-//! canonical encoding, see [`AppError`]), so the rejection sits typed in the
-//! transaction's receipt; a validator serves it to the sender's light node
-//! as a [`Rejection::Market`](crate::wire::Rejection::Market), which
-//! [`MarketError::from_ledger`] reads back. The codes are part of the wire
+//! [`MarketError`], which becomes the ledger's [`LedgerError::App`] (a
+//! stable code per variant and the error's canonical encoding, see
+//! [`AppError`]), so the rejection sits typed in the transaction's receipt;
+//! [`MarketError::from_ledger`] reads it back, and a validator serves it to
+//! the sender's light node in [`Rejection::market`](crate::wire::Rejection::market). The codes are part of the wire
 //! format: never renumber or reuse one (`codes_are_stable` pins them).
 //!
 //! Errors of the entrap crate (a verification round refusing a step) and
