@@ -94,9 +94,13 @@ fn forged_evidence_is_rejected_without_effect() {
     ];
     for (ev, why) in [same, framed, garbage, unknown].into_iter().zip(why) {
         let t = tx(&l, &k[1], TxKind::Slash(ev));
-        assert_rejected_with(&mut l, 1, &t, &mut host(&mut apps, &v), |e| {
-            matches!(e, LedgerError::InvalidEvidence(x) if why(x))
-        });
+        assert_rejected_with(
+            &mut l,
+            1,
+            &t,
+            &mut host(&mut apps, &v),
+            |e| matches!(e, LedgerError::InvalidEvidence(x) if why(x)),
+        );
     }
     // Oversized evidence.
     let big = Evidence {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusEvent};
 use idlegrid_entrap::Outcome;
-use idlegrid_market::JobGoods;
+use idlegrid_market::{ExecutorKind, Features, JobGoods};
 use idlegrid_node::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{LocalEvent, LocalNode, Testnet, testnet, testnet_keys};
@@ -56,6 +56,8 @@ fn job(now: Timestamp) -> JobSpec {
             client_bond: Amount::new(5_000),
             deadline: now + Duration::from_secs(20),
             goods: JobGoods::default(),
+            executor: ExecutorKind::Simulated,
+            requires: Features::NONE,
         },
         inputs,
         max_price: Amount::new(10_000),
