@@ -1,9 +1,9 @@
 //! Multi-node runs of the consensus harness: safety over seeds with
 //! Byzantine validators, liveness after a partition heals, commit latency.
 
-use idlegrid_dag_ledger::consensus::ByzantineBehavior;
+use idlegrid_dag_ledger::consensus::byzantine::ByzantineBehavior;
 use idlegrid_dag_ledger::consensus::harness::{Harness, HarnessConfig};
-use idlegrid_primitives::{Duration, Timestamp};
+use idlegrid_primitives::{Duration, Round, Timestamp};
 
 fn byzantine(kind: usize) -> ByzantineBehavior {
     match kind % 3 {
@@ -62,12 +62,14 @@ fn byzantine_faults_are_detected() {
     assert!(h.evidence_reported() > 0);
     // Whoever sees both variants reports it (a validator that only ever
     // sees one variant has nothing to report).
-    let eq = h.nodes()[0].authority();
+    let eq = h.validator(0).authority();
     assert!(
         h.honest()
             .iter()
-            .any(|&i| h.nodes()[i].equivocators().contains(&eq))
+            .any(|&i| h.validator(i).equivocators().contains(&eq))
     );
+    // The equivocator's own (honest) machine never saw a second version.
+    assert!(h.validator(0).equivocators().is_empty());
 
     let cfg = HarnessConfig::new(4, 9).with_behavior(1, ByzantineBehavior::TooFewParents);
     let mut h = Harness::new(cfg);
@@ -135,6 +137,30 @@ fn isolated_validator_catches_up_after_heal() {
     // Memory stays bounded by the gc window.
     let s = h.stats(3);
     assert!(s.stored_blocks <= 4 * 260, "{s:?}");
+}
+
+#[test]
+fn a_withholder_that_sends_to_nobody_is_never_seen() {
+    let cfg =
+        HarnessConfig::new(4, 2).with_behavior(3, ByzantineBehavior::Withhold { recipients: 0 });
+    let mut h = Harness::new(cfg);
+    h.submit_load(5);
+    h.run_until(Timestamp::from_millis(3_000));
+    h.check_safety().unwrap();
+    assert!(h.min_honest_commits() > 3, "{}", h.min_honest_commits());
+    let withholder = h.validator(3).authority();
+    // It keeps proposing (its honest machine runs) but no honest validator
+    // ever stores one of its blocks: none was sent, none was served.
+    assert!(h.stats(3).proposed_round.get() > 5);
+    for i in h.honest() {
+        let seen = (1..=h.validator(i).store().highest_round().get()).any(|r| {
+            !h.validator(i)
+                .store()
+                .slot(Round::new(r), withholder)
+                .is_empty()
+        });
+        assert!(!seen, "validator {i} holds a block of the withholder");
+    }
 }
 
 #[test]

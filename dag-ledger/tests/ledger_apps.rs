@@ -88,13 +88,10 @@ fn failing_app_rolls_back_all_its_operations() {
         Box::new(Op::Lock(Amount::new(1_000))),
     );
     let t = tx(&l, &k[0], app_kind(&Op::FailAfter(Box::new(both))));
-    assert_rejected_with(
-        &mut l,
-        1,
-        &t,
-        &mut Host::default_for(&mut apps),
-        |e| matches!(e, LedgerError::App { app, .. } if *app == TEST_APP),
-    );
+    assert_rejected_with(&mut l, 1, &t, &mut Host::default_for(&mut apps), |e| {
+        matches!(e, LedgerError::App { app, error } if *app == TEST_APP
+            && error.decode::<TestAppError>() == Ok(TestAppError::FailingOnPurpose))
+    });
     // A failing operation inside a successful app call leaves no trace.
     let partial = Op::Then(
         Box::new(Op::IgnoreErr(Box::new(Op::Open(
@@ -234,7 +231,7 @@ impl Application for TimedRelease {
         payload: &[u8],
     ) -> Result<Vec<u8>, LedgerError> {
         let (payee, amount, after_ms): (idlegrid_primitives::AccountId, Amount, u64) =
-            decode(payload, 256).map_err(|e| h.reject(e.to_string()))?;
+            decode(payload, 256).map_err(|_| h.reject(&TestAppError::Malformed))?;
         let id = h.open_escrow(&payee, amount, Epoch::new(1_000))?;
         let due = h.now() + idlegrid_primitives::Duration::from_millis(after_ms);
         self.due.push((due, id));

@@ -85,11 +85,22 @@ fn forged_evidence_is_rejected_without_effect() {
         kind: EvidenceKind(99),
         ..equivocation(&k[0], 1, b"a", b"b")
     };
-    for ev in [same, framed, garbage, unknown] {
+    // Each refusal says why, typed.
+    let why: [fn(&EvidenceError) -> bool; 4] = [
+        |e| matches!(e, EvidenceError::NotAnOffense(_)),
+        |e| matches!(e, EvidenceError::BadSignature(_)),
+        |e| matches!(e, EvidenceError::Malformed(_)),
+        |e| matches!(e, EvidenceError::UnknownKind(EvidenceKind(99))),
+    ];
+    for (ev, why) in [same, framed, garbage, unknown].into_iter().zip(why) {
         let t = tx(&l, &k[1], TxKind::Slash(ev));
-        assert_rejected_with(&mut l, 1, &t, &mut host(&mut apps, &v), |e| {
-            matches!(e, LedgerError::InvalidEvidence(_))
-        });
+        assert_rejected_with(
+            &mut l,
+            1,
+            &t,
+            &mut host(&mut apps, &v),
+            |e| matches!(e, LedgerError::InvalidEvidence(x) if why(x)),
+        );
     }
     // Oversized evidence.
     let big = Evidence {
@@ -104,7 +115,10 @@ fn forged_evidence_is_rejected_without_effect() {
     // Valid evidence, but a node without a verifier rejects it.
     let t = tx(&l, &k[1], TxKind::Slash(equivocation(&k[0], 1, b"a", b"b")));
     assert_rejected(&mut l, 1, &t, |e| {
-        matches!(e, LedgerError::InvalidEvidence(_))
+        matches!(
+            e,
+            LedgerError::InvalidEvidence(EvidenceError::UnknownKind(k)) if *k == EQUIVOCATION
+        )
     });
 }
 

@@ -22,14 +22,62 @@
 use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::ledger::{
-    AppId, Application, ApplicationRegistry, EscrowId, LedgerError, LedgerHandle, LockId,
+    AppErrorType, AppId, Application, ApplicationRegistry, EscrowId, LedgerError, LedgerHandle,
+    LockId,
 };
 use idlegrid_entrap::{
     Effect, JobId, PublicPlan, RefereeTicket, RefereeVote, SubtaskIndex, Terms, TrapReveal,
     VerificationRound, dispute_randomness, select_referees,
 };
+use idlegrid_node::market::RoundError;
 use idlegrid_primitives::{AccountId, Amount, Commitment, Digest, Epoch, Salt, decode, encode};
 use serde::{Deserialize, Serialize};
+
+/// Why the jobs application refused a transaction: its own typed error,
+/// carried through the ledger as a stable code and canonical fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum JobsAppError {
+    /// Not a canonically encoded `JobTx`.
+    #[error("malformed job transaction")]
+    Malformed,
+    /// Only the client opens its job.
+    #[error("only the client opens its job")]
+    NotClient,
+    /// The round is already open.
+    #[error("round already open")]
+    AlreadyOpen,
+    /// No round for this job and provider.
+    #[error("no such round")]
+    NoSuchRound,
+    /// A stake effect for a round whose provider bonded nothing.
+    #[error("stake effect without a stake lock")]
+    NoStakeLock,
+    /// A lock held another amount than the settlement says.
+    #[error("lock held {held}, settlement says {settled}")]
+    LockMismatch {
+        /// What the lock held.
+        held: Amount,
+        /// What the settlement returned.
+        settled: Amount,
+    },
+    /// The round refused the step.
+    #[error("round: {0}")]
+    Round(RoundError),
+}
+
+impl AppErrorType for JobsAppError {
+    fn code(&self) -> u16 {
+        match self {
+            JobsAppError::Malformed => 1,
+            JobsAppError::NotClient => 2,
+            JobsAppError::AlreadyOpen => 3,
+            JobsAppError::NoSuchRound => 4,
+            JobsAppError::NoStakeLock => 5,
+            JobsAppError::LockMismatch { .. } => 6,
+            JobsAppError::Round(_) => 7,
+        }
+    }
+}
 
 /// The application id under which [`JobsApp`] is registered.
 pub const JOBS_APP: AppId = AppId::new(1);
@@ -180,8 +228,9 @@ impl JobsApp {
 
     fn step(&mut self, h: &mut LedgerHandle<'_, '_>, tx: JobTx) -> Result<Vec<u8>, LedgerError> {
         let (sender, now) = (h.sender(), h.now());
-        let rej =
-            |h: &LedgerHandle<'_, '_>, e: idlegrid_entrap::EntrapError| h.reject(e.to_string());
+        let rej = |h: &LedgerHandle<'_, '_>, e: idlegrid_entrap::EntrapError| {
+            h.reject(&JobsAppError::Round(RoundError::from(&e)))
+        };
         let key = match &tx {
             JobTx::Open { terms, .. } => (terms.job, terms.provider),
             JobTx::BondStake { job }
@@ -200,10 +249,10 @@ impl JobsApp {
         } = tx
         {
             if sender != terms.client {
-                return Err(h.reject("only the client opens its job"));
+                return Err(h.reject(&JobsAppError::NotClient));
             }
             if self.lots.contains_key(&key) {
-                return Err(h.reject("round already open"));
+                return Err(h.reject(&JobsAppError::AlreadyOpen));
             }
             let escrow_amount = terms.escrow(plan.slots()).map_err(|e| rej(h, e))?;
             let round = VerificationRound::open(now, terms, plan).map_err(|e| rej(h, e))?;
@@ -224,7 +273,7 @@ impl JobsApp {
         let lot = self
             .lots
             .get_mut(&key)
-            .ok_or_else(|| h.reject("no such round"))?;
+            .ok_or_else(|| h.reject(&JobsAppError::NoSuchRound))?;
         let r = &mut lot.round;
         match tx {
             JobTx::Open { .. } => unreachable!("handled above"),
@@ -297,7 +346,7 @@ fn apply_effects(
 ) -> Result<(), LedgerError> {
     let stake_lock = || {
         lot.stake_lock
-            .ok_or_else(|| h.reject("stake effect without a stake lock"))
+            .ok_or_else(|| h.reject(&JobsAppError::NoStakeLock))
     };
     let mut unlocks: Vec<(LockId, Amount)> = Vec::new();
     let mut stake_lock_id = None;
@@ -352,7 +401,10 @@ fn apply_effects(
         }
         let back = h.unlock(id)?;
         if back != amount {
-            return Err(h.reject(format!("lock {id:?} held {back}, settlement says {amount}")));
+            return Err(h.reject(&JobsAppError::LockMismatch {
+                held: back,
+                settled: amount,
+            }));
         }
     }
     Ok(())
@@ -364,8 +416,8 @@ impl Application for JobsApp {
         ledger: &mut LedgerHandle<'_, '_>,
         payload: &[u8],
     ) -> Result<Vec<u8>, LedgerError> {
-        let tx: JobTx = decode(payload, MAX_PAYLOAD)
-            .map_err(|e| ledger.reject(format!("malformed job transaction: {e}")))?;
+        let tx: JobTx =
+            decode(payload, MAX_PAYLOAD).map_err(|_| ledger.reject(&JobsAppError::Malformed))?;
         // A rejected transaction changes nothing on the ledger; keep the
         // application's own state in step with that.
         let backup = self.clone();

@@ -1,5 +1,6 @@
-//! `local_cluster`: a committee of dag-ledger validators over real TCP on
-//! 127.0.0.1, committing clients' ledger transfers end to end.
+//! `local_cluster`: a committee of reference validators ([`ValidatorNode`]:
+//! consensus, ledger and marketplace, from `idlegrid-node`) over real TCP
+//! on 127.0.0.1, committing clients' ledger transfers end to end.
 //!
 //! 1. **listen** — every validator binds an ephemeral port on loopback; the
 //!    addresses make up the [`AddressBook`];
@@ -11,10 +12,11 @@
 //!    consecutive nonces) and hand each to one validator's mempool
 //!    (client `c` talks to validator `c mod n`, so one client's
 //!    transactions keep their nonce order inside that validator's blocks);
-//! 4. **consensus** — each validator is a sans-IO [`Validator`] driven by the
-//!    transport's [`Runner`] (one future per validator on a two-thread tokio
-//!    runtime); every committed sub-DAG is applied at once to that
-//!    validator's own [`Ledger`] replica;
+//! 4. **consensus** — each validator is a sans-IO [`ValidatorNode`] driven
+//!    by the transport's [`Runner`] (one future per validator on a
+//!    two-thread tokio runtime); the node applies every committed sub-DAG
+//!    to its own ledger replica (the node's one commit → batch rule) and
+//!    reports it ([`ValidatorEvent::Applied`]);
 //! 5. **agreement** — the run stops by itself once every replica has applied
 //!    every transfer; the commit digests must be prefixes of one another,
 //!    the ledger state digests must be equal after the common prefix, and
@@ -30,15 +32,14 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use idlegrid_dag_ledger::consensus::{
-    CommittedSubDag, Committee, ConsensusConfig, ConsensusEvent, Validator,
-    check_prefix_consistency,
-};
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, check_prefix_consistency};
 use idlegrid_dag_ledger::ledger::{
-    BatchContext, ChainId, Genesis, Host, Ledger, NoApps, Nonce, Params, SignedTransaction,
-    Transaction, TxKind, check_all,
+    ChainId, Genesis, Ledger, Nonce, Params, SignedTransaction, Transaction, TxKind, check_all,
 };
-use idlegrid_primitives::{AccountId, Amount, Digest, Epoch, Keypair, NodeId, Seed};
+use idlegrid_market::KDouble;
+use idlegrid_node::market::MarketRules;
+use idlegrid_node::validator::{ValidatorEvent, ValidatorNode, ValidatorSetup};
+use idlegrid_primitives::{AccountId, Amount, Digest, Duration, Keypair, NodeId, Seed};
 use idlegrid_transport::{AddressBook, PostcardCodec, Runner, TcpConfig, TcpTransport, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -196,9 +197,30 @@ fn plan(opts: &Options, root: &Seed, validators: &[Keypair]) -> Plan {
     }
 }
 
-/// One validator's ledger replica, fed with its commits.
+/// The validators' setup: the plan's genesis and marketplace rules (the
+/// marketplace stays idle: nobody offers or bids).
+fn setup(genesis: Genesis, validators: &[NodeId]) -> Result<ValidatorSetup, Box<dyn Error>> {
+    Ok(ValidatorSetup {
+        ledger: Ledger::new(genesis)?,
+        rules: MarketRules {
+            stake_per_slot: Amount::new(1_000),
+            slash_to_client_bps: 5_000,
+            stage_deadline: Duration::from_secs(15),
+            clearing_period: Duration::from_secs(1),
+            committee_size: 3,
+            referees: validators.to_vec(),
+            book: Default::default(),
+            reputation_epoch_secs: 10,
+        },
+        consensus: ConsensusConfig::default(),
+        mechanism: || Box::new(KDouble::new(5_000).expect("k = 0.5 is valid")),
+        epoch_secs: 1,
+    })
+}
+
+/// What one validator reported of its commits.
+#[derive(Default)]
 struct Replica {
-    ledger: Ledger,
     /// `(commit digest, state digest after applying it)` per commit.
     commits: Vec<(Digest, Digest)>,
     applied: usize,
@@ -206,30 +228,24 @@ struct Replica {
 }
 
 impl Replica {
-    /// Applies one committed sub-DAG as one ledger batch. The batch context
-    /// comes from consensus only: epoch = commit index + 1, time = the
-    /// commit's timestamp.
-    fn apply(&mut self, c: &CommittedSubDag) -> (usize, usize) {
-        let ctx = BatchContext {
-            epoch: Epoch::new(c.index + 1),
-            now: c.timestamp,
-            beacon: c.digest,
+    /// Records one applied commit; returns whether it carried transfers.
+    fn record(&mut self, e: &ValidatorEvent) -> Option<(u64, Digest, Digest, u32, u32)> {
+        let ValidatorEvent::Applied {
+            index,
+            commit,
+            digest,
+            applied,
+            rejected,
+            ..
+        } = e
+        else {
+            return None;
         };
-        let txs: Vec<&[u8]> = c.transactions.iter().map(|t| t.as_bytes()).collect();
-        let mut apps = NoApps;
-        let result = self
-            .ledger
-            .apply_batch(ctx, &txs, &mut Host::default_for(&mut apps))
-            .expect("epochs follow commit indices, so they never go back");
-        assert_eq!(
-            self.commits.len() as u64,
-            c.index,
-            "commits arrive in order"
-        );
-        self.commits.push((c.digest, result.state_digest));
-        self.applied += result.applied();
-        self.rejected += result.rejected();
-        (result.applied(), result.rejected())
+        assert_eq!(self.commits.len() as u64, *index, "commits arrive in order");
+        self.commits.push((*commit, *digest));
+        self.applied += *applied as usize;
+        self.rejected += *rejected as usize;
+        Some((*index, *commit, *digest, *applied, *rejected))
     }
 }
 
@@ -310,39 +326,26 @@ async fn run_async(opts: &Options) -> Result<Report, Box<dyn Error>> {
 
     say!(opts, "== submit");
     let plan = plan(opts, &root, &keys);
-    let committee = Committee::equal(keys.iter().map(Keypair::node_id))?;
+    let ids: Vec<NodeId> = keys.iter().map(Keypair::node_id).collect();
+    let committee = Committee::equal(ids.iter().copied())?;
+    let setup = setup(plan.genesis.clone(), &ids)?;
     let mut validators = keys
         .iter()
         .enumerate()
         .map(|(i, k)| {
-            Validator::new(
-                k.clone(),
-                committee.clone(),
-                ConsensusConfig::default(),
-                root.derive_indexed("consensus", i as u64),
-            )
+            let seed = root.derive_indexed("consensus", i as u64);
+            ValidatorNode::new(k.clone(), committee.clone(), &setup, seed, false)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut queued = vec![0usize; opts.validators];
     for (v, tx) in &plan.transfers {
-        validators[*v].submit_transaction(tx.to_bytes())?;
+        validators[*v].submit(tx)?;
+        queued[*v] += 1;
     }
-    for (i, v) in validators.iter().enumerate() {
-        say!(
-            opts,
-            "validator {i}: {} transfers in its mempool",
-            v.stats().queued_transactions
-        );
+    for (i, q) in queued.iter().enumerate() {
+        say!(opts, "validator {i}: {q} transfers in its mempool");
     }
-    let mut replicas = (0..opts.validators)
-        .map(|_| {
-            Ok(Replica {
-                ledger: Ledger::new(plan.genesis.clone())?,
-                commits: Vec::new(),
-                applied: 0,
-                rejected: 0,
-            })
-        })
-        .collect::<Result<Vec<_>, Box<dyn Error>>>()?;
+    let mut replicas: Vec<Replica> = (0..opts.validators).map(|_| Replica::default()).collect();
 
     say!(
         opts,
@@ -351,7 +354,7 @@ async fn run_async(opts: &Options) -> Result<Report, Box<dyn Error>> {
     let outcome = drive(
         opts,
         validators,
-        &transports,
+        (&transports, &committee),
         &mut replicas,
         plan.transfers.len(),
     )
@@ -359,21 +362,28 @@ async fn run_async(opts: &Options) -> Result<Report, Box<dyn Error>> {
     for t in &transports {
         t.shutdown().await;
     }
-    outcome?;
+    let validators = outcome?;
 
     say!(opts, "== agreement");
-    Ok(agreement(opts, &transports, connected, &replicas, &plan))
+    let ledgers: Vec<&Ledger> = validators.iter().map(ValidatorNode::ledger).collect();
+    Ok(agreement(
+        opts,
+        &transports,
+        connected,
+        (&replicas, &ledgers),
+        &plan,
+    ))
 }
 
 /// Runs one [`Runner`] per validator until every replica has applied or
-/// rejected every transfer, then stops them all.
+/// rejected every transfer, then stops them all and returns the nodes.
 async fn drive(
     opts: &Options,
-    validators: Vec<Validator>,
-    transports: &[Arc<TcpTransport>],
+    validators: Vec<ValidatorNode>,
+    (transports, committee): (&[Arc<TcpTransport>], &Committee),
     replicas: &mut [Replica],
     transfers: usize,
-) -> Result<(), Box<dyn Error>> {
+) -> Result<Vec<ValidatorNode>, Box<dyn Error>> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // (validator, transfers its ledger has handled so far)
     let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(usize, usize)>();
@@ -391,24 +401,27 @@ async fn drive(
                     let _ = stop.wait_for(|s| *s).await;
                 },
                 move |e| {
-                    let ConsensusEvent::Committed(c) = e else {
+                    let Some((index, commit, state, applied, rejected)) = replica.record(&e) else {
                         return;
                     };
-                    let (applied, rejected) = replica.apply(&c);
-                    if verbose && !c.transactions.is_empty() {
+                    let ValidatorEvent::Applied {
+                        leader,
+                        transactions,
+                        ..
+                    } = e
+                    else {
+                        return;
+                    };
+                    if verbose && transactions > 0 {
+                        let leader_node = committee.node(leader.author).map(|n| n.short());
                         println!(
-                            "validator {i}: commit #{} leader {} round {}: {} transfers \
-                             ({applied} applied, {rejected} rejected), digest {}, state {}",
-                            c.index,
-                            c.leader_node.short(),
-                            c.round,
-                            c.transactions.len(),
-                            c.digest.short(),
-                            replica
-                                .commits
-                                .last()
-                                .map(|(_, s)| s.short())
-                                .unwrap_or_default(),
+                            "validator {i}: commit #{index} leader {} round {}: {transactions} \
+                             transfers ({applied} applied, {rejected} rejected), digest {}, \
+                             state {}",
+                            leader_node.unwrap_or_default(),
+                            leader.round,
+                            commit.short(),
+                            state.short(),
                         );
                     }
                     // The collector outlives the runners.
@@ -433,12 +446,14 @@ async fn drive(
     })
     .await
     .map_err(|_| "the validators did not all commit every transfer in time")?;
-    for s in &stopped {
+    let mut nodes = Vec::with_capacity(stopped.len());
+    for s in stopped {
         if !matches!(s.reason, idlegrid_transport::StopReason::Shutdown) {
             return Err(format!("a runner stopped early: {:?}", s.reason).into());
         }
+        nodes.push(s.machine);
     }
-    Ok(())
+    Ok(nodes)
 }
 
 /// Compares the replicas and prints the verdict.
@@ -446,7 +461,7 @@ fn agreement(
     opts: &Options,
     transports: &[Arc<TcpTransport>],
     connected: Vec<usize>,
-    replicas: &[Replica],
+    (replicas, ledgers): (&[Replica], &[&Ledger]),
     plan: &Plan,
 ) -> Report {
     let digests: Vec<Vec<Digest>> = replicas
@@ -459,18 +474,19 @@ fn agreement(
     let first = at_prefix(&replicas[0]);
     let states_agree = common_prefix > 0 && replicas.iter().all(|r| at_prefix(r) == first);
     let (prefix_digest, prefix_state) = first.unwrap_or_default();
-    let balances_as_expected = replicas.iter().all(|r| {
-        check_all(&r.ledger).is_ok()
+    let balances_as_expected = ledgers.iter().all(|l| {
+        check_all(l).is_ok()
             && plan
                 .expected
                 .iter()
-                .all(|(who, amount)| r.ledger.balance(who) == *amount)
+                .all(|(who, amount)| l.balance(who) == *amount)
     });
     let nodes: Vec<NodeReport> = replicas
         .iter()
+        .zip(ledgers)
         .zip(transports)
         .zip(connected)
-        .map(|((r, t), connected_peers)| NodeReport {
+        .map(|(((r, l), t), connected_peers)| NodeReport {
             node: t.local_id(),
             addr: t.local_addr(),
             connected_peers,
@@ -478,7 +494,7 @@ fn agreement(
             commits: r.commits.len(),
             applied: r.applied,
             rejected: r.rejected,
-            state_digest: r.ledger.state_digest(),
+            state_digest: l.state_digest(),
         })
         .collect();
     for (i, n) in nodes.iter().enumerate() {

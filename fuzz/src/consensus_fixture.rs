@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
+use idlegrid_dag_ledger::consensus::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_dag_ledger::consensus::{
-    AuthorityIndex, Block, BlockRef, ByzantineBehavior, CommittedSubDag, Committee,
-    ConsensusConfig, ConsensusEvent, ConsensusMessage, Evidence, Validator,
+    AuthorityIndex, Block, BlockRef, CommittedSubDag, Committee, ConsensusConfig, ConsensusEvent,
+    ConsensusMessage, Evidence, Validator,
 };
 use idlegrid_primitives::{Destination, Duration, Keypair, Machine, NodeId, Round, Seed, Timestamp};
 
@@ -59,8 +60,9 @@ pub fn validator(i: usize, config: ConsensusConfig) -> Validator {
 
 /// The network: validators, messages in flight, and what each committed.
 pub struct Net {
-    /// Validators by authority index.
-    pub vs: Vec<Validator>,
+    /// Validators by authority index (the Byzantine one inside its
+    /// adversary).
+    pub vs: Vec<Participant<Validator>>,
     /// In flight: (from, to, message).
     pub queue: VecDeque<(usize, usize, ConsensusMessage)>,
     /// Current time.
@@ -89,9 +91,9 @@ impl Net {
     /// As [`Net::new`], every validator with `base`.
     pub fn with_config(byzantine: Option<(usize, ByzantineBehavior)>, base: ConsensusConfig) -> Self {
         let vs = (0..N)
-            .map(|i| match byzantine {
-                Some((b, beh)) if b == i => validator(i, base.clone().with_byzantine(beh)),
-                _ => validator(i, base.clone()),
+            .map(|i| {
+                let beh = byzantine.filter(|(b, _)| *b == i).map(|(_, beh)| beh);
+                Participant::new(validator(i, base.clone()), beh, &keys()[i], committee())
             })
             .collect();
         let mut net = Self {
@@ -258,7 +260,7 @@ fn build_pool() -> Pool {
     let top = Round::new(POOL_ROUNDS);
     for step in 0.. {
         let honest = (0..N).filter(|&i| i != POOL_BYZANTINE);
-        if honest.map(|i| net.vs[i].store().highest_round()).all(|r| r >= top) {
+        if honest.map(|i| net.vs[i].inner().store().highest_round()).all(|r| r >= top) {
             break;
         }
         assert!(step < 1_000_000, "the pool's network stalled");
@@ -271,7 +273,7 @@ fn build_pool() -> Pool {
         } else if r % 5 == 0 {
             tx += 1;
             let i = (r >> 8) as usize % N;
-            let _ = net.vs[i].submit_transaction(tx.to_le_bytes().to_vec());
+            let _ = net.vs[i].inner_mut().submit_transaction(tx.to_le_bytes().to_vec());
         } else {
             // Mostly in order, sometimes one of the next few.
             let k = (r >> 8) as usize % net.queue.len().min(4);
@@ -281,7 +283,7 @@ fn build_pool() -> Pool {
     let mut all: BTreeMap<BlockRef, Arc<Block>> = BTreeMap::new();
     for v in &net.vs {
         for r in 1..=POOL_ROUNDS {
-            for b in v.store().round_blocks(Round::new(r)) {
+            for b in v.inner().store().round_blocks(Round::new(r)) {
                 all.insert(b.reference(), Arc::clone(b.block()));
             }
         }

@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use idlegrid_dag_ledger::ledger::{
-    AppId, Application, ChainId, EscrowId, Evidence, EvidenceKind, EvidenceVerifier, Genesis,
-    Ledger, LedgerError, LedgerHandle, LockId, Nonce, Params, SignedTransaction, SlashContext,
-    Transaction, TxKind, VerifiedOffense,
+    AppErrorType, AppId, Application, ChainId, EscrowId, Evidence, EvidenceError, EvidenceKind,
+    EvidenceVerifier, Genesis, Ledger, LedgerError, LedgerHandle, LockId, Nonce, Params,
+    SignedTransaction, SlashContext, Transaction, TxKind, VerifiedOffense,
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Epoch, Keypair, Seed};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
@@ -67,9 +67,12 @@ pub struct FuzzEvidence;
 const OFFENSE: Domain = Domain::new("idlegrid/fuzz/offense");
 
 impl EvidenceVerifier for FuzzEvidence {
-    fn verify(&self, e: &Evidence, _: SlashContext) -> Result<VerifiedOffense, String> {
-        if e.kind != EVIDENCE_KIND || e.bytes.is_empty() {
-            return Err("not fuzz evidence".into());
+    fn verify(&self, e: &Evidence, _: SlashContext) -> Result<VerifiedOffense, EvidenceError> {
+        if e.kind != EVIDENCE_KIND {
+            return Err(EvidenceError::UnknownKind(e.kind));
+        }
+        if e.bytes.is_empty() {
+            return Err(EvidenceError::NotAnOffense("empty fuzz evidence"));
         }
         Ok(VerifiedOffense {
             offender: e.offender,
@@ -123,8 +126,18 @@ fn app_op(u: &mut Unstructured<'_>, h: &mut LedgerHandle<'_, '_>) -> AResult<Res
             let _ = (h.account(&to), h.epoch(), h.now(), h.sender(), h.app_id());
             Ok(())
         }
-        _ => Err(h.reject("fuzz app rejects")),
+        _ => Err(h.reject(&FuzzAppError)),
     })
+}
+
+/// The fuzz application's one typed rejection.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FuzzAppError;
+
+impl AppErrorType for FuzzAppError {
+    fn code(&self) -> u16 {
+        1
+    }
 }
 
 /// A fixture account or, rarely, an arbitrary (probably invalid) one.

@@ -1,7 +1,30 @@
 //! Byzantine behaviours as wrappers around the honest machines (the way
 //! commonware's consensus mocks are built): the honest code has no switch
-//! for them.
+//! for them. Test and simulation code.
+//!
+//! - Consensus misbehaviour (an [`Equivocator`], a [`Withholder`], an
+//!   [`InvalidBlockAuthor`]) wraps a whole [`ValidatorNode`] with the
+//!   consensus crate's [`Byzantine`] wrapper: a node message carries
+//!   consensus messages ([`Envelope`]), which the adversary rewrites; the
+//!   ledger, the marketplace and the gateway inside stay honest.
+//! - A [`LyingGateway`] forges the facts a validator serves its light
+//!   nodes.
+//!
+//! ```
+//! use idlegrid_node::byzantine::{ByzantineBehavior, Participant};
+//! use idlegrid_node::validator::ValidatorNode;
+//! # fn wrap(node: ValidatorNode, key: &idlegrid_primitives::Keypair,
+//! #         committee: &idlegrid_dag_ledger::consensus::Committee) -> Participant<ValidatorNode> {
+//! // The honest node, signing a second block for every round it proposes.
+//! Participant::byzantine(node, ByzantineBehavior::Equivocate, key, committee)
+//! # }
+//! ```
 
+use idlegrid_dag_ledger::consensus::ConsensusMessage;
+pub use idlegrid_dag_ledger::consensus::byzantine::{
+    Adversary, Byzantine, ByzantineBehavior, Envelope, Equivocator, InvalidBlockAuthor,
+    Participant, Recipient, Withholder,
+};
 use idlegrid_entrap::SubtaskIndex;
 use idlegrid_primitives::{Amount, Digest, Domain, Machine, NodeId, Timestamp, Transmit};
 
@@ -92,5 +115,17 @@ impl Machine for LyingGateway {
 
     fn poll_timeout(&self) -> Option<Timestamp> {
         self.inner.poll_timeout()
+    }
+}
+
+impl Envelope for NodeMessage {
+    fn open(self) -> Result<ConsensusMessage, Self> {
+        match self {
+            NodeMessage::Consensus(m) => Ok(m),
+            other => Err(other),
+        }
+    }
+    fn seal(msg: ConsensusMessage) -> Self {
+        NodeMessage::Consensus(msg)
     }
 }

@@ -22,7 +22,8 @@
 //!   feedback.
 //! - [`batch`]: the one rule that turns a commit into a ledger batch.
 //! - [`byzantine`]: Byzantine behaviours as wrappers around the honest
-//!   machines (a lying gateway).
+//!   machines, for tests and scenarios (a lying gateway; an equivocating,
+//!   withholding or invalid-block-authoring validator).
 //! - [`local`]: an in-process network to try it all (examples, tests).
 //! - [`store`]: the storage interface a driver gives a durable validator
 //!   ([`store::NodeStore`], [`store::persist_step`]) and an in-memory store;

@@ -65,6 +65,9 @@ pub enum ValidatorEvent {
         effect_failures: u64,
         /// The committed leader (for commit-latency metrics).
         leader: idlegrid_dag_ledger::consensus::BlockRef,
+        /// The commit's running digest (equal on every validator that
+        /// committed the same sequence).
+        commit: Digest,
         /// Blocks in the committed sub-DAG.
         blocks: u32,
         /// Transactions in the committed sub-DAG.
@@ -361,6 +364,7 @@ impl ValidatorNode {
                         .flatten(),
                     effect_failures: self.apps.market.effect_failures(),
                     leader: sub.leader,
+                    commit: sub.digest,
                     blocks: sub.blocks.len() as u32,
                     transactions: txs.len() as u32,
                 }
@@ -374,6 +378,7 @@ impl ValidatorNode {
                 violation: Some(format!("batch refused: {e}")),
                 effect_failures: self.apps.market.effect_failures(),
                 leader: sub.leader,
+                commit: sub.digest,
                 blocks: sub.blocks.len() as u32,
                 transactions: txs.len() as u32,
             },

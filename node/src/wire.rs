@@ -25,7 +25,7 @@ use idlegrid_entrap::{DisputedTrap, SubtaskIndex};
 use idlegrid_primitives::{AccountId, Amount, Digest, Domain, NodeId};
 use serde::{Deserialize, Serialize};
 
-use crate::market::{BatchNo, Notice, OrderKey, SealError, Settlement};
+use crate::market::{BatchNo, MarketError, Notice, OrderKey, SealError, Settlement};
 
 /// Most facts one validator sends one subscriber per commit.
 pub const MAX_FACTS_PER_BATCH: usize = 4_096;
@@ -436,13 +436,17 @@ impl Fact {
     }
 }
 
-/// Why the ledger rejected a transaction: a kind a program can branch on
-/// and the ledger's own words.
+/// Why the ledger rejected a transaction: a kind a program can branch on,
+/// the marketplace's own typed error when the marketplace refused it, and
+/// the words for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
     /// The kind.
     pub kind: RejectionKind,
-    /// The ledger's message.
+    /// The marketplace's error (decoded from the receipt's typed
+    /// application error) when `kind` is [`RejectionKind::Market`].
+    pub market: Option<MarketError>,
+    /// The message: the marketplace's error or the ledger's.
     pub detail: String,
 }
 
@@ -473,9 +477,14 @@ impl Rejection {
             LedgerError::App { .. } => RejectionKind::Market,
             _ => RejectionKind::Invalid,
         };
+        let market = MarketError::from_ledger(e);
+        let detail = market
+            .as_ref()
+            .map_or_else(|| e.to_string(), |m| m.to_string());
         Self {
             kind,
-            detail: e.to_string(),
+            market,
+            detail,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! nothing), and a provider re-offers to change its capacity or runtime.
 
 use idlegrid_market::{ExecutorKind, ExecutorSet, Features};
-use idlegrid_node::market::{Environment, MarketTx, Notice};
+use idlegrid_node::market::{Environment, MarketError, MarketTx, Notice};
 use idlegrid_primitives::Amount;
 
 mod common;
@@ -37,10 +37,16 @@ fn job(w: &mut World, executor: ExecutorKind, requires: &[&str]) -> MarketTx {
     MarketTx::PostJob(req)
 }
 
+/// The marketplace's typed error in a rejected transaction's receipt, as
+/// text.
 fn rejection(w: &mut World, tx: MarketTx) -> String {
     let client = w.client.clone();
     let r = w.try_batch(100, vec![(client, tx)]);
-    r[0].as_ref().expect_err("rejected").to_string()
+    market_error(r[0].as_ref().expect_err("rejected")).to_string()
+}
+
+fn market_error(e: &idlegrid_dag_ledger::ledger::LedgerError) -> MarketError {
+    MarketError::from_ledger(e).expect("a typed marketplace rejection")
 }
 
 #[test]
@@ -183,8 +189,9 @@ fn re_offers_resize_the_bonded_slots_and_never_drop_a_busy_one() {
     assert_eq!(w.apps.market.free_slots(&me), 0);
     let digest = w.ledger.state_digest();
     let r = w.try_batch(100, vec![(p, offer(1, sim()))]);
-    let e = r[0].as_ref().expect_err("slot 1 is busy").to_string();
-    assert!(e.contains("slot 1 is busy"), "{e}");
+    let e = market_error(r[0].as_ref().expect_err("slot 1 is busy"));
+    assert_eq!(e, MarketError::SlotBusy { slot: 1 });
+    assert!(e.to_string().contains("slot 1 is busy"), "{e}");
     assert_eq!(
         w.ledger.state_digest(),
         digest,

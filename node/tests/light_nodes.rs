@@ -9,7 +9,7 @@ use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{
     LocalEvent, LocalNode, Testnet, reference_output, testnet, testnet_keys, testnet_setup,
 };
-use idlegrid_node::market::{JobRequest, unsealed};
+use idlegrid_node::market::{JobRequest, MarketError, unsealed};
 use idlegrid_node::provider::{ExecReport, ProviderEvent};
 use idlegrid_node::validator::ValidatorNode;
 use idlegrid_node::wire::RejectionKind;
@@ -225,6 +225,15 @@ fn a_transaction_the_ledger_rejects_comes_back_typed() {
         })
         .unwrap();
     assert_eq!(r.kind, RejectionKind::Market, "{r:?}");
+    // The marketplace's own error, typed, from the receipt.
+    assert_eq!(
+        r.market,
+        Some(MarketError::JobShape {
+            lots: 65,
+            max_slots_per_lot: 64,
+        }),
+        "{r:?}"
+    );
     assert!(r.detail.contains("lots"), "{}", r.detail);
 }
 

@@ -7,7 +7,7 @@
 use idlegrid_dag_ledger::ledger::{Host, NoEvidence, Nonce, SignatureCheck, Transaction, TxKind};
 use idlegrid_entrap::{Outcome, Verdict};
 use idlegrid_node::batch::batch_context;
-use idlegrid_node::market::{MARKETPLACE_APP, MarketTx, Notice};
+use idlegrid_node::market::{MARKETPLACE_APP, MarketError, MarketTx, Notice};
 use idlegrid_primitives::{Amount, encode};
 use idlegrid_reputation::Role as RepRole;
 
@@ -155,7 +155,12 @@ fn a_rejected_transaction_changes_nothing() {
     };
     let r = w.ledger.apply_batch(ctx, &[tx], &mut host).unwrap();
     let err = r.receipts[0].as_ref().unwrap_err();
-    assert!(err.to_string().contains("no open round"), "{err}");
+    // The receipt carries the marketplace's own error, typed.
+    assert_eq!(
+        MarketError::from_ledger(err),
+        Some(MarketError::NoOpenRound { job: 0, lot: 0 }),
+        "{err}"
+    );
     assert_eq!(w.ledger.state_digest(), digest);
     // Garbage payloads are typed rejections too.
     let junk = Transaction {
@@ -175,6 +180,11 @@ fn a_rejected_transaction_changes_nothing() {
         signatures: SignatureCheck::Single,
     };
     let r = w.ledger.apply_batch(ctx, &[junk], &mut host).unwrap();
-    assert!(r.receipts[0].is_err());
+    let err = r.receipts[0].as_ref().unwrap_err();
+    assert_eq!(
+        MarketError::from_ledger(err),
+        Some(MarketError::Malformed),
+        "{err}"
+    );
     assert_eq!(w.ledger.state_digest(), digest);
 }

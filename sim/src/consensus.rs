@@ -22,9 +22,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use idlegrid_dag_ledger::consensus::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_dag_ledger::consensus::{
-    BlockRef, ByzantineBehavior, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage,
-    Validator, check_prefix_consistency,
+    BlockRef, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage, Validator,
+    check_prefix_consistency,
 };
 use idlegrid_primitives::{
     Digest, Domain, Duration, Keypair, Machine, NodeId, Timestamp, Transmit, encoded_len,
@@ -70,12 +71,14 @@ impl Behavior {
         !matches!(self, Behavior::Honest)
     }
 
-    pub(crate) fn to_config(self) -> ByzantineBehavior {
+    /// The adversary wrapping the validator's honest machine, if any (a
+    /// delay is the network's doing, not the validator's).
+    pub(crate) fn adversary(self) -> Option<ByzantineBehavior> {
         match self {
-            Behavior::Honest | Behavior::Delay { .. } => ByzantineBehavior::Honest,
-            Behavior::Equivocate => ByzantineBehavior::Equivocate,
-            Behavior::Withhold { recipients } => ByzantineBehavior::Withhold { recipients },
-            Behavior::InvalidBlocks => ByzantineBehavior::TooFewParents,
+            Behavior::Honest | Behavior::Delay { .. } => None,
+            Behavior::Equivocate => Some(ByzantineBehavior::Equivocate),
+            Behavior::Withhold { recipients } => Some(ByzantineBehavior::Withhold { recipients }),
+            Behavior::InvalidBlocks => Some(ByzantineBehavior::TooFewParents),
         }
     }
 }
@@ -89,7 +92,7 @@ pub struct ConsensusParams {
     pub tx_per_second: f64,
     /// Bytes per transaction (at least [`MIN_TX_BYTES`]).
     pub tx_bytes: usize,
-    /// The validators' configuration (behaviour set per node).
+    /// The validators' configuration (the same for every validator).
     pub config: ConsensusConfig,
     /// Liveness: a commit must follow within this once the network is healthy.
     pub liveness_bound: Duration,
@@ -102,9 +105,10 @@ impl ConsensusParams {
     }
 }
 
-/// A validator plus its transaction load (see the module docs).
+/// A validator (honest, or inside its adversary) plus its transaction
+/// load (see the module docs).
 pub struct ValidatorNode {
-    validator: Validator,
+    validator: Participant<Validator>,
     index: u32,
     tx_per_period: f64,
     carry: f64,
@@ -127,15 +131,15 @@ impl ValidatorNode {
             .get(ctx.index.get())
             .copied()
             .unwrap_or(Behavior::Honest);
-        let mut config = params.config.clone();
-        config.byzantine = behavior.to_config();
-        let validator = Validator::new(
-            Keypair::from_seed(&ctx.key_seed),
-            committee,
-            config,
+        let key = Keypair::from_seed(&ctx.key_seed);
+        let honest = Validator::new(
+            key.clone(),
+            committee.clone(),
+            params.config.clone(),
             ctx.seed.derive("validator"),
         )
         .expect("valid validator configuration");
+        let validator = Participant::new(honest, behavior.adversary(), &key, &committee);
         Self {
             validator,
             index: ctx.index.get() as u32,
@@ -148,9 +152,9 @@ impl ValidatorNode {
         }
     }
 
-    /// The wrapped validator.
+    /// The validator's honest machine (inside its adversary, if any).
     pub fn validator(&self) -> &Validator {
-        &self.validator
+        self.validator.inner()
     }
 
     /// Transactions the validator refused (queue full).
@@ -168,7 +172,7 @@ impl ValidatorNode {
             tx.extend_from_slice(&self.index.to_le_bytes());
             tx.extend_from_slice(&self.seq.to_le_bytes());
             tx.resize(self.tx_bytes, 0);
-            if self.validator.submit_transaction(tx).is_err() {
+            if self.validator.inner_mut().submit_transaction(tx).is_err() {
                 self.rejected += 1;
             }
         }

@@ -1,35 +1,10 @@
-//! Configuration of a validator, including the Byzantine-behaviour knob used
-//! by tests and the simulator.
+//! Configuration of a validator. Byzantine behaviours are not configured
+//! here: they are wrappers around the honest validator (see
+//! [`byzantine`](super::byzantine)).
 
 use idlegrid_primitives::{DEFAULT_MAX_DECODE_LEN, Duration};
 
 use super::error::ConsensusError;
-
-/// How a validator misbehaves. Honest validators use
-/// [`ByzantineBehavior::Honest`]; the other variants exist so that test
-/// harnesses and the simulator can run up to `f` faulty validators with the
-/// real code path. A Byzantine validator still runs the full protocol
-/// locally (it commits, fetches, answers requests) except where stated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum ByzantineBehavior {
-    /// Follows the protocol.
-    #[default]
-    Honest,
-    /// Proposes two different blocks for every round and sends one to half
-    /// of its peers and the other to the other half.
-    Equivocate,
-    /// Sends its own blocks only to the first `recipients` other committee
-    /// members (in committee order) and never serves fetch requests.
-    /// `recipients: 0` keeps every block to itself.
-    Withhold {
-        /// How many peers still receive its blocks.
-        recipients: u32,
-    },
-    /// Proposes blocks that reference only its own previous block (less than
-    /// a quorum of parents): honest validators reject them.
-    TooFewParents,
-}
 
 /// Parameters of a validator. Every limit bounds memory or work an outsider
 /// can cause. All validators of a committee must agree on
@@ -77,8 +52,6 @@ pub struct ConsensusConfig {
     pub leaders_per_round: u32,
     /// Verify block signatures (turn off only to speed up simulations).
     pub verify_signatures: bool,
-    /// The validator's behaviour (honest unless testing faults).
-    pub byzantine: ByzantineBehavior,
 }
 
 impl Default for ConsensusConfig {
@@ -100,7 +73,6 @@ impl Default for ConsensusConfig {
             rebroadcast_timeout: Duration::from_millis(1_000),
             leaders_per_round: 1,
             verify_signatures: true,
-            byzantine: ByzantineBehavior::Honest,
         }
     }
 }
@@ -133,11 +105,6 @@ impl ConsensusConfig {
         Ok(())
     }
 
-    /// Sets the Byzantine behaviour (builder style).
-    pub fn with_byzantine(mut self, b: ByzantineBehavior) -> Self {
-        self.byzantine = b;
-        self
-    }
     /// Enables or disables signature verification (builder style).
     pub fn with_signature_verification(mut self, on: bool) -> Self {
         self.verify_signatures = on;

@@ -25,8 +25,9 @@ use idlegrid_primitives::{
 };
 
 use super::block::BlockRef;
+use super::byzantine::{ByzantineBehavior, Participant};
 use super::committee::Committee;
-use super::config::{ByzantineBehavior, ConsensusConfig};
+use super::config::ConsensusConfig;
 use super::invariants::{InvariantViolation, check_commit_sequence, check_prefix_consistency};
 use super::linearizer::CommittedSubDag;
 use super::validator::{ConsensusEvent, Validator, ValidatorStats};
@@ -39,9 +40,11 @@ pub struct HarnessConfig {
     pub n: usize,
     /// Root seed of the run.
     pub seed: u64,
-    /// Behaviour per validator index (missing entries are honest).
-    pub behaviors: Vec<ByzantineBehavior>,
-    /// Configuration shared by all validators (behaviour overridden).
+    /// Behaviour per validator index (`None` and missing entries are
+    /// honest); a Byzantine validator is the honest one wrapped by its
+    /// adversary (see [`byzantine`](super::byzantine)).
+    pub behaviors: Vec<Option<ByzantineBehavior>>,
+    /// Configuration shared by all validators.
     pub consensus: ConsensusConfig,
     /// Minimum one-way delay.
     pub min_delay: Duration,
@@ -62,12 +65,12 @@ impl HarnessConfig {
             max_delay: Duration::from_millis(50),
         }
     }
-    /// Sets validator `i`'s behaviour.
+    /// Makes validator `i` Byzantine with behaviour `b`.
     pub fn with_behavior(mut self, i: usize, b: ByzantineBehavior) -> Self {
         if self.behaviors.len() <= i {
-            self.behaviors.resize(i + 1, ByzantineBehavior::Honest);
+            self.behaviors.resize(i + 1, None);
         }
-        self.behaviors[i] = b;
+        self.behaviors[i] = Some(b);
         self
     }
     /// Sets the delay range.
@@ -102,7 +105,7 @@ enum Input {
 #[derive(Debug)]
 pub struct Harness {
     config: HarnessConfig,
-    nodes: Vec<Validator>,
+    nodes: Vec<Participant<Validator>>,
     ids: Vec<NodeId>,
     index: BTreeMap<NodeId, usize>,
     queue: BinaryHeap<Reverse<(Timestamp, u64, Input)>>,
@@ -130,19 +133,19 @@ impl Harness {
             .collect();
         let ids: Vec<NodeId> = keys.iter().map(Keypair::node_id).collect();
         let committee = Committee::equal(ids.iter().copied()).expect("valid harness committee");
-        let nodes: Vec<Validator> = keys
+        let nodes: Vec<Participant<Validator>> = keys
             .into_iter()
             .enumerate()
             .map(|(i, k)| {
-                let b = config.behaviors.get(i).copied().unwrap_or_default();
-                let c = config.consensus.clone().with_byzantine(b);
-                Validator::new(
-                    k,
+                let v = Validator::new(
+                    k.clone(),
                     committee.clone(),
-                    c,
+                    config.consensus.clone(),
                     root.derive_indexed("node", i as u64),
                 )
-                .expect("valid harness config")
+                .expect("valid harness config");
+                let b = config.behaviors.get(i).copied().flatten();
+                Participant::new(v, b, &k, &committee)
             })
             .collect();
         let n = config.n;
@@ -176,23 +179,23 @@ impl Harness {
     pub fn now(&self) -> Timestamp {
         self.now
     }
-    /// The validators.
-    pub fn nodes(&self) -> &[Validator] {
+    /// The committee members (honest or wrapped by an adversary).
+    pub fn nodes(&self) -> &[Participant<Validator>] {
         &self.nodes
     }
-    /// Mutable access to validator `i` (e.g. to submit transactions).
+    /// Validator `i`'s honest machine (inside its adversary, if any).
+    pub fn validator(&self, i: usize) -> &Validator {
+        self.nodes[i].inner()
+    }
+    /// Mutable access to validator `i`'s honest machine (e.g. to submit
+    /// transactions).
     pub fn node_mut(&mut self, i: usize) -> &mut Validator {
-        &mut self.nodes[i]
+        self.nodes[i].inner_mut()
     }
     /// Indices of honest validators.
     pub fn honest(&self) -> Vec<usize> {
         (0..self.config.n)
-            .filter(|&i| {
-                self.config
-                    .behaviors
-                    .get(i)
-                    .is_none_or(|b| *b == ByzantineBehavior::Honest)
-            })
+            .filter(|&i| self.nodes[i].is_honest())
             .collect()
     }
     /// Validator `i`'s committed sub-DAGs.
@@ -209,7 +212,7 @@ impl Harness {
     }
     /// Validator `i`'s stats.
     pub fn stats(&self, i: usize) -> ValidatorStats {
-        self.nodes[i].stats()
+        self.nodes[i].inner().stats()
     }
     /// Invalid messages reported by honest validators.
     pub fn invalid_messages(&self) -> u64 {
@@ -241,7 +244,7 @@ impl Harness {
             for k in 0..count {
                 let mut tx = (i as u64).to_le_bytes().to_vec();
                 tx.extend((k as u64).to_le_bytes());
-                let _ = self.nodes[i].submit_transaction(tx);
+                let _ = self.nodes[i].inner_mut().submit_transaction(tx);
             }
         }
         for i in 0..self.config.n {
@@ -332,11 +335,7 @@ impl Harness {
                 }
             }
         }
-        let honest = self
-            .config
-            .behaviors
-            .get(i)
-            .is_none_or(|b| *b == ByzantineBehavior::Honest);
+        let honest = self.nodes[i].is_honest();
         while let Some(e) = self.nodes[i].poll_event() {
             match e {
                 ConsensusEvent::Committed(sub) => self.on_commit(i, honest, sub),

@@ -48,7 +48,10 @@
 //! ```
 //!
 //! An in-crate multi-node [`harness`] runs whole committees over a seeded
-//! simulated network; tests and benches use it.
+//! simulated network; tests and benches use it. Byzantine validators are
+//! the honest [`Validator`] inside the adversary wrappers of [`byzantine`]
+//! (test and simulation code: the honest validator has no Byzantine
+//! switch).
 //!
 //! # Determinism
 //!
@@ -57,6 +60,7 @@
 //! from the seed given to [`Validator::new`].
 
 mod block;
+pub mod byzantine;
 mod committee;
 mod committer;
 mod config;
@@ -83,7 +87,7 @@ pub use committee::{
     Authority, AuthorityIndex, Committee, MAX_COMMITTEE_SIZE, Stake, StakeAggregator,
 };
 pub use committer::{Committer, DecisionKind, LeaderSlot, LeaderStatus};
-pub use config::{ByzantineBehavior, ConsensusConfig};
+pub use config::ConsensusConfig;
 pub use dag::{DagBuilder, DagStore};
 pub use error::ConsensusError;
 pub use evidence::Evidence;

@@ -40,7 +40,7 @@ use idlegrid_primitives::{
 use super::block::{BLOCK_SIGNATURE_DOMAIN, Block, BlockRef, Transaction, VerifiedBlock};
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};
 use super::committer::{Committer, LeaderStatus};
-use super::config::{ByzantineBehavior, ConsensusConfig};
+use super::config::ConsensusConfig;
 use super::dag::DagStore;
 use super::error::ConsensusError;
 use super::evidence::Evidence;
@@ -680,9 +680,6 @@ impl Validator {
             );
             return;
         }
-        if matches!(self.config.byzantine, ByzantineBehavior::Withhold { .. }) {
-            return;
-        }
         let max = self.config.max_fetch_items;
         let budget = self.config.max_message_bytes / 2;
         let mut requested: Vec<VerifiedBlock> = req
@@ -734,9 +731,6 @@ impl Validator {
     // ----- own-block sync after a lost store --------------------------------
 
     fn serve_latest_own(&mut self, from: NodeId) {
-        if matches!(self.config.byzantine, ByzantineBehavior::Withhold { .. }) {
-            return;
-        }
         let Some(author) = self.committee.index_of(&from) else {
             return;
         };
@@ -947,9 +941,6 @@ impl Validator {
             .map(|b| b.reference())
             .filter(|r| r.author != self.me)
             .collect();
-        if self.config.byzantine == ByzantineBehavior::TooFewParents {
-            parents.clear();
-        }
         parents.push(own);
         parents.sort_by_key(|p| p.author);
         let txs = self.take_transactions(parents.len());
@@ -981,34 +972,7 @@ impl Validator {
 
     fn send_own_block(&mut self, block: Arc<Block>) {
         let seq = self.persist.own_seq;
-        match self.config.byzantine {
-            ByzantineBehavior::Honest | ByzantineBehavior::TooFewParents => {
-                self.send_after(seq, Transmit::broadcast(ConsensusMessage::Block(block)));
-            }
-            ByzantineBehavior::Withhold { recipients } => {
-                for p in self.peers().into_iter().take(recipients as usize) {
-                    let msg = ConsensusMessage::Block(Arc::clone(&block));
-                    self.send_after(seq, Transmit::to(p, msg));
-                }
-            }
-            ByzantineBehavior::Equivocate => {
-                let h = &block.header;
-                let twin = Arc::new(Block::new_signed(
-                    &self.keypair,
-                    h.author,
-                    h.round,
-                    h.timestamp
-                        .saturating_add(idlegrid_primitives::Duration::from_micros(1)),
-                    h.parents.clone(),
-                    Vec::new(),
-                ));
-                for (i, p) in self.peers().into_iter().enumerate() {
-                    let b = if i % 2 == 0 { &block } else { &twin };
-                    self.outbox
-                        .push_back(Transmit::to(p, ConsensusMessage::Block(Arc::clone(b))));
-                }
-            }
-        }
+        self.send_after(seq, Transmit::broadcast(ConsensusMessage::Block(block)));
     }
 
     // ----- timers -----------------------------------------------------------

@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use idlegrid_primitives::{AccountId, Amount, Digest, Epoch, Timestamp};
 
 use super::account::Account;
+use super::app_error::{AppError, AppErrorType};
 use super::error::LedgerError;
 use super::escrow::{Actor, Escrow};
 use super::ids::{AppId, EscrowId, LockId};
@@ -263,11 +264,12 @@ impl ManagedHandle<'_, '_> {
         self.tx.lock(id)
     }
 
-    /// A rejection carrying this application's id.
-    pub fn reject(&self, reason: impl Into<String>) -> LedgerError {
+    /// A rejection carrying this application's id and its typed `error`
+    /// (see [`AppError`]).
+    pub fn reject<E: AppErrorType>(&self, error: &E) -> LedgerError {
         LedgerError::App {
             app: self.app,
-            reason: reason.into(),
+            error: AppError::of(error),
         }
     }
 

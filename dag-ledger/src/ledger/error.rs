@@ -3,7 +3,9 @@
 use idlegrid_primitives::{AccountId, Amount, AmountError, DecodeError, Digest, Epoch};
 use thiserror::Error;
 
+use super::app_error::AppError;
 use super::ids::{AppId, ChainId, EscrowId, LockId, Nonce};
+use super::slashing::EvidenceError;
 
 /// Why a transaction, a batch, a genesis or a snapshot was rejected.
 ///
@@ -191,7 +193,7 @@ pub enum LedgerError {
     // ---- slashing ----
     /// The evidence did not verify.
     #[error("invalid evidence: {0}")]
-    InvalidEvidence(String),
+    InvalidEvidence(EvidenceError),
     /// This offense was already punished.
     #[error("offense {0} was already slashed")]
     AlreadySlashed(Digest),
@@ -203,13 +205,16 @@ pub enum LedgerError {
     /// No application registered under this id.
     #[error("unknown application {0}; the node does not run it")]
     UnknownApp(AppId),
-    /// The application rejected the transaction.
-    #[error("{app} rejected the transaction: {reason}")]
+    /// The application rejected the transaction with its own typed error
+    /// (decode `error` with that application's error type).
+    #[error(
+        "{app} rejected the transaction with its {error}; decode it with the application's error type"
+    )]
     App {
         /// The application.
         app: AppId,
-        /// Its reason.
-        reason: String,
+        /// Its error: a stable code and the canonically encoded fields.
+        error: AppError,
     },
 
     // ---- batches, genesis, snapshots ----

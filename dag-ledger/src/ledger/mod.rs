@@ -36,6 +36,7 @@
 
 mod account;
 mod app;
+mod app_error;
 mod apply;
 mod commitment;
 mod error;
@@ -56,6 +57,7 @@ pub mod strategies;
 
 pub use account::{Account, Unbonding};
 pub use app::{AppRegistry, Application, ApplicationRegistry, LedgerHandle, ManagedHandle, NoApps};
+pub use app_error::{AppError, AppErrorDecode, AppErrorType, MAX_APP_ERROR_BYTES};
 pub use apply::{BatchContext, BatchResult, Host, Outcome, Receipt, SignatureCheck};
 pub use commitment::STATE_DOMAIN;
 pub use error::LedgerError;
@@ -68,7 +70,8 @@ pub use invariants::{
 };
 pub use ledger::{Ledger, SNAPSHOT_VERSION};
 pub use slashing::{
-    Evidence, EvidenceKind, EvidenceVerifier, NoEvidence, SlashContext, VerifiedOffense,
+    Evidence, EvidenceError, EvidenceKind, EvidenceVerifier, NoEvidence, SlashContext,
+    VerifiedOffense,
 };
 pub use staking::{Lock, SlashOutcome};
 pub use transaction::{SignedTransaction, TX_DOMAIN, TX_ID_DOMAIN, Transaction, TxKind};

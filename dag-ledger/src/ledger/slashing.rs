@@ -22,8 +22,9 @@
 //! [`TxKind::Slash`]: super::TxKind::Slash
 //! [`Ledger::apply_batch`]: super::Ledger::apply_batch
 
-use idlegrid_primitives::{AccountId, Digest, Epoch};
+use idlegrid_primitives::{AccountId, CryptoError, DecodeError, Digest, Epoch};
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use super::error::LedgerError;
 use super::genesis::limits::MAX_EVIDENCE_BYTES;
@@ -66,11 +67,40 @@ pub struct SlashContext {
     pub epoch: Epoch,
 }
 
+/// Why evidence was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// The verifier does not know this kind of evidence.
+    #[error("this node verifies no evidence of kind {0:?}; check the kind tag")]
+    UnknownKind(EvidenceKind),
+    /// The evidence bytes do not decode as their kind.
+    #[error("evidence bytes do not decode: {0}")]
+    Malformed(DecodeError),
+    /// A signature in the evidence does not verify for the offender.
+    #[error("a signature in the evidence does not verify: {0}")]
+    BadSignature(CryptoError),
+    /// Well formed and signed, but not an offense (e.g. two blocks of
+    /// different rounds).
+    #[error("the evidence proves no offense: {0}")]
+    NotAnOffense(&'static str),
+    /// The verifier named another offender than the evidence.
+    #[error("the verifier named a different offender than the evidence")]
+    OffenderMismatch,
+    /// The verifier's penalty is not in 1..=10 000 bps.
+    #[error("penalty of {0} bps is outside 1..=10000")]
+    PenaltyOutOfRange(u16),
+}
+
 /// Checks evidence. Implementations must be deterministic and the same on
 /// every node; they must reject (never panic on) malformed bytes.
 pub trait EvidenceVerifier {
     /// Verifies `evidence`, or says why it is not valid.
-    fn verify(&self, evidence: &Evidence, ctx: SlashContext) -> Result<VerifiedOffense, String>;
+    fn verify(
+        &self,
+        evidence: &Evidence,
+        ctx: SlashContext,
+    ) -> Result<VerifiedOffense, EvidenceError>;
 }
 
 /// A verifier that accepts nothing: slashing by evidence is disabled.
@@ -78,8 +108,8 @@ pub trait EvidenceVerifier {
 pub struct NoEvidence;
 
 impl EvidenceVerifier for NoEvidence {
-    fn verify(&self, _: &Evidence, _: SlashContext) -> Result<VerifiedOffense, String> {
-        Err("this node verifies no evidence kinds".to_string())
+    fn verify(&self, e: &Evidence, _: SlashContext) -> Result<VerifiedOffense, EvidenceError> {
+        Err(EvidenceError::UnknownKind(e.kind))
     }
 }
 
@@ -105,14 +135,13 @@ impl StateTx<'_> {
             .map_err(LedgerError::InvalidEvidence)?;
         if off.offender != evidence.offender {
             return Err(LedgerError::InvalidEvidence(
-                "verifier named a different offender than the evidence".into(),
+                EvidenceError::OffenderMismatch,
             ));
         }
         if off.penalty_bps == 0 || off.penalty_bps > 10_000 {
-            return Err(LedgerError::InvalidEvidence(format!(
-                "penalty of {} bps is outside 1..=10000",
-                off.penalty_bps
-            )));
+            return Err(LedgerError::InvalidEvidence(
+                EvidenceError::PenaltyOutOfRange(off.penalty_bps),
+            ));
         }
         let acc = self.existing(&off.offender)?;
         let base = slashable(acc)?;

@@ -149,9 +149,9 @@ pub fn equivocation(offender: &Keypair, round: u64, a: &[u8], b: &[u8]) -> Evide
 pub struct TestVerifier;
 
 impl EvidenceVerifier for TestVerifier {
-    fn verify(&self, ev: &Evidence, _: SlashContext) -> Result<VerifiedOffense, String> {
+    fn verify(&self, ev: &Evidence, _: SlashContext) -> Result<VerifiedOffense, EvidenceError> {
         if ev.kind != EQUIVOCATION {
-            return Err("unknown evidence kind".into());
+            return Err(EvidenceError::UnknownKind(ev.kind));
         }
         type Parts = (
             Vec<u8>,
@@ -159,14 +159,18 @@ impl EvidenceVerifier for TestVerifier {
             Vec<u8>,
             idlegrid_primitives::Signature,
         );
-        let (m1, s1, m2, s2): Parts = decode(&ev.bytes, 4096).map_err(|e| e.to_string())?;
+        let (m1, s1, m2, s2): Parts = decode(&ev.bytes, 4096).map_err(EvidenceError::Malformed)?;
         let pk = ev.offender.public_key();
-        pk.verify(TEST_BLOCK, &m1, &s1).map_err(|e| e.to_string())?;
-        pk.verify(TEST_BLOCK, &m2, &s2).map_err(|e| e.to_string())?;
-        let (r1, p1): (u64, Vec<u8>) = decode(&m1, 4096).map_err(|e| e.to_string())?;
-        let (r2, p2): (u64, Vec<u8>) = decode(&m2, 4096).map_err(|e| e.to_string())?;
+        pk.verify(TEST_BLOCK, &m1, &s1)
+            .map_err(EvidenceError::BadSignature)?;
+        pk.verify(TEST_BLOCK, &m2, &s2)
+            .map_err(EvidenceError::BadSignature)?;
+        let (r1, p1): (u64, Vec<u8>) = decode(&m1, 4096).map_err(EvidenceError::Malformed)?;
+        let (r2, p2): (u64, Vec<u8>) = decode(&m2, 4096).map_err(EvidenceError::Malformed)?;
         if r1 != r2 || p1 == p2 {
-            return Err("not an equivocation".into());
+            return Err(EvidenceError::NotAnOffense(
+                "two messages of one round that differ",
+            ));
         }
         Ok(VerifiedOffense {
             offender: ev.offender,
@@ -248,10 +252,28 @@ fn run(h: &mut LedgerHandle<'_, '_>, op: &Op) -> Result<Vec<u8>, LedgerError> {
         }
         Op::FailAfter(a) => {
             run(h, a)?;
-            return Err(h.reject("failing on purpose"));
+            return Err(h.reject(&TestAppError::FailingOnPurpose));
         }
         Op::IgnoreErr(a) => run(h, a).unwrap_or_default(),
     })
+}
+
+/// The test application's typed rejections.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TestAppError {
+    /// The payload is not an [`Op`].
+    Malformed,
+    /// [`Op::FailAfter`].
+    FailingOnPurpose,
+}
+
+impl AppErrorType for TestAppError {
+    fn code(&self) -> u16 {
+        match self {
+            TestAppError::Malformed => 1,
+            TestAppError::FailingOnPurpose => 2,
+        }
+    }
 }
 
 impl Application for TestApp {
@@ -260,7 +282,7 @@ impl Application for TestApp {
         h: &mut LedgerHandle<'_, '_>,
         payload: &[u8],
     ) -> Result<Vec<u8>, LedgerError> {
-        let op: Op = decode(payload, 4096).map_err(|e| h.reject(e.to_string()))?;
+        let op: Op = decode(payload, 4096).map_err(|_| h.reject(&TestAppError::Malformed))?;
         let out = run(h, &op)?;
         self.applied += 1;
         Ok(out)

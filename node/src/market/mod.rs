@@ -66,6 +66,7 @@
 //! clearing's inputs for a welfare benchmark run by an observer).
 
 mod clearing;
+mod error;
 mod orders;
 pub mod referees;
 mod rounds;
@@ -87,6 +88,7 @@ use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp, decode};
 use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
 use sealed::{SealedBook, batch_of};
 
+pub use error::{FeatureRefusal, MarketError, RegistryRefusal, RoundError};
 pub use orders::MAX_CAPACITY;
 pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
 pub use tx::{
@@ -225,9 +227,7 @@ impl std::fmt::Debug for MarketplaceApp {
     }
 }
 
-fn err(h: &ManagedHandle<'_, '_>, m: impl Into<String>) -> LedgerError {
-    h.reject(m)
-}
+use error::reject;
 
 /// The entrapment round id of a job's lot.
 pub fn round_id(job: u64, lot: u32) -> RoundId {
@@ -439,11 +439,11 @@ impl MarketplaceApp {
             } => self.reveal_bid(h, (job, attempt), price, &salt),
             MarketTx::Registry(rec) => {
                 if rec.signer != h.sender() {
-                    return Err(err(h, "registry record signed by another account"));
+                    return Err(reject(h, MarketError::RegistrySigner));
                 }
                 self.registry
                     .apply(h.now(), &rec)
-                    .map_err(|e| h.reject(format!("registry: {e}")))
+                    .map_err(|e| reject(h, MarketError::Registry((&e).into())))
             }
             MarketTx::Plan { job, lot, plan } => self.plan(h, job, lot, plan),
             MarketTx::Deliver {
@@ -509,7 +509,7 @@ impl Application for MarketplaceApp {
             payload,
             idlegrid_dag_ledger::ledger::limits::MAX_APP_PAYLOAD as usize,
         )
-        .map_err(|e| ledger.reject(format!("malformed marketplace payload: {e}")))?;
+        .map_err(|_| reject(ledger, MarketError::Malformed))?;
         self.staged.clear();
         self.rejection = None;
         self.advance_reputation(ledger.now());

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle};
 use idlegrid_primitives::{Amount, Commitment, Salt};
 
+use super::error::{MarketError, reject};
 use super::sealed::{OrderKey, SealError};
 use super::settlement::per_subtask_cap;
 use super::{
     Environment, Job, JobRequest, MAX_LOTS, MAX_PENDING_BIDS, MarketplaceApp, NextAsk, Notice,
-    Provider, SlotLock, err,
+    Provider, SlotLock,
 };
 
 /// Most slots one provider offers.
@@ -30,16 +31,28 @@ impl MarketplaceApp {
     ) -> Result<(), LedgerError> {
         let me = h.sender();
         if stake_per_slot != self.rules.stake_per_slot {
-            return Err(err(h, "stake_per_slot differs from the marketplace's"));
+            return Err(reject(
+                h,
+                MarketError::StakePerSlot {
+                    expected: self.rules.stake_per_slot,
+                    got: stake_per_slot,
+                },
+            ));
         }
         if capacity == 0 || capacity > MAX_CAPACITY {
-            return Err(err(h, "capacity must be 1..=16"));
+            return Err(reject(
+                h,
+                MarketError::Capacity {
+                    got: capacity,
+                    max: MAX_CAPACITY,
+                },
+            ));
         }
         if !environment.executors.is_valid() {
-            return Err(err(h, "executor set is empty or has unknown bits"));
+            return Err(reject(h, MarketError::BadExecutors));
         }
         if let Err(e) = environment.features.check() {
-            return Err(err(h, format!("environment: {e}")));
+            return Err(reject(h, MarketError::Environment((&e).into())));
         }
         // On a rejection the ledger rolls its operations back: change this
         // app's state only once every lock succeeded.
@@ -95,12 +108,11 @@ impl MarketplaceApp {
     /// A typed sealing rejection: reported as [`Notice::SealRejected`] and
     /// returned as the ledger's rejection.
     fn seal_err(&mut self, h: &LedgerHandle<'_, '_>, e: SealError) -> LedgerError {
-        let reason = e.to_string();
         self.rejection = Some(Notice::SealRejected {
             owner: h.sender(),
-            error: e,
+            error: e.clone(),
         });
-        h.reject(reason)
+        reject(h, MarketError::Seal(e))
     }
 
     /// Records the sender's commitment for `key` in the current batch and
@@ -167,22 +179,28 @@ impl MarketplaceApp {
     ) -> Result<(), LedgerError> {
         let me = h.sender();
         if req.lots == 0 || req.lots > MAX_LOTS || req.max_slots_per_lot == 0 {
-            return Err(err(h, "lots must be 1..=64 and max_slots_per_lot positive"));
+            return Err(reject(
+                h,
+                MarketError::JobShape {
+                    lots: req.lots,
+                    max_slots_per_lot: req.max_slots_per_lot,
+                },
+            ));
         }
         if self.jobs.contains_key(&(me, req.job)) {
-            return Err(err(h, "job id already used"));
+            return Err(reject(h, MarketError::JobIdUsed { job: req.job }));
         }
         if self.bidding >= MAX_PENDING_BIDS {
-            return Err(err(h, "too many pending bids; retry later"));
+            return Err(reject(h, MarketError::TooManyPendingBids));
         }
         req.goods
             .check_shape()
-            .map_err(|e| h.reject(format!("job goods: {e}")))?;
+            .map_err(|what| reject(h, MarketError::Goods { what: what.into() }))?;
         if let Err(e) = req.requires.check() {
-            return Err(err(h, format!("job requires: {e}")));
+            return Err(reject(h, MarketError::Requires((&e).into())));
         }
         if let Some(why) = self.unservable(&req) {
-            return Err(err(h, format!("nobody can run this job: {why}")));
+            return Err(reject(h, MarketError::Unservable { why }));
         }
         let mut bonds = Vec::new();
         for _ in 0..req.lots {
@@ -312,7 +330,7 @@ impl MarketplaceApp {
             .referees
             .first()
             .map(|r| r.account())
-            .ok_or_else(|| h.reject("no referees configured"))?;
+            .ok_or_else(|| reject(h, MarketError::NoReferees))?;
         h.open_escrow(&nominal, budget, deadline)
     }
 }
@@ -331,13 +349,8 @@ fn resize_slots(
         .skip(capacity)
         .position(|s| s.busy && h.lock(s.lock).is_some())
     {
-        return Err(err(
-            h,
-            format!(
-                "slot {} is busy: shrink the offer once its lot settles",
-                capacity + i
-            ),
-        ));
+        let slot = (capacity + i) as u32;
+        return Err(reject(h, MarketError::SlotBusy { slot }));
     }
     for i in 0..slots.len().min(capacity) {
         if slots[i].busy && h.lock(slots[i].lock).is_none() {

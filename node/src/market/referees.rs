@@ -44,6 +44,7 @@ use idlegrid_entrap::{
 };
 use idlegrid_primitives::{AccountId, Digest, Domain, NodeId, Timestamp};
 
+use super::error::{MarketError, RoundError, reject};
 use super::rounds::LotRef;
 use super::{MarketplaceApp, Notice, RoundKey, round_id};
 
@@ -51,7 +52,7 @@ use super::{MarketplaceApp, Notice, RoundKey, round_id};
 const FILL_DOMAIN: Domain = Domain::new("idlegrid/node/market/referee-fill");
 
 /// Why a dispute, ticket or vote was refused (it changes nothing).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum RefereeError {
     /// No ticket window is open for this lot.
@@ -83,7 +84,7 @@ pub enum RefereeError {
     NotOnCommittee,
     /// The round refused the step.
     #[error("round: {0}")]
-    Round(EntrapError),
+    Round(RoundError),
 }
 
 /// A dispute's referee state (replicated).
@@ -105,12 +106,11 @@ struct Window {
 impl MarketplaceApp {
     /// A typed referee rejection: reported as [`Notice::RefereeRejected`].
     fn referee_err(&mut self, h: &LedgerHandle<'_, '_>, e: RefereeError) -> LedgerError {
-        let reason = e.to_string();
         self.rejection = Some(Notice::RefereeRejected {
             sender: h.sender(),
-            error: e,
+            error: e.clone(),
         });
-        h.reject(reason)
+        reject(h, MarketError::Referee(e))
     }
 
     /// `Dispute`: the provider disputes; a ticket window opens.
@@ -128,7 +128,7 @@ impl MarketplaceApp {
             let e = EntrapError::NotAuthorized {
                 role: "provider of an accused lot",
             };
-            return Err(self.referee_err(h, RefereeError::Round(e)));
+            return Err(self.referee_err(h, RefereeError::Round((&e).into())));
         }
         if self.disputes.contains_key(&key) {
             return Err(self.referee_err(h, RefereeError::AlreadyDisputed));
@@ -216,7 +216,7 @@ impl MarketplaceApp {
             Err(EntrapError::NotOnCommittee) => {
                 Err(self.referee_err(h, RefereeError::NotOnCommittee))
             }
-            Err(e) => Err(self.referee_err(h, RefereeError::Round(e))),
+            Err(e) => Err(self.referee_err(h, RefereeError::Round((&e).into()))),
         }
     }
 

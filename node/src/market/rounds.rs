@@ -6,8 +6,9 @@ use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
 use idlegrid_entrap::{Bps, Deadlines, PublicPlan, Stage, SubtaskIndex, Terms, TrapReveal};
 use idlegrid_primitives::{AccountId, Commitment, Digest, Salt};
 
+use super::error::{MarketError, reject};
 use super::settlement::per_subtask_cap;
-use super::{LiveLot, MarketplaceApp, Notice, err, round_id};
+use super::{LiveLot, MarketplaceApp, Notice, round_id};
 
 /// A lot named by a transaction: (client, job, lot).
 pub(super) type LotRef = (AccountId, u64, u32);
@@ -28,13 +29,13 @@ impl MarketplaceApp {
         let j = self
             .jobs
             .get_mut(&(me, job))
-            .ok_or_else(|| h.reject(format!("unknown job {job}")))?;
+            .ok_or_else(|| reject(h, MarketError::UnknownJob { job }))?;
         let slots = plan.slots();
         if plan.job != round_id(job, lot) || slots as u64 > u64::from(j.req.max_slots_per_lot) {
-            return Err(err(h, "plan names another lot or has too many subtasks"));
+            return Err(reject(h, MarketError::PlanMismatch { job, lot }));
         }
         let Some(p) = j.matched.get(&lot) else {
-            return Err(err(h, format!("lot {lot} of job {job} is not matched")));
+            return Err(reject(h, MarketError::LotNotMatched { job, lot }));
         };
         let terms = Terms {
             job: plan.job,
@@ -44,18 +45,18 @@ impl MarketplaceApp {
             client_bond: j.req.client_bond,
             stake: rules.stake_per_slot,
             slash_to_client: Bps::new(rules.slash_to_client_bps)
-                .map_err(|e| h.reject(e.to_string()))?,
-            no_show_penalty: Bps::new(1_000).map_err(|e| h.reject(e.to_string()))?,
+                .map_err(|e| reject(h, e.into()))?,
+            no_show_penalty: Bps::new(1_000).map_err(|e| reject(h, e.into()))?,
             deadlines: Deadlines::uniform(rules.stage_deadline),
             committee_size: rules.committee_size,
         };
         let inputs = plan.slot_inputs.clone();
         let mut round = idlegrid_entrap::VerificationRound::open(now, terms, plan)
-            .map_err(|e| h.reject(e.to_string()))?;
+            .map_err(|e| reject(h, e.into()))?;
         // The provider's slot lock is the round's stake bond.
         round
             .bond_stake(now, p.provider, rules.stake_per_slot)
-            .map_err(|e| h.reject(e.to_string()))?;
+            .map_err(|e| reject(h, e.into()))?;
         let p = j.matched.remove(&lot).expect("checked above");
         self.touching.push(((me, job), lot));
         j.live.insert(
@@ -97,7 +98,7 @@ impl MarketplaceApp {
         round
             .commit_outputs(now, me, commitment)
             .and_then(|()| round.reveal_outputs(now, me, outputs.clone(), salt))
-            .map_err(|e| h.reject(e.to_string()))?;
+            .map_err(|e| reject(h, e.into()))?;
         l.round = round;
         l.usage_micros = usage_micros;
         self.notice(Notice::Delivered {
@@ -126,7 +127,7 @@ impl MarketplaceApp {
         round
             .reveal_traps(now, me, reveal)
             .and_then(|()| round.accuse(now, me, &accuse))
-            .map_err(|e| h.reject(e.to_string()))?;
+            .map_err(|e| reject(h, e.into()))?;
         l.round = round;
         if !accuse.is_empty() {
             self.notice(Notice::Accused {
@@ -148,7 +149,7 @@ impl MarketplaceApp {
     ) -> Result<(), LedgerError> {
         let (now, me) = (h.now(), h.sender());
         let l = self.live(h, client, job, lot)?;
-        l.round.accept(now, me).map_err(|e| h.reject(e.to_string()))
+        l.round.accept(now, me).map_err(|e| reject(h, e.into()))
     }
 
     pub(super) fn live<'j>(
@@ -162,7 +163,7 @@ impl MarketplaceApp {
         self.jobs
             .get_mut(&(client, job))
             .and_then(|j| j.live.get_mut(&lot))
-            .ok_or_else(|| h.reject(format!("no open round for job {job} lot {lot}")))
+            .ok_or_else(|| reject(h, MarketError::NoOpenRound { job, lot }))
     }
 
     /// Fires due round deadlines and settles finished rounds: the rounds

@@ -19,6 +19,21 @@ use idlegrid_market::registry::{JobId as GoodsJobId, check_payout};
 use idlegrid_primitives::{AccountId, Amount};
 
 use super::referees::majority_voters;
+
+/// Why the owners of a job's apps and datasets could not be paid (an
+/// effect failure: reported, counted, never a rejection).
+#[derive(Debug, thiserror::Error)]
+enum OwnerFeeError {
+    /// The registry refused to settle the job.
+    #[error("registry: {0}")]
+    Registry(#[from] idlegrid_market::registry::RegistryError),
+    /// The registry's payout breaks the match's terms.
+    #[error("payout: {0}")]
+    Payout(#[from] idlegrid_market::Violation),
+    /// The ledger refused a release.
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+}
 use super::{Job, LiveLot, MarketplaceApp, Notice, Settlement};
 use crate::feedback::reputation_feedback;
 
@@ -264,13 +279,12 @@ impl MarketplaceApp {
         escrow: EscrowId,
         id: &GoodsJobId,
         matched: &Match,
-    ) -> Result<(), String> {
-        let payout = self.registry.settle(id, 0).map_err(|e| e.to_string())?;
-        check_payout(matched, 0, &payout).map_err(|e| e.to_string())?;
+    ) -> Result<(), OwnerFeeError> {
+        let payout = self.registry.settle(id, 0)?;
+        check_payout(matched, 0, &payout)?;
         for (owner, amount) in &payout.owners {
             if !amount.is_zero() {
-                h.release_escrow_to(escrow, Some(*amount), owner)
-                    .map_err(|e| e.to_string())?;
+                h.release_escrow_to(escrow, Some(*amount), owner)?;
             }
         }
         Ok(())

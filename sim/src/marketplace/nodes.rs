@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::TrapSpec;
 use idlegrid_executor::{Behaviour, Limits, SimContext, SimulatedExecutor};
@@ -114,8 +115,8 @@ pub enum MarketNode {
 /// A validator; validator 0 also reports notices to observers.
 #[derive(Debug)]
 pub struct SimValidator {
-    /// The node.
-    pub node: ValidatorNode,
+    /// The node (honest, or inside its consensus adversary).
+    pub node: Participant<ValidatorNode>,
     /// Report notices (validator 0).
     pub report_notices: bool,
     events: VecDeque<MarketEvent>,
@@ -123,7 +124,7 @@ pub struct SimValidator {
 
 impl SimValidator {
     /// Wraps a validator.
-    pub fn new(node: ValidatorNode, report_notices: bool) -> Self {
+    pub fn new(node: Participant<ValidatorNode>, report_notices: bool) -> Self {
         Self {
             node,
             report_notices,
@@ -145,12 +146,12 @@ impl SimValidator {
                 let outputs: Vec<Digest> = disputed.iter().map(|d| truth(&d.trap.input)).collect();
                 self.events
                     .push_back(MarketEvent::Reexecuted(outputs.len() as u64));
-                let _ = self.node.vote(*client, *job, *lot, outputs);
+                let _ = self.node.inner_mut().vote(*client, *job, *lot, outputs);
             }
             self.events.push_back(MarketEvent::Validator(ev));
         }
         if self.report_notices {
-            for n in self.node.drain_notices() {
+            for n in self.node.inner_mut().drain_notices() {
                 self.events.push_back(MarketEvent::Notice(Box::new(n)));
             }
         }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Params};
 use idlegrid_executor::{Behaviour, Rate};
@@ -650,20 +651,18 @@ fn validator(
     setup: &ValidatorSetup,
     committee: &Committee,
     behaviors: &[Behavior],
-) -> ValidatorNode {
-    let mut setup = setup.clone();
-    if let Some(b) = behaviors.get(ctx.index.get()) {
-        setup.consensus.byzantine = b.to_config();
-    }
+) -> Participant<ValidatorNode> {
     let key = Keypair::from_seed(&ctx.key_seed);
-    ValidatorNode::new(
-        key,
+    let honest = ValidatorNode::new(
+        key.clone(),
         committee.clone(),
-        &setup,
+        setup,
         ctx.seed,
         ctx.index.get() == 0,
     )
-    .expect("validated validator setup")
+    .expect("validated validator setup");
+    let behavior = behaviors.get(ctx.index.get()).and_then(|b| b.adversary());
+    Participant::new(honest, behavior, &key, committee)
 }
 
 /// Bytes a node message takes on the wire (consensus as the consensus
@@ -1211,7 +1210,7 @@ fn invariant(
 /// The honest validator whose ledger the report reads (validator 0).
 fn view(sim: &MarketSim) -> &ValidatorNode {
     match sim.node(NodeIndex::new(0)) {
-        Some(MarketNode::Validator(v)) => &v.node,
+        Some(MarketNode::Validator(v)) => v.node.inner(),
         _ => unreachable!("node 0 is a validator"),
     }
 }

@@ -1,0 +1,144 @@
+//! Byzantine validators as wrappers around honest validator nodes: the
+//! consensus adversaries of the consensus crate wrap a whole
+//! `ValidatorNode`; jobs still settle, equivocations are reported, and the
+//! honest validators' ledgers agree.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use idlegrid_dag_ledger::consensus::{Committee, ConsensusEvent};
+use idlegrid_entrap::Outcome;
+use idlegrid_market::{ExecutorKind, Features, JobGoods};
+use idlegrid_node::byzantine::{ByzantineBehavior, Participant};
+use idlegrid_node::client::{ClientEvent, JobSpec};
+use idlegrid_node::local::{LocalEvent, LocalNode, Testnet, testnet, testnet_keys};
+use idlegrid_node::market::{JobRequest, unsealed};
+use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
+use idlegrid_primitives::{Amount, Digest, Domain, Duration, Seed, Timestamp};
+
+const SEED: u64 = 4;
+
+/// A testnet whose validator 3 (nobody's gateway) is `behavior`.
+fn with_byzantine(behavior: ByzantineBehavior) -> Testnet {
+    let keys = testnet_keys(SEED, 4, 1, 1);
+    let mut t = testnet(SEED, 4, 1, 1);
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let key = &keys[0][3];
+    let honest = ValidatorNode::new(
+        key.clone(),
+        committee.clone(),
+        &t.setup,
+        Seed::from_u64(7),
+        false,
+    )
+    .unwrap();
+    let wrapped = Participant::byzantine(honest, behavior, key, &committee);
+    let Participant::Byzantine(b) = wrapped else {
+        unreachable!("built Byzantine")
+    };
+    *t.net.node_mut(&key.node_id()).unwrap() = LocalNode::Other(Box::new(b));
+    t
+}
+
+fn job(now: Timestamp) -> JobSpec {
+    let inputs = vec![
+        (0..8u64)
+            .map(|i| Digest::of(Domain::new("test/byzantine-input"), &i))
+            .collect(),
+    ];
+    JobSpec {
+        request: JobRequest {
+            job: 1,
+            lots: 1,
+            max_slots_per_lot: 64,
+            commitment: unsealed(),
+            cap_micros_per_subtask: 200_000,
+            min_reputation_bps: 0,
+            client_bond: Amount::new(5_000),
+            deadline: now + Duration::from_secs(20),
+            goods: JobGoods::default(),
+            executor: ExecutorKind::Simulated,
+            requires: Features::NONE,
+        },
+        inputs,
+        max_price: Amount::new(10_000),
+        data: None,
+    }
+}
+
+/// Runs one job to its close; returns every event.
+fn run_job(t: &mut Testnet) -> Vec<LocalEvent> {
+    let tick = Duration::from_millis(10);
+    let mut events = Vec::new();
+    t.net
+        .run_until(Timestamp::from_micros(2_000_000), tick, |_| false);
+    events.extend(t.net.take_events());
+    let now = t.net.now();
+    let client = t.clients[0];
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .post_job(now, job(now))
+        .unwrap();
+    let closed = t.net.run_until(now + Duration::from_secs(90), tick, |e| {
+        matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { .. }))
+    });
+    events.extend(t.net.take_events());
+    assert!(closed, "the job closed");
+    events
+}
+
+fn settled_clean(events: &[LocalEvent]) {
+    let s: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            LocalEvent::Client(_, ClientEvent::Settled(s)) => Some(s),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].outcome, Outcome::Clean);
+    assert!(s[0].paid > Amount::ZERO && s[0].slashed.is_zero());
+}
+
+/// Every honest validator reported the same state digest after each
+/// commit index (they may stand at different heights when the run stops).
+fn honest_digests_agree(t: &Testnet, events: &[LocalEvent]) {
+    let byzantine = t.validators[3];
+    let mut by_index: BTreeMap<u64, BTreeSet<Digest>> = BTreeMap::new();
+    let mut reporters = BTreeSet::new();
+    for e in events {
+        if let LocalEvent::Validator(by, ValidatorEvent::Applied { index, digest, .. }) = e
+            && *by != byzantine
+        {
+            by_index.entry(*index).or_default().insert(*digest);
+            reporters.insert(*by);
+        }
+    }
+    assert_eq!(reporters.len(), 3);
+    assert!(by_index.len() > 10, "{} commits", by_index.len());
+    for (i, d) in &by_index {
+        assert_eq!(d.len(), 1, "honest validators disagree after commit {i}");
+    }
+}
+
+#[test]
+fn an_equivocating_validator_is_reported_and_the_job_settles() {
+    let mut t = with_byzantine(ByzantineBehavior::Equivocate);
+    let events = run_job(&mut t);
+    settled_clean(&events);
+    honest_digests_agree(&t, &events);
+    let byzantine = t.validators[3];
+    let reported = events.iter().filter(|e| {
+        matches!(e, LocalEvent::Validator(by, ValidatorEvent::Consensus(c))
+            if *by != byzantine && matches!(**c, ConsensusEvent::Equivocation(_)))
+    });
+    assert!(reported.count() > 0, "honest validators saw both versions");
+}
+
+#[test]
+fn a_withholding_validator_does_not_stop_the_job() {
+    let mut t = with_byzantine(ByzantineBehavior::Withhold { recipients: 0 });
+    let events = run_job(&mut t);
+    settled_clean(&events);
+    honest_digests_agree(&t, &events);
+}
