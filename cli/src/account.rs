@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::CliError;
 use crate::config::{Loaded, Role as NodeRole};
-use crate::runtime::{Completion, Log, Role, bind, drive};
+use crate::runtime::{Completion, Log, REACH_WITHIN, Role, bind, drive, reach_validators};
 
 /// What to do with the account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +130,10 @@ pub async fn run(
         error: None,
     };
     let net = bind(cfg).await?;
+    if let Err(e) = reach_validators(&net, cfg, REACH_WITHIN).await {
+        net.shutdown().await;
+        return Err(e);
+    }
     let r = drive(&mut role, &net, clock, None, tokio::time::sleep(timeout)).await;
     net.shutdown().await;
     r?;

@@ -30,7 +30,9 @@ use tokio::sync::mpsc;
 
 use crate::CliError;
 use crate::config::{Loaded, Role as NodeRole};
-use crate::runtime::{Completion, Log, Role, bind, drive, failure_of, run_subtask};
+use crate::runtime::{
+    Completion, Log, REACH_WITHIN, Role, bind, drive, failure_of, reach_validators, run_subtask,
+};
 
 /// What `job submit` was asked.
 #[derive(Debug, Clone)]
@@ -664,6 +666,10 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
     let first = rx.recv().await;
     if let Some(c) = first {
         c(&mut role, clock.now());
+    }
+    if let Err(e) = reach_validators(&net, cfg, REACH_WITHIN).await {
+        net.shutdown().await;
+        return Err(e);
     }
     let timeout = tokio::time::sleep(std::time::Duration::from_secs(opts.timeout_secs));
     let status = status_path(&cfg.data_dir, role.summary.id);

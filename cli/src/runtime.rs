@@ -26,6 +26,9 @@ use crate::config::{Loaded, NetworkConfig, OfferFile, Role as NodeRole};
 /// Work finished off the loop (an execution), applied to the role.
 pub type Completion<R> = Box<dyn FnOnce(&mut R, Timestamp) + Send>;
 
+/// How long a light node waits for its first links to the validators.
+pub const REACH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Commits between two ledger checkpoints in a validator's store.
 pub const CHECKPOINT_EVERY: u64 = 200;
 
@@ -112,6 +115,41 @@ pub async fn bind(cfg: &Loaded) -> Result<TcpTransport, CliError> {
     )
     .await
     .map_err(|e| CliError::Network(format!("listen on {}: {e}", cfg.me.addr)))
+}
+
+/// Waits until the transport has authenticated links to f + 1 of the
+/// validators (what a light node needs to trust a fact), at most `within`;
+/// otherwise one clear error naming the network file and the addresses.
+pub async fn reach_validators(
+    net: &TcpTransport,
+    cfg: &Loaded,
+    within: std::time::Duration,
+) -> Result<(), CliError> {
+    let validators: Vec<_> = cfg.network.validators().collect();
+    let need = (validators.len().max(1) - 1) / 3 + 1;
+    let up = || {
+        validators
+            .iter()
+            .filter(|m| net.is_connected(&NetworkConfig::id_of(m)))
+            .count()
+    };
+    const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+    for _ in 0..within.as_millis().div_ceil(POLL.as_millis()) {
+        if up() >= need {
+            return Ok(());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let base = cfg.path.parent().unwrap_or(Path::new("."));
+    let addrs: Vec<String> = validators.iter().map(|m| m.addr.to_string()).collect();
+    Err(CliError::Network(format!(
+        "cannot reach the validators listed in {}: {} of {} answered within {} s, {need} needed ({})",
+        base.join(&cfg.node.network).display(),
+        up(),
+        validators.len(),
+        within.as_secs(),
+        addrs.join(", ")
+    )))
 }
 
 async fn send(net: &TcpTransport, codec: &PostcardCodec, t: Transmit<NodeMessage>) {

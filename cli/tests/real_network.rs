@@ -406,6 +406,32 @@ fn bad_configs_get_one_clear_message_naming_the_file() {
             assert!(!e.status.success() && msg.contains(says), "{msg}");
         }
     }
+    // A network that is not up: one message naming the network file and
+    // the addresses tried, not a hang.
+    if python_available() {
+        let inputs = tmp.path().join("in2.txt");
+        std::fs::write(&inputs, "1\n2\n").expect("write");
+        let file = tmp.path().join("ok.py");
+        std::fs::write(&file, "import sys\nfor l in sys.stdin: print(l.strip())\n").expect("write");
+        let e = idlegrid(&[
+            "job",
+            "submit",
+            path(&file),
+            "--inputs",
+            path(&inputs),
+            "--dir",
+            path(&dir),
+            "--timeout",
+            "60",
+        ]);
+        let msg = String::from_utf8_lossy(&e.stderr);
+        assert!(
+            !e.status.success()
+                && msg.contains("cannot reach the validators")
+                && msg.contains("network.toml"),
+            "{msg}"
+        );
+    }
     // A missing network file.
     let e = idlegrid(&[
         "job",

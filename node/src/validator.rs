@@ -41,6 +41,11 @@ type TxResult =
 
 /// Light nodes one validator serves facts to at most.
 pub const MAX_SUBSCRIBERS: usize = 1 << 20;
+/// Reporting commits at which a subscriber that asked for its holdings
+/// hears them: validators that receive the request up to 8 × (this − 1)
+/// commits apart (one lagging behind the others) still report at a common
+/// commit, where the light node's f + 1 quorum forms.
+pub const HOLDINGS_REPORTS: u8 = 8;
 pub use durable::{Checkpoint, NodePersistRequest, NodeStorageOp, StoredNode};
 
 /// What a validator node reports.
@@ -613,7 +618,8 @@ impl ValidatorNode {
             }
             GatewayRequest::Holdings => {
                 if self.subscribers.get(&from.account()) == Some(&from) {
-                    self.holdings_wanted.insert(from.account(), 2);
+                    self.holdings_wanted
+                        .insert(from.account(), HOLDINGS_REPORTS);
                 }
             }
         }

@@ -54,9 +54,11 @@ pub enum GatewayRequest {
     /// Check and queue this transaction for a block.
     Submit(SignedTransaction),
     /// Report my holdings ([`Fact::Balance`]) even if no commit touches
-    /// them: a subscriber hears them at the next two commits whose index is
-    /// a multiple of [`HOLDINGS_EVERY`] — the same commits at every honest
-    /// validator, so the fact reaches its f + 1 quorum.
+    /// them: a subscriber hears them at the next few commits whose index is
+    /// a multiple of [`HOLDINGS_EVERY`] (see
+    /// [`HOLDINGS_REPORTS`](crate::validator::HOLDINGS_REPORTS)) — the same
+    /// commits at every honest validator, so the fact reaches its f + 1
+    /// quorum.
     Holdings,
 }
 
