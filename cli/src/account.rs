@@ -10,7 +10,7 @@ use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::TrapSpec;
 use idlegrid_node::client::{ClientEvent, ClientNode, TrapPolicy, TrapSource};
 use idlegrid_node::wire::AccountState;
-use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Seed, Timestamp};
+use idlegrid_primitives::{AccountId, Amount, Digest, Domain, Timestamp};
 use idlegrid_transport::{Clock, Transport};
 use tokio::sync::mpsc;
 
@@ -104,7 +104,7 @@ pub async fn run(
         stake: Amount::new(1),
         price_to_pay_divisor: 1,
     };
-    let seed = Seed::from_bytes(cfg.key.node_id().to_bytes()).derive("wallet");
+    let seed = crate::runtime::secret_seed();
     let mut node = ClientNode::new(
         cfg.network.light_setup(&cfg.key, index),
         policy,

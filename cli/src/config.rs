@@ -173,6 +173,10 @@ pub struct Loaded {
     pub me: Member,
     /// Its data directory, resolved.
     pub data_dir: PathBuf,
+    /// A guest: a light node that is not a member of the network (an
+    /// integrator's program, a wallet on another machine). It dials the
+    /// validators, which serve it as a guest of their transport.
+    pub guest: bool,
 }
 
 /// Reads a TOML file into `T`, naming the file in every error.
@@ -201,6 +205,30 @@ pub fn read_key(path: &Path) -> Result<Keypair, CliError> {
         detail: "not a key file (expected 64 hex digits)".into(),
     })?;
     Ok(Keypair::from_seed(&seed))
+}
+
+/// Writes `seed` as a key file (hex, owner-only, never over a file).
+pub fn write_key(path: &Path, seed: &Seed) -> Result<(), CliError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CliError::io(path, e))?;
+    writeln!(f, "{seed}").map_err(|e| CliError::io(path, e))
+}
+
+/// A fresh key from the operating system's randomness, written to `path`;
+/// returns its node id.
+pub fn new_key(path: &Path) -> Result<NodeId, CliError> {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let seed = Seed::from_bytes(bytes);
+    write_key(path, &seed)?;
+    Ok(Keypair::from_seed(&seed).node_id())
 }
 
 impl Loaded {
@@ -248,6 +276,56 @@ impl Loaded {
             network,
             key,
             me,
+            guest: false,
+        })
+    }
+
+    /// A guest client: the key in `key_path` on the network of
+    /// `network_path`, though the network file does not list it (see
+    /// [`Loaded::guest`](Self#structfield.guest)). Its data (job status)
+    /// goes to `idlegrid-<id>/` beside the key file.
+    pub fn guest(network_path: &Path, key_path: &Path) -> Result<Self, CliError> {
+        let network: NetworkConfig = read_toml(network_path)?;
+        network.check(network_path)?;
+        let key = read_key(key_path)?;
+        let id = key.node_id().to_string();
+        if let Some(m) = network.members.iter().find(|m| m.id == id) {
+            return Err(CliError::Config {
+                path: key_path.to_path_buf(),
+                detail: format!(
+                    "this is the key of member {:?} of {}; use its config (--config)",
+                    m.name,
+                    network_path.display()
+                ),
+            });
+        }
+        let short: String = id.chars().take(8).collect();
+        let base = key_path.parent().unwrap_or(Path::new("."));
+        let name = format!("guest-{short}");
+        let node = NodeConfig {
+            name: name.clone(),
+            network: std::path::absolute(network_path)
+                .map_err(|e| CliError::io(network_path, e))?,
+            key_file: std::path::absolute(key_path).map_err(|e| CliError::io(key_path, e))?,
+            data_dir: PathBuf::from(format!("idlegrid-{short}")),
+            provider: None,
+        };
+        Ok(Self {
+            path: node.network.clone(),
+            data_dir: base.join(&node.data_dir),
+            me: Member {
+                name,
+                role: Role::Client,
+                id,
+                // Guests only dial out; the listener takes any free port.
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                balance: 0,
+                stake: 0,
+            },
+            node,
+            network,
+            key,
+            guest: true,
         })
     }
 }

@@ -617,8 +617,7 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
         stake: Amount::new(cfg.network.market.stake_per_slot.into()),
         price_to_pay_divisor: 20,
     };
-    let nonce: u64 = rand::rngs::OsRng.r#gen();
-    let seed = Seed::from_u64(nonce);
+    let seed = crate::runtime::secret_seed();
     let node = ClientNode::new(
         cfg.network.light_setup(&cfg.key, index),
         policy,

@@ -50,6 +50,20 @@ enum Cmd {
     /// A running provider.
     #[command(subcommand)]
     Provider(ProviderCmd),
+    /// Keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Writes a new secret key to FILE (never over an existing file) and
+    /// prints its node id: the account others pay, usable with
+    /// `--network FILE --key FILE` as a guest of any network.
+    New {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -124,19 +138,29 @@ enum NodeCmd {
 #[derive(Args)]
 struct ClientArgs {
     /// A testnet dir (its first client's config).
-    #[arg(long, conflicts_with = "config")]
+    #[arg(long, conflicts_with_all = ["config", "network"])]
     dir: Option<PathBuf>,
     /// A client config file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "network")]
     config: Option<PathBuf>,
+    /// A network file, to act as a guest that is not a member of it (with
+    /// --key: e.g. from `idlegrid key new`).
+    #[arg(long, requires = "key")]
+    network: Option<PathBuf>,
+    /// The guest's key file.
+    #[arg(long, requires = "network")]
+    key: Option<PathBuf>,
 }
 
 impl ClientArgs {
-    fn path(&self) -> Result<PathBuf, CliError> {
-        match (&self.dir, &self.config) {
-            (_, Some(c)) => Ok(c.clone()),
-            (Some(d), None) => Ok(d.join("client-0").join("node.toml")),
-            (None, None) => Err(CliError::Invalid("give --dir DIR or --config FILE".into())),
+    fn load(&self) -> Result<Loaded, CliError> {
+        match (&self.dir, &self.config, &self.network, &self.key) {
+            (_, _, Some(n), Some(k)) => Loaded::guest(n, k),
+            (_, Some(c), _, _) => Loaded::load(c),
+            (Some(d), None, _, _) => Loaded::load(&d.join("client-0").join("node.toml")),
+            _ => Err(CliError::Invalid(
+                "give --dir DIR, --config FILE, or --network FILE --key FILE".into(),
+            )),
         }
     }
 }
@@ -272,6 +296,11 @@ fn run(cmd: Cmd) -> Result<ExitCode, CliError> {
         }
         Cmd::Job(j) => job_cmd(j),
         Cmd::Account(a) => account_cmd(a),
+        Cmd::Key(KeyCmd::New { out }) => {
+            let id = idlegrid_cli::config::new_key(&out)?;
+            say!("{id}");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Provider(ProviderCmd::Offer {
             config,
             price,
@@ -383,7 +412,7 @@ fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
             wait: _,
             requires,
         } => {
-            let cfg = Loaded::load(&client.path()?)?;
+            let cfg = client.load()?;
             let opts = SubmitOptions {
                 script,
                 inputs,
@@ -430,7 +459,7 @@ fn job_cmd(j: JobCmd) -> Result<ExitCode, CliError> {
             })
         }
         JobCmd::Status { id, client } => {
-            let cfg = Loaded::load(&client.path()?)?;
+            let cfg = client.load()?;
             let path = status_path(&cfg.data_dir, id);
             let text = std::fs::read_to_string(&path).map_err(|e| CliError::io(&path, e))?;
             say!("{text}");
@@ -454,7 +483,7 @@ fn account_cmd(a: AccountCmd) -> Result<ExitCode, CliError> {
             timeout,
         } => (client, timeout, Some((None, amount))),
     };
-    let cfg = Loaded::load(&client.path()?)?;
+    let cfg = client.load()?;
     let req = match req {
         None => account::Request::Balance,
         Some((Some(to), amount)) => account::Request::Submit(TxKind::Transfer {

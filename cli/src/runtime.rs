@@ -105,16 +105,46 @@ impl Log {
     }
 }
 
-/// Binds the node's transport on its configured address.
+/// A fresh secret seed from the operating system for one process: the
+/// salts of sealed orders and the coefficients of batch signature
+/// verification must be unpredictable to everyone else (a seed derived
+/// from public data would let anyone open sealed prices or craft
+/// signatures that pass a batch check), and a restarted process must not
+/// reuse the salts its earlier run revealed.
+pub fn secret_seed() -> Seed {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Seed::from_bytes(bytes)
+}
+
+/// Guests (light nodes outside the network file) one validator or
+/// provider serves at once.
+pub const MAX_GUESTS: usize = 256;
+
+/// Binds the node's transport on its configured address. Validators and
+/// providers serve up to [`MAX_GUESTS`] guests; a guest dials every
+/// validator (the ledger) and provider (the data plane).
 pub async fn bind(cfg: &Loaded) -> Result<TcpTransport, CliError> {
-    TcpTransport::bind(
-        cfg.key.clone(),
-        cfg.me.addr,
-        cfg.network.address_book(),
-        TcpConfig::default(),
-    )
-    .await
-    .map_err(|e| CliError::Network(format!("listen on {}: {e}", cfg.me.addr)))
+    let serves = matches!(cfg.me.role, NodeRole::Validator | NodeRole::Provider);
+    let config = TcpConfig {
+        max_guests: if serves && !cfg.guest { MAX_GUESTS } else { 0 },
+        dial_all: cfg.guest,
+        ..TcpConfig::default()
+    };
+    let book = if cfg.guest {
+        cfg.network
+            .members
+            .iter()
+            .filter(|m| m.role != NodeRole::Client)
+            .map(|m| (NetworkConfig::id_of(m), m.addr))
+            .collect()
+    } else {
+        cfg.network.address_book()
+    };
+    TcpTransport::bind(cfg.key.clone(), cfg.me.addr, book, config)
+        .await
+        .map_err(|e| CliError::Network(format!("listen on {}: {e}", cfg.me.addr)))
 }
 
 /// Waits until the transport has authenticated links to f + 1 of the
@@ -265,7 +295,7 @@ impl ValidatorRole {
         .map_err(|e| CliError::Store(e.to_string()))?;
         let stored = idlegrid_node::store::NodeStore::load(&store)
             .map_err(|e| CliError::Store(e.to_string()))?;
-        let seed = Seed::from_bytes(cfg.key.node_id().to_bytes()).derive("validator-node");
+        let seed = secret_seed();
         let node = ValidatorNode::recover(
             cfg.key.clone(),
             cfg.network.committee(),
@@ -463,7 +493,7 @@ impl ProviderRole {
                 features,
             },
         };
-        let seed = Seed::from_bytes(cfg.key.node_id().to_bytes()).derive("provider-node");
+        let seed = secret_seed();
         let setup = cfg.network.light_setup(&cfg.key, index);
         if p.testing_cheat_ppm > 0 {
             log.line(format_args!(

@@ -108,7 +108,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
             let key = Keypair::from_seed(&seed);
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(&node_dir).map_err(|e| CliError::io(&node_dir, e))?;
-            write_key(&node_dir.join("key"), &seed)?;
+            crate::config::write_key(&node_dir.join("key"), &seed)?;
             let cheater = opts.cheaters.iter().find(|c| c.provider == k);
             let cheat = cheater.map_or(0, |c| c.ppm);
             let provider = (role == Role::Provider).then_some(ProviderConfig {
@@ -162,18 +162,6 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
     };
     write_toml(&net_path, &network)?;
     Ok(network)
-}
-
-fn write_key(path: &Path, seed: &Seed) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| CliError::io(path, e))?;
-    writeln!(f, "{seed}").map_err(|e| CliError::io(path, e))
 }
 
 // The genesis time is the one wall-clock reading of `init`.

@@ -525,6 +525,11 @@ fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
     assert!(listed.contains("3 slots at 700/s"), "{listed}");
     let s = status_json(&dir, "provider-1").expect("status");
     assert_eq!(s["offer"]["capacity"], 3);
+    // A provider killed and restarted keeps its offer and works again: it
+    // learns its account's nonce and its last sealed ask number from the
+    // ledger (its new process starts both at 0).
+    ok_kill(&dir, "provider-1");
+    idlegrid_cli::testnet::start_node(&dir, Path::new(BIN), "provider-1").expect("restart");
 
     let ran = submit("idlegrid_fakepkg");
     let msg = String::from_utf8_lossy(&ran.stderr);
@@ -564,6 +569,34 @@ fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
     ]);
     let msg = String::from_utf8_lossy(&broke.stderr);
     assert!(!broke.status.success() && msg.contains("refused"), "{msg}");
+    // A guest: a key the network file does not list, as an integrator's
+    // program on another machine would hold, reads and moves its money.
+    let key = tmp.path().join("alice.key");
+    let alice = ok(&["key", "new", "--out", path(&key)]);
+    let paid = ok(&[
+        "account",
+        "pay",
+        "--to",
+        alice.trim(),
+        "--amount",
+        "5000",
+        "--dir",
+        path(&dir),
+    ]);
+    assert_eq!(balance(&paid), before - 6_000, "{paid}");
+    let net_file = dir.join("network.toml");
+    let guest = ["--network", path(&net_file), "--key", path(&key)];
+    let seen = ok(&[&["account", "balance"][..], &guest].concat());
+    assert!(
+        seen.starts_with("guest-") && balance(&seen) == 5_000,
+        "{seen}"
+    );
+    let sent = ok(&[
+        &["account", "pay", "--to", "provider-0", "--amount", "1200"][..],
+        &guest,
+    ]
+    .concat());
+    assert_eq!(balance(&sent), 3_800, "{sent}");
     // A bad offer is refused before it reaches the provider.
     let bad = idlegrid(&[
         "provider",

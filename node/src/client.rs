@@ -321,7 +321,7 @@ impl ClientNode {
         spec.request.commitment = self.sealer.seal_bid(id, spec.max_price);
         let tx = MarketTx::PostJob(spec.request);
         if let Err(e) = self.core.submit_market(now, &tx) {
-            self.sealer.rejected(&tx);
+            self.sealer.rejected(&tx, None);
             return Err(e.into());
         }
         self.jobs.insert(
@@ -590,7 +590,7 @@ impl ClientNode {
             let ev = match f {
                 TxFate::Rejected { kind, reason } => match crate::market::decode_market(&kind) {
                     Some(tx) => {
-                        self.sealer.rejected(&tx);
+                        self.sealer.rejected(&tx, reason.market.as_ref());
                         ClientEvent::Rejected {
                             tx: Box::new(tx),
                             reason,

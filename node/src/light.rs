@@ -172,11 +172,17 @@ impl LightCore {
         self.started
     }
 
-    /// Subscribes to every validator (once).
+    /// Subscribes to every validator (once; see [`LightCore::resubscribe`]).
     pub fn start(&mut self) {
-        if self.started {
-            return;
+        if !self.started {
+            self.resubscribe();
         }
+    }
+
+    /// Subscribes to every validator again: a validator that restarted or
+    /// made room for newer subscribers serves this node again. Done when
+    /// asking for holdings and when failing over.
+    pub fn resubscribe(&mut self) {
         self.started = true;
         for v in &self.validators {
             self.out.push_back(Transmit::to(
@@ -187,9 +193,9 @@ impl LightCore {
     }
 
     /// Asks every validator for its holdings (see
-    /// [`GatewayRequest::Holdings`]); subscribes first if needed.
+    /// [`GatewayRequest::Holdings`]), subscribing again first.
     pub fn request_holdings(&mut self) {
-        self.start();
+        self.resubscribe();
         for v in &self.validators {
             self.out.push_back(Transmit::to(
                 *v,
@@ -379,6 +385,7 @@ impl LightCore {
         }
         self.failovers += 1;
         self.gateway = (self.gateway + 1) % self.validators.len().max(1);
+        self.resubscribe();
         let txs: Vec<SignedTransaction> = self.inflight.values().map(|i| i.tx.clone()).collect();
         for i in self.inflight.values_mut() {
             i.sent_at = now;

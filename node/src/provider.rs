@@ -473,7 +473,7 @@ impl ProviderNode {
             match f {
                 TxFate::Rejected { kind, reason } => {
                     if let Some(tx) = crate::market::decode_market(&kind) {
-                        self.sealer.rejected(&tx);
+                        self.sealer.rejected(&tx, reason.market.as_ref());
                         self.events.push_back(ProviderEvent::Rejected {
                             tx: Box::new(tx),
                             reason,

@@ -32,14 +32,17 @@ use crate::market::referees::ticket_worth_sending;
 
 mod durable;
 mod referee;
+mod subscribers;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
 use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
+use subscribers::Subscribers;
 
 /// A committed transaction's receipt or rejection.
 type TxResult =
     Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>;
 
-/// Light nodes one validator serves facts to at most.
+/// Light nodes one validator serves facts to at most (when full, the one
+/// heard from least recently makes room).
 pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 /// Reporting commits at which a subscriber that asked for its holdings
 /// hears them: validators that receive the request up to 8 × (this − 1)
@@ -148,7 +151,7 @@ pub struct ValidatorNode {
     rejected_submissions: u64,
     events: std::collections::VecDeque<ValidatorEvent>,
     /// Light nodes by account, served the facts that concern them.
-    subscribers: BTreeMap<AccountId, NodeId>,
+    subscribers: Subscribers,
     /// Subscribers that asked for their holdings, and how many more
     /// reporting commits they hear them at.
     holdings_wanted: BTreeMap<AccountId, u8>,
@@ -243,7 +246,7 @@ impl ValidatorNode {
             pending_nonce: 0,
             rejected_submissions: 0,
             events: Default::default(),
-            subscribers: BTreeMap::new(),
+            subscribers: Subscribers::new(MAX_SUBSCRIBERS),
             holdings_wanted: BTreeMap::new(),
             out: Default::default(),
             peers,
@@ -404,7 +407,7 @@ impl ValidatorNode {
             for (bytes, r) in txs.iter().zip(receipts) {
                 if let Some((sender, f, to)) = self.tx_fact(bytes, r) {
                     by.entry(sender).or_default().push(f);
-                    if let Some(to) = to.filter(|t| self.subscribers.contains_key(t)) {
+                    if let Some(to) = to.filter(|t| self.subscribers.contains(t)) {
                         by.entry(to).or_default();
                     }
                 }
@@ -416,7 +419,7 @@ impl ValidatorNode {
                 }
                 let [a, b] = f.parties();
                 for p in [a, b.filter(|b| Some(*b) != a)].into_iter().flatten() {
-                    if self.subscribers.contains_key(&p) {
+                    if self.subscribers.contains(&p) {
                         by.entry(p).or_default().push(f.clone());
                     }
                 }
@@ -433,14 +436,16 @@ impl ValidatorNode {
             facts.extend(self.account_state(acct).map(Fact::Balance));
         }
         if !everyone.is_empty() {
-            for acct in self.subscribers.keys() {
+            for acct in self.subscribers.accounts() {
                 by.entry(*acct)
                     .or_default()
                     .extend(everyone.iter().cloned());
             }
         }
         for (acct, facts) in by {
-            let to = self.subscribers[&acct];
+            let Some(to) = self.subscribers.get(&acct) else {
+                continue;
+            };
             for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
                 let batch = FactBatch {
                     index,
@@ -488,7 +493,7 @@ impl ValidatorNode {
         match r {
             Ok(rc) => {
                 let sender = rc.sender;
-                if !self.subscribers.contains_key(&sender) {
+                if !self.subscribers.contains(&sender) {
                     return None;
                 }
                 // Only plain ledger transactions (`Done`) can be transfers:
@@ -511,7 +516,7 @@ impl ValidatorNode {
             Err(e) => {
                 let tx = SignedTransaction::from_bytes(bytes).ok()?;
                 let sender = tx.tx.sender;
-                if !self.subscribers.contains_key(&sender) {
+                if !self.subscribers.contains(&sender) {
                     return None;
                 }
                 let reason = Rejection::from_ledger(e);
@@ -607,17 +612,17 @@ impl ValidatorNode {
     fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
         match req {
             GatewayRequest::Subscribe => {
-                if self.subscribers.len() < MAX_SUBSCRIBERS
-                    || self.subscribers.contains_key(&from.account())
-                {
-                    self.subscribers.insert(from.account(), from);
+                if let Some(gone) = self.subscribers.subscribe(from) {
+                    self.holdings_wanted.remove(&gone);
                 }
             }
             GatewayRequest::Submit(tx) => {
+                self.subscribers.heard_from(from);
                 let _ = self.submit(&tx);
             }
             GatewayRequest::Holdings => {
-                if self.subscribers.get(&from.account()) == Some(&from) {
+                self.subscribers.heard_from(from);
+                if self.subscribers.get(&from.account()) == Some(from) {
                     self.holdings_wanted
                         .insert(from.account(), HOLDINGS_REPORTS);
                 }

@@ -4,8 +4,12 @@
 //! early or late are refused with a typed error, and conservation holds
 //! over random commit / reveal / skip sequences.
 
-use idlegrid_node::market::{BatchNo, MarketTx, Notice, OrderKey, SealError, seal_price};
-use idlegrid_primitives::{Amount, Salt, encode};
+use idlegrid_node::market::sealing::Sealer;
+use idlegrid_node::market::{
+    BatchNo, MarketError, MarketTx, Notice, OrderKey, SealError, seal_price,
+};
+use idlegrid_node::wire::Rejection;
+use idlegrid_primitives::{Amount, Salt, Seed, encode};
 use proptest::prelude::*;
 
 mod common;
@@ -362,4 +366,37 @@ fn a_provider_that_keeps_asking_sends_one_transaction_per_batch() {
         .count();
     assert_eq!(revealed, 3);
     assert_eq!(w.ledger.burned(), Amount::ZERO);
+}
+
+/// A provider's process restarts: its new sealer numbers asks from 0, the
+/// book refuses that as stale and says where the numbering stands, and the
+/// next ask (with fresh salts) goes through.
+#[test]
+fn a_restarted_provider_numbers_its_asks_past_the_books_last_one() {
+    let mut w = World::new();
+    w.batch(10, vec![(w.provider.clone(), common::offer())]);
+    w.sealers[0].set_ask(Some(Amount::new(ASK)));
+    let first = w.sealers[0].poll_ask().expect("asking");
+    w.batch(100, vec![(w.provider.clone(), first)]);
+    for _ in 0..3 {
+        w.batch(1_000, vec![]);
+        let txs = w.follow();
+        w.batch(10, txs);
+    }
+    // The restart.
+    let mut fresh = Sealer::new(w.provider.account_id(), Seed::from_u64(51), 1);
+    fresh.set_ask(Some(Amount::new(ASK)));
+    let stale = fresh.poll_ask().expect("asking");
+    let r = w.try_batch(1_000, vec![(w.provider.clone(), stale.clone())]);
+    let why = Rejection::from_ledger(r[0].as_ref().expect_err("stale"));
+    let Some(MarketError::Seal(SealError::StaleAsk { last, got: 0 })) = why.market else {
+        panic!("{why:?}");
+    };
+    fresh.rejected(&stale, why.market.as_ref());
+    let next = fresh.poll_ask().expect("asking again");
+    assert!(
+        matches!(next, MarketTx::SealAsk { seq, .. } if seq == last + 1),
+        "{next:?}"
+    );
+    w.batch(10, vec![(w.provider.clone(), next)]);
 }

@@ -33,8 +33,8 @@ use std::collections::BTreeMap;
 
 use idlegrid_primitives::{AccountId, Amount, Commitment, Salt, Seed};
 
-use super::sealed::{BatchNo, OrderKey, seal_price};
-use super::{MarketTx, NextAsk, Notice};
+use super::sealed::{BatchNo, OrderKey, SealError, seal_price};
+use super::{MarketError, MarketTx, NextAsk, Notice};
 use crate::wire::Fact;
 
 /// Batches past the nominal reveal window after which an order the ledger
@@ -172,13 +172,19 @@ impl Sealer {
         sealing_notice(f).map_or_else(Vec::new, |n| self.handle_notice(&n))
     }
 
-    /// The ledger refused `tx` for good: forgets the orders it sealed or
-    /// revealed (a refused reveal cannot be sent again in time; a refused
-    /// seal never reached the book), so asks are not held back by them.
-    pub fn rejected(&mut self, tx: &MarketTx) {
+    /// The ledger refused `tx` for good (`why`, when the marketplace said
+    /// why): forgets the orders it sealed or revealed (a refused reveal
+    /// cannot be sent again in time; a refused seal never reached the
+    /// book), so asks are not held back by them. An ask number at or below
+    /// the book's last one for this owner (a restarted process starts at 0)
+    /// moves the numbering past it.
+    pub fn rejected(&mut self, tx: &MarketTx, why: Option<&MarketError>) {
         match tx {
             MarketTx::SealAsk { seq, .. } => {
                 self.pending.remove(&OrderKey::Ask { seq: *seq });
+                if let Some(MarketError::Seal(SealError::StaleAsk { last, .. })) = why {
+                    self.next_ask = self.next_ask.max(last.saturating_add(1));
+                }
             }
             MarketTx::RevealAsk { seq, next, .. } => {
                 self.pending.remove(&OrderKey::Ask { seq: *seq });

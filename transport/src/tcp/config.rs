@@ -12,7 +12,8 @@ use crate::frame::FrameLimit;
 /// The peers a node talks to and where they listen.
 ///
 /// The book is also the allow-list: an inbound peer that is not in it fails
-/// the handshake. Between two peers the one with the smaller [`NodeId`]
+/// the handshake, unless the transport serves guests
+/// ([`TcpConfig::max_guests`]). Between two peers the one with the smaller [`NodeId`]
 /// dials and the other accepts, so a pair never races two connections.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressBook {
@@ -125,6 +126,19 @@ pub struct TcpConfig {
     pub max_tracked_addrs: usize,
     /// Recent peer challenges remembered to refuse replays. Default 4096.
     pub nonce_memory: usize,
+    /// Guests served at once: authenticated peers outside the address book
+    /// (light nodes that are not members of the network, such as a wallet
+    /// or an integrator's program). A guest is never dialed; it dials in,
+    /// gets a send queue while its connection lasts, and loses the queue
+    /// (with whatever was still in it) when the connection ends. More are
+    /// refused once authenticated. Each costs what a book peer costs (see
+    /// the memory bounds above). 0 (the default) keeps the book a strict
+    /// allow-list.
+    pub max_guests: usize,
+    /// Dial every peer of the book whatever the id order — set by a node
+    /// that is a guest of its peers (not in their books, so they cannot
+    /// dial it). Its peers must not list it. Default false.
+    pub dial_all: bool,
     /// A sender rekeys its direction after sealing this many bytes.
     /// Default 1 GiB.
     pub rekey_after_bytes: u64,
@@ -155,6 +169,8 @@ impl Default for TcpConfig {
             handshakes_per_addr_per_sec: 16,
             max_tracked_addrs: 4096,
             nonce_memory: 4096,
+            max_guests: 0,
+            dial_all: false,
             rekey_after_bytes: 1 << 30,
             rekey_interval: Duration::from_secs(600),
         }

@@ -44,6 +44,12 @@
 //!   handshake within `handshake_timeout`; handshake frames are limited to
 //!   128 bytes; the acceptor answers (and does its key exchange) only after
 //!   a `Hello` from a peer in the address book.
+//! - **Guests** (`max_guests` > 0): an authenticated peer outside the book
+//!   (a light node that is not a member of the network) is served while
+//!   its connection lasts — at most `max_guests` at once, more are closed
+//!   once authenticated and counted in [`TcpStats::guests_refused`]; a
+//!   guest is never dialed, and its queue goes with its connection. The
+//!   guest's side sets `dial_all`, since its peers cannot dial it.
 
 mod admission;
 mod config;
@@ -53,8 +59,8 @@ mod peer;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use idlegrid_primitives::{Keypair, NodeId};
@@ -72,11 +78,44 @@ use peer::{Handover, PeerTask, TaskGuard, accept_loop, stopped};
 /// Authenticated connections waiting to be taken over by a peer's task.
 const HANDOVER_SLOTS: usize = 2;
 
+#[derive(Clone)]
 pub(crate) struct PeerSlot {
+    /// The peer's bounded send queue (its task holds the receiver).
+    queue: mpsc::Sender<Vec<u8>>,
     conns: mpsc::Sender<Handover>,
     connected: Arc<AtomicBool>,
     /// Payload bytes in the peer's send queue.
     queued: Arc<AtomicUsize>,
+}
+
+/// The receiving ends of a new [`PeerSlot`], for its task.
+pub(crate) struct SlotEnds {
+    queue: mpsc::Receiver<Vec<u8>>,
+    conns: mpsc::Receiver<Handover>,
+}
+
+impl PeerSlot {
+    fn new(config: &TcpConfig) -> (Self, SlotEnds) {
+        let (q_tx, q_rx) = mpsc::channel(config.send_queue_capacity);
+        let (c_tx, c_rx) = mpsc::channel(HANDOVER_SLOTS);
+        let slot = Self {
+            queue: q_tx,
+            conns: c_tx,
+            connected: Arc::new(AtomicBool::new(false)),
+            queued: Arc::new(AtomicUsize::new(0)),
+        };
+        (
+            slot,
+            SlotEnds {
+                queue: q_rx,
+                conns: c_rx,
+            },
+        )
+    }
+
+    fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
 }
 
 /// A received message waiting for `recv`, holding its share of the inbound
@@ -97,6 +136,7 @@ pub(crate) struct Counters {
     bad_frames: AtomicU64,
     frames_failed_auth: AtomicU64,
     rekeys: AtomicU64,
+    guests_refused: AtomicU64,
     inbound_peak: AtomicUsize,
 }
 
@@ -127,6 +167,10 @@ pub struct TcpStats {
     pub frames_failed_auth: u64,
     /// Rekeys of our sending direction, over all sessions.
     pub rekeys: u64,
+    /// Guests (authenticated peers outside the address book) served now.
+    pub guests: usize,
+    /// Guests turned away because `max_guests` were served.
+    pub guests_refused: u64,
     /// Received payload bytes waiting for `recv` right now.
     pub inbound_bytes_queued: usize,
     /// The most that ever waited (never above `inbound_bytes`).
@@ -137,7 +181,11 @@ pub struct TcpStats {
 pub(crate) struct Shared {
     keypair: Keypair,
     config: TcpConfig,
+    /// The address book's peers (fixed for the transport's lifetime).
     slots: BTreeMap<NodeId, PeerSlot>,
+    /// Guests: authenticated peers outside the book, while connected (at
+    /// most `max_guests`).
+    guests: StdMutex<BTreeMap<NodeId, PeerSlot>>,
     seen: NonceGuard,
     inbound: mpsc::Sender<Inbound>,
     /// One permit per received payload byte waiting for `recv`.
@@ -145,12 +193,27 @@ pub(crate) struct Shared {
     stats: Counters,
 }
 
+impl Shared {
+    /// The guests served now (a poisoned lock still holds a consistent
+    /// map: every update is one insert or remove).
+    fn guests(&self) -> MutexGuard<'_, BTreeMap<NodeId, PeerSlot>> {
+        self.guests.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The slot of a book peer or a connected guest.
+    fn slot(&self, peer: &NodeId) -> Option<PeerSlot> {
+        match self.slots.get(peer) {
+            Some(s) => Some(s.clone()),
+            None => self.guests().get(peer).cloned(),
+        }
+    }
+}
+
 /// A [`Transport`] over TCP with mutually authenticated connections (see
 /// the module docs for its policies).
 pub struct TcpTransport {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    queues: BTreeMap<NodeId, mpsc::Sender<Vec<u8>>>,
     inbound: Mutex<mpsc::Receiver<Inbound>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<mpsc::Receiver<()>>,
@@ -161,7 +224,7 @@ impl std::fmt::Debug for TcpTransport {
         f.debug_struct("TcpTransport")
             .field("id", &self.shared.keypair.node_id())
             .field("local_addr", &self.local_addr)
-            .field("peers", &self.queues.len())
+            .field("peers", &self.shared.slots.len())
             .finish_non_exhaustive()
     }
 }
@@ -202,21 +265,12 @@ impl TcpTransport {
         let guard = TaskGuard(guard_tx);
 
         let mut slots = BTreeMap::new();
-        let mut queues = BTreeMap::new();
         let mut tasks = Vec::new();
         for (peer, addr) in book.iter().filter(|(p, _)| *p != me) {
-            let (q_tx, q_rx) = mpsc::channel(config.send_queue_capacity);
-            let (c_tx, c_rx) = mpsc::channel(HANDOVER_SLOTS);
-            slots.insert(
-                peer,
-                PeerSlot {
-                    conns: c_tx,
-                    connected: Arc::new(AtomicBool::new(false)),
-                    queued: Arc::new(AtomicUsize::new(0)),
-                },
-            );
-            queues.insert(peer, q_tx);
-            tasks.push((peer, addr, q_rx, c_rx));
+            let (slot, ends) = PeerSlot::new(&config);
+            let dial = (me < peer || config.dial_all).then_some(addr);
+            tasks.push((peer, dial, slot.clone(), ends));
+            slots.insert(peer, slot);
         }
         let shared = Arc::new(Shared {
             keypair,
@@ -224,28 +278,18 @@ impl TcpTransport {
             inbound_budget: Arc::new(Semaphore::new(config.inbound_bytes)),
             config,
             slots,
+            guests: StdMutex::new(BTreeMap::new()),
             inbound: inbound_tx,
             stats: Counters::default(),
         });
-        for (peer, addr, queue, conns) in tasks {
-            let task = PeerTask {
-                shared: shared.clone(),
-                peer,
-                addr,
-                dial: me < peer,
-                queue,
-                queued: shared.slots[&peer].queued.clone(),
-                conns,
-                shutdown: shutdown_rx.clone(),
-                guard: guard.clone(),
-            };
+        for (peer, dial, slot, ends) in tasks {
+            let task = PeerTask::new(&shared, peer, dial, &slot, ends, &shutdown_rx, &guard);
             tokio::spawn(task.run());
         }
         tokio::spawn(accept_loop(shared.clone(), listener, shutdown_rx, guard));
         Ok(Self {
             shared,
             local_addr,
-            queues,
             inbound: Mutex::new(inbound_rx),
             shutdown,
             tasks: Mutex::new(guard_rx),
@@ -257,21 +301,29 @@ impl TcpTransport {
         self.local_addr
     }
 
-    /// True if an authenticated connection to `peer` is up right now.
+    /// True if an authenticated connection to `peer` (a book peer or a
+    /// guest) is up right now.
     pub fn is_connected(&self, peer: &NodeId) -> bool {
-        self.shared
-            .slots
-            .get(peer)
-            .is_some_and(|s| s.connected.load(Ordering::Relaxed))
+        self.shared.slot(peer).is_some_and(|s| s.is_connected())
     }
 
-    /// Peers with an authenticated connection right now.
+    /// Peers with an authenticated connection right now, guests included.
     pub fn connected_peers(&self) -> Vec<NodeId> {
-        self.queues
-            .keys()
-            .copied()
-            .filter(|p| self.is_connected(p))
-            .collect()
+        let mut up: Vec<NodeId> = self
+            .shared
+            .slots
+            .iter()
+            .filter(|(_, s)| s.is_connected())
+            .map(|(p, _)| *p)
+            .collect();
+        let guests = self.shared.guests();
+        up.extend(
+            guests
+                .iter()
+                .filter(|(_, s)| s.is_connected())
+                .map(|(p, _)| *p),
+        );
+        up
     }
 
     /// The counters so far.
@@ -287,6 +339,8 @@ impl TcpTransport {
             bad_frames: get(&c.bad_frames),
             frames_failed_auth: get(&c.frames_failed_auth),
             rekeys: get(&c.rekeys),
+            guests: self.shared.guests().len(),
+            guests_refused: get(&c.guests_refused),
             inbound_bytes_queued: self.shared.config.inbound_bytes
                 - self.shared.inbound_budget.available_permits(),
             inbound_bytes_peak: c.inbound_peak.load(Ordering::Relaxed),
@@ -305,7 +359,9 @@ impl Transport for TcpTransport {
     }
 
     fn peers(&self) -> Vec<NodeId> {
-        self.queues.keys().copied().collect()
+        let mut all: Vec<NodeId> = self.shared.slots.keys().copied().collect();
+        all.extend(self.shared.guests().keys().copied());
+        all
     }
 
     async fn send(&self, to: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {
@@ -314,12 +370,11 @@ impl Transport for TcpTransport {
         }
         let cfg = &self.shared.config;
         cfg.max_frame_len.check(payload.len())?;
-        let queue = self
-            .queues
-            .get(&to)
+        let slot = self
+            .shared
+            .slot(&to)
             .ok_or(TransportError::UnknownPeer(to))?;
-
-        let queued = &self.shared.slots[&to].queued;
+        let (queue, queued) = (&slot.queue, &slot.queued);
         let len = payload.len();
         if queued.fetch_add(len, Ordering::Relaxed) + len > cfg.send_queue_bytes {
             queued.fetch_sub(len, Ordering::Relaxed);

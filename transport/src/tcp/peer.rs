@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use idlegrid_primitives::NodeId;
@@ -19,7 +19,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, timeout};
 use super::admission::{Admission, Ticket};
 use super::handshake::{Authenticated, Local, handshake};
 use super::io::{ReadDeadlines, read_sealed, write_sealed};
-use super::{Inbound, Shared};
+use super::{Inbound, PeerSlot, Shared, SlotEnds};
 use crate::error::TransportError;
 use crate::frame::Nonce;
 use crate::session::{Opened, Opener, SealKind, Sealer, SessionError, SessionKeys};
@@ -62,7 +62,7 @@ impl Shared {
         expected: Option<NodeId>,
     ) -> Result<Authenticated, TransportError> {
         stream.set_nodelay(true)?;
-        let is_known = |n: NodeId| self.slots.contains_key(&n);
+        let is_known = |n: NodeId| self.slots.contains_key(&n) || self.config.max_guests > 0;
         let cfg = &self.config;
         let local = Local {
             keypair: &self.keypair,
@@ -129,25 +129,52 @@ enum End {
     Failed,
 }
 
-/// The task that owns one peer's send queue for the transport's lifetime.
+/// The task that owns one peer's send queue: a book peer's for the
+/// transport's lifetime, a guest's while its connection lasts.
 pub(crate) struct PeerTask {
     pub shared: Arc<Shared>,
     pub peer: NodeId,
-    pub addr: SocketAddr,
-    /// True if we dial this peer (our id is the smaller).
-    pub dial: bool,
+    /// Where to dial this peer, if we dial it (our id is the smaller, or
+    /// `dial_all`); `None`: we wait for it to dial us.
+    pub dial: Option<SocketAddr>,
+    /// A guest: its task ends with its connection.
+    pub guest: bool,
     pub queue: mpsc::Receiver<Vec<u8>>,
     /// Payload bytes in `queue` (the sender adds, the writer subtracts).
     pub queued: Arc<AtomicUsize>,
+    pub connected: Arc<AtomicBool>,
     pub conns: mpsc::Receiver<Handover>,
     pub shutdown: watch::Receiver<bool>,
     pub guard: TaskGuard,
 }
 
 impl PeerTask {
+    pub(crate) fn new(
+        shared: &Arc<Shared>,
+        peer: NodeId,
+        dial: Option<SocketAddr>,
+        slot: &PeerSlot,
+        ends: SlotEnds,
+        shutdown: &watch::Receiver<bool>,
+        guard: &TaskGuard,
+    ) -> Self {
+        Self {
+            shared: shared.clone(),
+            peer,
+            dial,
+            guest: false,
+            queue: ends.queue,
+            queued: slot.queued.clone(),
+            connected: slot.connected.clone(),
+            conns: ends.conns,
+            shutdown: shutdown.clone(),
+            guard: guard.clone(),
+        }
+    }
+
     pub(crate) async fn run(mut self) {
         let cfg = self.shared.config.clone();
-        let connected = self.shared.slots[&self.peer].connected.clone();
+        let connected = self.connected.clone();
         let mut backoff = cfg.backoff_min;
         let mut next = None;
         loop {
@@ -170,8 +197,14 @@ impl PeerTask {
                         .stats
                         .connections_failed
                         .fetch_add(1, Ordering::Relaxed);
+                    if self.guest {
+                        break;
+                    }
                 }
             }
+        }
+        if self.guest {
+            self.shared.forget_guest(self.peer, &connected);
         }
         drop(self.guard);
     }
@@ -180,16 +213,16 @@ impl PeerTask {
     /// between failures) or handed over by the accept loop.
     async fn obtain(&mut self, backoff: &mut Duration) -> Option<Handover> {
         loop {
-            if !self.dial {
+            let Some(addr) = self.dial else {
                 return tokio::select! {
                     () = stopped(&mut self.shutdown) => None,
                     c = self.conns.recv() => c,
                 };
-            }
+            };
             tokio::select! {
                 () = stopped(&mut self.shutdown) => return None,
                 c = self.conns.recv() => return c,
-                r = self.shared.dial(self.peer, self.addr) => if let Ok(s) = r {
+                r = self.shared.dial(self.peer, addr) => if let Ok(s) = r {
                     return Some(s);
                 },
             }
@@ -386,15 +419,58 @@ async fn inbound_handshake(
     mut shutdown: watch::Receiver<bool>,
     guard: TaskGuard,
 ) {
-    let _guard = guard;
     tokio::select! {
         () = stopped(&mut shutdown) => {}
         _ = &mut ticket.evicted => {}
         r = shared.authenticate(&mut stream, None) => if let Ok(a) = r {
             drop(ticket);
-            // A full hand-over slot means a fresher stream is already
-            // waiting; this one is dropped.
-            let _ = shared.slots[&a.peer].conns.try_send((stream, a.keys));
+            shared.hand_over(a.peer, (stream, a.keys), &shutdown, &guard);
         },
+    }
+}
+
+impl Shared {
+    /// Gives an authenticated inbound stream to its peer's task: a book
+    /// peer's, a connected guest's, or a new guest's while fewer than
+    /// `max_guests` are served. A full hand-over slot means a fresher
+    /// stream is already waiting; this one is dropped.
+    fn hand_over(
+        self: &Arc<Self>,
+        peer: NodeId,
+        stream: Handover,
+        shutdown: &watch::Receiver<bool>,
+        guard: &TaskGuard,
+    ) {
+        if let Some(slot) = self.slots.get(&peer) {
+            let _ = slot.conns.try_send(stream);
+            return;
+        }
+        let mut guests = self.guests();
+        if let Some(slot) = guests.get(&peer) {
+            let _ = slot.conns.try_send(stream);
+            return;
+        }
+        if guests.len() >= self.config.max_guests {
+            self.stats.guests_refused.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (slot, ends) = PeerSlot::new(&self.config);
+        let _ = slot.conns.try_send(stream);
+        let mut task = PeerTask::new(self, peer, None, &slot, ends, shutdown, guard);
+        task.guest = true;
+        guests.insert(peer, slot);
+        tokio::spawn(task.run());
+    }
+
+    /// Drops a guest whose connection ended (unless a newer slot took its
+    /// place), with whatever was still queued for it.
+    fn forget_guest(&self, peer: NodeId, connected: &Arc<AtomicBool>) {
+        let mut guests = self.guests();
+        if guests
+            .get(&peer)
+            .is_some_and(|s| Arc::ptr_eq(&s.connected, connected))
+        {
+            guests.remove(&peer);
+        }
     }
 }
