@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::{Recovered, Validator};
-use idlegrid_primitives::{NodeId, Timestamp, Transmit};
+use idlegrid_primitives::{NodeId, Round, Timestamp, Transmit};
 
 use super::state_sync::SyncOutput;
 use super::{Checkpoint, NodeStorageOp, SyncEvent, ValidatorEvent, ValidatorNode};
@@ -93,8 +93,13 @@ impl ValidatorNode {
             .frontier
             .clone()
             .expect("installed checkpoints are restorable");
+        // Our latest signed block (none before our first proposal).
+        let own = self.validator.last_own_block();
         let recovered = Recovered {
-            blocks: vec![self.validator.last_own_block()],
+            blocks: (own.header.round > Round::ZERO)
+                .then_some(own)
+                .into_iter()
+                .collect(),
             commits: vec![Arc::new(frontier)],
             lost: self.validator.syncing_own_block(),
         };
