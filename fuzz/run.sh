@@ -35,7 +35,7 @@ cargo() {
 }
 echo "toolchain: $(cargo ${FUZZ_TOOLCHAIN:++$FUZZ_TOOLCHAIN} --version 2>/dev/null), cargo-fuzz $(command cargo fuzz --version 2>/dev/null)"
 
-all_features="dag-ledger reputation entrap market transport executor"
+all_features="dag-ledger reputation entrap market transport executor node"
 feature_of() {
     case "$1" in
         ledger_* | consensus_*) echo dag-ledger ;;
@@ -44,6 +44,7 @@ feature_of() {
         market_*) echo market ;;
         transport_*) echo transport ;;
         executor_*) echo executor ;;
+        node_*) echo node ;;
         *) echo "" ;;
     esac
 }

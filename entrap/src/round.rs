@@ -48,7 +48,7 @@ pub fn output_commitment(job: JobId, outputs: &[Digest], salt: &Salt) -> Commitm
 /// drain [`poll_effect`](Self::poll_effect) until `None` and apply the
 /// effects on the ledger; then sleep until [`poll_timeout`](Self::poll_timeout)
 /// and call `handle_timeout(now)`. Time is only ever the `now` argument.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct VerificationRound {
     terms: Terms,
     plan: PublicPlan,

@@ -206,6 +206,7 @@ pub mod light;
 pub mod local;
 pub mod market;
 pub mod provider;
+pub mod snapshot;
 pub mod store;
 pub mod validator;
 pub mod wire;

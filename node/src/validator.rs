@@ -31,7 +31,10 @@ use crate::batch::batch_context;
 use crate::market::referees::ticket_worth_sending;
 
 mod durable;
+mod frontier;
 mod referee;
+mod rejoin;
+pub mod state_sync;
 mod subscribers;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
 use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
@@ -49,7 +52,45 @@ pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 /// commits apart (one lagging behind the others) still report at a common
 /// commit, where the light node's f + 1 quorum forms.
 pub const HOLDINGS_REPORTS: u8 = 8;
-pub use durable::{Checkpoint, NodePersistRequest, NodeStorageOp, StoredNode};
+pub use durable::{
+    Checkpoint, InstallError, MAX_CHECKPOINT_PART, NodePersistRequest, NodeStorageOp, StoredNode,
+};
+pub use state_sync::{SyncConfig, SyncError};
+
+/// What state sync reports (see [`state_sync`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncEvent {
+    /// Validators holding f + 1 of the stake offered this snapshot, far
+    /// enough ahead: fetching it.
+    Started {
+        /// Its commit index.
+        index: u64,
+        /// Its root.
+        root: Digest,
+    },
+    /// A peer sent something that does not match; it is dropped for this
+    /// sync.
+    PeerDropped {
+        /// The peer.
+        peer: NodeId,
+        /// What it did.
+        error: SyncError,
+    },
+    /// The assembled snapshot was refused; the sync starts over.
+    Failed {
+        /// Why.
+        error: SyncError,
+    },
+    /// The snapshot is installed: the node's state is that after commit
+    /// `index`, and consensus resumes from there.
+    Installed {
+        /// Commit index.
+        index: u64,
+        /// Ledger state digest.
+        digest: Digest,
+    },
+}
 
 /// What a validator node reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +155,8 @@ pub enum ValidatorEvent {
         /// them is reported again when they arrive).
         data: Option<crate::wire::LotData>,
     },
+    /// State sync progress (see [`state_sync`]).
+    StateSync(SyncEvent),
 }
 
 /// Everything a validator node is built from.
@@ -165,6 +208,14 @@ pub struct ValidatorNode {
     kept: Vec<Notice>,
     durable: durable::Durability,
     desk: referee::RefereeDesk,
+    /// Where consensus resumes after the last applied commit.
+    frontier: frontier::CommitFrontier,
+    /// Snapshots this node serves (with persistence and checkpoints).
+    serving: state_sync::Serving,
+    /// Fetching a snapshot (with persistence and checkpoints).
+    sync: Option<state_sync::StateSync>,
+    seed: Seed,
+    mechanism: fn() -> Box<dyn Mechanism>,
 }
 
 impl std::fmt::Debug for ValidatorNode {
@@ -254,6 +305,11 @@ impl ValidatorNode {
             kept: Vec::new(),
             durable: Default::default(),
             desk: Default::default(),
+            frontier: frontier::CommitFrontier::new(setup.consensus.gc_depth),
+            serving: Default::default(),
+            sync: None,
+            seed,
+            mechanism: setup.mechanism,
         })
     }
 
@@ -392,6 +448,7 @@ impl ValidatorNode {
             },
         };
         self.events.push_back(ev);
+        self.frontier.advance(sub);
         self.checkpoint_if_due(sub.index);
     }
 
@@ -672,6 +729,7 @@ impl Machine for ValidatorNode {
                     self.report_duty(d);
                 }
             }
+            NodeMessage::Sync(m) => self.on_sync(now, from, m),
             NodeMessage::Facts(_) | NodeMessage::Peer(_) => self.rejected_submissions += 1,
         }
         self.pump();
@@ -681,6 +739,7 @@ impl Machine for ValidatorNode {
         if self.validator.poll_timeout().is_some_and(|t| t <= now) {
             self.validator.handle_timeout(now);
         }
+        self.sync_tick(now);
         self.pump();
     }
 
@@ -708,6 +767,10 @@ impl Machine for ValidatorNode {
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
-        self.validator.poll_timeout()
+        let sync = self.sync.as_ref().map(state_sync::StateSync::deadline);
+        [self.validator.poll_timeout(), sync]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }

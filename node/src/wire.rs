@@ -43,7 +43,11 @@ pub enum NodeMessage {
     Facts(FactBatch),
     /// Light node ↔ light node: off-ledger hand-offs.
     Peer(PeerMessage),
+    /// Validator ↔ validator: state-sync snapshots.
+    Sync(SyncMessage),
 }
+
+pub use crate::snapshot::{Manifest, SnapshotOffer, SyncMessage};
 
 /// What a light node asks of a validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -254,8 +254,21 @@ fn a_damaged_commit_log_is_a_typed_error() {
     c.crash(1, 0);
     let mut stored = c.stores[1].load().unwrap();
     assert!(stored.checkpoint.is_some());
-    // A gap in the commit log.
-    stored.consensus.commits.retain(|x| x.index != 3);
+    // A gap in the commit log after the checkpoint (the commits at or
+    // below it were pruned: the checkpoint stands in for them).
+    let cp_index = stored.checkpoint.as_ref().unwrap().index;
+    let mut after: Vec<u64> = stored.consensus.commits.iter().map(|x| x.index).collect();
+    after.sort_unstable();
+    assert_eq!(
+        after.first().copied(),
+        Some(cp_index + 1),
+        "pruned up to the checkpoint"
+    );
+    assert!(
+        after.len() >= 2,
+        "two commits after the checkpoint: {after:?}"
+    );
+    stored.consensus.commits.retain(|x| x.index != cp_index + 1);
     let err = ValidatorNode::recover(
         c.keys[1].clone(),
         c.committee.clone(),

@@ -170,10 +170,10 @@ type DedupKey = (JobId, NodeId, NodeId);
 
 /// Reputation state: identities, per-role beta evidence, the feedback graph.
 ///
-/// Serializable (for digests and snapshots) but deliberately not
-/// deserializable: a book is rebuilt by replaying inputs, so its bounds
-/// always hold.
-#[derive(Clone, Debug, Serialize)]
+/// Serializable for digests and snapshots. Deserialize only bytes whose
+/// digest a quorum attested (a state-sync snapshot): a book is otherwise
+/// rebuilt by replaying inputs, so its bounds always hold.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReputationBook {
     params: BookParams,
     epoch: Epoch,

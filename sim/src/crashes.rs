@@ -20,12 +20,17 @@
 //!   state at least that far) and never skips one within an incarnation;
 //! - **ledger invariants** (`check_all`, run in turn: conservation of
 //!   supply, no negative amounts, the incremental digest);
-//! - **catch-up**: a live validator (other than one that lost its store:
-//!   that needs state sync) is never more than `catch_up_commits` behind
-//!   the highest commit once `catch_up_grace` has passed since it started.
+//! - **catch-up**: a live validator is never more than `catch_up_commits`
+//!   behind the highest commit once `catch_up_grace` has passed since it
+//!   started — also one that lost its store or was down longer than its
+//!   peers' DAG window: it catches up by **state sync** (a snapshot that
+//!   f + 1 validators attest), and the state it installs must equal the
+//!   state every other validator reported after that commit;
+//! - **no honest peer dropped** from a state sync (every peer is honest
+//!   here, so a dropped one means a bug on the serving or fetching side).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent};
@@ -34,7 +39,7 @@ use idlegrid_market::KDouble;
 use idlegrid_node::market::MarketRules;
 use idlegrid_node::store::{Infallible, MemoryStore, NodeStore, persist_step};
 use idlegrid_node::validator::{
-    NodePersistRequest, StoredNode, ValidatorEvent, ValidatorNode, ValidatorSetup,
+    NodePersistRequest, StoredNode, SyncEvent, ValidatorEvent, ValidatorNode, ValidatorSetup,
 };
 use idlegrid_node::wire::NodeMessage;
 use idlegrid_primitives::{
@@ -307,6 +312,11 @@ impl Machine for DurableValidator {
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {
         let ev = self.node.poll_event();
+        if let Some(ValidatorEvent::StateSync(SyncEvent::Installed { .. })) = &ev {
+            // Transactions queued before the jump are gone with the old
+            // consensus: sign from the installed ledger's nonce again.
+            self.next_nonce = self.node.ledger().nonce(&self.payer.account_id()).get();
+        }
         // Releasing events can apply commits that write checkpoints.
         self.persist();
         ev
@@ -324,7 +334,6 @@ impl Machine for DurableValidator {
 pub struct CrashesObserver {
     catch_up_commits: u64,
     catch_up_grace: Duration,
-    lost_store: BTreeSet<usize>,
     lose_store: Vec<(u32, u32)>,
     incarnation: Vec<u32>,
     canonical: BTreeMap<u64, Digest>,
@@ -333,6 +342,8 @@ pub struct CrashesObserver {
     /// Reported in the current incarnation (gap-free check).
     reported_now: Vec<bool>,
     up_since: Vec<Option<Timestamp>>,
+    /// A state sync under way: (since, commits behind the highest then).
+    sync_started: Vec<Option<(Timestamp, u64)>>,
     metrics: Metrics,
 }
 
@@ -342,7 +353,6 @@ impl CrashesObserver {
         Self {
             catch_up_commits: params.catch_up_commits,
             catch_up_grace: params.catch_up_grace,
-            lost_store: BTreeSet::new(),
             lose_store: params.lose_store.clone(),
             incarnation: vec![0; n],
             canonical: BTreeMap::new(),
@@ -350,8 +360,41 @@ impl CrashesObserver {
             last_reported: vec![None; n],
             reported_now: vec![false; n],
             up_since: vec![Some(Timestamp::ZERO); n],
+            sync_started: vec![None; n],
             metrics: Metrics::default(),
         }
+    }
+
+    /// Validator `i` installed the state after commit `index`: it must be
+    /// the state the others reported there, and it resumes from there.
+    fn on_installed(
+        &mut self,
+        now: Timestamp,
+        (i, index, digest): (usize, u64, Digest),
+    ) -> Result<(), Violation> {
+        if self.canonical.get(&index).is_some_and(|d| *d != digest) {
+            return Err(Violation::new(
+                "state-sync-digest",
+                format!(
+                    "validator {i} installed another state after commit {index} than its peers reported"
+                ),
+            ));
+        }
+        if self.last_reported[i].is_some_and(|last| index <= last) {
+            return Err(Violation::new(
+                "state-sync-forward",
+                format!("validator {i} installed commit {index}, not ahead of its own state"),
+            ));
+        }
+        self.last_reported[i] = Some(index);
+        self.reported_now[i] = true;
+        self.metrics.add("state_syncs", 1);
+        if let Some((since, behind)) = self.sync_started[i].take() {
+            let ms = now.saturating_since(since).as_micros() / 1_000;
+            self.metrics.add("state_sync_ms", ms);
+            self.metrics.add("state_sync_commits_behind", behind);
+        }
+        Ok(())
     }
 
     fn on_applied(
@@ -407,7 +450,7 @@ impl CrashesObserver {
 impl Observer<ValidatorEvent> for CrashesObserver {
     fn on_event(
         &mut self,
-        _now: Timestamp,
+        now: Timestamp,
         node: NodeIndex,
         event: &ValidatorEvent,
     ) -> Result<(), Violation> {
@@ -441,6 +484,27 @@ impl Observer<ValidatorEvent> for CrashesObserver {
                 ConsensusEvent::InvalidMessage { .. } => self.metrics.add("invalid_messages", 1),
                 _ => {}
             },
+            ValidatorEvent::StateSync(SyncEvent::Started { .. }) => {
+                let at = self.last_reported[i].unwrap_or(0);
+                self.sync_started[i] = Some((now, self.highest.saturating_sub(at)));
+            }
+            ValidatorEvent::StateSync(SyncEvent::Installed { index, digest }) => {
+                self.on_installed(now, (i, *index, *digest))?;
+            }
+            ValidatorEvent::StateSync(SyncEvent::PeerDropped { peer, error }) => {
+                return Err(Violation::new(
+                    "no-honest-peer-dropped",
+                    format!(
+                        "validator {i} dropped honest peer {peer:?} from a state sync: {error}"
+                    ),
+                ));
+            }
+            ValidatorEvent::StateSync(SyncEvent::Failed { error }) => {
+                return Err(Violation::new(
+                    "state-sync-failed",
+                    format!("validator {i}: {error}"),
+                ));
+            }
             _ => {}
         }
         Ok(())
@@ -464,7 +528,6 @@ impl Observer<ValidatorEvent> for CrashesObserver {
                     self.incarnation[i] += 1;
                     self.up_since[i] = Some(now);
                     if self.lose_store.contains(&(i as u32, self.incarnation[i])) {
-                        self.lost_store.insert(i);
                         self.last_reported[i] = None;
                         self.metrics.add("lost_stores", 1);
                     }
@@ -481,7 +544,7 @@ impl Observer<ValidatorEvent> for CrashesObserver {
             let Some(since) = self.up_since[i] else {
                 continue;
             };
-            if self.lost_store.contains(&i) || now.saturating_since(since) < self.catch_up_grace {
+            if now.saturating_since(since) < self.catch_up_grace {
                 continue;
             }
             let at = self.last_reported[i].unwrap_or(0);
@@ -536,14 +599,18 @@ pub fn summarize(
         "unsynced_writes_lost": d.lost_writes,
         "torn_writes": d.torn_writes,
         "disks_wiped": d.wiped,
+        "state_syncs": m.counter("state_syncs"),
+        "state_sync_ms_total": m.counter("state_sync_ms"),
+        "state_sync_commits_behind_total": m.counter("state_sync_commits_behind"),
     });
     summary.marketplace_text = Some(format!(
-        "crashes       {} commits, {} transfers applied; {} crashes, {} restarts ({} from a lost store); {} syncs, {} un-synced writes lost, {} torn\n",
+        "crashes       {} commits, {} transfers applied; {} crashes, {} restarts ({} from a lost store); {} state syncs; {} syncs, {} un-synced writes lost, {} torn\n",
         m.counter("commits"),
         m.counter("committed_transactions"),
         m.counter("crashes"),
         m.counter("restarts"),
         m.counter("lost_stores"),
+        m.counter("state_syncs"),
         d.syncs,
         d.lost_writes,
         d.torn_writes

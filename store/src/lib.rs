@@ -66,7 +66,7 @@ use redb::{Database, Durability, ReadableTable, ReadableTableMetadata, TableDefi
 use thiserror::Error;
 
 /// The layout version this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Largest block record accepted when loading.
 pub const MAX_BLOCK_RECORD: usize = 8 << 20;
 /// Largest commit record accepted when loading.

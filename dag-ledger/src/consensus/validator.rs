@@ -279,7 +279,7 @@ impl Validator {
                 continue;
             }
             // Parents lost with an un-synced tail: drop it, fetch it later.
-            if b.parents().iter().all(|p| v.store.contains_or_collected(p)) {
+            if b.parents().iter().all(|p| v.parent_known(p)) {
                 v.check_equivocation(&b)?;
                 v.store.insert(b);
             }
@@ -331,6 +331,11 @@ impl Validator {
     /// The last storage request durable so far.
     pub fn durable_seq(&self) -> PersistSeq {
         self.persist.durable
+    }
+
+    /// Our latest signed block (kept even after the DAG collected it).
+    pub fn last_own_block(&self) -> Arc<Block> {
+        Arc::clone(self.last_own.block())
     }
 
     /// True while the validator (whose store was lost) waits to learn its
@@ -503,7 +508,12 @@ impl Validator {
         if round < gc_round {
             return Err(ConsensusError::TooOld { round, gc_round });
         }
-        let limit = self.store.highest_round().plus(self.config.max_round_lead);
+        // After a restore the DAG may be empty above the last commit.
+        let base = self
+            .store
+            .highest_round()
+            .max(self.linearizer.last_committed_round());
+        let limit = base.plus(self.config.max_round_lead);
         if round > limit {
             return Err(ConsensusError::FarFutureRound { round, limit });
         }
@@ -591,7 +601,7 @@ impl Validator {
         let missing: Vec<BlockRef> = block
             .parents()
             .iter()
-            .filter(|p| !self.store.contains_or_collected(p))
+            .filter(|p| !self.parent_known(p))
             .copied()
             .collect();
         if missing.is_empty() {
@@ -611,6 +621,15 @@ impl Validator {
             self.send_fetch(from, request);
         }
         Ok(())
+    }
+
+    /// True if a block may reference `p` without waiting for it: it is in
+    /// the DAG, below the garbage-collection round, or already ordered by a
+    /// commit (a validator restored from a state-sync snapshot holds the
+    /// committed set but not those blocks; committed blocks are never
+    /// ordered again, so their content is not needed).
+    fn parent_known(&self, p: &BlockRef) -> bool {
+        self.store.contains_or_collected(p) || self.linearizer.is_committed(p)
     }
 
     fn check_equivocation(&mut self, block: &VerifiedBlock) -> Result<(), ConsensusError> {
@@ -638,9 +657,7 @@ impl Validator {
         while let Some(b) = work.pop() {
             let r = b.reference();
             debug_assert!(
-                b.parents()
-                    .iter()
-                    .all(|p| self.store.contains_or_collected(p)),
+                b.parents().iter().all(|p| self.parent_known(p)),
                 "accepting {r:?} with missing parents"
             );
             if r.author == self.me && r.round > self.proposed_round {
@@ -885,7 +902,8 @@ impl Validator {
             return;
         }
         let base = self.quorum_round();
-        if base < self.proposed_round {
+        // A DAG restored empty above its gc round has no quorum yet.
+        if base < self.proposed_round || !self.has_quorum(base) {
             return;
         }
         let leaders_present = self

@@ -96,7 +96,7 @@ pub struct RegistryStats {
 /// open jobs with their data-access grants. Sans-IO and deterministic: the
 /// composition root applies committed [`SignedOp`]s in ledger order, opens
 /// a job per [`Match`] and settles it when the job ends.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Registry {
     limits: RegistryLimits,
     listings: BTreeMap<Digest, Listing>,

@@ -73,6 +73,7 @@ mod rounds;
 pub mod sealed;
 pub mod sealing;
 mod settlement;
+pub mod snapshot;
 pub mod tx;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -87,10 +88,12 @@ use idlegrid_market::registry::{JobId as GoodsJobId, Registry, RegistryLimits};
 use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp, decode};
 use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
 use sealed::{SealedBook, batch_of};
+use serde::{Deserialize, Serialize};
 
 pub use error::{FeatureRefusal, MarketError, RegistryRefusal, RoundError};
 pub use orders::MAX_CAPACITY;
 pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
+pub use snapshot::{APP_STATE_DOMAIN, AppSnapshotError};
 pub use tx::{
     ClearingRecord, Environment, JobRequest, MarketParams, MarketRules, MarketTx, NextAsk, Notice,
     Settlement,
@@ -120,18 +123,20 @@ pub const MAX_PENDING_BIDS: usize = 4_096;
 /// A live round: (client, job) and lot.
 type RoundKey = ((AccountId, u64), u32);
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct SlotLock {
     lock: LockId,
     busy: bool,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Provider {
     region: u8,
     environment: Environment,
     slots: Vec<SlotLock>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct PendingLot {
     provider: AccountId,
     slot: usize,
@@ -139,6 +144,7 @@ struct PendingLot {
     bond_lock: LockId,
 }
 
+#[derive(Serialize, Deserialize)]
 struct LiveLot {
     provider: AccountId,
     slot: usize,
@@ -149,6 +155,7 @@ struct LiveLot {
     effects: Vec<Effect>,
 }
 
+#[derive(Serialize, Deserialize)]
 struct Job {
     req: JobRequest,
     /// Opened by the first reveal of the job's bid, sized at that price.

@@ -88,14 +88,14 @@ pub enum RefereeError {
 }
 
 /// A dispute's referee state (replicated).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct Dispute {
     /// Escalations so far (0: the first committee).
     level: u8,
     window: Option<Window>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Window {
     randomness: Digest,
     closes_at: Timestamp,

@@ -155,7 +155,7 @@ pub enum SealError {
     Full(usize),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct Entry {
     batch: BatchNo,
     commitment: Commitment,
@@ -179,7 +179,7 @@ pub struct ClosedBatch {
 const REMEMBER_CLOSED: usize = 4;
 
 /// The live commitments, by batch (see the module docs).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SealedBook {
     reveal_batches: u64,
     reveal_commits: u32,

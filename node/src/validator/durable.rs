@@ -19,21 +19,20 @@
 //!
 //! - every block, keyed by reference; blocks more than `gc_depth` rounds
 //!   below the last commit may be pruned, except our own latest block;
-//! - every commit, keyed by index. The marketplace application's state is
-//!   not part of a [`Checkpoint`] yet ([`Checkpoint::app`] is `None`), so a
-//!   checkpoint cannot stand in for the commits before it: the commit log is
-//!   kept from genesis, and [`Checkpoint::restorable`] says when a store may
-//!   prune commits at or below a checkpoint (an application that snapshots
-//!   its state);
+//! - every commit after the latest checkpoint, keyed by index. A
+//!   [`Checkpoint`] holds the ledger, the marketplace application's state
+//!   and the commit frontier consensus resumes from, so it stands in for
+//!   every commit at or below it ([`Checkpoint::restorable`]): stores prune
+//!   those commits when they write it;
 //! - the latest checkpoint.
 //!
 //! # Recovery ([`ValidatorNode::recover`])
 //!
 //! 1. consensus resumes from the stored blocks and commits
 //!    ([`Validator::recover`]): it never signs a second block for a round;
-//! 2. the ledger (with its application) is rebuilt by replaying the stored
-//!    commits in index order from genesis — or from a restorable checkpoint
-//!    — and must reach every stored checkpoint's digest on the way: a
+//! 2. the ledger and its application are restored from the checkpoint
+//!    (its digests checked) — or start from genesis without one — and the
+//!    stored commits after it are replayed in index order: a digest
 //!    mismatch or a gap in the commit log is a typed error, never a silent
 //!    fresh start;
 //! 3. replayed commits are not reported again (they were reported before
@@ -45,11 +44,37 @@ use std::sync::Arc;
 use idlegrid_dag_ledger::consensus::{
     CommittedSubDag, Committee, PersistSeq, Recovered, StorageOp, Validator,
 };
-use idlegrid_dag_ledger::ledger::Ledger;
+use idlegrid_dag_ledger::ledger::{Ledger, check_all};
 use idlegrid_primitives::{Digest, Keypair, Seed};
 use serde::{Deserialize, Serialize};
 
+use super::frontier::CommitFrontier;
 use super::{ValidatorError, ValidatorNode, ValidatorSetup};
+use crate::market::{AppSnapshotError, MarketplaceApp};
+
+/// Largest ledger or application part of a checkpoint accepted.
+pub const MAX_CHECKPOINT_PART: usize = 1 << 30;
+
+/// Why a checkpoint could not be installed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// It lacks the application state or the commit frontier.
+    #[error("checkpoint {0} cannot stand alone (no application state or commit frontier)")]
+    NotRestorable(u64),
+    /// The ledger part was refused.
+    #[error("ledger snapshot: {0}")]
+    Ledger(#[from] idlegrid_dag_ledger::ledger::LedgerError),
+    /// The ledger does not hash to the checkpoint's digest.
+    #[error("the ledger of checkpoint {0} does not hash to its state digest")]
+    Digest(u64),
+    /// The ledger breaks an invariant.
+    #[error("the ledger breaks an invariant: {0}")]
+    Invariant(String),
+    /// The marketplace part was refused.
+    #[error("{0}")]
+    App(#[from] AppSnapshotError),
+}
 
 /// Bound on node storage requests not yet drained by the driver.
 const MAX_NODE_PERSIST_QUEUE: usize = 1 << 20;
@@ -63,9 +88,14 @@ pub struct Checkpoint {
     pub state_digest: Digest,
     /// [`Ledger::snapshot`] bytes.
     pub ledger: Vec<u8>,
-    /// The application's state, if it can snapshot it (the marketplace
-    /// cannot yet: `None`).
+    /// The marketplace's state ([`MarketplaceApp::snapshot`] bytes).
+    ///
+    /// [`MarketplaceApp::snapshot`]: crate::market::MarketplaceApp::snapshot
     pub app: Option<Vec<u8>>,
+    /// Where consensus resumes: commit `index` with, as `blocks`, every
+    /// block already ordered at or above its garbage-collection round (no
+    /// transactions).
+    pub frontier: Option<CommittedSubDag>,
 }
 
 impl Checkpoint {
@@ -73,6 +103,10 @@ impl Checkpoint {
     /// commits after it), so the commits at or below `index` may be pruned.
     pub fn restorable(&self) -> bool {
         self.app.is_some()
+            && self
+                .frontier
+                .as_ref()
+                .is_some_and(|f| f.index == self.index)
     }
 }
 
@@ -120,7 +154,18 @@ pub(super) struct Durability {
 }
 
 impl Durability {
-    fn push(&mut self, op: NodeStorageOp) -> PersistSeq {
+    /// True if the node persists.
+    pub(super) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The consensus validator is replaced: its unacknowledged writes will
+    /// never be acknowledged to it.
+    pub(super) fn forget_forwarded(&mut self) {
+        self.forwarded.clear();
+    }
+
+    pub(super) fn push(&mut self, op: NodeStorageOp) -> PersistSeq {
         assert!(
             self.queue.len() < MAX_NODE_PERSIST_QUEUE,
             "the driver does not drain poll_persist"
@@ -141,6 +186,19 @@ impl ValidatorNode {
         self.validator = self.validator.with_persistence();
         self.durable.enabled = true;
         self.durable.checkpoint_every = checkpoint_every;
+        if checkpoint_every > 0 {
+            self.with_state_sync(super::SyncConfig::default())
+        } else {
+            self
+        }
+    }
+
+    /// Fetches a snapshot when the node falls more than `gc_depth` rounds
+    /// behind (see [`state_sync`](super::state_sync)); on by default with
+    /// persistence and checkpoints.
+    pub fn with_state_sync(mut self, cfg: super::SyncConfig) -> Self {
+        let gc_depth = self.validator.config().gc_depth;
+        self.sync = Some(super::state_sync::StateSync::new(cfg, gc_depth));
         self
     }
 
@@ -161,15 +219,55 @@ impl ValidatorNode {
         let mut commits: Vec<Arc<CommittedSubDag>> = stored.consensus.commits.clone();
         commits.sort_by_key(|c| c.index);
         commits.dedup_by_key(|c| c.index);
+        let mut consensus = stored.consensus;
+        if let Some(f) = stored.checkpoint.as_ref().and_then(|c| c.frontier.clone()) {
+            consensus.commits.push(Arc::new(f));
+        }
         node.validator = Validator::recover(
             key,
             committee,
             setup.consensus.clone(),
             seed.derive("validator"),
-            stored.consensus,
+            consensus,
         )?;
         node.replay(&commits, stored.checkpoint.as_deref())?;
         Ok(node)
+    }
+
+    /// Replaces the ledger, the marketplace and the commit frontier by a
+    /// restorable checkpoint's, checking its digests and the ledger's
+    /// invariants (supply conserved) first; nothing changes on an error.
+    pub(super) fn install(&mut self, cp: &Checkpoint) -> Result<(), InstallError> {
+        let (Some(app), Some(frontier)) = (&cp.app, &cp.frontier) else {
+            return Err(InstallError::NotRestorable(cp.index));
+        };
+        if frontier.index != cp.index {
+            return Err(InstallError::NotRestorable(cp.index));
+        }
+        let mut ledger = Ledger::from_snapshot(&cp.ledger, MAX_CHECKPOINT_PART)?;
+        if ledger.state_digest() != cp.state_digest {
+            return Err(InstallError::Digest(cp.index));
+        }
+        check_all(&ledger).map_err(|e| InstallError::Invariant(e.to_string()))?;
+        let market = MarketplaceApp::restore(
+            self.apps.market.rules().clone(),
+            (self.mechanism)(),
+            true,
+            app,
+            MAX_CHECKPOINT_PART,
+        )?;
+        ledger.set_verification_seed(&self.seed.derive("ledger-verify"));
+        assert_eq!(
+            ledger.total_supply(),
+            ledger
+                .initial_supply()
+                .checked_sub(ledger.burned())
+                .expect("burned within supply")
+        );
+        self.ledger = ledger;
+        self.apps.market = market;
+        self.frontier = CommitFrontier::restore(self.validator.config().gc_depth, frontier);
+        Ok(())
     }
 
     /// Rebuilds the ledger from genesis by replaying `commits`, checking
@@ -180,7 +278,12 @@ impl ValidatorNode {
         checkpoint: Option<&Checkpoint>,
     ) -> Result<(), ValidatorError> {
         let bad = |m: String| ValidatorError::Recovery(m);
-        if let Some(cp) = checkpoint {
+        let mut start = 0;
+        if let Some(cp) = checkpoint.filter(|cp| cp.restorable()) {
+            self.install(cp)
+                .map_err(|e| bad(format!("checkpoint {}: {e}", cp.index)))?;
+            start = cp.index + 1;
+        } else if let Some(cp) = checkpoint {
             let ledger = Ledger::from_snapshot(&cp.ledger, usize::MAX)
                 .map_err(|e| bad(format!("checkpoint {}: {e}", cp.index)))?;
             if ledger.state_digest() != cp.state_digest {
@@ -191,7 +294,9 @@ impl ValidatorNode {
             }
         }
         self.durable.replaying = true;
-        for (expected, c) in (0u64..).zip(commits) {
+        let commits: Vec<&Arc<CommittedSubDag>> =
+            commits.iter().filter(|c| c.index >= start).collect();
+        for (expected, c) in (start..).zip(commits.iter().copied()) {
             if c.index != expected {
                 return Err(bad(format!(
                     "commit log has a gap: expected commit {expected}, found {}",
@@ -200,7 +305,7 @@ impl ValidatorNode {
             }
             self.apply(c);
             self.events.pop_back();
-            if let Some(cp) = checkpoint.filter(|cp| cp.index == c.index)
+            if let Some(cp) = checkpoint.filter(|cp| cp.index == c.index && !cp.restorable())
                 && self.ledger.state_digest() != cp.state_digest
             {
                 self.durable.replaying = false;
@@ -211,7 +316,7 @@ impl ValidatorNode {
             }
         }
         self.durable.replaying = false;
-        if let Some(cp) = checkpoint
+        if let Some(cp) = checkpoint.filter(|cp| !cp.restorable())
             && commits.last().is_none_or(|c| c.index < cp.index)
         {
             return Err(bad(format!(
@@ -231,17 +336,23 @@ impl ValidatorNode {
         if (index + 1) % d.checkpoint_every != 0 {
             return;
         }
-        let cp = Checkpoint {
+        let cp = Arc::new(Checkpoint {
             index,
             state_digest: self.ledger.state_digest(),
             ledger: self.ledger.snapshot(),
-            app: None,
-        };
+            app: Some(self.apps.market.snapshot()),
+            frontier: self.frontier.frontier(),
+        });
+        assert!(
+            cp.restorable(),
+            "a checkpoint after commit {index} stands in for it"
+        );
+        self.serving.offer(&cp);
         self.forward_consensus_writes();
-        self.durable.push(NodeStorageOp::Checkpoint(Arc::new(cp)));
+        self.durable.push(NodeStorageOp::Checkpoint(cp));
     }
 
-    fn forward_consensus_writes(&mut self) {
+    pub(super) fn forward_consensus_writes(&mut self) {
         while let Some(r) = self.validator.poll_persist() {
             let seq = self.durable.push(NodeStorageOp::Consensus(r.op));
             self.durable.forwarded.push_back((seq, r.seq));
@@ -281,6 +392,13 @@ impl ValidatorNode {
             self.validator.persisted(cs);
         }
         self.pump();
+    }
+
+    /// True while a state sync probes peers or fetches a snapshot.
+    pub fn syncing_state(&self) -> bool {
+        self.sync
+            .as_ref()
+            .is_some_and(super::state_sync::StateSync::active)
     }
 
     /// The consensus validator (read-only).
