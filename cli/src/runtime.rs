@@ -105,6 +105,23 @@ impl Log {
     }
 }
 
+/// Reads an offer file: price, capacity and the environment (`base` with
+/// the file's features, when it lists them).
+fn parse_offer(text: &str, base: &Environment) -> Result<(Amount, u32, Environment), String> {
+    let o: OfferFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    if o.price == 0 || !(1..=MAX_CAPACITY).contains(&o.capacity) {
+        return Err(format!(
+            "price must be positive and capacity 1..={MAX_CAPACITY}"
+        ));
+    }
+    let mut environment = base.clone();
+    if let Some(names) = &o.features {
+        environment.features =
+            idlegrid_market::Features::from_names(names).map_err(|e| e.to_string())?;
+    }
+    Ok((Amount::new(o.price.into()), o.capacity, environment))
+}
+
 /// A fresh secret seed from the operating system for one process: the
 /// salts of sealed orders and the coefficients of batch signature
 /// verification must be unpredictable to everyone else (a seed derived
@@ -483,7 +500,7 @@ impl ProviderRole {
         if !dropped.is_empty() {
             log.line(format_args!("not advertised: {}", dropped.join(", ")));
         }
-        let offer = ProviderOffer {
+        let mut offer = ProviderOffer {
             price: Amount::new(p.price.into()),
             capacity: p.capacity,
             stake_per_slot: Amount::new(cfg.network.market.stake_per_slot.into()),
@@ -493,6 +510,24 @@ impl ProviderRole {
                 features,
             },
         };
+        // A restarted provider offers what `provider offer` last set, in
+        // its first offer (two offers in a row could apply in either order
+        // if an earlier run's transaction holds up the first).
+        let offer_file = OfferFile::path(&cfg.data_dir);
+        let offer_text = std::fs::read_to_string(&offer_file).ok();
+        if let Some(text) = &offer_text {
+            match parse_offer(text, &offer.environment) {
+                Ok((price, capacity, environment)) => {
+                    (offer.price, offer.capacity, offer.environment) =
+                        (price, capacity, environment);
+                    log.line(format_args!(
+                        "offer from {}: {capacity} slots at {price}/s",
+                        offer_file.display()
+                    ));
+                }
+                Err(e) => log.line(format_args!("{}: {e}", offer_file.display())),
+            }
+        }
         let seed = secret_seed();
         let setup = cfg.network.light_setup(&cfg.key, index);
         if p.testing_cheat_ppm > 0 {
@@ -513,8 +548,8 @@ impl ProviderRole {
             earned: Amount::ZERO,
             slashed: Amount::ZERO,
             lots_done: 0,
-            offer_file: OfferFile::path(&cfg.data_dir),
-            offer_text: None,
+            offer_file,
+            offer_text,
             offer_rejected: None,
             offer_listed: false,
         })
@@ -529,7 +564,7 @@ impl ProviderRole {
             return;
         }
         self.offer_text = Some(text.clone());
-        match self.parse_offer(&text) {
+        match parse_offer(&text, &self.node.offer().environment) {
             Ok((price, capacity, environment)) => {
                 self.log.line(format_args!(
                     "new offer: {capacity} slots at {price}/s with {}",
@@ -545,21 +580,6 @@ impl ProviderRole {
                 self.offer_rejected = Some(e);
             }
         }
-    }
-
-    fn parse_offer(&self, text: &str) -> Result<(Amount, u32, Environment), String> {
-        let o: OfferFile = toml::from_str(text).map_err(|e| e.to_string())?;
-        if o.price == 0 || !(1..=MAX_CAPACITY).contains(&o.capacity) {
-            return Err(format!(
-                "price must be positive and capacity 1..={MAX_CAPACITY}"
-            ));
-        }
-        let mut environment = self.node.offer().environment.clone();
-        if let Some(names) = &o.features {
-            environment.features =
-                idlegrid_market::Features::from_names(names).map_err(|e| e.to_string())?;
-        }
-        Ok((Amount::new(o.price.into()), o.capacity, environment))
     }
 
     fn execute(

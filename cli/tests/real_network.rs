@@ -533,7 +533,9 @@ fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
 
     let ran = submit("idlegrid_fakepkg");
     let msg = String::from_utf8_lossy(&ran.stderr);
-    assert!(ran.status.success(), "{msg}");
+    let p1_log =
+        || std::fs::read_to_string(dir.join("provider-1").join("node.log")).unwrap_or_default();
+    assert!(ran.status.success(), "{msg}\nprovider-1:\n{}", p1_log());
     assert_eq!(String::from_utf8_lossy(&ran.stdout), "cba\nfed\nihg\nlkj\n");
     assert!(msg.contains("providers [provider-1]"), "{msg}");
     // The wallet, over the light protocol: holdings, then a payment.

@@ -335,13 +335,29 @@ impl LightCore {
             .map(|(n, _)| *n)
     }
 
-    /// The ledger refused `nonce`: the account's nonce did not move, so
-    /// every later transaction in flight is re-signed one nonce down (a
+    /// The ledger refused `nonce`. If the account's nonce is already past it
+    /// (see [`Rejection::expected_nonce`]), only this payload is signed
+    /// again, after the others in flight. Otherwise the account's nonce did
+    /// not move, so every later transaction in flight is re-signed one
+    /// nonce down (a
     /// nonce rejection retries the transaction itself, a bounded number of
     /// times).
     fn rejected(&mut self, now: Timestamp, nonce: u64, reason: &Rejection) -> Vec<TxFate> {
         let mut fates = Vec::new();
         let first = self.inflight.remove(&nonce).expect("checked");
+        if let Some(e) = reason.expected_nonce.filter(|e| *e > nonce)
+            && first.resigns < MAX_RESIGNS
+        {
+            // The account moved past `nonce` without this transaction
+            // (another process with this key, or this one before a restart,
+            // used it): this signing can never apply, so its payload is
+            // signed again after everything in flight. The others in flight
+            // may still apply as signed and are left alone.
+            let at = self.next_nonce.unwrap_or(e).max(e);
+            self.next_nonce = Some(at + 1);
+            self.send_new(now, at, first.tx.tx.kind, first.resigns + 1);
+            return fates;
+        }
         let mut redo: Vec<(TxKind, u8)> = Vec::new();
         if reason.kind == RejectionKind::Nonce && first.resigns < MAX_RESIGNS {
             redo.push((first.tx.tx.kind, first.resigns + 1));

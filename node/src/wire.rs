@@ -454,6 +454,9 @@ pub struct Rejection {
     pub market: Option<MarketError>,
     /// The message: the marketplace's error or the ledger's.
     pub detail: String,
+    /// For a nonce rejection, the account's next nonce at that commit (the
+    /// f + 1 validators that back the fact agree on it).
+    pub expected_nonce: Option<u64>,
 }
 
 /// The kinds of [`Rejection`].
@@ -487,10 +490,15 @@ impl Rejection {
         let detail = market
             .as_ref()
             .map_or_else(|| e.to_string(), |m| m.to_string());
+        let expected_nonce = match e {
+            LedgerError::BadNonce { expected, .. } => Some(expected.get()),
+            _ => None,
+        };
         Self {
             kind,
             market,
             detail,
+            expected_nonce,
         }
     }
 }
