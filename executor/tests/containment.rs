@@ -246,15 +246,26 @@ fn rerun_unprivileged(test: &str, n: usize) {
     let exe = dir.path().join("containment-test");
     std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let status = std::process::Command::new(&exe)
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
         .env("IDLEGRID_CONTAINMENT_RUNS", n.to_string())
         .env("TMPDIR", "/tmp")
         .current_dir("/")
         .uid(NOBODY)
-        .gid(NOBODY)
-        .status()
-        .unwrap();
+        .gid(NOBODY);
+    // A child forked by another test thread while the copy was open for
+    // writing holds that descriptor until it execs: "text file busy" for
+    // a moment. Try again briefly.
+    let mut tries = 0;
+    let status = loop {
+        match cmd.status() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => break r.unwrap(),
+        }
+    };
     assert!(status.success(), "the unprivileged run failed: {status}");
 }
 
