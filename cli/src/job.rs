@@ -135,6 +135,30 @@ fn trap_input(records: &[&[u8]], size: usize, rng: &mut impl Rng) -> Vec<u8> {
     out
 }
 
+/// Up to `n` trap inputs that differ from each other and from the lot's
+/// real chunks (a repeated input would give the traps away), sampled with
+/// a bounded number of tries; tiny inputs may allow fewer.
+fn distinct_traps<'a>(
+    records: &[&[u8]],
+    size: usize,
+    n: usize,
+    real: impl Iterator<Item = &'a [u8]>,
+    rng: &mut impl Rng,
+) -> Vec<Vec<u8>> {
+    let mut seen: std::collections::BTreeSet<Vec<u8>> = real.map(<[u8]>::to_vec).collect();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n * 16 {
+        if out.len() == n {
+            break;
+        }
+        let t = trap_input(records, size, rng);
+        if seen.insert(t.clone()) {
+            out.push(t);
+        }
+    }
+    out
+}
+
 /// Builds and answers a lot's traps in the local sandbox, running each
 /// twice: a script whose answers differ is refused before anyone is paid.
 async fn answer_traps(
@@ -303,11 +327,18 @@ impl ClientRole {
         let trap_inputs: Vec<Vec<Vec<u8>>> = per
             .iter()
             .map(|l| {
-                (0..pool_size(l.len()))
-                    .map(|_| trap_input(&records, size, &mut rng))
-                    .collect()
+                let real = l.iter().map(|&c| self.chunks[c].as_slice());
+                distinct_traps(&records, size, pool_size(l.len()), real, &mut rng)
             })
             .collect();
+        if trap_inputs.iter().any(Vec::is_empty) {
+            self.fail(
+                "the records are too few or too alike to hide a trap among them: \
+                 use more records or a larger --split"
+                    .into(),
+            );
+            return;
+        }
         let (exec, program, done) = (Arc::clone(&self.exec), self.program.clone(), done.clone());
         let data_inputs: Vec<Vec<Vec<u8>>> = per
             .iter()
@@ -458,6 +489,11 @@ impl Role for ClientRole {
         done: &mpsc::Sender<Completion<Self>>,
     ) {
         match ev {
+            ClientEvent::PlanFailed { job, lot, error } => {
+                self.fail(format!(
+                    "job {job} lot {lot} cannot be planned: {error} (are some input chunks identical?)"
+                ));
+            }
             ClientEvent::Planned {
                 job,
                 lot,

@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::ledger::TxKind;
-use idlegrid_entrap::{JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
+use idlegrid_entrap::{EntrapError, JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
 use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
@@ -130,6 +130,18 @@ pub enum ClientEvent {
         traps: u32,
         /// Subtasks in the lot, traps included.
         slots: u32,
+    },
+    /// A matched lot could not be planned (its subtasks repeat an input,
+    /// which would let the provider tell traps apart): nothing was handed
+    /// to the provider; the lot lapses on the ledger and its escrow comes
+    /// back.
+    PlanFailed {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Why.
+        error: idlegrid_entrap::EntrapError,
     },
     /// A lot's real outputs, in input order (the traps checked).
     Results {
@@ -418,20 +430,40 @@ impl ClientNode {
             return;
         };
         let k = self.trap_count(real.len() as u32, price, credibility_ppm);
+        // A trap whose input repeats a real subtask's or another trap's
+        // would give the traps away (the plan refuses it): it is dropped.
+        let mut seen: std::collections::BTreeSet<Digest> = real.iter().copied().collect();
         let traps: Vec<TrapSpec> = (0..u64::from(k))
             .map(|i| self.traps.trap(job, lot, i))
+            .filter(|t| seen.insert(t.input))
             .collect();
+        let k = traps.len() as u32;
         let seed = self
             .seed
             .derive_indexed("plan", job)
             .derive_indexed("lot", u64::from(lot));
-        let Ok(plan) = JobPlan::builder(round_id(job, lot))
+        let built = JobPlan::builder(round_id(job, lot))
             .real_inputs(real)
             .traps(traps)
             .seed(seed)
             .build()
-        else {
-            return;
+            .and_then(|p| {
+                if k == 0 {
+                    Err(EntrapError::InvalidParameter {
+                        name: "traps",
+                        reason: "every trap input repeats a subtask's input",
+                    })
+                } else {
+                    Ok(p)
+                }
+            });
+        let plan = match built {
+            Ok(p) => p,
+            Err(error) => {
+                self.events
+                    .push_back(ClientEvent::PlanFailed { job, lot, error });
+                return;
+            }
         };
         let public = plan.public().clone();
         let slots = public.slot_inputs.len() as u32;
