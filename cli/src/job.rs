@@ -752,3 +752,28 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
 pub fn status_path(data_dir: &Path, id: u64) -> PathBuf {
     data_dir.join("jobs").join(format!("{id}.json"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_primitives::Seed;
+
+    #[test]
+    fn trap_inputs_never_repeat_a_chunk_or_each_other() {
+        let records: Vec<&[u8]> = vec![b"a\n", b"b\n", b"c\n", b"d\n"];
+        let real: Vec<&[u8]> = vec![b"a\nb\n", b"c\nd\n"];
+        for s in 0..200 {
+            let mut rng = Seed::from_u64(s).rng();
+            let t = distinct_traps(&records, 2, 8, real.iter().copied(), &mut rng);
+            assert_eq!(t.len(), 8, "16 orderings of 2 from 4 leave room for 8");
+            let mut all: Vec<&[u8]> = t.iter().map(Vec::as_slice).chain(real.clone()).collect();
+            all.sort_unstable();
+            all.dedup();
+            assert_eq!(all.len(), 10, "seed {s}: {t:?}");
+        }
+        // One record, one chunk: no trap can differ from it.
+        let mut rng = Seed::from_u64(1).rng();
+        let one: Vec<&[u8]> = vec![b"x\n"];
+        assert!(distinct_traps(&one, 1, 4, one.iter().copied(), &mut rng).is_empty());
+    }
+}
