@@ -179,7 +179,7 @@ impl SignatureMemo {
     pub const DEFAULT_CAPACITY: usize = 1 << 14;
 
     /// A memo of `capacity` fingerprints (rounded up to a power of two, at
-    /// least [`WAYS`]), its secret fingerprint key derived from `seed`.
+    /// least one set of 4), its secret fingerprint key derived from `seed`.
     pub fn new(capacity: usize, seed: &Seed) -> Self {
         let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         Self {
