@@ -50,7 +50,10 @@ fn run(data: &[u8]) -> AResult<()> {
         }
         let q = net.queue.len();
         let to = u.choose_index(FOLLOWERS)?;
-        match u.int_in_range(0..=15u8)? {
+        // 16..=19 (and the guarded arms without a queue) let the followers
+        // talk: corrupting (13, 14) and raw bytes (15) must not crowd out the
+        // deliveries that move the DAG to commits.
+        match u.int_in_range(0..=19u8)? {
             0..=4 => {
                 // One pool block, usually from its author.
                 let b = &pool.blocks[u.choose_index(pool.blocks.len())?];

@@ -54,9 +54,10 @@ pub fn config() -> ConsensusConfig {
     c
 }
 
-/// The block-signature verifier of every fixture validator: one memo for
-/// the whole process, so a block signed once per process (the pool's) is
-/// verified once per process too, while a corrupted one misses the memo and
+/// The block-signature verifier of the [`Followers`]: one memo for the
+/// whole process, so a block signed once per process (the pool's) is
+/// verified once per process too — by the first input that delivers it,
+/// not while the pool is built — while a corrupted one misses the memo and
 /// is verified, and refused, every time (what a simulator's validators
 /// share, see `SignatureVerifier`).
 pub fn signatures() -> SignatureVerifier {
@@ -65,11 +66,10 @@ pub fn signatures() -> SignatureVerifier {
         .clone()
 }
 
-/// Validator `i` with `config`, verifying signatures through [`signatures`].
+/// Validator `i` with `config` (verifying every block signature itself).
 pub fn validator(i: usize, config: ConsensusConfig) -> Validator {
     Validator::new(keys()[i].clone(), committee().clone(), config, Seed::from_u64(i as u64))
         .expect("fixture validator")
-        .with_signature_verifier(signatures())
 }
 
 /// The network: validators, messages in flight, and what each committed.
@@ -242,7 +242,8 @@ pub fn pool() -> &'static Pool {
     static P: OnceLock<Pool> = OnceLock::new();
     P.get_or_init(|| {
         let pool = build_pool();
-        let mut f = Followers::new();
+        // Its own verifier: the process memo is filled by the inputs.
+        let mut f = Followers::with_verifier(SignatureVerifier::plain());
         for b in &pool.blocks {
             f.send(b.header.author.as_usize(), 0, ConsensusMessage::Block(Arc::clone(b)));
         }
@@ -357,11 +358,18 @@ impl Default for Followers {
 }
 
 impl Followers {
-    /// Fresh followers.
+    /// Fresh followers, verifying signatures through [`signatures`].
     pub fn new() -> Self {
+        Self::with_verifier(signatures())
+    }
+
+    /// Fresh followers, verifying signatures through `v`.
+    pub fn with_verifier(v: SignatureVerifier) -> Self {
         let c = config();
         Self {
-            vs: (0..FOLLOWERS).map(|i| validator(i, c.clone())).collect(),
+            vs: (0..FOLLOWERS)
+                .map(|i| validator(i, c.clone()).with_signature_verifier(v.clone()))
+                .collect(),
             queue: VecDeque::new(),
             now: Timestamp::ZERO,
             commits: vec![Vec::new(); FOLLOWERS],
