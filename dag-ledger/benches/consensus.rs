@@ -2,8 +2,10 @@
 //!
 //! - `consensus::receive_block`: cost per received block (decode excluded;
 //!   structure checks, signature check, DAG insert, commit rule,
-//!   linearization included) for committees of 10, 50 and 100, with and
-//!   without signature verification;
+//!   linearization included) for committees of 10, 50 and 100, with a
+//!   plain signature verifier (`sig=plain`) and with a memo another
+//!   validator already filled with every block (`sig=memo`: what the
+//!   simulator's validators after the first one pay);
 //! - `consensus::committed_tx`: the same pipeline with 100 transactions of
 //!   64 bytes per block, per committed transaction;
 //! - `consensus::verify_signature`: one raw block-signature verification,
@@ -19,7 +21,7 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use idlegrid_dag_ledger::consensus::*;
-use idlegrid_primitives::{Machine, Round, Seed, Timestamp};
+use idlegrid_primitives::{Machine, Round, Seed, SignatureMemo, SignatureVerifier, Timestamp};
 
 const ROUNDS: u64 = 8;
 
@@ -37,15 +39,31 @@ fn dag_messages(n: usize, txs: usize) -> (DagBuilder, Vec<ConsensusMessage>) {
     (dag, msgs)
 }
 
-fn observer(dag: &DagBuilder, verify: bool) -> Validator {
-    let cfg = ConsensusConfig::default().with_signature_verification(verify);
+fn observer(dag: &DagBuilder, signatures: SignatureVerifier) -> Validator {
     Validator::new(
         dag.keys()[0].clone(),
         dag.committee().clone(),
-        cfg,
+        ConsensusConfig::default(),
         Seed::from_u64(1),
     )
     .expect("valid")
+    .with_signature_verifier(signatures)
+}
+
+/// A verifier for the bench `memo`: plain, or a memo that another
+/// observer already filled with every block of `msgs`.
+fn verifier(
+    dag: &DagBuilder,
+    from: idlegrid_primitives::NodeId,
+    msgs: &[ConsensusMessage],
+    memo: bool,
+) -> SignatureVerifier {
+    if !memo {
+        return SignatureVerifier::plain();
+    }
+    let v = SignatureVerifier::memoized(SignatureMemo::shared(&Seed::from_u64(2)));
+    feed(&mut observer(dag, v.clone()), from, msgs.to_vec());
+    v
 }
 
 fn feed(v: &mut Validator, from: idlegrid_primitives::NodeId, msgs: Vec<ConsensusMessage>) -> u64 {
@@ -73,7 +91,8 @@ fn bench(c: &mut Criterion) {
             let (dag, msgs) = dag_messages(n, txs);
             let from = dag.keys()[1].node_id();
             // What one pass commits (rounds 1..=ROUNDS-2 leaders).
-            let committed = feed(&mut observer(&dag, false), from, msgs.clone());
+            let plain = SignatureVerifier::plain();
+            let committed = feed(&mut observer(&dag, plain), from, msgs.clone());
             let elements = if txs == 0 {
                 msgs.len() as u64
             } else {
@@ -81,14 +100,17 @@ fn bench(c: &mut Criterion) {
             };
             assert!(elements > 0);
             g.throughput(Throughput::Elements(elements));
-            for verify in [true, false] {
+            for memo in [false, true] {
                 let id = BenchmarkId::new(
-                    format!("n={n}/sig={}", if verify { "on" } else { "off" }),
+                    format!("n={n}/sig={}", if memo { "memo" } else { "plain" }),
                     "",
                 );
                 g.bench_function(id, |b| {
                     b.iter_batched(
-                        || (observer(&dag, verify), msgs.clone()),
+                        || {
+                            let v = verifier(&dag, from, &msgs, memo);
+                            (observer(&dag, v), msgs.clone())
+                        },
                         |(mut v, m)| feed(&mut v, from, m),
                         BatchSize::LargeInput,
                     )

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::strategies;
 use idlegrid_dag_ledger::consensus::*;
-use idlegrid_primitives::{Keypair, Machine, NodeId, Round, Seed, Timestamp, encode};
+use idlegrid_primitives::{
+    Keypair, Machine, NodeId, Round, Seed, SignatureMemo, SignatureVerifier, Timestamp, encode,
+};
 use proptest::prelude::*;
 
 struct Setup {
@@ -151,6 +153,65 @@ fn bad_signature_and_unknown_sender_are_rejected() {
         "{errs:?}"
     );
     assert_eq!(s.v.stats().stored_blocks, 5); // 4 genesis + our round 1
+}
+
+/// Validators sharing one memo of verified signatures (as the simulator's
+/// do): a signature another validator verified never vouches for a forged
+/// or altered block, alone or in a batch.
+#[test]
+fn a_shared_signature_memo_never_lets_a_forged_block_in() {
+    let memo = SignatureVerifier::memoized(SignatureMemo::shared(&Seed::from_u64(1)));
+    let mut a = setup();
+    let mut b = setup();
+    a.v = a.v.with_signature_verifier(memo.clone());
+    b.v = b.v.with_signature_verifier(memo.clone());
+    let genuine = Block::new_signed(
+        &a.keys[1],
+        AuthorityIndex::new(1),
+        Round::new(1),
+        Timestamp::ZERO,
+        genesis_refs(),
+        vec![],
+    );
+    let from = a.keys[1].node_id();
+    let send = |v: &mut Validator, blocks: Vec<Block>| {
+        let msg = match blocks.len() {
+            1 => ConsensusMessage::Block(Arc::new(blocks[0].clone())),
+            _ => ConsensusMessage::FetchResponse(blocks.into_iter().map(Arc::new).collect()),
+        };
+        // Through the wire, as a peer's bytes (so nothing cached on the
+        // sender's copy, such as its header digest, comes along).
+        v.handle_bytes(Timestamp::ZERO, from, &msg.encode());
+        errors(&drain(v).1)
+    };
+    assert!(send(&mut a.v, vec![genuine.clone()]).is_empty());
+    assert_eq!(memo.memo().unwrap().stats().misses, 1);
+    // The genuine signature on an altered header.
+    let mut altered = genuine.clone();
+    altered.header.timestamp = Timestamp::from_micros(5);
+    // The genuine header signed by another key.
+    let mut forged = genuine.clone();
+    forged.signature = a.keys[2].sign(BLOCK_SIGNATURE_DOMAIN, forged.header.digest().as_bytes());
+    let bad_signature = |errs: Vec<ConsensusError>| {
+        assert!(
+            matches!(errs[..], [ConsensusError::BadSignature(_)]),
+            "{errs:?}"
+        );
+    };
+    bad_signature(send(&mut b.v, vec![forged.clone()]));
+    // In a batch with the genuine block (same header, so the same
+    // reference): the forged one alone is refused.
+    bad_signature(send(&mut b.v, vec![genuine.clone(), forged]));
+    bad_signature(send(&mut b.v, vec![altered]));
+    assert_eq!(
+        b.v.stats().stored_blocks,
+        6,
+        "genesis, its own, the genuine one"
+    );
+    assert!(
+        memo.memo().unwrap().stats().hits >= 1,
+        "the genuine one came from the memo"
+    );
 }
 
 #[test]

@@ -170,7 +170,6 @@ fn several_leaders_per_round_with_signatures() {
         .with_leader_timeout(Duration::from_millis(100));
     let cfg = HarnessConfig::new(7, 11)
         .with_consensus(consensus)
-        .with_signatures(true)
         .with_behavior(2, ByzantineBehavior::Equivocate)
         .with_behavior(5, ByzantineBehavior::Withhold { recipients: 2 });
     let mut h = Harness::new(cfg);

@@ -8,16 +8,16 @@
 //!
 //! | example | command | shows |
 //! |---|---|---|
-//! | [`quickstart`] | `cargo run --release --example quickstart` | match, escrow, execution, trap reveal, accusation, settlement, reputation |
+//! | [`quickstart`] | `cargo run --release --example quickstart` | offers, sealed bids, match, plan with traps, execution, trap reveal, accusation, settlement, reputation — on the reference node |
 //! | [`python_job`] | `cargo run --release --example python_job` | a Python script split over providers with `ProcessExecutor`, traps, merge |
-//! | [`wasm_referee`] | `cargo run --release --example wasm_referee` | disputes settled by VRF-drawn referees re-executing on `WasmExecutor` |
+//! | [`wasm_referee`] | `cargo run --release --example wasm_referee` | disputes settled by VRF-drawn validators re-executing on `WasmExecutor` |
 //! | [`custom_mechanism`] | `cargo run --release --example custom_mechanism` | a new `Mechanism` compared with McAfee over a seeded sweep |
 //! | [`audit_properties`] | `cargo run --release --example audit_properties` | an auditor's own properties over the exported proptest strategies |
 //! | [`local_cluster`] | `cargo run --release --example local_cluster` | validators over TCP on loopback committing clients' ledger transfers |
 //!
-//! The supporting modules show how an integrator composes the protocol
-//! crates: [`jobs_app`] runs entrapment rounds inside the ledger as an
-//! `Application`, [`local`] drives the ledger one batch per step.
+//! `quickstart` and `wasm_referee` run `idlegrid-node`'s validators,
+//! providers and clients on its in-process network ([`network`]), with
+//! real WebAssembly execution answering the nodes' effects ([`common`]).
 //!
 //! Everything is seeded: the same options print the same run.
 #![forbid(unsafe_code)]
@@ -26,9 +26,8 @@
 pub mod audit_properties;
 pub mod common;
 pub mod custom_mechanism;
-pub mod jobs_app;
-pub mod local;
 pub mod local_cluster;
+pub mod network;
 pub mod python_job;
 pub mod quickstart;
 pub mod wasm_referee;

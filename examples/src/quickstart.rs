@@ -1,50 +1,63 @@
-//! `quickstart`: one client, three providers, one job with traps, all in one
-//! process.
+//! `quickstart`: one client, three providers, one job with traps, on the
+//! reference node (`idlegrid-node`): four validators, the providers and
+//! the clients are nodes of one in-process network ([`crate::network`]).
 //!
-//! 1. **match** — three providers and the client post sealed orders (plus
-//!    two bystander orders that set McAfee's price); the batch is revealed
-//!    and cleared;
-//! 2. **plan** — the client splits the job into one lot per matched
-//!    provider, asks the optimizer how many traps each lot needs and mixes
-//!    them in (traps are inputs whose outputs it computed itself);
-//! 3. **escrow** — the client opens one round per lot on the ledger: pay for
-//!    every subtask escrowed, client bond locked; providers lock their stake;
-//! 4. **execution** — providers run their subtasks on the deterministic
-//!    [`WasmExecutor`]; one provider skips work and guesses some outputs;
-//! 5. **commit, reveal, trap reveal, accusation** — outputs are committed
-//!    and revealed, the client opens its traps and accuses the provider
+//! 1. **offer** — the providers offer a WebAssembly slot each, bonding its
+//!    stake; their prices follow as sealed asks, one per batch;
+//! 2. **match** — the client posts a job of three lots with its limit price
+//!    sealed; a bargain hunter bids too, and a fourth, expensive provider
+//!    asks: their prices set McAfee's uniform price. The batch closes, the
+//!    orders are revealed and cleared by every validator;
+//! 3. **plan** — for each matched lot the client asks the entrapment
+//!    optimizer how many traps the provider's credibility calls for, mixes
+//!    them in (inputs whose outputs it computed itself) and puts the plan on
+//!    the ledger: the round opens, pay escrowed, client bond and provider
+//!    stake locked;
+//! 4. **execution** — the client hands each provider its lot's bytes; the
+//!    providers run them on the deterministic [`WasmExecutor`](idlegrid_executor::WasmExecutor)
+//!    (fuel is the meter); one provider skips work and guesses some outputs.
+//!    With a stake of 5 000 against a few thousand of pay, one trap per lot
+//!    already makes cheating on any number of subtasks a loss in
+//!    expectation (the optimizer's deterrence count), so a rational provider
+//!    computes honestly; this one guesses anyway, and with the default seed
+//!    its guess lands on its trap (with other seeds it may go unnoticed on
+//!    this one job);
+//! 5. **outputs, traps, accusation** — outputs are committed and revealed
+//!    on the ledger, the client opens its traps and accuses the provider
 //!    whose trap answers are wrong; it admits;
-//! 6. **settlement** — the rounds' effects move money on the ledger (pay,
-//!    refund, slash) and feed the reputation book;
-//! 7. **checks** — supply conserved, ledger invariants hold, honest results
-//!    equal a local run.
+//! 6. **settlement** — the ledger pays for metered compute, slashes the
+//!    cheater (half to the client, half burned), updates reputation, and
+//!    refunds the rest of the escrow when the job closes;
+//! 7. **checks** — supply conserved, every validator holds the same state,
+//!    honest results equal the client's own run.
+//!
+//! Every step is printed from what the nodes report (their events) and
+//! from validator 0's marketplace notices; the example never acts for a node.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::error::Error;
+use std::rc::Rc;
 
 use idlegrid_dag_ledger::ledger::check_supply;
-use idlegrid_entrap::{
-    Bps, Deadlines, Effect, JobId, JobPlan, Outcome, Params, Terms, TrapSpec, optimize_traps,
-    output_commitment, split_into_lots,
+use idlegrid_entrap::Outcome;
+use idlegrid_market::{ExecutorKind, Features, JobGoods, McAfee};
+use idlegrid_node::client::{ClientEvent, JobData, JobSpec, TrapPolicy};
+use idlegrid_node::local::LocalEvent;
+use idlegrid_node::market::{
+    ClearingRecord, JobRequest, MarketTx, Notice, Settlement, decode_market, unsealed,
 };
-use idlegrid_executor::WasmExecutor;
-use idlegrid_market::{
-    Ask, BatchConfig, Bid, ExecutorKind, ExecutorSet, Features, JobGoods, McAfee, Order, OrderId,
-    Region, RegionSet, Reputation, Resources, SealedBatch, Slots, seal,
-};
-use idlegrid_primitives::{
-    AccountId, Amount, Digest, Duration, Epoch, Keypair, RngCore, Salt, Seed, Timestamp,
-};
-use idlegrid_reputation::{BookParams, ReputationBook, Role as RepRole};
+use idlegrid_node::provider::ProviderEvent;
+use idlegrid_primitives::{AccountId, Amount, Duration, Keypair, RngCore, Seed, Timestamp};
+use idlegrid_reputation::Role as RepRole;
 
-use crate::common::{feed_reputation, input_digest, run_fnv, short};
-use crate::jobs_app::JobTx;
-use crate::local::LocalLedger;
+use crate::common::{FnvTraps, fnv_bytes, run_fnv, short_acc, wasm_executor, wasm_provider};
+use crate::network::{Builder, CLEARING_PERIOD, Funds, Network, Seen};
 
 /// Options of the quickstart.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// Root seed: keys, salts, shuffles and the cheater's choices.
+    /// Root seed: keys, salts, plans and the cheater's choices.
     pub seed: u64,
     /// Real subtasks in the job (spread over the three providers).
     pub subtasks: usize,
@@ -59,7 +72,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            seed: 2026,
+            seed: 2027,
             subtasks: 12,
             cheater: Some(1),
             cheat_percent: 30,
@@ -81,26 +94,29 @@ pub struct LotReport {
     pub guessed: usize,
     /// How the round ended.
     pub outcome: Outcome,
-    /// Holdings (free + bonded) before the job.
+    /// Paid to the provider (price × metered compute).
+    pub paid: Amount,
+    /// Holdings (free + bonded) at genesis.
     pub holdings_before: Amount,
-    /// Holdings after settlement.
+    /// Holdings once the job closed.
     pub holdings_after: Amount,
-    /// Provider reputation after settlement, in parts per million.
+    /// Provider reputation after settlement (the ledger's book), in parts
+    /// per million.
     pub reputation_ppm: u64,
 }
 
 /// What the quickstart did.
 #[derive(Clone, Debug)]
 pub struct Report {
-    /// The uniform McAfee price per slot-second.
+    /// The uniform McAfee price per compute-second.
     pub price: Amount,
-    /// Matches cleared.
+    /// Lots of the client's job matched.
     pub matches: usize,
     /// Per lot, in provider order.
     pub lots: Vec<LotReport>,
-    /// Client holdings before and after.
+    /// Client holdings at genesis.
     pub client_before: Amount,
-    /// Client holdings after settlement.
+    /// Client holdings once the job closed.
     pub client_after: Amount,
     /// Stake taken from cheaters and paid to the client.
     pub slashed_to_client: Amount,
@@ -112,553 +128,580 @@ pub struct Report {
     pub final_supply: Amount,
     /// True if the honest lots' real outputs equal the client's own run.
     pub honest_outputs_verified: bool,
+    /// True if every validator ended with the same ledger state.
+    pub validators_agree: bool,
 }
 
 macro_rules! say {
-    ($o:expr, $($t:tt)*) => { if $o.verbose { println!($($t)*); } };
+    ($o:expr, $($t:tt)*) => { if $o { println!($($t)*); } };
 }
 
 const STAKE: Amount = Amount::new(5_000);
 const CLIENT_BOND: Amount = Amount::new(500);
+const JOB: u64 = 1;
+/// The most compute a subtask is paid for (the job's cap), µs.
+const CAP_MICROS: u64 = 100_000;
+/// Providers' asks (the last is the expensive bystander's).
+const ASKS: [u128; 4] = [8_000, 9_000, 11_000, 30_000];
 
 /// Runs the quickstart.
 pub fn run(opts: Options) -> Result<Report, Box<dyn Error>> {
-    let root = Seed::from_u64(opts.seed);
-    let client = Keypair::from_seed(&root.derive("client"));
-    let providers: Vec<Keypair> = (0..3)
-        .map(|i| Keypair::from_seed(&root.derive_indexed("provider", i)))
-        .collect();
-    let exec = WasmExecutor::default();
+    let mut q = Quickstart::new(opts)?;
+    q.wait_for_offers()?;
+    q.post_jobs()?;
+    q.follow_job()?;
+    q.report()
+}
 
-    // ---- 0. genesis -------------------------------------------------------
-    let mut balances = vec![(client.account_id(), Amount::new(1_000_000))];
-    let mut stakes = vec![(client.account_id(), Amount::new(10_000))];
-    for p in &providers {
-        balances.push((p.account_id(), Amount::new(100_000)));
-        stakes.push((p.account_id(), Amount::new(20_000)));
+/// The participants' keys.
+struct Keys {
+    client: Keypair,
+    hunter: Keypair,
+    /// The three providers, then the expensive bystander.
+    providers: Vec<Keypair>,
+}
+
+struct Quickstart {
+    opts: Options,
+    net: Network,
+    keys: Keys,
+    data: JobData,
+    story: Story,
+    before: BTreeMap<AccountId, Amount>,
+    initial_supply: Amount,
+}
+
+impl Quickstart {
+    fn new(opts: Options) -> Result<Self, Box<dyn Error>> {
+        let root = Seed::from_u64(opts.seed);
+        let key = |label: &str, i: u64| Keypair::from_seed(&root.derive_indexed(label, i));
+        let keys = Keys {
+            client: key("client", 0),
+            hunter: key("bargain hunter", 0),
+            providers: (0..ASKS.len() as u64).map(|i| key("provider", i)).collect(),
+        };
+        let guessed = Rc::new(RefCell::new(BTreeMap::new()));
+        let net = build(&opts, &root, &keys, &guessed)?;
+        let accounts = keys.providers.iter().chain([&keys.client]);
+        let before = accounts
+            .map(|k| (k.account_id(), net.holdings(&k.account_id())))
+            .collect();
+        let initial_supply = net.ledger().total_supply();
+        say!(
+            opts.verbose,
+            "== genesis: 4 validators, 4 providers, 2 clients, supply {initial_supply}"
+        );
+        let names = names(&keys);
+        Ok(Self {
+            data: job_data(opts.subtasks),
+            story: Story::new(opts.verbose, &keys, names, guessed),
+            opts,
+            net,
+            keys,
+            before,
+            initial_supply,
+        })
     }
-    let beacon = Digest::hash(crate::common::INPUT_DOMAIN, b"quickstart beacon");
-    let mut chain = LocalLedger::new(balances, stakes, beacon)?;
-    let initial_supply = chain.ledger.total_supply();
-    say!(
-        opts,
-        "== genesis: 1 client, 3 providers, supply {initial_supply}"
-    );
 
-    // ---- 1. sealed-bid match ----------------------------------------------
-    let (price, matched) = sealed_match(&opts, &root, &client, &providers)?;
-    let matches = matched.len();
-
-    // ---- 2. plan: lots and traps -----------------------------------------
-    let job = JobId::new(1);
-    let real_inputs: Vec<Vec<u8>> = (0..opts.subtasks)
-        .map(|i| format!("record {i:04}: temperature series chunk").into_bytes())
-        .collect();
-    let mut bytes_of: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
-    for x in &real_inputs {
-        bytes_of.insert(input_digest(x), x.clone());
+    /// Runs until every provider's offer is on the ledger.
+    fn wait_for_offers(&mut self) -> Result<(), Box<dyn Error>> {
+        let offered = |s: Seen<'_>| match s {
+            Seen::Event(LocalEvent::Provider(_, ProviderEvent::Applied { tx })) => {
+                matches!(decode_market(tx), Some(MarketTx::Offer { .. }))
+            }
+            _ => false,
+        };
+        let n = self.keys.providers.len();
+        if !self
+            .net
+            .run_until_count(Duration::from_secs(10), n, offered)
+        {
+            return Err("the providers' offers did not reach the ledger".into());
+        }
+        say!(
+            self.opts.verbose,
+            "== offers: {n} providers each offer one WebAssembly slot, {STAKE} of stake bonded per slot; their prices follow sealed"
+        );
+        Ok(())
     }
-    let lots_n = matched.len();
-    let per_lot = opts.subtasks.div_ceil(lots_n) as u32;
-    let cost = price.mul_ratio(8, 10)?;
-    let advice = optimize_traps(&Params::new(per_lot, cost, price, STAKE))?;
-    // Assurance for tiny lots of a fresh provider is expensive (see the
-    // entrap docs); the quickstart takes the deterrence count plus a margin.
-    let k = advice
-        .deterrence
-        .map_or(3, |t| t.get() as usize)
-        .max(3)
-        .min(advice.recommended.get() as usize);
-    say!(
-        opts,
-        "== plan: {} real subtasks over {lots_n} lots; optimizer: deterrence {:?}, assurance {:?}, recommended {} -> {k} traps per lot",
-        opts.subtasks,
-        advice.deterrence.map(|t| t.get()),
-        advice.assurance.map(|t| t.get()),
-        advice.recommended
-    );
-    let mut traps_per_lot = Vec::new();
-    for lot in 0..lots_n {
-        let mut traps = Vec::new();
-        for j in 0..k {
-            // Same format and size as real inputs, answers computed locally.
-            let x = format!(
-                "record {:04}: temperature series chunk",
-                5000 + lot * 100 + j
+
+    /// Posts the client's job and the bargain hunter's early in a batch,
+    /// so both bids are sealed in the same batch as every provider's ask.
+    fn post_jobs(&mut self) -> Result<(), Box<dyn Error>> {
+        let period = CLEARING_PERIOD.as_micros();
+        let start = (self.net.net.now().as_micros() / period + 1) * period + 100_000;
+        let wait = Duration::from_micros(start - self.net.net.now().as_micros());
+        let story = &mut self.story;
+        self.net.run(wait, |s| story.see(s));
+        let now = self.net.net.now();
+        let job = job_spec(now, JOB, Amount::new(20_000), self.data.clone());
+        let bargain = job_spec(now, JOB, Amount::new(6_000), one_lot());
+        let (c, h) = (self.keys.client.node_id(), self.keys.hunter.node_id());
+        let mine = self.net.net.client_mut(&c).ok_or("no client")?;
+        mine.post_job(now, job)?;
+        let theirs = self.net.net.client_mut(&h).ok_or("no bargain hunter")?;
+        theirs.post_job(now, bargain)?;
+        say!(
+            self.opts.verbose,
+            "== job: the client posts job {JOB}: 3 lots, {} real subtasks, its limit price sealed; a bargain hunter bids for 1 lot",
+            self.opts.subtasks
+        );
+        Ok(())
+    }
+
+    /// Follows the job until it closes.
+    fn follow_job(&mut self) -> Result<(), Box<dyn Error>> {
+        let story = &mut self.story;
+        if !self.net.run(Duration::from_secs(120), |s| story.see(s)) {
+            return Err("the job did not close within 120 s".into());
+        }
+        Ok(())
+    }
+
+    fn report(&self) -> Result<Report, Box<dyn Error>> {
+        let ledger = self.net.ledger();
+        check_supply(ledger).map_err(|e| format!("{e:?}"))?;
+        let s = &self.story;
+        let lots = self.lots()?;
+        let honest_ok = lots
+            .iter()
+            .filter(|l| l.outcome == Outcome::Clean)
+            .all(|l| self.outputs_verified(&l.provider));
+        let slashed_to_client = s.settled.iter().fold(Amount::ZERO, |a, x| {
+            a.saturating_add(
+                x.slashed
+                    .saturating_sub(x.burned)
+                    .saturating_sub(x.referee_fees),
             )
-            .into_bytes();
-            let expected = run_fnv(&exec, &x)?.output_digest;
-            bytes_of.insert(input_digest(&x), x.clone());
-            traps.push(TrapSpec::precomputed(input_digest(&x), expected));
-        }
-        traps_per_lot.push(traps);
-    }
-    let digests: Vec<Digest> = real_inputs.iter().map(|x| input_digest(x)).collect();
-    let plans = split_into_lots(job, &digests, traps_per_lot, &root.derive("plans"))?;
-
-    // ---- 3. escrow on the ledger -----------------------------------------
-    let client_before = chain.holdings(&client.account_id());
-    let holdings_before: Vec<Amount> = providers
-        .iter()
-        .map(|p| chain.holdings(&p.account_id()))
-        .collect();
-    let terms: Vec<Terms> = matched
-        .iter()
-        .map(|provider| Terms {
-            job,
-            client: client.account_id(),
-            provider: *provider,
-            pay_per_subtask: price,
-            client_bond: CLIENT_BOND,
-            stake: STAKE,
-            slash_to_client: Bps::new(5_000).expect("valid"),
-            no_show_penalty: Bps::new(1_000).expect("valid"),
-            deadlines: Deadlines::uniform(Duration::from_secs(60)),
-            committee_size: 3,
-        })
-        .collect();
-    let deadline = Epoch::new(chain.epoch().get() + 100);
-    chain.commit_jobs(
-        terms
-            .iter()
-            .zip(&plans)
-            .map(|(t, p)| {
-                (
-                    &client,
-                    JobTx::Open {
-                        terms: *t,
-                        plan: p.public().clone(),
-                        escrow_deadline: deadline,
-                    },
-                )
-            })
-            .collect(),
-    )?;
-    for (t, p) in terms.iter().zip(&plans) {
-        say!(
-            opts,
-            "== escrow: round for provider {} opened: {} subtasks x {} = {} escrowed, client bond {} locked",
-            short_acc(&t.provider),
-            p.public().slots(),
-            price,
-            t.escrow(p.public().slots())?,
-            CLIENT_BOND
-        );
-    }
-    let key_of = |a: &AccountId| {
-        providers
-            .iter()
-            .find(|k| k.account_id() == *a)
-            .expect("matched provider")
-    };
-    chain.commit_jobs(
-        terms
-            .iter()
-            .map(|t| (key_of(&t.provider), JobTx::BondStake { job }))
-            .collect(),
-    )?;
-    say!(
-        opts,
-        "== stake: each provider locked {STAKE} of its bonded stake"
-    );
-
-    // ---- 4. execution -----------------------------------------------------
-    let mut outputs: Vec<Vec<Digest>> = Vec::new();
-    let mut output_bytes: Vec<Vec<Vec<u8>>> = Vec::new();
-    let mut guessed = Vec::new();
-    for (t, plan) in terms.iter().zip(&plans) {
-        let idx = providers
-            .iter()
-            .position(|k| k.account_id() == t.provider)
-            .expect("provider");
-        let cheats = opts.cheater == Some(idx);
-        let mut rng = root.derive_indexed("behaviour", idx as u64).rng();
-        let (mut ds, mut bs, mut g) = (Vec::new(), Vec::new(), 0);
-        for d in &plan.public().slot_inputs {
-            let input = bytes_of
-                .get(d)
-                .ok_or("provider got an input digest it cannot resolve")?;
-            let out = if cheats && (rng.next_u32() % 100) < opts.cheat_percent {
-                g += 1;
-                rng.next_u32().to_le_bytes().to_vec() // a guess, no work done
-            } else {
-                run_fnv(&exec, input)?.output
-            };
-            ds.push(idlegrid_executor::output_digest(&out));
-            bs.push(out);
-        }
-        say!(
-            opts,
-            "== execution: provider {} ran {} subtasks on WasmExecutor{}",
-            short_acc(&t.provider),
-            ds.len(),
-            if g > 0 {
-                format!(", guessed {g} outputs (cheating)")
-            } else {
-                String::new()
-            }
-        );
-        outputs.push(ds);
-        output_bytes.push(bs);
-        guessed.push(g);
-    }
-
-    // ---- 5. commit, reveal, trap reveal, accusation -----------------------
-    let salts: Vec<Salt> = (0..terms.len())
-        .map(|i| Salt::random(&mut root.derive_indexed("output-salt", i as u64).rng()))
-        .collect();
-    chain.commit_jobs(
-        terms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let commitment = output_commitment(job, &outputs[i], &salts[i]);
-                (
-                    key_of(&t.provider),
-                    JobTx::CommitOutputs { job, commitment },
-                )
-            })
-            .collect(),
-    )?;
-    chain.commit_jobs(
-        terms
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                (
-                    key_of(&t.provider),
-                    JobTx::RevealOutputs {
-                        job,
-                        outputs: outputs[i].clone(),
-                        salt: salts[i],
-                    },
-                )
-            })
-            .collect(),
-    )?;
-    say!(
-        opts,
-        "== outputs committed, then revealed, by every provider"
-    );
-    chain.commit_jobs(
-        terms
-            .iter()
-            .zip(&plans)
-            .map(|(t, p)| {
-                (
-                    &client,
-                    JobTx::RevealTraps {
-                        job,
-                        provider: t.provider,
-                        reveal: p.trap_reveal(vec![]),
-                    },
-                )
-            })
-            .collect(),
-    )?;
-    let mut accusations = Vec::new();
-    for (i, (t, p)) in terms.iter().zip(&plans).enumerate() {
-        let wrong = p.wrong_traps(&outputs[i])?;
-        say!(
-            opts,
-            "== trap reveal: provider {}: {} traps opened, {} answered wrongly{}",
-            short_acc(&t.provider),
-            p.trap_count(),
-            wrong.len(),
-            if wrong.is_empty() {
-                String::new()
-            } else {
-                format!(" at {wrong:?} -> accusation")
-            }
-        );
-        accusations.push((
-            &client,
-            JobTx::Accuse {
-                job,
-                provider: t.provider,
-                traps: wrong,
-            },
-        ));
-    }
-    chain.commit_jobs(accusations)?;
-    let accused: Vec<&Terms> = terms
-        .iter()
-        .filter(|t| {
-            chain
-                .app()
-                .round(job, &t.provider)
-                .is_some_and(|r| r.outcome().is_none())
-        })
-        .collect();
-    if !accused.is_empty() {
-        chain.commit_jobs(
-            accused
-                .iter()
-                .map(|t| (key_of(&t.provider), JobTx::Accept { job }))
-                .collect(),
-        )?;
-        for t in &accused {
-            say!(
-                opts,
-                "== provider {} admits (no dispute)",
-                short_acc(&t.provider)
-            );
-        }
-    }
-
-    // ---- 6. settlement and reputation --------------------------------------
-    let mut book = ReputationBook::new(BookParams::default(), Epoch::ZERO)?;
-    book.register(client.node_id(), Amount::ZERO)?;
-    for p in &providers {
-        book.register(p.node_id(), Amount::ZERO)?;
-    }
-    let notes = chain.app_mut().drain_reputation();
-    let fed = feed_reputation(&mut book, &notes)?;
-    let mut slashed_to_client = Amount::ZERO;
-    for e in &chain.app().settled {
-        say!(opts, "   effect: {}", describe(e));
-        if let Effect::SlashStake { to_client, .. } = e {
-            slashed_to_client = slashed_to_client.checked_add(*to_client)?;
-        }
-    }
-    say!(opts, "== reputation: {fed} feedback records applied");
-
-    // ---- 7. checks ----------------------------------------------------------
-    check_supply(&chain.ledger).map_err(|e| format!("{e:?}"))?;
-    let burned = chain.ledger.burned();
-    let final_supply = chain.ledger.total_supply();
-    let mut honest_ok = true;
-    let mut lots = Vec::new();
-    for (i, (t, p)) in terms.iter().zip(&plans).enumerate() {
-        let round = chain
-            .app()
-            .round(job, &t.provider)
-            .ok_or("round vanished")?;
-        let outcome = round.outcome().ok_or("round not settled")?;
-        if outcome == Outcome::Clean {
-            honest_ok &= verify_real_outputs(&exec, p, &output_bytes[i], &bytes_of)?;
-        }
-        let idx = providers
-            .iter()
-            .position(|k| k.account_id() == t.provider)
-            .expect("provider");
-        lots.push(LotReport {
-            provider: t.provider,
-            real: p.public().slots() - p.trap_count().get() as usize,
-            traps: p.trap_count().get() as usize,
-            guessed: guessed[i],
-            outcome,
-            holdings_before: holdings_before[idx],
-            holdings_after: chain.holdings(&t.provider),
-            reputation_ppm: (book.score(&t.provider.node(), RepRole::Provider).to_f64() * 1e6)
-                as u64,
         });
-    }
-    let client_after = chain.holdings(&client.account_id());
-    if opts.verbose {
-        println!(
-            "\n{:<10} {:>5} {:>5} {:>7} {:<28} {:>10} {:>10} {:>8}",
-            "provider", "real", "traps", "guessed", "outcome", "before", "after", "rep"
-        );
-        for l in &lots {
-            println!(
-                "{:<10} {:>5} {:>5} {:>7} {:<28} {:>10} {:>10} {:>8.3}",
-                short_acc(&l.provider),
-                l.real,
-                l.traps,
-                l.guessed,
-                format!("{:?}", l.outcome),
-                l.holdings_before.get(),
-                l.holdings_after.get(),
-                l.reputation_ppm as f64 / 1e6
-            );
+        let client = self.keys.client.account_id();
+        let r = Report {
+            price: s.price.ok_or("no match")?,
+            matches: s.lot_of.len(),
+            lots,
+            client_before: self.before[&client],
+            client_after: self.net.holdings(&client),
+            slashed_to_client,
+            burned: ledger.burned(),
+            initial_supply: self.initial_supply,
+            final_supply: ledger.total_supply(),
+            honest_outputs_verified: honest_ok,
+            validators_agree: self.net.validators_agree(),
+        };
+        if self.opts.verbose {
+            print_table(&r, &s.names);
         }
-        println!(
-            "client: {client_before} -> {client_after}; slashed to client {slashed_to_client}; burned {burned}; supply {initial_supply} -> {final_supply} (= initial - burned: {})",
-            initial_supply.checked_sub(burned)? == final_supply
-        );
-        println!("honest lots' real outputs equal the client's own run: {honest_ok}");
+        Ok(r)
     }
-    Ok(Report {
-        price,
-        matches,
-        lots,
-        client_before,
-        client_after,
-        slashed_to_client,
-        burned,
-        initial_supply,
-        final_supply,
-        honest_outputs_verified: honest_ok,
+
+    /// One report per matched provider, in provider order.
+    fn lots(&self) -> Result<Vec<LotReport>, Box<dyn Error>> {
+        let s = &self.story;
+        let book = self.net.validator(0).market().book();
+        let mut out = Vec::new();
+        for k in &self.keys.providers {
+            let p = k.account_id();
+            let Some(&lot) = s.lot_of.get(&p) else {
+                continue;
+            };
+            let settled = s.settled.iter().find(|x| x.lot == lot);
+            let settled = settled.ok_or("a lot did not settle")?;
+            let score = book.score(&p.node(), RepRole::Provider).to_f64();
+            out.push(LotReport {
+                provider: p,
+                real: (settled.slots - settled.traps) as usize,
+                traps: settled.traps as usize,
+                guessed: s.guessed.borrow().get(&p).copied().unwrap_or(0),
+                outcome: settled.outcome,
+                paid: settled.paid,
+                holdings_before: self.before[&p],
+                holdings_after: self.net.holdings(&p),
+                reputation_ppm: (score * 1e6) as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// True if `provider`'s lot's real outputs equal the client's own run.
+    fn outputs_verified(&self, provider: &AccountId) -> bool {
+        let s = &self.story;
+        let Some(lot) = s.lot_of.get(provider) else {
+            return false;
+        };
+        let exec = wasm_executor();
+        let mine: Option<Vec<Vec<u8>>> = self.data.inputs[*lot as usize]
+            .iter()
+            .map(|x| run_fnv(&exec, x).ok().map(|r| r.output))
+            .collect();
+        mine.is_some() && s.outputs.get(lot) == mine.as_ref()
+    }
+}
+
+/// The network: four validators, the providers (one of them cheating),
+/// the client and the bargain hunter.
+fn build(
+    opts: &Options,
+    root: &Seed,
+    keys: &Keys,
+    guessed: &Rc<RefCell<BTreeMap<AccountId, usize>>>,
+) -> Result<Network, Box<dyn Error>> {
+    let mut b = Builder::new(root, 4, STAKE, || Box::new(McAfee));
+    let provider_funds = Funds {
+        balance: Amount::new(100_000),
+        stake: Amount::new(20_000),
+    };
+    for (i, k) in keys.providers.iter().enumerate() {
+        let guess = guesses(opts, root, i);
+        let exec = wasm_provider(k.account_id(), guess, true, Rc::clone(guessed));
+        b.provider(k, provider_funds, Amount::new(ASKS[i]), exec);
+    }
+    let client_funds = Funds {
+        balance: Amount::new(1_000_000),
+        stake: Amount::new(10_000),
+    };
+    for k in [&keys.client, &keys.hunter] {
+        let traps = Box::new(FnvTraps::new(trap_input));
+        b.client(k, client_funds, trap_policy(), traps);
+    }
+    b.build(|i| crate::common::wasm_referee(i, Rc::default()))
+}
+
+/// Provider `i`'s guesses: the cheater makes up `cheat_percent` of its
+/// outputs (it cannot tell traps from real subtasks), the others none.
+fn guesses(opts: &Options, root: &Seed, i: usize) -> crate::common::Guess {
+    if opts.cheater != Some(i) {
+        return Box::new(|_, _| None);
+    }
+    let pct = opts.cheat_percent;
+    let mut rng = root.derive_indexed("behaviour", i as u64).rng();
+    Box::new(move |_, _| {
+        (rng.next_u32() % 100 < pct).then(|| rng.next_u32().to_le_bytes().to_vec())
     })
 }
 
-/// The sealed-bid batch: commit, reveal, close with McAfee. Returns the
-/// price and the matched providers in match order.
-fn sealed_match(
-    opts: &Options,
-    root: &Seed,
-    client: &Keypair,
-    providers: &[Keypair],
-) -> Result<(Amount, Vec<AccountId>), Box<dyn Error>> {
-    let slot = Resources::new(1000, 512, 0, 0);
-    let end = Timestamp::from_millis(3_600_000);
-    let ask = |id: u64, provider: AccountId, price: u128| {
-        Order::Ask(Ask {
-            id: OrderId::new(id),
-            provider,
-            resources: slot,
-            executors: ExecutorSet::single(ExecutorKind::Wasm),
-            features: Features::NONE,
-            region: Region::new(0),
-            price: Amount::new(price),
-            slots: Slots::new(1),
-            window_start: Timestamp::ZERO,
-            window_end: end,
-        })
-    };
-    let bid = |id: u64, client: AccountId, price: u128, slots: u32| {
-        Order::Bid(Bid {
-            id: OrderId::new(id),
-            client,
-            demand: slot,
-            slots: Slots::new(slots),
-            max_price: Amount::new(price),
-            deadline: end,
-            regions: RegionSet::single(Region::new(0)),
-            min_reputation: Reputation::ZERO,
+/// How the clients size their traps: a subtask bills about 40 compute-ms
+/// (the examples' fuel convention), so it pays about a 25th of the price
+/// per compute-second, and costs an honest provider about 0.8 of that.
+fn trap_policy() -> TrapPolicy {
+    TrapPolicy {
+        cost_per_subtask: Amount::new(600),
+        stake: STAKE,
+        price_to_pay_divisor: 25,
+    }
+}
+
+/// Real inputs: `n` records over three lots.
+fn job_data(n: usize) -> JobData {
+    let per_lot = n.div_ceil(3).max(1);
+    let records: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("record {i:04}: temperature series chunk").into_bytes())
+        .collect();
+    JobData {
+        program: fnv_bytes(),
+        inputs: records.chunks(per_lot).map(<[_]>::to_vec).collect(),
+    }
+}
+
+/// A one-record lot (the bargain hunter's).
+fn one_lot() -> JobData {
+    JobData {
+        program: fnv_bytes(),
+        inputs: vec![vec![b"one".to_vec()]],
+    }
+}
+
+/// Trap inputs shaped like the real records.
+fn trap_input(_job: u64, lot: u32, i: u64) -> Vec<u8> {
+    let n = 5_000 + u64::from(lot) * 100 + i;
+    format!("record {n:04}: temperature series chunk").into_bytes()
+}
+
+/// A job over `data`'s lots, limit price `max_price` (sealed by the node).
+fn job_spec(now: Timestamp, job: u64, max_price: Amount, data: JobData) -> JobSpec {
+    let lots = data.inputs.len() as u32;
+    JobSpec {
+        request: JobRequest {
+            job,
+            lots,
+            max_slots_per_lot: 32,
+            commitment: unsealed(),
+            cap_micros_per_subtask: CAP_MICROS,
+            min_reputation_bps: 0,
+            client_bond: CLIENT_BOND,
+            deadline: now + Duration::from_secs(10),
+            goods: JobGoods::none(),
             executor: ExecutorKind::Wasm,
             requires: Features::NONE,
-            goods: JobGoods::none(),
-        })
-    };
-    let bystander = |n: &str| Keypair::from_seed(&root.derive(n)).account_id();
-    let orders = vec![
-        ask(1, providers[0].account_id(), 8),
-        ask(2, providers[1].account_id(), 9),
-        ask(3, providers[2].account_id(), 11),
-        ask(4, bystander("expensive provider"), 30),
-        bid(5, client.account_id(), 20, 3),
-        bid(6, bystander("bargain hunter"), 6, 1),
-    ];
-    let epoch = Epoch::new(1);
-    let mut batch = SealedBatch::open(epoch, Timestamp::ZERO, BatchConfig::default())?;
-    let mut rng = root.derive("order-salts").rng();
-    let mut sealed = Vec::new();
-    for o in &orders {
-        let salt = Salt::random(&mut rng);
-        let c = seal(epoch, o, &salt);
-        batch.commit(Timestamp::ZERO, o.owner(), c, Amount::new(5))?;
-        sealed.push((o.clone(), salt, c));
+        },
+        max_price,
+        inputs: data.digests(),
+        data: Some(data),
     }
-    say!(
-        opts,
-        "== market: {} sealed orders committed (digests only)",
-        sealed.len()
-    );
-    let t = batch.commit_deadline();
-    for (o, salt, c) in &sealed {
-        batch.reveal(t, o.owner(), *c, o.clone(), *salt)?;
-    }
-    let rep = |_: &AccountId| Reputation::MAX;
-    let out = batch.close(batch.reveal_deadline(), &McAfee, &rep)?;
-    let mine: Vec<_> = out
-        .clearing
-        .matches
+}
+
+/// Printable names of the accounts.
+fn names(keys: &Keys) -> BTreeMap<AccountId, String> {
+    let mut n: BTreeMap<AccountId, String> = keys
+        .providers
         .iter()
-        .filter(|m| m.client == client.account_id())
+        .map(|k| (k.account_id(), short_acc(&k.account_id())))
         .collect();
-    let price = mine
-        .first()
-        .ok_or("the client's bid did not clear")?
-        .seller_price;
-    for m in &mine {
-        if m.buyer_price != m.seller_price {
-            return Err("trade reduction applied; this example expects a uniform price".into());
+    n.insert(keys.client.account_id(), "the client".into());
+    n.insert(keys.hunter.account_id(), "the bargain hunter".into());
+    n
+}
+
+/// The observer: prints each protocol step as the nodes report it and
+/// collects what the report needs.
+struct Story {
+    verbose: bool,
+    client: AccountId,
+    names: BTreeMap<AccountId, String>,
+    guessed: Rc<RefCell<BTreeMap<AccountId, usize>>>,
+    price: Option<Amount>,
+    /// The client's lots by provider.
+    lot_of: BTreeMap<AccountId, u32>,
+    settled: Vec<Settlement>,
+    /// Real output bytes by lot.
+    outputs: BTreeMap<u32, Vec<Vec<u8>>>,
+    cleared: bool,
+}
+
+impl Story {
+    fn say(&self, line: std::fmt::Arguments<'_>) {
+        if self.verbose {
+            println!("{line}");
         }
-        say!(
-            opts,
-            "== match: bid {} x ask {} ({}), {} slot at {} per slot-second",
-            m.bid.get(),
-            m.ask.get(),
-            short_acc(&m.provider),
-            m.slots.get(),
-            m.buyer_price
+    }
+
+    fn new(
+        verbose: bool,
+        keys: &Keys,
+        names: BTreeMap<AccountId, String>,
+        guessed: Rc<RefCell<BTreeMap<AccountId, usize>>>,
+    ) -> Self {
+        Self {
+            verbose,
+            client: keys.client.account_id(),
+            names,
+            guessed,
+            price: None,
+            lot_of: BTreeMap::new(),
+            settled: Vec::new(),
+            outputs: BTreeMap::new(),
+            cleared: false,
+        }
+    }
+
+    fn name(&self, a: &AccountId) -> String {
+        self.names.get(a).cloned().unwrap_or_else(|| short_acc(a))
+    }
+
+    /// Prints and records one observation; true once the job closed.
+    fn see(&mut self, s: Seen<'_>) -> bool {
+        match s {
+            Seen::Notice(n) => {
+                self.notice(n);
+                false
+            }
+            Seen::Event(LocalEvent::Client(id, e)) if id.account() == self.client => {
+                self.client_event(e)
+            }
+            Seen::Event(LocalEvent::Provider(id, e)) => {
+                self.provider_event(&id.account(), e);
+                false
+            }
+            Seen::Event(_) => false,
+        }
+    }
+
+    fn notice(&mut self, n: &Notice) {
+        match n {
+            Notice::OrderSealed { owner, order, batch } if self.names.contains_key(owner) => {
+                if matches!(order, idlegrid_node::market::OrderKey::Bid { .. }) {
+                    self.say(format_args!(
+                        "== market: {}'s bid is sealed in batch {}: a commitment, nobody sees its price",
+                        self.name(owner),
+                        batch.0
+                    ));
+                }
+            }
+            Notice::Cleared(rec) => self.cleared(rec),
+            Notice::Matched {
+                client,
+                lot,
+                provider,
+                price,
+                ..
+            } if *client == self.client => {
+                self.price = Some(*price);
+                self.lot_of.insert(*provider, *lot);
+                self.say(format_args!(
+                    "== match: lot {lot} -> provider {}, {price} per compute-second (uniform)",
+                    self.name(provider)
+                ));
+            }
+            Notice::RoundOpened {
+                client,
+                lot,
+                provider,
+                inputs,
+                ..
+            } if *client == self.client => self.say(format_args!(
+                "== escrow: round of lot {lot} opened on the ledger: {} subtasks' pay escrowed, client bond {CLIENT_BOND} and {}'s stake {STAKE} locked",
+                inputs.len(),
+                self.name(provider)
+            )),
+            Notice::Delivered {
+                client, provider, ..
+            } if *client == self.client => self.say(format_args!(
+                "== outputs: provider {} commits to its outputs and reveals them on the ledger",
+                self.name(provider)
+            )),
+            _ => {}
+        }
+    }
+
+    /// The clearing of the client's batch: what was sealed, revealed.
+    fn cleared(&mut self, rec: &ClearingRecord) {
+        if self.cleared || !rec.bids.iter().any(|b| b.client == self.client) {
+            return;
+        }
+        self.cleared = true;
+        let mut asks: Vec<_> = rec.asks.iter().map(|a| a.price).collect();
+        asks.sort();
+        let asks: Vec<String> = asks.iter().map(ToString::to_string).collect();
+        let bids: Vec<String> = rec
+            .bids
+            .iter()
+            .map(|b| format!("{} x{}", b.max_price, b.slots.get()))
+            .collect();
+        self.say(format_args!(
+            "== market: the batch closed; revealed asks [{}], bids [{}]; McAfee clears it, welfare {}",
+            asks.join(", "),
+            bids.join(", "),
+            rec.welfare
+        ));
+    }
+
+    fn client_event(&mut self, e: &ClientEvent) -> bool {
+        match e {
+            ClientEvent::Planned {
+                lot,
+                provider,
+                traps,
+                slots,
+                ..
+            } => self.say(format_args!(
+                "== plan: lot {lot} for provider {}: the optimizer asks for {traps} trap(s), mixed among {} real subtasks ({slots} in all)",
+                self.name(provider),
+                slots - traps
+            )),
+            ClientEvent::Results { lot, accused, .. } => self.say(format_args!(
+                "== trap reveal: lot {lot}: traps opened, {} answered wrongly{}",
+                accused.len(),
+                if accused.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {accused:?} -> accusation")
+                }
+            )),
+            ClientEvent::Outputs { lot, outputs, .. } => {
+                self.outputs.insert(*lot, outputs.clone());
+            }
+            ClientEvent::Settled(s) if s.job == JOB => self.settled_lot(s),
+            ClientEvent::JobClosed { job, refunded } if *job == JOB => {
+                self.say(format_args!(
+                    "== job closed: {refunded} of the escrow refunded to the client"));
+                return true;
+            }
+            _ => {}
+        }
+        false
+    }
+
+    fn provider_event(&mut self, who: &AccountId, e: &ProviderEvent) {
+        match e {
+            ProviderEvent::Execute { inputs, .. } => {
+                let g = self.guessed.borrow().get(who).copied().unwrap_or(0);
+                self.say(format_args!(
+                    "== execution: provider {} ran {} subtasks on WasmExecutor{}",
+                    self.name(who),
+                    inputs.len() - g,
+                    if g > 0 {
+                        format!(", guessed {g} output(s) (cheating)")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            ProviderEvent::Answered { confessed, .. } => self.say(format_args!(
+                "== provider {} {}",
+                self.name(who),
+                if *confessed {
+                    "admits (no dispute)"
+                } else {
+                    "disputes"
+                }
+            )),
+            _ => {}
+        }
+    }
+
+    fn settled_lot(&mut self, s: &Settlement) {
+        let to_client = s
+            .slashed
+            .saturating_sub(s.burned)
+            .saturating_sub(s.referee_fees);
+        self.say(format_args!(
+            "== settlement: provider {}: {:?}, paid {} for {} compute-µs{}",
+            self.name(&s.provider),
+            s.outcome,
+            s.paid,
+            s.usage_micros,
+            if s.slashed.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    "; SLASHED {}: {to_client} to the client, {} burned",
+                    s.slashed, s.burned
+                )
+            }
+        ));
+        self.settled.push(s.clone());
+    }
+}
+
+fn print_table(r: &Report, names: &BTreeMap<AccountId, String>) {
+    println!(
+        "\n{:<10} {:>5} {:>5} {:>7} {:<28} {:>10} {:>10} {:>8}",
+        "provider", "real", "traps", "guessed", "outcome", "before", "after", "rep"
+    );
+    for l in &r.lots {
+        println!(
+            "{:<10} {:>5} {:>5} {:>7} {:<28} {:>10} {:>10} {:>8.3}",
+            names[&l.provider],
+            l.real,
+            l.traps,
+            l.guessed,
+            format!("{:?}", l.outcome),
+            l.holdings_before.get(),
+            l.holdings_after.get(),
+            l.reputation_ppm as f64 / 1e6
         );
     }
-    say!(
-        opts,
-        "   McAfee: welfare {}, volume {} slots, surplus {}",
-        out.clearing.stats.welfare,
-        out.clearing.stats.volume_slots,
-        out.clearing.stats.surplus
+    println!(
+        "client: {} -> {}; slashed to client {}; burned {}; supply {} -> {} (= initial - burned: {})",
+        r.client_before,
+        r.client_after,
+        r.slashed_to_client,
+        r.burned,
+        r.initial_supply,
+        r.final_supply,
+        r.initial_supply.checked_sub(r.burned).ok() == Some(r.final_supply)
     );
-    Ok((price, mine.iter().map(|m| m.provider).collect()))
-}
-
-/// Re-runs the lot's real subtasks locally and compares the outputs.
-fn verify_real_outputs(
-    exec: &WasmExecutor,
-    plan: &JobPlan,
-    outputs: &[Vec<u8>],
-    bytes_of: &BTreeMap<Digest, Vec<u8>>,
-) -> Result<bool, Box<dyn Error>> {
-    for (i, d) in plan.public().slot_inputs.iter().enumerate() {
-        if plan.is_trap(idlegrid_entrap::SubtaskIndex::new(i as u32)) {
-            continue;
-        }
-        let input = bytes_of.get(d).ok_or("unknown input")?;
-        if run_fnv(exec, input)?.output != outputs[i] {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Short printable form of an account.
-pub fn short_acc(a: &AccountId) -> String {
-    short(&Digest::from_bytes(*a.as_bytes()))
-}
-
-/// One line per effect.
-pub fn describe(e: &Effect) -> String {
-    match e {
-        Effect::PayProvider {
-            provider, amount, ..
-        } => format!("pay provider {} {amount}", short_acc(provider)),
-        Effect::RefundClient { amount, .. } => format!("refund client {amount}"),
-        Effect::ReturnClientBond { amount, .. } => format!("return client bond {amount}"),
-        Effect::ForfeitClientBond {
-            provider, amount, ..
-        } => {
-            format!(
-                "client bond {amount} forfeited to provider {}",
-                short_acc(provider)
-            )
-        }
-        Effect::BurnClientBond { amount, .. } => format!("burn client bond {amount}"),
-        Effect::ReturnStake {
-            provider, amount, ..
-        } => format!("return stake {amount} to {}", short_acc(provider)),
-        Effect::SlashStake {
-            provider,
-            to_client,
-            burned,
-            ..
-        } => format!(
-            "SLASH provider {}: {to_client} to the client, {burned} burned",
-            short_acc(provider)
-        ),
-        Effect::Reputation {
-            subject,
-            role,
-            feedback,
-            ..
-        } => {
-            format!(
-                "reputation: {} as {role:?}: {feedback:?}",
-                short_acc(subject)
-            )
-        }
-    }
+    println!(
+        "honest lots' real outputs equal the client's own run: {}; validators agree: {}",
+        r.honest_outputs_verified, r.validators_agree
+    );
 }

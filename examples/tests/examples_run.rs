@@ -12,10 +12,15 @@ fn quickstart_slashes_the_cheater_and_conserves_supply() {
     .unwrap();
     assert_eq!(r.matches, 3);
     assert_eq!(r.lots.len(), 3);
-    assert_eq!(r.price.get(), 18, "McAfee's uniform price for this book");
+    assert_eq!(
+        r.price.get(),
+        18_000,
+        "McAfee's uniform price for this book"
+    );
     let cheater = &r.lots[1];
     assert!(cheater.guessed > 0);
     assert_eq!(cheater.outcome, Outcome::Admitted);
+    assert!(cheater.paid.is_zero());
     // The whole 5 000 stake is gone: half to the client, half burned.
     assert_eq!(
         cheater.holdings_before.get() - cheater.holdings_after.get(),
@@ -23,21 +28,33 @@ fn quickstart_slashes_the_cheater_and_conserves_supply() {
     );
     assert_eq!(r.slashed_to_client.get(), 2_500);
     assert_eq!(r.burned.get(), 2_500);
-    assert_eq!(cheater.reputation_ppm, 0);
+    let mut paid = 0;
     for honest in [&r.lots[0], &r.lots[2]] {
         assert_eq!(honest.outcome, Outcome::Clean);
+        assert!(honest.traps > 0);
+        assert!(honest.paid.get() > 0);
+        // Paid for metered compute, at most the cap of every subtask.
         let slots = (honest.real + honest.traps) as u128;
+        assert!(honest.paid.get() <= r.price.get() * slots / 10);
         assert_eq!(
             honest.holdings_after.get(),
-            honest.holdings_before.get() + 18 * slots
+            honest.holdings_before.get() + honest.paid.get()
         );
         assert!(honest.reputation_ppm > cheater.reputation_ppm);
+        paid += honest.paid.get();
     }
+    // The client paid the honest lots and got the cheater's slashed share;
+    // its bonds, sealing bonds and the rest of the escrow came back.
+    assert_eq!(
+        r.client_after.get(),
+        r.client_before.get() - paid + r.slashed_to_client.get()
+    );
     assert_eq!(
         r.final_supply.get(),
         r.initial_supply.get() - r.burned.get()
     );
     assert!(r.honest_outputs_verified);
+    assert!(r.validators_agree);
 }
 
 #[test]
@@ -49,6 +66,7 @@ fn quickstart_without_a_cheater_pays_everyone() {
         ..Default::default()
     };
     let r = quickstart::run(opts).unwrap();
+    assert_eq!(r.lots.len(), 3);
     assert!(
         r.lots
             .iter()
@@ -56,6 +74,7 @@ fn quickstart_without_a_cheater_pays_everyone() {
     );
     assert_eq!(r.burned.get(), 0);
     assert_eq!(r.final_supply, r.initial_supply);
+    assert!(r.honest_outputs_verified);
 }
 
 #[test]
@@ -65,25 +84,39 @@ fn wasm_referee_punishes_the_party_at_fault() {
         ..Default::default()
     })
     .unwrap();
+    let fee = idlegrid_node::market::MarketParams::DEFAULT
+        .referee_fee
+        .get();
+    let (bond, stake) = (wasm_referee::BOND.get(), wasm_referee::STAKE.get());
     let f = &r.framing;
     assert_eq!(f.verdict, Verdict::ClientFramed);
     assert_eq!(f.committee.len(), 3);
-    // Referees agree bit for bit, fuel included: deterministic re-execution.
+    // Every seated referee re-executed, bit for bit alike, fuel included:
+    // deterministic re-execution.
+    assert_eq!(f.referee_outputs.len(), 3);
     assert!(f.referee_outputs.windows(2).all(|w| w[0] == w[1]));
-    assert!(f.fuel.windows(2).all(|w| w[0] == w[1]));
-    assert_eq!(
-        f.client_delta,
-        -(1_000 + 120),
-        "bond lost plus the pay for 6 subtasks"
-    );
-    assert_eq!(f.provider_delta, 1_000 + 120);
+    assert!(f.fuel.windows(2).all(|w| w[0] == w[1]) && f.fuel[0] > 0);
+    // The framed provider is paid; the client's bond pays the three
+    // majority referees their fee and the provider the rest.
+    assert!(f.paid.get() > 0);
+    assert_eq!(f.referee_fees.get(), 3 * fee);
+    assert_eq!(f.bond_forfeited.get() + f.referee_fees.get(), bond);
+    let paid = f.paid.get() as i128;
+    assert_eq!(f.client_delta, -(paid + bond as i128));
+    assert_eq!(f.provider_delta, paid + f.bond_forfeited.get() as i128);
     assert_eq!(f.burned.get(), 0);
     assert!(f.supply_conserved);
     let c = &r.cheating;
     assert_eq!(c.verdict, Verdict::ProviderCheated);
-    assert_eq!(c.provider_delta, -4_000);
-    assert_eq!(c.client_delta, 2_000);
-    assert_eq!(c.burned.get(), 2_000);
+    assert_eq!(c.committee.len(), 3);
+    assert!(c.referee_outputs.windows(2).all(|w| w[0] == w[1]));
+    // The whole stake: half to the client, the referees' fees and the
+    // rest burned; no pay.
+    assert!(c.paid.is_zero());
+    assert_eq!(c.provider_delta, -(stake as i128));
+    assert_eq!(c.client_delta, stake as i128 / 2);
+    assert_eq!(c.referee_fees.get(), 3 * fee);
+    assert_eq!(c.burned.get() + c.referee_fees.get(), stake / 2);
     assert!(c.supply_conserved);
 }
 

@@ -12,7 +12,9 @@ use idlegrid_dag_ledger::consensus::{
     AuthorityIndex, Block, BlockRef, CommittedSubDag, Committee, ConsensusConfig, ConsensusEvent,
     ConsensusMessage, Evidence, Validator,
 };
-use idlegrid_primitives::{Destination, Duration, Keypair, Machine, NodeId, Round, Seed, Timestamp};
+use idlegrid_primitives::{
+    Destination, Duration, Keypair, Machine, NodeId, Round, Seed, SignatureMemo, SignatureVerifier, Timestamp,
+};
 
 /// Committee size (tolerates one Byzantine validator).
 pub const N: usize = 4;
@@ -52,7 +54,19 @@ pub fn config() -> ConsensusConfig {
     c
 }
 
-/// Validator `i` with `config`.
+/// The block-signature verifier of the [`Followers`]: one memo for the
+/// whole process, so a block signed once per process (the pool's) is
+/// verified once per process too — by the first input that delivers it,
+/// not while the pool is built — while a corrupted one misses the memo and
+/// is verified, and refused, every time (what a simulator's validators
+/// share, see `SignatureVerifier`).
+pub fn signatures() -> SignatureVerifier {
+    static V: OnceLock<SignatureVerifier> = OnceLock::new();
+    V.get_or_init(|| SignatureVerifier::memoized(SignatureMemo::shared(&Seed::from_u64(77))))
+        .clone()
+}
+
+/// Validator `i` with `config` (verifying every block signature itself).
 pub fn validator(i: usize, config: ConsensusConfig) -> Validator {
     Validator::new(keys()[i].clone(), committee().clone(), config, Seed::from_u64(i as u64))
         .expect("fixture validator")
@@ -78,14 +92,7 @@ pub struct Net {
 impl Net {
     /// Four validators; `byzantine` (index, behaviour) misbehaves.
     pub fn new(byzantine: Option<(usize, ByzantineBehavior)>) -> Self {
-        Self::with_signatures(byzantine, true)
-    }
-
-    /// As [`Net::new`], with block signature verification on or off.
-    pub fn with_signatures(byzantine: Option<(usize, ByzantineBehavior)>, verify: bool) -> Self {
-        let mut base = config();
-        base.verify_signatures = verify;
-        Self::with_config(byzantine, base)
+        Self::with_config(byzantine, config())
     }
 
     /// As [`Net::new`], every validator with `base`.
@@ -235,7 +242,8 @@ pub fn pool() -> &'static Pool {
     static P: OnceLock<Pool> = OnceLock::new();
     P.get_or_init(|| {
         let pool = build_pool();
-        let mut f = Followers::new(false);
+        // Its own verifier: the process memo is filled by the inputs.
+        let mut f = Followers::with_verifier(SignatureVerifier::plain());
         for b in &pool.blocks {
             f.send(b.header.author.as_usize(), 0, ConsensusMessage::Block(Arc::clone(b)));
         }
@@ -343,13 +351,25 @@ pub struct Followers {
     pub evidence: Vec<Evidence>,
 }
 
+impl Default for Followers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Followers {
-    /// Fresh followers, verifying block signatures or not.
-    pub fn new(verify: bool) -> Self {
-        let mut c = config();
-        c.verify_signatures = verify;
+    /// Fresh followers, verifying signatures through [`signatures`].
+    pub fn new() -> Self {
+        Self::with_verifier(signatures())
+    }
+
+    /// Fresh followers, verifying signatures through `v`.
+    pub fn with_verifier(v: SignatureVerifier) -> Self {
+        let c = config();
         Self {
-            vs: (0..FOLLOWERS).map(|i| validator(i, c.clone())).collect(),
+            vs: (0..FOLLOWERS)
+                .map(|i| validator(i, c.clone()).with_signature_verifier(v.clone()))
+                .collect(),
             queue: VecDeque::new(),
             now: Timestamp::ZERO,
             commits: vec![Vec::new(); FOLLOWERS],

@@ -3,14 +3,17 @@
 //!
 //! Every message takes a fixed latency; time advances in fixed ticks;
 //! providers' [`ProviderEvent::Execute`] effects are answered at once by a
-//! caller-supplied executor. The simulator (`idlegrid-sim`) and the real
-//! runtime drive the same machines with a network model or sockets.
+//! caller-supplied [`Executor`], and validators'
+//! [`ValidatorEvent::RefereeDuty`] effects by a caller-supplied
+//! [`Referee`] whose outputs the validator votes. The simulator
+//! (`idlegrid-sim`) and the real runtime drive the same machines with a
+//! network model or sockets and real executors.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Params};
-use idlegrid_entrap::TrapSpec;
+use idlegrid_entrap::{DisputedTrap, TrapSpec};
 use idlegrid_market::KDouble;
 use idlegrid_primitives::{
     Amount, Destination, Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, Timestamp,
@@ -21,7 +24,7 @@ use crate::light::LightSetup;
 use crate::market::MarketRules;
 use crate::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
 use crate::validator::{ValidatorEvent, ValidatorNode, ValidatorSetup};
-use crate::wire::NodeMessage;
+use crate::wire::{LotData, NodeMessage};
 
 const OUTPUT_DOMAIN: Domain = Domain::new("idlegrid/node/local/output");
 const TRAP_DOMAIN: Domain = Domain::new("idlegrid/node/local/trap");
@@ -43,12 +46,20 @@ impl TrapSource for ReferenceTraps {
     }
 }
 
-/// Answers a provider's execution effect.
-pub type Executor = Box<dyn FnMut(&LotKey, &[Digest]) -> ExecReport>;
+/// Answers a provider's execution effect ([`ProviderEvent::Execute`]):
+/// the lot, its slot inputs, and the program and input bytes when the
+/// client sent them.
+pub type Executor = Box<dyn FnMut(&LotKey, &[Digest], Option<&LotData>) -> ExecReport>;
+
+/// Answers a referee's duty ([`ValidatorEvent::RefereeDuty`]): the outputs
+/// of the disputed traps, in order, which the validator votes; `None` to
+/// wait (a duty without the bytes it needs is reported again when the
+/// disputing provider's bytes arrive).
+pub type Referee = Box<dyn FnMut(&[DisputedTrap], Option<&LotData>) -> Option<Vec<Digest>>>;
 
 /// The honest executor: [`reference_output`] of every input, 10 ms each.
 pub fn honest_executor() -> Executor {
-    Box::new(|_, inputs| ExecReport {
+    Box::new(|_, inputs, _| ExecReport {
         outputs: inputs.iter().map(reference_output).collect(),
         usage_micros: 10_000 * inputs.len() as u64,
         cheated: vec![false; inputs.len()],
@@ -56,10 +67,24 @@ pub fn honest_executor() -> Executor {
     })
 }
 
+/// The honest referee: [`reference_output`] of every disputed input, at
+/// once (it needs no bytes; a duty reported twice, without and then with
+/// bytes, is voted twice and the ledger refuses the second vote).
+pub fn reference_referee() -> Referee {
+    Box::new(|disputed, _| {
+        Some(
+            disputed
+                .iter()
+                .map(|d| reference_output(&d.trap.input))
+                .collect(),
+        )
+    })
+}
+
 /// One node of a [`LocalNet`].
 pub enum LocalNode {
-    /// A validator.
-    Validator(Box<ValidatorNode>),
+    /// A validator and the referee that answers its duties.
+    Validator(Box<ValidatorNode>, Referee),
     /// A provider and the executor that answers its effects.
     Provider(Box<ProviderNode>, Executor),
     /// A client.
@@ -117,7 +142,7 @@ impl LocalNet {
     /// Adds a node with identity `id` (validators and `Other` receive
     /// broadcasts).
     pub fn add(&mut self, id: NodeId, node: LocalNode) {
-        if matches!(node, LocalNode::Validator(_) | LocalNode::Other(_)) {
+        if matches!(node, LocalNode::Validator(..) | LocalNode::Other(_)) {
             self.validators.push(id);
         }
         self.index.insert(id, self.nodes.len());
@@ -138,7 +163,23 @@ impl LocalNet {
     /// The validator `id`, if it is an honest one.
     pub fn validator(&self, id: &NodeId) -> Option<&ValidatorNode> {
         match &self.nodes[*self.index.get(id)?].1 {
-            LocalNode::Validator(v) => Some(v),
+            LocalNode::Validator(v, _) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The validator `id`, mutable, if it is an honest one.
+    pub fn validator_mut(&mut self, id: &NodeId) -> Option<&mut ValidatorNode> {
+        match self.node_mut(id)? {
+            LocalNode::Validator(v, _) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The provider `id`.
+    pub fn provider_mut(&mut self, id: &NodeId) -> Option<&mut ProviderNode> {
+        match self.node_mut(id)? {
+            LocalNode::Provider(p, _) => Some(p),
             _ => None,
         }
     }
@@ -208,7 +249,7 @@ impl LocalNet {
 
 fn dispatch(node: &mut LocalNode, now: Timestamp, from: NodeId, msg: NodeMessage) {
     match node {
-        LocalNode::Validator(n) => n.handle_message(now, from, msg),
+        LocalNode::Validator(n, _) => n.handle_message(now, from, msg),
         LocalNode::Provider(n, _) => n.handle_message(now, from, msg),
         LocalNode::Client(n) => n.handle_message(now, from, msg),
         LocalNode::Other(n) => n.handle_message(now, from, msg),
@@ -218,7 +259,7 @@ fn dispatch(node: &mut LocalNode, now: Timestamp, from: NodeId, msg: NodeMessage
 fn fire(node: &mut LocalNode, now: Timestamp) {
     let due = |t: Option<Timestamp>| t.is_some_and(|t| t <= now);
     match node {
-        LocalNode::Validator(n) if due(n.poll_timeout()) => n.handle_timeout(now),
+        LocalNode::Validator(n, _) if due(n.poll_timeout()) => n.handle_timeout(now),
         LocalNode::Provider(n, _) if due(n.poll_timeout()) => n.handle_timeout(now),
         LocalNode::Client(n) if due(n.poll_timeout()) => n.handle_timeout(now),
         LocalNode::Other(n) if due(n.poll_timeout()) => n.handle_timeout(now),
@@ -236,8 +277,20 @@ fn drain(
     ev: &mut Vec<LocalEvent>,
 ) {
     match node {
-        LocalNode::Validator(n) => {
+        LocalNode::Validator(n, referee) => {
             while let Some(e) = n.poll_event() {
+                if let ValidatorEvent::RefereeDuty {
+                    client,
+                    job,
+                    lot,
+                    disputed,
+                    data,
+                } = &e
+                    && let Some(outputs) = referee(disputed, data.as_ref())
+                {
+                    // A refused vote comes back as the ledger's rejection.
+                    let _ = n.vote(*client, *job, *lot, outputs);
+                }
                 ev.push(LocalEvent::Validator(id, e));
             }
             out.extend(std::iter::from_fn(|| n.poll_transmit()));
@@ -256,8 +309,8 @@ fn drain(
         }
         LocalNode::Provider(n, exec) => {
             while let Some(e) = n.poll_event() {
-                if let ProviderEvent::Execute { lot, inputs, .. } = &e {
-                    let report = exec(lot, inputs);
+                if let ProviderEvent::Execute { lot, inputs, data } = &e {
+                    let report = exec(lot, inputs, data.as_ref());
                     n.handle_executed(now, *lot, report);
                 }
                 ev.push(LocalEvent::Provider(id, e));
@@ -361,7 +414,10 @@ pub fn testnet(seed: u64, validators: usize, providers: usize, clients: usize) -
         let s = root.derive_indexed("validator-rng", i as u64);
         let v = ValidatorNode::new(k.clone(), committee.clone(), &setup, s, false)
             .expect("committee member");
-        net.add(k.node_id(), LocalNode::Validator(Box::new(v)));
+        net.add(
+            k.node_id(),
+            LocalNode::Validator(Box::new(v), reference_referee()),
+        );
     }
     for (i, k) in provs.iter().enumerate() {
         let offer = ProviderOffer {

@@ -23,8 +23,8 @@ use idlegrid_dag_ledger::ledger::{
 };
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
-    AccountId, Amount, Destination, Digest, Keypair, Machine, NodeId, Seed, Timestamp, Transmit,
-    encode,
+    AccountId, Amount, Destination, Digest, Keypair, Machine, NodeId, Seed, SignatureVerifier,
+    Timestamp, Transmit, encode,
 };
 
 use crate::batch::batch_context;
@@ -311,6 +311,15 @@ impl ValidatorNode {
             seed,
             mechanism: setup.mechanism,
         })
+    }
+
+    /// Checks consensus block signatures through `signatures` (plain by
+    /// default): a driver running many validators in one process gives
+    /// them one memoizing verifier so each block is verified once (see
+    /// [`SignatureVerifier`]). Every block is verified either way.
+    pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
+        self.validator = self.validator.with_signature_verifier(signatures);
+        self
     }
 
     /// The node's ledger.

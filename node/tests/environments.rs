@@ -4,7 +4,7 @@
 //! nothing), and a provider re-offers to change its capacity or runtime.
 
 use idlegrid_market::{ExecutorKind, ExecutorSet, Features};
-use idlegrid_node::market::{Environment, MarketError, MarketTx, Notice};
+use idlegrid_node::market::{Environment, MarketError, MarketTx, Notice, Unservable};
 use idlegrid_primitives::Amount;
 
 mod common;
@@ -37,12 +37,11 @@ fn job(w: &mut World, executor: ExecutorKind, requires: &[&str]) -> MarketTx {
     MarketTx::PostJob(req)
 }
 
-/// The marketplace's typed error in a rejected transaction's receipt, as
-/// text.
-fn rejection(w: &mut World, tx: MarketTx) -> String {
+/// The marketplace's typed error in a rejected transaction's receipt.
+fn rejection(w: &mut World, tx: MarketTx) -> MarketError {
     let client = w.client.clone();
     let r = w.try_batch(100, vec![(client, tx)]);
-    market_error(r[0].as_ref().expect_err("rejected")).to_string()
+    market_error(r[0].as_ref().expect_err("rejected"))
 }
 
 fn market_error(e: &idlegrid_dag_ledger::ledger::LedgerError) -> MarketError {
@@ -66,10 +65,20 @@ fn a_job_nobody_can_run_is_rejected_and_locks_nothing() {
 
     let tx = job(&mut w, ExecutorKind::Process, &["numpy", "python3.11"]);
     let e = rejection(&mut w, tx);
-    assert!(e.contains("no offering provider has: numpy"), "{e}");
+    let numpy = Features::from_names(["numpy"]).unwrap();
+    assert_eq!(e, MarketError::Unservable(Unservable::Features(numpy)));
+    // What the cli prints.
+    assert_eq!(
+        e.to_string(),
+        "nobody can run this job: no offering provider has: numpy"
+    );
     let tx = job(&mut w, ExecutorKind::Wasm, &[]);
     let e = rejection(&mut w, tx);
-    assert!(e.contains("runs the Wasm executor"), "{e}");
+    assert_eq!(
+        e,
+        MarketError::Unservable(Unservable::Executor(ExecutorKind::Wasm))
+    );
+    assert!(e.to_string().contains("runs the Wasm executor"), "{e}");
 
     assert_eq!(
         w.ledger

@@ -133,7 +133,7 @@ fn a_provider_that_skips_work_is_caught_on_a_trap_and_slashed() {
     let mut t = testnet(2, 4, 1, 1);
     let p = t.providers[0];
     if let Some(LocalNode::Provider(_, exec)) = t.net.node_mut(&p) {
-        *exec = Box::new(|_, inputs: &[Digest]| ExecReport {
+        *exec = Box::new(|_, inputs: &[Digest], _| ExecReport {
             outputs: inputs
                 .iter()
                 .map(|d| Digest::of(Domain::new("lazy"), d))
@@ -152,6 +152,68 @@ fn a_provider_that_skips_work_is_caught_on_a_trap_and_slashed() {
         s[0]
     );
     assert_eq!(s[0].paid, Amount::ZERO);
+    digests_agree(&t);
+}
+
+/// A client that plants a wrong expected answer for every lot's first trap.
+#[derive(Debug)]
+struct FramingTraps;
+
+impl idlegrid_node::client::TrapSource for FramingTraps {
+    fn trap(&mut self, job: u64, lot: u32, i: u64) -> idlegrid_entrap::TrapSpec {
+        let t = idlegrid_node::local::ReferenceTraps.trap(job, lot, i);
+        if i > 0 {
+            return t;
+        }
+        let wrong = Digest::of(Domain::new("test/framed"), &t.input);
+        idlegrid_entrap::TrapSpec::precomputed(t.input, wrong)
+    }
+}
+
+#[test]
+fn a_framing_client_is_judged_by_the_validators_referees_and_pays_the_provider() {
+    let mut t = testnet(5, 4, 1, 1);
+    let client = t.clients[0];
+    let key = testnet_keys(5, 4, 1, 1)[2][0].clone();
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let policy = idlegrid_node::client::TrapPolicy {
+        cost_per_subtask: Amount::new(250),
+        stake: Amount::new(idlegrid_node::local::TESTNET_STAKE),
+        price_to_pay_divisor: 20,
+    };
+    let framer = idlegrid_node::client::ClientNode::new(
+        idlegrid_node::local::light_setup(&key, &committee, 0),
+        policy,
+        Box::new(FramingTraps),
+        Seed::from_u64(11),
+    );
+    *t.net.node_mut(&client).unwrap() = LocalNode::Client(Box::new(framer));
+    let ev = run_job(&mut t, job(1, 1, Timestamp::ZERO + Duration::from_secs(2)));
+    let duties = ev
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                LocalEvent::Validator(
+                    _,
+                    idlegrid_node::validator::ValidatorEvent::RefereeDuty { .. }
+                )
+            )
+        })
+        .count();
+    assert_eq!(duties, 3, "a committee of three was seated");
+    let s = settlements(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(
+        s[0].outcome,
+        Outcome::Judged(idlegrid_entrap::Verdict::ClientFramed)
+    );
+    assert!(s[0].bond_forfeited > Amount::ZERO && s[0].paid > Amount::ZERO);
+    assert!(
+        s[0].referee_fees > Amount::ZERO,
+        "the majority referees are paid"
+    );
+    assert!(s[0].slashed.is_zero());
     digests_agree(&t);
 }
 

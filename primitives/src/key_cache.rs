@@ -8,32 +8,35 @@
 //! the last decompressed keys here.
 //!
 //! The cache is a pure memo: a hit returns exactly what parsing the same
-//! 32 bytes returns (the stored point's compressed bytes are compared in
-//! full), so no result depends on what was cached. It is bounded by
-//! construction: [`SLOTS`] slots, direct-mapped by the key bytes, a new key
-//! replacing whatever shared its slot. Only valid keys are stored, so
-//! garbage keys cannot evict anything by failing to parse, and at worst
-//! (keys colliding in one slot) every lookup costs one decompression, as
-//! without the cache. One cache per thread: no lock, nothing shared between
-//! a simulator's parallel runs, and nothing observable but time.
+//! 32 bytes returns (the stored key bytes are compared in full), so no
+//! result depends on what was cached. It is bounded by construction: a
+//! [`SetAssoc`] table of [`SLOTS`] entries ([`WAYS`]-way, least recently
+//! used first out), a new key replacing the oldest of its set. Only valid
+//! keys are stored, so garbage keys cannot evict anything by failing to
+//! parse, and at worst (keys colliding in one set) every lookup costs one
+//! decompression, as without the cache. One cache per thread: no lock,
+//! nothing shared between a simulator's parallel runs, and nothing
+//! observable but time.
 
 use std::cell::RefCell;
 
-/// Number of cached keys per thread (a power of two). About 200 bytes each.
-pub(crate) const SLOTS: usize = 256;
+use crate::memo::SetAssoc;
 
-struct KeyCache {
-    slots: Vec<Option<schnorrkel::PublicKey>>,
-}
+/// Number of cached keys per thread. About 230 bytes each.
+pub(crate) const SLOTS: usize = 256;
+/// Keys per set.
+const WAYS: usize = 2;
+
+type KeyTable = SetAssoc<[u8; 32], schnorrkel::PublicKey, WAYS>;
 
 thread_local! {
-    static CACHE: RefCell<KeyCache> = RefCell::new(KeyCache { slots: vec![None; SLOTS] });
+    static CACHE: RefCell<KeyTable> = RefCell::new(SetAssoc::new(SLOTS / WAYS));
 }
 
-/// The slot of a key. Byte 0 of a canonical Ristretto encoding is always
-/// even, so bytes 1 and 2 pick the slot.
-fn slot(bytes: &[u8; 32]) -> usize {
-    (usize::from(bytes[1]) | usize::from(bytes[2]) << 8) % SLOTS
+/// The set of a key. Byte 0 of a canonical Ristretto encoding is always
+/// even, so bytes 1 and 2 pick the set.
+fn set_bits(bytes: &[u8; 32]) -> u64 {
+    u64::from(bytes[1]) | u64::from(bytes[2]) << 8
 }
 
 /// Decompresses `bytes` as a schnorrkel public key, through the cache.
@@ -41,24 +44,36 @@ fn slot(bytes: &[u8; 32]) -> usize {
 pub(crate) fn parse(bytes: &[u8; 32]) -> Option<schnorrkel::PublicKey> {
     let cached = CACHE
         .try_with(|c| {
-            let c = c.borrow();
-            c.slots[slot(bytes)].filter(|pk| pk.as_compressed().as_bytes() == bytes)
+            let mut c = c.borrow_mut();
+            let set = c.set_of(set_bits(bytes));
+            c.get(set, bytes)
         })
         .ok()
         .flatten();
-    if cached.is_some() {
-        return cached;
+    if let Some(pk) = cached {
+        debug_assert_eq!(pk.as_compressed().as_bytes(), bytes);
+        return Some(pk);
     }
     let pk = schnorrkel::PublicKey::from_bytes(bytes).ok()?;
     // During thread teardown the cache may be gone: then just do not store.
-    let _ = CACHE.try_with(|c| c.borrow_mut().slots[slot(bytes)] = Some(pk));
+    let _ = CACHE.try_with(|c| {
+        let mut c = c.borrow_mut();
+        let set = c.set_of(set_bits(bytes));
+        c.insert(set, *bytes, pk);
+    });
     Some(pk)
 }
 
 /// The number of keys cached on this thread (for tests).
 #[cfg(test)]
 pub(crate) fn len() -> usize {
-    CACHE.with(|c| c.borrow().slots.iter().flatten().count())
+    CACHE.with(|c| c.borrow().len())
+}
+
+/// The set index of a key (for tests).
+#[cfg(test)]
+fn set_index(bytes: &[u8; 32]) -> usize {
+    CACHE.with(|c| c.borrow().set_of(set_bits(bytes)))
 }
 
 #[cfg(test)]
@@ -100,24 +115,19 @@ mod tests {
 
     #[test]
     fn colliding_keys_replace_each_other_and_stay_correct() {
-        // 257 keys in 256 slots: at least two share one.
-        let keys: Vec<[u8; 32]> = (0..=SLOTS as u64)
-            .map(|s| Keypair::from_seed(&Seed::from_u64(s)).public().to_bytes())
+        // More keys than one set holds, all in one set.
+        let mut keys =
+            (0..20_000u64).map(|s| Keypair::from_seed(&Seed::from_u64(s)).public().to_bytes());
+        let first = keys.next().expect("a key");
+        let same: Vec<[u8; 32]> = std::iter::once(first)
+            .chain(keys.filter(|k| set_index(k) == set_index(&first)))
+            .take(WAYS + 1)
             .collect();
-        let (a, b) = keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, a)| {
-                keys[i + 1..]
-                    .iter()
-                    .find(|b| slot(b) == slot(a))
-                    .map(|b| (*a, *b))
-            })
-            .expect("pigeonhole");
-        assert_ne!(a, b);
+        assert_eq!(same.len(), WAYS + 1, "enough keys share a set");
         for _ in 0..3 {
-            assert_eq!(cached(&a), Some(a));
-            assert_eq!(cached(&b), Some(b));
+            for k in &same {
+                assert_eq!(cached(k), Some(*k));
+            }
         }
         assert!(len() <= SLOTS);
     }

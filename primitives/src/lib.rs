@@ -10,7 +10,9 @@
 //! - hashing: [`Digest`] (blake3) under a [`Domain`] label;
 //! - keys and signatures on schnorrkel: [`Keypair`], [`PublicKey`],
 //!   [`Signature`], [`verify_batch`], VRF ([`Keypair::vrf_sign`],
-//!   [`PublicKey::vrf_verify`]);
+//!   [`PublicKey::vrf_verify`]); a [`SignatureVerifier`] a driver gives
+//!   its nodes, plain or through a bounded [`SignatureMemo`] of signatures
+//!   that verified (one shared by all the simulator's validators);
 //! - [`Commitment`]s with [`Salt`]s for commit–reveal protocols;
 //! - canonical encoding: [`encode`] / [`decode`] (postcard; decode rejects
 //!   oversized, trailing and non-canonical input);
@@ -77,9 +79,11 @@ mod encoding;
 mod ids;
 mod key_cache;
 mod machine;
+mod memo;
 mod sealed;
 mod seed;
 mod time;
+mod verifier;
 
 #[cfg(feature = "strategies")]
 pub mod strategies;
@@ -101,6 +105,7 @@ pub use sealed::{
 };
 pub use seed::Seed;
 pub use time::{Duration, Timestamp};
+pub use verifier::{MemoStats, SignatureMemo, SignatureVerifier};
 
 /// Re-exported so that dependents use the same RNG types as primitives.
 pub use rand_chacha::ChaCha20Rng;

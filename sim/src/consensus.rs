@@ -28,7 +28,8 @@ use idlegrid_dag_ledger::consensus::{
     check_prefix_consistency,
 };
 use idlegrid_primitives::{
-    Digest, Domain, Duration, Keypair, Machine, NodeId, Timestamp, Transmit, encoded_len,
+    Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, SignatureMemo, SignatureVerifier,
+    Timestamp, Transmit, encoded_len,
 };
 
 use crate::fault::Fault;
@@ -96,6 +97,19 @@ pub struct ConsensusParams {
     pub config: ConsensusConfig,
     /// Liveness: a commit must follow within this once the network is healthy.
     pub liveness_bound: Duration,
+    /// Checks every validator's block signatures: one memo for the whole
+    /// run (see [`shared_verifier`]).
+    pub signatures: SignatureVerifier,
+}
+
+/// The verifier every simulated validator of one run shares: block
+/// signatures are always verified, each one once per run rather than once
+/// per validator (a pure function cache: every answer is the one
+/// verification gives, so no validator learns anything from it; see
+/// [`SignatureVerifier`]). `seed` keys the memo's table.
+pub fn shared_verifier(seed: u64) -> SignatureVerifier {
+    let seed = Seed::from_u64(seed).derive("signature-memo");
+    SignatureVerifier::memoized(SignatureMemo::shared(&seed))
 }
 
 impl ConsensusParams {
@@ -138,7 +152,8 @@ impl ValidatorNode {
             params.config.clone(),
             ctx.seed.derive("validator"),
         )
-        .expect("valid validator configuration");
+        .expect("valid validator configuration")
+        .with_signature_verifier(params.signatures.clone());
         let validator = Participant::new(honest, behavior.adversary(), &key, &committee);
         Self {
             validator,

@@ -74,6 +74,9 @@ pub struct CrashesParams {
     pub catch_up_grace: Duration,
     /// Consensus configuration of every validator.
     pub config: ConsensusConfig,
+    /// Checks every validator's block signatures (one memo per run, see
+    /// [`crate::consensus::shared_verifier`]).
+    pub signatures: idlegrid_primitives::SignatureVerifier,
 }
 
 /// What a simulated disk went through.
@@ -207,6 +210,7 @@ impl DurableValidator {
             ValidatorNode::new(key, committee, &setup, seed, false)
                 .expect("valid validator")
                 .with_persistence(params.checkpoint_every)
+                .with_signature_verifier(params.signatures.clone())
         } else {
             let mut all = disks.borrow_mut();
             let disk = &mut all[i];
@@ -234,6 +238,7 @@ impl DurableValidator {
                 params.checkpoint_every,
             )
             .unwrap_or_else(|e| panic!("validator {i} cannot recover from its disk: {e}"))
+            .with_signature_verifier(params.signatures.clone())
         };
         let payer = payer_key(i);
         let next_nonce = node.ledger().nonce(&payer.account_id()).get();

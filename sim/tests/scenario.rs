@@ -54,6 +54,22 @@ fn unknown_fields_are_rejected_everywhere() {
 }
 
 #[test]
+fn the_removed_signature_switch_says_what_to_do() {
+    // Signatures are always verified now; an old scenario that still sets
+    // the switch (either way) is refused with the fix, on every machine.
+    for machine in ["consensus", "gossip", "crashes"] {
+        for on in [false, true] {
+            let e = err(&format!(
+                "machine = \"{machine}\"\n{BASE}[consensus]\nverify_signatures = {on}\n"
+            ));
+            assert!(e.contains("`consensus.verify_signatures`"), "{e}");
+            assert!(e.contains("always verified"), "{e}");
+            assert!(e.contains("delete the line"), "{e}");
+        }
+    }
+}
+
+#[test]
 fn invalid_values_name_the_field() {
     let cases = [
         (format!("{BASE}[network]\nloss = 1.5\n"), "`network.loss`"),

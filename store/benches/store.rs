@@ -59,7 +59,7 @@ fn world() -> World {
             book: Default::default(),
             reputation_epoch_secs: 10,
         },
-        consensus: ConsensusConfig::default().with_signature_verification(false),
+        consensus: ConsensusConfig::default(),
         mechanism: || Box::new(KDouble::new(5_000).unwrap()),
         epoch_secs: 1,
     };

@@ -23,7 +23,8 @@ use core::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use idlegrid_primitives::{
-    Digest, DigestHasher, Domain, Keypair, PublicKey, Round, Signature, Timestamp,
+    Digest, DigestHasher, Domain, Keypair, PublicKey, Round, Signature, SignatureVerifier,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -441,24 +442,35 @@ pub struct VerifiedBlock {
 }
 
 impl VerifiedBlock {
-    /// Validates `block` fully; the signature is checked only if
-    /// `config.verify_signatures` (a simulation speed knob).
+    /// Validates `block` fully, its signature included.
     pub fn verify(
         block: impl Into<Arc<Block>>,
         committee: &Committee,
         config: &ConsensusConfig,
     ) -> Result<Self, ConsensusError> {
+        Self::verify_with(block, committee, config, &SignatureVerifier::plain())
+    }
+
+    /// As [`VerifiedBlock::verify`], checking the signature through
+    /// `signatures` (a validator's verifier, which may remember
+    /// signatures that verified).
+    pub fn verify_with(
+        block: impl Into<Arc<Block>>,
+        committee: &Committee,
+        config: &ConsensusConfig,
+        signatures: &SignatureVerifier,
+    ) -> Result<Self, ConsensusError> {
         let block = block.into();
         let reference = block.verify_structure(committee, config)?;
-        if config.verify_signatures {
-            let pk = committee.authority(reference.author)?.node.public_key();
-            pk.verify(
+        let pk = committee.authority(reference.author)?.node.public_key();
+        signatures
+            .verify(
+                &pk,
                 BLOCK_SIGNATURE_DOMAIN,
                 reference.digest.as_bytes(),
                 &block.signature,
             )
             .map_err(ConsensusError::BadSignature)?;
-        }
         Ok(Self { block, reference })
     }
 
@@ -470,8 +482,7 @@ impl VerifiedBlock {
         Self { block, reference }
     }
 
-    /// Wraps a block whose structure (and, if enabled, signature) the
-    /// caller checked; `reference` is what [`Block::verify_structure`]
+    /// Wraps a block whose structure and signature the caller checked; `reference` is what [`Block::verify_structure`]
     /// returned for this same block, so the header is not hashed a second
     /// time (not even by a debug assertion: that re-hash was a twentieth
     /// of the consensus fuzz target's time).

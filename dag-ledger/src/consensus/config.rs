@@ -1,6 +1,9 @@
 //! Configuration of a validator. Byzantine behaviours are not configured
 //! here: they are wrappers around the honest validator (see
-//! [`byzantine`](super::byzantine)).
+//! [`byzantine`](super::byzantine)). Nor is signature checking: block
+//! signatures are always verified, through the
+//! [`SignatureVerifier`](idlegrid_primitives::SignatureVerifier) the driver
+//! gives the validator ([`Validator::with_signature_verifier`](super::Validator::with_signature_verifier)).
 
 use idlegrid_primitives::{DEFAULT_MAX_DECODE_LEN, Duration};
 
@@ -50,8 +53,6 @@ pub struct ConsensusConfig {
     pub rebroadcast_timeout: Duration,
     /// Leaders per round (1 = Mysticeti-C with a single leader).
     pub leaders_per_round: u32,
-    /// Verify block signatures (turn off only to speed up simulations).
-    pub verify_signatures: bool,
 }
 
 impl Default for ConsensusConfig {
@@ -72,7 +73,6 @@ impl Default for ConsensusConfig {
             sync_retry: Duration::from_millis(300),
             rebroadcast_timeout: Duration::from_millis(1_000),
             leaders_per_round: 1,
-            verify_signatures: true,
         }
     }
 }
@@ -105,11 +105,6 @@ impl ConsensusConfig {
         Ok(())
     }
 
-    /// Enables or disables signature verification (builder style).
-    pub fn with_signature_verification(mut self, on: bool) -> Self {
-        self.verify_signatures = on;
-        self
-    }
     /// Sets the number of leaders per round (builder style).
     pub fn with_leaders_per_round(mut self, k: u32) -> Self {
         self.leaders_per_round = k;

@@ -21,7 +21,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use idlegrid_primitives::{
-    ChaCha20Rng, Destination, Digest, Duration, Keypair, Machine, NodeId, RngCore, Seed, Timestamp,
+    ChaCha20Rng, Destination, Digest, Duration, Keypair, Machine, NodeId, RngCore, Seed,
+    SignatureMemo, SignatureVerifier, Timestamp,
 };
 
 use super::block::BlockRef;
@@ -53,14 +54,15 @@ pub struct HarnessConfig {
 }
 
 impl HarnessConfig {
-    /// `n` honest validators, delays uniform in 10..=50 ms, signatures off
-    /// (for speed; turn them on with [`HarnessConfig::with_signatures`]).
+    /// `n` honest validators, delays uniform in 10..=50 ms. Block
+    /// signatures are always verified, through one memo the run's
+    /// validators share (each block verified once per run).
     pub fn new(n: usize, seed: u64) -> Self {
         Self {
             n,
             seed,
             behaviors: Vec::new(),
-            consensus: ConsensusConfig::default().with_signature_verification(false),
+            consensus: ConsensusConfig::default(),
             min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
         }
@@ -77,11 +79,6 @@ impl HarnessConfig {
     pub fn with_delays(mut self, min: Duration, max: Duration) -> Self {
         self.min_delay = min;
         self.max_delay = max.max(min);
-        self
-    }
-    /// Turns signature verification on or off.
-    pub fn with_signatures(mut self, on: bool) -> Self {
-        self.consensus.verify_signatures = on;
         self
     }
     /// Replaces the consensus configuration.
@@ -133,6 +130,7 @@ impl Harness {
             .collect();
         let ids: Vec<NodeId> = keys.iter().map(Keypair::node_id).collect();
         let committee = Committee::equal(ids.iter().copied()).expect("valid harness committee");
+        let signatures = SignatureVerifier::memoized(SignatureMemo::shared(&root.derive("memo")));
         let nodes: Vec<Participant<Validator>> = keys
             .into_iter()
             .enumerate()
@@ -143,7 +141,8 @@ impl Harness {
                     config.consensus.clone(),
                     root.derive_indexed("node", i as u64),
                 )
-                .expect("valid harness config");
+                .expect("valid harness config")
+                .with_signature_verifier(signatures.clone());
                 let b = config.behaviors.get(i).copied().flatten();
                 Participant::new(v, b, &k, &committee)
             })

@@ -25,6 +25,13 @@
 //! [`Evidence`] and its author is no longer referenced; rounds more than
 //! [`ConsensusConfig::gc_depth`] below the last commit are dropped.
 //!
+//! Every received block's signature is verified (batched when several
+//! arrive together), through the
+//! [`SignatureVerifier`](idlegrid_primitives::SignatureVerifier) the driver
+//! gives the validator ([`Validator::with_signature_verifier`]): plain by
+//! default; a simulator running many validators in one process gives them
+//! one memo of signatures that verified, so each block is verified once.
+//!
 //! # Driving a validator
 //!
 //! [`Validator`] implements [`idlegrid_primitives::Machine`]: feed it

@@ -33,8 +33,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use idlegrid_primitives::{
-    BatchItem, ChaCha20Rng, Keypair, Machine, NodeId, Round, Seed, Timestamp, Transmit,
-    verify_batch,
+    BatchItem, ChaCha20Rng, Keypair, Machine, NodeId, Round, Seed, SignatureVerifier, Timestamp,
+    Transmit,
 };
 
 use super::block::{BLOCK_SIGNATURE_DOMAIN, Block, BlockRef, Transaction, VerifiedBlock};
@@ -151,7 +151,11 @@ pub struct Validator {
     proposed_at: Timestamp,
     equivocators: BTreeSet<AuthorityIndex>,
     reported: BTreeSet<(Round, AuthorityIndex)>,
+    /// Randomizes batch signature verification (and nothing else: how many
+    /// signatures a batch holds depends on the verifier's memo).
     rng: ChaCha20Rng,
+    /// Checks block signatures (plain unless the driver gave a memo).
+    signatures: SignatureVerifier,
     /// Our latest block, kept even after the store collects it.
     last_own: VerifiedBlock,
     rebroadcast_at: Option<Timestamp>,
@@ -205,9 +209,20 @@ impl Validator {
             equivocators: BTreeSet::new(),
             reported: BTreeSet::new(),
             rng: seed.derive("idlegrid/dag/batch-verify").rng(),
+            signatures: SignatureVerifier::plain(),
             last_own: VerifiedBlock::new_unchecked(Block::genesis(me)),
             rebroadcast_at: None,
         })
+    }
+
+    /// Checks block signatures through `signatures` (by default a plain
+    /// [`SignatureVerifier`]): a driver running many validators in one
+    /// process gives them one memoizing verifier, so each block's
+    /// signature is verified once, not once per validator. Every block is
+    /// verified either way; only the time differs.
+    pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
+        self.signatures = signatures;
+        self
     }
 
     /// Replaces the leader schedule (all validators must use the same one).
@@ -547,19 +562,14 @@ impl Validator {
         from: NodeId,
         blocks: Vec<(Arc<Block>, BlockRef)>,
     ) -> Vec<VerifiedBlock> {
-        let wrap = |(b, r): (Arc<Block>, BlockRef)| VerifiedBlock::from_checked(b, r);
-        if !self.config.verify_signatures {
-            return blocks.into_iter().map(wrap).collect();
-        }
+        let committee = Arc::clone(&self.committee);
+        let key = |r: &BlockRef| {
+            committee.authorities()[r.author.as_usize()]
+                .node
+                .public_key()
+        };
         if blocks.len() > 1 {
-            let pks: Vec<_> = blocks
-                .iter()
-                .map(|(_, r)| {
-                    self.committee.authorities()[r.author.as_usize()]
-                        .node
-                        .public_key()
-                })
-                .collect();
+            let pks: Vec<_> = blocks.iter().map(|(_, r)| key(r)).collect();
             let items: Vec<BatchItem<'_>> = blocks
                 .iter()
                 .zip(&pks)
@@ -570,16 +580,21 @@ impl Validator {
                     signature: &b.signature,
                 })
                 .collect();
-            if verify_batch(&items, &mut self.rng).is_ok() {
+            if self.signatures.verify_batch(&items, &mut self.rng).is_ok() {
+                let wrap = |(b, r): (Arc<Block>, BlockRef)| VerifiedBlock::from_checked(b, r);
                 return blocks.into_iter().map(wrap).collect();
             }
         }
         let mut out = Vec::with_capacity(blocks.len());
         for (b, r) in blocks {
-            let pk = self.committee.authorities()[r.author.as_usize()]
-                .node
-                .public_key();
-            match pk.verify(BLOCK_SIGNATURE_DOMAIN, r.digest.as_bytes(), &b.signature) {
+            let pk = key(&r);
+            let checked = self.signatures.verify(
+                &pk,
+                BLOCK_SIGNATURE_DOMAIN,
+                r.digest.as_bytes(),
+                &b.signature,
+            );
+            match checked {
                 Ok(()) => out.push(VerifiedBlock::from_checked(b, r)),
                 Err(e) => self.invalid(from, ConsensusError::BadSignature(e)),
             }
@@ -779,7 +794,12 @@ impl Validator {
                 );
                 return;
             }
-            match VerifiedBlock::verify(Arc::clone(&b), &self.committee, &self.config) {
+            match VerifiedBlock::verify_with(
+                Arc::clone(&b),
+                &self.committee,
+                &self.config,
+                &self.signatures,
+            ) {
                 Ok(vb) => {
                     if vb.round() > self.proposed_round {
                         self.proposed_round = vb.round();

@@ -15,8 +15,8 @@
 
 use idlegrid_dag_ledger::ledger::{AppError, AppErrorType, LedgerError, ManagedHandle};
 use idlegrid_entrap::{EntrapError, Stage, SubtaskIndex};
-use idlegrid_market::FeatureError;
 use idlegrid_market::registry::RegistryError;
+use idlegrid_market::{ExecutorKind, FeatureError, Features};
 use idlegrid_primitives::{Amount, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -136,11 +136,25 @@ pub enum MarketError {
         slot: u32,
     },
     /// No offering provider can run the job (its executor or features).
-    #[error("nobody can run this job: {why}")]
-    Unservable {
-        /// What is missing.
-        why: String,
-    },
+    #[error("nobody can run this job: {0}")]
+    Unservable(Unservable),
+}
+
+/// What no offering provider has for a job ([`MarketError::Unservable`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Unservable {
+    /// No offering provider runs the job's executor.
+    #[error("no offering provider runs the {0:?} executor")]
+    Executor(ExecutorKind),
+    /// Required features that no offering provider with the job's executor
+    /// has (ascending).
+    #[error("no offering provider has: {0}")]
+    Features(Features),
+    /// Every required feature is offered, but no single provider offers
+    /// them all: the job's whole requirement.
+    #[error("no single offering provider has all of: {0}")]
+    Combination(Features),
 }
 
 impl AppErrorType for MarketError {
@@ -166,7 +180,7 @@ impl AppErrorType for MarketError {
             MarketError::BadExecutors => 19,
             MarketError::Environment(_) => 20,
             MarketError::Requires(_) => 21,
-            MarketError::Unservable { .. } => 22,
+            MarketError::Unservable(_) => 22,
             MarketError::SlotBusy { .. } => 23,
         }
     }
@@ -398,7 +412,10 @@ mod tests {
         let pinned = [
             (MarketError::Malformed, 1),
             (MarketError::BadExecutors, 19),
-            (MarketError::Unservable { why: String::new() }, 22),
+            (
+                MarketError::Unservable(Unservable::Features(Features::NONE)),
+                22,
+            ),
             (MarketError::Seal(SealError::NotOffering), 5),
             (MarketError::TooManyPendingBids, 8),
             (MarketError::Referee(RefereeError::NoWindow), 11),
@@ -408,6 +425,36 @@ mod tests {
         ];
         for (e, code) in pinned {
             assert_eq!(e.code(), code, "{e:?}");
+        }
+    }
+
+    #[test]
+    fn unservable_jobs_say_what_is_missing_typed_and_in_words() {
+        let numpy = Features::from_names(["numpy"]).unwrap();
+        let both = Features::from_names(["numpy", "pandas"]).unwrap();
+        let cases = [
+            (
+                Unservable::Features(numpy),
+                "nobody can run this job: no offering provider has: numpy",
+            ),
+            (
+                Unservable::Combination(both),
+                "nobody can run this job: no single offering provider has all of: numpy, pandas",
+            ),
+            (
+                Unservable::Executor(ExecutorKind::Wasm),
+                "nobody can run this job: no offering provider runs the Wasm executor",
+            ),
+        ];
+        for (u, text) in cases {
+            let e = MarketError::Unservable(u);
+            assert_eq!(e.to_string(), text);
+            // The receipt carries it typed, under its pinned code.
+            let ledger = LedgerError::App {
+                app: MARKETPLACE_APP,
+                error: e.to_app_error(),
+            };
+            assert_eq!(MarketError::from_ledger(&ledger), Some(e));
         }
     }
 

@@ -90,7 +90,7 @@ use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
 use sealed::{SealedBook, batch_of};
 use serde::{Deserialize, Serialize};
 
-pub use error::{FeatureRefusal, MarketError, RegistryRefusal, RoundError};
+pub use error::{FeatureRefusal, MarketError, RegistryRefusal, RoundError, Unservable};
 pub use orders::MAX_CAPACITY;
 pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
 pub use snapshot::{APP_STATE_DOMAIN, AppSnapshotError};

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle};
+use idlegrid_market::Features;
 use idlegrid_primitives::{Amount, Commitment, Salt};
 
-use super::error::{MarketError, reject};
+use super::error::{MarketError, Unservable, reject};
 use super::sealed::{OrderKey, SealError};
 use super::settlement::per_subtask_cap;
 use super::{
@@ -74,8 +75,9 @@ impl MarketplaceApp {
         Ok(())
     }
 
-    /// `PostJob` of a job that no offering provider's environment can run.
-    fn unservable(&self, req: &JobRequest) -> Option<String> {
+    /// `PostJob` of a job that no offering provider's environment can run:
+    /// what is missing.
+    fn unservable(&self, req: &JobRequest) -> Option<Unservable> {
         let envs = || self.providers.values().map(|p| &p.environment);
         if envs().any(|e| e.serves(req.executor, &req.requires)) {
             return None;
@@ -84,25 +86,18 @@ impl MarketplaceApp {
             .filter(|e| e.executors.contains(req.executor))
             .collect();
         if with_executor.is_empty() {
-            return Some(format!(
-                "no offering provider runs the {:?} executor",
-                req.executor
-            ));
+            return Some(Unservable::Executor(req.executor));
         }
-        let missing: Vec<&str> = req
-            .requires
-            .iter()
-            .filter(|f| {
-                !with_executor
-                    .iter()
-                    .any(|e| e.features.iter().any(|g| g == *f))
-            })
-            .map(|f| f.as_str())
-            .collect();
+        let missing = req.requires.iter().filter(|f| {
+            !with_executor
+                .iter()
+                .any(|e| e.features.iter().any(|g| g == *f))
+        });
+        let missing = Features::new(missing.cloned()).expect("a subset of a valid set");
         Some(if missing.is_empty() {
-            format!("no single offering provider has all of: {}", req.requires)
+            Unservable::Combination(req.requires.clone())
         } else {
-            format!("no offering provider has: {}", missing.join(", "))
+            Unservable::Features(missing)
         })
     }
     /// A typed sealing rejection: reported as [`Notice::SealRejected`] and
@@ -200,7 +195,7 @@ impl MarketplaceApp {
             return Err(reject(h, MarketError::Requires((&e).into())));
         }
         if let Some(why) = self.unservable(&req) {
-            return Err(reject(h, MarketError::Unservable { why }));
+            return Err(reject(h, MarketError::Unservable(why)));
         }
         let mut bonds = Vec::new();
         for _ in 0..req.lots {

@@ -176,11 +176,7 @@ impl Default for MarketplaceConfig {
             adaptive_pricing: true,
             network: NetworkConfig::default(),
             byzantine: Vec::new(),
-            consensus: {
-                let mut c = ConsensusConfig::default();
-                c.verify_signatures = false;
-                c
-            },
+            consensus: ConsensusConfig::default(),
             faults: Vec::new(),
             replay_command: None,
             gateways: 1,
@@ -646,21 +642,18 @@ const DATASET_PRICE: u128 = 500;
 
 /// Builds validator `ctx.index` of the committee (its consensus behaviour
 /// from the scenario).
-fn validator(
-    ctx: &crate::NodeContext<'_>,
-    setup: &ValidatorSetup,
-    committee: &Committee,
-    behaviors: &[Behavior],
-) -> Participant<ValidatorNode> {
+fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNode> {
     let key = Keypair::from_seed(&ctx.key_seed);
+    let (committee, behaviors) = (&w.committee, &w.behaviors);
     let honest = ValidatorNode::new(
         key.clone(),
         committee.clone(),
-        setup,
+        &w.setup,
         ctx.seed,
         ctx.index.get() == 0,
     )
-    .expect("validated validator setup");
+    .expect("validated validator setup")
+    .with_signature_verifier(w.signatures.clone());
     let behavior = behaviors.get(ctx.index.get()).and_then(|b| b.adversary());
     Participant::new(honest, behavior, &key, committee)
 }
@@ -691,13 +684,8 @@ fn mechanism() -> Box<dyn Mechanism> {
 
 /// A validator node of the simulation (its consensus behaviour from the
 /// scenario; validator 0 reports notices to the observer).
-fn sim_validator(
-    ctx: &crate::NodeContext<'_>,
-    setup: &ValidatorSetup,
-    committee: &Committee,
-    behaviors: &[Behavior],
-) -> MarketNode {
-    let node = validator(ctx, setup, committee, behaviors);
+fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
+    let node = validator(ctx, w);
     MarketNode::Validator(Box::new(SimValidator::new(node, ctx.index.get() == 0)))
 }
 
@@ -728,6 +716,9 @@ struct ClientRole {
 /// Everything the node factory needs, shared by every node it builds.
 struct World {
     setup: ValidatorSetup,
+    /// One memo of verified block signatures for every validator of the
+    /// run (see [`crate::consensus::shared_verifier`]).
+    signatures: idlegrid_primitives::SignatureVerifier,
     committee: Committee,
     behaviors: Vec<Behavior>,
     roles: Vec<Role>,
@@ -745,7 +736,7 @@ impl World {
     fn build(&self, ctx: &crate::NodeContext<'_>) -> MarketNode {
         let i = ctx.index.get();
         if i < self.n_val {
-            return sim_validator(ctx, &self.setup, &self.committee, &self.behaviors);
+            return sim_validator(ctx, self);
         }
         let key = Keypair::from_seed(&ctx.key_seed);
         let light = LightSetup {
@@ -1139,6 +1130,7 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
         .fresh_score();
     let world = World {
         setup,
+        signatures: crate::consensus::shared_verifier(cfg.seed),
         committee,
         behaviors: cfg.byzantine.clone(),
         roles: pop.roles,

@@ -283,9 +283,11 @@ pub struct ConsensusSection {
     /// Leaders per round.
     #[serde(default = "default_leaders")]
     pub leaders_per_round: u32,
-    /// Verify block signatures (slower).
+    /// Removed: block signatures are always verified (the simulated
+    /// validators share one memo of verified signatures, so each block is
+    /// verified once per run). Setting it is an error naming the field.
     #[serde(default)]
-    pub verify_signatures: bool,
+    pub verify_signatures: Option<bool>,
     /// Once the network is healthy, a commit must follow within this, ms.
     #[serde(default = "default_liveness")]
     pub liveness_bound_ms: u64,
@@ -379,7 +381,7 @@ impl Default for ConsensusSection {
             tx_bytes: default_tx_bytes(),
             leader_timeout_ms: default_leader_timeout(),
             leaders_per_round: default_leaders(),
-            verify_signatures: false,
+            verify_signatures: None,
             liveness_bound_ms: default_liveness(),
         }
     }
@@ -693,6 +695,12 @@ impl Scenario {
         if g.payload_bytes > 64 << 20 {
             return Err(invalid("gossip.payload_bytes", "must be at most 64 MiB"));
         }
+        if self.consensus.verify_signatures.is_some() {
+            return Err(invalid(
+                "consensus.verify_signatures",
+                "was removed: block signatures are always verified (the simulated validators share one memo of verified signatures, so it costs little); delete the line",
+            ));
+        }
         match self.machine {
             MachineKind::Consensus => self.validate_consensus()?,
             MachineKind::Marketplace => {
@@ -799,6 +807,7 @@ impl Scenario {
             catch_up_commits: c.catch_up_commits,
             catch_up_grace: Duration::from_millis(c.catch_up_grace_ms),
             config: self.consensus_params().config,
+            signatures: crate::consensus::shared_verifier(self.seed),
         }
     }
 
@@ -912,7 +921,6 @@ impl Scenario {
     pub fn consensus_params(&self) -> ConsensusParams {
         let c = &self.consensus;
         let config = ConsensusConfig::default()
-            .with_signature_verification(c.verify_signatures)
             .with_leader_timeout(Duration::from_millis(c.leader_timeout_ms))
             .with_leaders_per_round(c.leaders_per_round);
         ConsensusParams {
@@ -921,6 +929,7 @@ impl Scenario {
             tx_bytes: c.tx_bytes,
             config,
             liveness_bound: Duration::from_millis(c.liveness_bound_ms),
+            signatures: crate::consensus::shared_verifier(self.seed),
         }
     }
 
