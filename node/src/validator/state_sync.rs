@@ -5,7 +5,7 @@
 //! # Who attests what
 //!
 //! Every durable validator serves its latest two checkpoints
-//! ([`Serving`]) and answers a [`SyncMessage::StatusRequest`] with their
+//! (`Serving`) and answers a [`SyncMessage::StatusRequest`] with their
 //! [`SnapshotOffer`]s (commit index, leader round, root). A root is the
 //! digest of the snapshot's manifest, which lists its chunks' digests; the
 //! body is the canonical encoding of the checkpoint (ledger, marketplace
@@ -17,7 +17,7 @@
 //!
 //! # Fetching
 //!
-//! [`StateSync`] is a sans-IO state machine fed `now`: it probes when the
+//! `StateSync` is a sans-IO state machine fed `now`: it probes when the
 //! node made no commit for `stall`, asks one attester for the manifest
 //! (checked against the root), then requests chunks from the attesters in
 //! turn with at most `window` in flight, checks each against its digest on
