@@ -145,7 +145,7 @@ pub const MAX_GUESTS: usize = 256;
 pub async fn bind(cfg: &Loaded) -> Result<TcpTransport, CliError> {
     let serves = matches!(cfg.me.role, NodeRole::Validator | NodeRole::Provider);
     let config = TcpConfig {
-        max_guests: if serves && !cfg.guest { MAX_GUESTS } else { 0 },
+        max_guests: if serves { MAX_GUESTS } else { 0 },
         dial_all: cfg.guest,
         ..TcpConfig::default()
     };

@@ -442,21 +442,19 @@ impl ClientNode {
             .seed
             .derive_indexed("plan", job)
             .derive_indexed("lot", u64::from(lot));
-        let built = JobPlan::builder(round_id(job, lot))
-            .real_inputs(real)
-            .traps(traps)
-            .seed(seed)
-            .build()
-            .and_then(|p| {
-                if k == 0 {
-                    Err(EntrapError::InvalidParameter {
-                        name: "traps",
-                        reason: "every trap input repeats a subtask's input",
-                    })
-                } else {
-                    Ok(p)
-                }
-            });
+        // No trap left (every one repeated an input): nothing to verify by.
+        let built = if k == 0 {
+            Err(EntrapError::InvalidParameter {
+                name: "traps",
+                reason: "every trap input repeats a subtask's input",
+            })
+        } else {
+            JobPlan::builder(round_id(job, lot))
+                .real_inputs(real)
+                .traps(traps)
+                .seed(seed)
+                .build()
+        };
         let plan = match built {
             Ok(p) => p,
             Err(error) => {
