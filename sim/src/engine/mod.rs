@@ -68,6 +68,11 @@ pub enum RestartMode {
     /// Everything (as if its state were on durable storage): the same
     /// machine resumes, having missed every message and timer while down.
     Resume,
+    /// What its simulated disk held: the factory rebuilds the node from
+    /// its [`SimDisk`](crate::durable::SimDisk), with the un-synced writes
+    /// the crash lost (see [`crate::durable`]). The engine treats it as
+    /// [`RestartMode::Fresh`]; the scenario's factory reads the disk.
+    Store,
 }
 
 impl SimConfig {

@@ -399,6 +399,8 @@ impl Scenario {
                 join_from_secs: m.sybil.join_from_secs,
                 join_until_secs: m.sybil.join_until_secs,
             },
+            restart: self.restart_mode(),
+            lose_unsynced: self.nodes.lose_unsynced,
         })
     }
 }
