@@ -285,7 +285,7 @@ pub fn fingerprint(msg: &ConsensusMessage) -> Digest {
     match msg {
         ConsensusMessage::Block(b) => Digest::hash_parts(
             FINGERPRINT_DOMAIN,
-            &[b.header.digest().as_bytes(), &b.signature.to_bytes()],
+            &[b.reference().digest.as_bytes(), &b.signature.to_bytes()],
         ),
         other => Digest::of(FINGERPRINT_DOMAIN, other),
     }
