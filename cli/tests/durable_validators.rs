@@ -14,12 +14,14 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_idlegrid");
+mod common;
+
+use common::{BIN, commit, idlegrid, kill, ok, path, status_json as status};
 const VALIDATORS: [&str; 4] = ["validator-0", "validator-1", "validator-2", "validator-3"];
 
 /// Stops the testnet (and the payer) when dropped.
@@ -37,35 +39,6 @@ impl Drop for Testnet {
         }
         let _ = idlegrid(&["testnet", "down", "--dir", path(&self.dir)]);
     }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn idlegrid(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run idlegrid")
-}
-
-fn ok(args: &[&str]) {
-    let o = idlegrid(args);
-    assert!(
-        o.status.success(),
-        "idlegrid {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn status(dir: &Path, node: &str) -> Option<serde_json::Value> {
-    let s = std::fs::read_to_string(dir.join(node).join("status.json")).ok()?;
-    serde_json::from_str(&s).ok()
-}
-
-fn commit(dir: &Path, node: &str) -> u64 {
-    status(dir, node)
-        .and_then(|s| s["commit"].as_u64())
-        .unwrap_or(0)
 }
 
 fn log(dir: &Path, node: &str) -> String {
@@ -90,19 +63,6 @@ fn wait_for(dir: &Path, limit: Duration, what: &str, mut f: impl FnMut() -> bool
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn kill(dir: &Path, node: &str) {
-    assert!(
-        idlegrid_cli::testnet::signal(dir, node, rustix::process::Signal::KILL),
-        "{node} was running"
-    );
-    wait_for(
-        dir,
-        Duration::from_secs(10),
-        "the killed process to go",
-        || idlegrid_cli::testnet::running(dir, node).is_none(),
-    );
 }
 
 fn restart(dir: &Path, node: &str) {

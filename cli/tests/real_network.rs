@@ -10,10 +10,12 @@
 #![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_idlegrid");
+mod common;
+
+use common::{BIN, commit, idlegrid, kill, ok, path, status_json, wait_for};
 
 /// Seeded randomness from the subtask's seed file: the same on every
 /// machine, so traps pass and the merged output equals a local run that
@@ -34,45 +36,6 @@ struct Testnet(PathBuf);
 impl Drop for Testnet {
     fn drop(&mut self) {
         let _ = idlegrid(&["testnet", "down", "--dir", path(&self.0)]);
-    }
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 temp path")
-}
-
-fn idlegrid(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run idlegrid")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = idlegrid(args);
-    assert!(
-        o.status.success(),
-        "idlegrid {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn status_json(dir: &Path, node: &str) -> Option<serde_json::Value> {
-    let s = std::fs::read_to_string(dir.join(node).join("status.json")).ok()?;
-    serde_json::from_str(&s).ok()
-}
-
-fn commit(dir: &Path, node: &str) -> u64 {
-    status_json(dir, node)
-        .and_then(|s| s["commit"].as_u64())
-        .unwrap_or(0)
-}
-
-/// Waits until `f` holds, at most `limit`.
-fn wait_for(limit: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -185,7 +148,7 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
 
     // Kill validator-1 without warning, then restart it from its store.
     let before = commit(&dir, "validator-1");
-    ok_kill(&dir, "validator-1");
+    kill(&dir, "validator-1");
     std::thread::sleep(Duration::from_millis(500));
     idlegrid_cli::testnet::start_node(&dir, Path::new(BIN), "validator-1").expect("restart");
     let log = dir.join("validator-1").join("node.log");
@@ -310,16 +273,6 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
             "{node} is gone"
         );
     }
-}
-
-fn ok_kill(dir: &Path, node: &str) {
-    assert!(
-        idlegrid_cli::testnet::signal(dir, node, rustix::process::Signal::KILL),
-        "{node} was running"
-    );
-    wait_for(Duration::from_secs(10), "the killed process to go", || {
-        idlegrid_cli::testnet::running(dir, node).is_none()
-    });
 }
 
 fn wait_child(c: &mut Child, limit: Duration) -> bool {
@@ -557,7 +510,7 @@ fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
     // A provider killed and restarted keeps its offer and works again: it
     // learns its account's nonce and its last sealed ask number from the
     // ledger (its new process starts both at 0).
-    ok_kill(&dir, "provider-1");
+    kill(&dir, "provider-1");
     idlegrid_cli::testnet::start_node(&dir, Path::new(BIN), "provider-1").expect("restart");
 
     let ran = submit("idlegrid_fakepkg");
