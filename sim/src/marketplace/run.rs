@@ -8,7 +8,7 @@ use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Params};
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
-use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble, Mechanism};
+use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
 use idlegrid_node::client::{ClientNode, TrapPolicy};
 use idlegrid_node::light::{LightCore, LightSetup};
 use idlegrid_node::market::{
@@ -103,6 +103,8 @@ pub struct MarketplaceConfig {
     pub gateways: u32,
     /// Whitewashing providers and honest newcomers (none by default).
     pub sybil: SybilConfig,
+    /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
+    pub mechanism: NamedMechanism,
 }
 
 /// Relative weights of the cheating behaviours (cheaters are assigned
@@ -181,6 +183,7 @@ impl Default for MarketplaceConfig {
             replay_command: None,
             gateways: 1,
             sybil: SybilConfig::default(),
+            mechanism: MECHANISMS[0],
         }
     }
 }
@@ -678,10 +681,6 @@ pub(crate) fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
     }
 }
 
-fn mechanism() -> Box<dyn Mechanism> {
-    Box::new(KDouble::new(5_000).expect("k = 0.5 is valid"))
-}
-
 /// A validator node of the simulation (its consensus behaviour from the
 /// scenario; validator 0 reports notices to the observer).
 fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
@@ -1120,7 +1119,7 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
             .map_err(|e| config_err("genesis", e))?,
         rules,
         consensus: cfg.consensus.clone(),
-        mechanism,
+        mechanism: cfg.mechanism.build,
         epoch_secs: 1,
     };
     let committee =
@@ -1400,7 +1399,7 @@ fn report(
             "batches_compared": obs.batches(),
             "validators_compared": cfg.validators,
         }),
-        market: market_json(t, joined),
+        market: market_json(t, joined, cfg.mechanism.name),
         jobs: jobs_json(t),
         entrap: entrap_json(t, &e, detection_rate),
         economics: serde_json::json!({
@@ -1435,7 +1434,7 @@ fn report(
     })
 }
 
-fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
+fn market_json(t: &MarketTally, joined: u64, mechanism: &str) -> serde_json::Value {
     let m = &t.c;
     let wb = &t.welfare;
     let pr = dist(t.prices.clone());
@@ -1458,7 +1457,7 @@ fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
         "welfare_optimal": wb.optimal.map(|o| o.to_string()),
         "efficiency": wb.optimal.filter(|o| *o > 0).map(|o| wb.mechanism as f64 / o as f64),
         "welfare_periods": wb.periods,
-        "mechanism": "k-double (k = 0.5)",
+        "mechanism": mechanism,
     })
 }
 
