@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use idlegrid_sim::scenario::{DEFAULT_SCENARIO, Scenario};
 use idlegrid_sim::sweep::{
-    self, GridRun, Param, PlotOptions, RunRow, Shard, SweepError, SweepSpec, slurm::SlurmJob,
+    self, GridRun, Param, PlotOptions, RunRow, Shard, Sweep, SweepError, SweepSpec, slurm::SlurmJob,
 };
 
 use crate::{fail, parse_range};
@@ -85,6 +85,10 @@ struct SweepArgs {
     /// jobs.completed].
     #[arg(long, value_delimiter = ',')]
     metrics: Vec<String>,
+    /// Keep every run's per-second series: series/<values>-seed<s>.csv and,
+    /// for the marketplace, price_over_time.svg (one line per grid point).
+    #[arg(long)]
+    series: bool,
     /// Logarithmic x axis (the first field's values must be positive).
     #[arg(long)]
     log_x: bool,
@@ -113,14 +117,14 @@ pub fn main(cmd: SweepCmd) -> ExitCode {
 }
 
 fn merge(dirs: &[PathBuf], out: &Path) -> ExitCode {
-    let written = sweep::merge(dirs).and_then(|(spec, rows)| {
+    let written = sweep::merge(dirs).and_then(|s| {
         println!(
             "{} shards of sweep {}: {} runs",
             dirs.len(),
-            &spec.digest()[..16],
-            rows.len()
+            &s.spec.digest()[..16],
+            s.rows.len()
         );
-        sweep::write_sweep(out, &spec, rows)
+        sweep::write_sweep(out, &s)
     });
     match written {
         Ok(files) => {
@@ -170,6 +174,7 @@ fn spec(a: &SweepArgs) -> Result<(SweepSpec, Vec<Scenario>), String> {
             log_x: a.log_x,
             log_y: a.log_y,
         },
+        series: a.series,
     };
     check_log_x(&spec)?;
     let variants = sweep::variants(&spec).map_err(|e| e.to_string())?;
@@ -212,20 +217,25 @@ fn run(a: SweepArgs) -> ExitCode {
         },
         None => spec.runs(),
     };
-    let results = sweep::run_grid(&variants, &keys, a.scenario.as_deref(), a.jobs, &|_| {});
+    let results = sweep::run_grid(&variants, &keys, a.scenario.as_deref(), a.jobs, a.series);
     let failures = report(&spec, &results, shard);
     let rows: Vec<RunRow> = results.iter().map(|r| r.row(&spec)).collect();
     warn_missing_metrics(&spec, &rows);
+    let series = results
+        .iter()
+        .filter_map(|r| Some((r.key, r.series.clone()?)))
+        .collect();
+    let done = Sweep { spec, rows, series };
     let written = match (shard, &a.out) {
         (Some(s), out) => {
             let dir = out
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("sweep-shard-{}", s.index)));
-            sweep::write_shard(&dir, &spec, s, rows)
+            sweep::write_shard(&dir, &done, s)
         }
-        (None, Some(dir)) => sweep::write_sweep(dir, &spec, rows),
-        (None, None) if !spec.params.is_empty() => {
-            sweep::write_sweep(Path::new("sweep-out"), &spec, rows)
+        (None, Some(dir)) => sweep::write_sweep(dir, &done),
+        (None, None) if !done.spec.params.is_empty() => {
+            sweep::write_sweep(Path::new("sweep-out"), &done)
         }
         (None, None) => Ok(Vec::new()),
     };
@@ -322,6 +332,9 @@ fn task_args(a: &SweepArgs, spec: &SweepSpec) -> Vec<String> {
     }
     if a.log_y {
         args.push("--log-y".into());
+    }
+    if a.series {
+        args.push("--series".into());
     }
     args
 }

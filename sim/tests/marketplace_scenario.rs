@@ -312,11 +312,7 @@ fn sweep_over_a_parameter_writes_csv_and_svg() {
     assert!(lines[0].starts_with("marketplace.providers.cheater_fraction,seed,status,entrap.detection_rate,economics.cheater_profit_mean,economics.honest_profit_mean,market.clearing_price.mean,jobs.completed"), "{csv}");
     for (line, value) in lines[1..].iter().zip(["0.1", "0.3"]) {
         let cells: Vec<&str> = line.split(',').collect();
-        assert_eq!(
-            cells[..3],
-            [value, "1", "ok"],
-            "{line}"
-        );
+        assert_eq!(cells[..3], [value, "1", "ok"], "{line}");
         for c in &cells[3..8] {
             c.parse::<f64>()
                 .unwrap_or_else(|_| panic!("not a number `{c}` in {line}"));

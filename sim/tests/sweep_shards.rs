@@ -32,6 +32,7 @@ fn sweep(scen: &Path, extra: &[&str]) -> Vec<String> {
         "--metrics",
         METRICS,
         "--log-y",
+        "--series",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -47,11 +48,17 @@ fn sorted_lines(path: &Path) -> Vec<String> {
     lines
 }
 
+/// Every file under `dir` (one level of subdirectories: `series/`).
 fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut v: Vec<PathBuf> = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            v.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            v.push(p);
+        }
+    }
     v.sort();
     v
 }
@@ -93,13 +100,14 @@ fn three_shards_merged_equal_the_local_sweep() {
     stdout_ok(bin().args(&args).output().unwrap());
 
     let (lf, mf) = (files(&local), files(&merged));
-    let names = |v: &[PathBuf]| {
+    let names = |root: &Path, v: &[PathBuf]| {
         v.iter()
-            .map(|p| p.file_name().unwrap().to_owned())
+            .map(|p| p.strip_prefix(root).unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(names(&lf), names(&mf));
-    assert!(lf.len() >= 2 + 4, "{lf:?}");
+    assert_eq!(names(&local, &lf), names(&merged, &mf));
+    // sweep.csv, summary.csv, 4 metric plots, price_over_time.svg, 12 series.
+    assert_eq!(lf.len(), 2 + 4 + 1 + 12, "{lf:?}");
     for (l, m) in lf.iter().zip(&mf) {
         assert_eq!(sorted_lines(l), sorted_lines(m), "{}", l.display());
         assert_eq!(

@@ -1444,6 +1444,12 @@ fn market_json(t: &MarketTally, joined: u64, mechanism: &str) -> serde_json::Val
         "volume": m.volume.to_string(),
         "clearing_price": {"mean": pr.mean, "p50": pr.p50, "p90": pr.p90},
         "welfare": m.welfare,
+        // How the clean lots' gains from trade split (clients valued at
+        // their limit price), and the mechanism's declared budget surplus
+        // per compute-second (lots are priced at the seller price).
+        "provider_surplus": m.provider_surplus,
+        "client_surplus": m.client_surplus,
+        "budget_surplus": wb.surplus.to_string(),
         "reprices": m.reprices,
         // Sealed orders whose bond was burned (not revealed in time), and
         // bids re-sealed for unfilled lots.

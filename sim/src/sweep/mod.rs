@@ -25,11 +25,12 @@
 
 pub mod known;
 pub mod output;
+pub mod series;
 pub mod slurm;
 pub mod spec;
 pub mod table;
 
-pub use output::{ShardManifest, merge, svg_name, write_shard, write_sweep};
+pub use output::{ShardManifest, Sweep, merge, svg_name, write_shard, write_sweep};
 pub use spec::{Param, PlotOptions, RunKey, Shard, SweepSpec};
 pub use table::{RunRow, mean_ci95};
 
@@ -318,6 +319,9 @@ pub struct GridRun {
     pub key: RunKey,
     /// Its outcome.
     pub outcome: Result<Summary, RunError>,
+    /// Its per-second series as CSV (`marketplace.csv` for the marketplace,
+    /// else `timeseries.csv`), when asked for.
+    pub series: Option<String>,
 }
 
 impl GridRun {
@@ -342,14 +346,14 @@ impl GridRun {
 }
 
 /// Runs `keys` (scenario `variants[key.point]` with `key.seed`) on up to
-/// `jobs` threads, calling `done` as each finishes. Results are in key
-/// order; a failing run does not stop the others.
+/// `jobs` threads, keeping each run's series if `series`. Results are in
+/// key order; a failing run does not stop the others.
 pub fn run_grid(
     variants: &[Scenario],
     keys: &[RunKey],
     scenario_path: Option<&str>,
     jobs: usize,
-    done: &(dyn Fn(&GridRun) + Sync),
+    series: bool,
 ) -> Vec<GridRun> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(keys.len()));
@@ -362,9 +366,17 @@ pub fn run_grid(
                         scenario_path: scenario_path.map(str::to_string),
                         progress: false,
                     };
-                    let outcome = runner::run(&variants[key.point], &opts).map(|o| o.summary);
-                    let run = GridRun { key, outcome };
-                    done(&run);
+                    let out = runner::run(&variants[key.point], &opts);
+                    let kept = out.as_ref().ok().filter(|_| series).map(|o| {
+                        o.market_series
+                            .as_ref()
+                            .map_or_else(|| o.csv.clone(), |m| m.to_csv())
+                    });
+                    let run = GridRun {
+                        key,
+                        outcome: out.map(|o| o.summary),
+                        series: kept,
+                    };
                     results.lock().unwrap_or_else(|e| e.into_inner()).push(run);
                 }
             });

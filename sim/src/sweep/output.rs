@@ -13,6 +13,66 @@ use super::spec::{RunKey, Shard, SweepSpec};
 use super::table::{self, RunRow};
 use crate::plot::{SweepPoint, SweepSeries, write_sweep_svg};
 
+/// A sweep's results: its spec, one row per run (any order) and, with
+/// `--series`, each successful run's per-second CSV.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// What was swept.
+    pub spec: SweepSpec,
+    /// One row per run.
+    pub rows: Vec<RunRow>,
+    /// `(run, series CSV)` when [`SweepSpec::series`].
+    pub series: Vec<(RunKey, String)>,
+}
+
+impl Sweep {
+    /// Rows and series in run order.
+    fn sorted(&self) -> (Vec<RunRow>, Vec<(RunKey, String)>) {
+        let mut rows = self.rows.clone();
+        rows.sort_by_key(|r| r.key);
+        let mut series = self.series.clone();
+        series.sort_by_key(|s| s.0);
+        (rows, series)
+    }
+}
+
+/// The file (under `series/`) of one run's series:
+/// `<values joined by _>-seed<seed>.csv`.
+pub fn series_name(spec: &SweepSpec, key: RunKey) -> String {
+    let point = &spec.points()[key.point];
+    let stem: String = point
+        .join("_")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match stem.is_empty() {
+        true => format!("seed{}.csv", key.seed),
+        false => format!("{stem}-seed{}.csv", key.seed),
+    }
+}
+
+fn write_series(
+    dir: &Path,
+    spec: &SweepSpec,
+    series: &[(RunKey, String)],
+) -> Result<Vec<PathBuf>, SweepError> {
+    if series.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sdir = dir.join("series");
+    std::fs::create_dir_all(&sdir).map_err(|e| io_err(&sdir, e))?;
+    series
+        .iter()
+        .map(|(k, text)| write(&sdir.join(series_name(spec, *k)), text))
+        .collect()
+}
+
 /// `shard.json`: which sweep and which shard a shard directory holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardManifest {
@@ -33,14 +93,11 @@ fn write(path: &Path, text: &str) -> Result<PathBuf, SweepError> {
     Ok(path.to_path_buf())
 }
 
-/// Writes a whole sweep's `sweep.csv`, `summary.csv` and plots into `dir`
-/// (rows in run order whatever order they come in); returns the files.
-pub fn write_sweep(
-    dir: &Path,
-    spec: &SweepSpec,
-    mut rows: Vec<RunRow>,
-) -> Result<Vec<PathBuf>, SweepError> {
-    rows.sort_by_key(|r| r.key);
+/// Writes a whole sweep's `sweep.csv`, `summary.csv`, plots and series
+/// into `dir` (in run order whatever order they come in); returns the
+/// files.
+pub fn write_sweep(dir: &Path, sweep: &Sweep) -> Result<Vec<PathBuf>, SweepError> {
+    let (spec, (rows, series)) = (&sweep.spec, sweep.sorted());
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let mut files = vec![
         write(&dir.join("sweep.csv"), &table::csv(spec, &rows))?,
@@ -49,17 +106,15 @@ pub fn write_sweep(
     if !spec.params.is_empty() {
         files.extend(write_plots(dir, spec, &rows)?);
     }
+    files.extend(write_series(dir, spec, &series)?);
+    files.extend(super::series::write_price_plot(dir, spec, &series)?);
     Ok(files)
 }
 
-/// Writes one shard's rows (`sweep.csv`) and `shard.json` into `dir`.
-pub fn write_shard(
-    dir: &Path,
-    spec: &SweepSpec,
-    shard: Shard,
-    mut rows: Vec<RunRow>,
-) -> Result<Vec<PathBuf>, SweepError> {
-    rows.sort_by_key(|r| r.key);
+/// Writes one shard's rows (`sweep.csv`), series and `shard.json` into
+/// `dir`.
+pub fn write_shard(dir: &Path, sweep: &Sweep, shard: Shard) -> Result<Vec<PathBuf>, SweepError> {
+    let (spec, (rows, series)) = (&sweep.spec, sweep.sorted());
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let manifest = ShardManifest {
         digest: spec.digest(),
@@ -67,10 +122,12 @@ pub fn write_shard(
         spec: spec.clone(),
     };
     let json = serde_json::to_string_pretty(&manifest).expect("a manifest serializes");
-    Ok(vec![
+    let mut files = vec![
         write(&dir.join("sweep.csv"), &table::csv(spec, &rows))?,
         write(&dir.join("shard.json"), &json)?,
-    ])
+    ];
+    files.extend(write_series(dir, spec, &series)?);
+    Ok(files)
 }
 
 fn read(path: &Path) -> Result<String, SweepError> {
@@ -80,7 +137,7 @@ fn read(path: &Path) -> Result<String, SweepError> {
 /// Reads shard directories and checks they are every shard of one sweep,
 /// each once, each with exactly its runs; returns the sweep and all rows.
 /// Nothing is written, so a bad set of shards leaves no partial output.
-pub fn merge(dirs: &[PathBuf]) -> Result<(SweepSpec, Vec<RunRow>), SweepError> {
+pub fn merge(dirs: &[PathBuf]) -> Result<Sweep, SweepError> {
     let mut shards = Vec::with_capacity(dirs.len());
     for d in dirs {
         let path = d.join("shard.json");
@@ -126,7 +183,7 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(SweepSpec, Vec<RunRow>), SweepError> {
         n,
     )?;
     let spec = first.spec.clone();
-    let mut rows = Vec::new();
+    let (mut rows, mut series) = (Vec::new(), Vec::new());
     for (d, m) in &shards {
         let path = d.join("sweep.csv");
         let got = table::parse_csv(&spec, &read(&path)?, &path.display().to_string())?;
@@ -141,9 +198,31 @@ pub fn merge(dirs: &[PathBuf]) -> Result<(SweepSpec, Vec<RunRow>), SweepError> {
                 want.len()
             )));
         }
+        series.extend(read_series(d, &spec, &got)?);
         rows.extend(got);
     }
-    Ok((spec, rows))
+    Ok(Sweep { spec, rows, series })
+}
+
+/// A shard's series files: one per successful run when the sweep keeps
+/// series.
+fn read_series(
+    dir: &Path,
+    spec: &SweepSpec,
+    rows: &[RunRow],
+) -> Result<Vec<(RunKey, String)>, SweepError> {
+    if !spec.series {
+        return Ok(Vec::new());
+    }
+    rows.iter()
+        .filter(|r| r.metrics.is_some())
+        .map(|r| {
+            Ok((
+                r.key,
+                read(&dir.join("series").join(series_name(spec, r.key)))?,
+            ))
+        })
+        .collect()
 }
 
 /// Every shard `1..=n` present exactly once.

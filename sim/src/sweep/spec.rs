@@ -15,6 +15,7 @@
 //!     seeds: 1..3,
 //!     metrics: vec!["events".into()],
 //!     plot: Default::default(),
+//!     series: false,
 //! };
 //! assert_eq!(spec.points().len(), 6);
 //! assert_eq!(spec.runs().len(), 12);
@@ -72,6 +73,10 @@ pub struct SweepSpec {
     pub metrics: Vec<String>,
     /// Plot scales.
     pub plot: PlotOptions,
+    /// Keep every run's per-second series (`--series`): `series/*.csv` and,
+    /// for the marketplace, `price_over_time.svg`.
+    #[serde(default)]
+    pub series: bool,
 }
 
 /// One run of a sweep: a grid point (index into [`SweepSpec::points`]) and
@@ -250,6 +255,7 @@ mod tests {
             seeds,
             metrics: vec!["events".into()],
             plot: PlotOptions::default(),
+            series: false,
         }
     }
 

@@ -177,6 +177,7 @@ mod tests {
             seeds: 1..4,
             metrics: vec!["m1".into(), "m2".into()],
             plot: PlotOptions::default(),
+            series: false,
         }
     }
 
