@@ -48,6 +48,14 @@ fn sorted_lines(path: &Path) -> Vec<String> {
     lines
 }
 
+/// A fresh directory `name` holding `tiny.toml`.
+fn scenario(name: &str) -> (PathBuf, PathBuf) {
+    let dir = tmp(name);
+    let scen = dir.join("tiny.toml");
+    std::fs::write(&scen, TINY).unwrap();
+    (dir, scen)
+}
+
 /// Every file under `dir` (one level of subdirectories: `series/`).
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = Vec::new();
@@ -65,9 +73,7 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn three_shards_merged_equal_the_local_sweep() {
-    let dir = tmp("shards");
-    let scen = dir.join("tiny.toml");
-    std::fs::write(&scen, TINY).unwrap();
+    let (dir, scen) = scenario("shards");
     let local = dir.join("local");
     stdout_ok(
         bin()
@@ -124,9 +130,7 @@ fn three_shards_merged_equal_the_local_sweep() {
 
 #[test]
 fn merging_the_wrong_shards_is_one_error_and_writes_nothing() {
-    let dir = tmp("badmerge");
-    let scen = dir.join("tiny.toml");
-    std::fs::write(&scen, TINY).unwrap();
+    let (dir, scen) = scenario("badmerge");
     let shard = |i: u32, seeds: &str| {
         let d = dir.join(format!("s{i}-{seeds}"));
         let mut args = sweep(
@@ -169,9 +173,7 @@ fn merging_the_wrong_shards_is_one_error_and_writes_nothing() {
 
 #[test]
 fn bad_sweeps_fail_before_any_run() {
-    let dir = tmp("badsweep");
-    let scen = dir.join("tiny.toml");
-    std::fs::write(&scen, TINY).unwrap();
+    let (dir, scen) = scenario("badsweep");
     for (extra, want) in [
         (
             vec!["--metrics", "market.volumme"],
@@ -206,9 +208,7 @@ fn bad_sweeps_fail_before_any_run() {
 
 #[test]
 fn slurm_writes_an_array_and_a_dependent_merge() {
-    let dir = tmp("slurm");
-    let scen = dir.join("tiny.toml");
-    std::fs::write(&scen, TINY).unwrap();
+    let (dir, scen) = scenario("slurm");
     let job = dir.join("job");
     let text = stdout_ok(
         bin()

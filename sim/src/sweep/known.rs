@@ -34,25 +34,9 @@ pub const COMMON: &[&str] = &[
     "network.upload_wait_ms.p99",
 ];
 
-/// `machine = "marketplace"`.
+/// `machine = "marketplace"` (with [`CONSENSUS`]: its validators run
+/// consensus).
 pub const MARKETPLACE: &[&str] = &[
-    "consensus.validators",
-    "consensus.byzantine",
-    "consensus.commits",
-    "consensus.committed_blocks",
-    "consensus.committed_transactions",
-    "consensus.transactions_per_second",
-    "consensus.commit_latency_ms.p50",
-    "consensus.commit_latency_ms.p90",
-    "consensus.commit_latency_ms.p99",
-    "consensus.leader_commit_latency_ms.p50",
-    "consensus.leader_commit_latency_ms.p90",
-    "consensus.leader_commit_latency_ms.p99",
-    "consensus.commit_latency_message_delays.p50",
-    "consensus.commit_latency_message_delays.p90",
-    "consensus.commit_latency_message_delays.p99",
-    "consensus.equivocations_detected",
-    "consensus.invalid_messages",
     "ledger.batches_checked",
     "ledger.batches_compared",
     "ledger.burned",
@@ -190,7 +174,7 @@ pub const MARKETPLACE: &[&str] = &[
     "registry.owner_revenue",
 ];
 
-/// `machine = "consensus"`.
+/// `machine = "consensus"` (and the marketplace's validators).
 pub const CONSENSUS: &[&str] = &[
     "consensus.validators",
     "consensus.byzantine",

@@ -229,12 +229,13 @@ fn matches(pattern: &str, metric: &str) -> bool {
 
 /// The metric patterns of `machine`'s summary.
 pub fn known_metrics(machine: MachineKind) -> Vec<&'static str> {
-    let specific = match machine {
-        MachineKind::Marketplace => known::MARKETPLACE,
-        MachineKind::Consensus => known::CONSENSUS,
-        MachineKind::Gossip => known::GOSSIP,
-        MachineKind::Crashes => known::CRASHES,
+    let specific: &[&[&str]] = match machine {
+        MachineKind::Marketplace => &[known::CONSENSUS, known::MARKETPLACE],
+        MachineKind::Consensus => &[known::CONSENSUS],
+        MachineKind::Gossip => &[known::GOSSIP],
+        MachineKind::Crashes => &[known::CRASHES],
     };
+    let specific = specific.iter().flat_map(|l| l.iter());
     known::COMMON.iter().chain(specific).copied().collect()
 }
 
