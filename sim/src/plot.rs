@@ -89,6 +89,8 @@ pub fn write_line_panels(path: &Path, title: &str, panels: &[Panel]) -> std::io:
         chart
             .configure_mesh()
             .x_desc("virtual second")
+            .x_label_formatter(&|x| tidy(*x))
+            .y_label_formatter(&|y| tidy(*y))
             .light_line_style(WHITE)
             .draw()
             .map_err(err)?;
@@ -212,11 +214,19 @@ impl Axis {
             false => Some(v),
         }
     }
+    /// A tick's label; a log axis labels only ticks near 1, 2 or 5 × 10ⁿ.
     fn label(&self, t: f64) -> String {
-        if self.log {
-            tidy(10f64.powf(t))
-        } else {
-            tidy(t)
+        if !self.log {
+            return tidy(t);
+        }
+        let v = 10f64.powf(t);
+        let decade = 10f64.powf(v.log10().floor());
+        match [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .find(|&&m| (v / (m * decade) - 1.0).abs() < 0.02)
+        {
+            Some(m) => tidy(m * decade),
+            None => String::new(),
         }
     }
     /// The plotted range of `values` (padded; a linear axis includes 0).
@@ -380,5 +390,9 @@ mod tests {
         ] {
             assert_eq!(tidy(v), want, "{v}");
         }
+        let log = super::Axis { log: true };
+        assert_eq!(log.label(2000f64.log10()), "2000");
+        assert_eq!(log.label(0.5f64.log10()), "0.5");
+        assert_eq!(log.label(1259f64.log10()), "");
     }
 }
