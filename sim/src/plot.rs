@@ -289,7 +289,7 @@ pub fn write_sweep_svg(
     let fmt_x = |x: &f64| {
         labels
             .iter()
-            .find(|(v, _)| (v - x).abs() < 1e-9)
+            .find(|(v, _)| (v - x).abs() < if opts.log_x { 0.005 } else { 1e-9 })
             .map(|(_, l)| l.clone())
             .unwrap_or_else(|| ax.label(*x))
     };
