@@ -74,15 +74,55 @@ pub struct MarketConfig {
     pub committee_size: u8,
 }
 
-/// Consensus settings of a real network: on loopback or a LAN a round
+/// Consensus settings of a real network (`[consensus]` in the network
+/// file; every validator must use the same). On loopback or a LAN a round
 /// completes in about a millisecond, so rounds are paced at 50 ms (Sui's
-/// `min_round_delay`) and the DAG keeps 1 000 rounds (50 s) for a validator
-/// that restarts; one down longer cannot catch up yet (no state sync).
-pub fn consensus_config() -> ConsensusConfig {
-    let mut c = ConsensusConfig::default();
-    c.min_round_delay = Duration::from_millis(50);
-    c.gc_depth = 1_000;
-    c
+/// `min_round_delay`). A validator down for longer than the DAG window
+/// (1 000 rounds, about 50 s) catches up by state sync from the latest
+/// checkpoint that validators holding f + 1 of the stake attest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusSettings {
+    /// Rounds of the DAG a validator keeps (`gc_depth`).
+    pub dag_window_rounds: u64,
+    /// A ledger checkpoint every this many commits (the snapshots state
+    /// sync serves; also where recovery starts replaying).
+    pub checkpoint_every: u64,
+}
+
+impl Default for ConsensusSettings {
+    fn default() -> Self {
+        Self {
+            dag_window_rounds: 1_000,
+            checkpoint_every: 200,
+        }
+    }
+}
+
+impl ConsensusSettings {
+    /// The consensus configuration every validator derives from them.
+    pub fn config(&self) -> ConsensusConfig {
+        let mut c = ConsensusConfig::default();
+        c.min_round_delay = Duration::from_millis(50);
+        c.gc_depth = self.dag_window_rounds;
+        c
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(20..=100_000).contains(&self.dag_window_rounds) {
+            return Err(format!(
+                "consensus.dag_window_rounds must be in 20..=100000, got {}",
+                self.dag_window_rounds
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.checkpoint_every) {
+            return Err(format!(
+                "consensus.checkpoint_every must be in 1..=1000000, got {}",
+                self.checkpoint_every
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The network file: genesis, rules and members. The same on every node.
@@ -93,6 +133,9 @@ pub struct NetworkConfig {
     pub genesis_unix_micros: u64,
     /// Market rules.
     pub market: MarketConfig,
+    /// Consensus settings (defaults when the section is absent).
+    #[serde(default)]
+    pub consensus: ConsensusSettings,
     /// Every node.
     pub members: Vec<Member>,
 }
@@ -354,7 +397,7 @@ impl NetworkConfig {
         if self.validators().next().is_none() {
             return Err(bad("the network has no validator".into()));
         }
-        Ok(())
+        self.consensus.check().map_err(bad)
     }
 
     /// Members with this role.
@@ -419,7 +462,7 @@ impl NetworkConfig {
                 book: Default::default(),
                 reputation_epoch_secs: 10,
             },
-            consensus: consensus_config(),
+            consensus: self.consensus.config(),
             // The k-double auction at k = 1/2 (the simulator's default).
             mechanism: || {
                 Box::new(KDouble::new(5_000).unwrap_or_else(|_| unreachable!("5000 is valid")))

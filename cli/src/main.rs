@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use idlegrid_cli::config::{Loaded, OfferFile};
+use idlegrid_cli::config::{ConsensusSettings, Loaded, OfferFile};
 use idlegrid_cli::job::{SubmitOptions, status_path, submit};
 use idlegrid_cli::testnet::{self, InitOptions};
 use idlegrid_cli::{CliError, account, runtime};
@@ -108,6 +108,13 @@ enum TestnetCmd {
         /// (INDEX:PPM, or INDEX:PPM:deny for one that disputes when caught).
         #[arg(long = "testing-cheater", value_parser = parse_cheater)]
         cheaters: Vec<testnet::Cheater>,
+        /// Rounds of the DAG validators keep; one down longer catches up by
+        /// state sync (rounds are paced at 50 ms).
+        #[arg(long, default_value_t = 1_000)]
+        dag_window: u64,
+        /// A ledger checkpoint (what state sync serves) every this many commits.
+        #[arg(long, default_value_t = 200)]
+        checkpoint_every: u64,
     },
     /// Starts every validator and provider as its own process.
     Up {
@@ -336,12 +343,18 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
             clients,
             hosts,
             cheaters,
+            dag_window,
+            checkpoint_every,
         } => {
             let mut opts = InitOptions {
                 validators,
                 providers,
                 clients,
                 cheaters,
+                consensus: ConsensusSettings {
+                    dag_window_rounds: dag_window,
+                    checkpoint_every,
+                },
                 ..InitOptions::default()
             };
             if !hosts.is_empty() {

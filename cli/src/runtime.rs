@@ -4,15 +4,17 @@
 //! before anything leaves, the provider's sandboxed executor, the client's
 //! job tracking. Every protocol decision stays in the machines.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use idlegrid_dag_ledger::consensus::ConsensusEvent;
 use idlegrid_executor::{Executor, Limits, ProcessExecutor, Program, Task};
 use idlegrid_market::{ExecutorKind, ExecutorSet};
 use idlegrid_node::market::{Environment, MAX_CAPACITY, MarketTx, decode_market};
 use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
 use idlegrid_node::store::persist_step;
-use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
+use idlegrid_node::validator::{SyncEvent, ValidatorEvent, ValidatorNode};
 use idlegrid_node::wire::{LotData, NodeMessage, input_digest, output_digest};
 use idlegrid_primitives::{Amount, Destination, Machine, Seed, Timestamp, Transmit};
 use idlegrid_store::RedbStore;
@@ -28,9 +30,6 @@ pub type Completion<R> = Box<dyn FnOnce(&mut R, Timestamp) + Send>;
 
 /// How long a light node waits for its first links to the validators.
 pub const REACH_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Commits between two ledger checkpoints in a validator's store.
-pub const CHECKPOINT_EVERY: u64 = 200;
 
 /// What one kind of node adds to the driving loop.
 pub trait Role: Sized + 'static {
@@ -293,9 +292,17 @@ pub struct ValidatorRole {
     network: NetworkConfig,
     log: Log,
     commit: u64,
+    /// The state digest after each of the latest commits (oldest first),
+    /// for comparing validators at one index.
+    recent: VecDeque<(u64, idlegrid_primitives::Digest)>,
+    /// Committee members this validator holds equivocation evidence against.
+    equivocators: BTreeSet<String>,
     name: String,
     exec: Arc<ProcessExecutor>,
 }
+
+/// Commits whose state digest a validator's status keeps.
+const RECENT_DIGESTS: usize = 64;
 
 impl ValidatorRole {
     /// Opens (or creates) the store in `cfg.data_dir` and recovers the
@@ -310,8 +317,13 @@ impl ValidatorRole {
             RedbStore::open(&path)
         }
         .map_err(|e| CliError::Store(e.to_string()))?;
-        let stored = idlegrid_node::store::NodeStore::load(&store)
+        let mut stored = idlegrid_node::store::NodeStore::load(&store)
             .map_err(|e| CliError::Store(e.to_string()))?;
+        // A new store cannot tell whether this key signed before (its old
+        // store lost or deleted): learn our latest block from peers before
+        // proposing, never sign a round twice.
+        stored.consensus.lost = fresh;
+        let checkpoint_every = cfg.network.consensus.checkpoint_every;
         let seed = secret_seed();
         let node = ValidatorNode::recover(
             cfg.key.clone(),
@@ -320,7 +332,7 @@ impl ValidatorRole {
             seed,
             false,
             stored,
-            CHECKPOINT_EVERY,
+            checkpoint_every,
         )
         .map_err(|e| CliError::Store(format!("recovery from {}: {e}", path.display())))?;
         let commit = node.consensus().stats().commits;
@@ -335,6 +347,8 @@ impl ValidatorRole {
             network: cfg.network.clone(),
             log,
             commit,
+            recent: VecDeque::with_capacity(RECENT_DIGESTS),
+            equivocators: BTreeSet::new(),
             name: cfg.me.name.clone(),
             exec: Arc::new(ProcessExecutor::default()),
         })
@@ -374,6 +388,47 @@ impl ValidatorRole {
     }
 }
 
+impl ValidatorRole {
+    fn on_consensus(&mut self, ev: &ConsensusEvent) {
+        if let ConsensusEvent::Equivocation(e) = ev {
+            let who = self
+                .network
+                .validators()
+                .nth(e.author().as_usize())
+                .map_or_else(|| format!("{:?}", e.author()), |m| m.name.clone());
+            self.log.line(format_args!(
+                "equivocation evidence: {who} signed two blocks in round {}",
+                e.first.header.round.get()
+            ));
+            self.equivocators.insert(who);
+        }
+    }
+
+    fn on_sync(&mut self, ev: &SyncEvent) {
+        match ev {
+            SyncEvent::Installed { index, digest } => {
+                self.commit = *index;
+                self.log.line(format_args!(
+                    "state sync: installed the snapshot after commit {index} (state {})",
+                    digest.short()
+                ));
+            }
+            SyncEvent::Started { index, root } => self.log.line(format_args!(
+                "state sync: fetching the snapshot after commit {index} (root {}) that f + 1 validators attest",
+                root.short()
+            )),
+            SyncEvent::PeerDropped { peer, error } => self.log.line(format_args!(
+                "state sync: dropped peer {}: {error}",
+                peer.short()
+            )),
+            SyncEvent::Failed { error } => self
+                .log
+                .line(format_args!("state sync failed, starting over: {error}")),
+            other => self.log.line(format_args!("state sync: {other:?}")),
+        }
+    }
+}
+
 impl Role for ValidatorRole {
     type M = ValidatorNode;
 
@@ -394,12 +449,17 @@ impl Role for ValidatorRole {
         match ev {
             ValidatorEvent::Applied {
                 index,
+                digest,
                 applied,
                 rejected,
                 violation,
                 ..
             } => {
                 self.commit = index;
+                if self.recent.len() == RECENT_DIGESTS {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((index, digest));
                 if let Some(v) = violation {
                     self.log
                         .line(format_args!("INVARIANT VIOLATED at commit {index}: {v}"));
@@ -417,6 +477,8 @@ impl Role for ValidatorRole {
                 data: Some(data),
                 ..
             } => self.referee(client, job, lot, data, done),
+            ValidatorEvent::Consensus(ev) => self.on_consensus(&ev),
+            ValidatorEvent::StateSync(ev) => self.on_sync(&ev),
             ValidatorEvent::RefereeDuty { job, lot, .. } => {
                 // Reported again when the disputing provider's bytes arrive.
                 self.log.line(format_args!(
@@ -449,6 +511,12 @@ impl Role for ValidatorRole {
             "pid": std::process::id(),
             "commit": self.commit,
             "state_digest": ledger.state_digest().to_string(),
+            "recent_digests": self
+                .recent
+                .iter()
+                .map(|(i, d)| (i.to_string(), serde_json::Value::from(d.to_string())))
+                .collect::<serde_json::Map<_, _>>(),
+            "equivocators": self.equivocators.iter().collect::<Vec<_>>(),
             "initial_supply": ledger.initial_supply().get().to_string(),
             "total_supply": ledger.total_supply().get().to_string(),
             "burned": ledger.burned().get().to_string(),

@@ -17,8 +17,8 @@ use rand::RngCore;
 
 use crate::CliError;
 use crate::config::{
-    Loaded, MarketConfig, Member, NetworkConfig, NodeConfig, OfferFile, ProviderConfig, Role,
-    read_toml, write_toml,
+    ConsensusSettings, Loaded, MarketConfig, Member, NetworkConfig, NodeConfig, OfferFile,
+    ProviderConfig, Role, read_toml, write_toml,
 };
 
 /// What `testnet init` builds.
@@ -39,6 +39,8 @@ pub struct InitOptions {
     pub price: u64,
     /// Lots each provider runs at once.
     pub capacity: u32,
+    /// Consensus settings of the network file.
+    pub consensus: ConsensusSettings,
 }
 
 impl Default for InitOptions {
@@ -51,6 +53,7 @@ impl Default for InitOptions {
             cheaters: Vec::new(),
             price: 1_000,
             capacity: 2,
+            consensus: ConsensusSettings::default(),
         }
     }
 }
@@ -158,8 +161,10 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
             clearing_period_ms: 500,
             committee_size: 3,
         },
+        consensus: opts.consensus.clone(),
         members,
     };
+    network.check(&net_path)?;
     write_toml(&net_path, &network)?;
     Ok(network)
 }

@@ -362,6 +362,35 @@ fn bad_configs_get_one_clear_message_naming_the_file() {
         "{msg}"
     );
     std::fs::write(&cfg, text).expect("restore");
+    // A DAG window too small to be safe, in the network file or at init.
+    let net = dir.join("network.toml");
+    let text = std::fs::read_to_string(&net).expect("network file");
+    std::fs::write(
+        &net,
+        text.replace("dag_window_rounds = 1000", "dag_window_rounds = 5"),
+    )
+    .expect("write");
+    let e = idlegrid(&["node", "run", "--config", path(&cfg)]);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && msg.contains("network.toml") && msg.contains("dag_window_rounds"),
+        "{msg}"
+    );
+    std::fs::write(&net, text).expect("restore");
+    let other = tmp.path().join("other");
+    let e = idlegrid(&[
+        "testnet",
+        "init",
+        "--dir",
+        path(&other),
+        "--dag-window",
+        "5",
+    ]);
+    let msg = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        !e.status.success() && msg.contains("dag_window_rounds"),
+        "{msg}"
+    );
     // A key file that is not this node's.
     std::fs::copy(
         dir.join("validator-0").join("key"),

@@ -404,3 +404,31 @@ fn a_lone_validator_with_a_lost_store_does_not_wait_for_peers() {
     assert!(!v.syncing_own_block());
     assert!(v.poll_persist().is_some(), "it proposed");
 }
+
+/// A whole committee started on new stores, each unable to tell whether it
+/// signed before (as a real process whose store file is new): every one
+/// asks its peers for its latest block, learns there is none, and the
+/// committee commits.
+#[test]
+fn a_committee_started_on_new_stores_learns_nothing_was_signed_and_commits() {
+    for seed in 0..4 {
+        let mut net = Net::new(4, seed);
+        for i in 0..4 {
+            net.nodes[i] = None;
+            net.restart(i, Recovered::lost());
+        }
+        net.run_until(Timestamp::from_millis(2_000));
+        for i in 0..4 {
+            assert!(
+                !net.nodes[i].as_ref().unwrap().syncing_own_block(),
+                "seed {seed}: {i}"
+            );
+            assert!(
+                net.last_commit(i) > 0,
+                "seed {seed}: validator {i} never committed"
+            );
+        }
+        assert!(net.equivocations.is_empty());
+        net.check_prefix();
+    }
+}

@@ -210,7 +210,7 @@ pub use plan::{
 pub use referee::{
     Committee, DISPUTE_RANDOMNESS_DOMAIN, DisputedTrap, REFEREE_DOMAIN, ReExecutor, RefereeTicket,
     RefereeVote, TrapVerdict, Verdict, decide_trap, dispute_randomness, referee_vote,
-    select_referees,
+    select_referees, select_referees_with,
 };
 pub use round::{OUTPUTS_DOMAIN, VerificationRound, output_commitment};
 pub use settle::{

@@ -2,7 +2,9 @@
 //! disputed traps through a caller-supplied [`ReExecutor`], and the
 //! majority verdict — all pure functions over plain data.
 
-use idlegrid_primitives::{Digest, Domain, Keypair, NodeId, VrfOutput, VrfProof};
+use idlegrid_primitives::{
+    Digest, Domain, Keypair, NodeId, SignatureVerifier, VrfOutput, VrfProof,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::EntrapError;
@@ -45,9 +47,15 @@ impl RefereeTicket {
 
     /// The verified score, or `None` if the proof does not verify.
     pub fn score(&self, randomness: &Digest) -> Option<[u8; 32]> {
-        self.node
-            .public_key()
+        self.score_with(randomness, &SignatureVerifier::plain())
+    }
+
+    /// As [`RefereeTicket::score`], checking the proof through `proofs` (a
+    /// node's verifier, which may remember proofs that verified).
+    pub fn score_with(&self, randomness: &Digest, proofs: &SignatureVerifier) -> Option<[u8; 32]> {
+        proofs
             .vrf_verify(
+                &self.node.public_key(),
                 REFEREE_DOMAIN,
                 randomness.as_bytes(),
                 &self.output,
@@ -126,6 +134,16 @@ pub fn select_referees(
     randomness: &Digest,
     count: usize,
 ) -> Result<Committee, EntrapError> {
+    select_referees_with(candidates, randomness, count, &SignatureVerifier::plain())
+}
+
+/// As [`select_referees`], checking the tickets' proofs through `proofs`.
+pub fn select_referees_with(
+    candidates: &[RefereeTicket],
+    randomness: &Digest,
+    count: usize,
+    proofs: &SignatureVerifier,
+) -> Result<Committee, EntrapError> {
     if count == 0 || count > MAX_REFEREES {
         return Err(EntrapError::LimitExceeded {
             what: "referees",
@@ -142,7 +160,7 @@ pub fn select_referees(
     }
     let mut scored: Vec<([u8; 32], NodeId)> = candidates
         .iter()
-        .filter_map(|t| t.score(randomness).map(|s| (s, t.node)))
+        .filter_map(|t| t.score_with(randomness, proofs).map(|s| (s, t.node)))
         .collect();
     scored.sort_unstable();
     let mut members: Vec<NodeId> = Vec::with_capacity(count);

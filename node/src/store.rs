@@ -61,7 +61,7 @@ impl StoreImage {
     pub fn apply(&mut self, req: &NodePersistRequest) {
         match &req.op {
             NodeStorageOp::Consensus(StorageOp::Block(b)) => {
-                self.blocks.insert(b.header.reference(), Arc::clone(b));
+                self.blocks.insert(b.reference(), Arc::clone(b));
             }
             NodeStorageOp::Consensus(StorageOp::Commit(c)) => {
                 self.commits.insert(c.index, Arc::clone(c));

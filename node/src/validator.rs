@@ -313,11 +313,13 @@ impl ValidatorNode {
         })
     }
 
-    /// Checks consensus block signatures through `signatures` (plain by
-    /// default): a driver running many validators in one process gives
-    /// them one memoizing verifier so each block is verified once (see
-    /// [`SignatureVerifier`]). Every block is verified either way.
+    /// Checks consensus block signatures and referee tickets' VRF proofs
+    /// through `signatures` (plain by default): a driver running many
+    /// validators in one process gives them one memoizing verifier so each
+    /// block and each ticket is verified once (see [`SignatureVerifier`]).
+    /// Every block and ticket is verified either way.
     pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
+        self.apps.market.set_proof_verifier(signatures.clone());
         self.validator = self.validator.with_signature_verifier(signatures);
         self
     }

@@ -100,6 +100,25 @@ impl PublicKey {
             .map_err(|_| CryptoError::BadVrf)?;
         Ok(inout.make_bytes::<[u8; 32]>(VRF_BYTES_LABEL))
     }
+
+    /// The randomness [`PublicKey::vrf_verify`] returns for an output whose
+    /// proof verified before, without checking the proof again (a
+    /// hash-to-curve instead of a double scalar multiplication). Only for
+    /// [`SignatureVerifier`](crate::SignatureVerifier), after a memo hit.
+    pub(crate) fn vrf_randomness(
+        &self,
+        domain: Domain,
+        input: &[u8],
+        output: &VrfOutput,
+    ) -> Result<[u8; 32], CryptoError> {
+        let pk = self.parse()?;
+        let preout = schnorrkel::vrf::VRFPreOut::from_bytes(output.as_bytes())
+            .map_err(|_| CryptoError::BadVrf)?;
+        let inout = preout
+            .attach_input_hash(&pk, context(domain).bytes(input))
+            .map_err(|_| CryptoError::BadVrf)?;
+        Ok(inout.make_bytes::<[u8; 32]>(VRF_BYTES_LABEL))
+    }
 }
 
 const VRF_BYTES_LABEL: &[u8] = b"idlegrid/vrf/bytes";

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rand_core::{CryptoRng, RngCore};
 
-use crate::crypto::{BatchItem, CryptoError, PublicKey, Signature, verify_batch};
+use crate::crypto::{
+    BatchItem, CryptoError, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
+};
 use crate::digest::Domain;
 use crate::memo::SetAssoc;
 use crate::seed::Seed;
@@ -108,6 +110,32 @@ impl SignatureVerifier {
         Ok(())
     }
 
+    /// Verifies a VRF `output` and `proof` for `input` under `domain`:
+    /// exactly [`PublicKey::vrf_verify`]'s answer, the verified randomness.
+    /// A memo remembers proofs that verified as it remembers signatures
+    /// (under a separate fingerprint key, so a VRF entry never answers for
+    /// a signature); on a hit only the randomness is derived from the
+    /// output, without the proof check that is nearly all of the cost.
+    pub fn vrf_verify(
+        &self,
+        public: &PublicKey,
+        domain: Domain,
+        input: &[u8],
+        output: &VrfOutput,
+        proof: &VrfProof,
+    ) -> Result<[u8; 32], CryptoError> {
+        let Some(memo) = &self.memo else {
+            return public.vrf_verify(domain, input, output, proof);
+        };
+        let fp = memo.vrf_fingerprint(public, domain, input, output, proof);
+        if memo.known(&fp) {
+            return public.vrf_randomness(domain, input, output);
+        }
+        let randomness = public.vrf_verify(domain, input, output, proof)?;
+        memo.remember(fp);
+        Ok(randomness)
+    }
+
     /// Verifies all `items`: [`verify_batch`] over the ones the memo does
     /// not know (a single one is verified alone), all remembered if they
     /// verify. Fails if any one is bad; the caller then verifies them one
@@ -145,6 +173,7 @@ impl SignatureVerifier {
 /// A bounded memo of signatures that verified (see [`SignatureVerifier`]).
 pub struct SignatureMemo {
     key: [u8; 32],
+    vrf_key: [u8; 32],
     table: Mutex<Table>,
 }
 
@@ -184,6 +213,7 @@ impl SignatureMemo {
         let sets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         Self {
             key: seed.derive("idlegrid/signature-memo/key").to_bytes(),
+            vrf_key: seed.derive("idlegrid/signature-memo/vrf-key").to_bytes(),
             table: Mutex::new(Table {
                 entries: SetAssoc::new(sets),
                 hits: 0,
@@ -226,12 +256,40 @@ impl SignatureMemo {
         msg: &[u8],
         sig: &Signature,
     ) -> Fingerprint {
+        Self::keyed_fingerprint(&self.key, public, domain, &[&sig.to_bytes()], msg)
+    }
+
+    /// A VRF evaluation's fingerprint, under the VRF key.
+    fn vrf_fingerprint(
+        &self,
+        public: &PublicKey,
+        domain: Domain,
+        input: &[u8],
+        output: &VrfOutput,
+        proof: &VrfProof,
+    ) -> Fingerprint {
+        let proof = proof.to_bytes();
+        let parts: [&[u8]; 2] = [output.as_bytes(), &proof];
+        Self::keyed_fingerprint(&self.vrf_key, public, domain, &parts, input)
+    }
+
+    /// blake3 keyed by `key` over the domain label (length-prefixed), the
+    /// public key, the fixed-size `proof` parts, then the message.
+    fn keyed_fingerprint(
+        key: &[u8; 32],
+        public: &PublicKey,
+        domain: Domain,
+        proof: &[&[u8]],
+        msg: &[u8],
+    ) -> Fingerprint {
         let label = domain.label().as_bytes();
-        let mut h = blake3::Hasher::new_keyed(&self.key);
+        let mut h = blake3::Hasher::new_keyed(key);
         h.update(&(label.len() as u64).to_le_bytes());
         h.update(label);
         h.update(public.as_bytes());
-        h.update(&sig.to_bytes());
+        for p in proof {
+            h.update(p);
+        }
         h.update(msg);
         *h.finalize().as_bytes()
     }
@@ -443,5 +501,27 @@ mod tests {
             SignatureMemo::shared(&Seed::from_u64(1)).capacity(),
             SignatureMemo::DEFAULT_CAPACITY
         );
+    }
+    #[test]
+    fn vrf_hits_give_the_verified_randomness_and_bad_proofs_never_hit() {
+        let v = tiny();
+        let k = key(1);
+        let (bytes, out, proof) = k.vrf_sign(D, b"input");
+        let pk = k.public();
+        for _ in 0..2 {
+            assert_eq!(v.vrf_verify(&pk, D, b"input", &out, &proof), Ok(bytes));
+        }
+        assert_eq!(v.memo().expect("memo").stats().hits, 1);
+        // The same evaluation under another domain, input or key fails.
+        assert!(v.vrf_verify(&pk, OTHER, b"input", &out, &proof).is_err());
+        assert!(v.vrf_verify(&pk, D, b"other", &out, &proof).is_err());
+        assert!(
+            v.vrf_verify(&key(2).public(), D, b"input", &out, &proof)
+                .is_err()
+        );
+        // A signature over the same bytes is not a VRF proof, and the
+        // other way round.
+        let sig = Signature::from_bytes(proof.to_bytes());
+        assert!(v.verify(&pk, D, b"input", &sig).is_err());
     }
 }

@@ -21,6 +21,7 @@
 //!   leader commit latency (proposal → commit at each honest validator).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
 
 use idlegrid_dag_ledger::consensus::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_dag_ledger::consensus::{
@@ -32,6 +33,7 @@ use idlegrid_primitives::{
     Timestamp, Transmit, encoded_len,
 };
 
+use crate::durable::{CATCH_UP_COMMITS, CATCH_UP_GRACE, Disks, Replicas};
 use crate::fault::Fault;
 use crate::metrics::Metrics;
 use crate::node::{NodeContext, NodeIndex};
@@ -100,6 +102,28 @@ pub struct ConsensusParams {
     /// Checks every validator's block signatures: one memo for the whole
     /// run (see [`shared_verifier`]).
     pub signatures: SignatureVerifier,
+    /// Durable validators (`nodes.restart = "store"`): every validator
+    /// writes its blocks and commits to its disk, and a restarted one
+    /// recovers from what the disk held. `None`: validators keep no store
+    /// (`"resume"` keeps the whole machine across a crash instead).
+    pub store: Option<StoreParams>,
+}
+
+/// Simulated disks of a consensus run (see [`crate::durable`]).
+#[derive(Clone)]
+pub struct StoreParams {
+    /// Every validator's disk, kept across its crashes.
+    pub disks: Disks,
+    /// Probability that a crash loses (part of) the un-synced writes.
+    pub lose_unsynced: f64,
+}
+
+impl std::fmt::Debug for StoreParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreParams")
+            .field("lose_unsynced", &self.lose_unsynced)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The verifier every simulated validator of one run shares: block
@@ -123,6 +147,7 @@ impl ConsensusParams {
 /// load (see the module docs).
 pub struct ValidatorNode {
     validator: Participant<Validator>,
+    disks: Option<Disks>,
     index: u32,
     tx_per_period: f64,
     carry: f64,
@@ -146,17 +171,34 @@ impl ValidatorNode {
             .copied()
             .unwrap_or(Behavior::Honest);
         let key = Keypair::from_seed(&ctx.key_seed);
-        let honest = Validator::new(
-            key.clone(),
-            committee.clone(),
-            params.config.clone(),
-            ctx.seed.derive("validator"),
-        )
-        .expect("valid validator configuration")
+        let seed = ctx.seed.derive("validator");
+        let honest = match &params.store {
+            None => Validator::new(key.clone(), committee.clone(), params.config.clone(), seed),
+            Some(_) if ctx.incarnation == 0 => {
+                Validator::new(key.clone(), committee.clone(), params.config.clone(), seed)
+                    .map(Validator::with_persistence)
+            }
+            Some(store) => {
+                let stored = store.disks.borrow_mut()[ctx.index.get()].restart(
+                    &mut ctx.seed.derive("disk-crash").rng(),
+                    store.lose_unsynced,
+                    false,
+                );
+                Validator::recover(
+                    key.clone(),
+                    committee.clone(),
+                    params.config.clone(),
+                    seed,
+                    stored.consensus,
+                )
+            }
+        }
+        .unwrap_or_else(|e| panic!("validator {} cannot start: {e}", ctx.index.get()))
         .with_signature_verifier(params.signatures.clone());
         let validator = Participant::new(honest, behavior.adversary(), &key, &committee);
         Self {
             validator,
+            disks: params.store.as_ref().map(|s| Rc::clone(&s.disks)),
             index: ctx.index.get() as u32,
             tx_per_period: params.tx_per_second * LOAD_PERIOD.as_micros() as f64 / 1e6,
             carry: 0.0,
@@ -175,6 +217,20 @@ impl ValidatorNode {
     /// Transactions the validator refused (queue full).
     pub fn rejected_transactions(&self) -> u64 {
         self.rejected
+    }
+
+    /// The durability step: the validator's writes go to its disk, synced
+    /// when something waits for them.
+    fn persist(&mut self) {
+        let Some(disks) = &self.disks else { return };
+        let disk = &mut disks.borrow_mut()[self.index as usize];
+        let v = self.validator.inner_mut();
+        while let Some(req) = v.poll_persist() {
+            disk.write_consensus(req);
+        }
+        if v.sync_needed() {
+            v.persisted(disk.sync_all());
+        }
     }
 
     fn submit_load(&mut self, now: Timestamp) {
@@ -229,7 +285,7 @@ pub fn fingerprint(msg: &ConsensusMessage) -> Digest {
     match msg {
         ConsensusMessage::Block(b) => Digest::hash_parts(
             FINGERPRINT_DOMAIN,
-            &[b.header.digest().as_bytes(), &b.signature.to_bytes()],
+            &[b.reference().digest.as_bytes(), &b.signature.to_bytes()],
         ),
         other => Digest::of(FINGERPRINT_DOMAIN, other),
     }
@@ -250,6 +306,7 @@ impl Machine for ValidatorNode {
 
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: ConsensusMessage) {
         self.validator.handle_message(now, from, msg);
+        self.persist();
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
@@ -260,6 +317,7 @@ impl Machine for ValidatorNode {
         if self.validator.poll_timeout().is_some_and(|t| t <= now) {
             self.validator.handle_timeout(now);
         }
+        self.persist();
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<ConsensusMessage>> {
@@ -267,7 +325,9 @@ impl Machine for ValidatorNode {
     }
 
     fn poll_event(&mut self) -> Option<ConsensusEvent> {
-        self.validator.poll_event()
+        let ev = self.validator.poll_event();
+        self.persist();
+        ev
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
@@ -297,6 +357,7 @@ pub struct ConsensusObserver {
     crashed: BTreeSet<NodeIndex>,
     healthy_since: Option<Timestamp>,
     last_progress: Timestamp,
+    replicas: Replicas,
 }
 
 impl ConsensusObserver {
@@ -307,7 +368,7 @@ impl ConsensusObserver {
             .collect();
         Self {
             byzantine: honest.iter().filter(|h| !**h).count(),
-            honest,
+            honest: honest.clone(),
             max_faulty: ConsensusParams::max_faulty(n),
             liveness_bound,
             metrics: Metrics::default(),
@@ -320,6 +381,7 @@ impl ConsensusObserver {
             crashed: BTreeSet::new(),
             healthy_since: Some(Timestamp::ZERO),
             last_progress: Timestamp::ZERO,
+            replicas: Replicas::new(honest, CATCH_UP_COMMITS, CATCH_UP_GRACE),
         }
     }
 
@@ -366,6 +428,7 @@ impl ConsensusObserver {
             ));
         }
         self.next_index[node] = expected + 1;
+        self.replicas.on_commit(node, sub.index)?;
         if self.recorded[node].len() < MAX_RECORDED_COMMITS {
             self.recorded[node].push(sub.digest);
         }
@@ -461,11 +524,13 @@ impl Observer<ConsensusEvent> for ConsensusObserver {
             }),
             _ => {}
         }
+        self.replicas.on_fault(now, fault, |_, _| false);
         self.update_health(now);
         Ok(())
     }
 
     fn on_tick(&mut self, now: Timestamp) -> Result<(), Violation> {
+        self.replicas.on_tick(now)?;
         // Keep the proposal-time map bounded: forget blocks far below the
         // last commit.
         if self.proposed_at.len() > 200_000 {

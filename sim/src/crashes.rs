@@ -3,12 +3,9 @@
 //! on, each over a simulated disk ([`SimDisk`]) that survives its crashes.
 //!
 //! A crash is the engine's `Fault::Crash`; the restart (`Fault::Restart`)
-//! rebuilds the node from **what its disk held**: writes are durable only
-//! after a sync; at a crash a seeded coin decides whether the un-synced
-//! tail survives, is cut short, or is cut with its last record torn (a torn
-//! record fails its checksum and is discarded, so it is lost like the ones
-//! after it). Chosen restarts lose the whole disk: that validator restarts
-//! with a lost store and must learn its own latest block from peers before
+//! rebuilds the node from **what its disk held** (see [`crate::durable`]).
+//! Chosen restarts lose the whole disk: that validator restarts with a
+//! lost store and must learn its own latest block from peers before
 //! proposing.
 //!
 //! [`CrashesObserver`] checks, as commits happen:
@@ -29,7 +26,6 @@
 //! - **no honest peer dropped** from a state sync (every peer is honest
 //!   here, so a dropped one means a bug on the serving or fetching side).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -37,16 +33,15 @@ use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent}
 use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Nonce, Params, Transaction, TxKind};
 use idlegrid_market::KDouble;
 use idlegrid_node::market::MarketRules;
-use idlegrid_node::store::{Infallible, MemoryStore, NodeStore, persist_step};
-use idlegrid_node::validator::{
-    NodePersistRequest, StoredNode, SyncEvent, ValidatorEvent, ValidatorNode, ValidatorSetup,
-};
+use idlegrid_node::store::persist_step;
+use idlegrid_node::validator::{SyncEvent, ValidatorEvent, ValidatorNode, ValidatorSetup};
 use idlegrid_node::wire::NodeMessage;
 use idlegrid_primitives::{
     AccountId, Amount, Digest, Duration, Keypair, Machine, NodeId, Seed, Timestamp, Transmit,
 };
-use rand::Rng;
 
+pub use crate::durable::{DiskStats, Disks, SimDisk};
+use crate::durable::{Replicas, total_stats};
 use crate::fault::Fault;
 use crate::metrics::Metrics;
 use crate::node::{NodeContext, NodeIndex};
@@ -78,74 +73,6 @@ pub struct CrashesParams {
     /// [`crate::consensus::shared_verifier`]).
     pub signatures: idlegrid_primitives::SignatureVerifier,
 }
-
-/// What a simulated disk went through.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DiskStats {
-    /// Syncs.
-    pub syncs: u64,
-    /// Un-synced writes lost at crashes.
-    pub lost_writes: u64,
-    /// Records torn at crashes.
-    pub torn_writes: u64,
-    /// Whole-disk losses.
-    pub wiped: u64,
-}
-
-/// A simulated disk: a [`MemoryStore`] whose crashes lose un-synced writes
-/// as a seeded coin decides.
-#[derive(Debug, Default)]
-pub struct SimDisk {
-    store: MemoryStore,
-    stats: DiskStats,
-}
-
-impl SimDisk {
-    /// A crash: with probability `lose`, only a random prefix of the
-    /// un-synced writes survives, its last record possibly torn (and so
-    /// discarded); otherwise the OS had flushed them all.
-    pub fn crash(&mut self, rng: &mut impl Rng, lose: f64) {
-        let pending = self.store.unsynced();
-        let mut keep = pending;
-        if pending > 0 && rng.gen_bool(lose.clamp(0.0, 1.0)) {
-            keep = rng.gen_range(0..=pending);
-            if keep > 0 && rng.gen_bool(0.5) {
-                keep -= 1;
-                self.stats.torn_writes += 1;
-            }
-        }
-        self.stats.lost_writes += (pending - keep) as u64;
-        self.store.crash(keep);
-    }
-
-    /// The whole disk is lost.
-    pub fn wipe(&mut self) {
-        self.store = MemoryStore::new();
-        self.stats.wiped += 1;
-    }
-
-    /// What it went through.
-    pub fn stats(&self) -> DiskStats {
-        self.stats
-    }
-}
-
-impl NodeStore for SimDisk {
-    type Error = Infallible;
-    fn write(&mut self, req: NodePersistRequest) -> Result<(), Infallible> {
-        self.store.write(req)
-    }
-    fn sync(&mut self) -> Result<idlegrid_dag_ledger::consensus::PersistSeq, Infallible> {
-        self.stats.syncs += 1;
-        self.store.sync()
-    }
-    fn load(&self) -> Result<StoredNode, Infallible> {
-        self.store.load()
-    }
-}
-
-/// Disks of every node, kept by the world across crashes.
-pub type Disks = Rc<RefCell<Vec<SimDisk>>>;
 
 fn payer_key(i: usize) -> Keypair {
     Keypair::from_seed(&Seed::from_u64(0x5eed_0000 + i as u64))
@@ -212,22 +139,12 @@ impl DurableValidator {
                 .with_persistence(params.checkpoint_every)
                 .with_signature_verifier(params.signatures.clone())
         } else {
-            let mut all = disks.borrow_mut();
-            let disk = &mut all[i];
-            disk.crash(
+            let lost = params.lose_store.contains(&(i as u32, ctx.incarnation));
+            let stored = disks.borrow_mut()[i].restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 params.lose_unsynced,
+                lost,
             );
-            let lost = params.lose_store.contains(&(i as u32, ctx.incarnation));
-            let stored = if lost {
-                disk.wipe();
-                StoredNode {
-                    consensus: idlegrid_dag_ledger::consensus::Recovered::lost(),
-                    checkpoint: None,
-                }
-            } else {
-                disk.load().unwrap_or_default()
-            };
             ValidatorNode::recover(
                 key,
                 committee,
@@ -337,16 +254,9 @@ impl Machine for DurableValidator {
 
 /// The invariants of a crashes run (see the module docs).
 pub struct CrashesObserver {
-    catch_up_commits: u64,
-    catch_up_grace: Duration,
     lose_store: Vec<(u32, u32)>,
-    incarnation: Vec<u32>,
     canonical: BTreeMap<u64, Digest>,
-    highest: u64,
-    last_reported: Vec<Option<u64>>,
-    /// Reported in the current incarnation (gap-free check).
-    reported_now: Vec<bool>,
-    up_since: Vec<Option<Timestamp>>,
+    replicas: Replicas,
     /// A state sync under way: (since, commits behind the highest then).
     sync_started: Vec<Option<(Timestamp, u64)>>,
     metrics: Metrics,
@@ -356,15 +266,13 @@ impl CrashesObserver {
     /// An observer for `n` validators.
     pub fn new(n: usize, params: &CrashesParams) -> Self {
         Self {
-            catch_up_commits: params.catch_up_commits,
-            catch_up_grace: params.catch_up_grace,
             lose_store: params.lose_store.clone(),
-            incarnation: vec![0; n],
             canonical: BTreeMap::new(),
-            highest: 0,
-            last_reported: vec![None; n],
-            reported_now: vec![false; n],
-            up_since: vec![Some(Timestamp::ZERO); n],
+            replicas: Replicas::new(
+                vec![true; n],
+                params.catch_up_commits,
+                params.catch_up_grace,
+            ),
             sync_started: vec![None; n],
             metrics: Metrics::default(),
         }
@@ -385,14 +293,7 @@ impl CrashesObserver {
                 ),
             ));
         }
-        if self.last_reported[i].is_some_and(|last| index <= last) {
-            return Err(Violation::new(
-                "state-sync-forward",
-                format!("validator {i} installed commit {index}, not ahead of its own state"),
-            ));
-        }
-        self.last_reported[i] = Some(index);
-        self.reported_now[i] = true;
+        self.replicas.on_installed(i, index)?;
         self.metrics.add("state_syncs", 1);
         if let Some((since, behind)) = self.sync_started[i].take() {
             let ms = now.saturating_since(since).as_micros() / 1_000;
@@ -415,43 +316,23 @@ impl CrashesObserver {
                 format!("validator {i} after commit {index}: {v}"),
             ));
         }
-        if let Some(last) = self.last_reported[i] {
-            if index <= last {
-                return Err(Violation::new(
-                    "no-committed-transaction-lost",
-                    format!(
-                        "validator {i} reported commit {index} again after {last}: it restarted from an older state"
-                    ),
-                ));
-            }
-            if self.reported_now[i] && index != last + 1 {
-                return Err(Violation::new(
-                    "gap-free-commits",
-                    format!("validator {i} jumped from commit {last} to {index}"),
-                ));
-            }
-        }
-        self.last_reported[i] = Some(index);
-        self.reported_now[i] = true;
+        self.replicas.on_commit(i, index)?;
         match self.canonical.get(&index) {
-            Some(d) if *d != digest => {
-                return Err(Violation::new(
-                    "state-prefix-consistency",
-                    format!("validator {i} has another ledger state after commit {index}"),
-                ));
+            Some(d) if *d != digest => Err(Violation::new(
+                "state-prefix-consistency",
+                format!("validator {i} has another ledger state after commit {index}"),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                if self.canonical.len() < MAX_RECORDED_COMMITS {
+                    self.canonical.insert(index, digest);
+                    self.metrics.add("commits", 1);
+                }
+                Ok(())
             }
-            Some(_) => {}
-            None if self.canonical.len() < MAX_RECORDED_COMMITS => {
-                self.canonical.insert(index, digest);
-                self.metrics.add("commits", 1);
-            }
-            None => {}
         }
-        self.highest = self.highest.max(index);
-        Ok(())
     }
 }
-
 impl Observer<ValidatorEvent> for CrashesObserver {
     fn on_event(
         &mut self,
@@ -490,8 +371,8 @@ impl Observer<ValidatorEvent> for CrashesObserver {
                 _ => {}
             },
             ValidatorEvent::StateSync(SyncEvent::Started { .. }) => {
-                let at = self.last_reported[i].unwrap_or(0);
-                self.sync_started[i] = Some((now, self.highest.saturating_sub(at)));
+                let at = self.replicas.last_reported(i).unwrap_or(0);
+                self.sync_started[i] = Some((now, self.replicas.highest().saturating_sub(at)));
             }
             ValidatorEvent::StateSync(SyncEvent::Installed { index, digest }) => {
                 self.on_installed(now, (i, *index, *digest))?;
@@ -516,60 +397,26 @@ impl Observer<ValidatorEvent> for CrashesObserver {
     }
 
     fn on_fault(&mut self, now: Timestamp, fault: &Fault) -> Result<(), Violation> {
-        match fault {
-            Fault::Crash { nodes } => {
-                for n in nodes {
-                    self.up_since[n.get()] = None;
-                    self.reported_now[n.get()] = false;
-                    self.metrics.add("crashes", 1);
-                }
-            }
-            Fault::Restart { nodes } => {
-                for n in nodes {
-                    let i = n.get();
-                    if self.up_since[i].is_some() {
-                        continue;
-                    }
-                    self.incarnation[i] += 1;
-                    self.up_since[i] = Some(now);
-                    if self.lose_store.contains(&(i as u32, self.incarnation[i])) {
-                        self.last_reported[i] = None;
-                        self.metrics.add("lost_stores", 1);
-                    }
-                    self.metrics.add("restarts", 1);
-                }
-            }
-            _ => {}
+        if let Fault::Crash { nodes } = fault {
+            self.metrics.add("crashes", nodes.len() as u64);
+        }
+        let lose = &self.lose_store;
+        for (_, lost) in self
+            .replicas
+            .on_fault(now, fault, |i, inc| lose.contains(&(i as u32, inc)))
+        {
+            self.metrics.add("restarts", 1);
+            self.metrics.add("lost_stores", u64::from(lost));
         }
         Ok(())
     }
 
     fn on_tick(&mut self, now: Timestamp) -> Result<(), Violation> {
-        for i in 0..self.up_since.len() {
-            let Some(since) = self.up_since[i] else {
-                continue;
-            };
-            if now.saturating_since(since) < self.catch_up_grace {
-                continue;
-            }
-            let at = self.last_reported[i].unwrap_or(0);
-            if at + self.catch_up_commits < self.highest {
-                return Err(Violation::new(
-                    "restart-catch-up",
-                    format!(
-                        "validator {i} is at commit {at}, {} behind the highest ({}), {} after it started",
-                        self.highest - at,
-                        self.highest,
-                        now.saturating_since(since)
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        self.replicas.on_tick(now)
     }
 
     fn finish(&mut self, _now: Timestamp) -> Result<(), Violation> {
-        if self.highest == 0 {
+        if self.replicas.highest() == 0 {
             return Err(Violation::new("liveness", "no commit at all"));
         }
         Ok(())
@@ -587,13 +434,7 @@ pub fn summarize(
     m: &Metrics,
     disks: &[SimDisk],
 ) -> crate::report::Summary {
-    let mut d = DiskStats::default();
-    for s in disks.iter().map(SimDisk::stats) {
-        d.syncs += s.syncs;
-        d.lost_writes += s.lost_writes;
-        d.torn_writes += s.torn_writes;
-        d.wiped += s.wiped;
-    }
+    let d = total_stats(disks);
     let v = serde_json::json!({
         "commits": m.counter("commits"),
         "committed_transactions": m.counter("committed_transactions"),
@@ -621,5 +462,6 @@ pub fn summarize(
         d.torn_writes
     ));
     summary.ledger = Some(v);
+    summary.storage = Some(d);
     summary
 }

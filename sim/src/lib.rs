@@ -89,6 +89,7 @@ pub mod bench;
 pub mod consensus;
 pub mod crashes;
 pub mod demo;
+pub mod durable;
 mod engine;
 mod fault;
 pub mod marketplace;

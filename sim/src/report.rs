@@ -144,6 +144,10 @@ pub struct Summary {
     /// Marketplace: the app and dataset registry (apps, datasets, owner revenue).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<serde_json::Value>,
+    /// Validators' simulated disks (`restart = "store"`): syncs, un-synced
+    /// writes lost and torn at crashes, disks wiped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<crate::durable::DiskStats>,
     /// Marketplace lines of the terminal summary.
     #[serde(skip)]
     pub marketplace_text: Option<String>,
@@ -190,6 +194,7 @@ impl Summary {
             economics: None,
             reputation: None,
             registry: None,
+            storage: None,
             marketplace_text: None,
             replay_command,
         }
@@ -206,6 +211,7 @@ impl Summary {
         self.reputation = Some(s.reputation);
         self.registry = Some(s.registry);
         self.marketplace_text = Some(r.render_lines());
+        self.storage = r.storage;
         self
     }
 
@@ -351,6 +357,13 @@ impl Summary {
         }
         if let Some(m) = &self.marketplace_text {
             s.push_str(m);
+        }
+        if let Some(d) = &self.storage {
+            let _ = writeln!(
+                s,
+                "storage       validators on simulated disks: {} syncs; at crashes {} un-synced writes lost, {} torn, {} disks wiped",
+                d.syncs, d.lost_writes, d.torn_writes, d.wiped
+            );
         }
         let _ = writeln!(s, "run digest    {}", self.run_digest);
         s

@@ -128,7 +128,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
     let network = scenario.network_config()?;
     let nodes = scenario.node_specs()?;
     let n = nodes.len();
-    let mut crash_disks: Option<crate::crashes::Disks> = None;
+    let mut crash_disks: Option<crate::durable::Disks> = None;
     let (report, metrics, wall, machine) = match scenario.machine {
         MachineKind::Gossip => {
             let gossip = scenario.gossip_config();
@@ -154,6 +154,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         }
         MachineKind::Consensus => {
             let params = scenario.consensus_params();
+            crash_disks = params.store.as_ref().map(|s| std::rc::Rc::clone(&s.disks));
             let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound);
             let mut sim = Simulation::new(
                 config,
@@ -173,9 +174,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         MachineKind::Crashes => {
             let params = scenario.crashes_params();
             let observer = crate::crashes::CrashesObserver::new(n, &params);
-            let disks: crate::crashes::Disks = std::rc::Rc::new(std::cell::RefCell::new(
-                (0..n).map(|_| crate::crashes::SimDisk::default()).collect(),
-            ));
+            let disks = crate::durable::new_disks(n);
             crash_disks = Some(std::rc::Rc::clone(&disks));
             let mut sim = Simulation::new(
                 config,
@@ -204,7 +203,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
                     .iter()
                     .filter(|b| b.is_byzantine())
                     .count();
-                summary.with_consensus(m, byzantine)
+                let mut s = summary.with_consensus(m, byzantine);
+                s.storage = crash_disks
+                    .as_ref()
+                    .map(|d| crate::durable::total_stats(&d.borrow()));
+                s
             }
             MachineKind::Crashes => {
                 let disks = crash_disks.as_ref().map(|d| d.borrow());

@@ -21,7 +21,8 @@ fn default_scenario_is_valid() {
     let s = Scenario::parse(include_str!("../scenarios/consensus.toml")).unwrap();
     assert_eq!(s.machine, MachineKind::Consensus);
     assert_eq!(s.nodes.count, 20);
-    assert_eq!(s.restart_mode(), RestartMode::Resume);
+    assert_eq!(s.restart_mode(), RestartMode::Store);
+    assert_eq!(d.restart_mode(), RestartMode::Store);
     let g = Scenario::parse(include_str!("../scenarios/gossip.toml")).unwrap();
     assert_eq!(g.machine, MachineKind::Gossip);
     assert_eq!(g.restart_mode(), RestartMode::Fresh);

@@ -300,7 +300,7 @@ impl RedbStore {
             for req in &batch {
                 match &req.op {
                     NodeStorageOp::Consensus(StorageOp::Block(b)) => {
-                        let key = block_key(&b.header.reference());
+                        let key = block_key(&b.reference());
                         blocks
                             .insert(key, encode(&**b).as_slice())
                             .map_err(|e| self.io(e))?;
@@ -394,7 +394,7 @@ impl RedbStore {
             let (round, author, digest) = k.value();
             let b: Block = decode(v.value(), MAX_BLOCK_RECORD)
                 .map_err(|e| self.corrupt(format!("block at round {round}: {e}")))?;
-            let r = b.header.reference();
+            let r = b.reference();
             if (r.round.get(), r.author.get(), r.digest)
                 != (round, author, Digest::from_bytes(digest))
             {

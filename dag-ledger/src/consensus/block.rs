@@ -28,6 +28,7 @@ use idlegrid_primitives::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::block_hashes::{HashMemo, Hashes};
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};
 use super::config::ConsensusConfig;
 use super::error::ConsensusError;
@@ -68,6 +69,10 @@ impl Transaction {
     /// True for zero bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+    /// True if both share one byte buffer (then their bytes are equal).
+    pub(super) fn shares_bytes(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -290,9 +295,27 @@ pub struct Block {
     pub transactions: Vec<Transaction>,
     /// The author's signature over the header digest.
     pub signature: Signature,
+    /// The digests computed from the fields above, once per block.
+    #[serde(skip)]
+    hashes: HashMemo,
 }
 
 impl Block {
+    /// Assembles a block from its parts, unchecked (see
+    /// [`VerifiedBlock::verify`]).
+    pub fn from_parts(
+        header: BlockHeader,
+        transactions: Vec<Transaction>,
+        signature: Signature,
+    ) -> Self {
+        Self {
+            header,
+            transactions,
+            signature,
+            hashes: HashMemo::default(),
+        }
+    }
+
     /// Builds and signs a block.
     pub fn new_signed(
         keypair: &Keypair,
@@ -302,35 +325,63 @@ impl Block {
         parents: Vec<BlockRef>,
         transactions: Vec<Transaction>,
     ) -> Self {
+        let digest = transactions_digest(&transactions);
         let header = BlockHeader {
             author,
             round,
             timestamp,
             parents,
-            transactions_digest: transactions_digest(&transactions),
+            transactions_digest: digest,
         };
-        let signature = keypair.sign(BLOCK_SIGNATURE_DOMAIN, header.digest().as_bytes());
-        Self {
-            header,
-            transactions,
-            signature,
-        }
+        let hashes = Hashes {
+            header: header.digest(),
+            transactions: digest,
+        };
+        let signature = keypair.sign(BLOCK_SIGNATURE_DOMAIN, hashes.header.as_bytes());
+        let block = Self::from_parts(header, transactions, signature);
+        block
+            .hashes
+            .remember(&block.header, &block.transactions, hashes);
+        block
     }
 
     /// The implicit round-0 block of `author`: no parents, no transactions,
     /// no signature. Every validator builds the same genesis blocks.
     pub fn genesis(author: AuthorityIndex) -> Self {
         let transactions = Vec::new();
-        Self {
-            header: BlockHeader {
-                author,
-                round: Round::ZERO,
-                timestamp: Timestamp::ZERO,
-                parents: Vec::new(),
-                transactions_digest: transactions_digest(&transactions),
-            },
-            transactions,
-            signature: Signature::from_bytes([0; 64]),
+        let header = BlockHeader {
+            author,
+            round: Round::ZERO,
+            timestamp: Timestamp::ZERO,
+            parents: Vec::new(),
+            transactions_digest: transactions_digest(&transactions),
+        };
+        Self::from_parts(header, transactions, Signature::from_bytes([0; 64]))
+    }
+
+    /// The header digest and the transactions' digest, computed on the first
+    /// call and remembered for this header and these transactions (see
+    /// [`HashMemo`]).
+    fn hashes(&self) -> Hashes {
+        if let Some(h) = self.hashes.get(&self.header, &self.transactions) {
+            return h;
+        }
+        let h = Hashes {
+            header: self.header.digest(),
+            transactions: transactions_digest(&self.transactions),
+        };
+        self.hashes.remember(&self.header, &self.transactions, h);
+        h
+    }
+
+    /// The block's reference: `self.header.reference()`, with the header
+    /// hashed once per block (a block built by [`Block::new_signed`] never
+    /// again; a received one once, by its first reader).
+    pub fn reference(&self) -> BlockRef {
+        BlockRef {
+            round: self.header.round,
+            author: self.header.author,
+            digest: self.hashes().header,
         }
     }
 
@@ -420,10 +471,15 @@ impl Block {
                 quorum: committee.quorum_threshold(),
             });
         }
-        if transactions_digest(&self.transactions) != h.transactions_digest {
+        let hashes = self.hashes();
+        if hashes.transactions != h.transactions_digest {
             return Err(ConsensusError::TransactionsDigestMismatch);
         }
-        Ok(h.reference())
+        Ok(BlockRef {
+            round: h.round,
+            author: h.author,
+            digest: hashes.header,
+        })
     }
 }
 
@@ -478,7 +534,7 @@ impl VerifiedBlock {
     /// proposals, genesis) and hand-built test DAGs.
     pub fn new_unchecked(block: impl Into<Arc<Block>>) -> Self {
         let block = block.into();
-        let reference = block.header.reference();
+        let reference = block.reference();
         Self { block, reference }
     }
 
@@ -561,16 +617,18 @@ mod tests {
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..5),
             any::<[u8; 32]>(),
         )
-            .prop_map(|(author, round, time, parents, txd, txs, sig)| Block {
-                header: BlockHeader {
-                    author: AuthorityIndex::new(author),
-                    round: Round::new(round),
-                    timestamp: Timestamp::from_micros(time),
-                    parents,
-                    transactions_digest: txd,
-                },
-                transactions: txs.into_iter().map(Transaction::new).collect(),
-                signature: Signature::from_bytes([sig, sig].concat().try_into().unwrap()),
+            .prop_map(|(author, round, time, parents, txd, txs, sig)| {
+                Block::from_parts(
+                    BlockHeader {
+                        author: AuthorityIndex::new(author),
+                        round: Round::new(round),
+                        timestamp: Timestamp::from_micros(time),
+                        parents,
+                        transactions_digest: txd,
+                    },
+                    txs.into_iter().map(Transaction::new).collect(),
+                    Signature::from_bytes([sig, sig].concat().try_into().unwrap()),
+                )
             })
     }
 
@@ -637,6 +695,39 @@ mod tests {
         bad.transactions.push(Transaction::new(vec![9]));
         assert_eq!(
             VerifiedBlock::verify(bad, &c, &cfg),
+            Err(ConsensusError::TransactionsDigestMismatch)
+        );
+    }
+
+    #[test]
+    fn hashes_are_remembered_and_never_stale() {
+        let (keys, c, cfg) = setup(4);
+        let tx = || Transaction::new(vec![1, 2]);
+        let mut b = Block::new_signed(
+            &keys[0],
+            AuthorityIndex::new(0),
+            Round::new(1),
+            Timestamp::ZERO,
+            genesis_refs(4),
+            vec![tx()],
+        );
+        assert!(b.hashes.is_set(), "the author's hashing is remembered");
+        assert!(!b.clone().hashes.is_set(), "a clone starts empty");
+        let r = b.header.reference();
+        assert_eq!(b.reference(), r);
+        assert_eq!(b.verify_structure(&c, &cfg), Ok(r));
+        // Altered in place after hashing: the memo does not answer.
+        b.header.timestamp = Timestamp::from_micros(5);
+        assert_eq!(b.reference(), b.header.reference());
+        assert_ne!(b.reference(), r);
+        b.header.timestamp = Timestamp::ZERO;
+        assert_eq!(b.reference(), r);
+        // Equal bytes in a new buffer: recomputed, same digest.
+        b.transactions = vec![tx()];
+        assert_eq!(b.verify_structure(&c, &cfg), Ok(r));
+        b.transactions.push(tx());
+        assert_eq!(
+            b.verify_structure(&c, &cfg),
             Err(ConsensusError::TransactionsDigestMismatch)
         );
     }

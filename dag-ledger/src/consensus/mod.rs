@@ -67,6 +67,7 @@
 //! from the seed given to [`Validator::new`].
 
 mod block;
+mod block_hashes;
 pub mod byzantine;
 mod committee;
 mod committer;

@@ -41,16 +41,18 @@ pub fn arbitrary_block() -> impl Strategy<Value = Block> {
         prim::signature_bytes(),
     )
         .prop_map(
-            |(author, round, timestamp, parents, transactions, d, signature)| Block {
-                header: BlockHeader {
-                    author,
-                    round: idlegrid_primitives::Round::new(round),
-                    timestamp,
-                    parents,
-                    transactions_digest: d,
-                },
-                transactions,
-                signature,
+            |(author, round, timestamp, parents, transactions, d, signature)| {
+                Block::from_parts(
+                    BlockHeader {
+                        author,
+                        round: idlegrid_primitives::Round::new(round),
+                        timestamp,
+                        parents,
+                        transactions_digest: d,
+                    },
+                    transactions,
+                    signature,
+                )
             },
         )
 }

@@ -766,9 +766,11 @@ impl Validator {
         let Some(author) = self.committee.index_of(&from) else {
             return;
         };
+        // Genesis blocks are nobody's signature: "none signed".
         let latest = self
             .store
             .last_block_of(author)
+            .filter(|b| b.round() > Round::ZERO)
             .map(|b| Arc::clone(b.block()));
         self.outbox.push_back(Transmit::to(
             from,
@@ -783,7 +785,8 @@ impl Validator {
         if self.own_sync.is_none() {
             return;
         }
-        if let Some(b) = block {
+        // A genesis block says "nothing signed" (it carries no signature).
+        if let Some(b) = block.filter(|b| b.header.round > Round::ZERO) {
             if b.header.author != self.me {
                 self.invalid(
                     from,

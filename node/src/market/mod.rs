@@ -85,7 +85,7 @@ use idlegrid_dag_ledger::ledger::{
 use idlegrid_entrap::{Effect, JobId as RoundId};
 use idlegrid_market::Mechanism;
 use idlegrid_market::registry::{JobId as GoodsJobId, Registry, RegistryLimits};
-use idlegrid_primitives::{AccountId, Amount, Epoch, Timestamp, decode};
+use idlegrid_primitives::{AccountId, Amount, Epoch, SignatureVerifier, Timestamp, decode};
 use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
 use sealed::{SealedBook, batch_of};
 use serde::{Deserialize, Serialize};
@@ -223,6 +223,9 @@ pub struct MarketplaceApp {
     staged: Vec<Notice>,
     dropped_notices: u64,
     effect_failures: u64,
+    /// Checks referee tickets' VRF proofs (not replicated state: a
+    /// capability of the node, see `MarketplaceApp::set_proof_verifier`).
+    proofs: SignatureVerifier,
 }
 
 impl std::fmt::Debug for MarketplaceApp {
@@ -286,7 +289,22 @@ impl MarketplaceApp {
             staged: Vec::new(),
             dropped_notices: 0,
             effect_failures: 0,
+            proofs: SignatureVerifier::plain(),
         })
+    }
+
+    /// Checks referee tickets' VRF proofs through `proofs` (plain by
+    /// default): the simulator gives its validators one memoizing verifier,
+    /// so each ticket's proof is checked once per run instead of twice per
+    /// validator (on admission and at the draw). Every proof is checked
+    /// either way (see [`SignatureVerifier::vrf_verify`]).
+    pub(crate) fn set_proof_verifier(&mut self, proofs: SignatureVerifier) {
+        self.proofs = proofs;
+    }
+
+    /// The verifier of referee tickets' proofs.
+    pub(crate) fn proof_verifier(&self) -> &SignatureVerifier {
+        &self.proofs
     }
 
     /// The marketplace rules.

@@ -40,9 +40,9 @@ use std::collections::BTreeMap;
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
 use idlegrid_entrap::{
     Committee, EntrapError, RefereeTicket, Stage, VerificationRound, dispute_randomness,
-    select_referees,
+    select_referees_with,
 };
-use idlegrid_primitives::{AccountId, Digest, Domain, NodeId, Timestamp};
+use idlegrid_primitives::{AccountId, Digest, Domain, NodeId, SignatureVerifier, Timestamp};
 
 use super::error::{MarketError, RoundError, reject};
 use super::rounds::LotRef;
@@ -188,7 +188,9 @@ impl MarketplaceApp {
             Some(_) if ticket.node != me => Err(RefereeError::NotOwnTicket),
             Some(_) if !eligible => Err(RefereeError::NotEligible(me)),
             Some(w) if w.tickets.contains_key(&me) => Err(RefereeError::DuplicateTicket),
-            Some(w) if ticket.score(&w.randomness).is_none() => Err(RefereeError::ForgedTicket),
+            Some(w) if ticket.score_with(&w.randomness, &self.proofs).is_none() => {
+                Err(RefereeError::ForgedTicket)
+            }
             Some(_) => Ok(()),
         };
         if let Err(e) = check {
@@ -257,7 +259,7 @@ impl MarketplaceApp {
             .filter(|r| !parties.contains(r))
             .copied()
             .collect();
-        let committee = draw(&w, &eligible);
+        let committee = draw(&w, &eligible, &self.proofs);
         let ((client, job), lot) = key;
         let Some(l) = self
             .jobs
@@ -340,7 +342,7 @@ pub fn ticket_worth_sending(score: &[u8; 32], seats: usize, eligible: usize) -> 
 
 /// The committee of a closed window: the lowest verified tickets, filled
 /// up by the ranking of the other eligible referees on the randomness.
-fn draw(w: &Window, eligible: &[NodeId]) -> Committee {
+fn draw(w: &Window, eligible: &[NodeId], proofs: &SignatureVerifier) -> Committee {
     let seats = w.seats.min(eligible.len()).max(1);
     let tickets: Vec<RefereeTicket> = w
         .tickets
@@ -348,13 +350,15 @@ fn draw(w: &Window, eligible: &[NodeId]) -> Committee {
         .filter(|t| eligible.contains(&t.node))
         .copied()
         .collect();
-    let mut members: Vec<NodeId> = match select_referees(&tickets, &w.randomness, seats) {
-        Ok(c) => return c,
-        Err(_) => {
-            let all = select_referees(&tickets, &w.randomness, tickets.len().max(1));
-            all.map(|c| c.members().to_vec()).unwrap_or_default()
-        }
-    };
+    let mut members: Vec<NodeId> =
+        match select_referees_with(&tickets, &w.randomness, seats, proofs) {
+            Ok(c) => return c,
+            Err(_) => {
+                let all =
+                    select_referees_with(&tickets, &w.randomness, tickets.len().max(1), proofs);
+                all.map(|c| c.members().to_vec()).unwrap_or_default()
+            }
+        };
     let mut rest: Vec<(Digest, NodeId)> = eligible
         .iter()
         .filter(|r| !members.contains(r))

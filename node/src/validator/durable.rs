@@ -249,13 +249,14 @@ impl ValidatorNode {
             return Err(InstallError::Digest(cp.index));
         }
         check_all(&ledger).map_err(|e| InstallError::Invariant(e.to_string()))?;
-        let market = MarketplaceApp::restore(
+        let mut market = MarketplaceApp::restore(
             self.apps.market.rules().clone(),
             (self.mechanism)(),
             true,
             app,
             MAX_CHECKPOINT_PART,
         )?;
+        market.set_proof_verifier(self.apps.market.proof_verifier().clone());
         ledger.set_verification_seed(&self.seed.derive("ledger-verify"));
         assert_eq!(
             ledger.total_supply(),

@@ -7,9 +7,13 @@
 //! node's outputs (`poll_transmit`, `poll_event`) and re-arms its timer from
 //! `poll_timeout` — exactly the driving contract of [`Machine`].
 //!
-//! Every delivered message, fired timer and applied fault is folded into a
-//! running blake3 digest ([`Digest::chain`]); two runs with the same seed and
-//! scenario produce the same digest. A run is bounded by virtual time
+//! Every delivered message, fired timer and applied fault is written as a
+//! 49-byte record (kind, time, sender/recipient or node/incarnation, the
+//! message's or fault's fingerprint) into the run digest: a blake3 chain
+//! sealed every 1,024 records, `d ← H(d ‖ batch)`, read at any point as the
+//! chain sealed with the records buffered so far (see `run_digest.rs`). Two
+//! runs with the same seed and scenario produce the same digest, and runs
+//! that differ in any event differ in it. A run is bounded by virtual time
 //! ([`SimConfig::max_time`]) and by event count ([`SimConfig::max_events`]).
 
 use idlegrid_primitives::{Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, Timestamp};
@@ -24,9 +28,11 @@ use crate::observer::{InvariantFailure, Observer, Violation};
 use crate::queue::{EventQueue, QueueFull};
 
 mod net;
+mod run_digest;
 mod stats;
 
 use net::{Event, Net, RUN_DOMAIN};
+use run_digest::RunDigest;
 pub use stats::{Checkpoint, NetStats, Progress, RunReport, SecondStats, StopReason};
 
 const FAULT_DOMAIN: Domain = Domain::new("idlegrid/sim/fault");
@@ -68,6 +74,11 @@ pub enum RestartMode {
     /// Everything (as if its state were on durable storage): the same
     /// machine resumes, having missed every message and timer while down.
     Resume,
+    /// What its simulated disk held: the factory rebuilds the node from
+    /// its [`SimDisk`](crate::durable::SimDisk), with the un-synced writes
+    /// the crash lost (see [`crate::durable`]). The engine treats it as
+    /// [`RestartMode::Fresh`]; the scenario's factory reads the disk.
+    Store,
 }
 
 impl SimConfig {
@@ -224,7 +235,7 @@ where
             alive: vec![true; n],
             ids,
             index_of,
-            digest: Digest::hash(RUN_DOMAIN, &seed_bytes),
+            digest: RunDigest::new(RUN_DOMAIN, Digest::hash(RUN_DOMAIN, &seed_bytes)),
             events: 0,
             stats: NetStats::default(),
             series: Vec::new(),
@@ -305,7 +316,7 @@ where
     }
     /// The run digest so far.
     pub fn digest(&self) -> Digest {
-        self.net.digest
+        self.net.digest.digest()
     }
     /// Events processed so far.
     pub fn events(&self) -> u64 {
@@ -384,7 +395,7 @@ where
             seed: self.config.seed,
             virtual_time: self.net.now,
             events: self.net.events,
-            digest: self.net.digest,
+            digest: self.net.digest.digest(),
             stop,
             stats: self.net.stats,
             message_latency_us: self.net.latency.summary(),
@@ -440,7 +451,7 @@ where
                 self.net.checkpoints.push(Checkpoint {
                     events: self.net.events,
                     at,
-                    digest: self.net.digest,
+                    digest: self.net.digest.digest(),
                 });
             }
             if self.net.events % PROGRESS_EVERY == 0

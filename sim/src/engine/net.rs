@@ -13,6 +13,7 @@ use crate::network::{Bandwidth, LinkRng, LinkState, NetworkConfig, RegionId};
 use crate::node::NodeIndex;
 use crate::queue::{EventQueue, QueueFull};
 
+use super::run_digest::{Record, RunDigest};
 use super::stats::{Checkpoint, NetStats, SecondStats};
 
 pub(super) const RUN_DOMAIN: Domain = Domain::new("idlegrid/sim/run");
@@ -49,7 +50,7 @@ pub(super) struct Net<Msg> {
     pub(super) alive: Vec<bool>,
     pub(super) ids: Vec<NodeId>,
     pub(super) index_of: HashMap<NodeId, NodeIndex>,
-    pub(super) digest: Digest,
+    pub(super) digest: RunDigest,
     pub(super) events: u64,
     pub(super) stats: NetStats,
     pub(super) series: Vec<SecondStats>,
@@ -73,13 +74,13 @@ impl<Msg: Clone + Serialize> Net<Msg> {
     }
 
     pub(super) fn chain(&mut self, kind: u8, a: u32, b: u32, fingerprint: &[u8; 32]) {
-        let mut buf = [0u8; 49];
-        buf[0] = kind;
-        buf[1..9].copy_from_slice(&self.now.as_micros().to_le_bytes());
-        buf[9..13].copy_from_slice(&a.to_le_bytes());
-        buf[13..17].copy_from_slice(&b.to_le_bytes());
-        buf[17..49].copy_from_slice(fingerprint);
-        self.digest = self.digest.chain(RUN_DOMAIN, &buf);
+        self.digest.record(&Record {
+            kind,
+            at: self.now,
+            a,
+            b,
+            fingerprint,
+        });
     }
 
     pub(super) fn transmit(

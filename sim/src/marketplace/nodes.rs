@@ -22,6 +22,7 @@ use idlegrid_node::client::{ClientEvent, ClientNode, JobSpec, TrapSource};
 use idlegrid_node::light::LightCore;
 use idlegrid_node::market::{JobRequest, MarketTx, Notice};
 use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode};
+use idlegrid_node::store::persist_step;
 use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
 use idlegrid_node::wire::NodeMessage;
 use idlegrid_primitives::{
@@ -31,6 +32,7 @@ use rand::Rng;
 use rand_chacha::ChaCha20Rng;
 
 use super::agents::task_for;
+use crate::durable::Disks;
 
 const INPUT_DOMAIN: Domain = Domain::new("idlegrid/sim/marketplace/input");
 const FRAME_DOMAIN: Domain = Domain::new("idlegrid/sim/frame");
@@ -119,21 +121,40 @@ pub struct SimValidator {
     pub node: Participant<ValidatorNode>,
     /// Report notices (validator 0).
     pub report_notices: bool,
+    /// Its disk (with `RestartMode::Store`): the disks and its index.
+    disk: Option<(Disks, usize)>,
     events: VecDeque<MarketEvent>,
 }
 
 impl SimValidator {
-    /// Wraps a validator.
-    pub fn new(node: Participant<ValidatorNode>, report_notices: bool) -> Self {
+    /// Wraps a validator (durable on `disk` if given).
+    pub fn new(
+        node: Participant<ValidatorNode>,
+        report_notices: bool,
+        disk: Option<(Disks, usize)>,
+    ) -> Self {
         Self {
             node,
             report_notices,
+            disk,
             events: VecDeque::new(),
         }
     }
 
+    /// The durability step (see [`persist_step`]).
+    fn persist(&mut self) {
+        let Some((disks, i)) = &self.disk else { return };
+        let mut disks = disks.borrow_mut();
+        if let Err(e) = persist_step(self.node.inner_mut(), &mut disks[*i]) {
+            unreachable!("the simulated disk never fails: {e}");
+        }
+    }
+
     fn pump(&mut self) {
+        self.persist();
         while let Some(ev) = self.node.poll_event() {
+            // Releasing events can apply commits that write checkpoints.
+            self.persist();
             if let ValidatorEvent::RefereeDuty {
                 client,
                 job,

@@ -8,7 +8,10 @@ use idlegrid_primitives::{Digest, Timestamp};
 use crate::metrics::Metrics;
 use crate::node::NodeIndex;
 use crate::observer::{Observer, Violation};
-use idlegrid_node::validator::ValidatorEvent;
+use idlegrid_node::validator::{SyncEvent, ValidatorEvent};
+
+use crate::durable::{CATCH_UP_COMMITS, CATCH_UP_GRACE, Replicas};
+use crate::fault::Fault;
 
 use super::nodes::MarketEvent;
 use super::tally::MarketTally;
@@ -34,13 +37,19 @@ pub struct MarketObserver {
     proposed_at: BTreeMap<BlockRef, Timestamp>,
     equivocations: BTreeSet<(u64, u32)>,
     metrics: Metrics,
+    /// Honest validators, by node index.
+    honest: Vec<bool>,
+    /// Honest validators' commit streams across crashes (no commit lost,
+    /// gap-free, catch-up after a restart).
+    replicas: Replicas,
     /// The marketplace's measurements from light nodes' events.
     pub tally: MarketTally,
 }
 
 impl MarketObserver {
-    /// An observer for `n` validators.
-    pub fn new(tally: MarketTally) -> Self {
+    /// An observer of validators whose `honest` entry says which follow
+    /// the protocol.
+    pub fn new(tally: MarketTally, honest: Vec<bool>) -> Self {
         Self {
             canonical: BTreeMap::new(),
             batches: 0,
@@ -50,6 +59,8 @@ impl MarketObserver {
             proposed_at: BTreeMap::new(),
             equivocations: BTreeSet::new(),
             metrics: Metrics::default(),
+            replicas: Replicas::new(honest.clone(), CATCH_UP_COMMITS, CATCH_UP_GRACE),
+            honest,
             tally,
         }
     }
@@ -61,7 +72,12 @@ impl MarketObserver {
         &self.metrics
     }
 
-    fn on_consensus(&mut self, now: Timestamp, event: &ConsensusEvent) {
+    fn on_consensus(
+        &mut self,
+        now: Timestamp,
+        node: NodeIndex,
+        event: &ConsensusEvent,
+    ) -> Result<(), Violation> {
         match event {
             ConsensusEvent::Proposed(r) => {
                 self.proposed_at.entry(*r).or_insert(now);
@@ -70,6 +86,16 @@ impl MarketObserver {
                 }
             }
             ConsensusEvent::Equivocation(ev) => {
+                let j = ev.author().as_usize();
+                if self.honest.get(j).copied().unwrap_or(false) {
+                    return Err(Violation::new(
+                        "no-honest-equivocation",
+                        format!(
+                            "{node} holds evidence that honest validator {j} equivocated in round {}",
+                            ev.first.header.round.get()
+                        ),
+                    ));
+                }
                 let key = (ev.first.header.round.get(), ev.first.header.author.get());
                 if self.equivocations.len() < MAX_REMEMBERED && self.equivocations.insert(key) {
                     self.metrics.add("equivocations_detected", 1);
@@ -78,6 +104,7 @@ impl MarketObserver {
             ConsensusEvent::InvalidMessage { .. } => self.metrics.add("invalid_messages", 1),
             _ => {}
         }
+        Ok(())
     }
     /// Batch applications seen (commits × validators), each compared.
     pub fn batches(&self) -> u64 {
@@ -110,6 +137,15 @@ impl Observer<MarketEvent> for MarketObserver {
         }
     }
 
+    fn on_fault(&mut self, now: Timestamp, fault: &Fault) -> Result<(), Violation> {
+        self.replicas.on_fault(now, fault, |_, _| false);
+        Ok(())
+    }
+
+    fn on_tick(&mut self, now: Timestamp) -> Result<(), Violation> {
+        self.replicas.on_tick(now)
+    }
+
     fn metrics(&self) -> Option<&Metrics> {
         Some(&self.metrics)
     }
@@ -123,9 +159,9 @@ impl MarketObserver {
         event: &ValidatorEvent,
     ) -> Result<(), Violation> {
         let (index, digest, violation, effect_failures, checked) = match event {
-            ValidatorEvent::Consensus(ev) => {
-                self.on_consensus(now, ev);
-                return Ok(());
+            ValidatorEvent::Consensus(ev) => return self.on_consensus(now, node, ev),
+            ValidatorEvent::StateSync(SyncEvent::Installed { index, .. }) => {
+                return self.replicas.on_installed(node.get(), *index);
             }
             ValidatorEvent::Applied {
                 index,
@@ -158,6 +194,7 @@ impl MarketObserver {
         };
         self.batches += 1;
         self.checked += u64::from(checked);
+        self.replicas.on_commit(node.get(), *index)?;
         if let Some(v) = violation {
             self.violations += 1;
             return Err(Violation::new(

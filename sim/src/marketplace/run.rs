@@ -30,7 +30,11 @@ use super::nodes::{
 use super::observer::MarketObserver;
 use super::tally::{MarketTally, ProviderInfo};
 use crate::consensus::Behavior;
-use crate::{Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, SimConfig, SimError, Simulation};
+use crate::durable::{Disks, new_disks};
+use crate::{
+    Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, RestartMode, SimConfig, SimError,
+    Simulation,
+};
 
 pub(crate) mod detection;
 mod sybil;
@@ -105,7 +109,20 @@ pub struct MarketplaceConfig {
     pub sybil: SybilConfig,
     /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
     pub mechanism: NamedMechanism,
+    /// What a restarted validator remembers: with
+    /// [`RestartMode::Store`] (the default) every validator writes its
+    /// blocks, commits and ledger checkpoints to a simulated disk and a
+    /// restarted one recovers from it, as the real node does from redb.
+    /// Light nodes restart fresh (they learn their state from validators).
+    pub restart: RestartMode,
+    /// With [`RestartMode::Store`]: probability that a crash loses (part
+    /// of) a validator's un-synced writes.
+    pub lose_unsynced: f64,
 }
+
+/// Ledger checkpoint interval of the simulated validators' stores (the
+/// real node's `CHECKPOINT_EVERY`).
+const CHECKPOINT_EVERY: u64 = 200;
 
 /// Relative weights of the cheating behaviours (cheaters are assigned
 /// round-robin over a pattern with these multiplicities).
@@ -184,6 +201,8 @@ impl Default for MarketplaceConfig {
             gateways: 1,
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
+            restart: RestartMode::Store,
+            lose_unsynced: 0.5,
         }
     }
 }
@@ -317,6 +336,8 @@ pub struct MarketplaceReport {
     /// Per-virtual-second marketplace series (prices, matches, jobs,
     /// balances of honest vs cheating providers).
     pub series: MarketSeries,
+    /// The validators' disks, with [`RestartMode::Store`].
+    pub storage: Option<crate::durable::DiskStats>,
 }
 
 /// Coarse per-virtual-second marketplace series, recorded by the driver
@@ -648,14 +669,31 @@ const DATASET_PRICE: u128 = 500;
 fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNode> {
     let key = Keypair::from_seed(&ctx.key_seed);
     let (committee, behaviors) = (&w.committee, &w.behaviors);
-    let honest = ValidatorNode::new(
-        key.clone(),
-        committee.clone(),
-        &w.setup,
-        ctx.seed,
-        ctx.index.get() == 0,
-    )
-    .expect("validated validator setup")
+    let notices = ctx.index.get() == 0;
+    let honest = match &w.disks {
+        None => ValidatorNode::new(key.clone(), committee.clone(), &w.setup, ctx.seed, notices),
+        Some(_) if ctx.incarnation == 0 => {
+            ValidatorNode::new(key.clone(), committee.clone(), &w.setup, ctx.seed, notices)
+                .map(|v| v.with_persistence(CHECKPOINT_EVERY))
+        }
+        Some(disks) => {
+            let stored = disks.borrow_mut()[ctx.index.get()].restart(
+                &mut ctx.seed.derive("disk-crash").rng(),
+                w.cfg.lose_unsynced,
+                false,
+            );
+            ValidatorNode::recover(
+                key.clone(),
+                committee.clone(),
+                &w.setup,
+                ctx.seed,
+                notices,
+                stored,
+                CHECKPOINT_EVERY,
+            )
+        }
+    }
+    .unwrap_or_else(|e| panic!("validator {} cannot start: {e}", ctx.index.get()))
     .with_signature_verifier(w.signatures.clone());
     let behavior = behaviors.get(ctx.index.get()).and_then(|b| b.adversary());
     Participant::new(honest, behavior, &key, committee)
@@ -685,7 +723,15 @@ pub(crate) fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
 /// scenario; validator 0 reports notices to the observer).
 fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
     let node = validator(ctx, w);
-    MarketNode::Validator(Box::new(SimValidator::new(node, ctx.index.get() == 0)))
+    let disk = w
+        .disks
+        .as_ref()
+        .map(|d| (std::rc::Rc::clone(d), ctx.index.get()));
+    MarketNode::Validator(Box::new(SimValidator::new(
+        node,
+        ctx.index.get() == 0,
+        disk,
+    )))
 }
 
 /// What one light node of the world is.
@@ -718,6 +764,8 @@ struct World {
     /// One memo of verified block signatures for every validator of the
     /// run (see [`crate::consensus::shared_verifier`]).
     signatures: idlegrid_primitives::SignatureVerifier,
+    /// The validators' disks, with [`RestartMode::Store`].
+    disks: Option<Disks>,
     committee: Committee,
     behaviors: Vec<Behavior>,
     roles: Vec<Role>,
@@ -985,15 +1033,19 @@ fn config_err(field: &'static str, reason: impl ToString) -> MarketplaceError {
 /// owners are all nodes of the simulated world.
 pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, MarketplaceError> {
     validate(cfg)?;
-    let (mut sim, sim_cfg) = setup(cfg)?;
+    let (mut sim, sim_cfg, disks) = setup(cfg)?;
     let series = drive(&mut sim, &sim_cfg, cfg)?;
-    report(sim, &sim_cfg, cfg, series)
+    let mut r = report(sim, &sim_cfg, cfg, series)?;
+    r.storage = disks.map(|d| crate::durable::total_stats(&d.borrow()));
+    Ok(r)
 }
 
 type MarketSim = Simulation<MarketNode, MarketObserver>;
 
 /// Builds the world: identities, genesis, every node.
-fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceError> {
+fn setup(
+    cfg: &MarketplaceConfig,
+) -> Result<(MarketSim, SimConfig, Option<Disks>), MarketplaceError> {
     let root = Seed::from_u64(cfg.seed).derive("marketplace");
     let mut rng = root.derive("driver").rng();
     let stake = Amount::new(cfg.stake_per_slot);
@@ -1016,6 +1068,7 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
         })
         .collect();
     let mut sim_cfg = SimConfig::new(cfg.seed);
+    sim_cfg.restart = cfg.restart;
     sim_cfg.max_time = Timestamp::ZERO + Duration::from_secs(cfg.active_secs + cfg.drain_secs);
     sim_cfg.max_events = 400_000_000;
     sim_cfg.replay_command = Some(
@@ -1127,9 +1180,11 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
     let fresh = idlegrid_reputation::ReputationBook::new(BookParams::default(), Default::default())
         .map_err(|e| config_err("reputation", e))?
         .fresh_score();
+    let disks = (cfg.restart == RestartMode::Store).then(|| new_disks(n_val));
     let world = World {
         setup,
         signatures: crate::consensus::shared_verifier(cfg.seed),
+        disks: disks.clone(),
         committee,
         behaviors: cfg.byzantine.clone(),
         roles: pop.roles,
@@ -1172,14 +1227,19 @@ fn setup(cfg: &MarketplaceConfig) -> Result<(MarketSim, SimConfig), MarketplaceE
         cfg.network.clone(),
         specs,
         move |ctx| world.build(ctx),
-        MarketObserver::new(tally),
+        MarketObserver::new(
+            tally,
+            (0..n_val)
+                .map(|i| !cfg.byzantine.get(i).is_some_and(|b| b.is_byzantine()))
+                .collect(),
+        ),
     )?;
     sim.set_size_of_message(node_wire_size);
     sim.set_message_fingerprint(node_fingerprint);
     for (at, f) in &cfg.faults {
         sim.schedule(*at, f.clone())?;
     }
-    Ok((sim, sim_cfg))
+    Ok((sim, sim_cfg, disks))
 }
 
 fn invariant(
@@ -1431,6 +1491,7 @@ fn report(
         burned: ledger.burned().get(),
         report: run,
         series,
+        storage: None,
     })
 }
 

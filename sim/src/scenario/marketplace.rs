@@ -423,6 +423,8 @@ impl Scenario {
                 join_until_secs: m.sybil.join_until_secs,
             },
             mechanism: mechanism(&m.mechanism)?,
+            restart: self.restart_mode(),
+            lose_unsynced: self.nodes.lose_unsynced,
         })
     }
 }

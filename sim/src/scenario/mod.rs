@@ -257,11 +257,18 @@ pub struct NodesSection {
     /// Regions to place nodes in, round-robin; empty = all regions.
     #[serde(default)]
     pub regions: Vec<String>,
-    /// What a restarted node remembers: `"fresh"` (nothing) or `"resume"`
-    /// (its whole state, as if on durable storage). Default: `"resume"` for
-    /// consensus, `"fresh"` for gossip.
+    /// What a restarted node remembers: `"store"` (what its simulated
+    /// disk held: validators write blocks, commits and checkpoints, and a
+    /// crash may lose the un-synced ones), `"resume"` (its whole state, the
+    /// same machine resumes) or `"fresh"` (nothing). Default: `"store"`
+    /// for validators (consensus, marketplace, crashes), `"fresh"` for
+    /// gossip.
     #[serde(default)]
     pub restart: Option<RestartMode>,
+    /// With `restart = "store"` (consensus, marketplace): probability that
+    /// a crash loses (part of) the un-synced writes. Default 0.5.
+    #[serde(default = "default_lose_unsynced")]
+    pub lose_unsynced: f64,
 }
 
 /// `[consensus]`.
@@ -708,6 +715,12 @@ impl Scenario {
                 self.validate_marketplace()?;
             }
             MachineKind::Crashes => self.validate_crashes()?,
+            MachineKind::Gossip if self.nodes.restart == Some(RestartMode::Store) => {
+                return Err(invalid(
+                    "nodes.restart",
+                    "gossip nodes keep no store: use \"fresh\" or \"resume\"",
+                ));
+            }
             MachineKind::Gossip => {}
         }
         if self.machine != MachineKind::Marketplace && self.marketplace.is_some() {
@@ -761,10 +774,10 @@ impl Scenario {
                 format!("crashes needs 4..={MAX_COMMITTEE_SIZE} validators, got {n}"),
             ));
         }
-        if self.nodes.restart == Some(RestartMode::Resume) {
+        if self.nodes.restart.is_some_and(|r| r != RestartMode::Store) {
             return Err(invalid(
                 "nodes.restart",
-                "must be \"fresh\" (or unset) for crashes: a restarted validator recovers from its disk",
+                "must be \"store\" (or unset) for crashes: a restarted validator recovers from its disk",
             ));
         }
         if !(0.0..=10_000.0).contains(&c.tx_per_second) {
@@ -823,9 +836,10 @@ impl Scenario {
         if self.nodes.restart == Some(RestartMode::Fresh) {
             return Err(invalid(
                 "nodes.restart",
-                "must be \"resume\" for consensus: a validator restarted without its DAG would sign a second block for rounds it already signed",
+                "must be \"store\" or \"resume\" for validators: a validator restarted without its DAG would sign a second block for rounds it already signed",
             ));
         }
+        check_prob("nodes.lose_unsynced", self.nodes.lose_unsynced)?;
         if !(0.0..=1e6).contains(&c.tx_per_second) {
             return Err(invalid(
                 "consensus.tx_per_second",
@@ -930,14 +944,22 @@ impl Scenario {
             config,
             liveness_bound: Duration::from_millis(c.liveness_bound_ms),
             signatures: crate::consensus::shared_verifier(self.seed),
+            store: (self.restart_mode() == RestartMode::Store).then(|| {
+                crate::consensus::StoreParams {
+                    disks: crate::durable::new_disks(self.nodes.count),
+                    lose_unsynced: self.nodes.lose_unsynced,
+                }
+            }),
         }
     }
 
     /// What restarted nodes remember.
     pub fn restart_mode(&self) -> RestartMode {
         self.nodes.restart.unwrap_or(match self.machine {
-            MachineKind::Consensus | MachineKind::Marketplace => RestartMode::Resume,
-            MachineKind::Gossip | MachineKind::Crashes => RestartMode::Fresh,
+            MachineKind::Consensus | MachineKind::Marketplace | MachineKind::Crashes => {
+                RestartMode::Store
+            }
+            MachineKind::Gossip => RestartMode::Fresh,
         })
     }
 

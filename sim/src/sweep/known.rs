@@ -223,3 +223,11 @@ pub const CRASHES: &[&str] = &[
     "ledger.torn_writes",
     "ledger.unsynced_writes_lost",
 ];
+
+/// Validators on simulated disks (marketplace and consensus scenarios).
+pub const STORAGE: &[&str] = &[
+    "storage.syncs",
+    "storage.lost_writes",
+    "storage.torn_writes",
+    "storage.wiped",
+];

@@ -230,8 +230,8 @@ fn matches(pattern: &str, metric: &str) -> bool {
 /// The metric patterns of `machine`'s summary.
 pub fn known_metrics(machine: MachineKind) -> Vec<&'static str> {
     let specific: &[&[&str]] = match machine {
-        MachineKind::Marketplace => &[known::CONSENSUS, known::MARKETPLACE],
-        MachineKind::Consensus => &[known::CONSENSUS],
+        MachineKind::Marketplace => &[known::CONSENSUS, known::STORAGE, known::MARKETPLACE],
+        MachineKind::Consensus => &[known::CONSENSUS, known::STORAGE],
         MachineKind::Gossip => &[known::GOSSIP],
         MachineKind::Crashes => &[known::CRASHES],
     };

@@ -41,7 +41,7 @@ impl Equivocator {
     }
 
     fn twin_of(&mut self, block: &Block) -> Arc<Block> {
-        let r = block.header.reference();
+        let r = block.reference();
         if let Some((at, twin)) = &self.twin
             && *at == r
         {
