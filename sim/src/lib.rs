@@ -26,9 +26,12 @@
 //!   default ([`scenario::DEFAULT_SCENARIO`]) is the whole [`marketplace`]:
 //!   24 validators, 300 providers (10 % cheaters), 30 clients; the other
 //!   built-in scenarios are in [`scenario::BUILTIN_SCENARIOS`].
-//! - [`sweep`] runs a scenario over a grid of one field's values × seeds
-//!   in parallel (`idlegrid-sim sweep --param`), writing `sweep.csv` and
-//!   one SVG per metric.
+//! - [`sweep`] runs a scenario over a grid of fields' values × seeds in
+//!   parallel (`idlegrid-sim sweep --param … --param …`), writing
+//!   `sweep.csv`, `summary.csv` (mean and 95 % CI over seeds) and one SVG
+//!   per metric; splits it into shards for other machines and merges
+//!   them (`--shard I/N`, `sweep merge`); writes it as a Slurm job array
+//!   (`--slurm`).
 //! - [`bench`](mod@bench) measures the engine (`idlegrid-sim bench`).
 //!
 //! ## Driving contract

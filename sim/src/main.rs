@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod sweep_cmd;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use idlegrid_sim::marketplace::MarketplaceError;
 use idlegrid_sim::report::write_outputs;
@@ -36,46 +38,9 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
-    /// Run a scenario for many seeds (VOPR style), optionally over a grid of
-    /// values of one field; report every failure with its replay command.
-    ///
-    /// With `--param PATH --values A,B,C` every value × seed is run (in
-    /// parallel) with the scenario field PATH (its dotted TOML path) set to
-    /// the value, and `sweep.csv` (one row per run) plus one SVG per metric
-    /// (mean over seeds, min/max whiskers, vs the value) go to `--out`.
-    #[command(after_help = "Examples:\n  \
-        idlegrid-sim sweep cheaters --seeds 1..21\n  \
-        idlegrid-sim sweep cheaters --param marketplace.providers.cheater_fraction \\\n      \
-        --values 0.05,0.2,0.4 --seeds 1..4 --out sweep-cheaters\n  \
-        idlegrid-sim sweep default --param marketplace.providers.cheat_rate \\\n      \
-        --values 0.1,0.3,0.6 --seeds 1..3 --metrics entrap.detection_rate,economics.cheater_profit_mean")]
-    Sweep {
-        /// Built-in scenario name or scenario file (TOML); the default when omitted.
-        scenario: Option<String>,
-        /// Seeds as `START..END` (end exclusive).
-        #[arg(long, default_value = "1..11", value_parser = parse_range)]
-        seeds: std::ops::Range<u64>,
-        /// Parallel runs.
-        #[arg(long, default_value_t = 2)]
-        jobs: usize,
-        /// Scenario field to sweep, by dotted TOML path
-        /// (e.g. `marketplace.providers.cheater_fraction`).
-        #[arg(long, requires = "values")]
-        param: Option<String>,
-        /// Comma-separated values of `--param` (TOML literals; bare words are strings).
-        #[arg(long, value_delimiter = ',', requires = "param")]
-        values: Vec<String>,
-        /// Directory for sweep.csv and the SVGs (default `sweep-out` with
-        /// `--param`; without it, sweep.csv is written only when given).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// summary.json metrics (dotted paths) for the CSV and the plots
-        /// [default for marketplace scenarios: entrap.detection_rate,
-        /// economics.cheater_profit_mean, economics.honest_profit_mean,
-        /// market.clearing_price.mean, jobs.completed].
-        #[arg(long, value_delimiter = ',')]
-        metrics: Vec<String>,
-    },
+    /// Run a scenario for many seeds, optionally over a grid of field values
+    /// (here, as one shard, or as a Slurm job array); merge shards.
+    Sweep(sweep_cmd::SweepCmd),
     /// Measure the engine: events/s, ratio to raw BinaryHeap, scaling.
     Bench {
         /// Shorter runs (about a tenth).
@@ -143,138 +108,6 @@ fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
         ));
     }
     Ok(a..b)
-}
-
-struct SweepArgs {
-    scenario: Option<String>,
-    seeds: std::ops::Range<u64>,
-    jobs: usize,
-    param: Option<String>,
-    values: Vec<String>,
-    out: Option<PathBuf>,
-    metrics: Vec<String>,
-}
-
-fn sweep(a: SweepArgs) -> ExitCode {
-    let s = match load(a.scenario.as_ref()) {
-        Ok(s) => s,
-        Err(e) => return fail(2, e),
-    };
-    let mut variants = vec![(String::new(), s.clone())];
-    let param = a.param.clone().unwrap_or_default();
-    if a.param.is_some() {
-        let text = match &a.scenario {
-            Some(p) => match Scenario::source_text(p) {
-                Ok(t) => t,
-                Err(e) => return fail(2, e),
-            },
-            None => DEFAULT_SCENARIO.to_string(),
-        };
-        variants.clear();
-        for v in &a.values {
-            match idlegrid_sim::sweep::scenario_with(&text, &param, v.trim()) {
-                Ok(sc) => variants.push((v.trim().to_string(), sc)),
-                Err(e) => return fail(2, format!("--param {param} = {v}: {e}")),
-            }
-        }
-    }
-    let metrics = if a.metrics.is_empty() {
-        idlegrid_sim::sweep::default_metrics(s.machine)
-    } else {
-        a.metrics.clone()
-    };
-    let results =
-        idlegrid_sim::sweep::run_grid(&variants, a.scenario.as_deref(), a.seeds.clone(), a.jobs);
-    let mut failures = 0;
-    for r in &results {
-        let what = if a.param.is_some() {
-            format!("{param} = {:<8} seed {:>6}", r.value, r.seed)
-        } else {
-            format!("seed {:>6}", r.seed)
-        };
-        match &r.outcome {
-            Ok(sum) => {
-                let extra = sum
-                    .consensus
-                    .as_ref()
-                    .map(|c| {
-                        format!(
-                            ", {} commits, {:.0} tx/s",
-                            c.commits, c.transactions_per_second
-                        )
-                    })
-                    .unwrap_or_default();
-                println!(
-                    "{what}: ok, {} events, digest {}{extra}",
-                    sum.events,
-                    &sum.run_digest[..16]
-                );
-            }
-            Err(e) => {
-                failures += 1;
-                let with = if a.param.is_some() {
-                    format!(" (with {param} = {} in the scenario file)", r.value)
-                } else {
-                    String::new()
-                };
-                println!("{what}: FAILED{with}\n{e}");
-            }
-        }
-    }
-    if a.param.is_some() {
-        println!(
-            "{} values x {} seeds = {} runs, {failures} failed",
-            variants.len(),
-            a.seeds.end - a.seeds.start,
-            results.len()
-        );
-    } else {
-        println!("{} seeds, {failures} failed", results.len());
-    }
-    let out = a
-        .out
-        .clone()
-        .or_else(|| a.param.is_some().then(|| PathBuf::from("sweep-out")));
-    if let Some(dir) = out {
-        let csv = idlegrid_sim::sweep::csv(&param, &results, &metrics);
-        let path = dir.join("sweep.csv");
-        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, csv)) {
-            return fail(1, format!("cannot write {}: {e}", path.display()));
-        }
-        println!("wrote {}", path.display());
-        if a.param.is_some() {
-            match idlegrid_sim::sweep::write_plots(
-                &dir, &s.name, &param, &a.values, &results, &metrics,
-            ) {
-                Ok(files) => {
-                    for f in files {
-                        println!("wrote {}", f.display());
-                    }
-                }
-                Err(e) => return fail(1, format!("cannot write plots to {}: {e}", dir.display())),
-            }
-        }
-        for m in &metrics {
-            let found = results.iter().any(|r| {
-                r.outcome.as_ref().is_ok_and(|s| {
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|j| idlegrid_sim::sweep::metric(&j, m))
-                        .is_some()
-                })
-            });
-            if !found && failures < results.len() {
-                eprintln!(
-                    "warning: no run reported metric `{m}` (a dotted path into summary.json)"
-                );
-            }
-        }
-    }
-    if failures == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    }
 }
 
 fn load(name_or_path: Option<&String>) -> Result<Scenario, ScenarioError> {
@@ -428,23 +261,7 @@ fn main() -> ExitCode {
                 Err(e) => fail(exit_for(&e), e),
             }
         }
-        Command::Sweep {
-            scenario,
-            seeds,
-            jobs,
-            param,
-            values,
-            out,
-            metrics,
-        } => sweep(SweepArgs {
-            scenario,
-            seeds,
-            jobs,
-            param,
-            values,
-            out,
-            metrics,
-        }),
+        Command::Sweep(cmd) => sweep_cmd::main(cmd),
         Command::Bench { quick } => {
             print!("{}", bench::bench_report(quick));
             ExitCode::SUCCESS

@@ -303,21 +303,17 @@ fn sweep_over_a_parameter_writes_csv_and_svg() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.contains("2 values x 1 seeds = 2 runs, 0 failed"),
+        text.contains("2 points x 1 seeds = 2 runs, 0 failed"),
         "{text}"
     );
     let csv = std::fs::read_to_string(dir.join("sweep.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[0].starts_with("param,value,seed,status,entrap.detection_rate,economics.cheater_profit_mean,economics.honest_profit_mean,market.clearing_price.mean,jobs.completed"), "{csv}");
+    assert!(lines[0].starts_with("marketplace.providers.cheater_fraction,seed,status,entrap.detection_rate,economics.cheater_profit_mean,economics.honest_profit_mean,market.clearing_price.mean,jobs.completed"), "{csv}");
     for (line, value) in lines[1..].iter().zip(["0.1", "0.3"]) {
         let cells: Vec<&str> = line.split(',').collect();
-        assert_eq!(
-            cells[..4],
-            ["marketplace.providers.cheater_fraction", value, "1", "ok"],
-            "{line}"
-        );
-        for c in &cells[4..9] {
+        assert_eq!(cells[..3], [value, "1", "ok"], "{line}");
+        for c in &cells[3..8] {
             c.parse::<f64>()
                 .unwrap_or_else(|_| panic!("not a number `{c}` in {line}"));
         }

@@ -321,6 +321,7 @@ impl MarketplaceApp {
                 .collect(),
             reputation,
             welfare: g.clearing.stats.welfare.get(),
+            surplus: g.clearing.stats.surplus.get(),
         })));
     }
 }

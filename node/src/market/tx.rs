@@ -429,6 +429,10 @@ pub struct ClearingRecord {
     pub reputation: Vec<Reputation>,
     /// Declared welfare `Σ slots·(bid − ask)` of the mechanism's matches.
     pub welfare: u128,
+    /// The mechanism's budget surplus per compute-second `Σ slots·(buyer
+    /// price − seller price)` (McAfee's trade reduction; zero for strongly
+    /// budget-balanced mechanisms). Lots are priced at the seller price.
+    pub surplus: u128,
 }
 
 /// How one lot settled.

@@ -8,7 +8,7 @@ use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Params};
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
-use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble, Mechanism};
+use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
 use idlegrid_node::client::{ClientNode, TrapPolicy};
 use idlegrid_node::light::{LightCore, LightSetup};
 use idlegrid_node::market::{
@@ -107,6 +107,8 @@ pub struct MarketplaceConfig {
     pub gateways: u32,
     /// Whitewashing providers and honest newcomers (none by default).
     pub sybil: SybilConfig,
+    /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
+    pub mechanism: NamedMechanism,
     /// What a restarted validator remembers: with
     /// [`RestartMode::Store`] (the default) every validator writes its
     /// blocks, commits and ledger checkpoints to a simulated disk and a
@@ -198,6 +200,7 @@ impl Default for MarketplaceConfig {
             replay_command: None,
             gateways: 1,
             sybil: SybilConfig::default(),
+            mechanism: MECHANISMS[0],
             restart: RestartMode::Store,
             lose_unsynced: 0.5,
         }
@@ -716,10 +719,6 @@ pub(crate) fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
     }
 }
 
-fn mechanism() -> Box<dyn Mechanism> {
-    Box::new(KDouble::new(5_000).expect("k = 0.5 is valid"))
-}
-
 /// A validator node of the simulation (its consensus behaviour from the
 /// scenario; validator 0 reports notices to the observer).
 fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
@@ -1173,7 +1172,7 @@ fn setup(
             .map_err(|e| config_err("genesis", e))?,
         rules,
         consensus: cfg.consensus.clone(),
-        mechanism,
+        mechanism: cfg.mechanism.build,
         epoch_secs: 1,
     };
     let committee =
@@ -1460,7 +1459,7 @@ fn report(
             "batches_compared": obs.batches(),
             "validators_compared": cfg.validators,
         }),
-        market: market_json(t, joined),
+        market: market_json(t, joined, cfg.mechanism.name),
         jobs: jobs_json(t),
         entrap: entrap_json(t, &e, detection_rate),
         economics: serde_json::json!({
@@ -1496,7 +1495,7 @@ fn report(
     })
 }
 
-fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
+fn market_json(t: &MarketTally, joined: u64, mechanism: &str) -> serde_json::Value {
     let m = &t.c;
     let wb = &t.welfare;
     let pr = dist(t.prices.clone());
@@ -1506,6 +1505,12 @@ fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
         "volume": m.volume.to_string(),
         "clearing_price": {"mean": pr.mean, "p50": pr.p50, "p90": pr.p90},
         "welfare": m.welfare,
+        // How the clean lots' gains from trade split (clients valued at
+        // their limit price), and the mechanism's declared budget surplus
+        // per compute-second (lots are priced at the seller price).
+        "provider_surplus": m.provider_surplus,
+        "client_surplus": m.client_surplus,
+        "budget_surplus": wb.surplus.to_string(),
         "reprices": m.reprices,
         // Sealed orders whose bond was burned (not revealed in time), and
         // bids re-sealed for unfilled lots.
@@ -1519,7 +1524,7 @@ fn market_json(t: &MarketTally, joined: u64) -> serde_json::Value {
         "welfare_optimal": wb.optimal.map(|o| o.to_string()),
         "efficiency": wb.optimal.filter(|o| *o > 0).map(|o| wb.mechanism as f64 / o as f64),
         "welfare_periods": wb.periods,
-        "mechanism": "k-double (k = 0.5)",
+        "mechanism": mechanism,
     })
 }
 

@@ -111,6 +111,10 @@ pub struct Counts {
     pub referee_reexecutions: u64,
     /// Gains from trade of clean lots.
     pub welfare: f64,
+    /// Providers' share of `welfare`: Σ paid − compute cost.
+    pub provider_surplus: f64,
+    /// Clients' share of `welfare`: Σ limit price × compute − paid.
+    pub client_surplus: f64,
     /// Fresh keys funded by whitewashers.
     pub whitewashes: u64,
     /// Slashed whitewashers that stopped.
@@ -343,10 +347,13 @@ impl MarketTally {
         if matches!(s.outcome, RoundOutcome::Clean)
             && let Some(r) = &run
         {
-            // Gains from trade, valuing useful compute at the limit price.
-            self.c.welfare += (self.max_price as f64 - p.cost_per_second.get() as f64)
-                * r.usage_micros as f64
-                / 1e6;
+            // Gains from trade, valuing useful compute at the limit price,
+            // and how the payment splits them.
+            let seconds = r.usage_micros as f64 / 1e6;
+            let paid = s.paid.get() as f64;
+            self.c.welfare += (self.max_price as f64 - p.cost_per_second.get() as f64) * seconds;
+            self.c.provider_surplus += paid - p.cost_per_second.get() as f64 * seconds;
+            self.c.client_surplus += self.max_price as f64 * seconds - paid;
         }
         if matches!(s.outcome, RoundOutcome::Clean) || s.paid > Amount::ZERO {
             self.c.volume += s.paid.get();

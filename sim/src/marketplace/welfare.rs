@@ -25,6 +25,8 @@ pub struct WelfareBenchmark {
     /// Σ declared welfare of the optimal assignment, `None` once a period
     /// had too many compatible pairs for the exact solver.
     pub optimal: Option<u128>,
+    /// Σ declared budget surplus (`Σ slots·(buyer − seller price)`).
+    pub surplus: u128,
 }
 
 impl Default for WelfareBenchmark {
@@ -33,6 +35,7 @@ impl Default for WelfareBenchmark {
             periods: 0,
             mechanism: 0,
             optimal: Some(0),
+            surplus: 0,
         }
     }
 }
@@ -43,6 +46,7 @@ impl WelfareBenchmark {
     pub fn record(&mut self, r: &ClearingRecord) {
         self.periods += 1;
         self.mechanism = self.mechanism.saturating_add(r.welfare);
+        self.surplus = self.surplus.saturating_add(r.surplus);
         let optimal = self.optimal.and_then(|_| optimum(r));
         self.optimal = self.optimal.zip(optimal).map(|(a, b)| a.saturating_add(b));
     }

@@ -32,6 +32,10 @@ pub struct MarketplaceSection {
     /// Whitewashing providers and honest newcomers (none by default).
     #[serde(default)]
     pub sybil: SybilSection,
+    /// The validators' clearing mechanism, by name: `k_double` (`k = 1/2`,
+    /// the default), `mcafee`, `pay_as_bid` or `pay_as_ask`.
+    #[serde(default = "default_mechanism")]
+    pub mechanism: String,
 }
 
 /// `[marketplace.sybil]`: whitewashers (lazy cheaters that come back under
@@ -164,6 +168,9 @@ pub struct ClientsSection {
     pub max_price: u64,
 }
 
+fn default_mechanism() -> String {
+    idlegrid_market::MECHANISMS[0].name.to_string()
+}
 fn default_stake() -> u64 {
     50_000
 }
@@ -224,6 +231,21 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(())
 }
 
+/// The built-in mechanism called `name`, or an error listing them.
+fn mechanism(name: &str) -> Result<idlegrid_market::NamedMechanism, ScenarioError> {
+    idlegrid_market::mechanism_named(name)
+        .copied()
+        .ok_or_else(|| {
+            invalid(
+                "marketplace.mechanism",
+                format!(
+                    "must be one of {}, got `{name}`",
+                    idlegrid_market::mechanism_names()
+                ),
+            )
+        })
+}
+
 impl Scenario {
     pub(super) fn validate_marketplace(&self) -> Result<(), ScenarioError> {
         let Some(m) = &self.marketplace else {
@@ -248,6 +270,7 @@ impl Scenario {
                 "must be whole seconds for the marketplace",
             ));
         }
+        mechanism(&m.mechanism)?;
         range("marketplace.stake_per_slot", m.stake_per_slot, 1, 1 << 50)?;
         range(
             "marketplace.gateways",
@@ -399,6 +422,7 @@ impl Scenario {
                 join_from_secs: m.sybil.join_from_secs,
                 join_until_secs: m.sybil.join_until_secs,
             },
+            mechanism: mechanism(&m.mechanism)?,
             restart: self.restart_mode(),
             lose_unsynced: self.nodes.lose_unsynced,
         })

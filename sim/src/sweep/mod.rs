@@ -1,12 +1,18 @@
-//! Parameter sweeps (`idlegrid-sim sweep --param`): one scenario run over a
-//! grid of values of one field × seeds, in parallel, with one CSV row per
-//! run (`sweep.csv`) and one SVG per metric against the swept value.
+//! Parameter sweeps (`idlegrid-sim sweep`): one scenario run over a grid
+//! of field values × seeds, in parallel, with one CSV row per run
+//! (`sweep.csv`), the mean and 95 % confidence interval over seeds of every
+//! grid point (`summary.csv`) and one SVG per metric against the first
+//! field ([`output`]). A sweep can be split into disjoint shards run on
+//! different machines and merged into exactly the same outputs
+//! ([`spec`], [`output::merge`]), and written as a Slurm job array
+//! ([`slurm`]).
 //!
-//! The field is named by its dotted TOML path (`marketplace.providers.
+//! A field is named by its dotted TOML path (`marketplace.providers.
 //! cheater_fraction`, `network.loss`, `faults.0.at_ms`) and set in the
 //! parsed document before it is deserialized, so any field works, fields
 //! left to their defaults included; a path that is not a scenario field is
-//! an error naming it.
+//! an error naming it. Metric names are checked against the machine's
+//! summary ([`known`]) before any run.
 //!
 //! ```
 //! use idlegrid_sim::sweep::scenario_with;
@@ -17,11 +23,20 @@
 //! assert!(e.to_string().contains("`marketplace.providers.cheat_rat`"));
 //! ```
 
-use std::path::Path;
+pub mod known;
+pub mod output;
+pub mod series;
+pub mod slurm;
+pub mod spec;
+pub mod table;
+
+pub use output::{ShardManifest, Sweep, merge, svg_name, write_shard, write_sweep};
+pub use spec::{Param, PlotOptions, RunKey, Shard, SweepSpec};
+pub use table::{RunRow, mean_ci95};
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::plot::{SweepPoint, write_sweep_svg};
 use crate::report::Summary;
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{MachineKind, Scenario, ScenarioError};
@@ -156,57 +171,221 @@ fn one_line(msg: &str) -> String {
     msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// One run of a sweep.
-#[derive(Debug)]
-pub struct GridRun {
-    /// The swept value as given (empty for a seed-only sweep).
-    pub value: String,
-    /// The seed.
-    pub seed: u64,
-    /// Its outcome.
-    pub outcome: Result<Summary, RunError>,
+/// Why a sweep cannot run or its shards cannot be merged (each found
+/// before any run, and before any file is written).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SweepError {
+    /// A swept field or value does not fit the scenario.
+    #[error("--param {path} = {value}: {source}")]
+    Field {
+        /// The field.
+        path: String,
+        /// The value.
+        value: String,
+        /// Why.
+        source: ScenarioError,
+    },
+    /// A combination of fields' values the scenario rejects.
+    #[error("{point}: {source}")]
+    Point {
+        /// The fields and values.
+        point: String,
+        /// Why.
+        source: ScenarioError,
+    },
+    /// The grid itself is malformed.
+    #[error("bad grid: {0}")]
+    Grid(String),
+    /// A metric is not in the machine's summary.
+    #[error(
+        "unknown metric `{metric}` for a {machine} scenario (metrics are dotted paths into summary.json; `*` = any behaviour name); valid here: {valid}"
+    )]
+    Metric {
+        /// The name given.
+        metric: String,
+        /// The scenario's machine.
+        machine: &'static str,
+        /// Every valid metric, comma-separated.
+        valid: String,
+    },
+    /// A shard index or count that does not fit.
+    #[error("bad --shard {0}")]
+    Shard(String),
+    /// Shard directories that are not exactly the shards of one sweep.
+    #[error("cannot merge: {0}")]
+    Merge(String),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(String),
 }
 
-/// Runs every `(value, scenario)` variant for every seed on up to `jobs`
-/// threads. Results are ordered by variant, then seed; a failing run does
-/// not stop the others.
-pub fn run_grid(
-    variants: &[(String, Scenario)],
-    scenario_path: Option<&str>,
-    seeds: std::ops::Range<u64>,
-    jobs: usize,
-) -> Vec<GridRun> {
-    let grid: Vec<(usize, u64)> = (0..variants.len())
-        .flat_map(|v| seeds.clone().map(move |s| (v, s)))
+/// Whether summary path `metric` matches `pattern` (`*` = any segment).
+fn matches(pattern: &str, metric: &str) -> bool {
+    let (p, m): (Vec<&str>, Vec<&str>) =
+        (pattern.split('.').collect(), metric.split('.').collect());
+    p.len() == m.len() && p.iter().zip(&m).all(|(p, m)| *p == "*" || p == m)
+}
+
+/// The metric patterns of `machine`'s summary.
+pub fn known_metrics(machine: MachineKind) -> Vec<&'static str> {
+    let specific: &[&[&str]] = match machine {
+        MachineKind::Marketplace => &[known::CONSENSUS, known::STORAGE, known::MARKETPLACE],
+        MachineKind::Consensus => &[known::CONSENSUS, known::STORAGE],
+        MachineKind::Gossip => &[known::GOSSIP],
+        MachineKind::Crashes => &[known::CRASHES],
+    };
+    let specific = specific.iter().flat_map(|l| l.iter());
+    known::COMMON.iter().chain(specific).copied().collect()
+}
+
+/// Checks every metric against `machine`'s summary; the error lists the
+/// valid metrics of the section the name starts with, or every section.
+pub fn check_metrics(machine: MachineKind, metrics: &[String]) -> Result<(), SweepError> {
+    let valid = known_metrics(machine);
+    let Some(m) = metrics
+        .iter()
+        .find(|m| !valid.iter().any(|p| matches(p, m)))
+    else {
+        return Ok(());
+    };
+    let section = |p: &str| p.split('.').next().unwrap_or_default().to_string();
+    let same: Vec<&str> = valid
+        .iter()
+        .copied()
+        .filter(|p| p.contains('.') && section(p) == section(m))
         .collect();
+    let valid = if same.is_empty() {
+        let mut top: Vec<String> = valid
+            .iter()
+            .map(|p| {
+                if p.contains('.') {
+                    format!("{}.…", section(p))
+                } else {
+                    p.to_string()
+                }
+            })
+            .collect();
+        top.dedup();
+        top.join(", ")
+    } else {
+        same.join(", ")
+    };
+    Err(SweepError::Metric {
+        metric: m.clone(),
+        machine: machine.name(),
+        valid,
+    })
+}
+
+/// The scenario of every grid point of `spec` (in [`SweepSpec::points`]
+/// order), each validated: first every field with each of its values
+/// alone (the error names the field), then every combination.
+pub fn variants(spec: &SweepSpec) -> Result<Vec<Scenario>, SweepError> {
+    spec.check()?;
+    let text = &spec.scenario_text;
+    for p in &spec.params {
+        for v in &p.values {
+            scenario_with(text, &p.path, v.trim()).map_err(|source| SweepError::Field {
+                path: p.path.clone(),
+                value: v.clone(),
+                source,
+            })?;
+        }
+    }
+    spec.points()
+        .iter()
+        .map(|point| {
+            let mut doc: toml::Value =
+                toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
+            for (p, v) in spec.params.iter().zip(point) {
+                set_param(&mut doc, &p.path, v.trim())?;
+            }
+            Scenario::from_toml(doc)
+        })
+        .enumerate()
+        .map(|(i, r)| {
+            r.map_err(|source| SweepError::Point {
+                point: spec.describe(i),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// One run of a sweep and its outcome.
+#[derive(Debug)]
+pub struct GridRun {
+    /// Which run.
+    pub key: RunKey,
+    /// Its outcome.
+    pub outcome: Result<Summary, RunError>,
+    /// Its per-second series as CSV (`marketplace.csv` for the marketplace,
+    /// else `timeseries.csv`), when asked for.
+    pub series: Option<String>,
+}
+
+impl GridRun {
+    /// Its row: the metrics of `spec` from the summary, or failed.
+    pub fn row(&self, spec: &SweepSpec) -> RunRow {
+        match &self.outcome {
+            Ok(s) => {
+                let json = serde_json::to_value(s).unwrap_or_default();
+                RunRow {
+                    key: self.key,
+                    metrics: Some(spec.metrics.iter().map(|m| metric(&json, m)).collect()),
+                    digest: s.run_digest.clone(),
+                }
+            }
+            Err(_) => RunRow {
+                key: self.key,
+                metrics: None,
+                digest: String::new(),
+            },
+        }
+    }
+}
+
+/// Runs `keys` (scenario `variants[key.point]` with `key.seed`) on up to
+/// `jobs` threads, keeping each run's series if `series`. Results are in
+/// key order; a failing run does not stop the others.
+pub fn run_grid(
+    variants: &[Scenario],
+    keys: &[RunKey],
+    scenario_path: Option<&str>,
+    jobs: usize,
+    series: bool,
+) -> Vec<GridRun> {
     let next = AtomicUsize::new(0);
-    let results = Mutex::new(Vec::with_capacity(grid.len()));
+    let results = Mutex::new(Vec::with_capacity(keys.len()));
     std::thread::scope(|scope| {
-        for _ in 0..jobs.clamp(1, 64).min(grid.len().max(1)) {
+        for _ in 0..jobs.clamp(1, 64).min(keys.len().max(1)) {
             scope.spawn(|| {
-                while let Some(&(v, seed)) = grid.get(next.fetch_add(1, Ordering::Relaxed)) {
+                while let Some(&key) = keys.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let opts = RunOptions {
-                        seed: Some(seed),
+                        seed: Some(key.seed),
                         scenario_path: scenario_path.map(str::to_string),
                         progress: false,
                     };
-                    let outcome = runner::run(&variants[v].1, &opts).map(|o| o.summary);
+                    let out = runner::run(&variants[key.point], &opts);
+                    let kept = out.as_ref().ok().filter(|_| series).map(|o| {
+                        o.market_series
+                            .as_ref()
+                            .map_or_else(|| o.csv.clone(), |m| m.to_csv())
+                    });
                     let run = GridRun {
-                        value: variants[v].0.clone(),
-                        seed,
-                        outcome,
+                        key,
+                        outcome: out.map(|o| o.summary),
+                        series: kept,
                     };
-                    results
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .push((v, run));
+                    results.lock().unwrap_or_else(|e| e.into_inner()).push(run);
                 }
             });
         }
     });
     let mut out = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    out.sort_by_key(|(v, r)| (*v, r.seed));
-    out.into_iter().map(|(_, r)| r).collect()
+    out.sort_by_key(|r| r.key);
+    out
 }
 
 /// The number at dotted `path` in a summary (strings holding numbers, such
@@ -219,89 +398,6 @@ pub fn metric(summary: &serde_json::Value, path: &str) -> Option<f64> {
         serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
         _ => None,
     }
-}
-
-/// `sweep.csv`: `param,value,seed,status,<metrics…>,run_digest`, one row per
-/// run (metrics empty for a failed run or a metric the summary lacks).
-pub fn csv(param: &str, runs: &[GridRun], metrics: &[String]) -> String {
-    let mut out = format!("param,value,seed,status,{},run_digest\n", metrics.join(","));
-    for r in runs {
-        let (status, cells, digest) = match &r.outcome {
-            Ok(s) => {
-                let json = serde_json::to_value(s).unwrap_or_default();
-                let cells: Vec<String> = metrics
-                    .iter()
-                    .map(|m| metric(&json, m).map(|x| x.to_string()).unwrap_or_default())
-                    .collect();
-                ("ok", cells, s.run_digest.clone())
-            }
-            Err(_) => ("failed", vec![String::new(); metrics.len()], String::new()),
-        };
-        out += &format!(
-            "{param},{},{},{status},{},{digest}\n",
-            r.value,
-            r.seed,
-            cells.join(",")
-        );
-    }
-    out
-}
-
-/// The file name of a metric's plot (`entrap.detection_rate` →
-/// `entrap_detection_rate.svg`).
-pub fn svg_name(metric: &str) -> String {
-    let stem: String = metric
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    format!("{stem}.svg")
-}
-
-/// Writes one SVG per metric (mean over seeds with min/max whiskers against
-/// the swept value) into `dir`; returns the files written. Values that are
-/// all numbers are placed at their value, others evenly in the given order.
-/// A metric no successful run reports is skipped.
-pub fn write_plots(
-    dir: &Path,
-    scenario: &str,
-    param: &str,
-    values: &[String],
-    runs: &[GridRun],
-    metrics: &[String],
-) -> std::io::Result<Vec<std::path::PathBuf>> {
-    let numeric: Option<Vec<f64>> = values.iter().map(|v| v.trim().parse().ok()).collect();
-    let jsons: Vec<(&str, serde_json::Value)> = runs
-        .iter()
-        .filter_map(|r| {
-            let s = r.outcome.as_ref().ok()?;
-            Some((r.value.as_str(), serde_json::to_value(s).ok()?))
-        })
-        .collect();
-    let mut written = Vec::new();
-    for m in metrics {
-        let points: Vec<SweepPoint> = values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| SweepPoint {
-                x: numeric.as_ref().map_or(i as f64, |n| n[i]),
-                label: v.clone(),
-                values: jsons
-                    .iter()
-                    .filter(|(val, _)| val == v)
-                    .filter_map(|(_, j)| metric(j, m))
-                    .collect(),
-            })
-            .collect();
-        if points.iter().all(|p| p.values.is_empty()) {
-            continue;
-        }
-        let path = dir.join(svg_name(m));
-        let seeds = runs.iter().filter(|r| r.value == values[0]).count();
-        let title = format!("{scenario}: {m} vs {param} ({seeds} seeds)");
-        write_sweep_svg(&path, &title, param, m, &points)?;
-        written.push(path);
-    }
-    Ok(written)
 }
 
 #[cfg(test)]
