@@ -194,10 +194,10 @@ impl Replicas {
 
     /// Validator `i` reported commit `index`.
     pub fn on_commit(&mut self, i: usize, index: u64) -> Result<(), Violation> {
-        let Some(last) = self.last_reported.get(i).copied() else {
+        if i >= self.tracked.len() {
             return Ok(());
-        };
-        if let (Some(last), true) = (last, self.tracked[i]) {
+        }
+        if let (Some(last), true) = (self.last_reported[i], self.tracked[i]) {
             if index <= last {
                 return Err(Violation::new(
                     "no-committed-transaction-lost",
