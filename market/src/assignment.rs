@@ -156,7 +156,7 @@ impl Mechanism for GreedyAssignment {
                 j = alive.find(j + 1);
             }
         }
-        out.finish(&live)
+        out.finish(live.asks.len(), live.bids.len())
     }
 }
 
@@ -182,7 +182,7 @@ impl Mechanism for OptimalAssignment {
             let p = pair_price(&asks[ai], &bids[bi], self.split_bps)?;
             out.push(ai, bi, slots, p, p)?;
         }
-        out.finish(&live)
+        out.finish(live.asks.len(), live.bids.len())
     }
 }
 

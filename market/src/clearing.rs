@@ -152,6 +152,32 @@ pub fn prepare(
     bids: &[Bid],
     ctx: &ClearingContext<'_>,
 ) -> Result<Prepared, MarketError> {
+    let mut p = Prepared {
+        asks: Vec::with_capacity(asks.len()),
+        bids: Vec::with_capacity(bids.len()),
+        expired: 0,
+    };
+    p.expired = prepare_with(
+        asks,
+        bids,
+        ctx,
+        |i, _| p.asks.push(i),
+        |i, _| p.bids.push(i),
+    )?;
+    Ok(p)
+}
+
+/// [`prepare`] with a visitor instead of index lists: `on_ask(i, &asks[i])`
+/// for every live ask and `on_bid` for every live bid, in input order, in
+/// the same single pass that validates them; returns the number expired.
+/// On error the visitors may have seen some orders: discard what they built.
+pub(crate) fn prepare_with(
+    asks: &[Ask],
+    bids: &[Bid],
+    ctx: &ClearingContext<'_>,
+    mut on_ask: impl FnMut(u32, &Ask),
+    mut on_bid: impl FnMut(u32, &Bid),
+) -> Result<u64, MarketError> {
     let total = asks.len().saturating_add(bids.len());
     let max = ctx.limits.max_batch_orders.min(u32::MAX as usize);
     if total > max {
@@ -160,45 +186,68 @@ pub fn prepare(
             max,
         });
     }
+    // One pass per side: shape, id and liveness (orders are large; each
+    // extra pass over them costs as much as the sort that follows).
     let mut ids = Vec::with_capacity(total);
-    for a in asks {
+    let mut expired = 0u64;
+    // Indices fit in u32: total <= u32::MAX was checked above.
+    for (i, a) in asks.iter().enumerate() {
         a.validate_shape(&ctx.limits)?;
         ids.push(a.id.get());
+        if a.is_live(ctx.now) {
+            on_ask(i as u32, a);
+        } else {
+            expired += 1;
+        }
     }
-    for b in bids {
+    for (i, b) in bids.iter().enumerate() {
         b.validate_shape(&ctx.limits)?;
         ids.push(b.id.get());
+        if b.is_live(ctx.now) {
+            on_bid(i as u32, b);
+        } else {
+            expired += 1;
+        }
     }
     if let Some(dup) = first_duplicate(ids) {
         return Err(MarketError::DuplicateOrderId(OrderId::new(dup)));
     }
-    let mut p = Prepared {
-        asks: Vec::with_capacity(asks.len()),
-        bids: Vec::with_capacity(bids.len()),
-        expired: 0,
-    };
-    // Indices fit in u32: total <= u32::MAX was checked above.
-    for (i, a) in asks.iter().enumerate() {
-        if a.is_live(ctx.now) {
-            p.asks.push(i as u32);
-        } else {
-            p.expired += 1;
-        }
-    }
-    for (i, b) in bids.iter().enumerate() {
-        if b.is_live(ctx.now) {
-            p.bids.push(i as u32);
-        } else {
-            p.expired += 1;
-        }
-    }
-    Ok(p)
+    Ok(expired)
 }
 
-/// The smallest id occurring twice, if any. An LSD radix sort on bytes,
-/// skipping bytes that are equal in every id (small ids sort in 2–3
-/// passes), then a scan for neighbours.
-fn first_duplicate(mut ids: Vec<u64>) -> Option<u64> {
+/// The smallest id occurring twice, if any. Dense ids (a range at most 64
+/// times their number, the usual case of sequential ids) are checked with
+/// a bitmap in one pass; others by an LSD radix sort on bytes, skipping
+/// bytes that are equal in every id, then a scan for neighbours.
+fn first_duplicate(ids: Vec<u64>) -> Option<u64> {
+    let (Some(&lo), Some(&hi)) = (ids.iter().min(), ids.iter().max()) else {
+        return None;
+    };
+    let span = hi - lo;
+    if span / 64 <= ids.len() as u64 {
+        return first_duplicate_dense(&ids, lo, span);
+    }
+    first_duplicate_sorted(ids)
+}
+
+/// [`first_duplicate`] for ids in `lo..=lo + span`, `span / 64 <= ids.len()`.
+fn first_duplicate_dense(ids: &[u64], lo: u64, span: u64) -> Option<u64> {
+    // span / 64 + 1 words: at most ids.len() + 1, already allocated once.
+    let mut seen = vec![0u64; (span / 64 + 1) as usize];
+    let mut smallest: Option<u64> = None;
+    for &x in ids {
+        let off = x - lo;
+        let (word, bit) = ((off / 64) as usize, 1u64 << (off % 64));
+        if seen[word] & bit != 0 {
+            smallest = Some(smallest.map_or(x, |s| s.min(x)));
+        }
+        seen[word] |= bit;
+    }
+    smallest
+}
+
+/// [`first_duplicate`] by sorting.
+fn first_duplicate_sorted(mut ids: Vec<u64>) -> Option<u64> {
     let mut tmp = vec![0u64; ids.len()];
     let (or, and) = ids
         .iter()
@@ -232,6 +281,8 @@ pub(crate) struct ClearingBuilder<'a> {
     bids: &'a [Bid],
     ask_matched: Vec<bool>,
     bid_matched: Vec<bool>,
+    /// Distinct asks and bids with at least one match.
+    matched: (u64, u64),
     out: Clearing,
 }
 
@@ -242,6 +293,7 @@ impl<'a> ClearingBuilder<'a> {
             bids,
             ask_matched: vec![false; asks.len()],
             bid_matched: vec![false; bids.len()],
+            matched: (0, 0),
             out: Clearing {
                 matches: Vec::new(),
                 stats: ClearingStats {
@@ -250,6 +302,11 @@ impl<'a> ClearingBuilder<'a> {
                 },
             },
         }
+    }
+
+    /// Makes room for `n` more matches (a bound the caller knows).
+    pub fn reserve(&mut self, n: usize) {
+        self.out.matches.reserve(n);
     }
 
     /// Records a trade of `slots` between `asks[ai]` and `bids[bi]`.
@@ -266,8 +323,8 @@ impl<'a> ClearingBuilder<'a> {
         assert!(slots > 0);
         assert!(a.price <= seller_price && seller_price <= buyer_price);
         assert!(buyer_price <= b.max_price);
-        self.ask_matched[ai] = true;
-        self.bid_matched[bi] = true;
+        self.matched.0 += u64::from(!core::mem::replace(&mut self.ask_matched[ai], true));
+        self.matched.1 += u64::from(!core::mem::replace(&mut self.bid_matched[bi], true));
         let n = u128::from(slots);
         let s = &mut self.out.stats;
         s.volume_slots = s.volume_slots.saturating_add(u64::from(slots));
@@ -295,19 +352,14 @@ impl<'a> ClearingBuilder<'a> {
         Ok(())
     }
 
-    pub fn finish(mut self, live: &Prepared) -> Result<Clearing, MarketError> {
+    /// The clearing, given how many asks and bids were live (every matched
+    /// order is live, so the rest of them went unmatched).
+    pub fn finish(mut self, live_asks: usize, live_bids: usize) -> Result<Clearing, MarketError> {
         let s = &mut self.out.stats;
         s.surplus = s.buyer_payments.saturating_sub(s.seller_receipts);
-        s.unmatched_asks = live
-            .asks
-            .iter()
-            .filter(|&&i| !self.ask_matched[i as usize])
-            .count() as u64;
-        s.unmatched_bids = live
-            .bids
-            .iter()
-            .filter(|&&i| !self.bid_matched[i as usize])
-            .count() as u64;
+        assert!(self.matched.0 <= live_asks as u64 && self.matched.1 <= live_bids as u64);
+        s.unmatched_asks = live_asks as u64 - self.matched.0;
+        s.unmatched_bids = live_bids as u64 - self.matched.1;
         Ok(self.out)
     }
 }
@@ -328,6 +380,23 @@ pub(crate) fn ask_reputations(
 #[cfg(test)]
 mod tests {
     use super::first_duplicate;
+    use idlegrid_primitives::RngCore;
+
+    #[test]
+    fn dense_and_sparse_duplicate_scans_agree() {
+        use super::{first_duplicate_dense, first_duplicate_sorted};
+        let mut rng = idlegrid_primitives::Seed::from_u64(5).rng();
+        for round in 0..200u64 {
+            let n = 1 + (rng.next_u64() % 300) as usize;
+            let range = 1 + rng.next_u64() % (n as u64 * (1 + round % 80));
+            let base = rng.next_u64() % (u64::MAX - range);
+            let ids: Vec<u64> = (0..n).map(|_| base + rng.next_u64() % range).collect();
+            let sorted = first_duplicate_sorted(ids.clone());
+            assert_eq!(first_duplicate(ids.clone()), sorted);
+            let (lo, hi) = (*ids.iter().min().unwrap(), *ids.iter().max().unwrap());
+            assert_eq!(first_duplicate_dense(&ids, lo, hi - lo), sorted);
+        }
+    }
 
     #[test]
     fn radix_duplicate_scan() {

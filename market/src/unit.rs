@@ -24,10 +24,14 @@
 
 use idlegrid_primitives::Amount;
 
-use crate::clearing::{Clearing, ClearingBuilder, ClearingContext, Mechanism, prepare};
+use std::collections::BTreeSet;
+
+use crate::clearing::{Clearing, ClearingBuilder, ClearingContext, Mechanism, prepare_with};
 use crate::error::MarketError;
 use crate::order::{Ask, Bid, compatible};
-use crate::types::{ExecutorKind, MAX_REGIONS, OrderId, Reputation, ReputationLookup};
+use crate::types::{
+    ExecutorKind, ExecutorSet, MAX_REGIONS, OrderId, RegionSet, Reputation, ReputationLookup,
+};
 
 /// McAfee's trade-reduction double auction (McAfee 1992).
 ///
@@ -253,10 +257,19 @@ fn clear_units(
     bids: &[Bid],
     ctx: &ClearingContext<'_>,
 ) -> Result<Clearing, MarketError> {
-    let live = prepare(asks, bids, ctx)?;
-    let mut out = ClearingBuilder::new(asks, bids, live.expired);
-    for (ca, cb) in partition(asks, bids, &live.asks, &live.bids) {
-        let (bu, su) = sorted_units(asks, bids, &ca, &cb);
+    let mut sa = SideUnits::with_capacity(asks.len());
+    let mut sb = SideUnits::with_capacity(bids.len());
+    let expired = prepare_with(
+        asks,
+        bids,
+        ctx,
+        |i, a| sa.push_ask(i, a),
+        |i, b| sb.push_bid(i, b),
+    )?;
+    let live = (sa.units.len(), sb.units.len());
+    let mut out = ClearingBuilder::new(asks, bids, expired);
+    for (mut su, mut bu) in partition(sa, sb) {
+        sort_sides(&mut bu, &mut su);
         let be = breakeven(&bu, &su);
         if be.k == 0 {
             continue;
@@ -274,34 +287,42 @@ fn clear_units(
             &mut out,
         )?;
     }
-    out.finish(&live)
+    out.finish(live.0, live.1)
+}
+
+impl Unit {
+    fn of_ask(idx: u32, a: &Ask) -> Self {
+        Self {
+            price: a.price,
+            id: a.id,
+            idx,
+            slots: a.slots.get(),
+        }
+    }
+    fn of_bid(idx: u32, b: &Bid) -> Self {
+        Self {
+            price: b.max_price,
+            id: b.id,
+            idx,
+            slots: b.slots.get(),
+        }
+    }
 }
 
 /// Asks by price ascending, bids by price descending, ties by order id.
-fn sorted_units(asks: &[Ask], bids: &[Bid], ca: &[u32], cb: &[u32]) -> (Vec<Unit>, Vec<Unit>) {
-    let unit = |idx: u32, price: Amount, id: OrderId, slots: u32| Unit {
-        price,
-        id,
-        idx,
-        slots,
-    };
-    let mut su: Vec<Unit> = ca
-        .iter()
-        .map(|&i| {
-            let a = &asks[i as usize];
-            unit(i, a.price, a.id, a.slots.get())
-        })
-        .collect();
-    let mut bu: Vec<Unit> = cb
-        .iter()
-        .map(|&i| {
-            let b = &bids[i as usize];
-            unit(i, b.max_price, b.id, b.slots.get())
-        })
-        .collect();
-    su.sort_unstable_by(|x, y| x.price.cmp(&y.price).then(x.id.cmp(&y.id)));
-    bu.sort_unstable_by(|x, y| y.price.cmp(&x.price).then(x.id.cmp(&y.id)));
-    (bu, su)
+///
+/// When every price fits in 64 bits (always, in practice) the two keys are
+/// packed into one `u128`, so each comparison is a single integer compare.
+fn sort_sides(bu: &mut [Unit], su: &mut [Unit]) {
+    let small = |side: &[Unit]| side.iter().all(|u| u.price.get() <= u128::from(u64::MAX));
+    if small(bu) && small(su) {
+        let id = |u: &Unit| u128::from(u.id.get());
+        su.sort_unstable_by_key(|u| (u.price.get() << 64) | id(u));
+        bu.sort_unstable_by_key(|u| ((u128::from(u64::MAX) - u.price.get()) << 64) | id(u));
+    } else {
+        su.sort_unstable_by(|x, y| x.price.cmp(&y.price).then(x.id.cmp(&y.id)));
+        bu.sort_unstable_by(|x, y| y.price.cmp(&x.price).then(x.id.cmp(&y.id)));
+    }
 }
 
 /// The first `units` units of a sorted side as (order index, quantity).
@@ -335,6 +356,8 @@ fn pair_winners(
 ) -> Result<(), MarketError> {
     let wb = take_units(bu, units);
     let mut wa = take_units(su, units);
+    // Usually every winner trades, each with at least one match.
+    out.reserve(wb.len().max(wa.len()));
     // Reputation is only needed for winning asks.
     let reps: Vec<Reputation> = wa
         .iter()
@@ -425,67 +448,97 @@ fn uf_union(p: &mut [usize; LANES], a: usize, b: usize) {
     p[hi] = lo;
 }
 
-/// Splits live orders into independent components of the
-/// (region × executor kind) lane graph, in ascending lane order.
-fn partition(asks: &[Ask], bids: &[Bid], la: &[u32], lb: &[u32]) -> Vec<(Vec<u32>, Vec<u32>)> {
+/// One side's live orders as units, gathered in the validating pass so
+/// that nothing after it reads the (large) orders again until matching.
+#[derive(Default)]
+struct SideUnits {
+    units: Vec<Unit>,
+    /// Each unit's anchor lane (its first region × executor pair).
+    anchors: Vec<u8>,
+    /// The distinct lane keys seen: (region or region bits, executor bits).
+    keys: BTreeSet<(u64, u8)>,
+    last_key: Option<(u64, u8)>,
+}
+
+impl SideUnits {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            units: Vec::with_capacity(n),
+            anchors: Vec::with_capacity(n),
+            ..Self::default()
+        }
+    }
+    fn note_key(&mut self, key: (u64, u8)) {
+        // Consecutive repeats (the common case) skip the set.
+        if self.last_key != Some(key) {
+            self.keys.insert(key);
+            self.last_key = Some(key);
+        }
+    }
+    fn push_ask(&mut self, i: u32, a: &Ask) {
+        // Validated: executors non-empty, region < MAX_REGIONS.
+        let e = a.executors.iter().next().unwrap_or(ExecutorKind::Wasm);
+        self.note_key((u64::from(a.region.get()), a.executors.bits()));
+        self.anchors.push(lane(a.region.get(), e) as u8);
+        self.units.push(Unit::of_ask(i, a));
+    }
+    fn push_bid(&mut self, i: u32, b: &Bid) {
+        // Validated: regions non-empty.
+        let r = b.regions.bits().trailing_zeros().min(63) as u8;
+        self.note_key((b.regions.bits(), b.executor.index() as u8));
+        self.anchors.push(lane(r, b.executor) as u8);
+        self.units.push(Unit::of_bid(i, b));
+    }
+}
+
+/// Joins the lanes an ask's executor set or a bid's region set connects.
+fn lane_components(sa: &SideUnits, sb: &SideUnits) -> [usize; LANES] {
     let mut p = [0usize; LANES];
     for (i, x) in p.iter_mut().enumerate() {
         *x = i;
     }
-    // Distinct lane keys; consecutive repeats (the common case) are skipped
-    // before touching the set.
-    let mut ask_keys = std::collections::BTreeSet::new();
-    let mut last = None;
-    for &i in la {
-        let a = &asks[i as usize];
-        let key = (a.region.get(), a.executors.bits());
-        if last != Some(key) {
-            ask_keys.insert(key);
-            last = Some(key);
-        }
-    }
-    let mut bid_keys = std::collections::BTreeSet::new();
-    let mut last = None;
-    for &i in lb {
-        let b = &bids[i as usize];
-        let key = (b.regions.bits(), b.executor);
-        if last != Some(key) {
-            bid_keys.insert(key);
-            last = Some(key);
-        }
-    }
-    for &(r, bits) in &ask_keys {
-        let set = crate::types::ExecutorSet::from_bits(bits);
-        let mut it = set.iter();
+    for &(r, bits) in &sa.keys {
+        let mut it = ExecutorSet::from_bits(bits).iter();
         if let Some(first) = it.next() {
             for e in it {
-                uf_union(&mut p, lane(r, first), lane(r, e));
+                uf_union(&mut p, lane(r as u8, first), lane(r as u8, e));
             }
         }
     }
-    for &(bits, e) in &bid_keys {
-        let set = crate::types::RegionSet::from_bits(bits);
-        let mut it = set.iter();
+    for &(bits, e) in &sb.keys {
+        let e = ExecutorKind::ALL[usize::from(e)];
+        let mut it = RegionSet::from_bits(bits).iter();
         if let Some(first) = it.next() {
             for r in it {
                 uf_union(&mut p, lane(first.get(), e), lane(r.get(), e));
             }
         }
     }
-    let mut buckets: Vec<(Vec<u32>, Vec<u32>)> = vec![(Vec::new(), Vec::new()); LANES];
-    for &i in la {
-        let a = &asks[i as usize];
-        // Validated: executors non-empty, region < MAX_REGIONS.
-        let e = a.executors.iter().next().unwrap_or(ExecutorKind::Wasm);
-        let root = uf_find(&mut p, lane(a.region.get(), e));
-        buckets[root].0.push(i);
+    for x in 0..LANES {
+        p[x] = uf_find(&mut p, x);
     }
-    for &i in lb {
-        let b = &bids[i as usize];
-        // Validated: regions non-empty.
-        let r = b.regions.bits().trailing_zeros().min(63) as u8;
-        let root = uf_find(&mut p, lane(r, b.executor));
-        buckets[root].1.push(i);
+    p
+}
+
+/// Splits live orders into independent components of the
+/// (region × executor kind) lane graph, in ascending lane order, as
+/// unsorted (asks, bids) units. One component (the common case) moves the
+/// gathered units without copying them.
+fn partition(sa: SideUnits, sb: SideUnits) -> Vec<(Vec<Unit>, Vec<Unit>)> {
+    let root = lane_components(&sa, &sb);
+    let single = |s: &SideUnits| s.anchors.first().map(|&l| root[usize::from(l)]);
+    if let (Some(ra), Some(rb)) = (single(&sa), single(&sb)) {
+        let same = |s: &SideUnits| s.anchors.iter().all(|&l| root[usize::from(l)] == ra);
+        if ra == rb && same(&sa) && same(&sb) {
+            return vec![(sa.units, sb.units)];
+        }
+    }
+    let mut buckets: Vec<(Vec<Unit>, Vec<Unit>)> = vec![(Vec::new(), Vec::new()); LANES];
+    for (u, &l) in sa.units.into_iter().zip(&sa.anchors) {
+        buckets[root[usize::from(l)]].0.push(u);
+    }
+    for (u, &l) in sb.units.into_iter().zip(&sb.anchors) {
+        buckets[root[usize::from(l)]].1.push(u);
     }
     buckets
         .into_iter()
