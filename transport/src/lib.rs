@@ -100,7 +100,7 @@
 //!
 //! Nothing here is hand-written: schnorrkel signatures (identities, via
 //! `idlegrid-primitives`), x25519-dalek ephemeral Diffie-Hellman,
-//! RustCrypto's ChaCha20-Poly1305 AEAD, and blake3's `derive_key` as the KDF
+//! ring's ChaCha20-Poly1305 AEAD (BoringSSL's assembly), and blake3's `derive_key` as the KDF
 //! for session keys and rekeying, each with its own context string.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
