@@ -69,10 +69,48 @@ pub fn decode<T: Serialize + DeserializeOwned>(
     if !rest.is_empty() {
         return Err(DecodeError::TrailingBytes(rest.len()));
     }
-    if encode(&value) != bytes {
+    if !encodes_to(&value, bytes) {
         return Err(DecodeError::NonCanonical);
     }
     Ok(value)
+}
+
+/// Whether `value`'s canonical encoding is exactly `bytes`: serializes
+/// against them byte by byte, with no allocation, stopping at the first
+/// difference.
+fn encodes_to<T: Serialize + ?Sized>(value: &T, bytes: &[u8]) -> bool {
+    postcard::serialize_with_flavor(value, Compare { rest: bytes }).is_ok()
+}
+
+/// A postcard flavor that matches the output against expected bytes.
+struct Compare<'a> {
+    rest: &'a [u8],
+}
+
+impl postcard::ser_flavors::Flavor for Compare<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        match self.rest.split_at_checked(data.len()) {
+            Some((head, tail)) if head == data => {
+                self.rest = tail;
+                Ok(())
+            }
+            _ => Err(postcard::Error::SerializeBufferFull),
+        }
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(postcard::Error::SerializeBufferFull)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +132,31 @@ mod tests {
         assert!(decode::<u32>(&[0x85, 0x00], 16).is_err());
         // A boolean must be 0 or 1.
         assert!(decode::<bool>(&[2], 16).is_err());
+    }
+
+    proptest::proptest! {
+        /// The allocation-free canonical check agrees with comparing a
+        /// fresh encoding, on the encoding itself and on every cut,
+        /// extension and one-byte change of it.
+        #[test]
+        fn compare_flavor_agrees_with_reencoding(
+            v in proptest::prelude::any::<(u64, Vec<u8>, Option<String>, i32)>(),
+            cut in 0usize..64,
+            at in 0usize..64,
+            x in 1u8..=255,
+        ) {
+            let enc = encode(&v);
+            proptest::prop_assert!(encodes_to(&v, &enc));
+            let shorter = &enc[..enc.len().saturating_sub(cut % (enc.len() + 1)).min(enc.len())];
+            proptest::prop_assert_eq!(encodes_to(&v, shorter), shorter == &enc[..]);
+            let mut longer = enc.clone();
+            longer.push(x);
+            proptest::prop_assert!(!encodes_to(&v, &longer));
+            let mut flipped = enc.clone();
+            let i = at % flipped.len();
+            flipped[i] ^= x;
+            proptest::prop_assert!(!encodes_to(&v, &flipped));
+        }
     }
 
     #[test]
