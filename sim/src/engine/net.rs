@@ -36,12 +36,20 @@ pub(super) struct Transfer<Msg> {
     jitter: Duration,
 }
 
+/// CPU time a received message costs its recipient.
+pub(super) type CpuCostFn<Msg> = Box<dyn Fn(&Msg) -> Duration>;
+
 pub(super) enum Event<Msg> {
     Deliver(InFlight<Msg>),
     /// The next transfer of the max-min fair model ends (stale when its
     /// generation is not the latest).
-    TransferDone { generation: u64 },
-    Timer { node: NodeIndex, generation: u64 },
+    TransferDone {
+        generation: u64,
+    },
+    Timer {
+        node: NodeIndex,
+        generation: u64,
+    },
     Fault(Fault),
 }
 
@@ -77,7 +85,7 @@ pub(super) struct Net<Msg> {
     pub(super) fingerprint_of: Option<fn(&Msg) -> Digest>,
     /// CPU time a received message costs its recipient (see
     /// `Simulation::set_cpu_cost`).
-    pub(super) cpu_cost: Option<Box<dyn Fn(&Msg) -> Duration>>,
+    pub(super) cpu_cost: Option<CpuCostFn<Msg>>,
     /// When each node's CPU is next free.
     pub(super) cpu_free_at: Vec<Timestamp>,
 }

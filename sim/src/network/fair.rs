@@ -241,8 +241,8 @@ pub fn max_min_rates(
             if let Some(o) = links[k].iter().flatten().copied().find(|&o| o != r) {
                 cap[o] = cap[o].saturating_sub(share);
                 count[o] -= 1;
-                if count[o] > 0 {
-                    heap.push(std::cmp::Reverse((cap[o] / count[o], o)));
+                if let Some(share) = cap[o].checked_div(count[o]) {
+                    heap.push(std::cmp::Reverse((share, o)));
                 }
             }
         }
@@ -262,10 +262,11 @@ mod tests {
     #[test]
     fn two_flows_into_one_downlink_share_it_equally() {
         // Nodes 0 and 1 upload at 100 Mbit/s into node 2's 10 Mbit/s.
-        let rates = max_min_rates(&mbps(&[100, 100, 100]), &mbps(&[100, 100, 10]), [
-            (0, 2),
-            (1, 2),
-        ]);
+        let rates = max_min_rates(
+            &mbps(&[100, 100, 100]),
+            &mbps(&[100, 100, 10]),
+            [(0, 2), (1, 2)],
+        );
         assert_eq!(rates, vec![5_000_000, 5_000_000]);
     }
 
@@ -273,10 +274,11 @@ mod tests {
     fn a_flow_limited_elsewhere_leaves_its_share_to_the_other() {
         // Node 0's uplink (2 Mbit/s) limits 0 → 2, so 1 → 2 gets the other
         // 8 Mbit/s of node 2's downlink, not an equal 5.
-        let rates = max_min_rates(&mbps(&[2, 100, 100]), &mbps(&[100, 100, 10]), [
-            (0, 2),
-            (1, 2),
-        ]);
+        let rates = max_min_rates(
+            &mbps(&[2, 100, 100]),
+            &mbps(&[100, 100, 10]),
+            [(0, 2), (1, 2)],
+        );
         assert_eq!(rates, vec![2_000_000, 8_000_000]);
     }
 
@@ -454,7 +456,10 @@ mod tests {
         let up = vec![Bandwidth::from_mbps(10), Bandwidth::from_mbps(10)];
         let down = vec![Bandwidth::from_mbps(4), Bandwidth::from_mbps(4)];
         let mut fs = FairShare::new(up, down);
-        assert!(fs.push(Timestamp::from_millis(5), 0, 1, 50_000, ()).is_none());
+        assert!(
+            fs.push(Timestamp::from_millis(5), 0, 1, 50_000, ())
+                .is_none()
+        );
         assert_eq!(fs.rate(0, 1), Some(4_000_000));
         assert_eq!(fs.next_completion(), Some(Timestamp::from_millis(105)));
         assert!(fs.complete(Timestamp::from_millis(104)).is_empty());
@@ -466,11 +471,18 @@ mod tests {
         // 8 Mbit/s downlink at 2; 0 → 2 sends 2 000 bytes (2 ms alone); at
         // 1 ms 1 → 2 joins: 1 000 bytes left at 4 Mbit/s = 2 ms more.
         let up = vec![Bandwidth::UNLIMITED; 3];
-        let down = vec![Bandwidth::UNLIMITED, Bandwidth::UNLIMITED, Bandwidth::from_mbps(8)];
+        let down = vec![
+            Bandwidth::UNLIMITED,
+            Bandwidth::UNLIMITED,
+            Bandwidth::from_mbps(8),
+        ];
         let mut fs = FairShare::new(up, down);
         assert!(fs.push(Timestamp::ZERO, 0, 2, 2_000, 'a').is_none());
         assert_eq!(fs.next_completion(), Some(Timestamp::from_millis(2)));
-        assert!(fs.push(Timestamp::from_millis(1), 1, 2, 10_000, 'b').is_none());
+        assert!(
+            fs.push(Timestamp::from_millis(1), 1, 2, 10_000, 'b')
+                .is_none()
+        );
         assert_eq!(fs.rate(0, 2), Some(4_000_000));
         assert_eq!(fs.next_completion(), Some(Timestamp::from_millis(3)));
         let done = fs.complete(Timestamp::from_millis(3));

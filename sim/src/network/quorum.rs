@@ -105,10 +105,10 @@ mod tests {
         //   t3 = [52,52,52,101] (sum 257).
         // Mean = (3 × 61 + 257) / 16 = 27.5 ms.
         let ms = Duration::from_millis;
-        let r = Regions::new(vec!["a".into(), "b".into()], vec![
-            vec![ms(1), ms(50)],
-            vec![ms(50), ms(1)],
-        ]);
+        let r = Regions::new(
+            vec!["a".into(), "b".into()],
+            vec![vec![ms(1), ms(50)], vec![ms(50), ms(1)]],
+        );
         let (a, b) = (RegionId::new(0), RegionId::new(1));
         let lat = ideal_commit_latency(&r, &[a, a, a, b], 0.0);
         assert_eq!(lat, Duration::from_micros(27_500));
@@ -121,7 +121,10 @@ mod tests {
     fn one_datacenter_costs_three_one_way_hops() {
         let r = Regions::datacenter();
         let at = vec![RegionId::new(0); 10];
-        assert_eq!(ideal_commit_latency(&r, &at, 0.0), Duration::from_micros(750));
+        assert_eq!(
+            ideal_commit_latency(&r, &at, 0.0),
+            Duration::from_micros(750)
+        );
         assert_eq!(ideal_commit_latency(&r, &[], 0.0), Duration::ZERO);
         // A lone node is its own quorum: it commits at once.
         assert_eq!(ideal_commit_latency(&r, &at[..1], 0.0), Duration::ZERO);
