@@ -68,9 +68,9 @@ pub const MAX_EVENTS: u64 = 10_000_000_000;
 /// Transaction deliveries (`nodes² × tx_per_second × seconds`: every
 /// validator handles every transaction) the simulator handles per second
 /// of one core's time, measured on the 2-core machine of the README's
-/// figures: `idlegrid-sim throughput --sizes 100 --loads 20000,80000`
-/// (6.0e7 deliveries in 30.5 s of user time).
-pub const TX_DELIVERIES_PER_CPU_SECOND: f64 = 2.0e6;
+/// figures: the README's `idlegrid-sim throughput` sweep (24 runs, 2.37e8
+/// deliveries in 197 s of user time; overloaded runs cost the most).
+pub const TX_DELIVERIES_PER_CPU_SECOND: f64 = 1.2e6;
 
 /// Most transaction deliveries one consensus run may ask for: about an
 /// hour of one core at [`TX_DELIVERIES_PER_CPU_SECOND`].
