@@ -28,8 +28,10 @@
 //! assert_eq!(spec.runs().len(), 2);
 //! let variants = idlegrid_sim::sweep::variants(&spec).unwrap();
 //! assert_eq!(variants[1].nodes.count, 4);
-//! // 4 validators × 400 tx/s × 3 s = 4 800 transaction deliveries.
-//! assert_eq!(plan.estimate().tx_deliveries, 4_800.0);
+//! // Every validator handles every transaction: the larger run is
+//! // 4 validators × 400 tx/s × 3 s = 4 800 deliveries, both 7 200.
+//! let e = plan.estimate();
+//! assert_eq!((e.largest_run, e.tx_deliveries), (4_800.0, 7_200.0));
 //! ```
 
 pub mod curve;
