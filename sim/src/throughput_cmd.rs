@@ -76,11 +76,13 @@ pub fn main(a: ThroughputArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let e = plan.estimate();
+    let (cpu, size, load) = e.costliest_run;
     println!(
-        "{} runs, {:.2e} transaction deliveries: about {:.0} min on one core",
+        "{} runs, {:.2e} transaction deliveries: about {:.0} min of one core at most, the costliest run {size} validators at {load} tx/s ({:.0} s)",
         e.runs,
         e.tx_deliveries,
-        e.cpu_seconds / 60.0
+        e.cpu_seconds / 60.0,
+        cpu
     );
     let started = wall_now();
     let results = sweep::run_grid(&variants, &spec.runs(), None, a.jobs, false);

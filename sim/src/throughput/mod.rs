@@ -56,6 +56,20 @@ pub const METRICS: [&str; 8] = [
     "consensus.load.p50_over_ideal",
 ];
 
+/// Block messages the simulator delivers per second of one core's time
+/// (fair network model, CPU model, consensus), measured with
+/// `idlegrid-sim throughput --sizes 50 --loads 2000 --duration-ms 2000
+/// --warmup-ms 500 --preset datacenter`: about 2.7e6 (as
+/// [`Plan::estimate`] counts them) in 68 s of user time.
+pub const BLOCK_DELIVERIES_PER_CPU_SECOND: f64 = 4.0e4;
+
+/// The most one run may cost, estimated, in seconds of one core.
+pub const MAX_RUN_CPU_SECONDS: f64 = 3_600.0;
+
+/// The `throughput` scenario's `consensus.cpu_us_per_block_verify`: a
+/// round of `n` blocks takes at least `n` times this.
+const BLOCK_VERIFY_US: f64 = 36.0;
+
 /// Memory a run holds per transaction byte it is offered, at worst (the
 /// transaction itself, once, shared by every validator's copy of its
 /// block, plus the queue entries and blocks around it).
@@ -92,8 +106,11 @@ pub struct Estimate {
     pub largest_run: f64,
     /// Peak memory of the largest run, bytes (at worst).
     pub run_memory_bytes: f64,
-    /// Time of one core at [`TX_DELIVERIES_PER_CPU_SECOND`].
+    /// Time of one core for all runs, at [`TX_DELIVERIES_PER_CPU_SECOND`]
+    /// and [`BLOCK_DELIVERIES_PER_CPU_SECOND`].
     pub cpu_seconds: f64,
+    /// The costliest run's share of it, and its size and load.
+    pub costliest_run: (f64, usize, f64),
 }
 
 /// Why a throughput sweep cannot run.
@@ -181,25 +198,68 @@ impl Plan {
             .flat_map(|&n| self.loads.iter().map(move |&l| per_run(n, l)))
             .sum::<f64>()
             * seeds;
+        let mut costliest = (0.0, 0, 0.0);
+        let mut cpu = 0.0;
+        for &n in &self.sizes {
+            let blocks = self.block_deliveries(n, seconds) / BLOCK_DELIVERIES_PER_CPU_SECOND;
+            for &l in &self.loads {
+                let run = per_run(n, l) / TX_DELIVERIES_PER_CPU_SECOND + blocks;
+                cpu += run * seeds;
+                if run > costliest.0 {
+                    costliest = (run, n, l);
+                }
+            }
+        }
         let (n, load) = self.largest();
         Estimate {
             runs: self.sizes.len() * self.loads.len() * seeds as usize,
             tx_deliveries: total,
             largest_run: per_run(n, load),
             run_memory_bytes: load * seconds * self.tx_bytes as f64 * MEMORY_PER_OFFERED_BYTE,
-            cpu_seconds: total / TX_DELIVERIES_PER_CPU_SECOND,
+            cpu_seconds: cpu,
+            costliest_run: costliest,
         }
+    }
+
+    /// Block messages a run of `n` validators delivers, at most: every
+    /// validator's block of every round to each other validator, a round
+    /// lasting at least one ideal quorum hop (on up to 120 of the nodes:
+    /// the placement repeats) and the CPU time to verify `n` blocks.
+    fn block_deliveries(&self, n: usize, seconds: f64) -> f64 {
+        let regions = match self.preset.as_str() {
+            "datacenter" => crate::Regions::datacenter(),
+            _ => crate::Regions::world6(),
+        };
+        let at: Vec<crate::RegionId> = (0..n.min(120))
+            .map(|i| crate::RegionId::new((i % regions.len()) as u16))
+            .collect();
+        let ideal = crate::network::quorum::ideal_commit_latency(&regions, &at, 0.0);
+        let round_us = (ideal.as_micros() as f64 / 3.0)
+            .max(n as f64 * BLOCK_VERIFY_US)
+            .max(1.0);
+        (n * n.saturating_sub(1)) as f64 * seconds * 1e6 / round_us
     }
 
     /// Refuses, before any run, a plan whose grid is malformed, one of
     /// whose runs the scenario refuses (its bound on transaction
-    /// deliveries), or whose `jobs` parallel largest runs need more than
-    /// `memory_bytes`.
+    /// deliveries) or would take more than [`MAX_RUN_CPU_SECONDS`], or
+    /// whose `jobs` parallel largest runs need more than `memory_bytes`.
     pub fn check(&self, jobs: usize, memory_bytes: u64) -> Result<(), ThroughputError> {
         sweep::variants(&self.spec()?)?;
         let (n, load) = self.largest();
         let e = self.estimate();
         let jobs = jobs.clamp(1, e.runs.max(1));
+        let (cpu, size, at) = e.costliest_run;
+        if cpu > MAX_RUN_CPU_SECONDS {
+            return Err(ThroughputError::Plan(format!(
+                "the run of {size} validators at {at} tx/s for {} s would take about {:.0} min of one core ({:.1e} transaction and {:.1e} block deliveries), more than the {:.0} min one run may; lower the load, the committee or --duration-ms",
+                self.duration_ms as f64 / 1e3,
+                cpu / 60.0,
+                size as f64 * at * self.duration_ms as f64 / 1e3,
+                self.block_deliveries(size, self.duration_ms as f64 / 1e3),
+                MAX_RUN_CPU_SECONDS / 60.0
+            )));
+        }
         let gib = |b: f64| b / f64::from(1u32 << 30);
         if e.run_memory_bytes * jobs as f64 > memory_bytes as f64 {
             return Err(ThroughputError::Memory {
@@ -292,6 +352,19 @@ mod tests {
         p.duration_ms = 60_000;
         let e = p.check(1, u64::MAX).unwrap_err().to_string();
         assert!(e.contains("transaction deliveries"), "{e}");
+        // Block messages: 100 validators in one datacenter, a round every
+        // 3.6 ms of block verification, for a minute.
+        let mut p = plan();
+        p.preset = "datacenter".into();
+        p.loads = vec![1_000.0];
+        p.duration_ms = 60_000;
+        let e = p.check(1, u64::MAX).unwrap_err().to_string();
+        assert!(
+            e.contains("100 validators at 1000 tx/s") && e.contains("block"),
+            "{e}"
+        );
+        p.sizes = vec![10];
+        p.check(1, u64::MAX).unwrap();
         let bad = |f: fn(&mut Plan), want: &str| {
             let mut p = plan();
             f(&mut p);
