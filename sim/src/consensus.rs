@@ -99,6 +99,8 @@ pub struct ConsensusParams {
     pub config: ConsensusConfig,
     /// Liveness: a commit must follow within this once the network is healthy.
     pub liveness_bound: Duration,
+    /// CPU a validator spends on each received block (free by default).
+    pub cpu: CpuCost,
     /// Checks every validator's block signatures: one memo for the whole
     /// run (see [`shared_verifier`]).
     pub signatures: SignatureVerifier,
@@ -107,6 +109,55 @@ pub struct ConsensusParams {
     /// recovers from what the disk held. `None`: validators keep no store
     /// (`"resume"` keeps the whole machine across a crash instead).
     pub store: Option<StoreParams>,
+}
+
+/// CPU a validator spends on a received block: verifying it and checking
+/// and applying its transactions (see
+/// [`Simulation::set_cpu_cost`](crate::Simulation::set_cpu_cost)). Blocks
+/// inside fetch responses cost the same; requests cost nothing.
+///
+/// ```
+/// use idlegrid_sim::consensus::CpuCost;
+/// use idlegrid_primitives::Duration;
+/// let cpu = CpuCost { block_verify_ns: 36_000, tx_apply_ns: 16_000 };
+/// assert_eq!(cpu.for_block(100), Duration::from_micros(36 + 1_600));
+/// assert!(CpuCost::default().is_free());
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuCost {
+    /// Per block (its signature), ns.
+    pub block_verify_ns: u64,
+    /// Per transaction in a block, ns.
+    pub tx_apply_ns: u64,
+}
+
+impl CpuCost {
+    /// Whether everything is free.
+    pub fn is_free(self) -> bool {
+        self.block_verify_ns == 0 && self.tx_apply_ns == 0
+    }
+
+    /// The cost of one block of `txs` transactions (rounded up to a µs).
+    pub fn for_block(self, txs: usize) -> Duration {
+        let ns = self
+            .tx_apply_ns
+            .saturating_mul(txs as u64)
+            .saturating_add(self.block_verify_ns);
+        Duration::from_micros(ns.div_ceil(1_000))
+    }
+
+    /// The cost of receiving `msg`.
+    pub fn of(self, msg: &ConsensusMessage) -> Duration {
+        let blocks: &[std::sync::Arc<idlegrid_dag_ledger::consensus::Block>] = match msg {
+            ConsensusMessage::Block(b) => std::slice::from_ref(b),
+            ConsensusMessage::FetchResponse(v) => v,
+            ConsensusMessage::LatestOwnBlockResponse(Some(b)) => std::slice::from_ref(b),
+            _ => &[],
+        };
+        blocks.iter().fold(Duration::ZERO, |acc, b| {
+            acc.saturating_add(self.for_block(b.transactions.len()))
+        })
+    }
 }
 
 /// Simulated disks of a consensus run (see [`crate::durable`]).
@@ -358,9 +409,19 @@ pub struct ConsensusObserver {
     healthy_since: Option<Timestamp>,
     last_progress: Timestamp,
     replicas: Replicas,
+    /// Commits before this are warm-up: not in the steady-state figures.
+    warmup: Timestamp,
 }
 
 impl ConsensusObserver {
+    /// Leaves commits before `warmup` out of the steady-state throughput
+    /// (`steady_committed_transactions`) and of the transaction commit
+    /// latency.
+    pub fn with_warmup(mut self, warmup: Duration) -> Self {
+        self.warmup = Timestamp::ZERO.saturating_add(warmup);
+        self
+    }
+
     /// An observer for `n` validators with the given behaviours.
     pub fn new(n: usize, behaviors: &[Behavior], liveness_bound: Duration) -> Self {
         let honest: Vec<bool> = (0..n)
@@ -382,6 +443,7 @@ impl ConsensusObserver {
             healthy_since: Some(Timestamp::ZERO),
             last_progress: Timestamp::ZERO,
             replicas: Replicas::new(honest, CATCH_UP_COMMITS, CATCH_UP_GRACE),
+            warmup: Timestamp::ZERO,
         }
     }
 
@@ -458,6 +520,12 @@ impl ConsensusObserver {
                 self.metrics
                     .add("committed_transactions", sub.transactions.len() as u64);
                 self.metrics.add("commits", 1);
+                if now >= self.warmup {
+                    self.metrics.add(
+                        "steady_committed_transactions",
+                        sub.transactions.len() as u64,
+                    );
+                }
                 self.metrics.add_at(
                     "committed_transactions",
                     second,
@@ -467,6 +535,9 @@ impl ConsensusObserver {
             }
         }
         // End-to-end latency of this validator's own transactions.
+        if now < self.warmup {
+            return Ok(());
+        }
         for tx in &sub.transactions {
             if let Some((at, v)) = decode_tx(tx.as_bytes())
                 && v as usize == node

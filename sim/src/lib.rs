@@ -9,7 +9,8 @@
 //!   node's and every link's RNG derives, and a run digest chained (blake3)
 //!   over every delivered event.
 //! - [`network`] models regions with a one-way latency matrix (a six-region
-//!   world default), jitter, per-node upload bandwidth, random loss and
+//!   world default), jitter, per-node upload and download bandwidth
+//!   (max-min fair sharing once a downlink is limited), random loss and
 //!   partitions; [`Fault`]s (partitions, one-way blocks, heal, crash,
 //!   restart, loss changes) are applied on a schedule.
 //! - [`Observer`]s collect [`Metrics`] and check invariants *during* the
@@ -32,6 +33,8 @@
 //!   per metric; splits it into shards for other machines and merges
 //!   them (`--shard I/N`, `sweep merge`); writes it as a Slurm job array
 //!   (`--slurm`).
+//! - [`throughput`] sweeps committee sizes × offered loads and draws
+//!   latency against committed throughput (`idlegrid-sim throughput`).
 //! - [`bench`](mod@bench) measures the engine (`idlegrid-sim bench`).
 //!
 //! ## Driving contract
@@ -103,6 +106,7 @@ pub mod report;
 pub mod runner;
 pub mod scenario;
 pub mod sweep;
+pub mod throughput;
 
 pub use engine::{
     CHECKPOINT_EVERY, Checkpoint, MAX_NODES, NetStats, Progress, RestartMode, RunReport,

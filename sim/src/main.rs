@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod sweep_cmd;
+mod throughput_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use idlegrid_sim::marketplace::MarketplaceError;
@@ -41,6 +42,9 @@ enum Command {
     /// Run a scenario for many seeds, optionally over a grid of field values
     /// (here, as one shard, or as a Slurm job array); merge shards.
     Sweep(sweep_cmd::SweepCmd),
+    /// Latency against throughput: committee sizes × offered loads × seeds
+    /// of the `throughput` scenario; CSV, table and latency–throughput SVG.
+    Throughput(throughput_cmd::ThroughputArgs),
     /// Measure the engine: events/s, ratio to raw BinaryHeap, scaling.
     Bench {
         /// Shorter runs (about a tenth).
@@ -262,6 +266,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Sweep(cmd) => sweep_cmd::main(cmd),
+        Command::Throughput(args) => throughput_cmd::main(args),
         Command::Bench { quick } => {
             print!("{}", bench::bench_report(quick));
             ExitCode::SUCCESS

@@ -29,13 +29,15 @@ impl fmt::Display for NodeIndex {
     }
 }
 
-/// Where a node sits and how fast it uploads.
+/// Where a node sits and how fast it uploads and downloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NodeSpec {
     /// Its region.
     pub region: RegionId,
     /// Its upload bandwidth, or `None` for the network default.
     pub upload: Option<Bandwidth>,
+    /// Its download bandwidth, or `None` for the network default.
+    pub download: Option<Bandwidth>,
     /// Extra delay added to every message it sends (a slow or deliberately
     /// delaying node).
     pub egress_delay: Duration,
@@ -47,6 +49,7 @@ impl NodeSpec {
         Self {
             region,
             upload: None,
+            download: None,
             egress_delay: Duration::ZERO,
         }
     }

@@ -88,6 +88,51 @@ pub struct ConsensusSummary {
     pub equivocations_detected: u64,
     /// Invalid messages rejected by validators.
     pub invalid_messages: u64,
+    /// Offered against committed load and latency in quorum delays
+    /// (consensus scenarios; not the marketplace).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadSummary>,
+}
+
+/// A consensus run's load, its steady-state throughput and its latency in
+/// quorum delays (see [`crate::network::quorum`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadSummary {
+    /// Transactions per second submitted by all honest validators.
+    pub offered_tx_per_second: f64,
+    /// Transactions committed after `consensus.warmup_ms`, per second of
+    /// the rest of the run.
+    pub committed_tx_per_second: f64,
+    /// The ideal three-quorum-hop commit latency on the run's latency
+    /// matrix, placement and mean jitter.
+    pub ideal_commit_latency_ms: f64,
+    /// A third of the ideal: one quorum hop.
+    pub quorum_delay_ms: f64,
+    /// Transaction commit latency (after warm-up) in quorum delays.
+    pub commit_latency_quorum_delays: Quantiles,
+    /// Median commit latency over the ideal three-hop latency.
+    pub p50_over_ideal: f64,
+}
+
+impl LoadSummary {
+    /// From the offered and steady committed rates, the ideal latency and
+    /// the measured commit latency.
+    pub fn new(offered: f64, committed: f64, ideal_ms: f64, latency_ms: Quantiles) -> Self {
+        let hop = ideal_ms / 3.0;
+        let per_hop = |v: f64| if hop > 0.0 { v / hop } else { 0.0 };
+        Self {
+            offered_tx_per_second: offered,
+            committed_tx_per_second: committed,
+            ideal_commit_latency_ms: ideal_ms,
+            quorum_delay_ms: hop,
+            commit_latency_quorum_delays: Quantiles {
+                p50: per_hop(latency_ms.p50),
+                p90: per_hop(latency_ms.p90),
+                p99: per_hop(latency_ms.p99),
+            },
+            p50_over_ideal: per_hop(latency_ms.p50) / 3.0,
+        }
+    }
 }
 
 /// Everything a run reports (`summary.json`).
@@ -267,6 +312,7 @@ impl Summary {
             },
             equivocations_detected: m.counter("equivocations_detected"),
             invalid_messages: m.counter("invalid_messages"),
+            load: None,
         });
         self
     }

@@ -155,7 +155,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         MachineKind::Consensus => {
             let params = scenario.consensus_params();
             crash_disks = params.store.as_ref().map(|s| std::rc::Rc::clone(&s.disks));
-            let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound);
+            let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound)
+                .with_warmup(Duration::from_millis(scenario.consensus.warmup_ms));
+            let cpu = params.cpu;
             let mut sim = Simulation::new(
                 config,
                 network,
@@ -165,6 +167,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
             )?;
             sim.set_size_of_message(crate::consensus::wire_size);
             sim.set_message_fingerprint(crate::consensus::fingerprint);
+            if !cpu.is_free() {
+                sim.set_cpu_cost(move |m| cpu.of(m));
+            }
             for (at, f) in scenario.fault_schedule() {
                 sim.schedule(at, f)?;
             }
@@ -204,6 +209,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
                     .filter(|b| b.is_byzantine())
                     .count();
                 let mut s = summary.with_consensus(m, byzantine);
+                if let Some(c) = s.consensus.as_mut() {
+                    c.load = Some(load_summary(scenario, m, c.commit_latency_ms, &report)?);
+                }
                 s.storage = crash_disks
                     .as_ref()
                     .map(|d| crate::durable::total_stats(&d.borrow()));
@@ -225,6 +233,36 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         plot_series,
         market_series: None,
     })
+}
+
+/// Offered and steady committed load and latency in quorum delays.
+fn load_summary(
+    scenario: &Scenario,
+    m: &Metrics,
+    latency_ms: crate::report::Quantiles,
+    report: &RunReport,
+) -> Result<crate::report::LoadSummary, ScenarioError> {
+    let honest = scenario
+        .behaviors()
+        .iter()
+        .filter(|b| !b.is_byzantine())
+        .count();
+    let offered = honest as f64 * scenario.tx_per_validator();
+    let warmup_s = scenario.consensus.warmup_ms as f64 / 1e3;
+    let steady_s = (report.virtual_time.as_micros() as f64 / 1e6 - warmup_s).max(1e-9);
+    let committed = m.counter("steady_committed_transactions") as f64 / steady_s;
+    let placement: Vec<_> = scenario.node_specs()?.iter().map(|s| s.region).collect();
+    let ideal = crate::network::quorum::ideal_commit_latency(
+        &scenario.regions()?,
+        &placement,
+        scenario.network.jitter,
+    );
+    Ok(crate::report::LoadSummary::new(
+        offered,
+        committed,
+        ideal.as_micros() as f64 / 1e3,
+        latency_ms,
+    ))
 }
 
 /// Runs a marketplace scenario: the engine keys of `summary.json` plus the

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use idlegrid_primitives::Duration;
-use idlegrid_sim::{Bandwidth, Fault, NodeIndex};
+use idlegrid_sim::{Bandwidth, Fault, NodeIndex, NodeSpec, RegionId};
 
 fn idx(v: &[u32]) -> Vec<NodeIndex> {
     v.iter().copied().map(NodeIndex::new).collect()
@@ -188,6 +188,63 @@ fn bandwidth_delays_big_messages() {
     assert_eq!(to2[0].0.as_micros(), 1_010_100);
     // The last small one waited behind the big one on the uplink.
     assert_eq!(to1[1].0.as_micros(), 1_010_200);
+}
+
+#[test]
+fn a_limited_downlink_is_shared_max_min_fairly() {
+    // Nodes 0, 1 and 2 each send 10 000 bytes to node 3 at t = 0; node 3
+    // downloads at 8 Mbit/s (10 ms for one alone), node 2 uploads at only
+    // 1 Mbit/s. Max-min: 2 → 3 gets its 1 Mbit/s, 0 → 3 and 1 → 3 share
+    // the other 7 (3.5 each): 22 857 µs, then 2 → 3 alone at 1 Mbit/s
+    // finishes its last 7 143 bytes at 80 ms. Plus 5 ms of latency.
+    let mut net = lan(5);
+    net.download = Bandwidth::from_mbps(8);
+    let one = |at| {
+        vec![Send {
+            at: ms(at),
+            to: 3,
+            size: 10_000,
+        }]
+    };
+    let mut specs = vec![NodeSpec::in_region(RegionId::new(0)); 4];
+    specs[2].upload = Some(Bandwidth::from_mbps(1));
+    let mut sim = probes_on(3, net, specs, vec![one(0), one(0), one(0), vec![]], 1_000);
+    let r = sim.run().unwrap();
+    let ids = sim.node_ids().to_vec();
+    let got: Vec<_> = sim
+        .observer()
+        .received_by(3, &ids)
+        .iter()
+        .map(|(t, from, _)| (t.as_micros(), *from))
+        .collect();
+    assert_eq!(got, vec![(27_858, 0), (27_858, 1), (85_000, 2)]);
+    // Every byte sent arrives, once.
+    assert_eq!(r.stats.delivered, 3);
+    assert_eq!(r.stats.bytes_delivered, 30_000);
+}
+
+#[test]
+fn cpu_cost_serialises_received_messages() {
+    // Three messages reach node 1 at 5 ms; each costs 10 ms of its CPU.
+    let plan = vec![
+        Send {
+            at: ms(0),
+            to: 1,
+            size: 10,
+        };
+        3
+    ];
+    let mut sim = probes(3, lan(5), vec![plan, vec![]], 1_000);
+    sim.set_cpu_cost(|_| Duration::from_millis(10));
+    sim.run().unwrap();
+    let ids = sim.node_ids().to_vec();
+    let times: Vec<_> = sim
+        .observer()
+        .received_by(1, &ids)
+        .iter()
+        .map(|(t, _, _)| t.as_millis())
+        .collect();
+    assert_eq!(times, vec![15, 25, 35]);
 }
 
 #[test]

@@ -22,7 +22,7 @@ use thiserror::Error;
 
 use crate::fault::Fault;
 use crate::metrics::Histogram;
-use crate::network::{LinkState, NetworkConfig};
+use crate::network::{FairShare, LinkState, NetworkConfig};
 use crate::node::{NodeContext, NodeIndex, NodeSpec};
 use crate::observer::{InvariantFailure, Observer, Violation};
 use crate::queue::{EventQueue, QueueFull};
@@ -31,7 +31,7 @@ mod net;
 mod run_digest;
 mod stats;
 
-use net::{Event, Net, RUN_DOMAIN};
+use net::{Event, InFlight, Net, RUN_DOMAIN};
 use run_digest::RunDigest;
 pub use stats::{Checkpoint, NetStats, Progress, RunReport, SecondStats, StopReason};
 
@@ -231,6 +231,12 @@ where
                 .map(|s| s.upload.unwrap_or(network.upload))
                 .collect(),
             egress_delay: nodes.iter().map(|s| s.egress_delay).collect(),
+            download: nodes
+                .iter()
+                .map(|s| s.download.unwrap_or(network.download))
+                .collect(),
+            fair: None,
+            transfer_timer: (0, None),
             upload_free_at: vec![Timestamp::ZERO; n],
             alive: vec![true; n],
             ids,
@@ -244,8 +250,14 @@ where
             upload_wait: Histogram::new(),
             size_of: None,
             fingerprint_of: None,
+            cpu_cost: None,
+            cpu_free_at: vec![Timestamp::ZERO; n],
             config: network,
         };
+        let mut net = net;
+        if net.download.iter().any(|d| !d.is_unlimited()) {
+            net.fair = Some(FairShare::new(net.upload.clone(), net.download.clone()));
+        }
         Ok(Self {
             root,
             net,
@@ -281,6 +293,15 @@ where
     /// encodes messages.
     pub fn set_message_fingerprint(&mut self, f: fn(&M::Message) -> Digest) {
         self.net.fingerprint_of = Some(f);
+    }
+
+    /// Charges every received message `f(msg)` of its recipient's CPU: a
+    /// node handles one message at a time, so a message that arrives while
+    /// the CPU is busy waits, and each is handed to the machine when its
+    /// cost has been paid (verification happens before handling). Timers
+    /// and a node's own sends cost nothing. Without it, CPU is free.
+    pub fn set_cpu_cost(&mut self, f: impl Fn(&M::Message) -> Duration + 'static) {
+        self.net.cpu_cost = Some(Box::new(f));
     }
 
     /// Calls `f` every few thousand events (for progress bars).
@@ -519,39 +540,15 @@ where
     fn process(&mut self, event: Event<M::Message>) -> Result<bool, SimError> {
         let now = self.net.now;
         match event {
-            Event::Deliver(m) => {
-                let (from, to) = (m.from, m.to);
-                let link = &mut self.net.links[from.get() * self.net.n + to.get()];
-                link.in_flight -= 1;
-                if link.blocked {
-                    self.net.stats.dropped_partition += 1;
-                    self.net.bump(|s| s.dropped += 1);
-                    return Ok(true);
+            Event::Deliver(m) => self.deliver(m),
+            Event::TransferDone { generation } => {
+                if generation != self.net.transfer_timer.0 {
+                    return Ok(false); // superseded
                 }
-                let slot = &mut self.nodes[to.get()];
-                let Some(machine) = slot.machine.as_mut() else {
-                    self.net.stats.dropped_crashed += 1;
-                    self.net.bump(|s| s.dropped += 1);
-                    return Ok(true);
-                };
-                self.net.chain(
-                    1,
-                    from.get() as u32,
-                    to.get() as u32,
-                    m.fingerprint.as_bytes(),
-                );
-                self.net.stats.delivered += 1;
-                self.net.stats.bytes_delivered += m.size;
-                let size = m.size;
-                self.net.bump(|s| {
-                    s.delivered += 1;
-                    s.bytes_delivered += size;
-                });
-                self.net.latency.record((now - m.sent_at).as_micros());
-                let from_id = self.net.ids[from.get()];
-                machine.handle_message(now, from_id, m.msg);
-                self.drain(to)?;
-                Ok(true)
+                self.net.transfer_timer.1 = None;
+                self.net.finish_transfers()?;
+                self.net.rearm_transfers()?;
+                Ok(false) // the deliveries it schedules are the events
             }
             Event::Timer { node, generation } => {
                 let slot = &mut self.nodes[node.get()];
@@ -580,6 +577,58 @@ where
                 Ok(true)
             }
         }
+    }
+
+    /// A message arrives at its recipient (or, with a CPU cost, has been
+    /// verified by it).
+    fn deliver(&mut self, mut m: InFlight<M::Message>) -> Result<bool, SimError> {
+        let now = self.net.now;
+        let (from, to) = (m.from, m.to);
+        if !m.cpu_done {
+            let link = &mut self.net.links[from.get() * self.net.n + to.get()];
+            link.in_flight -= 1;
+            if link.blocked {
+                self.net.stats.dropped_partition += 1;
+                self.net.bump(|s| s.dropped += 1);
+                return Ok(true);
+            }
+        }
+        let slot = &mut self.nodes[to.get()];
+        let Some(machine) = slot.machine.as_mut() else {
+            self.net.stats.dropped_crashed += 1;
+            self.net.bump(|s| s.dropped += 1);
+            return Ok(true);
+        };
+        if !m.cpu_done {
+            self.net.latency.record((now - m.sent_at).as_micros());
+        }
+        if !m.cpu_done
+            && let Some(cost) = self.net.cpu_cost.as_ref().map(|f| f(&m.msg))
+            && cost > Duration::ZERO
+        {
+            let done = now.max(self.net.cpu_free_at[to.get()]) + cost;
+            self.net.cpu_free_at[to.get()] = done;
+            m.cpu_done = true;
+            self.net.queue.push(done, Event::Deliver(m))?;
+            return Ok(false); // handled when verified
+        }
+        self.net.chain(
+            1,
+            from.get() as u32,
+            to.get() as u32,
+            m.fingerprint.as_bytes(),
+        );
+        self.net.stats.delivered += 1;
+        self.net.stats.bytes_delivered += m.size;
+        let size = m.size;
+        self.net.bump(|s| {
+            s.delivered += 1;
+            s.bytes_delivered += size;
+        });
+        let from_id = self.net.ids[from.get()];
+        machine.handle_message(now, from_id, m.msg);
+        self.drain(to)?;
+        Ok(true)
     }
 
     fn apply(&mut self, fault: &Fault) -> Result<(), SimError> {
@@ -620,6 +669,7 @@ where
                         slot.timer_at = None;
                         self.net.alive[i.get()] = false;
                         self.net.upload_free_at[i.get()] = self.net.now;
+                        self.net.cpu_free_at[i.get()] = self.net.now;
                     }
                 }
             }
@@ -655,6 +705,7 @@ where
         while let Some(t) = machine.poll_transmit() {
             self.net.transmit(i, t.to, t.msg)?;
         }
+        self.net.rearm_transfers()?;
         while let Some(e) = machine.poll_event() {
             self.net.stats.app_events += 1;
             self.net.bump(|s| s.app_events += 1);

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::metrics::{Histogram, MAX_SERIES_SECONDS};
-use crate::network::{Bandwidth, LinkRng, LinkState, NetworkConfig, RegionId};
+use crate::network::{Bandwidth, FairShare, LinkRng, LinkState, NetworkConfig, RegionId};
 use crate::node::NodeIndex;
 use crate::queue::{EventQueue, QueueFull};
 
@@ -26,11 +26,30 @@ pub(super) struct InFlight<Msg> {
     pub(super) size: u64,
     pub(super) fingerprint: Digest,
     pub(super) msg: Msg,
+    /// Arrived, and its CPU cost at the recipient has been paid.
+    pub(super) cpu_done: bool,
 }
+
+/// A message in the max-min fair model, waiting for its transfer to end.
+pub(super) struct Transfer<Msg> {
+    m: InFlight<Msg>,
+    jitter: Duration,
+}
+
+/// CPU time a received message costs its recipient.
+pub(super) type CpuCostFn<Msg> = Box<dyn Fn(&Msg) -> Duration>;
 
 pub(super) enum Event<Msg> {
     Deliver(InFlight<Msg>),
-    Timer { node: NodeIndex, generation: u64 },
+    /// The next transfer of the max-min fair model ends (stale when its
+    /// generation is not the latest).
+    TransferDone {
+        generation: u64,
+    },
+    Timer {
+        node: NodeIndex,
+        generation: u64,
+    },
     Fault(Fault),
 }
 
@@ -45,6 +64,11 @@ pub(super) struct Net<Msg> {
     pub(super) link_seed: Seed,
     pub(super) regions: Vec<RegionId>,
     pub(super) upload: Vec<Bandwidth>,
+    pub(super) download: Vec<Bandwidth>,
+    /// The max-min fair model, when some downlink is limited.
+    pub(super) fair: Option<FairShare<Transfer<Msg>>>,
+    /// The generation and time of the pending `TransferDone` event.
+    pub(super) transfer_timer: (u64, Option<Timestamp>),
     pub(super) egress_delay: Vec<Duration>,
     pub(super) upload_free_at: Vec<Timestamp>,
     pub(super) alive: Vec<bool>,
@@ -59,6 +83,11 @@ pub(super) struct Net<Msg> {
     pub(super) upload_wait: Histogram,
     pub(super) size_of: Option<fn(&Msg) -> usize>,
     pub(super) fingerprint_of: Option<fn(&Msg) -> Digest>,
+    /// CPU time a received message costs its recipient (see
+    /// `Simulation::set_cpu_cost`).
+    pub(super) cpu_cost: Option<CpuCostFn<Msg>>,
+    /// When each node's CPU is next free.
+    pub(super) cpu_free_at: Vec<Timestamp>,
 }
 
 impl<Msg: Clone + Serialize> Net<Msg> {
@@ -137,12 +166,6 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
-        let now = self.now;
-        let start = now.max(self.upload_free_at[from.get()]);
-        self.upload_wait.record((start - now).as_micros());
-        let depart = start + self.upload[from.get()].transmit_time(size);
-        self.upload_free_at[from.get()] = depart;
-
         let link_seed = &self.link_seed;
         let link = &mut self.links[li];
         let rng = link.rng.get_or_insert_with(|| {
@@ -151,39 +174,111 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         // Always two draws per message, lost or not.
         let lost = rng.unit() < self.config.loss;
         let jitter_draw = rng.unit();
+        // The uplink is busy even with a message lost on the way.
+        let now = self.now;
+        let depart = self.fair.is_none().then(|| {
+            let start = now.max(self.upload_free_at[from.get()]);
+            self.upload_wait.record((start - now).as_micros());
+            let depart = start + self.upload[from.get()].transmit_time(size);
+            self.upload_free_at[from.get()] = depart;
+            depart
+        });
         if lost {
             self.stats.dropped_loss += 1;
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
+        let link = &mut self.links[li];
         if link.in_flight >= self.config.max_in_flight_per_link {
             self.stats.dropped_overflow += 1;
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
+        link.in_flight += 1;
         let base = self
             .config
             .regions
             .latency(self.regions[from.get()], self.regions[to.get()]);
         let jitter = (base.as_micros() as f64 * self.config.jitter * jitter_draw) as u64;
-        let mut arrival =
-            depart + self.egress_delay[from.get()] + base + Duration::from_micros(jitter);
+        let m = InFlight {
+            from,
+            to,
+            sent_at: now,
+            size,
+            fingerprint,
+            msg,
+            cpu_done: false,
+        };
+        let jitter = Duration::from_micros(jitter);
+        match (depart, self.fair.as_mut()) {
+            (Some(depart), _) => self.propagate(depart, m, jitter),
+            (None, Some(fair)) => {
+                let t = Transfer { m, jitter };
+                match fair.push(now, from.get() as u32, to.get() as u32, size, t) {
+                    Some(t) => self.propagate(now, t.m, t.jitter),
+                    None => Ok(()),
+                }
+            }
+            (None, None) => unreachable!("no fair model without a departure time"),
+        }
+    }
+
+    /// Schedules the arrival of `m`, whose last byte left at `depart`.
+    fn propagate(
+        &mut self,
+        depart: Timestamp,
+        m: InFlight<Msg>,
+        jitter: Duration,
+    ) -> Result<(), QueueFull> {
+        let (from, to) = (m.from.get(), m.to.get());
+        let base = self
+            .config
+            .regions
+            .latency(self.regions[from], self.regions[to]);
+        let link = &mut self.links[from * self.n + to];
+        let mut arrival = depart + self.egress_delay[from] + base + jitter;
         if self.config.fifo {
             arrival = arrival.max(link.last_arrival);
         }
         link.last_arrival = arrival;
-        link.in_flight += 1;
-        self.queue.push(
-            arrival,
-            Event::Deliver(InFlight {
-                from,
-                to,
-                sent_at: now,
-                size,
-                fingerprint,
-                msg,
-            }),
-        )?;
+        self.queue.push(arrival, Event::Deliver(m))?;
+        Ok(())
+    }
+
+    /// Hands every finished transfer of the fair model to propagation.
+    pub(super) fn finish_transfers(&mut self) -> Result<(), QueueFull> {
+        let now = self.now;
+        let Some(fair) = self.fair.as_mut() else {
+            return Ok(());
+        };
+        for (from, to, t) in fair.complete(now) {
+            // Time beyond the message's own transmission at the slower end.
+            let alone = self.upload[from as usize]
+                .transmit_time(t.m.size)
+                .max(self.download[to as usize].transmit_time(t.m.size));
+            let waited = (now - t.m.sent_at).as_micros();
+            self.upload_wait
+                .record(waited.saturating_sub(alone.as_micros()));
+            self.propagate(now, t.m, t.jitter)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps one `TransferDone` event at the fair model's next completion.
+    pub(super) fn rearm_transfers(&mut self) -> Result<(), QueueFull> {
+        let Some(fair) = self.fair.as_mut() else {
+            return Ok(());
+        };
+        let next = fair.next_completion();
+        if next != self.transfer_timer.1 {
+            self.transfer_timer.0 += 1;
+            self.transfer_timer.1 = next;
+            if let Some(t) = next {
+                let generation = self.transfer_timer.0;
+                self.queue
+                    .push(t.max(self.now), Event::TransferDone { generation })?;
+            }
+        }
         Ok(())
     }
 }

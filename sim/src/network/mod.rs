@@ -1,25 +1,45 @@
-//! The network model: regions and latency, jitter, per-node upload
-//! bandwidth, random loss, partitions, and the per-link state behind them.
+//! The network model: regions and latency, jitter, per-node upload and
+//! download bandwidth, random loss, partitions, and the per-link state
+//! behind them.
 //!
 //! A message from `a` to `b` of `size` bytes sent at `now`:
 //!
 //! 1. is dropped if the link `a → b` is cut by a partition;
-//! 2. waits for `a`'s uplink (messages leave one after another, so a
-//!    broadcast of a big block to 99 peers costs 99 transmissions) and then
-//!    takes `size / upload_bandwidth` to leave;
-//! 3. is lost with probability `loss` (a draw from the link's own RNG);
-//! 4. arrives after the one-way base latency of `(region(a), region(b))`
-//!    plus a uniform jitter in `[0, jitter × base)` plus `a`'s egress delay
-//!    (a slow or delaying node); with `fifo` a link never reorders;
+//! 2. is lost with probability `loss` (a draw from the link's own RNG);
+//! 3. is **transmitted**, in one of two models:
+//!    - *uplink FIFO* (every downlink unlimited, the default): it waits for
+//!      `a`'s uplink (messages leave one after another, so a broadcast of
+//!      a big block to 99 peers costs 99 transmissions) and then takes
+//!      `size / upload_bandwidth` to leave;
+//!    - *max-min fair* (some node has a finite `download` bandwidth): the
+//!      link `a → b` is a connection whose messages go one after another;
+//!      all busy connections share every node's uplink and downlink
+//!      max-min fairly ([`fair`]), so a transfer never goes faster than
+//!      the slower of `a`'s uplink and `b`'s downlink, a broadcast's 99
+//!      copies share `a`'s uplink, and 99 blocks arriving at once share
+//!      `b`'s downlink;
+//! 4. arrives after the end of its transmission plus the one-way base
+//!    latency of `(region(a), region(b))` plus a uniform jitter in
+//!    `[0, jitter × base)` plus `a`'s egress delay (a slow or delaying
+//!    node); with `fifo` a link never reorders;
 //! 5. is dropped on arrival if the link has been cut meanwhile or `b` is
 //!    down.
 //!
-//! At most `max_in_flight_per_link` messages may be in flight on one link;
-//! more are dropped and counted.
+//! At most `max_in_flight_per_link` messages may be in flight (queued or
+//! propagating) on one link; more are dropped and counted.
+//!
+//! The uplink-FIFO model is the one every run used before download limits
+//! existed; it stays the default so that the built-in scenarios' digests
+//! and speed do not change. The `throughput` scenario sets a download
+//! limit. [`quorum`] computes, from a latency matrix, the commit latency an
+//! ideal three-message-delay protocol would reach on it.
 
+pub mod fair;
 mod link;
+pub mod quorum;
 mod regions;
 
+pub use fair::FairShare;
 pub use link::LinkRng;
 pub(crate) use link::LinkState;
 pub use regions::{MAX_REGIONS, RegionId, Regions, WORLD6};
@@ -74,6 +94,9 @@ pub struct NetworkConfig {
     pub loss: f64,
     /// Default upload bandwidth of every node (a node may override it).
     pub upload: Bandwidth,
+    /// Default download bandwidth of every node (a node may override it);
+    /// any finite one switches on the max-min fair model.
+    pub download: Bandwidth,
     /// Bound on messages in flight on one directed link; more are dropped.
     pub max_in_flight_per_link: u32,
     /// Links deliver in order (like a TCP stream) even with jitter.
@@ -81,13 +104,15 @@ pub struct NetworkConfig {
 }
 
 impl Default for NetworkConfig {
-    /// The six world regions, 10% jitter, no loss, 1 Gbit/s uplinks.
+    /// The six world regions, 10% jitter, no loss, 1 Gbit/s uplinks,
+    /// unlimited downlinks.
     fn default() -> Self {
         Self {
             regions: Regions::world6(),
             jitter: 0.1,
             loss: 0.0,
             upload: Bandwidth::from_mbps(1_000),
+            download: Bandwidth::UNLIMITED,
             max_in_flight_per_link: 100_000,
             fifo: true,
         }
@@ -103,6 +128,7 @@ impl NetworkConfig {
             jitter: 0.0,
             loss: 0.0,
             upload: Bandwidth::UNLIMITED,
+            download: Bandwidth::UNLIMITED,
             max_in_flight_per_link: 100_000,
             fifo: true,
         }

@@ -62,6 +62,9 @@ const WORLD6_MS: [[u64; 6]; 6] = [
     [58, 88, 100, 128, 163, 1], // sa-east
 ];
 
+/// One-way latency inside [`Regions::datacenter`], µs.
+pub const DATACENTER_ONE_WAY_US: u64 = 250;
+
 impl Regions {
     /// A table from names and a square matrix of one-way latencies.
     ///
@@ -92,6 +95,15 @@ impl Regions {
                 .iter()
                 .map(|row| row.iter().map(|ms| Duration::from_millis(*ms)).collect())
                 .collect(),
+        )
+    }
+
+    /// One datacenter: a single region `dc` with 0.25 ms one way (0.5 ms
+    /// round trip, a typical intra-datacenter RTT).
+    pub fn datacenter() -> Self {
+        Self::new(
+            vec!["dc".into()],
+            vec![vec![Duration::from_micros(DATACENTER_ONE_WAY_US)]],
         )
     }
 

@@ -37,6 +37,10 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("consensus", include_str!("../../scenarios/consensus.toml")),
     ("gossip", include_str!("../../scenarios/gossip.toml")),
     ("crashes", include_str!("../../scenarios/crashes.toml")),
+    (
+        "throughput",
+        include_str!("../../scenarios/throughput.toml"),
+    ),
 ];
 
 /// The text of the built-in scenario `name`.
@@ -60,6 +64,17 @@ pub fn builtin_names() -> String {
 pub const MAX_DURATION_MS: u64 = 86_400_000;
 /// Most events a scenario may ask for.
 pub const MAX_EVENTS: u64 = 10_000_000_000;
+
+/// Transaction deliveries (`nodes² × tx_per_second × seconds`: every
+/// validator handles every transaction) the simulator handles per second
+/// of one core's time, measured on the 2-core machine of the README's
+/// figures: the README's `idlegrid-sim throughput` sweep (24 runs, 2.37e8
+/// deliveries in 197 s of user time; overloaded runs cost the most).
+pub const TX_DELIVERIES_PER_CPU_SECOND: f64 = 1.2e6;
+
+/// Most transaction deliveries one consensus run may ask for: about an
+/// hour of one core at [`TX_DELIVERIES_PER_CPU_SECOND`].
+pub const MAX_TX_DELIVERIES: f64 = TX_DELIVERIES_PER_CPU_SECOND * 3_600.0;
 
 /// Why a scenario could not be loaded.
 #[derive(Debug, Error)]
@@ -185,7 +200,8 @@ fn default_max_queue() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSection {
-    /// `"world6"` (default) or `"custom"` with `[[network.regions]]`.
+    /// `"world6"` (default), `"datacenter"` (one region, 0.25 ms one way)
+    /// or `"custom"` with `[[network.regions]]`.
     #[serde(default = "default_preset")]
     pub preset: String,
     /// Custom regions, each with a row of one-way latencies in ms.
@@ -200,6 +216,11 @@ pub struct NetworkSection {
     /// Upload bandwidth per node in Mbit/s; 0 = unlimited.
     #[serde(default = "default_upload")]
     pub upload_mbps: f64,
+    /// Download bandwidth per node in Mbit/s; 0 = unlimited (default).
+    /// Any finite value switches the network to max-min fair sharing of
+    /// every node's uplink and downlink ([`crate::network::fair`]).
+    #[serde(default)]
+    pub download_mbps: f64,
     /// Bound on messages in flight per directed link.
     #[serde(default = "default_in_flight")]
     pub max_in_flight_per_link: u32,
@@ -232,6 +253,7 @@ impl Default for NetworkSection {
             jitter: default_jitter(),
             loss: 0.0,
             upload_mbps: default_upload(),
+            download_mbps: 0.0,
             max_in_flight_per_link: default_in_flight(),
             fifo: true,
         }
@@ -281,6 +303,11 @@ pub struct ConsensusSection {
     /// Transactions each validator submits per virtual second.
     #[serde(default = "default_tx_rate")]
     pub tx_per_second: f64,
+    /// The offered load of the whole committee, tx/s, split evenly over the
+    /// honest validators; when given it takes the place of
+    /// `tx_per_second` (so a sweep over `nodes.count` keeps the total).
+    #[serde(default)]
+    pub total_tx_per_second: Option<f64>,
     /// Bytes per transaction.
     #[serde(default = "default_tx_bytes")]
     pub tx_bytes: usize,
@@ -298,6 +325,23 @@ pub struct ConsensusSection {
     /// Once the network is healthy, a commit must follow within this, ms.
     #[serde(default = "default_liveness")]
     pub liveness_bound_ms: u64,
+    /// CPU time (µs) a validator spends verifying each block it receives
+    /// (its signature); 0 = CPU is free. 36 µs measured:
+    /// `consensus::verify_signature/block` of `cargo bench -p
+    /// idlegrid-dag-ledger --bench consensus`.
+    #[serde(default)]
+    pub cpu_us_per_block_verify: f64,
+    /// CPU time (µs) per transaction of a received block (checking and
+    /// applying it); 0 = free. 16 µs measured for a signed transfer:
+    /// `ledger::apply_transfers/sig=batch/n=1000` of `cargo bench -p
+    /// idlegrid-dag-ledger --bench ledger` (15.9 ms per 1 000).
+    #[serde(default)]
+    pub cpu_us_per_tx_apply: f64,
+    /// Commits in the first `warmup_ms` are left out of the steady-state
+    /// throughput (`consensus.load.committed_tx_per_second`) and of the
+    /// transaction commit latency. Default 0.
+    #[serde(default)]
+    pub warmup_ms: u64,
 }
 
 /// `[crashes]`: durable validators over simulated disks.
@@ -385,11 +429,15 @@ impl Default for ConsensusSection {
         Self {
             byzantine: Vec::new(),
             tx_per_second: default_tx_rate(),
+            total_tx_per_second: None,
             tx_bytes: default_tx_bytes(),
             leader_timeout_ms: default_leader_timeout(),
             leaders_per_round: default_leaders(),
             verify_signatures: None,
             liveness_bound_ms: default_liveness(),
+            cpu_us_per_block_verify: 0.0,
+            cpu_us_per_tx_apply: 0.0,
+            warmup_ms: 0,
         }
     }
 }
@@ -553,6 +601,16 @@ impl FaultEntry {
     }
 }
 
+fn check_mbps(field: &str, v: f64) -> Result<(), ScenarioError> {
+    if !(0.0..=1e6).contains(&v) || (v > 0.0 && v < 1e-3) {
+        return Err(invalid(
+            field,
+            format!("must be 0 (unlimited) or in [0.001, 1000000] Mbit/s, got {v}"),
+        ));
+    }
+    Ok(())
+}
+
 fn check_prob(field: &str, v: f64) -> Result<(), ScenarioError> {
     if !(0.0..=1.0).contains(&v) {
         return Err(invalid(
@@ -673,6 +731,7 @@ impl Scenario {
                 ),
             ));
         }
+        check_mbps("network.download_mbps", net.download_mbps)?;
         if net.max_in_flight_per_link == 0 {
             return Err(invalid(
                 "network.max_in_flight_per_link",
@@ -846,6 +905,14 @@ impl Scenario {
                 format!("must be in [0, 1000000], got {}", c.tx_per_second),
             ));
         }
+        if let Some(t) = c.total_tx_per_second
+            && !(0.0..=1e8).contains(&t)
+        {
+            return Err(invalid(
+                "consensus.total_tx_per_second",
+                format!("must be in [0, 100000000], got {t}"),
+            ));
+        }
         if !(MIN_TX_BYTES..=65_536).contains(&c.tx_bytes) {
             return Err(invalid(
                 "consensus.tx_bytes",
@@ -864,6 +931,30 @@ impl Scenario {
                 "must be in 1..=16 and at most nodes.count",
             ));
         }
+        for (field, v) in [
+            (
+                "consensus.cpu_us_per_block_verify",
+                c.cpu_us_per_block_verify,
+            ),
+            ("consensus.cpu_us_per_tx_apply", c.cpu_us_per_tx_apply),
+        ] {
+            if !(0.0..=1e6).contains(&v) {
+                return Err(invalid(
+                    field,
+                    format!("must be in [0, 1000000] µs (0 = free), got {v}"),
+                ));
+            }
+        }
+        if c.warmup_ms >= self.duration_ms {
+            return Err(invalid(
+                "consensus.warmup_ms",
+                format!(
+                    "must be shorter than duration_ms ({}), got {}",
+                    self.duration_ms, c.warmup_ms
+                ),
+            ));
+        }
+        self.check_load_fits()?;
         if !(10..=MAX_DURATION_MS).contains(&c.liveness_bound_ms) {
             return Err(invalid(
                 "consensus.liveness_bound_ms",
@@ -908,6 +999,45 @@ impl Scenario {
         Ok(())
     }
 
+    /// Refuses a consensus load this machine cannot simulate: every
+    /// transaction is handled by every validator, so the work grows as
+    /// `nodes² × tx_per_second × seconds` (see [`MAX_TX_DELIVERIES`]).
+    fn check_load_fits(&self) -> Result<(), ScenarioError> {
+        let n = self.nodes.count as f64;
+        let seconds = self.duration_ms as f64 / 1e3;
+        let rate = self.tx_per_validator();
+        let deliveries = n * n * rate * seconds;
+        if deliveries > MAX_TX_DELIVERIES {
+            let field = match self.consensus.total_tx_per_second {
+                Some(_) => "consensus.total_tx_per_second",
+                None => "consensus.tx_per_second",
+            };
+            return Err(invalid(
+                field,
+                format!(
+                    "{} validators × {} tx/s each × {seconds} s means {deliveries:.2e} transaction deliveries (nodes² × rate × time), more than the {MAX_TX_DELIVERIES:.0e} one run may simulate (about an hour of one core at the measured speed); lower the load, the committee or duration_ms",
+                    self.nodes.count, rate
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Transactions each honest validator submits per second:
+    /// `consensus.total_tx_per_second` split evenly, or
+    /// `consensus.tx_per_second`.
+    pub fn tx_per_validator(&self) -> f64 {
+        let honest = self
+            .behaviors()
+            .iter()
+            .filter(|b| !b.is_byzantine())
+            .count();
+        match self.consensus.total_tx_per_second {
+            Some(total) => total / honest.max(1) as f64,
+            None => self.consensus.tx_per_second,
+        }
+    }
+
     /// Behaviour of every node.
     pub fn behaviors(&self) -> Vec<Behavior> {
         let mut out = vec![Behavior::Honest; self.nodes.count];
@@ -939,10 +1069,14 @@ impl Scenario {
             .with_leaders_per_round(c.leaders_per_round);
         ConsensusParams {
             behaviors: self.behaviors(),
-            tx_per_second: c.tx_per_second,
+            tx_per_second: self.tx_per_validator(),
             tx_bytes: c.tx_bytes,
             config,
             liveness_bound: Duration::from_millis(c.liveness_bound_ms),
+            cpu: crate::consensus::CpuCost {
+                block_verify_ns: (c.cpu_us_per_block_verify * 1e3).round() as u64,
+                tx_apply_ns: (c.cpu_us_per_tx_apply * 1e3).round() as u64,
+            },
             signatures: crate::consensus::shared_verifier(self.seed),
             store: (self.restart_mode() == RestartMode::Store).then(|| {
                 crate::consensus::StoreParams {
@@ -967,7 +1101,8 @@ impl Scenario {
     pub fn regions(&self) -> Result<Regions, ScenarioError> {
         match self.network.preset.as_str() {
             "world6" if self.network.regions.is_empty() => Ok(Regions::world6()),
-            "world6" => Err(invalid(
+            "datacenter" if self.network.regions.is_empty() => Ok(Regions::datacenter()),
+            "world6" | "datacenter" => Err(invalid(
                 "network.regions",
                 "custom regions need `preset = \"custom\"`",
             )),
@@ -1016,7 +1151,7 @@ impl Scenario {
             }
             other => Err(invalid(
                 "network.preset",
-                format!("unknown preset `{other}`; use \"world6\" or \"custom\""),
+                format!("unknown preset `{other}`; use \"world6\", \"datacenter\" or \"custom\""),
             )),
         }
     }
@@ -1029,6 +1164,7 @@ impl Scenario {
             jitter: n.jitter,
             loss: n.loss,
             upload: Bandwidth::from_bits_per_sec((n.upload_mbps * 1e6).round() as u64),
+            download: Bandwidth::from_bits_per_sec((n.download_mbps * 1e6).round() as u64),
             max_in_flight_per_link: n.max_in_flight_per_link,
             fifo: n.fifo,
         })

@@ -193,6 +193,14 @@ pub const CONSENSUS: &[&str] = &[
     "consensus.commit_latency_message_delays.p99",
     "consensus.equivocations_detected",
     "consensus.invalid_messages",
+    "consensus.load.offered_tx_per_second",
+    "consensus.load.committed_tx_per_second",
+    "consensus.load.ideal_commit_latency_ms",
+    "consensus.load.quorum_delay_ms",
+    "consensus.load.commit_latency_quorum_delays.p50",
+    "consensus.load.commit_latency_quorum_delays.p90",
+    "consensus.load.commit_latency_quorum_delays.p99",
+    "consensus.load.p50_over_ideal",
 ];
 
 /// `machine = "gossip"`.

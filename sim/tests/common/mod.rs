@@ -154,12 +154,22 @@ pub fn probes(
     plans: Vec<Vec<Send>>,
     end_ms: u64,
 ) -> Simulation<Probe, Log> {
-    let mut cfg = SimConfig::new(seed);
-    cfg.max_time = ms(end_ms);
-    let n = plans.len();
-    let nodes = (0..n)
+    let nodes = (0..plans.len())
         .map(|_| NodeSpec::in_region(RegionId::new(0)))
         .collect();
+    probes_on(seed, net, nodes, plans, end_ms)
+}
+
+/// [`probes`] with each node's own spec (region, bandwidths).
+pub fn probes_on(
+    seed: u64,
+    net: NetworkConfig,
+    nodes: Vec<NodeSpec>,
+    plans: Vec<Vec<Send>>,
+    end_ms: u64,
+) -> Simulation<Probe, Log> {
+    let mut cfg = SimConfig::new(seed);
+    cfg.max_time = ms(end_ms);
     let mut sim = Simulation::new(
         cfg,
         net,
