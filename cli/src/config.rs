@@ -199,6 +199,11 @@ pub struct NodeConfig {
     /// Provider settings (providers only).
     #[serde(default)]
     pub provider: Option<ProviderConfig>,
+    /// Addresses this node dials instead of the network file's, by member
+    /// name (a latency relay between validators, `idlegrid bench
+    /// --latency relay`). Peers still authenticate by key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dial: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 /// A node config with everything it names, loaded and checked.
@@ -312,6 +317,12 @@ impl Loaded {
                 "a [provider] section is required for providers and only for them".into(),
             ));
         }
+        if let Some(n) = node.dial.keys().find(|n| !network.members.iter().any(|m| &m.name == *n)) {
+            return Err(bad(format!(
+                "dial: no member named {n:?} in {}",
+                net_path.display()
+            )));
+        }
         Ok(Self {
             path: path.to_path_buf(),
             data_dir: base.join(&node.data_dir),
@@ -352,6 +363,7 @@ impl Loaded {
             key_file: std::path::absolute(key_path).map_err(|e| CliError::io(key_path, e))?,
             data_dir: PathBuf::from(format!("idlegrid-{short}")),
             provider: None,
+            dial: Default::default(),
         };
         Ok(Self {
             path: node.network.clone(),
@@ -422,11 +434,14 @@ impl NetworkConfig {
             .unwrap_or_else(|_| unreachable!("checked on load"))
     }
 
-    /// Every member's address.
-    pub fn address_book(&self) -> AddressBook {
+    /// Every member's address; `dial` replaces some (by member name).
+    pub fn address_book(
+        &self,
+        dial: &std::collections::BTreeMap<String, SocketAddr>,
+    ) -> AddressBook {
         let mut book = AddressBook::new();
         for m in &self.members {
-            book.insert(Self::id_of(m), m.addr);
+            book.insert(Self::id_of(m), dial.get(&m.name).copied().unwrap_or(m.addr));
         }
         book
     }

@@ -1,0 +1,221 @@
+//! What a bench run reports: committed rate, latency percentiles, CPU of
+//! the validator processes (from `/proc/PID/stat`) and of the bench
+//! process itself (clients and relays), as a table and as JSON.
+
+use idlegrid_primitives::Timestamp;
+use idlegrid_transport::Clock;
+use tokio::sync::watch;
+
+use super::load::{ClientTally, Schedule};
+use super::{BenchOptions, Testbed, interruptible};
+use crate::CliError;
+
+/// Latency percentiles, ms (nearest rank).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Of `samples_us` (microseconds); all zero when empty.
+    pub fn of_micros(samples_us: &[u64]) -> Self {
+        let mut s = samples_us.to_vec();
+        s.sort_unstable();
+        let rank = |q: f64| -> f64 {
+            if s.is_empty() {
+                return 0.0;
+            }
+            let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+            s[i] as f64 / 1_000.0
+        };
+        Self {
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: rank(1.0),
+        }
+    }
+}
+
+/// CPU used over the measured window, in cores (1.0 = one core busy).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CpuUse {
+    /// Each validator process.
+    pub validators: Vec<f64>,
+    /// The bench process (clients, relays).
+    pub bench: f64,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunReport {
+    /// Validator processes.
+    pub validators: usize,
+    /// Offered load, tx/s (all clients).
+    pub offered_tx_per_s: f64,
+    /// Measured window, s.
+    pub measured_s: f64,
+    /// WAN emulation.
+    pub latency_emulation: String,
+    /// Transfers submitted in the window.
+    pub submitted: u64,
+    /// Confirmations received in the window.
+    pub confirmed: u64,
+    /// Confirmations per second of the window.
+    pub committed_tx_per_s: f64,
+    /// Submit → f + 1 validators report it applied, of the window's
+    /// submissions, ms.
+    pub latency_ms: Percentiles,
+    /// Rejected by the ledger.
+    pub rejected: u64,
+    /// Refused by the clients' outboxes (full: load beyond what commits).
+    pub refused: u64,
+    /// Submitted in the window, not confirmed by the end of the drain.
+    pub unconfirmed: u64,
+    /// CPU, cores.
+    pub cpu_cores: CpuUse,
+    /// Cores of the machine.
+    pub machine_cores: usize,
+}
+
+impl RunReport {
+    /// Sums the clients' tallies.
+    pub fn new(opts: &BenchOptions, load: f64, tallies: &[ClientTally], cpu: CpuUse) -> Self {
+        let sum = |f: fn(&ClientTally) -> u64| tallies.iter().map(f).sum::<u64>();
+        let latencies: Vec<u64> = tallies
+            .iter()
+            .flat_map(|t| t.latencies_us.iter().copied())
+            .collect();
+        let secs = opts.duration.as_secs_f64();
+        let confirmed = sum(|t| t.confirmed_in_window);
+        Self {
+            validators: opts.validators,
+            offered_tx_per_s: load,
+            measured_s: secs,
+            latency_emulation: opts.latency.describe(),
+            submitted: sum(|t| t.submitted),
+            confirmed,
+            committed_tx_per_s: confirmed as f64 / secs,
+            latency_ms: Percentiles::of_micros(&latencies),
+            rejected: sum(|t| t.rejected),
+            refused: sum(|t| t.refused),
+            unconfirmed: sum(|t| t.unconfirmed),
+            cpu_cores: cpu,
+            machine_cores: super::MachineInfo::probe().cores,
+        }
+    }
+
+    /// The table's header.
+    pub fn header() -> String {
+        format!(
+            "{:>3} {:>9} {:>10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>12} {:>6}",
+            "n",
+            "offered",
+            "committed",
+            "ratio",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "unconf",
+            "cpu val/all",
+            "bench"
+        )
+    }
+
+    /// One table row.
+    pub fn row(&self) -> String {
+        let val: f64 = self.cpu_cores.validators.iter().sum();
+        format!(
+            "{:>3} {:>9.0} {:>10.1} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>12} {:>6.2}",
+            self.validators,
+            self.offered_tx_per_s,
+            self.committed_tx_per_s,
+            self.committed_tx_per_s / self.offered_tx_per_s,
+            self.latency_ms.p50,
+            self.latency_ms.p90,
+            self.latency_ms.p99,
+            self.latency_ms.max,
+            self.unconfirmed + self.refused,
+            format!("{val:.2}/{}", self.machine_cores),
+            self.cpu_cores.bench
+        )
+    }
+}
+
+/// User + system CPU ticks of `pid` so far.
+fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is 3rd,
+    // utime the 14th and stime the 15th of the whole line.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+fn sample(bed: &Testbed) -> Vec<Option<u64>> {
+    let mut v: Vec<Option<u64>> = bed
+        .validators
+        .iter()
+        .map(|(_, pid)| cpu_ticks(&pid.to_string()))
+        .collect();
+    v.push(cpu_ticks("self"));
+    v
+}
+
+/// Samples CPU at the window's start and end (waiting for both).
+pub async fn measure_cpu(
+    bed: &Testbed,
+    clock: Clock,
+    s: Schedule,
+    cancel: &mut watch::Receiver<bool>,
+) -> Result<CpuUse, CliError> {
+    let at = |t: Timestamp| clock.instant_at(t).unwrap_or_else(tokio::time::Instant::now);
+    interruptible(cancel, tokio::time::sleep_until(at(s.measure_from))).await?;
+    let before = sample(bed);
+    interruptible(cancel, tokio::time::sleep_until(at(s.end))).await?;
+    let after = sample(bed);
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    let secs = (s.end.as_micros() - s.measure_from.as_micros()) as f64 / 1e6;
+    let mut cores: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| match (b, a) {
+            (Some(b), Some(a)) => a.saturating_sub(*b) as f64 / hz / secs,
+            _ => 0.0,
+        })
+        .collect();
+    let bench = cores.pop().unwrap_or(0.0);
+    Ok(CpuUse {
+        validators: cores,
+        bench,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let s: Vec<u64> = (1..=100).map(|i| i * 1_000).collect();
+        let p = Percentiles::of_micros(&s);
+        assert_eq!((p.p50, p.p90, p.p99, p.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!(Percentiles::of_micros(&[]), Percentiles::default());
+        let one = Percentiles::of_micros(&[2_500]);
+        assert_eq!((one.p50, one.max), (2.5, 2.5));
+    }
+
+    #[test]
+    fn own_cpu_ticks_are_read() {
+        assert!(cpu_ticks("self").is_some());
+        assert!(cpu_ticks("0").is_none());
+    }
+}
