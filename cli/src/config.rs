@@ -88,6 +88,15 @@ pub struct ConsensusSettings {
     /// A ledger checkpoint every this many commits (the snapshots state
     /// sync serves; also where recovery starts replaying).
     pub checkpoint_every: u64,
+    /// Least time between a validator's rounds, ms (default 50; 0 proposes
+    /// as soon as a round is ready, as the simulator's validators do —
+    /// right where links are slow, e.g. `bench --latency world6`).
+    #[serde(default = "default_min_round_delay_ms")]
+    pub min_round_delay_ms: u64,
+}
+
+fn default_min_round_delay_ms() -> u64 {
+    50
 }
 
 impl Default for ConsensusSettings {
@@ -95,6 +104,7 @@ impl Default for ConsensusSettings {
         Self {
             dag_window_rounds: 1_000,
             checkpoint_every: 200,
+            min_round_delay_ms: default_min_round_delay_ms(),
         }
     }
 }
@@ -103,7 +113,7 @@ impl ConsensusSettings {
     /// The consensus configuration every validator derives from them.
     pub fn config(&self) -> ConsensusConfig {
         let mut c = ConsensusConfig::default();
-        c.min_round_delay = Duration::from_millis(50);
+        c.min_round_delay = Duration::from_millis(self.min_round_delay_ms);
         c.gc_depth = self.dag_window_rounds;
         c
     }
@@ -113,6 +123,12 @@ impl ConsensusSettings {
             return Err(format!(
                 "consensus.dag_window_rounds must be in 20..=100000, got {}",
                 self.dag_window_rounds
+            ));
+        }
+        if self.min_round_delay_ms > 1_000 {
+            return Err(format!(
+                "consensus.min_round_delay_ms must be at most 1000, got {}",
+                self.min_round_delay_ms
             ));
         }
         if !(1..=1_000_000).contains(&self.checkpoint_every) {
@@ -317,7 +333,11 @@ impl Loaded {
                 "a [provider] section is required for providers and only for them".into(),
             ));
         }
-        if let Some(n) = node.dial.keys().find(|n| !network.members.iter().any(|m| &m.name == *n)) {
+        if let Some(n) = node
+            .dial
+            .keys()
+            .find(|n| !network.members.iter().any(|m| &m.name == *n))
+        {
             return Err(bad(format!(
                 "dial: no member named {n:?} in {}",
                 net_path.display()

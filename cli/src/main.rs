@@ -73,6 +73,10 @@ struct BenchArgs {
     /// (the simulator's six-region matrix, validators placed round-robin).
     #[arg(long, default_value = "none")]
     latency: String,
+    /// Least time between a validator's rounds, ms (0: propose as soon as
+    /// a round is ready, as the simulator's validators do).
+    #[arg(long, default_value_t = 50)]
+    min_round_delay_ms: u64,
     /// Also run the simulator's consensus scenario with the same size,
     /// matrix, load and transaction size, and print both.
     #[arg(long)]
@@ -388,6 +392,7 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
                 consensus: ConsensusSettings {
                     dag_window_rounds: dag_window,
                     checkpoint_every,
+                    ..ConsensusSettings::default()
                 },
                 ..InitOptions::default()
             };
@@ -602,6 +607,7 @@ fn bench_cmd(b: BenchArgs) -> Result<ExitCode, CliError> {
         loads: b.load,
         duration: std::time::Duration::from_secs(b.duration),
         latency,
+        min_round_delay_ms: b.min_round_delay_ms,
         keep_dir: b.keep_dir,
     };
     let sim = b
@@ -611,8 +617,8 @@ fn bench_cmd(b: BenchArgs) -> Result<ExitCode, CliError> {
     let exe = std::env::current_exe().map_err(|e| CliError::io(Path::new("idlegrid"), e))?;
     let results = tokio()?.block_on(bench::cmd::execute(&opts, &exe, sim.as_deref()))?;
     if let Some(path) = &b.json {
-        let text = serde_json::to_string_pretty(&results)
-            .map_err(|e| CliError::Invalid(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(&results).map_err(|e| CliError::Invalid(e.to_string()))?;
         std::fs::write(path, text).map_err(|e| CliError::io(path, e))?;
         say!("wrote {}", path.display());
     }

@@ -38,17 +38,28 @@ fn emulation_note(latency: &Latency) -> String {
     }
 }
 
-/// Resolves when SIGINT or SIGTERM arrives, flipping `cancel`.
-fn watch_signals() -> watch::Receiver<bool> {
+/// A flag that turns true when SIGINT or SIGTERM arrives (the handlers
+/// are in place when this returns).
+fn watch_signals() -> Result<watch::Receiver<bool>, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handler =
+        |kind| signal(kind).map_err(|e| CliError::Invalid(format!("signal handler: {e}")));
+    let (mut term, mut int) = (
+        handler(SignalKind::terminate())?,
+        handler(SignalKind::interrupt())?,
+    );
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        crate::runtime::shutdown_signal().await;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
         eprintln!("bench: interrupted, stopping the validators");
         let _ = tx.send(true);
         // Keep the sender so receivers see the flag, not a closed channel.
         std::future::pending::<()>().await;
     });
-    rx
+    Ok(rx)
 }
 
 /// Runs the bench of `opts` (and the simulator `sim`, if given).
@@ -61,7 +72,7 @@ pub async fn execute(
     let emulation = emulation_note(&opts.latency);
     println!("emulation: {emulation}");
     println!("{}", RunReport::header());
-    let cancel = watch_signals();
+    let cancel = watch_signals()?;
     let runs = super::run(opts, exe, cancel, |r| println!("{}", r.row())).await?;
     let tx_bytes = super::transfer_bytes();
     let mut results = BenchResults {
@@ -73,6 +84,12 @@ pub async fn execute(
     if let Some(sim) = sim {
         results.sim = simulate(opts, sim, tx_bytes)?;
         print_comparison(&results);
+        if opts.min_round_delay_ms > 0 {
+            println!(
+                "note: the real validators wait {} ms between rounds, the simulated ones do not (--min-round-delay-ms 0 to match)",
+                opts.min_round_delay_ms
+            );
+        }
     }
     Ok(results)
 }

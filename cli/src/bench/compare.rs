@@ -66,7 +66,7 @@ pub fn scenario_toml(run: &SimRun) -> String {
     }
     let _ = writeln!(
         s,
-        "[nodes]\ncount = {}\n\n[consensus]\ntx_per_second = {}\ntx_bytes = {}\nleader_timeout_ms = {}",
+        "[nodes]\ncount = {}\n\n[consensus]\ntx_per_second = {:?}\ntx_bytes = {}\nleader_timeout_ms = {}",
         run.validators,
         run.load / run.validators as f64,
         run.tx_bytes,

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_node::client::{ClientEvent, ClientNode};
-use idlegrid_primitives::{AccountId, Amount, Duration, Machine, NodeId, Timestamp, Transmit};
 use idlegrid_node::wire::NodeMessage;
+use idlegrid_primitives::{AccountId, Amount, Duration, Machine, NodeId, Timestamp, Transmit};
 use tokio::sync::mpsc;
 
 use crate::runtime::{Completion, Role};

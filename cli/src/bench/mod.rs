@@ -92,6 +92,9 @@ pub struct BenchOptions {
     pub duration: Duration,
     /// WAN emulation.
     pub latency: Latency,
+    /// The validators' least time between rounds, ms (the network file's
+    /// `consensus.min_round_delay_ms`).
+    pub min_round_delay_ms: u64,
     /// Keep each run's testnet under this dir (default: a temporary dir,
     /// removed).
     pub keep_dir: Option<PathBuf>,
@@ -149,11 +152,21 @@ pub fn check(opts: &BenchOptions, machine: MachineInfo) -> Result<(), CliError> 
             "--duration {secs}: must be 1..={MAX_DURATION_SECS} s"
         ));
     }
+    if opts.min_round_delay_ms > 1_000 {
+        return refuse(format!(
+            "--min-round-delay-ms {}: at most 1000",
+            opts.min_round_delay_ms
+        ));
+    }
     if opts.loads.is_empty() || opts.loads.len() > 32 {
         return refuse("give 1..=32 offered loads".into());
     }
     let max_load = MAX_RATE_PER_CLIENT * n as f64;
-    if let Some(l) = opts.loads.iter().find(|l| !(l.is_finite() && **l > 0.0 && **l <= max_load)) {
+    if let Some(l) = opts
+        .loads
+        .iter()
+        .find(|l| !(l.is_finite() && **l > 0.0 && **l <= max_load))
+    {
         return refuse(format!(
             "offered load {l} tx/s: must be positive and at most {max_load} with {n} clients ({MAX_RATE_PER_CLIENT} tx/s each: half a client account's ledger quota of 10000 per 1 s epoch)"
         ));
@@ -195,13 +208,21 @@ impl Drop for Testbed {
 
 /// A fresh directory for one run.
 fn run_dir(opts: &BenchOptions, load: f64) -> Result<(PathBuf, bool), CliError> {
-    let name = format!("bench-n{}-load{}-{}", opts.validators, load, std::process::id());
+    let name = format!(
+        "bench-n{}-load{}-{}",
+        opts.validators,
+        load,
+        std::process::id()
+    );
     let (dir, keep) = match &opts.keep_dir {
         Some(d) => (d.join(name), true),
         None => (std::env::temp_dir().join(format!("idlegrid-{name}")), false),
     };
     if dir.exists() {
-        return Err(CliError::Invalid(format!("{} already exists", dir.display())));
+        return Err(CliError::Invalid(format!(
+            "{} already exists",
+            dir.display()
+        )));
     }
     Ok((dir, keep))
 }
@@ -219,6 +240,10 @@ pub async fn start(opts: &BenchOptions, load: f64, exe: &Path) -> Result<Testbed
         validators: opts.validators,
         providers: 0,
         clients: opts.validators,
+        consensus: crate::config::ConsensusSettings {
+            min_round_delay_ms: opts.min_round_delay_ms,
+            ..Default::default()
+        },
         ..InitOptions::default()
     };
     let net = testnet::init(&bed.dir, &init)?;
@@ -321,7 +346,9 @@ async fn client_task(
             .await?
             .map_err(|_| interrupted())?;
         let mut role = LoadRole::new(machine(&cfg, index, schedule), drain_until, clock);
-        let stop = clock.instant_at(drain_until).unwrap_or_else(tokio::time::Instant::now);
+        let stop = clock
+            .instant_at(drain_until)
+            .unwrap_or_else(tokio::time::Instant::now);
         let mut c = cancel.clone();
         let shutdown = async move {
             tokio::select! {
@@ -347,10 +374,7 @@ fn machine(cfg: &Loaded, index: usize, schedule: Schedule) -> LoadMachine {
     let mut setup = cfg.network.light_setup(&cfg.key, index);
     setup.fanout = 1;
     setup.next_nonce = Some(0);
-    let clients: Vec<_> = cfg
-        .network
-        .with_role(crate::config::Role::Client)
-        .collect();
+    let clients: Vec<_> = cfg.network.with_role(crate::config::Role::Client).collect();
     let to = NetworkConfig::id_of(clients[(index + 1) % clients.len()]).account();
     let policy = TrapPolicy {
         cost_per_subtask: Amount::new(1),

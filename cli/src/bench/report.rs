@@ -177,7 +177,11 @@ pub async fn measure_cpu(
     s: Schedule,
     cancel: &mut watch::Receiver<bool>,
 ) -> Result<CpuUse, CliError> {
-    let at = |t: Timestamp| clock.instant_at(t).unwrap_or_else(tokio::time::Instant::now);
+    let at = |t: Timestamp| {
+        clock
+            .instant_at(t)
+            .unwrap_or_else(tokio::time::Instant::now)
+    };
     interruptible(cancel, tokio::time::sleep_until(at(s.measure_from))).await?;
     let before = sample(bed);
     interruptible(cancel, tokio::time::sleep_until(at(s.end))).await?;
