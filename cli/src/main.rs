@@ -66,6 +66,14 @@ struct BenchArgs {
     /// Offered loads, total transfers per second, comma-separated: one run each.
     #[arg(long, value_delimiter = ',', default_value = "200")]
     load: Vec<f64>,
+    /// Light clients offering the load, each with its own account and
+    /// its own window of transfers in flight (default: one per validator).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Put each run's testnet (the validators' redb stores) on /dev/shm,
+    /// where an fsync costs nothing, as in the simulator.
+    #[arg(long)]
+    tmpfs: bool,
     /// Measured seconds of each run (after a warm-up of up to 2 s).
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -74,9 +82,10 @@ struct BenchArgs {
     #[arg(long, default_value = "none")]
     latency: String,
     /// Least time between a validator's rounds, ms (0: propose as soon as
-    /// a round is ready, as the simulator's validators do).
-    #[arg(long, default_value_t = 50)]
-    min_round_delay_ms: u64,
+    /// a round is ready, as the simulator's validators do). Default: 50,
+    /// as a testnet's; 0 with --compare-sim, which refuses any other value.
+    #[arg(long)]
+    min_round_delay_ms: Option<u64>,
     /// Also run the simulator's consensus scenario with the same size,
     /// matrix, load and transaction size, and print both.
     #[arg(long)]
@@ -605,11 +614,16 @@ fn bench_cmd(b: BenchArgs) -> Result<ExitCode, CliError> {
     let opts = BenchOptions {
         validators: b.validators,
         loads: b.load,
+        clients: b.clients.unwrap_or(b.validators),
+        tmpfs: b.tmpfs,
         duration: std::time::Duration::from_secs(b.duration),
         latency,
-        min_round_delay_ms: b.min_round_delay_ms,
+        min_round_delay_ms: b
+            .min_round_delay_ms
+            .unwrap_or(if b.compare_sim { 0 } else { 50 }),
         keep_dir: b.keep_dir,
     };
+    bench::cmd::check_compare(&opts, b.compare_sim)?;
     let sim = b
         .compare_sim
         .then(|| bench::compare::sim_binary(b.sim_bin.as_deref()))

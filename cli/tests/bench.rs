@@ -92,6 +92,14 @@ fn a_tiny_bench_behind_the_relay_commits_with_consistent_percentiles() {
     // the closest two are 33 ms apart one way, and a commit takes at least
     // two validator-to-validator hops after a block carries the transfer.
     assert!(p("p50") >= 66.0, "faster than the relay allows: {l}");
+    // The gateway's own report (the simulator's measure) is seen too, and
+    // is bound by the same hops.
+    assert!(run["gateway_samples"].as_u64().unwrap() > 0, "{run}");
+    let gw = run["gateway_commit_ms"]["p50"].as_f64().unwrap();
+    assert!(
+        gw >= 66.0,
+        "gateway commit faster than the relay allows: {run}"
+    );
     let cpu = run["cpu_cores"]["validators"].as_array().unwrap();
     assert_eq!(cpu.len(), 4);
     assert!(cpu.iter().all(|c| c.as_f64().unwrap() > 0.0), "{cpu:?}");
@@ -112,8 +120,17 @@ fn sizes_the_machine_cannot_run_are_refused_up_front() {
             "offered load",
         ),
         (&["--duration", "0"][..], "--duration 0"),
+        (&["--clients", "1000"][..], "--clients 1000"),
         (&["--load=-5"][..], "offered load"),
         (&["--min-round-delay-ms", "5000"][..], "min-round-delay"),
+        (
+            &["--compare-sim", "--min-round-delay-ms", "50"][..],
+            "min-round-delay-ms 50",
+        ),
+        (
+            &["--load", "10000", "--duration", "600"][..],
+            "measured submissions",
+        ),
     ] {
         let t0 = Instant::now();
         let o = bench(tmp.path(), args);

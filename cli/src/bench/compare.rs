@@ -32,6 +32,8 @@ pub struct SimRun {
     pub tx_bytes: usize,
     /// The real validators' leader timeout, ms.
     pub leader_timeout_ms: u64,
+    /// The real validators' leaders per round.
+    pub leaders_per_round: u32,
     /// Virtual time, ms.
     pub duration_ms: u64,
     /// Latency between validators.
@@ -66,11 +68,12 @@ pub fn scenario_toml(run: &SimRun) -> String {
     }
     let _ = writeln!(
         s,
-        "[nodes]\ncount = {}\n\n[consensus]\ntx_per_second = {:?}\ntx_bytes = {}\nleader_timeout_ms = {}",
+        "[nodes]\ncount = {}\n\n[consensus]\ntx_per_second = {:?}\ntx_bytes = {}\nleader_timeout_ms = {}\nleaders_per_round = {}",
         run.validators,
         run.load / run.validators as f64,
         run.tx_bytes,
-        run.leader_timeout_ms
+        run.leader_timeout_ms,
+        run.leaders_per_round
     );
     s
 }
@@ -145,6 +148,7 @@ mod tests {
             load: 400.0,
             tx_bytes: 150,
             leader_timeout_ms: 200,
+            leaders_per_round: 1,
             duration_ms: 10_000,
             latency: Latency::Relay(LatencyMatrix::world6()),
         };
@@ -153,6 +157,8 @@ mod tests {
         assert_eq!(v["nodes"]["count"].as_integer(), Some(4));
         assert_eq!(v["consensus"]["tx_per_second"].as_float(), Some(100.0));
         assert_eq!(v["consensus"]["tx_bytes"].as_integer(), Some(150));
+        assert_eq!(v["consensus"]["leader_timeout_ms"].as_integer(), Some(200));
+        assert_eq!(v["consensus"]["leaders_per_round"].as_integer(), Some(1));
         let regions = v["network"]["regions"].as_array().unwrap();
         assert_eq!(regions.len(), 6);
         assert_eq!(regions[2]["name"].as_str(), Some("eu-central"));

@@ -2,16 +2,27 @@
 //! ([`ClientNode`]) wrapped in a [`LoadMachine`] that submits signed
 //! transfers at a steady rate (as the simulator's consensus scenario wraps
 //! a validator with its load), driven by the runtime's one loop
-//! ([`crate::runtime::drive`]). Latency is submit → the client's
-//! [`ClientEvent::Applied`]: the moment f + 1 validators have reported the
-//! transfer applied, the most exact commit signal a client gets.
+//! ([`crate::runtime::drive`]). Two latencies are measured, both from the
+//! submission:
+//! - **applied**: the client's [`ClientEvent::Applied`], the moment f + 1
+//!   validators have reported the transfer applied — what a user waits for;
+//! - **gateway commit**: the moment the gateway validator's own report of
+//!   it arrives — the simulator's measure (submission → commit at the
+//!   submitting validator), plus one loopback hop each way.
+//!
+//! The client sees the gateway's report in the fact batches it receives and
+//! ties it to its submission by the transaction id it sent (it watches its
+//! own outgoing `Submit`s): everything it measures it learns from its own
+//! messages.
 
 use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_node::client::{ClientEvent, ClientNode};
-use idlegrid_node::wire::NodeMessage;
-use idlegrid_primitives::{AccountId, Amount, Duration, Machine, NodeId, Timestamp, Transmit};
+use idlegrid_node::wire::{Fact, GatewayRequest, NodeMessage};
+use idlegrid_primitives::{
+    AccountId, Amount, Destination, Digest, Duration, Machine, NodeId, Timestamp, Transmit,
+};
 use tokio::sync::mpsc;
 
 use crate::runtime::{Completion, Role};
@@ -22,6 +33,10 @@ pub const LOAD_PERIOD: Duration = Duration::from_millis(20);
 /// flight is told apart by its amount (more than the outbox's
 /// [`idlegrid_node::light::MAX_INFLIGHT`]).
 const AMOUNT_CYCLE: u64 = 4_096;
+/// Submissions whose gateway report is awaited, at most (beyond it, the
+/// ones already applied by f + 1 are forgotten: their gateway sample is
+/// lost, counted in [`LoadMachine::gateway_lost`]).
+const MAX_AWAITED: usize = 2 * AMOUNT_CYCLE as usize;
 
 /// When a client submits and which part of it counts.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +61,15 @@ pub struct LoadMachine {
     seq: u64,
     /// Submission time by amount, of transfers in flight.
     pending: BTreeMap<u64, Timestamp>,
+    /// By transaction id sent: submission time, amount, and the gateway
+    /// whose report is the gateway commit.
+    awaited: BTreeMap<Digest, (Timestamp, u64, NodeId)>,
     /// Submissions the outbox refused (full: the client's own back-pressure).
     pub refused: u64,
+    /// Submit → gateway's report (µs), of submissions inside the window.
+    pub gateway_us: Vec<u64>,
+    /// Gateway reports never seen (forgotten past [`MAX_AWAITED`]).
+    pub gateway_lost: u64,
 }
 
 impl LoadMachine {
@@ -61,8 +83,62 @@ impl LoadMachine {
             carry: 0.0,
             seq: 0,
             pending: BTreeMap::new(),
+            awaited: BTreeMap::new(),
             refused: 0,
+            gateway_us: Vec::new(),
+            gateway_lost: 0,
         }
+    }
+
+    /// Notes an outgoing submission: its id, when its transfer was first
+    /// submitted, and the gateway it went to (a re-send keeps the first).
+    fn on_transmit(&mut self, t: &Transmit<NodeMessage>) {
+        let (Destination::To(gateway), NodeMessage::Gateway(GatewayRequest::Submit(tx))) =
+            (&t.to, &t.msg)
+        else {
+            return;
+        };
+        let TxKind::Transfer { to, amount } = &tx.tx.kind else {
+            return;
+        };
+        let Ok(a) = u64::try_from(amount.get()) else {
+            return;
+        };
+        let Some(sent) = self.pending.get(&a).copied().filter(|_| *to == self.to) else {
+            return;
+        };
+        if self.awaited.len() >= MAX_AWAITED {
+            let before = self.awaited.len();
+            let pending = &self.pending;
+            self.awaited.retain(|_, (_, a, _)| pending.contains_key(a));
+            self.gateway_lost += (before - self.awaited.len()) as u64;
+        }
+        self.awaited.entry(tx.id()).or_insert((sent, a, *gateway));
+    }
+
+    /// The gateway commits among the facts `from` reports.
+    fn on_facts(&mut self, now: Timestamp, from: NodeId, facts: &[Fact]) {
+        for f in facts {
+            let Fact::Applied { tx, .. } = f else {
+                continue;
+            };
+            let Some((sent, _, gateway)) = self.awaited.get(tx).copied() else {
+                continue;
+            };
+            if gateway != from {
+                continue;
+            }
+            self.awaited.remove(tx);
+            if self.in_window(sent) {
+                let us = now.as_micros().saturating_sub(sent.as_micros());
+                self.gateway_us.push(us);
+            }
+        }
+    }
+
+    /// Whether a submission at `t` is measured.
+    fn in_window(&self, t: Timestamp) -> bool {
+        t >= self.schedule.measure_from && t <= self.schedule.end
     }
 
     fn submit_due(&mut self, now: Timestamp) {
@@ -110,6 +186,9 @@ impl Machine for LoadMachine {
     type Event = ClientEvent;
 
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        if let NodeMessage::Facts(batch) = &msg {
+            self.on_facts(now, from, &batch.facts);
+        }
         self.client.handle_message(now, from, msg);
     }
 
@@ -124,7 +203,9 @@ impl Machine for LoadMachine {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
-        self.client.poll_transmit()
+        let t = self.client.poll_transmit()?;
+        self.on_transmit(&t);
+        Some(t)
     }
 
     fn poll_event(&mut self) -> Option<ClientEvent> {
@@ -149,6 +230,11 @@ pub struct ClientTally {
     pub confirmed_in_window: u64,
     /// Latency (µs) of each confirmed transfer submitted inside the window.
     pub latencies_us: Vec<u64>,
+    /// Submit → the gateway's report (µs), of transfers submitted inside
+    /// the window whose gateway report arrived.
+    pub gateway_us: Vec<u64>,
+    /// Gateway reports forgotten (never more than the awaited bound).
+    pub gateway_lost: u64,
     /// Rejected by the ledger.
     pub rejected: u64,
     /// Refused by the client's own outbox (full).
@@ -183,21 +269,13 @@ impl LoadRole {
 
     /// The tally, once the drive ended.
     pub fn into_tally(mut self) -> ClientTally {
-        let s = self.machine.schedule;
-        self.tally.refused = self.machine.refused;
-        self.tally.unconfirmed = self
-            .machine
-            .pending
-            .values()
-            .filter(|t| **t >= s.measure_from && **t <= s.end)
-            .count() as u64;
+        let m = &mut self.machine;
+        self.tally.refused = m.refused;
+        self.tally.gateway_us = std::mem::take(&mut m.gateway_us);
+        self.tally.gateway_lost = m.gateway_lost;
+        self.tally.unconfirmed = m.pending.values().filter(|t| m.in_window(**t)).count() as u64;
         self.tally.submitted = self.tally.latencies_us.len() as u64 + self.tally.unconfirmed;
         self.tally
-    }
-
-    fn in_window(&self, t: Timestamp) -> bool {
-        let s = self.machine.schedule;
-        t >= s.measure_from && t <= s.end
     }
 }
 
@@ -214,10 +292,10 @@ impl Role for LoadRole {
                 let Some(sent) = self.machine.settle(&tx) else {
                     return;
                 };
-                if self.in_window(now) {
+                if self.machine.in_window(now) {
                     self.tally.confirmed_in_window += 1;
                 }
-                if self.in_window(sent) {
+                if self.machine.in_window(sent) {
                     let us = now.as_micros().saturating_sub(sent.as_micros());
                     self.tally.latencies_us.push(us);
                 }

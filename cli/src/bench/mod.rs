@@ -27,6 +27,7 @@ use idlegrid_node::client::{ClientNode, TrapPolicy};
 use idlegrid_primitives::{Amount, Timestamp};
 use idlegrid_transport::{Clock, Transport};
 use tokio::sync::{oneshot, watch};
+use tokio::task::JoinSet;
 
 use crate::CliError;
 use crate::config::{Loaded, NetworkConfig, NodeConfig, read_toml, write_toml};
@@ -51,6 +52,11 @@ pub const MIB_PER_VALIDATOR: u64 = 200;
 /// is 10 000 transactions per one-second epoch; half of it leaves room for
 /// an epoch boundary falling inside a burst.
 pub const MAX_RATE_PER_CLIENT: f64 = 5_000.0;
+/// Most submissions one run measures (offered load × duration): each keeps
+/// two latency samples in memory until the run's report.
+pub const MAX_MEASURED_SUBMISSIONS: u64 = 4_000_000;
+/// Most client tasks a bench runs.
+pub const MAX_CLIENTS: usize = 64;
 /// Longest measured time, s.
 pub const MAX_DURATION_SECS: u64 = 600;
 /// How long validators get to make their first commit.
@@ -88,6 +94,14 @@ pub struct BenchOptions {
     pub validators: usize,
     /// Offered loads, total tx/s over all clients, one run each.
     pub loads: Vec<f64>,
+    /// Light clients, each an account with its own connections and its own
+    /// window of transfers in flight; client `k`'s gateway is validator
+    /// `k % validators`.
+    pub clients: usize,
+    /// Put each run's testnet (the validators' redb stores) on `/dev/shm`,
+    /// where an fsync costs nothing, as in the simulator, which models no
+    /// disk.
+    pub tmpfs: bool,
     /// Measured time of each run (after a warm-up).
     pub duration: Duration,
     /// WAN emulation.
@@ -129,7 +143,15 @@ impl MachineInfo {
 
 /// Refuses, with the reason, what `machine` cannot run.
 pub fn check(opts: &BenchOptions, machine: MachineInfo) -> Result<(), CliError> {
-    let refuse = |m: String| Err(CliError::Invalid(format!("refused: {m}")));
+    check_size(opts, machine).and_then(|()| check_load(opts))
+}
+
+fn refuse(m: String) -> Result<(), CliError> {
+    Err(CliError::Invalid(format!("refused: {m}")))
+}
+
+/// Validators, memory, duration, round delay.
+fn check_size(opts: &BenchOptions, machine: MachineInfo) -> Result<(), CliError> {
     let n = opts.validators;
     let cap = (VALIDATORS_PER_CORE * machine.cores).min(MAX_VALIDATORS);
     if n < 1 || n > cap {
@@ -152,12 +174,27 @@ pub fn check(opts: &BenchOptions, machine: MachineInfo) -> Result<(), CliError> 
             "--duration {secs}: must be 1..={MAX_DURATION_SECS} s"
         ));
     }
+    if !(1..=MAX_CLIENTS).contains(&opts.clients) {
+        return refuse(format!(
+            "--clients {}: must be 1..={MAX_CLIENTS}",
+            opts.clients
+        ));
+    }
+    if opts.tmpfs && !Path::new(TMPFS).is_dir() {
+        return refuse(format!("--tmpfs: no {TMPFS} on this machine"));
+    }
     if opts.min_round_delay_ms > 1_000 {
         return refuse(format!(
             "--min-round-delay-ms {}: at most 1000",
             opts.min_round_delay_ms
         ));
     }
+    Ok(())
+}
+
+/// Offered loads: per client quota, and the latency samples kept.
+fn check_load(opts: &BenchOptions) -> Result<(), CliError> {
+    let n = opts.clients;
     if opts.loads.is_empty() || opts.loads.len() > 32 {
         return refuse("give 1..=32 offered loads".into());
     }
@@ -171,7 +208,42 @@ pub fn check(opts: &BenchOptions, machine: MachineInfo) -> Result<(), CliError> 
             "offered load {l} tx/s: must be positive and at most {max_load} with {n} clients ({MAX_RATE_PER_CLIENT} tx/s each: half a client account's ledger quota of 10000 per 1 s epoch)"
         ));
     }
+    let secs = opts.duration.as_secs_f64();
+    if let Some(l) = opts
+        .loads
+        .iter()
+        .find(|l| **l * secs > MAX_MEASURED_SUBMISSIONS as f64)
+    {
+        return refuse(format!(
+            "offered load {l} tx/s for {secs} s: more than {MAX_MEASURED_SUBMISSIONS} measured submissions (each keeps its latencies in memory); shorten --duration"
+        ));
+    }
     Ok(())
+}
+
+/// Where `--tmpfs` puts the testnets.
+pub const TMPFS: &str = "/dev/shm";
+
+impl BenchOptions {
+    /// Where each run's testnet is made.
+    pub fn base_dir(&self) -> PathBuf {
+        match (&self.keep_dir, self.tmpfs) {
+            (Some(d), _) => d.clone(),
+            (None, true) => PathBuf::from(TMPFS),
+            (None, false) => std::env::temp_dir(),
+        }
+    }
+
+    /// What the report says about the validators' stores.
+    pub fn describe_store(&self) -> String {
+        let base = self.base_dir();
+        let fs = if base.starts_with(TMPFS) {
+            "tmpfs: fsync is free"
+        } else {
+            "fsync as that file system does it"
+        };
+        format!("redb under {} ({fs})", base.display())
+    }
 }
 
 /// Whether the kernel has netem (`sch_netem` loaded or built in).
@@ -214,9 +286,10 @@ fn run_dir(opts: &BenchOptions, load: f64) -> Result<(PathBuf, bool), CliError> 
         load,
         std::process::id()
     );
-    let (dir, keep) = match &opts.keep_dir {
-        Some(d) => (d.join(name), true),
-        None => (std::env::temp_dir().join(format!("idlegrid-{name}")), false),
+    let keep = opts.keep_dir.is_some();
+    let dir = match keep {
+        true => opts.base_dir().join(name),
+        false => opts.base_dir().join(format!("idlegrid-{name}")),
     };
     if dir.exists() {
         return Err(CliError::Invalid(format!(
@@ -239,7 +312,7 @@ pub async fn start(opts: &BenchOptions, load: f64, exe: &Path) -> Result<Testbed
     let init = InitOptions {
         validators: opts.validators,
         providers: 0,
-        clients: opts.validators,
+        clients: opts.clients,
         consensus: crate::config::ConsensusSettings {
             min_round_delay_ms: opts.min_round_delay_ms,
             ..Default::default()
@@ -368,7 +441,7 @@ async fn client_task(
 }
 
 /// Client `index` of `cfg`'s network paying the next client, through
-/// validator `index`, one gateway per transfer (as the simulator submits
+/// validator `index % validators`, one gateway per transfer (as the simulator submits
 /// each transaction at one validator).
 fn machine(cfg: &Loaded, index: usize, schedule: Schedule) -> LoadMachine {
     let mut setup = cfg.network.light_setup(&cfg.key, index);
@@ -416,8 +489,8 @@ pub async fn run_one(
     let bed = start(opts, load, exe).await?;
     eprintln!("bench: testnet in {}", bed.dir().display());
     await_commits(&bed, &mut cancel).await?;
-    let (tasks, gos) = spawn_clients(&bed, &cancel).await?;
-    let n = opts.validators;
+    let (mut tasks, gos) = spawn_clients(&bed, opts.clients, &cancel).await?;
+    let n = opts.clients;
     let clock = Clock::since_unix_micros(testnet::network(bed.dir())?.genesis_unix_micros);
     let warmup = idlegrid_primitives::Duration::from_micros(
         (opts.duration.as_micros() as u64 / 4).min(2_000_000),
@@ -435,46 +508,47 @@ pub async fn run_one(
     }
     let cpu = report::measure_cpu(&bed, clock, schedule, &mut cancel).await?;
     let mut tallies = Vec::with_capacity(n);
-    for t in tasks {
-        let tally = t
-            .await
-            .map_err(|e| CliError::Invalid(format!("client task: {e}")))??;
-        tallies.push(tally);
+    while let Some(r) = tasks.join_next().await {
+        tallies.push(joined(r)?);
     }
     Ok(RunReport::new(opts, load, &tallies, cpu))
 }
 
+/// The client tasks (aborted if dropped: an early return stops them all)
+/// and the senders of their schedule.
 type ClientHandles = (
-    Vec<tokio::task::JoinHandle<Result<ClientTally, CliError>>>,
+    JoinSet<Result<ClientTally, CliError>>,
     Vec<oneshot::Sender<(Schedule, Timestamp)>>,
 );
 
+fn joined<T>(r: Result<Result<T, CliError>, tokio::task::JoinError>) -> Result<T, CliError> {
+    r.map_err(|e| CliError::Invalid(format!("client task: {e}")))?
+}
+
 /// Starts one client task per validator and waits until all reach f + 1
-/// validators.
+/// validators; the first that fails to fails the run.
 async fn spawn_clients(
     bed: &Testbed,
+    clients: usize,
     cancel: &watch::Receiver<bool>,
 ) -> Result<ClientHandles, CliError> {
-    let (mut tasks, mut gos, mut readies) = (Vec::new(), Vec::new(), Vec::new());
-    for k in 0..bed.validators.len() {
+    let (mut tasks, mut gos, mut readies) = (JoinSet::new(), Vec::new(), Vec::new());
+    for k in 0..clients {
         let cfg = Loaded::load(&bed.dir().join(format!("client-{k}")).join("node.toml"))?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let (go_tx, go_rx) = oneshot::channel();
-        tasks.push(tokio::spawn(client_task(
-            cfg,
-            k,
-            ready_tx,
-            go_rx,
-            cancel.clone(),
-        )));
+        tasks.spawn(client_task(cfg, k, ready_tx, go_rx, cancel.clone()));
         gos.push(go_tx);
         readies.push(ready_rx);
     }
-    for (k, r) in readies.into_iter().enumerate() {
-        if r.await.is_err() {
-            let t = tasks.swap_remove(k);
-            let e = t.await.map_err(|e| CliError::Invalid(e.to_string()))?;
-            return Err(e.err().unwrap_or_else(interrupted));
+    let mut cancel = cancel.clone();
+    for r in readies {
+        if interruptible(&mut cancel, r).await?.is_err() {
+            // A client ended before it was ready: report the first error.
+            while let Some(r) = tasks.join_next().await {
+                joined(r)?;
+            }
+            return Err(interrupted());
         }
     }
     Ok((tasks, gos))

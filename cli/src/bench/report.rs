@@ -10,7 +10,9 @@ use super::load::{ClientTally, Schedule};
 use super::{BenchOptions, Testbed, interruptible};
 use crate::CliError;
 
-/// Latency percentiles, ms (nearest rank).
+/// Latency percentiles, ms (nearest rank). A rank that falls among the
+/// submissions never confirmed is infinite (JSON `null`): at saturation the
+/// tail is not hidden by leaving the slowest transfers out.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     /// Median.
@@ -26,14 +28,21 @@ pub struct Percentiles {
 impl Percentiles {
     /// Of `samples_us` (microseconds); all zero when empty.
     pub fn of_micros(samples_us: &[u64]) -> Self {
+        Self::censored(samples_us, 0)
+    }
+
+    /// Of `samples_us` plus `missing` samples longer than any (never
+    /// confirmed); all zero when there is none of either.
+    pub fn censored(samples_us: &[u64], missing: u64) -> Self {
         let mut s = samples_us.to_vec();
         s.sort_unstable();
+        let total = s.len() + usize::try_from(missing).unwrap_or(usize::MAX / 2);
         let rank = |q: f64| -> f64 {
-            if s.is_empty() {
+            if total == 0 {
                 return 0.0;
             }
-            let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
-            s[i] as f64 / 1_000.0
+            let i = ((q * total as f64).ceil() as usize).clamp(1, total) - 1;
+            s.get(i).map_or(f64::INFINITY, |us| *us as f64 / 1_000.0)
         };
         Self {
             p50: rank(0.50),
@@ -58,6 +67,10 @@ pub struct CpuUse {
 pub struct RunReport {
     /// Validator processes.
     pub validators: usize,
+    /// Light clients offering the load.
+    pub clients: usize,
+    /// Where the validators' stores were.
+    pub store: String,
     /// Offered load, tx/s (all clients).
     pub offered_tx_per_s: f64,
     /// Measured window, s.
@@ -71,8 +84,14 @@ pub struct RunReport {
     /// Confirmations per second of the window.
     pub committed_tx_per_s: f64,
     /// Submit → f + 1 validators report it applied, of the window's
-    /// submissions, ms.
+    /// submissions (the unconfirmed ones count as infinitely late), ms.
     pub latency_ms: Percentiles,
+    /// Submit → the gateway validator's own report (the simulator's
+    /// "commit at the submitting validator"), of the window's submissions
+    /// whose gateway report arrived, ms.
+    pub gateway_commit_ms: Percentiles,
+    /// Samples behind `gateway_commit_ms`.
+    pub gateway_samples: u64,
     /// Rejected by the ledger.
     pub rejected: u64,
     /// Refused by the clients' outboxes (full: load beyond what commits).
@@ -89,24 +108,29 @@ impl RunReport {
     /// Sums the clients' tallies.
     pub fn new(opts: &BenchOptions, load: f64, tallies: &[ClientTally], cpu: CpuUse) -> Self {
         let sum = |f: fn(&ClientTally) -> u64| tallies.iter().map(f).sum::<u64>();
-        let latencies: Vec<u64> = tallies
-            .iter()
-            .flat_map(|t| t.latencies_us.iter().copied())
-            .collect();
+        let all = |f: fn(&ClientTally) -> &Vec<u64>| -> Vec<u64> {
+            tallies.iter().flat_map(|t| f(t).iter().copied()).collect()
+        };
+        let (latencies, gateway) = (all(|t| &t.latencies_us), all(|t| &t.gateway_us));
+        let unconfirmed = sum(|t| t.unconfirmed);
         let secs = opts.duration.as_secs_f64();
         let confirmed = sum(|t| t.confirmed_in_window);
         Self {
             validators: opts.validators,
+            clients: opts.clients,
+            store: opts.describe_store(),
             offered_tx_per_s: load,
             measured_s: secs,
             latency_emulation: opts.latency.describe(),
             submitted: sum(|t| t.submitted),
             confirmed,
             committed_tx_per_s: confirmed as f64 / secs,
-            latency_ms: Percentiles::of_micros(&latencies),
+            latency_ms: Percentiles::censored(&latencies, unconfirmed),
+            gateway_commit_ms: Percentiles::of_micros(&gateway),
+            gateway_samples: gateway.len() as u64,
             rejected: sum(|t| t.rejected),
             refused: sum(|t| t.refused),
-            unconfirmed: sum(|t| t.unconfirmed),
+            unconfirmed,
             cpu_cores: cpu,
             machine_cores: super::MachineInfo::probe().cores,
         }
@@ -115,11 +139,12 @@ impl RunReport {
     /// The table's header.
     pub fn header() -> String {
         format!(
-            "{:>3} {:>9} {:>10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>7} {:>12} {:>6}",
+            "{:>3} {:>9} {:>10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>12} {:>6}",
             "n",
             "offered",
             "committed",
             "ratio",
+            "gw50 ms",
             "p50 ms",
             "p90 ms",
             "p99 ms",
@@ -134,11 +159,12 @@ impl RunReport {
     pub fn row(&self) -> String {
         let val: f64 = self.cpu_cores.validators.iter().sum();
         format!(
-            "{:>3} {:>9.0} {:>10.1} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>12} {:>6.2}",
+            "{:>3} {:>9.0} {:>10.1} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>12} {:>6.2}",
             self.validators,
             self.offered_tx_per_s,
             self.committed_tx_per_s,
             self.committed_tx_per_s / self.offered_tx_per_s,
+            self.gateway_commit_ms.p50,
             self.latency_ms.p50,
             self.latency_ms.p90,
             self.latency_ms.p99,
@@ -215,6 +241,17 @@ mod tests {
         assert_eq!(Percentiles::of_micros(&[]), Percentiles::default());
         let one = Percentiles::of_micros(&[2_500]);
         assert_eq!((one.p50, one.max), (2.5, 2.5));
+    }
+
+    #[test]
+    fn unconfirmed_submissions_are_the_slowest() {
+        let s: Vec<u64> = (1..=95).map(|i| i * 1_000).collect();
+        let p = Percentiles::censored(&s, 5);
+        assert_eq!((p.p50, p.p90), (50.0, 90.0));
+        assert!(p.p99.is_infinite() && p.max.is_infinite(), "{p:?}");
+        let none = Percentiles::censored(&[], 3);
+        assert!(none.p50.is_infinite());
+        assert_eq!(Percentiles::censored(&s, 0), Percentiles::of_micros(&s));
     }
 
     #[test]
