@@ -15,7 +15,7 @@
 //!   its offer) and what a script imports (required by its job).
 //! - [`testnet`]: `testnet init|up|down|status` — a network of separate OS
 //!   processes on this machine.
-//! - [`bench`]: `bench` — committed tx/s and commit latency of validator
+//! - [`bench`](mod@bench): `bench` — committed tx/s and commit latency of validator
 //!   processes on this machine under a fixed offered load, optionally with
 //!   emulated WAN latency, side by side with the simulator.
 //! - [`job`]: the client — `job submit` cuts a plain Python script's input

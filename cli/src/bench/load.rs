@@ -68,7 +68,8 @@ pub struct LoadMachine {
     pub refused: u64,
     /// Submit → gateway's report (µs), of submissions inside the window.
     pub gateway_us: Vec<u64>,
-    /// Gateway reports never seen (forgotten past [`MAX_AWAITED`]).
+    /// Gateway reports never seen (forgotten past a bound of awaited
+    /// reports).
     pub gateway_lost: u64,
 }
 
@@ -300,10 +301,9 @@ impl Role for LoadRole {
                     self.tally.latencies_us.push(us);
                 }
             }
-            ClientEvent::LedgerRejected { tx, .. } => {
-                if self.machine.settle(&tx).is_some() {
-                    self.tally.rejected += 1;
-                }
+            // Settling leaves flight; only our own transfers count.
+            ClientEvent::LedgerRejected { tx, .. } if self.machine.settle(&tx).is_some() => {
+                self.tally.rejected += 1;
             }
             _ => {}
         }

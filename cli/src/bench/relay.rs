@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::CliError;
 
-/// Chunks (of up to [`CHUNK_BYTES`]) held back per direction of one
+/// Chunks (of up to 64 KiB each) held back per direction of one
 /// connection; a full queue stops reading from the sender.
 pub const MAX_QUEUED_CHUNKS: usize = 4_096;
 /// Largest chunk read at once.
