@@ -60,6 +60,12 @@ pub struct CpuUse {
     pub validators: Vec<f64>,
     /// The bench process (clients, relays).
     pub bench: f64,
+    /// The validators' threads runnable but waiting for a core, summed
+    /// (1.0 = one thread waiting all the time): above zero, the machine's
+    /// cores, not the processes, set the pace.
+    pub validators_waiting: f64,
+    /// The same for the bench process.
+    pub bench_waiting: f64,
 }
 
 /// One run's figures.
@@ -139,7 +145,7 @@ impl RunReport {
     /// The table's header.
     pub fn header() -> String {
         format!(
-            "{:>3} {:>9} {:>10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>12} {:>6}",
+            "{:>3} {:>9} {:>10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>12} {:>6} {:>6}",
             "n",
             "offered",
             "committed",
@@ -151,7 +157,8 @@ impl RunReport {
             "max ms",
             "unconf",
             "cpu val/all",
-            "bench"
+            "bench",
+            "wait"
         )
     }
 
@@ -159,7 +166,7 @@ impl RunReport {
     pub fn row(&self) -> String {
         let val: f64 = self.cpu_cores.validators.iter().sum();
         format!(
-            "{:>3} {:>9.0} {:>10.1} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>12} {:>6.2}",
+            "{:>3} {:>9.0} {:>10.1} {:>6.2} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>7} {:>12} {:>6.2} {:>6.2}",
             self.validators,
             self.offered_tx_per_s,
             self.committed_tx_per_s,
@@ -171,7 +178,8 @@ impl RunReport {
             self.latency_ms.max,
             self.unconfirmed + self.refused,
             format!("{val:.2}/{}", self.machine_cores),
-            self.cpu_cores.bench
+            self.cpu_cores.bench,
+            self.cpu_cores.validators_waiting + self.cpu_cores.bench_waiting
         )
     }
 }
@@ -186,14 +194,28 @@ fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn sample(bed: &Testbed) -> Vec<Option<u64>> {
-    let mut v: Vec<Option<u64>> = bed
-        .validators
-        .iter()
-        .map(|(_, pid)| cpu_ticks(&pid.to_string()))
-        .collect();
-    v.push(cpu_ticks("self"));
-    v
+/// Time the threads of `pid` have spent runnable but waiting for a core
+/// so far, ns (the second field of each `/proc/PID/task/TID/schedstat`).
+fn run_queue_wait_ns(pid: &str) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut sum = 0u64;
+    for t in tasks.flatten() {
+        let stat = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        let wait = stat
+            .split_whitespace()
+            .nth(1)
+            .and_then(|w| w.parse::<u64>().ok());
+        sum = sum.saturating_add(wait.unwrap_or(0));
+    }
+    Some(sum)
+}
+
+/// Per validator, then the bench process: (CPU ticks, run-queue wait ns).
+fn sample(bed: &Testbed) -> Vec<(Option<u64>, Option<u64>)> {
+    let pids = bed.validators.iter().map(|(_, pid)| pid.to_string());
+    pids.chain(["self".to_string()])
+        .map(|p| (cpu_ticks(&p), run_queue_wait_ns(&p)))
+        .collect()
 }
 
 /// Samples CPU at the window's start and end (waiting for both).
@@ -214,18 +236,27 @@ pub async fn measure_cpu(
     let after = sample(bed);
     let hz = rustix::param::clock_ticks_per_second() as f64;
     let secs = (s.end.as_micros() - s.measure_from.as_micros()) as f64 / 1e6;
+    let rate = |b: Option<u64>, a: Option<u64>, per_s: f64| match (b, a) {
+        (Some(b), Some(a)) => a.saturating_sub(b) as f64 / per_s / secs,
+        _ => 0.0,
+    };
     let mut cores: Vec<f64> = before
         .iter()
         .zip(&after)
-        .map(|(b, a)| match (b, a) {
-            (Some(b), Some(a)) => a.saturating_sub(*b) as f64 / hz / secs,
-            _ => 0.0,
-        })
+        .map(|(b, a)| rate(b.0, a.0, hz))
+        .collect();
+    let mut waiting: Vec<f64> = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| rate(b.1, a.1, 1e9))
         .collect();
     let bench = cores.pop().unwrap_or(0.0);
+    let bench_waiting = waiting.pop().unwrap_or(0.0);
     Ok(CpuUse {
         validators: cores,
         bench,
+        validators_waiting: waiting.iter().sum(),
+        bench_waiting,
     })
 }
 
@@ -258,5 +289,7 @@ mod tests {
     fn own_cpu_ticks_are_read() {
         assert!(cpu_ticks("self").is_some());
         assert!(cpu_ticks("0").is_none());
+        assert!(run_queue_wait_ns("self").is_some());
+        assert!(run_queue_wait_ns("0").is_none());
     }
 }
