@@ -44,6 +44,29 @@ fn leftovers(tmp: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Percentiles in order, and neither the client's f + 1 confirmation nor
+/// the gateway's own report faster than the relay allows.
+fn latencies_are_ordered_and_bound_by_the_relay(run: &serde_json::Value) {
+    let l = &run["latency_ms"];
+    let p = |k: &str| l[k].as_f64().unwrap();
+    assert!(
+        p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"),
+        "percentiles out of order: {l}"
+    );
+    // Validators 0..3 sit in us-east, us-west, eu-central, ap-northeast:
+    // the closest two are 33 ms apart one way, and a commit takes at least
+    // two validator-to-validator hops after a block carries the transfer.
+    assert!(p("p50") >= 66.0, "faster than the relay allows: {l}");
+    // The gateway's own report (the simulator's measure) is seen too, and
+    // is bound by the same hops.
+    assert!(run["gateway_samples"].as_u64().unwrap() > 0, "{run}");
+    let gw = run["gateway_commit_ms"]["p50"].as_f64().unwrap();
+    assert!(
+        gw >= 66.0,
+        "gateway commit faster than the relay allows: {run}"
+    );
+}
+
 #[test]
 fn a_tiny_bench_behind_the_relay_commits_with_consistent_percentiles() {
     let _serial = serial();
@@ -82,27 +105,12 @@ fn a_tiny_bench_behind_the_relay_commits_with_consistent_percentiles() {
     let rate = run["committed_tx_per_s"].as_f64().unwrap();
     assert!(rate > 0.0, "committed nothing: {run}");
     assert!(run["confirmed"].as_u64().unwrap() > 0);
-    let l = &run["latency_ms"];
-    let p = |k: &str| l[k].as_f64().unwrap();
-    assert!(
-        p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("max"),
-        "percentiles out of order: {l}"
-    );
-    // Validators 0..3 sit in us-east, us-west, eu-central, ap-northeast:
-    // the closest two are 33 ms apart one way, and a commit takes at least
-    // two validator-to-validator hops after a block carries the transfer.
-    assert!(p("p50") >= 66.0, "faster than the relay allows: {l}");
-    // The gateway's own report (the simulator's measure) is seen too, and
-    // is bound by the same hops.
-    assert!(run["gateway_samples"].as_u64().unwrap() > 0, "{run}");
-    let gw = run["gateway_commit_ms"]["p50"].as_f64().unwrap();
-    assert!(
-        gw >= 66.0,
-        "gateway commit faster than the relay allows: {run}"
-    );
+    latencies_are_ordered_and_bound_by_the_relay(run);
     let cpu = run["cpu_cores"]["validators"].as_array().unwrap();
     assert_eq!(cpu.len(), 4);
     assert!(cpu.iter().all(|c| c.as_f64().unwrap() > 0.0), "{cpu:?}");
+    let waited = run["cpu_cores"]["validators_waiting"].as_f64().unwrap();
+    assert!(waited >= 0.0, "{run}");
     assert!(
         leftovers(tmp.path()).is_empty(),
         "{:?}",
