@@ -32,7 +32,7 @@ pub enum Request {
 /// the trap it names would be one no provider can pass, never one that
 /// frames: its expected answer is its input's own digest.
 #[derive(Debug)]
-struct NoTraps;
+pub(crate) struct NoTraps;
 
 impl TrapSource for NoTraps {
     fn trap(&mut self, job: u64, lot: u32, i: u64) -> TrapSpec {

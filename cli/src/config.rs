@@ -88,6 +88,15 @@ pub struct ConsensusSettings {
     /// A ledger checkpoint every this many commits (the snapshots state
     /// sync serves; also where recovery starts replaying).
     pub checkpoint_every: u64,
+    /// Least time between a validator's rounds, ms (default 50; 0 proposes
+    /// as soon as a round is ready, as the simulator's validators do —
+    /// right where links are slow, e.g. `bench --latency world6`).
+    #[serde(default = "default_min_round_delay_ms")]
+    pub min_round_delay_ms: u64,
+}
+
+fn default_min_round_delay_ms() -> u64 {
+    50
 }
 
 impl Default for ConsensusSettings {
@@ -95,6 +104,7 @@ impl Default for ConsensusSettings {
         Self {
             dag_window_rounds: 1_000,
             checkpoint_every: 200,
+            min_round_delay_ms: default_min_round_delay_ms(),
         }
     }
 }
@@ -103,7 +113,7 @@ impl ConsensusSettings {
     /// The consensus configuration every validator derives from them.
     pub fn config(&self) -> ConsensusConfig {
         let mut c = ConsensusConfig::default();
-        c.min_round_delay = Duration::from_millis(50);
+        c.min_round_delay = Duration::from_millis(self.min_round_delay_ms);
         c.gc_depth = self.dag_window_rounds;
         c
     }
@@ -113,6 +123,12 @@ impl ConsensusSettings {
             return Err(format!(
                 "consensus.dag_window_rounds must be in 20..=100000, got {}",
                 self.dag_window_rounds
+            ));
+        }
+        if self.min_round_delay_ms > 1_000 {
+            return Err(format!(
+                "consensus.min_round_delay_ms must be at most 1000, got {}",
+                self.min_round_delay_ms
             ));
         }
         if !(1..=1_000_000).contains(&self.checkpoint_every) {
@@ -199,6 +215,11 @@ pub struct NodeConfig {
     /// Provider settings (providers only).
     #[serde(default)]
     pub provider: Option<ProviderConfig>,
+    /// Addresses this node dials instead of the network file's, by member
+    /// name (a latency relay between validators, `idlegrid bench
+    /// --latency relay`). Peers still authenticate by key.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dial: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 /// A node config with everything it names, loaded and checked.
@@ -312,6 +333,16 @@ impl Loaded {
                 "a [provider] section is required for providers and only for them".into(),
             ));
         }
+        if let Some(n) = node
+            .dial
+            .keys()
+            .find(|n| !network.members.iter().any(|m| &m.name == *n))
+        {
+            return Err(bad(format!(
+                "dial: no member named {n:?} in {}",
+                net_path.display()
+            )));
+        }
         Ok(Self {
             path: path.to_path_buf(),
             data_dir: base.join(&node.data_dir),
@@ -352,6 +383,7 @@ impl Loaded {
             key_file: std::path::absolute(key_path).map_err(|e| CliError::io(key_path, e))?,
             data_dir: PathBuf::from(format!("idlegrid-{short}")),
             provider: None,
+            dial: Default::default(),
         };
         Ok(Self {
             path: node.network.clone(),
@@ -422,11 +454,14 @@ impl NetworkConfig {
             .unwrap_or_else(|_| unreachable!("checked on load"))
     }
 
-    /// Every member's address.
-    pub fn address_book(&self) -> AddressBook {
+    /// Every member's address; `dial` replaces some (by member name).
+    pub fn address_book(
+        &self,
+        dial: &std::collections::BTreeMap<String, SocketAddr>,
+    ) -> AddressBook {
         let mut book = AddressBook::new();
         for m in &self.members {
-            book.insert(Self::id_of(m), m.addr);
+            book.insert(Self::id_of(m), dial.get(&m.name).copied().unwrap_or(m.addr));
         }
         book
     }

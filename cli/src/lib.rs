@@ -15,6 +15,9 @@
 //!   its offer) and what a script imports (required by its job).
 //! - [`testnet`]: `testnet init|up|down|status` — a network of separate OS
 //!   processes on this machine.
+//! - [`bench`](mod@bench): `bench` — committed tx/s and commit latency of validator
+//!   processes on this machine under a fixed offered load, optionally with
+//!   emulated WAN latency, side by side with the simulator.
 //! - [`job`]: the client — `job submit` cuts a plain Python script's input
 //!   lines into subtasks, plants traps whose answers it computed in its own
 //!   sandbox, pays providers through the ledger, re-runs lots whose provider
@@ -38,6 +41,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod account;
+pub mod bench;
 pub mod config;
 pub mod environment;
 pub mod job;

@@ -53,6 +53,52 @@ enum Cmd {
     /// Keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// Committed tx/s and commit latency of validator processes on this
+    /// machine under a fixed offered load of signed transfers.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Validator processes (each run starts a fresh testnet).
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Offered loads, total transfers per second, comma-separated: one run each.
+    #[arg(long, value_delimiter = ',', default_value = "200")]
+    load: Vec<f64>,
+    /// Light clients offering the load, each with its own account and
+    /// its own window of transfers in flight (default: one per validator).
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Put each run's testnet (the validators' redb stores) on /dev/shm,
+    /// where an fsync costs nothing, as in the simulator.
+    #[arg(long)]
+    tmpfs: bool,
+    /// Measured seconds of each run (after a warm-up of up to 2 s).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// WAN emulation between validators: `none` (loopback) or `world6`
+    /// (the simulator's six-region matrix, validators placed round-robin).
+    #[arg(long, default_value = "none")]
+    latency: String,
+    /// Least time between a validator's rounds, ms (0: propose as soon as
+    /// a round is ready, as the simulator's validators do). Default: 50,
+    /// as a testnet's; 0 with --compare-sim, which refuses any other value.
+    #[arg(long)]
+    min_round_delay_ms: Option<u64>,
+    /// Also run the simulator's consensus scenario with the same size,
+    /// matrix, load and transaction size, and print both.
+    #[arg(long)]
+    compare_sim: bool,
+    /// The `idlegrid-sim` binary (default: beside this one).
+    #[arg(long)]
+    sim_bin: Option<PathBuf>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Keep each run's testnet (configs, logs, stores) under this dir.
+    #[arg(long)]
+    keep_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -303,6 +349,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, CliError> {
         }
         Cmd::Job(j) => job_cmd(j),
         Cmd::Account(a) => account_cmd(a),
+        Cmd::Bench(b) => bench_cmd(b),
         Cmd::Key(KeyCmd::New { out }) => {
             let id = idlegrid_cli::config::new_key(&out)?;
             say!("{id}");
@@ -354,6 +401,7 @@ fn testnet_cmd(t: TestnetCmd) -> Result<ExitCode, CliError> {
                 consensus: ConsensusSettings {
                     dag_window_rounds: dag_window,
                     checkpoint_every,
+                    ..ConsensusSettings::default()
                 },
                 ..InitOptions::default()
             };
@@ -548,6 +596,45 @@ fn balances(dir: &Path) -> Result<ExitCode, CliError> {
                 a["locked"].as_str().unwrap_or("-")
             );
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_cmd(b: BenchArgs) -> Result<ExitCode, CliError> {
+    use idlegrid_cli::bench::{self, BenchOptions, Latency, relay::LatencyMatrix};
+    let latency = match b.latency.as_str() {
+        "none" => Latency::None,
+        "world6" => Latency::Relay(LatencyMatrix::world6()),
+        other => {
+            return Err(CliError::Invalid(format!(
+                "--latency {other:?}: expected `none` or `world6`"
+            )));
+        }
+    };
+    let opts = BenchOptions {
+        validators: b.validators,
+        loads: b.load,
+        clients: b.clients.unwrap_or(b.validators),
+        tmpfs: b.tmpfs,
+        duration: std::time::Duration::from_secs(b.duration),
+        latency,
+        min_round_delay_ms: b
+            .min_round_delay_ms
+            .unwrap_or(if b.compare_sim { 0 } else { 50 }),
+        keep_dir: b.keep_dir,
+    };
+    bench::cmd::check_compare(&opts, b.compare_sim)?;
+    let sim = b
+        .compare_sim
+        .then(|| bench::compare::sim_binary(b.sim_bin.as_deref()))
+        .transpose()?;
+    let exe = std::env::current_exe().map_err(|e| CliError::io(Path::new("idlegrid"), e))?;
+    let results = tokio()?.block_on(bench::cmd::execute(&opts, &exe, sim.as_deref()))?;
+    if let Some(path) = &b.json {
+        let text =
+            serde_json::to_string_pretty(&results).map_err(|e| CliError::Invalid(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| CliError::io(path, e))?;
+        say!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

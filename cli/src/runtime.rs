@@ -156,7 +156,7 @@ pub async fn bind(cfg: &Loaded) -> Result<TcpTransport, CliError> {
             .map(|m| (NetworkConfig::id_of(m), m.addr))
             .collect()
     } else {
-        cfg.network.address_book()
+        cfg.network.address_book(&cfg.node.dial)
     };
     TcpTransport::bind(cfg.key.clone(), cfg.me.addr, book, config)
         .await

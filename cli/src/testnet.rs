@@ -133,6 +133,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
                 key_file: PathBuf::from("key"),
                 data_dir: PathBuf::from("."),
                 provider,
+                dial: Default::default(),
             };
             write_toml(&node_dir.join("node.toml"), &node)?;
             let (balance, stake) = match role {
