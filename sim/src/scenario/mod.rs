@@ -169,6 +169,9 @@ pub struct Scenario {
     /// The fault schedule.
     #[serde(default)]
     pub faults: Vec<FaultEntry>,
+    /// The sweep `idlegrid-sim sweep` runs over this scenario.
+    #[serde(default)]
+    pub sweep: Option<SweepTable>,
 }
 
 fn default_seed() -> u64 {
@@ -634,6 +637,9 @@ impl Scenario {
                 "duration_ms",
                 format!("must be in 1..={MAX_DURATION_MS}, got {}", self.duration_ms),
             ));
+        }
+        if let Some(t) = &self.sweep {
+            t.validate()?;
         }
         if self.max_events == 0 || self.max_events > MAX_EVENTS {
             return Err(invalid(
@@ -1106,6 +1112,9 @@ pub fn builtin_regions() -> &'static [&'static str] {
 }
 
 mod marketplace;
+mod sweep_table;
 pub use marketplace::{
-    ClientsSection, MarketplaceSection, MixSection, ProvidersSection, SybilSection,
+    ClientsSection, FilterKind, MarketplaceSection, MixSection, ProvidersSection,
+    ReputationSection, SybilSection, ValuationSection,
 };
+pub use sweep_table::{MAX_SEEDS, SweepParam, SweepTable, parse_seeds};
