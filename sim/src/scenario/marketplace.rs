@@ -3,6 +3,7 @@
 //! scenario's `nodes` (their Byzantine behaviours come from
 //! `[[consensus.byzantine]]`, their faults from `[[faults]]`).
 
+use idlegrid_market::MechanismRegistry;
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
@@ -34,7 +35,8 @@ pub struct MarketplaceSection {
     #[serde(default)]
     pub sybil: SybilSection,
     /// The validators' clearing mechanism, by name: `k_double` (`k = 1/2`,
-    /// the default), `mcafee`, `pay_as_bid` or `pay_as_ask`.
+    /// the default), `mcafee`, `pay_as_bid`, `pay_as_ask`, or any name a
+    /// library user registered ([`Scenario::parse_with`]).
     #[serde(default = "default_mechanism")]
     pub mechanism: String,
     /// The reputation filter of the clients' bids.
@@ -378,23 +380,24 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(())
 }
 
-/// The built-in mechanism called `name`, or an error listing them.
-fn mechanism(name: &str) -> Result<idlegrid_market::NamedMechanism, ScenarioError> {
-    idlegrid_market::mechanism_named(name)
-        .copied()
-        .ok_or_else(|| {
-            invalid(
-                "marketplace.mechanism",
-                format!(
-                    "must be one of {}, got `{name}`",
-                    idlegrid_market::mechanism_names()
-                ),
-            )
-        })
+/// The mechanism registered as `name`, or an error listing them.
+fn mechanism(
+    name: &str,
+    mechanisms: &MechanismRegistry,
+) -> Result<idlegrid_market::NamedMechanism, ScenarioError> {
+    mechanisms.get(name).ok_or_else(|| {
+        invalid(
+            "marketplace.mechanism",
+            format!("must be one of {}, got `{name}`", mechanisms.names()),
+        )
+    })
 }
 
 impl Scenario {
-    pub(super) fn validate_marketplace(&self) -> Result<(), ScenarioError> {
+    pub(super) fn validate_marketplace(
+        &self,
+        mechanisms: &MechanismRegistry,
+    ) -> Result<(), ScenarioError> {
         let Some(m) = &self.marketplace else {
             return Err(invalid(
                 "marketplace",
@@ -417,7 +420,7 @@ impl Scenario {
                 "must be whole seconds for the marketplace",
             ));
         }
-        mechanism(&m.mechanism)?;
+        mechanism(&m.mechanism, mechanisms)?;
         m.reputation.filter()?;
         range("marketplace.stake_per_slot", m.stake_per_slot, 1, 1 << 50)?;
         range(
@@ -524,13 +527,24 @@ impl Scenario {
     }
 
     /// The marketplace configuration for `seed` (with
-    /// `machine = "marketplace"`).
+    /// `machine = "marketplace"`), with a built-in mechanism.
     pub fn marketplace_config(
         &self,
         seed: u64,
         replay: String,
     ) -> Result<MarketplaceConfig, ScenarioError> {
-        self.validate_marketplace()?;
+        self.marketplace_config_with(seed, replay, &MechanismRegistry::builtin())
+    }
+
+    /// The marketplace configuration for `seed`, its mechanism looked up
+    /// in `mechanisms`.
+    pub fn marketplace_config_with(
+        &self,
+        seed: u64,
+        replay: String,
+        mechanisms: &MechanismRegistry,
+    ) -> Result<MarketplaceConfig, ScenarioError> {
+        self.validate_marketplace(mechanisms)?;
         let m = self.marketplace.as_ref().expect("validated");
         let (p, c) = (&m.providers, &m.clients);
         Ok(MarketplaceConfig {
@@ -575,7 +589,7 @@ impl Scenario {
                 join_from_secs: m.sybil.join_from_secs,
                 join_until_secs: m.sybil.join_until_secs,
             },
-            mechanism: mechanism(&m.mechanism)?,
+            mechanism: mechanism(&m.mechanism, mechanisms)?,
             reputation_filter: m.reputation.filter()?,
             restart: self.restart_mode(),
             lose_unsynced: self.nodes.lose_unsynced,

@@ -19,6 +19,7 @@ use crate::fault::Fault;
 use crate::network::{Bandwidth, MAX_REGIONS, NetworkConfig, Regions, WORLD6};
 use crate::node::{NodeIndex, NodeSpec};
 use idlegrid_dag_ledger::consensus::{ConsensusConfig, MAX_COMMITTEE_SIZE};
+use idlegrid_market::MechanismRegistry;
 
 /// The scenario `idlegrid-sim run` uses when given no file: the whole
 /// marketplace (see [`crate::marketplace`]).
@@ -613,8 +614,15 @@ impl Scenario {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        Self::parse_with(text, &MechanismRegistry::builtin())
+    }
+
+    /// Parses and validates TOML text whose `marketplace.mechanism` may
+    /// name any mechanism of `mechanisms` (e.g. one a library user
+    /// registered), not only the built-ins.
+    pub fn parse_with(text: &str, mechanisms: &MechanismRegistry) -> Result<Self, ScenarioError> {
         let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
-        s.validate()?;
+        s.validate_with(mechanisms)?;
         Ok(s)
     }
 
@@ -629,6 +637,12 @@ impl Scenario {
 
     /// Checks every value; errors name the field.
     pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.validate_with(&MechanismRegistry::builtin())
+    }
+
+    /// Checks every value, `marketplace.mechanism` against `mechanisms`;
+    /// errors name the field.
+    pub fn validate_with(&self, mechanisms: &MechanismRegistry) -> Result<(), ScenarioError> {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
@@ -718,7 +732,7 @@ impl Scenario {
             MachineKind::Consensus => self.validate_consensus()?,
             MachineKind::Marketplace => {
                 self.validate_consensus()?;
-                self.validate_marketplace()?;
+                self.validate_marketplace(mechanisms)?;
             }
             MachineKind::Crashes => self.validate_crashes()?,
             MachineKind::Gossip if self.nodes.restart == Some(RestartMode::Store) => {
