@@ -38,6 +38,7 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("consensus", include_str!("../../scenarios/consensus.toml")),
     ("gossip", include_str!("../../scenarios/gossip.toml")),
     ("crashes", include_str!("../../scenarios/crashes.toml")),
+    ("demand", include_str!("../../scenarios/demand.toml")),
 ];
 
 /// The text of the built-in scenario `name`.
