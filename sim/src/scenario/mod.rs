@@ -583,8 +583,10 @@ impl Scenario {
     /// path (not parsed).
     pub fn source_text(name_or_path: &str) -> Result<String, ScenarioError> {
         let path = Path::new(name_or_path);
+        // A directory named like a built-in (a sweep's `--out demand`)
+        // does not hide it.
         if let Some(text) = builtin(name_or_path)
-            && !path.exists()
+            && !path.is_file()
         {
             return Ok(text.to_string());
         }
