@@ -19,8 +19,10 @@ use idlegrid_sim::scenario::parse_seeds;
 /// With `--param PATH --values A,B,C` (repeatable: every combination is a
 /// grid point) every point × seed is run in parallel with the scenario
 /// fields set, and `sweep.csv` (one row per run), `summary.csv` (mean and
-/// 95 % CI over seeds per point) and one SVG per metric (against the
-/// first field, one line per combination of the others) go to `--out`.
+/// 95 % CI over seeds per point), one SVG per metric (against the first
+/// field, one line per combination of the others) and, for two fields, one
+/// heat map per metric go to `--out`. A scenario's `[sweep]` table gives
+/// the grid, seeds and metrics when no `--param` is given.
 #[derive(clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
@@ -30,6 +32,7 @@ use idlegrid_sim::scenario::parse_seeds;
     --values k_double,mcafee,pay_as_bid,pay_as_ask --seeds 1..4 --out sweep-mechanisms\n  \
     idlegrid-sim sweep cheaters --param marketplace.providers.cheater_fraction --values 0.05,0.2,0.4 \\\n      \
     --param marketplace.providers.cheat_rate --values 0.1,0.5 --seeds 1..4 --out sweep-grid\n  \
+    idlegrid-sim sweep demand --jobs 1 --series --log-x --out demand   # its [sweep] table\n  \
     idlegrid-sim sweep cheaters --param marketplace.clients.job_interval_ms --values 250,1000,4000 \\\n      \
     --log-x --seeds 1..101 --shard 3/8 --out shard-3\n  \
     idlegrid-sim sweep merge shard-1 shard-2 … shard-8 --out sweep-merged\n  \
