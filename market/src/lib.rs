@@ -195,7 +195,10 @@ pub use check::{
 pub use clearing::{Clearing, ClearingContext, ClearingStats, Match, Mechanism, Prepared, prepare};
 pub use error::MarketError;
 pub use features::{Feature, FeatureError, Features, MAX_FEATURE_NAME, MAX_FEATURES};
-pub use named::{MECHANISMS, NamedMechanism, mechanism_named, mechanism_names};
+pub use named::{
+    MAX_MECHANISMS, MECHANISMS, MechanismNameError, MechanismRegistry, NamedMechanism,
+    mechanism_named, mechanism_names,
+};
 pub use order::{Ask, Bid, Limits, MAX_ORDER_BYTES, Order, compatible};
 pub use registry::{GoodsPricing, JobGoods, NoGoods, OwnerFee, Registry};
 pub use sealed::{

@@ -94,26 +94,6 @@ enum Format {
     Csv,
 }
 
-fn parse_range(s: &str) -> Result<std::ops::Range<u64>, String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("expected START..END, got `{s}`"))?;
-    let a: u64 = a
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad start `{a}`: {e}"))?;
-    let b: u64 = b
-        .trim()
-        .parse()
-        .map_err(|e| format!("bad end `{b}`: {e}"))?;
-    if a >= b || b - a > 1_000_000 {
-        return Err(format!(
-            "need START < END and at most 1000000 seeds, got {a}..{b}"
-        ));
-    }
-    Ok(a..b)
-}
-
 fn load(name_or_path: Option<&String>) -> Result<Scenario, ScenarioError> {
     match name_or_path {
         Some(p) => Scenario::named_or_file(p),

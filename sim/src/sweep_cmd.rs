@@ -10,7 +10,8 @@ use idlegrid_sim::sweep::{
     self, GridRun, Param, PlotOptions, RunRow, Shard, Sweep, SweepError, SweepSpec, slurm::SlurmJob,
 };
 
-use crate::{fail, parse_range};
+use crate::fail;
+use idlegrid_sim::scenario::parse_seeds;
 
 /// Run a scenario for many seeds (VOPR style), optionally over a grid of
 /// field values; report every failure with its replay command.
@@ -18,8 +19,10 @@ use crate::{fail, parse_range};
 /// With `--param PATH --values A,B,C` (repeatable: every combination is a
 /// grid point) every point × seed is run in parallel with the scenario
 /// fields set, and `sweep.csv` (one row per run), `summary.csv` (mean and
-/// 95 % CI over seeds per point) and one SVG per metric (against the
-/// first field, one line per combination of the others) go to `--out`.
+/// 95 % CI over seeds per point), one SVG per metric (against the first
+/// field, one line per combination of the others) and, for two fields, one
+/// heat map per metric go to `--out`. A scenario's `[sweep]` table gives
+/// the grid, seeds and metrics when no `--param` is given.
 #[derive(clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
@@ -29,6 +32,7 @@ use crate::{fail, parse_range};
     --values k_double,mcafee,pay_as_bid,pay_as_ask --seeds 1..4 --out sweep-mechanisms\n  \
     idlegrid-sim sweep cheaters --param marketplace.providers.cheater_fraction --values 0.05,0.2,0.4 \\\n      \
     --param marketplace.providers.cheat_rate --values 0.1,0.5 --seeds 1..4 --out sweep-grid\n  \
+    idlegrid-sim sweep demand --jobs 1 --series --log-x --out demand   # its [sweep] table\n  \
     idlegrid-sim sweep cheaters --param marketplace.clients.job_interval_ms --values 250,1000,4000 \\\n      \
     --log-x --seeds 1..101 --shard 3/8 --out shard-3\n  \
     idlegrid-sim sweep merge shard-1 shard-2 … shard-8 --out sweep-merged\n  \
@@ -60,14 +64,16 @@ enum SweepAction {
 struct SweepArgs {
     /// Built-in scenario name or scenario file (TOML); the default when omitted.
     scenario: Option<String>,
-    /// Seeds as `START..END` (end exclusive).
-    #[arg(long, default_value = "1..11", value_parser = parse_range)]
-    seeds: std::ops::Range<u64>,
+    /// Seeds as `START..END` (end exclusive) [default: the scenario's
+    /// `[sweep] seeds`, else 1..11].
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<std::ops::Range<u64>>,
     /// Parallel runs.
     #[arg(long, default_value_t = 2)]
     jobs: usize,
     /// Scenario field to sweep, by dotted TOML path
     /// (e.g. `marketplace.providers.cheater_fraction`); repeat for a grid.
+    /// Conflicts with a `[[sweep.param]]` grid in the scenario file.
     #[arg(long)]
     param: Vec<String>,
     /// Comma-separated values of the `--param` before it (TOML literals;
@@ -142,6 +148,14 @@ fn spec(a: &SweepArgs) -> Result<(SweepSpec, Vec<Scenario>), String> {
         None => DEFAULT_SCENARIO.to_string(),
     };
     let base = Scenario::parse(&text).map_err(|e| e.to_string())?;
+    let table = base.sweep.clone().unwrap_or_default();
+    if !a.param.is_empty() && !table.param.is_empty() {
+        return Err(format!(
+            "--param conflicts with the {} `[[sweep.param]]` of the scenario file: \
+             give the grid in one place (remove --param/--values or the table)",
+            table.param.len()
+        ));
+    }
     if a.param.len() != a.values.len() {
         return Err(format!(
             "{} --param but {} --values: give each --param its --values",
@@ -149,26 +163,33 @@ fn spec(a: &SweepArgs) -> Result<(SweepSpec, Vec<Scenario>), String> {
             a.values.len()
         ));
     }
-    let params = a
-        .param
-        .iter()
-        .zip(&a.values)
-        .map(|(p, v)| Param {
-            path: p.clone(),
-            values: v.split(',').map(|x| x.trim().to_string()).collect(),
-        })
+    let from_cli = a.param.iter().zip(&a.values).map(|(p, v)| {
+        let values = v.split(',').map(|x| x.trim().to_string()).collect();
+        (p.clone(), values)
+    });
+    let params = match a.param.is_empty() {
+        true => table.params().map_err(|e| e.to_string())?,
+        false => from_cli.collect(),
+    };
+    let params = params
+        .into_iter()
+        .map(|(path, values)| Param { path, values })
         .collect();
-    let metrics = if a.metrics.is_empty() {
-        sweep::default_metrics(base.machine)
-    } else {
-        a.metrics.clone()
+    let metrics = match (a.metrics.is_empty(), table.metrics.is_empty()) {
+        (false, _) => a.metrics.clone(),
+        (true, false) => table.metrics.clone(),
+        (true, true) => sweep::default_metrics(base.machine),
+    };
+    let seeds = match (a.seeds.clone(), table.seeds().map_err(|e| e.to_string())?) {
+        (Some(s), _) | (None, Some(s)) => s,
+        (None, None) => 1..11,
     };
     sweep::check_metrics(base.machine, &metrics).map_err(|e| e.to_string())?;
     let spec = SweepSpec {
         scenario_name: base.name.clone(),
         scenario_text: text,
         params,
-        seeds: a.seeds.clone(),
+        seeds,
         metrics,
         plot: PlotOptions {
             log_x: a.log_x,
@@ -316,13 +337,14 @@ fn warn_missing_metrics(spec: &SweepSpec, rows: &[RunRow]) {
     }
 }
 
-/// The sweep's own arguments, for the array tasks to repeat.
+/// The sweep's own arguments, for the array tasks to repeat (a grid from
+/// the scenario's `[sweep]` table stays in the scenario file they get).
 fn task_args(a: &SweepArgs, spec: &SweepSpec) -> Vec<String> {
     let mut args = vec![
         "--seeds".to_string(),
-        format!("{}..{}", a.seeds.start, a.seeds.end),
+        format!("{}..{}", spec.seeds.start, spec.seeds.end),
     ];
-    for p in &spec.params {
+    for p in spec.params.iter().filter(|_| !a.param.is_empty()) {
         args.extend(["--param".into(), p.path.clone()]);
         args.extend(["--values".into(), p.values.join(",")]);
     }

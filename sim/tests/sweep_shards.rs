@@ -112,8 +112,18 @@ fn three_shards_merged_equal_the_local_sweep() {
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&local, &lf), names(&merged, &mf));
-    // sweep.csv, summary.csv, 4 metric plots, price_over_time.svg, 12 series.
-    assert_eq!(lf.len(), 2 + 4 + 1 + 12, "{lf:?}");
+    // sweep.csv, summary.csv, 4 metric plots, 4 heat maps (two fields),
+    // price_over_time.svg, 12 series.
+    assert_eq!(lf.len(), 2 + 4 + 4 + 1 + 12, "{lf:?}");
+    let heat = std::fs::read_to_string(local.join("heatmap_market_volume.svg")).unwrap();
+    for label in [
+        "k_double",
+        "pay_as_ask",
+        "marketplace.providers.count",
+        "(3 seeds)",
+    ] {
+        assert!(heat.contains(label), "{label} missing from the heat map");
+    }
     for (l, m) in lf.iter().zip(&mf) {
         assert_eq!(sorted_lines(l), sorted_lines(m), "{}", l.display());
         assert_eq!(

@@ -55,13 +55,15 @@
 pub mod agents;
 pub mod nodes;
 pub mod observer;
+pub mod prices;
 pub mod run;
 pub mod tally;
+pub mod valuation;
 pub mod welfare;
 
 pub use observer::MarketObserver;
 pub use run::{
     CheaterMix, MarketSeries, MarketplaceConfig, MarketplaceError, MarketplaceReport,
-    MarketplaceSummary, run_marketplace,
+    MarketplaceSummary, ReputationFilter, run_marketplace,
 };
 pub use welfare::WelfareBenchmark;

@@ -29,6 +29,7 @@ use super::nodes::{
 };
 use super::observer::MarketObserver;
 use super::tally::{MarketTally, ProviderInfo};
+use super::valuation::Valuation;
 use crate::consensus::Behavior;
 use crate::durable::{Disks, new_disks};
 use crate::{
@@ -86,8 +87,9 @@ pub struct MarketplaceConfig {
     pub speed_min: u64,
     /// Fastest machine, work units per second.
     pub speed_max: u64,
-    /// Clients' limit price per compute-second.
-    pub max_price: u128,
+    /// Each client's limit price per compute-second, drawn per client
+    /// from the run's seed ([`Valuation::Fixed`] at 10,000 by default).
+    pub valuation: Valuation,
     /// Providers adapt their ask: idle ones undercut (down to 1.1 × their
     /// cost), matched ones raise.
     pub adaptive_pricing: bool,
@@ -109,6 +111,9 @@ pub struct MarketplaceConfig {
     pub sybil: SybilConfig,
     /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
     pub mechanism: NamedMechanism,
+    /// The lowest provider reputation clients accept in their bids (the
+    /// market's reputation filter; a newcomer's score by default).
+    pub reputation_filter: ReputationFilter,
     /// What a restarted validator remembers: with
     /// [`RestartMode::Store`] (the default) every validator writes its
     /// blocks, commits and ledger checkpoints to a simulated disk and a
@@ -118,6 +123,29 @@ pub struct MarketplaceConfig {
     /// With [`RestartMode::Store`]: probability that a crash loses (part
     /// of) a validator's un-synced writes.
     pub lose_unsynced: f64,
+}
+
+/// The lowest provider reputation score a client's bid accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReputationFilter {
+    /// Any provider (no filter).
+    Off,
+    /// No provider below a newcomer's score (the default).
+    #[default]
+    Fresh,
+    /// No provider below this score, in basis points (`0..=10_000`).
+    MinBps(u16),
+}
+
+impl ReputationFilter {
+    /// The bid's `min_reputation_bps`, given a newcomer's score.
+    pub fn min_bps(self, fresh_bps: u16) -> u16 {
+        match self {
+            ReputationFilter::Off => 0,
+            ReputationFilter::Fresh => fresh_bps,
+            ReputationFilter::MinBps(b) => b,
+        }
+    }
 }
 
 /// Ledger checkpoint interval of the simulated validators' stores (the
@@ -191,7 +219,7 @@ impl Default for MarketplaceConfig {
             price_max: 10_000,
             speed_min: 500_000_000,
             speed_max: 2_000_000_000,
-            max_price: PRICE,
+            valuation: Valuation::Fixed(PRICE),
             adaptive_pricing: true,
             network: NetworkConfig::default(),
             byzantine: Vec::new(),
@@ -201,6 +229,7 @@ impl Default for MarketplaceConfig {
             gateways: 1,
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
+            reputation_filter: ReputationFilter::Fresh,
             restart: RestartMode::Store,
             lose_unsynced: 0.5,
         }
@@ -418,6 +447,9 @@ impl MarketplaceReport {
             v["market"]["volume"].as_str().unwrap_or("0"),
             f(&["market", "welfare"]),
         );
+        if let Some(line) = super::prices::render_line(&v) {
+            let _ = writeln!(s, "{line}");
+        }
         if let Some(e) = v["market"]["efficiency"].as_f64() {
             let _ = writeln!(
                 s,
@@ -625,8 +657,14 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
     if cfg.speed_min == 0 || cfg.speed_min > cfg.speed_max {
         return bad("speed_min", "need 0 < speed_min <= speed_max");
     }
-    if cfg.max_price == 0 || cfg.max_price > 1 << 60 {
-        return bad("max_price", "must be in 1..=2^60");
+    if let ReputationFilter::MinBps(b @ 10_001..) = cfg.reputation_filter {
+        return bad(
+            "reputation_filter",
+            &format!("min score must be 0..=10000 bps, got {b}"),
+        );
+    }
+    if let Err((field, reason)) = cfg.valuation.check() {
+        return bad(field, &format!("valuation: {reason}"));
     }
     if let Err((field, reason)) = cfg.sybil.check(cfg.active_secs) {
         return bad(field, &reason);
@@ -756,6 +794,8 @@ struct ProviderRole {
 struct ClientRole {
     framing: bool,
     first_post: Timestamp,
+    /// Limit price per compute-second.
+    limit: u128,
 }
 
 /// Everything the node factory needs, shared by every node it builds.
@@ -848,11 +888,11 @@ impl World {
                 + Duration::from_secs(self.cfg.active_secs)
                 + ASK_AFTER_WORKLOAD,
             price: p.price,
-            floor: Amount::new((cost * 11 / 10).max(1)),
+            floor: super::prices::ask_floor(Amount::new(cost)),
             max_price: self
                 .cfg
                 .adaptive_pricing
-                .then_some(Amount::new(self.cfg.max_price)),
+                .then_some(Amount::new(self.cfg.valuation.upper())),
         };
         MarketNode::Provider(Box::new(SimProvider::new(node, plan)))
     }
@@ -880,7 +920,7 @@ impl World {
             max_lots: self.cfg.max_lots,
             subtasks_per_lot: self.cfg.subtasks_per_lot,
             template: self.template.clone(),
-            max_price: Amount::new(self.cfg.max_price),
+            max_price: Amount::new(c.limit),
             bid_window: Duration::from_secs(20),
             goods: self.goods,
         };
@@ -895,6 +935,7 @@ struct Population {
     roles: Vec<Role>,
     providers: BTreeMap<AccountId, ProviderInfo>,
     framing: BTreeMap<AccountId, bool>,
+    limits: BTreeMap<AccountId, u128>,
     balances: Vec<(AccountId, Amount)>,
     stakes: Vec<(AccountId, Amount)>,
 }
@@ -992,6 +1033,7 @@ fn providers(
                     behaviour,
                     identity,
                     cost_per_second: Amount::new(price / 2),
+                    first_ask: Amount::new(price),
                     initial_wealth: if endowed {
                         balance.saturating_add(stake)
                     } else {
@@ -1112,6 +1154,7 @@ fn setup(
         roles: Vec::new(),
         providers: BTreeMap::new(),
         framing: BTreeMap::new(),
+        limits: BTreeMap::new(),
         balances: val_ids
             .iter()
             .map(|v| (v.account(), Amount::new(1_000_000)))
@@ -1127,17 +1170,22 @@ fn setup(
         provider_stake,
         &mut pop,
     );
-    for c in 0..cfg.clients as usize {
+    let limits = cfg
+        .valuation
+        .draw_all(cfg.clients, &mut root.derive("valuation").rng());
+    for (c, limit) in limits.into_iter().enumerate() {
         let account = accounts[pop.roles.len()];
         let framing = (c as u32) < cfg.framing_clients;
         pop.balances.push((account, Amount::new(1_000_000_000)));
         pop.stakes
             .push((account, Amount::new(CLIENT_BOND * 200 + SEAL_BOND * 50)));
         pop.framing.insert(account, framing);
+        pop.limits.insert(account, limit);
         let first_post = Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64));
         pop.roles.push(Role::Client(ClientRole {
             framing,
             first_post,
+            limit,
         }));
     }
     let (app, data) = goods();
@@ -1200,9 +1248,9 @@ fn setup(
             max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
             commitment: unsealed(),
             cap_micros_per_subtask: CAP_MICROS,
-            // Reputation feeds the market filter: no provider worse than a
-            // newcomer.
-            min_reputation_bps: score_bps(fresh),
+            // Reputation feeds the market filter: by default no provider
+            // worse than a newcomer.
+            min_reputation_bps: cfg.reputation_filter.min_bps(score_bps(fresh)),
             client_bond: Amount::new(CLIENT_BOND),
             deadline: Timestamp::ZERO,
             goods: JobGoods::none(),
@@ -1219,7 +1267,7 @@ fn setup(
     let tally = MarketTally::new(
         pop.providers,
         pop.framing,
-        cfg.max_price,
+        pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
     let mut sim = Simulation::new(
@@ -1459,7 +1507,7 @@ fn report(
             "batches_compared": obs.batches(),
             "validators_compared": cfg.validators,
         }),
-        market: market_json(t, joined, cfg.mechanism.name),
+        market: market_json(t, joined, cfg),
         jobs: jobs_json(t),
         entrap: entrap_json(t, &e, detection_rate),
         economics: serde_json::json!({
@@ -1495,7 +1543,7 @@ fn report(
     })
 }
 
-fn market_json(t: &MarketTally, joined: u64, mechanism: &str) -> serde_json::Value {
+fn market_json(t: &MarketTally, joined: u64, cfg: &MarketplaceConfig) -> serde_json::Value {
     let m = &t.c;
     let wb = &t.welfare;
     let pr = dist(t.prices.clone());
@@ -1524,7 +1572,10 @@ fn market_json(t: &MarketTally, joined: u64, mechanism: &str) -> serde_json::Val
         "welfare_optimal": wb.optimal.map(|o| o.to_string()),
         "efficiency": wb.optimal.filter(|o| *o > 0).map(|o| wb.mechanism as f64 / o as f64),
         "welfare_periods": wb.periods,
-        "mechanism": mechanism,
+        "mechanism": cfg.mechanism.name,
+        // Where clearing prices can fall: provider costs, first asks and
+        // the floors adaptive providers undercut to; client limits.
+        "price_spread": super::prices::spreads_json(t, cfg.adaptive_pricing),
     })
 }
 

@@ -28,6 +28,8 @@ pub struct ProviderInfo {
     pub identity: Identity,
     /// Operating cost per compute-second.
     pub cost_per_second: Amount,
+    /// Its first ask per compute-second.
+    pub first_ask: Amount,
     /// Wealth at genesis (zero for a whitewashed key).
     pub initial_wealth: Amount,
     /// Entry, work and exit.
@@ -146,7 +148,8 @@ pub struct MarketTally {
     pub second: (u64, f64, u64),
     posted: BTreeMap<(AccountId, u64), Timestamp>,
     runs: BTreeMap<LotKey, Run>,
-    max_price: u128,
+    /// Each client's limit price (its valuation of a compute-second).
+    pub limits: BTreeMap<AccountId, u128>,
     active_until: Timestamp,
     no_framers: bool,
 }
@@ -156,7 +159,7 @@ impl MarketTally {
     pub fn new(
         providers: BTreeMap<AccountId, ProviderInfo>,
         framing: BTreeMap<AccountId, bool>,
-        max_price: u128,
+        limits: BTreeMap<AccountId, u128>,
         active_until: Timestamp,
     ) -> Self {
         let no_framers = !framing.values().any(|f| *f);
@@ -172,7 +175,7 @@ impl MarketTally {
             second: (0, 0.0, 0),
             posted: BTreeMap::new(),
             runs: BTreeMap::new(),
-            max_price,
+            limits,
             active_until,
             no_framers,
         }
@@ -351,9 +354,13 @@ impl MarketTally {
             // and how the payment splits them.
             let seconds = r.usage_micros as f64 / 1e6;
             let paid = s.paid.get() as f64;
-            self.c.welfare += (self.max_price as f64 - p.cost_per_second.get() as f64) * seconds;
+            let limit = *self
+                .limits
+                .get(&s.client)
+                .expect("every client has a limit") as f64;
+            self.c.welfare += (limit - p.cost_per_second.get() as f64) * seconds;
             self.c.provider_surplus += paid - p.cost_per_second.get() as f64 * seconds;
-            self.c.client_surplus += self.max_price as f64 * seconds - paid;
+            self.c.client_surplus += limit * seconds - paid;
         }
         if matches!(s.outcome, RoundOutcome::Clean) || s.paid > Amount::ZERO {
             self.c.volume += s.paid.get();

@@ -3,10 +3,12 @@
 //! scenario's `nodes` (their Byzantine behaviours come from
 //! `[[consensus.byzantine]]`, their faults from `[[faults]]`).
 
+use idlegrid_market::MechanismRegistry;
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
-use crate::marketplace::run::SybilConfig;
+use crate::marketplace::run::{ReputationFilter, SybilConfig};
+use crate::marketplace::valuation::Valuation;
 use crate::marketplace::{CheaterMix, MarketplaceConfig};
 
 /// `[marketplace]`.
@@ -33,9 +35,57 @@ pub struct MarketplaceSection {
     #[serde(default)]
     pub sybil: SybilSection,
     /// The validators' clearing mechanism, by name: `k_double` (`k = 1/2`,
-    /// the default), `mcafee`, `pay_as_bid` or `pay_as_ask`.
+    /// the default), `mcafee`, `pay_as_bid`, `pay_as_ask`, or any name a
+    /// library user registered ([`Scenario::parse_with`]).
     #[serde(default = "default_mechanism")]
     pub mechanism: String,
+    /// The reputation filter of the clients' bids.
+    #[serde(default)]
+    pub reputation: ReputationSection,
+}
+
+/// `[marketplace.reputation]`: which providers clients' bids accept.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReputationSection {
+    /// `"fresh"` (the default: no provider below a newcomer's score),
+    /// `"off"` (any provider) or `"min"` (no provider below
+    /// `min_score_bps`).
+    #[serde(default)]
+    pub filter: FilterKind,
+    /// With `filter = "min"`: the lowest accepted score, `0..=10000` bps.
+    #[serde(default)]
+    pub min_score_bps: Option<u16>,
+}
+
+/// `marketplace.reputation.filter`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterKind {
+    /// No provider below a newcomer's score.
+    #[default]
+    Fresh,
+    /// Any provider.
+    Off,
+    /// No provider below `min_score_bps`.
+    Min,
+}
+
+impl ReputationSection {
+    /// The filter, or why the section is inconsistent.
+    pub fn filter(&self) -> Result<ReputationFilter, ScenarioError> {
+        let field = "marketplace.reputation.min_score_bps";
+        match (self.filter, self.min_score_bps) {
+            (FilterKind::Min, None) => Err(invalid(field, "is required with `filter = \"min\"`")),
+            (FilterKind::Min, Some(b)) => {
+                range(field, b, 0, 10_000)?;
+                Ok(ReputationFilter::MinBps(b))
+            }
+            (_, Some(_)) => Err(invalid(field, "is only used with `filter = \"min\"`")),
+            (FilterKind::Fresh, None) => Ok(ReputationFilter::Fresh),
+            (FilterKind::Off, None) => Ok(ReputationFilter::Off),
+        }
+    }
 }
 
 /// `[marketplace.sybil]`: whitewashers (lazy cheaters that come back under
@@ -163,9 +213,108 @@ pub struct ClientsSection {
     /// A job has 1..=max_lots lots (providers).
     #[serde(default = "default_lots")]
     pub max_lots: u32,
-    /// Limit price per compute-second.
-    #[serde(default = "default_price_max")]
-    pub max_price: u64,
+    /// Every client's limit price per compute-second (10,000 when neither
+    /// this nor `valuation` is set).
+    #[serde(default)]
+    pub max_price: Option<u64>,
+    /// Each client's own limit price, drawn from a distribution (instead
+    /// of one `max_price` for all).
+    #[serde(default)]
+    pub valuation: Option<ValuationSection>,
+}
+
+/// `[marketplace.clients.valuation]`: the distribution of the clients'
+/// limit prices, drawn per client from the run's seed. Continuous
+/// distributions are clamped to `min..=max`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ValuationSection {
+    /// `kind = "uniform"`: uniform in `min..=max`.
+    Uniform {
+        /// Lowest limit.
+        min: u64,
+        /// Highest limit.
+        max: u64,
+    },
+    /// `kind = "normal"`: normal with `mean` and `std_dev`.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std_dev: f64,
+        /// Clamp below.
+        min: u64,
+        /// Clamp above.
+        max: u64,
+    },
+    /// `kind = "lognormal"`: log-normal with `median` and `sigma` (of the
+    /// logarithm).
+    Lognormal {
+        /// Median.
+        median: f64,
+        /// Standard deviation of the logarithm.
+        sigma: f64,
+        /// Clamp below.
+        min: u64,
+        /// Clamp above.
+        max: u64,
+    },
+}
+
+impl ClientsSection {
+    /// The clients' valuation (`max_price`, or 10,000, for all when no
+    /// distribution is given).
+    pub fn valuation(&self) -> Result<Valuation, ScenarioError> {
+        let v = match (self.valuation, self.max_price) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "marketplace.clients.max_price",
+                    "conflicts with `marketplace.clients.valuation`: set one of them",
+                ));
+            }
+            (None, p) => Valuation::Fixed(u128::from(p.unwrap_or_else(default_price_max))),
+            (Some(ValuationSection::Uniform { min, max }), _) => Valuation::Uniform {
+                min: min.into(),
+                max: max.into(),
+            },
+            (
+                Some(ValuationSection::Normal {
+                    mean,
+                    std_dev,
+                    min,
+                    max,
+                }),
+                _,
+            ) => Valuation::Normal {
+                mean,
+                std_dev,
+                min: min.into(),
+                max: max.into(),
+            },
+            (
+                Some(ValuationSection::Lognormal {
+                    median,
+                    sigma,
+                    min,
+                    max,
+                }),
+                _,
+            ) => Valuation::LogNormal {
+                median,
+                sigma,
+                min: min.into(),
+                max: max.into(),
+            },
+        };
+        v.check().map_err(|(field, reason)| {
+            let field = match (self.valuation, field) {
+                (None, _) => "marketplace.clients.max_price".to_string(),
+                (Some(_), f) => format!("marketplace.clients.valuation.{f}"),
+            };
+            invalid(field, reason)
+        })?;
+        Ok(v)
+    }
 }
 
 fn default_mechanism() -> String {
@@ -231,23 +380,24 @@ fn range<T: PartialOrd + std::fmt::Display + Copy>(
     Ok(())
 }
 
-/// The built-in mechanism called `name`, or an error listing them.
-fn mechanism(name: &str) -> Result<idlegrid_market::NamedMechanism, ScenarioError> {
-    idlegrid_market::mechanism_named(name)
-        .copied()
-        .ok_or_else(|| {
-            invalid(
-                "marketplace.mechanism",
-                format!(
-                    "must be one of {}, got `{name}`",
-                    idlegrid_market::mechanism_names()
-                ),
-            )
-        })
+/// The mechanism registered as `name`, or an error listing them.
+fn mechanism(
+    name: &str,
+    mechanisms: &MechanismRegistry,
+) -> Result<idlegrid_market::NamedMechanism, ScenarioError> {
+    mechanisms.get(name).ok_or_else(|| {
+        invalid(
+            "marketplace.mechanism",
+            format!("must be one of {}, got `{name}`", mechanisms.names()),
+        )
+    })
 }
 
 impl Scenario {
-    pub(super) fn validate_marketplace(&self) -> Result<(), ScenarioError> {
+    pub(super) fn validate_marketplace(
+        &self,
+        mechanisms: &MechanismRegistry,
+    ) -> Result<(), ScenarioError> {
         let Some(m) = &self.marketplace else {
             return Err(invalid(
                 "marketplace",
@@ -270,7 +420,8 @@ impl Scenario {
                 "must be whole seconds for the marketplace",
             ));
         }
-        mechanism(&m.mechanism)?;
+        mechanism(&m.mechanism, mechanisms)?;
+        m.reputation.filter()?;
         range("marketplace.stake_per_slot", m.stake_per_slot, 1, 1 << 50)?;
         range(
             "marketplace.gateways",
@@ -329,7 +480,7 @@ impl Scenario {
             200,
         )?;
         range("marketplace.clients.max_lots", c.max_lots, 1, 16)?;
-        range("marketplace.clients.max_price", c.max_price, 1, 1 << 50)?;
+        let valuation = c.valuation()?;
         let y = &m.sybil;
         range(
             "marketplace.sybil.whitewashers",
@@ -358,9 +509,14 @@ impl Scenario {
                 y.join_until_secs,
             )?;
         }
-        if c.max_price < p.price_min {
+        if valuation.upper() < u128::from(p.price_min) {
+            let field = if c.valuation.is_some() {
+                "marketplace.clients.valuation.max"
+            } else {
+                "marketplace.clients.max_price"
+            };
             return Err(invalid(
-                "marketplace.clients.max_price",
+                field,
                 format!(
                     "is below every provider's ask (price_min {}): nothing would ever match",
                     p.price_min
@@ -371,13 +527,24 @@ impl Scenario {
     }
 
     /// The marketplace configuration for `seed` (with
-    /// `machine = "marketplace"`).
+    /// `machine = "marketplace"`), with a built-in mechanism.
     pub fn marketplace_config(
         &self,
         seed: u64,
         replay: String,
     ) -> Result<MarketplaceConfig, ScenarioError> {
-        self.validate_marketplace()?;
+        self.marketplace_config_with(seed, replay, &MechanismRegistry::builtin())
+    }
+
+    /// The marketplace configuration for `seed`, its mechanism looked up
+    /// in `mechanisms`.
+    pub fn marketplace_config_with(
+        &self,
+        seed: u64,
+        replay: String,
+        mechanisms: &MechanismRegistry,
+    ) -> Result<MarketplaceConfig, ScenarioError> {
+        self.validate_marketplace(mechanisms)?;
         let m = self.marketplace.as_ref().expect("validated");
         let (p, c) = (&m.providers, &m.clients);
         Ok(MarketplaceConfig {
@@ -407,7 +574,7 @@ impl Scenario {
             price_max: u128::from(p.price_max),
             speed_min: p.speed_min,
             speed_max: p.speed_max,
-            max_price: u128::from(c.max_price),
+            valuation: c.valuation()?,
             adaptive_pricing: m.adaptive_pricing,
             network: self.network_config()?,
             byzantine: self.behaviors(),
@@ -422,7 +589,8 @@ impl Scenario {
                 join_from_secs: m.sybil.join_from_secs,
                 join_until_secs: m.sybil.join_until_secs,
             },
-            mechanism: mechanism(&m.mechanism)?,
+            mechanism: mechanism(&m.mechanism, mechanisms)?,
+            reputation_filter: m.reputation.filter()?,
             restart: self.restart_mode(),
             lose_unsynced: self.nodes.lose_unsynced,
         })

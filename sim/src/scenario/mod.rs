@@ -19,6 +19,7 @@ use crate::fault::Fault;
 use crate::network::{Bandwidth, MAX_REGIONS, NetworkConfig, Regions, WORLD6};
 use crate::node::{NodeIndex, NodeSpec};
 use idlegrid_dag_ledger::consensus::{ConsensusConfig, MAX_COMMITTEE_SIZE};
+use idlegrid_market::MechanismRegistry;
 
 /// The scenario `idlegrid-sim run` uses when given no file: the whole
 /// marketplace (see [`crate::marketplace`]).
@@ -41,6 +42,7 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
         "throughput",
         include_str!("../../scenarios/throughput.toml"),
     ),
+    ("demand", include_str!("../../scenarios/demand.toml")),
 ];
 
 /// The text of the built-in scenario `name`.
@@ -184,6 +186,9 @@ pub struct Scenario {
     /// The fault schedule.
     #[serde(default)]
     pub faults: Vec<FaultEntry>,
+    /// The sweep `idlegrid-sim sweep` runs over this scenario.
+    #[serde(default)]
+    pub sweep: Option<SweepTable>,
 }
 
 fn default_seed() -> u64 {
@@ -636,8 +641,10 @@ impl Scenario {
     /// path (not parsed).
     pub fn source_text(name_or_path: &str) -> Result<String, ScenarioError> {
         let path = Path::new(name_or_path);
+        // A directory named like a built-in (a sweep's `--out demand`)
+        // does not hide it.
         if let Some(text) = builtin(name_or_path)
-            && !path.exists()
+            && !path.is_file()
         {
             return Ok(text.to_string());
         }
@@ -668,8 +675,15 @@ impl Scenario {
 
     /// Parses and validates TOML text.
     pub fn parse(text: &str) -> Result<Self, ScenarioError> {
+        Self::parse_with(text, &MechanismRegistry::builtin())
+    }
+
+    /// Parses and validates TOML text whose `marketplace.mechanism` may
+    /// name any mechanism of `mechanisms` (e.g. one a library user
+    /// registered), not only the built-ins.
+    pub fn parse_with(text: &str, mechanisms: &MechanismRegistry) -> Result<Self, ScenarioError> {
         let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))?;
-        s.validate()?;
+        s.validate_with(mechanisms)?;
         Ok(s)
     }
 
@@ -684,6 +698,12 @@ impl Scenario {
 
     /// Checks every value; errors name the field.
     pub fn validate(&self) -> Result<(), ScenarioError> {
+        self.validate_with(&MechanismRegistry::builtin())
+    }
+
+    /// Checks every value, `marketplace.mechanism` against `mechanisms`;
+    /// errors name the field.
+    pub fn validate_with(&self, mechanisms: &MechanismRegistry) -> Result<(), ScenarioError> {
         if self.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
@@ -692,6 +712,9 @@ impl Scenario {
                 "duration_ms",
                 format!("must be in 1..={MAX_DURATION_MS}, got {}", self.duration_ms),
             ));
+        }
+        if let Some(t) = &self.sweep {
+            t.validate()?;
         }
         if self.max_events == 0 || self.max_events > MAX_EVENTS {
             return Err(invalid(
@@ -771,7 +794,7 @@ impl Scenario {
             MachineKind::Consensus => self.validate_consensus()?,
             MachineKind::Marketplace => {
                 self.validate_consensus()?;
-                self.validate_marketplace()?;
+                self.validate_marketplace(mechanisms)?;
             }
             MachineKind::Crashes => self.validate_crashes()?,
             MachineKind::Gossip if self.nodes.restart == Some(RestartMode::Store) => {
@@ -1242,6 +1265,9 @@ pub fn builtin_regions() -> &'static [&'static str] {
 }
 
 mod marketplace;
+mod sweep_table;
 pub use marketplace::{
-    ClientsSection, MarketplaceSection, MixSection, ProvidersSection, SybilSection,
+    ClientsSection, FilterKind, MarketplaceSection, MixSection, ProvidersSection,
+    ReputationSection, SybilSection, ValuationSection,
 };
+pub use sweep_table::{MAX_SEEDS, SweepParam, SweepTable, parse_seeds};

@@ -1,8 +1,9 @@
 //! Parameter sweeps (`idlegrid-sim sweep`): one scenario run over a grid
 //! of field values × seeds, in parallel, with one CSV row per run
 //! (`sweep.csv`), the mean and 95 % confidence interval over seeds of every
-//! grid point (`summary.csv`) and one SVG per metric against the first
-//! field ([`output`]). A sweep can be split into disjoint shards run on
+//! grid point (`summary.csv`), one SVG per metric against the first
+//! field ([`output`]) and, for a grid of two fields, one heat map per
+//! metric ([`heatmap`]). A sweep can be split into disjoint shards run on
 //! different machines and merged into exactly the same outputs
 //! ([`spec`], [`output::merge`]), and written as a Slurm job array
 //! ([`slurm`]).
@@ -23,6 +24,7 @@
 //! assert!(e.to_string().contains("`marketplace.providers.cheat_rat`"));
 //! ```
 
+pub mod heatmap;
 pub mod known;
 pub mod output;
 pub mod series;

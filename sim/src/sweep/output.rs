@@ -1,4 +1,5 @@
-//! What a sweep writes: `sweep.csv`, `summary.csv` and one SVG per metric
+//! What a sweep writes: `sweep.csv`, `summary.csv`, one SVG per metric
+//! and, for a two-field grid, one heat map per metric ([`super::heatmap`])
 //! for a whole sweep; `sweep.csv` (its rows only) and `shard.json` for a
 //! shard; and the merge of shard directories into the whole sweep's
 //! outputs, through the same function a local sweep uses.
@@ -105,6 +106,7 @@ pub fn write_sweep(dir: &Path, sweep: &Sweep) -> Result<Vec<PathBuf>, SweepError
     ];
     if !spec.params.is_empty() {
         files.extend(write_plots(dir, spec, &rows)?);
+        files.extend(super::heatmap::write_heatmaps(dir, spec, &rows)?);
     }
     files.extend(write_series(dir, spec, &series)?);
     files.extend(super::series::write_price_plot(dir, spec, &series)?);
