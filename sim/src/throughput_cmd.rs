@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+use idlegrid_sim::scenario::parse_seeds;
 use idlegrid_sim::sweep::{self, RunRow, Sweep};
 use idlegrid_sim::throughput::{Plan, curve, figure};
 
-use crate::{fail, parse_range};
+use crate::fail;
 
 /// Latency against throughput: the `throughput` scenario for every
 /// committee size × offered load × seed; writes `sweep.csv` (one row per
@@ -32,7 +33,7 @@ pub struct ThroughputArgs {
     )]
     loads: Vec<f64>,
     /// Seeds as `START..END` (end exclusive).
-    #[arg(long, default_value = "1..2", value_parser = parse_range)]
+    #[arg(long, default_value = "1..2", value_parser = parse_seeds)]
     seeds: std::ops::Range<u64>,
     /// Virtual time of each run, ms.
     #[arg(long, default_value_t = 6_000)]
