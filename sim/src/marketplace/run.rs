@@ -409,6 +409,80 @@ impl MarketSeries {
     }
 }
 
+/// Convicted against cheated lots per behaviour, with the expectation.
+fn detection_line(v: &serde_json::Value) -> Option<String> {
+    let by = v["entrap"]["detection_by_behaviour"].as_object()?;
+    if by.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = by
+        .iter()
+        .map(|(k, x)| {
+            let z = x["z"]
+                .as_f64()
+                .map_or("n/a".to_string(), |z| format!("{z:+.2}"));
+            format!(
+                "{k} {}/{} (expected {:.1} ± {:.1}, z {z}{})",
+                x["detected"].as_u64().unwrap_or(0),
+                x["cheated_lots"].as_u64().unwrap_or(0),
+                x["expected"].as_f64().unwrap_or(0.0),
+                x["sd"].as_f64().unwrap_or(0.0),
+                if x["uniform"].as_bool().unwrap_or(true) {
+                    ""
+                } else {
+                    ", not uniform"
+                },
+            )
+        })
+        .collect();
+    Some(format!(
+        "detection     convicted/cheated lots vs the hypergeometric expectation: {}",
+        parts.join(", ")
+    ))
+}
+
+/// Mean profit per provider behaviour.
+fn by_behaviour_line(v: &serde_json::Value) -> Option<String> {
+    let by = v["economics"]["profit_by_behaviour"].as_object()?;
+    let parts: Vec<String> = by
+        .iter()
+        .map(|(k, x)| {
+            format!(
+                "{k} {:.0} ({} with work)",
+                x["mean"].as_f64().unwrap_or(0.0),
+                x["with_work"].as_u64().unwrap_or(0)
+            )
+        })
+        .collect();
+    Some(format!("by behaviour  {}", parts.join(", ")))
+}
+
+/// Whitewashers against newcomers, when the run has whitewashers.
+fn sybil_line(v: &serde_json::Value) -> Option<String> {
+    let y = &v["reputation"]["sybil"];
+    if y["whitewashers"].as_u64().unwrap_or(0) == 0 {
+        return None;
+    }
+    let g = |k: &str| y[k].as_f64().unwrap_or(0.0);
+    Some(format!(
+        "sybil         {} whitewashes by {} whitewashers vs {} newcomers: first match after {:.1} s (newcomers {:.1} s), {:.3} lots/s while present (newcomers {:.3}), traps per real subtask {:.2} on the first lot (newcomers {:.2}), {:.2} overall (newcomers {:.2}); {:.0} % of those matched caught again, on lot {:.1}, {:.1} s after re-entry",
+        g("whitewashes"),
+        g("whitewashers"),
+        g("newcomers"),
+        g("whitewashed_time_to_first_match_s"),
+        g("newcomer_time_to_first_match_s"),
+        g("whitewashed_work_rate"),
+        g("newcomer_work_rate"),
+        g("whitewashed_first_lot_trap_ratio"),
+        g("newcomer_first_lot_trap_ratio"),
+        g("whitewashed_trap_ratio"),
+        g("newcomer_trap_ratio"),
+        100.0 * g("whitewashed_caught_again"),
+        g("whitewashed_lots_to_caught"),
+        g("whitewashed_time_to_caught_s"),
+    ))
+}
+
 impl MarketplaceReport {
     /// The terminal summary.
     pub fn render(&self) -> String {
@@ -479,74 +553,19 @@ impl MarketplaceReport {
             f(&["entrap", "framings_unresolved"]),
             f(&["entrap", "escalations"]),
         );
-        if let Some(by) = v["entrap"]["detection_by_behaviour"].as_object()
-            && !by.is_empty()
-        {
-            let parts: Vec<String> = by
-                .iter()
-                .map(|(k, x)| {
-                    let z = x["z"]
-                        .as_f64()
-                        .map_or("n/a".to_string(), |z| format!("{z:+.2}"));
-                    format!(
-                        "{k} {}/{} (expected {:.1} ± {:.1}, z {z}{})",
-                        x["detected"].as_u64().unwrap_or(0),
-                        x["cheated_lots"].as_u64().unwrap_or(0),
-                        x["expected"].as_f64().unwrap_or(0.0),
-                        x["sd"].as_f64().unwrap_or(0.0),
-                        if x["uniform"].as_bool().unwrap_or(true) {
-                            ""
-                        } else {
-                            ", not uniform"
-                        },
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                s,
-                "detection     convicted/cheated lots vs the hypergeometric expectation: {}",
-                parts.join(", ")
-            );
+        if let Some(line) = detection_line(&v) {
+            let _ = writeln!(s, "{line}");
         }
         let _ = writeln!(
             s,
             "profit        honest mean {:.0}, cheater mean {:.0}",
             self.honest_profit_mean, self.cheater_profit_mean
         );
-        if let Some(by) = v["economics"]["profit_by_behaviour"].as_object() {
-            let parts: Vec<String> = by
-                .iter()
-                .map(|(k, x)| {
-                    format!(
-                        "{k} {:.0} ({} with work)",
-                        x["mean"].as_f64().unwrap_or(0.0),
-                        x["with_work"].as_u64().unwrap_or(0)
-                    )
-                })
-                .collect();
-            let _ = writeln!(s, "by behaviour  {}", parts.join(", "));
-        }
-        let y = &v["reputation"]["sybil"];
-        if y["whitewashers"].as_u64().unwrap_or(0) > 0 {
-            let g = |k: &str| y[k].as_f64().unwrap_or(0.0);
-            let _ = writeln!(
-                s,
-                "sybil         {} whitewashes by {} whitewashers vs {} newcomers: first match after {:.1} s (newcomers {:.1} s), {:.3} lots/s while present (newcomers {:.3}), traps per real subtask {:.2} on the first lot (newcomers {:.2}), {:.2} overall (newcomers {:.2}); {:.0} % of those matched caught again, on lot {:.1}, {:.1} s after re-entry",
-                g("whitewashes"),
-                g("whitewashers"),
-                g("newcomers"),
-                g("whitewashed_time_to_first_match_s"),
-                g("newcomer_time_to_first_match_s"),
-                g("whitewashed_work_rate"),
-                g("newcomer_work_rate"),
-                g("whitewashed_first_lot_trap_ratio"),
-                g("newcomer_first_lot_trap_ratio"),
-                g("whitewashed_trap_ratio"),
-                g("newcomer_trap_ratio"),
-                100.0 * g("whitewashed_caught_again"),
-                g("whitewashed_lots_to_caught"),
-                g("whitewashed_time_to_caught_s"),
-            );
+        for line in [by_behaviour_line(&v), sybil_line(&v)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(s, "{line}");
         }
         let _ = writeln!(
             s,
@@ -1093,63 +1112,13 @@ fn setup(
     let stake = Amount::new(cfg.stake_per_slot);
     let params = Params::default();
     let n_val = cfg.validators as usize;
-    let nreg = cfg.network.regions.len().max(1);
-    let n_light = light_count(cfg);
-    let specs: Vec<NodeSpec> = (0..n_val + n_light)
-        .map(|i| {
-            let region = if i < n_val {
-                i % nreg
-            } else {
-                (i - n_val) % nreg
-            };
-            let mut spec = NodeSpec::in_region(RegionId::new(region as u16));
-            if let Some(Behavior::Delay { extra }) = cfg.byzantine.get(i).filter(|_| i < n_val) {
-                spec.egress_delay = *extra;
-            }
-            spec
-        })
-        .collect();
-    let mut sim_cfg = SimConfig::new(cfg.seed);
-    sim_cfg.restart = cfg.restart;
-    sim_cfg.max_time = Timestamp::ZERO + Duration::from_secs(cfg.active_secs + cfg.drain_secs);
-    sim_cfg.max_events = 400_000_000;
-    sim_cfg.replay_command = Some(
-        cfg.replay_command
-            .clone()
-            .unwrap_or_else(|| format!("idlegrid-sim run --seed {}", cfg.seed)),
-    );
-    // Identities are the engine's (derived from the root seed): learn them
-    // from a probe, then write the genesis.
-    let ids: Vec<idlegrid_primitives::NodeId> = {
-        let probe: Simulation<crate::demo::Gossip, ()> = Simulation::new(
-            sim_cfg.clone(),
-            cfg.network.clone(),
-            specs.clone(),
-            |ctx| crate::demo::Gossip::new(ctx, crate::demo::GossipConfig::default()),
-            (),
-        )?;
-        probe.node_ids().to_vec()
-    };
+    let specs = node_specs(cfg, n_val);
+    let sim_cfg = sim_config(cfg);
+    let ids = engine_ids(cfg, &sim_cfg, &specs)?;
     let val_ids = ids[..n_val].to_vec();
     let accounts: Vec<AccountId> = ids[n_val..].iter().map(|i| i.account()).collect();
     let provider_balance = Amount::new(1_000_000);
-    // Slot stakes, plus the bonds of the sealed asks in flight (one per
-    // batch, each live for its reveal window).
-    let provider_stake = Amount::new(
-        cfg.stake_per_slot * u128::from(cfg.provider_capacity)
-            + SEAL_BOND * (u128::from(MarketParams::DEFAULT.reveal_batches) + 2)
-            + 1,
-    );
-    if provider_stake
-        < stake
-            .checked_mul(u128::from(cfg.provider_capacity))
-            .unwrap_or(Amount::MAX)
-    {
-        return Err(config_err(
-            "stake_per_slot",
-            "provider stake cannot cover its slot bonds",
-        ));
-    }
+    let provider_stake = provider_stake(cfg, stake)?;
     let mut pop = Population {
         roles: Vec::new(),
         providers: BTreeMap::new(),
@@ -1170,59 +1139,16 @@ fn setup(
         provider_stake,
         &mut pop,
     );
-    let limits = cfg
-        .valuation
-        .draw_all(cfg.clients, &mut root.derive("valuation").rng());
-    for (c, limit) in limits.into_iter().enumerate() {
-        let account = accounts[pop.roles.len()];
-        let framing = (c as u32) < cfg.framing_clients;
-        pop.balances.push((account, Amount::new(1_000_000_000)));
-        pop.stakes
-            .push((account, Amount::new(CLIENT_BOND * 200 + SEAL_BOND * 50)));
-        pop.framing.insert(account, framing);
-        pop.limits.insert(account, limit);
-        let first_post = Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64));
-        pop.roles.push(Role::Client(ClientRole {
-            framing,
-            first_post,
-            limit,
-        }));
-    }
-    let (app, data) = goods();
-    for (kind, digest, price) in [
-        (GoodKind::App, app, APP_PRICE),
-        (GoodKind::Dataset, data, DATASET_PRICE),
-    ] {
-        pop.balances
-            .push((accounts[pop.roles.len()], Amount::new(1_000_000)));
-        pop.roles
-            .push(Role::Owner(kind, digest, Amount::new(price)));
-    }
+    clients(cfg, &root, &accounts, &mut rng, &mut pop);
+    let (app, data) = owners(&accounts, &mut pop);
     let min_new_account = params.min_new_account;
     let chain = params.chain_id;
     let genesis = Genesis {
-        balances: pop.balances,
-        stakes: pop.stakes,
+        balances: std::mem::take(&mut pop.balances),
+        stakes: std::mem::take(&mut pop.stakes),
         params,
     };
-    let rules = MarketRules {
-        stake_per_slot: stake,
-        slash_to_client_bps: 5_000,
-        stage_deadline: Duration::from_secs(15),
-        clearing_period: CLEARING_PERIOD,
-        committee_size: 3,
-        referees: val_ids.clone(),
-        book: BookParams::default(),
-        reputation_epoch_secs: 10,
-    };
-    let setup = ValidatorSetup {
-        ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis)
-            .map_err(|e| config_err("genesis", e))?,
-        rules,
-        consensus: cfg.consensus.clone(),
-        mechanism: cfg.mechanism.build,
-        epoch_secs: 1,
-    };
+    let setup = validator_setup(cfg, genesis, stake, &val_ids)?;
     let committee =
         Committee::equal(val_ids.iter().copied()).map_err(|e| config_err("validators", e))?;
     let fresh = idlegrid_reputation::ReputationBook::new(BookParams::default(), Default::default())
@@ -1242,21 +1168,7 @@ fn setup(
         stake,
         provider_stake,
         min_new_account,
-        template: JobRequest {
-            job: 0,
-            lots: 1,
-            max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
-            commitment: unsealed(),
-            cap_micros_per_subtask: CAP_MICROS,
-            // Reputation feeds the market filter: by default no provider
-            // worse than a newcomer.
-            min_reputation_bps: cfg.reputation_filter.min_bps(score_bps(fresh)),
-            client_bond: Amount::new(CLIENT_BOND),
-            deadline: Timestamp::ZERO,
-            goods: JobGoods::none(),
-            executor: ExecutorKind::Simulated,
-            requires: Features::NONE,
-        },
+        template: job_template(cfg, fresh),
         goods: (
             app,
             data,
@@ -1288,6 +1200,168 @@ fn setup(
         sim.schedule(*at, f.clone())?;
     }
     Ok((sim, sim_cfg, disks))
+}
+
+/// A provider's stake: its slot stakes plus the bonds of the sealed asks
+/// in flight (one per batch, each live for its reveal window).
+fn provider_stake(cfg: &MarketplaceConfig, stake: Amount) -> Result<Amount, MarketplaceError> {
+    let provider_stake = Amount::new(
+        cfg.stake_per_slot * u128::from(cfg.provider_capacity)
+            + SEAL_BOND * (u128::from(MarketParams::DEFAULT.reveal_batches) + 2)
+            + 1,
+    );
+    let slots = stake
+        .checked_mul(u128::from(cfg.provider_capacity))
+        .unwrap_or(Amount::MAX);
+    if provider_stake < slots {
+        return Err(config_err(
+            "stake_per_slot",
+            "provider stake cannot cover its slot bonds",
+        ));
+    }
+    Ok(provider_stake)
+}
+
+/// What every validator starts from: the genesis ledger, the market
+/// rules (the validators are the referees) and the clearing mechanism.
+fn validator_setup(
+    cfg: &MarketplaceConfig,
+    genesis: Genesis,
+    stake: Amount,
+    val_ids: &[idlegrid_primitives::NodeId],
+) -> Result<ValidatorSetup, MarketplaceError> {
+    let rules = MarketRules {
+        stake_per_slot: stake,
+        slash_to_client_bps: 5_000,
+        stage_deadline: Duration::from_secs(15),
+        clearing_period: CLEARING_PERIOD,
+        committee_size: 3,
+        referees: val_ids.to_vec(),
+        book: BookParams::default(),
+        reputation_epoch_secs: 10,
+    };
+    Ok(ValidatorSetup {
+        ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis)
+            .map_err(|e| config_err("genesis", e))?,
+        rules,
+        consensus: cfg.consensus.clone(),
+        mechanism: cfg.mechanism.build,
+        epoch_secs: 1,
+    })
+}
+
+/// Validators first, then light nodes, each group round-robin over the
+/// regions; a `Delay` validator's egress delay on its spec.
+fn node_specs(cfg: &MarketplaceConfig, n_val: usize) -> Vec<NodeSpec> {
+    let nreg = cfg.network.regions.len().max(1);
+    (0..n_val + light_count(cfg))
+        .map(|i| {
+            let region = if i < n_val {
+                i % nreg
+            } else {
+                (i - n_val) % nreg
+            };
+            let mut spec = NodeSpec::in_region(RegionId::new(region as u16));
+            if let Some(Behavior::Delay { extra }) = cfg.byzantine.get(i).filter(|_| i < n_val) {
+                spec.egress_delay = *extra;
+            }
+            spec
+        })
+        .collect()
+}
+
+/// The engine's settings of a marketplace run.
+fn sim_config(cfg: &MarketplaceConfig) -> SimConfig {
+    let mut sim_cfg = SimConfig::new(cfg.seed);
+    sim_cfg.restart = cfg.restart;
+    sim_cfg.max_time = Timestamp::ZERO + Duration::from_secs(cfg.active_secs + cfg.drain_secs);
+    sim_cfg.max_events = 400_000_000;
+    sim_cfg.replay_command = Some(
+        cfg.replay_command
+            .clone()
+            .unwrap_or_else(|| format!("idlegrid-sim run --seed {}", cfg.seed)),
+    );
+    sim_cfg
+}
+
+/// Identities are the engine's (derived from the root seed): learn them
+/// from a probe, then write the genesis.
+fn engine_ids(
+    cfg: &MarketplaceConfig,
+    sim_cfg: &SimConfig,
+    specs: &[NodeSpec],
+) -> Result<Vec<idlegrid_primitives::NodeId>, MarketplaceError> {
+    let probe: Simulation<crate::demo::Gossip, ()> = Simulation::new(
+        sim_cfg.clone(),
+        cfg.network.clone(),
+        specs.to_vec(),
+        |ctx| crate::demo::Gossip::new(ctx, crate::demo::GossipConfig::default()),
+        (),
+    )?;
+    Ok(probe.node_ids().to_vec())
+}
+
+/// The clients: each with its limit price (from its own seed stream), a
+/// funded account, a bond stake and a first posting time.
+fn clients(
+    cfg: &MarketplaceConfig,
+    root: &Seed,
+    accounts: &[AccountId],
+    rng: &mut impl Rng,
+    pop: &mut Population,
+) {
+    let limits = cfg
+        .valuation
+        .draw_all(cfg.clients, &mut root.derive("valuation").rng());
+    for (c, limit) in limits.into_iter().enumerate() {
+        let account = accounts[pop.roles.len()];
+        let framing = (c as u32) < cfg.framing_clients;
+        pop.balances.push((account, Amount::new(1_000_000_000)));
+        pop.stakes
+            .push((account, Amount::new(CLIENT_BOND * 200 + SEAL_BOND * 50)));
+        pop.framing.insert(account, framing);
+        pop.limits.insert(account, limit);
+        let first_post = Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64));
+        pop.roles.push(Role::Client(ClientRole {
+            framing,
+            first_post,
+            limit,
+        }));
+    }
+}
+
+/// The app's and the dataset's owners; returns the two goods' digests.
+fn owners(accounts: &[AccountId], pop: &mut Population) -> (Digest, Digest) {
+    let (app, data) = goods();
+    for (kind, digest, price) in [
+        (GoodKind::App, app, APP_PRICE),
+        (GoodKind::Dataset, data, DATASET_PRICE),
+    ] {
+        pop.balances
+            .push((accounts[pop.roles.len()], Amount::new(1_000_000)));
+        pop.roles
+            .push(Role::Owner(kind, digest, Amount::new(price)));
+    }
+    (app, data)
+}
+
+/// What every client's job asks for, but for its own fields.
+fn job_template(cfg: &MarketplaceConfig, fresh: idlegrid_reputation::Score) -> JobRequest {
+    JobRequest {
+        job: 0,
+        lots: 1,
+        max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
+        commitment: unsealed(),
+        cap_micros_per_subtask: CAP_MICROS,
+        // Reputation feeds the market filter: by default no provider
+        // worse than a newcomer.
+        min_reputation_bps: cfg.reputation_filter.min_bps(score_bps(fresh)),
+        client_bond: Amount::new(CLIENT_BOND),
+        deadline: Timestamp::ZERO,
+        goods: JobGoods::none(),
+        executor: ExecutorKind::Simulated,
+        requires: Features::NONE,
+    }
 }
 
 fn invariant(

@@ -393,6 +393,106 @@ fn mechanism(
     })
 }
 
+impl ProvidersSection {
+    /// Ranges, fractions and the cheating mix.
+    fn validate(&self) -> Result<(), ScenarioError> {
+        let p = self;
+        range("marketplace.providers.count", p.count, 1, MAX_PROVIDERS)?;
+        range("marketplace.providers.capacity", p.capacity, 1, 16)?;
+        range("marketplace.providers.price_min", p.price_min, 1, 1 << 50)?;
+        range(
+            "marketplace.providers.price_max",
+            p.price_max,
+            p.price_min,
+            1 << 50,
+        )?;
+        range("marketplace.providers.speed_min", p.speed_min, 1, 1 << 50)?;
+        range(
+            "marketplace.providers.speed_max",
+            p.speed_max,
+            p.speed_min,
+            1 << 50,
+        )?;
+        check_prob("marketplace.providers.cheater_fraction", p.cheater_fraction)?;
+        check_prob("marketplace.providers.cheat_rate", p.cheat_rate)?;
+        check_prob("marketplace.providers.faulty_fraction", p.faulty_fraction)?;
+        if p.cheater_fraction + p.faulty_fraction > 1.0 {
+            return Err(invalid(
+                "marketplace.providers.faulty_fraction",
+                "cheater_fraction + faulty_fraction must be at most 1",
+            ));
+        }
+        let mix = p.mix;
+        if p.cheater_fraction > 0.0
+            && mix.lazy + mix.trap_guessing + mix.colluding + mix.bait_and_switch == 0
+        {
+            return Err(invalid(
+                "marketplace.providers.mix",
+                "needs a positive weight for at least one behaviour when cheater_fraction > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ClientsSection {
+    /// Counts, intervals and lot sizes.
+    fn validate_ranges(&self) -> Result<(), ScenarioError> {
+        let c = self;
+        range("marketplace.clients.count", c.count, 1, MAX_CLIENTS)?;
+        range("marketplace.clients.framing", c.framing, 0, c.count)?;
+        range(
+            "marketplace.clients.job_interval_ms",
+            c.job_interval_ms,
+            10,
+            3_600_000,
+        )?;
+        range(
+            "marketplace.clients.subtasks_per_lot",
+            c.subtasks_per_lot,
+            1,
+            200,
+        )?;
+        range("marketplace.clients.max_lots", c.max_lots, 1, 16)?;
+        Ok(())
+    }
+}
+
+impl SybilSection {
+    /// Identity counts, and join windows inside the active part of the run.
+    fn validate(&self, active_secs: u64) -> Result<(), ScenarioError> {
+        let y = self;
+        range(
+            "marketplace.sybil.whitewashers",
+            y.whitewashers,
+            0,
+            MAX_PROVIDERS,
+        )?;
+        range("marketplace.sybil.newcomers", y.newcomers, 0, MAX_PROVIDERS)?;
+        range(
+            "marketplace.sybil.max_identities",
+            y.max_identities,
+            1,
+            crate::marketplace::run::MAX_IDENTITIES,
+        )?;
+        if y.newcomers > 0 || y.whitewashers > 0 {
+            range(
+                "marketplace.sybil.join_until_secs",
+                y.join_until_secs,
+                1,
+                active_secs.saturating_sub(1),
+            )?;
+            range(
+                "marketplace.sybil.join_from_secs",
+                y.join_from_secs,
+                0,
+                y.join_until_secs,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Scenario {
     pub(super) fn validate_marketplace(
         &self,
@@ -430,85 +530,11 @@ impl Scenario {
             self.nodes.count as u32,
         )?;
         let p = &m.providers;
-        range("marketplace.providers.count", p.count, 1, MAX_PROVIDERS)?;
-        range("marketplace.providers.capacity", p.capacity, 1, 16)?;
-        range("marketplace.providers.price_min", p.price_min, 1, 1 << 50)?;
-        range(
-            "marketplace.providers.price_max",
-            p.price_max,
-            p.price_min,
-            1 << 50,
-        )?;
-        range("marketplace.providers.speed_min", p.speed_min, 1, 1 << 50)?;
-        range(
-            "marketplace.providers.speed_max",
-            p.speed_max,
-            p.speed_min,
-            1 << 50,
-        )?;
-        check_prob("marketplace.providers.cheater_fraction", p.cheater_fraction)?;
-        check_prob("marketplace.providers.cheat_rate", p.cheat_rate)?;
-        check_prob("marketplace.providers.faulty_fraction", p.faulty_fraction)?;
-        if p.cheater_fraction + p.faulty_fraction > 1.0 {
-            return Err(invalid(
-                "marketplace.providers.faulty_fraction",
-                "cheater_fraction + faulty_fraction must be at most 1",
-            ));
-        }
-        let mix = p.mix;
-        if p.cheater_fraction > 0.0
-            && mix.lazy + mix.trap_guessing + mix.colluding + mix.bait_and_switch == 0
-        {
-            return Err(invalid(
-                "marketplace.providers.mix",
-                "needs a positive weight for at least one behaviour when cheater_fraction > 0",
-            ));
-        }
+        p.validate()?;
         let c = &m.clients;
-        range("marketplace.clients.count", c.count, 1, MAX_CLIENTS)?;
-        range("marketplace.clients.framing", c.framing, 0, c.count)?;
-        range(
-            "marketplace.clients.job_interval_ms",
-            c.job_interval_ms,
-            10,
-            3_600_000,
-        )?;
-        range(
-            "marketplace.clients.subtasks_per_lot",
-            c.subtasks_per_lot,
-            1,
-            200,
-        )?;
-        range("marketplace.clients.max_lots", c.max_lots, 1, 16)?;
+        c.validate_ranges()?;
         let valuation = c.valuation()?;
-        let y = &m.sybil;
-        range(
-            "marketplace.sybil.whitewashers",
-            y.whitewashers,
-            0,
-            MAX_PROVIDERS,
-        )?;
-        range("marketplace.sybil.newcomers", y.newcomers, 0, MAX_PROVIDERS)?;
-        range(
-            "marketplace.sybil.max_identities",
-            y.max_identities,
-            1,
-            crate::marketplace::run::MAX_IDENTITIES,
-        )?;
-        if y.newcomers > 0 || y.whitewashers > 0 {
-            range(
-                "marketplace.sybil.join_until_secs",
-                y.join_until_secs,
-                1,
-                m.active_secs.saturating_sub(1),
-            )?;
-            range(
-                "marketplace.sybil.join_from_secs",
-                y.join_from_secs,
-                0,
-                y.join_until_secs,
-            )?;
-        }
+        m.sybil.validate(m.active_secs)?;
         if valuation.upper() < u128::from(p.price_min) {
             let field = if c.valuation.is_some() {
                 "marketplace.clients.valuation.max"

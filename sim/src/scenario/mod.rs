@@ -725,6 +725,44 @@ impl Scenario {
         if !(1_000..=100_000_000).contains(&self.max_queue_len) {
             return Err(invalid("max_queue_len", "must be in 1000..=100000000"));
         }
+        self.validate_network()?;
+        self.validate_nodes()?;
+        let n = self.nodes.count;
+        if self.consensus.verify_signatures.is_some() {
+            return Err(invalid(
+                "consensus.verify_signatures",
+                "was removed: block signatures are always verified (the simulated validators share one memo of verified signatures, so it costs little); delete the line",
+            ));
+        }
+        match self.machine {
+            MachineKind::Consensus => self.validate_consensus()?,
+            MachineKind::Marketplace => {
+                self.validate_consensus()?;
+                self.validate_marketplace(mechanisms)?;
+            }
+            MachineKind::Crashes => self.validate_crashes()?,
+            MachineKind::Gossip if self.nodes.restart == Some(RestartMode::Store) => {
+                return Err(invalid(
+                    "nodes.restart",
+                    "gossip nodes keep no store: use \"fresh\" or \"resume\"",
+                ));
+            }
+            MachineKind::Gossip => {}
+        }
+        if self.machine != MachineKind::Marketplace && self.marketplace.is_some() {
+            return Err(invalid(
+                "marketplace",
+                "is only used with `machine = \"marketplace\"`",
+            ));
+        }
+        if let Some(0) = self.invariants.max_propagation_ms {
+            return Err(invalid("invariants.max_propagation_ms", "must be positive"));
+        }
+        self.validate_faults(n)
+    }
+
+    /// The `[network]` section.
+    fn validate_network(&self) -> Result<(), ScenarioError> {
         let net = &self.network;
         check_prob("network.loss", net.loss)?;
         if !(0.0..=10.0).contains(&net.jitter) {
@@ -761,6 +799,11 @@ impl Scenario {
                 "must be positive",
             ));
         }
+        Ok(())
+    }
+
+    /// `[nodes]` and `[gossip]`.
+    fn validate_nodes(&self) -> Result<(), ScenarioError> {
         let regions = self.regions()?;
         let n = self.nodes.count;
         if n == 0 || n > MAX_NODES {
@@ -784,36 +827,11 @@ impl Scenario {
         if g.payload_bytes > 64 << 20 {
             return Err(invalid("gossip.payload_bytes", "must be at most 64 MiB"));
         }
-        if self.consensus.verify_signatures.is_some() {
-            return Err(invalid(
-                "consensus.verify_signatures",
-                "was removed: block signatures are always verified (the simulated validators share one memo of verified signatures, so it costs little); delete the line",
-            ));
-        }
-        match self.machine {
-            MachineKind::Consensus => self.validate_consensus()?,
-            MachineKind::Marketplace => {
-                self.validate_consensus()?;
-                self.validate_marketplace(mechanisms)?;
-            }
-            MachineKind::Crashes => self.validate_crashes()?,
-            MachineKind::Gossip if self.nodes.restart == Some(RestartMode::Store) => {
-                return Err(invalid(
-                    "nodes.restart",
-                    "gossip nodes keep no store: use \"fresh\" or \"resume\"",
-                ));
-            }
-            MachineKind::Gossip => {}
-        }
-        if self.machine != MachineKind::Marketplace && self.marketplace.is_some() {
-            return Err(invalid(
-                "marketplace",
-                "is only used with `machine = \"marketplace\"`",
-            ));
-        }
-        if let Some(0) = self.invariants.max_propagation_ms {
-            return Err(invalid("invariants.max_propagation_ms", "must be positive"));
-        }
+        Ok(())
+    }
+
+    /// Every scheduled fault: within the run, naming existing nodes.
+    fn validate_faults(&self, n: usize) -> Result<(), ScenarioError> {
         for (k, f) in self.faults.iter().enumerate() {
             let (at, fault) = f.to_fault();
             let field = format!("faults[{k}]");
