@@ -10,7 +10,7 @@ use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Params};
 use idlegrid_market::KDouble;
 use idlegrid_node::light::LightSetup;
-use idlegrid_node::market::MarketRules;
+use idlegrid_node::market::{MarketRules, TrustGate};
 use idlegrid_node::validator::ValidatorSetup;
 use idlegrid_primitives::{Amount, Duration, Keypair, NodeId, Seed};
 use idlegrid_transport::AddressBook;
@@ -72,6 +72,12 @@ pub struct MarketConfig {
     pub clearing_period_ms: u64,
     /// Referees per dispute.
     pub committee_size: u8,
+    /// Gate providers' reputation by EigenTrust global trust: a provider
+    /// below this share of the mean trust, in basis points of the mean
+    /// (`0..=1000000`; 5000 is half the mean), counts as a newcomer in
+    /// clients' reputation filters. Absent: no gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_trust_min_bps_of_mean: Option<u32>,
 }
 
 /// Consensus settings of a real network (`[consensus]` in the network
@@ -485,6 +491,18 @@ impl NetworkConfig {
         let ledger =
             Ledger::new(genesis).map_err(|e| CliError::Invalid(format!("genesis: {e}")))?;
         let m = &self.market;
+        let global_trust = m
+            .global_trust_min_bps_of_mean
+            .map(|min_bps_of_mean| {
+                let gate = TrustGate {
+                    min_bps_of_mean,
+                    ..TrustGate::half_of_mean()
+                };
+                gate.validate().map(|()| gate).map_err(|e| {
+                    CliError::Invalid(format!("market.global_trust_min_bps_of_mean: {e}"))
+                })
+            })
+            .transpose()?;
         Ok(ValidatorSetup {
             ledger,
             rules: MarketRules {
@@ -496,6 +514,7 @@ impl NetworkConfig {
                 referees: self.validators().map(Self::id_of).collect(),
                 book: Default::default(),
                 reputation_epoch_secs: 10,
+                global_trust,
             },
             consensus: self.consensus.config(),
             // The k-double auction at k = 1/2 (the simulator's default).

@@ -161,6 +161,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> Result<NetworkConfig, CliError> {
             stage_deadline_ms: 15_000,
             clearing_period_ms: 500,
             committee_size: 3,
+            global_trust_min_bps_of_mean: None,
         },
         consensus: opts.consensus.clone(),
         members,

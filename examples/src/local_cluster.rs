@@ -211,6 +211,7 @@ fn setup(genesis: Genesis, validators: &[NodeId]) -> Result<ValidatorSetup, Box<
             referees: validators.to_vec(),
             book: Default::default(),
             reputation_epoch_secs: 10,
+            global_trust: None,
         },
         consensus: ConsensusConfig::default(),
         mechanism: || Box::new(KDouble::new(5_000).expect("k = 0.5 is valid")),

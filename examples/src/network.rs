@@ -162,6 +162,7 @@ impl Builder {
                 referees: self.validators.iter().map(Keypair::node_id).collect(),
                 book: Default::default(),
                 reputation_epoch_secs: 10,
+                global_trust: None,
             },
             consensus: ConsensusConfig::default(),
             mechanism: self.mechanism,

@@ -21,6 +21,7 @@ fn rules() -> MarketRules {
         referees: Vec::new(),
         book: Default::default(),
         reputation_epoch_secs: 10,
+        global_trust: None,
     }
 }
 

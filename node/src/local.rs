@@ -379,6 +379,7 @@ pub fn testnet_setup(keys: &[Vec<Keypair>; 3]) -> ValidatorSetup {
             referees: ids,
             book: Default::default(),
             reputation_epoch_secs: 10,
+            global_trust: None,
         },
         consensus: ConsensusConfig::default(),
         mechanism: || Box::new(KDouble::new(5_000).expect("valid k")),

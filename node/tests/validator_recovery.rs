@@ -61,6 +61,7 @@ impl Cluster {
                 referees: ids.clone(),
                 book: Default::default(),
                 reputation_epoch_secs: 10,
+                global_trust: None,
             },
             consensus: ConsensusConfig::default(),
             mechanism: || Box::new(KDouble::new(5_000).unwrap()),

@@ -434,19 +434,49 @@ impl ReputationBook {
     /// rates itself). Use this for the market's filter when a trust vector is
     /// at hand; it is never above [`score`](Self::score).
     pub fn score_gated(&self, id: &NodeId, role: Role, trust: &TrustVector) -> Score {
-        if trust.get(id) == Score::ZERO {
-            return self.fresh_score();
+        self.score_gated_at(id, role, trust, 0)
+    }
+
+    /// [`score`](Self::score) gated at a share of the mean global trust: the
+    /// fresh score for an identity whose trust is zero or below
+    /// `min_bps_of_mean` basis points of the mean entry of `trust` (see
+    /// [`TrustVector::is_below_share_of_mean`]). Low trust only withholds a
+    /// good record; it never lifts a bad one: the result is never above
+    /// [`score`](Self::score).
+    pub fn score_gated_at(
+        &self,
+        id: &NodeId,
+        role: Role,
+        trust: &TrustVector,
+        min_bps_of_mean: u32,
+    ) -> Score {
+        let score = self.score(id, role);
+        if trust.is_below_share_of_mean(id, min_bps_of_mean) {
+            return score.min(self.fresh_score());
         }
-        self.score(id, role)
+        score
     }
 
     /// [`credibility`](Self::credibility) gated by global trust, like
     /// [`score_gated`](Self::score_gated).
     pub fn credibility_gated(&self, id: &NodeId, trust: &TrustVector) -> Score {
-        if trust.get(id) == Score::ZERO {
-            return self.fresh_credibility();
+        self.credibility_gated_at(id, trust, 0)
+    }
+
+    /// [`credibility`](Self::credibility) gated at a share of the mean
+    /// global trust, like [`score_gated_at`](Self::score_gated_at): never
+    /// above the ungated credibility.
+    pub fn credibility_gated_at(
+        &self,
+        id: &NodeId,
+        trust: &TrustVector,
+        min_bps_of_mean: u32,
+    ) -> Score {
+        let credibility = self.credibility(id);
+        if trust.is_below_share_of_mean(id, min_bps_of_mean) {
+            return credibility.min(self.fresh_credibility());
         }
-        self.credibility(id)
+        credibility
     }
 
     /// The feedback graph with local trust `s_ij = max(pos - neg, 0)` (decayed

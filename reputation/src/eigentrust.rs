@@ -302,8 +302,11 @@ impl TrustGraph {
     }
 }
 
-/// The result of [`EigenTrust::compute`].
+/// The result of [`EigenTrust::compute`]. Decoding checks its shape (one
+/// value per node, nodes strictly ascending), so a decoded vector answers
+/// [`TrustVector::get`] like a computed one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TrustVectorParts")]
 pub struct TrustVector {
     nodes: Vec<NodeId>,
     values: Vec<Score>,
@@ -313,6 +316,40 @@ pub struct TrustVector {
     pub converged: bool,
     /// L1 change of the last iteration (saturating at one).
     pub residual: Score,
+}
+
+/// [`TrustVector`]'s fields as decoded, before the shape check.
+#[derive(Deserialize)]
+struct TrustVectorParts {
+    nodes: Vec<NodeId>,
+    values: Vec<Score>,
+    iterations: u32,
+    converged: bool,
+    residual: Score,
+}
+
+impl TryFrom<TrustVectorParts> for TrustVector {
+    type Error = ReputationError;
+
+    fn try_from(p: TrustVectorParts) -> Result<Self, Self::Error> {
+        if p.nodes.len() != p.values.len() {
+            return Err(ReputationError::InvalidParams(
+                "trust vector: one value per node",
+            ));
+        }
+        if !p.nodes.windows(2).all(|w| w[0] < w[1]) {
+            return Err(ReputationError::InvalidParams(
+                "trust vector: nodes must be strictly ascending",
+            ));
+        }
+        Ok(Self {
+            nodes: p.nodes,
+            values: p.values,
+            iterations: p.iterations,
+            converged: p.converged,
+            residual: p.residual,
+        })
+    }
 }
 
 impl TrustVector {
@@ -346,6 +383,17 @@ impl TrustVector {
     /// The largest entry.
     pub fn max(&self) -> Score {
         self.values.iter().copied().max().unwrap_or(Score::ZERO)
+    }
+    /// True if `id`'s trust is zero (ids not in the vector included) or
+    /// below `min_bps_of_mean` basis points of the mean entry (`10_000`:
+    /// the mean itself). Exact: `t · n · 10⁴ < min · Σt` in integers.
+    pub fn is_below_share_of_mean(&self, id: &NodeId, min_bps_of_mean: u32) -> bool {
+        let t = u128::from(self.get(id).raw());
+        if t == 0 {
+            return true;
+        }
+        let n = self.values.len() as u128;
+        t * n * 10_000 < u128::from(min_bps_of_mean) * self.raw_sum()
     }
 }
 
@@ -488,5 +536,33 @@ mod tests {
         assert!(TrustParams::from_f64(f64::NAN, 1e-7, 0.5).is_err());
         assert!(TrustParams::from_f64(0.15, f64::NEG_INFINITY, 0.5).is_err());
         assert!(TrustParams::from_f64(1.0, 1e-7, 0.5).is_err());
+    }
+
+    #[test]
+    fn decoding_checks_the_shape_and_the_share_test_is_exact() {
+        use idlegrid_primitives::{decode, encode};
+        let id = ids(4);
+        let nodes: Vec<_> = id.iter().map(|&i| (i, Amount::new(1))).collect();
+        let params = TrustParams::default();
+        let g = TrustGraph::from_indexed(nodes, vec![(0, 1, 9), (2, 1, 9)], &params).unwrap();
+        let tv = EigenTrust::compute(&g, &[], &params).unwrap();
+        let back: TrustVector = decode(&encode(&tv), 1 << 16).unwrap();
+        assert_eq!(back, tv);
+        // Node 1 is rated by two peers: above the mean. Node 3 is rated by
+        // no one: only its share of what returns to the stake anchors,
+        // 1/4 · 1/1.425 ≈ 0.175, 70 % of the mean 0.25.
+        assert!(!tv.is_below_share_of_mean(&id[1], 10_000));
+        assert!(tv.is_below_share_of_mean(&id[3], 7_100));
+        assert!(!tv.is_below_share_of_mean(&id[3], 6_900));
+        assert!(!tv.is_below_share_of_mean(&id[3], 0));
+        let outsider = Keypair::from_seed(&Seed::from_u64(99)).node_id();
+        assert!(tv.is_below_share_of_mean(&outsider, 0));
+        // Reordered or ragged vectors do not decode.
+        let mut swapped = tv.clone();
+        swapped.nodes.swap(0, 1);
+        assert!(decode::<TrustVector>(&encode(&swapped), 1 << 16).is_err());
+        let mut ragged = tv;
+        ragged.values.pop();
+        assert!(decode::<TrustVector>(&encode(&ragged), 1 << 16).is_err());
     }
 }

@@ -257,6 +257,36 @@ proptest! {
         );
     }
 
+    /// Trust gating only withholds: the gated score is never above the
+    /// score, equals it exactly when the identity's trust is at or above
+    /// the share of the mean, and a higher share never gates fewer ids.
+    #[test]
+    fn trust_gate_never_lifts_and_is_monotone(
+        steps in prop::collection::vec(step(N), 0..60),
+        lo in 0u32..20_000,
+        extra in 0u32..20_000,
+    ) {
+        let id = ids(N);
+        let b = run(&id, &steps);
+        let tv = b.global_trust(&[], &TrustParams::default()).unwrap();
+        let hi = lo + extra;
+        for x in &id {
+            let score = b.score(x, Role::Provider);
+            let gated = b.score_gated_at(x, Role::Provider, &tv, lo);
+            prop_assert!(gated <= score);
+            let below = tv.is_below_share_of_mean(x, lo);
+            if below {
+                prop_assert_eq!(gated, score.min(b.fresh_score()));
+                prop_assert!(tv.is_below_share_of_mean(x, hi));
+            } else {
+                prop_assert_eq!(gated, score);
+            }
+            let t = u128::from(tv.get(x).raw());
+            let expect = t == 0 || t * N as u128 * 10_000 < u128::from(lo) * tv.raw_sum();
+            prop_assert_eq!(below, expect);
+        }
+    }
+
     /// A Sybil ring of any size that only rates itself (and possibly rates
     /// honest peers) gets exactly zero global trust without an edge from
     /// stake or a pre-trusted peer — and positive trust with one.

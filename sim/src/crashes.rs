@@ -106,6 +106,7 @@ pub fn setup(ids: &[NodeId], config: &ConsensusConfig) -> ValidatorSetup {
             referees: ids.to_vec(),
             book: Default::default(),
             reputation_epoch_secs: 10,
+            global_trust: None,
         },
         consensus: config.clone(),
         mechanism: || Box::new(KDouble::new(5_000).expect("valid k")),

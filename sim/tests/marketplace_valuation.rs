@@ -118,6 +118,16 @@ fn bad_valuations_and_filters_name_the_field_and_range() {
             with("[marketplace.reputation]\nfilter = \"eigen\"\n"),
             "unknown variant `eigen`",
         ),
+        (
+            with("[marketplace.reputation]\nmin_trust_bps_of_mean = 5_000\n"),
+            "`marketplace.reputation.min_trust_bps_of_mean` is only used with `global_trust = true`",
+        ),
+        (
+            with(
+                "[marketplace.reputation]\nglobal_trust = true\nmin_trust_bps_of_mean = 1_000_001\n",
+            ),
+            "`marketplace.reputation.min_trust_bps_of_mean` must be in 0..=1000000",
+        ),
     ];
     for (text, want) in &cases {
         let e = err(text);
@@ -198,4 +208,33 @@ fn valuations_and_the_filter_change_the_market() {
     // No filter at all still trades.
     let off = run(&with("[marketplace.reputation]\nfilter = \"off\"\n"), 3);
     assert!(matches(&off) > 0);
+    assert_eq!(off["reputation"]["global_trust"]["enabled"], false);
+}
+
+#[test]
+fn global_trust_gates_records_from_the_first_epoch() {
+    // Clients post for 30 s: three reputation epochs. Gated at 100 times
+    // the mean trust no provider's record counts once trust is computed:
+    // the scores validators filter by fall to a newcomer's, while the same
+    // run without the gate ends with proven providers.
+    let long = SMALL.replace("active_secs = 10", "active_secs = 30");
+    let plain = run(&long, 4);
+    let gated = run(
+        &format!(
+            "{long}[marketplace.reputation]\nglobal_trust = true\nmin_trust_bps_of_mean = 1_000_000\n"
+        ),
+        4,
+    );
+    let honest = |v: &Value| {
+        v["reputation"]["mean_score_by_behaviour"]["honest"]
+            .as_f64()
+            .unwrap()
+    };
+    let g = &gated["reputation"]["global_trust"];
+    assert_eq!(g["enabled"], true);
+    assert_eq!(g["computed"], true);
+    assert!(g["providers_gated"].as_u64().unwrap() > 0, "{g}");
+    assert!(honest(&plain) > 0.0, "{}", plain["reputation"]);
+    assert_eq!(honest(&gated), 0.0, "{}", gated["reputation"]);
+    assert_eq!(gated["ledger"]["invariant_violations"], 0);
 }

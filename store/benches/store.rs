@@ -77,6 +77,7 @@ fn world_with(accounts: u64) -> World {
             referees: vec![id],
             book: Default::default(),
             reputation_epoch_secs: 10,
+            global_trust: None,
         },
         consensus: ConsensusConfig::default(),
         mechanism: || Box::new(KDouble::new(5_000).unwrap()),

@@ -32,6 +32,7 @@ fn setup(key: &Keypair) -> (Committee, ValidatorSetup) {
             referees: vec![id],
             book: Default::default(),
             reputation_epoch_secs: 10,
+            global_trust: None,
         },
         consensus: ConsensusConfig::default(),
         mechanism: || Box::new(KDouble::new(5_000).unwrap()),

@@ -11,7 +11,6 @@ use idlegrid_market::{
     Slots,
 };
 use idlegrid_primitives::{AccountId, Amount, Duration, Timestamp};
-use idlegrid_reputation::Role as RepRole;
 
 use super::sealed::{BatchNo, ClosedBatch, OrderKey};
 use super::settlement::slash_then_unlock;
@@ -234,10 +233,7 @@ impl MarketplaceApp {
         if b.asks.is_empty() || b.bids.is_empty() {
             return None;
         }
-        let book = &self.book;
-        let rep = |id: &AccountId| {
-            Reputation::from_bps(score_bps(book.score(&id.node(), RepRole::Provider)))
-        };
+        let rep = |id: &AccountId| Reputation::from_bps(score_bps(self.provider_score(id)));
         let ctx = ClearingContext {
             now,
             limits: Limits::default(),
@@ -323,5 +319,139 @@ impl MarketplaceApp {
             welfare: g.clearing.stats.welfare.get(),
             surplus: g.clearing.stats.surplus.get(),
         })));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idlegrid_market::{
+        ExecutorKind, ExecutorSet, Features, GreedyAssignment, JobGoods, KDouble,
+    };
+    use idlegrid_primitives::{Digest, Domain, Keypair, NodeId, Seed};
+    use idlegrid_reputation::{BookParams, Feedback, JobId, Outcome};
+
+    use super::*;
+    use crate::market::{MarketRules, TrustGate};
+
+    fn account(i: u64) -> AccountId {
+        Keypair::from_seed(&Seed::from_u64(i)).account_id()
+    }
+
+    fn app(gate: Option<TrustGate>) -> MarketplaceApp {
+        let rules = MarketRules {
+            stake_per_slot: Amount::new(100),
+            slash_to_client_bps: 5_000,
+            stage_deadline: Duration::from_secs(5),
+            clearing_period: Duration::from_secs(1),
+            committee_size: 3,
+            referees: Vec::<NodeId>::new(),
+            book: BookParams::default(),
+            reputation_epoch_secs: 10,
+            global_trust: gate,
+        };
+        // The greedy assignment pairs a bid with the cheapest *compatible*
+        // ask; the unit double auctions would leave this bid unmatched once
+        // the cheapest ask is filtered (see `idlegrid_market::unit`).
+        MarketplaceApp::new(rules, Box::new(GreedyAssignment::midpoint()), false).unwrap()
+    }
+
+    fn ask(b: &mut Book, provider: AccountId, price: u128) {
+        b.ask_owner.push(provider);
+        b.asks.push(Ask {
+            id: OrderId::new(b.asks.len() as u64),
+            provider,
+            resources: SLOT,
+            executors: ExecutorSet::ALL,
+            features: Features::default(),
+            region: Region::new(0),
+            price: Amount::new(price),
+            slots: Slots::new(1),
+            window_start: Timestamp::ZERO,
+            window_end: Timestamp::ZERO + Duration::from_secs(1_000),
+        });
+    }
+
+    /// Two providers with one good record each: `cheap`'s from a client
+    /// holding a sliver of the stake (its own ring), `dear`'s from the
+    /// client holding most of it. A bid that wants a proven provider gets
+    /// the cheaper one unless validators gate scores by global trust.
+    fn matched_provider(gate: Option<TrustGate>) -> AccountId {
+        let (cheap, dear, ring, big) = (account(1), account(2), account(3), account(4));
+        let mut app = app(gate);
+        for (id, stake) in [(cheap, 100), (dear, 100), (ring, 1), (big, 10_000)] {
+            app.book.register(id.node(), Amount::new(stake)).unwrap();
+        }
+        for (k, (reporter, subject)) in [(ring, cheap), (big, dear)].into_iter().enumerate() {
+            let job = JobId(Digest::hash(Domain::new("test/job"), &[k as u8]));
+            let fb = Feedback {
+                reporter: reporter.node(),
+                subject: subject.node(),
+                outcome: Outcome::Delivered,
+                job,
+                value: Amount::new(1_000),
+                epoch: app.book.epoch(),
+            };
+            app.book.apply_feedback(&fb).unwrap();
+        }
+        let now = Timestamp::ZERO + Duration::from_secs(10);
+        app.advance_reputation(now);
+        assert!(app.provider_score(&dear) > app.book.fresh_score());
+        let mut b = Book {
+            asks: Vec::new(),
+            ask_owner: Vec::new(),
+            bids: Vec::new(),
+            bid_key: BTreeMap::new(),
+        };
+        ask(&mut b, cheap, 10);
+        ask(&mut b, dear, 20);
+        b.bids.push(Bid {
+            id: OrderId::new(BID_ID_BASE),
+            client: big,
+            demand: SLOT,
+            slots: Slots::new(1),
+            max_price: Amount::new(50),
+            deadline: now + Duration::from_secs(100),
+            regions: RegionSet::ALL,
+            min_reputation: Reputation::from_bps(1),
+            executor: ExecutorKind::Simulated,
+            requires: Features::default(),
+            goods: JobGoods::default(),
+        });
+        let g = app.clear(now, &b).expect("one match");
+        assert_eq!(g.clearing.matches.len(), 1);
+        b.ask_owner[g.clearing.matches[0].ask.get() as usize]
+    }
+
+    #[test]
+    fn global_trust_withholds_a_record_only_a_ring_vouches_for() {
+        assert_eq!(matched_provider(None), account(1));
+        assert_eq!(
+            matched_provider(Some(TrustGate::half_of_mean())),
+            account(2)
+        );
+    }
+
+    #[test]
+    fn trust_is_replicated_state() {
+        let mut a = app(Some(TrustGate::half_of_mean()));
+        a.book.register(account(1).node(), Amount::new(5)).unwrap();
+        a.advance_reputation(Timestamp::ZERO + Duration::from_secs(10));
+        let with = a.state_digest();
+        let trust = a.trust.take();
+        assert!(trust.is_some());
+        assert_ne!(a.state_digest(), with, "the trust vector is in the state");
+        a.trust = trust;
+        let bytes = a.snapshot();
+        let rules = a.rules().clone();
+        let b = MarketplaceApp::restore(
+            rules,
+            Box::new(KDouble::new(5_000).unwrap()),
+            false,
+            &bytes,
+            1 << 20,
+        )
+        .unwrap();
+        assert_eq!(b.global_trust(), a.global_trust());
+        assert_eq!(b.state_digest(), a.state_digest());
     }
 }

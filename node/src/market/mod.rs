@@ -86,7 +86,7 @@ use idlegrid_entrap::{Effect, JobId as RoundId};
 use idlegrid_market::Mechanism;
 use idlegrid_market::registry::{JobId as GoodsJobId, Registry, RegistryLimits};
 use idlegrid_primitives::{AccountId, Amount, Epoch, SignatureVerifier, Timestamp, decode};
-use idlegrid_reputation::{ReputationBook, Role as RepRole, Score};
+use idlegrid_reputation::{ReputationBook, Role as RepRole, Score, TrustVector};
 use sealed::{SealedBook, batch_of};
 use serde::{Deserialize, Serialize};
 
@@ -96,7 +96,7 @@ pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
 pub use snapshot::{APP_STATE_DOMAIN, AppSnapshotError};
 pub use tx::{
     ClearingRecord, Environment, JobRequest, MarketParams, MarketRules, MarketTx, NextAsk, Notice,
-    Settlement,
+    Settlement, TrustGate,
 };
 
 /// The marketplace payload of a ledger transaction kind, if it is one.
@@ -213,6 +213,10 @@ pub struct MarketplaceApp {
     /// Batches before this one were announced closed for commits.
     announced: BatchNo,
     book: ReputationBook,
+    /// Global trust computed at the start of the current reputation epoch
+    /// (with [`MarketRules::global_trust`] only; `None` before the first
+    /// epoch change or if the book has no stake to anchor on).
+    trust: Option<TrustVector>,
     registry: Registry,
     next_bid: u64,
     emit_notices: bool,
@@ -260,6 +264,9 @@ impl MarketplaceApp {
         emit_notices: bool,
     ) -> Result<Self, idlegrid_reputation::ReputationError> {
         let book = ReputationBook::new(rules.book, Epoch::ZERO)?;
+        if let Some(gate) = &rules.global_trust {
+            gate.validate()?;
+        }
         Ok(Self {
             sealed: SealedBook::new(
                 MarketParams::DEFAULT.reveal_batches,
@@ -281,6 +288,7 @@ impl MarketplaceApp {
             batch: BatchNo(0),
             announced: BatchNo(0),
             book,
+            trust: None,
             registry: Registry::new(RegistryLimits::default()),
             next_bid: 0,
             emit_notices,
@@ -332,15 +340,30 @@ impl MarketplaceApp {
         &self.book
     }
 
-    /// A provider's reputation score (fresh identities get the book's
-    /// fresh score).
+    /// A provider's reputation score as the market's filter sees it
+    /// (fresh identities get the book's fresh score; with
+    /// [`MarketRules::global_trust`], so do identities below the gate).
     pub fn provider_score(&self, id: &AccountId) -> Score {
-        self.book.score(&id.node(), RepRole::Provider)
+        match (&self.rules.global_trust, &self.trust) {
+            (Some(gate), Some(trust)) => {
+                self.book
+                    .score_gated_at(&id.node(), RepRole::Provider, trust, gate.min_bps_of_mean)
+            }
+            _ => self.book.score(&id.node(), RepRole::Provider),
+        }
     }
 
-    /// A provider's credibility for the trap optimizer.
+    /// A provider's credibility for the trap optimizer, gated by global
+    /// trust like [`MarketplaceApp::provider_score`]: a record only
+    /// untrusted identities vouch for buys no fewer traps.
     pub fn credibility(&self, id: &AccountId) -> Score {
-        self.book.credibility(&id.node())
+        match (&self.rules.global_trust, &self.trust) {
+            (Some(gate), Some(trust)) => {
+                self.book
+                    .credibility_gated_at(&id.node(), trust, gate.min_bps_of_mean)
+            }
+            _ => self.book.credibility(&id.node()),
+        }
     }
 
     /// [`MarketplaceApp::credibility`] in parts per million (what a match
@@ -520,7 +543,17 @@ impl MarketplaceApp {
         let e = Epoch::new(now.as_micros() / 1_000_000 / secs);
         if e > self.book.epoch() {
             let _ = self.book.advance_to(e);
+            if let Some(gate) = &self.rules.global_trust {
+                // Only an empty or stakeless book has no anchor: then no
+                // one is gated until an epoch that has one.
+                self.trust = self.book.global_trust(&[], &gate.params).ok();
+            }
         }
+    }
+
+    /// The global trust vector of the current epoch, if the rules use one.
+    pub fn global_trust(&self) -> Option<&TrustVector> {
+        self.trust.as_ref()
     }
 }
 

@@ -4,7 +4,8 @@
 //! a snapshot instead of replaying every commit from genesis (see
 //! [`crate::validator`]'s state sync). The snapshot holds every field that
 //! is replicated (providers, jobs and their verification rounds, disputes,
-//! the sealed book, reputation, the registry, counters); it leaves out what
+//! the sealed book, reputation and the epoch's global trust, the registry,
+//! counters); it leaves out what
 //! is not: the rules and the clearing mechanism (from the node's setup,
 //! equal on every validator) and the notices buffered for this node's
 //! subscribers. Between batches the per-batch scratch (`touched`,
@@ -22,7 +23,7 @@ use super::{BatchNo, MarketParams, MarketRules, MarketplaceApp};
 /// Domain of [`MarketplaceApp::state_digest`].
 pub const APP_STATE_DOMAIN: Domain = Domain::new("idlegrid/node/market-state");
 /// Version of the snapshot layout.
-pub const APP_SNAPSHOT_VERSION: u8 = 1;
+pub const APP_SNAPSHOT_VERSION: u8 = 2;
 
 /// Why snapshot bytes could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +63,7 @@ macro_rules! state_tuple {
             ),
             (
                 &$app.book,
+                &$app.trust,
                 &$app.registry,
                 $app.next_bid,
                 $app.effect_failures,
@@ -90,6 +92,7 @@ type Owned = (
     ),
     (
         idlegrid_reputation::ReputationBook,
+        Option<idlegrid_reputation::TrustVector>,
         idlegrid_market::registry::Registry,
         u64,
         u64,
@@ -131,7 +134,7 @@ impl MarketplaceApp {
         }
         let (providers, jobs, wake, wake_at, disputes, windows) = a;
         let (bidding, unfilled, sealed, batch, announced) = b;
-        let (book, registry, next_bid, effect_failures) = c;
+        let (book, trust, registry, next_bid, effect_failures) = c;
         if *book.params() != rules.book {
             return Err(AppSnapshotError::Rules);
         }
@@ -150,6 +153,7 @@ impl MarketplaceApp {
         app.batch = batch;
         app.announced = announced;
         app.book = book;
+        app.trust = trust;
         app.registry = registry;
         app.next_bid = next_bid;
         app.effect_failures = effect_failures;

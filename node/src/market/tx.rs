@@ -11,7 +11,7 @@ use idlegrid_market::{Ask, Bid, ExecutorKind, ExecutorSet, Features, JobGoods, R
 use idlegrid_primitives::{
     AccountId, Amount, Commitment, Digest, Duration, NodeId, Salt, Timestamp,
 };
-use idlegrid_reputation::BookParams;
+use idlegrid_reputation::{BookParams, ReputationError, TrustParams};
 use serde::{Deserialize, Serialize};
 
 /// A client's job, as posted.
@@ -486,6 +486,55 @@ pub struct MarketRules {
     pub book: BookParams,
     /// Consensus seconds per reputation epoch.
     pub reputation_epoch_secs: u64,
+    /// EigenTrust global trust in the reputation filter; `None`: the
+    /// book's beta score alone.
+    pub global_trust: Option<TrustGate>,
+}
+
+/// EigenTrust global trust in the market's reputation filter.
+///
+/// At the start of every reputation epoch each validator computes global
+/// trust over the book's feedback graph (local trust `max(pos − neg, 0)`
+/// per reporter, anchored on every registered identity's bonded stake: no
+/// pre-trusted peers) and keeps the vector in replicated state until the
+/// next epoch. A provider whose trust is below
+/// [`min_bps_of_mean`](Self::min_bps_of_mean) of the mean entry is
+/// filtered as a newcomer (the fresh score): a record built from feedback
+/// by identities nobody else trusts — a ring of the provider's own clients
+/// — does not pass a client's minimum. Low trust never lifts a bad score
+/// ([`ReputationBook::score_gated_at`](idlegrid_reputation::ReputationBook::score_gated_at)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustGate {
+    /// Power iteration parameters (validated with the rules).
+    pub params: TrustParams,
+    /// The share of the mean trust a provider needs for its score to
+    /// count, in basis points of the mean (`0`: only zero trust is gated;
+    /// `10_000`: the mean), at most [`TrustGate::MAX_BPS_OF_MEAN`].
+    pub min_bps_of_mean: u32,
+}
+
+impl TrustGate {
+    /// The largest accepted share: a hundred times the mean.
+    pub const MAX_BPS_OF_MEAN: u32 = 1_000_000;
+
+    /// The default iteration with providers below half the mean gated.
+    pub fn half_of_mean() -> Self {
+        Self {
+            params: TrustParams::default(),
+            min_bps_of_mean: 5_000,
+        }
+    }
+
+    /// Checks the iteration's parameters and the share's range.
+    pub fn validate(&self) -> Result<(), ReputationError> {
+        self.params.validate()?;
+        if self.min_bps_of_mean > Self::MAX_BPS_OF_MEAN {
+            return Err(ReputationError::InvalidParams(
+                "global trust: min_bps_of_mean must be at most 1_000_000",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The marketplace's parameters of sealed orders and referee sortition,

@@ -85,6 +85,7 @@ impl World {
             referees: referees.iter().map(Keypair::node_id).collect(),
             book: Default::default(),
             reputation_epoch_secs: 10,
+            global_trust: None,
         };
         let params = MarketParams {
             seal_bond: Amount::new(SEAL_BOND),

@@ -12,7 +12,7 @@ use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechani
 use idlegrid_node::client::{ClientNode, TrapPolicy};
 use idlegrid_node::light::{LightCore, LightSetup};
 use idlegrid_node::market::{
-    Environment, JobRequest, MarketParams, MarketRules, MarketTx, score_bps, unsealed,
+    Environment, JobRequest, MarketParams, MarketRules, MarketTx, TrustGate, score_bps, unsealed,
 };
 use idlegrid_node::provider::{ProviderNode, ProviderOffer};
 use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
@@ -114,6 +114,9 @@ pub struct MarketplaceConfig {
     /// The lowest provider reputation clients accept in their bids (the
     /// market's reputation filter; a newcomer's score by default).
     pub reputation_filter: ReputationFilter,
+    /// EigenTrust global trust in the validators' reputation filter (off
+    /// by default; see [`TrustGate`]).
+    pub global_trust: Option<TrustGate>,
     /// What a restarted validator remembers: with
     /// [`RestartMode::Store`] (the default) every validator writes its
     /// blocks, commits and ledger checkpoints to a simulated disk and a
@@ -230,6 +233,7 @@ impl Default for MarketplaceConfig {
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
             reputation_filter: ReputationFilter::Fresh,
+            global_trust: None,
             restart: RestartMode::Store,
             lose_unsynced: 0.5,
         }
@@ -1239,6 +1243,7 @@ fn validator_setup(
         referees: val_ids.to_vec(),
         book: BookParams::default(),
         reputation_epoch_secs: 10,
+        global_trust: cfg.global_trust,
     };
     Ok(ValidatorSetup {
         ledger: idlegrid_dag_ledger::ledger::Ledger::new(genesis)
@@ -1462,6 +1467,35 @@ struct Economics {
     cheaters_assigned: u64,
 }
 
+/// The validators' trust gate at the end of the run: its setting and how
+/// many providers' records it withheld in the last epoch.
+fn trust_json(
+    view: &ValidatorNode,
+    tally: &MarketTally,
+    cfg: &MarketplaceConfig,
+) -> serde_json::Value {
+    let Some(gate) = cfg.global_trust else {
+        return serde_json::json!({ "enabled": false });
+    };
+    let market = view.market();
+    let gated = tally
+        .providers
+        .keys()
+        .filter(|a| {
+            let book = market
+                .book()
+                .score(&a.node(), idlegrid_reputation::Role::Provider);
+            market.provider_score(a) < book
+        })
+        .count();
+    serde_json::json!({
+        "enabled": true,
+        "min_bps_of_mean": gate.min_bps_of_mean,
+        "computed": market.global_trust().is_some(),
+        "providers_gated": gated,
+    })
+}
+
 fn economics(view: &ValidatorNode, tally: &MarketTally) -> Economics {
     let ledger = view.ledger();
     let mut e = Economics {
@@ -1592,6 +1626,7 @@ fn report(
         reputation: serde_json::json!({
             "mean_score_by_behaviour": score_by,
             "sybil": sybil::summary(&t.providers, &cfg.sybil, &t.c, active_until),
+            "global_trust": trust_json(view, t, cfg),
         }),
         registry: registry_json(view),
     };

@@ -4,6 +4,7 @@
 //! `[[consensus.byzantine]]`, their faults from `[[faults]]`).
 
 use idlegrid_market::MechanismRegistry;
+use idlegrid_node::market::TrustGate;
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
@@ -56,6 +57,14 @@ pub struct ReputationSection {
     /// With `filter = "min"`: the lowest accepted score, `0..=10000` bps.
     #[serde(default)]
     pub min_score_bps: Option<u16>,
+    /// Validators gate scores by EigenTrust global trust (off by default).
+    #[serde(default)]
+    pub global_trust: bool,
+    /// With `global_trust`: the share of the mean trust a provider needs
+    /// for its record to count, `0..=1000000` bps of the mean (default
+    /// 5000, half the mean).
+    #[serde(default)]
+    pub min_trust_bps_of_mean: Option<u32>,
 }
 
 /// `marketplace.reputation.filter`.
@@ -84,6 +93,23 @@ impl ReputationSection {
             (_, Some(_)) => Err(invalid(field, "is only used with `filter = \"min\"`")),
             (FilterKind::Fresh, None) => Ok(ReputationFilter::Fresh),
             (FilterKind::Off, None) => Ok(ReputationFilter::Off),
+        }
+    }
+
+    /// The validators' trust gate, or why the section is inconsistent.
+    pub fn global_trust(&self) -> Result<Option<TrustGate>, ScenarioError> {
+        let field = "marketplace.reputation.min_trust_bps_of_mean";
+        match (self.global_trust, self.min_trust_bps_of_mean) {
+            (false, None) => Ok(None),
+            (false, Some(_)) => Err(invalid(field, "is only used with `global_trust = true`")),
+            (true, share) => {
+                let mut gate = TrustGate::half_of_mean();
+                if let Some(bps) = share {
+                    range(field, bps, 0, TrustGate::MAX_BPS_OF_MEAN)?;
+                    gate.min_bps_of_mean = bps;
+                }
+                Ok(Some(gate))
+            }
         }
     }
 }
@@ -522,6 +548,7 @@ impl Scenario {
         }
         mechanism(&m.mechanism, mechanisms)?;
         m.reputation.filter()?;
+        m.reputation.global_trust()?;
         range("marketplace.stake_per_slot", m.stake_per_slot, 1, 1 << 50)?;
         range(
             "marketplace.gateways",
@@ -617,6 +644,7 @@ impl Scenario {
             },
             mechanism: mechanism(&m.mechanism, mechanisms)?,
             reputation_filter: m.reputation.filter()?,
+            global_trust: m.reputation.global_trust()?,
             restart: self.restart_mode(),
             lose_unsynced: self.nodes.lose_unsynced,
         })
