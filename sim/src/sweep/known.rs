@@ -221,6 +221,23 @@ pub const CONSENSUS: &[&str] = &[
     "consensus.load.commit_latency_quorum_delays.p90",
     "consensus.load.commit_latency_quorum_delays.p99",
     "consensus.load.p50_over_ideal",
+    "consensus.load.breakdown.inclusion_wait_ms.p50",
+    "consensus.load.breakdown.inclusion_wait_ms.p90",
+    "consensus.load.breakdown.inclusion_wait_ms.p99",
+    "consensus.load.breakdown.included_commit_latency_ms.p50",
+    "consensus.load.breakdown.included_commit_latency_ms.p90",
+    "consensus.load.breakdown.included_commit_latency_ms.p99",
+    "consensus.load.breakdown.leader_commit_latency_ms.p50",
+    "consensus.load.breakdown.leader_commit_latency_ms.p90",
+    "consensus.load.breakdown.leader_commit_latency_ms.p99",
+    "consensus.load.breakdown.block_commit_latency_ms.p50",
+    "consensus.load.breakdown.block_commit_latency_ms.p90",
+    "consensus.load.breakdown.block_commit_latency_ms.p99",
+    "consensus.load.breakdown.round_interval_ms.p50",
+    "consensus.load.breakdown.round_interval_ms.p90",
+    "consensus.load.breakdown.round_interval_ms.p99",
+    "consensus.load.breakdown.leader_p50_over_ideal",
+    "consensus.load.breakdown.block_p50_over_ideal",
 ];
 
 /// `machine = "gossip"`.
