@@ -406,6 +406,7 @@ pub struct ConsensusObserver {
     author_of: Vec<Option<AuthorityIndex>>,
     /// Each node's latest proposal time.
     last_proposal: Vec<Option<Timestamp>>,
+    last_round: Vec<Round>,
     equivocations: BTreeSet<(u64, u32)>,
     // Liveness bookkeeping.
     cut_links: bool,
@@ -443,6 +444,7 @@ impl ConsensusObserver {
             proposed_at: HashMap::new(),
             author_of: vec![None; n],
             last_proposal: vec![None; n],
+            last_round: vec![Round::ZERO; n],
             equivocations: BTreeSet::new(),
             cut_links: false,
             crashed: BTreeSet::new(),
@@ -607,6 +609,13 @@ impl Observer<ConsensusEvent> for ConsensusObserver {
                 self.proposed_at.entry(*r).or_insert(now);
                 if let Some(a) = self.author_of.get_mut(i) {
                     *a = Some(r.author);
+                }
+                if let Some(last) = self.last_round.get_mut(i) {
+                    if r.round.get() > last.get() + 1 && now >= self.warmup {
+                        self.metrics
+                            .add("skipped_rounds", r.round.get() - last.get() - 1);
+                    }
+                    *last = r.round;
                 }
                 if let Some(last) = self.last_proposal.get_mut(i) {
                     if let Some(prev) = last.replace(now)

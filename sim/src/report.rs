@@ -139,6 +139,9 @@ pub struct LatencyBreakdown {
     pub block_p50_over_ideal: f64,
     /// Time between two successive proposals of one validator.
     pub round_interval_ms: Quantiles,
+    /// Rounds validators left without a block of theirs (a proposal more
+    /// than one round above their previous one), summed over validators.
+    pub skipped_rounds: u64,
 }
 
 impl LatencyBreakdown {
@@ -163,6 +166,7 @@ impl LatencyBreakdown {
             block_p50_over_ideal: over(block.p50),
             block_commit_latency_ms: block,
             round_interval_ms: q("round_interval_us"),
+            skipped_rounds: m.counter("skipped_rounds"),
         }
     }
 }

@@ -238,6 +238,7 @@ pub const CONSENSUS: &[&str] = &[
     "consensus.load.breakdown.round_interval_ms.p99",
     "consensus.load.breakdown.leader_p50_over_ideal",
     "consensus.load.breakdown.block_p50_over_ideal",
+    "consensus.load.breakdown.skipped_rounds",
 ];
 
 /// `machine = "gossip"`.
