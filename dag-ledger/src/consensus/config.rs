@@ -22,7 +22,10 @@ pub struct ConsensusConfig {
     /// arrive after the quorum (twice the longest lateness of the last 16
     /// rounds or of the round's leaders' own last rounds, at least an
     /// eighth of `leader_timeout`: see `LeaderWait`), never more than
-    /// `leader_timeout`; false waits `leader_timeout` every time.
+    /// `leader_timeout`; false (the default) waits `leader_timeout` every
+    /// time. It makes rounds led by a crashed validator cheaper, but a
+    /// leader later than the estimate is skipped, which costs tail latency
+    /// in a healthy network (see the README's Throughput section).
     pub adaptive_leader_wait: bool,
     /// Least time between two of this validator's proposals (Mysticeti's
     /// `min_round_delay`). Zero proposes as soon as a round is ready —
@@ -65,7 +68,7 @@ impl Default for ConsensusConfig {
     fn default() -> Self {
         Self {
             leader_timeout: Duration::from_millis(200),
-            adaptive_leader_wait: true,
+            adaptive_leader_wait: false,
             min_round_delay: Duration::ZERO,
             max_block_transactions: 1_000,
             max_transaction_bytes: 64 * 1024,

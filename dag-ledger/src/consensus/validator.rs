@@ -17,9 +17,9 @@
 //! A validator proposes round `r+1` once it has a quorum of stake of round
 //! `r` blocks and either every leader of round `r` is present or the
 //! leader wait has passed since the quorum was reached: `leader_timeout`,
-//! or with `adaptive_leader_wait` (the default) an estimate from how late
-//! the leaders of the last rounds were, never more than `leader_timeout`
-//! (see [`LeaderWait`]). Parents are the
+//! or with `adaptive_leader_wait` (off by default) an estimate from how
+//! late the leaders of the last rounds were, never more than
+//! `leader_timeout` (see [`LeaderWait`]). Parents are the
 //! first block received of each author at round `r` (never a second
 //! variant, never a known equivocator's block) plus its own previous block.
 //!

@@ -323,7 +323,8 @@ pub struct ConsensusSection {
     #[serde(default = "default_leaders")]
     pub leaders_per_round: u32,
     /// Wait for leaders only about as long as they recently took (never
-    /// more than `leader_timeout_ms`); false always waits the timeout.
+    /// more than `leader_timeout_ms`); false (the default) always waits
+    /// the timeout.
     #[serde(default = "default_adaptive_leader_wait")]
     pub adaptive_leader_wait: bool,
     /// Removed: block signatures are always verified (the simulated
@@ -430,7 +431,7 @@ fn default_leaders() -> u32 {
     1
 }
 fn default_adaptive_leader_wait() -> bool {
-    true
+    false
 }
 fn default_liveness() -> u64 {
     10_000
