@@ -25,12 +25,12 @@ use std::rc::Rc;
 
 use idlegrid_dag_ledger::consensus::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_dag_ledger::consensus::{
-    BlockRef, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage, Validator,
-    check_prefix_consistency,
+    AuthorityIndex, BlockRef, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage,
+    Validator, check_prefix_consistency,
 };
 use idlegrid_primitives::{
-    Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, SignatureMemo, SignatureVerifier,
-    Timestamp, Transmit, encoded_len,
+    Digest, Domain, Duration, Keypair, Machine, NodeId, Round, Seed, SignatureMemo,
+    SignatureVerifier, Timestamp, Transmit, encoded_len,
 };
 
 use crate::durable::{CATCH_UP_COMMITS, CATCH_UP_GRACE, Disks, Replicas};
@@ -402,6 +402,11 @@ pub struct ConsensusObserver {
     next_index: Vec<u64>,
     recorded: Vec<Vec<Digest>>,
     proposed_at: HashMap<BlockRef, Timestamp>,
+    /// Each node's authority index, learned from its proposals.
+    author_of: Vec<Option<AuthorityIndex>>,
+    /// Each node's latest proposal time.
+    last_proposal: Vec<Option<Timestamp>>,
+    last_round: Vec<Round>,
     equivocations: BTreeSet<(u64, u32)>,
     // Liveness bookkeeping.
     cut_links: bool,
@@ -437,6 +442,9 @@ impl ConsensusObserver {
             next_index: vec![0; n],
             recorded: vec![Vec::new(); n],
             proposed_at: HashMap::new(),
+            author_of: vec![None; n],
+            last_proposal: vec![None; n],
+            last_round: vec![Round::ZERO; n],
             equivocations: BTreeSet::new(),
             cut_links: false,
             crashed: BTreeSet::new(),
@@ -534,19 +542,56 @@ impl ConsensusObserver {
                 self.metrics.add_at("commits", second, 1);
             }
         }
-        // End-to-end latency of this validator's own transactions.
-        if now < self.warmup {
-            return Ok(());
-        }
-        for tx in &sub.transactions {
-            if let Some((at, v)) = decode_tx(tx.as_bytes())
-                && v as usize == node
-            {
-                self.metrics
-                    .record("commit_latency_us", (now - at).as_micros());
-            }
+        if now >= self.warmup {
+            self.record_steady_latencies(now, node, sub);
         }
         Ok(())
+    }
+
+    /// After warm-up: leader and other blocks' proposal → commit at `node`,
+    /// and for `node`'s own transactions the end-to-end latency split into
+    /// the wait for a block (submission → proposal of the first of `node`'s
+    /// blocks in this commit proposed at or after it: the block that holds
+    /// it while blocks are not full, as the queue is first-in first-out)
+    /// and that block's proposal → commit.
+    fn record_steady_latencies(
+        &mut self,
+        now: Timestamp,
+        node: usize,
+        sub: &idlegrid_dag_ledger::consensus::CommittedSubDag,
+    ) {
+        let me = self.author_of.get(node).copied().flatten();
+        let mut own: Vec<(Round, Timestamp)> = Vec::new();
+        for b in &sub.blocks {
+            let Some(p) = self.proposed_at.get(b).copied() else {
+                continue;
+            };
+            let name = match *b == sub.leader {
+                true => "steady_leader_commit_latency_us",
+                false => "block_commit_latency_us",
+            };
+            self.metrics.record(name, (now - p).as_micros());
+            if Some(b.author) == me {
+                own.push((b.round, p));
+            }
+        }
+        own.sort();
+        for tx in &sub.transactions {
+            let Some((at, v)) = decode_tx(tx.as_bytes()) else {
+                continue;
+            };
+            if v as usize != node {
+                continue;
+            }
+            self.metrics
+                .record("commit_latency_us", (now - at).as_micros());
+            if let Some((_, p)) = own.iter().find(|(_, p)| *p >= at) {
+                self.metrics
+                    .record("inclusion_wait_us", (*p - at).as_micros());
+                self.metrics
+                    .record("included_commit_latency_us", (now - *p).as_micros());
+            }
+        }
     }
 }
 
@@ -562,6 +607,24 @@ impl Observer<ConsensusEvent> for ConsensusObserver {
             ConsensusEvent::Committed(sub) => self.on_commit(now, i, sub)?,
             ConsensusEvent::Proposed(r) => {
                 self.proposed_at.entry(*r).or_insert(now);
+                if let Some(a) = self.author_of.get_mut(i) {
+                    *a = Some(r.author);
+                }
+                if let Some(last) = self.last_round.get_mut(i) {
+                    if r.round.get() > last.get() + 1 && now >= self.warmup {
+                        self.metrics
+                            .add("skipped_rounds", r.round.get() - last.get() - 1);
+                    }
+                    *last = r.round;
+                }
+                if let Some(last) = self.last_proposal.get_mut(i) {
+                    if let Some(prev) = last.replace(now)
+                        && now >= self.warmup
+                    {
+                        self.metrics
+                            .record("round_interval_us", (now - prev).as_micros());
+                    }
+                }
             }
             ConsensusEvent::Equivocation(ev) => {
                 let author = ev.first.header.author;

@@ -112,6 +112,63 @@ pub struct LoadSummary {
     pub commit_latency_quorum_delays: Quantiles,
     /// Median commit latency over the ideal three-hop latency.
     pub p50_over_ideal: f64,
+    /// Where the transaction latency goes (after warm-up).
+    pub breakdown: LatencyBreakdown,
+}
+
+/// A transaction's commit latency split into the wait for its
+/// validator's next block and that block's proposal → commit, and the
+/// block-level latencies the protocol is accountable for, against the
+/// ideal three-hop latency. All after `consensus.warmup_ms`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LatencyBreakdown {
+    /// Submission → proposal of the validator's block that holds it.
+    pub inclusion_wait_ms: Quantiles,
+    /// That block's proposal → commit at the submitting validator.
+    pub included_commit_latency_ms: Quantiles,
+    /// A leader block's proposal → commit at each honest validator: the
+    /// three message delays of the protocol.
+    pub leader_commit_latency_ms: Quantiles,
+    /// Median leader commit latency over the ideal three-hop latency: the
+    /// protocol's own overhead.
+    pub leader_p50_over_ideal: f64,
+    /// A non-leader block's proposal → commit at each honest validator
+    /// (it waits for a later leader that references it).
+    pub block_commit_latency_ms: Quantiles,
+    /// Median non-leader block commit latency over the ideal.
+    pub block_p50_over_ideal: f64,
+    /// Time between two successive proposals of one validator.
+    pub round_interval_ms: Quantiles,
+    /// Rounds validators left without a block of theirs (a proposal more
+    /// than one round above their previous one), summed over validators.
+    pub skipped_rounds: u64,
+}
+
+impl LatencyBreakdown {
+    /// From the observer's histograms and the ideal latency.
+    pub fn new(m: &crate::metrics::Metrics, ideal_ms: f64) -> Self {
+        let q = |name: &str| {
+            let p = m
+                .histograms
+                .get(name)
+                .map(|h| h.summary())
+                .unwrap_or_default();
+            Quantiles::scaled(&p, 1e3)
+        };
+        let over = |v: f64| if ideal_ms > 0.0 { v / ideal_ms } else { 0.0 };
+        let leader = q("steady_leader_commit_latency_us");
+        let block = q("block_commit_latency_us");
+        Self {
+            inclusion_wait_ms: q("inclusion_wait_us"),
+            included_commit_latency_ms: q("included_commit_latency_us"),
+            leader_p50_over_ideal: over(leader.p50),
+            leader_commit_latency_ms: leader,
+            block_p50_over_ideal: over(block.p50),
+            block_commit_latency_ms: block,
+            round_interval_ms: q("round_interval_us"),
+            skipped_rounds: m.counter("skipped_rounds"),
+        }
+    }
 }
 
 impl LoadSummary {
@@ -131,7 +188,14 @@ impl LoadSummary {
                 p99: per_hop(latency_ms.p99),
             },
             p50_over_ideal: per_hop(latency_ms.p50) / 3.0,
+            breakdown: LatencyBreakdown::default(),
         }
+    }
+
+    /// Adds where the latency goes.
+    pub fn with_breakdown(mut self, breakdown: LatencyBreakdown) -> Self {
+        self.breakdown = breakdown;
+        self
     }
 }
 

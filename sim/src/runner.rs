@@ -257,12 +257,12 @@ fn load_summary(
         &placement,
         scenario.network.jitter,
     );
-    Ok(crate::report::LoadSummary::new(
-        offered,
-        committed,
-        ideal.as_micros() as f64 / 1e3,
-        latency_ms,
-    ))
+    let ideal_ms = ideal.as_micros() as f64 / 1e3;
+    let breakdown = crate::report::LatencyBreakdown::new(m, ideal_ms);
+    Ok(
+        crate::report::LoadSummary::new(offered, committed, ideal_ms, latency_ms)
+            .with_breakdown(breakdown),
+    )
 }
 
 /// Runs a marketplace scenario: the engine keys of `summary.json` plus the

@@ -78,6 +78,7 @@ mod evidence;
 pub mod harness;
 mod invariants;
 mod leader_schedule;
+mod leader_wait;
 mod linearizer;
 mod message;
 pub mod persist;
@@ -103,6 +104,7 @@ pub use invariants::{
     InvariantViolation, check_causal_order, check_commit_sequence, check_prefix_consistency,
 };
 pub use leader_schedule::{LeaderSchedule, RoundRobinSchedule, StakeWeightedSchedule};
+pub use leader_wait::LeaderWait;
 pub use linearizer::{COMMIT_DOMAIN, CommittedSubDag, Linearizer, collect_history};
 pub use message::{ConsensusMessage, FetchRequest};
 pub use persist::{PersistRequest, PersistSeq, Recovered, StorageOp};

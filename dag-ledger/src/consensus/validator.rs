@@ -15,8 +15,11 @@
 //! # Proposing
 //!
 //! A validator proposes round `r+1` once it has a quorum of stake of round
-//! `r` blocks and either every leader of round `r` is present or
-//! `leader_timeout` has passed since the quorum was reached. Parents are the
+//! `r` blocks and either every leader of round `r` is present or the
+//! leader wait has passed since the quorum was reached: `leader_timeout`,
+//! or with `adaptive_leader_wait` (off by default) an estimate from how
+//! late the leaders of the last rounds were, never more than
+//! `leader_timeout` (see [`LeaderWait`]). Parents are the
 //! first block received of each author at round `r` (never a second
 //! variant, never a known equivocator's block) plus its own previous block.
 //!
@@ -33,8 +36,8 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use idlegrid_primitives::{
-    BatchItem, ChaCha20Rng, Keypair, Machine, NodeId, Round, Seed, SignatureVerifier, Timestamp,
-    Transmit,
+    BatchItem, ChaCha20Rng, Duration, Keypair, Machine, NodeId, Round, Seed, SignatureVerifier,
+    Timestamp, Transmit,
 };
 
 use super::block::{BLOCK_SIGNATURE_DOMAIN, Block, BlockRef, Transaction, VerifiedBlock};
@@ -45,6 +48,7 @@ use super::dag::DagStore;
 use super::error::ConsensusError;
 use super::evidence::Evidence;
 use super::leader_schedule::{LeaderSchedule, StakeWeightedSchedule};
+use super::leader_wait::LeaderWait;
 use super::linearizer::{CommittedSubDag, Linearizer};
 use super::message::{ConsensusMessage, FetchRequest};
 use super::persist::{PersistRequest, PersistSeq, Recovered, StorageOp};
@@ -147,6 +151,12 @@ pub struct Validator {
     proposed_round: Round,
     quorum_seen: Option<(Round, Timestamp)>,
     leader_deadline: Option<Timestamp>,
+    /// Recent lateness of leaders: how long to wait for them.
+    leader_wait: LeaderWait,
+    /// Highest round whose leaders' lateness was sampled.
+    sampled_round: Round,
+    /// A round we left before its leaders arrived, and its quorum time.
+    missed_leaders: Option<(Round, Timestamp)>,
     /// When this validator last proposed (for `min_round_delay`).
     proposed_at: Timestamp,
     equivocators: BTreeSet<AuthorityIndex>,
@@ -205,6 +215,9 @@ impl Validator {
             proposed_round: Round::ZERO,
             quorum_seen: None,
             leader_deadline: None,
+            leader_wait: LeaderWait::new(n),
+            sampled_round: Round::ZERO,
+            missed_leaders: None,
             proposed_at: Timestamp::ZERO,
             equivocators: BTreeSet::new(),
             reported: BTreeSet::new(),
@@ -924,16 +937,13 @@ impl Validator {
         if !self.started || self.own_sync.is_some() {
             return;
         }
+        self.note_late_leaders(now);
         let base = self.quorum_round();
         // A DAG restored empty above its gc round has no quorum yet.
         if base < self.proposed_round || !self.has_quorum(base) {
             return;
         }
-        let leaders_present = self
-            .committer
-            .leaders(base)
-            .iter()
-            .all(|&a| !self.store.slot(base, a).is_empty());
+        let leaders_present = self.leaders_present(base);
         if base > Round::ZERO && !leaders_present {
             let since = match self.quorum_seen {
                 Some((r, t)) if r == base => t,
@@ -942,18 +952,75 @@ impl Validator {
                     now
                 }
             };
-            let deadline = since + self.config.leader_timeout;
+            let deadline = since + self.leader_wait_bound(base);
             if now < deadline {
                 self.leader_deadline = Some(deadline);
                 return;
             }
         }
+        self.sample_leaders(now, base, leaders_present);
         let earliest = self.proposed_at + self.config.min_round_delay;
         if self.proposed_round > Round::ZERO && now < earliest {
             self.leader_deadline = Some(earliest);
             return;
         }
         self.propose(now, base);
+    }
+
+    fn leaders_present(&self, round: Round) -> bool {
+        self.committer
+            .leaders(round)
+            .iter()
+            .all(|&a| !self.store.slot(round, a).is_empty())
+    }
+
+    /// How long after a quorum to wait for the round's leaders: the
+    /// adaptive estimate (see [`LeaderWait`]), never above
+    /// `leader_timeout`.
+    fn leader_wait_bound(&self, round: Round) -> Duration {
+        if self.config.adaptive_leader_wait {
+            let leaders = self.committer.leaders(round);
+            self.leader_wait.wait(&leaders, self.config.leader_timeout)
+        } else {
+            self.config.leader_timeout
+        }
+    }
+
+    /// Once per round we leave: records how late its leaders were, or
+    /// remembers that we left without them (see `note_late_leaders`).
+    fn sample_leaders(&mut self, now: Timestamp, base: Round, present: bool) {
+        if base == Round::ZERO || base <= self.sampled_round {
+            return;
+        }
+        self.sampled_round = base;
+        let since = match self.quorum_seen {
+            Some((r, t)) if r == base => Some(t),
+            _ => None,
+        };
+        let leaders = self.committer.leaders(base);
+        match (present, since) {
+            (true, Some(t)) => self.leader_wait.record(&leaders, now.saturating_since(t)),
+            (true, None) => self.leader_wait.record(&leaders, Duration::ZERO),
+            (false, Some(t)) => self.missed_leaders = Some((base, t)),
+            (false, None) => {}
+        }
+    }
+
+    /// Leaders of a round we left without them that have arrived since:
+    /// their real lateness lengthens the wait (a slower network is learnt;
+    /// a crashed leader never arrives and leaves no sample).
+    fn note_late_leaders(&mut self, now: Timestamp) {
+        let Some((round, since)) = self.missed_leaders else {
+            return;
+        };
+        if round < self.store.gc_round() {
+            self.missed_leaders = None;
+        } else if self.leaders_present(round) {
+            let leaders = self.committer.leaders(round);
+            self.leader_wait
+                .record(&leaders, now.saturating_since(since));
+            self.missed_leaders = None;
+        }
     }
 
     fn take_transactions(&mut self, parents: usize) -> Vec<Transaction> {

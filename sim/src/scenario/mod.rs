@@ -322,6 +322,11 @@ pub struct ConsensusSection {
     /// Leaders per round.
     #[serde(default = "default_leaders")]
     pub leaders_per_round: u32,
+    /// Wait for leaders only about as long as they recently took (never
+    /// more than `leader_timeout_ms`); false (the default) always waits
+    /// the timeout.
+    #[serde(default = "default_adaptive_leader_wait")]
+    pub adaptive_leader_wait: bool,
     /// Removed: block signatures are always verified (the simulated
     /// validators share one memo of verified signatures, so each block is
     /// verified once per run). Setting it is an error naming the field.
@@ -425,6 +430,9 @@ fn default_leader_timeout() -> u64 {
 fn default_leaders() -> u32 {
     1
 }
+fn default_adaptive_leader_wait() -> bool {
+    false
+}
 fn default_liveness() -> u64 {
     10_000
 }
@@ -438,6 +446,7 @@ impl Default for ConsensusSection {
             tx_bytes: default_tx_bytes(),
             leader_timeout_ms: default_leader_timeout(),
             leaders_per_round: default_leaders(),
+            adaptive_leader_wait: default_adaptive_leader_wait(),
             verify_signatures: None,
             liveness_bound_ms: default_liveness(),
             cpu_us_per_block_verify: 0.0,
@@ -1107,7 +1116,8 @@ impl Scenario {
         let c = &self.consensus;
         let config = ConsensusConfig::default()
             .with_leader_timeout(Duration::from_millis(c.leader_timeout_ms))
-            .with_leaders_per_round(c.leaders_per_round);
+            .with_leaders_per_round(c.leaders_per_round)
+            .with_adaptive_leader_wait(c.adaptive_leader_wait);
         ConsensusParams {
             behaviors: self.behaviors(),
             tx_per_second: self.tx_per_validator(),

@@ -18,6 +18,9 @@
 //!     p50_quorum_delays: 0.0,
 //!     p99_quorum_delays: 0.0,
 //!     ideal_ms: 0.0,
+//!     inclusion_wait_p50_ms: 0.0,
+//!     leader_p50_ms: 0.0,
+//!     block_p50_ms: 0.0,
 //!     seeds: 1,
 //! };
 //! // Keeps up to 20 000 tx/s; at 40 000 it commits only 26 000.
@@ -50,6 +53,13 @@ pub struct Point {
     pub p99_quorum_delays: f64,
     /// The ideal three-hop commit latency on the run's matrix, ms.
     pub ideal_ms: f64,
+    /// Median wait of a transaction for its validator's block, ms.
+    pub inclusion_wait_p50_ms: f64,
+    /// Median leader block proposal → commit, ms (the protocol's three
+    /// message delays).
+    pub leader_p50_ms: f64,
+    /// Median non-leader block proposal → commit, ms.
+    pub block_p50_ms: f64,
     /// Seeds that ran.
     pub seeds: usize,
 }
@@ -118,16 +128,21 @@ fn point(rows: &[RunRow], at: usize) -> Option<Point> {
         p50_quorum_delays: mean(4)?,
         p99_quorum_delays: mean(5)?,
         ideal_ms: mean(6)?,
+        inclusion_wait_p50_ms: mean(8)?,
+        leader_p50_ms: mean(9)?,
+        block_p50_ms: mean(10)?,
         seeds: runs.len(),
     })
 }
 
 /// The README table: per size, the saturation throughput and the
 /// low-load (first load) latency in ms and in quorum delays beside the
-/// ideal three-hop latency (Markdown).
+/// ideal three-hop latency, and where the low-load latency goes: the wait
+/// for a block, leader and non-leader blocks' proposal → commit over the
+/// ideal (Markdown).
 pub fn table(curves: &[Curve]) -> String {
     let mut out = String::from(
-        "| validators | saturation (committed tx/s) | at offered tx/s | low-load p50 ms | low-load p99 ms | p50 in quorum delays | ideal 3-hop ms | p50 / ideal |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| validators | saturation (committed tx/s) | at offered tx/s | low-load p50 ms | low-load p99 ms | p50 in quorum delays | ideal 3-hop ms | p50 / ideal | wait for block p50 ms | leader block p50 / ideal | other block p50 / ideal |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for c in curves {
         let sat = c.saturation.map(|i| c.points[i]);
@@ -135,7 +150,7 @@ pub fn table(curves: &[Curve]) -> String {
         let f = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.0}"));
         let g = |v: Option<f64>| v.map_or("—".into(), |x| format!("{x:.2}"));
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             c.size,
             f(sat.map(|p| p.committed)),
             f(sat.map(|p| p.offered)),
@@ -144,6 +159,9 @@ pub fn table(curves: &[Curve]) -> String {
             g(low.map(|p| p.p50_quorum_delays)),
             f(low.map(|p| p.ideal_ms)),
             g(low.map(|p| p.p50_ms / p.ideal_ms)),
+            f(low.map(|p| p.inclusion_wait_p50_ms)),
+            g(low.map(|p| p.leader_p50_ms / p.ideal_ms)),
+            g(low.map(|p| p.block_p50_ms / p.ideal_ms)),
         );
     }
     out
@@ -179,6 +197,9 @@ mod tests {
             0.0,
             300.0,
             0.0,
+            40.0,
+            330.0,
+            450.0,
         ];
         RunRow {
             key: RunKey { point, seed },
@@ -214,7 +235,7 @@ mod tests {
         assert_eq!(c[1].saturation, Some(0));
         let t = table(&c);
         assert!(
-            t.contains("| 10 | 2000 | 2000 | 500 | 1000 | 5.00 | 300 | 1.67 |"),
+            t.contains("| 10 | 2000 | 2000 | 500 | 1000 | 5.00 | 300 | 1.67 | 40 | 1.10 | 1.50 |"),
             "{t}"
         );
         assert!(t.contains("| 50 | 1000 | 1000 |"), "{t}");
@@ -230,6 +251,9 @@ mod tests {
             p50_quorum_delays: 1.0,
             p99_quorum_delays: 1.0,
             ideal_ms: 1.0,
+            inclusion_wait_p50_ms: 1.0,
+            leader_p50_ms: 1.0,
+            block_p50_ms: 1.0,
             seeds: 1,
         };
         assert_eq!(saturation(&[p, p]), None);

@@ -45,7 +45,7 @@ use crate::scenario::{Scenario, ScenarioError, TX_DELIVERIES_PER_CPU_SECOND};
 use crate::sweep::{self, Param, PlotOptions, SweepError, SweepSpec};
 
 /// The metrics of a throughput sweep, in `sweep.csv`'s column order.
-pub const METRICS: [&str; 8] = [
+pub const METRICS: [&str; 11] = [
     "consensus.load.offered_tx_per_second",
     "consensus.load.committed_tx_per_second",
     "consensus.commit_latency_ms.p50",
@@ -54,6 +54,9 @@ pub const METRICS: [&str; 8] = [
     "consensus.load.commit_latency_quorum_delays.p99",
     "consensus.load.ideal_commit_latency_ms",
     "consensus.load.p50_over_ideal",
+    "consensus.load.breakdown.inclusion_wait_ms.p50",
+    "consensus.load.breakdown.leader_commit_latency_ms.p50",
+    "consensus.load.breakdown.block_commit_latency_ms.p50",
 ];
 
 /// Block messages the simulator delivers per second of one core's time
