@@ -15,7 +15,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::ledger::TxKind;
-use idlegrid_entrap::{EntrapError, JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
+use idlegrid_entrap::{
+    EntrapError, JobPlan, Params, SubtaskIndex, TrapSource as EntrapSource, TrapSpec,
+    optimize_traps,
+};
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
 use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
@@ -130,6 +133,12 @@ pub enum ClientEvent {
         traps: u32,
         /// Subtasks in the lot, traps included.
         slots: u32,
+        /// Traps whose answer the client computed itself
+        /// ([`idlegrid_entrap::TrapSource::Precomputed`]): each cost it one
+        /// subtask of compute (reused answers cost nothing more).
+        computed_answers: u32,
+        /// Cross-check traps (a real subtask replicated on a partner).
+        cross_checks: u32,
     },
     /// A matched lot could not be planned (its subtasks repeat an input,
     /// which would let the provider tell traps apart): nothing was handed
@@ -438,6 +447,7 @@ impl ClientNode {
             .filter(|t| seen.insert(t.input))
             .collect();
         let k = traps.len() as u32;
+        let (computed_answers, cross_checks) = trap_costs(&traps);
         let seed = self
             .seed
             .derive_indexed("plan", job)
@@ -499,6 +509,8 @@ impl ClientNode {
             price,
             traps: k,
             slots,
+            computed_answers,
+            cross_checks,
         });
     }
 
@@ -636,6 +648,16 @@ impl ClientNode {
             self.events.push_back(ev);
         }
     }
+}
+
+/// Of these traps, how many answers the client computed itself and how
+/// many are cross-checks.
+fn trap_costs(traps: &[TrapSpec]) -> (u32, u32) {
+    let count = |f: fn(&EntrapSource) -> bool| traps.iter().filter(|t| f(&t.source)).count() as u32;
+    (
+        count(|s| matches!(s, EntrapSource::Precomputed { .. })),
+        count(|s| matches!(s, EntrapSource::CrossCheck { .. })),
+    )
 }
 
 impl Machine for ClientNode {

@@ -146,6 +146,8 @@ fn library_run_reports_the_issue_keys_and_is_deterministic() {
                 "framing_attempts",
                 "framings_caught",
                 "verification_overhead",
+                "verification_overhead_steady",
+                "verification_overhead_by_source",
             ],
         ),
         (

@@ -543,10 +543,23 @@ impl MarketplaceReport {
         );
         let _ = writeln!(
             s,
-            "entrap        {} traps (ratio {:.2}), verification overhead {:.2}, framings caught {} of {} ({} hit cheaters who admitted, {} unresolved); {} escalations",
+            "entrap        {} traps (ratio {:.2}), verification overhead all-in {:.3} (steady {:.3}; provider traps {:.3} + trap answers {:.3} + referees {:.4} + replicas {:.3}), framings caught {} of {} ({} hit cheaters who admitted, {} unresolved); {} escalations",
             f(&["entrap", "traps_planted"]),
             f(&["entrap", "trap_ratio"]),
             f(&["entrap", "verification_overhead"]),
+            f(&["entrap", "verification_overhead_steady"]),
+            f(&[
+                "entrap",
+                "verification_overhead_by_source",
+                "provider_traps"
+            ]),
+            f(&["entrap", "verification_overhead_by_source", "trap_answers"]),
+            f(&[
+                "entrap",
+                "verification_overhead_by_source",
+                "referee_reexecutions"
+            ]),
+            f(&["entrap", "verification_overhead_by_source", "replicas"]),
             f(&["entrap", "framings_caught"]),
             f(&["entrap", "framing_attempts"]),
             f(&["entrap", "framings_on_admitted_cheats"]),
@@ -1583,7 +1596,7 @@ fn report(
         }),
         market: market_json(t, joined, cfg),
         jobs: jobs_json(t),
-        entrap: entrap_json(t, &e, detection_rate),
+        entrap: entrap_json(t, &e, detection_rate, run.virtual_time),
         economics: serde_json::json!({
             "honest_profit_mean": mean(e.hon),
             "cheater_profit_mean": mean(e.che),
@@ -1666,7 +1679,12 @@ fn jobs_json(t: &MarketTally) -> serde_json::Value {
     })
 }
 
-fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_json::Value {
+fn entrap_json(
+    t: &MarketTally,
+    e: &Economics,
+    detection_rate: f64,
+    end: Timestamp,
+) -> serde_json::Value {
     let m = &t.c;
     let ratio = |a: u64| {
         if m.real_subtasks == 0 {
@@ -1675,7 +1693,7 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
             a as f64 / m.real_subtasks as f64
         }
     };
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "traps_planted": m.traps_planted,
         "trap_ratio": ratio(m.traps_planted),
         "cheating_providers": e.cheating_providers,
@@ -1689,7 +1707,6 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
         "framings_caught": m.framings_caught,
         "framings_on_admitted_cheats": m.framings_on_admitted_cheats,
         "disputes": m.disputes,
-        "verification_overhead": ratio(m.traps_planted + m.referee_reexecutions),
         "referee_reexecutions": m.referee_reexecutions,
         // Disputes escalated to a larger committee, framings whose dispute
         // convicted nobody, fees paid to majority referees.
@@ -1697,7 +1714,16 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
         "framings_unresolved": m.framing_attempts.saturating_sub(m.framings_caught + m.framings_on_admitted_cheats),
         "referee_fees": m.referee_fees.to_string(),
         "detection_by_behaviour": t.detection.to_json(),
-    })
+    });
+    // All-in verification compute (provider traps, the client's trap
+    // answers, referee re-executions, replicas) over the useful compute:
+    // the whole run, its last two thirds, and by source.
+    if let (Some(o), serde_json::Value::Object(v)) =
+        (out.as_object_mut(), t.verification.to_json(end))
+    {
+        o.extend(v);
+    }
+    out
 }
 
 fn registry_json(view: &ValidatorNode) -> serde_json::Value {
