@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::{
-    EntrapError, JobPlan, Params, SubtaskIndex, TrapSource as EntrapSource, TrapSpec,
-    optimize_traps,
+    Bps, EntrapError, JobPlan, Params, SubtaskIndex, TrapAdvice, TrapSource as EntrapSource,
+    TrapSpec, optimize_traps,
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
@@ -55,6 +55,135 @@ pub struct TrapPolicy {
     pub stake: Amount,
     /// Pay per subtask is the match price divided by this.
     pub price_to_pay_divisor: u128,
+}
+
+/// What a client's traps must achieve in each lot: the assurance target
+/// of [`optimize_traps`], the trap cap, and whether the provider's
+/// credibility may lower the trap count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrapTargets {
+    /// `δ`: the probability, at most, that a provider corrupting at least
+    /// `min_corrupt_fraction` of a lot escapes, in `(0, 1)`.
+    pub miss_probability: f64,
+    /// The cheating rate to catch (fraction of a lot's subtasks).
+    pub min_corrupt_fraction: Bps,
+    /// At most this many traps per lot; `None`: `2 n + 4` for `n` real
+    /// subtasks.
+    pub max_traps: Option<u32>,
+    /// Whether the provider's credibility (reported with the match) lowers
+    /// the trap count.
+    pub use_credibility: bool,
+}
+
+impl Default for TrapTargets {
+    /// Catch 10 % corruption with probability 99 %, up to `2 n + 4` traps,
+    /// credibility on.
+    fn default() -> Self {
+        Self {
+            miss_probability: 0.01,
+            min_corrupt_fraction: Bps::new(1_000).expect("constant"),
+            max_traps: None,
+            use_credibility: true,
+        }
+    }
+}
+
+impl TrapTargets {
+    /// The trap cap for a lot of `n` real subtasks.
+    pub fn cap(&self, n: u32) -> u32 {
+        self.max_traps
+            .unwrap_or(n.saturating_mul(2).saturating_add(4))
+    }
+}
+
+/// Why a trap policy cannot meet its targets for a newcomer (credibility
+/// 0), found before any lot is planned by [`check_trap_policy`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrapPolicyError {
+    /// The optimizer's inputs are out of range.
+    #[error(transparent)]
+    Invalid(#[from] EntrapError),
+    /// No trap count up to the cap meets the assurance target.
+    #[error(
+        "catching {fraction_bps} bps corruption in lots of {n} subtasks with probability {confidence} needs {} traps, above the cap of {cap}",
+        needed.map_or("more than MAX_TRAPS".to_string(), |k| k.to_string())
+    )]
+    Assurance {
+        /// Real subtasks per lot.
+        n: u32,
+        /// The cheating rate to catch.
+        fraction_bps: u16,
+        /// `1 − δ`.
+        confidence: f64,
+        /// The traps it needs, if any count up to `MAX_TRAPS` suffices.
+        needed: Option<u32>,
+        /// The cap.
+        cap: u32,
+    },
+    /// Cheating pays whatever the trap count: the stake is too small.
+    #[error("cheating pays at stake {stake}: a stake of at least {} deters it", min_stake.map_or("(overflow)".to_string(), |s| s.to_string()))]
+    Deterrence {
+        /// The stake given.
+        stake: Amount,
+        /// The smallest stake that deters with one trap.
+        min_stake: Option<Amount>,
+    },
+}
+
+/// Checks, before any lot, that `policy` and `targets` can be met for a
+/// provider without a record at match price `price` in lots of `n` real
+/// subtasks; returns the optimizer's advice for it.
+pub fn check_trap_policy(
+    policy: &TrapPolicy,
+    targets: &TrapTargets,
+    n: u32,
+    price: Amount,
+) -> Result<TrapAdvice, TrapPolicyError> {
+    let op = policy.params(targets, n, price, 0);
+    let advice = optimize_traps(&op)?;
+    if advice.deterrence.is_none() {
+        return Err(TrapPolicyError::Deterrence {
+            stake: policy.stake,
+            min_stake: idlegrid_entrap::optimizer::deterrent_stake(&op, 1),
+        });
+    }
+    if advice.assurance.is_none() {
+        let mut wide = op;
+        wide.max_traps = (idlegrid_entrap::MAX_TRAPS as u32)
+            .min((idlegrid_entrap::MAX_SUBTASKS as u32).saturating_sub(n));
+        let needed = idlegrid_entrap::optimizer::assurance_traps(&wide)?.map(|k| k.get());
+        return Err(TrapPolicyError::Assurance {
+            n,
+            fraction_bps: targets.min_corrupt_fraction.get(),
+            confidence: 1.0 - targets.miss_probability,
+            needed,
+            cap: op.max_traps,
+        });
+    }
+    Ok(advice)
+}
+
+impl TrapPolicy {
+    /// The optimizer's inputs for a lot of `n` real subtasks at match price
+    /// `price` from a provider of this credibility.
+    pub fn params(
+        &self,
+        targets: &TrapTargets,
+        n: u32,
+        price: Amount,
+        credibility_ppm: u32,
+    ) -> Params {
+        let pay = Amount::new(price.get() / self.price_to_pay_divisor.max(1));
+        let mut op = Params::new(n, self.cost_per_subtask, pay, self.stake);
+        if targets.use_credibility {
+            op.credibility = (f64::from(credibility_ppm) / 1e6).clamp(0.0, 0.999);
+        }
+        op.max_traps = targets.cap(n);
+        op.miss_probability = targets.miss_probability;
+        op.min_corrupt_fraction = targets.min_corrupt_fraction;
+        op
+    }
 }
 
 /// A job as the driver posts it.
@@ -254,6 +383,7 @@ struct LotBytes {
 pub struct ClientNode {
     core: LightCore,
     policy: TrapPolicy,
+    targets: TrapTargets,
     traps: Box<dyn TrapSource>,
     seed: Seed,
     sealer: Sealer,
@@ -277,12 +407,21 @@ impl ClientNode {
         Self {
             core: LightCore::new(setup),
             policy,
+            targets: TrapTargets::default(),
             traps,
             seed,
             sealer,
             jobs: BTreeMap::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The same client with these trap targets (instead of
+    /// [`TrapTargets::default`]); check them first with
+    /// [`check_trap_policy`].
+    pub fn with_trap_targets(mut self, targets: TrapTargets) -> Self {
+        self.targets = targets;
+        self
     }
 
     /// Its account.
@@ -410,15 +549,11 @@ impl ClientNode {
     /// How many traps a lot of `n` real subtasks gets from a provider of
     /// this credibility at this price.
     fn trap_count(&self, n: u32, price: Amount, credibility_ppm: u32) -> u32 {
-        let p = &self.policy;
-        let pay = Amount::new(price.get() / p.price_to_pay_divisor.max(1));
-        let mut op = Params::new(n, p.cost_per_subtask, pay, p.stake);
-        op.credibility = (f64::from(credibility_ppm) / 1e6).clamp(0.0, 0.999);
-        op.max_traps = n * 2 + 4;
+        let op = self.policy.params(&self.targets, n, price, credibility_ppm);
         optimize_traps(&op)
             .map(|a| a.recommended.get())
             .unwrap_or(2)
-            .clamp(1, n * 2 + 4)
+            .clamp(1, op.max_traps.max(1))
     }
 
     fn plan(
@@ -703,5 +838,54 @@ impl Machine for ClientNode {
 
     fn poll_timeout(&self) -> Option<Timestamp> {
         self.core.poll_timeout()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(stake: u128) -> TrapPolicy {
+        TrapPolicy {
+            cost_per_subtask: Amount::new(250),
+            stake: Amount::new(stake),
+            price_to_pay_divisor: 20,
+        }
+    }
+
+    #[test]
+    fn defaults_meet_sixteen_subtask_lots() {
+        let a = check_trap_policy(
+            &policy(50_000),
+            &TrapTargets::default(),
+            16,
+            Amount::new(3_300),
+        );
+        assert!(a.unwrap().assurance.is_some());
+    }
+
+    #[test]
+    fn small_lots_and_small_stakes_are_refused_with_the_fix() {
+        let t = TrapTargets::default();
+        match check_trap_policy(&policy(50_000), &t, 4, Amount::new(3_300)) {
+            Err(TrapPolicyError::Assurance { needed, cap, .. }) => {
+                assert_eq!((needed, cap), (Some(17), 12));
+            }
+            other => panic!("{other:?}"),
+        }
+        let wide = TrapTargets {
+            max_traps: Some(17),
+            ..t
+        };
+        assert!(check_trap_policy(&policy(50_000), &wide, 4, Amount::new(3_300)).is_ok());
+        // Pay 165 against cost 250: 17 slots lose 17 · 85 unless the stake
+        // exceeds it.
+        match check_trap_policy(&policy(1_445), &t, 16, Amount::new(3_300)) {
+            Err(TrapPolicyError::Deterrence { min_stake, .. }) => {
+                assert_eq!(min_stake, Some(Amount::new(1_446)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_trap_policy(&policy(1_446), &t, 16, Amount::new(3_300)).is_ok());
     }
 }
