@@ -117,3 +117,58 @@ proptest! {
         prop_assert!(!deterred(Amount::new(min_stake.get() - 1)));
     }
 }
+
+/// A persistent cheater run against the schedule lot by lot (trap slots and
+/// corrupted slots drawn independently and uniformly, the rate following
+/// the client's count of clean trap-carrying lots): the share caught within
+/// `M` lots matches [`lifetime_catch_probability`] (|z| < 4 on a fixed seed).
+#[test]
+fn monte_carlo_matches_the_composed_probability() {
+    use idlegrid_primitives::{RngCore, Seed};
+    let mut rng = Seed::from_u64(21).rng();
+    let pick = |n: u32, rng: &mut dyn RngCore| -> Vec<bool> {
+        // A uniform subset of size `n` of 16 slots (Fisher–Yates prefix).
+        let mut slots: Vec<u32> = (0..16).collect();
+        for i in 0..n as usize {
+            let j = i + (rng.next_u32() as usize % (16 - i));
+            slots.swap(i, j);
+        }
+        let mut mask = vec![false; 16];
+        for s in &slots[..n as usize] {
+            mask[*s as usize] = true;
+        }
+        mask
+    };
+    for (k, q, floor, halving, m, lots) in [
+        (2, 400_000, 100_000, Some(2), 2, 12),
+        (4, 300_000, 50_000, None, 1, 20),
+        (1, 900_000, 200_000, Some(1), 3, 8),
+    ] {
+        let pol = policy(16, k, q, floor, halving);
+        let runs = 20_000u32;
+        let mut caught = 0u32;
+        for _ in 0..runs {
+            let mut clean = 0;
+            for _ in 0..lots {
+                let traps = pol.draw(clean, &mut rng);
+                if traps == 0 {
+                    continue;
+                }
+                let t = pick(traps, &mut rng);
+                let c = pick(m, &mut rng);
+                if t.iter().zip(&c).any(|(a, b)| *a && *b) {
+                    caught += 1;
+                    break;
+                }
+                clean += 1;
+            }
+        }
+        let p = lifetime_catch_probability(&pol, m, lots);
+        let n = f64::from(runs);
+        let z = (f64::from(caught) - n * p) / (n * p * (1.0 - p)).sqrt();
+        assert!(
+            z.abs() < 4.0,
+            "k {k} q {q}: caught {caught} of {runs}, expected {p}, z {z}"
+        );
+    }
+}
