@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::ledger::TxKind;
+use idlegrid_entrap::lifetime::LifetimeParams;
 use idlegrid_entrap::{
     Bps, EntrapError, JobPlan, Params, SubtaskIndex, TrapAdvice, TrapSource as EntrapSource,
     TrapSpec, optimize_traps,
@@ -73,7 +74,31 @@ pub struct TrapTargets {
     /// Whether the provider's credibility (reported with the match) lowers
     /// the trap count.
     pub use_credibility: bool,
+    /// Traps over each provider's lifetime instead of per lot (for jobs
+    /// posted without [`JobData`]); `None`: per lot.
+    pub lifetime: Option<LifetimeMode>,
 }
+
+/// The client's lifetime trap mode ([`idlegrid_entrap::lifetime`]): every
+/// lot of a job has the same `n + max_traps` slots (`n` the job's inputs
+/// per lot); a lot carries the planner's `k` traps with the provider's
+/// rate — drawn from the client's seeded RNG, discounted by the clean
+/// trap-carrying lots this client saw from that provider, never below the
+/// deterrence floor — and is otherwise filled with real subtasks from the
+/// job's pool. A job's last lot takes what is left of its pool and always
+/// carries traps; a lot with nothing left lapses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LifetimeMode {
+    /// The assurance target.
+    pub target: idlegrid_entrap::AssuranceTarget,
+    /// Most traps per lot (also the slots added to `n`).
+    pub max_traps: u32,
+    /// The rate halves after this many clean lots (`None`: fixed).
+    pub halving_lots: Option<u32>,
+}
+
+/// Providers whose clean-lot counts a client keeps.
+pub const MAX_TRACKED_PROVIDERS: usize = 65_536;
 
 impl Default for TrapTargets {
     /// Catch 10 % corruption with probability 99 %, up to `2 n + 4` traps,
@@ -84,6 +109,7 @@ impl Default for TrapTargets {
             min_corrupt_fraction: Bps::new(1_000).expect("constant"),
             max_traps: None,
             use_credibility: true,
+            lifetime: None,
         }
     }
 }
@@ -165,6 +191,22 @@ pub fn check_trap_policy(
 }
 
 impl TrapPolicy {
+    /// The lifetime planner's inputs for lots of `slots` slots at match
+    /// price `price`.
+    pub fn lifetime_params(
+        &self,
+        mode: &LifetimeMode,
+        slots: u32,
+        price: Amount,
+    ) -> LifetimeParams {
+        let pay = Amount::new(price.get() / self.price_to_pay_divisor.max(1));
+        let mut p = LifetimeParams::new(slots, self.cost_per_subtask, pay, self.stake);
+        p.target = mode.target;
+        p.max_traps = mode.max_traps;
+        p.halving_lots = mode.halving_lots;
+        p
+    }
+
     /// The optimizer's inputs for a lot of `n` real subtasks at match price
     /// `price` from a provider of this credibility.
     pub fn params(
@@ -361,6 +403,8 @@ pub enum ClientEvent {
 
 #[derive(Debug)]
 struct Job {
+    /// Real inputs not yet planned, in order (lifetime mode only).
+    pool: Option<VecDeque<Digest>>,
     inputs: Vec<Vec<Digest>>,
     data: Option<JobData>,
     plans: BTreeMap<u32, JobPlan>,
@@ -385,6 +429,8 @@ pub struct ClientNode {
     policy: TrapPolicy,
     targets: TrapTargets,
     traps: Box<dyn TrapSource>,
+    /// Clean trap-carrying lots seen per provider (lifetime mode).
+    clean: BTreeMap<AccountId, u32>,
     seed: Seed,
     sealer: Sealer,
     jobs: BTreeMap<u64, Job>,
@@ -409,6 +455,7 @@ impl ClientNode {
             policy,
             targets: TrapTargets::default(),
             traps,
+            clean: BTreeMap::new(),
             seed,
             sealer,
             jobs: BTreeMap::new(),
@@ -422,6 +469,11 @@ impl ClientNode {
     pub fn with_trap_targets(mut self, targets: TrapTargets) -> Self {
         self.targets = targets;
         self
+    }
+
+    /// Sets its trap targets (applies to jobs posted from now on).
+    pub fn set_trap_targets(&mut self, targets: TrapTargets) {
+        self.targets = targets;
     }
 
     /// Its account.
@@ -484,9 +536,12 @@ impl ClientNode {
             self.sealer.rejected(&tx, None);
             return Err(e.into());
         }
+        let pool = (self.targets.lifetime.is_some() && spec.data.is_none())
+            .then(|| spec.inputs.iter().flatten().copied().collect());
         self.jobs.insert(
             id,
             Job {
+                pool,
                 inputs: spec.inputs,
                 data: spec.data,
                 plans: BTreeMap::new(),
@@ -522,8 +577,13 @@ impl ClientNode {
                 ..
             } if client == me => self.check(now, job, lot, &outputs),
             Fact::Settled(s) if s.client == me => {
-                if let Some(j) = self.jobs.get_mut(&s.job) {
-                    j.plans.remove(&s.lot);
+                let plan = self
+                    .jobs
+                    .get_mut(&s.job)
+                    .and_then(|j| j.plans.remove(&s.lot));
+                let trapped = plan.is_some_and(|p| p.trap_count().get() > 0);
+                if trapped && matches!(s.outcome, idlegrid_entrap::Outcome::Clean) {
+                    self.saw_clean(s.provider);
                 }
                 self.events.push_back(ClientEvent::Settled(s));
             }
@@ -565,19 +625,27 @@ impl ClientNode {
         price: Amount,
         credibility_ppm: u32,
     ) {
-        let Some(real) = self
+        if self
             .jobs
             .get(&job)
-            .and_then(|j| j.inputs.get(lot as usize))
-            .cloned()
-        else {
+            .is_none_or(|j| (lot as usize) >= j.inputs.len())
+        {
+            return;
+        }
+        let Some((real, wanted)) = self.lot_work(job, lot, provider, price, credibility_ppm) else {
+            // Lifetime mode: earlier lots took every input; the lot lapses.
+            let error = EntrapError::InvalidParameter {
+                name: "inputs",
+                reason: "earlier lots of the job took every real input",
+            };
+            self.events
+                .push_back(ClientEvent::PlanFailed { job, lot, error });
             return;
         };
-        let k = self.trap_count(real.len() as u32, price, credibility_ppm);
         // A trap whose input repeats a real subtask's or another trap's
         // would give the traps away (the plan refuses it): it is dropped.
         let mut seen: std::collections::BTreeSet<Digest> = real.iter().copied().collect();
-        let traps: Vec<TrapSpec> = (0..u64::from(k))
+        let traps: Vec<TrapSpec> = (0..u64::from(wanted))
             .map(|i| self.traps.trap(job, lot, i))
             .filter(|t| seen.insert(t.input))
             .collect();
@@ -588,7 +656,7 @@ impl ClientNode {
             .derive_indexed("plan", job)
             .derive_indexed("lot", u64::from(lot));
         // No trap left (every one repeated an input): nothing to verify by.
-        let built = if k == 0 {
+        let built = if k == 0 && wanted > 0 {
             Err(EntrapError::InvalidParameter {
                 name: "traps",
                 reason: "every trap input repeats a subtask's input",
@@ -647,6 +715,58 @@ impl ClientNode {
             computed_answers,
             cross_checks,
         });
+    }
+
+    /// A lot's real inputs and trap count: per lot, its own inputs and the
+    /// optimizer's count; in lifetime mode, `N − k` inputs from the job's
+    /// pool with `k` drawn (`None` when the pool is empty).
+    fn lot_work(
+        &mut self,
+        job: u64,
+        lot: u32,
+        provider: AccountId,
+        price: Amount,
+        credibility_ppm: u32,
+    ) -> Option<(Vec<Digest>, u32)> {
+        let j = self.jobs.get(&job)?;
+        let own = j.inputs.get(lot as usize)?.clone();
+        let (Some(mode), Some(_)) = (self.targets.lifetime, &j.pool) else {
+            let k = self.trap_count(own.len() as u32, price, credibility_ppm);
+            return Some((own, k));
+        };
+        let per_lot = j.inputs.first().map_or(0, Vec::len) as u32;
+        let slots = per_lot.saturating_add(mode.max_traps);
+        let params = self.policy.lifetime_params(&mode, slots, price);
+        let clean = self.clean.get(&provider).copied().unwrap_or(0);
+        let mut rng = self
+            .seed
+            .derive_indexed("lifetime", job)
+            .derive_indexed("lot", u64::from(lot))
+            .rng();
+        // An unplannable target (refused before the run by a checked
+        // configuration) traps every lot with the most traps.
+        let (k, drawn) = match idlegrid_entrap::plan_lifetime(&params) {
+            Ok(p) => (p.traps.get(), p.draw(clean, &mut rng)),
+            Err(_) => (mode.max_traps, mode.max_traps),
+        };
+        let pool = self.jobs.get_mut(&job)?.pool.as_mut()?;
+        let want = (slots - drawn) as usize;
+        if pool.len() >= want {
+            return Some((pool.drain(..want).collect(), drawn));
+        }
+        // The job's tail: what is left, always with traps.
+        let rest: Vec<Digest> = pool.drain(..).collect();
+        (!rest.is_empty()).then_some((rest, k))
+    }
+
+    /// One more clean trap-carrying lot from `provider` (bounded: a new
+    /// provider past the limit stays a newcomer, the cautious side).
+    fn saw_clean(&mut self, provider: AccountId) {
+        if let Some(c) = self.clean.get_mut(&provider) {
+            *c = c.saturating_add(1);
+        } else if self.clean.len() < MAX_TRACKED_PROVIDERS {
+            self.clean.insert(provider, 1);
+        }
     }
 
     fn check(&mut self, now: Timestamp, job: u64, lot: u32, outputs: &[Digest]) {

@@ -147,6 +147,24 @@ fn unreachable_trap_targets_are_refused_before_the_run_with_the_fix() {
     assert!(e.contains("`marketplace.stake_per_slot`"), "{e}");
     assert!(e.contains("a stake of at least 1446 deters it"), "{e}");
     Scenario::parse(&stake(1_446)).unwrap();
+    // Lifetime mode: a stake that cannot deter even with traps in every
+    // lot names the one that does (20 slots: 20 · 250 > 20 · 165 + S until
+    // S = 1 701), and an assurance four-subtask lots cannot reach within
+    // five lots names the horizon that would.
+    let lifetime = |text: &str, lots: u32| {
+        text.replace(
+            "[marketplace.providers]",
+            &format!("[marketplace.entrap]\nlifetime_lots = {lots}\n[marketplace.providers]"),
+        )
+    };
+    Scenario::parse(&lifetime(SMALL, 20)).unwrap();
+    let e = err(&lifetime(&stake(1_700), 20));
+    assert!(e.contains("`marketplace.stake_per_slot`"), "{e}");
+    assert!(e.contains("a stake of at least 1701 deters it"), "{e}");
+    Scenario::parse(&lifetime(&stake(1_701), 20)).unwrap();
+    let e = err(&lifetime(&small_lots, 5));
+    assert!(e.contains("`marketplace.entrap`"), "{e}");
+    assert!(e.contains("a horizon of 21 lots would meet it"), "{e}");
     // Out-of-range fields are named.
     for (field, line) in [
         ("`marketplace.entrap.confidence`", "confidence = 1.0"),

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Params};
+use idlegrid_entrap::LifetimeError;
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
-use idlegrid_node::client::{ClientNode, TrapPolicy, TrapTargets, check_trap_policy};
+use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
 use idlegrid_node::light::{LightCore, LightSetup};
 use idlegrid_node::market::{
     Environment, JobRequest, MarketParams, MarketRules, MarketTx, score_bps, unsealed,
@@ -758,6 +759,9 @@ pub fn check_traps(
     }
     let lowest = super::prices::ask_floor(Amount::new(price_min / 2));
     let policy = trap_policy(Amount::new(stake_per_slot));
+    if let Some(mode) = &t.lifetime {
+        return check_lifetime(&policy, mode, n, lowest);
+    }
     match check_trap_policy(&policy, t, n, lowest) {
         Ok(_) => Ok(()),
         Err(e @ idlegrid_node::client::TrapPolicyError::Deterrence { .. }) => Err((
@@ -769,6 +773,25 @@ pub fn check_traps(
             format!(
                 "{e}: raise the trap cap, the subtasks per lot or the cheating rate to catch, or lower the confidence (a larger stake does not help: it deters, it does not detect)"
             ),
+        )),
+        Err(e) => Err(("trap_targets", e.to_string())),
+    }
+}
+
+/// [`check_traps`] for the lifetime mode: the planner for a provider's
+/// lots at the lowest price.
+fn check_lifetime(
+    policy: &TrapPolicy,
+    mode: &LifetimeMode,
+    n: u32,
+    lowest: Amount,
+) -> Result<(), (&'static str, String)> {
+    let params = policy.lifetime_params(mode, n.saturating_add(mode.max_traps), lowest);
+    match idlegrid_entrap::plan_lifetime(&params) {
+        Ok(_) => Ok(()),
+        Err(e @ LifetimeError::DeterrenceUnreachable { .. }) => Err((
+            "stake_per_slot",
+            format!("{e} (raise the stake per slot to at least that)"),
         )),
         Err(e) => Err(("trap_targets", e.to_string())),
     }

@@ -306,7 +306,8 @@ impl MarketTally {
                     ..Units::default()
                 };
                 self.verification.record(now, u);
-                if self.framing.get(&c).copied().unwrap_or(false) {
+                // A lot without traps (lifetime mode) frames nobody.
+                if *traps > 0 && self.framing.get(&c).copied().unwrap_or(false) {
                     self.c.framing_attempts += 1;
                 }
                 if let Some(i) = self.providers.get_mut(provider) {

@@ -7,8 +7,8 @@ use idlegrid_market::MechanismRegistry;
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
-use idlegrid_entrap::Bps;
-use idlegrid_node::client::TrapTargets;
+use idlegrid_entrap::{AssuranceTarget, Bps};
+use idlegrid_node::client::{LifetimeMode, TrapTargets};
 
 use crate::marketplace::run::{MAX_TRAPS_PER_LOT, ReputationFilter, SybilConfig, check_traps};
 use crate::marketplace::valuation::Valuation;
@@ -74,6 +74,12 @@ pub struct EntrapSection {
     /// Whether a provider's credibility lowers its trap count (default on).
     #[serde(default = "default_true")]
     pub credibility_discount: bool,
+    /// Lifetime mode: a provider corrupting `cheat_rate` of every lot is
+    /// caught within its first `lifetime_lots` lots with probability
+    /// `confidence`; lots carry traps with a per-provider rate, never below
+    /// the deterrence floor (unset: traps sized per lot).
+    #[serde(default)]
+    pub lifetime_lots: Option<u32>,
 }
 
 impl Default for EntrapSection {
@@ -83,6 +89,7 @@ impl Default for EntrapSection {
             cheat_rate: default_catch_rate(),
             max_traps_per_lot: None,
             credibility_discount: true,
+            lifetime_lots: None,
         }
     }
 }
@@ -97,7 +104,7 @@ fn default_catch_rate() -> f64 {
 
 impl EntrapSection {
     /// The clients' trap targets, or the field out of range.
-    pub fn targets(&self) -> Result<TrapTargets, ScenarioError> {
+    pub fn targets(&self, subtasks_per_lot: u32) -> Result<TrapTargets, ScenarioError> {
         let c = self.confidence;
         if !(c > 0.0 && c < 1.0) {
             return Err(invalid(
@@ -121,12 +128,36 @@ impl EntrapSection {
                 MAX_TRAPS_PER_LOT,
             )?;
         }
+        let fraction = Bps::new(bps as u16)
+            .map_err(|e| invalid("marketplace.entrap.cheat_rate", e.to_string()))?;
+        let lifetime = match self.lifetime_lots {
+            None => None,
+            Some(lots) => {
+                range(
+                    "marketplace.entrap.lifetime_lots",
+                    lots,
+                    1,
+                    idlegrid_entrap::lifetime::MAX_HORIZON_LOTS,
+                )?;
+                Some(LifetimeMode {
+                    target: AssuranceTarget {
+                        cheat_rate: fraction,
+                        lots,
+                        miss_probability: 1.0 - c,
+                    },
+                    max_traps: self
+                        .max_traps_per_lot
+                        .unwrap_or((subtasks_per_lot / 4).max(1)),
+                    halving_lots: self.credibility_discount.then_some(10),
+                })
+            }
+        };
         Ok(TrapTargets {
             miss_probability: 1.0 - c,
-            min_corrupt_fraction: Bps::new(bps as u16)
-                .map_err(|e| invalid("marketplace.entrap.cheat_rate", e.to_string()))?,
+            min_corrupt_fraction: fraction,
             max_traps: self.max_traps_per_lot,
             use_credibility: self.credibility_discount,
+            lifetime,
         })
     }
 
@@ -134,8 +165,8 @@ impl EntrapSection {
     /// before the run when no trap count within the cap meets them for a
     /// provider without a record, or when the stake cannot deter.
     fn check(&self, m: &MarketplaceSection) -> Result<TrapTargets, ScenarioError> {
-        let t = self.targets()?;
         let n = m.clients.subtasks_per_lot;
+        let t = self.targets(n)?;
         let price_min = u128::from(m.providers.price_min);
         let stake = u128::from(m.stake_per_slot);
         check_traps(&t, n, price_min, stake).map_err(|(field, reason)| {
@@ -695,7 +726,7 @@ impl Scenario {
             job_interval_secs: c.job_interval_ms as f64 / 1e3,
             subtasks_per_lot: c.subtasks_per_lot,
             max_lots: c.max_lots,
-            trap_targets: m.entrap.targets()?,
+            trap_targets: m.entrap.targets(c.subtasks_per_lot)?,
             stake_per_slot: u128::from(m.stake_per_slot),
             mix: CheaterMix {
                 lazy: p.mix.lazy,
