@@ -501,6 +501,7 @@ impl Role for ClientRole {
                 price,
                 traps,
                 slots,
+                ..
             } => {
                 let who = self.name(&provider);
                 self.log.line(format_args!(

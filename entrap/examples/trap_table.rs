@@ -1,10 +1,12 @@
-//! Prints the optimizer's table of trap counts and overheads for typical
-//! parameters (the table in the crate docs comes from this command):
+//! Prints the optimizer's tables of trap counts and overheads for typical
+//! parameters, per lot and over a provider's lifetime (the tables in the
+//! crate docs come from this command):
 //!
 //! ```text
 //! cargo run -p idlegrid-entrap --example trap_table
 //! ```
 
+use idlegrid_entrap::lifetime::{LifetimeParams, lifetime_catch_probability, plan};
 use idlegrid_entrap::{Params, TrapCount, optimize_traps};
 use idlegrid_primitives::Amount;
 
@@ -13,6 +15,49 @@ fn show(k: Option<TrapCount>) -> String {
 }
 
 fn main() {
+    per_lot();
+    println!();
+    lifetime();
+}
+
+/// Lots a persistent cheater survives with probability 1 % at the floor
+/// rate (first lot count whose catch probability reaches 99 %).
+fn lots_to_catch(policy: &idlegrid_entrap::LifetimePolicy, m: u32, clean: u32) -> String {
+    let mut at_floor = *policy;
+    at_floor.new_rate = policy.rate(clean);
+    at_floor.halving_lots = None;
+    (1..=10_000u32)
+        .find(|&l| lifetime_catch_probability(&at_floor, m, l) >= 0.99)
+        .map_or("> 10000".into(), |l| l.to_string())
+}
+
+fn lifetime() {
+    println!(
+        "//! | N | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |"
+    );
+    println!("//! |---|---|---|---|---|---|---|---|");
+    for n in [16u32, 64, 256] {
+        for stake in [1_000u128, 10_000] {
+            let p = LifetimeParams::new(n, Amount::new(8), Amount::new(10), Amount::new(stake));
+            let pol = plan(&p).expect("reachable target");
+            let m = p.corrupted();
+            let floor_overhead = pol.overhead(u32::MAX);
+            println!(
+                "//! | {n} | {stake} | {} | {:.3} | {:.3} | {:.2} % / {:.2} % | {:.2} % | {} / {} |",
+                pol.traps,
+                pol.new_rate.as_f64(),
+                pol.floor.as_f64(),
+                100.0 * pol.overhead(0),
+                100.0 * floor_overhead,
+                200.0 * floor_overhead,
+                lots_to_catch(&pol, m, 0),
+                lots_to_catch(&pol, m, u32::MAX),
+            );
+        }
+    }
+}
+
+fn per_lot() {
     println!(
         "//! | n | deterrence k | assurance k (q = 0 / 0.9 / 0.99) | overhead k/n (q = 0 / 0.9 / 0.99) | deterrent stake if b = 10 |"
     );

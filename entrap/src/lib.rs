@@ -22,6 +22,8 @@
 //! - [`settle`] and [`Effect`] — settlement as data; [`check_conservation`],
 //!   [`check_recipients`], [`check_slash_justified`] — the invariants.
 //! - [`optimize_traps`] — how many traps a lot needs (model below).
+//! - [`plan_lifetime`] — traps over a provider's stream of lots: a trap
+//!   rate per provider, deterrent at every lot (section below).
 //! - [`harness`] — a small seeded adversary harness (honest, lazy cheaters,
 //!   trap guessers, framing clients) reporting detection rates.
 //!
@@ -181,6 +183,68 @@
 //! Small lots are expensive to *assure* (a provider holding 4 subtasks needs
 //! many traps to be caught corrupting one of them 99 % of the time) but cheap
 //! to *deter*; credibility from reputation is what brings small lots down.
+//!
+//! ## Over a provider's lifetime
+//!
+//! Sizing traps lot by lot pays the assurance price on every lot. The
+//! [`lifetime`] planner spreads it over a provider's stream of lots
+//! instead: every lot has the same `N` slots, and the client draws with its
+//! own seeded RNG whether a lot carries `k` traps (probability `q`) or none,
+//! which the provider cannot tell apart. A provider corrupting `m` slots per
+//! lot is caught in a lot with probability `q · d_k(m)` (`d_k` the exact
+//! hypergeometric above) and within its first `M` lots with probability
+//! `1 − Π (1 − q_j d_k(m))` ([`lifetime_catch_probability`], exact up to
+//! `f64` products, with the credibility discount composed in).
+//!
+//! - **Deterrence at every lot**: cheating on a lot gains `m (c + b)` and
+//!   risks `q d_k(m) (N p + S)`; by concavity of `d_k` it is unprofitable
+//!   for every `m` exactly when `q (N p + S) > N (c + b)`. That floor
+//!   ([`lifetime::deterrence_floor`], exact integers) does not depend on `k`
+//!   or on the provider's history, and the rate never drops below it, so
+//!   the first lot and a bait-and-switch after a long clean record are
+//!   deterred alike.
+//! - **Assurance for newcomers**: "a persistent cheater at rate `r` is
+//!   caught within its first `M` lots with probability `≥ 1 − δ`" fixes the
+//!   rate of a provider without a record; each `h` verified clean lots halve
+//!   it, down to the floor.
+//! - **Bad input**: [`plan_lifetime`] refuses an unreachable target with a
+//!   typed [`LifetimeError`] — the smallest stake that would deter, or the
+//!   horizon that would assure (stake buys deterrence, not detection).
+//!
+//! ```
+//! use idlegrid_entrap::lifetime::{LifetimeParams, lifetime_catch_probability, plan};
+//! use idlegrid_primitives::{Amount, Seed};
+//!
+//! // 16-slot lots, cost 8 and pay 10 per slot, stake 1 000; by default:
+//! // catch a 10 % cheater within 20 lots with probability 99 %.
+//! let p = LifetimeParams::new(16, Amount::new(8), Amount::new(10), Amount::new(1_000));
+//! let policy = plan(&p)?;
+//! assert!(lifetime_catch_probability(&policy, p.corrupted(), 20) >= 0.99);
+//! // After 100 clean lots the rate sits at the deterrence floor.
+//! assert_eq!(policy.rate(100), policy.floor);
+//! // The client draws each lot's trap count from its own RNG: k or 0.
+//! let mut rng = Seed::from_u64(1).rng();
+//! let k = policy.draw(0, &mut rng);
+//! assert!(k == 0 || k == policy.traps.get());
+//! # Ok::<(), idlegrid_entrap::LifetimeError>(())
+//! ```
+//!
+//! Typical values (same command; c = 8, p = 10, b = 0, target r = 10 % within
+//! M = 20 lots at 99 %, at most N / 4 traps, discount halving every 10 clean
+//! lots; overhead is expected trap slots per real slot, `q k / (N − q k)`;
+//! "all-in" also counts the client computing each trap's answer):
+//!
+//! | N | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |
+//! |---|---|---|---|---|---|---|---|
+//! | 16 | 1000 | 4 | 0.459 | 0.110 | 12.95 % / 2.84 % | 5.67 % | 20 / 91 |
+//! | 16 | 10000 | 4 | 0.459 | 0.013 | 12.95 % / 0.32 % | 0.63 % | 20 / 810 |
+//! | 64 | 1000 | 4 | 0.556 | 0.312 | 3.60 % / 1.99 % | 3.98 % | 20 / 37 |
+//! | 64 | 10000 | 4 | 0.559 | 0.048 | 3.62 % / 0.30 % | 0.60 % | 20 / 251 |
+//! | 256 | 1000 | 4 | 0.588 | 0.575 | 0.93 % / 0.91 % | 1.81 % | 20 / 21 |
+//! | 256 | 10000 | 5 | 0.497 | 0.163 | 0.98 % / 0.32 % | 0.64 % | 20 / 66 |
+//!
+//! A proven provider costs `q_min k / N`: with a stake ten times a lot's pay
+//! that is well under 1 % all-in, while a newcomer pays for its assurance.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 // Determinism: a `HashMap`/`HashSet` iterates in a per-process order, so
@@ -190,6 +254,7 @@
 
 mod error;
 pub mod harness;
+pub mod lifetime;
 pub mod optimizer;
 mod plan;
 mod referee;
@@ -202,6 +267,10 @@ mod types;
 pub mod strategies;
 
 pub use error::EntrapError;
+pub use lifetime::{
+    AssuranceTarget, LifetimeError, LifetimeParams, LifetimePolicy, TrapRate,
+    lifetime_catch_probability, plan as plan_lifetime,
+};
 pub use optimizer::{Params, TrapAdvice, detection_probability, optimize_traps};
 pub use plan::{
     JobPlan, JobPlanBuilder, OpenedTrap, PublicPlan, SLOT_INPUTS_DOMAIN, Slot, TRAP_SET_DOMAIN,

@@ -15,7 +15,11 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::ledger::TxKind;
-use idlegrid_entrap::{EntrapError, JobPlan, Params, SubtaskIndex, TrapSpec, optimize_traps};
+use idlegrid_entrap::lifetime::LifetimeParams;
+use idlegrid_entrap::{
+    Bps, EntrapError, JobPlan, Params, SubtaskIndex, TrapAdvice, TrapSource as EntrapSource,
+    TrapSpec, optimize_traps,
+};
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
 use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
@@ -52,6 +56,176 @@ pub struct TrapPolicy {
     pub stake: Amount,
     /// Pay per subtask is the match price divided by this.
     pub price_to_pay_divisor: u128,
+}
+
+/// What a client's traps must achieve in each lot: the assurance target
+/// of [`optimize_traps`], the trap cap, and whether the provider's
+/// credibility may lower the trap count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrapTargets {
+    /// `δ`: the probability, at most, that a provider corrupting at least
+    /// `min_corrupt_fraction` of a lot escapes, in `(0, 1)`.
+    pub miss_probability: f64,
+    /// The cheating rate to catch (fraction of a lot's subtasks).
+    pub min_corrupt_fraction: Bps,
+    /// At most this many traps per lot; `None`: `2 n + 4` for `n` real
+    /// subtasks.
+    pub max_traps: Option<u32>,
+    /// Whether the provider's credibility (reported with the match) lowers
+    /// the trap count.
+    pub use_credibility: bool,
+    /// Traps over each provider's lifetime instead of per lot (for jobs
+    /// posted without [`JobData`]); `None`: per lot.
+    pub lifetime: Option<LifetimeMode>,
+}
+
+/// The client's lifetime trap mode ([`idlegrid_entrap::lifetime`]): every
+/// lot of a job has the same `n + max_traps` slots (`n` the job's inputs
+/// per lot); a lot carries the planner's `k` traps with the provider's
+/// rate — drawn from the client's seeded RNG, discounted by the clean
+/// trap-carrying lots this client saw from that provider, never below the
+/// deterrence floor — and is otherwise filled with real subtasks from the
+/// job's pool. A job's last lot takes what is left of its pool and always
+/// carries traps; a lot with nothing left lapses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LifetimeMode {
+    /// The assurance target.
+    pub target: idlegrid_entrap::AssuranceTarget,
+    /// Most traps per lot (also the slots added to `n`).
+    pub max_traps: u32,
+    /// The rate halves after this many clean lots (`None`: fixed).
+    pub halving_lots: Option<u32>,
+}
+
+/// Providers whose clean-lot counts a client keeps.
+pub const MAX_TRACKED_PROVIDERS: usize = 65_536;
+
+impl Default for TrapTargets {
+    /// Catch 10 % corruption with probability 99 %, up to `2 n + 4` traps,
+    /// credibility on.
+    fn default() -> Self {
+        Self {
+            miss_probability: 0.01,
+            min_corrupt_fraction: Bps::new(1_000).expect("constant"),
+            max_traps: None,
+            use_credibility: true,
+            lifetime: None,
+        }
+    }
+}
+
+impl TrapTargets {
+    /// The trap cap for a lot of `n` real subtasks.
+    pub fn cap(&self, n: u32) -> u32 {
+        self.max_traps
+            .unwrap_or(n.saturating_mul(2).saturating_add(4))
+    }
+}
+
+/// Why a trap policy cannot meet its targets for a newcomer (credibility
+/// 0), found before any lot is planned by [`check_trap_policy`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrapPolicyError {
+    /// The optimizer's inputs are out of range.
+    #[error(transparent)]
+    Invalid(#[from] EntrapError),
+    /// No trap count up to the cap meets the assurance target.
+    #[error(
+        "catching {fraction_bps} bps corruption in lots of {n} subtasks with probability {confidence} needs {} traps, above the cap of {cap}",
+        needed.map_or("more than MAX_TRAPS".to_string(), |k| k.to_string())
+    )]
+    Assurance {
+        /// Real subtasks per lot.
+        n: u32,
+        /// The cheating rate to catch.
+        fraction_bps: u16,
+        /// `1 − δ`.
+        confidence: f64,
+        /// The traps it needs, if any count up to `MAX_TRAPS` suffices.
+        needed: Option<u32>,
+        /// The cap.
+        cap: u32,
+    },
+    /// Cheating pays whatever the trap count: the stake is too small.
+    #[error("cheating pays at stake {stake}: a stake of at least {} deters it", min_stake.map_or("(overflow)".to_string(), |s| s.to_string()))]
+    Deterrence {
+        /// The stake given.
+        stake: Amount,
+        /// The smallest stake that deters with one trap.
+        min_stake: Option<Amount>,
+    },
+}
+
+/// Checks, before any lot, that `policy` and `targets` can be met for a
+/// provider without a record at match price `price` in lots of `n` real
+/// subtasks; returns the optimizer's advice for it.
+pub fn check_trap_policy(
+    policy: &TrapPolicy,
+    targets: &TrapTargets,
+    n: u32,
+    price: Amount,
+) -> Result<TrapAdvice, TrapPolicyError> {
+    let op = policy.params(targets, n, price, 0);
+    let advice = optimize_traps(&op)?;
+    if advice.deterrence.is_none() {
+        return Err(TrapPolicyError::Deterrence {
+            stake: policy.stake,
+            min_stake: idlegrid_entrap::optimizer::deterrent_stake(&op, 1),
+        });
+    }
+    if advice.assurance.is_none() {
+        let mut wide = op;
+        wide.max_traps = (idlegrid_entrap::MAX_TRAPS as u32)
+            .min((idlegrid_entrap::MAX_SUBTASKS as u32).saturating_sub(n));
+        let needed = idlegrid_entrap::optimizer::assurance_traps(&wide)?.map(|k| k.get());
+        return Err(TrapPolicyError::Assurance {
+            n,
+            fraction_bps: targets.min_corrupt_fraction.get(),
+            confidence: 1.0 - targets.miss_probability,
+            needed,
+            cap: op.max_traps,
+        });
+    }
+    Ok(advice)
+}
+
+impl TrapPolicy {
+    /// The lifetime planner's inputs for lots of `slots` slots at match
+    /// price `price`.
+    pub fn lifetime_params(
+        &self,
+        mode: &LifetimeMode,
+        slots: u32,
+        price: Amount,
+    ) -> LifetimeParams {
+        let pay = Amount::new(price.get() / self.price_to_pay_divisor.max(1));
+        let mut p = LifetimeParams::new(slots, self.cost_per_subtask, pay, self.stake);
+        p.target = mode.target;
+        p.max_traps = mode.max_traps;
+        p.halving_lots = mode.halving_lots;
+        p
+    }
+
+    /// The optimizer's inputs for a lot of `n` real subtasks at match price
+    /// `price` from a provider of this credibility.
+    pub fn params(
+        &self,
+        targets: &TrapTargets,
+        n: u32,
+        price: Amount,
+        credibility_ppm: u32,
+    ) -> Params {
+        let pay = Amount::new(price.get() / self.price_to_pay_divisor.max(1));
+        let mut op = Params::new(n, self.cost_per_subtask, pay, self.stake);
+        if targets.use_credibility {
+            op.credibility = (f64::from(credibility_ppm) / 1e6).clamp(0.0, 0.999);
+        }
+        op.max_traps = targets.cap(n);
+        op.miss_probability = targets.miss_probability;
+        op.min_corrupt_fraction = targets.min_corrupt_fraction;
+        op
+    }
 }
 
 /// A job as the driver posts it.
@@ -130,6 +304,12 @@ pub enum ClientEvent {
         traps: u32,
         /// Subtasks in the lot, traps included.
         slots: u32,
+        /// Traps whose answer the client computed itself
+        /// ([`idlegrid_entrap::TrapSource::Precomputed`]): each cost it one
+        /// subtask of compute (reused answers cost nothing more).
+        computed_answers: u32,
+        /// Cross-check traps (a real subtask replicated on a partner).
+        cross_checks: u32,
     },
     /// A matched lot could not be planned (its subtasks repeat an input,
     /// which would let the provider tell traps apart): nothing was handed
@@ -223,6 +403,8 @@ pub enum ClientEvent {
 
 #[derive(Debug)]
 struct Job {
+    /// Real inputs not yet planned, in order (lifetime mode only).
+    pool: Option<VecDeque<Digest>>,
     inputs: Vec<Vec<Digest>>,
     data: Option<JobData>,
     plans: BTreeMap<u32, JobPlan>,
@@ -245,7 +427,10 @@ struct LotBytes {
 pub struct ClientNode {
     core: LightCore,
     policy: TrapPolicy,
+    targets: TrapTargets,
     traps: Box<dyn TrapSource>,
+    /// Clean trap-carrying lots seen per provider (lifetime mode).
+    clean: BTreeMap<AccountId, u32>,
     seed: Seed,
     sealer: Sealer,
     jobs: BTreeMap<u64, Job>,
@@ -268,12 +453,27 @@ impl ClientNode {
         Self {
             core: LightCore::new(setup),
             policy,
+            targets: TrapTargets::default(),
             traps,
+            clean: BTreeMap::new(),
             seed,
             sealer,
             jobs: BTreeMap::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// The same client with these trap targets (instead of
+    /// [`TrapTargets::default`]); check them first with
+    /// [`check_trap_policy`].
+    pub fn with_trap_targets(mut self, targets: TrapTargets) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// Sets its trap targets (applies to jobs posted from now on).
+    pub fn set_trap_targets(&mut self, targets: TrapTargets) {
+        self.targets = targets;
     }
 
     /// Its account.
@@ -336,9 +536,12 @@ impl ClientNode {
             self.sealer.rejected(&tx, None);
             return Err(e.into());
         }
+        let pool = (self.targets.lifetime.is_some() && spec.data.is_none())
+            .then(|| spec.inputs.iter().flatten().copied().collect());
         self.jobs.insert(
             id,
             Job {
+                pool,
                 inputs: spec.inputs,
                 data: spec.data,
                 plans: BTreeMap::new(),
@@ -374,8 +577,13 @@ impl ClientNode {
                 ..
             } if client == me => self.check(now, job, lot, &outputs),
             Fact::Settled(s) if s.client == me => {
-                if let Some(j) = self.jobs.get_mut(&s.job) {
-                    j.plans.remove(&s.lot);
+                let plan = self
+                    .jobs
+                    .get_mut(&s.job)
+                    .and_then(|j| j.plans.remove(&s.lot));
+                let trapped = plan.is_some_and(|p| p.trap_count().get() > 0);
+                if trapped && matches!(s.outcome, idlegrid_entrap::Outcome::Clean) {
+                    self.saw_clean(s.provider);
                 }
                 self.events.push_back(ClientEvent::Settled(s));
             }
@@ -401,15 +609,11 @@ impl ClientNode {
     /// How many traps a lot of `n` real subtasks gets from a provider of
     /// this credibility at this price.
     fn trap_count(&self, n: u32, price: Amount, credibility_ppm: u32) -> u32 {
-        let p = &self.policy;
-        let pay = Amount::new(price.get() / p.price_to_pay_divisor.max(1));
-        let mut op = Params::new(n, p.cost_per_subtask, pay, p.stake);
-        op.credibility = (f64::from(credibility_ppm) / 1e6).clamp(0.0, 0.999);
-        op.max_traps = n * 2 + 4;
+        let op = self.policy.params(&self.targets, n, price, credibility_ppm);
         optimize_traps(&op)
             .map(|a| a.recommended.get())
             .unwrap_or(2)
-            .clamp(1, n * 2 + 4)
+            .clamp(1, op.max_traps.max(1))
     }
 
     fn plan(
@@ -421,29 +625,38 @@ impl ClientNode {
         price: Amount,
         credibility_ppm: u32,
     ) {
-        let Some(real) = self
+        if self
             .jobs
             .get(&job)
-            .and_then(|j| j.inputs.get(lot as usize))
-            .cloned()
-        else {
+            .is_none_or(|j| (lot as usize) >= j.inputs.len())
+        {
+            return;
+        }
+        let Some((real, wanted)) = self.lot_work(job, lot, provider, price, credibility_ppm) else {
+            // Lifetime mode: earlier lots took every input; the lot lapses.
+            let error = EntrapError::InvalidParameter {
+                name: "inputs",
+                reason: "earlier lots of the job took every real input",
+            };
+            self.events
+                .push_back(ClientEvent::PlanFailed { job, lot, error });
             return;
         };
-        let k = self.trap_count(real.len() as u32, price, credibility_ppm);
         // A trap whose input repeats a real subtask's or another trap's
         // would give the traps away (the plan refuses it): it is dropped.
         let mut seen: std::collections::BTreeSet<Digest> = real.iter().copied().collect();
-        let traps: Vec<TrapSpec> = (0..u64::from(k))
+        let traps: Vec<TrapSpec> = (0..u64::from(wanted))
             .map(|i| self.traps.trap(job, lot, i))
             .filter(|t| seen.insert(t.input))
             .collect();
         let k = traps.len() as u32;
+        let (computed_answers, cross_checks) = trap_costs(&traps);
         let seed = self
             .seed
             .derive_indexed("plan", job)
             .derive_indexed("lot", u64::from(lot));
         // No trap left (every one repeated an input): nothing to verify by.
-        let built = if k == 0 {
+        let built = if k == 0 && wanted > 0 {
             Err(EntrapError::InvalidParameter {
                 name: "traps",
                 reason: "every trap input repeats a subtask's input",
@@ -499,7 +712,61 @@ impl ClientNode {
             price,
             traps: k,
             slots,
+            computed_answers,
+            cross_checks,
         });
+    }
+
+    /// A lot's real inputs and trap count: per lot, its own inputs and the
+    /// optimizer's count; in lifetime mode, `N − k` inputs from the job's
+    /// pool with `k` drawn (`None` when the pool is empty).
+    fn lot_work(
+        &mut self,
+        job: u64,
+        lot: u32,
+        provider: AccountId,
+        price: Amount,
+        credibility_ppm: u32,
+    ) -> Option<(Vec<Digest>, u32)> {
+        let j = self.jobs.get(&job)?;
+        let own = j.inputs.get(lot as usize)?.clone();
+        let (Some(mode), Some(_)) = (self.targets.lifetime, &j.pool) else {
+            let k = self.trap_count(own.len() as u32, price, credibility_ppm);
+            return Some((own, k));
+        };
+        let per_lot = j.inputs.first().map_or(0, Vec::len) as u32;
+        let slots = per_lot.saturating_add(mode.max_traps);
+        let params = self.policy.lifetime_params(&mode, slots, price);
+        let clean = self.clean.get(&provider).copied().unwrap_or(0);
+        let mut rng = self
+            .seed
+            .derive_indexed("lifetime", job)
+            .derive_indexed("lot", u64::from(lot))
+            .rng();
+        // An unplannable target (refused before the run by a checked
+        // configuration) traps every lot with the most traps.
+        let (k, drawn) = match idlegrid_entrap::plan_lifetime(&params) {
+            Ok(p) => (p.traps.get(), p.draw(clean, &mut rng)),
+            Err(_) => (mode.max_traps, mode.max_traps),
+        };
+        let pool = self.jobs.get_mut(&job)?.pool.as_mut()?;
+        let want = (slots - drawn) as usize;
+        if pool.len() >= want {
+            return Some((pool.drain(..want).collect(), drawn));
+        }
+        // The job's tail: what is left, always with traps.
+        let rest: Vec<Digest> = pool.drain(..).collect();
+        (!rest.is_empty()).then_some((rest, k))
+    }
+
+    /// One more clean trap-carrying lot from `provider` (bounded: a new
+    /// provider past the limit stays a newcomer, the cautious side).
+    fn saw_clean(&mut self, provider: AccountId) {
+        if let Some(c) = self.clean.get_mut(&provider) {
+            *c = c.saturating_add(1);
+        } else if self.clean.len() < MAX_TRACKED_PROVIDERS {
+            self.clean.insert(provider, 1);
+        }
     }
 
     fn check(&mut self, now: Timestamp, job: u64, lot: u32, outputs: &[Digest]) {
@@ -638,6 +905,16 @@ impl ClientNode {
     }
 }
 
+/// Of these traps, how many answers the client computed itself and how
+/// many are cross-checks.
+fn trap_costs(traps: &[TrapSpec]) -> (u32, u32) {
+    let count = |f: fn(&EntrapSource) -> bool| traps.iter().filter(|t| f(&t.source)).count() as u32;
+    (
+        count(|s| matches!(s, EntrapSource::Precomputed { .. })),
+        count(|s| matches!(s, EntrapSource::CrossCheck { .. })),
+    )
+}
+
 impl Machine for ClientNode {
     type Message = NodeMessage;
     type Event = ClientEvent;
@@ -681,5 +958,54 @@ impl Machine for ClientNode {
 
     fn poll_timeout(&self) -> Option<Timestamp> {
         self.core.poll_timeout()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(stake: u128) -> TrapPolicy {
+        TrapPolicy {
+            cost_per_subtask: Amount::new(250),
+            stake: Amount::new(stake),
+            price_to_pay_divisor: 20,
+        }
+    }
+
+    #[test]
+    fn defaults_meet_sixteen_subtask_lots() {
+        let a = check_trap_policy(
+            &policy(50_000),
+            &TrapTargets::default(),
+            16,
+            Amount::new(3_300),
+        );
+        assert!(a.unwrap().assurance.is_some());
+    }
+
+    #[test]
+    fn small_lots_and_small_stakes_are_refused_with_the_fix() {
+        let t = TrapTargets::default();
+        match check_trap_policy(&policy(50_000), &t, 4, Amount::new(3_300)) {
+            Err(TrapPolicyError::Assurance { needed, cap, .. }) => {
+                assert_eq!((needed, cap), (Some(17), 12));
+            }
+            other => panic!("{other:?}"),
+        }
+        let wide = TrapTargets {
+            max_traps: Some(17),
+            ..t
+        };
+        assert!(check_trap_policy(&policy(50_000), &wide, 4, Amount::new(3_300)).is_ok());
+        // Pay 165 against cost 250: 17 slots lose 17 · 85 unless the stake
+        // exceeds it.
+        match check_trap_policy(&policy(1_445), &t, 16, Amount::new(3_300)) {
+            Err(TrapPolicyError::Deterrence { min_stake, .. }) => {
+                assert_eq!(min_stake, Some(Amount::new(1_446)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(check_trap_policy(&policy(1_446), &t, 16, Amount::new(3_300)).is_ok());
     }
 }

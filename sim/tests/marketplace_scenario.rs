@@ -112,6 +112,78 @@ fn bad_marketplace_values_name_the_field() {
 }
 
 #[test]
+fn unreachable_trap_targets_are_refused_before_the_run_with_the_fix() {
+    let small_lots = format!("{SMALL}subtasks_per_lot = 4\n");
+    // Four subtasks per lot: catching 10 % corruption 99 % of the time
+    // needs 17 traps, above the default cap of 2 n + 4 = 12 — refused, not
+    // silently run with fewer traps.
+    let e = err(&small_lots);
+    assert!(e.contains("`marketplace.entrap`"), "{e}");
+    assert!(e.contains("needs 17 traps, above the cap of 12"), "{e}");
+    // Raising the cap meets it.
+    let entrap = "[marketplace.entrap]\nmax_traps_per_lot = 17\n";
+    let ok = small_lots.replace(
+        "[marketplace.providers]",
+        &format!("{entrap}[marketplace.providers]"),
+    );
+    let s = Scenario::parse(&ok).unwrap();
+    assert_eq!(
+        s.marketplace_config(1, String::new())
+            .unwrap()
+            .trap_targets
+            .max_traps,
+        Some(17)
+    );
+    // A stake too small to deter names the stake that does: cost 250 per
+    // subtask against pay 165 at the lowest ask floor, 17 slots with one
+    // trap, so 17 · 85 + 1.
+    let stake = |s: u64| {
+        SMALL.replace(
+            "active_secs = 10\n",
+            &format!("active_secs = 10\nstake_per_slot = {s}\n"),
+        )
+    };
+    let e = err(&stake(1_445));
+    assert!(e.contains("`marketplace.stake_per_slot`"), "{e}");
+    assert!(e.contains("a stake of at least 1446 deters it"), "{e}");
+    Scenario::parse(&stake(1_446)).unwrap();
+    // Lifetime mode: a stake that cannot deter even with traps in every
+    // lot names the one that does (20 slots: 20 · 250 > 20 · 165 + S until
+    // S = 1 701), and an assurance four-subtask lots cannot reach within
+    // five lots names the horizon that would.
+    let lifetime = |text: &str, lots: u32| {
+        text.replace(
+            "[marketplace.providers]",
+            &format!("[marketplace.entrap]\nlifetime_lots = {lots}\n[marketplace.providers]"),
+        )
+    };
+    Scenario::parse(&lifetime(SMALL, 20)).unwrap();
+    let e = err(&lifetime(&stake(1_700), 20));
+    assert!(e.contains("`marketplace.stake_per_slot`"), "{e}");
+    assert!(e.contains("a stake of at least 1701 deters it"), "{e}");
+    Scenario::parse(&lifetime(&stake(1_701), 20)).unwrap();
+    let e = err(&lifetime(&small_lots, 5));
+    assert!(e.contains("`marketplace.entrap`"), "{e}");
+    assert!(e.contains("a horizon of 21 lots would meet it"), "{e}");
+    // Out-of-range fields are named.
+    for (field, line) in [
+        ("`marketplace.entrap.confidence`", "confidence = 1.0"),
+        ("`marketplace.entrap.cheat_rate`", "cheat_rate = 0.0"),
+        (
+            "`marketplace.entrap.max_traps_per_lot`",
+            "max_traps_per_lot = 0",
+        ),
+    ] {
+        let text = SMALL.replace(
+            "[marketplace.providers]",
+            &format!("[marketplace.entrap]\n{line}\n[marketplace.providers]"),
+        );
+        let e = err(&text);
+        assert!(e.contains(field), "expected {field} in: {e}");
+    }
+}
+
+#[test]
 fn library_run_reports_the_issue_keys_and_is_deterministic() {
     let s = Scenario::parse(SMALL).unwrap();
     let out = runner::run(&s, &RunOptions::default()).unwrap();
@@ -146,6 +218,8 @@ fn library_run_reports_the_issue_keys_and_is_deterministic() {
                 "framing_attempts",
                 "framings_caught",
                 "verification_overhead",
+                "verification_overhead_steady",
+                "verification_overhead_by_source",
             ],
         ),
         (

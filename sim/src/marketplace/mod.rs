@@ -59,6 +59,7 @@ pub mod prices;
 pub mod run;
 pub mod tally;
 pub mod valuation;
+pub mod verification;
 pub mod welfare;
 
 pub use observer::MarketObserver;

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Params};
+use idlegrid_entrap::LifetimeError;
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
-use idlegrid_node::client::{ClientNode, TrapPolicy};
+use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
 use idlegrid_node::light::{LightCore, LightSetup};
 use idlegrid_node::market::{
     Environment, JobRequest, MarketParams, MarketRules, MarketTx, TrustGate, score_bps, unsealed,
@@ -71,6 +72,9 @@ pub struct MarketplaceConfig {
     pub subtasks_per_lot: u32,
     /// Largest lots per job.
     pub max_lots: u32,
+    /// What every client's traps must achieve per lot (assurance target,
+    /// trap cap, credibility discount).
+    pub trap_targets: TrapTargets,
     /// Stake per provider slot.
     pub stake_per_slot: u128,
     /// Relative weights of the cheating behaviours among cheaters.
@@ -214,6 +218,7 @@ impl Default for MarketplaceConfig {
             job_interval_secs: 2.0,
             subtasks_per_lot: 16,
             max_lots: 4,
+            trap_targets: TrapTargets::default(),
             stake_per_slot: 50_000,
             mix: CheaterMix::default(),
             bait_honest_tasks: 20,
@@ -547,10 +552,23 @@ impl MarketplaceReport {
         );
         let _ = writeln!(
             s,
-            "entrap        {} traps (ratio {:.2}), verification overhead {:.2}, framings caught {} of {} ({} hit cheaters who admitted, {} unresolved); {} escalations",
+            "entrap        {} traps (ratio {:.2}), verification overhead all-in {:.3} (steady {:.3}; provider traps {:.3} + trap answers {:.3} + referees {:.4} + replicas {:.3}), framings caught {} of {} ({} hit cheaters who admitted, {} unresolved); {} escalations",
             f(&["entrap", "traps_planted"]),
             f(&["entrap", "trap_ratio"]),
             f(&["entrap", "verification_overhead"]),
+            f(&["entrap", "verification_overhead_steady"]),
+            f(&[
+                "entrap",
+                "verification_overhead_by_source",
+                "provider_traps"
+            ]),
+            f(&["entrap", "verification_overhead_by_source", "trap_answers"]),
+            f(&[
+                "entrap",
+                "verification_overhead_by_source",
+                "referee_reexecutions"
+            ]),
+            f(&["entrap", "verification_overhead_by_source", "replicas"]),
             f(&["entrap", "framings_caught"]),
             f(&["entrap", "framing_attempts"]),
             f(&["entrap", "framings_on_admitted_cheats"]),
@@ -662,6 +680,15 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
     if cfg.stake_per_slot == 0 {
         return bad("stake_per_slot", "must be positive");
     }
+    let traps = check_traps(
+        &cfg.trap_targets,
+        cfg.subtasks_per_lot,
+        cfg.price_min,
+        cfg.stake_per_slot,
+    );
+    if let Err((field, reason)) = traps {
+        return bad(field, &reason);
+    }
     if cfg.cheater_fraction > 0.0 && cfg.mix.pattern().is_empty() {
         return bad(
             "mix",
@@ -705,6 +732,77 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
     }
     Ok(())
 }
+
+/// Every client's trap policy: the provider's cost per subtask as the
+/// client estimates it, the slot stake, pay per subtask = price / 20.
+fn trap_policy(stake: Amount) -> TrapPolicy {
+    TrapPolicy {
+        cost_per_subtask: Amount::new(PRICE / 40),
+        stake,
+        price_to_pay_divisor: 20,
+    }
+}
+
+/// Whether the trap targets can be met for a provider without a record at
+/// the lowest price a lot can clear at (the lowest provider's ask floor),
+/// before the run: a target no trap count within the cap meets, or a stake
+/// too small to deter, is refused with what would meet it.
+pub fn check_traps(
+    t: &TrapTargets,
+    n: u32,
+    price_min: u128,
+    stake_per_slot: u128,
+) -> Result<(), (&'static str, String)> {
+    if !(t.miss_probability > 0.0 && t.miss_probability < 1.0) {
+        return Err(("trap_targets.miss_probability", "must be in (0, 1)".into()));
+    }
+    let cap = t.cap(n);
+    if cap == 0 || cap > MAX_TRAPS_PER_LOT {
+        let reason = format!("the trap cap must be 1..={MAX_TRAPS_PER_LOT}, got {cap}");
+        return Err(("trap_targets.max_traps", reason));
+    }
+    let lowest = super::prices::ask_floor(Amount::new(price_min / 2));
+    let policy = trap_policy(Amount::new(stake_per_slot));
+    if let Some(mode) = &t.lifetime {
+        return check_lifetime(&policy, mode, n, lowest);
+    }
+    match check_trap_policy(&policy, t, n, lowest) {
+        Ok(_) => Ok(()),
+        Err(e @ idlegrid_node::client::TrapPolicyError::Deterrence { .. }) => Err((
+            "stake_per_slot",
+            format!("{e} (raise the stake per slot to at least that)"),
+        )),
+        Err(e @ idlegrid_node::client::TrapPolicyError::Assurance { .. }) => Err((
+            "trap_targets",
+            format!(
+                "{e}: raise the trap cap, the subtasks per lot or the cheating rate to catch, or lower the confidence (a larger stake does not help: it deters, it does not detect)"
+            ),
+        )),
+        Err(e) => Err(("trap_targets", e.to_string())),
+    }
+}
+
+/// [`check_traps`] for the lifetime mode: the planner for a provider's
+/// lots at the lowest price.
+fn check_lifetime(
+    policy: &TrapPolicy,
+    mode: &LifetimeMode,
+    n: u32,
+    lowest: Amount,
+) -> Result<(), (&'static str, String)> {
+    let params = policy.lifetime_params(mode, n.saturating_add(mode.max_traps), lowest);
+    match idlegrid_entrap::plan_lifetime(&params) {
+        Ok(_) => Ok(()),
+        Err(e @ LifetimeError::DeterrenceUnreachable { .. }) => Err((
+            "stake_per_slot",
+            format!("{e} (raise the stake per slot to at least that)"),
+        )),
+        Err(e) => Err(("trap_targets", e.to_string())),
+    }
+}
+
+/// The most traps a scenario may allow per lot.
+pub const MAX_TRAPS_PER_LOT: u32 = 600;
 
 const PRICE: u128 = 10_000; // per compute-second
 const CAP_MICROS: u64 = 200_000; // pay-as-you-go cap per subtask
@@ -927,16 +1025,13 @@ impl World {
         c: &ClientRole,
     ) -> MarketNode {
         let me = light.key.account_id();
-        let policy = TrapPolicy {
-            cost_per_subtask: Amount::new(PRICE / 40),
-            stake: self.stake,
-            price_to_pay_divisor: 20,
-        };
+        let policy = trap_policy(self.stake);
         let traps = SimTraps {
             client: me,
             framing: c.framing,
         };
-        let node = ClientNode::new(light, policy, Box::new(traps), ctx.seed.derive("client"));
+        let node = ClientNode::new(light, policy, Box::new(traps), ctx.seed.derive("client"))
+            .with_trap_targets(self.cfg.trap_targets);
         let w = Workload {
             active_until: Timestamp::ZERO + Duration::from_secs(self.cfg.active_secs),
             job_interval_secs: self.cfg.job_interval_secs,
@@ -1355,7 +1450,7 @@ fn job_template(cfg: &MarketplaceConfig, fresh: idlegrid_reputation::Score) -> J
     JobRequest {
         job: 0,
         lots: 1,
-        max_slots_per_lot: cfg.subtasks_per_lot * 3 + 4,
+        max_slots_per_lot: cfg.subtasks_per_lot + cfg.trap_targets.cap(cfg.subtasks_per_lot),
         commitment: unsealed(),
         cap_micros_per_subtask: CAP_MICROS,
         // Reputation feeds the market filter: by default no provider
@@ -1617,7 +1712,7 @@ fn report(
         }),
         market: market_json(t, joined, cfg),
         jobs: jobs_json(t),
-        entrap: entrap_json(t, &e, detection_rate),
+        entrap: entrap_json(t, &e, detection_rate, run.virtual_time),
         economics: serde_json::json!({
             "honest_profit_mean": mean(e.hon),
             "cheater_profit_mean": mean(e.che),
@@ -1701,7 +1796,12 @@ fn jobs_json(t: &MarketTally) -> serde_json::Value {
     })
 }
 
-fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_json::Value {
+fn entrap_json(
+    t: &MarketTally,
+    e: &Economics,
+    detection_rate: f64,
+    end: Timestamp,
+) -> serde_json::Value {
     let m = &t.c;
     let ratio = |a: u64| {
         if m.real_subtasks == 0 {
@@ -1710,7 +1810,7 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
             a as f64 / m.real_subtasks as f64
         }
     };
-    serde_json::json!({
+    let mut out = serde_json::json!({
         "traps_planted": m.traps_planted,
         "trap_ratio": ratio(m.traps_planted),
         "cheating_providers": e.cheating_providers,
@@ -1724,7 +1824,6 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
         "framings_caught": m.framings_caught,
         "framings_on_admitted_cheats": m.framings_on_admitted_cheats,
         "disputes": m.disputes,
-        "verification_overhead": ratio(m.traps_planted + m.referee_reexecutions),
         "referee_reexecutions": m.referee_reexecutions,
         // Disputes escalated to a larger committee, framings whose dispute
         // convicted nobody, fees paid to majority referees.
@@ -1732,7 +1831,16 @@ fn entrap_json(t: &MarketTally, e: &Economics, detection_rate: f64) -> serde_jso
         "framings_unresolved": m.framing_attempts.saturating_sub(m.framings_caught + m.framings_on_admitted_cheats),
         "referee_fees": m.referee_fees.to_string(),
         "detection_by_behaviour": t.detection.to_json(),
-    })
+    });
+    // All-in verification compute (provider traps, the client's trap
+    // answers, referee re-executions, replicas) over the useful compute:
+    // the whole run, its last two thirds, and by source.
+    if let (Some(o), serde_json::Value::Object(v)) =
+        (out.as_object_mut(), t.verification.to_json(end))
+    {
+        o.extend(v);
+    }
+    out
 }
 
 fn registry_json(view: &ValidatorNode) -> serde_json::Value {

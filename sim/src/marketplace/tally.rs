@@ -14,6 +14,7 @@ use idlegrid_primitives::{AccountId, Amount, Timestamp};
 use super::agents::{Identity, MachineId, Presence};
 use super::nodes::MarketEvent;
 use super::run::detection::{self, CheatedLot, DetectionTallies};
+use super::verification::{Units, VerificationCost};
 use super::welfare::WelfareBenchmark;
 use crate::observer::Violation;
 
@@ -146,6 +147,8 @@ pub struct MarketTally {
     pub slashed: BTreeMap<AccountId, bool>,
     /// Matches and price sum since the last sample.
     pub second: (u64, f64, u64),
+    /// All-in verification compute, per virtual second.
+    pub verification: VerificationCost,
     posted: BTreeMap<(AccountId, u64), Timestamp>,
     runs: BTreeMap<LotKey, Run>,
     /// Each client's limit price (its valuation of a compute-second).
@@ -173,6 +176,7 @@ impl MarketTally {
             welfare: WelfareBenchmark::default(),
             slashed: BTreeMap::new(),
             second: (0, 0.0, 0),
+            verification: VerificationCost::default(),
             posted: BTreeMap::new(),
             runs: BTreeMap::new(),
             limits,
@@ -209,7 +213,14 @@ impl MarketTally {
                 };
                 self.runs.insert(*lot, run);
             }
-            MarketEvent::Reexecuted(n) => self.c.referee_reexecutions += n,
+            MarketEvent::Reexecuted(n) => {
+                self.c.referee_reexecutions += n;
+                let u = Units {
+                    referee_reexecutions: *n,
+                    ..Units::default()
+                };
+                self.verification.record(now, u);
+            }
             MarketEvent::Repriced => self.c.reprices += 1,
             MarketEvent::Joined(a) => {
                 if let Some(p) = self.providers.get_mut(a) {
@@ -276,6 +287,8 @@ impl MarketTally {
                 price,
                 traps,
                 slots,
+                computed_answers,
+                cross_checks,
                 ..
             } => {
                 self.c.matches += 1;
@@ -285,7 +298,16 @@ impl MarketTally {
                 let real = u64::from(slots - traps);
                 self.c.traps_planted += u64::from(*traps);
                 self.c.real_subtasks += real;
-                if self.framing.get(&c).copied().unwrap_or(false) {
+                let u = Units {
+                    real,
+                    provider_traps: u64::from(traps - cross_checks),
+                    trap_answers: u64::from(*computed_answers),
+                    replicas: u64::from(*cross_checks),
+                    ..Units::default()
+                };
+                self.verification.record(now, u);
+                // A lot without traps (lifetime mode) frames nobody.
+                if *traps > 0 && self.framing.get(&c).copied().unwrap_or(false) {
                     self.c.framing_attempts += 1;
                 }
                 if let Some(i) = self.providers.get_mut(provider) {

@@ -8,7 +8,10 @@ use idlegrid_node::market::TrustGate;
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
-use crate::marketplace::run::{ReputationFilter, SybilConfig};
+use idlegrid_entrap::{AssuranceTarget, Bps};
+use idlegrid_node::client::{LifetimeMode, TrapTargets};
+
+use crate::marketplace::run::{MAX_TRAPS_PER_LOT, ReputationFilter, SybilConfig, check_traps};
 use crate::marketplace::valuation::Valuation;
 use crate::marketplace::{CheaterMix, MarketplaceConfig};
 
@@ -43,6 +46,141 @@ pub struct MarketplaceSection {
     /// The reputation filter of the clients' bids.
     #[serde(default)]
     pub reputation: ReputationSection,
+    /// What every client's traps must achieve.
+    #[serde(default)]
+    pub entrap: EntrapSection,
+}
+
+/// `[marketplace.entrap]`: the clients' trap policy. Each lot gets the
+/// fewest traps that catch a provider corrupting `cheat_rate` of it with
+/// probability `confidence` (lowered by the provider's credibility when
+/// `credibility_discount` is on), at most `max_traps_per_lot`. Checked
+/// before the run: a target no trap count within the cap meets for a
+/// provider without a record, or a stake too small to deter cheating, is
+/// refused with what would meet it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntrapSection {
+    /// `1 − δ`, in `(0, 1)` (default 0.99).
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    /// The cheating rate to catch, a fraction of a lot's subtasks in
+    /// `(0, 1]` (default 0.1).
+    #[serde(default = "default_catch_rate")]
+    pub cheat_rate: f64,
+    /// At most this many traps per lot (default `2 n + 4` for `n` real
+    /// subtasks per lot).
+    #[serde(default)]
+    pub max_traps_per_lot: Option<u32>,
+    /// Whether a provider's credibility lowers its trap count (default on).
+    #[serde(default = "default_true")]
+    pub credibility_discount: bool,
+    /// Lifetime mode: a provider corrupting `cheat_rate` of every lot is
+    /// caught within its first `lifetime_lots` lots with probability
+    /// `confidence`; lots carry traps with a per-provider rate, never below
+    /// the deterrence floor (unset: traps sized per lot).
+    #[serde(default)]
+    pub lifetime_lots: Option<u32>,
+}
+
+impl Default for EntrapSection {
+    fn default() -> Self {
+        Self {
+            confidence: default_confidence(),
+            cheat_rate: default_catch_rate(),
+            max_traps_per_lot: None,
+            credibility_discount: true,
+            lifetime_lots: None,
+        }
+    }
+}
+
+fn default_confidence() -> f64 {
+    0.99
+}
+
+fn default_catch_rate() -> f64 {
+    0.1
+}
+
+impl EntrapSection {
+    /// The clients' trap targets, or the field out of range.
+    pub fn targets(&self, subtasks_per_lot: u32) -> Result<TrapTargets, ScenarioError> {
+        let c = self.confidence;
+        if !(c > 0.0 && c < 1.0) {
+            return Err(invalid(
+                "marketplace.entrap.confidence",
+                format!("must be in (0, 1) (exclusive), got {c}"),
+            ));
+        }
+        let r = self.cheat_rate;
+        let bps = (r * 10_000.0).round();
+        if !(r > 0.0 && r <= 1.0) || bps < 1.0 {
+            return Err(invalid(
+                "marketplace.entrap.cheat_rate",
+                format!("must be in (0, 1] and at least 0.0001, got {r}"),
+            ));
+        }
+        if let Some(k) = self.max_traps_per_lot {
+            range(
+                "marketplace.entrap.max_traps_per_lot",
+                k,
+                1,
+                MAX_TRAPS_PER_LOT,
+            )?;
+        }
+        let fraction = Bps::new(bps as u16)
+            .map_err(|e| invalid("marketplace.entrap.cheat_rate", e.to_string()))?;
+        let lifetime = match self.lifetime_lots {
+            None => None,
+            Some(lots) => {
+                range(
+                    "marketplace.entrap.lifetime_lots",
+                    lots,
+                    1,
+                    idlegrid_entrap::lifetime::MAX_HORIZON_LOTS,
+                )?;
+                Some(LifetimeMode {
+                    target: AssuranceTarget {
+                        cheat_rate: fraction,
+                        lots,
+                        miss_probability: 1.0 - c,
+                    },
+                    max_traps: self
+                        .max_traps_per_lot
+                        .unwrap_or((subtasks_per_lot / 4).max(1)),
+                    halving_lots: self.credibility_discount.then_some(10),
+                })
+            }
+        };
+        Ok(TrapTargets {
+            miss_probability: 1.0 - c,
+            min_corrupt_fraction: fraction,
+            max_traps: self.max_traps_per_lot,
+            use_credibility: self.credibility_discount,
+            lifetime,
+        })
+    }
+
+    /// The targets, checked against the lots, prices and stake: refused
+    /// before the run when no trap count within the cap meets them for a
+    /// provider without a record, or when the stake cannot deter.
+    fn check(&self, m: &MarketplaceSection) -> Result<TrapTargets, ScenarioError> {
+        let n = m.clients.subtasks_per_lot;
+        let t = self.targets(n)?;
+        let price_min = u128::from(m.providers.price_min);
+        let stake = u128::from(m.stake_per_slot);
+        check_traps(&t, n, price_min, stake).map_err(|(field, reason)| {
+            let field = match field {
+                "stake_per_slot" => "marketplace.stake_per_slot",
+                "trap_targets.max_traps" => "marketplace.entrap.max_traps_per_lot",
+                "trap_targets.miss_probability" => "marketplace.entrap.confidence",
+                _ => "marketplace.entrap",
+            };
+            invalid(field, reason)
+        })?;
+        Ok(t)
+    }
 }
 
 /// `[marketplace.reputation]`: which providers clients' bids accept.
@@ -562,6 +700,7 @@ impl Scenario {
         c.validate_ranges()?;
         let valuation = c.valuation()?;
         m.sybil.validate(m.active_secs)?;
+        m.entrap.check(m)?;
         if valuation.upper() < u128::from(p.price_min) {
             let field = if c.valuation.is_some() {
                 "marketplace.clients.valuation.max"
@@ -614,6 +753,7 @@ impl Scenario {
             job_interval_secs: c.job_interval_ms as f64 / 1e3,
             subtasks_per_lot: c.subtasks_per_lot,
             max_lots: c.max_lots,
+            trap_targets: m.entrap.targets(c.subtasks_per_lot)?,
             stake_per_slot: u128::from(m.stake_per_slot),
             mix: CheaterMix {
                 lazy: p.mix.lazy,
