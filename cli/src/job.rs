@@ -725,6 +725,12 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
     .await;
     net.shutdown().await;
     r?;
+    Ok(final_summary(&role))
+}
+
+/// What a finished (or timed-out) submission reports: its outputs, and
+/// why it is not verified if it is not.
+fn final_summary(role: &ClientRole) -> Summary {
     let mut summary = role.summary.clone();
     summary.verified = role.verified();
     summary.error = role
@@ -746,7 +752,7 @@ pub async fn submit(cfg: &Loaded, opts: SubmitOptions) -> Result<Summary, CliErr
             failed.join("\n")
         ));
     }
-    Ok(summary)
+    summary
 }
 
 /// The status file of submission `id` in a client's data dir.
