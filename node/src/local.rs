@@ -14,14 +14,14 @@ use std::collections::{BTreeMap, VecDeque};
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
 use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Params};
 use idlegrid_entrap::{DisputedTrap, TrapSpec};
-use idlegrid_market::KDouble;
+use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble};
 use idlegrid_primitives::{
     Amount, Destination, Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, Timestamp,
 };
 
-use crate::client::{ClientEvent, ClientNode, TrapPolicy, TrapSource};
+use crate::client::{ClientEvent, ClientNode, JobSpec, TrapPolicy, TrapSource};
 use crate::light::LightSetup;
-use crate::market::MarketRules;
+use crate::market::{JobRequest, MarketRules, unsealed};
 use crate::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
 use crate::validator::{ValidatorEvent, ValidatorNode, ValidatorSetup};
 use crate::wire::{LotData, NodeMessage};
@@ -398,6 +398,35 @@ pub fn light_setup(key: &Keypair, committee: &Committee, gateway: usize) -> Ligh
         fanout: 1,
         // Testnet keys never signed before.
         next_nonce: Some(0),
+    }
+}
+
+/// A job for the testnet's simulated executor: one lot per input list,
+/// an unsealed limit of 10 000, a client bond of 5 000 per lot and a
+/// deadline 20 s after `now`.
+pub fn simulated_job(
+    job: u64,
+    inputs: Vec<Vec<Digest>>,
+    max_slots_per_lot: u32,
+    now: Timestamp,
+) -> JobSpec {
+    JobSpec {
+        request: JobRequest {
+            job,
+            lots: inputs.len() as u32,
+            max_slots_per_lot,
+            commitment: unsealed(),
+            cap_micros_per_subtask: 200_000,
+            min_reputation_bps: 0,
+            client_bond: Amount::new(5_000),
+            deadline: now + Duration::from_secs(20),
+            goods: JobGoods::default(),
+            executor: ExecutorKind::Simulated,
+            requires: Features::NONE,
+        },
+        inputs,
+        max_price: Amount::new(10_000),
+        data: None,
     }
 }
 

@@ -7,11 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusEvent};
 use idlegrid_entrap::Outcome;
-use idlegrid_market::{ExecutorKind, Features, JobGoods};
 use idlegrid_node::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_node::client::{ClientEvent, JobSpec};
-use idlegrid_node::local::{LocalEvent, LocalNode, Testnet, testnet, testnet_keys};
-use idlegrid_node::market::{JobRequest, unsealed};
+use idlegrid_node::local::{LocalEvent, LocalNode, Testnet, simulated_job, testnet, testnet_keys};
 use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
 use idlegrid_primitives::{Amount, Digest, Domain, Duration, Seed, Timestamp};
 
@@ -45,24 +43,7 @@ fn job(now: Timestamp) -> JobSpec {
             .map(|i| Digest::of(Domain::new("test/byzantine-input"), &i))
             .collect(),
     ];
-    JobSpec {
-        request: JobRequest {
-            job: 1,
-            lots: 1,
-            max_slots_per_lot: 64,
-            commitment: unsealed(),
-            cap_micros_per_subtask: 200_000,
-            min_reputation_bps: 0,
-            client_bond: Amount::new(5_000),
-            deadline: now + Duration::from_secs(20),
-            goods: JobGoods::default(),
-            executor: ExecutorKind::Simulated,
-            requires: Features::NONE,
-        },
-        inputs,
-        max_price: Amount::new(10_000),
-        data: None,
-    }
+    simulated_job(1, inputs, 64, now)
 }
 
 /// Runs one job to its close; returns every event.

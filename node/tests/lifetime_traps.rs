@@ -7,12 +7,10 @@ use std::collections::BTreeMap;
 
 use idlegrid_entrap::AssuranceTarget;
 use idlegrid_entrap::{Bps, Outcome};
-use idlegrid_market::{ExecutorKind, Features, JobGoods};
 use idlegrid_node::client::{ClientEvent, JobSpec, LifetimeMode, TrapTargets};
-use idlegrid_node::local::{LocalEvent, Testnet, testnet};
-use idlegrid_node::market::{JobRequest, unsealed};
+use idlegrid_node::local::{LocalEvent, Testnet, simulated_job, testnet};
 use idlegrid_node::provider::ProviderEvent;
-use idlegrid_primitives::{Amount, Digest, Domain, Duration, Timestamp};
+use idlegrid_primitives::{Digest, Domain, Duration, Timestamp};
 
 const PER_LOT: u32 = 8;
 const MAX_TRAPS: u32 = 2;
@@ -25,24 +23,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
                 .collect()
         })
         .collect();
-    JobSpec {
-        request: JobRequest {
-            job: id,
-            lots,
-            max_slots_per_lot: PER_LOT + MAX_TRAPS,
-            commitment: unsealed(),
-            cap_micros_per_subtask: 200_000,
-            min_reputation_bps: 0,
-            client_bond: Amount::new(5_000),
-            deadline: now + Duration::from_secs(20),
-            goods: JobGoods::default(),
-            executor: ExecutorKind::Simulated,
-            requires: Features::NONE,
-        },
-        inputs,
-        max_price: Amount::new(10_000),
-        data: None,
-    }
+    simulated_job(id, inputs, PER_LOT + MAX_TRAPS, now)
 }
 
 fn lifetime() -> TrapTargets {

@@ -3,13 +3,13 @@
 
 use idlegrid_dag_ledger::consensus::Committee;
 use idlegrid_entrap::Outcome;
-use idlegrid_market::{ExecutorKind, Features, JobGoods};
 use idlegrid_node::byzantine::LyingGateway;
 use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{
-    LocalEvent, LocalNode, Testnet, reference_output, testnet, testnet_keys, testnet_setup,
+    LocalEvent, LocalNode, Testnet, reference_output, simulated_job, testnet, testnet_keys,
+    testnet_setup,
 };
-use idlegrid_node::market::{JobRequest, MarketError, unsealed};
+use idlegrid_node::market::MarketError;
 use idlegrid_node::provider::{ExecReport, ProviderEvent};
 use idlegrid_node::validator::ValidatorNode;
 use idlegrid_node::wire::RejectionKind;
@@ -23,24 +23,7 @@ fn job(id: u64, lots: u32, now: Timestamp) -> JobSpec {
                 .collect()
         })
         .collect();
-    JobSpec {
-        request: JobRequest {
-            job: id,
-            lots,
-            max_slots_per_lot: 64,
-            commitment: unsealed(),
-            cap_micros_per_subtask: 200_000,
-            min_reputation_bps: 0,
-            client_bond: Amount::new(5_000),
-            deadline: now + Duration::from_secs(20),
-            goods: JobGoods::default(),
-            executor: ExecutorKind::Simulated,
-            requires: Features::NONE,
-        },
-        inputs,
-        max_price: Amount::new(10_000),
-        data: None,
-    }
+    simulated_job(id, inputs, 64, now)
 }
 
 fn run_job(t: &mut Testnet, spec: JobSpec) -> Vec<LocalEvent> {

@@ -344,25 +344,29 @@ impl MarketplaceApp {
     /// (fresh identities get the book's fresh score; with
     /// [`MarketRules::global_trust`], so do identities below the gate).
     pub fn provider_score(&self, id: &AccountId) -> Score {
-        match (&self.rules.global_trust, &self.trust) {
-            (Some(gate), Some(trust)) => {
+        match self.trust_gate() {
+            Some((trust, min)) => {
                 self.book
-                    .score_gated_at(&id.node(), RepRole::Provider, trust, gate.min_bps_of_mean)
+                    .score_gated_at(&id.node(), RepRole::Provider, trust, min)
             }
-            _ => self.book.score(&id.node(), RepRole::Provider),
+            None => self.book.score(&id.node(), RepRole::Provider),
         }
+    }
+
+    /// This epoch's trust vector and the gate's share, when the rules
+    /// gate by global trust and a vector has been computed.
+    fn trust_gate(&self) -> Option<(&TrustVector, u32)> {
+        let gate = self.rules.global_trust.as_ref()?;
+        Some((self.trust.as_ref()?, gate.min_bps_of_mean))
     }
 
     /// A provider's credibility for the trap optimizer, gated by global
     /// trust like [`MarketplaceApp::provider_score`]: a record only
     /// untrusted identities vouch for buys no fewer traps.
     pub fn credibility(&self, id: &AccountId) -> Score {
-        match (&self.rules.global_trust, &self.trust) {
-            (Some(gate), Some(trust)) => {
-                self.book
-                    .credibility_gated_at(&id.node(), trust, gate.min_bps_of_mean)
-            }
-            _ => self.book.credibility(&id.node()),
+        match self.trust_gate() {
+            Some((trust, min)) => self.book.credibility_gated_at(&id.node(), trust, min),
+            None => self.book.credibility(&id.node()),
         }
     }
 
