@@ -236,6 +236,46 @@ pub fn heap_pairs_per_second(size: usize, ops: u64, seed: u64) -> f64 {
     ops as f64 / wall.max(1e-9)
 }
 
+/// The engine's rate on the trivial machine over the raw heap's, measured
+/// in `rounds` interleaved pairs of runs so both see the same machine load.
+pub struct EngineRatio {
+    /// Median ratio over the rounds.
+    pub median: f64,
+    /// Lowest ratio.
+    pub min: f64,
+    /// Highest ratio.
+    pub max: f64,
+    /// Rounds measured.
+    pub rounds: usize,
+    /// The ticker run of the median round.
+    pub ticker: Measured,
+    /// The heap's pairs per second in the median round.
+    pub heap: f64,
+}
+
+/// Measures [`EngineRatio`]: each round runs 50 tickers for `virtual_ms`,
+/// then the raw heap for two million pairs.
+pub fn engine_ratio(rounds: usize, virtual_ms: u64) -> EngineRatio {
+    let rounds = rounds.max(1);
+    let mut all: Vec<(f64, Measured, f64)> = (0..rounds)
+        .map(|_| {
+            let t = ticker_run(50, virtual_ms, 1);
+            let heap = heap_pairs_per_second(4_096, 2_000_000, 1);
+            (t.events_per_second() / heap, t, heap)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, ticker, heap) = all[rounds / 2];
+    EngineRatio {
+        median,
+        min: all[0].0,
+        max: all[rounds - 1].0,
+        rounds,
+        ticker,
+        heap,
+    }
+}
+
 fn row(out: &mut String, m: &Measured) {
     let _ = writeln!(
         out,
@@ -261,8 +301,9 @@ const HEADER: &str = "  nodes  virtual_s      events    events/s  wall_s/virtual
 pub fn bench_report(quick: bool) -> String {
     let scale = if quick { 1 } else { 5 };
     let mut out = String::new();
-    let t = ticker_run(50, 400 * scale, 1);
-    let heap = heap_pairs_per_second(4_096, 4_000_000 * scale, 1);
+    let engine = engine_ratio(if quick { 5 } else { 9 }, 2_000 * scale);
+    let t = engine.ticker;
+    let heap = engine.heap;
     let c = consensus_run(10, 2_000 * scale, 1);
     let _ = writeln!(out, "engine throughput");
     let _ = writeln!(
@@ -283,8 +324,12 @@ pub fn bench_report(quick: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "  engine / raw heap: trivial {:.3}, consensus {:.4} (an event is one pop and about one push)",
-        t.events_per_second() / heap,
+        "  engine / raw heap: trivial {:.3} (median of {} interleaved rounds; range {:.3}..{:.3}), \
+         consensus {:.4} (an event is one pop and about one push)",
+        engine.median,
+        engine.rounds,
+        engine.min,
+        engine.max,
         c.events_per_second() / heap
     );
     let sync = synchronous_commit_delays(10);
