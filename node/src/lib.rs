@@ -210,4 +210,5 @@ pub mod provider;
 pub mod snapshot;
 pub mod store;
 pub mod validator;
+pub mod verification;
 pub mod wire;
