@@ -10,7 +10,9 @@
 //! the match), builds the plan, puts it on the ledger and hands the inputs
 //! to the provider; when the outputs are on the ledger it checks the traps,
 //! reveals them and accuses on every wrong one, and reports the real
-//! outputs to its driver.
+//! outputs to its driver. Instead of traps it may replicate lots or not
+//! verify at all ([`crate::verification::VerificationMode`],
+//! [`ClientNode::with_verification`]).
 
 use std::collections::{BTreeMap, VecDeque};
 

@@ -46,7 +46,7 @@
 //! slash (admitted or judged) is a fault. Lots it did not replicate teach
 //! it nothing and do not count (the cautious choice: a provider cannot
 //! build trust on unchecked work). A provider it has no record of (or
-//! beyond [`MAX_TRACKED_PROVIDERS`](crate::client::MAX_TRACKED_PROVIDERS))
+//! beyond [`MAX_TRACKED_PROVIDERS`])
 //! is untrusted. The draw uses the client's seeded RNG, so runs are
 //! deterministic.
 

@@ -1722,11 +1722,7 @@ fn report(
             "honest_profit_mean": mean(e.hon),
             "cheater_profit_mean": mean(e.che),
             // Paid to providers per useful (real, non-replica) subtask.
-            "client_cost_per_useful_subtask": if m.real_subtasks == 0 {
-                0.0
-            } else {
-                m.volume as f64 / m.real_subtasks as f64
-            },
+            "client_cost_per_useful_subtask": cost_per_useful_subtask(m),
             "profit_by_behaviour": profit_by,
         }),
         reputation: serde_json::json!({
@@ -1857,6 +1853,15 @@ fn entrap_json(
         o.extend(v);
     }
     out
+}
+
+/// Paid to providers over the real (non-trap, non-replica) subtasks.
+fn cost_per_useful_subtask(m: &super::tally::Counts) -> f64 {
+    if m.real_subtasks == 0 {
+        0.0
+    } else {
+        m.volume as f64 / m.real_subtasks as f64
+    }
 }
 
 /// Seconds from each convicted provider's first cheated lot (its
