@@ -1832,6 +1832,7 @@ fn entrap_json(
         "cheated_lots_accepted": m.cheated_lots.saturating_sub(m.detected_lots),
         "time_to_catch_s": time_to_catch(t),
         "honest_slashed": m.honest_slashed,
+        "client_abandoned": m.client_abandoned,
         "framing_attempts": m.framing_attempts,
         "framings_caught": m.framings_caught,
         "framings_on_admitted_cheats": m.framings_on_admitted_cheats,

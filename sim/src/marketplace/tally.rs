@@ -93,6 +93,8 @@ pub struct Counts {
     pub detected_lots: u64,
     /// Settlements that slashed an honest provider.
     pub honest_slashed: u64,
+    /// Rounds the client never revealed (its bond went to the provider).
+    pub client_abandoned: u64,
     /// Lots planned by framing clients.
     pub framing_attempts: u64,
     /// Framing clients' bonds forfeited.
@@ -347,6 +349,7 @@ impl MarketTally {
 
     fn settled(&mut self, now: Timestamp, s: &Settlement) -> Result<(), Violation> {
         self.c.lots_settled += 1;
+        self.c.client_abandoned += u64::from(matches!(s.outcome, RoundOutcome::ClientAbandoned));
         self.c.referee_fees += s.referee_fees.get();
         let run = self.runs.remove(&(s.client, s.job, s.lot));
         let cheated = run.as_ref().is_some_and(|r| r.cheated.iter().any(|c| *c));

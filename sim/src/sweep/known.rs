@@ -91,6 +91,7 @@ pub const MARKETPLACE: &[&str] = &[
     "jobs.submitted",
     "entrap.cheated_lots",
     "entrap.cheated_lots_accepted",
+    "entrap.client_abandoned",
     "entrap.cheaters_assigned",
     "entrap.cheaters_caught",
     "entrap.cheating_providers",
