@@ -10,7 +10,9 @@
 //! the match), builds the plan, puts it on the ledger and hands the inputs
 //! to the provider; when the outputs are on the ledger it checks the traps,
 //! reveals them and accuses on every wrong one, and reports the real
-//! outputs to its driver.
+//! outputs to its driver. Instead of traps it may replicate lots or not
+//! verify at all ([`crate::verification::VerificationMode`],
+//! [`ClientNode::with_verification`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -26,9 +28,13 @@ use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
 use crate::market::sealing::Sealer;
 use crate::market::{JobRequest, MarketParams, MarketTx, SealError, Settlement, round_id};
 use crate::provider::Ignored;
+use crate::verification::{AdaptiveRecord, REPLICA_JOB_BASE, VerificationMode};
 use crate::wire::{
     Fact, LotData, MAX_LOT_BYTES, NodeMessage, PeerMessage, Rejection, input_digest, output_digest,
 };
+
+#[path = "client_replicas.rs"]
+mod replicas;
 
 /// Jobs a client keeps open at most.
 pub const MAX_OPEN_JOBS: usize = 4_096;
@@ -278,6 +284,9 @@ pub enum PostError {
     /// The job id is in use.
     #[error("job {0} is already open")]
     Duplicate(u64),
+    /// Job ids from [`REPLICA_JOB_BASE`] up are the client's replica jobs.
+    #[error("job id {0} is reserved for replica jobs (ids must be below 2^63)")]
+    ReservedId(u64),
     /// Too many open jobs.
     #[error("{MAX_OPEN_JOBS} jobs are open")]
     TooMany,
@@ -310,6 +319,10 @@ pub enum ClientEvent {
         computed_answers: u32,
         /// Cross-check traps (a real subtask replicated on a partner).
         cross_checks: u32,
+        /// Slots that repeat work another lot of the client does (the
+        /// second copy of a replicated lot): verification, not useful
+        /// compute.
+        replicas: u32,
     },
     /// A matched lot could not be planned (its subtasks repeat an input,
     /// which would let the provider tell traps apart): nothing was handed
@@ -401,8 +414,20 @@ pub enum ClientEvent {
     },
 }
 
+/// A matched lot being planned: the job, the lot, its provider and price.
+#[derive(Debug, Clone, Copy)]
+struct LotRef {
+    job: u64,
+    lot: u32,
+    provider: AccountId,
+    price: Amount,
+}
+
 #[derive(Debug)]
 struct Job {
+    /// The bid as posted, its limit price and bid window (replicating
+    /// modes only: a replica job bids the same way).
+    bid: Option<(JobRequest, Amount, idlegrid_primitives::Duration)>,
     /// Real inputs not yet planned, in order (lifetime mode only).
     pool: Option<VecDeque<Digest>>,
     inputs: Vec<Vec<Digest>>,
@@ -431,6 +456,12 @@ pub struct ClientNode {
     traps: Box<dyn TrapSource>,
     /// Clean trap-carrying lots seen per provider (lifetime mode).
     clean: BTreeMap<AccountId, u32>,
+    /// How it verifies its lots.
+    verification: VerificationMode,
+    /// Its own record of providers' replicated results (adaptive mode).
+    adaptive: AdaptiveRecord,
+    /// Replica jobs and replicated pairs in flight.
+    replicas: replicas::Replicas,
     seed: Seed,
     sealer: Sealer,
     jobs: BTreeMap<u64, Job>,
@@ -456,6 +487,9 @@ impl ClientNode {
             targets: TrapTargets::default(),
             traps,
             clean: BTreeMap::new(),
+            verification: VerificationMode::default(),
+            adaptive: AdaptiveRecord::default(),
+            replicas: replicas::Replicas::default(),
             seed,
             sealer,
             jobs: BTreeMap::new(),
@@ -469,6 +503,29 @@ impl ClientNode {
     pub fn with_trap_targets(mut self, targets: TrapTargets) -> Self {
         self.targets = targets;
         self
+    }
+
+    /// The same client verifying its lots by `mode` (instead of
+    /// [`VerificationMode::Entrap`]).
+    pub fn with_verification(mut self, mode: VerificationMode) -> Self {
+        self.verification = mode;
+        self
+    }
+
+    /// Sets how it verifies its lots (applies to jobs posted from now on).
+    pub fn set_verification(&mut self, mode: VerificationMode) {
+        self.verification = mode;
+    }
+
+    /// How it verifies its lots.
+    pub fn verification(&self) -> VerificationMode {
+        self.verification
+    }
+
+    /// Consecutive valid replicated results it has seen from `provider`
+    /// (the adaptive-replication record).
+    pub fn replication_streak(&self, provider: &AccountId) -> u32 {
+        self.adaptive.streak(provider)
     }
 
     /// Sets its trap targets (applies to jobs posted from now on).
@@ -508,7 +565,15 @@ impl ClientNode {
     /// Posts a job: its sealed bid and bonds go on the ledger through the
     /// gateway; the node reveals the price (which escrows the budget) once
     /// the batch closed for commits.
-    pub fn post_job(&mut self, now: Timestamp, mut spec: JobSpec) -> Result<(), PostError> {
+    pub fn post_job(&mut self, now: Timestamp, spec: JobSpec) -> Result<(), PostError> {
+        if spec.request.job >= REPLICA_JOB_BASE {
+            return Err(PostError::ReservedId(spec.request.job));
+        }
+        self.post(now, spec)
+    }
+
+    /// [`ClientNode::post_job`] for any id (replica jobs included).
+    fn post(&mut self, now: Timestamp, mut spec: JobSpec) -> Result<(), PostError> {
         let id = spec.request.job;
         if spec.inputs.len() != spec.request.lots as usize || spec.inputs.iter().any(Vec::is_empty)
         {
@@ -530,6 +595,10 @@ impl ClientNode {
             return Err(PostError::TooMany);
         }
         self.core.start();
+        let bid = (self.verification.replicates() && spec.data.is_none()).then(|| {
+            let window = spec.request.deadline.saturating_since(now);
+            (spec.request.clone(), spec.max_price, window)
+        });
         spec.request.commitment = self.sealer.seal_bid(id, spec.max_price);
         let tx = MarketTx::PostJob(spec.request);
         if let Err(e) = self.core.submit_market(now, &tx) {
@@ -541,6 +610,7 @@ impl ClientNode {
         self.jobs.insert(
             id,
             Job {
+                bid,
                 pool,
                 inputs: spec.inputs,
                 data: spec.data,
@@ -568,15 +638,24 @@ impl ClientNode {
                 provider,
                 price,
                 credibility_ppm,
-            } if client == me => self.plan(now, job, lot, provider, price, credibility_ppm),
+            } if client == me => {
+                let at = LotRef {
+                    job,
+                    lot,
+                    provider,
+                    price,
+                };
+                self.on_matched(now, at, credibility_ppm);
+            }
             Fact::Delivered {
                 client,
                 job,
                 lot,
                 outputs,
                 ..
-            } if client == me => self.check(now, job, lot, &outputs),
+            } if client == me => self.on_delivered(now, job, lot, &outputs),
             Fact::Settled(s) if s.client == me => {
+                self.on_replica_settled(now, &s);
                 let plan = self
                     .jobs
                     .get_mut(&s.job)
@@ -591,6 +670,7 @@ impl ClientNode {
                 self.events.push_back(ClientEvent::SealRejected(error));
             }
             Fact::Lapsed { client, job, lots } if client == me => {
+                self.on_replica_lapsed(now, job);
                 self.events.push_back(ClientEvent::Lapsed { job, lots });
             }
             Fact::JobClosed {
@@ -649,31 +729,60 @@ impl ClientNode {
             .map(|i| self.traps.trap(job, lot, i))
             .filter(|t| seen.insert(t.input))
             .collect();
+        // No trap left (every one repeated an input): nothing to verify by.
+        if traps.is_empty() && wanted > 0 {
+            let error = EntrapError::InvalidParameter {
+                name: "traps",
+                reason: "every trap input repeats a subtask's input",
+            };
+            self.events
+                .push_back(ClientEvent::PlanFailed { job, lot, error });
+            return;
+        }
+        let lot_ref = LotRef {
+            job,
+            lot,
+            provider,
+            price,
+        };
+        self.commit_plan(now, lot_ref, real, traps, 0);
+    }
+
+    /// Builds the plan of a matched lot from its real inputs and traps,
+    /// puts it on the ledger, hands the inputs to the provider and reports
+    /// it (`replicas`: slots that repeat another lot's work). False if the
+    /// plan could not be built (reported as [`ClientEvent::PlanFailed`]).
+    fn commit_plan(
+        &mut self,
+        now: Timestamp,
+        at: LotRef,
+        real: Vec<Digest>,
+        traps: Vec<TrapSpec>,
+        replicas: u32,
+    ) -> bool {
+        let LotRef {
+            job,
+            lot,
+            provider,
+            price,
+        } = at;
         let k = traps.len() as u32;
         let (computed_answers, cross_checks) = trap_costs(&traps);
         let seed = self
             .seed
             .derive_indexed("plan", job)
             .derive_indexed("lot", u64::from(lot));
-        // No trap left (every one repeated an input): nothing to verify by.
-        let built = if k == 0 && wanted > 0 {
-            Err(EntrapError::InvalidParameter {
-                name: "traps",
-                reason: "every trap input repeats a subtask's input",
-            })
-        } else {
-            JobPlan::builder(round_id(job, lot))
-                .real_inputs(real)
-                .traps(traps)
-                .seed(seed)
-                .build()
-        };
+        let built = JobPlan::builder(round_id(job, lot))
+            .real_inputs(real)
+            .traps(traps)
+            .seed(seed)
+            .build();
         let plan = match built {
             Ok(p) => p,
             Err(error) => {
                 self.events
                     .push_back(ClientEvent::PlanFailed { job, lot, error });
-                return;
+                return false;
             }
         };
         let public = plan.public().clone();
@@ -714,7 +823,9 @@ impl ClientNode {
             slots,
             computed_answers,
             cross_checks,
+            replicas,
         });
+        true
     }
 
     /// A lot's real inputs and trap count: per lot, its own inputs and the
@@ -766,6 +877,14 @@ impl ClientNode {
             *c = c.saturating_add(1);
         } else if self.clean.len() < MAX_TRACKED_PROVIDERS {
             self.clean.insert(provider, 1);
+        }
+    }
+
+    /// A lot's outputs are on the ledger: a replicated pair's lot waits
+    /// for its partner's, any other is checked against its traps.
+    fn on_delivered(&mut self, now: Timestamp, job: u64, lot: u32, outputs: &[Digest]) {
+        if !self.on_replica_delivered(now, job, lot, outputs) {
+            self.check(now, job, lot, outputs);
         }
     }
 

@@ -18,6 +18,10 @@
 //!   settlement). Time-driven work runs in the ledger's end-of-batch hook.
 //! - [`market::sealing`]: the light side of sealed bids, shared by every
 //!   driver: seal a price, reveal it once the ledger closed its batch.
+//! - [`verification`]: how a client verifies its lots — entrapment (the
+//!   default), replication (every lot on two providers, disagreement to the
+//!   referees), BOINC's adaptive replication, or none — chosen per client
+//!   ([`client::ClientNode::with_verification`]).
 //! - [`feedback`]: the one mapping from an entrapment verdict to reputation
 //!   feedback.
 //! - [`batch`]: the one rule that turns a commit into a ledger batch.
@@ -210,4 +214,5 @@ pub mod provider;
 pub mod snapshot;
 pub mod store;
 pub mod validator;
+pub mod verification;
 pub mod wire;

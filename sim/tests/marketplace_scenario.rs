@@ -90,6 +90,10 @@ fn bad_marketplace_values_name_the_field() {
             "`marketplace.clients.max_price`",
         ),
         (
+            format!("{SMALL}[marketplace.entrap]\nverification = \"replicate\"\n"),
+            "`marketplace.entrap.verification`",
+        ),
+        (
             SMALL.replace("machine = \"marketplace\"", "machine = \"consensus\""),
             "`marketplace`",
         ),

@@ -90,6 +90,8 @@ pub struct Presence {
     pub real_faced: u64,
     /// Lots settled.
     pub lots_settled: u64,
+    /// Its first execution of a lot with a cheated slot.
+    pub first_cheat_at: Option<Timestamp>,
     /// First settlement that convicted it of cheating.
     pub convicted_at: Option<Timestamp>,
     /// Lots settled up to and including that conviction.

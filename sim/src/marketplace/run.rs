@@ -17,6 +17,7 @@ use idlegrid_node::market::{
 };
 use idlegrid_node::provider::{ProviderNode, ProviderOffer};
 use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
+use idlegrid_node::verification::VerificationMode;
 use idlegrid_node::wire::NodeMessage;
 use idlegrid_primitives::{AccountId, Amount, Digest, Duration, Keypair, Seed, Timestamp};
 use idlegrid_reputation::BookParams;
@@ -75,6 +76,8 @@ pub struct MarketplaceConfig {
     /// What every client's traps must achieve per lot (assurance target,
     /// trap cap, credibility discount).
     pub trap_targets: TrapTargets,
+    /// How every client verifies its lots.
+    pub verification: VerificationMode,
     /// Stake per provider slot.
     pub stake_per_slot: u128,
     /// Relative weights of the cheating behaviours among cheaters.
@@ -219,6 +222,7 @@ impl Default for MarketplaceConfig {
             subtasks_per_lot: 16,
             max_lots: 4,
             trap_targets: TrapTargets::default(),
+            verification: VerificationMode::Entrap,
             stake_per_slot: 50_000,
             mix: CheaterMix::default(),
             bait_honest_tasks: 20,
@@ -1031,7 +1035,8 @@ impl World {
             framing: c.framing,
         };
         let node = ClientNode::new(light, policy, Box::new(traps), ctx.seed.derive("client"))
-            .with_trap_targets(self.cfg.trap_targets);
+            .with_trap_targets(self.cfg.trap_targets)
+            .with_verification(self.cfg.verification);
         let w = Workload {
             active_until: Timestamp::ZERO + Duration::from_secs(self.cfg.active_secs),
             job_interval_secs: self.cfg.job_interval_secs,
@@ -1716,6 +1721,8 @@ fn report(
         economics: serde_json::json!({
             "honest_profit_mean": mean(e.hon),
             "cheater_profit_mean": mean(e.che),
+            // Paid to providers per useful (real, non-replica) subtask.
+            "client_cost_per_useful_subtask": cost_per_useful_subtask(m),
             "profit_by_behaviour": profit_by,
         }),
         reputation: serde_json::json!({
@@ -1819,7 +1826,13 @@ fn entrap_json(
         "detection_rate": detection_rate,
         "cheated_lots": m.cheated_lots,
         "detected_lots": m.detected_lots,
+        // Cheated lots settled without a slash (accepted, and paid unless
+        // the referees dismissed them), and the virtual seconds from a
+        // caught cheater's first cheated lot to its first conviction.
+        "cheated_lots_accepted": m.cheated_lots.saturating_sub(m.detected_lots),
+        "time_to_catch_s": time_to_catch(t),
         "honest_slashed": m.honest_slashed,
+        "client_abandoned": m.client_abandoned,
         "framing_attempts": m.framing_attempts,
         "framings_caught": m.framings_caught,
         "framings_on_admitted_cheats": m.framings_on_admitted_cheats,
@@ -1841,6 +1854,36 @@ fn entrap_json(
         o.extend(v);
     }
     out
+}
+
+/// Paid to providers over the real (non-trap, non-replica) subtasks.
+fn cost_per_useful_subtask(m: &super::tally::Counts) -> f64 {
+    if m.real_subtasks == 0 {
+        0.0
+    } else {
+        m.volume as f64 / m.real_subtasks as f64
+    }
+}
+
+/// Seconds from each convicted provider's first cheated lot (its
+/// execution) to its first conviction: median, mean and how many.
+fn time_to_catch(t: &MarketTally) -> serde_json::Value {
+    let mut s: Vec<f64> = t
+        .providers
+        .values()
+        .filter_map(|p| {
+            let (c, f) = (p.presence.convicted_at?, p.presence.first_cheat_at?);
+            Some(c.saturating_since(f).as_micros() as f64 / 1e6)
+        })
+        .collect();
+    s.sort_by(f64::total_cmp);
+    let p50 = s.get(s.len() / 2).copied().unwrap_or(0.0);
+    let mean = if s.is_empty() {
+        0.0
+    } else {
+        s.iter().sum::<f64>() / s.len() as f64
+    };
+    serde_json::json!({"p50": p50, "mean": mean, "caught": s.len()})
 }
 
 fn registry_json(view: &ValidatorNode) -> serde_json::Value {

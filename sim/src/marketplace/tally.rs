@@ -9,6 +9,7 @@ use idlegrid_executor::Behaviour;
 use idlegrid_node::client::ClientEvent;
 use idlegrid_node::market::{Notice, Settlement};
 use idlegrid_node::provider::{LotKey, ProviderEvent};
+use idlegrid_node::verification::REPLICA_JOB_BASE;
 use idlegrid_primitives::{AccountId, Amount, Timestamp};
 
 use super::agents::{Identity, MachineId, Presence};
@@ -92,6 +93,8 @@ pub struct Counts {
     pub detected_lots: u64,
     /// Settlements that slashed an honest provider.
     pub honest_slashed: u64,
+    /// Rounds the client never revealed (its bond went to the provider).
+    pub client_abandoned: u64,
     /// Lots planned by framing clients.
     pub framing_attempts: u64,
     /// Framing clients' bonds forfeited.
@@ -205,6 +208,9 @@ impl MarketTally {
                     p.spent_micros += usage_micros;
                     p.lots_run += 1;
                     p.cheated_lots += u64::from(cheated.iter().any(|c| *c));
+                    if cheated.iter().any(|c| *c) {
+                        p.presence.first_cheat_at.get_or_insert(now);
+                    }
                 }
                 let run = Run {
                     cheated: cheated.clone(),
@@ -289,20 +295,23 @@ impl MarketTally {
                 slots,
                 computed_answers,
                 cross_checks,
+                replicas,
                 ..
             } => {
                 self.c.matches += 1;
                 self.prices.push(price.get() as f64);
                 self.second.0 += 1;
                 self.second.1 += price.get() as f64;
-                let real = u64::from(slots - traps);
+                // Cross-checks of a replicated pair's first lot are useful
+                // work; the replica lot's slots are verification.
+                let real = u64::from(slots - traps + cross_checks - replicas);
                 self.c.traps_planted += u64::from(*traps);
                 self.c.real_subtasks += real;
                 let u = Units {
                     real,
                     provider_traps: u64::from(traps - cross_checks),
                     trap_answers: u64::from(*computed_answers),
-                    replicas: u64::from(*cross_checks),
+                    replicas: u64::from(*replicas),
                     ..Units::default()
                 };
                 self.verification.record(now, u);
@@ -322,6 +331,9 @@ impl MarketTally {
             }
             ClientEvent::Settled(s) => return self.settled(now, s),
             ClientEvent::BidResealed { .. } => self.c.bid_reseals += 1,
+            // A client's replica jobs are verification, not jobs it was
+            // asked to run.
+            ClientEvent::JobClosed { job, .. } if *job >= REPLICA_JOB_BASE => {}
             ClientEvent::JobClosed { job, .. } => {
                 self.c.jobs_closed += 1;
                 self.second.2 += 1;
@@ -337,6 +349,7 @@ impl MarketTally {
 
     fn settled(&mut self, now: Timestamp, s: &Settlement) -> Result<(), Violation> {
         self.c.lots_settled += 1;
+        self.c.client_abandoned += u64::from(matches!(s.outcome, RoundOutcome::ClientAbandoned));
         self.c.referee_fees += s.referee_fees.get();
         let run = self.runs.remove(&(s.client, s.job, s.lot));
         let cheated = run.as_ref().is_some_and(|r| r.cheated.iter().any(|c| *c));

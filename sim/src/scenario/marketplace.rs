@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{Scenario, ScenarioError, check_prob, invalid};
 use idlegrid_entrap::{AssuranceTarget, Bps};
 use idlegrid_node::client::{LifetimeMode, TrapTargets};
+use idlegrid_node::verification::VerificationMode;
 
 use crate::marketplace::run::{MAX_TRAPS_PER_LOT, ReputationFilter, SybilConfig, check_traps};
 use crate::marketplace::valuation::Valuation;
@@ -58,7 +59,7 @@ pub struct MarketplaceSection {
 /// before the run: a target no trap count within the cap meets for a
 /// provider without a record, or a stake too small to deter cheating, is
 /// refused with what would meet it.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EntrapSection {
     /// `1 − δ`, in `(0, 1)` (default 0.99).
@@ -81,6 +82,18 @@ pub struct EntrapSection {
     /// the deterrence floor (unset: traps sized per lot).
     #[serde(default)]
     pub lifetime_lots: Option<u32>,
+    /// How clients verify their lots: `"entrap"` (the default: traps as
+    /// above), `"replication"` (every lot executed by two providers,
+    /// disagreements settled by the referees), `"adaptive_replication"`
+    /// (BOINC's rule: replicated until 10 consecutive valid results, then
+    /// with probability 1/streak) or `"none"` (cheated work is accepted
+    /// and paid). See [`idlegrid_node::verification`].
+    #[serde(default = "default_verification")]
+    pub verification: String,
+}
+
+fn default_verification() -> String {
+    VerificationMode::Entrap.name().to_string()
 }
 
 impl Default for EntrapSection {
@@ -91,6 +104,7 @@ impl Default for EntrapSection {
             max_traps_per_lot: None,
             credibility_discount: true,
             lifetime_lots: None,
+            verification: default_verification(),
         }
     }
 }
@@ -104,6 +118,15 @@ fn default_catch_rate() -> f64 {
 }
 
 impl EntrapSection {
+    /// The clients' verification mode, or the field naming the choices.
+    pub fn verification(&self) -> Result<VerificationMode, ScenarioError> {
+        self.verification
+            .parse()
+            .map_err(|e: idlegrid_node::verification::UnknownMode| {
+                invalid("marketplace.entrap.verification", e.to_string())
+            })
+    }
+
     /// The clients' trap targets, or the field out of range.
     pub fn targets(&self, subtasks_per_lot: u32) -> Result<TrapTargets, ScenarioError> {
         let c = self.confidence;
@@ -167,6 +190,7 @@ impl EntrapSection {
     /// provider without a record, or when the stake cannot deter.
     fn check(&self, m: &MarketplaceSection) -> Result<TrapTargets, ScenarioError> {
         let n = m.clients.subtasks_per_lot;
+        self.verification()?;
         let t = self.targets(n)?;
         let price_min = u128::from(m.providers.price_min);
         let stake = u128::from(m.stake_per_slot);
@@ -754,6 +778,7 @@ impl Scenario {
             subtasks_per_lot: c.subtasks_per_lot,
             max_lots: c.max_lots,
             trap_targets: m.entrap.targets(c.subtasks_per_lot)?,
+            verification: m.entrap.verification()?,
             stake_per_slot: u128::from(m.stake_per_slot),
             mix: CheaterMix {
                 lazy: p.mix.lazy,
