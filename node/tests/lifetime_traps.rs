@@ -255,7 +255,13 @@ fn a_provider_observes_the_same_sizes_timing_order_and_counts_with_or_without_tr
     let events = run_stamped(&mut t, 8, 4);
     let mut traps = BTreeMap::new();
     for (_, e) in &events {
-        if let LocalEvent::Client(_, ClientEvent::Planned { job, lot, traps: k, .. }) = e {
+        if let LocalEvent::Client(
+            _,
+            ClientEvent::Planned {
+                job, lot, traps: k, ..
+            },
+        ) = e
+        {
             traps.insert((*job, *lot), *k);
         }
     }
@@ -267,9 +273,18 @@ fn a_provider_observes_the_same_sizes_timing_order_and_counts_with_or_without_tr
         if o.slots < full {
             continue; // a job's tail: recognisable, and always trapped
         }
-        if *k > 0 { with.push(o) } else { without.push(o) }
+        if *k > 0 {
+            with.push(o)
+        } else {
+            without.push(o)
+        }
     }
-    assert!(with.len() >= 3 && without.len() >= 3, "{} / {}", with.len(), without.len());
+    assert!(
+        with.len() >= 3 && without.len() >= 3,
+        "{} / {}",
+        with.len(),
+        without.len()
+    );
     // Counts and sizes: identical.
     let first = with[0];
     for o in with.iter().chain(&without) {
@@ -281,12 +296,25 @@ fn a_provider_observes_the_same_sizes_timing_order_and_counts_with_or_without_tr
     let ms = |a: Option<Timestamp>, b: Option<Timestamp>| {
         (b.unwrap().as_micros() - a.unwrap().as_micros()) as f64 / 1e3
     };
-    let delays = |v: &[&Observed], f: &dyn Fn(&Observed) -> f64| v.iter().map(|o| f(o)).collect::<Vec<_>>();
+    let delays =
+        |v: &[&Observed], f: &dyn Fn(&Observed) -> f64| v.iter().map(|o| f(o)).collect::<Vec<_>>();
     let to_inputs = |o: &Observed| ms(o.matched, o.execute);
     let to_settle = |o: &Observed| ms(o.execute, o.settled);
-    same_mean("match to inputs", &delays(&with, &to_inputs), &delays(&without, &to_inputs));
-    same_mean("inputs to settlement", &delays(&with, &to_settle), &delays(&without, &to_settle));
+    same_mean(
+        "match to inputs",
+        &delays(&with, &to_inputs),
+        &delays(&without, &to_inputs),
+    );
+    same_mean(
+        "inputs to settlement",
+        &delays(&with, &to_settle),
+        &delays(&without, &to_settle),
+    );
     // Order: where the smallest input sits.
     let rank = |o: &Observed| o.min_rank as f64;
-    same_mean("slot of the smallest input", &delays(&with, &rank), &delays(&without, &rank));
+    same_mean(
+        "slot of the smallest input",
+        &delays(&with, &rank),
+        &delays(&without, &rank),
+    );
 }
