@@ -32,28 +32,42 @@ fn lots_to_catch(policy: &idlegrid_entrap::LifetimePolicy, m: u32, clean: u32) -
 }
 
 fn lifetime() {
+    let model = [16u32, 64, 256]
+        .into_iter()
+        .flat_map(|n| [1_000u128, 10_000].map(|stake| (n, 8, 10, stake, None)));
+    lifetime_table(model);
+    // The `longrun` scenario's lots: 16 real subtasks + 4 trap slots, the
+    // client's cost estimate 250 per subtask, pay 500 (a match at 10 000
+    // per compute-second), at most 4 traps, stake per slot 50 000
+    // (default) and 150 000.
+    println!();
+    let longrun = [50_000, 150_000].map(|stake| (20, 250, 500, stake, Some(4)));
+    lifetime_table(longrun.into_iter());
+}
+
+/// One lifetime row per `(N, c, p, stake, trap cap)` (cap `None`: `N / 4`).
+fn lifetime_table(rows: impl Iterator<Item = (u32, u128, u128, u128, Option<u32>)>) {
     println!(
-        "//! | N | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |"
+        "//! | N | c / p | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |"
     );
-    println!("//! |---|---|---|---|---|---|---|---|");
-    for n in [16u32, 64, 256] {
-        for stake in [1_000u128, 10_000] {
-            let p = LifetimeParams::new(n, Amount::new(8), Amount::new(10), Amount::new(stake));
-            let pol = plan(&p).expect("reachable target");
-            let m = p.corrupted();
-            let floor_overhead = pol.overhead(u32::MAX);
-            println!(
-                "//! | {n} | {stake} | {} | {:.3} | {:.3} | {:.2} % / {:.2} % | {:.2} % | {} / {} |",
-                pol.traps,
-                pol.new_rate.as_f64(),
-                pol.floor.as_f64(),
-                100.0 * pol.overhead(0),
-                100.0 * floor_overhead,
-                200.0 * floor_overhead,
-                lots_to_catch(&pol, m, 0),
-                lots_to_catch(&pol, m, u32::MAX),
-            );
-        }
+    println!("//! |---|---|---|---|---|---|---|---|---|");
+    for (n, c, pay, stake, cap) in rows {
+        let mut p = LifetimeParams::new(n, Amount::new(c), Amount::new(pay), Amount::new(stake));
+        p.max_traps = cap.unwrap_or(p.max_traps);
+        let pol = plan(&p).expect("reachable target");
+        let m = p.corrupted();
+        let floor_overhead = pol.overhead(u32::MAX);
+        println!(
+            "//! | {n} | {c} / {pay} | {stake} | {} | {:.3} | {:.3} | {:.2} % / {:.2} % | {:.2} % | {} / {} |",
+            pol.traps,
+            pol.new_rate.as_f64(),
+            pol.floor.as_f64(),
+            100.0 * pol.overhead(0),
+            100.0 * floor_overhead,
+            200.0 * floor_overhead,
+            lots_to_catch(&pol, m, 0),
+            lots_to_catch(&pol, m, u32::MAX),
+        );
     }
 }
 

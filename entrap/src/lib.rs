@@ -207,6 +207,12 @@
 //!   caught within its first `M` lots with probability `≥ 1 − δ`" fixes the
 //!   rate of a provider without a record; each `h` verified clean lots halve
 //!   it, down to the floor.
+//! - **History and tails**: the discount counts the provider's clean
+//!   trap-carrying lots over every client (the reference node's validators
+//!   count them and report the count with each match). A lot shorter than
+//!   `N` (a job's tail) is recognisable, so it always carries traps — one
+//!   suffices: at rate 1 deterrence does not depend on `k`, and an accepted
+//!   plan deters on every shorter lot ([`lifetime::tail_deters`]).
 //! - **Bad input**: [`plan_lifetime`] refuses an unreachable target with a
 //!   typed [`LifetimeError`] — the smallest stake that would deter, or the
 //!   horizon that would assure (stake buys deterrence, not detection).
@@ -234,14 +240,22 @@
 //! lots; overhead is expected trap slots per real slot, `q k / (N − q k)`;
 //! "all-in" also counts the client computing each trap's answer):
 //!
-//! | N | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |
-//! |---|---|---|---|---|---|---|---|
-//! | 16 | 1000 | 4 | 0.459 | 0.110 | 12.95 % / 2.84 % | 5.67 % | 20 / 91 |
-//! | 16 | 10000 | 4 | 0.459 | 0.013 | 12.95 % / 0.32 % | 0.63 % | 20 / 810 |
-//! | 64 | 1000 | 4 | 0.556 | 0.312 | 3.60 % / 1.99 % | 3.98 % | 20 / 37 |
-//! | 64 | 10000 | 4 | 0.559 | 0.048 | 3.62 % / 0.30 % | 0.60 % | 20 / 251 |
-//! | 256 | 1000 | 4 | 0.588 | 0.575 | 0.93 % / 0.91 % | 1.81 % | 20 / 21 |
-//! | 256 | 10000 | 5 | 0.497 | 0.163 | 0.98 % / 0.32 % | 0.64 % | 20 / 66 |
+//! | N | c / p | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |
+//! |---|---|---|---|---|---|---|---|---|
+//! | 16 | 8 / 10 | 1000 | 4 | 0.459 | 0.110 | 12.95 % / 2.84 % | 5.67 % | 20 / 91 |
+//! | 16 | 8 / 10 | 10000 | 4 | 0.459 | 0.013 | 12.95 % / 0.32 % | 0.63 % | 20 / 810 |
+//! | 64 | 8 / 10 | 1000 | 4 | 0.556 | 0.312 | 3.60 % / 1.99 % | 3.98 % | 20 / 37 |
+//! | 64 | 8 / 10 | 10000 | 4 | 0.559 | 0.048 | 3.62 % / 0.30 % | 0.60 % | 20 / 251 |
+//! | 256 | 8 / 10 | 1000 | 4 | 0.588 | 0.575 | 0.93 % / 0.91 % | 1.81 % | 20 / 21 |
+//! | 256 | 8 / 10 | 10000 | 5 | 0.497 | 0.163 | 0.98 % / 0.32 % | 0.64 % | 20 / 66 |
+//!
+//! The `longrun` scenario's lots (16 real subtasks + 4 trap slots, the client's cost estimate
+//! 250 and pay 500 per slot, at most 4 traps; same command):
+//!
+//! | N | c / p | stake | k | q new | q floor | trap overhead new / floor | all-in at floor | lots to catch r = 10 % at 99 % (at q new / at q floor, no discount) |
+//! |---|---|---|---|---|---|---|---|---|
+//! | 20 | 250 / 500 | 50000 | 4 | 0.579 | 0.083 | 13.09 % / 1.69 % | 3.39 % | 20 / 148 |
+//! | 20 | 250 / 500 | 150000 | 4 | 0.579 | 0.031 | 13.09 % / 0.63 % | 1.26 % | 20 / 398 |
 //!
 //! A proven provider costs `q_min k / N`: with a stake ten times a lot's pay
 //! that is well under 1 % all-in, while a newcomer pays for its assurance.

@@ -466,6 +466,19 @@ pub fn plan(params: &LifetimeParams) -> Result<LifetimePolicy, LifetimeError> {
         .ok_or_else(|| unreachable_assurance(params, floor))
 }
 
+/// Whether one trap deters on a job's *tail*: a short lot of `real`
+/// real subtasks (fewer than a full lot holds) that the provider recognises
+/// by its slot count, so it always carries traps (rate 1) — exact, by
+/// [`deters_exact`] on `real + 1` slots. At rate 1 the deterrence condition
+/// `S + s p > s (c + b)` does not depend on the trap count, so more traps
+/// never help, and a plan [`plan`] accepted (floor `≤ 1` on `N` slots)
+/// deters on every tail shorter than `N`. `None` when a term overflows.
+pub fn tail_deters(params: &LifetimeParams, real: u32) -> Option<bool> {
+    let mut tail = *params;
+    tail.slots = real.checked_add(1)?;
+    deters_exact(&tail, TrapRate::ALWAYS, 1)
+}
+
 /// The error for a target no `k` and rate within the caps meets.
 fn unreachable_assurance(params: &LifetimeParams, floor: TrapRate) -> LifetimeError {
     let strongest = LifetimePolicy {
@@ -595,6 +608,27 @@ mod tests {
             plan(&p),
             Err(LifetimeError::InvalidParameter { .. })
         ));
+    }
+
+    #[test]
+    fn one_trap_deters_on_every_tail_of_an_accepted_plan() {
+        for stake in [0u128, 40, 100, 1_000] {
+            for pay in [1u128, 5, 10] {
+                let mut p = params();
+                p.stake = Amount::new(stake);
+                p.pay_per_subtask = Amount::new(pay);
+                let accepted = plan(&p).is_ok();
+                for real in 1..p.slots {
+                    let deters = tail_deters(&p, real).expect("small amounts");
+                    assert!(!accepted || deters, "stake {stake} pay {pay} tail {real}");
+                }
+            }
+        }
+        // No stake and pay below cost: a tail is not deterred.
+        let mut poor = params();
+        poor.stake = Amount::ZERO;
+        poor.pay_per_subtask = Amount::new(1);
+        assert_eq!(tail_deters(&poor, 5), Some(false));
     }
 
     #[test]

@@ -88,11 +88,15 @@ pub struct TrapTargets {
 /// The client's lifetime trap mode ([`idlegrid_entrap::lifetime`]): every
 /// lot of a job has the same `n + max_traps` slots (`n` the job's inputs
 /// per lot); a lot carries the planner's `k` traps with the provider's
-/// rate — drawn from the client's seeded RNG, discounted by the clean
-/// trap-carrying lots this client saw from that provider, never below the
-/// deterrence floor — and is otherwise filled with real subtasks from the
-/// job's pool. A job's last lot takes what is left of its pool and always
-/// carries traps; a lot with nothing left lapses.
+/// rate — drawn from the client's seeded RNG, discounted by the provider's
+/// verified history (its trap-carrying lots that settled clean since its
+/// last slash, over every client, reported with the match; this client's
+/// own count if that is ahead), never below the deterrence floor — and is
+/// otherwise filled with real subtasks from the
+/// job's pool. Every lot keeps at least one input for each of the job's
+/// lots not yet planned; a lot that cannot be full (the job's tail) takes
+/// what it may and always carries traps — one, which deters there whenever
+/// the plan deters ([`idlegrid_entrap::lifetime::tail_deters`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LifetimeMode {
     /// The assurance target.
@@ -101,6 +105,17 @@ pub struct LifetimeMode {
     pub max_traps: u32,
     /// The rate halves after this many clean lots (`None`: fixed).
     pub halving_lots: Option<u32>,
+}
+
+/// What a match reports about its provider: what the client's trap
+/// planning is fed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ProviderRecord {
+    /// The provider's credibility, parts per million (per-lot mode).
+    credibility_ppm: u32,
+    /// Its trap-carrying lots that settled clean since its last slash,
+    /// over every client (lifetime mode).
+    verified_lots: u32,
 }
 
 /// Providers whose clean-lot counts a client keeps.
@@ -430,6 +445,8 @@ struct Job {
     bid: Option<(JobRequest, Amount, idlegrid_primitives::Duration)>,
     /// Real inputs not yet planned, in order (lifetime mode only).
     pool: Option<VecDeque<Digest>>,
+    /// Lots not yet planned (lifetime mode: each keeps at least one input).
+    unplanned: u32,
     inputs: Vec<Vec<Digest>>,
     data: Option<JobData>,
     plans: BTreeMap<u32, JobPlan>,
@@ -612,6 +629,7 @@ impl ClientNode {
             Job {
                 bid,
                 pool,
+                unplanned: spec.inputs.len() as u32,
                 inputs: spec.inputs,
                 data: spec.data,
                 plans: BTreeMap::new(),
@@ -638,6 +656,7 @@ impl ClientNode {
                 provider,
                 price,
                 credibility_ppm,
+                verified_lots,
             } if client == me => {
                 let at = LotRef {
                     job,
@@ -645,7 +664,11 @@ impl ClientNode {
                     provider,
                     price,
                 };
-                self.on_matched(now, at, credibility_ppm);
+                let record = ProviderRecord {
+                    credibility_ppm,
+                    verified_lots,
+                };
+                self.on_matched(now, at, record);
             }
             Fact::Delivered {
                 client,
@@ -703,7 +726,7 @@ impl ClientNode {
         lot: u32,
         provider: AccountId,
         price: Amount,
-        credibility_ppm: u32,
+        record: ProviderRecord,
     ) {
         if self
             .jobs
@@ -712,7 +735,7 @@ impl ClientNode {
         {
             return;
         }
-        let Some((real, wanted)) = self.lot_work(job, lot, provider, price, credibility_ppm) else {
+        let Some((real, wanted)) = self.lot_work(job, lot, provider, price, record) else {
             // Lifetime mode: earlier lots took every input; the lot lapses.
             let error = EntrapError::InvalidParameter {
                 name: "inputs",
@@ -837,18 +860,22 @@ impl ClientNode {
         lot: u32,
         provider: AccountId,
         price: Amount,
-        credibility_ppm: u32,
+        record: ProviderRecord,
     ) -> Option<(Vec<Digest>, u32)> {
         let j = self.jobs.get(&job)?;
         let own = j.inputs.get(lot as usize)?.clone();
         let (Some(mode), Some(_)) = (self.targets.lifetime, &j.pool) else {
-            let k = self.trap_count(own.len() as u32, price, credibility_ppm);
+            let k = self.trap_count(own.len() as u32, price, record.credibility_ppm);
             return Some((own, k));
         };
         let per_lot = j.inputs.first().map_or(0, Vec::len) as u32;
         let slots = per_lot.saturating_add(mode.max_traps);
         let params = self.policy.lifetime_params(&mode, slots, price);
-        let clean = self.clean.get(&provider).copied().unwrap_or(0);
+        // The provider's whole verified history (every client's clean
+        // trap-carrying lots, from the ledger), or this client's own count
+        // if that is ahead (the ledger's lags by the lots in flight).
+        let own = self.clean.get(&provider).copied().unwrap_or(0);
+        let clean = own.max(record.verified_lots);
         let mut rng = self
             .seed
             .derive_indexed("lifetime", job)
@@ -860,14 +887,27 @@ impl ClientNode {
             Ok(p) => (p.traps.get(), p.draw(clean, &mut rng)),
             Err(_) => (mode.max_traps, mode.max_traps),
         };
-        let pool = self.jobs.get_mut(&job)?.pool.as_mut()?;
+        let j = self.jobs.get_mut(&job)?;
+        // Every later lot keeps at least one input: a matched lot is never
+        // left without work (it would hold the provider's slot).
+        let later = j.unplanned.saturating_sub(1) as usize;
+        let pool = j.pool.as_mut()?;
         let want = (slots - drawn) as usize;
-        if pool.len() >= want {
-            return Some((pool.drain(..want).collect(), drawn));
+        let (take, k) = if pool.len() >= want + later {
+            (want, drawn)
+        } else {
+            // A short lot (the job's tail): its slot count gives it away,
+            // so it always carries traps — one, which deters there
+            // whenever the plan deters (`tail_deters`).
+            let take = pool.len().saturating_sub(later).max(1).min(pool.len());
+            let one = idlegrid_entrap::lifetime::tail_deters(&params, take as u32);
+            (take, if one == Some(true) { 1 } else { k })
+        };
+        if take == 0 {
+            return None;
         }
-        // The job's tail: what is left, always with traps.
-        let rest: Vec<Digest> = pool.drain(..).collect();
-        (!rest.is_empty()).then_some((rest, k))
+        j.unplanned = j.unplanned.saturating_sub(1);
+        Some((pool.drain(..take).collect(), k))
     }
 
     /// One more clean trap-carrying lot from `provider` (bounded: a new

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use idlegrid_entrap::{Outcome, TrapSource as EntrapSource, TrapSpec, Verdict};
 use idlegrid_primitives::{Digest, Timestamp};
 
-use super::{ClientEvent, ClientNode, JobSpec, LotRef};
+use super::{ClientEvent, ClientNode, JobSpec, LotRef, ProviderRecord};
 use crate::market::{JobRequest, MarketTx, Settlement};
 use crate::verification::{REPLICA_JOB_BASE, VerificationMode, cross_check};
 
@@ -36,7 +36,7 @@ pub(super) struct Replicas {
 
 impl ClientNode {
     /// A lot was matched: planned by the client's verification mode.
-    pub(super) fn on_matched(&mut self, now: Timestamp, at: LotRef, credibility_ppm: u32) {
+    pub(super) fn on_matched(&mut self, now: Timestamp, at: LotRef, record: ProviderRecord) {
         if let Some(orig) = self.replicas.of.remove(&at.job) {
             return self.plan_pair(now, orig, at);
         }
@@ -64,7 +64,7 @@ impl ClientNode {
                     provider,
                     price,
                 } = at;
-                self.plan(now, job, lot, provider, price, credibility_ppm);
+                self.plan(now, job, lot, provider, price, record);
             }
         }
     }

@@ -113,6 +113,10 @@ pub enum Fact {
         /// The provider's credibility at the match, parts per million
         /// (what the client's trap optimizer is fed).
         credibility_ppm: u32,
+        /// The provider's trap-carrying lots that settled clean since its
+        /// last slash, over every client (what the lifetime trap mode
+        /// discounts by).
+        verified_lots: u32,
     },
     /// Lots of a job lapsed unmatched.
     Lapsed {
@@ -281,6 +285,7 @@ impl Fact {
                 provider,
                 price,
                 credibility_ppm,
+                verified_lots,
             } => Fact::Matched {
                 client,
                 job,
@@ -288,6 +293,7 @@ impl Fact {
                 provider,
                 price,
                 credibility_ppm,
+                verified_lots,
             },
             Notice::Lapsed { client, job, lots } => Fact::Lapsed { client, job, lots },
             Notice::RoundOpened {

@@ -151,3 +151,170 @@ fn trap_free_lots_look_like_trap_carrying_ones_to_the_provider() {
         "{with:?} vs {without:?}"
     );
 }
+
+/// [`run`], stamping every event with the virtual time it was observed at.
+fn run_stamped(t: &mut Testnet, jobs: u64, lots: u32) -> Vec<(Timestamp, LocalEvent)> {
+    let client = t.clients[0];
+    let tick = Duration::from_millis(10);
+    let mut all = Vec::new();
+    for id in 0..jobs {
+        let now = t.net.now() + Duration::from_secs(1);
+        t.net.run_until(now, tick, |_| false);
+        all.extend(t.net.take_events().into_iter().map(|e| (now, e)));
+        t.net
+            .client_mut(&client)
+            .unwrap()
+            .post_job(now, job(id, lots, now))
+            .unwrap();
+        let end = now + Duration::from_secs(90);
+        let mut closed = false;
+        while !closed && t.net.now() < end {
+            let at = t.net.now();
+            t.net.run_until(at + tick, tick, |_| false);
+            for e in t.net.take_events() {
+                closed |= matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { .. }));
+                all.push((at, e));
+            }
+        }
+        assert!(closed, "job {id} closed");
+    }
+    all
+}
+
+/// What a provider observes of one lot, with times.
+#[derive(Debug, Default, Clone)]
+struct Observed {
+    kinds: Vec<&'static str>,
+    slots: usize,
+    input_bytes: usize,
+    matched: Option<Timestamp>,
+    execute: Option<Timestamp>,
+    settled: Option<Timestamp>,
+    /// The slot of the smallest input digest (uniform under
+    /// indistinguishable positions).
+    min_rank: usize,
+}
+
+fn observe(events: &[(Timestamp, LocalEvent)]) -> BTreeMap<(u64, u32), Observed> {
+    let mut seen: BTreeMap<(u64, u32), Observed> = BTreeMap::new();
+    for (at, e) in events {
+        let LocalEvent::Provider(_, ev) = e else {
+            continue;
+        };
+        let (key, kind) = match ev {
+            ProviderEvent::Matched { lot, .. } => (*lot, "matched"),
+            ProviderEvent::Execute { lot, .. } => (*lot, "execute"),
+            ProviderEvent::Settled(s) => ((s.client, s.job, s.lot), "settled"),
+            _ => continue,
+        };
+        let o = seen.entry((key.1, key.2)).or_default();
+        o.kinds.push(kind);
+        match ev {
+            ProviderEvent::Matched { .. } => o.matched = Some(*at),
+            ProviderEvent::Execute { inputs, .. } => {
+                o.execute = Some(*at);
+                o.slots = inputs.len();
+                o.input_bytes = idlegrid_primitives::encoded_len(inputs);
+                o.min_rank = (0..inputs.len()).min_by_key(|&i| inputs[i]).unwrap_or(0);
+            }
+            _ => o.settled = Some(*at),
+        }
+    }
+    seen
+}
+
+/// Mean and standard error of a sample.
+fn mean_se(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, (var / n).sqrt())
+}
+
+/// Two samples' means differ by less than four standard errors (or are
+/// equal when both samples are constant).
+fn same_mean(what: &str, a: &[f64], b: &[f64]) {
+    let ((ma, sa), (mb, sb)) = (mean_se(a), mean_se(b));
+    let se = (sa * sa + sb * sb).sqrt();
+    if se == 0.0 {
+        assert_eq!(ma, mb, "{what}: constant but different");
+    } else {
+        let z = (ma - mb) / se;
+        assert!(z.abs() < 4.0, "{what}: means {ma} vs {mb}, z = {z}");
+    }
+}
+
+#[test]
+fn a_provider_observes_the_same_sizes_timing_order_and_counts_with_or_without_traps() {
+    let mut t = testnet(7, 4, 4, 1);
+    let client = t.clients[0];
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .set_trap_targets(lifetime());
+    let events = run_stamped(&mut t, 8, 4);
+    let mut traps = BTreeMap::new();
+    for (_, e) in &events {
+        if let LocalEvent::Client(
+            _,
+            ClientEvent::Planned {
+                job, lot, traps: k, ..
+            },
+        ) = e
+        {
+            traps.insert((*job, *lot), *k);
+        }
+    }
+    let seen = observe(&events);
+    let full = (PER_LOT + MAX_TRAPS) as usize;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for (key, k) in &traps {
+        let o = seen.get(key).expect("the provider saw every planned lot");
+        if o.slots < full {
+            continue; // a job's tail: recognisable, and always trapped
+        }
+        if *k > 0 {
+            with.push(o)
+        } else {
+            without.push(o)
+        }
+    }
+    assert!(
+        with.len() >= 3 && without.len() >= 3,
+        "{} / {}",
+        with.len(),
+        without.len()
+    );
+    // Counts and sizes: identical.
+    let first = with[0];
+    for o in with.iter().chain(&without) {
+        assert_eq!(o.kinds, first.kinds, "event sequence");
+        assert_eq!(o.slots, first.slots, "slot count");
+        assert_eq!(o.input_bytes, first.input_bytes, "input bytes");
+    }
+    // Timing: match → inputs, inputs → settlement.
+    let ms = |a: Option<Timestamp>, b: Option<Timestamp>| {
+        (b.unwrap().as_micros() - a.unwrap().as_micros()) as f64 / 1e3
+    };
+    let delays =
+        |v: &[&Observed], f: &dyn Fn(&Observed) -> f64| v.iter().map(|o| f(o)).collect::<Vec<_>>();
+    let to_inputs = |o: &Observed| ms(o.matched, o.execute);
+    let to_settle = |o: &Observed| ms(o.execute, o.settled);
+    same_mean(
+        "match to inputs",
+        &delays(&with, &to_inputs),
+        &delays(&without, &to_inputs),
+    );
+    same_mean(
+        "inputs to settlement",
+        &delays(&with, &to_settle),
+        &delays(&without, &to_settle),
+    );
+    // Order: where the smallest input sits.
+    let rank = |o: &Observed| o.min_rank as f64;
+    same_mean(
+        "slot of the smallest input",
+        &delays(&with, &rank),
+        &delays(&without, &rank),
+    );
+}

@@ -285,6 +285,7 @@ impl MarketplaceApp {
                 },
             );
             let credibility_ppm = self.credibility_ppm(&provider);
+            let verified_lots = self.verified_lots(&provider);
             self.notice(Notice::Matched {
                 client: key.0,
                 job: key.1,
@@ -292,6 +293,7 @@ impl MarketplaceApp {
                 provider,
                 price,
                 credibility_ppm,
+                verified_lots,
             });
         }
     }

@@ -134,6 +134,10 @@ struct Provider {
     region: u8,
     environment: Environment,
     slots: Vec<SlotLock>,
+    /// Trap-carrying lots of this provider that settled clean since it was
+    /// last slashed (every client's: the history the lifetime trap mode
+    /// discounts by, reported with each match).
+    verified_lots: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -368,6 +372,13 @@ impl MarketplaceApp {
             Some((trust, min)) => self.book.credibility_gated_at(&id.node(), trust, min),
             None => self.book.credibility(&id.node()),
         }
+    }
+
+    /// The provider's trap-carrying lots that settled clean since it was
+    /// last slashed, over every client (what a match reports to the
+    /// client's lifetime trap mode); 0 for an unknown provider.
+    pub fn verified_lots(&self, id: &AccountId) -> u32 {
+        self.providers.get(id).map_or(0, |p| p.verified_lots)
     }
 
     /// [`MarketplaceApp::credibility`] in parts per million (what a match

@@ -57,10 +57,10 @@ impl MarketplaceApp {
         }
         // On a rejection the ledger rolls its operations back: change this
         // app's state only once every lock succeeded.
-        let mut slots = self
+        let (mut slots, verified_lots) = self
             .providers
             .get(&me)
-            .map_or_else(Vec::new, |p| p.slots.clone());
+            .map_or_else(|| (Vec::new(), 0), |p| (p.slots.clone(), p.verified_lots));
         resize_slots(h, &mut slots, capacity as usize, stake_per_slot)?;
         let stake = h.bonded(&me);
         self.register(&me, stake);
@@ -70,6 +70,7 @@ impl MarketplaceApp {
                 region,
                 environment,
                 slots,
+                verified_lots,
             },
         );
         Ok(())

@@ -13,7 +13,7 @@
 //! | `Reputation` | [`crate::feedback::reputation_feedback`] into the book |
 
 use idlegrid_dag_ledger::ledger::{EscrowId, LedgerError, LockId, ManagedHandle};
-use idlegrid_entrap::{Effect, check_conservation};
+use idlegrid_entrap::{Effect, Outcome, check_conservation};
 use idlegrid_market::Match;
 use idlegrid_market::registry::{JobId as GoodsJobId, check_payout};
 use idlegrid_primitives::{AccountId, Amount};
@@ -126,7 +126,21 @@ impl MarketplaceApp {
             let _ = h.unlock(l.bond_lock);
         }
         self.release_slot(h, &l, &route);
+        self.count_verified(&l.provider, &s, route.stake_slashed);
         self.notice(Notice::Settled(s));
+    }
+
+    /// The provider's verified history: one more clean trap-carrying lot,
+    /// or none left after a slash (a caught provider starts over).
+    fn count_verified(&mut self, provider: &AccountId, s: &Settlement, slashed: bool) {
+        let Some(p) = self.providers.get_mut(provider) else {
+            return;
+        };
+        if slashed {
+            p.verified_lots = 0;
+        } else if s.traps > 0 && s.outcome == Outcome::Clean {
+            p.verified_lots = p.verified_lots.saturating_add(1);
+        }
     }
 
     /// Carries out one effect of a settled lot.

@@ -246,6 +246,9 @@ pub enum Notice {
         price: Amount,
         /// The provider's credibility at the match, parts per million.
         credibility_ppm: u32,
+        /// The provider's clean trap-carrying lots since its last slash
+        /// ([`MarketplaceApp::verified_lots`](super::MarketplaceApp::verified_lots)).
+        verified_lots: u32,
     },
     /// Lots of a job that lapsed unmatched.
     Lapsed {

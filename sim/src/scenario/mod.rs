@@ -31,6 +31,7 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("default", DEFAULT_SCENARIO),
     ("cheaters", include_str!("../../scenarios/cheaters.toml")),
     ("sybil", include_str!("../../scenarios/sybil.toml")),
+    ("longrun", include_str!("../../scenarios/longrun.toml")),
     ("framing", include_str!("../../scenarios/framing.toml")),
     ("partition", include_str!("../../scenarios/partition.toml")),
     ("byzantine", include_str!("../../scenarios/byzantine.toml")),
