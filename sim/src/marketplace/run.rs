@@ -460,8 +460,12 @@ fn by_behaviour_line(v: &serde_json::Value) -> Option<String> {
     let parts: Vec<String> = by
         .iter()
         .map(|(k, x)| {
+            let after = match x["after_first_cheat_mean"].as_f64() {
+                Some(a) if k != "honest" => format!(", {a:.0} from its first cheat on"),
+                _ => String::new(),
+            };
             format!(
-                "{k} {:.0} ({} with work)",
+                "{k} {:.0} ({} with work{after})",
                 x["mean"].as_f64().unwrap_or(0.0),
                 x["with_work"].as_u64().unwrap_or(0)
             )
@@ -1166,6 +1170,7 @@ fn providers(
                     spent_micros: 0,
                     cheated_lots: 0,
                     lots_run: 0,
+                    profit_after_first_cheat: 0.0,
                 },
             );
             next += 1;
@@ -1549,6 +1554,7 @@ fn wealth(ledger: &idlegrid_dag_ledger::ledger::Ledger, a: &AccountId) -> i128 {
 #[derive(Default)]
 struct MachineAgg {
     profit: f64,
+    after_first_cheat: f64,
     work: bool,
     cheated: bool,
     caught: bool,
@@ -1558,6 +1564,8 @@ struct MachineAgg {
 /// machine, cheaters caught.
 struct Economics {
     by_b: BTreeMap<&'static str, (f64, u64)>,
+    /// Profit from the first cheated lot on, over machines that cheated.
+    after_cheat: BTreeMap<&'static str, (f64, u64)>,
     scores: BTreeMap<&'static str, (f64, u64)>,
     with_work: BTreeMap<&'static str, u64>,
     hon: (f64, u64),
@@ -1600,6 +1608,7 @@ fn economics(view: &ValidatorNode, tally: &MarketTally) -> Economics {
     let ledger = view.ledger();
     let mut e = Economics {
         by_b: BTreeMap::new(),
+        after_cheat: BTreeMap::new(),
         scores: BTreeMap::new(),
         with_work: BTreeMap::new(),
         hon: (0.0, 0),
@@ -1621,6 +1630,7 @@ fn economics(view: &ValidatorNode, tally: &MarketTally) -> Economics {
             .or_insert_with(|| (name, p.behaviour, MachineAgg::default()))
             .2;
         m.profit += profit;
+        m.after_first_cheat += p.profit_after_first_cheat;
         m.work |= p.lots_run > 0;
         m.cheated |= p.cheated_lots > 0;
         m.caught |= tally.slashed.contains_key(a);
@@ -1631,6 +1641,10 @@ fn economics(view: &ValidatorNode, tally: &MarketTally) -> Economics {
         let b = e.by_b.entry(name).or_default();
         b.0 += a.profit;
         b.1 += 1;
+        if a.cheated {
+            let c = e.after_cheat.entry(name).or_default();
+            *c = (c.0 + a.after_first_cheat, c.1 + 1);
+        }
         if *behaviour == Behaviour::Honest {
             e.hon = (e.hon.0 + a.profit, e.hon.1 + 1);
         } else if is_cheater(behaviour) {
@@ -1690,6 +1704,7 @@ fn report(
                 "per_stake": per_stake,
                 "providers": v.1,
                 "with_work": e.with_work.get(k).copied().unwrap_or(0),
+                "after_first_cheat_mean": mean(e.after_cheat.get(k).copied().unwrap_or_default()),
             });
             ((*k).to_string(), json)
         })

@@ -43,6 +43,10 @@ pub struct ProviderInfo {
     pub cheated_lots: u64,
     /// Lots it ran.
     pub lots_run: u64,
+    /// Paid − slashed − compute cost over the settled lots it ran from its
+    /// first cheated lot on: what cheating earned it (the honest income it
+    /// gave up by getting caught is not subtracted, so this flatters it).
+    pub profit_after_first_cheat: f64,
 }
 
 impl ProviderInfo {
@@ -66,6 +70,8 @@ struct Run {
     cheated: Vec<bool>,
     is_trap: Vec<bool>,
     usage_micros: u64,
+    /// Run at or after its provider's first cheated lot.
+    after_first_cheat: bool,
 }
 
 /// Counters of the run.
@@ -204,6 +210,7 @@ impl MarketTally {
                 is_trap,
                 usage_micros,
             } => {
+                let mut after_first_cheat = false;
                 if let Some(p) = self.providers.get_mut(provider) {
                     p.spent_micros += usage_micros;
                     p.lots_run += 1;
@@ -211,11 +218,13 @@ impl MarketTally {
                     if cheated.iter().any(|c| *c) {
                         p.presence.first_cheat_at.get_or_insert(now);
                     }
+                    after_first_cheat = p.presence.first_cheat_at.is_some();
                 }
                 let run = Run {
                     cheated: cheated.clone(),
                     is_trap: is_trap.clone(),
                     usage_micros: *usage_micros,
+                    after_first_cheat,
                 };
                 self.runs.insert(*lot, run);
             }
@@ -361,6 +370,10 @@ impl MarketTally {
         if cheated {
             self.c.cheated_lots += 1;
             self.c.detected_lots += u64::from(caught);
+        }
+        if let Some(r) = run.as_ref().filter(|r| r.after_first_cheat) {
+            let cost = p.cost_per_second.get() as f64 * r.usage_micros as f64 / 1e6;
+            p.profit_after_first_cheat += s.paid.get() as f64 - s.slashed.get() as f64 - cost;
         }
         if caught {
             self.slashed.insert(s.provider, true);

@@ -135,6 +135,7 @@ pub const MARKETPLACE: &[&str] = &[
     "economics.profit_by_behaviour.*.per_stake",
     "economics.profit_by_behaviour.*.providers",
     "economics.profit_by_behaviour.*.with_work",
+    "economics.profit_by_behaviour.*.after_first_cheat_mean",
     "reputation.global_trust.computed",
     "reputation.global_trust.enabled",
     "reputation.global_trust.min_bps_of_mean",
