@@ -183,7 +183,7 @@ impl Tally {
         };
         let leaders = self.leaders(vote_round);
         for &a in leaders.iter() {
-            if !b.parent_by(a).is_some_and(|p| p.round == vote_round) {
+            if b.parent_by(a).is_none_or(|p| p.round != vote_round) {
                 self.blame
                     .entry((vote_round, a))
                     .or_insert_with(|| StakeAggregator::new(&self.committee))
