@@ -100,13 +100,14 @@ impl fmt::Display for TooLarge {
         let s = &self.scale;
         write!(
             f,
-            "scenario `{}` ({} validators, {} providers, {} clients) needs an estimated {:.0} MiB \
-             at its peak but {:.0} MiB are available; {} (pass --ignore-memory-estimate to run it \
-             anyway)",
+            "scenario `{}` ({} validators, {} providers, {} clients, {} s virtual) needs an \
+             estimated {:.0} MiB at its peak but {:.0} MiB are available; {} (pass \
+             --ignore-memory-estimate to run it anyway)",
             self.name,
             s.validators,
             s.providers,
             s.clients,
+            s.virtual_secs,
             self.estimate_bytes as f64 / MIB,
             self.available_bytes as f64 / MIB,
             advice(s, self.largest_providers, self.largest_validators),
@@ -362,7 +363,7 @@ mod tests {
         assert_eq!(err.largest_validators, Some(99));
         let text = err.to_string();
         for needle in [
-            "scenario `m` (100 validators, 10000 providers, 1000 clients)",
+            "scenario `m` (100 validators, 10000 providers, 1000 clients, 60 s virtual)",
             &format!("at most {p} providers fit"),
             "at most 99 validators fit",
             "--ignore-memory-estimate",
