@@ -38,6 +38,10 @@ enum Command {
         /// Root seed (overrides the scenario's).
         #[arg(long)]
         seed: Option<u64>,
+        /// Run even if the memory model estimates more than the machine
+        /// has available.
+        #[arg(long)]
+        ignore_memory_estimate: bool,
     },
     /// Run a scenario for many seeds, optionally over a grid of field values
     /// (here, as one shard, or as a Slurm job array); merge shards.
@@ -81,6 +85,11 @@ struct RunArgs {
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Run even if the memory model estimates a peak above the memory the
+    /// machine has available (the estimate is a fit; see the README's
+    /// section on scale).
+    #[arg(long)]
+    ignore_memory_estimate: bool,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -117,10 +126,23 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// Refuses a scenario the memory model says will not fit (unless told to
+/// ignore the estimate or the available memory cannot be read).
+fn check_memory(scenario: &Scenario, ignore: bool) -> Result<(), RunError> {
+    if ignore {
+        return Ok(());
+    }
+    match runner::available_memory() {
+        Some(available) => runner::check_memory(scenario, available).map(|_| ()),
+        None => Ok(()),
+    }
+}
+
 fn exit_for(e: &RunError) -> u8 {
     match e {
         RunError::Sim(SimError::Invariant(_)) => 1,
-        RunError::Scenario(_)
+        RunError::Memory(_)
+        | RunError::Scenario(_)
         | RunError::Sim(SimError::Setup(_))
         | RunError::Marketplace(MarketplaceError::Config { .. }) => 2,
         _ => 1,
@@ -132,6 +154,9 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
+    if let Err(e) = check_memory(&scenario, args.ignore_memory_estimate) {
+        return fail(exit_for(&e), e);
+    }
     let opts = RunOptions {
         seed: args.seed,
         scenario_path: args.scenario.clone(),
@@ -228,11 +253,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
         Command::Run(args) => run(args),
-        Command::CheckDeterminism { scenario, seed } => {
+        Command::CheckDeterminism {
+            scenario,
+            seed,
+            ignore_memory_estimate,
+        } => {
             let s = match load(scenario.as_ref()) {
                 Ok(s) => s,
                 Err(e) => return fail(2, e),
             };
+            if let Err(e) = check_memory(&s, ignore_memory_estimate) {
+                return fail(exit_for(&e), e);
+            }
             match runner::check_determinism(&s, seed) {
                 Ok(r) => {
                     println!("{}", r.describe());

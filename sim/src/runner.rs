@@ -12,7 +12,7 @@ use crate::engine::{Checkpoint, RunReport, SimError, Simulation};
 use crate::marketplace::{MarketplaceError, run_marketplace};
 use crate::metrics::Metrics;
 use crate::report::{Summary, series_csv};
-use crate::scenario::{MachineKind, Scenario, ScenarioError};
+use crate::scenario::{FITTED_MEMORY_MODEL, MachineKind, Scenario, ScenarioError, TooLarge};
 
 /// Why a scenario run failed.
 #[derive(Debug, Error)]
@@ -27,6 +27,56 @@ pub enum RunError {
     /// The marketplace run failed (configuration or invariant).
     #[error(transparent)]
     Marketplace(#[from] MarketplaceError),
+    /// The scenario would not fit in the memory available (see
+    /// [`check_memory`]).
+    #[error(transparent)]
+    Memory(#[from] Box<TooLarge>),
+}
+
+/// Refuses `scenario` before it runs if the fitted memory model
+/// ([`FITTED_MEMORY_MODEL`]) estimates a peak above `available` bytes;
+/// returns the estimate otherwise (`None` for a machine the model does not
+/// cover). `available` comes from [`available_memory`] in the command line.
+pub fn check_memory(scenario: &Scenario, available: u64) -> Result<Option<u64>, RunError> {
+    Ok(scenario.check_memory(&FITTED_MEMORY_MODEL, available)?)
+}
+
+/// The memory this process may still use, in bytes: `MemAvailable` from
+/// `/proc/meminfo`, lowered to the cgroup's headroom (`memory.max` minus
+/// `memory.current`) when the process runs under a cgroup v2 limit.
+/// `None` where neither can be read (not Linux).
+pub fn available_memory() -> Option<u64> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let meminfo = read("/proc/meminfo").and_then(|t| parse_meminfo(&t));
+    let cgroup = match (
+        read("/sys/fs/cgroup/memory.max"),
+        read("/sys/fs/cgroup/memory.current"),
+    ) {
+        (Some(max), Some(current)) => cgroup_headroom(&max, &current),
+        _ => None,
+    };
+    match (meminfo, cgroup) {
+        (Some(m), Some(c)) => Some(m.min(c)),
+        (m, c) => m.or(c),
+    }
+}
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+pub fn parse_meminfo(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let kib: u64 = words.next()?.parse().ok()?;
+    match words.next() {
+        Some("kB") => kib.checked_mul(1024),
+        _ => None,
+    }
+}
+
+/// A cgroup v2 limit's headroom in bytes (`None` without a limit: `max`).
+pub fn cgroup_headroom(max: &str, current: &str) -> Option<u64> {
+    let max: u64 = max.trim().parse().ok()?;
+    let current: u64 = current.trim().parse().ok()?;
+    Some(max.saturating_sub(current))
 }
 
 /// How to run a scenario.
@@ -424,4 +474,39 @@ pub fn sweep(
     let mut out = results.into_inner().unwrap_or_else(|e| e.into_inner());
     out.sort_by_key(|r| r.seed);
     out
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+
+    #[test]
+    fn meminfo_gives_mem_available_in_bytes() {
+        let text = "MemTotal:       24684612 kB\nMemFree:        16510016 kB\n\
+                    MemAvailable:   23133204 kB\nBuffers:          123 kB\n";
+        assert_eq!(parse_meminfo(text), Some(23_133_204 * 1024));
+        assert_eq!(parse_meminfo("MemTotal: 1 kB\n"), None);
+        assert_eq!(parse_meminfo("MemAvailable: 12 MB\n"), None);
+        assert_eq!(parse_meminfo("MemAvailable: lots kB\n"), None);
+    }
+
+    #[test]
+    fn cgroup_headroom_is_limit_minus_usage() {
+        assert_eq!(cgroup_headroom("max\n", "1000\n"), None);
+        assert_eq!(cgroup_headroom("4096\n", "1000\n"), Some(3096));
+        assert_eq!(cgroup_headroom("1000\n", "4096\n"), Some(0));
+    }
+
+    #[test]
+    fn a_scenario_that_does_not_fit_is_refused_before_it_runs() {
+        let large = Scenario::named_or_file("large").expect("built in");
+        let err = check_memory(&large, 1 << 30).expect_err("large needs more than 1 GiB");
+        assert!(matches!(err, RunError::Memory(_)));
+        assert!(
+            err.to_string().contains("--ignore-memory-estimate"),
+            "{err}"
+        );
+        let default = Scenario::default_scenario();
+        assert!(check_memory(&default, 1 << 30).is_ok_and(|e| e.is_some()));
+    }
 }

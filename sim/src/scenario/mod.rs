@@ -1294,9 +1294,11 @@ pub fn builtin_regions() -> &'static [&'static str] {
 }
 
 mod marketplace;
+mod memory;
 mod sweep_table;
 pub use marketplace::{
     ClientsSection, FilterKind, MarketplaceSection, MixSection, ProvidersSection,
     ReputationSection, SybilSection, ValuationSection,
 };
+pub use memory::{FITTED as FITTED_MEMORY_MODEL, MemoryModel, Scale, TooLarge};
 pub use sweep_table::{MAX_SEEDS, SweepParam, SweepTable, parse_seeds};

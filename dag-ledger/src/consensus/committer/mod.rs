@@ -34,25 +34,30 @@
 //!
 //! # Cost
 //!
-//! The validator re-runs [`Committer::try_decide`] after every accepted
-//! block. Certificate verdicts are memoized per `(leader, block)` pair
-//! (see `memo`), so each round `r+2` block is counted against each leader
-//! variant once (`O(n log n)` for a committee of `n`), and re-deciding a
-//! slot costs `O(n log n)` lookups rather than `O(n^2)` recounts. The memo
-//! lives behind a mutex so that deciding stays `&self`; it is dropped with
-//! the store's gc round.
+//! The validator re-runs [`Committer::try_decide`] after every input. The
+//! committer keeps incremental counts of blames, votes and certificates
+//! (see `tally`): each block is read once, when the committer first sees it
+//! in the store, and added to the counts of the leader slots below it, so
+//! deciding a slot is a few lookups instead of a rescan of its rounds
+//! `r+1` and `r+2`. The counts live behind a mutex so that deciding stays
+//! `&self`; they follow the store's garbage collection. A slot whose
+//! authority is not the schedule's leader (only callers of
+//! [`Committer::try_direct_decide`] can ask for one) is decided by scanning.
+//! The test-only `oracle` keeps the rule as first written (every
+//! certificate recounted on every call); a property test feeds both random
+//! DAGs block by block and compares every decision.
 
-mod memo;
 #[cfg(test)]
 mod oracle;
+mod tally;
 #[cfg(test)]
 mod tests;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use idlegrid_primitives::Round;
 
-use self::memo::{CertificateMemo, Count};
+use self::tally::Tally;
 use super::block::VerifiedBlock;
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};
 use super::dag::DagStore;
@@ -124,24 +129,24 @@ impl LeaderStatus {
 
 /// Applies the commit rule over a [`DagStore`].
 ///
-/// Decisions are a pure function of the store; the committer only caches
-/// certificate verdicts between calls (cloning it starts an empty cache).
+/// Decisions are a pure function of the store; the committer only keeps
+/// incremental counts over it between calls (cloning it starts empty
+/// counts, which catch up on the next call).
 #[derive(Debug)]
 pub struct Committer {
     committee: Arc<Committee>,
     schedule: Arc<dyn LeaderSchedule>,
     leaders_per_round: u32,
-    memo: Mutex<CertificateMemo>,
+    tally: Mutex<Tally>,
 }
 
 impl Clone for Committer {
     fn clone(&self) -> Self {
-        Self {
-            committee: self.committee.clone(),
-            schedule: self.schedule.clone(),
-            leaders_per_round: self.leaders_per_round,
-            memo: Mutex::default(),
-        }
+        Self::new(
+            self.committee.clone(),
+            self.schedule.clone(),
+            self.leaders_per_round,
+        )
     }
 }
 
@@ -154,11 +159,12 @@ impl Committer {
     ) -> Self {
         assert!(leaders_per_round >= 1, "validated by ConsensusConfig");
         let leaders_per_round = leaders_per_round.min(committee.size() as u32);
+        let tally = Tally::new(committee.clone(), schedule.clone(), leaders_per_round);
         Self {
             committee,
             schedule,
             leaders_per_round,
-            memo: Mutex::default(),
+            tally: Mutex::new(tally),
         }
     }
 
@@ -186,12 +192,21 @@ impl Committer {
         self.slots(round).iter().map(|s| s.authority).collect()
     }
 
-    /// The memo, synchronized with the store's gc round.
-    fn memo(&self, store: &DagStore) -> MutexGuard<'_, CertificateMemo> {
-        // A panic while holding the lock leaves only whole entries behind.
-        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-        memo.sync_gc(store.gc_round());
-        memo
+    /// The counts, brought up to date with `store`.
+    fn tally(&self, store: &DagStore) -> MutexGuard<'_, Tally> {
+        // A panic while counting may leave a block half counted: start
+        // over rather than trust the counts.
+        let mut tally = self.tally.lock().unwrap_or_else(|poisoned| {
+            let mut t = poisoned.into_inner();
+            *t = Tally::new(
+                self.committee.clone(),
+                self.schedule.clone(),
+                self.leaders_per_round,
+            );
+            t
+        });
+        tally.sync(store);
+        tally
     }
 
     fn is_vote(voter: &VerifiedBlock, leader: &VerifiedBlock) -> bool {
@@ -205,63 +220,78 @@ impl Committer {
         cert: &VerifiedBlock,
         leader: &VerifiedBlock,
         store: &DagStore,
-    ) -> Count {
+    ) -> bool {
         let vote_round = leader.round().next();
         let mut votes = StakeAggregator::new(&self.committee);
-        let mut complete = true;
-        for p in cert.parents().iter().filter(|p| p.round == vote_round) {
-            let Some(voter) = store.get(p) else {
-                complete = false;
-                continue;
-            };
-            if Self::is_vote(voter, leader)
-                && self
-                    .committee
-                    .is_quorum(votes.add(voter.author(), &self.committee))
-            {
-                return Count {
-                    is_certificate: true,
-                    complete,
-                };
-            }
-        }
-        Count {
-            is_certificate: false,
-            complete,
-        }
+        cert.parents()
+            .iter()
+            .filter(|p| p.round == vote_round)
+            .filter_map(|p| store.get(p))
+            .any(|voter| {
+                Self::is_vote(voter, leader)
+                    && self
+                        .committee
+                        .is_quorum(votes.add(voter.author(), &self.committee))
+            })
     }
 
     /// True if `cert`'s round `r+1` parents voting for `leader` hold a
-    /// quorum (memoized).
+    /// quorum (counted if the slot is the schedule's, else scanned).
     fn is_certificate(
         &self,
-        memo: &mut CertificateMemo,
+        tally: &mut Tally,
         cert: &VerifiedBlock,
         leader: &VerifiedBlock,
         store: &DagStore,
     ) -> bool {
-        memo.certificate(leader.reference(), cert.reference(), || {
+        if tally.tracks(leader.round(), leader.author()) {
+            tally.is_certificate(&cert.reference(), &leader.reference())
+        } else {
             self.count_certificate(cert, leader, store)
-        })
+        }
     }
 
     /// Direct decision for `slot` (commit, skip, or undecided).
     pub fn try_direct_decide(&self, slot: LeaderSlot, store: &DagStore) -> LeaderStatus {
-        self.direct_decide(&mut self.memo(store), slot, store)
+        self.direct_decide(&mut self.tally(store), slot, store)
     }
 
-    fn direct_decide(
-        &self,
-        memo: &mut CertificateMemo,
-        slot: LeaderSlot,
-        store: &DagStore,
-    ) -> LeaderStatus {
+    fn direct_decide(&self, tally: &mut Tally, slot: LeaderSlot, store: &DagStore) -> LeaderStatus {
+        if !tally.tracks(slot.round, slot.authority) {
+            return self.scan_direct_decide(slot, store);
+        }
+        for leader in store.slot(slot.round, slot.authority) {
+            if self
+                .committee
+                .is_quorum(tally.certified_stake(&leader.reference()))
+            {
+                return LeaderStatus::Commit {
+                    slot,
+                    block: leader.clone(),
+                    kind: DecisionKind::Direct,
+                };
+            }
+        }
+        if self
+            .committee
+            .is_quorum(tally.blame_stake(slot.round, slot.authority))
+        {
+            return LeaderStatus::Skip {
+                slot,
+                kind: DecisionKind::Direct,
+            };
+        }
+        LeaderStatus::Undecided(slot)
+    }
+
+    /// [`Committer::direct_decide`] by scanning rounds `r+1` and `r+2`.
+    fn scan_direct_decide(&self, slot: LeaderSlot, store: &DagStore) -> LeaderStatus {
         let vote_round = slot.round.next();
         let cert_round = vote_round.next();
         for leader in store.slot(slot.round, slot.authority) {
             let mut certs = StakeAggregator::new(&self.committee);
             for c in store.round_blocks(cert_round) {
-                if self.is_certificate(memo, c, leader, store)
+                if self.count_certificate(c, leader, store)
                     && self
                         .committee
                         .is_quorum(certs.add(c.author(), &self.committee))
@@ -301,12 +331,12 @@ impl Committer {
         later: impl IntoIterator<Item = &'a LeaderStatus>,
         store: &DagStore,
     ) -> LeaderStatus {
-        self.indirect_decide(&mut self.memo(store), slot, later, store)
+        self.indirect_decide(&mut self.tally(store), slot, later, store)
     }
 
     fn indirect_decide<'a>(
         &self,
-        memo: &mut CertificateMemo,
+        tally: &mut Tally,
         slot: LeaderSlot,
         later: impl IntoIterator<Item = &'a LeaderStatus>,
         store: &DagStore,
@@ -325,7 +355,7 @@ impl Committer {
                     for leader in store.slot(slot.round, slot.authority) {
                         if certs
                             .iter()
-                            .any(|c| self.is_certificate(memo, c, leader, store))
+                            .any(|c| self.is_certificate(tally, c, leader, store))
                         {
                             return LeaderStatus::Commit {
                                 slot,
@@ -353,23 +383,29 @@ impl Committer {
             return Vec::new();
         };
         let start = after.map_or(Round::new(1), |(r, _)| r).max(Round::new(1));
+        let mut tally = self.tally(store);
         let mut slots = Vec::new();
         let mut r = start;
         while r <= last {
+            let leaders = tally.leaders(r);
             slots.extend(
-                self.slots(r)
-                    .into_iter()
+                (0..)
+                    .zip(leaders.iter())
+                    .map(|(offset, &authority)| LeaderSlot {
+                        round: r,
+                        offset,
+                        authority,
+                    })
                     .filter(|s| after.is_none_or(|a| s.position() > a)),
             );
             r = r.next();
         }
         // Decide from the latest slot backwards so that anchors are known.
-        let mut memo = self.memo(store);
         let mut rev: Vec<LeaderStatus> = Vec::with_capacity(slots.len());
         for &slot in slots.iter().rev() {
-            let mut status = self.direct_decide(&mut memo, slot, store);
+            let mut status = self.direct_decide(&mut tally, slot, store);
             if !status.is_decided() {
-                status = self.indirect_decide(&mut memo, slot, rev.iter().rev(), store);
+                status = self.indirect_decide(&mut tally, slot, rev.iter().rev(), store);
             }
             rev.push(status);
         }

@@ -1,5 +1,5 @@
 //! The commit rule as first written: every certificate recounted from
-//! scratch on every call. Test oracle for the memoized [`Committer`].
+//! scratch on every call. Test oracle for the counting [`Committer`].
 //!
 //! [`Committer`]: super::Committer
 
@@ -13,7 +13,7 @@ use crate::consensus::committee::{Committee, StakeAggregator};
 use crate::consensus::dag::DagStore;
 use crate::consensus::leader_schedule::LeaderSchedule;
 
-/// The straightforward committer (no memo).
+/// The straightforward committer (no counts kept).
 #[derive(Clone, Debug)]
 pub(super) struct OracleCommitter {
     committee: Arc<Committee>,

@@ -6,3 +6,4 @@ mod store;
 
 pub use builder::DagBuilder;
 pub use store::DagStore;
+pub(crate) use store::find_in;

@@ -4,8 +4,15 @@
 //! except parents below the garbage-collection round (causal completeness
 //! above the gc round). The validator only inserts blocks whose ancestors
 //! are present; hand-built DAGs must do the same.
+//!
+//! The store also keeps the order in which its live blocks arrived and a
+//! count of insertions, so that an incremental reader (the committer's
+//! vote tally) can catch up on what was added since it last looked; and an
+//! identity token, so that such a reader can tell one store from another
+//! (a clone gets a new token).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Weak};
 
 use idlegrid_primitives::Round;
 
@@ -15,15 +22,58 @@ use crate::consensus::committee::AuthorityIndex;
 /// Blocks of one round, one vector of variants per author (more than one
 /// only if the author equivocated). A [`VerifiedBlock`] shares its block, so
 /// the store holds no copy of what the network or the proposer built.
-type RoundBlocks = Vec<Vec<VerifiedBlock>>;
+#[derive(Clone, Debug)]
+struct RoundBlocks {
+    by_author: Vec<Vec<VerifiedBlock>>,
+    len: usize,
+}
+
+/// Where an inserted block sits: `(round, author, variant)`.
+type Arrival = (Round, u32, u32);
 
 /// The accepted blocks of the local DAG.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct DagStore {
     committee_size: usize,
     rounds: BTreeMap<Round, RoundBlocks>,
     gc_round: Round,
     len: usize,
+    /// Blocks inserted, in order, from the `log_base`-th insertion on;
+    /// gc trims the entries below the gc round from the front (entries
+    /// behind a live one stay until it goes: the log spans at most the
+    /// rounds between the gc round and the highest one).
+    log: VecDeque<Arrival>,
+    /// Insertions trimmed from the log's front.
+    log_base: u64,
+    /// Names this store (and not its clones) for incremental readers.
+    identity: Arc<()>,
+}
+
+/// The block `r` among one round's blocks (see
+/// [`DagStore::round_by_author`]).
+pub(crate) fn find_in<'a>(
+    by_author: &'a [Vec<VerifiedBlock>],
+    r: &BlockRef,
+) -> Option<&'a VerifiedBlock> {
+    by_author
+        .get(r.author.as_usize())?
+        .iter()
+        .find(|b| b.reference().digest == r.digest)
+}
+
+impl Clone for DagStore {
+    /// The same blocks under a new identity.
+    fn clone(&self) -> Self {
+        Self {
+            committee_size: self.committee_size,
+            rounds: self.rounds.clone(),
+            gc_round: self.gc_round,
+            len: self.len,
+            log: self.log.clone(),
+            log_base: self.log_base,
+            identity: Arc::new(()),
+        }
+    }
 }
 
 impl DagStore {
@@ -34,6 +84,9 @@ impl DagStore {
             rounds: BTreeMap::new(),
             gc_round: Round::ZERO,
             len: 0,
+            log: VecDeque::new(),
+            log_base: 0,
+            identity: Arc::new(()),
         }
     }
 
@@ -45,16 +98,50 @@ impl DagStore {
             return false;
         }
         let n = self.committee_size;
-        let slot = &mut self
-            .rounds
-            .entry(r.round)
-            .or_insert_with(|| vec![Vec::new(); n])[r.author.as_usize()];
+        let rb = self.rounds.entry(r.round).or_insert_with(|| RoundBlocks {
+            by_author: vec![Vec::new(); n],
+            len: 0,
+        });
+        let slot = &mut rb.by_author[r.author.as_usize()];
         if slot.iter().any(|b| b.reference() == r) {
             return false;
         }
+        self.log
+            .push_back((r.round, r.author.get(), slot.len() as u32));
         slot.push(block);
+        rb.len += 1;
         self.len += 1;
         true
+    }
+
+    /// How many blocks were ever inserted (gc does not lower it).
+    pub(crate) fn insertions(&self) -> u64 {
+        self.log_base + self.log.len() as u64
+    }
+
+    /// The live blocks inserted after the first `seen` insertions, in
+    /// insertion order (blocks collected since are left out).
+    pub(crate) fn inserted_since(&self, seen: u64) -> impl Iterator<Item = &VerifiedBlock> {
+        let from = seen.saturating_sub(self.log_base);
+        let from = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(self.log.len());
+        self.log.range(from..).filter_map(|&(round, a, v)| {
+            let rb = self.rounds.get(&round)?;
+            rb.by_author.get(a as usize)?.get(v as usize)
+        })
+    }
+
+    /// A weak handle naming this store: equal (`Weak::ptr_eq`) only for
+    /// handles of the same store, never for a clone's or a dropped store's
+    /// successor (the handle keeps the token's allocation alive).
+    pub(crate) fn identity(&self) -> Weak<()> {
+        Arc::downgrade(&self.identity)
+    }
+
+    /// True if `handle` came from [`DagStore::identity`] of this store.
+    pub(crate) fn is(&self, handle: &Weak<()>) -> bool {
+        Weak::ptr_eq(handle, &Arc::downgrade(&self.identity))
     }
 
     /// The block with this reference.
@@ -62,6 +149,14 @@ impl DagStore {
         self.slot(r.round, r.author)
             .iter()
             .find(|b| b.reference().digest == r.digest)
+    }
+
+    /// The blocks of `round` by author (empty if none): look blocks of one
+    /// round up with [`find_in`] without searching for the round each time.
+    pub(crate) fn round_by_author(&self, round: Round) -> &[Vec<VerifiedBlock>] {
+        self.rounds
+            .get(&round)
+            .map_or(&[], |rb| rb.by_author.as_slice())
     }
 
     /// True if the block is present.
@@ -79,13 +174,16 @@ impl DagStore {
     pub fn slot(&self, round: Round, author: AuthorityIndex) -> &[VerifiedBlock] {
         self.rounds
             .get(&round)
-            .and_then(|rb| rb.get(author.as_usize()))
+            .and_then(|rb| rb.by_author.get(author.as_usize()))
             .map_or(&[], Vec::as_slice)
     }
 
     /// All blocks of `round`, by author then arrival.
     pub fn round_blocks(&self, round: Round) -> impl Iterator<Item = &VerifiedBlock> {
-        self.rounds.get(&round).into_iter().flatten().flatten()
+        self.rounds
+            .get(&round)
+            .into_iter()
+            .flat_map(|rb| rb.by_author.iter().flatten())
     }
 
     /// The first-received block of each author at `round`.
@@ -93,8 +191,7 @@ impl DagStore {
         self.rounds
             .get(&round)
             .into_iter()
-            .flatten()
-            .filter_map(|v| v.first())
+            .flat_map(|rb| rb.by_author.iter().filter_map(|v| v.first()))
     }
 
     /// The highest round holding a block (zero when empty).
@@ -112,7 +209,7 @@ impl DagStore {
         self.rounds
             .values()
             .rev()
-            .find_map(|rb| rb.get(author.as_usize()).and_then(|v| v.first()))
+            .find_map(|rb| rb.by_author.get(author.as_usize()).and_then(|v| v.first()))
     }
 
     /// The most recent block of `author` strictly below `round`.
@@ -124,7 +221,7 @@ impl DagStore {
         self.rounds
             .range(..round)
             .rev()
-            .find_map(|(_, rb)| rb.get(author.as_usize()).and_then(|v| v.first()))
+            .find_map(|(_, rb)| rb.by_author.get(author.as_usize()).and_then(|v| v.first()))
     }
 
     /// Blocks below this round have been dropped.
@@ -141,9 +238,13 @@ impl DagStore {
         self.gc_round = round;
         let kept = self.rounds.split_off(&round);
         for rb in self.rounds.values() {
-            self.len -= rb.iter().map(Vec::len).sum::<usize>();
+            self.len -= rb.len;
         }
         self.rounds = kept;
+        while self.log.front().is_some_and(|(r, _, _)| *r < round) {
+            self.log.pop_front();
+            self.log_base += 1;
+        }
     }
 
     /// Number of blocks held.

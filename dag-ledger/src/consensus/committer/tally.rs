@@ -1,0 +1,307 @@
+//! Incremental vote, blame and certificate counts for the
+//! [`Committer`](super::Committer).
+//!
+//! The commit rule asks three questions of the local DAG, all about a
+//! leader slot `(r, a)`:
+//!
+//! - which round `r+1` blocks **blame** it (reference no round-`r` block of
+//!   `a`), by distinct author;
+//! - for a round `r+2` block `C` and a round-`r` block `L` of `a`: does the
+//!   stake of `C`'s round `r+1` parents that **vote** for `L` (reference it)
+//!   reach a quorum, i.e. is `C` a **certificate** for `L`;
+//! - which distinct authors hold certificates for `L`.
+//!
+//! Blocks are immutable, so each answer only grows as blocks arrive: the
+//! tally reads every block once, when it first sees it in the store, and
+//! adds it to the counts of the (few) leader slots two rounds below it.
+//! Deciding a slot is then a lookup. Per block the work is `O(n · k log n)`
+//! for a committee of `n` and `k` leaders per round (its parents' votes),
+//! done once, where the scan it replaces recounted `O(n)` candidate
+//! certificates per slot each time the validator tried to decide.
+//!
+//! The tally follows one [`DagStore`] through its arrival log (it catches up
+//! on every call, so it never misses a block however the store was filled)
+//! and forgets everything when handed another store. A block's round `r+1`
+//! parent that is not in the store yet (possible in hand-built DAGs; the
+//! validator inserts blocks only after their parents) is remembered as an
+//! *orphan* vote and counted when it arrives, so the counts are always those
+//! of the blocks present, as a scan would find them.
+//!
+//! Garbage collection: when the store's gc round passes `g`, the tally drops
+//! the counts of slots whose voters are gone (round `< g - 1`) and of
+//! leaders below `g`, exactly the ones a scan could no longer see; its size
+//! is bounded by the live rounds times (`k` slots + the blocks of a round).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use idlegrid_primitives::Round;
+
+use crate::consensus::block::{BlockRef, VerifiedBlock};
+use crate::consensus::committee::{AuthorityIndex, Committee, StakeAggregator};
+use crate::consensus::dag::{DagStore, find_in};
+use crate::consensus::leader_schedule::LeaderSchedule;
+
+/// The stake of one candidate certificate's voters for one leader block.
+#[derive(Clone, Copy, Debug)]
+struct Support {
+    leader: BlockRef,
+    stake: u64,
+}
+
+/// Counts of the commit rule over the blocks of one store; see the module
+/// docs.
+pub(super) struct Tally {
+    committee: Arc<Committee>,
+    schedule: Arc<dyn LeaderSchedule>,
+    leaders_per_round: u32,
+    /// The store the counts describe (`None` before the first sync).
+    store: Option<Weak<()>>,
+    /// `store.insertions()` when last synchronized.
+    inserted: u64,
+    /// The store's gc round when last synchronized.
+    gc_round: Round,
+    /// Leader authorities of each live round, in offset order.
+    leaders: BTreeMap<Round, Arc<[AuthorityIndex]>>,
+    /// Distinct authors of round `r+1` blocks blaming slot `(r, a)`.
+    blame: BTreeMap<(Round, AuthorityIndex), StakeAggregator>,
+    /// Per round `r+2` block, its voters' stake per round-`r` leader block.
+    support: BTreeMap<BlockRef, Vec<Support>>,
+    /// Distinct authors of certificates per leader block.
+    certified: BTreeMap<BlockRef, StakeAggregator>,
+    /// Round `r+1` parents not in the store yet -> blocks referencing them.
+    orphans: BTreeMap<BlockRef, Vec<BlockRef>>,
+}
+
+impl fmt::Debug for Tally {
+    /// Sizes only: the counts themselves are many and uninteresting.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tally")
+            .field("gc_round", &self.gc_round)
+            .field("inserted", &self.inserted)
+            .field("blame", &self.blame.len())
+            .field("support", &self.support.len())
+            .field("certified", &self.certified.len())
+            .field("orphans", &self.orphans.len())
+            .finish()
+    }
+}
+
+impl Tally {
+    /// An empty tally for this committee and schedule.
+    pub fn new(
+        committee: Arc<Committee>,
+        schedule: Arc<dyn LeaderSchedule>,
+        leaders_per_round: u32,
+    ) -> Self {
+        Self {
+            committee,
+            schedule,
+            leaders_per_round,
+            store: None,
+            inserted: 0,
+            gc_round: Round::ZERO,
+            leaders: BTreeMap::new(),
+            blame: BTreeMap::new(),
+            support: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            orphans: BTreeMap::new(),
+        }
+    }
+
+    /// The leader authorities of `round` in offset order (none for round 0).
+    /// Cached for live rounds.
+    pub fn leaders(&mut self, round: Round) -> Arc<[AuthorityIndex]> {
+        if let Some(l) = self.leaders.get(&round) {
+            return l.clone();
+        }
+        let l: Arc<[AuthorityIndex]> = if round == Round::ZERO {
+            Arc::new([])
+        } else {
+            (0..self.leaders_per_round)
+                .map(|o| self.schedule.leader(&self.committee, round, o))
+                .collect()
+        };
+        if round.get().saturating_add(2) >= self.gc_round.get() {
+            self.leaders.insert(round, l.clone());
+        }
+        l
+    }
+
+    /// Brings the counts up to date with `store`.
+    pub fn sync(&mut self, store: &DagStore) {
+        if !self.store.as_ref().is_some_and(|s| store.is(s)) {
+            let fresh = Self::new(
+                self.committee.clone(),
+                self.schedule.clone(),
+                self.leaders_per_round,
+            );
+            *self = Self {
+                store: Some(store.identity()),
+                ..fresh
+            };
+        }
+        if store.gc_round() > self.gc_round {
+            self.collect(store.gc_round());
+        }
+        if store.insertions() == self.inserted {
+            return;
+        }
+        for b in store.inserted_since(self.inserted) {
+            self.count(b, store);
+        }
+        self.inserted = store.insertions();
+    }
+
+    /// Drops what concerns rounds the store no longer holds (see the
+    /// module docs).
+    fn collect(&mut self, gc: Round) {
+        self.gc_round = gc;
+        let g = gc.get();
+        self.leaders.retain(|r, _| r.get().saturating_add(2) >= g);
+        self.blame
+            .retain(|(r, _), _| r.get().saturating_add(1) >= g);
+        self.support
+            .retain(|c, _| c.round.get() >= g.saturating_add(2));
+        self.certified.retain(|l, _| l.round >= gc);
+        self.orphans
+            .retain(|v, _| v.round.get() >= g.saturating_add(1));
+    }
+
+    /// Counts one block, new to the tally, as a blamer for the slots one
+    /// round below, as the voter some earlier-counted blocks were waiting
+    /// for, and as a candidate certificate for the slots two rounds below.
+    ///
+    /// Order does not matter: a parent inserted before the sync that counts
+    /// `b` is in the store and counted here; one inserted later is an
+    /// orphan, counted when it is.
+    fn count(&mut self, b: &VerifiedBlock, store: &DagStore) {
+        let round = b.round();
+        let Some(vote_round) = round.prev() else {
+            return;
+        };
+        let leaders = self.leaders(vote_round);
+        for &a in leaders.iter() {
+            if b.parent_by(a).is_none_or(|p| p.round != vote_round) {
+                self.blame
+                    .entry((vote_round, a))
+                    .or_insert_with(|| StakeAggregator::new(&self.committee))
+                    .add(b.author(), &self.committee);
+            }
+        }
+        if !self.orphans.is_empty()
+            && let Some(waiting) = self.orphans.remove(&b.reference())
+        {
+            for cert in waiting {
+                let mut support = self.support.remove(&cert).unwrap_or_default();
+                self.add_votes(&mut support, b, &leaders);
+                self.settle(cert, support);
+            }
+        }
+        let Some(slot_round) = vote_round.prev() else {
+            return;
+        };
+        let leaders = self.leaders(slot_round);
+        if leaders.is_empty() {
+            return;
+        }
+        let cert = b.reference();
+        let mut support = Vec::new();
+        let voters = store.round_by_author(vote_round);
+        for p in b.parents().iter().filter(|p| p.round == vote_round) {
+            match find_in(voters, p) {
+                Some(voter) => self.add_votes(&mut support, voter, &leaders),
+                None => self.orphans.entry(*p).or_default().push(cert),
+            }
+        }
+        self.settle(cert, support);
+    }
+
+    /// Adds `voter`'s stake to `support` for each leader block (of
+    /// `leaders`, one round below the voter) it references. A certificate's
+    /// parents are one per author, so each voter is added once.
+    fn add_votes(
+        &self,
+        support: &mut Vec<Support>,
+        voter: &VerifiedBlock,
+        leaders: &[AuthorityIndex],
+    ) {
+        let stake = self.committee.stake(voter.author());
+        let slot_round = voter.round().prev();
+        for &a in leaders {
+            let Some(leader) = voter.parent_by(a).filter(|l| Some(l.round) == slot_round) else {
+                continue;
+            };
+            match support.iter_mut().find(|s| s.leader == *leader) {
+                Some(s) => s.stake = s.stake.saturating_add(stake),
+                None => support.push(Support {
+                    leader: *leader,
+                    stake,
+                }),
+            }
+        }
+    }
+
+    /// Records `cert`'s support; `cert` becomes a certificate for the
+    /// leaders whose support now reaches a quorum (once: certificates are
+    /// counted by distinct author).
+    fn settle(&mut self, cert: BlockRef, support: Vec<Support>) {
+        for s in &support {
+            if self.committee.is_quorum(s.stake) {
+                self.certified
+                    .entry(s.leader)
+                    .or_insert_with(|| StakeAggregator::new(&self.committee))
+                    .add(cert.author, &self.committee);
+            }
+        }
+        if !support.is_empty() {
+            self.support.insert(cert, support);
+        }
+    }
+
+    /// True if `a` is a leader of `round` (so the tally counts its slot).
+    pub fn tracks(&mut self, round: Round, a: AuthorityIndex) -> bool {
+        self.leaders(round).contains(&a)
+    }
+
+    /// The stake of distinct authors holding certificates for `leader`.
+    pub fn certified_stake(&self, leader: &BlockRef) -> u64 {
+        self.certified.get(leader).map_or(0, StakeAggregator::stake)
+    }
+
+    /// The stake of distinct authors of blocks blaming slot `(round, a)`.
+    pub fn blame_stake(&self, round: Round, a: AuthorityIndex) -> u64 {
+        self.blame
+            .get(&(round, a))
+            .map_or(0, StakeAggregator::stake)
+    }
+
+    /// True if `cert` is a certificate for `leader`.
+    pub fn is_certificate(&self, cert: &BlockRef, leader: &BlockRef) -> bool {
+        self.support.get(cert).is_some_and(|s| {
+            s.iter()
+                .any(|s| s.leader == *leader && self.committee.is_quorum(s.stake))
+        })
+    }
+
+    #[cfg(test)]
+    /// Number of entries held (slots blamed, candidate certificates,
+    /// certified leaders, orphan voters).
+    pub fn len(&self) -> usize {
+        self.blame.len() + self.support.len() + self.certified.len() + self.orphans.len()
+    }
+
+    #[cfg(test)]
+    /// The lowest round any count refers to (a slot's or a block's).
+    pub fn lowest_round(&self) -> Option<Round> {
+        let slots = self.blame.keys().map(|(r, _)| *r);
+        let refs = self
+            .support
+            .keys()
+            .chain(self.certified.keys())
+            .chain(self.orphans.keys())
+            .map(|r| r.round);
+        slots.chain(refs).min()
+    }
+}
