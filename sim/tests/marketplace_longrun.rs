@@ -36,7 +36,10 @@ fn longrun_verifies_for_a_few_percent_and_cheating_does_not_pay() {
             _ => assert!(mean < 0.0, "{name} profits: {mean}"),
         }
         if name != "honest" {
-            assert!(after < 0.0, "{name} profits from its first cheat on: {after}");
+            assert!(
+                after < 0.0,
+                "{name} profits from its first cheat on: {after}"
+            );
         }
     }
     let by = e["detection_by_behaviour"].as_object().unwrap();
