@@ -311,11 +311,12 @@ impl ClientRole {
             .chunks(chunks.len().div_ceil(lots))
             .map(<[usize]>::to_vec)
             .collect();
+        // Ids from `REPLICA_JOB_BASE` up are the node's own replica jobs.
         let job: u64 = self
             .seed
             .derive_indexed("job", u64::from(self.summary.jobs))
             .rng()
-            .r#gen();
+            .gen_range(0..idlegrid_node::verification::REPLICA_JOB_BASE);
         self.summary.jobs += 1;
         if self.summary.id == 0 {
             self.summary.id = job;

@@ -719,15 +719,13 @@ impl ClientNode {
             .clamp(1, op.max_traps.max(1))
     }
 
-    fn plan(
-        &mut self,
-        now: Timestamp,
-        job: u64,
-        lot: u32,
-        provider: AccountId,
-        price: Amount,
-        record: ProviderRecord,
-    ) {
+    fn plan(&mut self, now: Timestamp, at: LotRef, record: ProviderRecord) {
+        let LotRef {
+            job,
+            lot,
+            provider,
+            price,
+        } = at;
         if self
             .jobs
             .get(&job)
@@ -762,13 +760,7 @@ impl ClientNode {
                 .push_back(ClientEvent::PlanFailed { job, lot, error });
             return;
         }
-        let lot_ref = LotRef {
-            job,
-            lot,
-            provider,
-            price,
-        };
-        self.commit_plan(now, lot_ref, real, traps, 0);
+        self.commit_plan(now, at, real, traps, 0);
     }
 
     /// Builds the plan of a matched lot from its real inputs and traps,

@@ -57,15 +57,7 @@ impl ClientNode {
                     self.plan_plain(now, at);
                 }
             }
-            _ => {
-                let LotRef {
-                    job,
-                    lot,
-                    provider,
-                    price,
-                } = at;
-                self.plan(now, job, lot, provider, price, record);
-            }
+            _ => self.plan(now, at, record),
         }
     }
 
