@@ -735,13 +735,8 @@ impl ClientNode {
         }
         let Some((real, wanted)) = self.lot_work(job, lot, provider, price, record) else {
             // Lifetime mode: earlier lots took every input; the lot lapses.
-            let error = EntrapError::InvalidParameter {
-                name: "inputs",
-                reason: "earlier lots of the job took every real input",
-            };
-            self.events
-                .push_back(ClientEvent::PlanFailed { job, lot, error });
-            return;
+            let reason = "earlier lots of the job took every real input";
+            return self.plan_failed(job, lot, "inputs", reason);
         };
         // A trap whose input repeats a real subtask's or another trap's
         // would give the traps away (the plan refuses it): it is dropped.
@@ -752,15 +747,17 @@ impl ClientNode {
             .collect();
         // No trap left (every one repeated an input): nothing to verify by.
         if traps.is_empty() && wanted > 0 {
-            let error = EntrapError::InvalidParameter {
-                name: "traps",
-                reason: "every trap input repeats a subtask's input",
-            };
-            self.events
-                .push_back(ClientEvent::PlanFailed { job, lot, error });
-            return;
+            let reason = "every trap input repeats a subtask's input";
+            return self.plan_failed(job, lot, "traps", reason);
         }
         self.commit_plan(now, at, real, traps, 0);
+    }
+
+    /// Reports a lot whose plan could not be built.
+    fn plan_failed(&mut self, job: u64, lot: u32, name: &'static str, reason: &'static str) {
+        let error = EntrapError::InvalidParameter { name, reason };
+        self.events
+            .push_back(ClientEvent::PlanFailed { job, lot, error });
     }
 
     /// Builds the plan of a matched lot from its real inputs and traps,
