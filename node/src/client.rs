@@ -852,8 +852,8 @@ impl ClientNode {
         record: ProviderRecord,
     ) -> Option<(Vec<Digest>, u32)> {
         let j = self.jobs.get(&job)?;
-        let own = j.inputs.get(lot as usize)?.clone();
         let (Some(mode), Some(_)) = (self.targets.lifetime, &j.pool) else {
+            let own = j.inputs.get(lot as usize)?.clone();
             let k = self.trap_count(own.len() as u32, price, record.credibility_ppm);
             return Some((own, k));
         };
@@ -863,8 +863,8 @@ impl ClientNode {
         // The provider's whole verified history (every client's clean
         // trap-carrying lots, from the ledger), or this client's own count
         // if that is ahead (the ledger's lags by the lots in flight).
-        let own = self.clean.get(&provider).copied().unwrap_or(0);
-        let clean = own.max(record.verified_lots);
+        let seen_here = self.clean.get(&provider).copied().unwrap_or(0);
+        let clean = seen_here.max(record.verified_lots);
         let mut rng = self
             .seed
             .derive_indexed("lifetime", job)

@@ -228,15 +228,9 @@ impl ClientNode {
         }
         self.replicas.delivered.remove(&key);
         if other != key && self.replicas.delivered.contains_key(&other) {
-            // The partner delivered and waits for outputs that will not come.
-            let out = self
-                .replicas
-                .delivered
-                .get(&other)
-                .cloned()
-                .unwrap_or_default();
+            // The partner delivered and waits for outputs that will not
+            // come: it is checked against nobody.
             self.replicas.partner.insert(other, other);
-            self.replicas.delivered.insert(other, out);
             self.verify_pair_lot(now, other, other);
             self.replicas.delivered.remove(&other);
         } else if let Some(o) = self.replicas.partner.get_mut(&other) {

@@ -27,15 +27,14 @@ const MSG_DOMAIN: Domain = Domain::new("idlegrid/sim/message");
 /// value, a preimage, which is harder than the collision the run digest
 /// already assumes away.
 pub(super) fn default_fingerprint(bytes: &[u8]) -> Digest {
-    match u8::try_from(bytes.len()) {
-        Ok(len) if bytes.len() < 32 => {
-            let mut fp = [0u8; 32];
-            fp[0] = len;
-            fp[1..=bytes.len()].copy_from_slice(bytes);
-            Digest::from_bytes(fp)
-        }
-        _ => Digest::hash(MSG_DOMAIN, bytes),
+    let len = bytes.len();
+    if len >= 32 {
+        return Digest::hash(MSG_DOMAIN, bytes);
     }
+    let mut fp = [0u8; 32];
+    fp[0] = len as u8; // < 32
+    fp[1..=len].copy_from_slice(bytes);
+    Digest::from_bytes(fp)
 }
 
 pub(super) struct InFlight<Msg> {
