@@ -2,7 +2,9 @@
 //! one [`Machine`].
 //!
 //! Every committed sub-DAG is applied to the node's own [`Ledger`], so
-//! every validator holds the replicated state; the node emits one
+//! every validator holds the replicated state (a driver running many
+//! validators in one process may let those holding the very same state
+//! share one copy, see [`StateSharing`]); the node emits one
 //! [`ValidatorEvent::Applied`] per batch with the state digest so the observer
 //! can compare validators after every batch. The full [`check_all`]
 //! (conservation, no negative amounts, accounting, the incremental digest
@@ -18,8 +20,7 @@ use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
 use idlegrid_dag_ledger::ledger::{
-    Host, Ledger, NoEvidence, Outcome, SignatureCheck, SignedTransaction, Transaction, TxKind,
-    check_all,
+    Ledger, Outcome, SignedTransaction, Transaction, TxKind, check_all,
 };
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
@@ -34,10 +35,14 @@ mod durable;
 mod frontier;
 mod referee;
 mod rejoin;
+mod shared;
 pub mod state_sync;
 mod subscribers;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
 use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
+use shared::Replica;
+pub use shared::StateSharing;
+use std::rc::Rc;
 use subscribers::Subscribers;
 
 /// A committed transaction's receipt or rejection.
@@ -186,8 +191,10 @@ pub struct ValidatorNode {
     validator: Validator,
     /// This node's index and the committee size (whose turn `check_all` is).
     turn: (u64, u64),
-    ledger: Ledger,
-    apps: Apps,
+    /// The replicated state (shared with validators holding the very same
+    /// one, see [`shared`]).
+    state: Rc<Replica>,
+    sharing: StateSharing,
     key: Keypair,
     epoch_secs: u64,
     pending_nonce: u64,
@@ -221,7 +228,7 @@ pub struct ValidatorNode {
 impl std::fmt::Debug for ValidatorNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ValidatorNode")
-            .field("ledger", &self.ledger)
+            .field("ledger", &self.state.ledger)
             .finish_non_exhaustive()
     }
 }
@@ -290,8 +297,11 @@ impl ValidatorNode {
         Ok(Self {
             validator,
             turn: (u64::from(index.get()), size as u64),
-            ledger,
-            apps: Apps { market },
+            state: Rc::new(Replica {
+                ledger,
+                apps: Apps { market },
+            }),
+            sharing: StateSharing::off(),
             key,
             epoch_secs: setup.epoch_secs.max(1),
             pending_nonce: 0,
@@ -319,19 +329,34 @@ impl ValidatorNode {
     /// block and each ticket is verified once (see [`SignatureVerifier`]).
     /// Every block and ticket is verified either way.
     pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
-        self.apps.market.set_proof_verifier(signatures.clone());
+        Rc::make_mut(&mut self.state)
+            .apps
+            .market
+            .set_proof_verifier(signatures.clone());
         self.validator = self.validator.with_signature_verifier(signatures);
+        self
+    }
+
+    /// Shares replicated state with the other validators given the same
+    /// `sharing` (off by default): a driver running many validators in one
+    /// process gives them one [`StateSharing::shared`], so a committed batch
+    /// is applied once per distinct pre-state instead of once per
+    /// validator. Every validator still applies every commit, to a state
+    /// provably identical to its own (see [`StateSharing`]).
+    pub fn with_state_sharing(mut self, sharing: StateSharing) -> Self {
+        sharing.adopt(&mut self.state);
+        self.sharing = sharing;
         self
     }
 
     /// The node's ledger.
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        &self.state.ledger
     }
 
     /// The node's marketplace state.
     pub fn market(&self) -> &MarketplaceApp {
-        &self.apps.market
+        &self.state.apps.market
     }
 
     /// Drains the marketplace notices (empty unless built with
@@ -368,10 +393,10 @@ impl ValidatorNode {
     /// own account (referee votes).
     pub fn submit_own(&mut self, payload: &MarketTx) -> Result<(), SubmitError> {
         let me = self.key.account_id();
-        let nonce = self.ledger.nonce(&me).get().max(self.pending_nonce);
+        let nonce = self.state.ledger.nonce(&me).get().max(self.pending_nonce);
         self.pending_nonce = nonce + 1;
         let tx = Transaction {
-            chain: self.ledger.params().chain_id,
+            chain: self.state.ledger.params().chain_id,
             sender: me,
             nonce: idlegrid_dag_ledger::ledger::Nonce::new(nonce),
             kind: TxKind::App {
@@ -414,51 +439,47 @@ impl ValidatorNode {
         let ctx = batch_context(
             sub.timestamp,
             self.epoch_secs,
-            self.ledger.epoch(),
+            self.state.ledger.epoch(),
             sub.digest,
         );
         let txs: Vec<&[u8]> = sub.transactions.iter().map(|t| t.as_bytes()).collect();
-        let mut host = Host {
-            apps: &mut self.apps,
-            evidence: &NoEvidence,
-            signatures: SignatureCheck::Skip,
-        };
+        let key = (sub.index, sub.digest, sub.timestamp);
+        let applied = self.sharing.apply(&mut self.state, key, ctx, &txs);
         let checked = sub.index % self.turn.1.max(1) == self.turn.0;
-        let ev = match self.ledger.apply_batch(ctx, &txs, &mut host) {
+        let (digest, applied_n, rejected, violation) = match &applied.result {
             Ok(r) => {
-                self.own_rejections(&txs, &r);
-                self.publish(sub.index, &txs, &r.receipts);
-                ValidatorEvent::Applied {
-                    index: sub.index,
-                    digest: r.state_digest,
-                    applied: r.applied() as u32,
-                    rejected: r.rejected() as u32,
-                    checked,
-                    violation: checked
-                        .then(|| check_all(&self.ledger).err().map(|v| v.to_string()))
-                        .flatten(),
-                    effect_failures: self.apps.market.effect_failures(),
-                    leader: sub.leader,
-                    commit: sub.digest,
-                    blocks: sub.blocks.len() as u32,
-                    transactions: txs.len() as u32,
-                }
+                self.own_rejections(&txs, r);
+                self.publish(sub.index, &txs, &r.receipts, &applied.notices);
+                let violation = checked
+                    .then(|| check_all(&self.state.ledger).err().map(|v| v.to_string()))
+                    .flatten();
+                (
+                    r.state_digest,
+                    r.applied() as u32,
+                    r.rejected() as u32,
+                    violation,
+                )
             }
-            Err(e) => ValidatorEvent::Applied {
-                index: sub.index,
-                digest: self.ledger.state_digest(),
-                applied: 0,
-                rejected: txs.len() as u32,
-                checked,
-                violation: Some(format!("batch refused: {e}")),
-                effect_failures: self.apps.market.effect_failures(),
-                leader: sub.leader,
-                commit: sub.digest,
-                blocks: sub.blocks.len() as u32,
-                transactions: txs.len() as u32,
-            },
+            Err(e) => (
+                self.state.ledger.state_digest(),
+                0,
+                txs.len() as u32,
+                Some(format!("batch refused: {e}")),
+            ),
         };
-        self.events.push_back(ev);
+        self.events.push_back(ValidatorEvent::Applied {
+            index: sub.index,
+            digest,
+            applied: applied_n,
+            rejected,
+            checked,
+            violation,
+            effect_failures: self.state.apps.market.effect_failures(),
+            leader: sub.leader,
+            commit: sub.digest,
+            blocks: sub.blocks.len() as u32,
+            transactions: txs.len() as u32,
+        });
         self.frontier.advance(sub);
         self.checkpoint_if_due(sub.index);
     }
@@ -466,9 +487,8 @@ impl ValidatorNode {
     /// Sends every subscriber the facts of commit `index` that concern it:
     /// the fate of its transactions, the marketplace notices where it is a
     /// party, and its holdings if the commit touched them.
-    fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult]) {
-        let notices = self.apps.market.drain_notices();
-        self.referee_duties(&notices);
+    fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult], notices: &[Notice]) {
+        self.referee_duties(notices);
         let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
         let mut everyone: Vec<Fact> = Vec::new();
         if !self.subscribers.is_empty() {
@@ -494,7 +514,7 @@ impl ValidatorNode {
             }
         }
         if self.keep_notices {
-            self.kept.extend(notices);
+            self.kept.extend(notices.iter().cloned());
         }
         if index % crate::wire::HOLDINGS_EVERY == 0 {
             self.holdings_due(&mut by);
@@ -537,8 +557,8 @@ impl ValidatorNode {
 
     /// What `acct` holds now.
     fn account_state(&self, acct: &AccountId) -> Option<AccountState> {
-        let a = self.ledger.account(acct)?;
-        let epoch = self.ledger.epoch();
+        let a = self.state.ledger.account(acct)?;
+        let epoch = self.state.ledger.epoch();
         let withdrawable = a
             .unbonding
             .iter()
@@ -603,7 +623,7 @@ impl ValidatorNode {
     /// [`ValidatorEvent::RefereeDuty`] for every committee it was seated on.
     fn referee_duties(&mut self, notices: &[Notice]) {
         let me = self.key.node_id();
-        let referees = &self.apps.market.rules().referees;
+        let referees = &self.state.apps.market.rules().referees;
         let (eligible, referee) = (referees.len(), referees.contains(&me));
         for n in notices {
             if let Notice::TicketWindow {
@@ -708,7 +728,7 @@ impl ValidatorNode {
             rc.is_err() && SignedTransaction::from_bytes(tx).is_ok_and(|t| t.tx.sender == me)
         });
         if mine {
-            self.pending_nonce = self.ledger.nonce(&me).get();
+            self.pending_nonce = self.state.ledger.nonce(&me).get();
         }
     }
 

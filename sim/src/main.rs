@@ -90,6 +90,12 @@ struct RunArgs {
     /// section on scale).
     #[arg(long)]
     ignore_memory_estimate: bool,
+    /// Check mode: every validator computes every committed batch on its
+    /// own copy of the replicated state instead of sharing one copy among
+    /// validators that hold the very same state. Slower and bigger; the
+    /// run digest must be the same.
+    #[arg(long)]
+    no_sharing: bool,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -161,6 +167,7 @@ fn run(args: RunArgs) -> ExitCode {
         seed: args.seed,
         scenario_path: args.scenario.clone(),
         progress: !args.no_progress,
+        no_sharing: args.no_sharing,
     };
     let out = match runner::run(&scenario, &opts) {
         Ok(o) => o,

@@ -88,6 +88,10 @@ pub struct RunOptions {
     pub scenario_path: Option<String>,
     /// Show a progress bar on runs longer than about a second.
     pub progress: bool,
+    /// Check mode: validators do not share identical replicated state
+    /// (see `MarketplaceConfig::share_state`); the run digest must not
+    /// change.
+    pub no_sharing: bool,
 }
 
 /// A finished run.
@@ -173,7 +177,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
     let replay = replay_command(opts.scenario_path.as_deref(), seed);
     let config = scenario.sim_config(seed, replay.clone());
     if scenario.machine == MachineKind::Marketplace {
-        return run_market(scenario, seed, replay);
+        return run_market(scenario, seed, replay, !opts.no_sharing);
     }
     let network = scenario.network_config()?;
     let nodes = scenario.node_specs()?;
@@ -318,8 +322,16 @@ fn load_summary(
 /// Runs a marketplace scenario: the engine keys of `summary.json` plus the
 /// marketplace sections (`ledger`, `market`, `jobs`, `entrap`,
 /// `economics`, `reputation`).
-fn run_market(scenario: &Scenario, seed: u64, replay: String) -> Result<RunOutput, RunError> {
-    let cfg = scenario.marketplace_config(seed, replay.clone())?;
+fn run_market(
+    scenario: &Scenario,
+    seed: u64,
+    replay: String,
+    share_state: bool,
+) -> Result<RunOutput, RunError> {
+    let cfg = crate::marketplace::MarketplaceConfig {
+        share_state,
+        ..scenario.marketplace_config(seed, replay.clone())?
+    };
     let start = wall_now();
     let r = run_marketplace(&cfg)?;
     let wall = start.elapsed().as_secs_f64();
@@ -409,6 +421,7 @@ pub fn check_determinism(
         seed,
         scenario_path: None,
         progress: false,
+        no_sharing: false,
     };
     let (first, second) = std::thread::scope(|scope| {
         let a = scope.spawn(|| run(scenario, &opts).map(|o| o.report));
@@ -461,6 +474,7 @@ pub fn sweep(
                         seed: Some(seed),
                         scenario_path: scenario_path.map(str::to_string),
                         progress: false,
+                        no_sharing: false,
                     };
                     let outcome = run(scenario, &opts).map(|o| o.summary);
                     results

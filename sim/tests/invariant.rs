@@ -21,6 +21,7 @@ fn failure_reports_seed_and_replay_command() {
         seed: Some(42),
         scenario_path: Some("tight.toml".into()),
         progress: false,
+        no_sharing: false,
     };
     let err = runner::run(&s, &opts).unwrap_err();
     let RunError::Sim(SimError::Invariant(f)) = &err else {

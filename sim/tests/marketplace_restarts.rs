@@ -92,6 +92,42 @@ fn byzantine_committee_with_restarts_from_store_ten_seeds() {
     assert!(lost > 0, "no crash cut an un-synced write");
 }
 
+/// Validators that hold the very same state share one copy of it; the check
+/// mode (`--no-sharing`) computes every batch on every validator's own copy.
+/// With equivocating and withholding validators and two honest validators
+/// restarted from their disks (each then holds a state of its own), both
+/// modes reach the same run digest, and sharing computed fewer batches.
+#[test]
+fn sharing_state_changes_nothing_but_the_work() {
+    let s = Scenario::parse(SMALL).unwrap();
+    let run = |no_sharing: bool| {
+        let opts = RunOptions {
+            seed: Some(3),
+            no_sharing,
+            ..RunOptions::default()
+        };
+        runner::run(&s, &opts).unwrap().summary
+    };
+    let (shared, alone) = (run(false), run(true));
+    assert_eq!(shared.run_digest, alone.run_digest);
+    let count = |sum: &Summary, k: &str| sum.ledger.as_ref().unwrap()[k].as_u64().unwrap();
+    let applications = count(&alone, "batches_compared");
+    assert_eq!(count(&alone, "batches_computed"), applications);
+    assert_eq!(count(&alone, "batches_shared"), 0);
+    assert_eq!(count(&shared, "batches_compared"), applications);
+    assert_eq!(
+        count(&shared, "batches_computed") + count(&shared, "batches_shared"),
+        applications
+    );
+    // 7 validators, of which the 2 restarted ones compute their own
+    // commits after their restart: well under half are computed.
+    assert!(
+        count(&shared, "batches_computed") * 2 < applications,
+        "{:?}",
+        shared.ledger
+    );
+}
+
 /// The built-in `byzantine` scenario (16 validators, 5 Byzantine, an
 /// honest validator restarted from its disk) over 200 seeds, shortened to
 /// 60 s (jobs for 15 s, then 45 s for every dispute to settle), two seeds

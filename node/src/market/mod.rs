@@ -129,7 +129,7 @@ struct SlotLock {
     busy: bool,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Provider {
     region: u8,
     environment: Environment,
@@ -140,7 +140,7 @@ struct Provider {
     verified_lots: u32,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct PendingLot {
     provider: AccountId,
     slot: usize,
@@ -148,7 +148,7 @@ struct PendingLot {
     bond_lock: LockId,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct LiveLot {
     provider: AccountId,
     slot: usize,
@@ -159,7 +159,7 @@ struct LiveLot {
     effects: Vec<Effect>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Job {
     req: JobRequest,
     /// Opened by the first reveal of the job's bid, sized at that price.
@@ -188,10 +188,12 @@ impl Job {
 }
 
 /// The marketplace's replicated state (see the module docs).
+#[derive(Clone)]
 pub struct MarketplaceApp {
     rules: MarketRules,
     params: MarketParams,
-    mechanism: Box<dyn Mechanism>,
+    /// Stateless: shared by the copies of this state.
+    mechanism: std::rc::Rc<dyn Mechanism>,
     providers: BTreeMap<AccountId, Provider>,
     jobs: BTreeMap<(AccountId, u64), Job>,
     /// Live rounds by their next deadline (and the reverse map), so a
@@ -278,7 +280,7 @@ impl MarketplaceApp {
             ),
             params: MarketParams::DEFAULT,
             rules,
-            mechanism,
+            mechanism: mechanism.into(),
             providers: BTreeMap::new(),
             jobs: BTreeMap::new(),
             wake: BTreeSet::new(),
@@ -322,6 +324,11 @@ impl MarketplaceApp {
     /// The marketplace rules.
     pub fn rules(&self) -> &MarketRules {
         &self.rules
+    }
+
+    /// The clearing mechanism's name.
+    pub(crate) fn mechanism_name(&self) -> &'static str {
+        self.mechanism.name()
     }
 
     /// Drains buffered notices.
@@ -625,7 +632,7 @@ impl Application for MarketplaceApp {
 
 /// The node's application registry: the marketplace under
 /// [`MARKETPLACE_APP`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Apps {
     /// The marketplace.
     pub market: MarketplaceApp,

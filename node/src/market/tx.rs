@@ -471,7 +471,7 @@ pub struct Settlement {
 }
 
 /// Marketplace-wide rules, identical on every node.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketRules {
     /// Stake per provider slot (the entrapment stake).
     pub stake_per_slot: Amount,

@@ -250,13 +250,13 @@ impl ValidatorNode {
         }
         check_all(&ledger).map_err(|e| InstallError::Invariant(e.to_string()))?;
         let mut market = MarketplaceApp::restore(
-            self.apps.market.rules().clone(),
+            self.state.apps.market.rules().clone(),
             (self.mechanism)(),
             true,
             app,
             MAX_CHECKPOINT_PART,
         )?;
-        market.set_proof_verifier(self.apps.market.proof_verifier().clone());
+        market.set_proof_verifier(self.state.apps.market.proof_verifier().clone());
         ledger.set_verification_seed(&self.seed.derive("ledger-verify"));
         assert_eq!(
             ledger.total_supply(),
@@ -265,8 +265,10 @@ impl ValidatorNode {
                 .checked_sub(ledger.burned())
                 .expect("burned within supply")
         );
-        self.ledger = ledger;
-        self.apps.market = market;
+        self.state = std::rc::Rc::new(super::Replica {
+            ledger,
+            apps: crate::market::Apps { market },
+        });
         self.frontier = CommitFrontier::restore(self.validator.config().gc_depth, frontier);
         Ok(())
     }
@@ -307,7 +309,7 @@ impl ValidatorNode {
             self.apply(c);
             self.events.pop_back();
             if let Some(cp) = checkpoint.filter(|cp| cp.index == c.index && !cp.restorable())
-                && self.ledger.state_digest() != cp.state_digest
+                && self.state.ledger.state_digest() != cp.state_digest
             {
                 self.durable.replaying = false;
                 return Err(bad(format!(
@@ -339,9 +341,9 @@ impl ValidatorNode {
         }
         let cp = Arc::new(Checkpoint {
             index,
-            state_digest: self.ledger.state_digest(),
-            ledger: self.ledger.snapshot(),
-            app: Some(self.apps.market.snapshot()),
+            state_digest: self.state.ledger.state_digest(),
+            ledger: self.state.ledger.snapshot(),
+            app: Some(self.state.apps.market.snapshot()),
             frontier: self.frontier.frontier(),
         });
         assert!(

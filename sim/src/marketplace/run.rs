@@ -16,7 +16,7 @@ use idlegrid_node::market::{
     Environment, JobRequest, MarketParams, MarketRules, MarketTx, TrustGate, score_bps, unsealed,
 };
 use idlegrid_node::provider::{ProviderNode, ProviderOffer};
-use idlegrid_node::validator::{ValidatorNode, ValidatorSetup};
+use idlegrid_node::validator::{StateSharing, ValidatorNode, ValidatorSetup};
 use idlegrid_node::verification::VerificationMode;
 use idlegrid_node::wire::NodeMessage;
 use idlegrid_primitives::{AccountId, Amount, Digest, Duration, Keypair, Seed, Timestamp};
@@ -133,6 +133,11 @@ pub struct MarketplaceConfig {
     /// With [`RestartMode::Store`]: probability that a crash loses (part
     /// of) a validator's un-synced writes.
     pub lose_unsynced: f64,
+    /// Validators holding the very same replicated state share one copy
+    /// (node's [`StateSharing`]; on by default). Off is the check mode
+    /// (`--no-sharing`): every validator computes every batch on its own
+    /// copy, and the run digest must be the same.
+    pub share_state: bool,
 }
 
 /// The lowest provider reputation score a client's bid accepts.
@@ -245,6 +250,7 @@ impl Default for MarketplaceConfig {
             global_trust: None,
             restart: RestartMode::Store,
             lose_unsynced: 0.5,
+            share_state: true,
         }
     }
 }
@@ -607,13 +613,15 @@ impl MarketplaceReport {
         );
         let _ = writeln!(
             s,
-            "ledger        supply conserved: {} (initial {}, final {}, burned {}; {} batches checked in full, {} validator digests compared)",
+            "ledger        supply conserved: {} (initial {}, final {}, burned {}; {} batches checked in full, {} validator digests compared; {} batch applications computed, {} shared)",
             if self.supply_conserved { "yes" } else { "NO" },
             self.initial_supply,
             self.initial_supply - self.burned,
             self.burned,
             f(&["ledger", "batches_checked"]),
             f(&["ledger", "batches_compared"]),
+            f(&["ledger", "batches_computed"]),
+            f(&["ledger", "batches_shared"]),
         );
         s
     }
@@ -861,7 +869,8 @@ fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNo
         }
     }
     .unwrap_or_else(|e| panic!("validator {} cannot start: {e}", ctx.index.get()))
-    .with_signature_verifier(w.signatures.clone());
+    .with_signature_verifier(w.signatures.clone())
+    .with_state_sharing(w.sharing.clone());
     let behavior = behaviors.get(ctx.index.get()).and_then(|b| b.adversary());
     Participant::new(honest, behavior, &key, committee)
 }
@@ -933,6 +942,9 @@ struct World {
     /// One memo of verified block signatures for every validator of the
     /// run (see [`crate::consensus::shared_verifier`]).
     signatures: idlegrid_primitives::SignatureVerifier,
+    /// One copy of the replicated state per distinct state (see
+    /// [`MarketplaceConfig::share_state`]).
+    sharing: StateSharing,
     /// The validators' disks, with [`RestartMode::Store`].
     disks: Option<Disks>,
     committee: Committee,
@@ -1203,10 +1215,20 @@ fn config_err(field: &'static str, reason: impl ToString) -> MarketplaceError {
 /// owners are all nodes of the simulated world.
 pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, MarketplaceError> {
     validate(cfg)?;
-    let (mut sim, sim_cfg, disks) = setup(cfg)?;
+    let (mut sim, sim_cfg, disks, sharing) = setup(cfg)?;
     let series = drive(&mut sim, &sim_cfg, cfg)?;
     let mut r = report(sim, &sim_cfg, cfg, series)?;
     r.storage = disks.map(|d| crate::durable::total_stats(&d.borrow()));
+    // Batch applications computed, and taken from another validator that
+    // held the very same state (0 with `--no-sharing`: every one computed).
+    let (shared, computed) = sharing.counts();
+    let computed = if cfg.share_state {
+        computed
+    } else {
+        r.summary.ledger["batches_compared"].as_u64().unwrap_or(0)
+    };
+    r.summary.ledger["batches_computed"] = serde_json::json!(computed);
+    r.summary.ledger["batches_shared"] = serde_json::json!(shared);
     Ok(r)
 }
 
@@ -1215,7 +1237,7 @@ type MarketSim = Simulation<MarketNode, MarketObserver>;
 /// Builds the world: identities, genesis, every node.
 fn setup(
     cfg: &MarketplaceConfig,
-) -> Result<(MarketSim, SimConfig, Option<Disks>), MarketplaceError> {
+) -> Result<(MarketSim, SimConfig, Option<Disks>, StateSharing), MarketplaceError> {
     let root = Seed::from_u64(cfg.seed).derive("marketplace");
     let mut rng = root.derive("driver").rng();
     let stake = Amount::new(cfg.stake_per_slot);
@@ -1264,9 +1286,15 @@ fn setup(
         .map_err(|e| config_err("reputation", e))?
         .fresh_score();
     let disks = (cfg.restart == RestartMode::Store).then(|| new_disks(n_val));
+    let sharing = if cfg.share_state {
+        StateSharing::shared()
+    } else {
+        StateSharing::off()
+    };
     let world = World {
         setup,
         signatures: crate::consensus::shared_verifier(cfg.seed),
+        sharing: sharing.clone(),
         disks: disks.clone(),
         committee,
         behaviors: cfg.byzantine.clone(),
@@ -1308,7 +1336,7 @@ fn setup(
     for (at, f) in &cfg.faults {
         sim.schedule(*at, f.clone())?;
     }
-    Ok((sim, sim_cfg, disks))
+    Ok((sim, sim_cfg, disks, sharing))
 }
 
 /// A provider's stake: its slot stakes plus the bonds of the sealed asks

@@ -812,6 +812,7 @@ impl Scenario {
             global_trust: m.reputation.global_trust()?,
             restart: self.restart_mode(),
             lose_unsynced: self.nodes.lose_unsynced,
+            share_state: true,
         })
     }
 }

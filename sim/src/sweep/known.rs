@@ -39,6 +39,8 @@ pub const COMMON: &[&str] = &[
 pub const MARKETPLACE: &[&str] = &[
     "ledger.batches_checked",
     "ledger.batches_compared",
+    "ledger.batches_computed",
+    "ledger.batches_shared",
     "ledger.burned",
     "ledger.final_supply",
     "ledger.initial_supply",

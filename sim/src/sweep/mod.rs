@@ -368,6 +368,7 @@ pub fn run_grid(
                         seed: Some(key.seed),
                         scenario_path: scenario_path.map(str::to_string),
                         progress: false,
+                        no_sharing: false,
                     };
                     let out = runner::run(&variants[key.point], &opts);
                     let kept = out.as_ref().ok().filter(|_| series).map(|o| {

@@ -1,0 +1,401 @@
+//! One copy of the replicated state for validators that provably hold the
+//! same one.
+//!
+//! A committed batch applied to the same pre-state gives the same
+//! post-state, receipts and notices: [`Ledger::apply_batch`] and the
+//! marketplace are deterministic functions of the state, the batch and its
+//! context, with no input from the node that runs them (signatures were
+//! checked at the gateway; the ledger applies with
+//! [`SignatureCheck::Skip`](idlegrid_dag_ledger::ledger::SignatureCheck)).
+//! A driver that runs many validators in one process (the simulator) gives
+//! them one [`StateSharing`], and then the first validator to apply a
+//! commit to a state computes it and the others that hold that very state
+//! take the result.
+//!
+//! "That very state" is object identity, not a digest: a validator's
+//! [`Replica`] lives behind an [`Rc`], and the memo is keyed by the
+//! commit (index, running commit digest, time) and the pre-state's
+//! allocation. The memo holds only [`Weak`] references, which pins the
+//! allocation (so its address is never reused while the entry lives) and,
+//! through [`Rc::make_mut`], forces any later writer of that allocation to
+//! move or clone it first, so a remembered pre-state never changes under
+//! its entry. A validator whose state diverged (a Byzantine one fed
+//! another sequence, one recovered from its own disk or installed from a
+//! snapshot) holds another allocation and computes for itself; it can
+//! never take a result it did not compute from identical state.
+//!
+//! With [`StateSharing::off`] (the default, and the real node) every
+//! validator owns its state and [`Rc::make_mut`] writes in place; the
+//! simulator's `--no-sharing` check mode runs that way and must reach the
+//! same run digest.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::{Rc, Weak};
+
+use idlegrid_dag_ledger::ledger::{
+    BatchContext, BatchResult, Host, Ledger, LedgerError, NoEvidence, SignatureCheck,
+};
+use idlegrid_primitives::{Digest, Timestamp};
+
+use crate::market::{Apps, Notice};
+
+/// The replicated state of one validator: its ledger and the applications.
+#[derive(Debug, Clone)]
+pub(crate) struct Replica {
+    pub(crate) ledger: Ledger,
+    pub(crate) apps: Apps,
+}
+
+/// What applying one committed batch gave: the ledger's result and the
+/// marketplace notices the batch raised.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    pub(crate) result: Result<BatchResult, LedgerError>,
+    pub(crate) notices: Vec<Notice>,
+}
+
+impl Replica {
+    /// The whole replicated content, for a full comparison: the ledger
+    /// and marketplace snapshots, and the rules and mechanism (which the
+    /// marketplace snapshot leaves to the node's setup).
+    fn content(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.ledger.snapshot(), self.apps.market.snapshot())
+    }
+
+    fn same_setup(&self, other: &Replica) -> bool {
+        let (a, b) = (&self.apps.market, &other.apps.market);
+        a.rules() == b.rules() && a.mechanism_name() == b.mechanism_name()
+    }
+
+    /// Applies one committed batch (signatures already checked).
+    fn apply(&mut self, ctx: BatchContext, txs: &[&[u8]]) -> Applied {
+        let mut host = Host {
+            apps: &mut self.apps,
+            evidence: &NoEvidence,
+            signatures: SignatureCheck::Skip,
+        };
+        let result = self.ledger.apply_batch(ctx, txs, &mut host);
+        let notices = self.apps.market.drain_notices();
+        Applied { result, notices }
+    }
+}
+
+/// Which commit a memo entry is for: index, running commit digest and
+/// consensus time (the digest pins the sequence and the batch; the others
+/// are cheap belt and braces).
+pub(crate) type CommitKey = (u64, Digest, Timestamp);
+
+/// Remembered commits (the newest this many behind the newest seen): a
+/// validator lagging further recomputes, which is correct, only slower.
+const WINDOW: u64 = 64;
+/// Entries kept at most (several diverged states per commit).
+const MAX_ENTRIES: usize = 4_096;
+
+struct Entry {
+    pre: Weak<Replica>,
+    post: Weak<Replica>,
+    applied: Rc<Applied>,
+}
+
+/// The state the first validator started from, with its content.
+struct Start {
+    state: Weak<Replica>,
+    content: (Vec<u8>, Vec<u8>),
+}
+
+#[derive(Default)]
+struct Memo {
+    start: Option<Start>,
+    entries: BTreeMap<CommitKey, Vec<Entry>>,
+    len: usize,
+    /// Lookups answered from the memo, and batches computed.
+    shared: u64,
+    computed: u64,
+}
+
+/// Shares replicated state between validators run in one process (see the
+/// module docs). Clones share one memo.
+#[derive(Clone, Default)]
+pub struct StateSharing {
+    memo: Option<Rc<RefCell<Memo>>>,
+}
+
+impl std::fmt::Debug for StateSharing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.memo {
+            None => f.write_str("StateSharing::off"),
+            Some(m) => {
+                let m = m.borrow();
+                f.debug_struct("StateSharing::shared")
+                    .field("entries", &m.len)
+                    .field("shared", &m.shared)
+                    .field("computed", &m.computed)
+                    .finish()
+            }
+        }
+    }
+}
+
+impl StateSharing {
+    /// Every validator computes every batch on its own state.
+    pub fn off() -> Self {
+        Self::default()
+    }
+
+    /// A memo to give every validator of one process.
+    pub fn shared() -> Self {
+        Self {
+            memo: Some(Rc::default()),
+        }
+    }
+
+    /// Batches taken from the memo and batches computed (0, 0 when off).
+    pub fn counts(&self) -> (u64, u64) {
+        self.memo.as_ref().map_or((0, 0), |m| {
+            let m = m.borrow();
+            (m.shared, m.computed)
+        })
+    }
+
+    /// Joins `state` to the copy a validator given this sharing started
+    /// from if their replicated contents are equal, compared in full (not
+    /// by digest): validators built from one setup start sharing at
+    /// genesis. A state that differs (recovered from a disk, say) stays
+    /// its own and becomes the start the next ones compare with if the
+    /// old one is gone.
+    pub(crate) fn adopt(&self, state: &mut Rc<Replica>) {
+        let Some(memo) = &self.memo else {
+            return;
+        };
+        let mut memo = memo.borrow_mut();
+        if let Some(start) = &memo.start
+            && let Some(other) = start.state.upgrade()
+        {
+            if !Rc::ptr_eq(&other, state)
+                && other.same_setup(state)
+                && start.content == state.content()
+            {
+                *state = other;
+            }
+            return;
+        }
+        memo.start = Some(Start {
+            state: Rc::downgrade(state),
+            content: state.content(),
+        });
+    }
+
+    /// Applies commit `key` to `state`: takes the post-state from the memo
+    /// if another validator computed it from this very state, else
+    /// computes it (cloning the state first if others hold it) and
+    /// remembers it.
+    pub(crate) fn apply(
+        &self,
+        state: &mut Rc<Replica>,
+        key: CommitKey,
+        ctx: BatchContext,
+        txs: &[&[u8]],
+    ) -> Rc<Applied> {
+        let Some(memo) = &self.memo else {
+            return Rc::new(Rc::make_mut(state).apply(ctx, txs));
+        };
+        if let Some((post, applied)) = memo.borrow_mut().take(state, &key) {
+            *state = post;
+            return applied;
+        }
+        let pre = Rc::downgrade(state);
+        let applied = Rc::new(Rc::make_mut(state).apply(ctx, txs));
+        debug_assert!(!Weak::ptr_eq(&pre, &Rc::downgrade(state)));
+        memo.borrow_mut().remember(key, pre, state, &applied);
+        applied
+    }
+}
+
+impl Memo {
+    fn take(&mut self, state: &Rc<Replica>, key: &CommitKey) -> Option<(Rc<Replica>, Rc<Applied>)> {
+        let found = self.entries.get(key)?.iter().find_map(|e| {
+            (e.pre.as_ptr() == Rc::as_ptr(state))
+                .then(|| e.post.upgrade().map(|p| (p, Rc::clone(&e.applied))))
+                .flatten()
+        });
+        self.shared += u64::from(found.is_some());
+        found
+    }
+
+    fn remember(
+        &mut self,
+        key: CommitKey,
+        pre: Weak<Replica>,
+        post: &Rc<Replica>,
+        applied: &Rc<Applied>,
+    ) {
+        self.computed += 1;
+        let oldest = key.0.saturating_sub(WINDOW);
+        if self
+            .entries
+            .first_key_value()
+            .is_some_and(|(k, _)| k.0 < oldest)
+        {
+            self.entries =
+                self.entries
+                    .split_off(&(oldest, Digest::from_bytes([0; 32]), Timestamp::ZERO));
+        }
+        if self
+            .start
+            .as_ref()
+            .is_some_and(|s| s.state.strong_count() == 0)
+        {
+            self.start = None;
+        }
+        // A pre-state nobody holds any more can never be looked up again.
+        self.entries.retain(|_, v| {
+            v.retain(|e| e.pre.strong_count() > 0 && e.post.strong_count() > 0);
+            !v.is_empty()
+        });
+        self.len = self.entries.values().map(Vec::len).sum();
+        if self.len >= MAX_ENTRIES {
+            return;
+        }
+        self.entries.entry(key).or_default().push(Entry {
+            pre,
+            post: Rc::downgrade(post),
+            applied: Rc::clone(applied),
+        });
+        self.len += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idlegrid_dag_ledger::ledger::{Nonce, Transaction, TxKind};
+    use idlegrid_primitives::{Amount, Keypair, Seed};
+
+    use super::*;
+    use crate::batch::batch_context;
+    use crate::local::{testnet_keys, testnet_setup};
+    use crate::market::MarketplaceApp;
+
+    fn genesis() -> (Replica, Vec<Keypair>) {
+        let keys = testnet_keys(7, 4, 2, 1);
+        let setup = testnet_setup(&keys);
+        let market = MarketplaceApp::new(setup.rules.clone(), (setup.mechanism)(), true).unwrap();
+        let replica = Replica {
+            ledger: setup.ledger.clone(),
+            apps: Apps { market },
+        };
+        let [_, providers, _] = keys;
+        (replica, providers)
+    }
+
+    /// Commit `index`: a transfer of `amount` from the first provider.
+    fn commit(
+        r: &Replica,
+        from: &Keypair,
+        index: u64,
+        amount: u128,
+    ) -> (CommitKey, BatchContext, Vec<u8>) {
+        let tx = Transaction {
+            chain: r.ledger.params().chain_id,
+            sender: from.account_id(),
+            nonce: Nonce::new(index),
+            kind: TxKind::Transfer {
+                to: Keypair::from_seed(&Seed::from_u64(99)).account_id(),
+                amount: Amount::new(amount),
+            },
+        }
+        .sign(from);
+        let at = Timestamp::ZERO + idlegrid_primitives::Duration::from_secs(index + 1);
+        let digest = Digest::of(
+            idlegrid_primitives::Domain::new("test/commit"),
+            &(index, amount),
+        );
+        let ctx = batch_context(at, 60, r.ledger.epoch(), digest);
+        ((index, digest, at), ctx, tx.to_bytes())
+    }
+
+    fn apply(
+        sharing: &StateSharing,
+        s: &mut Rc<Replica>,
+        c: &(CommitKey, BatchContext, Vec<u8>),
+    ) -> Digest {
+        let applied = sharing.apply(s, c.0, c.1, &[c.2.as_slice()]);
+        let r = applied.result.as_ref().expect("batch applies");
+        assert!(r.receipts.iter().all(Result::is_ok), "{r:?}");
+        r.state_digest
+    }
+
+    #[test]
+    fn identical_states_share_and_match_an_unshared_run() {
+        let (genesis, from) = genesis();
+        let sharing = StateSharing::shared();
+        let mut states: Vec<Rc<Replica>> = (0..4).map(|_| Rc::new(genesis.clone())).collect();
+        states.iter_mut().for_each(|s| sharing.adopt(s));
+        assert!(
+            states.iter().all(|s| Rc::ptr_eq(s, &states[0])),
+            "equal genesis is adopted"
+        );
+        let mut alone = Rc::new(genesis.clone());
+        for i in 0..3 {
+            let c = commit(&alone, &from[0], i, 10_000 + u128::from(i));
+            let want = apply(&StateSharing::off(), &mut alone, &c);
+            for s in &mut states {
+                assert_eq!(apply(&sharing, s, &c), want);
+                assert_eq!(s.ledger.state_digest(), want);
+            }
+            assert!(states.iter().all(|s| Rc::ptr_eq(s, &states[0])));
+        }
+        assert_eq!(
+            sharing.counts(),
+            (9, 3),
+            "each commit computed once, taken three times"
+        );
+    }
+
+    #[test]
+    fn a_diverged_state_is_its_own() {
+        let (genesis, from) = genesis();
+        let sharing = StateSharing::shared();
+        let (mut a, mut b) = (Rc::new(genesis.clone()), Rc::new(genesis.clone()));
+        sharing.adopt(&mut a);
+        sharing.adopt(&mut b);
+        // A Byzantine sequence: `b` commits another batch at index 0.
+        let honest = commit(&a, &from[0], 0, 10_000);
+        let other = commit(&b, &from[0], 0, 11_000);
+        let da = apply(&sharing, &mut a, &honest);
+        let db = apply(&sharing, &mut b, &other);
+        assert_ne!(da, db);
+        assert!(!Rc::ptr_eq(&a, &b));
+        // An equal-content state that is not the same object (a validator
+        // recovered from its disk, say) computes for itself.
+        let mut c = Rc::new(genesis.clone());
+        assert_eq!(apply(&sharing, &mut c, &honest), da);
+        assert!(!Rc::ptr_eq(&a, &c));
+        assert_eq!(sharing.counts(), (0, 3));
+        // The diverged one's next commit never lands on the others' state.
+        let next = commit(&b, &from[0], 1, 12_000);
+        apply(&sharing, &mut b, &next);
+        assert_eq!(a.ledger.state_digest(), da, "a is untouched by b's commits");
+        let mut a2 = Rc::clone(&a);
+        assert_ne!(apply(&sharing, &mut a2, &next), b.ledger.state_digest());
+    }
+
+    #[test]
+    fn a_remembered_pre_state_never_changes_under_its_holders() {
+        let (genesis, from) = genesis();
+        let sharing = StateSharing::shared();
+        let (mut a, mut b) = (Rc::new(genesis.clone()), Rc::new(genesis));
+        sharing.adopt(&mut a);
+        sharing.adopt(&mut b);
+        let before = b.ledger.state_digest();
+        let c = commit(&a, &from[0], 0, 10_000);
+        apply(&sharing, &mut a, &c);
+        assert_eq!(b.ledger.state_digest(), before, "a cloned before writing");
+        drop(b);
+        // Nobody holds the pre-state: the next commit prunes its entry.
+        let c = commit(&a, &from[0], 1, 10_000);
+        apply(&sharing, &mut a, &c);
+        let memo = sharing.memo.as_ref().unwrap().borrow();
+        assert_eq!(memo.len, 1, "only the newest commit is remembered");
+    }
+}
