@@ -4,12 +4,12 @@
 
 use std::collections::HashMap;
 
-use idlegrid_primitives::{Destination, Digest, Domain, Duration, NodeId, Seed, Timestamp, encode};
+use idlegrid_primitives::{Destination, Digest, Domain, Duration, NodeId, Timestamp, encode};
 use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::metrics::{Histogram, MAX_SERIES_SECONDS};
-use crate::network::{Bandwidth, FairShare, LinkRng, LinkState, NetworkConfig, RegionId};
+use crate::network::{Bandwidth, Cuts, FairShare, LinkSlot, LinkTable, NetworkConfig, RegionId};
 use crate::node::NodeIndex;
 use crate::queue::{EventQueue, QueueFull};
 
@@ -40,6 +40,8 @@ pub(super) fn default_fingerprint(bytes: &[u8]) -> Digest {
 pub(super) struct InFlight<Msg> {
     pub(super) from: NodeIndex,
     pub(super) to: NodeIndex,
+    /// The link `from → to`'s slot in the link table.
+    pub(super) link: LinkSlot,
     pub(super) sent_at: Timestamp,
     pub(super) size: u64,
     pub(super) fingerprint: Digest,
@@ -78,8 +80,10 @@ pub(super) struct Net<Msg> {
     pub(super) now: Timestamp,
     pub(super) queue: EventQueue<Event<Msg>>,
     pub(super) n: usize,
-    pub(super) links: Vec<LinkState>,
-    pub(super) link_seed: Seed,
+    /// The state of every link that has carried a message.
+    pub(super) links: LinkTable,
+    /// Links cut by partitions and blocks.
+    pub(super) cuts: Cuts,
     pub(super) regions: Vec<RegionId>,
     pub(super) upload: Vec<Bandwidth>,
     pub(super) download: Vec<Bandwidth>,
@@ -178,17 +182,13 @@ impl<Msg: Clone + Serialize> Net<Msg> {
     ) -> Result<(), QueueFull> {
         self.stats.sent += 1;
         self.stats.bytes_sent += size;
-        let li = from.get() * self.n + to.get();
-        if self.links[li].blocked {
+        if self.cuts.is_cut(from, to) {
             self.stats.dropped_partition += 1;
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
-        let link_seed = &self.link_seed;
-        let link = &mut self.links[li];
-        let rng = link.rng.get_or_insert_with(|| {
-            LinkRng::from_seed(&link_seed.derive_indexed("link", li as u64))
-        });
+        let slot = self.links.slot(from.get(), to.get());
+        let rng = &mut self.links.get(slot).rng;
         // Always two draws per message, lost or not.
         let lost = rng.unit() < self.config.loss;
         let jitter_draw = rng.unit();
@@ -206,7 +206,7 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
-        let link = &mut self.links[li];
+        let link = self.links.get(slot);
         if link.in_flight >= self.config.max_in_flight_per_link {
             self.stats.dropped_overflow += 1;
             self.bump(|s| s.dropped += 1);
@@ -221,6 +221,7 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         let m = InFlight {
             from,
             to,
+            link: slot,
             sent_at: now,
             size,
             fingerprint,
@@ -253,7 +254,7 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             .config
             .regions
             .latency(self.regions[from], self.regions[to]);
-        let link = &mut self.links[from * self.n + to];
+        let link = self.links.get(m.link);
         let mut arrival = depart + self.egress_delay[from] + base + jitter;
         if self.config.fifo {
             arrival = arrival.max(link.last_arrival);

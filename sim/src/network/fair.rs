@@ -199,13 +199,15 @@ pub fn max_min_rates(
     down: &[Bandwidth],
     links: impl IntoIterator<Item = (u32, u32)>,
 ) -> Vec<u64> {
-    // Resource 2i is node i's uplink, 2i + 1 its downlink.
-    let n = up.len();
+    // Resource 2i is node i's uplink, 2i + 1 its downlink. Only the
+    // resources some link uses are numbered (`used`, sorted, so a compact
+    // number orders as the resource does): the work is in the links, not
+    // in the nodes of the run.
     let cap_of = |r: usize| match r % 2 {
         0 => up[r / 2],
         _ => down[r / 2],
     };
-    let links: Vec<[Option<usize>; 2]> = links
+    let ends: Vec<[Option<usize>; 2]> = links
         .into_iter()
         .map(|(a, b)| {
             let (u, d) = (2 * a as usize, 2 * b as usize + 1);
@@ -215,16 +217,24 @@ pub fn max_min_rates(
             ]
         })
         .collect();
-    let mut users: Vec<Vec<usize>> = vec![Vec::new(); 2 * n];
+    let mut used: Vec<usize> = ends.iter().flatten().flatten().copied().collect();
+    used.sort_unstable();
+    used.dedup();
+    let compact = |r: usize| used.binary_search(&r).expect("a used resource");
+    let links: Vec<[Option<usize>; 2]> = ends
+        .iter()
+        .map(|e| [e[0].map(compact), e[1].map(compact)])
+        .collect();
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); used.len()];
     for (k, ends) in links.iter().enumerate() {
         ends.iter().flatten().for_each(|&r| users[r].push(k));
     }
-    let mut cap: Vec<u64> = (0..2 * n).map(|r| cap_of(r).bits_per_sec()).collect();
+    let mut cap: Vec<u64> = used.iter().map(|&r| cap_of(r).bits_per_sec()).collect();
     let mut count: Vec<u64> = users.iter().map(|u| u.len() as u64).collect();
     let mut rate = vec![u64::MAX; links.len()];
     let mut frozen = vec![false; links.len()];
     // Min-heap of (share, resource); stale entries are skipped.
-    let mut heap: BinaryHeap<std::cmp::Reverse<(u64, usize)>> = (0..2 * n)
+    let mut heap: BinaryHeap<std::cmp::Reverse<(u64, usize)>> = (0..used.len())
         .filter(|&r| count[r] > 0)
         .map(|r| std::cmp::Reverse((cap[r] / count[r], r)))
         .collect();

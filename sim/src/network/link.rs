@@ -1,4 +1,8 @@
-//! Per-link state: a small seeded RNG, FIFO ordering and the in-flight bound.
+//! Per-link state (a small seeded RNG, FIFO ordering and the in-flight
+//! bound), kept only for links that have carried a message.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use idlegrid_primitives::{Seed, Timestamp};
 use rand_core::{RngCore, impls};
@@ -6,9 +10,9 @@ use rand_core::{RngCore, impls};
 /// A SplitMix64 generator for per-link network randomness (loss, jitter).
 ///
 /// Not cryptographic, and does not need to be: it only decides network
-/// weather. It is 8 bytes, so a dense `n × n` link table stays small, and
-/// each link is seeded from its own child of the root [`Seed`] so one link's
-/// draws never shift another's.
+/// weather. It is 8 bytes, so a link's state stays small, and each link is
+/// seeded from its own child of the root [`Seed`] so one link's draws never
+/// shift another's.
 #[derive(Debug, Clone)]
 pub struct LinkRng(u64);
 
@@ -47,27 +51,89 @@ impl RngCore for LinkRng {
     }
 }
 
-/// The state of one directed link `from → to`.
+/// The state of one directed link `from → to` that has carried a message.
 #[derive(Debug, Clone)]
 pub(crate) struct LinkState {
-    /// Lazily seeded on first use.
-    pub rng: Option<LinkRng>,
+    /// Seeded when the link is first used, from the link's own child of
+    /// the root seed (so creation order never shifts a draw).
+    pub rng: LinkRng,
     /// Arrival time of the last message scheduled on this link (FIFO).
     pub last_arrival: Timestamp,
     /// Messages scheduled and not yet arrived.
     pub in_flight: u32,
-    /// Cut by a partition.
-    pub blocked: bool,
 }
 
-impl LinkState {
-    pub const fn new() -> Self {
+/// A link's slot in a [`LinkTable`]; stable for the table's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LinkSlot(u32);
+
+/// The state of every directed link that has carried a message, and only
+/// of those: a run of `n` nodes where each talks to a few peers keeps
+/// `O(links used)` state, not `n²`.
+///
+/// Links are numbered `from · n + to` (the number their RNG seed is
+/// derived from, as with the dense table this replaces) and found through
+/// a map from that number to a slot in one vector. The map is only ever
+/// looked up by key, never iterated, so its order cannot reach a run.
+#[derive(Debug)]
+pub(crate) struct LinkTable {
+    n: u64,
+    seed: Seed,
+    slots: Vec<LinkState>,
+    index: HashMap<u64, LinkSlot, BuildHasherDefault<PairHasher>>,
+}
+
+impl LinkTable {
+    /// An empty table for `n` nodes whose links seed from `seed`.
+    pub fn new(n: usize, seed: Seed) -> Self {
         Self {
-            rng: None,
-            last_arrival: Timestamp::ZERO,
-            in_flight: 0,
-            blocked: false,
+            n: n as u64,
+            seed,
+            slots: Vec::new(),
+            index: HashMap::default(),
         }
+    }
+
+    /// The slot of `from → to`, created (and its RNG seeded) on first use.
+    pub fn slot(&mut self, from: usize, to: usize) -> LinkSlot {
+        let number = from as u64 * self.n + to as u64;
+        let (slots, seed) = (&mut self.slots, &self.seed);
+        *self.index.entry(number).or_insert_with(|| {
+            let slot = LinkSlot(u32::try_from(slots.len()).expect("at most 2^32 links"));
+            slots.push(LinkState {
+                rng: LinkRng::from_seed(&seed.derive_indexed("link", number)),
+                last_arrival: Timestamp::ZERO,
+                in_flight: 0,
+            });
+            slot
+        })
+    }
+
+    /// The state behind a slot this table handed out.
+    pub fn get(&mut self, slot: LinkSlot) -> &mut LinkState {
+        &mut self.slots[slot.0 as usize]
+    }
+}
+
+/// A multiplicative hasher for link numbers: one multiply by an odd
+/// constant (Fibonacci hashing) and a fold of the high half into the low
+/// one, which the map's bucket choice reads. Keys are the simulator's own
+/// node pairs, not attacker-chosen, so no keyed hashing is needed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        let h = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
     }
 }
 

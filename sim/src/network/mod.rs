@@ -28,12 +28,18 @@
 //! At most `max_in_flight_per_link` messages may be in flight (queued or
 //! propagating) on one link; more are dropped and counted.
 //!
+//! Nothing here is `n²`: a link's state exists once it has carried a
+//! message (`LinkTable`), and partitions and blocks are kept as the lists
+//! of nodes they name (`Cuts`), so a run's memory follows the links its
+//! nodes use and a partition of `k` nodes costs `O(k log k)` to apply.
+//!
 //! The uplink-FIFO model is the one every run used before download limits
 //! existed; it stays the default so that the built-in scenarios' digests
 //! and speed do not change. The `throughput` scenario sets a download
 //! limit. [`quorum`] computes, from a latency matrix, the commit latency an
 //! ideal three-message-delay protocol would reach on it.
 
+mod cuts;
 pub mod fair;
 mod link;
 pub mod quorum;
@@ -41,7 +47,8 @@ mod regions;
 
 pub use fair::FairShare;
 pub use link::LinkRng;
-pub(crate) use link::LinkState;
+pub(crate) use cuts::Cuts;
+pub(crate) use link::{LinkSlot, LinkTable};
 pub use regions::{MAX_REGIONS, RegionId, Regions, WORLD6};
 
 use idlegrid_primitives::Duration;
