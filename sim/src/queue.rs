@@ -30,24 +30,27 @@ pub struct QueueFull {
     pub capacity: usize,
 }
 
-struct Entry<T> {
+/// A heap entry: the ordering key and the slot of its event in the slab.
+/// Kept small, so a heap sift moves 24 bytes per level, not the event
+/// (a message in flight is hundreds of bytes).
+struct Entry {
     at: Timestamp,
     seq: EventSeq,
-    item: T,
+    slot: u32,
 }
 
-impl<T> PartialEq for Entry<T> {
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
         self.at == other.at && self.seq == other.seq
     }
 }
-impl<T> Eq for Entry<T> {}
-impl<T> PartialOrd for Entry<T> {
+impl Eq for Entry {}
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<T> Ord for Entry<T> {
+impl Ord for Entry {
     /// Reversed, so that `BinaryHeap` (a max-heap) pops the earliest entry.
     fn cmp(&self, other: &Self) -> Ordering {
         (other.at, other.seq).cmp(&(self.at, self.seq))
@@ -56,19 +59,25 @@ impl<T> Ord for Entry<T> {
 
 /// A bounded priority queue of events keyed by `(time, sequence)`.
 pub struct EventQueue<T> {
-    heap: BinaryHeap<Entry<T>>,
+    heap: BinaryHeap<Entry>,
+    /// The events, by slot; a popped event's slot is reused.
+    slab: Vec<Option<T>>,
+    free: Vec<u32>,
     next_seq: u64,
     capacity: usize,
 }
 
 impl<T> EventQueue<T> {
-    /// An empty queue holding at most `capacity` events.
+    /// An empty queue holding at most `capacity` events (at most
+    /// `u32::MAX`).
     pub fn new(capacity: usize) -> Self {
         assert!(capacity > 0, "event queue capacity must be positive");
         Self {
             heap: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             next_seq: 0,
-            capacity,
+            capacity: capacity.min(u32::MAX as usize),
         }
     }
 
@@ -81,13 +90,30 @@ impl<T> EventQueue<T> {
         }
         let seq = EventSeq(self.next_seq);
         self.next_seq += 1;
-        self.heap.push(Entry { at, seq, item });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                debug_assert!(self.slab[slot as usize].is_none());
+                self.slab[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                // Fewer slots than `capacity` ≤ u32::MAX are ever in use.
+                self.slab.push(Some(item));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.heap.push(Entry { at, seq, slot });
         Ok(seq)
     }
 
     /// Removes and returns the earliest event (lowest sequence among ties).
     pub fn pop(&mut self) -> Option<(Timestamp, EventSeq, T)> {
-        self.heap.pop().map(|e| (e.at, e.seq, e.item))
+        let e = self.heap.pop()?;
+        let item = self.slab[e.slot as usize]
+            .take()
+            .expect("a queued slot holds its event");
+        self.free.push(e.slot);
+        Some((e.at, e.seq, item))
     }
 
     /// The time of the earliest event, if any.
