@@ -294,12 +294,12 @@ pub use plan::{
     JobPlan, JobPlanBuilder, OpenedTrap, PublicPlan, SLOT_INPUTS_DOMAIN, Slot, TRAP_SET_DOMAIN,
     TrapReveal, TrapSource, TrapSpec, split_into_lots,
 };
-pub use reuse::{AnswerBank, ReuseRule};
 pub use referee::{
     Committee, DISPUTE_RANDOMNESS_DOMAIN, DisputedTrap, REFEREE_DOMAIN, ReExecutor, RefereeTicket,
     RefereeVote, TrapVerdict, Verdict, decide_trap, dispute_randomness, referee_vote,
     select_referees, select_referees_with,
 };
+pub use reuse::{AnswerBank, ReuseRule};
 pub use round::{OUTPUTS_DOMAIN, VerificationRound, output_commitment};
 pub use settle::{
     Effect, Feedback, Locked, Outcome, Pot, Role, check_conservation, check_recipients,

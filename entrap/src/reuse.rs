@@ -341,7 +341,10 @@ mod tests {
         assert!(bank.take(t(1), &r, acct(1), 1, &none).is_empty());
         let got = bank.take(t(1), &r, acct(2), 1, &none);
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].source.committed_expected(), Some(Digest::of(D, &2u8)));
+        assert_eq!(
+            got[0].source.committed_expected(),
+            Some(Digest::of(D, &2u8))
+        );
         assert!(bank.take(t(2), &r, acct(2), 1, &none).is_empty());
         // The second use spends it (max_uses = 2).
         assert_eq!(bank.take(t(2), &r, acct(3), 1, &none).len(), 1);
@@ -351,7 +354,11 @@ mod tests {
         assert!(bank.is_empty());
         // Unguarded: the computing provider gets its own answer back.
         bank.deposit(t(0), x, Digest::of(D, &2u8), JobId::new(1), acct(1));
-        assert_eq!(bank.take(t(1), &rule(10_000, false), acct(1), 1, &none).len(), 1);
+        assert_eq!(
+            bank.take(t(1), &rule(10_000, false), acct(1), 1, &none)
+                .len(),
+            1
+        );
     }
 
     #[test]
