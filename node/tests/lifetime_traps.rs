@@ -343,20 +343,13 @@ fn with_reuse() -> TrapTargets {
     }
 }
 
-#[test]
-fn reused_traps_look_like_fresh_ones_and_never_return_to_a_provider_that_saw_them() {
-    let mut t = testnet(11, 4, 4, 1);
-    let client = t.clients[0];
-    t.net
-        .client_mut(&client)
-        .unwrap()
-        .set_trap_targets(with_reuse());
-    let events = run_stamped(&mut t, 14, 4);
-    // The client's view: (traps, reused) per lot; honest providers are
-    // never accused by a reused answer.
+/// The client's view of each lot, `(traps, reused traps)`, checking on the
+/// way that honest providers are never accused by a reused answer and that
+/// no provider is handed an input twice.
+fn reuse_plans(events: &[(Timestamp, LocalEvent)]) -> BTreeMap<(u64, u32), (u32, u32)> {
     let mut planned = BTreeMap::new();
     let mut inputs_seen: BTreeMap<_, std::collections::BTreeSet<Digest>> = BTreeMap::new();
-    for (_, e) in &events {
+    for (_, e) in events {
         match e {
             LocalEvent::Client(
                 _,
@@ -384,6 +377,19 @@ fn reused_traps_look_like_fresh_ones_and_never_return_to_a_provider_that_saw_the
             _ => {}
         }
     }
+    planned
+}
+
+#[test]
+fn reused_traps_look_like_fresh_ones_and_never_return_to_a_provider_that_saw_them() {
+    let mut t = testnet(11, 4, 4, 1);
+    let client = t.clients[0];
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .set_trap_targets(with_reuse());
+    let events = run_stamped(&mut t, 14, 4);
+    let planned = reuse_plans(&events);
     let seen = observe(&events);
     let full = (PER_LOT + MAX_TRAPS) as usize;
     let (mut reused, mut fresh, mut none) = (Vec::new(), Vec::new(), Vec::new());
