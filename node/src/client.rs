@@ -13,6 +13,13 @@
 //! outputs to its driver. Instead of traps it may replicate lots or not
 //! verify at all ([`crate::verification::VerificationMode`],
 //! [`ClientNode::with_verification`]).
+//!
+//! With a reuse rule ([`TrapTargets::reuse`], lifetime mode) it banks the
+//! answers of traps whose lot settled clean and plants them again as traps
+//! for other providers, at no compute cost, under the guards of
+//! [`idlegrid_entrap::reuse`]: at least one fresh trap per trap-carrying
+//! lot, nothing reused inside a provider's assurance horizon, never an
+//! input to a provider that saw it.
 
 use std::collections::{BTreeMap, VecDeque};
 
