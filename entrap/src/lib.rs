@@ -24,6 +24,9 @@
 //! - [`optimize_traps`] — how many traps a lot needs (model below).
 //! - [`plan_lifetime`] — traps over a provider's stream of lots: a trap
 //!   rate per provider, deterrent at every lot (section below).
+//! - [`reuse`] — cheaper trap answers: an [`AnswerBank`] of answers the
+//!   client holds, reused under a [`ReuseRule`] whose collusion model keeps
+//!   the stated probabilities true (section in the module).
 //! - [`harness`] — a small seeded adversary harness (honest, lazy cheaters,
 //!   trap guessers, framing clients) reporting detection rates.
 //!
@@ -272,6 +275,7 @@ pub mod lifetime;
 pub mod optimizer;
 mod plan;
 mod referee;
+pub mod reuse;
 mod round;
 mod settle;
 mod terms;
@@ -295,6 +299,7 @@ pub use referee::{
     RefereeVote, TrapVerdict, Verdict, decide_trap, dispute_randomness, referee_vote,
     select_referees, select_referees_with,
 };
+pub use reuse::{AnswerBank, ReuseRule};
 pub use round::{OUTPUTS_DOMAIN, VerificationRound, output_commitment};
 pub use settle::{
     Effect, Feedback, Locked, Outcome, Pot, Role, check_conservation, check_recipients,

@@ -13,11 +13,19 @@
 //! outputs to its driver. Instead of traps it may replicate lots or not
 //! verify at all ([`crate::verification::VerificationMode`],
 //! [`ClientNode::with_verification`]).
+//!
+//! With a reuse rule ([`TrapTargets::reuse`], lifetime mode) it banks the
+//! answers of traps whose lot settled clean and plants them again as traps
+//! for other providers, at no compute cost, under the guards of
+//! [`idlegrid_entrap::reuse`]: at least one fresh trap per trap-carrying
+//! lot, nothing reused inside a provider's assurance horizon, never an
+//! input to a provider that saw it.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::lifetime::LifetimeParams;
+use idlegrid_entrap::reuse::{AnswerBank, ReuseRule};
 use idlegrid_entrap::{
     Bps, EntrapError, JobPlan, Params, SubtaskIndex, TrapAdvice, TrapSource as EntrapSource,
     TrapSpec, optimize_traps,
@@ -83,6 +91,9 @@ pub struct TrapTargets {
     /// Traps over each provider's lifetime instead of per lot (for jobs
     /// posted without [`JobData`]); `None`: per lot.
     pub lifetime: Option<LifetimeMode>,
+    /// Reuse of trap answers the client holds (lifetime mode, jobs without
+    /// [`JobData`]; [`idlegrid_entrap::reuse`]); `None`: every trap fresh.
+    pub reuse: Option<ReuseRule>,
 }
 
 /// The client's lifetime trap mode ([`idlegrid_entrap::lifetime`]): every
@@ -131,6 +142,7 @@ impl Default for TrapTargets {
             max_traps: None,
             use_credibility: true,
             lifetime: None,
+            reuse: None,
         }
     }
 }
@@ -473,6 +485,8 @@ pub struct ClientNode {
     traps: Box<dyn TrapSource>,
     /// Clean trap-carrying lots seen per provider (lifetime mode).
     clean: BTreeMap<AccountId, u32>,
+    /// Trap answers it may reuse ([`TrapTargets::reuse`]).
+    bank: AnswerBank,
     /// How it verifies its lots.
     verification: VerificationMode,
     /// Its own record of providers' replicated results (adaptive mode).
@@ -504,6 +518,7 @@ impl ClientNode {
             targets: TrapTargets::default(),
             traps,
             clean: BTreeMap::new(),
+            bank: AnswerBank::default(),
             verification: VerificationMode::default(),
             adaptive: AdaptiveRecord::default(),
             replicas: replicas::Replicas::default(),
@@ -683,9 +698,12 @@ impl ClientNode {
                     .jobs
                     .get_mut(&s.job)
                     .and_then(|j| j.plans.remove(&s.lot));
-                let trapped = plan.is_some_and(|p| p.trap_count().get() > 0);
+                let trapped = plan.as_ref().is_some_and(|p| p.trap_count().get() > 0);
                 if trapped && matches!(s.outcome, idlegrid_entrap::Outcome::Clean) {
                     self.saw_clean(s.provider);
+                    if let Some(p) = &plan {
+                        self.bank_answers(now, s.job, s.provider, p);
+                    }
                 }
                 self.events.push_back(ClientEvent::Settled(s));
             }
@@ -741,16 +759,76 @@ impl ClientNode {
         // A trap whose input repeats a real subtask's or another trap's
         // would give the traps away (the plan refuses it): it is dropped.
         let mut seen: std::collections::BTreeSet<Digest> = real.iter().copied().collect();
-        let traps: Vec<TrapSpec> = (0..u64::from(wanted))
-            .map(|i| self.traps.trap(job, lot, i))
-            .filter(|t| seen.insert(t.input))
-            .collect();
+        let mut traps = self.reused_traps(now, at, record, wanted, &seen);
+        seen.extend(traps.iter().map(|t| t.input));
+        let fresh = wanted.saturating_sub(traps.len() as u32);
+        traps.extend(
+            (0..u64::from(fresh))
+                .map(|i| self.traps.trap(job, lot, i))
+                .filter(|t| seen.insert(t.input)),
+        );
         // No trap left (every one repeated an input): nothing to verify by.
         if traps.is_empty() && wanted > 0 {
             let reason = "every trap input repeats a subtask's input";
             return self.plan_failed(job, lot, "traps", reason);
         }
         self.commit_plan(now, at, real, traps, 0);
+    }
+
+    /// The reused answers a lot of `wanted` traps takes from the bank under
+    /// the reuse rule (lifetime mode, jobs without data): past the
+    /// provider's assurance horizon — at least `M` verified clean lots —
+    /// and, guarded, never all of the lot's traps.
+    fn reused_traps(
+        &mut self,
+        now: Timestamp,
+        at: LotRef,
+        record: ProviderRecord,
+        wanted: u32,
+        exclude: &std::collections::BTreeSet<Digest>,
+    ) -> Vec<TrapSpec> {
+        let (Some(rule), Some(mode)) = (self.targets.reuse, self.targets.lifetime) else {
+            return Vec::new();
+        };
+        if self.jobs.get(&at.job).is_none_or(|j| j.data.is_some()) {
+            return Vec::new();
+        }
+        let past = self.verified(at.provider, record) >= mode.target.lots;
+        let count = rule.reusable(wanted, past);
+        if count == 0 {
+            return Vec::new();
+        }
+        self.bank.take(now, &rule, at.provider, count, exclude)
+    }
+
+    /// Banks the fresh trap answers of a lot that settled clean (lifetime
+    /// mode with reuse on, jobs without data): the client computed them and
+    /// `provider` agreed.
+    fn bank_answers(&mut self, now: Timestamp, job: u64, provider: AccountId, plan: &JobPlan) {
+        if self.targets.reuse.is_none() || self.targets.lifetime.is_none() {
+            return;
+        }
+        if self.jobs.get(&job).is_none_or(|j| j.data.is_some()) {
+            return;
+        }
+        let from = plan.public().job;
+        for t in plan.traps() {
+            if let EntrapSource::Precomputed { expected } = t.source {
+                self.bank.deposit(now, t.input, expected, from, provider);
+            }
+        }
+    }
+
+    /// Answers it holds for reuse.
+    pub fn banked_answers(&self) -> usize {
+        self.bank.len()
+    }
+
+    /// The provider's verified clean trap-carrying lots: the ledger's count
+    /// (every client's), or this client's own if that is ahead.
+    fn verified(&self, provider: AccountId, record: ProviderRecord) -> u32 {
+        let seen_here = self.clean.get(&provider).copied().unwrap_or(0);
+        seen_here.max(record.verified_lots)
     }
 
     /// Reports a lot whose plan could not be built.
@@ -863,8 +941,7 @@ impl ClientNode {
         // The provider's whole verified history (every client's clean
         // trap-carrying lots, from the ledger), or this client's own count
         // if that is ahead (the ledger's lags by the lots in flight).
-        let seen_here = self.clean.get(&provider).copied().unwrap_or(0);
-        let clean = seen_here.max(record.verified_lots);
+        let clean = self.verified(provider, record);
         let mut rng = self
             .seed
             .derive_indexed("lifetime", job)

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use idlegrid_entrap::AssuranceTarget;
-use idlegrid_entrap::{Bps, Outcome};
+use idlegrid_entrap::{Bps, Outcome, ReuseRule};
 use idlegrid_node::client::{ClientEvent, JobSpec, LifetimeMode, TrapTargets};
 use idlegrid_node::local::{LocalEvent, Testnet, simulated_job, testnet};
 use idlegrid_node::provider::ProviderEvent;
@@ -317,4 +317,130 @@ fn a_provider_observes_the_same_sizes_timing_order_and_counts_with_or_without_tr
         &delays(&with, &rank),
         &delays(&without, &rank),
     );
+}
+
+/// Lifetime targets a 4-lot horizon reaches quickly, with guarded answer
+/// reuse: after 4 verified clean lots a provider's trap lots carry one
+/// reused answer and one fresh trap.
+fn with_reuse() -> TrapTargets {
+    TrapTargets {
+        lifetime: Some(LifetimeMode {
+            target: AssuranceTarget {
+                cheat_rate: Bps::new(5_000).unwrap(),
+                lots: 4,
+                miss_probability: 0.05,
+            },
+            max_traps: MAX_TRAPS,
+            halving_lots: None,
+        }),
+        reuse: Some(ReuseRule {
+            fraction: Bps::new(10_000).unwrap(),
+            max_uses: 4,
+            max_age: Duration::from_secs(3_600),
+            guarded: true,
+        }),
+        ..TrapTargets::default()
+    }
+}
+
+/// The client's view of each lot, `(traps, reused traps)`, checking on the
+/// way that honest providers are never accused by a reused answer and that
+/// no provider is handed an input twice.
+fn reuse_plans(events: &[(Timestamp, LocalEvent)]) -> BTreeMap<(u64, u32), (u32, u32)> {
+    let mut planned = BTreeMap::new();
+    let mut inputs_seen: BTreeMap<_, std::collections::BTreeSet<Digest>> = BTreeMap::new();
+    for (_, e) in events {
+        match e {
+            LocalEvent::Client(
+                _,
+                ClientEvent::Planned {
+                    job,
+                    lot,
+                    traps,
+                    computed_answers,
+                    cross_checks,
+                    ..
+                },
+            ) => {
+                let reused = traps - computed_answers - cross_checks;
+                planned.insert((*job, *lot), (*traps, reused));
+            }
+            LocalEvent::Client(_, ClientEvent::Settled(s)) => {
+                assert_eq!(s.outcome, Outcome::Clean, "honest providers pass");
+            }
+            LocalEvent::Provider(p, ProviderEvent::Execute { inputs, .. }) => {
+                let mine = inputs_seen.entry(*p).or_default();
+                for d in inputs {
+                    assert!(mine.insert(*d), "a provider was handed an input twice");
+                }
+            }
+            _ => {}
+        }
+    }
+    planned
+}
+
+#[test]
+fn reused_traps_look_like_fresh_ones_and_never_return_to_a_provider_that_saw_them() {
+    let mut t = testnet(11, 4, 4, 1);
+    let client = t.clients[0];
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .set_trap_targets(with_reuse());
+    let events = run_stamped(&mut t, 14, 4);
+    let planned = reuse_plans(&events);
+    let seen = observe(&events);
+    let full = (PER_LOT + MAX_TRAPS) as usize;
+    let (mut reused, mut fresh, mut none) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, (k, r)) in &planned {
+        let o = seen.get(key).expect("the provider saw every planned lot");
+        assert!(*k == 0 || r < k, "a trap lot keeps a fresh trap");
+        if o.slots < full {
+            continue;
+        }
+        match (k, r) {
+            (0, _) => none.push(o),
+            (_, 0) => fresh.push(o),
+            _ => reused.push(o),
+        }
+    }
+    assert!(
+        reused.len() >= 3 && fresh.len() >= 3 && none.len() >= 3,
+        "{} reused / {} fresh / {} trap-free",
+        reused.len(),
+        fresh.len(),
+        none.len()
+    );
+    let first = reused[0];
+    for o in reused.iter().chain(&fresh).chain(&none) {
+        assert_eq!(o.kinds, first.kinds, "event sequence");
+        assert_eq!(o.slots, first.slots, "slot count");
+        assert_eq!(o.input_bytes, first.input_bytes, "input bytes");
+    }
+    let ms = |a: Option<Timestamp>, b: Option<Timestamp>| {
+        (b.unwrap().as_micros() - a.unwrap().as_micros()) as f64 / 1e3
+    };
+    let f =
+        |v: &[&Observed], g: &dyn Fn(&Observed) -> f64| v.iter().map(|o| g(o)).collect::<Vec<_>>();
+    let to_inputs = |o: &Observed| ms(o.matched, o.execute);
+    let to_settle = |o: &Observed| ms(o.execute, o.settled);
+    let rank = |o: &Observed| o.min_rank as f64;
+    for other in [&fresh, &none] {
+        same_mean(
+            "match to inputs",
+            &f(&reused, &to_inputs),
+            &f(other, &to_inputs),
+        );
+        same_mean(
+            "inputs to settlement",
+            &f(&reused, &to_settle),
+            &f(other, &to_settle),
+        );
+        same_mean(
+            "slot of the smallest input",
+            &f(&reused, &rank),
+            &f(other, &rank),
+        );
+    }
 }

@@ -188,6 +188,43 @@ fn unreachable_trap_targets_are_refused_before_the_run_with_the_fix() {
 }
 
 #[test]
+fn reuse_rule_fields_are_checked_and_named() {
+    let entrap = |lines: &str| {
+        SMALL.replace(
+            "[marketplace.providers]",
+            &format!("[marketplace.entrap]\n{lines}\n[marketplace.providers]"),
+        )
+    };
+    let ok = "lifetime_lots = 20\nreuse_fraction = 0.75\nreuse_max_uses = 4\nreuse_max_age_s = 600";
+    Scenario::parse(&entrap(ok)).unwrap();
+    Scenario::parse(&entrap(&format!("{ok}\nreuse_guarded = false"))).unwrap();
+    for (field, lines) in [
+        (
+            "`marketplace.entrap.reuse_fraction`",
+            "reuse_fraction = 0.5",
+        ),
+        (
+            "`marketplace.entrap.reuse_fraction`",
+            "lifetime_lots = 20\nreuse_fraction = 1.5",
+        ),
+        (
+            "`marketplace.entrap.reuse_max_uses`",
+            "lifetime_lots = 20\nreuse_fraction = 0.5\nreuse_max_uses = 0",
+        ),
+        (
+            "`marketplace.entrap.reuse_max_age_s`",
+            "lifetime_lots = 20\nreuse_fraction = 0.5\nreuse_max_age_s = 0",
+        ),
+        ("unknown field `reuse_rate`", "reuse_rate = 0.5"),
+    ] {
+        let e = err(&entrap(lines));
+        assert!(e.contains(field), "expected {field} in: {e}");
+    }
+    let e = err(&entrap("reuse_fraction = 0.5"));
+    assert!(e.contains("needs lifetime mode"), "{e}");
+}
+
+#[test]
 fn library_run_reports_the_issue_keys_and_is_deterministic() {
     let s = Scenario::parse(SMALL).unwrap();
     let out = runner::run(&s, &RunOptions::default()).unwrap();

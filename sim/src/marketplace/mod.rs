@@ -53,6 +53,7 @@
 //! ```
 
 pub mod agents;
+pub mod coalition;
 pub mod nodes;
 pub mod observer;
 pub mod prices;

@@ -17,6 +17,8 @@ use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::ledger::TxKind;
 use idlegrid_entrap::TrapSpec;
 use idlegrid_executor::{Behaviour, Limits, SimContext, SimulatedExecutor};
+
+use super::coalition::Coalition;
 use idlegrid_market::JobGoods;
 use idlegrid_node::client::{ClientEvent, ClientNode, JobSpec, TrapSource};
 use idlegrid_node::light::LightCore;
@@ -79,6 +81,9 @@ pub enum MarketEvent {
         cheated: Vec<bool>,
         /// Trap slots (ground truth).
         is_trap: Vec<bool>,
+        /// Slots its coalition had seen before, answered honestly (always
+        /// false outside a coalition).
+        recognised: Vec<bool>,
         /// Metered microseconds.
         usage_micros: u64,
     },
@@ -238,6 +243,7 @@ pub struct SimProvider {
     /// The node.
     pub node: ProviderNode,
     exec: SimulatedExecutor,
+    coalition: Option<Member>,
     plan: IdentityPlan,
     life: Life,
     whitewash: Option<Whitewash>,
@@ -253,11 +259,26 @@ pub struct SimProvider {
     events: VecDeque<MarketEvent>,
 }
 
+/// A colluding provider's part in its coalition.
+#[derive(Debug)]
+pub struct Member {
+    /// The coalition's pooled memory.
+    pub coalition: Coalition,
+    /// The executor it answers recognised inputs with (and its honest
+    /// prefix).
+    pub honest: SimulatedExecutor,
+    /// Subtasks it still runs honestly before it starts to cheat.
+    pub honest_tasks: u64,
+}
+
 /// How a provider identity is built.
 #[derive(Debug)]
 pub struct ProviderPlan {
     /// Its executor.
     pub exec: SimulatedExecutor,
+    /// A colluder's coalition and the honest executor it answers
+    /// recognised inputs with.
+    pub coalition: Option<Member>,
     /// Its identity plan.
     pub plan: IdentityPlan,
     /// Re-entry after a slash (whitewashers).
@@ -283,6 +304,7 @@ impl SimProvider {
         Self {
             node,
             exec: p.exec,
+            coalition: p.coalition,
             plan: p.plan,
             life,
             whitewash: p.whitewash,
@@ -312,11 +334,24 @@ impl SimProvider {
             data: None,
         };
         let is_trap: Vec<bool> = inputs.iter().map(is_trap_input).collect();
-        for (d, trap) in inputs.iter().zip(&is_trap) {
-            match self
-                .exec
-                .run(&task_for(d), &limits, SimContext { is_trap: *trap })
-            {
+        let recognised: Vec<bool> = inputs
+            .iter()
+            .map(|d| {
+                self.coalition
+                    .as_ref()
+                    .is_some_and(|m| m.coalition.has_seen(d))
+            })
+            .collect();
+        for ((d, trap), known) in inputs.iter().zip(&is_trap).zip(&recognised) {
+            let exec = match &mut self.coalition {
+                Some(m) if *known => &m.honest,
+                Some(m) if m.honest_tasks > 0 => {
+                    m.honest_tasks -= 1;
+                    &m.honest
+                }
+                _ => &self.exec,
+            };
+            match exec.run(&task_for(d), &limits, SimContext { is_trap: *trap }) {
                 Ok(o) => {
                     r.outputs.push(o.execution.output_digest);
                     r.cheated.push(o.cheated);
@@ -328,11 +363,15 @@ impl SimProvider {
                 }
             }
         }
+        if let Some(m) = &self.coalition {
+            m.coalition.pool(inputs);
+        }
         self.events.push_back(MarketEvent::Executed {
             provider: self.account(),
             lot,
             cheated: r.cheated.clone(),
             is_trap,
+            recognised,
             usage_micros: r.usage_micros,
         });
         let done = now + Duration::from_micros(r.usage_micros);

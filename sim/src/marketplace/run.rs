@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use super::agents::{Identity, MachineId, Presence, is_cheater};
 use super::nodes::{
-    IdentityPlan, MarketNode, OwnerNode, ProviderPlan, SimClient, SimProvider, SimTraps,
+    IdentityPlan, MarketNode, Member, OwnerNode, ProviderPlan, SimClient, SimProvider, SimTraps,
     SimValidator, Whitewash, Workload, executor,
 };
 use super::observer::MarketObserver;
@@ -84,6 +84,8 @@ pub struct MarketplaceConfig {
     pub mix: CheaterMix,
     /// Bait-and-switch providers work honestly for this many subtasks.
     pub bait_honest_tasks: u32,
+    /// Colluding providers work honestly for this many subtasks first.
+    pub colluder_honest_tasks: u32,
     /// Parallel lots per provider.
     pub provider_capacity: u32,
     /// Provider asks are drawn uniformly from this range (per compute-second).
@@ -231,6 +233,7 @@ impl Default for MarketplaceConfig {
             stake_per_slot: 50_000,
             mix: CheaterMix::default(),
             bait_honest_tasks: 20,
+            colluder_honest_tasks: 0,
             provider_capacity: 1,
             price_min: 6_000,
             price_max: 10_000,
@@ -958,6 +961,8 @@ struct World {
     min_new_account: Amount,
     template: JobRequest,
     goods: (Digest, Digest, Amount, Amount),
+    /// The colluding providers' pooled memory.
+    coalition: super::coalition::Coalition,
 }
 
 impl World {
@@ -1021,8 +1026,17 @@ impl World {
             reenter_until: Timestamp::ZERO + Duration::from_secs(self.cfg.sybil.join_until_secs),
         });
         let cost = p.price.get() / 2;
+        let coalition = matches!(p.behaviour, Behaviour::Colluding { .. }).then(|| {
+            let honest = executor(Behaviour::Honest, p.speed, ctx.seed.derive("exec-honest"));
+            Member {
+                coalition: self.coalition.clone(),
+                honest,
+                honest_tasks: u64::from(self.cfg.colluder_honest_tasks),
+            }
+        });
         let plan = ProviderPlan {
             exec: executor(p.behaviour, p.speed, ctx.seed.derive("exec")),
+            coalition,
             plan: p.plan,
             whitewash,
             ask_until: Timestamp::ZERO
@@ -1312,6 +1326,7 @@ fn setup(
             Amount::new(APP_PRICE),
             Amount::new(DATASET_PRICE),
         ),
+        coalition: super::coalition::Coalition::default(),
     };
     let tally = MarketTally::new(
         pop.providers,
@@ -1862,6 +1877,7 @@ fn entrap_json(
     };
     let mut out = serde_json::json!({
         "traps_planted": m.traps_planted,
+        "reused_traps": m.reused_traps,
         "trap_ratio": ratio(m.traps_planted),
         "cheating_providers": e.cheating_providers,
         "cheaters_assigned": e.cheaters_assigned,

@@ -69,6 +69,7 @@ impl ProviderInfo {
 struct Run {
     cheated: Vec<bool>,
     is_trap: Vec<bool>,
+    recognised: Vec<bool>,
     usage_micros: u64,
     /// Run at or after its provider's first cheated lot.
     after_first_cheat: bool,
@@ -91,6 +92,8 @@ pub struct Counts {
     pub lapsed_lots: u64,
     /// Traps planted.
     pub traps_planted: u64,
+    /// Of those, answers the client reused (no compute for it).
+    pub reused_traps: u64,
     /// Real subtasks in matched lots.
     pub real_subtasks: u64,
     /// Lots with a cheated slot.
@@ -208,6 +211,7 @@ impl MarketTally {
                 lot,
                 cheated,
                 is_trap,
+                recognised,
                 usage_micros,
             } => {
                 let mut after_first_cheat = false;
@@ -223,6 +227,7 @@ impl MarketTally {
                 let run = Run {
                     cheated: cheated.clone(),
                     is_trap: is_trap.clone(),
+                    recognised: recognised.clone(),
                     usage_micros: *usage_micros,
                     after_first_cheat,
                 };
@@ -315,6 +320,7 @@ impl MarketTally {
                 // work; the replica lot's slots are verification.
                 let real = u64::from(slots - traps + cross_checks - replicas);
                 self.c.traps_planted += u64::from(*traps);
+                self.c.reused_traps += u64::from(traps - computed_answers - cross_checks);
                 self.c.real_subtasks += real;
                 let u = Units {
                     real,
@@ -419,6 +425,13 @@ impl MarketTally {
             let lot = CheatedLot {
                 slots: r.cheated.len() as u32,
                 traps: count(&r.is_trap),
+                recognised: count(&r.recognised),
+                recognised_traps: r
+                    .recognised
+                    .iter()
+                    .zip(&r.is_trap)
+                    .filter(|(k, t)| **k && **t)
+                    .count() as u32,
                 corrupted: count(&r.cheated),
                 trap_hit: r.cheated.iter().zip(&r.is_trap).any(|(c, t)| *c && *t),
                 convicted: guilty,

@@ -8,7 +8,7 @@ use idlegrid_node::market::TrustGate;
 use serde::Deserialize;
 
 use super::{Scenario, ScenarioError, check_prob, invalid};
-use idlegrid_entrap::{AssuranceTarget, Bps};
+use idlegrid_entrap::{AssuranceTarget, Bps, ReuseRule};
 use idlegrid_node::client::{LifetimeMode, TrapTargets};
 use idlegrid_node::verification::VerificationMode;
 
@@ -90,6 +90,34 @@ pub struct EntrapSection {
     /// and paid). See [`idlegrid_node::verification`].
     #[serde(default = "default_verification")]
     pub verification: String,
+    /// Reuse of trap answers (lifetime mode only; unset: every trap
+    /// fresh): at most this fraction of a trap-carrying lot's traps, in
+    /// `[0, 1]`, are answers the client banked from earlier clean lots
+    /// ([`idlegrid_entrap::reuse`]).
+    #[serde(default)]
+    pub reuse_fraction: Option<f64>,
+    /// An answer is reused at most this many times, in `1..=1000`
+    /// (default 4).
+    #[serde(default = "default_reuse_max_uses")]
+    pub reuse_max_uses: u32,
+    /// An answer is reused at most this long after it was banked, in
+    /// seconds, in `1..=86400` (default 600).
+    #[serde(default = "default_reuse_max_age_s")]
+    pub reuse_max_age_s: u64,
+    /// The reuse guards (default on): at least one fresh trap per
+    /// trap-carrying lot, no reuse inside a provider's first
+    /// `lifetime_lots` lots, never to a provider that saw the input. Off
+    /// only to measure what colluders do without them.
+    #[serde(default = "default_true")]
+    pub reuse_guarded: bool,
+}
+
+fn default_reuse_max_uses() -> u32 {
+    4
+}
+
+fn default_reuse_max_age_s() -> u64 {
+    600
 }
 
 fn default_verification() -> String {
@@ -105,6 +133,10 @@ impl Default for EntrapSection {
             credibility_discount: true,
             lifetime_lots: None,
             verification: default_verification(),
+            reuse_fraction: None,
+            reuse_max_uses: default_reuse_max_uses(),
+            reuse_max_age_s: default_reuse_max_age_s(),
+            reuse_guarded: true,
         }
     }
 }
@@ -176,13 +208,55 @@ impl EntrapSection {
                 })
             }
         };
+        let reuse = self.reuse(lifetime.is_some())?;
         Ok(TrapTargets {
             miss_probability: 1.0 - c,
             min_corrupt_fraction: fraction,
             max_traps: self.max_traps_per_lot,
             use_credibility: self.credibility_discount,
             lifetime,
+            reuse,
         })
+    }
+
+    /// The reuse rule, or the field out of range (`lifetime`: whether
+    /// lifetime mode is on, which reuse needs).
+    fn reuse(&self, lifetime: bool) -> Result<Option<ReuseRule>, ScenarioError> {
+        let Some(f) = self.reuse_fraction else {
+            return Ok(None);
+        };
+        if !(0.0..=1.0).contains(&f) {
+            return Err(invalid(
+                "marketplace.entrap.reuse_fraction",
+                format!("must be in [0, 1], got {f}"),
+            ));
+        }
+        if !lifetime {
+            return Err(invalid(
+                "marketplace.entrap.reuse_fraction",
+                "needs lifetime mode (marketplace.entrap.lifetime_lots)".to_string(),
+            ));
+        }
+        range(
+            "marketplace.entrap.reuse_max_uses",
+            self.reuse_max_uses,
+            1,
+            idlegrid_entrap::reuse::MAX_REUSES,
+        )?;
+        if !(1..=86_400).contains(&self.reuse_max_age_s) {
+            return Err(invalid(
+                "marketplace.entrap.reuse_max_age_s",
+                format!("must be in 1..=86400, got {}", self.reuse_max_age_s),
+            ));
+        }
+        let fraction = Bps::new((f * 10_000.0).round() as u16)
+            .map_err(|e| invalid("marketplace.entrap.reuse_fraction", e.to_string()))?;
+        Ok(Some(ReuseRule {
+            fraction,
+            max_uses: self.reuse_max_uses,
+            max_age: idlegrid_primitives::Duration::from_secs(self.reuse_max_age_s),
+            guarded: self.reuse_guarded,
+        }))
     }
 
     /// The targets, checked against the lots, prices and stake: refused
@@ -349,6 +423,10 @@ pub struct ProvidersSection {
     /// Bait-and-switch providers work honestly for this many subtasks.
     #[serde(default = "default_bait")]
     pub bait_honest_tasks: u32,
+    /// Colluding providers work honestly for this many subtasks before
+    /// they cheat (on inputs their coalition has not seen; default 0).
+    #[serde(default)]
+    pub colluder_honest_tasks: u32,
     /// Relative weights of the cheating behaviours.
     #[serde(default)]
     pub mix: MixSection,
@@ -787,6 +865,7 @@ impl Scenario {
                 bait_and_switch: p.mix.bait_and_switch,
             },
             bait_honest_tasks: p.bait_honest_tasks,
+            colluder_honest_tasks: p.colluder_honest_tasks,
             provider_capacity: p.capacity,
             price_min: u128::from(p.price_min),
             price_max: u128::from(p.price_max),

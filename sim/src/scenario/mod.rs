@@ -32,6 +32,14 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("cheaters", include_str!("../../scenarios/cheaters.toml")),
     ("sybil", include_str!("../../scenarios/sybil.toml")),
     ("longrun", include_str!("../../scenarios/longrun.toml")),
+    (
+        "longrun-reuse",
+        include_str!("../../scenarios/longrun-reuse.toml"),
+    ),
+    (
+        "longrun-collusion",
+        include_str!("../../scenarios/longrun-collusion.toml"),
+    ),
     ("framing", include_str!("../../scenarios/framing.toml")),
     ("partition", include_str!("../../scenarios/partition.toml")),
     ("byzantine", include_str!("../../scenarios/byzantine.toml")),

@@ -56,7 +56,7 @@ pub fn baseline(b: &Behaviour) -> (bool, String) {
         ),
         Behaviour::Colluding { .. } => (
             true,
-            "exact: the group's decision hashes the task, independent of trap status".into(),
+            "exact: the group's decision hashes the task, independent of trap status; inputs its coalition saw before (reused traps) are answered honestly and left out of the lot (expected_all_traps counts them as traps)".into(),
         ),
         Behaviour::LazyCheater { .. } => (
             true,
@@ -75,6 +75,11 @@ pub struct CheatedLot {
     pub slots: u32,
     /// Traps planted.
     pub traps: u32,
+    /// Slots the provider's coalition had seen before (answered honestly:
+    /// reused traps it recognised).
+    pub recognised: u32,
+    /// Of those, traps.
+    pub recognised_traps: u32,
     /// Subtasks it corrupted.
     pub corrupted: u32,
     /// A corrupted subtask was a trap (ground truth).
@@ -95,6 +100,11 @@ struct Tally {
     slashed_not_convicted: u64,
     expected: f64,
     variance: f64,
+    /// Recognised reused traps, and the expectation as if every trap
+    /// counted (none recognised).
+    recognised_traps: u64,
+    expected_all_traps: f64,
+    variance_all_traps: f64,
     probs: Vec<f64>,
     exact: bool,
     uniform: bool,
@@ -120,7 +130,13 @@ impl DetectionTallies {
                 ..Tally::default()
             }
         });
-        let p = detection_probability(lot.slots, lot.traps, lot.corrupted);
+        // Recognised slots are answered honestly: the corrupted ones are
+        // uniform over the rest (`idlegrid_entrap::reuse`).
+        let p = detection_probability(
+            lot.slots.saturating_sub(lot.recognised),
+            lot.traps.saturating_sub(lot.recognised_traps),
+            lot.corrupted,
+        );
         t.lots += 1;
         t.detected += u64::from(lot.convicted);
         t.trap_hits += u64::from(lot.trap_hit);
@@ -129,6 +145,10 @@ impl DetectionTallies {
         t.slashed_not_convicted += u64::from(lot.slashed && !lot.convicted);
         t.expected += p;
         t.variance += p * (1.0 - p);
+        let all = detection_probability(lot.slots, lot.traps, lot.corrupted);
+        t.recognised_traps += u64::from(lot.recognised_traps);
+        t.expected_all_traps += all;
+        t.variance_all_traps += all * (1.0 - all);
         if t.probs.len() < MAX_EXACT_LOTS {
             t.probs.push(p);
         } else {
@@ -146,6 +166,11 @@ impl DetectionTallies {
             .map(|(k, t)| {
                 let z = z_score(t.detected as f64, t.expected, t.variance);
                 let p = t.exact.then(|| two_sided_p(&t.probs, t.detected));
+                let z_all = z_score(
+                    t.detected as f64,
+                    t.expected_all_traps,
+                    t.variance_all_traps,
+                );
                 (
                     (*k).to_string(),
                     serde_json::json!({
@@ -155,6 +180,9 @@ impl DetectionTallies {
                         "sd": t.variance.sqrt(),
                         "z": z,
                         "p_value": p,
+                        "recognised_traps": t.recognised_traps,
+                        "expected_all_traps": t.expected_all_traps,
+                        "z_all_traps": z_all,
                         "trap_hits": t.trap_hits,
                         "trap_hits_not_convicted": t.trap_hits_not_convicted,
                         "convicted_without_trap_hit": t.convicted_without_trap_hit,
@@ -230,6 +258,8 @@ mod tests {
                 CheatedLot {
                     slots: 4,
                     traps: 2,
+                    recognised: 0,
+                    recognised_traps: 0,
                     corrupted: 1,
                     trap_hit: convicted,
                     convicted,
