@@ -69,6 +69,41 @@ fn partition_blocks_delivery_then_heals() {
 }
 
 #[test]
+fn a_partition_of_thousands_of_nodes_in_a_large_network() {
+    // 5 000 nodes: links are kept once used and the partition as its node
+    // lists (the dense table had 25 M links and a partition of these two
+    // groups set 8 M flags). Groups [0, 2 000) and [2 000, 4 000); nodes
+    // 4 000.. unlisted. Each plan sends every 10 ms from 10 ms, ten times;
+    // cut until 55 ms.
+    let n = 5_000;
+    let mut plans = vec![Vec::new(); n];
+    plans[0] = periodic(3_000, 10, 10, 10, 10); // across the cut
+    plans[1] = periodic(2, 10, 10, 10, 10); // inside group 0
+    plans[4_000] = periodic(3, 10, 10, 10, 10); // from an unlisted node
+    let mut sim = probes(5, lan(5), plans, 200);
+    let range = |r: std::ops::Range<u32>| r.map(NodeIndex::new).collect::<Vec<_>>();
+    sim.schedule(
+        ms(0),
+        Fault::Partition {
+            groups: vec![range(0..2_000), range(2_000..4_000)],
+        },
+    )
+    .unwrap();
+    sim.schedule(ms(55), Fault::Heal).unwrap();
+    let r = sim.run().unwrap();
+    let ids = sim.node_ids().to_vec();
+    let across = sim.observer().received_by(3_000, &ids);
+    assert!(
+        across.iter().all(|(t, _, _)| t.as_millis() >= 65),
+        "{across:?}"
+    );
+    assert_eq!(across.len(), 5);
+    assert_eq!(sim.observer().received_by(2, &ids).len(), 10);
+    assert_eq!(sim.observer().received_by(3, &ids).len(), 10);
+    assert_eq!((r.stats.delivered, r.stats.dropped_partition), (25, 5));
+}
+
+#[test]
 fn in_flight_messages_are_cut_on_arrival() {
     // 50 ms latency; the cut at 120 ms catches messages sent at 80..=110.
     let mut sim = probes(3, lan(50), vec![periodic(1, 0, 10, 20, 10), vec![]], 400);

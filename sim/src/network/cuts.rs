@@ -251,7 +251,10 @@ mod tests {
         assert!(!c.is_cut(a, b));
         c.partition(&[vec![a], vec![b]]);
         assert!(c.is_cut(a, b) && c.is_cut(b, a));
-        assert!(!c.is_cut(a, z) && !c.is_cut(z, b), "unlisted nodes keep their links");
+        assert!(
+            !c.is_cut(a, z) && !c.is_cut(z, b),
+            "unlisted nodes keep their links"
+        );
         c.block(&[z], &[a]);
         assert!(c.is_cut(z, a) && !c.is_cut(a, z));
         c.heal();

@@ -45,9 +45,9 @@ mod link;
 pub mod quorum;
 mod regions;
 
+pub(crate) use cuts::Cuts;
 pub use fair::FairShare;
 pub use link::LinkRng;
-pub(crate) use cuts::Cuts;
 pub(crate) use link::{LinkSlot, LinkTable};
 pub use regions::{MAX_REGIONS, RegionId, Regions, WORLD6};
 
