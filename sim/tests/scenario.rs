@@ -103,7 +103,7 @@ fn invalid_values_name_the_field() {
             "`nodes.count`",
         ),
         (
-            "name = \"t\"\nduration_ms = 10\n[nodes]\ncount = 100000\n".to_string(),
+            "name = \"t\"\nduration_ms = 10\n[nodes]\ncount = 200000\n".to_string(),
             "`nodes.count`",
         ),
         (
