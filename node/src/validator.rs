@@ -14,7 +14,7 @@
 //! submit signed transactions through a validator with
 //! [`ValidatorNode::submit`]; the validator checks the signature once there
 //! (the mempool check) and the ledger applies committed batches with
-//! [`SignatureCheck::Skip`].
+//! [`SignatureCheck::Skip`](idlegrid_dag_ledger::ledger::SignatureCheck::Skip).
 
 use std::collections::BTreeMap;
 

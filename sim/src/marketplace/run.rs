@@ -1204,6 +1204,16 @@ fn providers(
     }
 }
 
+/// One memo of replicated state for every validator, or none in the check
+/// mode (see [`MarketplaceConfig::share_state`]).
+fn state_sharing(cfg: &MarketplaceConfig) -> StateSharing {
+    if cfg.share_state {
+        StateSharing::shared()
+    } else {
+        StateSharing::off()
+    }
+}
+
 /// Light nodes in the world, in engine order after the validators.
 fn light_count(cfg: &MarketplaceConfig) -> usize {
     let p = cfg.providers + cfg.sybil.newcomers + cfg.sybil.whitewashers * cfg.sybil.max_identities;
@@ -1300,11 +1310,7 @@ fn setup(
         .map_err(|e| config_err("reputation", e))?
         .fresh_score();
     let disks = (cfg.restart == RestartMode::Store).then(|| new_disks(n_val));
-    let sharing = if cfg.share_state {
-        StateSharing::shared()
-    } else {
-        StateSharing::off()
-    };
+    let sharing = state_sharing(cfg);
     let world = World {
         setup,
         signatures: crate::consensus::shared_verifier(cfg.seed),

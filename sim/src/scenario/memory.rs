@@ -15,7 +15,12 @@
 //!
 //! fitted by least squares over scaled-down runs measured with
 //! `/usr/bin/time -v` (the fit, its residuals and the runs it was checked
-//! against are in the README's section on scale). Other machines are not
+//! against are in the README's section on scale). It was fitted before
+//! validators shared identical replicated state
+//! ([`idlegrid_node::validator::StateSharing`]): re-measured since, it
+//! over-estimates provider-heavy runs by up to 2.2× and under-estimates
+//! an 80-validator one by 15 % (consensus memory, V² in all, now
+//! dominates there); the README lists those runs. Other machines are not
 //! estimated: the `consensus` machine's memory follows its transaction load
 //! rather than these counts (the model gives 80 MiB for the `consensus`
 //! scenario, which peaks at 204 MiB), and `gossip` and `crashes` scenarios
