@@ -342,7 +342,10 @@ impl ValidatorNode {
     /// process gives them one [`StateSharing::shared`], so a committed batch
     /// is applied once per distinct pre-state instead of once per
     /// validator. Every validator still applies every commit, to a state
-    /// provably identical to its own (see [`StateSharing`]).
+    /// provably identical to its own (see [`StateSharing`]). Call it last:
+    /// a builder that changes the state afterwards (such as
+    /// [`ValidatorNode::with_signature_verifier`]) gives this validator a
+    /// copy of its own, which is correct but shares nothing.
     pub fn with_state_sharing(mut self, sharing: StateSharing) -> Self {
         sharing.adopt(&mut self.state);
         self.sharing = sharing;
