@@ -534,6 +534,8 @@ impl NetworkConfig {
             first_gateway: gateway,
             patience: Duration::from_secs(5),
             fanout: 2,
+            // Testnets are small: every validator reports facts.
+            fact_sources: 0,
             // A process cannot know whether its key signed before (a
             // restarted provider, a second `job submit`): it learns the
             // account's next nonce from its f + 1-backed holdings.

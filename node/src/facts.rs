@@ -13,11 +13,17 @@
 //! is dropped first, so a flooding validator only evicts its own reports),
 //! and accepted facts are remembered for [`ACCEPTED_HORIZON`] commits to
 //! drop late duplicates.
+//!
+//! [`FactQuorum::oldest_pending`] tells when the oldest report still short
+//! of f + 1 arrived: a light node that hears a fact from a few of its
+//! sources and not the rest for long is listening to too few honest, live
+//! validators, and widens its subscriptions (see
+//! [`LightSetup::fact_sources`](crate::light::LightSetup::fact_sources)).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use idlegrid_dag_ledger::consensus::Committee;
-use idlegrid_primitives::{Digest, Domain, NodeId};
+use idlegrid_primitives::{Digest, Domain, NodeId, Timestamp};
 
 use crate::wire::{Fact, FactBatch, MAX_FACTS_PER_BATCH};
 
@@ -42,6 +48,8 @@ pub enum FactError {
 
 struct Pending {
     index: u64,
+    /// When its first report arrived.
+    seen: Timestamp,
     fact: Fact,
     voters: BTreeSet<NodeId>,
     stake: u64,
@@ -51,6 +59,8 @@ struct Pending {
 pub struct FactQuorum {
     committee: Committee,
     pending: BTreeMap<Digest, Pending>,
+    /// The pending facts by the time of their first report.
+    by_age: BTreeSet<(Timestamp, Digest)>,
     /// Per validator, its pending reports, oldest first.
     reports: BTreeMap<NodeId, VecDeque<Digest>>,
     accepted: BTreeSet<(u64, Digest)>,
@@ -73,6 +83,7 @@ impl FactQuorum {
         Self {
             committee,
             pending: BTreeMap::new(),
+            by_age: BTreeSet::new(),
             reports: BTreeMap::new(),
             accepted: BTreeSet::new(),
             accepted_keys: BTreeSet::new(),
@@ -85,9 +96,15 @@ impl FactQuorum {
         &self.committee
     }
 
-    /// Records `from`'s report; returns the facts that reached f + 1 with it,
-    /// in report order. A validator reporting the same fact twice counts once.
-    pub fn observe(&mut self, from: NodeId, batch: FactBatch) -> Result<Vec<Fact>, FactError> {
+    /// Records `from`'s report, received at `now`; returns the facts that
+    /// reached f + 1 with it, in report order. A validator reporting the
+    /// same fact twice counts once.
+    pub fn observe(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        batch: FactBatch,
+    ) -> Result<Vec<Fact>, FactError> {
         let who = self
             .committee
             .index_of(&from)
@@ -102,18 +119,22 @@ impl FactQuorum {
             if self.accepted_keys.contains(&key) {
                 continue;
             }
-            let p = self.pending.entry(key).or_insert_with(|| Pending {
-                index: batch.index,
-                fact,
-                voters: BTreeSet::new(),
-                stake: 0,
+            let p = self.pending.entry(key).or_insert_with(|| {
+                self.by_age.insert((now, key));
+                Pending {
+                    index: batch.index,
+                    seen: now,
+                    fact,
+                    voters: BTreeSet::new(),
+                    stake: 0,
+                }
             });
             if !p.voters.insert(from) {
                 continue;
             }
             p.stake += stake;
             if self.committee.is_validity(p.stake) {
-                let p = self.pending.remove(&key).expect("present");
+                let p = self.unpend(&key).expect("present");
                 self.accept(key, p.index);
                 out.push(p.fact);
             } else {
@@ -126,6 +147,7 @@ impl FactQuorum {
     fn track(&mut self, from: NodeId, key: Digest) {
         let q = self.reports.entry(from).or_default();
         q.push_back(key);
+        let mut emptied = Vec::new();
         while q.len() > MAX_PENDING_PER_VALIDATOR {
             let old = q.pop_front().expect("non-empty");
             if let Some(p) = self.pending.get_mut(&old)
@@ -134,9 +156,12 @@ impl FactQuorum {
                 let who = self.committee.index_of(&from).expect("member");
                 p.stake -= self.committee.stake(who);
                 if p.voters.is_empty() {
-                    self.pending.remove(&old);
+                    emptied.push(old);
                 }
             }
+        }
+        for old in emptied {
+            self.unpend(&old);
         }
     }
 
@@ -153,7 +178,27 @@ impl FactQuorum {
             self.accepted_keys.remove(&k);
         }
         // Reports of commits long accepted past are stale.
-        self.pending.retain(|_, p| p.index >= floor);
+        let stale: Vec<Digest> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.index < floor)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stale {
+            self.unpend(&k);
+        }
+    }
+
+    fn unpend(&mut self, key: &Digest) -> Option<Pending> {
+        let p = self.pending.remove(key)?;
+        self.by_age.remove(&(p.seen, *key));
+        debug_assert_eq!(self.pending.len(), self.by_age.len());
+        Some(p)
+    }
+
+    /// When the oldest fact still short of f + 1 was first reported.
+    pub fn oldest_pending(&self) -> Option<Timestamp> {
+        self.by_age.first().map(|(t, _)| *t)
     }
 
     /// Unconfirmed facts held.
@@ -181,6 +226,8 @@ mod tests {
         }
     }
 
+    const T0: Timestamp = Timestamp::ZERO;
+
     fn batch(index: u64, f: Fact) -> FactBatch {
         FactBatch {
             index,
@@ -192,12 +239,15 @@ mod tests {
     fn f_plus_one_distinct_validators_accept_once() {
         let (c, ids) = committee(4); // f = 1: two reports needed
         let mut q = FactQuorum::new(c);
-        assert!(q.observe(ids[0], batch(3, fact(0))).unwrap().is_empty());
+        assert!(q.observe(T0, ids[0], batch(3, fact(0))).unwrap().is_empty());
         // The same validator again does not count twice.
-        assert!(q.observe(ids[0], batch(3, fact(0))).unwrap().is_empty());
-        assert_eq!(q.observe(ids[1], batch(3, fact(0))).unwrap(), vec![fact(0)]);
+        assert!(q.observe(T0, ids[0], batch(3, fact(0))).unwrap().is_empty());
+        assert_eq!(
+            q.observe(T0, ids[1], batch(3, fact(0))).unwrap(),
+            vec![fact(0)]
+        );
         // Late reports of an accepted fact are dropped.
-        assert!(q.observe(ids[2], batch(3, fact(0))).unwrap().is_empty());
+        assert!(q.observe(T0, ids[2], batch(3, fact(0))).unwrap().is_empty());
         assert_eq!(q.pending(), 0);
     }
 
@@ -205,9 +255,9 @@ mod tests {
     fn different_facts_or_commits_do_not_add_up() {
         let (c, ids) = committee(4);
         let mut q = FactQuorum::new(c);
-        assert!(q.observe(ids[0], batch(3, fact(0))).unwrap().is_empty());
-        assert!(q.observe(ids[1], batch(3, fact(1))).unwrap().is_empty());
-        assert!(q.observe(ids[2], batch(4, fact(0))).unwrap().is_empty());
+        assert!(q.observe(T0, ids[0], batch(3, fact(0))).unwrap().is_empty());
+        assert!(q.observe(T0, ids[1], batch(3, fact(1))).unwrap().is_empty());
+        assert!(q.observe(T0, ids[2], batch(4, fact(0))).unwrap().is_empty());
     }
 
     #[test]
@@ -216,7 +266,7 @@ mod tests {
         let mut q = FactQuorum::new(c);
         let stranger = Keypair::from_seed(&Seed::from_u64(99)).node_id();
         assert_eq!(
-            q.observe(stranger, batch(1, fact(0))),
+            q.observe(T0, stranger, batch(1, fact(0))),
             Err(FactError::NotAValidator(stranger))
         );
         let (_, ids) = committee(4);
@@ -224,19 +274,42 @@ mod tests {
             index: 1,
             facts: vec![fact(0); MAX_FACTS_PER_BATCH + 1],
         };
-        assert!(matches!(q.observe(ids[0], big), Err(FactError::TooMany(_))));
+        assert!(matches!(
+            q.observe(T0, ids[0], big),
+            Err(FactError::TooMany(_))
+        ));
     }
 
     #[test]
     fn a_flooding_validator_evicts_only_its_own_reports() {
         let (c, ids) = committee(4);
         let mut q = FactQuorum::new(c);
-        q.observe(ids[1], batch(1, fact(0))).unwrap();
+        q.observe(T0, ids[1], batch(1, fact(0))).unwrap();
         for i in 0..(MAX_PENDING_PER_VALIDATOR as u64 + 10) {
-            q.observe(ids[0], batch(2, fact(1_000 + i))).unwrap();
+            q.observe(T0, ids[0], batch(2, fact(1_000 + i))).unwrap();
         }
         assert!(q.pending() <= MAX_PENDING_PER_VALIDATOR + 1);
         // Validator 1's report survived the flood.
-        assert_eq!(q.observe(ids[2], batch(1, fact(0))).unwrap(), vec![fact(0)]);
+        assert_eq!(
+            q.observe(T0, ids[2], batch(1, fact(0))).unwrap(),
+            vec![fact(0)]
+        );
+    }
+
+    #[test]
+    fn the_oldest_pending_report_is_tracked_until_it_resolves() {
+        let (c, ids) = committee(4); // f = 1: two reports needed
+        let mut q = FactQuorum::new(c);
+        let at = |ms| Timestamp::from_millis(ms);
+        assert_eq!(q.oldest_pending(), None);
+        q.observe(at(10), ids[0], batch(1, fact(0))).unwrap();
+        q.observe(at(20), ids[0], batch(1, fact(1))).unwrap();
+        // A second report of the same fact does not make it younger.
+        q.observe(at(30), ids[0], batch(1, fact(0))).unwrap();
+        assert_eq!(q.oldest_pending(), Some(at(10)));
+        q.observe(at(40), ids[1], batch(1, fact(0))).unwrap();
+        assert_eq!(q.oldest_pending(), Some(at(20)));
+        q.observe(at(50), ids[2], batch(1, fact(1))).unwrap();
+        assert_eq!((q.oldest_pending(), q.pending()), (None, 0));
     }
 }

@@ -3,6 +3,27 @@
 //! submits them through a gateway validator, fails over to the next one
 //! when a transaction is not confirmed in time, and re-signs the rest of
 //! the sequence when the ledger rejects one.
+//!
+//! ## Fact sources
+//!
+//! A light node needs identical reports from validators holding f + 1 of
+//! the stake, not from all of them. With [`LightSetup::fact_sources`] it
+//! subscribes to a window of the committee, from its first gateway on, that
+//! holds at least 2f + 1 of the stake: with at most f of the stake faulty
+//! (Byzantine, crashed, or a restarted validator that forgot its
+//! subscribers), f + 1 of it in the window is honest and live and reports
+//! every fact, so no fact is missed. A committee of 3f + 1 then sends each
+//! light node's facts 2f + 1 times instead of 3f + 1.
+//!
+//! Facts are reported once, at their commit: a validator subscribed later
+//! does not repeat older ones, which is why the window is not smaller.
+//! Beyond the fault model (more faulty validators in the window than that,
+//! or a validator that evicted the node for newer subscribers), a fact
+//! reported but still short of f + 1 after [`LightSetup::patience`], or a
+//! transaction not confirmed in time, widens the window by another f + 1 of
+//! the stake (at most once per `patience`, up to the whole committee), so
+//! later facts are decided again. Safety never depends on the window: a
+//! fact is accepted only with f + 1 of the *committee's* stake.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -42,6 +63,11 @@ pub struct LightSetup {
     /// (more than one keeps a Byzantine or crashed gateway from silencing
     /// it; duplicates fail the nonce check and change nothing).
     pub fanout: usize,
+    /// Validators subscribed to for facts at first, from the first gateway
+    /// on in committee order; 0 means every validator. Raised to the
+    /// fewest that hold 2f + 1 of the stake, and widened when they do not
+    /// decide facts in time (see the module docs).
+    pub fact_sources: usize,
     /// The account's next nonce, when the caller knows it (0 for a key that
     /// never signed). `None`: a process that may have signed before (a
     /// restarted provider, a second `job submit`) learns it from its
@@ -93,6 +119,13 @@ pub struct LightCore {
     chain: ChainId,
     quorum: FactQuorum,
     validators: Vec<NodeId>,
+    /// Each validator's stake, in committee order.
+    stakes: Vec<u64>,
+    /// The fact sources: `sources` validators from `source_base` on.
+    source_base: usize,
+    sources: usize,
+    widened_at: Option<Timestamp>,
+    widenings: u64,
     gateway: usize,
     fanout: usize,
     patience: Duration,
@@ -110,18 +143,27 @@ pub struct LightCore {
 impl LightCore {
     /// A light node with `setup`.
     pub fn new(setup: LightSetup) -> Self {
-        let validators: Vec<NodeId> = setup
-            .committee
-            .indices()
-            .filter_map(|i| setup.committee.node(i))
-            .collect();
-        let gateway = setup.first_gateway % validators.len().max(1);
-        let fanout = setup.fanout.clamp(1, validators.len().max(1));
+        let c = &setup.committee;
+        let validators: Vec<NodeId> = c.indices().filter_map(|i| c.node(i)).collect();
+        let stakes: Vec<u64> = c.indices().map(|i| c.stake(i)).collect();
+        let n = validators.len();
+        let gateway = setup.first_gateway % n.max(1);
+        let fanout = setup.fanout.clamp(1, n.max(1));
+        let wanted = match setup.fact_sources {
+            0 => n,
+            k => k.min(n),
+        };
+        let sources = covering(&stakes, gateway, wanted, |s| c.is_quorum(s));
         Self {
             key: setup.key,
             chain: setup.chain,
             quorum: FactQuorum::new(setup.committee),
             validators,
+            stakes,
+            source_base: gateway,
+            sources,
+            widened_at: None,
+            widenings: 0,
             gateway,
             fanout,
             patience: setup.patience,
@@ -156,6 +198,23 @@ impl LightCore {
         self.failovers
     }
 
+    /// Validators it takes facts from now (see the module docs): the whole
+    /// committee in committee order, or its window from the first gateway.
+    pub fn fact_sources(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let n = self.validators.len();
+        let base = if self.all_sources() {
+            0
+        } else {
+            self.source_base
+        };
+        (0..self.sources).map(move |k| self.validators[(base + k) % n])
+    }
+
+    /// Times its fact sources were widened.
+    pub fn widenings(&self) -> u64 {
+        self.widenings
+    }
+
     /// Unconfirmed transactions.
     pub fn inflight(&self) -> usize {
         self.inflight.len()
@@ -172,36 +231,63 @@ impl LightCore {
         self.started
     }
 
-    /// Subscribes to every validator (once; see [`LightCore::resubscribe`]).
+    /// Subscribes to its fact sources (once; see [`LightCore::resubscribe`]).
     pub fn start(&mut self) {
         if !self.started {
             self.resubscribe();
         }
     }
 
-    /// Subscribes to every validator again: a validator that restarted or
+    /// Subscribes to its fact sources again: a validator that restarted or
     /// made room for newer subscribers serves this node again. Done when
     /// asking for holdings and when failing over.
     pub fn resubscribe(&mut self) {
         self.started = true;
-        for v in &self.validators {
-            self.out.push_back(Transmit::to(
-                *v,
-                NodeMessage::Gateway(GatewayRequest::Subscribe),
-            ));
-        }
+        self.ask_sources(GatewayRequest::Subscribe);
     }
 
-    /// Asks every validator for its holdings (see
+    /// Asks its fact sources for its holdings (see
     /// [`GatewayRequest::Holdings`]), subscribing again first.
     pub fn request_holdings(&mut self) {
         self.resubscribe();
-        for v in &self.validators {
-            self.out.push_back(Transmit::to(
-                *v,
-                NodeMessage::Gateway(GatewayRequest::Holdings),
-            ));
+        self.ask_sources(GatewayRequest::Holdings);
+    }
+
+    fn ask_sources(&mut self, req: GatewayRequest) {
+        let sources: Vec<NodeId> = self.fact_sources().collect();
+        for v in sources {
+            self.out
+                .push_back(Transmit::to(v, NodeMessage::Gateway(req.clone())));
         }
+    }
+
+    /// Adds validators holding another f + 1 of the stake to the fact
+    /// sources (up to the whole committee) and subscribes again.
+    fn widen(&mut self, now: Timestamp) {
+        let c = self.quorum.committee();
+        let end = self.source_base + self.sources;
+        let more = covering(&self.stakes, end, 1, |s| c.is_validity(s));
+        self.sources = (self.sources + more).min(self.validators.len());
+        self.widened_at = Some(now);
+        self.widenings += 1;
+        self.resubscribe();
+    }
+
+    fn all_sources(&self) -> bool {
+        self.sources >= self.validators.len()
+    }
+
+    /// When the fact sources are due to widen: a fact short of f + 1 for
+    /// `patience`, at most once per `patience`.
+    fn widen_due(&self) -> Option<Timestamp> {
+        if self.all_sources() {
+            return None;
+        }
+        let stalled = self.quorum.oldest_pending()? + self.patience;
+        Some(
+            self.widened_at
+                .map_or(stalled, |w| stalled.max(w + self.patience)),
+        )
     }
 
     /// Signs a marketplace transaction and submits it through the gateway.
@@ -297,7 +383,7 @@ impl LightCore {
         from: NodeId,
         batch: FactBatch,
     ) -> Result<(Vec<Fact>, Vec<TxFate>), FactError> {
-        let facts = self.quorum.observe(from, batch)?;
+        let facts = self.quorum.observe(now, from, batch)?;
         let me = self.account();
         let mut fates = Vec::new();
         for f in &facts {
@@ -390,6 +476,9 @@ impl LightCore {
             self.held_since = Some(now);
             self.request_holdings();
         }
+        if self.widen_due().is_some_and(|t| t <= now) {
+            self.widen(now);
+        }
         let stuck = self
             .inflight
             .values()
@@ -401,7 +490,11 @@ impl LightCore {
         }
         self.failovers += 1;
         self.gateway = (self.gateway + 1) % self.validators.len().max(1);
-        self.resubscribe();
+        if self.all_sources() {
+            self.resubscribe();
+        } else {
+            self.widen(now);
+        }
         let txs: Vec<SignedTransaction> = self.inflight.values().map(|i| i.tx.clone()).collect();
         for i in self.inflight.values_mut() {
             i.sent_at = now;
@@ -419,10 +512,26 @@ impl LightCore {
             .chain(self.held_since)
             .min()
             .map(|t| t + self.patience)
+            .into_iter()
+            .chain(self.widen_due())
+            .min()
     }
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
         self.out.pop_front()
     }
+}
+
+/// How many validators from position `from` on (in committee order,
+/// wrapping) it takes for their stake to be `enough`, and at least
+/// `wanted`; at most all of them.
+fn covering(stakes: &[u64], from: usize, wanted: usize, enough: impl Fn(u64) -> bool) -> usize {
+    let n = stakes.len();
+    let (mut stake, mut k) = (0u64, 0);
+    while k < n && (k < wanted || !enough(stake)) {
+        stake += stakes[(from + k) % n];
+        k += 1;
+    }
+    k
 }

@@ -396,6 +396,7 @@ pub fn light_setup(key: &Keypair, committee: &Committee, gateway: usize) -> Ligh
         first_gateway: gateway,
         patience: Duration::from_secs(5),
         fanout: 1,
+        fact_sources: 0,
         // Testnet keys never signed before.
         next_nonce: Some(0),
     }

@@ -18,6 +18,7 @@ fn core() -> (LightCore, Vec<NodeId>) {
         first_gateway: 0,
         patience: Duration::from_secs(5),
         fanout: 1,
+        fact_sources: 0,
         next_nonce: Some(0),
     };
     (LightCore::new(setup), validators)

@@ -92,6 +92,27 @@ fn byzantine_committee_with_restarts_from_store_ten_seeds() {
     assert!(lost > 0, "no crash cut an un-synced write");
 }
 
+/// Light nodes listening to a window of 2f + 1 of the stake only
+/// (`fact_sources`), in a committee where a window may hold the
+/// equivocator, the withholder and validators crashed and restarted from
+/// their disks (which forget their subscribers): every job still settles,
+/// safely.
+#[test]
+fn light_nodes_on_a_window_of_the_committee_settle_every_job() {
+    let text = SMALL.replace("gateways = 2", "gateways = 2\nfact_sources = 1");
+    let s = Scenario::parse(&text).unwrap();
+    for seed in 1..=3 {
+        check(&s, seed);
+        let jobs = run(&s, seed).jobs.unwrap();
+        let n = |k: &str| jobs[k].as_u64().unwrap();
+        assert_eq!(
+            n("completed") + n("failed"),
+            n("submitted"),
+            "seed {seed}: {jobs}"
+        );
+    }
+}
+
 /// Validators that hold the very same state share one copy of it; the check
 /// mode (`--no-sharing`) computes every batch on every validator's own copy.
 /// With equivocating and withholding validators and two honest validators

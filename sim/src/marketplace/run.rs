@@ -116,6 +116,9 @@ pub struct MarketplaceConfig {
     /// one keeps a Byzantine or crashed gateway from silencing a provider's
     /// dispute past its deadline).
     pub gateways: u32,
+    /// Validators each light node subscribes to for facts at first
+    /// (`LightSetup::fact_sources`; 0 = every validator).
+    pub fact_sources: u32,
     /// Whitewashing providers and honest newcomers (none by default).
     pub sybil: SybilConfig,
     /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
@@ -247,6 +250,7 @@ impl Default for MarketplaceConfig {
             faults: Vec::new(),
             replay_command: None,
             gateways: 1,
+            fact_sources: 0,
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
             reputation_filter: ReputationFilter::Fresh,
@@ -717,6 +721,9 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
     if cfg.gateways == 0 || cfg.gateways > cfg.validators {
         return bad("gateways", "must be 1..=validators");
     }
+    if cfg.fact_sources > cfg.validators {
+        return bad("fact_sources", "must be 0 (every validator) ..= validators");
+    }
     if !(1..=16).contains(&cfg.provider_capacity) {
         return bad("provider_capacity", "must be 1..=16");
     }
@@ -979,6 +986,7 @@ impl World {
             first_gateway: key.account_id().as_bytes()[0] as usize,
             patience: Duration::from_secs(20),
             fanout: self.cfg.gateways as usize,
+            fact_sources: self.cfg.fact_sources as usize,
             // Every simulated light node's key is fresh.
             next_nonce: Some(0),
         };

@@ -32,6 +32,11 @@ pub struct MarketplaceSection {
     /// Validators every light-node transaction is submitted to.
     #[serde(default = "one")]
     pub gateways: u32,
+    /// Validators each light node subscribes to for facts at first, raised
+    /// to f + 1 of the stake and widened when they do not decide facts in
+    /// time; 0 = every validator.
+    #[serde(default)]
+    pub fact_sources: u32,
     /// The providers.
     pub providers: ProvidersSection,
     /// The clients.
@@ -796,6 +801,12 @@ impl Scenario {
             1,
             self.nodes.count as u32,
         )?;
+        range(
+            "marketplace.fact_sources",
+            m.fact_sources,
+            0,
+            self.nodes.count as u32,
+        )?;
         let p = &m.providers;
         p.validate()?;
         let c = &m.clients;
@@ -879,6 +890,7 @@ impl Scenario {
             faults: self.fault_schedule(),
             replay_command: Some(replay),
             gateways: m.gateways,
+            fact_sources: m.fact_sources,
             sybil: SybilConfig {
                 whitewashers: m.sybil.whitewashers,
                 max_identities: m.sybil.max_identities,

@@ -1,0 +1,145 @@
+//! A light node's fact sources: a window of the committee holding at least
+//! 2f + 1 of the stake, widened when it does not decide a fact in time.
+
+use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_dag_ledger::ledger::{ChainId, Params, TxKind};
+use idlegrid_node::light::{LightCore, LightSetup};
+use idlegrid_node::wire::{Fact, FactBatch, GatewayRequest, NodeMessage};
+use idlegrid_primitives::{
+    AccountId, Amount, Destination, Digest, Domain, Duration, Keypair, NodeId, Seed, Timestamp,
+};
+
+const PATIENCE: Duration = Duration::from_secs(5);
+
+fn validators(n: u64) -> Vec<NodeId> {
+    (0..n)
+        .map(|i| Keypair::from_seed(&Seed::from_u64(i)).node_id())
+        .collect()
+}
+
+fn core(vs: &[NodeId], first_gateway: usize, fact_sources: usize) -> LightCore {
+    let chain: ChainId = Params::default().chain_id;
+    LightCore::new(LightSetup {
+        key: Keypair::from_seed(&Seed::from_u64(99)),
+        chain,
+        committee: Committee::equal(vs.iter().copied()).unwrap(),
+        first_gateway,
+        patience: PATIENCE,
+        fanout: 1,
+        fact_sources,
+        next_nonce: Some(0),
+    })
+}
+
+/// Who was sent a subscription since the last call.
+fn subscribed(c: &mut LightCore) -> Vec<NodeId> {
+    std::iter::from_fn(|| c.poll_transmit())
+        .filter(|t| matches!(t.msg, NodeMessage::Gateway(GatewayRequest::Subscribe)))
+        .filter_map(|t| match t.to {
+            Destination::To(v) => Some(v),
+            Destination::Broadcast => None,
+        })
+        .collect()
+}
+
+fn fact(n: u64) -> FactBatch {
+    FactBatch {
+        index: 3,
+        facts: vec![Fact::Applied {
+            sender: AccountId::from_bytes([7; 32]),
+            tx: Digest::of(Domain::new("test/tx"), &n),
+        }],
+    }
+}
+
+fn at(ms: u64) -> Timestamp {
+    Timestamp::from_millis(ms)
+}
+
+#[test]
+fn the_window_holds_two_f_plus_one_and_starts_at_the_first_gateway() {
+    let vs = validators(7); // f = 2: 2f + 1 = 5 validators
+    let mut c = core(&vs, 5, 1);
+    c.start();
+    assert_eq!(subscribed(&mut c), vec![vs[5], vs[6], vs[0], vs[1], vs[2]]);
+    let mut c = core(&vs, 5, 6);
+    c.start();
+    assert_eq!(subscribed(&mut c).len(), 6);
+    // 0 (and anything past the committee) is every validator, in order.
+    for k in [0, 7, 99] {
+        let mut c = core(&vs, 5, k);
+        c.start();
+        assert_eq!(subscribed(&mut c), vs);
+    }
+}
+
+#[test]
+fn a_fact_short_of_f_plus_one_for_the_patience_widens_the_window() {
+    let vs = validators(7);
+    let mut c = core(&vs, 0, 1);
+    c.start();
+    subscribed(&mut c);
+    assert_eq!(
+        c.poll_timeout(),
+        None,
+        "nothing pending, nothing to wait for"
+    );
+    // Beyond the fault model: two of five sources report, the other three
+    // are silent (crashed, withholding, or they evicted this node).
+    for v in &vs[..2] {
+        let (accepted, _) = c.on_facts(at(1_000), *v, fact(1)).unwrap();
+        assert!(accepted.is_empty());
+    }
+    assert_eq!(c.poll_timeout(), Some(at(1_000) + PATIENCE));
+    c.on_timeout(at(5_999));
+    assert_eq!(c.widenings(), 0, "not before the patience");
+    c.on_timeout(at(6_000));
+    assert_eq!(c.widenings(), 1);
+    // Another f + 1 of the stake (here: the rest), every source asked again.
+    assert_eq!(subscribed(&mut c), vs.clone());
+    // The whole committee: nothing left to widen, no timer for it.
+    assert_eq!(c.poll_timeout(), None);
+    c.on_timeout(at(60_000));
+    assert_eq!(c.widenings(), 1);
+    // A newly subscribed validator's report of a later commit, with those
+    // of the two live sources, decides it.
+    let mut later = fact(2);
+    later.index = 4;
+    for (v, n) in [(vs[0], 0), (vs[1], 0), (vs[6], 1)] {
+        let (accepted, _) = c.on_facts(at(6_500), v, later.clone()).unwrap();
+        assert_eq!(accepted.len(), n);
+    }
+}
+
+#[test]
+fn facts_decided_in_time_never_widen_it() {
+    let vs = validators(7);
+    let mut c = core(&vs, 2, 1);
+    c.start();
+    subscribed(&mut c);
+    for (i, t) in [(0u64, 1_000u64), (1, 4_000), (2, 7_000), (3, 10_000)] {
+        // Three of the five sources (f + 1 = 3) are enough.
+        for v in &vs[2..5] {
+            c.on_facts(at(t), *v, fact(i)).unwrap();
+        }
+        c.on_timeout(at(t + 4_999));
+    }
+    assert_eq!(c.widenings(), 0);
+    assert!(subscribed(&mut c).is_empty());
+}
+
+#[test]
+fn a_stuck_transaction_widens_the_window_as_it_fails_over() {
+    let vs = validators(7);
+    let mut c = core(&vs, 0, 1);
+    c.start();
+    subscribed(&mut c);
+    let pay = TxKind::Transfer {
+        to: AccountId::from_bytes([7; 32]),
+        amount: Amount::new(1),
+    };
+    c.submit(at(0), pay).unwrap();
+    c.on_timeout(at(5_000));
+    assert_eq!((c.failovers(), c.widenings()), (1, 1));
+    assert_eq!(subscribed(&mut c), vs);
+}
