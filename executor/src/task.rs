@@ -30,6 +30,7 @@ pub enum Program {
     /// documented in [`crate::wasm`].
     Wasm {
         /// The module bytes.
+        #[serde(with = "serde_bytes")]
         module: Vec<u8>,
     },
     /// A script run as `interpreter args... file_name` in a fresh working
@@ -43,6 +44,7 @@ pub enum Program {
         /// The script's file name inside the working directory.
         file_name: String,
         /// The script source.
+        #[serde(with = "serde_bytes")]
         source: Vec<u8>,
     },
 }
@@ -94,6 +96,7 @@ pub struct InputFile {
     /// A plain file name (no `/`, not `.` or `..`).
     pub name: String,
     /// The file's contents.
+    #[serde(with = "serde_bytes")]
     pub contents: Vec<u8>,
 }
 
@@ -107,6 +110,7 @@ pub struct Task {
     /// The program.
     pub program: Program,
     /// The input bytes.
+    #[serde(with = "serde_bytes")]
     pub input: Vec<u8>,
     /// Extra input files (process tasks only).
     pub files: Vec<InputFile>,
@@ -345,6 +349,7 @@ pub struct Usage {
 pub struct Execution {
     /// The output bytes (standard output for processes), not necessarily
     /// UTF-8.
+    #[serde(with = "serde_bytes")]
     pub output: Vec<u8>,
     /// `Digest::hash(OUTPUT_DOMAIN, output)`: what providers commit to.
     pub output_digest: Digest,

@@ -85,8 +85,19 @@ impl StoreImage {
 
     /// Drops blocks below `round`, except `keep`'s latest block.
     pub fn prune_blocks(&mut self, round: idlegrid_primitives::Round, keep: &[BlockRef]) {
-        self.blocks
-            .retain(|r, _| r.round >= round || keep.contains(r));
+        // Blocks order by round first: those below `round` are a prefix,
+        // removed at the cost of what goes, not of the whole store.
+        let mut kept = Vec::new();
+        while let Some(e) = self.blocks.first_entry() {
+            if e.key().round >= round {
+                break;
+            }
+            let (r, b) = e.remove_entry();
+            if keep.contains(&r) {
+                kept.push((r, b));
+            }
+        }
+        self.blocks.extend(kept);
     }
 
     /// What recovery needs.

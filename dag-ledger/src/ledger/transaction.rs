@@ -74,6 +74,7 @@ pub enum TxKind {
         /// Which application.
         app_id: AppId,
         /// Its payload (at most `Params::max_app_payload` bytes).
+        #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
 }

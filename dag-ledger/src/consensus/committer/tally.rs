@@ -159,14 +159,12 @@ impl Tally {
     fn collect(&mut self, gc: Round) {
         self.gc_round = gc;
         let g = gc.get();
-        self.leaders.retain(|r, _| r.get().saturating_add(2) >= g);
-        self.blame
-            .retain(|(r, _), _| r.get().saturating_add(1) >= g);
-        self.support
-            .retain(|c, _| c.round.get() >= g.saturating_add(2));
-        self.certified.retain(|l, _| l.round >= gc);
-        self.orphans
-            .retain(|v, _| v.round.get() >= g.saturating_add(1));
+        // Every key orders by round first: what goes is a prefix.
+        drop_prefix(&mut self.leaders, |r| r.get().saturating_add(2) < g);
+        drop_prefix(&mut self.blame, |(r, _)| r.get().saturating_add(1) < g);
+        drop_prefix(&mut self.support, |c| c.round.get() < g.saturating_add(2));
+        drop_prefix(&mut self.certified, |l| l.round < gc);
+        drop_prefix(&mut self.orphans, |v| v.round.get() < g.saturating_add(1));
     }
 
     /// Counts one block, new to the tally, as a blamer for the slots one
@@ -303,5 +301,15 @@ impl Tally {
             .chain(self.orphans.keys())
             .map(|r| r.round);
         slots.chain(refs).min()
+    }
+}
+
+/// Removes the first entries of `m` while `gone` holds for their key: a
+/// prefix, for a `gone` that holds for a prefix of the key order (here:
+/// rounds below a bound, on keys that order by round first). Costs what it
+/// removes, not the map's size.
+fn drop_prefix<K: Ord, V>(m: &mut BTreeMap<K, V>, gone: impl Fn(&K) -> bool) {
+    while m.first_key_value().is_some_and(|(k, _)| gone(k)) {
+        m.pop_first();
     }
 }
