@@ -7,7 +7,7 @@
 //! "Encryption cannot be turned off" in [`crate::tcp`]). This module lets
 //! `benches/transport.rs` drive the very same code — the send queue and its
 //! byte accounting of [`TcpTransport::send`](super::TcpTransport), the
-//! session's writer and reader ([`run_session`]), the inbound budget and
+//! session's writer and reader (`run_session` in `link.rs`), the inbound budget and
 //! queue of `recv` — with a pass-through cipher that lives in the bench,
 //! not in this crate.
 //!
