@@ -5,20 +5,29 @@
 //! for 256 B and 64 KiB messages (bytes/s = messages/s × size):
 //!
 //! - `transport::tcp/encrypted` — the real `TcpTransport` (sealed session);
-//! - `transport::tcp/plaintext` — the baseline: the pre-encryption data path
-//!   (bounded queue → writer task with a 64 KiB buffer and batched flushes →
-//!   loopback socket → reader task → bounded inbound queue) with plain
-//!   length-prefixed `Data` frames, measured in the same run;
-//! - `transport::tcp/sealed_pipe` — the same pipeline as the baseline with
-//!   ChaCha20-Poly1305 sealing, isolating the cost of the cipher.
+//! - `transport::tcp/framing` — the transport's own data path before
+//!   encryption: the same send queue, session writer and reader, inbound
+//!   budget and queue as `encrypted` (the crate's doc-hidden
+//!   `tcp::bench_support::LoopbackLink`), with [`PassThrough`], a cipher
+//!   that seals nothing, defined here and only here;
+//! - `transport::tcp/link_sealed` — that link with the real session cipher,
+//!   to show it is the transport's path (it should match `encrypted`);
+//! - `transport::tcp/plaintext` — the floor's baseline, a raw
+//!   length-prefixed tokio stream: bounded queue → writer task with a
+//!   64 KiB buffer and batched flushes → loopback socket → reader task →
+//!   bounded inbound queue, plain `Data` frames, measured in the same run;
+//! - `transport::tcp/sealed_pipe` — the raw stream with ChaCha20-Poly1305
+//!   sealing, isolating the cost of the cipher.
 #![allow(missing_docs)]
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use idlegrid_primitives::{Keypair, Seed};
+use idlegrid_transport::frame::{FrameError, WIRE_VERSION};
 use idlegrid_transport::frame::{HEADER_LEN, data_header, decode_body, parse_header};
-use idlegrid_transport::session::{Opened, Opener, SealKind, Sealer, SessionKeys};
+use idlegrid_transport::session::{Opened, Opener, SealKind, Sealer, SessionError, SessionKeys};
+use idlegrid_transport::tcp::bench_support::{LoopbackLink, OpenFrames, SealFrames};
 use idlegrid_transport::{
     AddressBook, Envelope, FrameLimit, MemoryConfig, MemoryNetwork, TcpConfig, TcpTransport,
     Transport, decode_frame, encode_frame,
@@ -196,6 +205,81 @@ async fn pipe_exchange(p: &Pipe, msg: &[u8]) {
     }
 }
 
+/// A frame "cipher" that seals nothing: the sealed frame layout (version,
+/// kind 4/5/6, length) around the plaintext, no tag. Bench-only: it exists
+/// to take the AEAD out of the measured path, and the transport crate has
+/// no such thing.
+struct PassThrough;
+
+impl SealFrames for PassThrough {
+    fn seal(
+        &mut self,
+        kind: SealKind,
+        body: &mut Vec<u8>,
+    ) -> Result<[u8; HEADER_LEN], SessionError> {
+        FrameLimit::DEFAULT.check(body.len())?;
+        let k = match kind {
+            SealKind::Data => 4,
+            SealKind::Ping => 5,
+            SealKind::Rekey => 6,
+        };
+        let l = u32::try_from(body.len()).unwrap().to_le_bytes();
+        Ok([WIRE_VERSION, k, l[0], l[1], l[2], l[3]])
+    }
+    fn rekey(&mut self) {}
+    fn bytes_since_rekey(&self) -> u64 {
+        0
+    }
+}
+
+impl OpenFrames for PassThrough {
+    type Header = u8;
+    fn parse_header(&self, h: &[u8; HEADER_LEN]) -> Result<(u8, usize), SessionError> {
+        if h[0] != WIRE_VERSION || !(4..=6).contains(&h[1]) {
+            return Err(SessionError::UnexpectedKind(h[1]));
+        }
+        let len = u32::from_le_bytes([h[2], h[3], h[4], h[5]]) as usize;
+        FrameLimit::DEFAULT.check(len)?;
+        Ok((h[1], len))
+    }
+    fn open(&mut self, kind: u8, body: Vec<u8>) -> Result<Opened, SessionError> {
+        Ok(match kind {
+            4 => Opened::Data(body),
+            5 => Opened::Ping,
+            _ => Opened::Rekey,
+        })
+    }
+    fn decode(&mut self, bytes: &[u8]) -> Result<(Opened, usize), SessionError> {
+        let cut = |needed| FrameError::Truncated {
+            needed,
+            got: bytes.len(),
+        };
+        let h = bytes.first_chunk::<HEADER_LEN>().ok_or(cut(HEADER_LEN))?;
+        let (kind, len) = self.parse_header(h)?;
+        let body = bytes
+            .get(HEADER_LEN..HEADER_LEN + len)
+            .ok_or(cut(HEADER_LEN + len))?;
+        Ok((self.open(kind, body.to_vec())?, HEADER_LEN + len))
+    }
+}
+
+async fn link_exchange(l: &LoopbackLink, msg: &[u8]) {
+    for _ in 0..BATCH {
+        l.send(msg.to_vec()).unwrap();
+    }
+    for _ in 0..BATCH {
+        l.recv().await.unwrap();
+    }
+}
+
+fn tcp_config() -> TcpConfig {
+    TcpConfig {
+        send_queue_capacity: 2 * BATCH,
+        send_queue_bytes: 2 * BATCH * (64 << 10),
+        ..TcpConfig::default()
+    }
+}
+
 fn tcp(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -215,11 +299,7 @@ fn tcp(c: &mut Criterion) {
         ]
         .into_iter()
         .collect();
-        let cfg = TcpConfig {
-            send_queue_capacity: 2 * BATCH,
-            send_queue_bytes: 2 * BATCH * (64 << 10),
-            ..TcpConfig::default()
-        };
+        let cfg = tcp_config();
         let a = TcpTransport::from_listener(ka.clone(), la, book.clone(), cfg.clone()).unwrap();
         let b = TcpTransport::from_listener(kb.clone(), lb, book, cfg).unwrap();
         while !a.is_connected(&kb.node_id()) || !b.is_connected(&ka.node_id()) {
@@ -229,6 +309,20 @@ fn tcp(c: &mut Criterion) {
     });
     let plain = rt.block_on(pipe(false));
     let sealed = rt.block_on(pipe(true));
+    let framing = rt
+        .block_on(LoopbackLink::new(
+            tcp_config(),
+            (PassThrough, PassThrough),
+            (PassThrough, PassThrough),
+        ))
+        .unwrap();
+    let link_sealed = rt
+        .block_on(LoopbackLink::new(
+            tcp_config(),
+            sealed_pair(),
+            sealed_pair(),
+        ))
+        .unwrap();
     let mut g = c.benchmark_group("transport::tcp");
     g.throughput(Throughput::Elements(BATCH as u64));
     for (size, label) in SIZES {
@@ -240,11 +334,19 @@ fn tcp(c: &mut Criterion) {
         g.bench_function(id("sealed_pipe"), |bch| {
             bch.iter(|| rt.block_on(pipe_exchange(&sealed, &msg)))
         });
+        g.bench_function(id("framing"), |bch| {
+            bch.iter(|| rt.block_on(link_exchange(&framing, &msg)))
+        });
         g.bench_function(id("encrypted"), |bch| {
             bch.iter(|| rt.block_on(exchange(&a, &b, &msg)))
         });
+        g.bench_function(id("link_sealed"), |bch| {
+            bch.iter(|| rt.block_on(link_exchange(&link_sealed, &msg)))
+        });
     }
     g.finish();
+    framing.shutdown();
+    link_sealed.shutdown();
     rt.block_on(async {
         a.shutdown().await;
         b.shutdown().await;

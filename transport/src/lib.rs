@@ -96,6 +96,11 @@
 //! (an honest sealer, fuzzer tampering, and the rule that only a prefix of
 //! what was sealed ever opens).
 //!
+//! Encryption cannot be turned off: no configuration, feature, `cfg` or
+//! environment variable gives a [`TcpTransport`] another cipher (see
+//! [`tcp`], "Encryption cannot be turned off", for the one generic seam and
+//! why the benchmark's use of it carries no node's traffic).
+//!
 //! ## Cryptography
 //!
 //! Nothing here is hand-written: schnorrkel signatures (identities, via

@@ -7,11 +7,12 @@ use std::pin::Pin;
 use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::time::timeout;
 
+use super::link::{OpenFrames, SealFrames};
 use crate::error::TransportError;
 use crate::frame::{
     Envelope, FrameLimit, HEADER_LEN, check_version, decode_body, encode_frame, parse_header,
 };
-use crate::session::{Opened, Opener, SealKind, Sealer, SessionError};
+use crate::session::{Opened, SealKind, SessionError};
 
 /// Deadlines for reading one frame.
 #[derive(Debug, Clone, Copy)]
@@ -66,9 +67,9 @@ pub(crate) async fn write_envelope<W: AsyncWrite + Unpin>(
 /// [`read_frame`], it waits under the deadlines, never over-reads and
 /// allocates only as body bytes arrive; a frame cut short by the peer's
 /// close fails as truncated.
-pub(crate) async fn read_sealed<R: AsyncRead + Unpin>(
+pub(crate) async fn read_sealed<R: AsyncRead + Unpin, O: OpenFrames>(
     r: &mut BufReader<R>,
-    opener: &mut Opener,
+    opener: &mut O,
     deadlines: ReadDeadlines,
 ) -> Result<Opened, TransportError> {
     if let Some(opened) = take_buffered(r, opener)? {
@@ -81,8 +82,7 @@ pub(crate) async fn read_sealed<R: AsyncRead + Unpin>(
     check_version(header[0]).map_err(SessionError::from)?;
     timeout(deadlines.frame, async {
         r.read_exact(&mut header[1..]).await?;
-        let h = opener.parse_header(&header)?;
-        let len = h.body_len();
+        let (h, len) = opener.parse_header(&header)?;
         let mut body = Vec::with_capacity(len.min(64 << 10));
         r.take(len as u64).read_to_end(&mut body).await?;
         Ok::<_, TransportError>(opener.open(h, body)?)
@@ -93,9 +93,9 @@ pub(crate) async fn read_sealed<R: AsyncRead + Unpin>(
 
 /// Opens the frame at the head of `r`'s buffer if the buffer holds all of
 /// it; `None` if more bytes are needed (the session stays open).
-fn take_buffered<R: AsyncRead + Unpin>(
+fn take_buffered<R: AsyncRead + Unpin, O: OpenFrames>(
     r: &mut BufReader<R>,
-    opener: &mut Opener,
+    opener: &mut O,
 ) -> Result<Option<Opened>, TransportError> {
     match opener.decode(r.buffer()) {
         Ok((opened, used)) => {
@@ -108,9 +108,9 @@ fn take_buffered<R: AsyncRead + Unpin>(
 }
 
 /// Seals `body` in place and writes the frame (no flush).
-pub(crate) async fn write_sealed<W: AsyncWrite + Unpin>(
+pub(crate) async fn write_sealed<W: AsyncWrite + Unpin, S: SealFrames>(
     w: &mut W,
-    sealer: &mut Sealer,
+    sealer: &mut S,
     kind: SealKind,
     mut body: Vec<u8>,
 ) -> Result<(), TransportError> {

@@ -50,11 +50,34 @@
 //!   once authenticated and counted in [`TcpStats::guests_refused`]; a
 //!   guest is never dialed, and its queue goes with its connection. The
 //!   guest's side sets `dial_all`, since its peers cannot dial it.
+//!
+//! # Encryption cannot be turned off
+//!
+//! After the handshake a connection's data path (`link.rs`: send queue →
+//! sealing writer with batched flushes → socket → opening reader → inbound
+//! budget and queue) is generic over the frame cipher, and a
+//! [`TcpTransport`] instantiates it in one place only, with the
+//! [`Sealer`](crate::session::Sealer) and [`Opener`](crate::session::Opener)
+//! of the keys its handshake derived. No [`TcpConfig`] field, cargo
+//! feature, `cfg` or environment variable selects another cipher, and this
+//! crate contains no other implementation of the cipher traits.
+//!
+//! The genericity exists for one reader, the benchmark: to measure what the
+//! transport's own framing and queueing cost before encryption (issue 22),
+//! `benches/transport.rs` runs this same data path with a pass-through
+//! cipher defined in the bench, through the doc-hidden `bench_support`
+//! module. That module connects two loopback sockets of the calling process
+//! to each other and nothing else: it takes no address, runs no handshake,
+//! knows no peer and implements no [`Transport`], so it cannot carry a
+//! node's traffic.
 
 mod admission;
+#[doc(hidden)]
+pub mod bench_support;
 mod config;
 mod handshake;
 mod io;
+mod link;
 mod peer;
 
 use std::collections::BTreeMap;
@@ -115,6 +138,31 @@ impl PeerSlot {
 
     fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Queues `payload` for the peer `to`, or drops it with a typed error
+    /// when it is too large or the queue is full in messages or bytes.
+    fn push(&self, config: &TcpConfig, to: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {
+        config.max_frame_len.check(payload.len())?;
+        let (queue, queued) = (&self.queue, &self.queued);
+        let len = payload.len();
+        if queued.fetch_add(len, Ordering::Relaxed) + len > config.send_queue_bytes {
+            queued.fetch_sub(len, Ordering::Relaxed);
+            return Err(TransportError::QueueBytesFull {
+                peer: to,
+                bytes: config.send_queue_bytes,
+            });
+        }
+        queue.try_send(payload).map_err(|e| {
+            queued.fetch_sub(len, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => TransportError::QueueFull {
+                    peer: to,
+                    capacity: config.send_queue_capacity,
+                },
+                mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
+            }
+        })
     }
 }
 
@@ -177,6 +225,21 @@ pub struct TcpStats {
     pub inbound_bytes_peak: usize,
 }
 
+/// The next received message, or `Closed` once shutdown is requested.
+async fn next_inbound(
+    inbound: &Mutex<mpsc::Receiver<Inbound>>,
+    shutdown: &watch::Sender<bool>,
+) -> Result<(NodeId, Vec<u8>), TransportError> {
+    let mut stop = shutdown.subscribe();
+    let mut rx = inbound.lock().await;
+    tokio::select! {
+        biased;
+        () = stopped(&mut stop) => Err(TransportError::Closed),
+        // Dropping `Inbound` returns its bytes to the budget.
+        m = rx.recv() => m.map(|m| (m.from, m.payload)).ok_or(TransportError::Closed),
+    }
+}
+
 /// State shared by the transport and its tasks.
 pub(crate) struct Shared {
     keypair: Keypair,
@@ -194,6 +257,27 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The state of a transport with `keypair`, `config` and the book's
+    /// `slots`, and the receiving end of its inbound queue.
+    fn new(
+        keypair: Keypair,
+        config: TcpConfig,
+        slots: BTreeMap<NodeId, PeerSlot>,
+    ) -> (Arc<Self>, mpsc::Receiver<Inbound>) {
+        let (inbound, inbound_rx) = mpsc::channel(config.inbound_capacity);
+        let shared = Arc::new(Self {
+            keypair,
+            seen: NonceGuard::new(config.nonce_memory),
+            inbound_budget: Arc::new(Semaphore::new(config.inbound_bytes)),
+            config,
+            slots,
+            guests: StdMutex::new(BTreeMap::new()),
+            inbound,
+            stats: Counters::default(),
+        });
+        (shared, inbound_rx)
+    }
+
     /// The guests served now (a poisoned lock still holds a consistent
     /// map: every update is one insert or remove).
     fn guests(&self) -> MutexGuard<'_, BTreeMap<NodeId, PeerSlot>> {
@@ -259,7 +343,6 @@ impl TcpTransport {
             .map_err(|_| TransportError::Config("TcpTransport needs a tokio runtime".into()))?;
         let me = keypair.node_id();
         let local_addr = listener.local_addr()?;
-        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_capacity);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (guard_tx, guard_rx) = mpsc::channel(1);
         let guard = TaskGuard(guard_tx);
@@ -272,16 +355,7 @@ impl TcpTransport {
             tasks.push((peer, dial, slot.clone(), ends));
             slots.insert(peer, slot);
         }
-        let shared = Arc::new(Shared {
-            keypair,
-            seen: NonceGuard::new(config.nonce_memory),
-            inbound_budget: Arc::new(Semaphore::new(config.inbound_bytes)),
-            config,
-            slots,
-            guests: StdMutex::new(BTreeMap::new()),
-            inbound: inbound_tx,
-            stats: Counters::default(),
-        });
+        let (shared, inbound_rx) = Shared::new(keypair, config, slots);
         for (peer, dial, slot, ends) in tasks {
             let task = PeerTask::new(&shared, peer, dial, &slot, ends, &shutdown_rx, &guard);
             tokio::spawn(task.run());
@@ -368,42 +442,15 @@ impl Transport for TcpTransport {
         if self.is_shut_down() {
             return Err(TransportError::Closed);
         }
-        let cfg = &self.shared.config;
-        cfg.max_frame_len.check(payload.len())?;
         let slot = self
             .shared
             .slot(&to)
             .ok_or(TransportError::UnknownPeer(to))?;
-        let (queue, queued) = (&slot.queue, &slot.queued);
-        let len = payload.len();
-        if queued.fetch_add(len, Ordering::Relaxed) + len > cfg.send_queue_bytes {
-            queued.fetch_sub(len, Ordering::Relaxed);
-            return Err(TransportError::QueueBytesFull {
-                peer: to,
-                bytes: cfg.send_queue_bytes,
-            });
-        }
-        queue.try_send(payload).map_err(|e| {
-            queued.fetch_sub(len, Ordering::Relaxed);
-            match e {
-                mpsc::error::TrySendError::Full(_) => TransportError::QueueFull {
-                    peer: to,
-                    capacity: cfg.send_queue_capacity,
-                },
-                mpsc::error::TrySendError::Closed(_) => TransportError::Closed,
-            }
-        })
+        slot.push(&self.shared.config, to, payload)
     }
 
     async fn recv(&self) -> Result<(NodeId, Vec<u8>), TransportError> {
-        let mut stop = self.shutdown.subscribe();
-        let mut rx = self.inbound.lock().await;
-        tokio::select! {
-            biased;
-            () = stopped(&mut stop) => Err(TransportError::Closed),
-            // Dropping `Inbound` returns its bytes to the budget.
-            m = rx.recv() => m.map(|m| (m.from, m.payload)).ok_or(TransportError::Closed),
-        }
+        next_inbound(&self.inbound, &self.shutdown).await
     }
 
     async fn shutdown(&self) {

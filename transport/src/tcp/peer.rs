@@ -2,7 +2,6 @@
 //! session; reconnect with backoff) and one accept loop that admits
 //! unauthenticated connections under the limits of [`super::admission`].
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,19 +9,18 @@ use std::time::Duration;
 
 use idlegrid_primitives::NodeId;
 use rand::RngCore;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep, timeout};
+use tokio::time::{Instant, sleep, timeout};
 
 use super::admission::{Admission, Ticket};
 use super::handshake::{Authenticated, Local, handshake};
-use super::io::{ReadDeadlines, read_sealed, write_sealed};
+use super::io::ReadDeadlines;
+use super::link::run_session;
 use super::{Inbound, PeerSlot, Shared, SlotEnds};
 use crate::error::TransportError;
 use crate::frame::Nonce;
-use crate::session::{Opened, Opener, SealKind, Sealer, SessionError, SessionKeys};
+use crate::session::{SessionError, SessionKeys};
 
 /// An authenticated connection and its session keys, on its way to the
 /// peer's task.
@@ -37,10 +35,6 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Messages taken from the queue per flush, so a busy peer still gets
-/// keepalives and fair scheduling.
-const WRITE_BATCH: usize = 64;
-
 fn fresh_nonce() -> Nonce {
     let mut n = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut n);
@@ -48,7 +42,7 @@ fn fresh_nonce() -> Nonce {
 }
 
 impl Shared {
-    fn deadlines(&self) -> ReadDeadlines {
+    pub(super) fn deadlines(&self) -> ReadDeadlines {
         ReadDeadlines {
             idle: self.config.idle_timeout,
             frame: self.config.frame_timeout,
@@ -100,7 +94,11 @@ impl Shared {
 
     /// Hands an authenticated message to `recv`, waiting (and so not
     /// reading from the network) while the inbound byte budget is spent.
-    async fn deliver(&self, from: NodeId, payload: Vec<u8>) -> Result<(), TransportError> {
+    pub(super) async fn deliver(
+        &self,
+        from: NodeId,
+        payload: Vec<u8>,
+    ) -> Result<(), TransportError> {
         let n = u32::try_from(payload.len()).expect("validated: max_frame_len fits u32");
         let budget = self
             .inbound_budget
@@ -240,24 +238,25 @@ impl PeerTask {
     /// Runs one encrypted session until it fails, is replaced, or shutdown.
     async fn drive(&mut self, (stream, keys): Handover) -> End {
         let shared = &*self.shared;
-        let (sealer, opener) = keys.split(shared.config.max_frame_len);
-        let (rd, wr) = stream.into_split();
-        let mut rd = BufReader::new(rd);
-        let mut wr = BufWriter::with_capacity(64 << 10, wr);
+        let cipher = keys.split(shared.config.max_frame_len);
+        let session = run_session(
+            shared,
+            self.peer,
+            stream,
+            cipher,
+            &mut self.queue,
+            &self.queued,
+        );
         tokio::select! {
             () = stopped(&mut self.shutdown) => End::Shutdown,
             c = self.conns.recv() => c.map_or(End::Shutdown, End::Replaced),
-            Err(e) = read_loop(shared, self.peer, &mut rd, opener) => {
-                shared.count_session_error(&e);
-                End::Failed
-            }
-            Err(_) = write_loop(shared, &mut wr, &mut self.queue, &self.queued, sealer) => End::Failed,
+            _ = session => End::Failed,
         }
     }
 }
 
 impl Shared {
-    fn count_session_error(&self, e: &TransportError) {
+    pub(super) fn count_session_error(&self, e: &TransportError) {
         let bump = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Ordering::Relaxed);
         if matches!(
             e,
@@ -270,99 +269,6 @@ impl Shared {
             TransportError::Session(SessionError::Authentication { .. })
         ) {
             bump(&self.stats.frames_failed_auth);
-        }
-    }
-}
-
-async fn read_loop(
-    shared: &Shared,
-    peer: NodeId,
-    rd: &mut BufReader<OwnedReadHalf>,
-    mut opener: Opener,
-) -> Result<Infallible, TransportError> {
-    loop {
-        match read_sealed(rd, &mut opener, shared.deadlines()).await? {
-            Opened::Data(d) => shared.deliver(peer, d).await?,
-            Opened::Ping | Opened::Rekey => {}
-        }
-    }
-}
-
-/// The sending half of a session: its sealer and when it last rekeyed.
-struct Sending<'a> {
-    shared: &'a Shared,
-    sealer: Sealer,
-    rekeyed_at: Instant,
-}
-
-impl Sending<'_> {
-    /// Seals and writes one frame, rekeying first when the policy says so.
-    async fn write(
-        &mut self,
-        wr: &mut BufWriter<OwnedWriteHalf>,
-        kind: SealKind,
-        body: Vec<u8>,
-    ) -> Result<(), TransportError> {
-        let cfg = &self.shared.config;
-        if self.sealer.bytes_since_rekey() >= cfg.rekey_after_bytes
-            || self.rekeyed_at.elapsed() >= cfg.rekey_interval
-        {
-            write_sealed(wr, &mut self.sealer, SealKind::Rekey, Vec::new()).await?;
-            self.sealer.rekey();
-            self.rekeyed_at = Instant::now();
-            self.shared.stats.rekeys.fetch_add(1, Ordering::Relaxed);
-        }
-        write_sealed(wr, &mut self.sealer, kind, body).await
-    }
-}
-
-async fn write_loop(
-    shared: &Shared,
-    wr: &mut BufWriter<OwnedWriteHalf>,
-    queue: &mut mpsc::Receiver<Vec<u8>>,
-    queued: &AtomicUsize,
-    sealer: Sealer,
-) -> Result<Infallible, TransportError> {
-    let cfg = &shared.config;
-    let mut tx = Sending {
-        shared,
-        sealer,
-        rekeyed_at: Instant::now(),
-    };
-    let mut tick = interval_at(
-        Instant::now() + cfg.keepalive_interval,
-        cfg.keepalive_interval,
-    );
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let slow = || TransportError::Timeout("the peer did not read within the write timeout");
-    loop {
-        tokio::select! {
-            m = queue.recv() => {
-                let Some(first) = m else { return Err(TransportError::Closed) };
-                timeout(cfg.write_timeout, async {
-                    let mut next = Some(first);
-                    for _ in 0..WRITE_BATCH {
-                        let Some(m) = next.take().or_else(|| queue.try_recv().ok()) else {
-                            break;
-                        };
-                        queued.fetch_sub(m.len(), Ordering::Relaxed);
-                        tx.write(wr, SealKind::Data, m).await?;
-                    }
-                    wr.flush().await?;
-                    Ok::<_, TransportError>(())
-                })
-                .await
-                .map_err(|_| slow())??;
-            }
-            _ = tick.tick() => {
-                timeout(cfg.write_timeout, async {
-                    tx.write(wr, SealKind::Ping, Vec::new()).await?;
-                    wr.flush().await?;
-                    Ok::<_, TransportError>(())
-                })
-                .await
-                .map_err(|_| slow())??;
-            }
         }
     }
 }
