@@ -96,8 +96,15 @@ fn clearing(c: &mut Criterion) {
             let mut g = c.benchmark_group(name);
             g.throughput(Throughput::Elements(n as u64));
             g.sample_size(10);
+            // Buffers reused from call to call, as a node clearing batch
+            // after batch would.
+            let (mut scratch, mut out) = (ClearingScratch::new(), Clearing::default());
             g.bench_function(BenchmarkId::from_parameter(&param), |b| {
-                b.iter(|| m.clear(&asks, &bids, &ctx(&rep)).unwrap())
+                b.iter(|| {
+                    m.clear_into(&asks, &bids, &ctx(&rep), &mut scratch, &mut out)
+                        .unwrap();
+                    out.matches.len()
+                })
             });
             g.finish();
         }

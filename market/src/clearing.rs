@@ -8,6 +8,7 @@ use crate::error::MarketError;
 use crate::order::{Ask, Bid, Limits};
 use crate::registry::OwnerFee;
 use crate::types::{OrderId, Reputation, ReputationLookup, Slots};
+use crate::unit::ClearingScratch;
 
 /// One trade: `slots` slots of `ask` sold to `bid`.
 ///
@@ -128,6 +129,28 @@ pub trait Mechanism {
         bids: &[Bid],
         ctx: &ClearingContext<'_>,
     ) -> Result<Clearing, MarketError>;
+    /// [`Mechanism::clear`] into `out`, reusing its match buffer and the
+    /// buffers of `scratch` from call to call: the same result, byte for
+    /// byte, without allocating once the buffers have grown to the batch
+    /// size. On error `out` is left empty (no matches, default statistics).
+    ///
+    /// The built-in unit mechanisms ([`crate::McAfee`], [`crate::KDouble`],
+    /// [`crate::PayAsBid`], [`crate::PayAsAsk`]) implement it; the default
+    /// calls [`Mechanism::clear`], so a custom mechanism need not.
+    fn clear_into(
+        &self,
+        asks: &[Ask],
+        bids: &[Bid],
+        ctx: &ClearingContext<'_>,
+        scratch: &mut ClearingScratch,
+        out: &mut Clearing,
+    ) -> Result<(), MarketError> {
+        let _ = scratch;
+        out.matches.clear();
+        out.stats = ClearingStats::default();
+        *out = self.clear(asks, bids, ctx)?;
+        Ok(())
+    }
 }
 
 /// A batch's validated, live input, as indices into the caller's slices.
@@ -188,12 +211,12 @@ pub(crate) fn prepare_with(
     }
     // One pass per side: shape, id and liveness (orders are large; each
     // extra pass over them costs as much as the sort that follows).
-    let mut ids = Vec::with_capacity(total);
+    let (mut ask_ids, mut bid_ids) = (IdRun::default(), IdRun::default());
     let mut expired = 0u64;
     // Indices fit in u32: total <= u32::MAX was checked above.
     for (i, a) in asks.iter().enumerate() {
         a.validate_shape(&ctx.limits)?;
-        ids.push(a.id.get());
+        ask_ids.push(a.id.get());
         if a.is_live(ctx.now) {
             on_ask(i as u32, a);
         } else {
@@ -202,24 +225,66 @@ pub(crate) fn prepare_with(
     }
     for (i, b) in bids.iter().enumerate() {
         b.validate_shape(&ctx.limits)?;
-        ids.push(b.id.get());
+        bid_ids.push(b.id.get());
         if b.is_live(ctx.now) {
             on_bid(i as u32, b);
         } else {
             expired += 1;
         }
     }
-    if let Some(dup) = first_duplicate(ids) {
-        return Err(MarketError::DuplicateOrderId(OrderId::new(dup)));
+    if !ask_ids.distinct_from(&bid_ids) {
+        let ids = asks.iter().map(|a| a.id.get());
+        let ids = ids.chain(bids.iter().map(|b| b.id.get())).collect();
+        if let Some(dup) = first_duplicate(ids) {
+            return Err(MarketError::DuplicateOrderId(OrderId::new(dup)));
+        }
     }
     Ok(expired)
+}
+
+/// The ids of one side in input order: their bounds and whether they
+/// strictly ascend (the usual case: ids from ledger positions).
+#[derive(Debug, Clone, Copy)]
+struct IdRun {
+    lo: u64,
+    hi: u64,
+    ascending: bool,
+    empty: bool,
+}
+
+impl Default for IdRun {
+    fn default() -> Self {
+        Self {
+            lo: u64::MAX,
+            hi: 0,
+            ascending: true,
+            empty: true,
+        }
+    }
+}
+
+impl IdRun {
+    fn push(&mut self, id: u64) {
+        self.ascending &= self.empty || id > self.hi;
+        self.lo = self.lo.min(id);
+        self.hi = self.hi.max(id);
+        self.empty = false;
+    }
+    /// True if no id can occur twice in the two sides together: each side
+    /// strictly ascends, and their ranges do not overlap. `false` means
+    /// "unknown" (the ids must then be scanned).
+    fn distinct_from(&self, other: &IdRun) -> bool {
+        self.ascending
+            && other.ascending
+            && (self.empty || other.empty || self.hi < other.lo || other.hi < self.lo)
+    }
 }
 
 /// The smallest id occurring twice, if any. Dense ids (a range at most 64
 /// times their number, the usual case of sequential ids) are checked with
 /// a bitmap in one pass; others by an LSD radix sort on bytes, skipping
 /// bytes that are equal in every id, then a scan for neighbours.
-fn first_duplicate(ids: Vec<u64>) -> Option<u64> {
+pub(crate) fn first_duplicate(ids: Vec<u64>) -> Option<u64> {
     let (Some(&lo), Some(&hi)) = (ids.iter().min(), ids.iter().max()) else {
         return None;
     };
@@ -275,32 +340,49 @@ fn first_duplicate_sorted(mut ids: Vec<u64>) -> Option<u64> {
     ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
-/// Accumulates matches and statistics with checked arithmetic.
+/// Per-order "has a match" flags of a [`ClearingBuilder`], kept between
+/// calls by [`crate::ClearingScratch`].
+#[derive(Default)]
+pub(crate) struct MatchedFlags {
+    asks: Vec<bool>,
+    bids: Vec<bool>,
+}
+
+/// Accumulates matches and statistics with checked arithmetic, into a
+/// caller's [`Clearing`] (whose match buffer is reused).
 pub(crate) struct ClearingBuilder<'a> {
     asks: &'a [Ask],
     bids: &'a [Bid],
-    ask_matched: Vec<bool>,
-    bid_matched: Vec<bool>,
+    flags: &'a mut MatchedFlags,
     /// Distinct asks and bids with at least one match.
     matched: (u64, u64),
-    out: Clearing,
+    out: &'a mut Clearing,
 }
 
 impl<'a> ClearingBuilder<'a> {
-    pub fn new(asks: &'a [Ask], bids: &'a [Bid], expired: u64) -> Self {
+    /// Empties `out` (keeping its allocation) and starts a clearing.
+    pub fn new(
+        asks: &'a [Ask],
+        bids: &'a [Bid],
+        expired: u64,
+        out: &'a mut Clearing,
+        flags: &'a mut MatchedFlags,
+    ) -> Self {
+        out.matches.clear();
+        out.stats = ClearingStats {
+            expired,
+            ..ClearingStats::default()
+        };
+        flags.asks.clear();
+        flags.asks.resize(asks.len(), false);
+        flags.bids.clear();
+        flags.bids.resize(bids.len(), false);
         Self {
             asks,
             bids,
-            ask_matched: vec![false; asks.len()],
-            bid_matched: vec![false; bids.len()],
+            flags,
             matched: (0, 0),
-            out: Clearing {
-                matches: Vec::new(),
-                stats: ClearingStats {
-                    expired,
-                    ..ClearingStats::default()
-                },
-            },
+            out,
         }
     }
 
@@ -323,8 +405,8 @@ impl<'a> ClearingBuilder<'a> {
         assert!(slots > 0);
         assert!(a.price <= seller_price && seller_price <= buyer_price);
         assert!(buyer_price <= b.max_price);
-        self.matched.0 += u64::from(!core::mem::replace(&mut self.ask_matched[ai], true));
-        self.matched.1 += u64::from(!core::mem::replace(&mut self.bid_matched[bi], true));
+        self.matched.0 += u64::from(!core::mem::replace(&mut self.flags.asks[ai], true));
+        self.matched.1 += u64::from(!core::mem::replace(&mut self.flags.bids[bi], true));
         let n = u128::from(slots);
         let s = &mut self.out.stats;
         s.volume_slots = s.volume_slots.saturating_add(u64::from(slots));
@@ -352,15 +434,15 @@ impl<'a> ClearingBuilder<'a> {
         Ok(())
     }
 
-    /// The clearing, given how many asks and bids were live (every matched
-    /// order is live, so the rest of them went unmatched).
-    pub fn finish(mut self, live_asks: usize, live_bids: usize) -> Result<Clearing, MarketError> {
+    /// Completes the clearing, given how many asks and bids were live
+    /// (every matched order is live, so the rest of them went unmatched).
+    pub fn finish(self, live_asks: usize, live_bids: usize) -> Result<(), MarketError> {
         let s = &mut self.out.stats;
         s.surplus = s.buyer_payments.saturating_sub(s.seller_receipts);
         assert!(self.matched.0 <= live_asks as u64 && self.matched.1 <= live_bids as u64);
         s.unmatched_asks = live_asks as u64 - self.matched.0;
         s.unmatched_bids = live_bids as u64 - self.matched.1;
-        Ok(self.out)
+        Ok(())
     }
 }
 

@@ -209,4 +209,4 @@ pub use types::{
     ExecutorKind, ExecutorSet, FlatReputation, MAX_REGIONS, OrderId, Region, RegionSet, Reputation,
     ReputationLookup, Resources, Slots,
 };
-pub use unit::{KDouble, McAfee, PayAsAsk, PayAsBid};
+pub use unit::{ClearingScratch, KDouble, McAfee, PayAsAsk, PayAsBid};
