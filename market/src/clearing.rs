@@ -340,6 +340,37 @@ fn first_duplicate_sorted(mut ids: Vec<u64>) -> Option<u64> {
     ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
+/// What a [`ClearingBuilder`] records of one side of a trade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Party {
+    /// Index of the order in the caller's slice.
+    pub idx: u32,
+    pub id: OrderId,
+    /// The provider (of an ask) or the client (of a bid).
+    pub account: AccountId,
+    /// The ask's price or the bid's limit price.
+    pub price: Amount,
+}
+
+impl Party {
+    pub fn ask(idx: u32, a: &Ask) -> Self {
+        Self {
+            idx,
+            id: a.id,
+            account: a.provider,
+            price: a.price,
+        }
+    }
+    pub fn bid(idx: u32, b: &Bid) -> Self {
+        Self {
+            idx,
+            id: b.id,
+            account: b.client,
+            price: b.max_price,
+        }
+    }
+}
+
 /// Per-order "has a match" flags of a [`ClearingBuilder`], kept between
 /// calls by [`crate::ClearingScratch`].
 #[derive(Default)]
@@ -400,13 +431,32 @@ impl<'a> ClearingBuilder<'a> {
         buyer_price: Amount,
         seller_price: Amount,
     ) -> Result<(), MarketError> {
-        let (a, b) = (&self.asks[ai], &self.bids[bi]);
+        // Indices of the caller's slices fit in u32 (`prepare` checks it).
+        let ask = Party::ask(ai as u32, &self.asks[ai]);
+        let bid = Party::bid(bi as u32, &self.bids[bi]);
+        self.push_parties(&ask, &bid, slots, buyer_price, seller_price)
+    }
+
+    /// [`ClearingBuilder::push`] with what it reads of the two orders
+    /// gathered by the caller.
+    pub fn push_parties(
+        &mut self,
+        ask: &Party,
+        bid: &Party,
+        slots: u32,
+        buyer_price: Amount,
+        seller_price: Amount,
+    ) -> Result<(), MarketError> {
+        debug_assert!(*ask == Party::ask(ask.idx, &self.asks[ask.idx as usize]));
+        debug_assert!(*bid == Party::bid(bid.idx, &self.bids[bid.idx as usize]));
         // Our own invariants: every mechanism only emits IR, BB trades.
         assert!(slots > 0);
-        assert!(a.price <= seller_price && seller_price <= buyer_price);
-        assert!(buyer_price <= b.max_price);
-        self.matched.0 += u64::from(!core::mem::replace(&mut self.flags.asks[ai], true));
-        self.matched.1 += u64::from(!core::mem::replace(&mut self.flags.bids[bi], true));
+        assert!(ask.price <= seller_price && seller_price <= buyer_price);
+        assert!(buyer_price <= bid.price);
+        let flag =
+            |v: &mut Vec<bool>, i: u32| u64::from(!core::mem::replace(&mut v[i as usize], true));
+        self.matched.0 += flag(&mut self.flags.asks, ask.idx);
+        self.matched.1 += flag(&mut self.flags.bids, bid.idx);
         let n = u128::from(slots);
         let s = &mut self.out.stats;
         s.volume_slots = s.volume_slots.saturating_add(u64::from(slots));
@@ -416,16 +466,16 @@ impl<'a> ClearingBuilder<'a> {
         let times = |p: Amount| Amount::new(p.get().saturating_mul(n));
         s.welfare = s
             .welfare
-            .saturating_add(times(b.max_price.saturating_sub(a.price)));
+            .saturating_add(times(bid.price.saturating_sub(ask.price)));
         s.buyer_payments = s.buyer_payments.saturating_add(times(buyer_price));
         s.seller_receipts = s.seller_receipts.saturating_add(times(seller_price));
         s.min_price = Some(s.min_price.map_or(buyer_price, |p| p.min(buyer_price)));
         s.max_price = Some(s.max_price.map_or(buyer_price, |p| p.max(buyer_price)));
         self.out.matches.push(Match {
-            bid: b.id,
-            ask: a.id,
-            client: b.client,
-            provider: a.provider,
+            bid: bid.id,
+            ask: ask.id,
+            client: bid.account,
+            provider: ask.account,
             slots: Slots::new(slots),
             buyer_price,
             seller_price,
