@@ -15,6 +15,15 @@
 //! rationality and budget balance but costs efficiency — use
 //! [`crate::GreedyAssignment`] for strongly heterogeneous demand.
 //!
+//! Cost: one validating pass over the orders gathers each live order as a
+//! 32-byte unit; sides of 512 units or more are sorted by an LSD radix sort
+//! on the bytes of (price, id) that vary (the id's bytes are skipped when
+//! a side already ascends by id); what pairing needs of the winners is
+//! gathered into compact records before pairing. [`Mechanism::clear_into`]
+//! with a [`ClearingScratch`] reuses every buffer, and the caller's
+//! [`Clearing`], from batch to batch; [`Mechanism::clear`] is the same
+//! code with fresh buffers.
+//!
 //! | mechanism | IR | budget balance | truthful (unit traders, compatible lane) | efficiency |
 //! |---|---|---|---|---|
 //! | [`McAfee`] | yes | weak (surplus on reduction) | yes, both sides | ≥ (1 − 1/k) of optimal |
