@@ -481,10 +481,6 @@ fn prepare_with(
     Ok(expired)
 }
 
-/// The smallest id occurring twice, if any. Dense ids (a range at most 64
-/// times their number, the usual case of sequential ids) are checked with
-/// a bitmap in one pass; others by an LSD radix sort on bytes, skipping
-
 /// Accumulates matches and statistics with checked arithmetic.
 struct ClearingBuilder<'a> {
     asks: &'a [Ask],
