@@ -85,7 +85,8 @@ pub(super) fn partition(
 }
 
 /// Reorders a side's units by component (a stable counting sort on the
-/// root of each unit's anchor lane) and returns each root's range.
+/// root of each unit's anchor lane) and returns each root's range. The
+/// anchors keep the input order: nothing reads them after this.
 fn group_by_root(s: &mut SideUnits, root: &[usize; LANES]) -> Vec<Range<usize>> {
     let mut start = vec![0usize; LANES + 1];
     for &l in &s.anchors {
