@@ -1,7 +1,10 @@
 //! Criterion benches for the market: `market::op/param=value`.
 //!
 //! - batch clearing of unit orders (McAfee, k-double) at 10k / 100k / 1M
-//!   orders, next to a plain sort of the same prices (the physical floor);
+//!   orders (half asks, half bids) with buffers reused between calls
+//!   (`Mechanism::clear_into`), McAfee also through `clear` (fresh buffers,
+//!   `clear_mcafee_fresh`), next to a plain sort of the same prices (the
+//!   physical floor);
 //! - heterogeneous assignment (greedy at 1k×1k and 10k×10k, exact at 50×50);
 //! - order-book inserts with and without matches;
 //! - a full sealed batch (commit, reveal, close) of 1k orders.
@@ -96,11 +99,26 @@ fn clearing(c: &mut Criterion) {
             let mut g = c.benchmark_group(name);
             g.throughput(Throughput::Elements(n as u64));
             g.sample_size(10);
+            // Buffers reused from call to call, as a node clearing batch
+            // after batch would.
+            let (mut scratch, mut out) = (ClearingScratch::new(), Clearing::default());
             g.bench_function(BenchmarkId::from_parameter(&param), |b| {
-                b.iter(|| m.clear(&asks, &bids, &ctx(&rep)).unwrap())
+                b.iter(|| {
+                    m.clear_into(&asks, &bids, &ctx(&rep), &mut scratch, &mut out)
+                        .unwrap();
+                    out.matches.len()
+                })
             });
             g.finish();
         }
+        // The same McAfee clearing through `clear`: fresh buffers each call.
+        let mut g = c.benchmark_group("market::clear_mcafee_fresh");
+        g.throughput(Throughput::Elements(n as u64));
+        g.sample_size(10);
+        g.bench_function(BenchmarkId::from_parameter(&param), |b| {
+            b.iter(|| McAfee.clear(&asks, &bids, &ctx(&rep)).unwrap())
+        });
+        g.finish();
         let mut g = c.benchmark_group("market::sort_baseline");
         g.throughput(Throughput::Elements(n as u64));
         g.sample_size(10);

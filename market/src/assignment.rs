@@ -28,7 +28,8 @@
 use idlegrid_primitives::Amount;
 
 use crate::clearing::{
-    Clearing, ClearingBuilder, ClearingContext, Mechanism, Prepared, ask_reputations, prepare,
+    Clearing, ClearingBuilder, ClearingContext, MatchedFlags, Mechanism, Prepared, ask_reputations,
+    prepare,
 };
 use crate::error::MarketError;
 use crate::order::{Ask, Bid, compatible};
@@ -130,7 +131,8 @@ impl Mechanism for GreedyAssignment {
         let (sa, sb) = sorted(asks, bids, &live);
         let mut cap: Vec<u32> = sa.iter().map(|&i| asks[i as usize].slots.get()).collect();
         let mut alive = NextAlive::new(sa.len());
-        let mut out = ClearingBuilder::new(asks, bids, live.expired);
+        let (mut c, mut flags) = (Clearing::default(), MatchedFlags::default());
+        let mut out = ClearingBuilder::new(asks, bids, live.expired, &mut c, &mut flags);
         for &bi in &sb {
             let bid = &bids[bi as usize];
             let mut need = bid.slots.get();
@@ -156,7 +158,8 @@ impl Mechanism for GreedyAssignment {
                 j = alive.find(j + 1);
             }
         }
-        out.finish(live.asks.len(), live.bids.len())
+        out.finish(live.asks.len(), live.bids.len())?;
+        Ok(c)
     }
 }
 
@@ -177,12 +180,14 @@ impl Mechanism for OptimalAssignment {
         let reps = ask_reputations(asks, &live.asks, ctx.reputation);
         let (sa, sb) = sorted(asks, bids, &live);
         let flows = max_welfare_flow(asks, bids, &reps, &sa, &sb, self.max_pairs)?;
-        let mut out = ClearingBuilder::new(asks, bids, live.expired);
+        let (mut c, mut flags) = (Clearing::default(), MatchedFlags::default());
+        let mut out = ClearingBuilder::new(asks, bids, live.expired, &mut c, &mut flags);
         for (ai, bi, slots) in flows {
             let p = pair_price(&asks[ai], &bids[bi], self.split_bps)?;
             out.push(ai, bi, slots, p, p)?;
         }
-        out.finish(live.asks.len(), live.bids.len())
+        out.finish(live.asks.len(), live.bids.len())?;
+        Ok(c)
     }
 }
 

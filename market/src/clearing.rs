@@ -8,6 +8,7 @@ use crate::error::MarketError;
 use crate::order::{Ask, Bid, Limits};
 use crate::registry::OwnerFee;
 use crate::types::{OrderId, Reputation, ReputationLookup, Slots};
+use crate::unit::ClearingScratch;
 
 /// One trade: `slots` slots of `ask` sold to `bid`.
 ///
@@ -128,6 +129,28 @@ pub trait Mechanism {
         bids: &[Bid],
         ctx: &ClearingContext<'_>,
     ) -> Result<Clearing, MarketError>;
+    /// [`Mechanism::clear`] into `out`, reusing its match buffer and the
+    /// buffers of `scratch` from call to call: the same result, byte for
+    /// byte, without allocating once the buffers have grown to the batch
+    /// size. On error `out` is left empty (no matches, default statistics).
+    ///
+    /// The built-in unit mechanisms ([`crate::McAfee`], [`crate::KDouble`],
+    /// [`crate::PayAsBid`], [`crate::PayAsAsk`]) implement it; the default
+    /// calls [`Mechanism::clear`], so a custom mechanism need not.
+    fn clear_into(
+        &self,
+        asks: &[Ask],
+        bids: &[Bid],
+        ctx: &ClearingContext<'_>,
+        scratch: &mut ClearingScratch,
+        out: &mut Clearing,
+    ) -> Result<(), MarketError> {
+        let _ = scratch;
+        out.matches.clear();
+        out.stats = ClearingStats::default();
+        *out = self.clear(asks, bids, ctx)?;
+        Ok(())
+    }
 }
 
 /// A batch's validated, live input, as indices into the caller's slices.
@@ -188,12 +211,12 @@ pub(crate) fn prepare_with(
     }
     // One pass per side: shape, id and liveness (orders are large; each
     // extra pass over them costs as much as the sort that follows).
-    let mut ids = Vec::with_capacity(total);
+    let (mut ask_ids, mut bid_ids) = (IdRun::default(), IdRun::default());
     let mut expired = 0u64;
     // Indices fit in u32: total <= u32::MAX was checked above.
     for (i, a) in asks.iter().enumerate() {
         a.validate_shape(&ctx.limits)?;
-        ids.push(a.id.get());
+        ask_ids.push(a.id.get());
         if a.is_live(ctx.now) {
             on_ask(i as u32, a);
         } else {
@@ -202,24 +225,66 @@ pub(crate) fn prepare_with(
     }
     for (i, b) in bids.iter().enumerate() {
         b.validate_shape(&ctx.limits)?;
-        ids.push(b.id.get());
+        bid_ids.push(b.id.get());
         if b.is_live(ctx.now) {
             on_bid(i as u32, b);
         } else {
             expired += 1;
         }
     }
-    if let Some(dup) = first_duplicate(ids) {
-        return Err(MarketError::DuplicateOrderId(OrderId::new(dup)));
+    if !ask_ids.distinct_from(&bid_ids) {
+        let ids = asks.iter().map(|a| a.id.get());
+        let ids = ids.chain(bids.iter().map(|b| b.id.get())).collect();
+        if let Some(dup) = first_duplicate(ids) {
+            return Err(MarketError::DuplicateOrderId(OrderId::new(dup)));
+        }
     }
     Ok(expired)
+}
+
+/// The ids of one side in input order: their bounds and whether they
+/// strictly ascend (the usual case: ids from ledger positions).
+#[derive(Debug, Clone, Copy)]
+struct IdRun {
+    lo: u64,
+    hi: u64,
+    ascending: bool,
+    empty: bool,
+}
+
+impl Default for IdRun {
+    fn default() -> Self {
+        Self {
+            lo: u64::MAX,
+            hi: 0,
+            ascending: true,
+            empty: true,
+        }
+    }
+}
+
+impl IdRun {
+    fn push(&mut self, id: u64) {
+        self.ascending &= self.empty || id > self.hi;
+        self.lo = self.lo.min(id);
+        self.hi = self.hi.max(id);
+        self.empty = false;
+    }
+    /// True if no id can occur twice in the two sides together: each side
+    /// strictly ascends, and their ranges do not overlap. `false` means
+    /// "unknown" (the ids must then be scanned).
+    fn distinct_from(&self, other: &IdRun) -> bool {
+        self.ascending
+            && other.ascending
+            && (self.empty || other.empty || self.hi < other.lo || other.hi < self.lo)
+    }
 }
 
 /// The smallest id occurring twice, if any. Dense ids (a range at most 64
 /// times their number, the usual case of sequential ids) are checked with
 /// a bitmap in one pass; others by an LSD radix sort on bytes, skipping
 /// bytes that are equal in every id, then a scan for neighbours.
-fn first_duplicate(ids: Vec<u64>) -> Option<u64> {
+pub(crate) fn first_duplicate(ids: Vec<u64>) -> Option<u64> {
     let (Some(&lo), Some(&hi)) = (ids.iter().min(), ids.iter().max()) else {
         return None;
     };
@@ -275,32 +340,80 @@ fn first_duplicate_sorted(mut ids: Vec<u64>) -> Option<u64> {
     ids.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
 }
 
-/// Accumulates matches and statistics with checked arithmetic.
+/// What a [`ClearingBuilder`] records of one side of a trade.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Party {
+    /// Index of the order in the caller's slice.
+    pub idx: u32,
+    pub id: OrderId,
+    /// The provider (of an ask) or the client (of a bid).
+    pub account: AccountId,
+    /// The ask's price or the bid's limit price.
+    pub price: Amount,
+}
+
+impl Party {
+    pub fn ask(idx: u32, a: &Ask) -> Self {
+        Self {
+            idx,
+            id: a.id,
+            account: a.provider,
+            price: a.price,
+        }
+    }
+    pub fn bid(idx: u32, b: &Bid) -> Self {
+        Self {
+            idx,
+            id: b.id,
+            account: b.client,
+            price: b.max_price,
+        }
+    }
+}
+
+/// Per-order "has a match" flags of a [`ClearingBuilder`], kept between
+/// calls by [`crate::ClearingScratch`].
+#[derive(Default)]
+pub(crate) struct MatchedFlags {
+    asks: Vec<bool>,
+    bids: Vec<bool>,
+}
+
+/// Accumulates matches and statistics with checked arithmetic, into a
+/// caller's [`Clearing`] (whose match buffer is reused).
 pub(crate) struct ClearingBuilder<'a> {
     asks: &'a [Ask],
     bids: &'a [Bid],
-    ask_matched: Vec<bool>,
-    bid_matched: Vec<bool>,
+    flags: &'a mut MatchedFlags,
     /// Distinct asks and bids with at least one match.
     matched: (u64, u64),
-    out: Clearing,
+    out: &'a mut Clearing,
 }
 
 impl<'a> ClearingBuilder<'a> {
-    pub fn new(asks: &'a [Ask], bids: &'a [Bid], expired: u64) -> Self {
+    /// Empties `out` (keeping its allocation) and starts a clearing.
+    pub fn new(
+        asks: &'a [Ask],
+        bids: &'a [Bid],
+        expired: u64,
+        out: &'a mut Clearing,
+        flags: &'a mut MatchedFlags,
+    ) -> Self {
+        out.matches.clear();
+        out.stats = ClearingStats {
+            expired,
+            ..ClearingStats::default()
+        };
+        flags.asks.clear();
+        flags.asks.resize(asks.len(), false);
+        flags.bids.clear();
+        flags.bids.resize(bids.len(), false);
         Self {
             asks,
             bids,
-            ask_matched: vec![false; asks.len()],
-            bid_matched: vec![false; bids.len()],
+            flags,
             matched: (0, 0),
-            out: Clearing {
-                matches: Vec::new(),
-                stats: ClearingStats {
-                    expired,
-                    ..ClearingStats::default()
-                },
-            },
+            out,
         }
     }
 
@@ -318,13 +431,32 @@ impl<'a> ClearingBuilder<'a> {
         buyer_price: Amount,
         seller_price: Amount,
     ) -> Result<(), MarketError> {
-        let (a, b) = (&self.asks[ai], &self.bids[bi]);
+        // Indices of the caller's slices fit in u32 (`prepare` checks it).
+        let ask = Party::ask(ai as u32, &self.asks[ai]);
+        let bid = Party::bid(bi as u32, &self.bids[bi]);
+        self.push_parties(&ask, &bid, slots, buyer_price, seller_price)
+    }
+
+    /// [`ClearingBuilder::push`] with what it reads of the two orders
+    /// gathered by the caller.
+    pub fn push_parties(
+        &mut self,
+        ask: &Party,
+        bid: &Party,
+        slots: u32,
+        buyer_price: Amount,
+        seller_price: Amount,
+    ) -> Result<(), MarketError> {
+        debug_assert!(*ask == Party::ask(ask.idx, &self.asks[ask.idx as usize]));
+        debug_assert!(*bid == Party::bid(bid.idx, &self.bids[bid.idx as usize]));
         // Our own invariants: every mechanism only emits IR, BB trades.
         assert!(slots > 0);
-        assert!(a.price <= seller_price && seller_price <= buyer_price);
-        assert!(buyer_price <= b.max_price);
-        self.matched.0 += u64::from(!core::mem::replace(&mut self.ask_matched[ai], true));
-        self.matched.1 += u64::from(!core::mem::replace(&mut self.bid_matched[bi], true));
+        assert!(ask.price <= seller_price && seller_price <= buyer_price);
+        assert!(buyer_price <= bid.price);
+        let flag =
+            |v: &mut Vec<bool>, i: u32| u64::from(!core::mem::replace(&mut v[i as usize], true));
+        self.matched.0 += flag(&mut self.flags.asks, ask.idx);
+        self.matched.1 += flag(&mut self.flags.bids, bid.idx);
         let n = u128::from(slots);
         let s = &mut self.out.stats;
         s.volume_slots = s.volume_slots.saturating_add(u64::from(slots));
@@ -334,16 +466,16 @@ impl<'a> ClearingBuilder<'a> {
         let times = |p: Amount| Amount::new(p.get().saturating_mul(n));
         s.welfare = s
             .welfare
-            .saturating_add(times(b.max_price.saturating_sub(a.price)));
+            .saturating_add(times(bid.price.saturating_sub(ask.price)));
         s.buyer_payments = s.buyer_payments.saturating_add(times(buyer_price));
         s.seller_receipts = s.seller_receipts.saturating_add(times(seller_price));
         s.min_price = Some(s.min_price.map_or(buyer_price, |p| p.min(buyer_price)));
         s.max_price = Some(s.max_price.map_or(buyer_price, |p| p.max(buyer_price)));
         self.out.matches.push(Match {
-            bid: b.id,
-            ask: a.id,
-            client: b.client,
-            provider: a.provider,
+            bid: bid.id,
+            ask: ask.id,
+            client: bid.account,
+            provider: ask.account,
             slots: Slots::new(slots),
             buyer_price,
             seller_price,
@@ -352,15 +484,15 @@ impl<'a> ClearingBuilder<'a> {
         Ok(())
     }
 
-    /// The clearing, given how many asks and bids were live (every matched
-    /// order is live, so the rest of them went unmatched).
-    pub fn finish(mut self, live_asks: usize, live_bids: usize) -> Result<Clearing, MarketError> {
+    /// Completes the clearing, given how many asks and bids were live
+    /// (every matched order is live, so the rest of them went unmatched).
+    pub fn finish(self, live_asks: usize, live_bids: usize) -> Result<(), MarketError> {
         let s = &mut self.out.stats;
         s.surplus = s.buyer_payments.saturating_sub(s.seller_receipts);
         assert!(self.matched.0 <= live_asks as u64 && self.matched.1 <= live_bids as u64);
         s.unmatched_asks = live_asks as u64 - self.matched.0;
         s.unmatched_bids = live_bids as u64 - self.matched.1;
-        Ok(self.out)
+        Ok(())
     }
 }
 

@@ -17,7 +17,9 @@
 //!   [`PayAsBid`] / [`PayAsAsk`] baselines, and, for heterogeneous demand,
 //!   [`OptimalAssignment`] (exact welfare maximum) and [`GreedyAssignment`]
 //!   (fast, ≥ ½ of the optimum in tests). Each documents its properties;
-//!   the property tests check them.
+//!   the property tests check them. [`Mechanism::clear_into`] clears into
+//!   a caller's [`Clearing`] with a reusable [`ClearingScratch`], for
+//!   callers that clear large batches one after another.
 //! - **Continuous trading** — [`OrderBook`], price-time priority.
 //! - **Apps, datasets and confidential data** — [`registry`]: apps and
 //!   datasets registered by content digest with an owner, a price per use
@@ -209,4 +211,4 @@ pub use types::{
     ExecutorKind, ExecutorSet, FlatReputation, MAX_REGIONS, OrderId, Region, RegionSet, Reputation,
     ReputationLookup, Resources, Slots,
 };
-pub use unit::{KDouble, McAfee, PayAsAsk, PayAsBid};
+pub use unit::{ClearingScratch, KDouble, McAfee, PayAsAsk, PayAsBid};

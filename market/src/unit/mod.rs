@@ -15,6 +15,15 @@
 //! rationality and budget balance but costs efficiency — use
 //! [`crate::GreedyAssignment`] for strongly heterogeneous demand.
 //!
+//! Cost: one validating pass over the orders gathers each live order as a
+//! 32-byte unit; sides of 512 units or more are sorted by an LSD radix sort
+//! on the bytes of (price, id) that vary (the id's bytes are skipped when
+//! a side already ascends by id); what pairing needs of the winners is
+//! gathered into compact records before pairing. [`Mechanism::clear_into`]
+//! with a [`ClearingScratch`] reuses every buffer, and the caller's
+//! [`Clearing`], from batch to batch; [`Mechanism::clear`] is the same
+//! code with fresh buffers.
+//!
 //! | mechanism | IR | budget balance | truthful (unit traders, compatible lane) | efficiency |
 //! |---|---|---|---|---|
 //! | [`McAfee`] | yes | weak (surplus on reduction) | yes, both sides | ≥ (1 − 1/k) of optimal |
@@ -22,16 +31,24 @@
 //! | [`PayAsBid`] | yes | strong | no | optimal (at reported values) |
 //! | [`PayAsAsk`] | yes | strong | no | optimal (at reported values) |
 
+mod lanes;
+mod pair;
+#[cfg(test)]
+mod reference;
+mod scratch;
+mod sort;
+
+pub(crate) use pair::NextAlive;
+pub use scratch::ClearingScratch;
+
 use idlegrid_primitives::Amount;
 
-use std::collections::BTreeSet;
-
-use crate::clearing::{Clearing, ClearingBuilder, ClearingContext, Mechanism, prepare_with};
-use crate::error::MarketError;
-use crate::order::{Ask, Bid, compatible};
-use crate::types::{
-    ExecutorKind, ExecutorSet, MAX_REGIONS, OrderId, RegionSet, Reputation, ReputationLookup,
+use crate::clearing::{
+    Clearing, ClearingBuilder, ClearingContext, ClearingStats, Mechanism, prepare_with,
 };
+use crate::error::MarketError;
+use crate::order::{Ask, Bid};
+use crate::types::OrderId;
 
 /// McAfee's trade-reduction double auction (McAfee 1992).
 ///
@@ -96,7 +113,7 @@ pub struct PayAsBid;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PayAsAsk;
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Rule {
     McAfee,
     KDouble(u16),
@@ -119,8 +136,26 @@ macro_rules! unit_mechanism {
                 bids: &[Bid],
                 ctx: &ClearingContext<'_>,
             ) -> Result<Clearing, MarketError> {
+                let mut out = Clearing::default();
+                let mut scratch = ClearingScratch::default();
+                self.clear_into(asks, bids, ctx, &mut scratch, &mut out)?;
+                Ok(out)
+            }
+            fn clear_into(
+                &self,
+                asks: &[Ask],
+                bids: &[Bid],
+                ctx: &ClearingContext<'_>,
+                scratch: &mut ClearingScratch,
+                out: &mut Clearing,
+            ) -> Result<(), MarketError> {
                 let $s = self;
-                clear_units($rule, asks, bids, ctx)
+                let r = clear_units($rule, asks, bids, ctx, scratch, out);
+                if r.is_err() {
+                    out.matches.clear();
+                    out.stats = ClearingStats::default();
+                }
+                r
             }
         }
     };
@@ -132,7 +167,7 @@ unit_mechanism!(PayAsBid, "pay_as_bid", true, |_s| Rule::PayAsBid);
 unit_mechanism!(PayAsAsk, "pay_as_ask", true, |_s| Rule::PayAsAsk);
 
 /// One order on a sorted side.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Unit {
     price: Amount,
     id: OrderId,
@@ -256,9 +291,18 @@ fn clear_units(
     asks: &[Ask],
     bids: &[Bid],
     ctx: &ClearingContext<'_>,
-) -> Result<Clearing, MarketError> {
-    let mut sa = SideUnits::with_capacity(asks.len());
-    let mut sb = SideUnits::with_capacity(bids.len());
+    scratch: &mut ClearingScratch,
+    out: &mut Clearing,
+) -> Result<(), MarketError> {
+    let ClearingScratch {
+        asks: sa,
+        bids: sb,
+        pair,
+        flags,
+        components,
+    } = scratch;
+    sa.reset();
+    sb.reset();
     let expired = prepare_with(
         asks,
         bids,
@@ -267,30 +311,46 @@ fn clear_units(
         |i, b| sb.push_bid(i, b),
     )?;
     let live = (sa.units.len(), sb.units.len());
-    let mut out = ClearingBuilder::new(asks, bids, expired);
-    for (mut su, mut bu) in partition(sa, sb) {
-        sort_sides(&mut bu, &mut su);
-        let be = breakeven(&bu, &su);
+    let mut out = ClearingBuilder::new(asks, bids, expired, out, flags);
+    lanes::partition(sa, sb, components);
+    for (ra, rb) in components.iter().cloned() {
+        let su = sa.sorted(ra, false);
+        let bu = sb.sorted(rb, true);
+        let be = breakeven(bu, su);
         if be.k == 0 {
             continue;
         }
         let (units, pricing) = price_rule(rule, &be)?;
-        pair_winners(
-            asks,
-            bids,
-            ctx.reputation,
-            &bu,
-            &su,
+        let winners = Winners {
+            bids: bu,
+            asks: su,
             units,
-            &pricing,
-            ctx.limits.max_scan,
-            &mut out,
-        )?;
+            pricing: &pricing,
+        };
+        pair::pair_winners(asks, bids, ctx, &winners, pair, &mut out)?;
     }
     out.finish(live.0, live.1)
 }
 
+/// The winners of one component and how they are priced.
+struct Winners<'a> {
+    /// Bids, best first.
+    bids: &'a [Unit],
+    /// Asks, cheapest first.
+    asks: &'a [Unit],
+    /// Units that trade.
+    units: u64,
+    pricing: &'a Pricing,
+}
+
 impl Unit {
+    /// A placeholder for buffers being resized.
+    const ZERO: Unit = Unit {
+        price: Amount::ZERO,
+        id: OrderId::new(0),
+        idx: 0,
+        slots: 0,
+    };
     fn of_ask(idx: u32, a: &Ask) -> Self {
         Self {
             price: a.price,
@@ -307,243 +367,6 @@ impl Unit {
             slots: b.slots.get(),
         }
     }
-}
-
-/// Asks by price ascending, bids by price descending, ties by order id.
-///
-/// When every price fits in 64 bits (always, in practice) the two keys are
-/// packed into one `u128`, so each comparison is a single integer compare.
-fn sort_sides(bu: &mut [Unit], su: &mut [Unit]) {
-    let small = |side: &[Unit]| side.iter().all(|u| u.price.get() <= u128::from(u64::MAX));
-    if small(bu) && small(su) {
-        let id = |u: &Unit| u128::from(u.id.get());
-        su.sort_unstable_by_key(|u| (u.price.get() << 64) | id(u));
-        bu.sort_unstable_by_key(|u| ((u128::from(u64::MAX) - u.price.get()) << 64) | id(u));
-    } else {
-        su.sort_unstable_by(|x, y| x.price.cmp(&y.price).then(x.id.cmp(&y.id)));
-        bu.sort_unstable_by(|x, y| y.price.cmp(&x.price).then(x.id.cmp(&y.id)));
-    }
-}
-
-/// The first `units` units of a sorted side as (order index, quantity).
-fn take_units(side: &[Unit], mut units: u64) -> Vec<(u32, u32)> {
-    let mut out = Vec::new();
-    for u in side {
-        if units == 0 {
-            break;
-        }
-        let q = u64::from(u.slots).min(units);
-        units -= q;
-        // q <= u.slots, a u32.
-        out.push((u.idx, q as u32));
-    }
-    out
-}
-
-/// Pairs winning bids (best first) with compatible winning asks (cheapest
-/// first), examining at most `max_scan` live asks per bid.
-#[allow(clippy::too_many_arguments)]
-fn pair_winners(
-    asks: &[Ask],
-    bids: &[Bid],
-    reputation: &dyn ReputationLookup,
-    bu: &[Unit],
-    su: &[Unit],
-    units: u64,
-    pricing: &Pricing,
-    max_scan: usize,
-    out: &mut ClearingBuilder<'_>,
-) -> Result<(), MarketError> {
-    let wb = take_units(bu, units);
-    let mut wa = take_units(su, units);
-    // Usually every winner trades, each with at least one match.
-    out.reserve(wb.len().max(wa.len()));
-    // Reputation is only needed for winning asks.
-    let reps: Vec<Reputation> = wa
-        .iter()
-        .map(|&(ai, _)| reputation.reputation(&asks[ai as usize].provider))
-        .collect();
-    let mut alive = NextAlive::new(wa.len());
-    for &(bi, mut need) in &wb {
-        let bid = &bids[bi as usize];
-        let mut j = alive.find(0);
-        let mut scanned = 0usize;
-        while need > 0 && j < wa.len() && scanned < max_scan {
-            scanned += 1;
-            let (ai, cap) = &mut wa[j];
-            let ask = &asks[*ai as usize];
-            if compatible(ask, bid, reps[j]) {
-                let t = need.min(*cap);
-                let (buyer, seller) = match pricing {
-                    Pricing::Uniform { buyer, seller } => (*buyer, *seller),
-                    Pricing::PerBid => (bid.max_price, bid.max_price),
-                    Pricing::PerAsk => (ask.price, ask.price),
-                };
-                out.push(*ai as usize, bi as usize, t, buyer, seller)?;
-                need -= t;
-                *cap -= t;
-                if *cap == 0 {
-                    alive.remove(j);
-                }
-            }
-            j = alive.find(j + 1);
-        }
-    }
-    Ok(())
-}
-
-/// "Next position still alive" with path compression, to skip exhausted
-/// counterparties in amortised constant time.
-pub(crate) struct NextAlive {
-    next: Vec<u32>,
-}
-
-impl NextAlive {
-    pub fn new(n: usize) -> Self {
-        Self {
-            next: (0..=n as u32).collect(),
-        }
-    }
-    /// The first alive position `>= i` (or `n`).
-    pub fn find(&mut self, mut i: usize) -> usize {
-        let n = self.next.len() - 1;
-        if i >= n {
-            return n;
-        }
-        let mut root = i;
-        while self.next[root] as usize != root {
-            root = self.next[root] as usize;
-        }
-        while self.next[i] as usize != root {
-            let nx = self.next[i] as usize;
-            self.next[i] = root as u32;
-            i = nx;
-        }
-        root
-    }
-    /// Marks position `i` dead.
-    pub fn remove(&mut self, i: usize) {
-        self.next[i] = (i + 1) as u32;
-    }
-}
-
-const LANES: usize = MAX_REGIONS as usize * ExecutorKind::ALL.len();
-
-fn lane(region: u8, exec: ExecutorKind) -> usize {
-    usize::from(region) * ExecutorKind::ALL.len() + exec.index()
-}
-
-fn uf_find(p: &mut [usize; LANES], mut x: usize) -> usize {
-    while p[x] != x {
-        p[x] = p[p[x]];
-        x = p[x];
-    }
-    x
-}
-
-fn uf_union(p: &mut [usize; LANES], a: usize, b: usize) {
-    let (ra, rb) = (uf_find(p, a), uf_find(p, b));
-    // Smaller root wins: deterministic regardless of call order.
-    let (lo, hi) = if ra < rb { (ra, rb) } else { (rb, ra) };
-    p[hi] = lo;
-}
-
-/// One side's live orders as units, gathered in the validating pass so
-/// that nothing after it reads the (large) orders again until matching.
-#[derive(Default)]
-struct SideUnits {
-    units: Vec<Unit>,
-    /// Each unit's anchor lane (its first region × executor pair).
-    anchors: Vec<u8>,
-    /// The distinct lane keys seen: (region or region bits, executor bits).
-    keys: BTreeSet<(u64, u8)>,
-    last_key: Option<(u64, u8)>,
-}
-
-impl SideUnits {
-    fn with_capacity(n: usize) -> Self {
-        Self {
-            units: Vec::with_capacity(n),
-            anchors: Vec::with_capacity(n),
-            ..Self::default()
-        }
-    }
-    fn note_key(&mut self, key: (u64, u8)) {
-        // Consecutive repeats (the common case) skip the set.
-        if self.last_key != Some(key) {
-            self.keys.insert(key);
-            self.last_key = Some(key);
-        }
-    }
-    fn push_ask(&mut self, i: u32, a: &Ask) {
-        // Validated: executors non-empty, region < MAX_REGIONS.
-        let e = a.executors.iter().next().unwrap_or(ExecutorKind::Wasm);
-        self.note_key((u64::from(a.region.get()), a.executors.bits()));
-        self.anchors.push(lane(a.region.get(), e) as u8);
-        self.units.push(Unit::of_ask(i, a));
-    }
-    fn push_bid(&mut self, i: u32, b: &Bid) {
-        // Validated: regions non-empty.
-        let r = b.regions.bits().trailing_zeros().min(63) as u8;
-        self.note_key((b.regions.bits(), b.executor.index() as u8));
-        self.anchors.push(lane(r, b.executor) as u8);
-        self.units.push(Unit::of_bid(i, b));
-    }
-}
-
-/// Joins the lanes an ask's executor set or a bid's region set connects.
-fn lane_components(sa: &SideUnits, sb: &SideUnits) -> [usize; LANES] {
-    let mut p = [0usize; LANES];
-    for (i, x) in p.iter_mut().enumerate() {
-        *x = i;
-    }
-    for &(r, bits) in &sa.keys {
-        let mut it = ExecutorSet::from_bits(bits).iter();
-        if let Some(first) = it.next() {
-            for e in it {
-                uf_union(&mut p, lane(r as u8, first), lane(r as u8, e));
-            }
-        }
-    }
-    for &(bits, e) in &sb.keys {
-        let e = ExecutorKind::ALL[usize::from(e)];
-        let mut it = RegionSet::from_bits(bits).iter();
-        if let Some(first) = it.next() {
-            for r in it {
-                uf_union(&mut p, lane(first.get(), e), lane(r.get(), e));
-            }
-        }
-    }
-    for x in 0..LANES {
-        p[x] = uf_find(&mut p, x);
-    }
-    p
-}
-
-/// Splits live orders into independent components of the
-/// (region × executor kind) lane graph, in ascending lane order, as
-/// unsorted (asks, bids) units. One component (the common case) moves the
-/// gathered units without copying them.
-fn partition(sa: SideUnits, sb: SideUnits) -> Vec<(Vec<Unit>, Vec<Unit>)> {
-    let root = lane_components(&sa, &sb);
-    let single = |s: &SideUnits| s.anchors.first().map(|&l| root[usize::from(l)]);
-    if let (Some(ra), Some(rb)) = (single(&sa), single(&sb)) {
-        let same = |s: &SideUnits| s.anchors.iter().all(|&l| root[usize::from(l)] == ra);
-        if ra == rb && same(&sa) && same(&sb) {
-            return vec![(sa.units, sb.units)];
-        }
-    }
-    let mut buckets: Vec<(Vec<Unit>, Vec<Unit>)> = vec![(Vec::new(), Vec::new()); LANES];
-    for (u, &l) in sa.units.into_iter().zip(&sa.anchors) {
-        buckets[root[usize::from(l)]].0.push(u);
-    }
-    for (u, &l) in sb.units.into_iter().zip(&sb.anchors) {
-        buckets[root[usize::from(l)]].1.push(u);
-    }
-    buckets
-        .into_iter()
-        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-        .collect()
 }
 
 #[cfg(test)]
