@@ -38,7 +38,7 @@ impl Digest {
     /// Hashes several byte strings under `domain`, each prefixed by its
     /// length so that the split between parts is unambiguous.
     pub fn hash_parts(domain: Domain, parts: &[&[u8]]) -> Self {
-        let mut h = blake3::Hasher::new_derive_key(domain.label());
+        let mut h = domain_hasher(domain);
         for p in parts {
             h.update(&(p.len() as u64).to_le_bytes());
             h.update(p);
@@ -51,7 +51,7 @@ impl Digest {
     /// through a small buffer instead of a heap-allocated encoding).
     pub fn of<T: Serialize + ?Sized>(domain: Domain, value: &T) -> Self {
         let flavor = HashFlavor {
-            hasher: blake3::Hasher::new_derive_key(domain.label()),
+            hasher: domain_hasher(domain),
             buf: [0; HASH_BUF],
             len: 0,
         };
@@ -70,15 +70,14 @@ impl Digest {
 /// Incremental hashing under a domain: the digest of the parts fed to
 /// [`DigestHasher::update`] is [`Digest::hash`] of their concatenation, so a
 /// caller can hash fixed-size pieces without first encoding them into one
-/// buffer. Setting up a domain costs a hash of its label; a clone of a
-/// fresh hasher is a fresh hasher, so hot paths set one up once and clone it.
+/// buffer. A clone of a fresh hasher is a fresh hasher.
 #[derive(Clone, Debug)]
 pub struct DigestHasher(blake3::Hasher);
 
 impl DigestHasher {
     /// A hasher for `domain`, with nothing fed yet.
     pub fn new(domain: Domain) -> Self {
-        Self(blake3::Hasher::new_derive_key(domain.label()))
+        Self(domain_hasher(domain))
     }
 
     /// Feeds more bytes.
@@ -93,6 +92,44 @@ impl DigestHasher {
     }
 }
 
+/// A blake3 hasher in key-derivation mode for `domain`'s label, exactly
+/// `blake3::Hasher::new_derive_key(domain.label())`.
+///
+/// Deriving the context key costs a blake3 compression of the label: as
+/// much as hashing a short message itself, and most digests here are of
+/// short messages (facts, ids, headers). So each thread remembers the context
+/// keys of the labels it used, in a small direct-mapped table keyed by the
+/// label's address and length (a `&'static str`'s bytes never change, and a
+/// label at another address is only another entry); a label evicted by
+/// another one that maps to the same slot is derived again.
+fn domain_hasher(domain: Domain) -> blake3::Hasher {
+    use blake3::hazmat::{ContextKey, HasherExt, hash_derive_key_context};
+    use std::cell::RefCell;
+
+    const SLOTS: usize = 256;
+    type Slot = (usize, usize, ContextKey);
+    thread_local! {
+        static KEYS: RefCell<[Slot; SLOTS]> = const { RefCell::new([(0, 0, [0; 32]); SLOTS]) };
+    }
+
+    let label = domain.label();
+    let (at, len) = (label.as_ptr() as usize, label.len());
+    let slot = (at >> 3 ^ at >> 11 ^ len) % SLOTS;
+    let key = KEYS
+        .try_with(|keys| {
+            let mut keys = keys.borrow_mut();
+            let entry = &mut keys[slot];
+            // Address 0 is never a label's, so an empty slot never matches.
+            if entry.0 != at || entry.1 != len {
+                *entry = (at, len, hash_derive_key_context(label));
+            }
+            entry.2
+        })
+        // The thread is being torn down: derive without remembering.
+        .unwrap_or_else(|_| hash_derive_key_context(label));
+    blake3::Hasher::new_from_context_key(&key)
+}
+
 const HASH_BUF: usize = 512;
 
 /// A postcard output that feeds the encoding into a hasher.
@@ -103,24 +140,33 @@ struct HashFlavor {
 }
 
 impl HashFlavor {
+    #[cold]
+    #[inline(never)]
     fn flush(&mut self) {
         self.hasher.update(&self.buf[..self.len]);
         self.len = 0;
     }
 }
 
+// The pushes are inlined into the callers' serializers: postcard writes a
+// 32-byte id or digest (a `[u8; 32]`, a tuple to serde) one byte at a time,
+// and a call per byte was a tenth of the default run's instructions.
 impl postcard::ser_flavors::Flavor for HashFlavor {
     type Output = blake3::Hasher;
 
+    #[inline]
     fn try_push(&mut self, b: u8) -> postcard::Result<()> {
-        if self.len == HASH_BUF {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+        } else {
             self.flush();
+            self.buf[0] = b;
         }
-        self.buf[self.len] = b;
         self.len += 1;
         Ok(())
     }
 
+    #[inline]
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
         if data.len() > HASH_BUF - self.len {
             self.flush();
@@ -154,6 +200,30 @@ mod tests {
             let v: Vec<u8> = (0..n).map(|i| i as u8).collect();
             let value = (n as u64, "x", v.clone(), [v.len() as u16; 3]);
             assert_eq!(Digest::of(A, &value), Digest::hash(A, &encode(&value)));
+        }
+    }
+
+    #[test]
+    fn remembered_context_keys_are_the_derived_ones() {
+        // Far more labels than slots, so slots are shared and evicted; the
+        // same text at another address, and labels differing only in length.
+        let labels: Vec<&'static str> = (0..2_000)
+            .map(|i| &*Box::leak(format!("idlegrid/test/label-{i}").into_boxed_str()))
+            .chain(["idlegrid/test/a", "idlegrid/test/ab", "idlegrid/test/", ""])
+            .chain([&*Box::leak(
+                String::from("idlegrid/test/a").into_boxed_str(),
+            )])
+            .collect();
+        for round in 0..3u8 {
+            for (i, label) in labels.iter().enumerate() {
+                if (i + usize::from(round)) % 3 == 0 {
+                    continue; // vary which labels evict which
+                }
+                let mut want = blake3::Hasher::new_derive_key(label);
+                want.update(&[round]);
+                let got = Digest::hash(Domain::new(label), &[round]);
+                assert_eq!(got.as_bytes(), want.finalize().as_bytes(), "{label}");
+            }
         }
     }
 
