@@ -61,6 +61,8 @@ pub struct FactQuorum {
     pending: BTreeMap<Digest, Pending>,
     /// The pending facts by the time of their first report.
     by_age: BTreeSet<(Timestamp, Digest)>,
+    /// The pending facts by commit index, for dropping stale ones.
+    by_index: BTreeSet<(u64, Digest)>,
     /// Per validator, its pending reports, oldest first.
     reports: BTreeMap<NodeId, VecDeque<Digest>>,
     accepted: BTreeSet<(u64, Digest)>,
@@ -84,6 +86,7 @@ impl FactQuorum {
             committee,
             pending: BTreeMap::new(),
             by_age: BTreeSet::new(),
+            by_index: BTreeSet::new(),
             reports: BTreeMap::new(),
             accepted: BTreeSet::new(),
             accepted_keys: BTreeSet::new(),
@@ -98,7 +101,10 @@ impl FactQuorum {
 
     /// Records `from`'s report, received at `now`; returns the facts that
     /// reached f + 1 with it, in report order. A validator reporting the
-    /// same fact twice counts once.
+    /// same fact twice counts once. Reports of commits more than
+    /// [`ACCEPTED_HORIZON`] below the highest accepted one are stale and
+    /// ignored (their accepted facts are no longer remembered, so they
+    /// could be accepted twice).
     pub fn observe(
         &mut self,
         now: Timestamp,
@@ -114,6 +120,9 @@ impl FactQuorum {
         }
         let stake = self.committee.stake(who);
         let mut out = Vec::new();
+        if batch.index < self.floor() {
+            return Ok(out);
+        }
         for fact in batch.facts {
             let key = Digest::of(FACT_DOMAIN, &(batch.index, &fact));
             if self.accepted_keys.contains(&key) {
@@ -121,6 +130,7 @@ impl FactQuorum {
             }
             let p = self.pending.entry(key).or_insert_with(|| {
                 self.by_age.insert((now, key));
+                self.by_index.insert((batch.index, key));
                 Pending {
                     index: batch.index,
                     seen: now,
@@ -169,7 +179,7 @@ impl FactQuorum {
         self.accepted.insert((index, key));
         self.accepted_keys.insert(key);
         self.highest = self.highest.max(index);
-        let floor = self.highest.saturating_sub(ACCEPTED_HORIZON);
+        let floor = self.floor();
         while let Some(&(i, k)) = self.accepted.first() {
             if i >= floor {
                 break;
@@ -177,22 +187,26 @@ impl FactQuorum {
             self.accepted.pop_first();
             self.accepted_keys.remove(&k);
         }
-        // Reports of commits long accepted past are stale.
-        let stale: Vec<Digest> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.index < floor)
-            .map(|(k, _)| *k)
-            .collect();
-        for k in stale {
+        // Reports of commits long accepted past are stale: a prefix of the
+        // pending facts by index, removed at the cost of what goes.
+        while let Some(&(i, k)) = self.by_index.first()
+            && i < floor
+        {
             self.unpend(&k);
         }
+    }
+
+    /// The lowest commit index still remembered.
+    fn floor(&self) -> u64 {
+        self.highest.saturating_sub(ACCEPTED_HORIZON)
     }
 
     fn unpend(&mut self, key: &Digest) -> Option<Pending> {
         let p = self.pending.remove(key)?;
         self.by_age.remove(&(p.seen, *key));
+        self.by_index.remove(&(p.index, *key));
         debug_assert_eq!(self.pending.len(), self.by_age.len());
+        debug_assert_eq!(self.pending.len(), self.by_index.len());
         Some(p)
     }
 
@@ -311,5 +325,36 @@ mod tests {
         assert_eq!(q.oldest_pending(), Some(at(20)));
         q.observe(at(50), ids[2], batch(1, fact(1))).unwrap();
         assert_eq!((q.oldest_pending(), q.pending()), (None, 0));
+    }
+
+    #[test]
+    fn reports_beyond_the_horizon_are_dropped_and_never_accepted_twice() {
+        let (c, ids) = committee(4); // f = 1: two reports needed
+        let mut q = FactQuorum::new(c);
+        let t = T0;
+        // Accepted at commit 1, and a report at commit 2 left short.
+        q.observe(t, ids[0], batch(1, fact(0))).unwrap();
+        assert_eq!(q.observe(t, ids[1], batch(1, fact(0))).unwrap(), [fact(0)]);
+        q.observe(t, ids[0], batch(2, fact(1))).unwrap();
+        assert_eq!(q.pending(), 1);
+        // A commit past the horizon drops the short report as stale ...
+        let far = ACCEPTED_HORIZON + 3;
+        q.observe(t, ids[0], batch(far, fact(2))).unwrap();
+        q.observe(t, ids[1], batch(far, fact(2))).unwrap();
+        assert_eq!((q.pending(), q.oldest_pending()), (0, None));
+        // ... and late reports of forgotten commits are ignored, so the
+        // fact accepted at commit 1 is not accepted again.
+        for &v in &ids {
+            assert!(q.observe(t, v, batch(1, fact(0))).unwrap().is_empty());
+            assert!(q.observe(t, v, batch(2, fact(1))).unwrap().is_empty());
+        }
+        assert_eq!(q.pending(), 0);
+        // Within the horizon a duplicate is still recognised.
+        assert!(
+            q.observe(t, ids[2], batch(far, fact(2)))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(q.pending(), 0);
     }
 }
