@@ -34,6 +34,12 @@ pub const MAX_PENDING_PER_VALIDATOR: usize = 8_192;
 /// validators arrive within it).
 pub const ACCEPTED_HORIZON: u64 = 100_000;
 
+/// Commit indices (counted back from the highest one seen) whose facts'
+/// keys are remembered by value.
+const RECENT_INDICES: usize = 128;
+/// Facts remembered per commit index; more are hashed every time.
+const RECENT_PER_INDEX: usize = 64;
+
 /// Why a fact batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -68,6 +74,7 @@ pub struct FactQuorum {
     accepted: BTreeSet<(u64, Digest)>,
     accepted_keys: BTreeSet<Digest>,
     highest: u64,
+    recent: RecentKeys,
 }
 
 impl std::fmt::Debug for FactQuorum {
@@ -91,6 +98,7 @@ impl FactQuorum {
             accepted: BTreeSet::new(),
             accepted_keys: BTreeSet::new(),
             highest: 0,
+            recent: RecentKeys::default(),
         }
     }
 
@@ -124,7 +132,7 @@ impl FactQuorum {
             return Ok(out);
         }
         for fact in batch.facts {
-            let key = Digest::of(FACT_DOMAIN, &(batch.index, &fact));
+            let key = self.recent.key(batch.index, &fact, self.highest);
             if self.accepted_keys.contains(&key) {
                 continue;
             }
@@ -218,6 +226,58 @@ impl FactQuorum {
     /// Unconfirmed facts held.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+}
+
+/// The keys of the facts reported at recent commit indices, kept with the
+/// facts: every validator reports the same facts, so all reports after the
+/// first are found by comparing values instead of hashing them again.
+///
+/// Bounded: at most [`RECENT_INDICES`] indices of [`RECENT_PER_INDEX`] facts
+/// each, none more than [`RECENT_INDICES`] below the highest accepted
+/// index (which takes f + 1 of the stake to move). When full, an index
+/// above every remembered one is not remembered, and one below evicts the
+/// highest, so a validator inventing far-future indices only costs the
+/// hashing this saves; a fact beyond an index's share is hashed every time.
+/// The key of a fact is the same either way.
+#[derive(Default)]
+struct RecentKeys {
+    at: BTreeMap<u64, Vec<(Fact, Digest)>>,
+}
+
+impl RecentKeys {
+    /// The key of `fact` reported for commit `index`, `highest` being the
+    /// highest commit index accepted so far.
+    fn key(&mut self, index: u64, fact: &Fact, highest: u64) -> Digest {
+        let low = highest.saturating_sub(RECENT_INDICES as u64);
+        while self.at.first_key_value().is_some_and(|(&i, _)| i < low) {
+            self.at.pop_first();
+        }
+        if let Some(known) = self.at.get(&index)
+            && let Some((_, k)) = known.iter().find(|(f, _)| f == fact)
+        {
+            return *k;
+        }
+        let key = Digest::of(FACT_DOMAIN, &(index, fact));
+        if index >= low {
+            self.remember(index, fact, key);
+        }
+        key
+    }
+
+    fn remember(&mut self, index: u64, fact: &Fact, key: Digest) {
+        if !self.at.contains_key(&index) && self.at.len() >= RECENT_INDICES {
+            match self.at.last_key_value() {
+                Some((&high, _)) if high > index => {
+                    self.at.pop_last();
+                }
+                _ => return,
+            }
+        }
+        let known = self.at.entry(index).or_default();
+        if known.len() < RECENT_PER_INDEX {
+            known.push((fact.clone(), key));
+        }
     }
 }
 
@@ -325,6 +385,40 @@ mod tests {
         assert_eq!(q.oldest_pending(), Some(at(20)));
         q.observe(at(50), ids[2], batch(1, fact(1))).unwrap();
         assert_eq!((q.oldest_pending(), q.pending()), (None, 0));
+    }
+
+    proptest::proptest! {
+        /// The remembered keys are the hashed ones, whatever the order and
+        /// spread of indices (far-future ones included), and stay bounded.
+        #[test]
+        fn recent_keys_are_the_hashed_keys_and_stay_bounded(
+            reports in proptest::collection::vec(
+                (proptest::prop_oneof![0u64..300, (u64::MAX - 300)..=u64::MAX], 0u64..100, 0u64..400),
+                1..600,
+            ),
+        ) {
+            let mut recent = RecentKeys::default();
+            for (index, nonce, highest) in reports {
+                let f = fact(nonce);
+                let want = Digest::of(FACT_DOMAIN, &(index, &f));
+                proptest::prop_assert_eq!(recent.key(index, &f, highest), want);
+                proptest::prop_assert!(recent.at.len() <= RECENT_INDICES);
+                proptest::prop_assert!(recent.at.values().all(|v| v.len() <= RECENT_PER_INDEX));
+                let low = highest.saturating_sub(RECENT_INDICES as u64);
+                proptest::prop_assert!(recent.at.keys().all(|&i| i >= low));
+            }
+        }
+    }
+
+    #[test]
+    fn a_repeated_report_is_found_without_hashing_again() {
+        let mut recent = RecentKeys::default();
+        let k = recent.key(5, &fact(1), 0);
+        assert_eq!(recent.at[&5].len(), 1);
+        assert_eq!(recent.key(5, &fact(1), 0), k);
+        assert_eq!(recent.at[&5].len(), 1, "found, not added again");
+        // The same fact at another index is another key.
+        assert_ne!(recent.key(6, &fact(1), 0), k);
     }
 
     #[test]
