@@ -517,6 +517,7 @@ impl Role for ValidatorRole {
                 .map(|(i, d)| (i.to_string(), serde_json::Value::from(d.to_string())))
                 .collect::<serde_json::Map<_, _>>(),
             "equivocators": self.equivocators.iter().collect::<Vec<_>>(),
+            "syncing_own_block": self.node.syncing_own_block(),
             "initial_supply": ledger.initial_supply().get().to_string(),
             "total_supply": ledger.total_supply().get().to_string(),
             "burned": ledger.burned().get().to_string(),

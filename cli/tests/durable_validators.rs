@@ -89,6 +89,17 @@ fn check_restarted(dir: &Path, node: &str, target: u64, acked: u64, initial: u12
         "the restarted validator to catch up",
         || commit(dir, node) > target,
     );
+    // Recovered only once it proposes again: a validator that lost its store
+    // first learns its latest block from peers holding a quorum of the
+    // stake (here all three). Taking another validator down before that is
+    // two faults in a committee of four, and stalls it (seen in a CI dry
+    // run that killed the next validator as soon as this one caught up).
+    wait_for(
+        dir,
+        Duration::from_secs(60),
+        "the restarted validator to propose again",
+        || status(dir, node).is_some_and(|s| s["syncing_own_block"] == serde_json::json!(false)),
+    );
     let s = status(dir, node).expect("status");
     assert!(
         balance(&s, "validator-0") >= initial + u128::from(acked),

@@ -357,6 +357,16 @@ impl ValidatorNode {
         &self.state.ledger
     }
 
+    /// True while, its store lost, the node asks peers holding a quorum of
+    /// the stake for its latest block before it proposes again (so that it
+    /// never signs a second block for a round). Until then it commits what
+    /// others propose but adds no blocks of its own: with another
+    /// validator down as well, that can be more faults than the committee
+    /// tolerates.
+    pub fn syncing_own_block(&self) -> bool {
+        self.validator.syncing_own_block()
+    }
+
     /// The node's marketplace state.
     pub fn market(&self) -> &MarketplaceApp {
         &self.state.apps.market
