@@ -34,9 +34,10 @@ pub const MAX_PENDING_PER_VALIDATOR: usize = 8_192;
 /// validators arrive within it).
 pub const ACCEPTED_HORIZON: u64 = 100_000;
 
-/// Commit indices (counted back from the highest one seen) whose facts'
-/// keys are remembered by value.
-const RECENT_INDICES: usize = 128;
+/// Commit indices (counted back from the highest one accepted) whose
+/// facts' keys are remembered by value: validators' reports of one commit
+/// arrive within a few commits of each other.
+const RECENT_INDICES: usize = 32;
 /// Facts remembered per commit index; more are hashed every time.
 const RECENT_PER_INDEX: usize = 64;
 
@@ -276,6 +277,8 @@ impl RecentKeys {
         }
         let known = self.at.entry(index).or_default();
         if known.len() < RECENT_PER_INDEX {
+            // Most indices hold one or two facts: grow exactly.
+            known.reserve_exact(1);
             known.push((fact.clone(), key));
         }
     }
