@@ -7,13 +7,22 @@
 // `criterion_group!` generates an undocumented function.
 #![allow(missing_docs)]
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use idlegrid_dag_ledger::ledger::*;
 use idlegrid_primitives::{Amount, BatchItem, Epoch, Keypair, Seed, Timestamp, verify_batch};
 
 const N: usize = 1_000;
 
-fn setup() -> (Ledger, Vec<Vec<u8>>, Vec<Keypair>) {
+/// Consecutive batches applied to one ledger before it is replaced by a
+/// fresh clone of the genesis ledger (outside the timing).
+const ROUNDS: usize = 16;
+
+/// A genesis ledger of `N` funded accounts and `ROUNDS` batches of `N`
+/// signed transfers (batch `r` carries every account's nonce `r`).
+fn setup() -> (Ledger, Vec<Vec<Vec<u8>>>) {
     let keys: Vec<Keypair> = (0..N as u64)
         .map(|i| Keypair::from_seed(&Seed::from_u64(i)))
         .collect();
@@ -26,29 +35,64 @@ fn setup() -> (Ledger, Vec<Vec<u8>>, Vec<Keypair>) {
         params: Params::default(),
     };
     let ledger = Ledger::new(genesis).unwrap();
-    let txs = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| {
-            Transaction {
-                chain: ledger.params().chain_id,
-                sender: k.account_id(),
-                nonce: Nonce::new(0),
-                kind: TxKind::Transfer {
-                    to: keys[(i + 1) % N].account_id(),
-                    amount: Amount::new(10),
-                },
-            }
-            .sign(k)
-            .to_bytes()
-        })
-        .collect();
-    (ledger, txs, keys)
+    let batch = |round: u64| -> Vec<Vec<u8>> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Transaction {
+                    chain: ledger.params().chain_id,
+                    sender: k.account_id(),
+                    nonce: Nonce::new(round),
+                    kind: TxKind::Transfer {
+                        to: keys[(i + 1) % N].account_id(),
+                        amount: Amount::new(10),
+                    },
+                }
+                .sign(k)
+                .to_bytes()
+            })
+            .collect()
+    };
+    let batches = (0..ROUNDS as u64).map(batch).collect();
+    (ledger, batches)
+}
+
+/// Times `iters` batches applied in sequence to one long-lived ledger, as
+/// a validator applies them, cycling through the `ROUNDS` batches. Only
+/// `apply_batch` is timed: replacing the ledger by a fresh clone every
+/// `ROUNDS` batches and dropping each result are not.
+#[allow(clippy::disallowed_methods)] // a benchmark measures wall time
+fn apply_sequence(
+    genesis: &Ledger,
+    batches: &[Vec<Vec<u8>>],
+    mode: SignatureCheck,
+    iters: u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut ledger = genesis.clone();
+    let mut apps = NoApps;
+    for i in 0..iters as usize {
+        let round = i % ROUNDS;
+        if round == 0 && i > 0 {
+            ledger = genesis.clone();
+        }
+        let ctx = BatchContext::at(Epoch::new(round as u64 + 1), Timestamp::ZERO);
+        let mut host = Host {
+            signatures: mode,
+            ..Host::default_for(&mut apps)
+        };
+        let start = Instant::now();
+        let r = ledger.apply_batch(ctx, &batches[round], &mut host).unwrap();
+        total += start.elapsed();
+        assert_eq!(r.applied(), N);
+        black_box(r.state_digest);
+    }
+    total
 }
 
 fn bench(c: &mut Criterion) {
-    let (ledger, txs, _keys) = setup();
-    let ctx = BatchContext::at(Epoch::new(1), Timestamp::ZERO);
+    let (ledger, batches) = setup();
+    let txs = &batches[0];
     let mut g = c.benchmark_group("ledger::apply_transfers");
     g.throughput(Throughput::Elements(N as u64));
     g.sample_size(10);
@@ -58,20 +102,7 @@ fn bench(c: &mut Criterion) {
         ("sig=skip", SignatureCheck::Skip),
     ] {
         g.bench_function(format!("{name}/n={N}"), |b| {
-            b.iter_batched(
-                || ledger.clone(),
-                |mut l| {
-                    let mut apps = NoApps;
-                    let mut host = Host {
-                        signatures: mode,
-                        ..Host::default_for(&mut apps)
-                    };
-                    let r = l.apply_batch(ctx, &txs, &mut host).unwrap();
-                    assert_eq!(r.applied(), N);
-                    r.state_digest
-                },
-                BatchSize::LargeInput,
-            )
+            b.iter_custom(|iters| apply_sequence(&ledger, &batches, mode, iters))
         });
     }
     g.finish();

@@ -320,9 +320,9 @@ fn genesis_strategy() -> impl Strategy<Value = Vec<(u128, u128)>> {
 
 fn host<'h>(apps: &'h mut AppRegistry, v: &'h TestVerifier, sig: SignatureCheck) -> Host<'h> {
     Host {
-        apps,
         evidence: v,
         signatures: sig,
+        ..Host::default_for(apps)
     }
 }
 

@@ -3,7 +3,9 @@
 mod ledger_support;
 
 use idlegrid_dag_ledger::ledger::*;
-use idlegrid_primitives::{Amount, Epoch, Keypair, Seed, Signature};
+use idlegrid_primitives::{
+    Amount, Epoch, Keypair, Seed, Signature, SignatureMemo, SignatureVerifier,
+};
 use ledger_support::*;
 
 #[test]
@@ -257,6 +259,28 @@ fn batch_with_one_bad_signature_still_applies_the_good_ones() {
         assert!(matches!(r.receipts[3], Err(LedgerError::Malformed(_))));
         assert_eq!((r.applied(), r.rejected()), (2, 2));
     }
+    // Through a memoizing verifier that already checked `good0` (say at
+    // the gateway): the same receipts, `good0` not verified again, and the
+    // forged one refused however the rest was learned.
+    let memo = SignatureMemo::shared(&Seed::from_u64(9));
+    let verifier = SignatureVerifier::memoized(memo.clone());
+    good0.verify_with(&verifier).unwrap();
+    assert!(bad.verify_with(&verifier).is_err());
+    let before = memo.stats();
+    for mode in [SignatureCheck::Batch, SignatureCheck::Single] {
+        let mut l2 = l.clone();
+        let mut apps = NoApps;
+        let mut host = Host {
+            signatures: mode,
+            verifier: &verifier,
+            ..Host::default_for(&mut apps)
+        };
+        let r = l2.apply_batch(ctx(1), &bytes, &mut host).unwrap();
+        assert!(r.receipts[0].is_ok() && r.receipts[2].is_ok());
+        assert!(matches!(r.receipts[1], Err(LedgerError::BadSignature(_))));
+        assert_eq!((r.applied(), r.rejected()), (2, 2));
+    }
+    assert!(memo.stats().hits > before.hits, "good0 came from the memo");
     // Skip applies the forged one: only for pre-verified input.
     let mut apps = NoApps;
     let mut host = Host {

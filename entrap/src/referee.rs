@@ -37,12 +37,20 @@ pub struct RefereeTicket {
 impl RefereeTicket {
     /// Draws `keypair`'s ticket for `randomness`.
     pub fn draw(keypair: &Keypair, randomness: &Digest) -> Self {
-        let (_, output, proof) = keypair.vrf_sign(REFEREE_DOMAIN, randomness.as_bytes());
-        Self {
+        Self::draw_scored(keypair, randomness).0
+    }
+
+    /// Draws `keypair`'s ticket for `randomness` with its score, the one
+    /// [`RefereeTicket::score`] verifies: the signer knows it from signing,
+    /// without verifying its own proof (which costs as much as the draw).
+    pub fn draw_scored(keypair: &Keypair, randomness: &Digest) -> (Self, [u8; 32]) {
+        let (score, output, proof) = keypair.vrf_sign(REFEREE_DOMAIN, randomness.as_bytes());
+        let ticket = Self {
             node: keypair.node_id(),
             output,
             proof,
-        }
+        };
+        (ticket, score)
     }
 
     /// The verified score, or `None` if the proof does not verify.
@@ -318,6 +326,16 @@ mod tests {
 
     fn d(i: u64) -> Digest {
         Digest::of(Domain::new("idlegrid/entrap/test"), &i)
+    }
+
+    #[test]
+    fn the_drawn_score_is_the_verified_score() {
+        for i in 0..8 {
+            let k = Keypair::from_seed(&Seed::from_u64(i));
+            let (ticket, score) = RefereeTicket::draw_scored(&k, &d(i));
+            assert_eq!(ticket.score(&d(i)), Some(score));
+            assert_eq!(ticket.score(&d(i + 1)), None, "bound to its randomness");
+        }
     }
 
     fn case(framable: bool) -> DisputedTrap {

@@ -27,7 +27,7 @@ use idlegrid_fuzz::ledger_fixture::{
     APP, FuzzApp, FuzzEvidence, KEYS, accounts, ledger, signed_pool_bytes, transaction, tx_kind,
 };
 use idlegrid_fuzz::{frame, write_seeds};
-use idlegrid_primitives::{Epoch, Signature, Timestamp};
+use idlegrid_primitives::{Epoch, Seed, Signature, SignatureMemo, SignatureVerifier, Timestamp};
 use libfuzzer_sys::arbitrary::{Result as AResult, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -82,6 +82,7 @@ fn run(data: &[u8]) -> AResult<()> {
     let mut apps = AppRegistry::new();
     apps.register(APP, Box::new(FuzzApp));
     let mut now = Timestamp::ZERO;
+    let memo = SignatureVerifier::memoized(std::sync::Arc::new(SignatureMemo::new(256, &Seed::from_u64(1))));
     for _ in 0..MAX_BATCHES {
         if u.is_empty() {
             break;
@@ -93,10 +94,14 @@ fn run(data: &[u8]) -> AResult<()> {
             _ => l.epoch().plus(u.int_in_range(2..=5)?),
         };
         now = now.saturating_add(idlegrid_primitives::Duration::from_millis(u.arbitrary::<u16>()?.into()));
-        let signatures = match u.int_in_range(0..=7u8)? {
-            0 => SignatureCheck::Batch,
-            1 => SignatureCheck::Single,
-            _ => SignatureCheck::Skip,
+        let (signatures, memoized) = match u.int_in_range(0..=9u8)? {
+            0 => (SignatureCheck::Batch, false),
+            1 => (SignatureCheck::Single, false),
+            // Through a memo that remembers what earlier batches verified
+            // (what a validator's gateway does): the same receipts.
+            2 => (SignatureCheck::Batch, true),
+            3 => (SignatureCheck::Single, true),
+            _ => (SignatureCheck::Skip, false),
         };
         let n = u.int_in_range(0..=MAX_TXS)?;
         let mut txs = Vec::with_capacity(n);
@@ -106,7 +111,9 @@ fn run(data: &[u8]) -> AResult<()> {
         }
         // Only a regressed epoch needs the digest before (it is costly).
         let before = (epoch < l.epoch()).then(|| l.state_digest());
-        let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures };
+        let plain = SignatureVerifier::plain();
+        let verifier = if memoized { &memo } else { &plain };
+        let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures, verifier };
         match l.apply_batch(BatchContext::at(epoch, now), &txs, &mut host) {
             Ok(r) => {
                 assert_eq!(r.receipts.len(), txs.len(), "one receipt per transaction");

@@ -31,7 +31,7 @@ fn seeds() -> Vec<Vec<u8>> {
     for (s, k) in kinds {
         let tx = transaction(&l, s, k).sign(&keys()[s]);
         txs.push(tx.to_bytes());
-        let mut host = Host { apps: &mut apps, evidence: &FuzzEvidence, signatures: SignatureCheck::Single };
+        let mut host = Host { evidence: &FuzzEvidence, signatures: SignatureCheck::Single, ..Host::default_for(&mut apps) };
         let ctx = BatchContext::at(Epoch::new(1), Timestamp::ZERO);
         l.apply_batch(ctx, &txs[txs.len() - 1..], &mut host).expect("epoch ok");
     }

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use idlegrid_primitives::{AccountId, Amount, BatchItem, Digest, Epoch, Timestamp, verify_batch};
+use idlegrid_primitives::{
+    AccountId, Amount, BatchItem, Digest, Epoch, SignatureVerifier, Timestamp,
+};
 
 use super::app::{ApplicationRegistry, LedgerHandle, ManagedHandle};
 use super::commitment::EntryKey;
@@ -56,8 +58,12 @@ pub enum SignatureCheck {
     Batch,
     /// Each signature checked alone.
     Single,
-    /// No check: only for transactions whose signatures were already
-    /// verified (e.g. by the mempool) or for benchmarks and simulations.
+    /// No check: only for benchmarks, tests and tools that apply
+    /// transactions they signed themselves. Never for a committed batch a
+    /// validator received: any proposer can put any bytes in its block, so
+    /// a check at some gateway proves nothing about a batch (pass the
+    /// gateway's memoizing [`SignatureVerifier`] in [`Host::verifier`]
+    /// instead, and what it verified is not verified twice).
     Skip,
 }
 
@@ -69,7 +75,14 @@ pub struct Host<'h> {
     pub evidence: &'h dyn EvidenceVerifier,
     /// How to check signatures.
     pub signatures: SignatureCheck,
+    /// What checks them: plain by default; a memoizing verifier skips the
+    /// signatures it already verified (at the node's gateway, or for
+    /// another validator of the same process) and remembers the new ones.
+    pub verifier: &'h SignatureVerifier,
 }
+
+/// The verifier of [`Host::default_for`].
+static PLAIN: SignatureVerifier = SignatureVerifier::plain();
 
 impl std::fmt::Debug for Host<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -86,6 +99,7 @@ impl<'h> Host<'h> {
             apps,
             evidence: &NoEvidence,
             signatures: SignatureCheck::Batch,
+            verifier: &PLAIN,
         }
     }
 }
@@ -199,7 +213,7 @@ impl Ledger {
                 got: ctx.epoch,
             });
         }
-        let sig_ok = self.check_signatures(&decoded, host.signatures);
+        let sig_ok = self.check_signatures(&decoded, host.signatures, host.verifier);
         self.state.epoch = ctx.epoch;
         let mut receipts = Vec::with_capacity(decoded.len());
         let mut touched = BTreeSet::new();
@@ -257,20 +271,23 @@ impl Ledger {
         &mut self,
         decoded: &[Result<Decoded<'_>, LedgerError>],
         mode: SignatureCheck,
+        verifier: &SignatureVerifier,
     ) -> Vec<bool> {
         let single = |d: &Decoded<'_>| {
-            d.tx.tx
-                .sender
-                .public_key()
-                .verify(TX_DOMAIN, d.msg, &d.tx.signature)
+            let pk = d.tx.tx.sender.public_key();
+            verifier
+                .verify(&pk, TX_DOMAIN, d.msg, &d.tx.signature)
                 .is_ok()
+        };
+        let each = || {
+            decoded
+                .iter()
+                .map(|d| d.as_ref().is_ok_and(single))
+                .collect()
         };
         match mode {
             SignatureCheck::Skip => vec![true; decoded.len()],
-            SignatureCheck::Single => decoded
-                .iter()
-                .map(|d| d.as_ref().is_ok_and(single))
-                .collect(),
+            SignatureCheck::Single => each(),
             SignatureCheck::Batch => {
                 let keys: Vec<_> = decoded
                     .iter()
@@ -288,13 +305,10 @@ impl Ledger {
                         signature: &d.tx.signature,
                     })
                     .collect();
-                if verify_batch(&items, &mut self.verify_rng).is_ok() {
+                if verifier.verify_batch(&items, &mut self.verify_rng).is_ok() {
                     decoded.iter().map(Result::is_ok).collect()
                 } else {
-                    decoded
-                        .iter()
-                        .map(|d| d.as_ref().is_ok_and(single))
-                        .collect()
+                    each()
                 }
             }
         }

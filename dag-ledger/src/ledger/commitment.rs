@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
-use idlegrid_primitives::{AccountId, Amount, Digest, DigestHasher, Domain, Epoch, encode};
+use idlegrid_primitives::{AccountId, Amount, Digest, DigestHasher, Domain, Epoch};
 use serde::Serialize;
 
 use super::genesis::Params;
@@ -115,12 +115,11 @@ impl<'a> Scalars<'a> {
     }
 }
 
-/// The commitment's hashers, set up once per process: each domain key is
-/// derived once and cloned per digest, and the digest of an empty bucket
-/// (most of them in a small state) is computed once.
+/// The commitment's hashing: leaves and buckets under their domains, and
+/// the digest of an empty bucket (most of them in a small state) computed
+/// once per process. The domains' context keys are remembered per thread by
+/// `idlegrid_primitives` itself.
 struct Hashers {
-    leaf: DigestHasher,
-    bucket: DigestHasher,
     empty_bucket: Digest,
 }
 
@@ -130,19 +129,15 @@ const STACK_LEAVES: usize = 8;
 impl Hashers {
     fn get() -> &'static Self {
         static H: OnceLock<Hashers> = OnceLock::new();
-        H.get_or_init(|| {
-            let bucket = DigestHasher::new(BUCKET_DOMAIN);
-            Self {
-                leaf: DigestHasher::new(LEAF_DOMAIN),
-                empty_bucket: bucket.finalize(),
-                bucket,
-            }
+        H.get_or_init(|| Self {
+            empty_bucket: DigestHasher::new(BUCKET_DOMAIN).finalize(),
         })
     }
 
-    /// `Digest::of(LEAF_DOMAIN, value)`.
+    /// A leaf's digest: its canonical encoding streamed into the hasher,
+    /// with no intermediate buffer.
     fn leaf<T: Serialize>(&self, value: &T) -> Digest {
-        self.leaf.clone().update(&encode(value)).finalize()
+        Digest::of(LEAF_DOMAIN, value)
     }
 
     /// A bucket's digest: its leaves in key order (each leaf already
@@ -157,7 +152,7 @@ impl Hashers {
     fn bucket(&self, leaves: &BTreeMap<EntryKey, Digest>) -> Digest {
         // One contiguous update: blake3 hashes whole chunks in parallel
         // and pays its per-call cost once.
-        let mut h = self.bucket.clone();
+        let mut h = DigestHasher::new(BUCKET_DOMAIN);
         if leaves.len() <= STACK_LEAVES {
             let mut bytes = [0u8; STACK_LEAVES * 32];
             for (out, d) in bytes.chunks_exact_mut(32).zip(leaves.values()) {

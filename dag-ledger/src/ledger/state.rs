@@ -153,21 +153,28 @@ impl<'a> StateTx<'a> {
 
     /// Mutable access to an existing account (journaled).
     pub(crate) fn account_mut(&mut self, id: &AccountId) -> Result<&mut Account, LedgerError> {
-        let prev = self
+        let acc = self
             .state
             .accounts
-            .get(id)
-            .ok_or(LedgerError::UnknownAccount(*id))?
-            .clone();
-        self.undo.push(Undo::Account(*id, Some(prev)));
-        Ok(self.state.accounts.get_mut(id).expect("checked above"))
+            .get_mut(id)
+            .ok_or(LedgerError::UnknownAccount(*id))?;
+        self.undo.push(Undo::Account(*id, Some(acc.clone())));
+        Ok(acc)
     }
 
     /// Mutable access to an account, creating an empty one (journaled).
     fn account_or_create(&mut self, id: &AccountId) -> &mut Account {
-        let prev = self.state.accounts.get(id).cloned();
-        self.undo.push(Undo::Account(*id, prev));
-        self.state.accounts.entry(*id).or_default()
+        use std::collections::btree_map::Entry;
+        match self.state.accounts.entry(*id) {
+            Entry::Occupied(e) => {
+                self.undo.push(Undo::Account(*id, Some(e.get().clone())));
+                e.into_mut()
+            }
+            Entry::Vacant(e) => {
+                self.undo.push(Undo::Account(*id, None));
+                e.insert(Account::default())
+            }
+        }
     }
 
     /// An escrow, if open.

@@ -7,7 +7,7 @@
 //! followed by the 64 signature bytes) and decodes with a size limit.
 
 use idlegrid_primitives::{
-    AccountId, Amount, Digest, Domain, Epoch, Keypair, Signature, decode, encode,
+    AccountId, Amount, Digest, Domain, Epoch, Keypair, Signature, SignatureVerifier, decode, encode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -130,10 +130,20 @@ impl SignedTransaction {
 
     /// Checks the signature against the sender's key.
     pub fn verify(&self) -> Result<(), LedgerError> {
-        self.tx
-            .sender
-            .public_key()
-            .verify(TX_DOMAIN, &self.tx.signing_bytes(), &self.signature)
+        self.verify_with(&SignatureVerifier::plain())
+    }
+
+    /// As [`SignedTransaction::verify`], through `verifier` (which may
+    /// remember the signature, so that applying the batch that carries it
+    /// does not verify it again).
+    pub fn verify_with(&self, verifier: &SignatureVerifier) -> Result<(), LedgerError> {
+        verifier
+            .verify(
+                &self.tx.sender.public_key(),
+                TX_DOMAIN,
+                &self.tx.signing_bytes(),
+                &self.signature,
+            )
             .map_err(|_| LedgerError::BadSignature(self.tx.sender))
     }
 
