@@ -16,7 +16,9 @@ use idlegrid_node::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, P
 use idlegrid_node::store::persist_step;
 use idlegrid_node::validator::{SyncEvent, ValidatorEvent, ValidatorNode};
 use idlegrid_node::wire::{LotData, NodeMessage, input_digest, output_digest};
-use idlegrid_primitives::{Amount, Destination, Machine, Seed, Timestamp, Transmit};
+use idlegrid_primitives::{
+    Amount, Destination, Machine, Seed, SignatureMemo, SignatureVerifier, Timestamp, Transmit,
+};
 use idlegrid_store::RedbStore;
 use idlegrid_transport::{Clock, Codec, PostcardCodec, TcpConfig, TcpTransport, Transport};
 use rand::Rng;
@@ -325,6 +327,9 @@ impl ValidatorRole {
         stored.consensus.lost = fresh;
         let checkpoint_every = cfg.network.consensus.checkpoint_every;
         let seed = secret_seed();
+        // Transactions this validator's gateway verified are not verified
+        // again when the batch carrying them commits.
+        let signatures = SignatureVerifier::memoized(SignatureMemo::shared(&secret_seed()));
         let node = ValidatorNode::recover(
             cfg.key.clone(),
             cfg.network.committee(),
@@ -334,7 +339,8 @@ impl ValidatorRole {
             stored,
             checkpoint_every,
         )
-        .map_err(|e| CliError::Store(format!("recovery from {}: {e}", path.display())))?;
+        .map_err(|e| CliError::Store(format!("recovery from {}: {e}", path.display())))?
+        .with_signature_verifier(signatures);
         let commit = node.consensus().stats().commits;
         log.line(format_args!(
             "{} store {}, recovered to commit {commit}",

@@ -9,6 +9,9 @@
 //!   ledger, the marketplace and the gateway inside stay honest.
 //! - A [`LyingGateway`] forges the facts a validator serves its light
 //!   nodes.
+//! - A [`Forger`] (a [`ForgingProposer`] around an honest node) puts
+//!   transactions with forged signatures into its own blocks, past its own
+//!   gateway.
 //!
 //! ```
 //! use idlegrid_node::byzantine::{ByzantineBehavior, Participant};
@@ -25,8 +28,12 @@ pub use idlegrid_dag_ledger::consensus::byzantine::{
     Adversary, Byzantine, ByzantineBehavior, Envelope, Equivocator, InvalidBlockAuthor,
     Participant, Recipient, Withholder,
 };
+use idlegrid_dag_ledger::ledger::{Transaction, TxKind};
 use idlegrid_entrap::SubtaskIndex;
-use idlegrid_primitives::{Amount, Digest, Domain, Machine, NodeId, Timestamp, Transmit};
+use idlegrid_primitives::{
+    AccountId, Amount, Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, Timestamp,
+    Transmit,
+};
 
 use crate::validator::{ValidatorEvent, ValidatorNode};
 use crate::wire::{Fact, NodeMessage};
@@ -107,6 +114,143 @@ impl Machine for LyingGateway {
             batch.facts.extend(forged);
         }
         Some(t)
+    }
+
+    fn poll_event(&mut self) -> Option<ValidatorEvent> {
+        self.inner.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.inner.poll_timeout()
+    }
+}
+
+/// What a Byzantine proposer does to forge transactions: every
+/// [`Forger::EVERY`], at most [`Forger::MAX`] times, it puts into its own
+/// node's consensus queue a transfer of half the victim's balance to its
+/// [`Forger::sink`], at the victim's current nonce, signed with its own key
+/// instead of the victim's. It goes in directly, past the gateway's check,
+/// as any proposer can put any bytes into its block. Every validator
+/// applying the commit must refuse it (`BadSignature`), the forger's own
+/// ledger included (its ledger stays honest), so the sink, an account
+/// nobody else pays, must stay empty. Used by [`ForgingProposer`] and by
+/// the simulator's `forge` validators.
+#[derive(Debug)]
+pub struct Forger {
+    key: Keypair,
+    victim: Option<AccountId>,
+    forged: u64,
+    next_at: Timestamp,
+}
+
+impl Forger {
+    /// Time between two forgeries.
+    pub const EVERY: Duration = Duration::from_millis(500);
+    /// Forgeries at most.
+    pub const MAX: u64 = 4;
+
+    /// A forger signing with `key` (its node's key), taking from `victim`,
+    /// or, with `None`, from the richest other account its ledger holds at
+    /// the time.
+    pub fn new(key: Keypair, victim: Option<AccountId>) -> Self {
+        Self {
+            key,
+            victim,
+            forged: 0,
+            next_at: Timestamp::ZERO,
+        }
+    }
+
+    /// Where the forger with `key` sends what it forges: an account (a
+    /// key derived from the forger's) only a forged transfer pays.
+    pub fn sink(key: &Keypair) -> AccountId {
+        let seed = Digest::of(FORGE_DOMAIN, &key.account_id()).to_bytes();
+        Keypair::from_seed(&Seed::from_bytes(seed)).account_id()
+    }
+
+    /// Forged transactions queued so far.
+    pub fn forged(&self) -> u64 {
+        self.forged
+    }
+
+    /// This forger's [`Forger::sink`].
+    pub fn sink_account(&self) -> AccountId {
+        Self::sink(&self.key)
+    }
+
+    /// Forges into `node`'s queue if it is time to.
+    pub fn act(&mut self, node: &mut ValidatorNode, now: Timestamp) {
+        if now < self.next_at || self.forged >= Self::MAX {
+            return;
+        }
+        self.next_at = now + Self::EVERY;
+        let ledger = node.ledger();
+        let me = self.key.account_id();
+        let victim = self.victim.or_else(|| {
+            let others = ledger.accounts().filter(|(a, _)| **a != me);
+            others.max_by_key(|(_, acc)| acc.balance).map(|(a, _)| *a)
+        });
+        let Some(victim) = victim else { return };
+        let balance = ledger.balance(&victim);
+        if balance.get() < 2 {
+            return;
+        }
+        // The victim's transaction, signed with the forger's key.
+        let signed = Transaction {
+            chain: ledger.params().chain_id,
+            sender: victim,
+            nonce: ledger.nonce(&victim),
+            kind: TxKind::Transfer {
+                to: Self::sink(&self.key),
+                amount: Amount::new(balance.get() / 2),
+            },
+        }
+        .sign(&self.key);
+        if node.queue_unchecked(signed.to_bytes()).is_ok() {
+            self.forged += 1;
+        }
+    }
+}
+
+/// A validator that forges transactions into its own blocks (a
+/// [`Forger`] around an honest node).
+#[derive(Debug)]
+pub struct ForgingProposer {
+    inner: ValidatorNode,
+    forger: Forger,
+}
+
+impl ForgingProposer {
+    /// `inner` (whose key is `key`) forging transfers out of `victim`.
+    pub fn new(inner: ValidatorNode, key: Keypair, victim: AccountId) -> Self {
+        Self {
+            inner,
+            forger: Forger::new(key, Some(victim)),
+        }
+    }
+
+    /// Forged transactions queued so far.
+    pub fn forged(&self) -> u64 {
+        self.forger.forged()
+    }
+}
+
+impl Machine for ForgingProposer {
+    type Message = NodeMessage;
+    type Event = ValidatorEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        self.forger.act(&mut self.inner, now);
+        self.inner.handle_message(now, from, msg);
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.forger.act(&mut self.inner, now);
+        self.inner.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        self.inner.poll_transmit()
     }
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {

@@ -65,7 +65,8 @@ struct Pending {
 /// Collects validators' fact reports until f + 1 of the stake agrees.
 pub struct FactQuorum {
     committee: Committee,
-    pending: BTreeMap<Digest, Pending>,
+    /// Boxed: a map node holds eleven entries, a light node few at a time.
+    pending: BTreeMap<Digest, Box<Pending>>,
     /// The pending facts by the time of their first report.
     by_age: BTreeSet<(Timestamp, Digest)>,
     /// The pending facts by commit index, for dropping stale ones.
@@ -140,13 +141,13 @@ impl FactQuorum {
             let p = self.pending.entry(key).or_insert_with(|| {
                 self.by_age.insert((now, key));
                 self.by_index.insert((batch.index, key));
-                Pending {
+                Box::new(Pending {
                     index: batch.index,
                     seen: now,
                     fact,
                     voters: BTreeSet::new(),
                     stake: 0,
-                }
+                })
             });
             if !p.voters.insert(from) {
                 continue;
@@ -216,7 +217,7 @@ impl FactQuorum {
         self.by_index.remove(&(p.index, *key));
         debug_assert_eq!(self.pending.len(), self.by_age.len());
         debug_assert_eq!(self.pending.len(), self.by_index.len());
-        Some(p)
+        Some(*p)
     }
 
     /// When the oldest fact still short of f + 1 was first reported.

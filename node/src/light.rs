@@ -44,6 +44,8 @@ pub const MAX_INFLIGHT: usize = 1_024;
 /// Times a transaction is re-signed after nonce rejections before it is
 /// given up.
 const MAX_RESIGNS: u8 = 3;
+/// Outgoing messages a drained light node keeps room for.
+const OUT_KEPT: usize = 4;
 
 /// How a light node reaches the ledger.
 #[derive(Debug, Clone)]
@@ -133,7 +135,8 @@ pub struct LightCore {
     /// Transactions waiting for the nonce to be learnt, and since when.
     held: Vec<TxKind>,
     held_since: Option<Timestamp>,
-    inflight: BTreeMap<u64, Inflight>,
+    /// Boxed: a map node holds eleven entries, most light nodes one or two.
+    inflight: BTreeMap<u64, Box<Inflight>>,
     started: bool,
     out: VecDeque<Transmit<NodeMessage>>,
     failovers: u64,
@@ -348,12 +351,12 @@ impl LightCore {
         self.send(&tx);
         self.inflight.insert(
             nonce,
-            Inflight {
+            Box::new(Inflight {
                 tx,
                 id,
                 sent_at: now,
                 resigns,
-            },
+            }),
         );
     }
 
@@ -364,7 +367,7 @@ impl LightCore {
             if let Some(g) = self.validators.get((self.gateway + r * spread) % n.max(1)) {
                 self.out.push_back(Transmit::to(
                     *g,
-                    NodeMessage::Gateway(GatewayRequest::Submit(tx.clone())),
+                    NodeMessage::Gateway(GatewayRequest::Submit(Box::new(tx.clone()))),
                 ));
             }
         }
@@ -519,7 +522,14 @@ impl LightCore {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
-        self.out.pop_front()
+        let t = self.out.pop_front();
+        // A subscription goes to every fact source at once; an idle light
+        // node should not keep room for that burst (a simulator holds
+        // hundreds of thousands of them).
+        if self.out.is_empty() && self.out.capacity() > OUT_KEPT {
+            self.out.shrink_to(OUT_KEPT);
+        }
+        t
     }
 }
 

@@ -12,9 +12,13 @@
 //! validator `i mod n` only: every batch is checked once, every validator
 //! takes its turn, and equal digests carry the result to the others. Light nodes (providers, clients)
 //! submit signed transactions through a validator with
-//! [`ValidatorNode::submit`]; the validator checks the signature once there
-//! (the mempool check) and the ledger applies committed batches with
-//! [`SignatureCheck::Skip`](idlegrid_dag_ledger::ledger::SignatureCheck::Skip).
+//! [`ValidatorNode::submit`]; the validator checks the signature there (the
+//! mempool check) and again when it applies the committed batch that carries
+//! it, with one batch verification: a proposer can put any bytes in its
+//! block, so only the applying validator's own check counts. Both checks go
+//! through the node's [`SignatureVerifier`], so with a memoizing one a
+//! transaction that came through this gateway (or, in a simulator, through
+//! any validator of the process) is verified once.
 
 use std::collections::BTreeMap;
 
@@ -323,11 +327,12 @@ impl ValidatorNode {
         })
     }
 
-    /// Checks consensus block signatures and referee tickets' VRF proofs
+    /// Checks consensus block signatures, transaction signatures (at the
+    /// gateway and in committed batches) and referee tickets' VRF proofs
     /// through `signatures` (plain by default): a driver running many
     /// validators in one process gives them one memoizing verifier so each
-    /// block and each ticket is verified once (see [`SignatureVerifier`]).
-    /// Every block and ticket is verified either way.
+    /// block, transaction and ticket is verified once (see
+    /// [`SignatureVerifier`]). Every one is verified either way.
     pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
         Rc::make_mut(&mut self.state)
             .apps
@@ -390,7 +395,10 @@ impl ValidatorNode {
 
     /// A light node's transaction, checked and queued for the next block.
     pub fn submit(&mut self, tx: &SignedTransaction) -> Result<(), SubmitError> {
-        if tx.verify().is_err() {
+        if tx
+            .verify_with(self.state.apps.market.proof_verifier())
+            .is_err()
+        {
             self.rejected_submissions += 1;
             return Err(SubmitError::BadSignature);
         }
@@ -400,6 +408,16 @@ impl ValidatorNode {
                 self.rejected_submissions += 1;
                 SubmitError::Refused(e.to_string())
             })
+    }
+
+    /// Queues transaction bytes for this node's next blocks without the
+    /// gateway's check: what a Byzantine proposer can do
+    /// ([`crate::byzantine::ForgingProposer`]).
+    pub(crate) fn queue_unchecked(
+        &mut self,
+        tx: Vec<u8>,
+    ) -> Result<(), idlegrid_dag_ledger::consensus::ConsensusError> {
+        self.validator.submit_transaction(tx)
     }
 
     /// Signs and submits a marketplace transaction from this validator's
@@ -434,8 +452,7 @@ impl ValidatorNode {
         randomness: &Digest,
         (seats, eligible): (usize, usize),
     ) -> Result<bool, SubmitError> {
-        let ticket = idlegrid_entrap::RefereeTicket::draw(&self.key, randomness);
-        let score = ticket.score(randomness).expect("own ticket verifies");
+        let (ticket, score) = idlegrid_entrap::RefereeTicket::draw_scored(&self.key, randomness);
         if !ticket_worth_sending(&score, seats, eligible) {
             return Ok(false);
         }

@@ -56,7 +56,7 @@ pub enum GatewayRequest {
     /// account key) after every commit from now on.
     Subscribe,
     /// Check and queue this transaction for a block.
-    Submit(SignedTransaction),
+    Submit(Box<SignedTransaction>),
     /// Report my holdings ([`Fact::Balance`]) even if no commit touches
     /// them: a subscriber hears them at the next few commits whose index is
     /// a multiple of [`HOLDINGS_EVERY`] (see

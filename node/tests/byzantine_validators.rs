@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusEvent};
 use idlegrid_entrap::Outcome;
-use idlegrid_node::byzantine::{ByzantineBehavior, Participant};
+use idlegrid_node::byzantine::{ByzantineBehavior, Forger, ForgingProposer, Participant};
 use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{LocalEvent, LocalNode, Testnet, simulated_job, testnet, testnet_keys};
 use idlegrid_node::validator::{ValidatorEvent, ValidatorNode};
@@ -121,5 +121,60 @@ fn a_withholding_validator_does_not_stop_the_job() {
     let mut t = with_byzantine(ByzantineBehavior::Withhold { recipients: 0 });
     let events = run_job(&mut t);
     settled_clean(&events);
+    honest_digests_agree(&t, &events);
+}
+
+#[test]
+fn transactions_with_forged_signatures_in_a_byzantine_block_move_nothing() {
+    // Validator 3 puts transfers out of the client's account, signed with
+    // its own key, straight into its blocks (past its gateway).
+    let keys = testnet_keys(SEED, 4, 1, 1);
+    let mut t = testnet(SEED, 4, 1, 1);
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let forger_key = keys[0][3].clone();
+    let victim = t.clients[0].account();
+    let inner = ValidatorNode::new(
+        forger_key.clone(),
+        committee,
+        &t.setup,
+        Seed::from_u64(7),
+        false,
+    )
+    .unwrap();
+    let forger = ForgingProposer::new(inner, forger_key.clone(), victim);
+    *t.net.node_mut(&forger_key.node_id()).unwrap() = LocalNode::Other(Box::new(forger));
+    let genesis = |a: &idlegrid_primitives::AccountId| t.setup.ledger.balance(a);
+    let (victim_before, sink) = (genesis(&victim), Forger::sink(&forger_key));
+    assert!(victim_before > Amount::ZERO);
+    assert_eq!(genesis(&sink), Amount::ZERO);
+
+    t.net.run_until(
+        Timestamp::from_micros(4_000_000),
+        Duration::from_millis(10),
+        |_| false,
+    );
+    let events = t.net.take_events();
+
+    // Every forgery was committed, and every validator refused it: the
+    // forger's own ledger too.
+    let rejected: BTreeMap<_, u32> = events.iter().fold(BTreeMap::new(), |mut m, e| {
+        if let LocalEvent::Validator(by, ValidatorEvent::Applied { rejected, .. }) = e {
+            *m.entry(*by).or_default() += rejected;
+        }
+        m
+    });
+    assert_eq!(rejected.len(), 4, "every validator applied commits");
+    for (by, n) in &rejected {
+        assert_eq!(
+            u64::from(*n),
+            Forger::MAX,
+            "validator {by:?} refused every forgery"
+        );
+    }
+    for v in t.validators.iter().filter_map(|v| t.net.validator(v)) {
+        assert_eq!(v.ledger().balance(&victim), victim_before, "nothing taken");
+        assert_eq!(v.ledger().balance(&sink), Amount::ZERO, "nothing gained");
+        assert_eq!(v.ledger().nonce(&victim).get(), 0, "no nonce spent");
+    }
     honest_digests_agree(&t, &events);
 }

@@ -27,7 +27,7 @@ fn core() -> (LightCore, Vec<NodeId>) {
 fn submitted(c: &mut LightCore) -> Vec<SignedTransaction> {
     std::iter::from_fn(|| c.poll_transmit())
         .filter_map(|t| match t.msg {
-            NodeMessage::Gateway(GatewayRequest::Submit(tx)) => Some(tx),
+            NodeMessage::Gateway(GatewayRequest::Submit(tx)) => Some(*tx),
             _ => None,
         })
         .collect()

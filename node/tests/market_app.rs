@@ -4,7 +4,7 @@
 //! framing client losing its bond, and a silent provider defaulting. Prices
 //! arrive sealed and are revealed by the light side's `Sealer`.
 
-use idlegrid_dag_ledger::ledger::{Host, NoEvidence, Nonce, SignatureCheck, Transaction, TxKind};
+use idlegrid_dag_ledger::ledger::{Host, Nonce, SignatureCheck, Transaction, TxKind};
 use idlegrid_entrap::{Outcome, Verdict};
 use idlegrid_node::batch::batch_context;
 use idlegrid_node::market::{MARKETPLACE_APP, MarketError, MarketTx, Notice};
@@ -149,9 +149,8 @@ fn a_rejected_transaction_changes_nothing() {
     .to_bytes();
     let ctx = batch_context(w.now, 1, w.ledger.epoch(), w.beacon());
     let mut host = Host {
-        apps: &mut w.apps,
-        evidence: &NoEvidence,
         signatures: SignatureCheck::Single,
+        ..Host::default_for(&mut w.apps)
     };
     let r = w.ledger.apply_batch(ctx, &[tx], &mut host).unwrap();
     let err = r.receipts[0].as_ref().unwrap_err();
@@ -175,9 +174,8 @@ fn a_rejected_transaction_changes_nothing() {
     .sign(&w.provider)
     .to_bytes();
     let mut host = Host {
-        apps: &mut w.apps,
-        evidence: &NoEvidence,
         signatures: SignatureCheck::Single,
+        ..Host::default_for(&mut w.apps)
     };
     let r = w.ledger.apply_batch(ctx, &[junk], &mut host).unwrap();
     let err = r.receipts[0].as_ref().unwrap_err();

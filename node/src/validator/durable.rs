@@ -49,6 +49,7 @@ use idlegrid_primitives::{Digest, Keypair, Seed};
 use serde::{Deserialize, Serialize};
 
 use super::frontier::CommitFrontier;
+use super::state_sync::Serving;
 use super::{ValidatorError, ValidatorNode, ValidatorSetup};
 use crate::market::{AppSnapshotError, MarketplaceApp};
 
@@ -339,18 +340,20 @@ impl ValidatorNode {
         if (index + 1) % d.checkpoint_every != 0 {
             return;
         }
-        let cp = Arc::new(Checkpoint {
-            index,
-            state_digest: self.state.ledger.state_digest(),
-            ledger: self.state.ledger.snapshot(),
-            app: Some(self.state.apps.market.snapshot()),
-            frontier: self.frontier.frontier(),
-        });
-        assert!(
-            cp.restorable(),
-            "a checkpoint after commit {index} stands in for it"
-        );
-        self.serving.offer(&cp);
+        let frontier = self.frontier.frontier();
+        let (cp, served) =
+            self.sharing
+                .checkpoint(&self.state, index, frontier, |state, frontier| {
+                    let cp = state.checkpoint(index, frontier);
+                    assert!(
+                        cp.restorable(),
+                        "a checkpoint after commit {index} stands in for it"
+                    );
+                    let served = Serving::cut(&cp);
+                    (cp, served)
+                });
+        debug_assert_eq!(cp.index, index);
+        self.serving.offer(served);
         self.forward_consensus_writes();
         self.durable.push(NodeStorageOp::Checkpoint(cp));
     }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use idlegrid_dag_ledger::consensus::{Recovered, Validator};
 use idlegrid_primitives::{NodeId, Round, Timestamp, Transmit};
 
-use super::state_sync::SyncOutput;
+use super::state_sync::{Serving, SyncOutput};
 use super::{Checkpoint, NodeStorageOp, SyncEvent, ValidatorEvent, ValidatorNode};
 use crate::snapshot::SyncMessage;
 use crate::wire::NodeMessage;
@@ -119,8 +119,8 @@ impl ValidatorNode {
         }
         self.validator.start(now);
         let (index, digest) = (cp.index, cp.state_digest);
+        self.serving.offer(Arc::new(Serving::cut(&cp)));
         let cp = Arc::new(cp);
-        self.serving.offer(&cp);
         if self.durable.enabled() {
             self.durable.push(NodeStorageOp::Checkpoint(cp));
         }

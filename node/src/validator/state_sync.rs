@@ -114,13 +114,18 @@ pub(super) struct Serving {
 }
 
 impl Serving {
-    /// Serves `cp` (restorable) from now on, instead of the oldest.
-    pub(super) fn offer(&mut self, cp: &Checkpoint) {
+    /// What serving `cp` (restorable) takes: its encoding, cut in chunks.
+    pub(super) fn cut(cp: &Checkpoint) -> ServedSnapshot {
+        ServedSnapshot::of(cp, CHUNK_BYTES)
+    }
+
+    /// Serves `snapshot` (see [`Serving::cut`]) from now on, instead of the
+    /// oldest.
+    pub(super) fn offer(&mut self, snapshot: Arc<ServedSnapshot>) {
         if self.served.len() >= MAX_OFFERS {
             self.served.pop_front();
         }
-        self.served
-            .push_back(Arc::new(ServedSnapshot::of(cp, CHUNK_BYTES)));
+        self.served.push_back(snapshot);
     }
 
     /// The answer to a request, if any.
@@ -605,7 +610,7 @@ mod tests {
         let ids: Vec<NodeId> = k.iter().map(Keypair::node_id).collect();
         let committee = Committee::equal(ids.iter().copied()).unwrap();
         let mut serving = Serving::default();
-        serving.offer(&checkpoint());
+        serving.offer(Arc::new(Serving::cut(&checkpoint())));
         let cfg = SyncConfig::default();
         let mut sync = StateSync::new(cfg, 50);
         let mut now = Timestamp::ZERO + cfg.stall;
@@ -724,7 +729,7 @@ mod tests {
         let ids: Vec<NodeId> = k.iter().map(Keypair::node_id).collect();
         let committee = Committee::equal(ids.iter().copied()).unwrap();
         let mut serving = Serving::default();
-        serving.offer(&checkpoint());
+        serving.offer(Arc::new(Serving::cut(&checkpoint())));
         let mut sync = StateSync::new(SyncConfig::default(), 50);
         let now = Timestamp::ZERO + SyncConfig::default().stall;
         let _ = sync.tick(now, None, &ids[1..]);

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use idlegrid_dag_ledger::ledger::{
-    Genesis, Host, Ledger, LedgerError, NoEvidence, Nonce, Params, Receipt, SignatureCheck,
-    Transaction, TxKind, check_all,
+    Genesis, Host, Ledger, LedgerError, Nonce, Params, Receipt, SignatureCheck, Transaction,
+    TxKind, check_all,
 };
 use idlegrid_entrap::{DisputedTrap, JobPlan, RefereeTicket, TrapSpec, output_commitment};
 use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble};
@@ -141,9 +141,8 @@ impl World {
             .collect();
         let ctx = batch_context(self.now, 1, self.ledger.epoch(), self.beacon());
         let mut host = Host {
-            apps: &mut self.apps,
-            evidence: &NoEvidence,
             signatures: SignatureCheck::Single,
+            ..Host::default_for(&mut self.apps)
         };
         let r = self.ledger.apply_batch(ctx, &signed, &mut host).unwrap();
         for (k, _) in &txs {
