@@ -60,6 +60,9 @@ pub enum Behavior {
     },
     /// Proposes blocks with too few parents (invalid blocks).
     InvalidBlocks,
+    /// Puts transfers with forged signatures into its own blocks
+    /// (`idlegrid_node::byzantine::Forger`; marketplace only).
+    Forge,
     /// Honest protocol, but every message it sends is delayed (applied by
     /// the network as the node's egress delay).
     Delay {
@@ -74,11 +77,13 @@ impl Behavior {
         !matches!(self, Behavior::Honest)
     }
 
-    /// The adversary wrapping the validator's honest machine, if any (a
-    /// delay is the network's doing, not the validator's).
+    /// The consensus adversary wrapping the validator's honest machine,
+    /// if any.
     pub(crate) fn adversary(self) -> Option<ByzantineBehavior> {
         match self {
-            Behavior::Honest | Behavior::Delay { .. } => None,
+            // A delay is the network's doing, forging the node's (it needs
+            // the marketplace's ledger).
+            Behavior::Honest | Behavior::Delay { .. } | Behavior::Forge => None,
             Behavior::Equivocate => Some(ByzantineBehavior::Equivocate),
             Behavior::Withhold { recipients } => Some(ByzantineBehavior::Withhold { recipients }),
             Behavior::InvalidBlocks => Some(ByzantineBehavior::TooFewParents),

@@ -92,8 +92,8 @@ struct RunArgs {
     ignore_memory_estimate: bool,
     /// Check mode: every validator computes every committed batch on its
     /// own copy of the replicated state instead of sharing one copy among
-    /// validators that hold the very same state. Slower and bigger; the
-    /// run digest must be the same.
+    /// validators that hold the very same state. Slower and bigger (the
+    /// memory check estimates it so); the run digest must be the same.
     #[arg(long)]
     no_sharing: bool,
 }
@@ -132,14 +132,15 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Refuses a scenario the memory model says will not fit (unless told to
-/// ignore the estimate or the available memory cannot be read).
-fn check_memory(scenario: &Scenario, ignore: bool) -> Result<(), RunError> {
+/// Refuses a scenario the memory model says will not fit, run with
+/// validators `sharing` identical state or not (unless told to ignore the
+/// estimate or the available memory cannot be read).
+fn check_memory(scenario: &Scenario, ignore: bool, sharing: bool) -> Result<(), RunError> {
     if ignore {
         return Ok(());
     }
     match runner::available_memory() {
-        Some(available) => runner::check_memory(scenario, available).map(|_| ()),
+        Some(available) => runner::check_memory(scenario, available, sharing).map(|_| ()),
         None => Ok(()),
     }
 }
@@ -160,7 +161,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
-    if let Err(e) = check_memory(&scenario, args.ignore_memory_estimate) {
+    if let Err(e) = check_memory(&scenario, args.ignore_memory_estimate, !args.no_sharing) {
         return fail(exit_for(&e), e);
     }
     let opts = RunOptions {
@@ -269,7 +270,7 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(2, e),
             };
-            if let Err(e) = check_memory(&s, ignore_memory_estimate) {
+            if let Err(e) = check_memory(&s, ignore_memory_estimate, true) {
                 return fail(exit_for(&e), e);
             }
             match runner::check_determinism(&s, seed) {

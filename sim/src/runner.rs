@@ -34,11 +34,17 @@ pub enum RunError {
 }
 
 /// Refuses `scenario` before it runs if the fitted memory model
-/// ([`FITTED_MEMORY_MODEL`]) estimates a peak above `available` bytes;
-/// returns the estimate otherwise (`None` for a machine the model does not
-/// cover). `available` comes from [`available_memory`] in the command line.
-pub fn check_memory(scenario: &Scenario, available: u64) -> Result<Option<u64>, RunError> {
-    Ok(scenario.check_memory(&FITTED_MEMORY_MODEL, available)?)
+/// ([`FITTED_MEMORY_MODEL`]) estimates a peak above `available` bytes, for
+/// a run with validators sharing identical state or not
+/// ([`RunOptions::no_sharing`]); returns the estimate otherwise (`None` for
+/// a machine the model does not cover). `available` comes from
+/// [`available_memory`] in the command line.
+pub fn check_memory(
+    scenario: &Scenario,
+    available: u64,
+    sharing: bool,
+) -> Result<Option<u64>, RunError> {
+    Ok(scenario.check_memory(&FITTED_MEMORY_MODEL, available, sharing)?)
 }
 
 /// The memory this process may still use, in bytes: `MemAvailable` from
@@ -514,13 +520,13 @@ mod memory_tests {
     #[test]
     fn a_scenario_that_does_not_fit_is_refused_before_it_runs() {
         let large = Scenario::named_or_file("large").expect("built in");
-        let err = check_memory(&large, 1 << 30).expect_err("large needs more than 1 GiB");
+        let err = check_memory(&large, 1 << 30, true).expect_err("large needs more than 1 GiB");
         assert!(matches!(err, RunError::Memory(_)));
         assert!(
             err.to_string().contains("--ignore-memory-estimate"),
             "{err}"
         );
         let default = Scenario::default_scenario();
-        assert!(check_memory(&default, 1 << 30).is_ok_and(|e| e.is_some()));
+        assert!(check_memory(&default, 1 << 30, true).is_ok_and(|e| e.is_some()));
     }
 }

@@ -92,6 +92,35 @@ fn byzantine_committee_with_restarts_from_store_ten_seeds() {
     assert!(lost > 0, "no crash cut an un-synced write");
 }
 
+/// A validator that puts transfers out of the richest account, signed with
+/// its own key, into its blocks (`forge`, next to the equivocator and
+/// restarts from disk): every validator refuses every forgery, the run's
+/// `forgeries-move-nothing` invariant holds (it fails the run when
+/// validators apply committed batches without checking signatures), and
+/// the summary counts the forgeries. Forging is a marketplace behaviour: a
+/// consensus scenario naming it is refused with the field.
+#[test]
+fn forged_transfers_in_a_byzantine_block_move_nothing() {
+    let text = SMALL.replace(
+        "behavior = \"withhold\"\nrecipients = 2",
+        "behavior = \"forge\"",
+    );
+    let s = Scenario::parse(&text).unwrap();
+    for seed in 1..=2 {
+        check(&s, seed);
+        let ledger = run(&s, seed).ledger.unwrap();
+        assert_eq!(
+            ledger["forged_transactions"].as_u64(),
+            Some(idlegrid_node::byzantine::Forger::MAX),
+            "seed {seed}: {ledger}"
+        );
+    }
+    let consensus = "name = \"c\"\nduration_ms = 1000\nmachine = \"consensus\"\n[nodes]\ncount = 4\n\
+        [[consensus.byzantine]]\nnodes = [1]\nbehavior = \"forge\"\n";
+    let err = Scenario::parse(consensus).unwrap_err().to_string();
+    assert!(err.contains("consensus.byzantine[0].behavior"), "{err}");
+}
+
 /// Light nodes listening to a window of 2f + 1 of the stake only
 /// (`fact_sources`), in a committee where a window may hold the
 /// equivocator, the withholder and validators crashed and restarted from

@@ -42,6 +42,7 @@ fn builtin_scenarios_parse_and_large_is_large() {
         "partition",
         "byzantine",
         "large",
+        "huge",
         "consensus",
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
@@ -58,6 +59,11 @@ fn builtin_scenarios_parse_and_large_is_large() {
     let m = large.marketplace.as_ref().unwrap();
     assert!(large.nodes.count >= 100);
     assert!(m.providers.count >= 10_000 && m.clients.count >= 1_000);
+    let huge = Scenario::named_or_file("huge").unwrap();
+    let m = huge.marketplace.as_ref().unwrap();
+    assert_eq!(huge.nodes.count, 200);
+    assert!(m.providers.count == 100_000 && m.clients.count == 10_000);
+    assert_eq!(huge.duration_ms, 60_000);
 }
 
 #[test]
@@ -345,6 +351,7 @@ fn cli_lists_scenarios_and_runs_a_marketplace_file() {
         "partition",
         "byzantine",
         "large",
+        "huge",
     ] {
         assert!(
             list.lines().any(|l| l.starts_with(name) && l.len() > 30),

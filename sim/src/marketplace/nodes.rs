@@ -20,6 +20,7 @@ use idlegrid_executor::{Behaviour, Limits, SimContext, SimulatedExecutor};
 
 use super::coalition::Coalition;
 use idlegrid_market::JobGoods;
+use idlegrid_node::byzantine::Forger;
 use idlegrid_node::client::{ClientEvent, ClientNode, JobSpec, TrapSource};
 use idlegrid_node::light::LightCore;
 use idlegrid_node::market::{JobRequest, MarketTx, Notice};
@@ -128,21 +129,38 @@ pub struct SimValidator {
     pub report_notices: bool,
     /// Its disk (with `RestartMode::Store`): the disks and its index.
     disk: Option<(Disks, usize)>,
+    /// Its forger, if it forges transactions into its blocks.
+    forger: Option<Forger>,
     events: VecDeque<MarketEvent>,
 }
 
 impl SimValidator {
-    /// Wraps a validator (durable on `disk` if given).
+    /// Wraps a validator (durable on `disk` if given, forging with
+    /// `forger` if given).
     pub fn new(
         node: Participant<ValidatorNode>,
         report_notices: bool,
         disk: Option<(Disks, usize)>,
+        forger: Option<Forger>,
     ) -> Self {
         Self {
             node,
             report_notices,
             disk,
+            forger,
             events: VecDeque::new(),
+        }
+    }
+
+    /// Its forger, if it has one.
+    pub fn forger(&self) -> Option<&Forger> {
+        self.forger.as_ref()
+    }
+
+    /// The forger's turn, before the node handles an input.
+    fn forge(&mut self, now: Timestamp) {
+        if let Some(f) = &mut self.forger {
+            f.act(self.node.inner_mut(), now);
         }
     }
 
@@ -711,6 +729,7 @@ impl Machine for MarketNode {
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
         match self {
             MarketNode::Validator(v) => {
+                v.forge(now);
                 v.node.handle_message(now, from, msg);
                 v.pump();
             }
@@ -737,6 +756,7 @@ impl Machine for MarketNode {
     fn handle_timeout(&mut self, now: Timestamp) {
         match self {
             MarketNode::Validator(v) => {
+                v.forge(now);
                 v.node.handle_timeout(now);
                 v.pump();
             }

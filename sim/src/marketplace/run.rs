@@ -10,6 +10,7 @@ use idlegrid_entrap::LifetimeError;
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
+use idlegrid_node::byzantine::Forger;
 use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
 use idlegrid_node::light::{LightCore, LightSetup};
 use idlegrid_node::market::{
@@ -170,7 +171,7 @@ impl ReputationFilter {
 
 /// Ledger checkpoint interval of the simulated validators' stores (the
 /// real node's `CHECKPOINT_EVERY`).
-const CHECKPOINT_EVERY: u64 = 200;
+pub(crate) const CHECKPOINT_EVERY: u64 = 200;
 
 /// Relative weights of the cheating behaviours (cheaters are assigned
 /// round-robin over a pattern with these multiplicities).
@@ -630,6 +631,13 @@ impl MarketplaceReport {
             f(&["ledger", "batches_computed"]),
             f(&["ledger", "batches_shared"]),
         );
+        let forged = f(&["ledger", "forged_transactions"]);
+        if forged > 0.0 {
+            let _ = writeln!(
+                s,
+                "forgeries     {forged} transactions with forged signatures in Byzantine blocks, refused by every validator"
+            );
+        }
         s
     }
 
@@ -905,19 +913,15 @@ pub(crate) fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
     }
 }
 
-/// A validator node of the simulation (its consensus behaviour from the
-/// scenario; validator 0 reports notices to the observer).
+/// A validator node of the simulation (its behaviour from the scenario;
+/// validator 0 reports notices to the observer).
 fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
     let node = validator(ctx, w);
-    let disk = w
-        .disks
-        .as_ref()
-        .map(|d| (std::rc::Rc::clone(d), ctx.index.get()));
-    MarketNode::Validator(Box::new(SimValidator::new(
-        node,
-        ctx.index.get() == 0,
-        disk,
-    )))
+    let i = ctx.index.get();
+    let disk = w.disks.as_ref().map(|d| (std::rc::Rc::clone(d), i));
+    let forger = (w.behaviors.get(i) == Some(&Behavior::Forge))
+        .then(|| Forger::new(Keypair::from_seed(&ctx.key_seed), None));
+    MarketNode::Validator(Box::new(SimValidator::new(node, i == 0, disk, forger)))
 }
 
 /// What one light node of the world is.
@@ -1555,6 +1559,33 @@ fn view(sim: &MarketSim) -> &ValidatorNode {
     }
 }
 
+/// Transactions the `forge` validators put into their blocks, once it is
+/// checked that none moved a coin: no validator's ledger, the forgers'
+/// own included, paid anything to a forger's sink.
+fn forgeries(sim: &MarketSim, n_val: u32) -> Result<u64, String> {
+    let validators: Vec<(u32, &SimValidator)> = (0..n_val)
+        .filter_map(|i| match sim.node(NodeIndex::new(i)) {
+            Some(MarketNode::Validator(v)) => Some((i, &**v)),
+            _ => None,
+        })
+        .collect();
+    let mut forged = 0;
+    for f in validators.iter().filter_map(|(_, v)| v.forger()) {
+        forged += f.forged();
+        let sink = f.sink_account();
+        for (i, v) in &validators {
+            let paid = v.node.inner().ledger().balance(&sink);
+            if paid > Amount::ZERO {
+                return Err(format!(
+                    "validator {i}'s ledger paid {paid} to a forger's sink {}",
+                    sink.short()
+                ));
+            }
+        }
+    }
+    Ok(forged)
+}
+
 /// Runs the world second by second, sampling the series.
 fn drive(
     sim: &mut MarketSim,
@@ -1739,6 +1770,8 @@ fn report(
         let msg = format!("{open} jobs still open after the drain period");
         return Err(invariant("every-job-settles", end, msg, cfg, sim_cfg));
     }
+    let forged = forgeries(&sim, cfg.validators)
+        .map_err(|msg| invariant("forgeries-move-nothing", end, msg, cfg, sim_cfg))?;
     let ledger = view.ledger();
     let t = &obs.tally;
     let m = &t.c;
@@ -1786,6 +1819,7 @@ fn report(
             "batches_checked": obs.checked(),
             "batches_compared": obs.batches(),
             "validators_compared": cfg.validators,
+            "forged_transactions": forged,
         }),
         market: market_json(t, joined, cfg),
         jobs: jobs_json(t),

@@ -3,28 +3,55 @@
 //! OS hours in.
 //!
 //! The estimate is a fitted model of the peak resident set of a
-//! `marketplace` scenario over its scale: `V` validators, `P` providers,
-//! `C` clients (every one a node) and `T` virtual seconds. Every simulated
-//! validator keeps its own ledger with accounts and records per provider
-//! and per client, and its history grows with the run; every provider is a
-//! light node of its own. The model is
+//! `marketplace` scenario over its [`Scale`]: `V` validators, `P` providers
+//! and `C` clients (every one a node; `L = P + C` light nodes), the `J`
+//! jobs the clients post, the `W` validators each light node takes facts
+//! from ([`Scale::fact_window`]) and the `K` ledger checkpoints counted
+//! ([`Scale::checkpoints`]). Validators holding identical state share one
+//! copy of it ([`idlegrid_node::validator::StateSharing`]), so accounts,
+//! records and jobs count once, and share its checkpoints: every 200
+//! commits (`CHECKPOINT_EVERY`) one snapshot of ledger and market and one
+//! encoding of it served for state sync are built per state and consensus
+//! frontier and handed to every validator holding both, and the sharing
+//! keeps the latest four alive. What each validator keeps for itself is
+//! its consensus DAG (about V blocks a round, each naming about V parents:
+//! V² in all), what is kept per validator and light node and per
+//! subscription, and a part of each checkpoint. With `--no-sharing` every
+//! validator keeps its own copy of the state and its own checkpoints
+//! ([`Scale::copies`] `n = V` instead of 1). The model is
 //!
 //! ```text
-//! peak MiB = base + a·V + b·V·T + c·V·P + d·V·C + e·P
+//! peak MiB = base + a·V² + p·P + c·C + j·J + b·V·L + s·W·L
+//!          + K·(k + kl·L + kj·J + kv·V)
+//!          + (n − 1)·(ol·L + oj·J + okl·K·L)
 //! ```
 //!
-//! fitted by least squares over scaled-down runs measured with
-//! `/usr/bin/time -v` (the fit, its residuals and the runs it was checked
-//! against are in the README's section on scale). It was fitted before
-//! validators shared identical replicated state
-//! ([`idlegrid_node::validator::StateSharing`]): re-measured since, it
-//! over-estimates provider-heavy runs by up to 2.2× and under-estimates
-//! an 80-validator one by 15 % (consensus memory, V² in all, now
-//! dominates there); the README lists those runs. Other machines are not
-//! estimated: the `consensus` machine's memory follows its transaction load
-//! rather than these counts (the model gives 80 MiB for the `consensus`
-//! scenario, which peaks at 204 MiB), and `gossip` and `crashes` scenarios
-//! are small by construction.
+//! fitted by least squares on relative errors, coefficients non-negative,
+//! over runs of `large` cut down measured with `/usr/bin/time -v`
+//! (`docs/memory-fit.csv`, `scripts/fit-memory-model`; the README's section
+//! on scale has the command, the residuals and the held-out runs): every
+//! term but the `n − 1` ones on 36 runs with shared state (V 4–100, P
+//! 100–6 000, C 10–600, T 15–100 s, `fact_sources` 1 and 0), then the
+//! `n − 1` terms on 4 runs with `--no-sharing` (V 10–50). The fit uses each
+//! run's own commit and job counts (residuals −6.5 % to +9.9 % shared,
+//! −1.2 % to +1.5 % without; on the 11 shared runs held out of it −7.2 % to
+//! +14.3 %, but +87 % on 4 validators over 30 virtual minutes, whose long
+//! settled jobs weigh less than the ones in flight; −2.9 % on the one
+//! `--no-sharing` run held out). The estimate has only the scale, so it
+//! counts a checkpoint every 200 / 12 virtual seconds (validators commit
+//! 8.4–10.8 times a second from 10 of them up and 13 with 4) and jobs at
+//! the clients' mean rate. Estimated so, none of the 56 runs measured for
+//! the fit is more than 5.7 % under (the whole `large`, 11 000 light nodes,
+//! measured later on code that keeps less per light node, is 3.9 % under;
+//! on the fit's code it was 16.7 % under: past the ~5 500 light nodes
+//! measured the model extrapolates); the most over are the 30-minute run (+89 %), a
+//! held-out run of 800 clients (+18 %) and a `--no-sharing` run that ends
+//! just short of a checkpoint the estimate counts (+14 %): refusing those
+//! is safer than the OOM killer. Job sizes (`subtasks_per_lot`,
+//! `max_lots`) are taken as measured (16 and 4), and validators' stakes as
+//! equal. Other machines are not estimated: the `consensus` machine's
+//! memory follows its transaction load rather than these counts, and
+//! `gossip` and `crashes` scenarios are small by construction.
 //!
 //! Everything here is pure: the driver (the `idlegrid-sim` command) reads
 //! the machine's available memory and passes it in.
@@ -32,8 +59,20 @@
 use std::fmt;
 
 use super::{MachineKind, Scenario};
+use crate::marketplace::run::CHECKPOINT_EVERY;
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// Commits a virtual second the estimate counts checkpoints at: above the
+/// 8.4–10.8 measured from 10 validators up, below the 13.3 of 4, so a
+/// small committee's checkpoint can come up to 1.7 s before it is counted.
+const COUNTED_COMMITS_PER_SEC: u64 = 12;
+
+/// Checkpoints counted at most: validators sharing state keep the latest
+/// four built alive (`StateSharing` remembers four); with `--no-sharing`
+/// each keeps its latest and the encodings of its last two, also counted
+/// as four (fitted so).
+const MAX_CHECKPOINTS: u64 = 4;
 
 /// The size of a scenario as far as memory goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +84,53 @@ pub struct Scale {
     pub providers: u64,
     /// Clients (`marketplace.clients.count`).
     pub clients: u64,
+    /// Jobs the clients post ([`posted_jobs`]).
+    pub jobs: u64,
+    /// Validators a light node takes facts from at first
+    /// (`marketplace.fact_sources`; 0 = every validator).
+    pub fact_sources: u64,
     /// Virtual seconds (`duration_ms`, rounded up).
     pub virtual_secs: u64,
+    /// Validators holding identical state share it and its checkpoints
+    /// (false: `--no-sharing`, every validator keeps its own).
+    pub sharing: bool,
+}
+
+impl Scale {
+    /// Validators each light node takes facts from: all of them with
+    /// `fact_sources = 0`, else at least the fewest holding 2f + 1 of the
+    /// (equal) stake, as `LightCore` raises its window.
+    pub fn fact_window(&self) -> u64 {
+        let v = self.validators;
+        let quorum = v - v.saturating_sub(1) / 3;
+        match self.fact_sources {
+            0 => v,
+            k => k.min(v).max(quorum),
+        }
+    }
+
+    /// Copies of the replicated state: one shared by every validator (with
+    /// its checkpoints), or with `--no-sharing` each validator's own (with
+    /// its own checkpoints).
+    pub fn copies(&self) -> u64 {
+        if self.sharing { 1 } else { self.validators }
+    }
+
+    /// Ledger checkpoints counted at the end: one per 200 commits (the
+    /// simulated validators' `CHECKPOINT_EVERY`) at 12 commits a virtual
+    /// second, at most 4 (see the module docs).
+    pub fn checkpoints(&self) -> u64 {
+        let commits = self.virtual_secs.saturating_mul(COUNTED_COMMITS_PER_SEC);
+        (commits / CHECKPOINT_EVERY).min(MAX_CHECKPOINTS)
+    }
+}
+
+/// Jobs `clients` post in `active_secs` at one per `job_interval_ms` on
+/// average, plus each client's first (a zero interval counts as 1 ms).
+pub fn posted_jobs(clients: u64, active_secs: u64, job_interval_ms: u64) -> u64 {
+    let active_ms = active_secs.saturating_mul(1_000);
+    let later = clients.saturating_mul(active_ms) / job_interval_ms.max(1);
+    clients.saturating_add(later)
 }
 
 /// Coefficients of the peak-RSS model, in MiB (see the module docs).
@@ -54,31 +138,64 @@ pub struct Scale {
 pub struct MemoryModel {
     /// Fixed cost: the binary, the engine, the network model.
     pub base: f64,
-    /// Per validator: its DAG, its ledger's fixed part, its queues.
-    pub per_validator: f64,
-    /// Per validator and virtual second: what a validator's history and
-    /// the run's records keep.
-    pub per_validator_second: f64,
-    /// Per validator and provider: a provider's account and records in
-    /// one validator's ledger.
-    pub per_validator_provider: f64,
-    /// Per validator and client.
-    pub per_validator_client: f64,
-    /// Per provider: the provider's own light node.
+    /// Per validator squared: every validator's consensus DAG.
+    pub per_validator_squared: f64,
+    /// Per provider: its light node and its share of the one ledger.
     pub per_provider: f64,
+    /// Per client: its light node and its share of the one ledger.
+    pub per_client: f64,
+    /// Per job: its records in the ledger and at its client and providers.
+    pub per_job: f64,
+    /// Per validator and light node, subscribed or not (the light node's
+    /// view of the committee, its links).
+    pub per_validator_light_node: f64,
+    /// Per subscription (a light node at a validator of its fact window):
+    /// the validator's subscriber and the fact batches it sends, the light
+    /// node's reports from it.
+    pub per_subscription: f64,
+    /// Per checkpoint: the one snapshot of the shared state and its
+    /// encoding served for state sync, their fixed part.
+    pub per_checkpoint: f64,
+    /// Per checkpoint and light node: the node's accounts in it.
+    pub per_checkpoint_light_node: f64,
+    /// Per checkpoint and job: the job's records in it.
+    pub per_checkpoint_job: f64,
+    /// Per checkpoint and validator: what each validator keeps of it for
+    /// itself.
+    pub per_checkpoint_validator: f64,
+    /// Per copy of the state beyond the first (`--no-sharing`: every
+    /// validator its own) and light node: the node's accounts in it.
+    pub per_copy_light_node: f64,
+    /// Per copy of the state beyond the first and job: the job's records.
+    pub per_copy_job: f64,
+    /// Per copy of the state beyond the first, checkpoint and light node:
+    /// that validator's own checkpoints of it.
+    pub per_copy_checkpoint_light_node: f64,
 }
 
 /// The model fitted on this project's runs (see the module docs and the
-/// README's section on scale): no fixed cost, 1.03 MiB per validator,
-/// 0.074 MiB per validator-second, 5.4 KiB per validator and provider,
-/// 22 KiB per validator and client, 61 KiB per provider.
+/// README's section on scale): 11.2 MiB fixed, 61 KiB per validator
+/// squared, 28.5 KiB per provider, nothing per client beyond its jobs, 41
+/// KiB per job, 1.2 KiB per validator and light node, 1.7 KiB per
+/// subscription; per checkpoint 1.0 KiB per light node, 9.4 KiB per job
+/// and 77 KiB per validator; per copy of the state beyond the first
+/// (`--no-sharing`) 2.6 KiB per light node, 6.7 KiB per job and 0.9 KiB per
+/// checkpoint and light node.
 pub const FITTED: MemoryModel = MemoryModel {
-    base: 0.0,
-    per_validator: 1.026,
-    per_validator_second: 0.0742,
-    per_validator_provider: 0.005_288,
-    per_validator_client: 0.021_60,
-    per_provider: 0.059_09,
+    base: 11.21,
+    per_validator_squared: 0.059_6,
+    per_provider: 0.027_84,
+    per_client: 0.0,
+    per_job: 0.039_88,
+    per_validator_light_node: 0.001_147,
+    per_subscription: 0.001_615,
+    per_checkpoint: 0.0,
+    per_checkpoint_light_node: 0.001_017,
+    per_checkpoint_job: 0.009_135,
+    per_checkpoint_validator: 0.075_4,
+    per_copy_light_node: 0.002_5,
+    per_copy_job: 0.006_584,
+    per_copy_checkpoint_light_node: 0.000_853_5,
 };
 
 /// A scenario the model says will not fit.
@@ -143,14 +260,27 @@ fn advice(scale: &Scale, providers: Option<u64>, validators: Option<u64>) -> Str
 impl MemoryModel {
     /// The estimated peak resident set of a run of this scale, in bytes.
     pub fn estimate_bytes(&self, s: Scale) -> u64 {
-        let (v, p, c) = (s.validators as f64, s.providers as f64, s.clients as f64);
-        let t = s.virtual_secs as f64;
-        let mib = self.base
-            + self.per_validator * v
-            + self.per_validator_second * v * t
-            + self.per_validator_provider * v * p
-            + self.per_validator_client * v * c
-            + self.per_provider * p;
+        let f = |n: u64| n as f64;
+        let (v, p, c, j) = (f(s.validators), f(s.providers), f(s.clients), f(s.jobs));
+        let light = p + c;
+        let shared = self.base
+            + self.per_validator_squared * v * v
+            + self.per_provider * p
+            + self.per_client * c
+            + self.per_job * j;
+        let pairs = self.per_validator_light_node * v * light
+            + self.per_subscription * f(s.fact_window()) * light;
+        let k = f(s.checkpoints());
+        let checkpoints = k
+            * (self.per_checkpoint
+                + self.per_checkpoint_light_node * light
+                + self.per_checkpoint_job * j
+                + self.per_checkpoint_validator * v);
+        let own_copies = f(s.copies().saturating_sub(1))
+            * (self.per_copy_light_node * light
+                + self.per_copy_job * j
+                + self.per_copy_checkpoint_light_node * k * light);
+        let mib = shared + pairs + checkpoints + own_copies;
         // Saturating: an absurd scale estimates to u64::MAX, never wraps.
         (mib.max(0.0) * MIB) as u64
     }
@@ -205,23 +335,29 @@ impl Scenario {
         let m = self.marketplace.as_ref()?;
         let sybil = u64::from(m.sybil.whitewashers) * u64::from(m.sybil.max_identities)
             + u64::from(m.sybil.newcomers);
+        let clients = u64::from(m.clients.count);
         Some(Scale {
             validators: self.nodes.count as u64,
             providers: u64::from(m.providers.count) + sybil,
-            clients: u64::from(m.clients.count),
+            clients,
+            jobs: posted_jobs(clients, m.active_secs, m.clients.job_interval_ms),
+            fact_sources: u64::from(m.fact_sources),
             virtual_secs: self.duration_ms.div_ceil(1000),
+            sharing: true,
         })
     }
 
-    /// Refuses the scenario if `model` estimates more than `available`
+    /// Refuses the scenario, run with validators `sharing` identical state
+    /// or not (`--no-sharing`), if `model` estimates more than `available`
     /// bytes at its peak; otherwise returns the estimate (`None` for a
     /// machine the model does not cover).
     pub fn check_memory(
         &self,
         model: &MemoryModel,
         available: u64,
+        sharing: bool,
     ) -> Result<Option<u64>, Box<TooLarge>> {
-        let Some(scale) = self.scale() else {
+        let Some(scale) = self.scale().map(|s| Scale { sharing, ..s }) else {
             return Ok(None);
         };
         let estimate = model.estimate_bytes(scale);
@@ -245,81 +381,209 @@ mod tests {
 
     const GIB: u64 = 1 << 30;
 
-    /// 100 MiB + 10 MiB per validator + 1/8 MiB per validator-second +
-    /// 1 KiB per validator and provider + 2 KiB per validator and client +
-    /// 0.5 MiB per provider.
+    /// 100 MiB + 1/8 MiB per validator squared + 1/2 MiB per provider +
+    /// 1/4 MiB per client + 1 KiB per job, per validator and light node
+    /// and per subscription; per checkpoint 1 MiB + 1 KiB per light node
+    /// and per job + 1/4 MiB per validator; per copy of the state beyond
+    /// the first 2 KiB per light node and per job, and 1 KiB per
+    /// checkpoint and light node.
     const MODEL: MemoryModel = MemoryModel {
         base: 100.0,
-        per_validator: 10.0,
-        per_validator_second: 0.125,
-        per_validator_provider: 1.0 / 1024.0,
-        per_validator_client: 2.0 / 1024.0,
+        per_validator_squared: 0.125,
         per_provider: 0.5,
+        per_client: 0.25,
+        per_job: 1.0 / 1024.0,
+        per_validator_light_node: 1.0 / 1024.0,
+        per_subscription: 1.0 / 1024.0,
+        per_checkpoint: 1.0,
+        per_checkpoint_light_node: 1.0 / 1024.0,
+        per_checkpoint_job: 1.0 / 1024.0,
+        per_checkpoint_validator: 0.25,
+        per_copy_light_node: 2.0 / 1024.0,
+        per_copy_job: 2.0 / 1024.0,
+        per_copy_checkpoint_light_node: 1.0 / 1024.0,
     };
 
-    /// A 60-second run of this size.
+    /// A 60-second run of this size (3 checkpoints), four jobs per client,
+    /// light nodes on every validator, identical state shared.
     fn scale(validators: u64, providers: u64, clients: u64) -> Scale {
         Scale {
             validators,
             providers,
             clients,
+            jobs: 4 * clients,
+            fact_sources: 0,
             virtual_secs: 60,
+            sharing: true,
         }
     }
 
     #[test]
     fn estimate_is_the_model() {
-        // 100 + 10·4 + 4·60/8 + 4·1024/1024 + 4·512·2/1024 + 0.5·1024 MiB.
-        let mib = 100.0 + 40.0 + 30.0 + 4.0 + 4.0 + 512.0;
+        // V = 4, L = 1 536, J = 2 048, W = 4, K = 3: 100 + 16/8 + 1024/2 +
+        // 512/4 + 2048/1024 + 2·(4·1536/1024) + 3·(1 + 1.5 + 2 + 4/4) MiB.
+        let shared = 100.0 + 2.0 + 512.0 + 128.0 + 2.0 + 12.0 + 16.5;
         assert_eq!(
             MODEL.estimate_bytes(scale(4, 1024, 512)),
-            (mib * MIB) as u64
+            (shared * MIB) as u64
         );
-        assert_eq!(MODEL.estimate_bytes(scale(0, 0, 0)), 100 << 20);
+        // With `--no-sharing` three more copies of the state: 3·(2·1.5 +
+        // 2·2 + 3·1.5) MiB.
+        let own = Scale {
+            sharing: false,
+            ..scale(4, 1024, 512)
+        };
+        let unshared = shared + 3.0 * 11.5;
+        assert_eq!(MODEL.estimate_bytes(own), (unshared * MIB) as u64);
+        let empty = Scale {
+            virtual_secs: 0,
+            ..scale(0, 0, 0)
+        };
+        assert_eq!(MODEL.estimate_bytes(empty), 100 << 20);
         // An absurd scale saturates instead of wrapping.
-        assert_eq!(
-            MODEL.estimate_bytes(scale(u64::MAX, u64::MAX, u64::MAX)),
-            u64::MAX
-        );
+        let absurd = Scale {
+            validators: u64::MAX,
+            providers: u64::MAX,
+            clients: u64::MAX,
+            jobs: u64::MAX,
+            fact_sources: u64::MAX,
+            virtual_secs: u64::MAX,
+            sharing: false,
+        };
+        assert_eq!(MODEL.estimate_bytes(absurd), u64::MAX);
     }
 
-    /// The fitted model against runs measured with `/usr/bin/time -v`
-    /// (README, section on scale): within 10 % of the default run and of
-    /// a 50-validator marketplace; `large` needs more than 3 GiB.
+    #[test]
+    fn fact_window_follows_the_light_nodes() {
+        let window = |validators, fact_sources| {
+            Scale {
+                validators,
+                fact_sources,
+                ..scale(0, 0, 0)
+            }
+            .fact_window()
+        };
+        assert_eq!(window(100, 0), 100);
+        // Raised to 2f + 1 of 100 equal stakes (f = 33), never past V.
+        assert_eq!(window(100, 1), 67);
+        assert_eq!(window(100, 80), 80);
+        assert_eq!(window(100, 500), 100);
+        assert_eq!(window(24, 1), 17);
+        assert_eq!(window(4, 1), 3);
+        assert_eq!(window(1, 1), 1);
+        assert_eq!(window(0, 1), 0);
+    }
+
+    #[test]
+    fn checkpoints_follow_virtual_time() {
+        let at = |virtual_secs| {
+            Scale {
+                virtual_secs,
+                ..scale(0, 0, 0)
+            }
+            .checkpoints()
+        };
+        // 12 commits a second, one checkpoint per 200 commits, at most 4.
+        assert_eq!([at(0), at(16), at(17), at(33), at(34)], [0, 0, 1, 1, 2]);
+        assert_eq!([at(50), at(66), at(67)], [3, 3, 4]);
+        assert_eq!([at(1_800), at(u64::MAX)], [4, 4]);
+    }
+
+    #[test]
+    fn posted_jobs_are_the_clients_rate() {
+        // Each client's first job, then one per interval on average.
+        assert_eq!(posted_jobs(1_000, 5, 8_000), 1_625);
+        assert_eq!(posted_jobs(30, 40, 2_000), 630);
+        assert_eq!(posted_jobs(0, 40, 2_000), 0);
+        assert_eq!(posted_jobs(10, 1, 0), 10 + 10_000);
+        assert_eq!(posted_jobs(u64::MAX, u64::MAX, 1), u64::MAX);
+    }
+
+    /// The measured runs the model was fitted on and checked against
+    /// (`scripts/fit-memory-model` reads the same file).
+    const RUNS: &str = include_str!("../../../docs/memory-fit.csv");
+
+    /// Runs the estimate may exceed by more than [`OVER`], each with its
+    /// own bound: 4 validators over 30 virtual minutes (jobs long settled
+    /// weigh less than the ones in flight the per-job and per-checkpoint
+    /// terms were fitted on).
+    const LONG: [(&str, f64); 1] = [("v4p40c12t1800", 0.95)];
+
+    /// The most any other run is over-estimated.
+    const OVER: f64 = 0.20;
+
+    /// A row of `RUNS`: its name, scale and measured peak in MiB.
+    fn run(line: &str) -> (&str, Scale, f64) {
+        let f: Vec<&str> = line.split(',').collect();
+        let n = |i: usize| f[i].parse::<u64>().expect("a count");
+        let scale = Scale {
+            validators: n(1),
+            providers: n(2),
+            clients: n(3),
+            jobs: posted_jobs(n(3), n(5), n(6)),
+            fact_sources: n(7),
+            virtual_secs: n(4),
+            sharing: n(8) == 1,
+        };
+        (f[0], scale, f[11].parse().expect("MiB"))
+    }
+
+    /// The fitted model against every run in `docs/memory-fit.csv`,
+    /// estimated from the scale as `idlegrid-sim` does, with validators
+    /// sharing state or not as the run did (README, section on scale):
+    /// never more than 10 % under a measured peak, nor more than [`OVER`]
+    /// over (the runs in [`LONG`]: their own bound); the default and
+    /// `large` scenarios are their rows; `large` needs more than 3 GiB,
+    /// less than 16, `huge` more than 16.
     #[test]
     fn fitted_model_matches_measured_runs() {
-        let close = |s: Scale, measured_mib: f64| {
+        let rows = RUNS.lines().filter(|l| !l.starts_with('#')).skip(1);
+        let runs: Vec<_> = rows.map(run).collect();
+        assert_eq!(runs.len(), 57);
+        assert_eq!(runs.iter().filter(|r| !r.1.sharing).count(), 5);
+        for &(name, s, measured_mib) in &runs {
             let est = FITTED.estimate_bytes(s) as f64 / MIB;
+            let off = est / measured_mib - 1.0;
+            let top = LONG.iter().find(|l| l.0 == name).map_or(OVER, |l| l.1);
             assert!(
-                (est / measured_mib - 1.0).abs() < 0.1,
-                "{s:?}: {est:.0} MiB vs {measured_mib:.0} measured"
+                (-0.10..=top).contains(&off),
+                "{name} {s:?}: {est:.0} MiB vs {measured_mib:.0} measured"
             );
-        };
+        }
         let default = Scenario::parse(crate::scenario::DEFAULT_SCENARIO).expect("valid");
-        close(default.scale().expect("marketplace"), 271.5);
-        close(
-            Scale {
-                validators: 50,
-                providers: 1_000,
-                clients: 100,
-                virtual_secs: 30,
-            },
-            627.3,
-        );
+        let row = runs.iter().find(|r| r.0 == "default").expect("measured");
+        assert_eq!(default.scale(), Some(row.1));
         let large = Scenario::named_or_file("large").expect("built in");
+        let row = runs.iter().find(|r| r.0 == "large").expect("measured");
+        assert_eq!(large.scale(), Some(row.1));
         let err = large
-            .check_memory(&FITTED, 3 << 30)
+            .check_memory(&FITTED, 3 << 30, true)
             .expect_err("large does not fit in 3 GiB");
-        assert!(err.largest_providers.is_some_and(|p| p < 10_000));
+        // Estimated at 3 713 MiB: 7 000-odd providers fit, or 81 validators.
+        assert!(
+            err.largest_providers
+                .is_some_and(|p| p > 7_000 && p < 8_000)
+        );
+        assert_eq!(err.largest_validators, Some(81));
+        assert!(large.check_memory(&FITTED, 4 << 30, true).is_ok());
+        // With every validator on its own copy it is estimated at 12 GiB.
+        assert!(large.check_memory(&FITTED, 12 << 30, false).is_err());
+        assert!(large.check_memory(&FITTED, 16 << 30, false).is_ok());
+        // Issue 22's `huge` within 16 GiB: estimated at 57 795 MiB.
+        let huge = Scenario::named_or_file("huge").expect("built in");
+        assert!(huge.check_memory(&FITTED, 16 << 30, true).is_err());
+        assert!(huge.check_memory(&FITTED, 57 << 30, true).is_ok());
     }
 
     #[test]
     fn largest_sizes_are_tight() {
         let s = scale(100, 10_000, 1_000);
-        // 100 validators and 1 000 clients alone need 2 045 MiB.
-        assert_eq!(MODEL.largest_providers(s, 2_000 << 20), None);
-        assert_eq!(MODEL.largest_providers(s, 2_046 << 20), Some(1));
-        for available in [3 * GIB, 16 * GIB] {
+        // 100 validators and 1 000 clients alone need 1 891.87 MiB; each
+        // provider adds 0.70 MiB.
+        assert_eq!(MODEL.largest_providers(s, 1_891 << 20), None);
+        assert_eq!(MODEL.largest_providers(s, 1_892 << 20), Some(0));
+        assert_eq!(MODEL.largest_providers(s, 1_893 << 20), Some(1));
+        for available in [4 * GIB, 16 * GIB] {
             let p = MODEL.largest_providers(s, available).expect("fits with 0");
             assert!(MODEL.estimate_bytes(scale(100, p, 1_000)) <= available);
             assert!(MODEL.estimate_bytes(scale(100, p + 1, 1_000)) > available);
@@ -355,17 +619,24 @@ mod tests {
     #[test]
     fn refusal_names_the_estimate_and_what_fits() {
         let s = scenario(MARKET);
-        assert_eq!(s.scale(), Some(scale(100, 10_000, 1_000)));
-        let need = MODEL.estimate_bytes(scale(100, 10_000, 1_000));
-        assert_eq!(s.check_memory(&MODEL, need), Ok(Some(need)));
+        // Jobs at the default 4 s interval: 1 000 + 1 000 · 30 / 4.
+        let want = Scale {
+            jobs: 8_500,
+            ..scale(100, 10_000, 1_000)
+        };
+        assert_eq!(s.scale(), Some(want));
+        let need = MODEL.estimate_bytes(want);
+        assert_eq!(s.check_memory(&MODEL, need, true), Ok(Some(need)));
         let err = s
-            .check_memory(&MODEL, need - 1)
+            .check_memory(&MODEL, need - 1, true)
             .expect_err("one byte short");
         assert_eq!(err.estimate_bytes, need);
         assert_eq!(err.available_bytes, need - 1);
         let p = err.largest_providers.expect("fewer providers fit");
         assert!(p < 10_000 && p > 9_000, "{p}");
         assert_eq!(err.largest_validators, Some(99));
+        // Every validator on its own copy (`--no-sharing`) needs more.
+        assert!(s.check_memory(&MODEL, need, false).is_err());
         let text = err.to_string();
         for needle in [
             "scenario `m` (100 validators, 10000 providers, 1000 clients, 60 s virtual)",
@@ -378,9 +649,22 @@ mod tests {
     }
 
     #[test]
+    fn scale_reads_fact_sources_and_the_job_rate() {
+        let text = MARKET
+            .replace("active_secs = 30", "active_secs = 30\nfact_sources = 1")
+            .replace(
+                "[marketplace.clients]",
+                "[marketplace.clients]\njob_interval_ms = 8000",
+            );
+        let s = scenario(&text).scale().expect("a marketplace");
+        assert_eq!((s.fact_sources, s.fact_window()), (1, 67));
+        assert_eq!(s.jobs, 1_000 + 1_000 * 30 / 8);
+    }
+
+    #[test]
     fn only_marketplaces_are_estimated() {
         let err = scenario(MARKET)
-            .check_memory(&MODEL, 0)
+            .check_memory(&MODEL, 0, true)
             .expect_err("nothing fits in 0");
         assert_eq!(err.largest_providers, None);
         assert!(err.to_string().contains("not even one validator fits"));
@@ -389,7 +673,7 @@ mod tests {
                 "name = \"x\"\nduration_ms = 1000\nmachine = \"{machine}\"\n[nodes]\ncount = 20\n"
             ));
             assert_eq!(s.scale(), None);
-            assert_eq!(s.check_memory(&MODEL, 0), Ok(None));
+            assert_eq!(s.check_memory(&MODEL, 0, true), Ok(None));
         }
     }
 

@@ -44,6 +44,7 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("partition", include_str!("../../scenarios/partition.toml")),
     ("byzantine", include_str!("../../scenarios/byzantine.toml")),
     ("large", include_str!("../../scenarios/large.toml")),
+    ("huge", include_str!("../../scenarios/huge.toml")),
     ("consensus", include_str!("../../scenarios/consensus.toml")),
     ("gossip", include_str!("../../scenarios/gossip.toml")),
     ("crashes", include_str!("../../scenarios/crashes.toml")),
@@ -477,6 +478,8 @@ pub enum BehaviorKind {
     InvalidBlocks,
     /// Every message sent `delay_ms` late.
     Delay,
+    /// Transfers with forged signatures in its own blocks (marketplace).
+    Forge,
 }
 
 /// One `[[consensus.byzantine]]` entry.
@@ -1020,8 +1023,15 @@ impl Scenario {
                 "must be at least 10 and at most a day",
             ));
         }
+        self.check_byzantine()
+    }
+
+    /// Checks `[[consensus.byzantine]]`: nodes in range and named once,
+    /// each behaviour's fields, and at most f of them.
+    fn check_byzantine(&self) -> Result<(), ScenarioError> {
+        let n = self.nodes.count;
         let mut seen = vec![false; n];
-        for (k, b) in c.byzantine.iter().enumerate() {
+        for (k, b) in self.consensus.byzantine.iter().enumerate() {
             let field = format!("consensus.byzantine[{k}]");
             for i in &b.nodes {
                 let i = *i as usize;
@@ -1037,6 +1047,12 @@ impl Scenario {
                         format!("node {i} is listed twice"),
                     ));
                 }
+            }
+            if b.behavior == BehaviorKind::Forge && self.machine != MachineKind::Marketplace {
+                return Err(invalid(
+                    format!("{field}.behavior"),
+                    "`forge` needs machine = \"marketplace\" (it forges ledger transfers)",
+                ));
             }
             if b.behavior == BehaviorKind::Delay && !(1..=600_000).contains(&b.delay_ms) {
                 return Err(invalid(
@@ -1107,6 +1123,7 @@ impl Scenario {
                     recipients: b.recipients,
                 },
                 BehaviorKind::InvalidBlocks => Behavior::InvalidBlocks,
+                BehaviorKind::Forge => Behavior::Forge,
                 BehaviorKind::Delay => Behavior::Delay {
                     extra: Duration::from_millis(b.delay_ms),
                 },
@@ -1308,5 +1325,5 @@ pub use marketplace::{
     ClientsSection, FilterKind, MarketplaceSection, MixSection, ProvidersSection,
     ReputationSection, SybilSection, ValuationSection,
 };
-pub use memory::{FITTED as FITTED_MEMORY_MODEL, MemoryModel, Scale, TooLarge};
+pub use memory::{FITTED as FITTED_MEMORY_MODEL, MemoryModel, Scale, TooLarge, posted_jobs};
 pub use sweep_table::{MAX_SEEDS, SweepParam, SweepTable, parse_seeds};

@@ -43,6 +43,7 @@ pub const MARKETPLACE: &[&str] = &[
     "ledger.batches_shared",
     "ledger.burned",
     "ledger.final_supply",
+    "ledger.forged_transactions",
     "ledger.initial_supply",
     "ledger.invariant_violations",
     "ledger.validators_compared",
