@@ -133,19 +133,25 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Refuses a scenario the memory model says will not fit, run with
-/// validators `sharing` identical state or not (unless told to ignore the
-/// estimate or the available memory cannot be read).
-fn check_memory(scenario: &Scenario, ignore: bool, sharing: bool) -> Result<(), RunError> {
+/// validators `sharing` identical state or not, `at_once` runs of it at the
+/// same time (unless told to ignore the estimate or the available memory
+/// cannot be read).
+pub(crate) fn check_memory(
+    scenario: &Scenario,
+    ignore: bool,
+    sharing: bool,
+    at_once: u64,
+) -> Result<(), RunError> {
     if ignore {
         return Ok(());
     }
     match runner::available_memory() {
-        Some(available) => runner::check_memory(scenario, available, sharing).map(|_| ()),
+        Some(available) => runner::check_memory(scenario, available, sharing, at_once).map(|_| ()),
         None => Ok(()),
     }
 }
 
-fn exit_for(e: &RunError) -> u8 {
+pub(crate) fn exit_for(e: &RunError) -> u8 {
     match e {
         RunError::Sim(SimError::Invariant(_)) => 1,
         RunError::Memory(_)
@@ -161,7 +167,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(2, e),
     };
-    if let Err(e) = check_memory(&scenario, args.ignore_memory_estimate, !args.no_sharing) {
+    if let Err(e) = check_memory(&scenario, args.ignore_memory_estimate, !args.no_sharing, 1) {
         return fail(exit_for(&e), e);
     }
     let opts = RunOptions {
@@ -270,7 +276,8 @@ fn main() -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(2, e),
             };
-            if let Err(e) = check_memory(&s, ignore_memory_estimate, true) {
+            // Its two runs go at once, on two threads.
+            if let Err(e) = check_memory(&s, ignore_memory_estimate, true, 2) {
                 return fail(exit_for(&e), e);
             }
             match runner::check_determinism(&s, seed) {

@@ -37,14 +37,16 @@ pub enum RunError {
 /// ([`FITTED_MEMORY_MODEL`]) estimates a peak above `available` bytes, for
 /// a run with validators sharing identical state or not
 /// ([`RunOptions::no_sharing`]); returns the estimate otherwise (`None` for
-/// a machine the model does not cover). `available` comes from
-/// [`available_memory`] in the command line.
+/// a machine the model does not cover), with `at_once` runs of it at the
+/// same time sharing `available` ([`check_determinism`]'s two, a sweep's
+/// jobs). `available` comes from [`available_memory`] in the command line.
 pub fn check_memory(
     scenario: &Scenario,
     available: u64,
     sharing: bool,
+    at_once: u64,
 ) -> Result<Option<u64>, RunError> {
-    Ok(scenario.check_memory(&FITTED_MEMORY_MODEL, available, sharing)?)
+    Ok(scenario.check_memory_at_once(&FITTED_MEMORY_MODEL, available, sharing, at_once)?)
 }
 
 /// The memory this process may still use, in bytes: `MemAvailable` from
@@ -520,13 +522,17 @@ mod memory_tests {
     #[test]
     fn a_scenario_that_does_not_fit_is_refused_before_it_runs() {
         let large = Scenario::named_or_file("large").expect("built in");
-        let err = check_memory(&large, 1 << 30, true).expect_err("large needs more than 1 GiB");
+        let err = check_memory(&large, 1 << 30, true, 1).expect_err("large needs more than 1 GiB");
         assert!(matches!(err, RunError::Memory(_)));
         assert!(
             err.to_string().contains("--ignore-memory-estimate"),
             "{err}"
         );
         let default = Scenario::default_scenario();
-        assert!(check_memory(&default, 1 << 30, true).is_ok_and(|e| e.is_some()));
+        assert!(check_memory(&default, 1 << 30, true, 1).is_ok_and(|e| e.is_some()));
+        // check-determinism runs it twice at once.
+        let one = check_memory(&default, u64::MAX, true, 1).unwrap().unwrap();
+        assert!(check_memory(&default, 2 * one - 1, true, 2).is_err());
+        assert!(check_memory(&default, 2 * one, true, 2).is_ok());
     }
 }

@@ -112,6 +112,10 @@ struct SweepArgs {
     /// Array tasks for `--slurm`.
     #[arg(long, value_name = "N", requires = "slurm")]
     shards: Option<u32>,
+    /// Run even if the fitted memory model says `--jobs` runs of the
+    /// sweep's largest grid point at once do not fit.
+    #[arg(long)]
+    ignore_memory_estimate: bool,
 }
 
 /// Runs `idlegrid-sim sweep`.
@@ -238,6 +242,9 @@ fn run(a: SweepArgs) -> ExitCode {
         },
         None => spec.runs(),
     };
+    if let Err(e) = check_memory(&a, &variants, &keys) {
+        return fail(crate::exit_for(&e), e);
+    }
     let results = sweep::run_grid(&variants, &keys, a.scenario.as_deref(), a.jobs, a.series);
     let failures = report(&spec, &results, shard);
     let rows: Vec<RunRow> = results.iter().map(|r| r.row(&spec)).collect();
@@ -269,6 +276,22 @@ fn run(a: SweepArgs) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Refuses the sweep if `--jobs` runs of any of its grid points at once
+/// would not fit in memory (at most one per run to do).
+fn check_memory(
+    a: &SweepArgs,
+    variants: &[Scenario],
+    keys: &[sweep::RunKey],
+) -> Result<(), idlegrid_sim::runner::RunError> {
+    let at_once = a.jobs.clamp(1, 64).min(keys.len().max(1)) as u64;
+    let mut points: Vec<usize> = keys.iter().map(|k| k.point).collect();
+    points.dedup();
+    points
+        .iter()
+        .filter_map(|&p| variants.get(p))
+        .try_for_each(|v| crate::check_memory(v, a.ignore_memory_estimate, true, at_once))
 }
 
 /// Prints one line per run (the error and replay command of a failed
@@ -357,6 +380,9 @@ fn task_args(a: &SweepArgs, spec: &SweepSpec) -> Vec<String> {
     }
     if a.series {
         args.push("--series".into());
+    }
+    if a.ignore_memory_estimate {
+        args.push("--ignore-memory-estimate".into());
     }
     args
 }

@@ -209,6 +209,8 @@ pub struct TooLarge {
     pub estimate_bytes: u64,
     /// The memory the driver found available.
     pub available_bytes: u64,
+    /// Runs of it at the same time (1 for a plain run).
+    pub at_once: u64,
     /// The most providers that fit with the same validators and clients
     /// (`None`: not even zero; always `None` without a marketplace).
     pub largest_providers: Option<u64>,
@@ -223,14 +225,25 @@ impl fmt::Display for TooLarge {
         write!(
             f,
             "scenario `{}` ({} validators, {} providers, {} clients, {} s virtual) needs an \
-             estimated {:.0} MiB at its peak but {:.0} MiB are available; {} (pass \
-             --ignore-memory-estimate to run it anyway)",
+             estimated {:.0} MiB at its peak",
             self.name,
             s.validators,
             s.providers,
             s.clients,
             s.virtual_secs,
             self.estimate_bytes as f64 / MIB,
+        )?;
+        if self.at_once > 1 {
+            write!(
+                f,
+                " ({} runs at once: {:.0} MiB)",
+                self.at_once,
+                self.estimate_bytes.saturating_mul(self.at_once) as f64 / MIB
+            )?;
+        }
+        write!(
+            f,
+            " but {:.0} MiB are available; {} (pass --ignore-memory-estimate to run it anyway)",
             self.available_bytes as f64 / MIB,
             advice(s, self.largest_providers, self.largest_validators),
         )
@@ -357,20 +370,38 @@ impl Scenario {
         available: u64,
         sharing: bool,
     ) -> Result<Option<u64>, Box<TooLarge>> {
+        self.check_memory_at_once(model, available, sharing, 1)
+    }
+
+    /// As [`Scenario::check_memory`] for `at_once` runs of the scenario at
+    /// the same time in one process (`check-determinism`'s two, a sweep's
+    /// parallel jobs): together they must fit in `available`, and the
+    /// largest sizes a refusal names are those that fit `at_once` times.
+    /// Returns the estimate of one run.
+    pub fn check_memory_at_once(
+        &self,
+        model: &MemoryModel,
+        available: u64,
+        sharing: bool,
+        at_once: u64,
+    ) -> Result<Option<u64>, Box<TooLarge>> {
         let Some(scale) = self.scale().map(|s| Scale { sharing, ..s }) else {
             return Ok(None);
         };
+        let at_once = at_once.max(1);
         let estimate = model.estimate_bytes(scale);
-        if estimate <= available {
+        if estimate.saturating_mul(at_once) <= available {
             return Ok(Some(estimate));
         }
+        let share = available / at_once;
         Err(Box::new(TooLarge {
             name: self.name.clone(),
             scale,
             estimate_bytes: estimate,
             available_bytes: available,
-            largest_providers: model.largest_providers(scale, available),
-            largest_validators: model.largest_validators(scale, available),
+            at_once,
+            largest_providers: model.largest_providers(scale, share),
+            largest_validators: model.largest_validators(scale, share),
         }))
     }
 }
@@ -646,6 +677,31 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle:?} not in {text:?}");
         }
+    }
+
+    #[test]
+    fn runs_at_once_must_fit_together() {
+        let s = scenario(MARKET);
+        let need = s.check_memory(&MODEL, u64::MAX, true).unwrap().unwrap();
+        assert_eq!(
+            s.check_memory_at_once(&MODEL, 2 * need, true, 2),
+            Ok(Some(need))
+        );
+        let err = s
+            .check_memory_at_once(&MODEL, 2 * need - 1, true, 2)
+            .expect_err("two runs, one byte short");
+        assert_eq!((err.estimate_bytes, err.at_once), (need, 2));
+        // What fits is what fits twice: as one run in half the memory.
+        let half = s.check_memory(&MODEL, need - 1, true).expect_err("short");
+        assert_eq!(err.largest_providers, half.largest_providers);
+        assert_eq!(err.largest_validators, half.largest_validators);
+        assert!(err.to_string().contains(" (2 runs at once: "));
+        assert!(!half.to_string().contains("at once"));
+        // Zero runs at once is one run.
+        assert_eq!(
+            s.check_memory_at_once(&MODEL, need, true, 0),
+            Ok(Some(need))
+        );
     }
 
     #[test]
