@@ -166,6 +166,18 @@ impl FactQuorum {
 
     fn track(&mut self, from: NodeId, key: Digest) {
         let q = self.reports.entry(from).or_default();
+        // Reports that are no longer pending with this validator's vote
+        // (accepted, expired) go from the front as the next one comes: an
+        // honest validator's queue holds its unconfirmed reports, a few,
+        // instead of every report it was early with until the bound.
+        while let Some(old) = q.front()
+            && !self
+                .pending
+                .get(old)
+                .is_some_and(|p| p.voters.contains(&from))
+        {
+            q.pop_front();
+        }
         q.push_back(key);
         let mut emptied = Vec::new();
         while q.len() > MAX_PENDING_PER_VALIDATOR {
@@ -356,6 +368,24 @@ mod tests {
             q.observe(T0, ids[0], big),
             Err(FactError::TooMany(_))
         ));
+    }
+
+    #[test]
+    fn a_validator_s_queue_holds_only_its_unconfirmed_reports() {
+        let (c, ids) = committee(4); // f = 1: two reports needed
+        let mut q = FactQuorum::new(c);
+        for i in 0..1_000 {
+            // Validator 0 is first with every fact, validator 1 confirms.
+            q.observe(T0, ids[0], batch(1 + i / 50, fact(i))).unwrap();
+            assert_eq!(q.reports[&ids[0]].len(), 1, "confirmed reports leave");
+            let got = q.observe(T0, ids[1], batch(1 + i / 50, fact(i))).unwrap();
+            assert_eq!(got, vec![fact(i)]);
+        }
+        // An unconfirmed report stays tracked (and so can be evicted).
+        q.observe(T0, ids[0], batch(30, fact(5_000))).unwrap();
+        q.observe(T0, ids[0], batch(30, fact(5_001))).unwrap();
+        assert_eq!(q.reports[&ids[0]].len(), 2);
+        assert_eq!(q.pending(), 2);
     }
 
     #[test]
