@@ -233,10 +233,15 @@ impl Tally {
             };
             match support.iter_mut().find(|s| s.leader == *leader) {
                 Some(s) => s.stake = s.stake.saturating_add(stake),
-                None => support.push(Support {
-                    leader: *leader,
-                    stake,
-                }),
+                None => {
+                    // Kept for every block of the window: room for exactly
+                    // the leaders it supports (usually one), not four.
+                    support.reserve_exact(1);
+                    support.push(Support {
+                        leader: *leader,
+                        stake,
+                    });
+                }
             }
         }
     }

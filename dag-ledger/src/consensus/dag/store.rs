@@ -108,6 +108,10 @@ impl DagStore {
         }
         self.log
             .push_back((r.round, r.author.get(), slot.len() as u32));
+        // Room for exactly this block: a slot holds one block unless its
+        // author equivocated (a first push would make room for four, and a
+        // validator holds n blocks a round for a window of rounds).
+        slot.reserve_exact(1);
         slot.push(block);
         rb.len += 1;
         self.len += 1;
