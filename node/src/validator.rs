@@ -61,6 +61,10 @@ pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 /// commits apart (one lagging behind the others) still report at a common
 /// commit, where the light node's f + 1 quorum forms.
 pub const HOLDINGS_REPORTS: u8 = 8;
+
+/// A drained validator keeps room for twice its peers' messages, and at
+/// least twice this many.
+const OUT_KEPT_MIN: usize = 32;
 pub use durable::{
     Checkpoint, InstallError, MAX_CHECKPOINT_PART, NodePersistRequest, NodeStorageOp, StoredNode,
 };
@@ -807,6 +811,14 @@ impl Machine for ValidatorNode {
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
         if let Some(t) = self.out.pop_front() {
             return Some(t);
+        }
+        // A commit's facts go to every subscriber at once; a drained
+        // validator keeps room for a broadcast, not for that burst (a
+        // simulator holds a hundred validators, each with thousands of
+        // subscribers).
+        let kept = 2 * self.peers.len().max(OUT_KEPT_MIN);
+        if self.out.capacity() > kept {
+            self.out.shrink_to(kept);
         }
         let t = self.validator.poll_transmit()?;
         let msg = NodeMessage::Consensus(t.msg);
