@@ -705,7 +705,7 @@ impl ClientNode {
                         self.bank_answers(now, s.job, s.provider, p);
                     }
                 }
-                self.events.push_back(ClientEvent::Settled(s));
+                self.events.push_back(ClientEvent::Settled(*s));
             }
             Fact::SealRejected { owner, error } if owner == me => {
                 self.events.push_back(ClientEvent::SealRejected(error));

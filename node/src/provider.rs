@@ -377,7 +377,7 @@ impl ProviderNode {
             }
             Fact::Settled(s) if s.provider == me => {
                 self.lots.remove(&(s.client, s.job, s.lot));
-                self.events.push_back(ProviderEvent::Settled(s));
+                self.events.push_back(ProviderEvent::Settled(*s));
             }
             Fact::SealRejected { owner, error } if owner == me => {
                 self.events.push_back(ProviderEvent::SealRejected(error));

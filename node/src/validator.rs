@@ -641,7 +641,7 @@ impl ValidatorNode {
                 if !self.subscribers.contains(&sender) {
                     return None;
                 }
-                let reason = Rejection::from_ledger(e);
+                let reason = Box::new(Rejection::from_ledger(e));
                 let fact = Fact::Rejected {
                     sender,
                     tx: tx.id(),

@@ -95,8 +95,8 @@ pub enum Fact {
         sender: AccountId,
         /// Its id ([`SignedTransaction::id`]).
         tx: Digest,
-        /// Why.
-        reason: Rejection,
+        /// Why (boxed, as [`Fact::Settled`]'s settlement: rare and large).
+        reason: Box<Rejection>,
     },
     /// A job's lot was matched to `provider` at `price`.
     Matched {
@@ -181,8 +181,9 @@ pub enum Fact {
         /// The disputed traps.
         disputed: Vec<DisputedTrap>,
     },
-    /// A lot settled: who was paid, slashed, refunded.
-    Settled(Settlement),
+    /// A lot settled: who was paid, slashed, refunded (boxed: the largest
+    /// fact by far, and facts fill every validator's batches).
+    Settled(Box<Settlement>),
     /// An account's holdings after a commit that touched it (sent to a
     /// subscriber with its other facts of that commit, and when it receives
     /// a transfer).
@@ -351,7 +352,7 @@ impl Fact {
                 committee,
                 disputed,
             },
-            Notice::Settled(s) => Fact::Settled(s),
+            Notice::Settled(s) => Fact::Settled(Box::new(s)),
             Notice::JobClosed {
                 client,
                 job,
@@ -606,6 +607,20 @@ impl LotData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_stay_small() {
+        // Every validator sends every subscriber its facts of each commit:
+        // a rare large variant would widen them all (a settlement made every
+        // fact 176 bytes, and so did a rejection, before they were boxed).
+        // The common holdings report and the tag (aligned as its amounts)
+        // are the floor: 144 bytes.
+        let (fact, balance) = (
+            std::mem::size_of::<Fact>(),
+            std::mem::size_of::<AccountState>(),
+        );
+        assert!(fact <= balance + 16, "Fact is {fact} bytes");
+    }
 
     fn lot(program: &[u8], inputs: &[&[u8]]) -> (LotData, Vec<Digest>) {
         let data = LotData {

@@ -52,12 +52,12 @@ fn a_nonce_taken_by_another_signer_moves_only_that_payload_past_it() {
     c.submit(now, pay(2)).unwrap();
     let sent = submitted(&mut c);
     assert_eq!(sent.len(), 2);
-    let reason = Rejection {
+    let reason = Box::new(Rejection {
         kind: RejectionKind::Nonce,
         market: None,
         detail: "bad nonce".into(),
         expected_nonce: Some(5),
-    };
+    });
     let fact = Fact::Rejected {
         sender: c.account(),
         tx: sent[0].id(),
