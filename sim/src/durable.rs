@@ -12,11 +12,16 @@
 //! (and, with a ledger, its state by state sync).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::{Arc, Weak};
 
-use idlegrid_dag_ledger::consensus::{PersistRequest, PersistSeq, Recovered};
+use idlegrid_dag_ledger::consensus::{
+    CommittedSubDag, PersistRequest, PersistSeq, Recovered, StorageOp,
+};
 use idlegrid_node::store::{Infallible, MemoryStore, NodeStore};
 use idlegrid_node::validator::{NodePersistRequest, NodeStorageOp, StoredNode};
+use idlegrid_primitives::Digest;
 use idlegrid_primitives::{Duration, Timestamp};
 use rand::Rng;
 
@@ -42,6 +47,41 @@ pub struct DiskStats {
 pub struct SimDisk {
     store: MemoryStore,
     stats: DiskStats,
+    /// The commits the disks of one run hold (see [`SharedCommits`]).
+    commits: Rc<RefCell<SharedCommits>>,
+}
+
+/// The commits the disks of one run hold, one copy of each: honest
+/// validators write equal commits (index, running digest and content), and
+/// a disk holding another's equal copy holds the same bytes a real disk
+/// would. Each validator keeps the commits since its last checkpoint (up to
+/// 200), each naming every block and transaction it orders: at 100
+/// validators a tenth of the run's memory. Held weakly: a commit no disk
+/// holds any more is forgotten.
+#[derive(Debug, Default)]
+struct SharedCommits {
+    by_key: BTreeMap<(u64, Digest), Weak<CommittedSubDag>>,
+    /// Insertions since dead entries were last dropped.
+    since_sweep: usize,
+}
+
+impl SharedCommits {
+    /// `commit`, or the equal copy another disk holds.
+    fn intern(&mut self, commit: &Arc<CommittedSubDag>) -> Arc<CommittedSubDag> {
+        let key = (commit.index, commit.digest);
+        if let Some(held) = self.by_key.get(&key).and_then(Weak::upgrade)
+            && *held == **commit
+        {
+            return held;
+        }
+        self.by_key.insert(key, Arc::downgrade(commit));
+        self.since_sweep += 1;
+        if self.since_sweep >= self.by_key.len().max(1024) {
+            self.by_key.retain(|_, c| c.strong_count() > 0);
+            self.since_sweep = 0;
+        }
+        Arc::clone(commit)
+    }
 }
 
 impl SimDisk {
@@ -68,6 +108,14 @@ impl SimDisk {
         self.stats.wiped += 1;
     }
 
+    /// Disks sharing one copy of equal commits (see [`new_disks`]).
+    fn sharing(commits: &Rc<RefCell<SharedCommits>>) -> Self {
+        Self {
+            commits: Rc::clone(commits),
+            ..Self::default()
+        }
+    }
+
     /// What it went through.
     pub fn stats(&self) -> DiskStats {
         self.stats
@@ -76,7 +124,10 @@ impl SimDisk {
 
 impl NodeStore for SimDisk {
     type Error = Infallible;
-    fn write(&mut self, req: NodePersistRequest) -> Result<(), Infallible> {
+    fn write(&mut self, mut req: NodePersistRequest) -> Result<(), Infallible> {
+        if let NodeStorageOp::Consensus(StorageOp::Commit(c)) = &mut req.op {
+            *c = self.commits.borrow_mut().intern(c);
+        }
         self.store.write(req)
     }
     fn sync(&mut self) -> Result<idlegrid_dag_ledger::consensus::PersistSeq, Infallible> {
@@ -128,9 +179,12 @@ pub const CATCH_UP_COMMITS: u64 = 20;
 /// ... once it has been up this long (any honest validator, from the start).
 pub const CATCH_UP_GRACE: Duration = Duration::from_secs(5);
 
-/// `n` empty disks.
+/// `n` empty disks, holding one copy of the commits they hold alike.
 pub fn new_disks(n: usize) -> Disks {
-    Rc::new(RefCell::new((0..n).map(|_| SimDisk::default()).collect()))
+    let commits = Rc::default();
+    Rc::new(RefCell::new(
+        (0..n).map(|_| SimDisk::sharing(&commits)).collect(),
+    ))
 }
 
 /// Sums the disks' statistics.
@@ -297,6 +351,62 @@ impl Replicas {
 mod tests {
     use super::*;
     use crate::node::NodeIndex;
+    use idlegrid_dag_ledger::consensus::{AuthorityIndex, BlockRef, Transaction};
+    use idlegrid_primitives::{Domain, NodeId, Round};
+
+    fn commit(index: u64, tx: &[u8]) -> Arc<CommittedSubDag> {
+        let leader = BlockRef {
+            round: Round::new(index + 1),
+            author: AuthorityIndex::new(0),
+            digest: Digest::of(Domain::new("test/block"), &index),
+        };
+        Arc::new(CommittedSubDag {
+            index,
+            leader,
+            leader_node: NodeId::from_bytes([1; 32]),
+            round: leader.round,
+            timestamp: Timestamp::from_millis(index),
+            blocks: vec![leader],
+            transactions: vec![Transaction::new(tx.to_vec())],
+            digest: Digest::of(Domain::new("test/commit"), &index),
+        })
+    }
+
+    fn write(disk: &mut SimDisk, seq: u64, c: &Arc<CommittedSubDag>) {
+        disk.write_consensus(PersistRequest {
+            seq: PersistSeq::new(seq),
+            op: StorageOp::Commit(Arc::clone(c)),
+        });
+        disk.sync_all();
+    }
+
+    fn held(disk: &SimDisk, index: u64) -> Arc<CommittedSubDag> {
+        Arc::clone(&disk.store.image().commits[&index])
+    }
+
+    #[test]
+    fn disks_hold_one_copy_of_equal_commits_and_their_own_of_others() {
+        let disks = new_disks(3);
+        let mut d = disks.borrow_mut();
+        let (a, b) = (commit(0, b"tx"), commit(0, b"tx"));
+        assert!(!Arc::ptr_eq(&a, &b));
+        write(&mut d[0], 1, &a);
+        write(&mut d[1], 1, &b);
+        assert!(Arc::ptr_eq(&held(&d[0], 0), &held(&d[1], 0)));
+        // Same index and digest, other content (a lying validator's own
+        // disk): its own copy, and the others' stays theirs.
+        let forged = commit(0, b"other");
+        write(&mut d[2], 1, &forged);
+        assert_eq!(*held(&d[2], 0), *forged);
+        assert_eq!(*held(&d[0], 0), *a);
+        // A commit no disk holds any more is not kept alive by the table.
+        drop((a, b, forged));
+        d[0].wipe();
+        d[1].wipe();
+        d[2].wipe();
+        let weak = d[0].commits.borrow().by_key[&(0, commit(0, b"tx").digest)].clone();
+        assert_eq!(weak.strong_count(), 0);
+    }
 
     fn replicas() -> Replicas {
         Replicas::new(vec![true, true, false], 5, Duration::from_secs(1))
