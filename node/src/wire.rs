@@ -362,6 +362,13 @@ impl Fact {
                 job,
                 refunded,
             },
+            other => return Self::from_sealing_notice(other),
+        })
+    }
+
+    /// The sealed-bid market's notices as facts (see [`Fact::from_notice`]).
+    fn from_sealing_notice(n: Notice) -> Option<Fact> {
+        Some(match n {
             Notice::OrderSealed {
                 owner,
                 order,
