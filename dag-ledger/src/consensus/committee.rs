@@ -232,6 +232,10 @@ impl StakeAggregator {
     pub fn stake(&self) -> u64 {
         self.stake
     }
+    /// True if `who` was added.
+    pub fn contains(&self, who: AuthorityIndex) -> bool {
+        self.seen.get(who.as_usize()).copied().unwrap_or(false)
+    }
 }
 
 #[cfg(test)]

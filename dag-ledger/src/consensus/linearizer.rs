@@ -12,13 +12,11 @@
 //! function of the committed sequence only, so all validators skip the same
 //! old blocks.
 
-use std::collections::BTreeSet;
-
 use idlegrid_primitives::{Digest, Domain, NodeId, Round, Timestamp, encode};
 use serde::{Deserialize, Serialize};
 
 use super::block::{BlockRef, Transaction, VerifiedBlock};
-use super::committee::AuthorityIndex;
+use super::committed_set::CommittedSet;
 use super::dag::DagStore;
 
 /// Domain of the running commit digest.
@@ -56,7 +54,7 @@ pub fn collect_history(
     gc_round: Round,
     committed: impl Fn(&BlockRef) -> bool,
 ) -> Vec<VerifiedBlock> {
-    let mut seen: BTreeSet<BlockRef> = BTreeSet::new();
+    let mut seen = CommittedSet::default();
     let mut stack = vec![leader.clone()];
     seen.insert(leader.reference());
     let mut out = Vec::new();
@@ -81,7 +79,7 @@ pub fn collect_history(
 #[derive(Clone, Debug)]
 pub struct Linearizer {
     gc_depth: u64,
-    committed: BTreeSet<BlockRef>,
+    committed: CommittedSet,
     last_round: Round,
     last_timestamp: Timestamp,
     next_index: u64,
@@ -94,7 +92,7 @@ impl Linearizer {
     pub fn new(gc_depth: u64) -> Self {
         Self {
             gc_depth,
-            committed: BTreeSet::new(),
+            committed: CommittedSet::default(),
             last_round: Round::ZERO,
             last_timestamp: Timestamp::ZERO,
             next_index: 0,
@@ -171,11 +169,7 @@ impl Linearizer {
         self.last_round = leader.round();
         self.last_timestamp = self.last_timestamp.max(leader.header.timestamp);
         let gc = self.gc_round();
-        self.committed = self.committed.split_off(&BlockRef {
-            round: gc,
-            author: AuthorityIndex::new(0),
-            digest: Digest::from_bytes([0; 32]),
-        });
+        self.committed.prune(gc);
         CommittedSubDag {
             index,
             leader: leader.reference(),

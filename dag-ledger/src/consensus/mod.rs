@@ -69,6 +69,7 @@
 mod block;
 mod block_hashes;
 pub mod byzantine;
+mod committed_set;
 mod committee;
 mod committer;
 mod config;
@@ -92,6 +93,7 @@ pub use block::{
     BLOCK_DOMAIN, BLOCK_SIGNATURE_DOMAIN, Block, BlockHeader, BlockRef, SignedHeader,
     TRANSACTIONS_DOMAIN, Transaction, VerifiedBlock,
 };
+pub use committed_set::CommittedSet;
 pub use committee::{
     Authority, AuthorityIndex, Committee, MAX_COMMITTEE_SIZE, Stake, StakeAggregator,
 };

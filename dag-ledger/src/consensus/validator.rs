@@ -44,7 +44,7 @@ use super::block::{BLOCK_SIGNATURE_DOMAIN, Block, BlockRef, Transaction, Verifie
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};
 use super::committer::{Committer, LeaderStatus};
 use super::config::ConsensusConfig;
-use super::dag::DagStore;
+use super::dag::{DagStore, find_in};
 use super::error::ConsensusError;
 use super::evidence::Evidence;
 use super::leader_schedule::{LeaderSchedule, StakeWeightedSchedule};
@@ -626,12 +626,7 @@ impl Validator {
             return Ok(());
         }
         self.check_equivocation(&block)?;
-        let missing: Vec<BlockRef> = block
-            .parents()
-            .iter()
-            .filter(|p| !self.parent_known(p))
-            .copied()
-            .collect();
+        let missing = self.missing_parents(&block);
         if missing.is_empty() {
             self.accept(block);
             return Ok(());
@@ -658,6 +653,25 @@ impl Validator {
     /// ordered again, so their content is not needed).
     fn parent_known(&self, p: &BlockRef) -> bool {
         self.store.contains_or_collected(p) || self.linearizer.is_committed(p)
+    }
+
+    /// The parents of `block` that are not [known](Self::parent_known).
+    /// Most are of the round just below it, whose blocks are looked up
+    /// once for all of them (a block names up to a whole committee).
+    fn missing_parents(&self, block: &VerifiedBlock) -> Vec<BlockRef> {
+        let below = block.round().prev().unwrap_or(Round::ZERO);
+        let by_author = self.store.round_by_author(below);
+        block
+            .parents()
+            .iter()
+            .filter(
+                |p| match p.round == below && p.round >= self.store.gc_round() {
+                    true => find_in(by_author, p).is_none() && !self.linearizer.is_committed(p),
+                    false => !self.parent_known(p),
+                },
+            )
+            .copied()
+            .collect()
     }
 
     fn check_equivocation(&mut self, block: &VerifiedBlock) -> Result<(), ConsensusError> {
@@ -907,15 +921,24 @@ impl Validator {
 
     /// The highest round at which eligible blocks hold a quorum.
     fn quorum_round(&self) -> Round {
+        self.quorum_round_from(self.store.gc_round())
+            .unwrap_or(self.store.gc_round())
+    }
+
+    /// The highest round at or above `low` with a quorum, if any: rounds
+    /// below `low` are not looked at (a validator that proposed round `p`
+    /// only builds on a quorum at `p` or above, and each look is a pass
+    /// over the round's blocks).
+    fn quorum_round_from(&self, low: Round) -> Option<Round> {
         let mut r = self.store.highest_round();
         loop {
+            if r < low {
+                return None;
+            }
             if self.has_quorum(r) {
-                return r;
+                return Some(r);
             }
-            match r.prev() {
-                Some(p) if p >= self.store.gc_round() => r = p,
-                _ => return self.store.gc_round(),
-            }
+            r = r.prev()?;
         }
     }
 
@@ -938,11 +961,11 @@ impl Validator {
             return;
         }
         self.note_late_leaders(now);
-        let base = self.quorum_round();
         // A DAG restored empty above its gc round has no quorum yet.
-        if base < self.proposed_round || !self.has_quorum(base) {
+        let low = self.proposed_round.max(self.store.gc_round());
+        let Some(base) = self.quorum_round_from(low) else {
             return;
-        }
+        };
         let leaders_present = self.leaders_present(base);
         if base > Round::ZERO && !leaders_present {
             let since = match self.quorum_seen {

@@ -12,17 +12,15 @@
 //! hands it to consensus as one [`CommittedSubDag`] whose `blocks` are that
 //! set and whose transactions are empty.
 
-use std::collections::BTreeSet;
-
-use idlegrid_dag_ledger::consensus::{AuthorityIndex, BlockRef, CommittedSubDag};
-use idlegrid_primitives::{Digest, Round};
+use idlegrid_dag_ledger::consensus::{CommittedSet, CommittedSubDag};
+use idlegrid_primitives::Round;
 
 /// The committed set and the last commit's position (see the module docs).
 #[derive(Clone, Debug)]
 pub(super) struct CommitFrontier {
     gc_depth: u64,
     last: Option<CommittedSubDag>,
-    committed: BTreeSet<BlockRef>,
+    committed: CommittedSet,
 }
 
 impl CommitFrontier {
@@ -31,7 +29,7 @@ impl CommitFrontier {
         Self {
             gc_depth,
             last: None,
-            committed: BTreeSet::new(),
+            committed: CommittedSet::default(),
         }
     }
 
@@ -53,11 +51,7 @@ impl CommitFrontier {
         last.transactions.clear();
         self.last = Some(last);
         let gc = sub.round.saturating_minus(self.gc_depth);
-        self.committed = self.committed.split_off(&BlockRef {
-            round: gc,
-            author: AuthorityIndex::new(0),
-            digest: Digest::from_bytes([0; 32]),
-        });
+        self.committed.prune(gc);
     }
 
     /// The index of the last commit applied.
@@ -73,7 +67,7 @@ impl CommitFrontier {
     /// The frontier as a transaction-less commit (`None` before any commit).
     pub(super) fn frontier(&self) -> Option<CommittedSubDag> {
         let mut f = self.last.clone()?;
-        f.blocks = self.committed.iter().copied().collect();
+        f.blocks = self.committed.iter().collect();
         Some(f)
     }
 }
@@ -81,7 +75,8 @@ impl CommitFrontier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use idlegrid_primitives::{Keypair, Seed, Timestamp};
+    use idlegrid_dag_ledger::consensus::{AuthorityIndex, BlockRef};
+    use idlegrid_primitives::{Digest, Keypair, Seed, Timestamp};
 
     fn commit(index: u64, round: u64, blocks: &[(u64, u8)]) -> CommittedSubDag {
         let r = |(round, b): (u64, u8)| BlockRef {

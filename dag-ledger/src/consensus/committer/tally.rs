@@ -36,7 +36,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
 
-use idlegrid_primitives::Round;
+use idlegrid_primitives::{Digest, Round};
 
 use crate::consensus::block::{BlockRef, VerifiedBlock};
 use crate::consensus::committee::{AuthorityIndex, Committee, StakeAggregator};
@@ -66,10 +66,15 @@ pub(super) struct Tally {
     leaders: BTreeMap<Round, Arc<[AuthorityIndex]>>,
     /// Distinct authors of round `r+1` blocks blaming slot `(r, a)`.
     blame: BTreeMap<(Round, AuthorityIndex), StakeAggregator>,
-    /// Per round `r+2` block, its voters' stake per round-`r` leader block.
-    support: BTreeMap<BlockRef, Vec<Support>>,
-    /// Distinct authors of certificates per leader block.
-    certified: BTreeMap<BlockRef, StakeAggregator>,
+    /// Per round `r+2` block with votes still to come (orphan parents),
+    /// its voters' stake per round-`r` leader block.
+    partial: BTreeMap<BlockRef, Vec<Support>>,
+    /// Per leader block with certificates: the stake of their distinct
+    /// authors, and the certificates, sorted. A block's support is final
+    /// once its parents are counted, and only whether it reached a quorum
+    /// is asked again: one entry of a leader's list per certificate, not a
+    /// map entry per candidate.
+    certified: BTreeMap<BlockRef, Certified>,
     /// Round `r+1` parents not in the store yet -> blocks referencing them.
     orphans: BTreeMap<BlockRef, Vec<BlockRef>>,
 }
@@ -81,7 +86,7 @@ impl fmt::Debug for Tally {
             .field("gc_round", &self.gc_round)
             .field("inserted", &self.inserted)
             .field("blame", &self.blame.len())
-            .field("support", &self.support.len())
+            .field("partial", &self.partial.len())
             .field("certified", &self.certified.len())
             .field("orphans", &self.orphans.len())
             .finish()
@@ -104,7 +109,7 @@ impl Tally {
             gc_round: Round::ZERO,
             leaders: BTreeMap::new(),
             blame: BTreeMap::new(),
-            support: BTreeMap::new(),
+            partial: BTreeMap::new(),
             certified: BTreeMap::new(),
             orphans: BTreeMap::new(),
         }
@@ -162,7 +167,7 @@ impl Tally {
         // Every key orders by round first: what goes is a prefix.
         drop_prefix(&mut self.leaders, |r| r.get().saturating_add(2) < g);
         drop_prefix(&mut self.blame, |(r, _)| r.get().saturating_add(1) < g);
-        drop_prefix(&mut self.support, |c| c.round.get() < g.saturating_add(2));
+        drop_prefix(&mut self.partial, |c| c.round.get() < g.saturating_add(2));
         drop_prefix(&mut self.certified, |l| l.round < gc);
         drop_prefix(&mut self.orphans, |v| v.round.get() < g.saturating_add(1));
     }
@@ -192,9 +197,11 @@ impl Tally {
             && let Some(waiting) = self.orphans.remove(&b.reference())
         {
             for cert in waiting {
-                let mut support = self.support.remove(&cert).unwrap_or_default();
+                // It may wait for further orphans: its support stays
+                // partial (a hand-built DAG's case, not a validator's).
+                let mut support = self.partial.remove(&cert).unwrap_or_default();
                 self.add_votes(&mut support, b, &leaders);
-                self.settle(cert, support);
+                self.settle(cert, support, true);
             }
         }
         let Some(slot_round) = vote_round.prev() else {
@@ -206,14 +213,18 @@ impl Tally {
         }
         let cert = b.reference();
         let mut support = Vec::new();
+        let mut orphaned = false;
         let voters = store.round_by_author(vote_round);
         for p in b.parents().iter().filter(|p| p.round == vote_round) {
             match find_in(voters, p) {
                 Some(voter) => self.add_votes(&mut support, voter, &leaders),
-                None => self.orphans.entry(*p).or_default().push(cert),
+                None => {
+                    orphaned = true;
+                    self.orphans.entry(*p).or_default().push(cert);
+                }
             }
         }
-        self.settle(cert, support);
+        self.settle(cert, support, orphaned);
     }
 
     /// Adds `voter`'s stake to `support` for each leader block (of
@@ -234,9 +245,6 @@ impl Tally {
             match support.iter_mut().find(|s| s.leader == *leader) {
                 Some(s) => s.stake = s.stake.saturating_add(stake),
                 None => {
-                    // Kept for every block of the window: room for exactly
-                    // the leaders it supports (usually one), not four.
-                    support.reserve_exact(1);
                     support.push(Support {
                         leader: *leader,
                         stake,
@@ -248,18 +256,19 @@ impl Tally {
 
     /// Records `cert`'s support; `cert` becomes a certificate for the
     /// leaders whose support now reaches a quorum (once: certificates are
-    /// counted by distinct author).
-    fn settle(&mut self, cert: BlockRef, support: Vec<Support>) {
+    /// counted by distinct author). The stakes are kept only while votes
+    /// may still come (`partial`).
+    fn settle(&mut self, cert: BlockRef, support: Vec<Support>, partial: bool) {
         for s in &support {
             if self.committee.is_quorum(s.stake) {
                 self.certified
                     .entry(s.leader)
-                    .or_insert_with(|| StakeAggregator::new(&self.committee))
-                    .add(cert.author, &self.committee);
+                    .or_insert_with(|| Certified::new(&self.committee))
+                    .add(cert, &self.committee);
             }
         }
-        if !support.is_empty() {
-            self.support.insert(cert, support);
+        if partial && !support.is_empty() {
+            self.partial.insert(cert, support);
         }
     }
 
@@ -270,7 +279,7 @@ impl Tally {
 
     /// The stake of distinct authors holding certificates for `leader`.
     pub fn certified_stake(&self, leader: &BlockRef) -> u64 {
-        self.certified.get(leader).map_or(0, StakeAggregator::stake)
+        self.certified.get(leader).map_or(0, |c| c.authors.stake())
     }
 
     /// The stake of distinct authors of blocks blaming slot `(round, a)`.
@@ -282,17 +291,15 @@ impl Tally {
 
     /// True if `cert` is a certificate for `leader`.
     pub fn is_certificate(&self, cert: &BlockRef, leader: &BlockRef) -> bool {
-        self.support.get(cert).is_some_and(|s| {
-            s.iter()
-                .any(|s| s.leader == *leader && self.committee.is_quorum(s.stake))
-        })
+        self.certified.get(leader).is_some_and(|c| c.contains(cert))
     }
 
     #[cfg(test)]
-    /// Number of entries held (slots blamed, candidate certificates,
+    /// Number of entries held (slots blamed, certificates and candidates still counting,
     /// certified leaders, orphan voters).
     pub fn len(&self) -> usize {
-        self.blame.len() + self.support.len() + self.certified.len() + self.orphans.len()
+        let certs: usize = self.certified.values().map(|c| c.certs.len()).sum();
+        self.blame.len() + self.partial.len() + certs + self.certified.len() + self.orphans.len()
     }
 
     #[cfg(test)]
@@ -300,12 +307,45 @@ impl Tally {
     pub fn lowest_round(&self) -> Option<Round> {
         let slots = self.blame.keys().map(|(r, _)| *r);
         let refs = self
-            .support
+            .partial
             .keys()
             .chain(self.certified.keys())
             .chain(self.orphans.keys())
             .map(|r| r.round);
         slots.chain(refs).min()
+    }
+}
+
+/// The certificates of one leader block.
+#[derive(Clone, Debug)]
+struct Certified {
+    /// Their distinct authors.
+    authors: StakeAggregator,
+    /// `(author, digest)` of each, in the order counted (one per author
+    /// but for equivocators').
+    certs: Vec<(AuthorityIndex, Digest)>,
+}
+
+impl Certified {
+    fn new(committee: &Committee) -> Self {
+        Self {
+            authors: StakeAggregator::new(committee),
+            certs: Vec::new(),
+        }
+    }
+
+    /// Adds certificate `cert` (once).
+    fn add(&mut self, cert: BlockRef, committee: &Committee) {
+        if !self.contains(&cert) {
+            self.certs.push((cert.author, cert.digest));
+            self.authors.add(cert.author, committee);
+        }
+    }
+
+    /// True if `cert` was added: its author's certificates are searched
+    /// only if it has any.
+    fn contains(&self, cert: &BlockRef) -> bool {
+        self.authors.contains(cert.author) && self.certs.contains(&(cert.author, cert.digest))
     }
 }
 
