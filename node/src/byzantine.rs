@@ -111,7 +111,7 @@ impl Machine for LyingGateway {
         if let NodeMessage::Facts(batch) = &mut t.msg {
             let forged: Vec<Fact> = batch.facts.iter().filter_map(Self::forge).collect();
             self.forged += forged.len() as u64;
-            batch.facts.extend(forged);
+            batch.facts = batch.facts.iter().cloned().chain(forged).collect();
         }
         Some(t)
     }

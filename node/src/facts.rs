@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_primitives::{Digest, Domain, NodeId, Timestamp};
 
 use crate::wire::{Fact, FactBatch, MAX_FACTS_PER_BATCH};
@@ -58,8 +58,54 @@ struct Pending {
     /// When its first report arrived.
     seen: Timestamp,
     fact: Fact,
-    voters: BTreeSet<NodeId>,
+    voters: Voters,
     stake: u64,
+}
+
+/// The validators that reported a pending fact, one bit per committee
+/// index: 16 bytes for a committee of 100 instead of a set of node ids.
+#[derive(Default)]
+struct Voters(Vec<u64>);
+
+impl Voters {
+    /// Adds `a`; false if it was there.
+    fn insert(&mut self, a: AuthorityIndex) -> bool {
+        let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        let fresh = self.0[w] & bit == 0;
+        self.0[w] |= bit;
+        fresh
+    }
+
+    /// Removes `a`; false if it was not there.
+    fn remove(&mut self, a: AuthorityIndex) -> bool {
+        let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
+        let Some(word) = self.0.get_mut(w) else {
+            return false;
+        };
+        let had = *word & bit != 0;
+        *word &= !bit;
+        had
+    }
+
+    fn contains(&self, a: AuthorityIndex) -> bool {
+        let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
+        self.0.get(w).is_some_and(|word| word & bit != 0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = AuthorityIndex> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, word)| {
+            (0..64)
+                .filter(move |b| word & (1u64 << b) != 0)
+                .map(move |b| AuthorityIndex::new((w * 64 + b) as u32))
+        })
+    }
 }
 
 /// Collects validators' fact reports until f + 1 of the stake agrees.
@@ -71,10 +117,12 @@ pub struct FactQuorum {
     by_age: BTreeSet<(Timestamp, Digest)>,
     /// The pending facts by commit index, for dropping stale ones.
     by_index: BTreeSet<(u64, Digest)>,
-    /// Per validator, its pending reports, oldest first.
-    reports: BTreeMap<NodeId, VecDeque<Digest>>,
+    /// Per validator with unconfirmed reports, those reports, oldest
+    /// first (a validator whose reports are all confirmed has no entry).
+    reports: BTreeMap<AuthorityIndex, VecDeque<Digest>>,
+    /// The accepted facts' keys by commit index (a key names its index, so
+    /// a late report is found by both).
     accepted: BTreeSet<(u64, Digest)>,
-    accepted_keys: BTreeSet<Digest>,
     highest: u64,
     recent: RecentKeys,
 }
@@ -98,7 +146,6 @@ impl FactQuorum {
             by_index: BTreeSet::new(),
             reports: BTreeMap::new(),
             accepted: BTreeSet::new(),
-            accepted_keys: BTreeSet::new(),
             highest: 0,
             recent: RecentKeys::default(),
         }
@@ -133,9 +180,9 @@ impl FactQuorum {
         if batch.index < self.floor() {
             return Ok(out);
         }
-        for fact in batch.facts {
-            let key = self.recent.key(batch.index, &fact, self.highest);
-            if self.accepted_keys.contains(&key) {
+        for fact in batch.facts.iter() {
+            let key = self.recent.key(batch.index, fact, self.highest);
+            if self.accepted.contains(&(batch.index, key)) {
                 continue;
             }
             let p = self.pending.entry(key).or_insert_with(|| {
@@ -144,48 +191,39 @@ impl FactQuorum {
                 Box::new(Pending {
                     index: batch.index,
                     seen: now,
-                    fact,
-                    voters: BTreeSet::new(),
+                    fact: fact.clone(),
+                    voters: Voters::default(),
                     stake: 0,
                 })
             });
-            if !p.voters.insert(from) {
+            if !p.voters.insert(who) {
                 continue;
             }
             p.stake += stake;
             if self.committee.is_validity(p.stake) {
                 let p = self.unpend(&key).expect("present");
                 self.accept(key, p.index);
+                for v in p.voters.iter() {
+                    self.prune(v);
+                }
                 out.push(p.fact);
             } else {
-                self.track(from, key);
+                self.track(who, key);
             }
         }
         Ok(out)
     }
 
-    fn track(&mut self, from: NodeId, key: Digest) {
-        let q = self.reports.entry(from).or_default();
-        // Reports that are no longer pending with this validator's vote
-        // (accepted, expired) go from the front as the next one comes: an
-        // honest validator's queue holds its unconfirmed reports, a few,
-        // instead of every report it was early with until the bound.
-        while let Some(old) = q.front()
-            && !self
-                .pending
-                .get(old)
-                .is_some_and(|p| p.voters.contains(&from))
-        {
-            q.pop_front();
-        }
+    fn track(&mut self, who: AuthorityIndex, key: Digest) {
+        self.prune(who);
+        let q = self.reports.entry(who).or_default();
         q.push_back(key);
         let mut emptied = Vec::new();
         while q.len() > MAX_PENDING_PER_VALIDATOR {
             let old = q.pop_front().expect("non-empty");
             if let Some(p) = self.pending.get_mut(&old)
-                && p.voters.remove(&from)
+                && p.voters.remove(who)
             {
-                let who = self.committee.index_of(&from).expect("member");
                 p.stake -= self.committee.stake(who);
                 if p.voters.is_empty() {
                     emptied.push(old);
@@ -197,17 +235,37 @@ impl FactQuorum {
         }
     }
 
+    /// Drops from the front of `who`'s queue the reports no longer pending
+    /// with its vote (accepted, expired), and the queue once empty: an
+    /// honest validator's reports are confirmed in order, so its queue
+    /// holds its unconfirmed ones, a few, and none once they are all
+    /// confirmed.
+    fn prune(&mut self, who: AuthorityIndex) {
+        let Some(q) = self.reports.get_mut(&who) else {
+            return;
+        };
+        while let Some(old) = q.front()
+            && !self
+                .pending
+                .get(old)
+                .is_some_and(|p| p.voters.contains(who))
+        {
+            q.pop_front();
+        }
+        if q.is_empty() {
+            self.reports.remove(&who);
+        }
+    }
+
     fn accept(&mut self, key: Digest, index: u64) {
         self.accepted.insert((index, key));
-        self.accepted_keys.insert(key);
         self.highest = self.highest.max(index);
         let floor = self.floor();
-        while let Some(&(i, k)) = self.accepted.first() {
+        while let Some(&(i, _)) = self.accepted.first() {
             if i >= floor {
                 break;
             }
             self.accepted.pop_first();
-            self.accepted_keys.remove(&k);
         }
         // Reports of commits long accepted past are stale: a prefix of the
         // pending facts by index, removed at the cost of what goes.
@@ -321,7 +379,7 @@ mod tests {
     fn batch(index: u64, f: Fact) -> FactBatch {
         FactBatch {
             index,
-            facts: vec![f],
+            facts: vec![f].into(),
         }
     }
 
@@ -362,7 +420,7 @@ mod tests {
         let (_, ids) = committee(4);
         let big = FactBatch {
             index: 1,
-            facts: vec![fact(0); MAX_FACTS_PER_BATCH + 1],
+            facts: vec![fact(0); MAX_FACTS_PER_BATCH + 1].into(),
         };
         assert!(matches!(
             q.observe(T0, ids[0], big),
@@ -377,15 +435,27 @@ mod tests {
         for i in 0..1_000 {
             // Validator 0 is first with every fact, validator 1 confirms.
             q.observe(T0, ids[0], batch(1 + i / 50, fact(i))).unwrap();
-            assert_eq!(q.reports[&ids[0]].len(), 1, "confirmed reports leave");
+            assert_eq!(queued(&q, ids[0]), 1, "the unconfirmed report is tracked");
             let got = q.observe(T0, ids[1], batch(1 + i / 50, fact(i))).unwrap();
             assert_eq!(got, vec![fact(i)]);
+            assert_eq!(queued(&q, ids[0]), 0, "confirmed reports leave");
+            assert!(q.reports.is_empty(), "and so do emptied queues");
         }
         // An unconfirmed report stays tracked (and so can be evicted).
         q.observe(T0, ids[0], batch(30, fact(5_000))).unwrap();
         q.observe(T0, ids[0], batch(30, fact(5_001))).unwrap();
-        assert_eq!(q.reports[&ids[0]].len(), 2);
+        assert_eq!(queued(&q, ids[0]), 2);
         assert_eq!(q.pending(), 2);
+        // Confirming the later one leaves the earlier one queued.
+        q.observe(T0, ids[2], batch(30, fact(5_001))).unwrap();
+        assert_eq!((queued(&q, ids[0]), q.pending()), (2, 1));
+        q.observe(T0, ids[2], batch(30, fact(5_000))).unwrap();
+        assert_eq!((queued(&q, ids[0]), q.pending()), (0, 0));
+    }
+
+    fn queued(q: &FactQuorum, id: NodeId) -> usize {
+        let a = q.committee.index_of(&id).expect("member");
+        q.reports.get(&a).map_or(0, VecDeque::len)
     }
 
     #[test]
@@ -440,6 +510,24 @@ mod tests {
                 proptest::prop_assert!(recent.at.values().all(|v| v.len() <= RECENT_PER_INDEX));
                 let low = highest.saturating_sub(RECENT_INDICES as u64);
                 proptest::prop_assert!(recent.at.keys().all(|&i| i >= low));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The bit set of voters is a set of committee indices.
+        #[test]
+        fn voters_are_a_set(ops in proptest::collection::vec((proptest::bool::ANY, 0u32..200), 0..300)) {
+            let (mut v, mut model) = (Voters::default(), BTreeSet::new());
+            for (add, i) in ops {
+                let a = AuthorityIndex::new(i);
+                match add {
+                    true => proptest::prop_assert_eq!(v.insert(a), model.insert(a)),
+                    false => proptest::prop_assert_eq!(v.remove(a), model.remove(&a)),
+                }
+                proptest::prop_assert_eq!(v.contains(a), model.contains(&a));
+                proptest::prop_assert_eq!(v.is_empty(), model.is_empty());
+                proptest::prop_assert!(v.iter().eq(model.iter().copied()));
             }
         }
     }

@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_dag_ledger::ledger::{ChainId, Nonce, SignedTransaction, Transaction, TxKind};
 use idlegrid_primitives::{
     AccountId, Digest, Duration, Keypair, NodeId, Timestamp, Transmit, encode,
@@ -119,10 +119,9 @@ struct Inflight {
 pub struct LightCore {
     key: Keypair,
     chain: ChainId,
+    /// Holds the committee: the validators and their stakes, in committee
+    /// order (shared, not copied into every light node).
     quorum: FactQuorum,
-    validators: Vec<NodeId>,
-    /// Each validator's stake, in committee order.
-    stakes: Vec<u64>,
     /// The fact sources: `sources` validators from `source_base` on.
     source_base: usize,
     sources: usize,
@@ -147,22 +146,18 @@ impl LightCore {
     /// A light node with `setup`.
     pub fn new(setup: LightSetup) -> Self {
         let c = &setup.committee;
-        let validators: Vec<NodeId> = c.indices().filter_map(|i| c.node(i)).collect();
-        let stakes: Vec<u64> = c.indices().map(|i| c.stake(i)).collect();
-        let n = validators.len();
+        let n = c.size();
         let gateway = setup.first_gateway % n.max(1);
         let fanout = setup.fanout.clamp(1, n.max(1));
         let wanted = match setup.fact_sources {
             0 => n,
             k => k.min(n),
         };
-        let sources = covering(&stakes, gateway, wanted, |s| c.is_quorum(s));
+        let sources = covering(c, gateway, wanted, |s| c.is_quorum(s));
         Self {
             key: setup.key,
             chain: setup.chain,
             quorum: FactQuorum::new(setup.committee),
-            validators,
-            stakes,
             source_base: gateway,
             sources,
             widened_at: None,
@@ -182,8 +177,22 @@ impl LightCore {
     }
 
     /// The validators, in committee order.
-    pub fn validators(&self) -> &[NodeId] {
-        &self.validators
+    pub fn validators(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let c = self.quorum.committee();
+        c.indices().filter_map(|i| c.node(i))
+    }
+
+    /// The committee's size.
+    fn committee_size(&self) -> usize {
+        self.quorum.committee().size()
+    }
+
+    /// The validator at committee position `i`, wrapping.
+    fn validator(&self, i: usize) -> Option<NodeId> {
+        let n = self.committee_size().max(1);
+        self.quorum
+            .committee()
+            .node(AuthorityIndex::new((i % n) as u32))
     }
 
     /// The node's account.
@@ -204,13 +213,12 @@ impl LightCore {
     /// Validators it takes facts from now (see the module docs): the whole
     /// committee in committee order, or its window from the first gateway.
     pub fn fact_sources(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let n = self.validators.len();
         let base = if self.all_sources() {
             0
         } else {
             self.source_base
         };
-        (0..self.sources).map(move |k| self.validators[(base + k) % n])
+        (0..self.sources).filter_map(move |k| self.validator(base + k))
     }
 
     /// Times its fact sources were widened.
@@ -269,15 +277,15 @@ impl LightCore {
     fn widen(&mut self, now: Timestamp) {
         let c = self.quorum.committee();
         let end = self.source_base + self.sources;
-        let more = covering(&self.stakes, end, 1, |s| c.is_validity(s));
-        self.sources = (self.sources + more).min(self.validators.len());
+        let more = covering(c, end, 1, |s| c.is_validity(s));
+        self.sources = (self.sources + more).min(self.committee_size());
         self.widened_at = Some(now);
         self.widenings += 1;
         self.resubscribe();
     }
 
     fn all_sources(&self) -> bool {
-        self.sources >= self.validators.len()
+        self.sources >= self.committee_size()
     }
 
     /// When the fact sources are due to widen: a fact short of f + 1 for
@@ -361,12 +369,11 @@ impl LightCore {
     }
 
     fn send(&mut self, tx: &SignedTransaction) {
-        let n = self.validators.len();
-        let spread = (n / self.fanout).max(1);
+        let spread = (self.committee_size() / self.fanout).max(1);
         for r in 0..self.fanout {
-            if let Some(g) = self.validators.get((self.gateway + r * spread) % n.max(1)) {
+            if let Some(g) = self.validator(self.gateway + r * spread) {
                 self.out.push_back(Transmit::to(
-                    *g,
+                    g,
                     NodeMessage::Gateway(GatewayRequest::Submit(Box::new(tx.clone()))),
                 ));
             }
@@ -492,7 +499,7 @@ impl LightCore {
             return;
         }
         self.failovers += 1;
-        self.gateway = (self.gateway + 1) % self.validators.len().max(1);
+        self.gateway = (self.gateway + 1) % self.committee_size().max(1);
         if self.all_sources() {
             self.resubscribe();
         } else {
@@ -536,11 +543,11 @@ impl LightCore {
 /// How many validators from position `from` on (in committee order,
 /// wrapping) it takes for their stake to be `enough`, and at least
 /// `wanted`; at most all of them.
-fn covering(stakes: &[u64], from: usize, wanted: usize, enough: impl Fn(u64) -> bool) -> usize {
-    let n = stakes.len();
+fn covering(c: &Committee, from: usize, wanted: usize, enough: impl Fn(u64) -> bool) -> usize {
+    let n = c.size();
     let (mut stake, mut k) = (0u64, 0);
     while k < n && (k < wanted || !enough(stake)) {
-        stake += stakes[(from + k) % n];
+        stake += c.stake(AuthorityIndex::new(((from + k) % n) as u32));
         k += 1;
     }
     k

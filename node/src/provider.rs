@@ -511,7 +511,8 @@ impl ProviderNode {
                 inputs,
             },
         };
-        for v in self.core.validators().to_vec() {
+        let validators: Vec<NodeId> = self.core.validators().collect();
+        for v in validators {
             self.core
                 .send_peer(v, PeerMessage::Evidence(evidence.clone()));
         }

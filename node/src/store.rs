@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::{Block, BlockRef, CommittedSubDag, PersistSeq, StorageOp};
+use idlegrid_primitives::Round;
 
 use crate::validator::{Checkpoint, NodePersistRequest, NodeStorageOp, StoredNode, ValidatorNode};
 
@@ -48,8 +49,10 @@ pub fn persist_step<S: NodeStore>(node: &mut ValidatorNode, store: &mut S) -> Re
 /// The durable content of a node store: what every implementation keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreImage {
-    /// Blocks by reference.
-    pub blocks: BTreeMap<BlockRef, Arc<Block>>,
+    /// Blocks by round, each round's in reference order (a block is an
+    /// entry of a vector, not a map node keyed by its reference: a
+    /// simulator holds one store per validator).
+    pub blocks: BTreeMap<Round, Vec<Arc<Block>>>,
     /// Commits by index.
     pub commits: BTreeMap<u64, Arc<CommittedSubDag>>,
     /// The latest checkpoint.
@@ -60,9 +63,7 @@ impl StoreImage {
     /// Applies one write.
     pub fn apply(&mut self, req: &NodePersistRequest) {
         match &req.op {
-            NodeStorageOp::Consensus(StorageOp::Block(b)) => {
-                self.blocks.insert(b.reference(), Arc::clone(b));
-            }
+            NodeStorageOp::Consensus(StorageOp::Block(b)) => self.insert_block(b),
             NodeStorageOp::Consensus(StorageOp::Commit(c)) => {
                 self.commits.insert(c.index, Arc::clone(c));
             }
@@ -83,27 +84,40 @@ impl StoreImage {
         }
     }
 
+    /// Adds `b` (once).
+    fn insert_block(&mut self, b: &Arc<Block>) {
+        let r = b.reference();
+        let round = self.blocks.entry(r.round).or_default();
+        if let Err(at) = round.binary_search_by_key(&r, |x| x.reference()) {
+            round.insert(at, Arc::clone(b));
+        }
+    }
+
     /// Drops blocks below `round`, except `keep`'s latest block.
-    pub fn prune_blocks(&mut self, round: idlegrid_primitives::Round, keep: &[BlockRef]) {
-        // Blocks order by round first: those below `round` are a prefix,
-        // removed at the cost of what goes, not of the whole store.
+    pub fn prune_blocks(&mut self, round: Round, keep: &[BlockRef]) {
+        // What goes is a prefix of the rounds, removed at the cost of what
+        // goes, not of the whole store.
         let mut kept = Vec::new();
         while let Some(e) = self.blocks.first_entry() {
-            if e.key().round >= round {
+            if *e.key() >= round {
                 break;
             }
-            let (r, b) = e.remove_entry();
-            if keep.contains(&r) {
-                kept.push((r, b));
-            }
+            let gone = e.remove();
+            kept.extend(gone.into_iter().filter(|b| {
+                keep.iter()
+                    .any(|k| k.author == b.header.author && k.round == b.header.round)
+                    && keep.contains(&b.reference())
+            }));
         }
-        self.blocks.extend(kept);
+        for b in kept {
+            self.insert_block(&b);
+        }
     }
 
     /// What recovery needs.
     pub fn stored(&self) -> StoredNode {
         let mut s = StoredNode::default();
-        s.consensus.blocks = self.blocks.values().cloned().collect();
+        s.consensus.blocks = self.blocks.values().flatten().cloned().collect();
         s.consensus.commits = self.commits.values().cloned().collect();
         s.checkpoint = self.checkpoint.clone();
         s

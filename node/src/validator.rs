@@ -23,13 +23,11 @@
 use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
-use idlegrid_dag_ledger::ledger::{
-    Ledger, Outcome, SignedTransaction, Transaction, TxKind, check_all,
-};
+use idlegrid_dag_ledger::ledger::{Ledger, SignedTransaction, Transaction, TxKind, check_all};
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
-    AccountId, Amount, Destination, Digest, Keypair, Machine, NodeId, Seed, SignatureVerifier,
-    Timestamp, Transmit, encode,
+    AccountId, Destination, Digest, Keypair, Machine, NodeId, Seed, SignatureVerifier, Timestamp,
+    Transmit, encode,
 };
 
 use crate::batch::batch_context;
@@ -37,20 +35,24 @@ use crate::market::referees::ticket_worth_sending;
 
 mod durable;
 mod frontier;
+mod publish;
 mod referee;
 mod rejoin;
 mod shared;
 pub mod state_sync;
 mod subscribers;
 use crate::market::{Apps, MARKETPLACE_APP, MarketRules, MarketTx, MarketplaceApp, Notice};
-use crate::wire::{AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection};
-use shared::Replica;
+use crate::wire::{Fact, FactBatch, GatewayRequest, NodeMessage};
+use publish::CommitFacts;
 pub use shared::StateSharing;
+use shared::{Applied, Replica};
+use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::sync::Arc;
 use subscribers::Subscribers;
 
 /// A committed transaction's receipt or rejection.
-type TxResult =
+pub(crate) type TxResult =
     Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>;
 
 /// Light nodes one validator serves facts to at most (when full, the one
@@ -483,7 +485,7 @@ impl ValidatorNode {
         let (digest, applied_n, rejected, violation) = match &applied.result {
             Ok(r) => {
                 self.own_rejections(&txs, r);
-                self.publish(sub.index, &txs, &r.receipts, &applied.notices);
+                self.publish(sub.index, &txs, &r.receipts, &applied);
                 let violation = checked
                     .then(|| check_all(&self.state.ledger).err().map(|v| v.to_string()))
                     .flatten();
@@ -518,138 +520,58 @@ impl ValidatorNode {
         self.checkpoint_if_due(sub.index);
     }
 
-    /// Sends every subscriber the facts of commit `index` that concern it:
-    /// the fate of its transactions, the marketplace notices where it is a
-    /// party, and its holdings if the commit touched them.
-    fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult], notices: &[Notice]) {
+    /// Sends every subscriber the facts of commit `index` that concern it
+    /// (see [`CommitFacts`]), built once per application of the commit.
+    fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult], applied: &Applied) {
+        let notices = &applied.notices;
         self.referee_duties(notices);
-        let mut by: BTreeMap<AccountId, Vec<Fact>> = BTreeMap::new();
-        let mut everyone: Vec<Fact> = Vec::new();
-        if !self.subscribers.is_empty() {
-            for (bytes, r) in txs.iter().zip(receipts) {
-                if let Some((sender, f, to)) = self.tx_fact(bytes, r) {
-                    by.entry(sender).or_default().push(f);
-                    if let Some(to) = to.filter(|t| self.subscribers.contains(t)) {
-                        by.entry(to).or_default();
-                    }
-                }
-            }
-            for f in notices.iter().filter_map(Fact::from_notice) {
-                if f.to_every_subscriber() {
-                    everyone.push(f);
-                    continue;
-                }
-                let [a, b] = f.parties();
-                for p in [a, b.filter(|b| Some(*b) != a)].into_iter().flatten() {
-                    if self.subscribers.contains(&p) {
-                        by.entry(p).or_default().push(f.clone());
-                    }
-                }
-            }
-        }
         if self.keep_notices {
             self.kept.extend(notices.iter().cloned());
         }
-        if index % crate::wire::HOLDINGS_EVERY == 0 {
-            self.holdings_due(&mut by);
+        let due = match index % crate::wire::HOLDINGS_EVERY == 0 {
+            true => self.holdings_due(),
+            false => BTreeSet::new(),
+        };
+        if self.subscribers.is_empty() {
+            return;
         }
-        // The accounts a commit touched hear their holdings too.
-        for (acct, facts) in by.iter_mut() {
-            facts.extend(self.account_state(acct).map(Fact::Balance));
-        }
-        if !everyone.is_empty() {
-            for acct in self.subscribers.accounts() {
-                by.entry(*acct)
-                    .or_default()
-                    .extend(everyone.iter().cloned());
-            }
-        }
-        for (acct, facts) in by {
-            let Some(to) = self.subscribers.get(&acct) else {
+        let ledger = &self.state.ledger;
+        let facts = applied
+            .facts
+            .get_or_init(|| CommitFacts::build(txs, receipts, notices, ledger));
+        let to: BTreeSet<AccountId> = match facts.for_everyone() {
+            true => self.subscribers.accounts().copied().collect(),
+            false => facts
+                .accounts()
+                .chain(&due)
+                .filter(|a| self.subscribers.contains(a))
+                .copied()
+                .collect(),
+        };
+        for acct in to {
+            let (Some(node), Some(batch)) = (
+                self.subscribers.get(&acct),
+                facts.batch(&acct, due.contains(&acct), ledger),
+            ) else {
                 continue;
             };
-            for chunk in facts.chunks(crate::wire::MAX_FACTS_PER_BATCH) {
-                let batch = FactBatch {
-                    index,
-                    facts: chunk.to_vec(),
-                };
+            for facts in pieces(batch, crate::wire::MAX_FACTS_PER_BATCH) {
+                let batch = FactBatch { index, facts };
                 self.out
-                    .push_back(Transmit::to(to, NodeMessage::Facts(batch)));
+                    .push_back(Transmit::to(node, NodeMessage::Facts(batch)));
             }
         }
     }
 
-    /// Gives every subscriber that asked for its holdings an entry (which
-    /// then hears them), counting the reports down.
-    fn holdings_due(&mut self, by: &mut BTreeMap<AccountId, Vec<Fact>>) {
-        for (acct, left) in &mut self.holdings_wanted {
-            by.entry(*acct).or_default();
+    /// The subscribers that asked for their holdings (they hear them at
+    /// this commit), counting the reports down.
+    fn holdings_due(&mut self) -> BTreeSet<AccountId> {
+        let due = self.holdings_wanted.keys().copied().collect();
+        for left in self.holdings_wanted.values_mut() {
             *left -= 1;
         }
         self.holdings_wanted.retain(|_, left| *left > 0);
-    }
-
-    /// What `acct` holds now.
-    fn account_state(&self, acct: &AccountId) -> Option<AccountState> {
-        let a = self.state.ledger.account(acct)?;
-        let epoch = self.state.ledger.epoch();
-        let withdrawable = a
-            .unbonding
-            .iter()
-            .filter(|u| u.release_epoch <= epoch)
-            .fold(Amount::ZERO, |s, u| s.saturating_add(u.amount));
-        Some(AccountState {
-            account: *acct,
-            balance: a.balance,
-            bonded: a.bonded,
-            free_stake: a.free_stake(),
-            unbonding: a.unbonding_total(),
-            withdrawable,
-            nonce: a.nonce.get(),
-        })
-    }
-
-    /// The fate of one committed transaction if its sender subscribed:
-    /// `(sender, fact, recipient of an applied transfer)`.
-    fn tx_fact(&self, bytes: &[u8], r: &TxResult) -> Option<(AccountId, Fact, Option<AccountId>)> {
-        match r {
-            Ok(rc) => {
-                let sender = rc.sender;
-                if !self.subscribers.contains(&sender) {
-                    return None;
-                }
-                // Only plain ledger transactions (`Done`) can be transfers:
-                // decode those alone to find a recipient.
-                let to = match rc.outcome {
-                    Outcome::Done => {
-                        match SignedTransaction::from_bytes(bytes).map(|t| t.tx.kind) {
-                            Ok(TxKind::Transfer { to, .. }) => Some(to),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                let fact = Fact::Applied {
-                    sender,
-                    tx: rc.tx_id,
-                };
-                Some((sender, fact, to))
-            }
-            Err(e) => {
-                let tx = SignedTransaction::from_bytes(bytes).ok()?;
-                let sender = tx.tx.sender;
-                if !self.subscribers.contains(&sender) {
-                    return None;
-                }
-                let reason = Box::new(Rejection::from_ledger(e));
-                let fact = Fact::Rejected {
-                    sender,
-                    tx: tx.id(),
-                    reason,
-                };
-                Some((sender, fact, None))
-            }
-        }
+        due
     }
 
     /// Duties of this validator as a referee in a commit's notices: a
@@ -781,6 +703,17 @@ impl ValidatorNode {
     }
 }
 
+/// `facts` in pieces of at most `max` (`max > 0`), in order, none if it
+/// is empty; `facts` itself, shared, when it fits in one (a subscriber's
+/// facts of a commit almost always do).
+fn pieces(facts: Arc<[Fact]>, max: usize) -> Vec<Arc<[Fact]>> {
+    match facts.len() {
+        0 => Vec::new(),
+        n if n <= max => vec![facts],
+        _ => facts.chunks(max).map(Arc::from).collect(),
+    }
+}
+
 impl Machine for ValidatorNode {
     type Message = NodeMessage;
     type Event = ValidatorEvent;
@@ -845,5 +778,31 @@ impl Machine for ValidatorNode {
             .into_iter()
             .flatten()
             .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fact(n: u8) -> Fact {
+        Fact::SealingClosed {
+            batch: crate::market::BatchNo(u64::from(n)),
+        }
+    }
+
+    proptest::proptest! {
+        /// The pieces are `chunks`' pieces, the empty batch none, and a
+        /// batch that fits is sent as it is.
+        #[test]
+        fn pieces_are_chunks(n in 0u8..40, max in 1usize..12) {
+            let facts: Arc<[Fact]> = (0..n).map(fact).collect();
+            let want: Vec<Vec<Fact>> = facts.chunks(max).map(<[Fact]>::to_vec).collect();
+            let got = pieces(Arc::clone(&facts), max);
+            proptest::prop_assert_eq!(got.iter().map(|p| p.to_vec()).collect::<Vec<_>>(), want);
+            if !facts.is_empty() && facts.len() <= max {
+                proptest::prop_assert!(Arc::ptr_eq(&got[0], &facts));
+            }
+        }
     }
 }

@@ -19,6 +19,8 @@
 //! gateway included, can therefore neither forge a match, a delivery, a
 //! verdict or a payment, nor hide one for long: every validator reports.
 
+use std::sync::Arc;
+
 use idlegrid_dag_ledger::consensus::ConsensusMessage;
 use idlegrid_dag_ledger::ledger::{LedgerError, SignedTransaction};
 use idlegrid_entrap::{DisputedTrap, SubtaskIndex};
@@ -75,8 +77,10 @@ pub const HOLDINGS_EVERY: u64 = 8;
 pub struct FactBatch {
     /// The commit's index (identical at every honest validator).
     pub index: u64,
-    /// The facts, in ledger order.
-    pub facts: Vec<Fact>,
+    /// The facts, in ledger order (shared: a validator sends the same
+    /// slice to every subscriber it concerns, and validators that applied
+    /// a commit together share it; encoded as a sequence).
+    pub facts: Arc<[Fact]>,
 }
 
 /// A ledger fact a light node may act on once f + 1 validators back it.

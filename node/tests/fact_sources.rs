@@ -48,7 +48,8 @@ fn fact(n: u64) -> FactBatch {
         facts: vec![Fact::Applied {
             sender: AccountId::from_bytes([7; 32]),
             tx: Digest::of(Domain::new("test/tx"), &n),
-        }],
+        }]
+        .into(),
     }
 }
 

@@ -66,7 +66,7 @@ fn a_nonce_taken_by_another_signer_moves_only_that_payload_past_it() {
     for v in &vs[..2] {
         let batch = FactBatch {
             index: 9,
-            facts: vec![fact.clone()],
+            facts: vec![fact.clone()].into(),
         };
         let (_, fates) = c.on_facts(now, *v, batch).unwrap();
         assert!(fates.is_empty(), "retried, not given up: {fates:?}");

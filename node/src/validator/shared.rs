@@ -28,7 +28,7 @@
 //! simulator's `--no-sharing` check mode runs that way and must reach the
 //! same run digest.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
@@ -41,6 +41,7 @@ use idlegrid_primitives::{Digest, Timestamp};
 use idlegrid_dag_ledger::consensus::CommittedSubDag;
 
 use super::Checkpoint;
+use super::publish::CommitFacts;
 use crate::market::{Apps, Notice};
 use crate::snapshot::ServedSnapshot;
 
@@ -57,6 +58,9 @@ pub(crate) struct Replica {
 pub(crate) struct Applied {
     pub(crate) result: Result<BatchResult, LedgerError>,
     pub(crate) notices: Vec<Notice>,
+    /// What the commit tells light nodes, built by the first validator to
+    /// publish it (a function of the above and the post-state).
+    pub(crate) facts: OnceCell<CommitFacts>,
 }
 
 impl Replica {
@@ -97,7 +101,11 @@ impl Replica {
         };
         let result = self.ledger.apply_batch(ctx, txs, &mut host);
         let notices = self.apps.market.drain_notices();
-        Applied { result, notices }
+        Applied {
+            result,
+            notices,
+            facts: OnceCell::new(),
+        }
     }
 }
 
@@ -351,6 +359,7 @@ mod tests {
     use crate::batch::batch_context;
     use crate::local::{testnet_keys, testnet_setup};
     use crate::market::MarketplaceApp;
+    use crate::wire::Fact;
 
     /// `n` copies of `genesis`, each adopted by one shared `StateSharing`.
     fn adopted(genesis: &Replica, n: usize) -> (StateSharing, Vec<Rc<Replica>>) {
@@ -432,6 +441,67 @@ mod tests {
             (9, 3),
             "each commit computed once, taken three times"
         );
+    }
+
+    /// The facts of one commit: built by the first validator to publish it
+    /// and read by the others that applied it together, equal to those of
+    /// a validator that applied it alone.
+    #[test]
+    fn sharers_build_a_commit_s_facts_once_and_match_an_unshared_run() {
+        let (genesis, from) = genesis();
+        let (sharing, mut states) = adopted(&genesis, 2);
+        let alone = Rc::new(genesis.clone());
+        let c = commit(&alone, &from[0], 0, 10_000);
+        let txs = [c.2.as_slice()];
+        let facts = |applied: &Applied, state: &Replica| {
+            let r = applied.result.as_ref().expect("applies");
+            let f = applied.facts.get_or_init(|| {
+                CommitFacts::build(&txs, &r.receipts, &applied.notices, &state.ledger)
+            });
+            let to = Keypair::from_seed(&Seed::from_u64(99)).account_id();
+            [from[0].account_id(), to].map(|a| f.batch(&a, false, &state.ledger))
+        };
+        let applied: Vec<Rc<Applied>> = states
+            .iter_mut()
+            .map(|s| sharing.apply(s, c.0, c.1, &txs))
+            .collect();
+        assert!(Rc::ptr_eq(&applied[0], &applied[1]), "applied once");
+        let first = facts(&applied[0], &states[0]);
+        let second = facts(&applied[1], &states[1]);
+        for (a, b) in first.iter().zip(&second) {
+            assert!(
+                Arc::ptr_eq(a.as_ref().unwrap(), b.as_ref().unwrap()),
+                "one slice"
+            );
+        }
+        let own = sharing_off_facts(&alone, &c, &txs, facts);
+        assert_eq!(own, first, "as built alone");
+        // The sender hears its transaction's fate and holdings, the
+        // recipient its holdings, both then the facts for everyone.
+        let [sender, to] = first.map(|b| b.unwrap().to_vec());
+        let everyone = |rest: &[Fact]| rest.iter().all(Fact::to_every_subscriber);
+        assert!(
+            matches!(&sender[..], [Fact::Applied { .. }, Fact::Balance(_), rest @ ..] if everyone(rest)),
+            "{sender:?}"
+        );
+        assert!(
+            matches!(&to[..], [Fact::Balance(_), rest @ ..] if everyone(rest)),
+            "{to:?}"
+        );
+    }
+
+    fn sharing_off_facts<F>(
+        alone: &Rc<Replica>,
+        c: &(CommitKey, BatchContext, Vec<u8>),
+        txs: &[&[u8]],
+        facts: F,
+    ) -> [Option<Arc<[Fact]>>; 2]
+    where
+        F: Fn(&Applied, &Replica) -> [Option<Arc<[Fact]>>; 2],
+    {
+        let mut alone = Rc::clone(alone);
+        let applied = StateSharing::off().apply(&mut alone, c.0, c.1, txs);
+        facts(&applied, &alone)
     }
 
     #[test]

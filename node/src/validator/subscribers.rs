@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 
 use idlegrid_primitives::{AccountId, NodeId};
 
-/// Subscribers by account, with the order they were last heard from.
+/// Subscribers by account, with the order they were last heard from. A
+/// light node is served at the node id of its account's key
+/// ([`AccountId::node`]), so only the account is kept.
 #[derive(Debug)]
 pub(crate) struct Subscribers {
-    by_account: BTreeMap<AccountId, (NodeId, u64)>,
+    by_account: BTreeMap<AccountId, u64>,
     by_heard: BTreeMap<u64, AccountId>,
     /// Counts gateway requests: the recency stamp.
     heard: u64,
@@ -39,21 +41,21 @@ impl Subscribers {
             self.by_account.remove(&old);
             evicted = Some(old);
         }
-        self.stamp(acct, node);
+        self.stamp(acct);
         debug_assert_eq!(self.by_account.len(), self.by_heard.len());
         evicted
     }
 
     /// A request from `node`: a subscriber is marked as heard from now.
     pub(crate) fn heard_from(&mut self, node: NodeId) {
-        if self.get(&node.account()) == Some(node) {
-            self.stamp(node.account(), node);
+        if self.contains(&node.account()) {
+            self.stamp(node.account());
         }
     }
 
-    fn stamp(&mut self, acct: AccountId, node: NodeId) {
+    fn stamp(&mut self, acct: AccountId) {
         self.heard += 1;
-        if let Some((_, at)) = self.by_account.insert(acct, (node, self.heard)) {
+        if let Some(at) = self.by_account.insert(acct, self.heard) {
             self.by_heard.remove(&at);
         }
         self.by_heard.insert(self.heard, acct);
@@ -61,7 +63,7 @@ impl Subscribers {
 
     /// Where `acct` is served.
     pub(crate) fn get(&self, acct: &AccountId) -> Option<NodeId> {
-        self.by_account.get(acct).map(|(n, _)| *n)
+        self.by_account.contains_key(acct).then(|| acct.node())
     }
 
     pub(crate) fn contains(&self, acct: &AccountId) -> bool {
