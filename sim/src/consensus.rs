@@ -36,6 +36,7 @@ use idlegrid_primitives::{
 use crate::durable::{CATCH_UP_COMMITS, CATCH_UP_GRACE, Disks, Replicas};
 use crate::fault::Fault;
 use crate::metrics::Metrics;
+use crate::network::hops::HopLog;
 use crate::node::{NodeContext, NodeIndex};
 use crate::observer::{Observer, Violation};
 
@@ -421,6 +422,11 @@ pub struct ConsensusObserver {
     replicas: Replicas,
     /// Commits before this are warm-up: not in the steady-state figures.
     warmup: Timestamp,
+    /// Proposal and steady commit times for the hop-by-hop breakdown
+    /// (with the network's delays; see [`HopLog`]).
+    hops: Option<HopLog>,
+    /// Each authority's node, learned from its proposals.
+    node_of: HashMap<AuthorityIndex, usize>,
 }
 
 impl ConsensusObserver {
@@ -429,6 +435,14 @@ impl ConsensusObserver {
     /// latency.
     pub fn with_warmup(mut self, warmup: Duration) -> Self {
         self.warmup = Timestamp::ZERO.saturating_add(warmup);
+        self
+    }
+
+    /// Breaks the steady leader commit latency down hop by hop against the
+    /// network's mean one-way `delays` between the nodes (`n × n` µs,
+    /// row-major; see [`HopLog`]): the `hop_*` metrics.
+    pub fn with_hops(mut self, delays: Vec<f64>) -> Self {
+        self.hops = Some(HopLog::new(delays));
         self
     }
 
@@ -457,6 +471,8 @@ impl ConsensusObserver {
             last_progress: Timestamp::ZERO,
             replicas: Replicas::new(honest, CATCH_UP_COMMITS, CATCH_UP_GRACE),
             warmup: Timestamp::ZERO,
+            hops: None,
+            node_of: HashMap::new(),
         }
     }
 
@@ -510,6 +526,11 @@ impl ConsensusObserver {
         if let Some(p) = self.proposed_at.get(&sub.leader) {
             self.metrics
                 .record("leader_commit_latency_us", (now - *p).as_micros());
+        }
+        if let (Some(h), Some(&leader)) = (&mut self.hops, self.node_of.get(&sub.leader.author))
+            && now >= self.warmup
+        {
+            h.committed(leader, sub.leader.round.get(), node, now);
         }
         let second = now.as_micros() / 1_000_000;
         match self.canonical.get(&sub.index) {
@@ -615,6 +636,10 @@ impl Observer<ConsensusEvent> for ConsensusObserver {
                 if let Some(a) = self.author_of.get_mut(i) {
                     *a = Some(r.author);
                 }
+                self.node_of.entry(r.author).or_insert(i);
+                if let Some(h) = &mut self.hops {
+                    h.proposed(i, r.round.get(), now);
+                }
                 if let Some(last) = self.last_round.get_mut(i) {
                     if r.round.get() > last.get() + 1 && now >= self.warmup {
                         self.metrics
@@ -707,7 +732,20 @@ impl Observer<ConsensusEvent> for ConsensusObserver {
             .map(|(_, r)| r)
             .collect();
         check_prefix_consistency(&honest)
-            .map_err(|e| Violation::new("prefix-consistency", e.to_string()))
+            .map_err(|e| Violation::new("prefix-consistency", e.to_string()))?;
+        if let Some(h) = &self.hops {
+            let w = h.waits();
+            self.metrics.add("hop_leaders", w.leaders);
+            for (name, us) in [
+                ("hop_parents_wait_us", w.parents_us),
+                ("hop_vote_wait_us", w.vote_us),
+                ("hop_certificate_wait_us", w.certificate_us),
+                ("hop_commit_wait_us", w.commit_us),
+            ] {
+                self.metrics.add(name, us.round() as u64);
+            }
+        }
+        Ok(())
     }
 
     fn metrics(&self) -> Option<&Metrics> {

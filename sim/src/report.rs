@@ -142,6 +142,25 @@ pub struct LatencyBreakdown {
     /// Rounds validators left without a block of theirs (a proposal more
     /// than one round above their previous one), summed over validators.
     pub skipped_rounds: u64,
+    /// Where a leader block's latency goes beyond the ideal, hop by hop
+    /// (means; see [`crate::network::hops`]).
+    pub hop_waits: HopWaitsMs,
+}
+
+/// The means of [`crate::network::hops::HopWaits`], in ms.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HopWaitsMs {
+    /// Leaders measured.
+    pub leaders: u64,
+    /// Votes waiting for a quorum of the leader's round after the leader.
+    pub parents_ms: f64,
+    /// The rest of the votes' wait.
+    pub vote_ms: f64,
+    /// Certificates waiting after a quorum of votes (for the next round's
+    /// leader, mostly).
+    pub certificate_ms: f64,
+    /// Commits waiting after a quorum of certificates.
+    pub commit_ms: f64,
 }
 
 impl LatencyBreakdown {
@@ -167,6 +186,13 @@ impl LatencyBreakdown {
             block_commit_latency_ms: block,
             round_interval_ms: q("round_interval_us"),
             skipped_rounds: m.counter("skipped_rounds"),
+            hop_waits: HopWaitsMs {
+                leaders: m.counter("hop_leaders"),
+                parents_ms: m.counter("hop_parents_wait_us") as f64 / 1e3,
+                vote_ms: m.counter("hop_vote_wait_us") as f64 / 1e3,
+                certificate_ms: m.counter("hop_certificate_wait_us") as f64 / 1e3,
+                commit_ms: m.counter("hop_commit_wait_us") as f64 / 1e3,
+            },
         }
     }
 }

@@ -217,8 +217,15 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         MachineKind::Consensus => {
             let params = scenario.consensus_params();
             crash_disks = params.store.as_ref().map(|s| std::rc::Rc::clone(&s.disks));
+            let placement: Vec<_> = scenario.node_specs()?.iter().map(|s| s.region).collect();
+            let delays = crate::network::quorum::mean_delays(
+                &scenario.regions()?,
+                &placement,
+                scenario.network.jitter,
+            );
             let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound)
-                .with_warmup(Duration::from_millis(scenario.consensus.warmup_ms));
+                .with_warmup(Duration::from_millis(scenario.consensus.warmup_ms))
+                .with_hops(delays);
             let cpu = params.cpu;
             let mut sim = Simulation::new(
                 config,

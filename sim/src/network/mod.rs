@@ -41,6 +41,7 @@
 
 mod cuts;
 pub mod fair;
+pub mod hops;
 mod link;
 pub mod quorum;
 mod regions;

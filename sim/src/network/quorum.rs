@@ -47,16 +47,7 @@ pub fn ideal_commit_latency(regions: &Regions, placement: &[RegionId], jitter: f
     if n == 0 {
         return Duration::ZERO;
     }
-    let factor = 1.0 + jitter.max(0.0) / 2.0;
-    let d: Vec<f64> = placement
-        .iter()
-        .flat_map(|a| placement.iter().map(move |b| (*a, *b)))
-        .enumerate()
-        .map(|(k, (a, b))| match k / n == k % n {
-            true => 0.0,
-            false => regions.latency(a, b).as_micros() as f64 * factor,
-        })
-        .collect();
+    let d = mean_delays(regions, placement, jitter);
     let q = quorum(n);
     let mut total = 0.0;
     let mut scratch = vec![0.0; n];
@@ -67,6 +58,23 @@ pub fn ideal_commit_latency(regions: &Regions, placement: &[RegionId], jitter: f
         total += t3.iter().sum::<f64>();
     }
     Duration::from_micros((total / (n * n) as f64).round() as u64)
+}
+
+/// The mean one-way delay `d(i, j)` between the nodes at `placement`, µs,
+/// row-major (`d[i · n + j]`): their regions' base latency × (1 + jitter /
+/// 2), zero from a node to itself.
+pub fn mean_delays(regions: &Regions, placement: &[RegionId], jitter: f64) -> Vec<f64> {
+    let n = placement.len();
+    let factor = 1.0 + jitter.max(0.0) / 2.0;
+    placement
+        .iter()
+        .flat_map(|a| placement.iter().map(move |b| (*a, *b)))
+        .enumerate()
+        .map(|(k, (a, b))| match k / n == k % n {
+            true => 0.0,
+            false => regions.latency(a, b).as_micros() as f64 * factor,
+        })
+        .collect()
 }
 
 /// `out(k)` = the `q`-th smallest of `t(j) + d(j, k)` over `j`.

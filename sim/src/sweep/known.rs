@@ -262,6 +262,11 @@ pub const CONSENSUS: &[&str] = &[
     "consensus.load.breakdown.leader_p50_over_ideal",
     "consensus.load.breakdown.block_p50_over_ideal",
     "consensus.load.breakdown.skipped_rounds",
+    "consensus.load.breakdown.hop_waits.leaders",
+    "consensus.load.breakdown.hop_waits.parents_ms",
+    "consensus.load.breakdown.hop_waits.vote_ms",
+    "consensus.load.breakdown.hop_waits.certificate_ms",
+    "consensus.load.breakdown.hop_waits.commit_ms",
 ];
 
 /// `machine = "gossip"`.
