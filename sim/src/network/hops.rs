@@ -220,9 +220,12 @@ mod tests {
 
     #[test]
     fn an_ideal_run_waits_nothing() {
-        // Everyone proposes round 1 at 0, votes at 10 ms, certifies at
-        // 20 ms and commits at 30 ms: three 10 ms hops, no wait.
-        let w = log([[0; 4], [10; 4], [20; 4]], [30; 4]).waits();
+        // The leader (node 0) proposes round 1 at 10 ms, after the others
+        // (so a quorum of round 1 is everywhere when it arrives); each
+        // votes the moment the leader's block arrives (10, 20, 20, 20),
+        // certifies the moment a quorum of votes does (30) and commits the
+        // moment a quorum of certificates does (40).
+        let w = log([[10, 0, 0, 0], [10, 20, 20, 20], [30; 4]], [40; 4]).waits();
         assert_eq!(w.leaders, 1);
         assert_eq!(
             (w.parents_us, w.vote_us, w.certificate_us, w.commit_us),
