@@ -32,6 +32,26 @@ fn err(text: &str) -> String {
     }
 }
 
+/// A scenario's bound on pending events is the marketplace engine's: a
+/// run whose start-up subscriptions exceed it stops there, naming it (the
+/// marketplace once built its engine settings without it).
+#[test]
+fn the_scenario_s_event_queue_bound_reaches_the_marketplace_engine() {
+    let text = SMALL
+        .replace("machine = \"marketplace\"", "machine = \"marketplace\"\nmax_queue_len = 1_000")
+        .replace("count = 40", "count = 300");
+    let s = Scenario::parse(&text).expect("valid");
+    let cfg = s.marketplace_config(1, "replay".into()).expect("valid");
+    assert_eq!(cfg.max_queue_len, 1_000);
+    let e = idlegrid_sim::marketplace::run::run_marketplace(&cfg)
+        .err()
+        .expect("300 light nodes subscribing to 7 validators overflow 1 000 events");
+    assert!(e.to_string().contains("event queue is full (1000 pending events)"), "{e}");
+    let huge = Scenario::named_or_file("huge").unwrap();
+    let cfg = huge.marketplace_config(1, "replay".into()).unwrap();
+    assert_eq!(cfg.max_queue_len, 40_000_000);
+}
+
 #[test]
 fn builtin_scenarios_parse_and_large_is_large() {
     let names: Vec<_> = BUILTIN_SCENARIOS.iter().map(|(n, _)| *n).collect();

@@ -139,6 +139,10 @@ pub struct MarketplaceConfig {
     /// With [`RestartMode::Store`]: probability that a crash loses (part
     /// of) a validator's un-synced writes.
     pub lose_unsynced: f64,
+    /// The engine's bound on pending events (a scenario's
+    /// `max_queue_len`): every light node subscribes to its fact sources
+    /// at the start, one message each.
+    pub max_queue_len: usize,
     /// Validators holding the very same replicated state share one copy
     /// (node's [`StateSharing`]; on by default). Off is the check mode
     /// (`--no-sharing`): every validator computes every batch on its own
@@ -258,6 +262,7 @@ impl Default for MarketplaceConfig {
             global_trust: None,
             restart: RestartMode::Store,
             lose_unsynced: 0.5,
+            max_queue_len: SimConfig::new(0).max_queue_len,
             share_state: true,
         }
     }
@@ -1447,6 +1452,7 @@ fn sim_config(cfg: &MarketplaceConfig) -> SimConfig {
     sim_cfg.restart = cfg.restart;
     sim_cfg.max_time = Timestamp::ZERO + Duration::from_secs(cfg.active_secs + cfg.drain_secs);
     sim_cfg.max_events = 400_000_000;
+    sim_cfg.max_queue_len = cfg.max_queue_len;
     sim_cfg.replay_command = Some(
         cfg.replay_command
             .clone()

@@ -903,6 +903,7 @@ impl Scenario {
             global_trust: m.reputation.global_trust()?,
             restart: self.restart_mode(),
             lose_unsynced: self.nodes.lose_unsynced,
+            max_queue_len: self.max_queue_len,
             share_state: true,
         })
     }
