@@ -38,15 +38,22 @@ fn err(text: &str) -> String {
 #[test]
 fn the_scenario_s_event_queue_bound_reaches_the_marketplace_engine() {
     let text = SMALL
-        .replace("machine = \"marketplace\"", "machine = \"marketplace\"\nmax_queue_len = 1_000")
+        .replace(
+            "machine = \"marketplace\"",
+            "machine = \"marketplace\"\nmax_queue_len = 1_000",
+        )
         .replace("count = 40", "count = 300");
     let s = Scenario::parse(&text).expect("valid");
     let cfg = s.marketplace_config(1, "replay".into()).expect("valid");
     assert_eq!(cfg.max_queue_len, 1_000);
-    let e = idlegrid_sim::marketplace::run::run_marketplace(&cfg)
-        .err()
-        .expect("300 light nodes subscribing to 7 validators overflow 1 000 events");
-    assert!(e.to_string().contains("event queue is full (1000 pending events)"), "{e}");
+    let Err(e) = idlegrid_sim::marketplace::run::run_marketplace(&cfg) else {
+        panic!("300 light nodes subscribing to 7 validators overflow 1 000 events");
+    };
+    assert!(
+        e.to_string()
+            .contains("event queue is full (1000 pending events)"),
+        "{e}"
+    );
     let huge = Scenario::named_or_file("huge").unwrap();
     let cfg = huge.marketplace_config(1, "replay".into()).unwrap();
     assert_eq!(cfg.max_queue_len, 40_000_000);
