@@ -52,7 +52,7 @@ use std::sync::Arc;
 use subscribers::Subscribers;
 
 /// A committed transaction's receipt or rejection.
-pub(crate) type TxResult =
+type TxResult =
     Result<idlegrid_dag_ledger::ledger::Receipt, idlegrid_dag_ledger::ledger::LedgerError>;
 
 /// Light nodes one validator serves facts to at most (when full, the one
