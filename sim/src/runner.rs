@@ -217,15 +217,9 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         MachineKind::Consensus => {
             let params = scenario.consensus_params();
             crash_disks = params.store.as_ref().map(|s| std::rc::Rc::clone(&s.disks));
-            let placement: Vec<_> = scenario.node_specs()?.iter().map(|s| s.region).collect();
-            let delays = crate::network::quorum::mean_delays(
-                &scenario.regions()?,
-                &placement,
-                scenario.network.jitter,
-            );
             let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound)
                 .with_warmup(Duration::from_millis(scenario.consensus.warmup_ms))
-                .with_hops(delays);
+                .with_hops(mean_delays(scenario)?);
             let cpu = params.cpu;
             let mut sim = Simulation::new(
                 config,
@@ -302,6 +296,16 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         plot_series,
         market_series: None,
     })
+}
+
+/// The mean one-way delays between the scenario's nodes (µs, row-major).
+fn mean_delays(scenario: &Scenario) -> Result<Vec<f64>, ScenarioError> {
+    let placement: Vec<_> = scenario.node_specs()?.iter().map(|s| s.region).collect();
+    Ok(crate::network::quorum::mean_delays(
+        &scenario.regions()?,
+        &placement,
+        scenario.network.jitter,
+    ))
 }
 
 /// Offered and steady committed load and latency in quorum delays.

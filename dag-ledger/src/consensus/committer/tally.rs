@@ -298,7 +298,14 @@ impl Tally {
     /// Number of entries held (slots blamed, certificates and candidates still counting,
     /// certified leaders, orphan voters).
     pub fn len(&self) -> usize {
-        let certs: usize = self.certified.values().map(|c| c.certs.len()).sum();
+        // A block certifying several leaders counts once, as its
+        // support entry did.
+        let certs: std::collections::BTreeSet<(Round, &(AuthorityIndex, Digest))> = self
+            .certified
+            .iter()
+            .flat_map(|(l, c)| c.certs.iter().map(move |k| (l.round, k)))
+            .collect();
+        let certs = certs.len();
         self.blame.len() + self.partial.len() + certs + self.certified.len() + self.orphans.len()
     }
 

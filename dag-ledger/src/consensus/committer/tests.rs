@@ -209,11 +209,10 @@ fn tally_is_bounded_by_gc() {
         fast.try_decide(&store, after);
         let tally = fast.tally.lock().unwrap();
         assert!(tally.lowest_round().is_none_or(|l| l >= store.gc_round()));
-        // Per live round (`keep + 1` of them): its 2 certified leaders,
-        // each with the certificates of its `n` blocks two rounds up
-        // (nothing blamed, no orphan in a fully connected DAG delivered in
-        // order).
-        let bound = (keep as usize + 1) * 2 * (n + 1);
+        // Per live round (`keep + 1` of them): the support of its `n`
+        // blocks and at most 2 certified leaders (nothing blamed, no
+        // orphan in a fully connected DAG delivered in order).
+        let bound = (keep as usize + 1) * (n + 2);
         assert!(tally.len() <= bound, "{} > {bound}", tally.len());
         peak = peak.max(tally.len());
     }
