@@ -72,12 +72,34 @@ pub struct Cheater {
 /// Stake a provider locks per slot in a testnet.
 pub const STAKE_PER_SLOT: u64 = 1_000;
 
-/// A free port on `host` (bound then released; on loopback nothing else
-/// takes it in between in practice).
+/// Listening ports are picked from here up to the kernel's ephemeral range.
+const LOW_PORT: u16 = 10_000;
+
+/// A free port on `host`, bound then released. It is taken below the
+/// kernel's ephemeral port range (`ip_local_port_range`), from a random
+/// start: a port the kernel hands out for `:0` can be handed out again to
+/// another process's outgoing connection before the node binds it (tests
+/// running side by side hit that), one below the range cannot; the random
+/// start keeps testnets made at once from probing the same ports.
 fn free_port(host: IpAddr) -> Result<SocketAddr, CliError> {
+    let high = ephemeral_low().unwrap_or(32_768).max(LOW_PORT + 1);
+    let span = high - LOW_PORT;
+    let start = (rand::rngs::OsRng.next_u32() % u32::from(span)) as u16;
+    for k in 0..span.min(4_096) {
+        let port = LOW_PORT + (start + k) % span;
+        if let Ok(l) = TcpListener::bind((host, port)) {
+            return l.local_addr().map_err(|e| CliError::Network(e.to_string()));
+        }
+    }
     let l = TcpListener::bind((host, 0))
         .map_err(|e| CliError::Network(format!("no free port on {host}: {e}")))?;
     l.local_addr().map_err(|e| CliError::Network(e.to_string()))
+}
+
+/// The lowest ephemeral port of this machine's kernel (Linux).
+fn ephemeral_low() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
 }
 
 /// Creates the testnet dir `dir`: keys, network file, node files.
@@ -391,4 +413,21 @@ pub fn change_offer(
         cfg.me.name,
         wait.as_secs()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_below_the_ephemeral_range_and_bindable() {
+        let host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let high = ephemeral_low().unwrap_or(32_768);
+        for _ in 0..20 {
+            let a = free_port(host).unwrap();
+            assert!((LOW_PORT..high).contains(&a.port()), "{a}");
+            // Released: the node can bind it.
+            drop(TcpListener::bind(a).unwrap());
+        }
+    }
 }
