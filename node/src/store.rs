@@ -84,13 +84,21 @@ impl StoreImage {
         }
     }
 
-    /// Adds `b` (once).
+    /// Adds `b` (once), in reference order: found by author, and only an
+    /// equivocator's other blocks of the round are compared by reference
+    /// (each costs a header comparison through the hash memo).
     fn insert_block(&mut self, b: &Arc<Block>) {
         let r = b.reference();
         let round = self.blocks.entry(r.round).or_default();
-        if let Err(at) = round.binary_search_by_key(&r, |x| x.reference()) {
-            round.insert(at, Arc::clone(b));
+        let mut at = round.partition_point(|x| x.header.author < r.author);
+        while let Some(x) = round.get(at).filter(|x| x.header.author == r.author) {
+            match x.reference().cmp(&r) {
+                std::cmp::Ordering::Less => at += 1,
+                std::cmp::Ordering::Equal => return,
+                std::cmp::Ordering::Greater => break,
+            }
         }
+        round.insert(at, Arc::clone(b));
     }
 
     /// Drops blocks below `round`, except `keep`'s latest block.
