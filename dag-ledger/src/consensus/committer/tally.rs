@@ -27,6 +27,15 @@
 //! *orphan* vote and counted when it arrives, so the counts are always those
 //! of the blocks present, as a scan would find them.
 //!
+//! When it counts a block, the tally also notes which leader blocks one
+//! round below it votes for, in a table per round (the last
+//! [`VOTE_WINDOW`] rounds, one entry per author keyed by the block's full
+//! reference). A certificate's parents, a committee's worth, are then read
+//! from that array instead of each being fetched from the store with its
+//! own list of parents: three pointer chases a parent, for every block
+//! every validator receives. A parent not in the table (an equivocator's
+//! second block, an older round) is looked up in the store as before.
+//!
 //! Garbage collection: when the store's gc round passes `g`, the tally drops
 //! the counts of slots whose voters are gone (round `< g - 1`) and of
 //! leaders below `g`, exactly the ones a scan could no longer see; its size
@@ -77,6 +86,71 @@ pub(super) struct Tally {
     certified: BTreeMap<BlockRef, Certified>,
     /// Round `r+1` parents not in the store yet -> blocks referencing them.
     orphans: BTreeMap<BlockRef, Vec<BlockRef>>,
+    /// Per recent round, each author's first counted block and the leader
+    /// blocks one round below it votes for: a certificate's parents are
+    /// read here, in one table per round, instead of each parent and its
+    /// parents list being fetched from the store (see [`RoundVotes`]).
+    votes: BTreeMap<Round, RoundVotes>,
+}
+
+/// Rounds of [`RoundVotes`] kept below the highest counted block: a
+/// certificate (a block two rounds above a leader) whose voters' round is
+/// older is counted from the store instead, with the same result.
+pub(super) const VOTE_WINDOW: u64 = 8;
+
+/// The votes of one round's blocks for the leader blocks one round below,
+/// as the tally counted them: a cache of what the store answers, keyed by
+/// the voter's full reference.
+#[derive(Clone, Debug, Default)]
+struct RoundVotes {
+    /// The leader blocks voted for (several for one slot only if its
+    /// author equivocated), at most [`Self::MAX_LEADER_BLOCKS`].
+    leader_blocks: Vec<BlockRef>,
+    /// By author: the digest of its first block counted this round and the
+    /// set of `leader_blocks` it references (bit `i`: `leader_blocks[i]`).
+    /// Its further blocks (an equivocator's) are not here.
+    by_author: Vec<Option<(Digest, u64)>>,
+}
+
+impl RoundVotes {
+    const MAX_LEADER_BLOCKS: usize = 64;
+
+    /// Records `voter`'s votes for `leaders` (one round below it) if it is
+    /// the first block of its author here and every leader block it votes
+    /// for fits the table; a voter not recorded is counted from the store.
+    fn record(&mut self, voter: &VerifiedBlock, leaders: &[AuthorityIndex], n: usize) {
+        if self.by_author.is_empty() {
+            self.by_author = vec![None; n];
+        }
+        let Some(entry @ None) = self.by_author.get_mut(voter.author().as_usize()) else {
+            return;
+        };
+        let slot_round = voter.round().prev();
+        let mut mask = 0u64;
+        for &a in leaders {
+            let Some(l) = voter.parent_by(a).filter(|l| Some(l.round) == slot_round) else {
+                continue;
+            };
+            let i = match self.leader_blocks.iter().position(|b| b == l) {
+                Some(i) => i,
+                None if self.leader_blocks.len() < Self::MAX_LEADER_BLOCKS => {
+                    self.leader_blocks.push(*l);
+                    self.leader_blocks.len() - 1
+                }
+                None => return,
+            };
+            mask |= 1 << i;
+        }
+        *entry = Some((voter.reference().digest, mask));
+    }
+
+    /// The leader blocks `p` votes for, if `p` is a recorded voter.
+    fn votes_of(&self, p: &BlockRef) -> Option<u64> {
+        match self.by_author.get(p.author.as_usize()) {
+            Some(Some((digest, mask))) if *digest == p.digest => Some(*mask),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Debug for Tally {
@@ -89,6 +163,7 @@ impl fmt::Debug for Tally {
             .field("partial", &self.partial.len())
             .field("certified", &self.certified.len())
             .field("orphans", &self.orphans.len())
+            .field("vote_rounds", &self.votes.len())
             .finish()
     }
 }
@@ -112,6 +187,7 @@ impl Tally {
             partial: BTreeMap::new(),
             certified: BTreeMap::new(),
             orphans: BTreeMap::new(),
+            votes: BTreeMap::new(),
         }
     }
 
@@ -170,6 +246,8 @@ impl Tally {
         drop_prefix(&mut self.partial, |c| c.round.get() < g.saturating_add(2));
         drop_prefix(&mut self.certified, |l| l.round < gc);
         drop_prefix(&mut self.orphans, |v| v.round.get() < g.saturating_add(1));
+        // The store no longer holds these voters: neither may the table.
+        drop_prefix(&mut self.votes, |r| *r < gc);
     }
 
     /// Counts one block, new to the tally, as a blamer for the slots one
@@ -193,6 +271,7 @@ impl Tally {
                     .add(b.author(), &self.committee);
             }
         }
+        self.record_votes(b, &leaders);
         if !self.orphans.is_empty()
             && let Some(waiting) = self.orphans.remove(&b.reference())
         {
@@ -213,18 +292,48 @@ impl Tally {
         }
         let cert = b.reference();
         let mut support = Vec::new();
-        let mut orphaned = false;
         let voters = store.round_by_author(vote_round);
+        let table = self.votes.get(&vote_round);
+        let mut missing = Vec::new();
         for p in b.parents().iter().filter(|p| p.round == vote_round) {
+            if let Some(t) = table
+                && let Some(mask) = t.votes_of(p)
+            {
+                let stake = self.committee.stake(p.author);
+                for_each_bit(mask, |i| credit(&mut support, &t.leader_blocks[i], stake));
+                continue;
+            }
             match find_in(voters, p) {
                 Some(voter) => self.add_votes(&mut support, voter, &leaders),
-                None => {
-                    orphaned = true;
-                    self.orphans.entry(*p).or_default().push(cert);
-                }
+                None => missing.push(*p),
             }
         }
+        let orphaned = !missing.is_empty();
+        for p in missing {
+            self.orphans.entry(p).or_default().push(cert);
+        }
         self.settle(cert, support, orphaned);
+    }
+
+    /// Keeps `b`'s votes for `leaders` (one round below it) in the table of
+    /// its round, unless that round is older than the window.
+    fn record_votes(&mut self, b: &VerifiedBlock, leaders: &[AuthorityIndex]) {
+        let round = b.round().get();
+        if self
+            .votes
+            .last_key_value()
+            .is_some_and(|(r, _)| round.saturating_add(VOTE_WINDOW) < r.get())
+        {
+            return;
+        }
+        let n = self.committee.size();
+        self.votes
+            .entry(b.round())
+            .or_default()
+            .record(b, leaders, n);
+        drop_prefix(&mut self.votes, |r| {
+            r.get().saturating_add(VOTE_WINDOW) < round
+        });
     }
 
     /// Adds `voter`'s stake to `support` for each leader block (of
@@ -242,15 +351,7 @@ impl Tally {
             let Some(leader) = voter.parent_by(a).filter(|l| Some(l.round) == slot_round) else {
                 continue;
             };
-            match support.iter_mut().find(|s| s.leader == *leader) {
-                Some(s) => s.stake = s.stake.saturating_add(stake),
-                None => {
-                    support.push(Support {
-                        leader: *leader,
-                        stake,
-                    });
-                }
-            }
+            credit(support, leader, stake);
         }
     }
 
@@ -319,7 +420,13 @@ impl Tally {
             .chain(self.certified.keys())
             .chain(self.orphans.keys())
             .map(|r| r.round);
-        slots.chain(refs).min()
+        slots.chain(refs).chain(self.votes.keys().copied()).min()
+    }
+
+    #[cfg(test)]
+    /// Rounds of the vote table (at most `VOTE_WINDOW + 1`).
+    pub fn vote_rounds(&self) -> usize {
+        self.votes.len()
     }
 }
 
@@ -353,6 +460,25 @@ impl Certified {
     /// only if it has any.
     fn contains(&self, cert: &BlockRef) -> bool {
         self.authors.contains(cert.author) && self.certs.contains(&(cert.author, cert.digest))
+    }
+}
+
+/// Adds `stake` to `leader`'s entry of `support`.
+fn credit(support: &mut Vec<Support>, leader: &BlockRef, stake: u64) {
+    match support.iter_mut().find(|s| s.leader == *leader) {
+        Some(s) => s.stake = s.stake.saturating_add(stake),
+        None => support.push(Support {
+            leader: *leader,
+            stake,
+        }),
+    }
+}
+
+/// Calls `f` with the index of each set bit of `mask`, lowest first.
+fn for_each_bit(mut mask: u64, mut f: impl FnMut(usize)) {
+    while mask != 0 {
+        f(mask.trailing_zeros() as usize);
+        mask &= mask - 1;
     }
 }
 

@@ -214,10 +214,42 @@ fn tally_is_bounded_by_gc() {
         // orphan in a fully connected DAG delivered in order).
         let bound = (keep as usize + 1) * (n + 2);
         assert!(tally.len() <= bound, "{} > {bound}", tally.len());
+        // The vote table keeps only live rounds (here `keep + 1`, fewer
+        // than its window).
+        assert!(tally.vote_rounds() <= keep as usize + 1);
         peak = peak.max(tally.len());
     }
     assert_eq!(after.map(|(r, _)| r), Some(Round::new(58)));
     assert!(peak > 0);
+}
+
+/// Without garbage collection the tally's vote table still keeps only its
+/// window of recent rounds, and decides as the oracle does.
+#[test]
+fn vote_table_keeps_a_window_of_rounds() {
+    let n = 4;
+    let mut dag = DagBuilder::new(n);
+    dag.layers(1..=30).build();
+    let committee = Arc::new(dag.committee().clone());
+    let fast = Committer::new(committee.clone(), Arc::new(StakeWeightedSchedule), 1);
+    let oracle = OracleCommitter::new(committee, Arc::new(StakeWeightedSchedule), 1);
+    let mut store = genesis_store(&dag);
+    for r in 1..=30u64 {
+        for b in dag.store().round_blocks(Round::new(r)) {
+            store.insert(b.clone());
+        }
+        assert_eq!(
+            fast.try_decide(&store, None),
+            oracle.try_decide(&store, None)
+        );
+        let rounds = fast.tally.lock().unwrap().vote_rounds() as u64;
+        assert!(
+            rounds <= super::tally::VOTE_WINDOW + 1,
+            "{rounds} rounds at {r}"
+        );
+    }
+    let rounds = fast.tally.lock().unwrap().vote_rounds() as u64;
+    assert_eq!(rounds, super::tally::VOTE_WINDOW + 1);
 }
 
 /// The random DAGs above reach every branch of the rule (else the
