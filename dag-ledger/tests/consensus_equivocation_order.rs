@@ -214,8 +214,9 @@ fn observe(keys: &[Keypair], inputs: &[Input], seed: u64) -> ((BlockRef, Timesta
         .slot(Round::new(VARIANT_ROUND), AuthorityIndex::new(BYZ as u32));
     assert_eq!(slot.len(), 2, "both variants stored");
     assert!(v.equivocators().contains(&AuthorityIndex::new(BYZ as u32)));
-    let first = slot[0].reference();
-    let first_timestamp = slot[0].block().header.timestamp;
+    let first_block = slot.first().expect("a first variant");
+    let first = first_block.reference();
+    let first_timestamp = first_block.block().header.timestamp;
     let now = match inputs.last() {
         Some(Input::Timeout(t) | Input::Message(t, _, _)) => *t,
         None => Timestamp::ZERO,

@@ -5,5 +5,5 @@ mod builder;
 mod store;
 
 pub use builder::DagBuilder;
-pub use store::DagStore;
 pub(crate) use store::find_in;
+pub use store::{BlockSlot, DagStore};

@@ -19,13 +19,99 @@ use idlegrid_primitives::Round;
 use crate::consensus::block::{BlockRef, VerifiedBlock};
 use crate::consensus::committee::AuthorityIndex;
 
-/// Blocks of one round, one vector of variants per author (more than one
-/// only if the author equivocated). A [`VerifiedBlock`] shares its block, so
-/// the store holds no copy of what the network or the proposer built.
+/// Blocks of one round, one [`BlockSlot`] per author. A [`VerifiedBlock`]
+/// shares its block, so the store holds no copy of what the network or the
+/// proposer built.
 #[derive(Clone, Debug)]
 struct RoundBlocks {
-    by_author: Vec<Vec<VerifiedBlock>>,
+    by_author: Vec<BlockSlot>,
     len: usize,
+}
+
+/// One author's blocks of one round, in arrival order: more than one only
+/// if the author equivocated.
+///
+/// The first is held inline, so a round's slots are one array: looking up
+/// the parents of a block (a whole committee of them, sorted by author)
+/// reads that array in order instead of following a pointer per parent.
+#[derive(Clone, Debug, Default)]
+pub struct BlockSlot {
+    first: Option<VerifiedBlock>,
+    /// The further variants (an equivocator's).
+    more: Vec<VerifiedBlock>,
+}
+
+/// The slot of an author with no block.
+static EMPTY_SLOT: BlockSlot = BlockSlot {
+    first: None,
+    more: Vec::new(),
+};
+
+impl BlockSlot {
+    /// The first-received block, if any.
+    pub fn first(&self) -> Option<&VerifiedBlock> {
+        self.first.as_ref()
+    }
+
+    /// The `v`-th block received (0 for the first).
+    pub fn get(&self, v: usize) -> Option<&VerifiedBlock> {
+        match v {
+            0 => self.first.as_ref(),
+            _ => self.more.get(v - 1),
+        }
+    }
+
+    /// How many blocks the slot holds.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    /// True if the author has no block here.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The blocks in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = &VerifiedBlock> {
+        self.first.iter().chain(&self.more)
+    }
+
+    /// The blocks, cloned (each shares its block), in arrival order.
+    pub fn to_vec(&self) -> Vec<VerifiedBlock> {
+        self.iter().cloned().collect()
+    }
+
+    /// The block with this digest, if held.
+    pub fn find(&self, digest: &idlegrid_primitives::Digest) -> Option<&VerifiedBlock> {
+        match &self.first {
+            Some(b) if b.reference().digest == *digest => Some(b),
+            Some(_) => self.more.iter().find(|b| b.reference().digest == *digest),
+            None => None,
+        }
+    }
+
+    /// Appends a variant (`more` grows by exactly one: equivocators are
+    /// rare, and a first push would make room for four).
+    fn push(&mut self, block: VerifiedBlock) {
+        if self.first.is_none() {
+            self.first = Some(block);
+        } else {
+            self.more.reserve_exact(1);
+            self.more.push(block);
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a BlockSlot {
+    type Item = &'a VerifiedBlock;
+    type IntoIter = core::iter::Chain<
+        core::option::Iter<'a, VerifiedBlock>,
+        core::slice::Iter<'a, VerifiedBlock>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.iter().chain(self.more.iter())
+    }
 }
 
 /// Where an inserted block sits: `(round, author, variant)`.
@@ -51,14 +137,8 @@ pub struct DagStore {
 
 /// The block `r` among one round's blocks (see
 /// [`DagStore::round_by_author`]).
-pub(crate) fn find_in<'a>(
-    by_author: &'a [Vec<VerifiedBlock>],
-    r: &BlockRef,
-) -> Option<&'a VerifiedBlock> {
-    by_author
-        .get(r.author.as_usize())?
-        .iter()
-        .find(|b| b.reference().digest == r.digest)
+pub(crate) fn find_in<'a>(by_author: &'a [BlockSlot], r: &BlockRef) -> Option<&'a VerifiedBlock> {
+    by_author.get(r.author.as_usize())?.find(&r.digest)
 }
 
 impl Clone for DagStore {
@@ -99,7 +179,7 @@ impl DagStore {
         }
         let n = self.committee_size;
         let rb = self.rounds.entry(r.round).or_insert_with(|| RoundBlocks {
-            by_author: vec![Vec::new(); n],
+            by_author: vec![BlockSlot::default(); n],
             len: 0,
         });
         let slot = &mut rb.by_author[r.author.as_usize()];
@@ -108,10 +188,6 @@ impl DagStore {
         }
         self.log
             .push_back((r.round, r.author.get(), slot.len() as u32));
-        // Room for exactly this block: a slot holds one block unless its
-        // author equivocated (a first push would make room for four, and a
-        // validator holds n blocks a round for a window of rounds).
-        slot.reserve_exact(1);
         slot.push(block);
         rb.len += 1;
         self.len += 1;
@@ -150,14 +226,12 @@ impl DagStore {
 
     /// The block with this reference.
     pub fn get(&self, r: &BlockRef) -> Option<&VerifiedBlock> {
-        self.slot(r.round, r.author)
-            .iter()
-            .find(|b| b.reference().digest == r.digest)
+        self.slot(r.round, r.author).find(&r.digest)
     }
 
     /// The blocks of `round` by author (empty if none): look blocks of one
     /// round up with [`find_in`] without searching for the round each time.
-    pub(crate) fn round_by_author(&self, round: Round) -> &[Vec<VerifiedBlock>] {
+    pub(crate) fn round_by_author(&self, round: Round) -> &[BlockSlot] {
         self.rounds
             .get(&round)
             .map_or(&[], |rb| rb.by_author.as_slice())
@@ -175,11 +249,11 @@ impl DagStore {
     }
 
     /// The blocks of `author` at `round` (several if it equivocated).
-    pub fn slot(&self, round: Round, author: AuthorityIndex) -> &[VerifiedBlock] {
+    pub fn slot(&self, round: Round, author: AuthorityIndex) -> &BlockSlot {
         self.rounds
             .get(&round)
             .and_then(|rb| rb.by_author.get(author.as_usize()))
-            .map_or(&[], Vec::as_slice)
+            .unwrap_or(&EMPTY_SLOT)
     }
 
     /// All blocks of `round`, by author then arrival.
@@ -187,7 +261,7 @@ impl DagStore {
         self.rounds
             .get(&round)
             .into_iter()
-            .flat_map(|rb| rb.by_author.iter().flatten())
+            .flat_map(|rb| rb.by_author.iter().flat_map(BlockSlot::iter))
     }
 
     /// The first-received block of each author at `round`.
@@ -195,7 +269,7 @@ impl DagStore {
         self.rounds
             .get(&round)
             .into_iter()
-            .flat_map(|rb| rb.by_author.iter().filter_map(|v| v.first()))
+            .flat_map(|rb| rb.by_author.iter().filter_map(BlockSlot::first))
     }
 
     /// The highest round holding a block (zero when empty).
@@ -210,10 +284,11 @@ impl DagStore {
     /// The most recent block of `author` (first variant of its highest
     /// round).
     pub fn last_block_of(&self, author: AuthorityIndex) -> Option<&VerifiedBlock> {
-        self.rounds
-            .values()
-            .rev()
-            .find_map(|rb| rb.by_author.get(author.as_usize()).and_then(|v| v.first()))
+        self.rounds.values().rev().find_map(|rb| {
+            rb.by_author
+                .get(author.as_usize())
+                .and_then(BlockSlot::first)
+        })
     }
 
     /// The most recent block of `author` strictly below `round`.
@@ -222,10 +297,11 @@ impl DagStore {
         author: AuthorityIndex,
         round: Round,
     ) -> Option<&VerifiedBlock> {
-        self.rounds
-            .range(..round)
-            .rev()
-            .find_map(|(_, rb)| rb.by_author.get(author.as_usize()).and_then(|v| v.first()))
+        self.rounds.range(..round).rev().find_map(|(_, rb)| {
+            rb.by_author
+                .get(author.as_usize())
+                .and_then(BlockSlot::first)
+        })
     }
 
     /// Blocks below this round have been dropped.
@@ -288,5 +364,37 @@ impl DagStore {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::dag::DagBuilder;
+
+    /// A slot holds an equivocator's variants in arrival order, finds each
+    /// by digest, and the store answers through it as through a list.
+    #[test]
+    fn a_slot_keeps_variants_in_arrival_order() {
+        let mut dag = DagBuilder::new(4);
+        dag.layer(1).build();
+        let refs = dag.layer(2).authors([1]).equivocate().build();
+        let store = dag.store();
+        let slot = store.slot(Round::new(2), AuthorityIndex::new(1));
+        assert_eq!(slot.len(), 2);
+        let got: Vec<BlockRef> = slot.iter().map(VerifiedBlock::reference).collect();
+        assert_eq!(got, refs);
+        assert_eq!(slot.to_vec().len(), 2);
+        assert_eq!(slot.first().map(VerifiedBlock::reference), Some(refs[0]));
+        assert_eq!(slot.get(1).map(VerifiedBlock::reference), Some(refs[1]));
+        assert!(slot.get(2).is_none());
+        for r in &refs {
+            assert_eq!(slot.find(&r.digest).map(VerifiedBlock::reference), Some(*r));
+            assert!(store.contains(r));
+        }
+        let empty = store.slot(Round::new(2), AuthorityIndex::new(0));
+        assert!(empty.is_empty() && empty.first().is_none() && empty.iter().count() == 0);
+        assert_eq!(store.round_blocks(Round::new(2)).count(), 2);
+        assert_eq!(store.first_per_author(Round::new(2)).count(), 1);
     }
 }
