@@ -49,13 +49,30 @@ proptest! {
             leaders,
         );
         let mut lin = Linearizer::new(50);
+        // Two linearizers sharing a memo, and one sharing it that skipped
+        // the first commit (another history: it must never hit).
+        let memo = HistoryMemo::shared();
+        let mut shared = [0, 1].map(|_| Linearizer::new(50).with_memo(memo.clone()));
+        let (mut other, mut other_plain) = (Linearizer::new(50).with_memo(memo.clone()), Linearizer::new(50));
         let mut subs = Vec::new();
-        for status in committer.try_decide(dag.store(), None) {
+        let decided = committer.try_decide(dag.store(), None);
+        for (i, status) in decided.into_iter().enumerate() {
             if let LeaderStatus::Commit { block, .. } = status {
                 let node = dag.committee().node(block.author()).unwrap();
-                subs.push(lin.linearize(dag.store(), &block, node));
+                let sub = Arc::unwrap_or_clone(lin.linearize(dag.store(), &block, node));
+                for l in &mut shared {
+                    prop_assert_eq!(&*l.linearize(dag.store(), &block, node), &sub);
+                }
+                if i > 0 {
+                    let alone = other_plain.linearize(dag.store(), &block, node);
+                    prop_assert_eq!(other.linearize(dag.store(), &block, node), alone);
+                }
+                subs.push(sub);
             }
         }
+        // The first of the pair computed each commit, the second took it.
+        let (hits, computed) = memo.counts();
+        prop_assert!(hits >= subs.len() as u64 && computed >= subs.len() as u64);
         prop_assert!(check_commit_sequence(&subs).is_ok());
         let order: Vec<BlockRef> = subs.iter().flat_map(|s| s.blocks.iter().copied()).collect();
         prop_assert!(check_causal_order(&order, dag.store()).is_ok());

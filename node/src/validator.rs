@@ -359,6 +359,9 @@ impl ValidatorNode {
     /// copy of its own, which is correct but shares nothing.
     pub fn with_state_sharing(mut self, sharing: StateSharing) -> Self {
         sharing.adopt(&mut self.state);
+        if let Some(memo) = sharing.history() {
+            self.validator = self.validator.with_history_memo(Arc::clone(memo));
+        }
         self.sharing = sharing;
         self
     }

@@ -10,14 +10,18 @@
 //!
 //! The gc round used for commit `k` is `round(leader k-1) - gc_depth`, a
 //! function of the committed sequence only, so all validators skip the same
-//! old blocks.
+//! old blocks. Validators of one process may share the orders they computed
+//! through a [`HistoryMemo`].
 
 use idlegrid_primitives::{Digest, Domain, NodeId, Round, Timestamp, encode};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::block::{BlockRef, Transaction, VerifiedBlock};
 use super::committed_set::CommittedSet;
 use super::dag::DagStore;
+use super::history_memo::{HistoryKey, HistoryMemo};
 
 /// Domain of the running commit digest.
 pub const COMMIT_DOMAIN: Domain = Domain::new("idlegrid/dag/commit");
@@ -84,6 +88,8 @@ pub struct Linearizer {
     last_timestamp: Timestamp,
     next_index: u64,
     running: Digest,
+    /// Orders shared with other validators of this process, if any.
+    memo: Option<Arc<HistoryMemo>>,
 }
 
 impl Linearizer {
@@ -97,7 +103,24 @@ impl Linearizer {
             last_timestamp: Timestamp::ZERO,
             next_index: 0,
             running: Digest::default(),
+            memo: None,
         }
+    }
+
+    /// Shares the orders it computes with, and takes them from, the other
+    /// linearizers given `memo` (see [`HistoryMemo`]).
+    pub fn with_memo(mut self, memo: Arc<HistoryMemo>) -> Self {
+        self.set_memo(memo);
+        self
+    }
+
+    pub(crate) fn set_memo(&mut self, memo: Arc<HistoryMemo>) {
+        self.memo = Some(memo);
+    }
+
+    /// The memo it shares orders through, if any.
+    pub fn memo(&self) -> Option<&Arc<HistoryMemo>> {
+        self.memo.as_ref()
     }
 
     /// A linearizer resuming after `commits` (recovered from a store; in
@@ -148,11 +171,54 @@ impl Linearizer {
         store: &DagStore,
         leader: &VerifiedBlock,
         leader_node: NodeId,
-    ) -> CommittedSubDag {
+    ) -> Arc<CommittedSubDag> {
         assert!(
             leader.round() >= self.last_round,
             "leaders are committed in non-decreasing rounds"
         );
+        let key = HistoryKey {
+            running: self.running,
+            leader: leader.reference(),
+            gc_depth: self.gc_depth,
+        };
+        let known = self.memo.as_ref().and_then(|m| m.get(&key));
+        let sub = match known {
+            Some(sub) => {
+                debug_assert_eq!(*sub, self.order(store, leader, leader_node));
+                sub
+            }
+            None => {
+                let sub = Arc::new(self.order(store, leader, leader_node));
+                if let Some(m) = &self.memo {
+                    m.insert(key, Arc::clone(&sub));
+                }
+                sub
+            }
+        };
+        self.advance(&sub);
+        sub
+    }
+
+    /// Takes `sub`, the next commit, into the linearizer's state.
+    fn advance(&mut self, sub: &CommittedSubDag) {
+        debug_assert_eq!(sub.index, self.next_index);
+        self.committed.extend(sub.blocks.iter().copied());
+        self.running = sub.digest;
+        self.next_index = sub.index + 1;
+        self.last_round = sub.round;
+        self.last_timestamp = sub.timestamp;
+        let gc = self.gc_round();
+        self.committed.prune(gc);
+    }
+
+    /// The next commit, of `leader`: its history not ordered before, in
+    /// order. A function of the key of [`HistoryMemo`] only.
+    fn order(
+        &self,
+        store: &DagStore,
+        leader: &VerifiedBlock,
+        leader_node: NodeId,
+    ) -> CommittedSubDag {
         let gc = self.gc_round();
         let blocks = collect_history(store, leader, gc, |r| self.committed.contains(r));
         let refs: Vec<BlockRef> = blocks.iter().map(|b| b.reference()).collect();
@@ -160,25 +226,19 @@ impl Linearizer {
             .iter()
             .flat_map(|b| b.transactions.iter().cloned())
             .collect();
-        self.committed.extend(refs.iter().copied());
         let index = self.next_index;
-        self.running = self
+        let running = self
             .running
             .chain(COMMIT_DOMAIN, &encode(&(index, leader.reference(), &refs)));
-        self.next_index += 1;
-        self.last_round = leader.round();
-        self.last_timestamp = self.last_timestamp.max(leader.header.timestamp);
-        let gc = self.gc_round();
-        self.committed.prune(gc);
         CommittedSubDag {
             index,
             leader: leader.reference(),
             leader_node,
             round: leader.round(),
-            timestamp: self.last_timestamp,
+            timestamp: self.last_timestamp.max(leader.header.timestamp),
             blocks: refs,
             transactions,
-            digest: self.running,
+            digest: running,
         }
     }
 }

@@ -77,6 +77,7 @@ pub mod dag;
 mod error;
 mod evidence;
 pub mod harness;
+mod history_memo;
 mod invariants;
 mod leader_schedule;
 mod leader_wait;
@@ -102,6 +103,7 @@ pub use config::ConsensusConfig;
 pub use dag::{DagBuilder, DagStore};
 pub use error::ConsensusError;
 pub use evidence::Evidence;
+pub use history_memo::HistoryMemo;
 pub use invariants::{
     InvariantViolation, check_causal_order, check_commit_sequence, check_prefix_consistency,
 };

@@ -47,6 +47,7 @@ use super::config::ConsensusConfig;
 use super::dag::{DagStore, find_in};
 use super::error::ConsensusError;
 use super::evidence::Evidence;
+use super::history_memo::HistoryMemo;
 use super::leader_schedule::{LeaderSchedule, StakeWeightedSchedule};
 use super::leader_wait::LeaderWait;
 use super::linearizer::{CommittedSubDag, Linearizer};
@@ -235,6 +236,26 @@ impl Validator {
     /// verified either way; only the time differs.
     pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
         self.signatures = signatures;
+        self
+    }
+
+    /// Shares the order of each commit with the other validators given the
+    /// same `memo` (see [`HistoryMemo`]): a driver running many validators
+    /// in one process orders each commit's history once instead of once per
+    /// validator. Every validator still commits every leader.
+    pub fn with_history_memo(mut self, memo: Arc<HistoryMemo>) -> Self {
+        self.linearizer.set_memo(memo);
+        self
+    }
+
+    /// Gives this validator the driver's capabilities `other` has (its
+    /// signature verifier and history memo): for a validator rebuilt in
+    /// place of `other` (recovered, rejoined).
+    pub fn with_capabilities_of(mut self, other: &Validator) -> Self {
+        self.signatures = other.signatures.clone();
+        if let Some(memo) = other.linearizer.memo() {
+            self = self.with_history_memo(Arc::clone(memo));
+        }
         self
     }
 
@@ -898,8 +919,9 @@ impl Validator {
                 if let LeaderStatus::Commit { block, .. } = status {
                     let node = self.committee.authorities()[block.author().as_usize()].node;
                     let sub = self.linearizer.linearize(&self.store, &block, node);
-                    let seq = self.persist(|| StorageOp::Commit(Arc::new(sub.clone())));
+                    let seq = self.persist(|| StorageOp::Commit(Arc::clone(&sub)));
                     self.persist.wanted = self.persist.wanted.max(seq);
+                    let sub = Arc::unwrap_or_clone(sub);
                     self.events.push_back((seq, ConsensusEvent::Committed(sub)));
                 }
             }

@@ -114,7 +114,7 @@ impl ValidatorNode {
             recovered,
         );
         match rebuilt {
-            Ok(v) => self.validator = v,
+            Ok(v) => self.validator = v.with_capabilities_of(&self.validator),
             Err(e) => panic!("a checked frontier is always recoverable: {e}"),
         }
         self.validator.start(now);

@@ -23,6 +23,11 @@
 //! snapshot) holds another allocation and computes for itself; it can
 //! never take a result it did not compute from identical state.
 //!
+//! The consensus side is shared the same way: validators given one
+//! [`StateSharing`] also share a [`HistoryMemo`], so each commit's history
+//! is ordered once (keyed by the running commit digest, which binds
+//! everything the order depends on).
+//!
 //! With [`StateSharing::off`] (the default, and the real node) every
 //! validator owns its state and [`Rc::make_mut`] writes in place; the
 //! simulator's `--no-sharing` check mode runs that way and must reach the
@@ -38,7 +43,7 @@ use idlegrid_dag_ledger::ledger::{
 };
 use idlegrid_primitives::{Digest, Timestamp};
 
-use idlegrid_dag_ledger::consensus::CommittedSubDag;
+use idlegrid_dag_ledger::consensus::{CommittedSubDag, HistoryMemo};
 
 use super::Checkpoint;
 use super::publish::CommitFacts;
@@ -161,6 +166,8 @@ struct CheckpointEntry {
 #[derive(Clone, Default)]
 pub struct StateSharing {
     memo: Option<Rc<RefCell<Memo>>>,
+    /// The consensus side: each commit's history ordered once.
+    history: Option<Arc<HistoryMemo>>,
 }
 
 impl std::fmt::Debug for StateSharing {
@@ -189,7 +196,14 @@ impl StateSharing {
     pub fn shared() -> Self {
         Self {
             memo: Some(Rc::default()),
+            history: Some(HistoryMemo::shared()),
         }
+    }
+
+    /// The memo of commit orders validators sharing state share too (none
+    /// when off).
+    pub fn history(&self) -> Option<&Arc<HistoryMemo>> {
+        self.history.as_ref()
     }
 
     /// Batches taken from the memo and batches computed (0, 0 when off).
