@@ -65,6 +65,10 @@ pub struct SimConfig {
     pub replay_command: Option<String>,
     /// What a restarted node remembers.
     pub restart: RestartMode,
+    /// The first `hubs` nodes talk to nearly every node (a marketplace's
+    /// validators): their links are found by index, `8 · hubs · n` bytes
+    /// allocated up front, instead of through a map (0: none).
+    pub hubs: usize,
 }
 
 /// What a node keeps across a crash.
@@ -95,6 +99,7 @@ impl SimConfig {
             tick: Duration::from_millis(100),
             replay_command: None,
             restart: RestartMode::Fresh,
+            hubs: 0,
         }
     }
 
@@ -226,7 +231,7 @@ where
             now: Timestamp::ZERO,
             queue: EventQueue::new(config.max_queue_len),
             n,
-            links: LinkTable::new(n, root.derive("link")),
+            links: LinkTable::new(n, config.hubs, root.derive("link")),
             cuts: Cuts::default(),
             regions: nodes.iter().map(|s| s.region).collect(),
             upload: nodes

@@ -1453,6 +1453,8 @@ fn sim_config(cfg: &MarketplaceConfig) -> SimConfig {
     sim_cfg.max_time = Timestamp::ZERO + Duration::from_secs(cfg.active_secs + cfg.drain_secs);
     sim_cfg.max_events = 400_000_000;
     sim_cfg.max_queue_len = cfg.max_queue_len;
+    // Validators are nodes 0..V, and every light node talks to them.
+    sim_cfg.hubs = cfg.validators as usize;
     sim_cfg.replay_command = Some(
         cfg.replay_command
             .clone()

@@ -75,21 +75,42 @@ pub(crate) struct LinkSlot(u32);
 /// derived from, as with the dense table this replaces) and found through
 /// a map from that number to a slot in one vector. The map is only ever
 /// looked up by key, never iterated, so its order cannot reach a run.
+///
+/// *Hubs*: the first `hubs` nodes (a marketplace's validators, which every
+/// light node talks to) have their links found by index instead: a row of
+/// `n` slots per hub for its outgoing links and a row of `hubs` slots per
+/// other node for its links to the hubs, 4 bytes each, `2 · hubs · n` in
+/// all, allocated once. A link to or from a hub is one array read, where
+/// the map costs a hash and two cache misses (and about 20 bytes a link).
+/// Which way a link is found changes neither its number nor its seed.
 #[derive(Debug)]
 pub(crate) struct LinkTable {
     n: u64,
     seed: Seed,
     slots: Vec<LinkState>,
+    hubs: usize,
+    /// `from · n + to` for `from < hubs`; [`NO_SLOT`] until first used.
+    from_hub: Vec<u32>,
+    /// `(from − hubs) · hubs + to` for `from >= hubs`, `to < hubs`.
+    to_hub: Vec<u32>,
     index: HashMap<u64, LinkSlot, BuildHasherDefault<PairHasher>>,
 }
 
+/// A hub row's entry for a link that has carried nothing yet.
+const NO_SLOT: u32 = u32::MAX;
+
 impl LinkTable {
-    /// An empty table for `n` nodes whose links seed from `seed`.
-    pub fn new(n: usize, seed: Seed) -> Self {
+    /// An empty table for `n` nodes whose links seed from `seed`, the first
+    /// `hubs` of them (at most `n`) indexed densely (see the type docs).
+    pub fn new(n: usize, hubs: usize, seed: Seed) -> Self {
+        let hubs = hubs.min(n);
         Self {
             n: n as u64,
             seed,
             slots: Vec::new(),
+            hubs,
+            from_hub: vec![NO_SLOT; hubs * n],
+            to_hub: vec![NO_SLOT; (n - hubs) * hubs],
             index: HashMap::default(),
         }
     }
@@ -97,16 +118,33 @@ impl LinkTable {
     /// The slot of `from → to`, created (and its RNG seeded) on first use.
     pub fn slot(&mut self, from: usize, to: usize) -> LinkSlot {
         let number = from as u64 * self.n + to as u64;
+        let dense = if from < self.hubs {
+            self.from_hub.get_mut(number as usize)
+        } else if to < self.hubs {
+            self.to_hub.get_mut((from - self.hubs) * self.hubs + to)
+        } else {
+            None
+        };
         let (slots, seed) = (&mut self.slots, &self.seed);
-        *self.index.entry(number).or_insert_with(|| {
+        let mut fresh = || {
             let slot = LinkSlot(u32::try_from(slots.len()).expect("at most 2^32 links"));
+            assert!(slot.0 != NO_SLOT, "fewer than 2^32 - 1 links");
             slots.push(LinkState {
                 rng: LinkRng::from_seed(&seed.derive_indexed("link", number)),
                 last_arrival: Timestamp::ZERO,
                 in_flight: 0,
             });
             slot
-        })
+        };
+        match dense {
+            Some(entry) => {
+                if *entry == NO_SLOT {
+                    *entry = fresh().0;
+                }
+                LinkSlot(*entry)
+            }
+            None => *self.index.entry(number).or_insert_with(fresh),
+        }
     }
 
     /// The state behind a slot this table handed out.
@@ -140,6 +178,38 @@ impl Hasher for PairHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hub rows and the map hand out the same slots, in first-use order,
+    /// and seed each link from its own number whichever way it is found.
+    #[test]
+    fn hubs_change_how_links_are_found_not_what_they_are() {
+        let pairs = [
+            (0, 5),
+            (5, 0),
+            (1, 2),
+            (6, 7),
+            (0, 5),
+            (7, 1),
+            (2, 2),
+            (6, 7),
+            (9, 0),
+        ];
+        let mut plain = LinkTable::new(10, 0, Seed::from_u64(4));
+        for hubs in [1, 3, 10, 12] {
+            let mut dense = LinkTable::new(10, hubs, Seed::from_u64(4));
+            for &(from, to) in &pairs {
+                let (a, b) = (plain.slot(from, to), dense.slot(from, to));
+                assert_eq!(a, b, "{from} -> {to} with {hubs} hubs");
+                let (ra, rb) = (plain.get(a).rng.next_u64(), dense.get(b).rng.next_u64());
+                assert_eq!(ra, rb);
+            }
+            assert_eq!(dense.slots.len(), 7);
+            assert!(dense.index.len() <= 7);
+            plain = LinkTable::new(10, 0, Seed::from_u64(4));
+        }
+        let hubs = LinkTable::new(10, 3, Seed::from_u64(4));
+        assert_eq!((hubs.from_hub.len(), hubs.to_hub.len()), (30, 21));
+    }
 
     #[test]
     fn unit_is_in_range_and_seeded() {

@@ -1287,6 +1287,7 @@ impl Scenario {
             tick: Duration::from_millis(100),
             replay_command: Some(replay),
             restart: self.restart_mode(),
+            hubs: 0,
         }
     }
 
