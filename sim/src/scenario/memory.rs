@@ -27,28 +27,25 @@
 //! ```
 //!
 //! fitted by least squares on relative errors, coefficients non-negative,
-//! over runs of `large` cut down measured with `/usr/bin/time -v` at
-//! `f98c6bb` (`docs/memory-fit.csv`, `scripts/fit-memory-model`; the
-//! README's section on scale has the command, the residuals and the
-//! held-out runs): every term but the `n − 1` ones on 36 runs with shared
-//! state (V 4–100, P 100–6 000, C 10–600, T 15–100 s, `fact_sources` 1 and
-//! 0), then the `n − 1` terms on 4 runs with `--no-sharing` (V 10–50). The
-//! fit uses each run's own commit and job counts (residuals −4.9 % to
-//! +5.9 % shared, −1.5 % to +1.7 % without; on the 11 shared runs held out
-//! of it −4.2 % to +8.3 %, but +43 % on 4 validators over 30 virtual
-//! minutes, whose long settled jobs weigh less than the ones in flight;
-//! −0.4 % on the one `--no-sharing` run held out). The estimate has only
-//! the scale, so it counts a checkpoint every 200 / 12 virtual seconds
-//! (validators commit 8.4–10.8 times a second from 10 of them up and 13
-//! with 4) and jobs at the clients' mean rate. Estimated so, none of the 56
-//! runs measured for the fit is more than 3.3 % under; the whole `large`
-//! (11 000 light nodes, past the 6 600 most measured: there the model
-//! extrapolates) is estimated at 1 922 MiB, 0.8 % under its 1 937 MiB
-//! measured on the same code (held out). The most over are the
-//! 30-minute run (+44 %), a `--no-sharing` run that ends just short of a
-//! checkpoint the estimate counts (+14 %) and the 10-second probe that
-//! posts no job (+14 %): refusing those is safer than the OOM killer. Job
-//! sizes (`subtasks_per_lot`, `max_lots`) are taken as measured (16 and
+//! over runs of `large` cut down, measured with `/usr/bin/time -v` at
+//! `e9a5e5e` by `scripts/measure-memory-fit` (`docs/memory-fit.csv`,
+//! `scripts/fit-memory-model`; the README's section on scale has the
+//! command, the residuals and the held-out runs): every term but the
+//! `n − 1` ones on 36 runs with shared state (V 4–100, P 100–6 000, C
+//! 10–600, T 15–100 s, `fact_sources` 1 and 0), then the `n − 1` terms on 4
+//! runs with `--no-sharing` (V 10–50). The fit uses each run's own commit
+//! and job counts. The estimate has only the scale, so it counts a
+//! checkpoint every 200 / 12 virtual seconds (validators commit 8.4–10.8
+//! times a second from 10 of them up and 13 with 4) and jobs at the
+//! clients' mean rate. Estimated so, the fitted runs are −1.9 % to +9.6 %
+//! off their measured peaks (+0.5 % to +14.1 % without sharing); the whole
+//! `large` (11 000 light nodes, past the 6 600 most measured: there the
+//! model extrapolates) is estimated at 995 MiB, +5.3 % over its 945 MiB
+//! measured on the same code (held out). The most over are the 30-minute
+//! run (+40 %, its long settled jobs weigh less than the ones in flight),
+//! a run with 800 clients (+16 %) and the 10-second probe that posts no
+//! job (+15 %): refusing those is safer than the OOM killer. Job sizes
+//! (`subtasks_per_lot`, `max_lots`) are taken as measured (16 and
 //! 4), and validators' stakes as equal. Other machines are not estimated:
 //! the `consensus` machine's memory follows its transaction load rather
 //! than these counts, and `gossip` and `crashes` scenarios are small by
@@ -175,13 +172,13 @@ pub struct MemoryModel {
 }
 
 /// The model fitted on this project's runs (see the module docs and the
-/// README's section on scale): 11.7 MiB fixed, 42 KiB per validator
-/// squared, 25.7 KiB per provider, 1.6 KiB per client beyond its jobs, 49
-/// KiB per job, 0.3 KiB per validator and light node, 0.9 KiB per
-/// subscription; per checkpoint 0.5 KiB per light node, nothing per job
-/// and 45 KiB per validator; per copy of the state beyond the first
-/// (`--no-sharing`) 2.7 KiB per light node, 7.7 KiB per job and 0.7 KiB per
-/// checkpoint and light node.
+/// README's section on scale): 11.9 MiB fixed, 21.8 KiB per validator
+/// squared, 24.4 KiB per provider, 13.2 KiB per client beyond its jobs,
+/// 42.1 KiB per job, nothing per validator and light node, 0.44 KiB per
+/// subscription; per checkpoint nothing per light node or job and 26.6 KiB
+/// per validator; per copy of the state beyond the first (`--no-sharing`)
+/// 2.9 KiB per light node, 8.2 KiB per job and 0.6 KiB per checkpoint and
+/// light node.
 pub const FITTED: MemoryModel = MemoryModel {
     base: 11.9,
     per_validator_squared: 0.021_27,
@@ -595,7 +592,10 @@ mod tests {
         let err = large
             .check_memory(&FITTED, 900 << 20, true)
             .expect_err("large needs more than 900 MiB");
-        assert!(err.largest_providers.is_some_and(|p| p > 7_000 && p < 10_000));
+        assert!(
+            err.largest_providers
+                .is_some_and(|p| p > 7_000 && p < 10_000)
+        );
         assert!(large.check_memory(&FITTED, 9 << 30, false).is_err());
         assert!(large.check_memory(&FITTED, 10 << 30, false).is_ok());
         // Issue 22's `huge`: estimated at 11 667 MiB, within 16 GiB; in 10
