@@ -336,7 +336,7 @@ impl RadixHeap {
 /// Memory: the events live in a slab of slots (a popped event's slot is
 /// reused), which never shrinks below its peak. The ordering entries (24
 /// bytes each) take at most `2 × len() + 34,816` entries of capacity
-/// (816 KiB of slack; see [`RadixHeap`]), in practice about `len()` plus a
+/// (816 KiB of slack; see the module docs), in practice about `len()` plus a
 /// partly full chunk per busy bucket, plus, for pushes before the last
 /// popped time (never in the engine), a side heap of at most
 /// `max(16, 4 × its length)`. The retained capacity follows the pending
