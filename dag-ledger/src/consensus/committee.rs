@@ -85,7 +85,9 @@ pub struct Committee {
     // Shared, so a clone is cheap: a simulator gives one to each of its
     // light nodes (110 000 in `huge`).
     authorities: Arc<[Authority]>,
-    by_node: Arc<BTreeMap<NodeId, AuthorityIndex>>,
+    /// `(node, index)` sorted by node: a lookup is a binary search over one
+    /// small array (every message a node receives asks it).
+    by_node: Arc<[(NodeId, AuthorityIndex)]>,
     total: u64,
     quorum: u64,
     validity: u64,
@@ -122,7 +124,7 @@ impl Committee {
         let digest = Digest::of(COMMITTEE_DOMAIN, &authorities);
         Ok(Self {
             authorities: authorities.into(),
-            by_node: Arc::new(by_node),
+            by_node: by_node.into_iter().collect(),
             total,
             quorum: total - f,
             validity: f + 1,
@@ -175,7 +177,8 @@ impl Committee {
     }
     /// The index of `node`.
     pub fn index_of(&self, node: &NodeId) -> Option<AuthorityIndex> {
-        self.by_node.get(node).copied()
+        let i = self.by_node.binary_search_by(|(n, _)| n.cmp(node)).ok()?;
+        Some(self.by_node[i].1)
     }
     /// Total stake.
     pub fn total_stake(&self) -> u64 {
@@ -244,6 +247,20 @@ mod tests {
 
     fn node(i: u8) -> NodeId {
         NodeId::from_bytes([i; 32])
+    }
+
+    /// Every authority is found at its index, in whatever order the nodes
+    /// sort; a node not in the committee is not.
+    #[test]
+    fn index_of_finds_each_authority() {
+        let nodes: Vec<NodeId> = [9u8, 3, 200, 7, 0, 42, 17].map(node).to_vec();
+        let c = Committee::equal(nodes.iter().copied()).unwrap();
+        for (i, n) in nodes.iter().enumerate() {
+            assert_eq!(c.index_of(n), Some(AuthorityIndex(i as u32)));
+        }
+        for absent in [1u8, 8, 255] {
+            assert_eq!(c.index_of(&node(absent)), None);
+        }
     }
 
     #[test]
