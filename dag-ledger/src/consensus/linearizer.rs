@@ -181,7 +181,11 @@ impl Linearizer {
             leader: leader.reference(),
             gc_depth: self.gc_depth,
         };
-        let known = self.memo.as_ref().and_then(|m| m.get(&key));
+        // The leader's node id comes from the committee, which the key
+        // does not name: a sharer with another committee's id misses.
+        let known = (self.memo.as_ref())
+            .and_then(|m| m.get(&key))
+            .filter(|sub| sub.leader_node == leader_node);
         let sub = match known {
             Some(sub) => {
                 debug_assert_eq!(*sub, self.order(store, leader, leader_node));
