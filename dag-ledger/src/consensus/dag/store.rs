@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Weak};
 
-use idlegrid_primitives::Round;
+use idlegrid_primitives::{Digest, Round};
 
 use crate::consensus::block::{BlockRef, VerifiedBlock};
 use crate::consensus::committee::AuthorityIndex;
@@ -73,7 +73,7 @@ impl BlockSlot {
 
     /// The blocks in arrival order.
     pub fn iter(&self) -> impl Iterator<Item = &VerifiedBlock> {
-        self.first.iter().chain(&self.more)
+        self.into_iter()
     }
 
     /// The blocks, cloned (each shares its block), in arrival order.
@@ -82,12 +82,8 @@ impl BlockSlot {
     }
 
     /// The block with this digest, if held.
-    pub fn find(&self, digest: &idlegrid_primitives::Digest) -> Option<&VerifiedBlock> {
-        match &self.first {
-            Some(b) if b.reference().digest == *digest => Some(b),
-            Some(_) => self.more.iter().find(|b| b.reference().digest == *digest),
-            None => None,
-        }
+    pub fn find(&self, digest: &Digest) -> Option<&VerifiedBlock> {
+        self.iter().find(|b| b.reference().digest == *digest)
     }
 
     /// Appends a variant (`more` grows by exactly one: equivocators are
