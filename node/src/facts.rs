@@ -295,6 +295,11 @@ impl FactQuorum {
         self.by_age.first().map(|(t, _)| *t)
     }
 
+    /// The lowest commit index of a fact still short of f + 1.
+    pub fn oldest_pending_index(&self) -> Option<u64> {
+        self.by_index.first().map(|(i, _)| *i)
+    }
+
     /// Unconfirmed facts held.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -8,21 +8,28 @@
 //!
 //! A light node needs identical reports from validators holding f + 1 of
 //! the stake, not from all of them. With [`LightSetup::fact_sources`] it
-//! subscribes to a window of the committee, from its first gateway on, that
-//! holds at least 2f + 1 of the stake: with at most f of the stake faulty
-//! (Byzantine, crashed, or a restarted validator that forgot its
-//! subscribers), f + 1 of it in the window is honest and live and reports
-//! every fact, so no fact is missed. A committee of 3f + 1 then sends each
-//! light node's facts 2f + 1 times instead of 3f + 1.
+//! subscribes to a window of the committee, from its first gateway on,
+//! holding at least what its [`FactWindow`] says:
 //!
-//! Facts are reported once, at their commit: a validator subscribed later
-//! does not repeat older ones, which is why the window is not smaller.
-//! Beyond the fault model (more faulty validators in the window than that,
-//! or a validator that evicted the node for newer subscribers), a fact
-//! reported but still short of f + 1 after [`LightSetup::patience`], or a
-//! transaction not confirmed in time, widens the window by another f + 1 of
-//! the stake (at most once per `patience`, up to the whole committee), so
-//! later facts are decided again. Safety never depends on the window: a
+//! - [`FactWindow::Quorum`], 2f + 1 of the stake: with at most f of the
+//!   stake faulty (Byzantine, crashed, or a restarted validator that forgot
+//!   its subscribers), f + 1 of it in the window is honest and live and
+//!   reports every fact, so no fact is missed. A committee of 3f + 1 then
+//!   sends each light node's facts 2f + 1 times instead of 3f + 1.
+//! - [`FactWindow::Validity`], f + 1 of the stake: half the traffic again,
+//!   but every source must report a fact for it to be decided, so a single
+//!   faulty source holds the node's facts back until the window widens.
+//!
+//! A fact reported but still short of f + 1 for the window's patience, or
+//! a transaction not confirmed in time, widens the window by another f + 1
+//! of the stake (at most once per patience, up to the whole committee).
+//! Facts are reported as they commit, so the new sources are asked to
+//! replay the facts of the commits since the oldest undecided one
+//! ([`GatewayRequest::SubscribeFrom`]; a validator keeps the last
+//! [`REPLAY_COMMITS`](crate::validator::REPLAY_COMMITS)): with at most f
+//! faulty, one honest source of the old window reported every fact, so
+//! every fact still undecided is at or after that commit and is decided
+//! once the new sources replay it. Safety never depends on the window: a
 //! fact is accepted only with f + 1 of the *committee's* stake.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -67,14 +74,34 @@ pub struct LightSetup {
     pub fanout: usize,
     /// Validators subscribed to for facts at first, from the first gateway
     /// on in committee order; 0 means every validator. Raised to the
-    /// fewest that hold 2f + 1 of the stake, and widened when they do not
-    /// decide facts in time (see the module docs).
+    /// fewest that hold the stake `fact_window` asks for, and widened when
+    /// they do not decide facts in time (see the module docs).
     pub fact_sources: usize,
+    /// How much of the stake the fact sources hold at least.
+    pub fact_window: FactWindow,
     /// The account's next nonce, when the caller knows it (0 for a key that
     /// never signed). `None`: a process that may have signed before (a
     /// restarted provider, a second `job submit`) learns it from its
     /// f + 1-backed holdings before signing anything.
     pub next_nonce: Option<u64>,
+}
+
+/// How much of the stake a light node's fact sources hold at least (see
+/// the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FactWindow {
+    /// 2f + 1: no fault within the fault model holds a fact back; widened
+    /// after [`LightSetup::patience`].
+    #[default]
+    Quorum,
+    /// f + 1: half the fact traffic of [`FactWindow::Quorum`]; one faulty
+    /// source holds facts back for `patience`, then the window widens.
+    Validity {
+        /// How long a fact may stay short of f + 1 before the window
+        /// widens (a little more than the spread of honest validators'
+        /// commit times).
+        patience: Duration,
+    },
 }
 
 /// Why a light node could not take a transaction.
@@ -125,6 +152,7 @@ pub struct LightCore {
     /// The fact sources: `sources` validators from `source_base` on.
     source_base: usize,
     sources: usize,
+    window: FactWindow,
     widened_at: Option<Timestamp>,
     widenings: u64,
     gateway: usize,
@@ -153,13 +181,18 @@ impl LightCore {
             0 => n,
             k => k.min(n),
         };
-        let sources = covering(c, gateway, wanted, |s| c.is_quorum(s));
+        let window = setup.fact_window;
+        let sources = covering(c, gateway, wanted, |s| match window {
+            FactWindow::Quorum => c.is_quorum(s),
+            FactWindow::Validity { .. } => c.is_validity(s),
+        });
         Self {
             key: setup.key,
             chain: setup.chain,
             quorum: FactQuorum::new(setup.committee),
             source_base: gateway,
             sources,
+            window,
             widened_at: None,
             widenings: 0,
             gateway,
@@ -273,15 +306,27 @@ impl LightCore {
     }
 
     /// Adds validators holding another f + 1 of the stake to the fact
-    /// sources (up to the whole committee) and subscribes again.
+    /// sources (up to the whole committee) and subscribes again, asking the
+    /// new ones to replay the facts since the oldest undecided one.
     fn widen(&mut self, now: Timestamp) {
+        let old: Vec<NodeId> = self.fact_sources().collect();
         let c = self.quorum.committee();
         let end = self.source_base + self.sources;
         let more = covering(c, end, 1, |s| c.is_validity(s));
         self.sources = (self.sources + more).min(self.committee_size());
         self.widened_at = Some(now);
         self.widenings += 1;
-        self.resubscribe();
+        self.started = true;
+        let from = self.quorum.oldest_pending_index();
+        let sources: Vec<NodeId> = self.fact_sources().collect();
+        for v in sources {
+            let req = match from {
+                Some(i) if !old.contains(&v) => GatewayRequest::SubscribeFrom(i),
+                _ => GatewayRequest::Subscribe,
+            };
+            self.out
+                .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
+        }
     }
 
     fn all_sources(&self) -> bool {
@@ -294,10 +339,14 @@ impl LightCore {
         if self.all_sources() {
             return None;
         }
-        let stalled = self.quorum.oldest_pending()? + self.patience;
+        let patience = match self.window {
+            FactWindow::Quorum => self.patience,
+            FactWindow::Validity { patience } => patience,
+        };
+        let stalled = self.quorum.oldest_pending()? + patience;
         Some(
             self.widened_at
-                .map_or(stalled, |w| stalled.max(w + self.patience)),
+                .map_or(stalled, |w| stalled.max(w + patience)),
         )
     }
 

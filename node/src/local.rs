@@ -397,6 +397,7 @@ pub fn light_setup(key: &Keypair, committee: &Committee, gateway: usize) -> Ligh
         patience: Duration::from_secs(5),
         fanout: 1,
         fact_sources: 0,
+        fact_window: Default::default(),
         // Testnet keys never signed before.
         next_nonce: Some(0),
     }

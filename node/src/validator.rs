@@ -63,6 +63,10 @@ pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 /// commits apart (one lagging behind the others) still report at a common
 /// commit, where the light node's f + 1 quorum forms.
 pub const HOLDINGS_REPORTS: u8 = 8;
+/// Commits whose facts a validator keeps to replay to a new fact source's
+/// subscriber ([`GatewayRequest::SubscribeFrom`]): a few seconds of
+/// commits, more than a light node's window takes to widen.
+pub const REPLAY_COMMITS: usize = 64;
 
 /// A drained validator keeps room for twice its peers' messages, and at
 /// least twice this many.
@@ -215,6 +219,9 @@ pub struct ValidatorNode {
     /// Subscribers that asked for their holdings, and how many more
     /// reporting commits they hear them at.
     holdings_wanted: BTreeMap<AccountId, u8>,
+    /// The last [`REPLAY_COMMITS`] applied commits (their facts built),
+    /// oldest first, by index.
+    recent: std::collections::VecDeque<(u64, Rc<CommitFacts>)>,
     /// Fact batches and unicast copies of consensus broadcasts.
     out: std::collections::VecDeque<Transmit<NodeMessage>>,
     /// The other validators (a consensus broadcast goes to them only, never
@@ -319,6 +326,7 @@ impl ValidatorNode {
             events: Default::default(),
             subscribers: Subscribers::new(MAX_SUBSCRIBERS),
             holdings_wanted: BTreeMap::new(),
+            recent: Default::default(),
             out: Default::default(),
             peers,
             keep_notices: emit_notices,
@@ -524,7 +532,8 @@ impl ValidatorNode {
     }
 
     /// Sends every subscriber the facts of commit `index` that concern it
-    /// (see [`CommitFacts`]), built once per application of the commit.
+    /// (see [`CommitFacts`]), built once per application of the commit
+    /// (also without subscribers: they are kept for replays).
     fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult], applied: &Applied) {
         let notices = &applied.notices;
         self.referee_duties(notices);
@@ -535,13 +544,17 @@ impl ValidatorNode {
             true => self.holdings_due(),
             false => BTreeSet::new(),
         };
-        if self.subscribers.is_empty() {
-            return;
-        }
         let ledger = &self.state.ledger;
         let facts = applied
             .facts
-            .get_or_init(|| CommitFacts::build(txs, receipts, notices, ledger));
+            .get_or_init(|| Rc::new(CommitFacts::build(txs, receipts, notices, ledger)));
+        if self.recent.len() >= REPLAY_COMMITS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((index, Rc::clone(facts)));
+        if self.subscribers.is_empty() {
+            return;
+        }
         let to: BTreeSet<AccountId> = match facts.for_everyone() {
             true => self.subscribers.accounts().copied().collect(),
             false => facts
@@ -558,11 +571,25 @@ impl ValidatorNode {
             ) else {
                 continue;
             };
-            for facts in pieces(batch, crate::wire::MAX_FACTS_PER_BATCH) {
-                let batch = FactBatch { index, facts };
-                self.out
-                    .push_back(Transmit::to(node, NodeMessage::Facts(batch)));
-            }
+            send_facts(&mut self.out, node, index, batch);
+        }
+    }
+
+    /// Sends `to` the facts about its account of the kept commits from
+    /// `from` on (see [`GatewayRequest::SubscribeFrom`]), without the
+    /// holdings reports it may have asked this validator for.
+    fn replay_facts(&mut self, to: NodeId, from: u64) {
+        let acct = to.account();
+        let batches: Vec<(u64, std::sync::Arc<[Fact]>)> = self
+            .recent
+            .iter()
+            .filter(|(index, _)| *index >= from)
+            .filter_map(|(index, facts)| {
+                Some((*index, facts.batch(&acct, false, &self.state.ledger)?))
+            })
+            .collect();
+        for (index, batch) in batches {
+            send_facts(&mut self.out, to, index, batch);
         }
     }
 
@@ -658,9 +685,12 @@ impl ValidatorNode {
 
     fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
         match req {
-            GatewayRequest::Subscribe => {
-                if let Some(gone) = self.subscribers.subscribe(from) {
-                    self.holdings_wanted.remove(&gone);
+            GatewayRequest::Subscribe => self.subscribe(from),
+            GatewayRequest::SubscribeFrom(index) => {
+                let fresh = !self.subscribers.contains(&from.account());
+                self.subscribe(from);
+                if fresh {
+                    self.replay_facts(from, index);
                 }
             }
             GatewayRequest::Submit(tx) => {
@@ -674,6 +704,12 @@ impl ValidatorNode {
                         .insert(from.account(), HOLDINGS_REPORTS);
                 }
             }
+        }
+    }
+
+    fn subscribe(&mut self, node: NodeId) {
+        if let Some(gone) = self.subscribers.subscribe(node) {
+            self.holdings_wanted.remove(&gone);
         }
     }
 
@@ -781,6 +817,20 @@ impl Machine for ValidatorNode {
             .into_iter()
             .flatten()
             .min()
+    }
+}
+
+/// Queues `batch`, the facts of commit `index` for `to`, in pieces of at
+/// most [`MAX_FACTS_PER_BATCH`](crate::wire::MAX_FACTS_PER_BATCH).
+fn send_facts(
+    out: &mut std::collections::VecDeque<Transmit<NodeMessage>>,
+    to: NodeId,
+    index: u64,
+    batch: std::sync::Arc<[Fact]>,
+) {
+    for facts in pieces(batch, crate::wire::MAX_FACTS_PER_BATCH) {
+        let batch = FactBatch { index, facts };
+        out.push_back(Transmit::to(to, NodeMessage::Facts(batch)));
     }
 }
 

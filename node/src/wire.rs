@@ -66,6 +66,13 @@ pub enum GatewayRequest {
     /// commits at every honest validator, so the fact reaches its f + 1
     /// quorum.
     Holdings,
+    /// Subscribe, and send me the facts about my account of the commits
+    /// from this index on that you still hold (the last
+    /// [`REPLAY_COMMITS`](crate::validator::REPLAY_COMMITS)): what a light
+    /// node asks of the sources its window widens to, so facts its other
+    /// sources did not back in time are decided. Served only to a node not
+    /// subscribed already (a subscriber hears every fact as it commits).
+    SubscribeFrom(u64),
 }
 
 /// Commits between two reports of requested holdings

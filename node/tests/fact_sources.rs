@@ -1,9 +1,11 @@
 //! A light node's fact sources: a window of the committee holding at least
-//! 2f + 1 of the stake, widened when it does not decide a fact in time.
+//! 2f + 1 (or f + 1) of the stake, widened when it does not decide a fact in
+//! time, the new sources asked to replay the facts since the oldest
+//! undecided one.
 
 use idlegrid_dag_ledger::consensus::Committee;
 use idlegrid_dag_ledger::ledger::{ChainId, Params, TxKind};
-use idlegrid_node::light::{LightCore, LightSetup};
+use idlegrid_node::light::{FactWindow, LightCore, LightSetup};
 use idlegrid_node::wire::{Fact, FactBatch, GatewayRequest, NodeMessage};
 use idlegrid_primitives::{
     AccountId, Amount, Destination, Digest, Domain, Duration, Keypair, NodeId, Seed, Timestamp,
@@ -18,6 +20,15 @@ fn validators(n: u64) -> Vec<NodeId> {
 }
 
 fn core(vs: &[NodeId], first_gateway: usize, fact_sources: usize) -> LightCore {
+    windowed(vs, first_gateway, fact_sources, FactWindow::Quorum)
+}
+
+fn windowed(
+    vs: &[NodeId],
+    first_gateway: usize,
+    fact_sources: usize,
+    fact_window: FactWindow,
+) -> LightCore {
     let chain: ChainId = Params::default().chain_id;
     LightCore::new(LightSetup {
         key: Keypair::from_seed(&Seed::from_u64(99)),
@@ -27,19 +38,32 @@ fn core(vs: &[NodeId], first_gateway: usize, fact_sources: usize) -> LightCore {
         patience: PATIENCE,
         fanout: 1,
         fact_sources,
+        fact_window,
         next_nonce: Some(0),
     })
 }
 
-/// Who was sent a subscription since the last call.
-fn subscribed(c: &mut LightCore) -> Vec<NodeId> {
+/// Who was sent a subscription since the last call, with the commit index
+/// a replay was asked from.
+fn subscriptions(c: &mut LightCore) -> Vec<(NodeId, Option<u64>)> {
     std::iter::from_fn(|| c.poll_transmit())
-        .filter(|t| matches!(t.msg, NodeMessage::Gateway(GatewayRequest::Subscribe)))
-        .filter_map(|t| match t.to {
-            Destination::To(v) => Some(v),
-            Destination::Broadcast => None,
+        .filter_map(|t| {
+            let from = match t.msg {
+                NodeMessage::Gateway(GatewayRequest::Subscribe) => None,
+                NodeMessage::Gateway(GatewayRequest::SubscribeFrom(i)) => Some(i),
+                _ => return None,
+            };
+            match t.to {
+                Destination::To(v) => Some((v, from)),
+                Destination::Broadcast => None,
+            }
         })
         .collect()
+}
+
+/// Who was sent a subscription since the last call.
+fn subscribed(c: &mut LightCore) -> Vec<NodeId> {
+    subscriptions(c).into_iter().map(|(v, _)| v).collect()
 }
 
 fn fact(n: u64) -> FactBatch {
@@ -96,8 +120,11 @@ fn a_fact_short_of_f_plus_one_for_the_patience_widens_the_window() {
     assert_eq!(c.widenings(), 0, "not before the patience");
     c.on_timeout(at(6_000));
     assert_eq!(c.widenings(), 1);
-    // Another f + 1 of the stake (here: the rest), every source asked again.
-    assert_eq!(subscribed(&mut c), vs.clone());
+    // Another f + 1 of the stake (here: the rest), every source asked
+    // again, the new ones to replay from the undecided fact's commit.
+    let asked = subscriptions(&mut c);
+    let replay = |v: &NodeId| (*v, (!vs[..5].contains(v)).then_some(3));
+    assert_eq!(asked, vs.iter().map(replay).collect::<Vec<_>>());
     // The whole committee: nothing left to widen, no timer for it.
     assert_eq!(c.poll_timeout(), None);
     c.on_timeout(at(60_000));
@@ -143,4 +170,57 @@ fn a_stuck_transaction_widens_the_window_as_it_fails_over() {
     c.on_timeout(at(5_000));
     assert_eq!((c.failovers(), c.widenings()), (1, 1));
     assert_eq!(subscribed(&mut c), vs);
+}
+
+#[test]
+fn a_validity_window_holds_f_plus_one_and_widens_after_its_own_patience() {
+    let vs = validators(7); // f = 2: f + 1 = 3 validators
+    let patience = Duration::from_secs(2);
+    let mut c = windowed(&vs, 4, 1, FactWindow::Validity { patience });
+    c.start();
+    assert_eq!(subscribed(&mut c), vec![vs[4], vs[5], vs[6]]);
+    // Every source must report: two of three leave it pending.
+    for v in &vs[4..6] {
+        let (accepted, _) = c.on_facts(at(1_000), *v, fact(1)).unwrap();
+        assert!(accepted.is_empty());
+    }
+    // Its own patience, not the transactions' (5 s).
+    assert_eq!(c.poll_timeout(), Some(at(3_000)));
+    c.on_timeout(at(3_000));
+    assert_eq!(c.widenings(), 1);
+    // Another f + 1, asked to replay from commit 3; the silent one and the
+    // two that reported are only subscribed again.
+    assert_eq!(
+        subscriptions(&mut c),
+        vec![
+            (vs[4], None),
+            (vs[5], None),
+            (vs[6], None),
+            (vs[0], Some(3)),
+            (vs[1], Some(3)),
+            (vs[2], Some(3)),
+        ]
+    );
+    // A new source's replay decides the fact.
+    let (accepted, _) = c.on_facts(at(3_200), vs[0], fact(1)).unwrap();
+    assert_eq!(accepted.len(), 1);
+}
+
+#[test]
+fn a_validity_window_decides_when_every_source_reports() {
+    let vs = validators(7);
+    let patience = Duration::from_secs(2);
+    let mut c = windowed(&vs, 0, 1, FactWindow::Validity { patience });
+    c.start();
+    subscribed(&mut c);
+    for (i, t) in [(0u64, 1_000u64), (1, 4_000), (2, 7_000)] {
+        let decided: usize = vs[..3]
+            .iter()
+            .map(|v| c.on_facts(at(t), *v, fact(i)).unwrap().0.len())
+            .sum();
+        assert_eq!(decided, 1);
+        c.on_timeout(at(t + 1_999));
+    }
+    assert_eq!(c.widenings(), 0);
+    assert!(subscribed(&mut c).is_empty());
 }

@@ -49,6 +49,26 @@ fn run_job(t: &mut Testnet, spec: JobSpec) -> Vec<LocalEvent> {
     events
 }
 
+/// The first client pays `amount` to `to`; true once its fate came back
+/// applied (within 10 s).
+fn pay(t: &mut Testnet, to: idlegrid_primitives::AccountId, amount: u128) -> bool {
+    let (client, now) = (t.clients[0], t.net.now());
+    let pay = idlegrid_dag_ledger::ledger::TxKind::Transfer {
+        to,
+        amount: Amount::new(amount),
+    };
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .submit_ledger(now, pay)
+        .unwrap();
+    t.net.run_until(
+        now + Duration::from_secs(10),
+        Duration::from_millis(10),
+        |e| matches!(e, LocalEvent::Client(_, ClientEvent::Applied { .. })),
+    )
+}
+
 fn settlements(events: &[LocalEvent]) -> Vec<idlegrid_node::market::Settlement> {
     events
         .iter()
@@ -342,22 +362,7 @@ fn a_client_reads_its_holdings_and_pays_through_the_light_protocol() {
     assert!(held.balance > Amount::ZERO);
 
     let to = t.providers[0].account();
-    let now = t.net.now();
-    let pay = idlegrid_dag_ledger::ledger::TxKind::Transfer {
-        to,
-        amount: Amount::new(1_234),
-    };
-    t.net
-        .client_mut(&client)
-        .unwrap()
-        .submit_ledger(now, pay)
-        .unwrap();
-    let applied = t.net.run_until(
-        now + Duration::from_secs(10),
-        Duration::from_millis(10),
-        |e| matches!(e, LocalEvent::Client(_, ClientEvent::Applied { .. })),
-    );
-    assert!(applied, "the transfer's fate came back");
+    assert!(pay(&mut t, to, 1_234), "the transfer's fate came back");
     let after = *t
         .net
         .client_mut(&client)
@@ -433,4 +438,53 @@ fn a_client_reads_its_holdings_and_pays_through_the_light_protocol() {
         .unwrap();
     assert_eq!(last.nonce, 2, "a transfer, a refused overdraft, a transfer");
     digests_agree(&t);
+}
+
+/// A validator keeps the facts of its last commits and replays those about
+/// a new subscriber's account when asked (what the sources a light node's
+/// fact window widens to are asked), in commit order, and only to a node
+/// not subscribed already (a subscriber heard them as they committed).
+#[test]
+fn a_new_fact_source_replays_the_kept_facts_once() {
+    use idlegrid_node::wire::{Fact, GatewayRequest, NodeMessage};
+    use idlegrid_primitives::Machine;
+    let mut t = testnet(3, 4, 1, 1);
+    let newcomer = idlegrid_primitives::Keypair::from_seed(&Seed::from_u64(4_242));
+    assert!(
+        pay(&mut t, newcomer.account_id(), 1_234),
+        "the transfer applied"
+    );
+    let now = t.net.now();
+    let v = t.net.validator_mut(&t.validators[0]).unwrap();
+    while v.poll_transmit().is_some() {}
+    let replay = |v: &mut ValidatorNode, from: u64| {
+        let req = NodeMessage::Gateway(GatewayRequest::SubscribeFrom(from));
+        v.handle_message(now, newcomer.node_id(), req);
+        std::iter::from_fn(|| v.poll_transmit())
+            .filter_map(|t| match t.msg {
+                NodeMessage::Facts(b) => Some(b),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let batches = replay(v, 0);
+    let credited = |b: &idlegrid_node::wire::FactBatch| {
+        b.facts.iter().any(|f| {
+            matches!(f, Fact::Balance(a)
+                if a.account == newcomer.account_id() && a.balance == Amount::new(1_234))
+        })
+    };
+    assert_eq!(
+        batches.iter().filter(|b| credited(b)).count(),
+        1,
+        "{batches:?}"
+    );
+    assert!(batches.windows(2).all(|w| w[0].index < w[1].index));
+    let credit = batches.iter().find(|b| credited(b)).unwrap().index;
+    // Subscribed now: asking again replays nothing.
+    assert!(replay(v, 0).is_empty());
+    // A fresh validator asked from after the credit replays nothing of it.
+    let w = t.net.validator_mut(&t.validators[1]).unwrap();
+    while w.poll_transmit().is_some() {}
+    assert!(!replay(w, credit + 1).iter().any(credited));
 }

@@ -19,6 +19,7 @@ fn core() -> (LightCore, Vec<NodeId>) {
         patience: Duration::from_secs(5),
         fanout: 1,
         fact_sources: 0,
+        fact_window: Default::default(),
         next_nonce: Some(0),
     };
     (LightCore::new(setup), validators)

@@ -534,7 +534,7 @@ mod memory_tests {
     fn a_scenario_that_does_not_fit_is_refused_before_it_runs() {
         let large = Scenario::named_or_file("large").expect("built in");
         let err =
-            check_memory(&large, 900 << 20, true, 1).expect_err("large needs more than 900 MiB");
+            check_memory(&large, 800 << 20, true, 1).expect_err("large needs more than 800 MiB");
         assert!(matches!(err, RunError::Memory(_)));
         assert!(
             err.to_string().contains("--ignore-memory-estimate"),

@@ -128,8 +128,13 @@ fn forged_transfers_in_a_byzantine_block_move_nothing() {
 /// safely.
 #[test]
 fn light_nodes_on_a_window_of_the_committee_settle_every_job() {
-    let text = SMALL.replace("gateways = 2", "gateways = 2\nfact_sources = 1");
-    let s = Scenario::parse(&text).unwrap();
+    every_job_settles(&SMALL.replace("gateways = 2", "gateways = 2\nfact_sources = 1"));
+}
+
+/// Runs `text` with seeds 1 to 3: checked (see `check`), every job
+/// completed or failed.
+fn every_job_settles(text: &str) {
+    let s = Scenario::parse(text).unwrap();
     for seed in 1..=3 {
         check(&s, seed);
         let jobs = run(&s, seed).jobs.unwrap();
@@ -140,6 +145,19 @@ fn light_nodes_on_a_window_of_the_committee_settle_every_job() {
             "seed {seed}: {jobs}"
         );
     }
+}
+
+/// The same with a window of f + 1 of the stake (`fact_window =
+/// "validity"`): every source must report a fact, so a window holding a
+/// silent validator (the withholder, a crashed one, one restarted without
+/// its subscribers) widens after the patience and its new sources replay
+/// the facts still undecided; every job still settles, safely.
+#[test]
+fn light_nodes_on_a_validity_window_settle_every_job() {
+    every_job_settles(&SMALL.replace(
+        "gateways = 2",
+        "gateways = 2\nfact_sources = 1\nfact_window = \"validity\"",
+    ));
 }
 
 /// Validators that hold the very same state share one copy of it; the check

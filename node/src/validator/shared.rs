@@ -65,7 +65,7 @@ pub(crate) struct Applied {
     pub(crate) notices: Vec<Notice>,
     /// What the commit tells light nodes, built by the first validator to
     /// publish it (a function of the above and the post-state).
-    pub(crate) facts: OnceCell<CommitFacts>,
+    pub(crate) facts: OnceCell<Rc<CommitFacts>>,
 }
 
 impl Replica {
@@ -470,7 +470,12 @@ mod tests {
         let facts = |applied: &Applied, state: &Replica| {
             let r = applied.result.as_ref().expect("applies");
             let f = applied.facts.get_or_init(|| {
-                CommitFacts::build(&txs, &r.receipts, &applied.notices, &state.ledger)
+                Rc::new(CommitFacts::build(
+                    &txs,
+                    &r.receipts,
+                    &applied.notices,
+                    &state.ledger,
+                ))
             });
             let to = Keypair::from_seed(&Seed::from_u64(99)).account_id();
             [from[0].account_id(), to].map(|a| f.batch(&a, false, &state.ledger))

@@ -12,7 +12,7 @@ use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, co
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
 use idlegrid_node::byzantine::Forger;
 use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
-use idlegrid_node::light::{LightCore, LightSetup};
+use idlegrid_node::light::{FactWindow, LightCore, LightSetup};
 use idlegrid_node::market::{
     Environment, JobRequest, MarketParams, MarketRules, MarketTx, TrustGate, score_bps, unsealed,
 };
@@ -120,6 +120,9 @@ pub struct MarketplaceConfig {
     /// Validators each light node subscribes to for facts at first
     /// (`LightSetup::fact_sources`; 0 = every validator).
     pub fact_sources: u32,
+    /// How much of the stake those hold at least
+    /// (`LightSetup::fact_window`).
+    pub fact_window: FactWindow,
     /// Whitewashing providers and honest newcomers (none by default).
     pub sybil: SybilConfig,
     /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
@@ -256,6 +259,7 @@ impl Default for MarketplaceConfig {
             replay_command: None,
             gateways: 1,
             fact_sources: 0,
+            fact_window: FactWindow::Quorum,
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
             reputation_filter: ReputationFilter::Fresh,
@@ -996,6 +1000,7 @@ impl World {
             patience: Duration::from_secs(20),
             fanout: self.cfg.gateways as usize,
             fact_sources: self.cfg.fact_sources as usize,
+            fact_window: self.cfg.fact_window,
             // Every simulated light node's key is fresh.
             next_nonce: Some(0),
         };

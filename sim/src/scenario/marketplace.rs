@@ -10,7 +10,9 @@ use serde::Deserialize;
 use super::{Scenario, ScenarioError, check_prob, invalid};
 use idlegrid_entrap::{AssuranceTarget, Bps, ReuseRule};
 use idlegrid_node::client::{LifetimeMode, TrapTargets};
+use idlegrid_node::light::FactWindow;
 use idlegrid_node::verification::VerificationMode;
+use idlegrid_primitives::Duration;
 
 use crate::marketplace::run::{MAX_TRAPS_PER_LOT, ReputationFilter, SybilConfig, check_traps};
 use crate::marketplace::valuation::Valuation;
@@ -33,10 +35,20 @@ pub struct MarketplaceSection {
     #[serde(default = "one")]
     pub gateways: u32,
     /// Validators each light node subscribes to for facts at first, raised
-    /// to f + 1 of the stake and widened when they do not decide facts in
-    /// time; 0 = every validator.
+    /// to the stake `fact_window` asks for and widened when they do not
+    /// decide facts in time; 0 = every validator.
     #[serde(default)]
     pub fact_sources: u32,
+    /// How much of the stake a light node's fact sources hold at least:
+    /// `"quorum"` (2f + 1, the default) or `"validity"` (f + 1, half the
+    /// fact traffic; widened after `fact_patience_ms` when a source is
+    /// silent).
+    #[serde(default)]
+    pub fact_window: FactWindowKind,
+    /// With `fact_window = "validity"`: how long a fact may stay short of
+    /// f + 1 before the window widens, 1..=600 000 ms (default 2 000).
+    #[serde(default = "default_fact_patience_ms")]
+    pub fact_patience_ms: u64,
     /// The providers.
     pub providers: ProvidersSection,
     /// The clients.
@@ -306,6 +318,21 @@ pub struct ReputationSection {
     /// 5000, half the mean).
     #[serde(default)]
     pub min_trust_bps_of_mean: Option<u32>,
+}
+
+/// `marketplace.fact_window`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactWindowKind {
+    /// 2f + 1 of the stake.
+    #[default]
+    Quorum,
+    /// f + 1 of the stake.
+    Validity,
+}
+
+fn default_fact_patience_ms() -> u64 {
+    2_000
 }
 
 /// `marketplace.reputation.filter`.
@@ -807,6 +834,12 @@ impl Scenario {
             0,
             self.nodes.count as u32,
         )?;
+        range(
+            "marketplace.fact_patience_ms",
+            m.fact_patience_ms,
+            1,
+            600_000,
+        )?;
         let p = &m.providers;
         p.validate()?;
         let c = &m.clients;
@@ -891,6 +924,12 @@ impl Scenario {
             replay_command: Some(replay),
             gateways: m.gateways,
             fact_sources: m.fact_sources,
+            fact_window: match m.fact_window {
+                FactWindowKind::Quorum => FactWindow::Quorum,
+                FactWindowKind::Validity => FactWindow::Validity {
+                    patience: Duration::from_millis(m.fact_patience_ms),
+                },
+            },
             sybil: SybilConfig {
                 whitewashers: m.sybil.whitewashers,
                 max_identities: m.sybil.max_identities,
