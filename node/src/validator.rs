@@ -555,23 +555,23 @@ impl ValidatorNode {
         if self.subscribers.is_empty() {
             return;
         }
-        let to: BTreeSet<AccountId> = match facts.for_everyone() {
-            true => self.subscribers.accounts().copied().collect(),
-            false => facts
+        let send = |acct: &AccountId| {
+            if let Some(batch) = facts.batch(acct, due.contains(acct), ledger) {
+                send_facts(&mut self.out, acct.node(), index, batch);
+            }
+        };
+        // In account order: every subscriber when the commit has facts for
+        // everyone (without collecting them), else those the commit or a
+        // holdings report concerns.
+        if facts.for_everyone() {
+            self.subscribers.accounts().for_each(send);
+        } else {
+            let to: BTreeSet<&AccountId> = facts
                 .accounts()
                 .chain(&due)
                 .filter(|a| self.subscribers.contains(a))
-                .copied()
-                .collect(),
-        };
-        for acct in to {
-            let (Some(node), Some(batch)) = (
-                self.subscribers.get(&acct),
-                facts.batch(&acct, due.contains(&acct), ledger),
-            ) else {
-                continue;
-            };
-            send_facts(&mut self.out, node, index, batch);
+                .collect();
+            to.into_iter().for_each(send);
         }
     }
 
