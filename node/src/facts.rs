@@ -9,10 +9,11 @@
 //! waits until enough validators catch up.
 //!
 //! Memory is bounded: each validator may have at most
-//! [`MAX_PENDING_PER_VALIDATOR`] unconfirmed reports in flight (its oldest
-//! is dropped first, so a flooding validator only evicts its own reports),
-//! and accepted facts are remembered for [`ACCEPTED_HORIZON`] commits to
-//! drop late duplicates.
+//! [`MAX_PENDING_PER_VALIDATOR`] unconfirmed reports in flight (past that,
+//! its oldest half are dropped at once, so a flooding validator only evicts
+//! its own reports, at a cost amortized over the reports it sent), and
+//! accepted facts are remembered for [`ACCEPTED_HORIZON`] commits to drop
+//! late duplicates.
 //!
 //! [`FactQuorum::oldest_pending`] tells when the oldest report still short
 //! of f + 1 arrived: a light node that hears a fact from a few of its
@@ -20,7 +21,7 @@
 //! validators, and widens its subscriptions (see
 //! [`LightSetup::fact_sources`](crate::light::LightSetup::fact_sources)).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_primitives::{Digest, Domain, NodeId, Timestamp};
@@ -90,6 +91,7 @@ impl Voters {
         had
     }
 
+    #[cfg(test)]
     fn contains(&self, a: AuthorityIndex) -> bool {
         let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
         self.0.get(w).is_some_and(|word| word & bit != 0)
@@ -117,9 +119,8 @@ pub struct FactQuorum {
     by_age: BTreeSet<(Timestamp, Digest)>,
     /// The pending facts by commit index, for dropping stale ones.
     by_index: BTreeSet<(u64, Digest)>,
-    /// Per validator with unconfirmed reports, those reports, oldest
-    /// first (a validator whose reports are all confirmed has no entry).
-    reports: BTreeMap<AuthorityIndex, VecDeque<Digest>>,
+    /// Per validator (by committee index), the pending facts it reported.
+    reports: Vec<u32>,
     /// The accepted facts' keys by commit index (a key names its index, so
     /// a late report is found by both).
     accepted: BTreeSet<(u64, Digest)>,
@@ -139,12 +140,13 @@ impl std::fmt::Debug for FactQuorum {
 impl FactQuorum {
     /// A quorum over `committee`'s stake.
     pub fn new(committee: Committee) -> Self {
+        let size = committee.size();
         Self {
             committee,
             pending: BTreeMap::new(),
             by_age: BTreeSet::new(),
             by_index: BTreeSet::new(),
-            reports: BTreeMap::new(),
+            reports: vec![0; size],
             accepted: BTreeSet::new(),
             highest: 0,
             recent: RecentKeys::default(),
@@ -200,60 +202,40 @@ impl FactQuorum {
                 continue;
             }
             p.stake += stake;
+            self.reports[who.as_usize()] += 1;
             if self.committee.is_validity(p.stake) {
                 let p = self.unpend(&key).expect("present");
                 self.accept(key, p.index);
-                for v in p.voters.iter() {
-                    self.prune(v);
-                }
                 out.push(p.fact);
-            } else {
-                self.track(who, key);
+            } else if self.reports[who.as_usize()] as usize > MAX_PENDING_PER_VALIDATOR {
+                self.evict(who);
             }
         }
         Ok(out)
     }
 
-    fn track(&mut self, who: AuthorityIndex, key: Digest) {
-        self.prune(who);
-        let q = self.reports.entry(who).or_default();
-        q.push_back(key);
+    /// Drops the votes of `who` (over its quota) from its oldest pending
+    /// facts, by commit index, until half its quota is left, and the facts
+    /// left without a vote.
+    fn evict(&mut self, who: AuthorityIndex) {
+        let keep = (MAX_PENDING_PER_VALIDATOR / 2) as u32;
+        let stake = self.committee.stake(who);
         let mut emptied = Vec::new();
-        while q.len() > MAX_PENDING_PER_VALIDATOR {
-            let old = q.pop_front().expect("non-empty");
-            if let Some(p) = self.pending.get_mut(&old)
-                && p.voters.remove(who)
-            {
-                p.stake -= self.committee.stake(who);
+        for (_, key) in &self.by_index {
+            if self.reports[who.as_usize()] <= keep {
+                break;
+            }
+            let p = self.pending.get_mut(key).expect("indexed, so pending");
+            if p.voters.remove(who) {
+                p.stake -= stake;
+                self.reports[who.as_usize()] -= 1;
                 if p.voters.is_empty() {
-                    emptied.push(old);
+                    emptied.push(*key);
                 }
             }
         }
-        for old in emptied {
-            self.unpend(&old);
-        }
-    }
-
-    /// Drops from the front of `who`'s queue the reports no longer pending
-    /// with its vote (accepted, expired), and the queue once empty: an
-    /// honest validator's reports are confirmed in order, so its queue
-    /// holds its unconfirmed ones, a few, and none once they are all
-    /// confirmed.
-    fn prune(&mut self, who: AuthorityIndex) {
-        let Some(q) = self.reports.get_mut(&who) else {
-            return;
-        };
-        while let Some(old) = q.front()
-            && !self
-                .pending
-                .get(old)
-                .is_some_and(|p| p.voters.contains(who))
-        {
-            q.pop_front();
-        }
-        if q.is_empty() {
-            self.reports.remove(&who);
+        for key in emptied {
+            self.unpend(&key);
         }
     }
 
@@ -285,6 +267,9 @@ impl FactQuorum {
         let p = self.pending.remove(key)?;
         self.by_age.remove(&(p.seen, *key));
         self.by_index.remove(&(p.index, *key));
+        for v in p.voters.iter() {
+            self.reports[v.as_usize()] -= 1;
+        }
         debug_assert_eq!(self.pending.len(), self.by_age.len());
         debug_assert_eq!(self.pending.len(), self.by_index.len());
         Some(*p)
@@ -434,7 +419,7 @@ mod tests {
     }
 
     #[test]
-    fn a_validator_s_queue_holds_only_its_unconfirmed_reports() {
+    fn a_validator_s_count_is_its_unconfirmed_reports() {
         let (c, ids) = committee(4); // f = 1: two reports needed
         let mut q = FactQuorum::new(c);
         for i in 0..1_000 {
@@ -444,23 +429,33 @@ mod tests {
             let got = q.observe(T0, ids[1], batch(1 + i / 50, fact(i))).unwrap();
             assert_eq!(got, vec![fact(i)]);
             assert_eq!(queued(&q, ids[0]), 0, "confirmed reports leave");
-            assert!(q.reports.is_empty(), "and so do emptied queues");
+            assert!(q.reports.iter().all(|&n| n == 0));
+            counts_match(&q);
         }
         // An unconfirmed report stays tracked (and so can be evicted).
         q.observe(T0, ids[0], batch(30, fact(5_000))).unwrap();
         q.observe(T0, ids[0], batch(30, fact(5_001))).unwrap();
         assert_eq!(queued(&q, ids[0]), 2);
         assert_eq!(q.pending(), 2);
-        // Confirming the later one leaves the earlier one queued.
+        // Confirming the later one leaves the earlier one counted.
         q.observe(T0, ids[2], batch(30, fact(5_001))).unwrap();
-        assert_eq!((queued(&q, ids[0]), q.pending()), (2, 1));
+        assert_eq!((queued(&q, ids[0]), q.pending()), (1, 1));
         q.observe(T0, ids[2], batch(30, fact(5_000))).unwrap();
         assert_eq!((queued(&q, ids[0]), q.pending()), (0, 0));
     }
 
+    /// Each validator's count is the pending facts with its vote.
+    fn counts_match(q: &FactQuorum) {
+        for (i, &n) in q.reports.iter().enumerate() {
+            let a = AuthorityIndex::new(i as u32);
+            let voted = q.pending.values().filter(|p| p.voters.contains(a)).count();
+            assert_eq!(n as usize, voted, "validator {i}");
+        }
+    }
+
     fn queued(q: &FactQuorum, id: NodeId) -> usize {
         let a = q.committee.index_of(&id).expect("member");
-        q.reports.get(&a).map_or(0, VecDeque::len)
+        q.reports[a.as_usize()] as usize
     }
 
     #[test]
@@ -472,6 +467,8 @@ mod tests {
             q.observe(T0, ids[0], batch(2, fact(1_000 + i))).unwrap();
         }
         assert!(q.pending() <= MAX_PENDING_PER_VALIDATOR + 1);
+        assert!(queued(&q, ids[0]) <= MAX_PENDING_PER_VALIDATOR);
+        counts_match(&q);
         // Validator 1's report survived the flood.
         assert_eq!(
             q.observe(T0, ids[2], batch(1, fact(0))).unwrap(),
@@ -520,6 +517,26 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Whatever validators report, in any order, each one's count is
+        /// the pending facts with its vote, and a fact is accepted once, by
+        /// f + 1 distinct validators.
+        #[test]
+        fn counts_follow_the_pending_votes(
+            ops in proptest::collection::vec((0usize..7, 1u64..12, 0u64..10), 0..400),
+        ) {
+            let (c, ids) = committee(7); // f = 2: three reports needed
+            let mut q = FactQuorum::new(c);
+            let mut voters: BTreeMap<(u64, u64), BTreeSet<usize>> = BTreeMap::new();
+            for (v, index, n) in ops {
+                let got = q.observe(T0, ids[v], batch(index, fact(n))).unwrap();
+                let seen = voters.entry((index, n)).or_default();
+                let fresh = seen.len() < 3 && seen.insert(v);
+                let accepted = fresh && seen.len() == 3;
+                proptest::prop_assert_eq!(got.len(), usize::from(accepted));
+                counts_match(&q);
+            }
+        }
+
         /// The bit set of voters is a set of committee indices.
         #[test]
         fn voters_are_a_set(ops in proptest::collection::vec((proptest::bool::ANY, 0u32..200), 0..300)) {
