@@ -63,50 +63,81 @@ struct Pending {
     stake: u64,
 }
 
+/// Committee indices whose voter bits are kept inline (256 validators).
+const INLINE_WORDS: usize = 4;
+
 /// The validators that reported a pending fact, one bit per committee
-/// index: 16 bytes for a committee of 100 instead of a set of node ids.
+/// index: those of the first 256 validators inline (every report of a fact
+/// sets one, so no pointer is followed for them), the rest on the heap.
 #[derive(Default)]
-struct Voters(Vec<u64>);
+struct Voters {
+    low: [u64; INLINE_WORDS],
+    high: Vec<u64>,
+}
 
 impl Voters {
+    fn locate(a: AuthorityIndex) -> (usize, u64) {
+        (a.as_usize() / 64, 1u64 << (a.as_usize() % 64))
+    }
+
+    fn word(&self, w: usize) -> u64 {
+        match w.checked_sub(INLINE_WORDS) {
+            None => self.low[w],
+            Some(i) => self.high.get(i).copied().unwrap_or(0),
+        }
+    }
+
+    fn word_mut(&mut self, w: usize) -> &mut u64 {
+        match w.checked_sub(INLINE_WORDS) {
+            None => &mut self.low[w],
+            Some(i) => {
+                if self.high.len() <= i {
+                    self.high.resize(i + 1, 0);
+                }
+                &mut self.high[i]
+            }
+        }
+    }
+
     /// Adds `a`; false if it was there.
     fn insert(&mut self, a: AuthorityIndex) -> bool {
-        let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
-        if self.0.len() <= w {
-            self.0.resize(w + 1, 0);
-        }
-        let fresh = self.0[w] & bit == 0;
-        self.0[w] |= bit;
+        let (w, bit) = Self::locate(a);
+        let word = self.word_mut(w);
+        let fresh = *word & bit == 0;
+        *word |= bit;
         fresh
     }
 
     /// Removes `a`; false if it was not there.
     fn remove(&mut self, a: AuthorityIndex) -> bool {
-        let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
-        let Some(word) = self.0.get_mut(w) else {
+        let (w, bit) = Self::locate(a);
+        if self.word(w) & bit == 0 {
             return false;
-        };
-        let had = *word & bit != 0;
-        *word &= !bit;
-        had
+        }
+        *self.word_mut(w) &= !bit;
+        true
     }
 
     #[cfg(test)]
     fn contains(&self, a: AuthorityIndex) -> bool {
-        let (w, bit) = (a.as_usize() / 64, 1u64 << (a.as_usize() % 64));
-        self.0.get(w).is_some_and(|word| word & bit != 0)
+        let (w, bit) = Self::locate(a);
+        self.word(w) & bit != 0
     }
 
     fn is_empty(&self) -> bool {
-        self.0.iter().all(|w| *w == 0)
+        self.low.iter().chain(&self.high).all(|w| *w == 0)
     }
 
     fn iter(&self) -> impl Iterator<Item = AuthorityIndex> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, word)| {
-            (0..64)
-                .filter(move |b| word & (1u64 << b) != 0)
-                .map(move |b| AuthorityIndex::new((w * 64 + b) as u32))
-        })
+        self.low
+            .iter()
+            .chain(&self.high)
+            .enumerate()
+            .flat_map(|(w, word)| {
+                (0..64)
+                    .filter(move |b| word & (1u64 << b) != 0)
+                    .map(move |b| AuthorityIndex::new((w * 64 + b) as u32))
+            })
     }
 }
 
@@ -184,7 +215,9 @@ impl FactQuorum {
         }
         for fact in batch.facts.iter() {
             let key = self.recent.key(batch.index, fact, self.highest);
-            if self.accepted.contains(&(batch.index, key)) {
+            // Pending first: most reports are of a fact still pending (a
+            // key is never both pending and accepted).
+            if !self.pending.contains_key(&key) && self.accepted.contains(&(batch.index, key)) {
                 continue;
             }
             let p = self.pending.entry(key).or_insert_with(|| {
@@ -539,7 +572,7 @@ mod tests {
 
         /// The bit set of voters is a set of committee indices.
         #[test]
-        fn voters_are_a_set(ops in proptest::collection::vec((proptest::bool::ANY, 0u32..200), 0..300)) {
+        fn voters_are_a_set(ops in proptest::collection::vec((proptest::bool::ANY, 0u32..400), 0..300)) {
             let (mut v, mut model) = (Voters::default(), BTreeSet::new());
             for (add, i) in ops {
                 let a = AuthorityIndex::new(i);
