@@ -64,8 +64,10 @@ pub const MAX_SUBSCRIBERS: usize = 1 << 20;
 /// commit, where the light node's f + 1 quorum forms.
 pub const HOLDINGS_REPORTS: u8 = 8;
 /// Commits whose facts a validator keeps to replay to a new fact source's
-/// subscriber ([`GatewayRequest::SubscribeFrom`]): a few seconds of
-/// commits, more than a light node's window takes to widen.
+/// subscriber ([`GatewayRequest::SubscribeFrom`]): several seconds of
+/// commits, more than a validity window's patience (2 s in the simulator)
+/// lets pass before it widens. A fact older than that is not replayed (with
+/// a 2f + 1 window widening is beyond the fault model anyway).
 pub const REPLAY_COMMITS: usize = 64;
 
 /// A drained validator keeps room for twice its peers' messages, and at
