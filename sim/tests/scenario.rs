@@ -172,3 +172,22 @@ fn missing_file_is_an_io_error() {
     assert!(matches!(e, ScenarioError::Io { .. }));
     assert!(e.to_string().contains("/nonexistent/x.toml"));
 }
+
+#[test]
+fn a_bad_fact_window_names_the_field() {
+    let window = "fact_window = \"quorum\"";
+    let patience = "fact_patience_ms = 2000";
+    assert!(DEFAULT_SCENARIO.contains(window) && DEFAULT_SCENARIO.contains(patience));
+    let e = err(&DEFAULT_SCENARIO.replace(window, "fact_window = \"half\""));
+    assert!(
+        e.contains("unknown variant `half`, expected `quorum` or `validity`"),
+        "{e}"
+    );
+    let e = err(&DEFAULT_SCENARIO.replace(patience, "fact_patience_ms = 0"));
+    assert!(
+        e.contains("`marketplace.fact_patience_ms` must be in 1..=600000, got 0"),
+        "{e}"
+    );
+    let validity = DEFAULT_SCENARIO.replace(window, "fact_window = \"validity\"");
+    assert!(Scenario::parse(&validity).is_ok());
+}

@@ -756,6 +756,24 @@ impl ClientsSection {
     }
 }
 
+impl MarketplaceSection {
+    /// The light nodes' fact window (`fact_window`, `fact_patience_ms`).
+    fn fact_window(&self) -> Result<FactWindow, ScenarioError> {
+        range(
+            "marketplace.fact_patience_ms",
+            self.fact_patience_ms,
+            1,
+            600_000,
+        )?;
+        Ok(match self.fact_window {
+            FactWindowKind::Quorum => FactWindow::Quorum,
+            FactWindowKind::Validity => FactWindow::Validity {
+                patience: Duration::from_millis(self.fact_patience_ms),
+            },
+        })
+    }
+}
+
 impl SybilSection {
     /// Identity counts, and join windows inside the active part of the run.
     fn validate(&self, active_secs: u64) -> Result<(), ScenarioError> {
@@ -834,12 +852,7 @@ impl Scenario {
             0,
             self.nodes.count as u32,
         )?;
-        range(
-            "marketplace.fact_patience_ms",
-            m.fact_patience_ms,
-            1,
-            600_000,
-        )?;
+        m.fact_window()?;
         let p = &m.providers;
         p.validate()?;
         let c = &m.clients;
@@ -924,12 +937,7 @@ impl Scenario {
             replay_command: Some(replay),
             gateways: m.gateways,
             fact_sources: m.fact_sources,
-            fact_window: match m.fact_window {
-                FactWindowKind::Quorum => FactWindow::Quorum,
-                FactWindowKind::Validity => FactWindow::Validity {
-                    patience: Duration::from_millis(m.fact_patience_ms),
-                },
-            },
+            fact_window: m.fact_window()?,
             sybil: SybilConfig {
                 whitewashers: m.sybil.whitewashers,
                 max_identities: m.sybil.max_identities,
