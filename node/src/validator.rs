@@ -568,12 +568,9 @@ impl ValidatorNode {
         if facts.for_everyone() {
             self.subscribers.accounts().for_each(send);
         } else {
-            let to: BTreeSet<&AccountId> = facts
-                .accounts()
-                .chain(&due)
+            union_ascending(facts.accounts(), due.iter())
                 .filter(|a| self.subscribers.contains(a))
-                .collect();
-            to.into_iter().for_each(send);
+                .for_each(send);
         }
     }
 
@@ -822,6 +819,26 @@ impl Machine for ValidatorNode {
     }
 }
 
+/// The union of two ascending sequences, ascending, each item once.
+fn union_ascending<'a, T: Ord + 'a>(
+    a: impl Iterator<Item = &'a T>,
+    b: impl Iterator<Item = &'a T>,
+) -> impl Iterator<Item = &'a T> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) => match x.cmp(y) {
+            std::cmp::Ordering::Less => a.next(),
+            std::cmp::Ordering::Greater => b.next(),
+            std::cmp::Ordering::Equal => {
+                b.next();
+                a.next()
+            }
+        },
+        (Some(_), None) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 /// Queues `batch`, the facts of commit `index` for `to`, in pieces of at
 /// most [`MAX_FACTS_PER_BATCH`](crate::wire::MAX_FACTS_PER_BATCH).
 fn send_facts(
@@ -847,6 +864,17 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The union of two ascending sequences is the sorted set union.
+        #[test]
+        fn union_ascending_is_the_set_union(
+            a in proptest::collection::btree_set(0u8..40, 0..20),
+            b in proptest::collection::btree_set(0u8..40, 0..20),
+        ) {
+            let got: Vec<u8> = union_ascending(a.iter(), b.iter()).copied().collect();
+            let want: Vec<u8> = a.union(&b).copied().collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+
         /// The pieces are `chunks`' pieces, the empty batch none, and a
         /// batch that fits is sent as it is.
         #[test]
