@@ -96,7 +96,7 @@ for t in $targets; do
     extra=()
     case "$t" in
         # Stateful targets: longer inputs are longer runs; do not start tiny.
-        ledger_apply | reputation_book | entrap_round | consensus_network | market_clearing)
+        ledger_apply | reputation_book | entrap_round | consensus_network | market_clearing | node_message)
             extra=(-len_control=0 -max_len=4096) ;;
     esac
     case "$t" in
