@@ -579,16 +579,10 @@ impl ValidatorNode {
     /// holdings reports it may have asked this validator for.
     fn replay_facts(&mut self, to: NodeId, from: u64) {
         let acct = to.account();
-        let batches: Vec<(u64, std::sync::Arc<[Fact]>)> = self
-            .recent
-            .iter()
-            .filter(|(index, _)| *index >= from)
-            .filter_map(|(index, facts)| {
-                Some((*index, facts.batch(&acct, false, &self.state.ledger)?))
-            })
-            .collect();
-        for (index, batch) in batches {
-            send_facts(&mut self.out, to, index, batch);
+        for (index, facts) in self.recent.iter().filter(|(index, _)| *index >= from) {
+            if let Some(batch) = facts.batch(&acct, false, &self.state.ledger) {
+                send_facts(&mut self.out, to, *index, batch);
+            }
         }
     }
 

@@ -492,37 +492,31 @@ mod tests {
 
     #[test]
     fn fact_window_follows_the_light_nodes() {
-        let window = |validators, fact_sources| {
+        let windowed = |validators, fact_sources, validity_window| {
             Scale {
                 validators,
                 fact_sources,
+                validity_window,
                 ..scale(0, 0, 0)
             }
             .fact_window()
         };
+        let window = |v, k| windowed(v, k, false);
         assert_eq!(window(100, 0), 100);
         // Raised to 2f + 1 of 100 equal stakes (f = 33), never past V.
         assert_eq!(window(100, 1), 67);
         assert_eq!(window(100, 80), 80);
         assert_eq!(window(100, 500), 100);
         assert_eq!(window(24, 1), 17);
+        assert_eq!(window(4, 1), 3);
+        assert_eq!(window(1, 1), 1);
+        assert_eq!(window(0, 1), 0);
         // With a validity window, raised to f + 1 only.
-        let validity = |validators, fact_sources| {
-            Scale {
-                validators,
-                fact_sources,
-                validity_window: true,
-                ..scale(0, 0, 0)
-            }
-            .fact_window()
-        };
+        let validity = |v, k| windowed(v, k, true);
         assert_eq!(validity(100, 1), 34);
         assert_eq!(validity(24, 1), 8);
         assert_eq!(validity(100, 50), 50);
         assert_eq!(validity(100, 0), 100);
-        assert_eq!(window(4, 1), 3);
-        assert_eq!(window(1, 1), 1);
-        assert_eq!(window(0, 1), 0);
     }
 
     #[test]
