@@ -101,6 +101,7 @@ pub mod network;
 mod node;
 mod observer;
 pub mod plot;
+pub mod prefetch;
 mod queue;
 pub mod report;
 pub mod runner;

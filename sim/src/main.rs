@@ -96,6 +96,11 @@ struct RunArgs {
     /// memory check estimates it so); the run digest must be the same.
     #[arg(long)]
     no_sharing: bool,
+    /// Check mode: no worker thread checks signatures ahead of their
+    /// recipients (every one is checked on the engine's thread when it is
+    /// received). Slower; the run digest must be the same.
+    #[arg(long)]
+    no_prefetch: bool,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -175,6 +180,7 @@ fn run(args: RunArgs) -> ExitCode {
         scenario_path: args.scenario.clone(),
         progress: !args.no_progress,
         no_sharing: args.no_sharing,
+        no_prefetch: args.no_prefetch,
     };
     let out = match runner::run(&scenario, &opts) {
         Ok(o) => o,

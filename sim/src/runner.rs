@@ -100,6 +100,10 @@ pub struct RunOptions {
     /// (see `MarketplaceConfig::share_state`); the run digest must not
     /// change.
     pub no_sharing: bool,
+    /// Check mode for marketplace runs: no signature prefetching (see
+    /// `MarketplaceConfig::prefetch_signatures`); the run digest must not
+    /// change.
+    pub no_prefetch: bool,
 }
 
 /// A finished run.
@@ -185,7 +189,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
     let replay = replay_command(opts.scenario_path.as_deref(), seed);
     let config = scenario.sim_config(seed, replay.clone());
     if scenario.machine == MachineKind::Marketplace {
-        return run_market(scenario, seed, replay, !opts.no_sharing);
+        return run_market(scenario, seed, replay, opts);
     }
     let network = scenario.network_config()?;
     let nodes = scenario.node_specs()?;
@@ -345,10 +349,11 @@ fn run_market(
     scenario: &Scenario,
     seed: u64,
     replay: String,
-    share_state: bool,
+    opts: &RunOptions,
 ) -> Result<RunOutput, RunError> {
     let cfg = crate::marketplace::MarketplaceConfig {
-        share_state,
+        share_state: !opts.no_sharing,
+        prefetch_signatures: !opts.no_prefetch,
         ..scenario.marketplace_config(seed, replay.clone())?
     };
     let start = wall_now();
@@ -431,7 +436,9 @@ impl DeterminismReport {
 }
 
 /// Runs a scenario twice with the same seed (on two threads) and compares
-/// the digests.
+/// the digests. The first run checks signatures ahead on a worker thread,
+/// the second does not (`RunOptions::no_prefetch`): however the threads
+/// interleave, the digests must agree.
 pub fn check_determinism(
     scenario: &Scenario,
     seed: Option<u64>,
@@ -441,10 +448,15 @@ pub fn check_determinism(
         scenario_path: None,
         progress: false,
         no_sharing: false,
+        no_prefetch: false,
+    };
+    let plain = RunOptions {
+        no_prefetch: true,
+        ..opts.clone()
     };
     let (first, second) = std::thread::scope(|scope| {
         let a = scope.spawn(|| run(scenario, &opts).map(|o| o.report));
-        let b = scope.spawn(|| run(scenario, &opts).map(|o| o.report));
+        let b = scope.spawn(|| run(scenario, &plain).map(|o| o.report));
         (join(a), join(b))
     });
     Ok(DeterminismReport {
@@ -494,6 +506,8 @@ pub fn sweep(
                         scenario_path: scenario_path.map(str::to_string),
                         progress: false,
                         no_sharing: false,
+                        // Parallel runs keep the cores busy already.
+                        no_prefetch: jobs > 1,
                     };
                     let outcome = run(scenario, &opts).map(|o| o.summary);
                     results

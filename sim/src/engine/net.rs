@@ -58,6 +58,8 @@ pub(super) struct Transfer<Msg> {
 
 /// CPU time a received message costs its recipient.
 pub(super) type CpuCostFn<Msg> = Box<dyn Fn(&Msg) -> Duration>;
+/// Sees every message as it is sent (see `Simulation::set_on_transmit`).
+pub(super) type OnTransmitFn<Msg> = Box<dyn FnMut(&Msg)>;
 
 pub(super) enum Event<Msg> {
     Deliver(InFlight<Msg>),
@@ -108,6 +110,8 @@ pub(super) struct Net<Msg> {
     /// CPU time a received message costs its recipient (see
     /// `Simulation::set_cpu_cost`).
     pub(super) cpu_cost: Option<CpuCostFn<Msg>>,
+    /// Sees each sent message once (see `Simulation::set_on_transmit`).
+    pub(super) on_transmit: Option<OnTransmitFn<Msg>>,
     /// When each node's CPU is next free.
     pub(super) cpu_free_at: Vec<Timestamp>,
 }
@@ -140,6 +144,9 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         to: Destination,
         msg: Msg,
     ) -> Result<(), QueueFull> {
+        if let Some(f) = &mut self.on_transmit {
+            f(&msg);
+        }
         let (size, fingerprint) = match (self.size_of, self.fingerprint_of) {
             (Some(size), Some(fp)) => (size(&msg), fp(&msg)),
             (size, fp) => {

@@ -35,6 +35,7 @@ use super::tally::{MarketTally, ProviderInfo};
 use super::valuation::Valuation;
 use crate::consensus::Behavior;
 use crate::durable::{Disks, new_disks};
+use crate::prefetch::SignaturePrefetch;
 use crate::{
     Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, RestartMode, SimConfig, SimError,
     Simulation,
@@ -151,6 +152,11 @@ pub struct MarketplaceConfig {
     /// (`--no-sharing`): every validator computes every batch on its own
     /// copy, and the run digest must be the same.
     pub share_state: bool,
+    /// A worker thread checks each block's and submitted transaction's
+    /// signature as it is sent, so its recipients find it in the shared
+    /// memo (see [`crate::prefetch`]; on by default). The run digest is
+    /// the same either way.
+    pub prefetch_signatures: bool,
 }
 
 /// The lowest provider reputation score a client's bid accepts.
@@ -268,6 +274,7 @@ impl Default for MarketplaceConfig {
             lose_unsynced: 0.5,
             max_queue_len: SimConfig::new(0).max_queue_len,
             share_state: true,
+            prefetch_signatures: true,
         }
     }
 }
@@ -1362,6 +1369,13 @@ fn setup(
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
+    let prefetch = cfg.prefetch_signatures.then(|| {
+        SignaturePrefetch::start(
+            world.signatures.clone(),
+            world.committee.clone(),
+            world.setup.consensus.clone(),
+        )
+    });
     let mut sim = Simulation::new(
         sim_cfg.clone(),
         cfg.network.clone(),
@@ -1376,6 +1390,9 @@ fn setup(
     )?;
     sim.set_size_of_message(node_wire_size);
     sim.set_message_fingerprint(node_fingerprint);
+    if let Some(mut p) = prefetch {
+        sim.set_on_transmit(move |m| p.offer(m));
+    }
     for (at, f) in &cfg.faults {
         sim.schedule(*at, f.clone())?;
     }

@@ -952,6 +952,7 @@ impl Scenario {
             lose_unsynced: self.nodes.lose_unsynced,
             max_queue_len: self.max_queue_len,
             share_state: true,
+            prefetch_signatures: true,
         })
     }
 }

@@ -369,6 +369,8 @@ pub fn run_grid(
                         scenario_path: scenario_path.map(str::to_string),
                         progress: false,
                         no_sharing: false,
+                        // Parallel runs keep the cores busy already.
+                        no_prefetch: jobs > 1,
                     };
                     let out = runner::run(&variants[key.point], &opts);
                     let kept = out.as_ref().ok().filter(|_| series).map(|o| {
