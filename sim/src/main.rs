@@ -31,7 +31,9 @@ enum Command {
     Run(RunArgs),
     /// List the built-in scenarios with their descriptions.
     Scenarios,
-    /// Run a scenario twice with the same seed and compare run digests.
+    /// Run a scenario twice with the same seed and compare run digests (a
+    /// marketplace's first run checks signatures ahead on a worker thread,
+    /// its second does not).
     CheckDeterminism {
         /// Built-in scenario name or scenario file (TOML); the default when omitted.
         scenario: Option<String>,

@@ -993,6 +993,16 @@ struct World {
 }
 
 impl World {
+    /// A worker checking the signatures this world's nodes send (see
+    /// [`crate::prefetch`]).
+    fn prefetch(&self) -> SignaturePrefetch {
+        SignaturePrefetch::start(
+            self.signatures.clone(),
+            self.committee.clone(),
+            self.setup.consensus.clone(),
+        )
+    }
+
     fn build(&self, ctx: &crate::NodeContext<'_>) -> MarketNode {
         let i = ctx.index.get();
         if i < self.n_val {
@@ -1369,13 +1379,7 @@ fn setup(
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
-    let prefetch = cfg.prefetch_signatures.then(|| {
-        SignaturePrefetch::start(
-            world.signatures.clone(),
-            world.committee.clone(),
-            world.setup.consensus.clone(),
-        )
-    });
+    let prefetch = cfg.prefetch_signatures.then(|| world.prefetch());
     let mut sim = Simulation::new(
         sim_cfg.clone(),
         cfg.network.clone(),
