@@ -381,7 +381,9 @@ mod tests {
         let (cheap, dear, ring, big) = (account(1), account(2), account(3), account(4));
         let mut app = app(gate);
         for (id, stake) in [(cheap, 100), (dear, 100), (ring, 1), (big, 10_000)] {
-            app.book.register(id.node(), Amount::new(stake)).unwrap();
+            std::rc::Rc::make_mut(&mut app.book)
+                .register(id.node(), Amount::new(stake))
+                .unwrap();
         }
         for (k, (reporter, subject)) in [(ring, cheap), (big, dear)].into_iter().enumerate() {
             let job = JobId(Digest::hash(Domain::new("test/job"), &[k as u8]));
@@ -393,7 +395,9 @@ mod tests {
                 value: Amount::new(1_000),
                 epoch: app.book.epoch(),
             };
-            app.book.apply_feedback(&fb).unwrap();
+            std::rc::Rc::make_mut(&mut app.book)
+                .apply_feedback(&fb)
+                .unwrap();
         }
         let now = Timestamp::ZERO + Duration::from_secs(10);
         app.advance_reputation(now);
@@ -436,7 +440,9 @@ mod tests {
     #[test]
     fn trust_is_replicated_state() {
         let mut a = app(Some(TrustGate::half_of_mean()));
-        a.book.register(account(1).node(), Amount::new(5)).unwrap();
+        std::rc::Rc::make_mut(&mut a.book)
+            .register(account(1).node(), Amount::new(5))
+            .unwrap();
         a.advance_reputation(Timestamp::ZERO + Duration::from_secs(10));
         let with = a.state_digest();
         let trust = a.trust.take();

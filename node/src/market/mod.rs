@@ -77,6 +77,7 @@ pub mod snapshot;
 pub mod tx;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::rc::Rc;
 
 use idlegrid_dag_ledger::ledger::{
     AppId, Application, ApplicationRegistry, EscrowId, LedgerError, LedgerHandle, LockId,
@@ -218,7 +219,12 @@ pub struct MarketplaceApp {
     batch: BatchNo,
     /// Batches before this one were announced closed for commits.
     announced: BatchNo,
-    book: ReputationBook,
+    /// Behind its own `Rc`: a copy of the state (one per commit that
+    /// validators share, see `StateSharing`) shares the book until a commit
+    /// writes to it (feedback, a registration, a new epoch), and most
+    /// commits do not. It grows with every feedback, so copying it whole
+    /// was the largest part of copying the state.
+    book: Rc<ReputationBook>,
     /// Global trust computed at the start of the current reputation epoch
     /// (with [`MarketRules::global_trust`] only; `None` before the first
     /// epoch change or if the book has no stake to anchor on).
@@ -293,7 +299,7 @@ impl MarketplaceApp {
             unfilled: BTreeSet::new(),
             batch: BatchNo(0),
             announced: BatchNo(0),
-            book,
+            book: Rc::new(book),
             trust: None,
             registry: Registry::new(RegistryLimits::default()),
             next_bid: 0,
@@ -474,7 +480,7 @@ impl MarketplaceApp {
     fn register(&mut self, id: &AccountId, stake: Amount) {
         if !self.book.is_registered(&id.node()) {
             // A full book only means no reputation for newcomers.
-            let _ = self.book.register(id.node(), stake);
+            let _ = Rc::make_mut(&mut self.book).register(id.node(), stake);
         }
     }
 
@@ -564,7 +570,7 @@ impl MarketplaceApp {
         let secs = self.rules.reputation_epoch_secs.max(1);
         let e = Epoch::new(now.as_micros() / 1_000_000 / secs);
         if e > self.book.epoch() {
-            let _ = self.book.advance_to(e);
+            let _ = Rc::make_mut(&mut self.book).advance_to(e);
             if let Some(gate) = &self.rules.global_trust {
                 // Only an empty or stakeless book has no anchor: then no
                 // one is gated until an epoch that has one.

@@ -15,6 +15,8 @@
 //! [`APP_STATE_DOMAIN`]: equal digests mean equal replicated state, since
 //! the encoding is canonical (one encoding per value, ordered maps only).
 
+use std::rc::Rc;
+
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{Digest, Domain, decode, encode};
 
@@ -62,7 +64,7 @@ macro_rules! state_tuple {
                 $app.announced,
             ),
             (
-                &$app.book,
+                &*$app.book,
                 &$app.trust,
                 &$app.registry,
                 $app.next_bid,
@@ -152,7 +154,7 @@ impl MarketplaceApp {
         app.sealed = sealed;
         app.batch = batch;
         app.announced = announced;
-        app.book = book;
+        app.book = Rc::new(book);
         app.trust = trust;
         app.registry = registry;
         app.next_bid = next_bid;
