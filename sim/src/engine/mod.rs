@@ -299,9 +299,10 @@ where
     /// its canonical encoding. `f` must be collision-resistant over the
     /// message's content (e.g. a block's signed header digest, which commits
     /// to its transactions). With a size function too, the engine never
-    /// encodes messages.
-    pub fn set_message_fingerprint(&mut self, f: fn(&M::Message) -> Digest) {
-        self.net.fingerprint_of = Some(f);
+    /// encodes messages. `f` may remember what it computed (a cache), as
+    /// long as its answer depends on the message's content alone.
+    pub fn set_message_fingerprint(&mut self, f: impl FnMut(&M::Message) -> Digest + 'static) {
+        self.net.fingerprint_of = Some(Box::new(f));
     }
 
     /// Charges every received message `f(msg)` of its recipient's CPU: a

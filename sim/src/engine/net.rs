@@ -60,6 +60,9 @@ pub(super) struct Transfer<Msg> {
 pub(super) type CpuCostFn<Msg> = Box<dyn Fn(&Msg) -> Duration>;
 /// Sees every message as it is sent (see `Simulation::set_on_transmit`).
 pub(super) type OnTransmitFn<Msg> = Box<dyn FnMut(&Msg)>;
+/// A message's fingerprint in the run digest (see
+/// `Simulation::set_message_fingerprint`).
+pub(super) type FingerprintFn<Msg> = Box<dyn FnMut(&Msg) -> Digest>;
 
 pub(super) enum Event<Msg> {
     Deliver(InFlight<Msg>),
@@ -106,7 +109,7 @@ pub(super) struct Net<Msg> {
     pub(super) latency: Histogram,
     pub(super) upload_wait: Histogram,
     pub(super) size_of: Option<fn(&Msg) -> usize>,
-    pub(super) fingerprint_of: Option<fn(&Msg) -> Digest>,
+    pub(super) fingerprint_of: Option<FingerprintFn<Msg>>,
     /// CPU time a received message costs its recipient (see
     /// `Simulation::set_cpu_cost`).
     pub(super) cpu_cost: Option<CpuCostFn<Msg>>,
@@ -147,13 +150,14 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         if let Some(f) = &mut self.on_transmit {
             f(&msg);
         }
-        let (size, fingerprint) = match (self.size_of, self.fingerprint_of) {
+        let (size, fingerprint) = match (self.size_of, &mut self.fingerprint_of) {
             (Some(size), Some(fp)) => (size(&msg), fp(&msg)),
             (size, fp) => {
                 let bytes = encode(&msg);
                 (
                     size.map_or(bytes.len(), |f| f(&msg)),
-                    fp.map_or_else(|| default_fingerprint(&bytes), |f| f(&msg)),
+                    fp.as_mut()
+                        .map_or_else(|| default_fingerprint(&bytes), |f| f(&msg)),
                 )
             }
         };

@@ -54,6 +54,7 @@
 
 pub mod agents;
 pub mod coalition;
+pub(crate) mod fingerprint;
 pub mod nodes;
 pub mod observer;
 pub mod prices;

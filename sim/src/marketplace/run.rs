@@ -1393,7 +1393,8 @@ fn setup(
         ),
     )?;
     sim.set_size_of_message(node_wire_size);
-    sim.set_message_fingerprint(node_fingerprint);
+    let mut fingerprints = super::fingerprint::Fingerprints::default();
+    sim.set_message_fingerprint(move |m| fingerprints.of(m));
     if let Some(mut p) = prefetch {
         sim.set_on_transmit(move |m| p.offer(m));
     }
