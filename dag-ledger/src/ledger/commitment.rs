@@ -20,7 +20,7 @@
 //! journal's back is caught.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use idlegrid_primitives::{AccountId, Amount, Digest, DigestHasher, Domain, Epoch};
 use serde::Serialize;
@@ -74,7 +74,9 @@ impl EntryKey {
 /// every node derives it from its own state).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct StateCommitment {
-    leaves: Vec<BTreeMap<EntryKey, Digest>>,
+    /// Each bucket behind its own `Arc`: a copy of the state shares the
+    /// buckets, and a batch copies only those it changes.
+    leaves: Vec<Arc<BTreeMap<EntryKey, Digest>>>,
     buckets: Vec<Digest>,
     /// Over `buckets`, kept up to date on every write.
     root: Digest,
@@ -196,7 +198,7 @@ impl StateCommitment {
         let buckets: Vec<Digest> = leaves.iter().map(|l| h.bucket_or_empty(l)).collect();
         let root = bucket_root(&buckets);
         Self {
-            leaves,
+            leaves: leaves.into_iter().map(Arc::new).collect(),
             buckets,
             root,
         }
@@ -212,9 +214,18 @@ impl StateCommitment {
         let mut dirty = BTreeSet::new();
         for key in touched {
             let b = key.bucket();
+            // Looked up first: writing copies a bucket another copy of the
+            // state shares.
             let changed = match key.leaf(state, h) {
-                Some(leaf) => self.leaves[b].insert(*key, leaf) != Some(leaf),
-                None => self.leaves[b].remove(key).is_some(),
+                Some(leaf) if self.leaves[b].get(key) != Some(&leaf) => {
+                    Arc::make_mut(&mut self.leaves[b]).insert(*key, leaf);
+                    true
+                }
+                None if self.leaves[b].contains_key(key) => {
+                    Arc::make_mut(&mut self.leaves[b]).remove(key);
+                    true
+                }
+                _ => false,
             };
             if changed {
                 dirty.insert(b);
@@ -280,6 +291,38 @@ mod tests {
         assert_ne!(l.state_digest(), removed);
     }
 
+    /// A copy of the ledger shares its accounts and leaf buckets with the
+    /// original until one of them writes, and then only what the write
+    /// touched is copied: the other keeps its contents and its digest.
+    #[test]
+    fn a_copy_shares_all_but_what_a_write_touches() {
+        let mut l = ledger(3_000);
+        let copy = l.clone();
+        let shards = |a: &Ledger| a.state.accounts.shared_shards_with(&copy.state.accounts);
+        let buckets = |a: &Ledger| {
+            let pairs = a.commitment.leaves.iter().zip(&copy.commitment.leaves);
+            pairs.filter(|(x, y)| Arc::ptr_eq(x, y)).count()
+        };
+        let (all_shards, before) = (shards(&l), copy.state_digest());
+        assert_eq!(buckets(&l), BUCKETS);
+        let id = *l.state.accounts.keys().nth(1_234).unwrap();
+        l.state.accounts.get_mut(&id).unwrap().balance = Amount::new(1);
+        l.commitment
+            .update(&l.state, &BTreeSet::from([EntryKey::Account(id)]));
+        assert_eq!(shards(&l), all_shards - 1);
+        assert_eq!(buckets(&l), BUCKETS - 1);
+        assert_eq!(copy.state_digest(), before);
+        check_commitment(&copy).unwrap();
+        check_commitment(&l).unwrap();
+        assert_ne!(l.state_digest(), before);
+        // Rewriting a leaf with its own value copies nothing.
+        let written = EntryKey::Account(id).bucket();
+        let same = l.state.accounts.keys().map(|k| EntryKey::Account(*k));
+        let same = same.filter(|k| k.bucket() != written).nth(99).unwrap();
+        l.commitment.update(&l.state, &BTreeSet::from([same]));
+        assert_eq!(buckets(&l), BUCKETS - 1);
+    }
+
     /// The definition the kept commitment must match: every leaf over its
     /// key and value, every bucket digest over its leaves' concatenation,
     /// the root over the buckets', the state digest over the canonical
@@ -307,7 +350,8 @@ mod tests {
             assert_eq!(l.state_digest(), reference_digest(&l), "n = {n}");
             assert_eq!(l.state_digest_recomputed(), l.state_digest());
             // After an incremental update and a scalar change too.
-            if let Some(id) = l.state.accounts.keys().next().copied() {
+            let first = l.state.accounts.keys().next().copied();
+            if let Some(id) = first {
                 l.state.accounts.get_mut(&id).unwrap().balance = Amount::new(3);
                 let touched = BTreeSet::from([EntryKey::Account(id)]);
                 l.commitment.update(&l.state, &touched);

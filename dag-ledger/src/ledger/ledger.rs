@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_primitives::{
-    AccountId, Amount, ChaCha20Rng, Digest, Epoch, Seed, SeedableRng, decode, encode,
+    AccountId, Amount, ChaCha20Rng, CowMap, Digest, Epoch, Seed, SeedableRng, decode, encode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -92,7 +92,7 @@ impl Ledger {
         if genesis.balances.len() + genesis.stakes.len() > limits::MAX_GENESIS_ACCOUNTS {
             return Err(bad("too many genesis entries".into()));
         }
-        let mut accounts: BTreeMap<AccountId, Account> = BTreeMap::new();
+        let mut accounts: CowMap<AccountId, Account> = CowMap::new();
         let mut seen_b = BTreeSet::new();
         let mut seen_s = BTreeSet::new();
         for (lists, stake) in [(&genesis.balances, false), (&genesis.stakes, true)] {
@@ -104,7 +104,7 @@ impl Ledger {
                 if !id.public_key().is_valid() {
                     return Err(bad(format!("account {id:?} is not a valid public key")));
                 }
-                let acc = accounts.entry(*id).or_default();
+                let acc = accounts.get_or_insert_with(*id, Account::default);
                 let slot = if stake {
                     &mut acc.bonded
                 } else {

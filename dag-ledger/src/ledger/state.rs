@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use idlegrid_primitives::{AccountId, Amount, Digest, Epoch};
+use idlegrid_primitives::{AccountId, Amount, CowMap, Digest, Epoch};
 use serde::{Deserialize, Serialize};
 
 use super::account::Account;
@@ -27,7 +27,9 @@ pub(crate) struct State {
     pub(crate) burned: Amount,
     /// The epoch of the last applied batch.
     pub(crate) epoch: Epoch,
-    pub(crate) accounts: BTreeMap<AccountId, Account>,
+    /// Shared shard by shard with copies of the state (see [`CowMap`]):
+    /// accounts are most of the state, and a batch writes few of them.
+    pub(crate) accounts: CowMap<AccountId, Account>,
     pub(crate) escrows: BTreeMap<EscrowId, Escrow>,
     pub(crate) locks: BTreeMap<LockId, Lock>,
     /// Offense ids already punished (grows only with successful slashes,
@@ -164,17 +166,11 @@ impl<'a> StateTx<'a> {
 
     /// Mutable access to an account, creating an empty one (journaled).
     fn account_or_create(&mut self, id: &AccountId) -> &mut Account {
-        use std::collections::btree_map::Entry;
-        match self.state.accounts.entry(*id) {
-            Entry::Occupied(e) => {
-                self.undo.push(Undo::Account(*id, Some(e.get().clone())));
-                e.into_mut()
-            }
-            Entry::Vacant(e) => {
-                self.undo.push(Undo::Account(*id, None));
-                e.insert(Account::default())
-            }
-        }
+        let before = self.state.accounts.get(id).cloned();
+        self.undo.push(Undo::Account(*id, before));
+        self.state
+            .accounts
+            .get_or_insert_with(*id, Account::default)
     }
 
     /// An escrow, if open.

@@ -86,7 +86,7 @@ use idlegrid_dag_ledger::ledger::{
 use idlegrid_entrap::{Effect, JobId as RoundId};
 use idlegrid_market::Mechanism;
 use idlegrid_market::registry::{JobId as GoodsJobId, Registry, RegistryLimits};
-use idlegrid_primitives::{AccountId, Amount, Epoch, SignatureVerifier, Timestamp, decode};
+use idlegrid_primitives::{AccountId, Amount, CowMap, Epoch, SignatureVerifier, Timestamp, decode};
 use idlegrid_reputation::{ReputationBook, Role as RepRole, Score, TrustVector};
 use sealed::{SealedBook, batch_of};
 use serde::{Deserialize, Serialize};
@@ -195,8 +195,10 @@ pub struct MarketplaceApp {
     params: MarketParams,
     /// Stateless: shared by the copies of this state.
     mechanism: std::rc::Rc<dyn Mechanism>,
-    providers: BTreeMap<AccountId, Provider>,
-    jobs: BTreeMap<(AccountId, u64), Job>,
+    /// Providers and jobs are shared shard by shard with copies of the
+    /// state (see [`CowMap`]): they are most of it, and a batch writes few.
+    providers: CowMap<AccountId, Provider>,
+    jobs: CowMap<(AccountId, u64), Job>,
     /// Live rounds by their next deadline (and the reverse map), so a
     /// batch visits only the rounds it touched or whose deadline passed,
     /// not every open round.
@@ -287,8 +289,8 @@ impl MarketplaceApp {
             params: MarketParams::DEFAULT,
             rules,
             mechanism: mechanism.into(),
-            providers: BTreeMap::new(),
-            jobs: BTreeMap::new(),
+            providers: CowMap::new(),
+            jobs: CowMap::new(),
             wake: BTreeSet::new(),
             wake_at: BTreeMap::new(),
             touched: BTreeSet::new(),

@@ -33,7 +33,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_dag_ledger::ledger::LockId;
-use idlegrid_primitives::{AccountId, Amount, Commitment, Domain, Duration, Salt, Timestamp};
+use idlegrid_primitives::{
+    AccountId, Amount, Commitment, CowMap, Domain, Duration, Salt, Timestamp,
+};
 use serde::{Deserialize, Serialize};
 
 /// Domain label of sealed-price commitments.
@@ -183,12 +185,15 @@ const REMEMBER_CLOSED: usize = 4;
 pub struct SealedBook {
     reveal_batches: u64,
     reveal_commits: u32,
-    entries: BTreeMap<(AccountId, OrderKey), Entry>,
+    /// The commitments and the providers' last ask numbers are shared
+    /// shard by shard with copies of the state (see [`CowMap`]): one entry
+    /// per provider, and a batch writes few.
+    entries: CowMap<(AccountId, OrderKey), Entry>,
     /// Live batches: their keys and the ledger batches committed since
     /// they closed for commits.
     by_batch: BTreeMap<BatchNo, (BTreeSet<(AccountId, OrderKey)>, u32)>,
     asks_in: BTreeSet<(AccountId, BatchNo)>,
-    last_ask: BTreeMap<AccountId, u64>,
+    last_ask: CowMap<AccountId, u64>,
     /// The unrevealed keys of the last few closed batches.
     forfeited: BTreeMap<BatchNo, BTreeSet<(AccountId, OrderKey)>>,
 }
@@ -200,10 +205,10 @@ impl SealedBook {
         Self {
             reveal_batches: reveal_batches.max(1),
             reveal_commits,
-            entries: BTreeMap::new(),
+            entries: CowMap::new(),
             by_batch: BTreeMap::new(),
             asks_in: BTreeSet::new(),
-            last_ask: BTreeMap::new(),
+            last_ask: CowMap::new(),
             forfeited: BTreeMap::new(),
         }
     }

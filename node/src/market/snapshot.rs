@@ -143,8 +143,8 @@ impl MarketplaceApp {
         let mut app =
             Self::new(rules, mechanism, emit_notices).map_err(|_| AppSnapshotError::Rules)?;
         app.params = params;
-        app.providers = providers;
-        app.jobs = jobs;
+        app.providers = providers.into_iter().collect();
+        app.jobs = jobs.into_iter().collect();
         app.wake = wake;
         app.wake_at = wake_at;
         app.disputes = disputes;
