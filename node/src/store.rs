@@ -84,14 +84,20 @@ impl StoreImage {
         }
     }
 
-    /// Adds `b` (once), in reference order: found by author, and only an
-    /// equivocator's other blocks of the round are compared by reference
-    /// (each costs a header comparison through the hash memo).
+    /// Adds `b` (once), in reference order: found by author, and only
+    /// when its author has another block of the round (an equivocator's,
+    /// or this one again) are references compared (each costs a header
+    /// comparison through the hash memo; most blocks need none).
     fn insert_block(&mut self, b: &Arc<Block>) {
+        let (round, author) = (b.header.round, b.header.author);
+        let round = self.blocks.entry(round).or_default();
+        let mut at = round.partition_point(|x| x.header.author < author);
+        if round.get(at).is_none_or(|x| x.header.author != author) {
+            round.insert(at, Arc::clone(b));
+            return;
+        }
         let r = b.reference();
-        let round = self.blocks.entry(r.round).or_default();
-        let mut at = round.partition_point(|x| x.header.author < r.author);
-        while let Some(x) = round.get(at).filter(|x| x.header.author == r.author) {
+        while let Some(x) = round.get(at).filter(|x| x.header.author == author) {
             match x.reference().cmp(&r) {
                 std::cmp::Ordering::Less => at += 1,
                 std::cmp::Ordering::Equal => return,
@@ -188,5 +194,59 @@ impl NodeStore for MemoryStore {
     }
     fn load(&self) -> Result<StoredNode, Infallible> {
         Ok(self.durable.stored())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idlegrid_dag_ledger::consensus::{AuthorityIndex, Transaction};
+    use idlegrid_primitives::{Keypair, Seed, Timestamp};
+
+    use super::*;
+
+    fn block(author: u32, tx: u8) -> Arc<Block> {
+        let key = Keypair::from_seed(&Seed::from_u64(u64::from(author)));
+        Arc::new(Block::new_signed(
+            &key,
+            AuthorityIndex::new(author),
+            Round::new(1),
+            Timestamp::ZERO,
+            vec![],
+            vec![Transaction::new(vec![tx])],
+        ))
+    }
+
+    /// Whatever the order, and however often a block (or an equal copy of
+    /// it) is written, a round holds each block once, in reference order:
+    /// an equivocator's blocks (author 2's three) by digest.
+    #[test]
+    fn a_round_holds_each_block_once_in_reference_order() {
+        let blocks = [
+            block(2, 0),
+            block(0, 0),
+            block(2, 1),
+            block(2, 2),
+            block(1, 0),
+        ];
+        let mut want: Vec<BlockRef> = blocks.iter().map(|b| b.reference()).collect();
+        want.sort();
+        for order in [
+            [0, 1, 2, 3, 4],
+            [4, 3, 2, 1, 0],
+            [2, 0, 3, 1, 4],
+            [3, 4, 0, 2, 1],
+        ] {
+            let mut image = StoreImage::default();
+            for i in order {
+                image.insert_block(&blocks[i]);
+                image.insert_block(&blocks[i]);
+                image.insert_block(&Arc::new((*blocks[i]).clone()));
+            }
+            let got: Vec<BlockRef> = image.blocks[&Round::new(1)]
+                .iter()
+                .map(|b| b.reference())
+                .collect();
+            assert_eq!(got, want, "order {order:?}");
+        }
     }
 }

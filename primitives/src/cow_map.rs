@@ -268,6 +268,98 @@ where
     }
 }
 
+/// An ordered set shared shard by shard like a [`CowMap`] (its keys with
+/// no values); serialized as the `BTreeSet` with the same elements.
+pub struct CowSet<K>(CowMap<K, ()>);
+
+impl<K: ShardKey + Clone> CowSet<K> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self(CowMap::new())
+    }
+
+    /// Elements held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if no element is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True if `key` is in the set.
+    pub fn contains(&self, key: &K) -> bool {
+        self.0.contains_key(key)
+    }
+
+    /// Adds `key`; false if it was there (nothing is copied then).
+    pub fn insert(&mut self, key: K) -> bool {
+        !self.contains(&key) && self.0.insert(key, ()).is_none()
+    }
+
+    /// Removes `key`; false if it was not there.
+    pub fn remove(&mut self, key: &K) -> bool {
+        self.0.remove(key).is_some()
+    }
+
+    /// Elements in order.
+    pub fn iter(&self) -> impl Iterator<Item = &K> {
+        self.0.keys()
+    }
+}
+
+impl<K: ShardKey + Clone> Default for CowSet<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K> Clone for CowSet<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K: ShardKey + Clone> PartialEq for CowSet<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<K: ShardKey + Clone> Eq for CowSet<K> {}
+
+impl<K: ShardKey + Clone> FromIterator<K> for CowSet<K> {
+    fn from_iter<I: IntoIterator<Item = K>>(keys: I) -> Self {
+        Self(keys.into_iter().map(|k| (k, ())).collect())
+    }
+}
+
+impl<K: ShardKey + Clone + std::fmt::Debug> std::fmt::Debug for CowSet<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl<K: ShardKey + Clone + Serialize> Serialize for CowSet<K> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for k in self.iter() {
+            seq.serialize_element(k)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, K: ShardKey + Clone + Deserialize<'de>> Deserialize<'de> for CowSet<K> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(std::collections::BTreeSet::<K>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -345,6 +437,27 @@ mod tests {
             let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
             prop_assert!(lo.shard() <= hi.shard());
             prop_assert!(hi.shard() < SHARDS);
+        }
+    }
+
+    proptest! {
+        /// A `CowSet` holds what a `BTreeSet` given the same inserts and
+        /// removals holds, and encodes to the same bytes.
+        #[test]
+        fn a_cow_set_is_a_btree_set(ops in prop::collection::vec((any::<bool>(), 0u16..512), 0..200)) {
+            let (mut set, mut model) = (CowSet::new(), std::collections::BTreeSet::new());
+            for (add, k) in ops {
+                let k = id(k << 7);
+                if add {
+                    prop_assert_eq!(set.insert(k), model.insert(k));
+                } else {
+                    prop_assert_eq!(set.remove(&k), model.remove(&k));
+                }
+            }
+            prop_assert!(set.iter().eq(model.iter()));
+            prop_assert_eq!(crate::encode(&set), crate::encode(&model));
+            let back: CowSet<AccountId> = crate::decode(&crate::encode(&set), 1 << 20).unwrap();
+            prop_assert!(back == set);
         }
     }
 

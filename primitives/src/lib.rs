@@ -92,7 +92,7 @@ pub mod strategies;
 pub use amount::{Amount, AmountError};
 pub use bytes32::ParseHexError;
 pub use commitment::{Commitment, CommitmentError, Salt};
-pub use cow_map::{CowMap, SHARDS as COW_MAP_SHARDS, ShardKey};
+pub use cow_map::{CowMap, CowSet, SHARDS as COW_MAP_SHARDS, ShardKey};
 pub use crypto::{
     BatchItem, CryptoError, Keypair, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
 };

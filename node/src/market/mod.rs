@@ -203,7 +203,7 @@ pub struct MarketplaceApp {
     /// batch visits only the rounds it touched or whose deadline passed,
     /// not every open round.
     wake: BTreeSet<(Timestamp, RoundKey)>,
-    wake_at: BTreeMap<RoundKey, Timestamp>,
+    wake_at: CowMap<RoundKey, Timestamp>,
     /// Rounds the current batch's accepted transactions touched.
     touched: BTreeSet<RoundKey>,
     /// Rounds the transaction being applied touched (kept only if it is
@@ -292,7 +292,7 @@ impl MarketplaceApp {
             providers: CowMap::new(),
             jobs: CowMap::new(),
             wake: BTreeSet::new(),
-            wake_at: BTreeMap::new(),
+            wake_at: CowMap::new(),
             touched: BTreeSet::new(),
             touching: Vec::new(),
             disputes: BTreeMap::new(),

@@ -31,10 +31,11 @@
 //! application locks and releases the bonds around it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::ledger::LockId;
 use idlegrid_primitives::{
-    AccountId, Amount, Commitment, CowMap, Domain, Duration, Salt, Timestamp,
+    AccountId, Amount, Commitment, CowMap, CowSet, Domain, Duration, Salt, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -185,17 +186,19 @@ const REMEMBER_CLOSED: usize = 4;
 pub struct SealedBook {
     reveal_batches: u64,
     reveal_commits: u32,
-    /// The commitments and the providers' last ask numbers are shared
-    /// shard by shard with copies of the state (see [`CowMap`]): one entry
-    /// per provider, and a batch writes few.
+    /// The commitments, their index by batch, the asks' batches and the
+    /// providers' last ask numbers are shared shard by shard with copies
+    /// of the state ([`CowMap`], [`CowSet`]): about one entry per provider
+    /// each, and a ledger batch writes few.
     entries: CowMap<(AccountId, OrderKey), Entry>,
     /// Live batches: their keys and the ledger batches committed since
     /// they closed for commits.
-    by_batch: BTreeMap<BatchNo, (BTreeSet<(AccountId, OrderKey)>, u32)>,
-    asks_in: BTreeSet<(AccountId, BatchNo)>,
+    by_batch: BTreeMap<BatchNo, (CowSet<(AccountId, OrderKey)>, u32)>,
+    asks_in: CowSet<(AccountId, BatchNo)>,
     last_ask: CowMap<AccountId, u64>,
-    /// The unrevealed keys of the last few closed batches.
-    forfeited: BTreeMap<BatchNo, BTreeSet<(AccountId, OrderKey)>>,
+    /// The unrevealed keys of the last few closed batches (each set behind
+    /// an `Arc`: never written once closed).
+    forfeited: BTreeMap<BatchNo, Arc<BTreeSet<(AccountId, OrderKey)>>>,
 }
 
 impl SealedBook {
@@ -207,7 +210,7 @@ impl SealedBook {
             reveal_commits,
             entries: CowMap::new(),
             by_batch: BTreeMap::new(),
-            asks_in: BTreeSet::new(),
+            asks_in: CowSet::new(),
             last_ask: CowMap::new(),
             forfeited: BTreeMap::new(),
         }
@@ -355,7 +358,7 @@ impl SealedBook {
             batch,
             ..ClosedBatch::default()
         };
-        for (owner, key) in keys {
+        for &(owner, key) in keys.iter() {
             let e = self.entries.remove(&(owner, key)).expect("indexed entry");
             assert_eq!(e.batch, batch, "entry indexed under its batch");
             self.asks_in.remove(&(owner, batch));
@@ -365,7 +368,7 @@ impl SealedBook {
             }
         }
         let unrevealed = out.unrevealed.iter().map(|(o, k, _)| (*o, *k)).collect();
-        self.forfeited.insert(batch, unrevealed);
+        self.forfeited.insert(batch, Arc::new(unrevealed));
         while self.forfeited.len() > REMEMBER_CLOSED {
             self.forfeited.pop_first();
         }

@@ -146,7 +146,7 @@ impl MarketplaceApp {
         app.providers = providers.into_iter().collect();
         app.jobs = jobs.into_iter().collect();
         app.wake = wake;
-        app.wake_at = wake_at;
+        app.wake_at = wake_at.into_iter().collect();
         app.disputes = disputes;
         app.windows = windows;
         app.bidding = bidding;
