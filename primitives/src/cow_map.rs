@@ -2,9 +2,9 @@
 //! one of them writes.
 //!
 //! Replicated state is copied whole whenever two versions must live at
-//! once: a simulator whose validators share one state (the first to apply a
-//! commit copies it, the others still hold the old one), a node that keeps
-//! its state before a batch to compare or roll back. With a plain
+//! once, as in a simulator whose validators share one state (the first to
+//! apply a commit copies it while the others still hold the old one). With
+//! a plain
 //! `BTreeMap`, a copy costs every entry (and an allocation for every entry
 //! that owns one), and dropping the old version frees them all, however few
 //! entries the batch changed. A [`CowMap`] keeps its entries in

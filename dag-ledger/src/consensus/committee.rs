@@ -7,7 +7,7 @@
 //! by count.
 
 use core::fmt;
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use idlegrid_primitives::{Digest, Domain, NodeId};
@@ -131,17 +131,16 @@ impl Committee {
                 max: MAX_COMMITTEE_SIZE,
             });
         }
-        let mut seen = BTreeMap::new();
+        let mut seen = BTreeSet::new();
         let mut total: u64 = 0;
-        for (i, a) in authorities.iter().enumerate() {
+        for a in &authorities {
             if a.stake.0 == 0 {
                 return Err(ConsensusError::ZeroStake(a.node));
             }
             total = total
                 .checked_add(a.stake.0)
                 .ok_or(ConsensusError::StakeOverflow)?;
-            let idx = AuthorityIndex(u32::try_from(i).expect("bounded by MAX_COMMITTEE_SIZE"));
-            if seen.insert(a.node, idx).is_some() {
+            if !seen.insert(a.node) {
                 return Err(ConsensusError::DuplicateValidator(a.node));
             }
         }
