@@ -395,6 +395,23 @@ impl ValidatorRole {
 }
 
 impl ValidatorRole {
+    /// Runs a commit's audit on the blocking pool (it reads the whole
+    /// state) and logs a failure when it comes back.
+    fn audit(audit: idlegrid_node::validator::Audit, done: &mpsc::Sender<Completion<Self>>) {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let index = audit.index();
+            let line = match tokio::task::spawn_blocking(move || audit.run()).await {
+                Ok(Ok(())) => return,
+                Ok(Err(v)) => format!("INVARIANT VIOLATED at commit {index}: {v}"),
+                Err(e) => format!("the audit of commit {index} did not finish: {e}"),
+            };
+            let c: Completion<ValidatorRole> =
+                Box::new(move |r, _| r.log.line(format_args!("{line}")));
+            let _ = done.send(c).await;
+        });
+    }
+
     fn on_consensus(&mut self, ev: &ConsensusEvent) {
         if let ConsensusEvent::Equivocation(e) = ev {
             let who = self
@@ -483,6 +500,7 @@ impl Role for ValidatorRole {
                 data: Some(data),
                 ..
             } => self.referee(client, job, lot, data, done),
+            ValidatorEvent::Audit(audit) => Self::audit(*audit, done),
             ValidatorEvent::Consensus(ev) => self.on_consensus(&ev),
             ValidatorEvent::StateSync(ev) => self.on_sync(&ev),
             ValidatorEvent::RefereeDuty { job, lot, .. } => {

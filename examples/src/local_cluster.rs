@@ -402,6 +402,12 @@ async fn drive(
                     let _ = stop.wait_for(|s| *s).await;
                 },
                 move |e| {
+                    // This validator's turn to audit a commit: small state, inline.
+                    if let ValidatorEvent::Audit(a) = &e {
+                        if let Err(v) = a.run() {
+                            eprintln!("validator {i}: commit {} failed its audit: {v}", a.index());
+                        }
+                    }
                     let Some((index, commit, state, applied, rejected)) = replica.record(&e) else {
                         return;
                     };

@@ -5,14 +5,16 @@
 //! providers' [`ProviderEvent::Execute`] effects are answered at once by a
 //! caller-supplied [`Executor`], and validators'
 //! [`ValidatorEvent::RefereeDuty`] effects by a caller-supplied
-//! [`Referee`] whose outputs the validator votes. The simulator
+//! [`Referee`] whose outputs the validator votes; their
+//! [`ValidatorEvent::Audit`] effects run at once, a failure reported as
+//! [`LocalEvent::AuditFailed`]. The simulator
 //! (`idlegrid-sim`) and the real runtime drive the same machines with a
 //! network model or sockets and real executors.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
-use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Params};
+use idlegrid_dag_ledger::ledger::{Genesis, InvariantViolation, Ledger, Params};
 use idlegrid_entrap::{DisputedTrap, TrapSpec};
 use idlegrid_market::{ExecutorKind, Features, JobGoods, KDouble};
 use idlegrid_primitives::{
@@ -103,6 +105,16 @@ pub enum LocalEvent {
     Provider(NodeId, ProviderEvent),
     /// A client's event.
     Client(NodeId, ClientEvent),
+    /// A validator's audit of a commit's post-state found an invariant
+    /// broken.
+    AuditFailed {
+        /// The validator.
+        validator: NodeId,
+        /// The commit.
+        index: u64,
+        /// What was broken.
+        violation: InvariantViolation,
+    },
 }
 
 /// An in-process network with a fixed latency.
@@ -290,6 +302,15 @@ fn drain(
                 {
                     // A refused vote comes back as the ledger's rejection.
                     let _ = n.vote(*client, *job, *lot, outputs);
+                }
+                if let ValidatorEvent::Audit(a) = &e {
+                    if let Err(violation) = a.run() {
+                        ev.push(LocalEvent::AuditFailed {
+                            validator: id,
+                            index: a.index(),
+                            violation,
+                        });
+                    }
                 }
                 ev.push(LocalEvent::Validator(id, e));
             }

@@ -6,11 +6,15 @@
 //! validators in one process may let those holding the very same state
 //! share one copy, see [`StateSharing`]); the node emits one
 //! [`ValidatorEvent::Applied`] per batch with the state digest so the observer
-//! can compare validators after every batch. The full [`check_all`]
+//! can compare validators after every batch. The full
+//! [`check_all`](idlegrid_dag_ledger::ledger::check_all)
 //! (conservation, no negative amounts, accounting, the incremental digest
 //! against a recomputation) is O(state), so commit index `i` is checked by
 //! validator `i mod n` only: every batch is checked once, every validator
-//! takes its turn, and equal digests carry the result to the others. Light nodes (providers, clients)
+//! takes its turn, and equal digests carry the result to the others. The
+//! node hands that check to its driver as an effect
+//! ([`ValidatorEvent::Audit`], see [`Audit`]), to run off the node's
+//! critical path. Light nodes (providers, clients)
 //! submit signed transactions through a validator with
 //! [`ValidatorNode::submit`]; the validator checks the signature there (the
 //! mempool check) and again when it applies the committed batch that carries
@@ -23,7 +27,7 @@
 use std::collections::BTreeMap;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
-use idlegrid_dag_ledger::ledger::{Ledger, SignedTransaction, Transaction, TxKind, check_all};
+use idlegrid_dag_ledger::ledger::{Ledger, SignedTransaction, Transaction, TxKind};
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
     AccountId, Destination, Digest, Keypair, Machine, NodeId, Seed, SignatureVerifier, Timestamp,
@@ -33,6 +37,7 @@ use idlegrid_primitives::{
 use crate::batch::batch_context;
 use crate::market::referees::ticket_worth_sending;
 
+mod audit;
 mod durable;
 mod frontier;
 mod publish;
@@ -73,6 +78,7 @@ pub const REPLAY_COMMITS: usize = 64;
 /// A drained validator keeps room for twice its peers' messages, and at
 /// least twice this many.
 const OUT_KEPT_MIN: usize = 32;
+pub use audit::Audit;
 pub use durable::{
     Checkpoint, InstallError, MAX_CHECKPOINT_PART, NodePersistRequest, NodeStorageOp, StoredNode,
 };
@@ -127,9 +133,10 @@ pub enum ValidatorEvent {
         applied: u32,
         /// Rejected transactions.
         rejected: u32,
-        /// True if this node ran `check_all` on this batch (its turn).
+        /// True if this node audits this batch's post-state (its turn): a
+        /// [`ValidatorEvent::Audit`] follows.
         checked: bool,
-        /// `check_all` failure, if any.
+        /// Why the batch as a whole was refused, if it was.
         violation: Option<String>,
         /// Settlement effects the ledger refused so far.
         effect_failures: u64,
@@ -143,6 +150,10 @@ pub enum ValidatorEvent {
         /// Transactions in the committed sub-DAG.
         transactions: u32,
     },
+    /// Effect: audit this commit's post-state in full ([`Audit::run`],
+    /// where the driver likes) and report a failure. The node does not wait
+    /// for the answer.
+    Audit(Box<Audit>),
     /// A consensus event other than a commit (proposals, evidence…).
     Consensus(Box<ConsensusEvent>),
     /// It drew its referee ticket for a dispute's ticket window (`level` 0:
@@ -494,19 +505,16 @@ impl ValidatorNode {
         let txs: Vec<&[u8]> = sub.transactions.iter().map(|t| t.as_bytes()).collect();
         let key = (sub.index, sub.digest, sub.timestamp);
         let applied = self.sharing.apply(&mut self.state, key, ctx, &txs);
-        let checked = sub.index % self.turn.1.max(1) == self.turn.0;
+        let turn = sub.index % self.turn.1.max(1) == self.turn.0;
         let (digest, applied_n, rejected, violation) = match &applied.result {
             Ok(r) => {
                 self.own_rejections(&txs, r);
                 self.publish(sub.index, &txs, &r.receipts, &applied);
-                let violation = checked
-                    .then(|| check_all(&self.state.ledger).err().map(|v| v.to_string()))
-                    .flatten();
                 (
                     r.state_digest,
                     r.applied() as u32,
                     r.rejected() as u32,
-                    violation,
+                    None,
                 )
             }
             Err(e) => (
@@ -516,6 +524,7 @@ impl ValidatorNode {
                 Some(format!("batch refused: {e}")),
             ),
         };
+        let checked = turn && violation.is_none();
         self.events.push_back(ValidatorEvent::Applied {
             index: sub.index,
             digest,
@@ -529,6 +538,11 @@ impl ValidatorNode {
             blocks: sub.blocks.len() as u32,
             transactions: txs.len() as u32,
         });
+        if checked {
+            let audit = Audit::new(sub.index, self.state.ledger.clone());
+            self.events
+                .push_back(ValidatorEvent::Audit(Box::new(audit)));
+        }
         self.frontier.advance(sub);
         self.checkpoint_if_due(sub.index);
     }

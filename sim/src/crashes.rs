@@ -357,6 +357,13 @@ impl Observer<ValidatorEvent> for CrashesObserver {
                         .add("committed_transactions", u64::from(*applied));
                 }
             }
+            // Few validators, short runs: audits run inline.
+            ValidatorEvent::Audit(a) => a.run().map_err(|v| {
+                Violation::new(
+                    "ledger-invariants",
+                    format!("validator {i} after commit {}: {v}", a.index()),
+                )
+            })?,
             ValidatorEvent::Consensus(ev) => match &**ev {
                 ConsensusEvent::Equivocation(e) => {
                     return Err(Violation::new(

@@ -98,9 +98,10 @@ struct RunArgs {
     /// memory check estimates it so); the run digest must be the same.
     #[arg(long)]
     no_sharing: bool,
-    /// Check mode: no worker thread checks signatures ahead of their
-    /// recipients (every one is checked on the engine's thread when it is
-    /// received). Slower; the run digest must be the same.
+    /// Check mode: no worker threads. No signature is checked ahead of its
+    /// recipient (every one is checked on the engine's thread when it is
+    /// received) and validators' audits run inline. Slower; the run digest
+    /// must be the same.
     #[arg(long)]
     no_prefetch: bool,
 }

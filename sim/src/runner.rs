@@ -100,9 +100,10 @@ pub struct RunOptions {
     /// (see `MarketplaceConfig::share_state`); the run digest must not
     /// change.
     pub no_sharing: bool,
-    /// Check mode for marketplace runs: no signature prefetching (see
-    /// `MarketplaceConfig::prefetch_signatures`); the run digest must not
-    /// change.
+    /// Check mode for marketplace runs: no worker threads — no signature
+    /// prefetching, validators' audits inline (see
+    /// `MarketplaceConfig::prefetch_signatures`, `background_audits`); the
+    /// run digest and outcome must not change.
     pub no_prefetch: bool,
 }
 
@@ -354,6 +355,7 @@ fn run_market(
     let cfg = crate::marketplace::MarketplaceConfig {
         share_state: !opts.no_sharing,
         prefetch_signatures: !opts.no_prefetch,
+        background_audits: !opts.no_prefetch,
         ..scenario.marketplace_config(seed, replay.clone())?
     };
     let start = wall_now();

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use idlegrid_dag_ledger::consensus::{BlockRef, ConsensusEvent};
 use idlegrid_primitives::{Digest, Timestamp};
 
+use crate::audit::{AuditFailure, AuditLane};
 use crate::metrics::Metrics;
 use crate::node::NodeIndex;
 use crate::observer::{Observer, Violation};
@@ -22,9 +23,10 @@ const MAX_REMEMBERED: usize = 100_000;
 
 /// Compares the ledger digest of every validator at every commit index
 /// (replicated state agreement), checks the settlement effects after every
-/// batch on every validator, and records the ledger's `check_all` (supply =
-/// initial − burned, no negative balance or escrow, accounting, incremental
-/// digest) that the validator whose turn it is ran on that batch. It also records the
+/// batch on every validator, and runs the audit (the ledger's `check_all`:
+/// supply = initial − burned, no negative balance or escrow, accounting,
+/// incremental digest) the validator whose turn it is hands over for that
+/// batch, on the run's [`AuditLane`]. It also records the
 /// consensus metrics of `summary.json` (`consensus` section) under the same
 /// names as the consensus-only scenarios.
 #[derive(Debug)]
@@ -44,12 +46,16 @@ pub struct MarketObserver {
     replicas: Replicas,
     /// The marketplace's measurements from light nodes' events.
     pub tally: MarketTally,
+    /// Validators' audits of their turns' commits, in flight.
+    audits: AuditLane,
 }
 
 impl MarketObserver {
     /// An observer of validators whose `honest` entry says which follow
     /// the protocol.
-    pub fn new(tally: MarketTally, honest: Vec<bool>) -> Self {
+    /// `audits` runs the validators' audits ([`AuditLane::background`]
+    /// or [`AuditLane::inline`]: the same outcome at the same event).
+    pub fn new(tally: MarketTally, honest: Vec<bool>, audits: AuditLane) -> Self {
         Self {
             canonical: BTreeMap::new(),
             batches: 0,
@@ -62,6 +68,7 @@ impl MarketObserver {
             replicas: Replicas::new(honest.clone(), CATCH_UP_COMMITS, CATCH_UP_GRACE),
             honest,
             tally,
+            audits,
         }
     }
     /// Consensus metrics (`commits`, `committed_blocks`,
@@ -146,12 +153,39 @@ impl Observer<MarketEvent> for MarketObserver {
         self.replicas.on_tick(now)
     }
 
+    fn finish(&mut self, _now: Timestamp) -> Result<(), Violation> {
+        let done = self.audits.finish();
+        self.audited(done)?;
+        match self.audits.ran() == self.checked {
+            true => Ok(()),
+            false => Err(Violation::new(
+                "audits",
+                format!(
+                    "validators announced {} audits and handed over {}",
+                    self.checked,
+                    self.audits.ran()
+                ),
+            )),
+        }
+    }
+
     fn metrics(&self) -> Option<&Metrics> {
         Some(&self.metrics)
     }
 }
 
 impl MarketObserver {
+    /// An audit's outcome, once joined (see [`AuditLane`]).
+    fn audited(&mut self, done: Result<(), AuditFailure>) -> Result<(), Violation> {
+        done.map_err(|f| {
+            self.violations += 1;
+            Violation::new(
+                "money-conservation",
+                format!("{} after commit {}: {}", f.node, f.index, f.violation),
+            )
+        })
+    }
+
     fn on_validator(
         &mut self,
         now: Timestamp,
@@ -160,6 +194,10 @@ impl MarketObserver {
     ) -> Result<(), Violation> {
         let (index, digest, violation, effect_failures, checked) = match event {
             ValidatorEvent::Consensus(ev) => return self.on_consensus(now, node, ev),
+            ValidatorEvent::Audit(a) => {
+                let done = self.audits.submit(node, a);
+                return self.audited(done);
+            }
             ValidatorEvent::StateSync(SyncEvent::Installed { index, .. }) => {
                 return self.replicas.on_installed(node.get(), *index);
             }

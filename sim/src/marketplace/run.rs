@@ -33,6 +33,7 @@ use super::nodes::{
 use super::observer::MarketObserver;
 use super::tally::{MarketTally, ProviderInfo};
 use super::valuation::Valuation;
+use crate::audit::AuditLane;
 use crate::consensus::Behavior;
 use crate::durable::{Disks, new_disks};
 use crate::prefetch::SignaturePrefetch;
@@ -157,6 +158,10 @@ pub struct MarketplaceConfig {
     /// memo (see [`crate::prefetch`]; on by default). The run digest is
     /// the same either way.
     pub prefetch_signatures: bool,
+    /// Validators' audits of their turns' commits run on a worker thread
+    /// (see [`crate::audit`]; on by default), not on the engine's. The run
+    /// and its outcome are the same either way.
+    pub background_audits: bool,
 }
 
 /// The lowest provider reputation score a client's bid accepts.
@@ -275,6 +280,7 @@ impl Default for MarketplaceConfig {
             max_queue_len: SimConfig::new(0).max_queue_len,
             share_state: true,
             prefetch_signatures: true,
+            background_audits: true,
         }
     }
 }
@@ -1390,6 +1396,10 @@ fn setup(
             (0..n_val)
                 .map(|i| !cfg.byzantine.get(i).is_some_and(|b| b.is_byzantine()))
                 .collect(),
+            match cfg.background_audits {
+                true => AuditLane::background(),
+                false => AuditLane::inline(),
+            },
         ),
     )?;
     sim.set_size_of_message(node_wire_size);

@@ -953,6 +953,7 @@ impl Scenario {
             max_queue_len: self.max_queue_len,
             share_state: true,
             prefetch_signatures: true,
+            background_audits: true,
         })
     }
 }
