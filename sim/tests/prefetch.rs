@@ -1,6 +1,7 @@
 //! Signatures checked ahead on a worker thread (`idlegrid_sim::prefetch`):
 //! the worker remembers exactly the signatures that verify, each once, and
-//! a marketplace run reaches the same digest with it or without it.
+//! a marketplace run reaches the same digest with it or without it (and
+//! with validators' audits on a worker or inline, `idlegrid_sim::audit`).
 
 use std::sync::Arc;
 
@@ -71,7 +72,11 @@ fn the_worker_remembers_what_verifies_once_and_nothing_else() {
     prefetch.offer_transaction(&forged);
     drop(prefetch); // the worker finishes what was queued
     let after = memo.stats();
-    assert_eq!((after.hits, after.misses), (0, 3), "each checked once");
+    // Each offered once: three checks, or four when the forgery shared a
+    // batch with the good transaction (a failed batch is checked one by
+    // one; how the worker's batches fall depends on the threads' timing).
+    assert_eq!(after.hits, 0);
+    assert!((3..=4).contains(&after.misses), "{after:?}");
     // The recipients' own checks: the two valid ones are lookups now.
     good.verify_with(&verifier).unwrap();
     let config = ConsensusConfig::default();
@@ -80,11 +85,11 @@ fn the_worker_remembers_what_verifies_once_and_nothing_else() {
     assert_eq!(memo.stats().hits, 2);
     // The forgery was not remembered: it still fails, and is checked again.
     assert!(forged.verify_with(&verifier).is_err());
-    assert_eq!(memo.stats().misses, 4);
+    assert_eq!(memo.stats().misses, after.misses + 1);
 }
 
 #[test]
-fn a_run_is_the_same_with_or_without_prefetching() {
+fn a_run_is_the_same_with_or_without_worker_threads() {
     let cfg = MarketplaceConfig {
         seed: 4,
         validators: 7,
@@ -99,10 +104,16 @@ fn a_run_is_the_same_with_or_without_prefetching() {
     let on = run_marketplace(&cfg).expect("run");
     let off = run_marketplace(&MarketplaceConfig {
         prefetch_signatures: false,
+        background_audits: false,
         ..cfg
     })
     .expect("run");
     assert!(on.jobs_completed > 0);
     assert_eq!(on.digest, off.digest);
     assert_eq!(on.ledger_digest, off.ledger_digest);
+    // Audits ran on the worker in one run and inline in the other: the same
+    // number, none failed.
+    assert_eq!(on.summary.ledger, off.summary.ledger);
+    assert!(on.summary.ledger["batches_checked"].as_u64() > Some(0));
+    assert_eq!(on.summary.ledger["invariant_violations"], 0);
 }

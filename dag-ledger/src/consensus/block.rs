@@ -23,8 +23,8 @@ use core::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use idlegrid_primitives::{
-    Digest, DigestHasher, Domain, Keypair, PublicKey, Round, Signature, SignatureVerifier,
-    Timestamp,
+    BatchItem, CryptoError, CryptoRng, Digest, DigestHasher, Domain, Keypair, PublicKey, RngCore,
+    Round, Signature, SignatureVerifier, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -497,6 +497,53 @@ pub struct VerifiedBlock {
     reference: BlockRef,
 }
 
+/// The signatures of `blocks`, whose structure was checked (each with the
+/// reference [`Block::verify_structure`] returned): in one batch when there
+/// are several, one by one if the batch fails (to tell which). One result
+/// per block, in order.
+pub(crate) fn verify_signatures<R: RngCore + CryptoRng>(
+    blocks: Vec<(Arc<Block>, BlockRef)>,
+    committee: &Committee,
+    signatures: &SignatureVerifier,
+    rng: &mut R,
+) -> Vec<Result<VerifiedBlock, CryptoError>> {
+    // The structure check accepted the author, so it indexes the committee.
+    let key = |r: &BlockRef| {
+        committee.authorities()[r.author.as_usize()]
+            .node
+            .public_key()
+    };
+    if blocks.len() > 1 {
+        let pks: Vec<PublicKey> = blocks.iter().map(|(_, r)| key(r)).collect();
+        let items: Vec<BatchItem<'_>> = blocks
+            .iter()
+            .zip(&pks)
+            .map(|((b, r), pk)| BatchItem {
+                domain: BLOCK_SIGNATURE_DOMAIN,
+                msg: r.digest.as_bytes(),
+                public: pk,
+                signature: &b.signature,
+            })
+            .collect();
+        if signatures.verify_batch(&items, rng).is_ok() {
+            let wrap = |(b, r): (Arc<Block>, BlockRef)| Ok(VerifiedBlock::from_checked(b, r));
+            return blocks.into_iter().map(wrap).collect();
+        }
+    }
+    let one = |(b, r): (Arc<Block>, BlockRef)| {
+        let pk = key(&r);
+        signatures
+            .verify(
+                &pk,
+                BLOCK_SIGNATURE_DOMAIN,
+                r.digest.as_bytes(),
+                &b.signature,
+            )
+            .map(|()| VerifiedBlock::from_checked(b, r))
+    };
+    blocks.into_iter().map(one).collect()
+}
+
 impl VerifiedBlock {
     /// Validates `block` fully, its signature included.
     pub fn verify(
@@ -528,6 +575,44 @@ impl VerifiedBlock {
             )
             .map_err(ConsensusError::BadSignature)?;
         Ok(Self { block, reference })
+    }
+
+    /// Validates `blocks` fully, as [`VerifiedBlock::verify_with`] does one
+    /// by one, with their signatures checked in one batch (through
+    /// `signatures`, so a memo remembers each that verified): one result
+    /// per block, in order. A block failing its structure check is left
+    /// out of the batch; if the batch fails, the signatures are checked
+    /// one by one to tell which.
+    pub fn verify_all_with<R: RngCore + CryptoRng>(
+        blocks: impl IntoIterator<Item = Arc<Block>>,
+        committee: &Committee,
+        config: &ConsensusConfig,
+        signatures: &SignatureVerifier,
+        rng: &mut R,
+    ) -> Vec<Result<Self, ConsensusError>> {
+        let mut failed = Vec::new();
+        let mut sound = Vec::new();
+        for b in blocks {
+            match b.verify_structure(committee, config) {
+                Ok(r) => {
+                    sound.push((b, r));
+                    failed.push(None);
+                }
+                Err(e) => failed.push(Some(e)),
+            }
+        }
+        let mut checked = verify_signatures(sound, committee, signatures, rng).into_iter();
+        let mut next = || match checked.next() {
+            Some(r) => r.map_err(ConsensusError::BadSignature),
+            None => unreachable!("one signature result per sound block"),
+        };
+        failed
+            .into_iter()
+            .map(|f| match f {
+                Some(e) => Err(e),
+                None => next(),
+            })
+            .collect()
     }
 
     /// Wraps a block without any check: for locally built blocks (our own
@@ -737,6 +822,59 @@ mod tests {
             VerifiedBlock::verify(bad, &c, &cfg),
             Err(ConsensusError::TransactionsDigestMismatch)
         );
+    }
+
+    #[test]
+    fn verifying_all_answers_as_one_by_one() {
+        use idlegrid_primitives::{ChaCha20Rng, SeedableRng, SignatureMemo};
+        let (keys, c, cfg) = setup(4);
+        let block = |a: usize| {
+            let b = Block::new_signed(
+                &keys[a],
+                AuthorityIndex::new(a as u32),
+                Round::new(1),
+                Timestamp::ZERO,
+                genesis_refs(4),
+                vec![Transaction::new(vec![a as u8])],
+            );
+            Arc::new(b)
+        };
+        let wrong_signer = |a: usize| {
+            let mut b = (*block(a)).clone();
+            b.signature =
+                keys[(a + 1) % 4].sign(BLOCK_SIGNATURE_DOMAIN, b.reference().digest.as_bytes());
+            Arc::new(b)
+        };
+        let tampered = |a: usize| {
+            let mut b = (*block(a)).clone();
+            b.transactions.push(Transaction::new(vec![9]));
+            Arc::new(b)
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(5);
+        let cases: Vec<Vec<Arc<Block>>> = vec![
+            vec![],
+            vec![block(0)],
+            (0..4).map(block).collect(),
+            vec![block(0), wrong_signer(1), block(2), tampered(3)],
+            vec![tampered(0), wrong_signer(1)],
+        ];
+        for blocks in cases {
+            let memo = SignatureMemo::shared(&Seed::from_u64(9));
+            let verifier = SignatureVerifier::memoized(memo.clone());
+            let all = VerifiedBlock::verify_all_with(blocks.clone(), &c, &cfg, &verifier, &mut rng);
+            let each: Vec<_> = blocks
+                .iter()
+                .map(|b| VerifiedBlock::verify(Arc::clone(b), &c, &cfg))
+                .collect();
+            assert_eq!(all, each);
+            // What verified is remembered.
+            let good = each.iter().filter(|r| r.is_ok()).count() as u64;
+            let hits = memo.stats().hits;
+            for b in &blocks {
+                let _ = VerifiedBlock::verify_with(Arc::clone(b), &c, &cfg, &verifier);
+            }
+            assert_eq!(memo.stats().hits - hits, good);
+        }
     }
 
     #[test]

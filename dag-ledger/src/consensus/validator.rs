@@ -36,11 +36,11 @@ use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use idlegrid_primitives::{
-    BatchItem, ChaCha20Rng, Duration, Keypair, Machine, NodeId, Round, Seed, SignatureVerifier,
-    Timestamp, Transmit,
+    ChaCha20Rng, Duration, Keypair, Machine, NodeId, Round, Seed, SignatureVerifier, Timestamp,
+    Transmit,
 };
 
-use super::block::{BLOCK_SIGNATURE_DOMAIN, Block, BlockRef, Transaction, VerifiedBlock};
+use super::block::{Block, BlockRef, Transaction, VerifiedBlock};
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};
 use super::committer::{Committer, LeaderStatus};
 use super::config::ConsensusConfig;
@@ -596,40 +596,16 @@ impl Validator {
         from: NodeId,
         blocks: Vec<(Arc<Block>, BlockRef)>,
     ) -> Vec<VerifiedBlock> {
-        let committee = Arc::clone(&self.committee);
-        let key = |r: &BlockRef| {
-            committee.authorities()[r.author.as_usize()]
-                .node
-                .public_key()
-        };
-        if blocks.len() > 1 {
-            let pks: Vec<_> = blocks.iter().map(|(_, r)| key(r)).collect();
-            let items: Vec<BatchItem<'_>> = blocks
-                .iter()
-                .zip(&pks)
-                .map(|((b, r), pk)| BatchItem {
-                    domain: BLOCK_SIGNATURE_DOMAIN,
-                    msg: r.digest.as_bytes(),
-                    public: pk,
-                    signature: &b.signature,
-                })
-                .collect();
-            if self.signatures.verify_batch(&items, &mut self.rng).is_ok() {
-                let wrap = |(b, r): (Arc<Block>, BlockRef)| VerifiedBlock::from_checked(b, r);
-                return blocks.into_iter().map(wrap).collect();
-            }
-        }
-        let mut out = Vec::with_capacity(blocks.len());
-        for (b, r) in blocks {
-            let pk = key(&r);
-            let checked = self.signatures.verify(
-                &pk,
-                BLOCK_SIGNATURE_DOMAIN,
-                r.digest.as_bytes(),
-                &b.signature,
-            );
-            match checked {
-                Ok(()) => out.push(VerifiedBlock::from_checked(b, r)),
+        let checked = super::block::verify_signatures(
+            blocks,
+            &self.committee,
+            &self.signatures,
+            &mut self.rng,
+        );
+        let mut out = Vec::with_capacity(checked.len());
+        for c in checked {
+            match c {
+                Ok(vb) => out.push(vb),
                 Err(e) => self.invalid(from, ConsensusError::BadSignature(e)),
             }
         }

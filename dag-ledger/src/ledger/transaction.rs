@@ -7,7 +7,8 @@
 //! followed by the 64 signature bytes) and decodes with a size limit.
 
 use idlegrid_primitives::{
-    AccountId, Amount, Digest, Domain, Epoch, Keypair, Signature, SignatureVerifier, decode, encode,
+    AccountId, Amount, BatchItem, CryptoRng, Digest, Domain, Epoch, Keypair, RngCore, Signature,
+    SignatureVerifier, decode, encode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -147,6 +148,35 @@ impl SignedTransaction {
             .map_err(|_| LedgerError::BadSignature(self.tx.sender))
     }
 
+    /// As [`SignedTransaction::verify_with`] for each of `txs`, their
+    /// signatures checked in one batch (each that verified remembered by a
+    /// memo), one by one if the batch fails (to tell which): one result per
+    /// transaction, in order.
+    pub fn verify_all_with<R: RngCore + CryptoRng>(
+        txs: &[&SignedTransaction],
+        verifier: &SignatureVerifier,
+        rng: &mut R,
+    ) -> Vec<Result<(), LedgerError>> {
+        if txs.len() > 1 {
+            let keys: Vec<_> = txs.iter().map(|t| t.tx.sender.public_key()).collect();
+            let msgs: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+            let items: Vec<BatchItem<'_>> = txs
+                .iter()
+                .zip(keys.iter().zip(&msgs))
+                .map(|(t, (pk, msg))| BatchItem {
+                    domain: TX_DOMAIN,
+                    msg,
+                    public: pk,
+                    signature: &t.signature,
+                })
+                .collect();
+            if verifier.verify_batch(&items, rng).is_ok() {
+                return vec![Ok(()); txs.len()];
+            }
+        }
+        txs.iter().map(|t| t.verify_with(verifier)).collect()
+    }
+
     /// The transaction id: the digest of its canonical bytes.
     pub fn id(&self) -> Digest {
         Digest::hash(TX_ID_DOMAIN, &self.to_bytes())
@@ -182,6 +212,42 @@ mod tests {
         assert_eq!(signed_part(&bytes), &tx.signing_bytes()[..]);
         assert_eq!(SignedTransaction::from_bytes(&bytes).unwrap(), s);
         s.verify().unwrap();
+    }
+
+    #[test]
+    fn verifying_all_answers_as_one_by_one_and_remembers_the_good() {
+        use idlegrid_primitives::{ChaCha20Rng, SeedableRng, SignatureMemo};
+        let tx = |i: u64, forged: bool| {
+            let k = Keypair::from_seed(&Seed::from_u64(i));
+            let mut s = Transaction {
+                chain: ChainId::new(1),
+                sender: k.account_id(),
+                nonce: Nonce::new(i),
+                kind: TxKind::Bond {
+                    amount: Amount::new(1),
+                },
+            }
+            .sign(&k);
+            if forged {
+                s.tx.nonce = Nonce::new(i + 1);
+            }
+            s
+        };
+        let mut rng = ChaCha20Rng::seed_from_u64(3);
+        for bad in [None, Some(0), Some(3), Some(5)] {
+            let txs: Vec<SignedTransaction> = (0..6).map(|i| tx(i, Some(i) == bad)).collect();
+            let refs: Vec<&SignedTransaction> = txs.iter().collect();
+            let memo = SignatureMemo::shared(&Seed::from_u64(9));
+            let verifier = SignatureVerifier::memoized(memo.clone());
+            let all = SignedTransaction::verify_all_with(&refs, &verifier, &mut rng);
+            let each: Vec<_> = txs.iter().map(SignedTransaction::verify).collect();
+            assert_eq!(all, each);
+            let hits = memo.stats().hits;
+            for t in txs.iter().filter(|t| t.verify().is_ok()) {
+                t.verify_with(&verifier).unwrap();
+            }
+            assert_eq!(memo.stats().hits - hits, 6 - u64::from(bad.is_some()));
+        }
     }
 
     #[test]
