@@ -21,7 +21,9 @@
 //! validators, and widens its subscriptions (see
 //! [`LightSetup::fact_sources`](crate::light::LightSetup::fact_sources)).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_primitives::{Digest, Domain, NodeId, Timestamp};
@@ -35,12 +37,8 @@ pub const MAX_PENDING_PER_VALIDATOR: usize = 8_192;
 /// validators arrive within it).
 pub const ACCEPTED_HORIZON: u64 = 100_000;
 
-/// Commit indices (counted back from the highest one accepted) whose
-/// facts' keys are remembered by value: validators' reports of one commit
-/// arrive within a few commits of each other.
-const RECENT_INDICES: usize = 32;
-/// Facts remembered per commit index; more are hashed every time.
-const RECENT_PER_INDEX: usize = 64;
+/// Fact slices whose keys are remembered (see [`SliceKeys`]).
+const SLICES: usize = 4;
 
 /// Why a fact batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,7 +154,7 @@ pub struct FactQuorum {
     /// a late report is found by both).
     accepted: BTreeSet<(u64, Digest)>,
     highest: u64,
-    recent: RecentKeys,
+    recent: SliceKeys,
 }
 
 impl std::fmt::Debug for FactQuorum {
@@ -180,7 +178,7 @@ impl FactQuorum {
             reports: vec![0; size],
             accepted: BTreeSet::new(),
             highest: 0,
-            recent: RecentKeys::default(),
+            recent: SliceKeys::default(),
         }
     }
 
@@ -213,24 +211,26 @@ impl FactQuorum {
         if batch.index < self.floor() {
             return Ok(out);
         }
-        for fact in batch.facts.iter() {
-            let key = self.recent.key(batch.index, fact, self.highest);
+        let slice = self.recent.find_or_add(batch.index, &batch.facts);
+        for (i, fact) in batch.facts.iter().enumerate() {
+            let key = self.recent.key(slice, i);
             // Pending first: most reports are of a fact still pending (a
             // key is never both pending and accepted).
-            if !self.pending.contains_key(&key) && self.accepted.contains(&(batch.index, key)) {
-                continue;
-            }
-            let p = self.pending.entry(key).or_insert_with(|| {
-                self.by_age.insert((now, key));
-                self.by_index.insert((batch.index, key));
-                Box::new(Pending {
-                    index: batch.index,
-                    seen: now,
-                    fact: fact.clone(),
-                    voters: Voters::default(),
-                    stake: 0,
-                })
-            });
+            let p = match self.pending.entry(key) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(_) if self.accepted.contains(&(batch.index, key)) => continue,
+                Entry::Vacant(e) => {
+                    self.by_age.insert((now, key));
+                    self.by_index.insert((batch.index, key));
+                    e.insert(Box::new(Pending {
+                        index: batch.index,
+                        seen: now,
+                        fact: fact.clone(),
+                        voters: Voters::default(),
+                        stake: 0,
+                    }))
+                }
+            };
             if !p.voters.insert(who) {
                 continue;
             }
@@ -324,56 +324,59 @@ impl FactQuorum {
     }
 }
 
-/// The keys of the facts reported at recent commit indices, kept with the
-/// facts: every validator reports the same facts, so all reports after the
-/// first are found by comparing values instead of hashing them again.
+/// The keys of the last few fact slices reported, kept with the slices:
+/// every honest validator reports the same slice of a commit to a
+/// subscriber, so every report after the first is found by comparing
+/// slices — one pointer comparison when they share memory, as in-process
+/// copies do, the facts otherwise — instead of hashing each fact again.
 ///
-/// Bounded: at most [`RECENT_INDICES`] indices of [`RECENT_PER_INDEX`] facts
-/// each, none more than [`RECENT_INDICES`] below the highest accepted
-/// index (which takes f + 1 of the stake to move). When full, an index
-/// above every remembered one is not remembered, and one below evicts the
-/// highest, so a validator inventing far-future indices only costs the
-/// hashing this saves; a fact beyond an index's share is hashed every time.
-/// The key of a fact is the same either way.
+/// Bounded: [`SLICES`] slices, the oldest replaced by a new one. A
+/// validator sending slices nobody else sends only costs the hashing this
+/// saves. The key of a fact is the same either way.
 #[derive(Default)]
-struct RecentKeys {
-    at: BTreeMap<u64, Vec<(Fact, Digest)>>,
+struct SliceKeys {
+    slots: [Option<Slice>; SLICES],
+    /// The slot the next new slice takes.
+    next: usize,
 }
 
-impl RecentKeys {
-    /// The key of `fact` reported for commit `index`, `highest` being the
-    /// highest commit index accepted so far.
-    fn key(&mut self, index: u64, fact: &Fact, highest: u64) -> Digest {
-        let low = highest.saturating_sub(RECENT_INDICES as u64);
-        while self.at.first_key_value().is_some_and(|(&i, _)| i < low) {
-            self.at.pop_first();
+struct Slice {
+    index: u64,
+    facts: Arc<[Fact]>,
+    keys: Box<[Digest]>,
+}
+
+/// The key a fact reported for commit `index` is pending and accepted
+/// under.
+fn fact_key(index: u64, fact: &Fact) -> Digest {
+    Digest::of(FACT_DOMAIN, &(index, fact))
+}
+
+impl SliceKeys {
+    /// The slot holding the keys of `facts` reported for commit `index`,
+    /// hashed now if they are not there.
+    fn find_or_add(&mut self, index: u64, facts: &Arc<[Fact]>) -> usize {
+        let same = |s: &Slice| {
+            s.index == index && (Arc::ptr_eq(&s.facts, facts) || s.facts[..] == facts[..])
+        };
+        if let Some(at) = self.slots.iter().position(|s| s.as_ref().is_some_and(same)) {
+            return at;
         }
-        if let Some(known) = self.at.get(&index)
-            && let Some((_, k)) = known.iter().find(|(f, _)| f == fact)
-        {
-            return *k;
-        }
-        let key = Digest::of(FACT_DOMAIN, &(index, fact));
-        if index >= low {
-            self.remember(index, fact, key);
-        }
-        key
+        let at = self.next;
+        self.next = (at + 1) % SLICES;
+        self.slots[at] = Some(Slice {
+            index,
+            facts: Arc::clone(facts),
+            keys: facts.iter().map(|f| fact_key(index, f)).collect(),
+        });
+        at
     }
 
-    fn remember(&mut self, index: u64, fact: &Fact, key: Digest) {
-        if !self.at.contains_key(&index) && self.at.len() >= RECENT_INDICES {
-            match self.at.last_key_value() {
-                Some((&high, _)) if high > index => {
-                    self.at.pop_last();
-                }
-                _ => return,
-            }
-        }
-        let known = self.at.entry(index).or_default();
-        if known.len() < RECENT_PER_INDEX {
-            // Most indices hold one or two facts: grow exactly.
-            known.reserve_exact(1);
-            known.push((fact.clone(), key));
+    /// The key of fact `i` of the slice in slot `at`.
+    fn key(&self, at: usize, i: usize) -> Digest {
+        match &self.slots[at] {
+            Some(s) => s.keys[i],
+            None => unreachable!("a slot found or filled by find_or_add"),
         }
     }
 }
@@ -528,23 +531,27 @@ mod tests {
 
     proptest::proptest! {
         /// The remembered keys are the hashed ones, whatever the order and
-        /// spread of indices (far-future ones included), and stay bounded.
+        /// spread of indices and slices, shared or equal copies.
         #[test]
-        fn recent_keys_are_the_hashed_keys_and_stay_bounded(
+        fn slice_keys_are_the_hashed_keys(
             reports in proptest::collection::vec(
-                (proptest::prop_oneof![0u64..300, (u64::MAX - 300)..=u64::MAX], 0u64..100, 0u64..400),
-                1..600,
+                (proptest::prop_oneof![0u64..8, (u64::MAX - 8)..=u64::MAX], proptest::collection::vec(0u64..6, 0..4), proptest::bool::ANY),
+                1..300,
             ),
         ) {
-            let mut recent = RecentKeys::default();
-            for (index, nonce, highest) in reports {
-                let f = fact(nonce);
-                let want = Digest::of(FACT_DOMAIN, &(index, &f));
-                proptest::prop_assert_eq!(recent.key(index, &f, highest), want);
-                proptest::prop_assert!(recent.at.len() <= RECENT_INDICES);
-                proptest::prop_assert!(recent.at.values().all(|v| v.len() <= RECENT_PER_INDEX));
-                let low = highest.saturating_sub(RECENT_INDICES as u64);
-                proptest::prop_assert!(recent.at.keys().all(|&i| i >= low));
+            let mut recent = SliceKeys::default();
+            let mut last: Option<Arc<[Fact]>> = None;
+            for (index, nonces, reuse) in reports {
+                let fresh: Arc<[Fact]> = nonces.iter().map(|n| fact(*n)).collect();
+                let facts = match (&last, reuse) {
+                    (Some(l), true) => Arc::clone(l),
+                    _ => fresh,
+                };
+                let at = recent.find_or_add(index, &facts);
+                for (i, f) in facts.iter().enumerate() {
+                    proptest::prop_assert_eq!(recent.key(at, i), Digest::of(FACT_DOMAIN, &(index, f)));
+                }
+                last = Some(facts);
             }
         }
     }
@@ -588,14 +595,25 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_report_is_found_without_hashing_again() {
-        let mut recent = RecentKeys::default();
-        let k = recent.key(5, &fact(1), 0);
-        assert_eq!(recent.at[&5].len(), 1);
-        assert_eq!(recent.key(5, &fact(1), 0), k);
-        assert_eq!(recent.at[&5].len(), 1, "found, not added again");
-        // The same fact at another index is another key.
-        assert_ne!(recent.key(6, &fact(1), 0), k);
+    fn a_repeated_slice_is_found_without_hashing_again() {
+        let mut recent = SliceKeys::default();
+        let slice = |n: u64| -> Arc<[Fact]> { Arc::from([fact(n), fact(n + 1)]) };
+        let a = slice(1);
+        let at = recent.find_or_add(5, &a);
+        // The same slice, shared or an equal copy: found, not added again.
+        assert_eq!(recent.find_or_add(5, &a), at);
+        assert_eq!(recent.find_or_add(5, &slice(1)), at);
+        assert_eq!(recent.next, 1);
+        // The same facts at another index are other keys, in another slot.
+        let other = recent.find_or_add(6, &a);
+        assert_ne!(other, at);
+        assert_ne!(recent.key(other, 0), recent.key(at, 0));
+        // New slices take the oldest slots in turn.
+        for n in 0..SLICES as u64 {
+            recent.find_or_add(7, &slice(10 + n));
+        }
+        let oldest = recent.next;
+        assert_eq!(recent.find_or_add(5, &a), oldest, "evicted, hashed again");
     }
 
     #[test]
