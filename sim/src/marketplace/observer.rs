@@ -192,52 +192,74 @@ impl MarketObserver {
         node: NodeIndex,
         event: &ValidatorEvent,
     ) -> Result<(), Violation> {
-        let (index, digest, violation, effect_failures, checked) = match event {
-            ValidatorEvent::Consensus(ev) => return self.on_consensus(now, node, ev),
+        match event {
+            ValidatorEvent::Consensus(ev) => self.on_consensus(now, node, ev),
             ValidatorEvent::Audit(a) => {
                 let done = self.audits.submit(node, a);
-                return self.audited(done);
+                self.audited(done)
             }
             ValidatorEvent::StateSync(SyncEvent::Installed { index, .. }) => {
-                return self.replicas.on_installed(node.get(), *index);
+                self.replicas.on_installed(node.get(), *index)
             }
-            ValidatorEvent::Applied {
-                index,
-                digest,
-                violation,
-                effect_failures,
-                checked,
-                leader,
-                blocks,
-                transactions,
-                ..
-            } => {
-                if let Some(p) = self.proposed_at.get(leader) {
-                    // Marketplace transactions are signed by light nodes, so
-                    // the commit latency reported here is the leader's
-                    // (proposal to commit at each validator), under both names.
-                    let us = (now - *p).as_micros();
-                    self.metrics.record("leader_commit_latency_us", us);
-                    self.metrics.record("commit_latency_us", us);
-                }
-                if !self.canonical.contains_key(index) {
-                    self.metrics.add("commits", 1);
-                    self.metrics.add("committed_blocks", u64::from(*blocks));
-                    self.metrics
-                        .add("committed_transactions", u64::from(*transactions));
-                }
-                (index, digest, violation, effect_failures, *checked)
+            ValidatorEvent::Applied { .. } => {
+                self.record_commit(now, event);
+                self.on_applied(node, event)
             }
-            _ => return Ok(()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A commit's consensus metrics (latency at every validator, sizes
+    /// once).
+    fn record_commit(&mut self, now: Timestamp, event: &ValidatorEvent) {
+        let ValidatorEvent::Applied {
+            index,
+            leader,
+            blocks,
+            transactions,
+            ..
+        } = event
+        else {
+            return;
+        };
+        if let Some(p) = self.proposed_at.get(leader) {
+            // Marketplace transactions are signed by light nodes, so
+            // the commit latency reported here is the leader's
+            // (proposal to commit at each validator), under both names.
+            let us = (now - *p).as_micros();
+            self.metrics.record("leader_commit_latency_us", us);
+            self.metrics.record("commit_latency_us", us);
+        }
+        if !self.canonical.contains_key(index) {
+            self.metrics.add("commits", 1);
+            self.metrics.add("committed_blocks", u64::from(*blocks));
+            self.metrics
+                .add("committed_transactions", u64::from(*transactions));
+        }
+    }
+
+    /// A validator applied a commit: its digest must agree with the
+    /// others', its batch must have been accepted, its effects applied.
+    fn on_applied(&mut self, node: NodeIndex, event: &ValidatorEvent) -> Result<(), Violation> {
+        let ValidatorEvent::Applied {
+            index,
+            digest,
+            violation,
+            effect_failures,
+            checked,
+            ..
+        } = event
+        else {
+            return Ok(());
         };
         self.batches += 1;
-        self.checked += u64::from(checked);
+        self.checked += u64::from(*checked);
         self.replicas.on_commit(node.get(), *index)?;
         if let Some(v) = violation {
             self.violations += 1;
             return Err(Violation::new(
-                "money-conservation",
-                format!("{node} after commit {index}: {v}"),
+                "batch-accepted",
+                format!("{node} at commit {index}: {v}"),
             ));
         }
         if *effect_failures > 0 {
