@@ -438,9 +438,10 @@ impl DeterminismReport {
 }
 
 /// Runs a scenario twice with the same seed (on two threads) and compares
-/// the digests. The first run checks signatures ahead on a worker thread,
-/// the second does not (`RunOptions::no_prefetch`): however the threads
-/// interleave, the digests must agree.
+/// the digests. The first run checks signatures ahead and runs validators'
+/// audits on worker threads, the second has no workers
+/// (`RunOptions::no_prefetch`): however the threads interleave, the digests
+/// must agree.
 pub fn check_determinism(
     scenario: &Scenario,
     seed: Option<u64>,
