@@ -29,6 +29,8 @@ struct Cluster {
     payee: Keypair,
     next_nonce: u64,
     applied: Vec<BTreeMap<u64, Digest>>,
+    /// Audits run, by node.
+    audits: Vec<u64>,
     equivocators: Vec<NodeId>,
 }
 
@@ -92,6 +94,7 @@ impl Cluster {
             payee,
             next_nonce: 0,
             applied: vec![BTreeMap::new(); 4],
+            audits: vec![0; 4],
             equivocators: Vec::new(),
         }
     }
@@ -113,6 +116,18 @@ impl Cluster {
                         prev.is_none_or(|p| p == digest),
                         "node {i} re-applied {index} differently"
                     );
+                }
+                ValidatorEvent::Audit(a) => {
+                    let index = a.index();
+                    assert_eq!(index % 4, i as u64, "node {i} audits only its turns");
+                    assert_eq!(
+                        self.applied[i].get(&index),
+                        Some(&a.digest()),
+                        "an audit follows its commit, of the state reported"
+                    );
+                    a.run()
+                        .unwrap_or_else(|v| panic!("node {i}, commit {index}: {v}"));
+                    self.audits[i] += 1;
                 }
                 ValidatorEvent::Consensus(e) => {
                     if let ConsensusEvent::Equivocation(ev) = *e {
@@ -223,6 +238,11 @@ fn crashed_validators_restart_from_their_store() {
         );
     }
     assert!(c.stores.iter().all(|s| s.image().checkpoint.is_some()));
+    assert!(
+        c.audits.iter().all(|&n| n > 5),
+        "every node audits in turn: {:?}",
+        c.audits
+    );
     // Quiet period: everyone converges.
     c.run_for(Duration::from_millis(1_500), false);
     let d0 = c.ledger(0).state_digest();
