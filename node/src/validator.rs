@@ -524,6 +524,10 @@ impl ValidatorNode {
                 Some(format!("batch refused: {e}")),
             ),
         };
+        self.frontier.advance(sub);
+        if self.durable.replaying() {
+            return;
+        }
         let checked = turn && violation.is_none();
         self.events.push_back(ValidatorEvent::Applied {
             index: sub.index,
@@ -543,7 +547,6 @@ impl ValidatorNode {
             self.events
                 .push_back(ValidatorEvent::Audit(Box::new(audit)));
         }
-        self.frontier.advance(sub);
         self.checkpoint_if_due(sub.index);
     }
 

@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 
 use super::frontier::CommitFrontier;
 use super::state_sync::Serving;
-use super::{ValidatorError, ValidatorEvent, ValidatorNode, ValidatorSetup};
+use super::{ValidatorError, ValidatorNode, ValidatorSetup};
 use crate::market::{AppSnapshotError, MarketplaceApp};
 
 /// Largest ledger or application part of a checkpoint accepted.
@@ -158,6 +158,12 @@ impl Durability {
     /// True if the node persists.
     pub(super) fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// True while recovery replays stored commits: they were reported
+    /// (and audited) before the crash, so they are not again.
+    pub(super) fn replaying(&self) -> bool {
+        self.replaying
     }
 
     /// The consensus validator is replaced: its unacknowledged writes will
@@ -308,12 +314,6 @@ impl ValidatorNode {
                 )));
             }
             self.apply(c);
-            // Not reported again, nor audited again: both happened before
-            // the crash.
-            if matches!(self.events.back(), Some(ValidatorEvent::Audit(_))) {
-                self.events.pop_back();
-            }
-            self.events.pop_back();
             if let Some(cp) = checkpoint.filter(|cp| cp.index == c.index && !cp.restorable())
                 && self.state.ledger.state_digest() != cp.state_digest
             {
