@@ -113,6 +113,23 @@ impl Machine for LyingGateway {
             self.forged += forged.len() as u64;
             batch.facts = batch.facts.iter().cloned().chain(forged).collect();
         }
+        if let NodeMessage::Certified(cert) = &mut t.msg {
+            // A sealing batch announced closed one batch early would make
+            // sealers reveal their prices while others may still seal.
+            let mut forged = (**cert).clone();
+            forged.facts = forged
+                .facts
+                .iter()
+                .map(|f| match f {
+                    Fact::SealingClosed { batch } => Fact::SealingClosed {
+                        batch: crate::market::BatchNo(batch.0 + 1),
+                    },
+                    f => f.clone(),
+                })
+                .collect();
+            self.forged += 1;
+            *cert = std::sync::Arc::new(forged);
+        }
         Some(t)
     }
 

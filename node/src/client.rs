@@ -32,7 +32,7 @@ use idlegrid_entrap::{
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
-use crate::light::{LightCore, LightSetup, OutboxError, TxFate};
+use crate::light::{Decided, LightCore, LightSetup, OutboxError, TxFate};
 use crate::market::sealing::Sealer;
 use crate::market::{JobRequest, MarketParams, MarketTx, SealError, Settlement, round_id};
 use crate::provider::Ignored;
@@ -584,7 +584,7 @@ impl ClientNode {
     /// withdraw); its fate comes back as [`ClientEvent::Applied`] or
     /// [`ClientEvent::LedgerRejected`].
     pub fn submit_ledger(&mut self, now: Timestamp, kind: TxKind) -> Result<(), OutboxError> {
-        self.core.start();
+        self.core.start(now);
         self.core.submit(now, kind)
     }
 
@@ -626,7 +626,7 @@ impl ClientNode {
         if self.jobs.len() >= MAX_OPEN_JOBS {
             return Err(PostError::TooMany);
         }
-        self.core.start();
+        self.core.start(now);
         let bid = (self.verification.replicates() && spec.data.is_none()).then(|| {
             let window = spec.request.deadline.saturating_since(now);
             (spec.request.clone(), spec.max_price, window)
@@ -1140,24 +1140,38 @@ fn trap_costs(traps: &[TrapSpec]) -> (u32, u32) {
     )
 }
 
+impl ClientNode {
+    /// Follows the facts a report or certificate decided.
+    fn on_decided(&mut self, now: Timestamp, from: NodeId, decided: Decided) {
+        match decided {
+            Ok((facts, fates)) => {
+                self.on_fates(fates);
+                for f in facts {
+                    self.on_fact(now, f);
+                }
+            }
+            Err(e) => self.events.push_back(ClientEvent::Ignored {
+                from,
+                reason: e.into(),
+            }),
+        }
+    }
+}
+
 impl Machine for ClientNode {
     type Message = NodeMessage;
     type Event = ClientEvent;
 
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
         match msg {
-            NodeMessage::Facts(batch) => match self.core.on_facts(now, from, batch) {
-                Ok((facts, fates)) => {
-                    self.on_fates(fates);
-                    for f in facts {
-                        self.on_fact(now, f);
-                    }
-                }
-                Err(e) => self.events.push_back(ClientEvent::Ignored {
-                    from,
-                    reason: e.into(),
-                }),
-            },
+            NodeMessage::Facts(batch) => {
+                let decided = self.core.on_facts(now, from, batch);
+                self.on_decided(now, from, decided);
+            }
+            NodeMessage::Certified(cert) => {
+                let decided = self.core.on_certified(now, from, &cert);
+                self.on_decided(now, from, decided);
+            }
             NodeMessage::Peer(PeerMessage::Outputs { job, lot, outputs }) => {
                 self.on_outputs(from, job, lot, outputs);
             }
@@ -1169,7 +1183,7 @@ impl Machine for ClientNode {
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
-        self.core.start();
+        self.core.start(now);
         self.core.on_timeout(now);
     }
 

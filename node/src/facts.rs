@@ -50,6 +50,9 @@ pub enum FactError {
     /// More facts than one commit can hold for one subscriber.
     #[error("{0} facts in one batch (at most {MAX_FACTS_PER_BATCH})")]
     TooMany(usize),
+    /// A certificate of global facts that does not hold.
+    #[error("certificate refused: {0}")]
+    Certificate(#[from] crate::certified::CertError),
 }
 
 struct Pending {
@@ -245,6 +248,34 @@ impl FactQuorum {
             }
         }
         Ok(out)
+    }
+
+    /// True if every one of `facts` of commit `index` is decided (or the
+    /// commit is too old to be remembered).
+    pub fn decided(&self, index: u64, facts: &[Fact]) -> bool {
+        index < self.floor()
+            || facts
+                .iter()
+                .all(|f| self.accepted.contains(&(index, fact_key(index, f))))
+    }
+
+    /// Decides `facts` of commit `index` at once (a certificate backs
+    /// them): returns those not decided before, in order.
+    pub fn decide(&mut self, index: u64, facts: &[Fact]) -> Vec<Fact> {
+        let mut out = Vec::new();
+        if index < self.floor() {
+            return out;
+        }
+        for f in facts {
+            let key = fact_key(index, f);
+            if self.accepted.contains(&(index, key)) {
+                continue;
+            }
+            self.unpend(&key);
+            self.accept(key, index);
+            out.push(f.clone());
+        }
+        out
     }
 
     /// Drops the votes of `who` (over its quota) from its oldest pending

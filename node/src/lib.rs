@@ -13,6 +13,8 @@
 //!   after a rejection) and act only on facts that validators holding
 //!   f + 1 of the stake reported identically ([`facts`]).
 //! - [`wire`]: every message between nodes, and the facts validators serve.
+//! - [`certified`]: the facts for every subscriber signed by f + 1 of the
+//!   stake, so one validator's message backs them.
 //! - [`market`]: the marketplace [`Application`](idlegrid_dag_ledger::ledger::Application),
 //!   split by concept (orders, sealed batches, clearing, rounds,
 //!   settlement). Time-driven work runs in the ledger's end-of-batch hook.
@@ -204,6 +206,7 @@
 
 pub mod batch;
 pub mod byzantine;
+pub mod certified;
 pub mod client;
 pub mod facts;
 pub mod feedback;

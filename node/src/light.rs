@@ -37,9 +37,10 @@ use std::collections::{BTreeMap, VecDeque};
 use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_dag_ledger::ledger::{ChainId, Nonce, SignedTransaction, Transaction, TxKind};
 use idlegrid_primitives::{
-    AccountId, Digest, Duration, Keypair, NodeId, Timestamp, Transmit, encode,
+    AccountId, Digest, Duration, Keypair, NodeId, SignatureVerifier, Timestamp, Transmit, encode,
 };
 
+use crate::certified::{CertifiedFacts, GlobalFacts};
 use crate::facts::{FactError, FactQuorum};
 use crate::market::{MARKETPLACE_APP, MarketTx};
 use crate::wire::{
@@ -79,6 +80,10 @@ pub struct LightSetup {
     pub fact_sources: usize,
     /// How much of the stake the fact sources hold at least.
     pub fact_window: FactWindow,
+    /// How it hears the facts for every subscriber (see [`GlobalSources`]).
+    pub global: GlobalSources,
+    /// Checks certificates' signatures (plain, or a driver's shared memo).
+    pub signatures: SignatureVerifier,
     /// The account's next nonce, when the caller knows it (0 for a key that
     /// never signed). `None`: a process that may have signed before (a
     /// restarted provider, a second `job submit`) learns it from its
@@ -100,6 +105,32 @@ pub enum FactWindow {
         /// How long a fact may stay short of f + 1 before the window
         /// widens (a little more than the spread of honest validators'
         /// commit times).
+        patience: Duration,
+    },
+}
+
+/// What a fact report or certificate decided: the facts, and the fates of
+/// the node's own transactions among them (see [`LightCore::on_facts`]).
+pub type Decided = Result<(Vec<Fact>, Vec<TxFate>), FactError>;
+
+/// How a light node hears the facts for every subscriber
+/// ([`Fact::to_every_subscriber`]; see [`crate::certified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GlobalSources {
+    /// Reported by every fact source with its own facts, decided by f + 1
+    /// of the stake like them.
+    #[default]
+    Reported,
+    /// Certified, from the first `sources` fact sources only (the others
+    /// omit them): one honest, live source among them suffices. When no
+    /// certificate arrived for `patience`, one more validator is asked for
+    /// them (replaying the certificates since the last one), up to the
+    /// whole committee.
+    Certified {
+        /// Validators sending them at first (at least one).
+        sources: usize,
+        /// How long without a certificate before another source is asked
+        /// (more than the time between two commits with global facts).
         patience: Duration,
     },
 }
@@ -168,6 +199,13 @@ pub struct LightCore {
     out: VecDeque<Transmit<NodeMessage>>,
     failovers: u64,
     holdings: Option<AccountState>,
+    global: GlobalSources,
+    signatures: SignatureVerifier,
+    /// Fact sources (from the first) sending certified global facts.
+    certified: usize,
+    /// When a certificate last decided facts (or the node started), and the
+    /// highest commit certified.
+    last_certified: Option<(Timestamp, u64)>,
 }
 
 impl LightCore {
@@ -206,6 +244,13 @@ impl LightCore {
             out: VecDeque::new(),
             failovers: 0,
             holdings: None,
+            global: setup.global,
+            signatures: setup.signatures,
+            certified: match setup.global {
+                GlobalSources::Reported => 0,
+                GlobalSources::Certified { sources, .. } => sources.clamp(1, n.max(1)),
+            },
+            last_certified: None,
         }
     }
 
@@ -275,8 +320,12 @@ impl LightCore {
         self.started
     }
 
-    /// Subscribes to its fact sources (once; see [`LightCore::resubscribe`]).
-    pub fn start(&mut self) {
+    /// Subscribes to its fact sources (once; see [`LightCore::resubscribe`])
+    /// at `now`, from when the patience for certified global facts runs.
+    pub fn start(&mut self, now: Timestamp) {
+        if self.last_certified.is_none() {
+            self.last_certified = Some((now, 0));
+        }
         if !self.started {
             self.resubscribe();
         }
@@ -287,7 +336,28 @@ impl LightCore {
     /// asking for holdings and when failing over.
     pub fn resubscribe(&mut self) {
         self.started = true;
-        self.ask_sources(GatewayRequest::Subscribe);
+        let sources: Vec<NodeId> = self.fact_sources().collect();
+        for (k, v) in sources.into_iter().enumerate() {
+            let req = self.subscription(k, None);
+            self.out
+                .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
+        }
+    }
+
+    /// What the fact source at position `k` is asked, replaying from
+    /// commit `from` if given.
+    fn subscription(&self, k: usize, from: Option<u64>) -> GatewayRequest {
+        match (self.global, from) {
+            (GlobalSources::Reported, None) => GatewayRequest::Subscribe,
+            (GlobalSources::Reported, Some(i)) => GatewayRequest::SubscribeFrom(i),
+            (GlobalSources::Certified { .. }, from) => GatewayRequest::SubscribeWith {
+                from,
+                global: match k < self.certified {
+                    true => GlobalFacts::Certified,
+                    false => GlobalFacts::Omitted,
+                },
+            },
+        }
     }
 
     /// Asks its fact sources for its holdings (see
@@ -319,14 +389,41 @@ impl LightCore {
         self.started = true;
         let from = self.quorum.oldest_pending_index();
         let sources: Vec<NodeId> = self.fact_sources().collect();
-        for v in sources {
-            let req = match from {
-                Some(i) if !old.contains(&v) => GatewayRequest::SubscribeFrom(i),
-                _ => GatewayRequest::Subscribe,
-            };
+        for (k, v) in sources.into_iter().enumerate() {
+            let req = self.subscription(k, from.filter(|_| !old.contains(&v)));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
         }
+    }
+
+    /// Asks one more fact source for certified global facts, replaying the
+    /// certificates since the last one (widening the fact sources first if
+    /// every one of them sends them already).
+    fn widen_certified(&mut self, now: Timestamp) {
+        let since = self.last_certified.map_or(0, |(_, i)| i + 1);
+        self.last_certified = Some((now, since.saturating_sub(1)));
+        self.certified = (self.certified + 1).min(self.committee_size());
+        if self.certified > self.sources {
+            self.widen(now);
+        }
+        let k = self.certified - 1;
+        let source = self.fact_sources().nth(k);
+        if let Some(v) = source {
+            let req = self.subscription(k, Some(since));
+            self.out
+                .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
+        }
+    }
+
+    /// When another source is due to be asked for certified global facts.
+    fn certified_due(&self) -> Option<Timestamp> {
+        let GlobalSources::Certified { patience, .. } = self.global else {
+            return None;
+        };
+        if self.certified >= self.committee_size() || !self.started {
+            return None;
+        }
+        self.last_certified.map(|(t, _)| t + patience)
     }
 
     fn all_sources(&self) -> bool {
@@ -441,8 +538,36 @@ impl LightCore {
         now: Timestamp,
         from: NodeId,
         batch: FactBatch,
-    ) -> Result<(Vec<Fact>, Vec<TxFate>), FactError> {
+    ) -> Decided {
         let facts = self.quorum.observe(now, from, batch)?;
+        Ok(self.decided(now, facts))
+    }
+
+    /// A validator's certificate of global facts (see [`crate::certified`]):
+    /// the facts it decides (none if they were decided already, then it is
+    /// not even checked), and the fates of this node's own transactions
+    /// among them. A forged certificate is refused and changes nothing.
+    pub fn on_certified(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        cert: &CertifiedFacts,
+    ) -> Decided {
+        let c = self.quorum.committee();
+        c.index_of(&from).ok_or(FactError::NotAValidator(from))?;
+        if self.quorum.decided(cert.index, &cert.facts) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        cert.verify(c, &self.signatures)?;
+        let facts = self.quorum.decide(cert.index, &cert.facts);
+        let last = self.last_certified.map_or(0, |(_, i)| i);
+        self.last_certified = Some((now, last.max(cert.index)));
+        Ok(self.decided(now, facts))
+    }
+
+    /// Follows facts just decided: the fates of this node's own
+    /// transactions among them, and its holdings.
+    fn decided(&mut self, now: Timestamp, facts: Vec<Fact>) -> (Vec<Fact>, Vec<TxFate>) {
         let me = self.account();
         let mut fates = Vec::new();
         for f in &facts {
@@ -468,7 +593,7 @@ impl LightCore {
                 _ => {}
             }
         }
-        Ok((facts, fates))
+        (facts, fates)
     }
 
     /// The nonce of the transaction in flight with id `tx` (an earlier
@@ -538,6 +663,9 @@ impl LightCore {
         if self.widen_due().is_some_and(|t| t <= now) {
             self.widen(now);
         }
+        if self.certified_due().is_some_and(|t| t <= now) {
+            self.widen_certified(now);
+        }
         let stuck = self
             .inflight
             .values()
@@ -573,6 +701,7 @@ impl LightCore {
             .map(|t| t + self.patience)
             .into_iter()
             .chain(self.widen_due())
+            .chain(self.certified_due())
             .min()
     }
 

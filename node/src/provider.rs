@@ -22,7 +22,7 @@ use idlegrid_primitives::{
     AccountId, Amount, Digest, Domain, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
 };
 
-use crate::light::{LightCore, LightSetup, TxFate};
+use crate::light::{Decided, LightCore, LightSetup, TxFate};
 use crate::market::sealing::Sealer;
 use crate::market::{Environment, MarketParams, MarketTx, Settlement, round_id};
 use crate::wire::{Fact, LotData, NodeMessage, PeerMessage, Rejection};
@@ -247,7 +247,7 @@ impl ProviderNode {
 
     /// Offers its slots now (once).
     pub fn offer_now(&mut self, now: Timestamp) {
-        self.core.start();
+        self.core.start(now);
         if self.offered {
             return;
         }
@@ -304,7 +304,7 @@ impl ProviderNode {
     }
 
     fn start(&mut self, now: Timestamp) {
-        self.core.start();
+        self.core.start(now);
         if self.auto_offer {
             self.offer_now(now);
         }
@@ -518,6 +518,20 @@ impl ProviderNode {
         }
     }
 
+    /// Follows the facts a report or certificate decided.
+    fn on_decided(&mut self, now: Timestamp, from: NodeId, decided: Decided) {
+        match decided {
+            Ok((facts, fates)) => {
+                self.on_fates(fates);
+                for f in facts {
+                    self.on_fact(now, f);
+                }
+                self.maybe_ask(now);
+            }
+            Err(e) => self.ignore(from, e.into()),
+        }
+    }
+
     fn ignore(&mut self, from: NodeId, reason: Ignored) {
         self.events
             .push_back(ProviderEvent::Ignored { from, reason });
@@ -530,16 +544,14 @@ impl Machine for ProviderNode {
 
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
         match msg {
-            NodeMessage::Facts(batch) => match self.core.on_facts(now, from, batch) {
-                Ok((facts, fates)) => {
-                    self.on_fates(fates);
-                    for f in facts {
-                        self.on_fact(now, f);
-                    }
-                    self.maybe_ask(now);
-                }
-                Err(e) => self.ignore(from, e.into()),
-            },
+            NodeMessage::Facts(batch) => {
+                let decided = self.core.on_facts(now, from, batch);
+                self.on_decided(now, from, decided);
+            }
+            NodeMessage::Certified(cert) => {
+                let decided = self.core.on_certified(now, from, &cert);
+                self.on_decided(now, from, decided);
+            }
             NodeMessage::Peer(PeerMessage::Inputs {
                 job,
                 lot,

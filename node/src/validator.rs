@@ -26,7 +26,9 @@
 
 use std::collections::BTreeMap;
 
-use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent, Validator};
+use idlegrid_dag_ledger::consensus::{
+    AuthorityIndex, Committee, ConsensusConfig, ConsensusEvent, Validator,
+};
 use idlegrid_dag_ledger::ledger::{Ledger, SignedTransaction, Transaction, TxKind};
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{
@@ -35,6 +37,7 @@ use idlegrid_primitives::{
 };
 
 use crate::batch::batch_context;
+use crate::certified::{CertifiedFacts, GlobalFacts, GlobalVote, GlobalVotes};
 use crate::market::referees::ticket_worth_sending;
 
 mod audit;
@@ -229,6 +232,11 @@ pub struct ValidatorNode {
     events: std::collections::VecDeque<ValidatorEvent>,
     /// Light nodes by account, served the facts that concern them.
     subscribers: Subscribers,
+    /// Votes on commits' global facts and the certificates they formed.
+    votes: GlobalVotes,
+    /// Checks global-fact votes (the consensus validator and the market
+    /// hold their own copies).
+    signatures: SignatureVerifier,
     /// Subscribers that asked for their holdings, and how many more
     /// reporting commits they hear them at.
     holdings_wanted: BTreeMap<AccountId, u8>,
@@ -338,6 +346,8 @@ impl ValidatorNode {
             rejected_submissions: 0,
             events: Default::default(),
             subscribers: Subscribers::new(MAX_SUBSCRIBERS),
+            votes: GlobalVotes::default(),
+            signatures: SignatureVerifier::plain(),
             holdings_wanted: BTreeMap::new(),
             recent: Default::default(),
             out: Default::default(),
@@ -365,6 +375,7 @@ impl ValidatorNode {
             .apps
             .market
             .set_proof_verifier(signatures.clone());
+        self.signatures = signatures.clone();
         self.validator = self.validator.with_signature_verifier(signatures);
         self
     }
@@ -571,11 +582,16 @@ impl ValidatorNode {
             self.recent.pop_front();
         }
         self.recent.push_back((index, Rc::clone(facts)));
+        let facts = Rc::clone(facts);
+        let everyone = facts.for_everyone().then(|| Arc::clone(facts.everyone()));
+        self.vote_global(index, everyone);
         if self.subscribers.is_empty() {
             return;
         }
-        let send = |acct: &AccountId| {
-            if let Some(batch) = facts.batch(acct, due.contains(acct), ledger) {
+        let ledger = &self.state.ledger;
+        let mut send = |acct: &AccountId, global: GlobalFacts| {
+            let reported = global == GlobalFacts::Reported;
+            if let Some(batch) = facts.batch(acct, due.contains(acct), reported, ledger) {
                 send_facts(&mut self.out, acct.node(), index, batch);
             }
         };
@@ -583,21 +599,71 @@ impl ValidatorNode {
         // everyone (without collecting them), else those the commit or a
         // holdings report concerns.
         if facts.for_everyone() {
-            self.subscribers.accounts().for_each(send);
+            self.subscribers.accounts().for_each(|(a, g)| send(a, g));
         } else {
             union_ascending(facts.accounts(), due.iter())
                 .filter(|a| self.subscribers.contains(a))
-                .for_each(send);
+                .for_each(|a| send(a, GlobalFacts::Reported));
+        }
+    }
+
+    /// Commit `index` is applied, with `everyone` its global facts if it
+    /// has any: votes on them (not while replaying the store: those votes
+    /// were sent before the crash) and sends the certificate it completes.
+    fn vote_global(&mut self, index: u64, everyone: Option<Arc<[Fact]>>) {
+        let committee = self.validator.committee().clone();
+        let me = AuthorityIndex::new(self.turn.0 as u32);
+        let own = everyone
+            .filter(|_| !self.durable.replaying())
+            .map(|facts| {
+                let vote = GlobalVote::sign(&self.key, &committee, index, &facts);
+                for p in &self.peers {
+                    let msg = NodeMessage::GlobalVote(vote.clone());
+                    self.out.push_back(Transmit::to(*p, msg));
+                }
+                (facts, vote)
+            });
+        let own = own.as_ref().map(|(f, v)| (Arc::clone(f), v));
+        if let Some(cert) = self.votes.applied(&committee, me, index, own) {
+            self.send_certificate(&cert);
+        }
+    }
+
+    /// A peer's vote on a commit's global facts: kept if it verifies and
+    /// its commit is in the window; a certificate it completes is sent.
+    fn on_global_vote(&mut self, from: NodeId, vote: GlobalVote) {
+        let committee = self.validator.committee().clone();
+        let Some(who) = committee.index_of(&from) else {
+            self.rejected_submissions += 1;
+            return;
+        };
+        if !self.votes.wants(who, vote.index) {
+            return;
+        }
+        if vote.verify(&committee, who, &self.signatures).is_err() {
+            self.rejected_submissions += 1;
+            return;
+        }
+        if let Some(cert) = self.votes.record(&committee, who, &vote) {
+            self.send_certificate(&cert);
+        }
+    }
+
+    fn send_certificate(&mut self, cert: &Arc<CertifiedFacts>) {
+        for acct in self.subscribers.certified() {
+            let msg = NodeMessage::Certified(Arc::clone(cert));
+            self.out.push_back(Transmit::to(acct.node(), msg));
         }
     }
 
     /// Sends `to` the facts about its account of the kept commits from
     /// `from` on (see [`GatewayRequest::SubscribeFrom`]), without the
     /// holdings reports it may have asked this validator for.
-    fn replay_facts(&mut self, to: NodeId, from: u64) {
+    fn replay_facts(&mut self, to: NodeId, from: u64, global: GlobalFacts) {
         let acct = to.account();
+        let reported = global == GlobalFacts::Reported;
         for (index, facts) in self.recent.iter().filter(|(index, _)| *index >= from) {
-            if let Some(batch) = facts.batch(&acct, false, &self.state.ledger) {
+            if let Some(batch) = facts.batch(&acct, false, reported, &self.state.ledger) {
                 send_facts(&mut self.out, to, *index, batch);
             }
         }
@@ -695,12 +761,27 @@ impl ValidatorNode {
 
     fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
         match req {
-            GatewayRequest::Subscribe => self.subscribe(from),
+            GatewayRequest::Subscribe => {
+                self.subscribe(from, GlobalFacts::Reported);
+            }
             GatewayRequest::SubscribeFrom(index) => {
-                let fresh = !self.subscribers.contains(&from.account());
-                self.subscribe(from);
-                if fresh {
-                    self.replay_facts(from, index);
+                let global = GlobalFacts::Reported;
+                if self.subscribe(from, global).before.is_none() {
+                    self.replay_facts(from, index, global);
+                }
+            }
+            GatewayRequest::SubscribeWith { from: start, global } => {
+                let before = self.subscribe(from, global).before;
+                let Some(index) = start else { return };
+                if before.is_none() {
+                    self.replay_facts(from, index, global);
+                }
+                if global == GlobalFacts::Certified && before != Some(global) {
+                    let certs: Vec<_> = self.votes.certificates_from(index).cloned().collect();
+                    for c in certs {
+                        self.out
+                            .push_back(Transmit::to(from, NodeMessage::Certified(c)));
+                    }
                 }
             }
             GatewayRequest::Submit(tx) => {
@@ -717,10 +798,12 @@ impl ValidatorNode {
         }
     }
 
-    fn subscribe(&mut self, node: NodeId) {
-        if let Some(gone) = self.subscribers.subscribe(node) {
+    fn subscribe(&mut self, node: NodeId, global: GlobalFacts) -> subscribers::Subscribed {
+        let s = self.subscribers.subscribe(node, global);
+        if let Some(gone) = s.evicted {
             self.holdings_wanted.remove(&gone);
         }
+        s
     }
 
     /// If the ledger refused one of this validator's own transactions (a
@@ -777,7 +860,10 @@ impl Machine for ValidatorNode {
                 }
             }
             NodeMessage::Sync(m) => self.on_sync(now, from, m),
-            NodeMessage::Facts(_) | NodeMessage::Peer(_) => self.rejected_submissions += 1,
+            NodeMessage::GlobalVote(v) => self.on_global_vote(from, v),
+            NodeMessage::Facts(_) | NodeMessage::Certified(_) | NodeMessage::Peer(_) => {
+                self.rejected_submissions += 1
+            }
         }
         self.pump();
     }

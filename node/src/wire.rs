@@ -47,7 +47,16 @@ pub enum NodeMessage {
     Peer(PeerMessage),
     /// Validator ↔ validator: state-sync snapshots.
     Sync(SyncMessage),
+    /// Validator → validators: its signature on a commit's global facts
+    /// (see [`crate::certified`]).
+    GlobalVote(GlobalVote),
+    /// Validator → light node: a commit's global facts with the votes of
+    /// f + 1 of the stake (shared: the same certificate goes to every
+    /// subscriber that asked for it).
+    Certified(Arc<CertifiedFacts>),
 }
+
+pub use crate::certified::{CertifiedFacts, GlobalFacts, GlobalVote};
 
 pub use crate::snapshot::{Manifest, SnapshotOffer, SyncMessage};
 
@@ -73,6 +82,17 @@ pub enum GatewayRequest {
     /// sources did not back in time are decided. Served only to a node not
     /// subscribed already (a subscriber hears every fact as it commits).
     SubscribeFrom(u64),
+    /// Subscribe (again), with the facts for every subscriber sent as
+    /// `global` says; `from`: as [`GatewayRequest::SubscribeFrom`], and
+    /// the kept certificates from that commit on when `global` is
+    /// [`GlobalFacts::Certified`] and this validator did not send this node
+    /// certificates already.
+    SubscribeWith {
+        /// Replay from this commit.
+        from: Option<u64>,
+        /// How the global facts are sent.
+        global: GlobalFacts,
+    },
 }
 
 /// Commits between two reports of requested holdings

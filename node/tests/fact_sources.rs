@@ -39,6 +39,8 @@ fn windowed(
         fanout: 1,
         fact_sources,
         fact_window,
+        global: Default::default(),
+        signatures: Default::default(),
         next_nonce: Some(0),
     })
 }
@@ -85,15 +87,15 @@ fn at(ms: u64) -> Timestamp {
 fn the_window_holds_two_f_plus_one_and_starts_at_the_first_gateway() {
     let vs = validators(7); // f = 2: 2f + 1 = 5 validators
     let mut c = core(&vs, 5, 1);
-    c.start();
+    c.start(Timestamp::ZERO);
     assert_eq!(subscribed(&mut c), vec![vs[5], vs[6], vs[0], vs[1], vs[2]]);
     let mut c = core(&vs, 5, 6);
-    c.start();
+    c.start(Timestamp::ZERO);
     assert_eq!(subscribed(&mut c).len(), 6);
     // 0 (and anything past the committee) is every validator, in order.
     for k in [0, 7, 99] {
         let mut c = core(&vs, 5, k);
-        c.start();
+        c.start(Timestamp::ZERO);
         assert_eq!(subscribed(&mut c), vs);
     }
 }
@@ -102,7 +104,7 @@ fn the_window_holds_two_f_plus_one_and_starts_at_the_first_gateway() {
 fn a_fact_short_of_f_plus_one_for_the_patience_widens_the_window() {
     let vs = validators(7);
     let mut c = core(&vs, 0, 1);
-    c.start();
+    c.start(Timestamp::ZERO);
     subscribed(&mut c);
     assert_eq!(
         c.poll_timeout(),
@@ -143,7 +145,7 @@ fn a_fact_short_of_f_plus_one_for_the_patience_widens_the_window() {
 fn facts_decided_in_time_never_widen_it() {
     let vs = validators(7);
     let mut c = core(&vs, 2, 1);
-    c.start();
+    c.start(Timestamp::ZERO);
     subscribed(&mut c);
     for (i, t) in [(0u64, 1_000u64), (1, 4_000), (2, 7_000), (3, 10_000)] {
         // Three of the five sources (f + 1 = 3) are enough.
@@ -160,7 +162,7 @@ fn facts_decided_in_time_never_widen_it() {
 fn a_stuck_transaction_widens_the_window_as_it_fails_over() {
     let vs = validators(7);
     let mut c = core(&vs, 0, 1);
-    c.start();
+    c.start(Timestamp::ZERO);
     subscribed(&mut c);
     let pay = TxKind::Transfer {
         to: AccountId::from_bytes([7; 32]),
@@ -177,7 +179,7 @@ fn a_validity_window_holds_f_plus_one_and_widens_after_its_own_patience() {
     let vs = validators(7); // f = 2: f + 1 = 3 validators
     let patience = Duration::from_secs(2);
     let mut c = windowed(&vs, 4, 1, FactWindow::Validity { patience });
-    c.start();
+    c.start(Timestamp::ZERO);
     assert_eq!(subscribed(&mut c), vec![vs[4], vs[5], vs[6]]);
     // Every source must report: two of three leave it pending.
     for v in &vs[4..6] {
@@ -211,7 +213,7 @@ fn a_validity_window_decides_when_every_source_reports() {
     let vs = validators(7);
     let patience = Duration::from_secs(2);
     let mut c = windowed(&vs, 0, 1, FactWindow::Validity { patience });
-    c.start();
+    c.start(Timestamp::ZERO);
     subscribed(&mut c);
     for (i, t) in [(0u64, 1_000u64), (1, 4_000), (2, 7_000)] {
         let decided: usize = vs[..3]

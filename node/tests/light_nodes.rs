@@ -7,7 +7,7 @@ use idlegrid_node::byzantine::LyingGateway;
 use idlegrid_node::client::{ClientEvent, JobSpec};
 use idlegrid_node::local::{
     LocalEvent, LocalNode, Testnet, reference_output, simulated_job, testnet, testnet_keys,
-    testnet_setup,
+    testnet_setup, testnet_with,
 };
 use idlegrid_node::market::MarketError;
 use idlegrid_node::provider::{ExecReport, ProviderEvent};
@@ -256,6 +256,60 @@ fn forged_facts_from_a_lying_gateway_are_never_acted_on() {
         .filter(|e| matches!(e, LocalEvent::Provider(_, ProviderEvent::Settled(_))))
         .count();
     assert_eq!(settled, 1, "the forged double payment was not believed");
+}
+
+#[test]
+fn certified_global_facts_come_from_one_source_and_a_forged_certificate_is_refused() {
+    use idlegrid_node::facts::FactError;
+    use idlegrid_node::light::GlobalSources;
+    use idlegrid_node::provider::Ignored;
+    // Every light node asks only its first gateway, validator 0, for the
+    // sealing closings, certified; validator 0 forges them (each closing
+    // announced one batch early, under the honest signatures).
+    // Patience: a little more than the testnet's clearing period (500 ms),
+    // so the provider asks an honest validator before its reveal is late.
+    let global = GlobalSources::Certified {
+        sources: 1,
+        patience: Duration::from_millis(700),
+    };
+    let keys = testnet_keys(3, 4, 1, 1);
+    let setup = testnet_setup(&keys);
+    let mut t = testnet_with(3, [4, 1, 1], global);
+    let liar = t.validators[0];
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let inner = ValidatorNode::new(
+        keys[0][0].clone(),
+        committee,
+        &setup,
+        Seed::from_u64(5),
+        false,
+    )
+    .unwrap();
+    *t.net.node_mut(&liar).unwrap() = LocalNode::Other(Box::new(LyingGateway::new(inner)));
+    // The provider seals its asks, so it needs the closings to reveal: the
+    // job is served only once it asked an honest validator for them.
+    let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
+    let refused = ev
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                LocalEvent::Provider(
+                    _,
+                    ProviderEvent::Ignored {
+                        reason: Ignored::Facts(FactError::Certificate(_)),
+                        ..
+                    }
+                )
+            )
+        })
+        .count();
+    assert!(refused > 0, "the forged certificates were refused");
+    let s = settlements(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].outcome, Outcome::Clean);
+    assert_eq!(s[0].bond_forfeited, Amount::ZERO, "no early reveal, no forfeit");
+    digests_agree(&t);
 }
 
 #[test]

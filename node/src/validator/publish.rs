@@ -26,6 +26,9 @@ pub(crate) struct CommitFacts {
     /// Per account the commit concerns: its facts, its holdings, then
     /// `everyone`.
     by: BTreeMap<AccountId, Arc<[Fact]>>,
+    /// The same without `everyone`, when `everyone` is not empty (for the
+    /// subscribers that hear it certified or from another source).
+    own: BTreeMap<AccountId, Arc<[Fact]>>,
     /// The facts for every subscriber.
     everyone: Arc<[Fact]>,
 }
@@ -59,38 +62,56 @@ impl CommitFacts {
                 by.entry(p).or_default().push(f.clone());
             }
         }
-        let by = by
-            .into_iter()
-            .map(|(acct, mut facts)| {
-                facts.extend(account_state(ledger, &acct).map(Fact::Balance));
-                facts.extend(everyone.iter().cloned());
-                (acct, facts.into())
-            })
-            .collect();
+        for (acct, facts) in by.iter_mut() {
+            facts.extend(account_state(ledger, acct).map(Fact::Balance));
+        }
+        let with_everyone = |facts: &Vec<Fact>| -> Arc<[Fact]> {
+            facts.iter().chain(&everyone).cloned().collect()
+        };
+        let (by, own) = match everyone.is_empty() {
+            true => (by.into_iter().map(|(a, f)| (a, f.into())).collect(), BTreeMap::new()),
+            false => (
+                by.iter().map(|(a, f)| (*a, with_everyone(f))).collect(),
+                by.into_iter().map(|(a, f)| (a, f.into())).collect(),
+            ),
+        };
         Self {
             by,
+            own,
             everyone: everyone.into(),
         }
     }
 
     /// The batch of `acct` if the commit concerns it, else the facts for
     /// everyone if any, else `None`; with its holdings (from `ledger`, the
-    /// post-state) if `holdings` and the commit did not report them.
+    /// post-state) if `holdings` and the commit did not report them; the
+    /// facts for everyone only if `everyone`.
     pub(crate) fn batch(
         &self,
         acct: &AccountId,
         holdings: bool,
+        everyone: bool,
         ledger: &Ledger,
     ) -> Option<Arc<[Fact]>> {
-        if let Some(b) = self.by.get(acct) {
+        let global: &[Fact] = if everyone { &self.everyone } else { &[] };
+        let own = match everyone || self.everyone.is_empty() {
+            true => self.by.get(acct),
+            false => self.own.get(acct),
+        };
+        if let Some(b) = own {
             return Some(Arc::clone(b));
         }
         if holdings && let Some(s) = account_state(ledger, acct) {
             let mut facts = vec![Fact::Balance(s)];
-            facts.extend(self.everyone.iter().cloned());
+            facts.extend(global.iter().cloned());
             return Some(facts.into());
         }
-        (!self.everyone.is_empty()).then(|| Arc::clone(&self.everyone))
+        (!global.is_empty()).then(|| Arc::clone(&self.everyone))
+    }
+
+    /// The facts for every subscriber.
+    pub(crate) fn everyone(&self) -> &Arc<[Fact]> {
+        &self.everyone
     }
 
     /// The accounts with a batch of their own.

@@ -478,7 +478,7 @@ mod tests {
                 ))
             });
             let to = Keypair::from_seed(&Seed::from_u64(99)).account_id();
-            [from[0].account_id(), to].map(|a| f.batch(&a, false, &state.ledger))
+            [from[0].account_id(), to].map(|a| f.batch(&a, false, true, &state.ledger))
         };
         let applied: Vec<Rc<Applied>> = states
             .iter_mut()

@@ -4,17 +4,30 @@
 //! subscribe again when they ask for holdings or fail over, so an evicted
 //! node that is still alive comes back).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_primitives::{AccountId, NodeId};
+
+use crate::certified::GlobalFacts;
+
+/// What [`Subscribers::subscribe`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Subscribed {
+    /// The account evicted to make room, if any.
+    pub(crate) evicted: Option<AccountId>,
+    /// How the node was subscribed before, if it was.
+    pub(crate) before: Option<GlobalFacts>,
+}
 
 /// Subscribers by account, with the order they were last heard from. A
 /// light node is served at the node id of its account's key
 /// ([`AccountId::node`]), so only the account is kept.
 #[derive(Debug)]
 pub(crate) struct Subscribers {
-    by_account: BTreeMap<AccountId, u64>,
+    by_account: BTreeMap<AccountId, (u64, GlobalFacts)>,
     by_heard: BTreeMap<u64, AccountId>,
+    /// The subscribers sent global facts certified.
+    certified: BTreeSet<AccountId>,
     /// Counts gateway requests: the recency stamp.
     heard: u64,
     cap: usize,
@@ -26,36 +39,43 @@ impl Subscribers {
         Self {
             by_account: BTreeMap::new(),
             by_heard: BTreeMap::new(),
+            certified: BTreeSet::new(),
             heard: 0,
             cap,
         }
     }
 
-    /// `node` subscribes (again): its account is served at `node` from now
-    /// on. Returns the account evicted to make room, if any.
-    pub(crate) fn subscribe(&mut self, node: NodeId) -> Option<AccountId> {
+    /// `node` subscribes (again), its global facts sent as `global`: its
+    /// account is served at `node` from now on.
+    pub(crate) fn subscribe(&mut self, node: NodeId, global: GlobalFacts) -> Subscribed {
         let acct = node.account();
+        let before = self.by_account.get(&acct).map(|(_, g)| *g);
         let mut evicted = None;
-        if !self.by_account.contains_key(&acct) && self.by_account.len() >= self.cap {
+        if before.is_none() && self.by_account.len() >= self.cap {
             let (_, old) = self.by_heard.pop_first().expect("full, so non-empty");
             self.by_account.remove(&old);
+            self.certified.remove(&old);
             evicted = Some(old);
         }
-        self.stamp(acct);
+        self.stamp(acct, global);
+        match global {
+            GlobalFacts::Certified => self.certified.insert(acct),
+            _ => self.certified.remove(&acct),
+        };
         debug_assert_eq!(self.by_account.len(), self.by_heard.len());
-        evicted
+        Subscribed { evicted, before }
     }
 
     /// A request from `node`: a subscriber is marked as heard from now.
     pub(crate) fn heard_from(&mut self, node: NodeId) {
-        if self.contains(&node.account()) {
-            self.stamp(node.account());
+        if let Some((_, global)) = self.by_account.get(&node.account()) {
+            self.stamp(node.account(), *global);
         }
     }
 
-    fn stamp(&mut self, acct: AccountId) {
+    fn stamp(&mut self, acct: AccountId, global: GlobalFacts) {
         self.heard += 1;
-        if let Some(at) = self.by_account.insert(acct, self.heard) {
+        if let Some((at, _)) = self.by_account.insert(acct, (self.heard, global)) {
             self.by_heard.remove(&at);
         }
         self.by_heard.insert(self.heard, acct);
@@ -78,9 +98,20 @@ impl Subscribers {
         self.by_account.is_empty()
     }
 
-    /// Every subscribed account.
-    pub(crate) fn accounts(&self) -> impl Iterator<Item = &AccountId> {
-        self.by_account.keys()
+    /// Every subscribed account, with how it hears global facts.
+    pub(crate) fn accounts(&self) -> impl Iterator<Item = (&AccountId, GlobalFacts)> {
+        self.by_account.iter().map(|(a, (_, g))| (a, *g))
+    }
+
+    /// How `acct` hears global facts (reported if not subscribed).
+    #[cfg(test)]
+    pub(crate) fn global(&self, acct: &AccountId) -> GlobalFacts {
+        self.by_account.get(acct).map_or(GlobalFacts::Reported, |(_, g)| *g)
+    }
+
+    /// The subscribers sent global facts certified.
+    pub(crate) fn certified(&self) -> impl Iterator<Item = &AccountId> {
+        self.certified.iter()
     }
 }
 
@@ -96,18 +127,39 @@ mod tests {
     #[test]
     fn when_full_the_least_recently_heard_makes_room() {
         let mut s = Subscribers::new(2);
-        assert_eq!(s.subscribe(node(1)), None);
-        assert_eq!(s.subscribe(node(2)), None);
+        let sub = |s: &mut Subscribers, i| s.subscribe(node(i), GlobalFacts::Reported).evicted;
+        assert_eq!(sub(&mut s, 1), None);
+        assert_eq!(sub(&mut s, 2), None);
         s.heard_from(node(1));
         // Node 2 was heard from last before node 1's request.
-        assert_eq!(s.subscribe(node(3)), Some(node(2).account()));
+        assert_eq!(sub(&mut s, 3), Some(node(2).account()));
         assert!(s.contains(&node(1).account()) && s.contains(&node(3).account()));
         // Subscribing again is not a new entry and evicts nobody.
-        assert_eq!(s.subscribe(node(1)), None);
+        assert_eq!(sub(&mut s, 1), None);
         assert_eq!(s.len(), 2);
         // A stranger's request refreshes nothing.
         s.heard_from(node(9));
-        assert_eq!(s.subscribe(node(4)), Some(node(3).account()));
+        assert_eq!(sub(&mut s, 4), Some(node(3).account()));
         assert_eq!(s.get(&node(1).account()), Some(node(1)));
+    }
+
+    #[test]
+    fn the_certified_set_follows_subscriptions_and_evictions() {
+        let mut s = Subscribers::new(2);
+        let got = s.subscribe(node(1), GlobalFacts::Certified);
+        assert_eq!(got, Subscribed { evicted: None, before: None });
+        s.subscribe(node(2), GlobalFacts::Omitted);
+        assert_eq!(s.certified().count(), 1);
+        // Node 1 asks for its global facts reported instead, then certified.
+        let again = s.subscribe(node(1), GlobalFacts::Reported);
+        assert_eq!(again.before, Some(GlobalFacts::Certified));
+        assert_eq!(s.certified().count(), 0);
+        s.subscribe(node(1), GlobalFacts::Certified);
+        s.heard_from(node(2));
+        // Node 1, heard from least recently, makes room and leaves the set.
+        assert_eq!(s.subscribe(node(3), GlobalFacts::Omitted).evicted, Some(node(1).account()));
+        assert_eq!(s.certified().count(), 0);
+        assert_eq!(s.global(&node(2).account()), GlobalFacts::Omitted);
+        assert_eq!(s.global(&node(1).account()), GlobalFacts::Reported);
     }
 }

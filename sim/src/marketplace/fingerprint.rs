@@ -19,7 +19,7 @@
 
 use std::sync::Arc;
 
-use idlegrid_node::wire::{Fact, NodeMessage};
+use idlegrid_node::wire::{CertifiedFacts, Fact, NodeMessage};
 use idlegrid_primitives::Digest;
 
 use super::run::node_fingerprint;
@@ -30,8 +30,39 @@ const SLOTS: usize = 4_096;
 
 struct Slot {
     index: u64,
-    facts: Arc<[Fact]>,
+    shared: Shared,
     fingerprint: Digest,
+}
+
+/// The shared allocation a remembered message pins.
+enum Shared {
+    Facts(Arc<[Fact]>),
+    Certified(Arc<CertifiedFacts>),
+}
+
+impl Shared {
+    fn of(m: &NodeMessage) -> Option<(u64, Self)> {
+        match m {
+            NodeMessage::Facts(b) => Some((b.index, Self::Facts(Arc::clone(&b.facts)))),
+            NodeMessage::Certified(c) => Some((c.index, Self::Certified(Arc::clone(c)))),
+            _ => None,
+        }
+    }
+
+    fn address(&self) -> usize {
+        match self {
+            Self::Facts(f) => Arc::as_ptr(f).cast::<u8>() as usize,
+            Self::Certified(c) => Arc::as_ptr(c).cast::<u8>() as usize,
+        }
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Facts(a), Self::Facts(b)) => Arc::ptr_eq(a, b),
+            (Self::Certified(a), Self::Certified(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// [`node_fingerprint`] with the fact messages' fingerprints remembered.
@@ -60,14 +91,14 @@ impl std::fmt::Debug for Fingerprints {
 impl Fingerprints {
     /// The fingerprint of `m`: [`node_fingerprint`]`(m)`.
     pub(crate) fn of(&mut self, m: &NodeMessage) -> Digest {
-        let NodeMessage::Facts(batch) = m else {
+        let Some((index, shared)) = Shared::of(m) else {
             return node_fingerprint(m);
         };
-        let address = Arc::as_ptr(&batch.facts).cast::<u8>() as usize;
-        let mixed = (address as u64 >> 4) ^ batch.index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let address = shared.address();
+        let mixed = (address as u64 >> 4) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = &mut self.slots[(mixed % SLOTS as u64) as usize];
         match slot {
-            Some(s) if s.index == batch.index && Arc::ptr_eq(&s.facts, &batch.facts) => {
+            Some(s) if s.index == index && s.shared.same(&shared) => {
                 self.hits += 1;
                 return s.fingerprint;
             }
@@ -75,8 +106,8 @@ impl Fingerprints {
         }
         let fingerprint = node_fingerprint(m);
         *slot = Some(Slot {
-            index: batch.index,
-            facts: Arc::clone(&batch.facts),
+            index,
+            shared,
             fingerprint,
         });
         fingerprint

@@ -741,14 +741,11 @@ impl Machine for MarketNode {
             }
             MarketNode::Client(c) => c.node.handle_message(now, from, msg),
             MarketNode::Owner(o) => {
-                let _ = o.core.on_facts(
-                    now,
-                    from,
-                    match msg {
-                        NodeMessage::Facts(b) => b,
-                        _ => return,
-                    },
-                );
+                let _ = match msg {
+                    NodeMessage::Facts(b) => o.core.on_facts(now, from, b),
+                    NodeMessage::Certified(c) => o.core.on_certified(now, from, &c),
+                    _ => return,
+                };
             }
         }
     }
@@ -778,7 +775,7 @@ impl Machine for MarketNode {
                 }
             }
             MarketNode::Owner(o) => {
-                o.core.start();
+                o.core.start(now);
                 if let Some(r) = o.record.take() {
                     let _ = o.core.submit_market(now, &r);
                 }

@@ -12,7 +12,7 @@ use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, co
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
 use idlegrid_node::byzantine::Forger;
 use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
-use idlegrid_node::light::{FactWindow, LightCore, LightSetup};
+use idlegrid_node::light::{FactWindow, GlobalSources, LightCore, LightSetup};
 use idlegrid_node::market::{
     Environment, JobRequest, MarketParams, MarketRules, MarketTx, TrustGate, score_bps, unsealed,
 };
@@ -125,6 +125,9 @@ pub struct MarketplaceConfig {
     /// How much of the stake those hold at least
     /// (`LightSetup::fact_window`).
     pub fact_window: FactWindow,
+    /// How light nodes hear the facts for every subscriber
+    /// (`LightSetup::global`).
+    pub global_facts: GlobalSources,
     /// Whitewashing providers and honest newcomers (none by default).
     pub sybil: SybilConfig,
     /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
@@ -271,6 +274,7 @@ impl Default for MarketplaceConfig {
             gateways: 1,
             fact_sources: 0,
             fact_window: FactWindow::Quorum,
+            global_facts: GlobalSources::Reported,
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
             reputation_filter: ReputationFilter::Fresh,
@@ -1024,6 +1028,8 @@ impl World {
             fanout: self.cfg.gateways as usize,
             fact_sources: self.cfg.fact_sources as usize,
             fact_window: self.cfg.fact_window,
+            global: self.cfg.global_facts,
+            signatures: self.signatures.clone(),
             // Every simulated light node's key is fresh.
             next_nonce: Some(0),
         };
