@@ -109,10 +109,7 @@ impl GlobalVote {
     /// `key`'s vote for `facts` as the global facts of commit `index`.
     pub fn sign(key: &Keypair, committee: &Committee, index: u64, facts: &[Fact]) -> Self {
         let digest = global_digest(index, facts);
-        let signature = key.sign(
-            GLOBAL_VOTE_DOMAIN,
-            &signed_bytes(committee, index, &digest),
-        );
+        let signature = key.sign(GLOBAL_VOTE_DOMAIN, &signed_bytes(committee, index, &digest));
         Self {
             index,
             digest,
@@ -227,7 +224,9 @@ impl CertifiedFacts {
         let signers: Vec<(PublicKey, Signature)> = self
             .votes
             .iter()
-            .filter_map(|(i, sig)| Some((committee.node(AuthorityIndex::new(*i))?.public_key(), *sig)))
+            .filter_map(|(i, sig)| {
+                Some((committee.node(AuthorityIndex::new(*i))?.public_key(), *sig))
+            })
             .collect();
         verifier
             .verify_all(GLOBAL_VOTE_DOMAIN, &msg, &signers)
@@ -317,7 +316,11 @@ impl GlobalVotes {
     ) -> Option<Arc<CertifiedFacts>> {
         self.applied = self.applied.max(index);
         let floor = self.applied.saturating_sub(VOTES_KEPT);
-        while self.by_index.first_key_value().is_some_and(|(i, _)| *i < floor) {
+        while self
+            .by_index
+            .first_key_value()
+            .is_some_and(|(i, _)| *i < floor)
+        {
             self.by_index.pop_first();
         }
         let (facts, vote) = own?;
@@ -362,8 +365,13 @@ impl GlobalVotes {
     }
 
     /// The kept certificates of commits from `from` on, oldest first.
-    pub(crate) fn certificates_from(&self, from: u64) -> impl Iterator<Item = &Arc<CertifiedFacts>> {
-        self.by_index.range(from..).filter_map(|(_, c)| c.cert.as_ref())
+    pub(crate) fn certificates_from(
+        &self,
+        from: u64,
+    ) -> impl Iterator<Item = &Arc<CertifiedFacts>> {
+        self.by_index
+            .range(from..)
+            .filter_map(|(_, c)| c.cert.as_ref())
     }
 
     /// Commits with votes kept.
@@ -394,7 +402,12 @@ mod tests {
     fn cert(keys: &[Keypair], c: &Committee, signers: &[u32], f: &Arc<[Fact]>) -> CertifiedFacts {
         let votes = signers
             .iter()
-            .map(|i| (*i, GlobalVote::sign(&keys[*i as usize % keys.len()], c, 5, f).signature))
+            .map(|i| {
+                (
+                    *i,
+                    GlobalVote::sign(&keys[*i as usize % keys.len()], c, 5, f).signature,
+                )
+            })
             .collect();
         CertifiedFacts {
             index: 5,
@@ -424,17 +437,27 @@ mod tests {
         // Other facts, or another commit, under the same signatures.
         let mut other = cert(&keys, &c, &[0, 3, 6], &f);
         other.facts = facts(2);
-        assert!(matches!(other.verify(&c, &v), Err(CertError::BadSignature(_))));
+        assert!(matches!(
+            other.verify(&c, &v),
+            Err(CertError::BadSignature(_))
+        ));
         let mut later = cert(&keys, &c, &[0, 3, 6], &f);
         later.index = 6;
-        assert!(matches!(later.verify(&c, &v), Err(CertError::BadSignature(_))));
+        assert!(matches!(
+            later.verify(&c, &v),
+            Err(CertError::BadSignature(_))
+        ));
         // A signature by someone else under a member's index.
         let mut stolen = cert(&keys, &c, &[0, 3, 6], &f);
         stolen.votes[2].1 = GlobalVote::sign(&keys[1], &c, 5, &f).signature;
         assert_eq!(stolen.verify(&c, &v), Err(CertError::BadSignature(6)));
         // Another committee's votes.
         let (_, other_c) = setup(6);
-        assert!(cert(&keys, &c, &[0, 3, 6], &f).verify(&other_c, &v).is_err());
+        assert!(
+            cert(&keys, &c, &[0, 3, 6], &f)
+                .verify(&other_c, &v)
+                .is_err()
+        );
     }
 
     #[test]
@@ -446,17 +469,29 @@ mod tests {
         let vote = |k: usize, f: &Arc<[Fact]>| GlobalVote::sign(&keys[k], &c, 10, f);
         // A lying validator's vote and an honest one arrive before this one
         // applied the commit: nothing is certified without its own facts.
-        assert!(pool.record(&c, AuthorityIndex::new(1), &vote(1, &bad)).is_none());
-        assert!(pool.record(&c, AuthorityIndex::new(2), &vote(2, &good)).is_none());
+        assert!(
+            pool.record(&c, AuthorityIndex::new(1), &vote(1, &bad))
+                .is_none()
+        );
+        assert!(
+            pool.record(&c, AuthorityIndex::new(2), &vote(2, &good))
+                .is_none()
+        );
         // The liar equivocates: its first vote stands.
-        assert!(pool.record(&c, AuthorityIndex::new(1), &vote(1, &good)).is_none());
+        assert!(
+            pool.record(&c, AuthorityIndex::new(1), &vote(1, &good))
+                .is_none()
+        );
         let own = vote(0, &good);
         let cert = pool
             .applied(&c, me, 10, Some((Arc::clone(&good), &own)))
             .expect("own + validator 2");
         assert_eq!(cert.votes.iter().map(|v| v.0).collect::<Vec<_>>(), [0, 2]);
         assert_eq!(cert.verify(&c, &SignatureVerifier::plain()), Ok(()));
-        assert!(pool.record(&c, AuthorityIndex::new(3), &vote(3, &good)).is_none());
+        assert!(
+            pool.record(&c, AuthorityIndex::new(3), &vote(3, &good))
+                .is_none()
+        );
         assert_eq!(pool.certificates_from(0).count(), 1);
         // Far ahead or long past: not kept.
         let far = GlobalVote::sign(&keys[2], &c, 10 + VOTES_AHEAD + 1, &good);

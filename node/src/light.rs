@@ -533,12 +533,7 @@ impl LightCore {
 
     /// A validator's fact report: the facts now backed by f + 1, and the
     /// fates of this node's own transactions among them.
-    pub fn on_facts(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        batch: FactBatch,
-    ) -> Decided {
+    pub fn on_facts(&mut self, now: Timestamp, from: NodeId, batch: FactBatch) -> Decided {
         let facts = self.quorum.observe(now, from, batch)?;
         Ok(self.decided(now, facts))
     }
@@ -547,12 +542,7 @@ impl LightCore {
     /// the facts it decides (none if they were decided already, then it is
     /// not even checked), and the fates of this node's own transactions
     /// among them. A forged certificate is refused and changes nothing.
-    pub fn on_certified(
-        &mut self,
-        now: Timestamp,
-        from: NodeId,
-        cert: &CertifiedFacts,
-    ) -> Decided {
+    pub fn on_certified(&mut self, now: Timestamp, from: NodeId, cert: &CertifiedFacts) -> Decided {
         let c = self.quorum.committee();
         c.index_of(&from).ok_or(FactError::NotAValidator(from))?;
         if self.quorum.decided(cert.index, &cert.facts) {

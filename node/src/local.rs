@@ -458,7 +458,11 @@ pub fn simulated_job(
 /// A testnet of honest nodes (providers ask `price`; clients plant
 /// [`ReferenceTraps`]); messages take 10 ms.
 pub fn testnet(seed: u64, validators: usize, providers: usize, clients: usize) -> Testnet {
-    testnet_with(seed, [validators, providers, clients], GlobalSources::Reported)
+    testnet_with(
+        seed,
+        [validators, providers, clients],
+        GlobalSources::Reported,
+    )
 }
 
 /// [`testnet`] with `[validators, providers, clients]`, its light nodes

@@ -613,16 +613,14 @@ impl ValidatorNode {
     fn vote_global(&mut self, index: u64, everyone: Option<Arc<[Fact]>>) {
         let committee = self.validator.committee().clone();
         let me = AuthorityIndex::new(self.turn.0 as u32);
-        let own = everyone
-            .filter(|_| !self.durable.replaying())
-            .map(|facts| {
-                let vote = GlobalVote::sign(&self.key, &committee, index, &facts);
-                for p in &self.peers {
-                    let msg = NodeMessage::GlobalVote(vote.clone());
-                    self.out.push_back(Transmit::to(*p, msg));
-                }
-                (facts, vote)
-            });
+        let own = everyone.filter(|_| !self.durable.replaying()).map(|facts| {
+            let vote = GlobalVote::sign(&self.key, &committee, index, &facts);
+            for p in &self.peers {
+                let msg = NodeMessage::GlobalVote(vote.clone());
+                self.out.push_back(Transmit::to(*p, msg));
+            }
+            (facts, vote)
+        });
         let own = own.as_ref().map(|(f, v)| (Arc::clone(f), v));
         if let Some(cert) = self.votes.applied(&committee, me, index, own) {
             self.send_certificate(&cert);
@@ -770,7 +768,10 @@ impl ValidatorNode {
                     self.replay_facts(from, index, global);
                 }
             }
-            GatewayRequest::SubscribeWith { from: start, global } => {
+            GatewayRequest::SubscribeWith {
+                from: start,
+                global,
+            } => {
                 let before = self.subscribe(from, global).before;
                 let Some(index) = start else { return };
                 if before.is_none() {

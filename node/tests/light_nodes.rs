@@ -308,7 +308,11 @@ fn certified_global_facts_come_from_one_source_and_a_forged_certificate_is_refus
     let s = settlements(&ev);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].outcome, Outcome::Clean);
-    assert_eq!(s[0].bond_forfeited, Amount::ZERO, "no early reveal, no forfeit");
+    assert_eq!(
+        s[0].bond_forfeited,
+        Amount::ZERO,
+        "no early reveal, no forfeit"
+    );
     digests_agree(&t);
 }
 

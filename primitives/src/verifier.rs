@@ -584,8 +584,10 @@ mod tests {
     fn a_set_is_remembered_whole_and_a_bad_member_is_named() {
         for v in [SignatureVerifier::plain(), tiny()] {
             let keys: Vec<Keypair> = (1..5).map(key).collect();
-            let mut set: Vec<(PublicKey, Signature)> =
-                keys.iter().map(|k| (k.public(), k.sign(D, b"cert"))).collect();
+            let mut set: Vec<(PublicKey, Signature)> = keys
+                .iter()
+                .map(|k| (k.public(), k.sign(D, b"cert")))
+                .collect();
             for _ in 0..2 {
                 assert_eq!(v.verify_all(D, b"cert", &set), Ok(()));
             }

@@ -65,11 +65,13 @@ impl CommitFacts {
         for (acct, facts) in by.iter_mut() {
             facts.extend(account_state(ledger, acct).map(Fact::Balance));
         }
-        let with_everyone = |facts: &Vec<Fact>| -> Arc<[Fact]> {
-            facts.iter().chain(&everyone).cloned().collect()
-        };
+        let with_everyone =
+            |facts: &Vec<Fact>| -> Arc<[Fact]> { facts.iter().chain(&everyone).cloned().collect() };
         let (by, own) = match everyone.is_empty() {
-            true => (by.into_iter().map(|(a, f)| (a, f.into())).collect(), BTreeMap::new()),
+            true => (
+                by.into_iter().map(|(a, f)| (a, f.into())).collect(),
+                BTreeMap::new(),
+            ),
             false => (
                 by.iter().map(|(a, f)| (*a, with_everyone(f))).collect(),
                 by.into_iter().map(|(a, f)| (a, f.into())).collect(),

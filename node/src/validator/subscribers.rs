@@ -106,7 +106,9 @@ impl Subscribers {
     /// How `acct` hears global facts (reported if not subscribed).
     #[cfg(test)]
     pub(crate) fn global(&self, acct: &AccountId) -> GlobalFacts {
-        self.by_account.get(acct).map_or(GlobalFacts::Reported, |(_, g)| *g)
+        self.by_account
+            .get(acct)
+            .map_or(GlobalFacts::Reported, |(_, g)| *g)
     }
 
     /// The subscribers sent global facts certified.
@@ -147,7 +149,13 @@ mod tests {
     fn the_certified_set_follows_subscriptions_and_evictions() {
         let mut s = Subscribers::new(2);
         let got = s.subscribe(node(1), GlobalFacts::Certified);
-        assert_eq!(got, Subscribed { evicted: None, before: None });
+        assert_eq!(
+            got,
+            Subscribed {
+                evicted: None,
+                before: None
+            }
+        );
         s.subscribe(node(2), GlobalFacts::Omitted);
         assert_eq!(s.certified().count(), 1);
         // Node 1 asks for its global facts reported instead, then certified.
@@ -157,7 +165,10 @@ mod tests {
         s.subscribe(node(1), GlobalFacts::Certified);
         s.heard_from(node(2));
         // Node 1, heard from least recently, makes room and leaves the set.
-        assert_eq!(s.subscribe(node(3), GlobalFacts::Omitted).evicted, Some(node(1).account()));
+        assert_eq!(
+            s.subscribe(node(3), GlobalFacts::Omitted).evicted,
+            Some(node(1).account())
+        );
         assert_eq!(s.certified().count(), 0);
         assert_eq!(s.global(&node(2).account()), GlobalFacts::Omitted);
         assert_eq!(s.global(&node(1).account()), GlobalFacts::Reported);

@@ -812,7 +812,12 @@ impl MarketplaceSection {
     /// `global_sources`, `global_patience_ms`), checked against a
     /// committee of `validators`.
     fn global_facts(&self, validators: u32) -> Result<GlobalSources, ScenarioError> {
-        range("marketplace.global_sources", self.global_sources, 1, validators.max(1))?;
+        range(
+            "marketplace.global_sources",
+            self.global_sources,
+            1,
+            validators.max(1),
+        )?;
         range(
             "marketplace.global_patience_ms",
             self.global_patience_ms,
