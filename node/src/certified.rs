@@ -14,7 +14,7 @@
 //!    ([`GlobalVote`]) the digest of `(index, facts)` under this committee
 //!    and sends the vote to the other validators.
 //! 2. Once votes for its own digest from validators holding f + 1 of the
-//!    stake reached it ([`GlobalVotes`]), it sends the facts with those
+//!    stake reached it (`GlobalVotes`), it sends the facts with those
 //!    votes ([`CertifiedFacts`]) to the subscribers that asked for them
 //!    certified ([`GlobalFacts::Certified`]); those that asked for none
 //!    ([`GlobalFacts::Omitted`]) hear only their own facts from it.

@@ -503,6 +503,12 @@ impl LightCore {
         .sign(&self.key);
         let id = tx.id();
         self.send(&tx);
+        debug_assert!(
+            self.inflight
+                .last_key_value()
+                .is_none_or(|(n, i)| *n < nonce && i.sent_at <= now),
+            "a new nonce goes after every one in flight (see `oldest_sent`)"
+        );
         self.inflight.insert(
             nonce,
             Box::new(Inflight {
@@ -657,10 +663,7 @@ impl LightCore {
             self.widen_certified(now);
         }
         let stuck = self
-            .inflight
-            .values()
-            .map(|i| i.sent_at)
-            .min()
+            .oldest_sent()
             .is_some_and(|t| now.saturating_since(t) >= self.patience);
         if !stuck {
             return;
@@ -681,11 +684,21 @@ impl LightCore {
         }
     }
 
+    /// When the oldest transaction in flight was last sent: the first by
+    /// nonce, since send times never decrease along the nonces (a new
+    /// nonce is sent now, a failover re-sends them all now, a re-signing
+    /// takes nonces after all in flight), so it is found without walking
+    /// every one after each event the node handles.
+    fn oldest_sent(&self) -> Option<Timestamp> {
+        let first = self.inflight.first_key_value().map(|(_, i)| i.sent_at);
+        debug_assert_eq!(first, self.inflight.values().map(|i| i.sent_at).min());
+        first
+    }
+
     /// When [`LightCore::on_timeout`] has work next.
     pub fn poll_timeout(&self) -> Option<Timestamp> {
-        self.inflight
-            .values()
-            .map(|i| i.sent_at)
+        self.oldest_sent()
+            .into_iter()
             .chain(self.held_since)
             .min()
             .map(|t| t + self.patience)
