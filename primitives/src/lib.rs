@@ -83,6 +83,7 @@ mod machine;
 mod memo;
 mod sealed;
 mod seed;
+mod seq_map;
 mod time;
 mod verifier;
 
@@ -106,6 +107,7 @@ pub use sealed::{
     SealedBytes, bucket_for, seal, seal_padded,
 };
 pub use seed::Seed;
+pub use seq_map::{SeqKey, SeqMap};
 pub use time::{Duration, Timestamp};
 pub use verifier::{MemoStats, SignatureMemo, SignatureVerifier};
 

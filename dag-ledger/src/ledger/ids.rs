@@ -55,6 +55,21 @@ u64_newtype!(
     "lock#"
 );
 
+/// Escrows and locks are numbered in creation order: the ledger keeps
+/// them in [`SeqMap`](idlegrid_primitives::SeqMap)s, shared chunk by chunk
+/// between copies of the state.
+impl idlegrid_primitives::SeqKey for EscrowId {
+    fn seq(&self) -> u64 {
+        self.0
+    }
+}
+
+impl idlegrid_primitives::SeqKey for LockId {
+    fn seq(&self) -> u64 {
+        self.0
+    }
+}
+
 impl Nonce {
     /// The nonce after this one, or `None` at `u64::MAX` (the account is
     /// then exhausted: it can never transact again).

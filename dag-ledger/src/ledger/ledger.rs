@@ -1,10 +1,11 @@
 //! The [`Ledger`]: construction from genesis, queries, state digest and
 //! snapshots. Applying batches lives in `apply.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use idlegrid_primitives::{
-    AccountId, Amount, ChaCha20Rng, CowMap, Digest, Epoch, Seed, SeedableRng, decode, encode,
+    AccountId, Amount, ChaCha20Rng, CowMap, CowSet, Digest, Epoch, Seed, SeedableRng, SeqMap,
+    decode, encode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -127,9 +128,9 @@ impl Ledger {
             burned: Amount::ZERO,
             epoch: Epoch::ZERO,
             accounts,
-            escrows: BTreeMap::new(),
-            locks: BTreeMap::new(),
-            slashed: BTreeSet::new(),
+            escrows: SeqMap::new(),
+            locks: SeqMap::new(),
+            slashed: CowSet::new(),
             next_escrow: EscrowId::new(0),
             next_lock: LockId::new(0),
         };

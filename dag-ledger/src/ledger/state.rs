@@ -6,9 +6,9 @@
 //! transaction — including everything an [`super::Application`] did through
 //! its handle — leaves the state bit-for-bit unchanged.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use idlegrid_primitives::{AccountId, Amount, CowMap, Digest, Epoch};
+use idlegrid_primitives::{AccountId, Amount, CowMap, CowSet, Digest, Epoch, SeqMap};
 use serde::{Deserialize, Serialize};
 
 use super::account::Account;
@@ -30,11 +30,12 @@ pub(crate) struct State {
     /// Shared shard by shard with copies of the state (see [`CowMap`]):
     /// accounts are most of the state, and a batch writes few of them.
     pub(crate) accounts: CowMap<AccountId, Account>,
-    pub(crate) escrows: BTreeMap<EscrowId, Escrow>,
-    pub(crate) locks: BTreeMap<LockId, Lock>,
+    /// Shared chunk by chunk with copies of the state (see [`SeqMap`]).
+    pub(crate) escrows: SeqMap<EscrowId, Escrow>,
+    pub(crate) locks: SeqMap<LockId, Lock>,
     /// Offense ids already punished (grows only with successful slashes,
     /// each of which destroys stake, so it is economically bounded).
-    pub(crate) slashed: BTreeSet<Digest>,
+    pub(crate) slashed: CowSet<Digest>,
     pub(crate) next_escrow: EscrowId,
     pub(crate) next_lock: LockId,
 }
