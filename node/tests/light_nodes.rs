@@ -220,13 +220,11 @@ fn a_framing_client_is_judged_by_the_validators_referees_and_pays_the_provider()
     digests_agree(&t);
 }
 
-#[test]
-fn forged_facts_from_a_lying_gateway_are_never_acted_on() {
-    // Validator 0 lies to every light node that uses it as gateway (both
-    // do: first_gateway 0).
+/// Replaces validator 0 of the seed-3 testnet of 4 validators, 1 provider
+/// and 1 client with a [`LyingGateway`] around the same key.
+fn make_validator_0_lie(t: &mut Testnet) {
     let keys = testnet_keys(3, 4, 1, 1);
     let setup = testnet_setup(&keys);
-    let mut t = testnet(3, 4, 1, 1);
     let liar = t.validators[0];
     let committee = Committee::equal(t.validators.iter().copied()).unwrap();
     let inner = ValidatorNode::new(
@@ -238,6 +236,14 @@ fn forged_facts_from_a_lying_gateway_are_never_acted_on() {
     )
     .unwrap();
     *t.net.node_mut(&liar).unwrap() = LocalNode::Other(Box::new(LyingGateway::new(inner)));
+}
+
+#[test]
+fn forged_facts_from_a_lying_gateway_are_never_acted_on() {
+    // Validator 0 lies to every light node that uses it as gateway (both
+    // do: first_gateway 0).
+    let mut t = testnet(3, 4, 1, 1);
+    make_validator_0_lie(&mut t);
     let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
     let s = settlements(&ev);
     assert_eq!(s.len(), 1);
@@ -272,20 +278,8 @@ fn certified_global_facts_come_from_one_source_and_a_forged_certificate_is_refus
         sources: 1,
         patience: Duration::from_millis(700),
     };
-    let keys = testnet_keys(3, 4, 1, 1);
-    let setup = testnet_setup(&keys);
     let mut t = testnet_with(3, [4, 1, 1], global);
-    let liar = t.validators[0];
-    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
-    let inner = ValidatorNode::new(
-        keys[0][0].clone(),
-        committee,
-        &setup,
-        Seed::from_u64(5),
-        false,
-    )
-    .unwrap();
-    *t.net.node_mut(&liar).unwrap() = LocalNode::Other(Box::new(LyingGateway::new(inner)));
+    make_validator_0_lie(&mut t);
     // The provider seals its asks, so it needs the closings to reveal: the
     // job is served only once it asked an honest validator for them.
     let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));

@@ -211,16 +211,6 @@ impl<K: ShardKey + Clone, V: Clone> std::ops::Index<&K> for CowMap<K, V> {
     }
 }
 
-impl<K: ShardKey + Clone, V: Clone> FromIterator<(K, V)> for CowMap<K, V> {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
-        let mut m = Self::new();
-        for (k, v) in entries {
-            m.insert(k, v);
-        }
-        m
-    }
-}
-
 impl<'a, K: ShardKey + Clone, V: Clone> IntoIterator for &'a CowMap<K, V> {
     type Item = (&'a K, &'a V);
     type IntoIter = Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a>;
@@ -229,44 +219,67 @@ impl<'a, K: ShardKey + Clone, V: Clone> IntoIterator for &'a CowMap<K, V> {
     }
 }
 
-impl<K: ShardKey + Clone, V: Clone + PartialEq> PartialEq for CowMap<K, V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
-    }
-}
-
-impl<K: ShardKey + Clone, V: Clone + Eq> Eq for CowMap<K, V> {}
-
-impl<K: ShardKey + Clone + std::fmt::Debug, V: Clone + std::fmt::Debug> std::fmt::Debug
-    for CowMap<K, V>
-{
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-/// Serialized as the map of its entries in key order: the bytes of the
-/// `BTreeMap` with the same entries.
-impl<K: ShardKey + Clone + Serialize, V: Clone + Serialize> Serialize for CowMap<K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.len))?;
-        for (k, v) in self.iter() {
-            m.serialize_entry(k, v)?;
+/// The impls an ordered map of shared chunks has like a `BTreeMap`, given
+/// `len()`, `iter()` in key order and `insert`: collecting, equality,
+/// `Debug`, and serialization as the `BTreeMap` with the same entries
+/// (same bytes).
+macro_rules! ordered_map_impls {
+    ($map:ident, $key:path) => {
+        impl<K: $key + Clone, V: Clone> FromIterator<(K, V)> for $map<K, V> {
+            fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
+                let mut m = Self::new();
+                for (k, v) in entries {
+                    m.insert(k, v);
+                }
+                m
+            }
         }
-        m.end()
-    }
-}
 
-impl<'de, K, V> Deserialize<'de> for CowMap<K, V>
-where
-    K: ShardKey + Clone + Deserialize<'de>,
-    V: Clone + Deserialize<'de>,
-{
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<K, V>::deserialize(d)?.into_iter().collect())
-    }
+        impl<K: $key + Clone, V: Clone + PartialEq> PartialEq for $map<K, V> {
+            fn eq(&self, other: &Self) -> bool {
+                self.len() == other.len() && self.iter().eq(other.iter())
+            }
+        }
+
+        impl<K: $key + Clone, V: Clone + Eq> Eq for $map<K, V> {}
+
+        impl<K: $key + Clone + std::fmt::Debug, V: Clone + std::fmt::Debug> std::fmt::Debug
+            for $map<K, V>
+        {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_map().entries(self.iter()).finish()
+            }
+        }
+
+        impl<K: $key + Clone + serde::Serialize, V: Clone + serde::Serialize> serde::Serialize
+            for $map<K, V>
+        {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut m = s.serialize_map(Some(self.len()))?;
+                for (k, v) in self.iter() {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+
+        impl<'de, K, V> serde::Deserialize<'de> for $map<K, V>
+        where
+            K: $key + Clone + serde::Deserialize<'de>,
+            V: Clone + serde::Deserialize<'de>,
+        {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok(std::collections::BTreeMap::<K, V>::deserialize(d)?
+                    .into_iter()
+                    .collect())
+            }
+        }
+    };
 }
+pub(crate) use ordered_map_impls;
+
+ordered_map_impls!(CowMap, ShardKey);
 
 /// An ordered set shared shard by shard like a [`CowMap`] (its keys with
 /// no values); serialized as the `BTreeSet` with the same elements.

@@ -35,8 +35,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// A chunk holds the keys of `1 << CHUNK_BITS` consecutive numbers.
 const CHUNK_BITS: u32 = 6;
 
@@ -156,56 +154,12 @@ impl<K, V> Clone for SeqMap<K, V> {
     }
 }
 
-impl<K: SeqKey, V: Clone> FromIterator<(K, V)> for SeqMap<K, V> {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
-        let mut m = Self::new();
-        for (k, v) in entries {
-            m.insert(k, v);
-        }
-        m
-    }
-}
-
-impl<K: SeqKey, V: Clone + PartialEq> PartialEq for SeqMap<K, V> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
-    }
-}
-
-impl<K: SeqKey, V: Clone + Eq> Eq for SeqMap<K, V> {}
-
-impl<K: SeqKey + std::fmt::Debug, V: Clone + std::fmt::Debug> std::fmt::Debug for SeqMap<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-/// Serialized as the map of its entries in key order: the bytes of the
-/// `BTreeMap` with the same entries.
-impl<K: SeqKey + Serialize, V: Clone + Serialize> Serialize for SeqMap<K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(self.len))?;
-        for (k, v) in self.iter() {
-            m.serialize_entry(k, v)?;
-        }
-        m.end()
-    }
-}
-
-impl<'de, K, V> Deserialize<'de> for SeqMap<K, V>
-where
-    K: SeqKey + Deserialize<'de>,
-    V: Clone + Deserialize<'de>,
-{
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<K, V>::deserialize(d)?.into_iter().collect())
-    }
-}
+crate::cow_map::ordered_map_impls!(SeqMap, SeqKey);
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+    use serde::{Deserialize, Serialize};
 
     use super::*;
 
