@@ -336,9 +336,15 @@ impl LightCore {
     /// asking for holdings and when failing over.
     pub fn resubscribe(&mut self) {
         self.started = true;
+        self.subscribe_sources(None, &[]);
+    }
+
+    /// Subscribes every fact source, asking those not in `old` to replay
+    /// from commit `from`.
+    fn subscribe_sources(&mut self, from: Option<u64>, old: &[NodeId]) {
         let sources: Vec<NodeId> = self.fact_sources().collect();
         for (k, v) in sources.into_iter().enumerate() {
-            let req = self.subscription(k, None);
+            let req = self.subscription(k, from.filter(|_| !old.contains(&v)));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
         }
@@ -388,20 +394,15 @@ impl LightCore {
         self.widenings += 1;
         self.started = true;
         let from = self.quorum.oldest_pending_index();
-        let sources: Vec<NodeId> = self.fact_sources().collect();
-        for (k, v) in sources.into_iter().enumerate() {
-            let req = self.subscription(k, from.filter(|_| !old.contains(&v)));
-            self.out
-                .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
-        }
+        self.subscribe_sources(from, &old);
     }
 
     /// Asks one more fact source for certified global facts, replaying the
     /// certificates since the last one (widening the fact sources first if
     /// every one of them sends them already).
     fn widen_certified(&mut self, now: Timestamp) {
-        let since = self.last_certified.map_or(0, |(_, i)| i + 1);
-        self.last_certified = Some((now, since.saturating_sub(1)));
+        let last = self.last_certified.map_or(0, |(_, i)| i);
+        self.last_certified = Some((now, last));
         self.certified = (self.certified + 1).min(self.committee_size());
         if self.certified > self.sources {
             self.widen(now);
@@ -409,7 +410,7 @@ impl LightCore {
         let k = self.certified - 1;
         let source = self.fact_sources().nth(k);
         if let Some(v) = source {
-            let req = self.subscription(k, Some(since));
+            let req = self.subscription(k, Some(last + 1));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
         }

@@ -759,32 +759,14 @@ impl ValidatorNode {
 
     fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
         match req {
-            GatewayRequest::Subscribe => {
-                self.subscribe(from, GlobalFacts::Reported);
-            }
+            GatewayRequest::Subscribe => self.subscribe_with(from, None, GlobalFacts::Reported),
             GatewayRequest::SubscribeFrom(index) => {
-                let global = GlobalFacts::Reported;
-                if self.subscribe(from, global).before.is_none() {
-                    self.replay_facts(from, index, global);
-                }
+                self.subscribe_with(from, Some(index), GlobalFacts::Reported)
             }
             GatewayRequest::SubscribeWith {
                 from: start,
                 global,
-            } => {
-                let before = self.subscribe(from, global).before;
-                let Some(index) = start else { return };
-                if before.is_none() {
-                    self.replay_facts(from, index, global);
-                }
-                if global == GlobalFacts::Certified && before != Some(global) {
-                    let certs: Vec<_> = self.votes.certificates_from(index).cloned().collect();
-                    for c in certs {
-                        self.out
-                            .push_back(Transmit::to(from, NodeMessage::Certified(c)));
-                    }
-                }
-            }
+            } => self.subscribe_with(from, start, global),
             GatewayRequest::Submit(tx) => {
                 self.subscribers.heard_from(from);
                 let _ = self.submit(&tx);
@@ -799,12 +781,25 @@ impl ValidatorNode {
         }
     }
 
-    fn subscribe(&mut self, node: NodeId, global: GlobalFacts) -> subscribers::Subscribed {
+    /// Subscribes `node` with its global facts sent as `global`; with
+    /// `start`, replays to a new subscriber its facts from that commit on,
+    /// and the kept certificates to one that did not ask for them before.
+    fn subscribe_with(&mut self, node: NodeId, start: Option<u64>, global: GlobalFacts) {
         let s = self.subscribers.subscribe(node, global);
         if let Some(gone) = s.evicted {
             self.holdings_wanted.remove(&gone);
         }
-        s
+        let Some(index) = start else { return };
+        if s.before.is_none() {
+            self.replay_facts(node, index, global);
+        }
+        if global == GlobalFacts::Certified && s.before != Some(global) {
+            let certs: Vec<_> = self.votes.certificates_from(index).cloned().collect();
+            for c in certs {
+                self.out
+                    .push_back(Transmit::to(node, NodeMessage::Certified(c)));
+            }
+        }
     }
 
     /// If the ledger refused one of this validator's own transactions (a
