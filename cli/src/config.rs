@@ -537,7 +537,7 @@ impl NetworkConfig {
             // Testnets are small: every validator reports facts.
             fact_sources: 0,
             fact_window: Default::default(),
-            global: Default::default(),
+            delivery: Default::default(),
             signatures: Default::default(),
             // A process cannot know whether its key signed before (a
             // restarted provider, a second `job submit`): it learns the

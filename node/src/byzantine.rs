@@ -113,22 +113,26 @@ impl Machine for LyingGateway {
             self.forged += forged.len() as u64;
             batch.facts = batch.facts.iter().cloned().chain(forged).collect();
         }
-        if let NodeMessage::Certified(cert) = &mut t.msg {
+        if let NodeMessage::Certified(proven) = &mut t.msg {
             // A sealing batch announced closed one batch early would make
-            // sealers reveal their prices while others may still seal.
-            let mut forged = (**cert).clone();
-            forged.facts = forged
-                .facts
-                .iter()
-                .map(|f| match f {
-                    Fact::SealingClosed { batch } => Fact::SealingClosed {
-                        batch: crate::market::BatchNo(batch.0 + 1),
-                    },
-                    f => f.clone(),
-                })
-                .collect();
-            self.forged += 1;
-            *cert = std::sync::Arc::new(forged);
+            // sealers reveal their prices while others may still seal:
+            // forged under the honest proof and certificate.
+            for leaf in &mut proven.leaves {
+                if !leaf.facts.iter().any(Fact::to_every_subscriber) {
+                    continue;
+                }
+                leaf.facts = leaf
+                    .facts
+                    .iter()
+                    .map(|f| match f {
+                        Fact::SealingClosed { batch } => Fact::SealingClosed {
+                            batch: crate::market::BatchNo(batch.0 + 1),
+                        },
+                        f => f.clone(),
+                    })
+                    .collect();
+                self.forged += 1;
+            }
         }
         Some(t)
     }
@@ -280,9 +284,12 @@ impl Machine for ForgingProposer {
 }
 
 impl Envelope for NodeMessage {
+    /// The consensus message, for an adversary to rewrite; votes riding on
+    /// a block are dropped with it (a Byzantine validator's votes are its
+    /// own to withhold, and it sends the rewritten block without them).
     fn open(self) -> Result<ConsensusMessage, Self> {
         match self {
-            NodeMessage::Consensus(m) => Ok(m),
+            NodeMessage::Consensus(m) | NodeMessage::Voted { consensus: m, .. } => Ok(m),
             other => Err(other),
         }
     }

@@ -50,6 +50,10 @@ pub enum FactError {
     /// More facts than one commit can hold for one subscriber.
     #[error("{0} facts in one batch (at most {MAX_FACTS_PER_BATCH})")]
     TooMany(usize),
+    /// The sender forged a certificate before: its certificates are no
+    /// longer read.
+    #[error("certificate from {0}, which forged one before")]
+    Forger(NodeId),
     /// A certificate of global facts that does not hold.
     #[error("certificate refused: {0}")]
     Certificate(#[from] crate::certified::CertError),

@@ -32,7 +32,8 @@
 //! once the new sources replay it. Safety never depends on the window: a
 //! fact is accepted only with f + 1 of the *committee's* stake.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_dag_ledger::ledger::{ChainId, Nonce, SignedTransaction, Transaction, TxKind};
@@ -40,7 +41,7 @@ use idlegrid_primitives::{
     AccountId, Digest, Duration, Keypair, NodeId, SignatureVerifier, Timestamp, Transmit, encode,
 };
 
-use crate::certified::{CertifiedFacts, GlobalFacts};
+use crate::certified::{FactsMode, ProvenFacts, ProvenLeaf};
 use crate::facts::{FactError, FactQuorum};
 use crate::market::{MARKETPLACE_APP, MarketTx};
 use crate::wire::{
@@ -80,8 +81,9 @@ pub struct LightSetup {
     pub fact_sources: usize,
     /// How much of the stake the fact sources hold at least.
     pub fact_window: FactWindow,
-    /// How it hears the facts for every subscriber (see [`GlobalSources`]).
-    pub global: GlobalSources,
+    /// How it hears its facts: reported by every fact source, or
+    /// certified by a few (see [`FactDelivery`]).
+    pub delivery: FactDelivery,
     /// Checks certificates' signatures (plain, or a driver's shared memo).
     pub signatures: SignatureVerifier,
     /// The account's next nonce, when the caller knows it (0 for a key that
@@ -113,24 +115,25 @@ pub enum FactWindow {
 /// the node's own transactions among them (see [`LightCore::on_facts`]).
 pub type Decided = Result<(Vec<Fact>, Vec<TxFate>), FactError>;
 
-/// How a light node hears the facts for every subscriber
-/// ([`Fact::to_every_subscriber`]; see [`crate::certified`]).
+/// How a light node hears its facts (see [`crate::certified`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum GlobalSources {
-    /// Reported by every fact source with its own facts, decided by f + 1
-    /// of the stake like them.
+pub enum FactDelivery {
+    /// Reported by every fact source, decided by f + 1 of the stake.
     #[default]
     Reported,
-    /// Certified, from the first `sources` fact sources only (the others
-    /// omit them): one honest, live source among them suffices. When no
-    /// certificate arrived for `patience`, one more validator is asked for
-    /// them (replaying the certificates since the last one), up to the
-    /// whole committee.
+    /// Certified, proven leaf by leaf, from the first `sources` fact
+    /// sources only (the others are subscribed when it asks for its
+    /// holdings, and send only those reports): one honest, live source
+    /// among them suffices. When no
+    /// certified facts arrived for `patience`, a transaction of its own is
+    /// stuck, or a source forges, one more validator is asked for them
+    /// (replaying those since the last), up to the whole committee.
     Certified {
         /// Validators sending them at first (at least one).
         sources: usize,
-        /// How long without a certificate before another source is asked
-        /// (more than the time between two commits with global facts).
+        /// How long without certified facts before another source is asked
+        /// (more than the time between two commits with facts for every
+        /// subscriber, which come once per clearing period).
         patience: Duration,
     },
 }
@@ -199,14 +202,26 @@ pub struct LightCore {
     out: VecDeque<Transmit<NodeMessage>>,
     failovers: u64,
     holdings: Option<AccountState>,
-    global: GlobalSources,
+    delivery: FactDelivery,
     signatures: SignatureVerifier,
-    /// Fact sources (from the first) sending certified global facts.
+    /// Fact sources (from the first) sending certified facts.
     certified: usize,
     /// When a certificate last decided facts (or the node started), and the
     /// highest commit certified.
     last_certified: Option<(Timestamp, u64)>,
+    /// Validators that sent a certificate that did not hold: Byzantine,
+    /// so their certificates are not checked again (at most the committee).
+    forgers: BTreeSet<NodeId>,
+    /// The last few certified leaves decided, by commit: the same leaf from
+    /// another source is recognized by comparing it (a pointer, when it
+    /// shares memory), not by hashing its facts again.
+    recent_leaves: [Option<(u64, Arc<[Fact]>)>; RECENT_LEAVES],
+    next_leaf: usize,
 }
+
+/// Certified leaves a light node remembers as decided (see
+/// `LightCore::recent_leaves`).
+const RECENT_LEAVES: usize = 4;
 
 impl LightCore {
     /// A light node with `setup`.
@@ -244,13 +259,16 @@ impl LightCore {
             out: VecDeque::new(),
             failovers: 0,
             holdings: None,
-            global: setup.global,
+            delivery: setup.delivery,
             signatures: setup.signatures,
-            certified: match setup.global {
-                GlobalSources::Reported => 0,
-                GlobalSources::Certified { sources, .. } => sources.clamp(1, n.max(1)),
+            certified: match setup.delivery {
+                FactDelivery::Reported => 0,
+                FactDelivery::Certified { sources, .. } => sources.clamp(1, n.max(1)),
             },
             last_certified: None,
+            forgers: BTreeSet::new(),
+            recent_leaves: Default::default(),
+            next_leaf: 0,
         }
     }
 
@@ -321,7 +339,7 @@ impl LightCore {
     }
 
     /// Subscribes to its fact sources (once; see [`LightCore::resubscribe`])
-    /// at `now`, from when the patience for certified global facts runs.
+    /// at `now`, from when the patience for certified facts runs.
     pub fn start(&mut self, now: Timestamp) {
         if self.last_certified.is_none() {
             self.last_certified = Some((now, 0));
@@ -334,15 +352,23 @@ impl LightCore {
     /// Subscribes to its fact sources again: a validator that restarted or
     /// made room for newer subscribers serves this node again. Done when
     /// asking for holdings and when failing over.
+    /// With certified facts only the sources of certified facts: the others
+    /// serve nothing but holdings reports, and are subscribed when those
+    /// are asked for.
     pub fn resubscribe(&mut self) {
         self.started = true;
-        self.subscribe_sources(None, &[]);
+        let all = matches!(self.delivery, FactDelivery::Reported);
+        self.subscribe_sources(None, &[], all);
     }
 
-    /// Subscribes every fact source, asking those not in `old` to replay
-    /// from commit `from`.
-    fn subscribe_sources(&mut self, from: Option<u64>, old: &[NodeId]) {
-        let sources: Vec<NodeId> = self.fact_sources().collect();
+    /// Subscribes the fact sources (all, or only those of certified facts),
+    /// asking those not in `old` to replay from commit `from`.
+    fn subscribe_sources(&mut self, from: Option<u64>, old: &[NodeId], all: bool) {
+        let count = match all {
+            true => self.sources,
+            false => self.certified.min(self.sources),
+        };
+        let sources: Vec<NodeId> = self.fact_sources().take(count).collect();
         for (k, v) in sources.into_iter().enumerate() {
             let req = self.subscription(k, from.filter(|_| !old.contains(&v)));
             self.out
@@ -353,14 +379,14 @@ impl LightCore {
     /// What the fact source at position `k` is asked, replaying from
     /// commit `from` if given.
     fn subscription(&self, k: usize, from: Option<u64>) -> GatewayRequest {
-        match (self.global, from) {
-            (GlobalSources::Reported, None) => GatewayRequest::Subscribe,
-            (GlobalSources::Reported, Some(i)) => GatewayRequest::SubscribeFrom(i),
-            (GlobalSources::Certified { .. }, from) => GatewayRequest::SubscribeWith {
+        match (self.delivery, from) {
+            (FactDelivery::Reported, None) => GatewayRequest::Subscribe,
+            (FactDelivery::Reported, Some(i)) => GatewayRequest::SubscribeFrom(i),
+            (FactDelivery::Certified { .. }, from) => GatewayRequest::SubscribeWith {
                 from,
-                global: match k < self.certified {
-                    true => GlobalFacts::Certified,
-                    false => GlobalFacts::Omitted,
+                mode: match k < self.certified {
+                    true => FactsMode::Certified,
+                    false => FactsMode::Silent,
                 },
             },
         }
@@ -369,7 +395,8 @@ impl LightCore {
     /// Asks its fact sources for its holdings (see
     /// [`GatewayRequest::Holdings`]), subscribing again first.
     pub fn request_holdings(&mut self) {
-        self.resubscribe();
+        self.started = true;
+        self.subscribe_sources(None, &[], true);
         self.ask_sources(GatewayRequest::Holdings);
     }
 
@@ -394,12 +421,14 @@ impl LightCore {
         self.widenings += 1;
         self.started = true;
         let from = self.quorum.oldest_pending_index();
-        self.subscribe_sources(from, &old);
+        self.subscribe_sources(from, &old, true);
     }
 
-    /// Asks one more fact source for certified global facts, replaying the
-    /// certificates since the last one (widening the fact sources first if
-    /// every one of them sends them already).
+    /// Asks one more fact source for certified facts, replaying those of
+    /// every certificate it still keeps (a source that withheld this node's
+    /// leaves may have sent later ones; what was decided already is not
+    /// checked again), widening the fact sources first if every one of
+    /// them sends them already.
     fn widen_certified(&mut self, now: Timestamp) {
         let last = self.last_certified.map_or(0, |(_, i)| i);
         self.last_certified = Some((now, last));
@@ -410,7 +439,8 @@ impl LightCore {
         let k = self.certified - 1;
         let source = self.fact_sources().nth(k);
         if let Some(v) = source {
-            let req = self.subscription(k, Some(last + 1));
+            let from = last.saturating_sub(crate::certified::VOTES_KEPT);
+            let req = self.subscription(k, Some(from));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
         }
@@ -418,7 +448,7 @@ impl LightCore {
 
     /// When another source is due to be asked for certified global facts.
     fn certified_due(&self) -> Option<Timestamp> {
-        let GlobalSources::Certified { patience, .. } = self.global else {
+        let FactDelivery::Certified { patience, .. } = self.delivery else {
             return None;
         };
         if self.certified >= self.committee_size() || !self.started {
@@ -545,21 +575,76 @@ impl LightCore {
         Ok(self.decided(now, facts))
     }
 
-    /// A validator's certificate of global facts (see [`crate::certified`]):
-    /// the facts it decides (none if they were decided already, then it is
-    /// not even checked), and the fates of this node's own transactions
-    /// among them. A forged certificate is refused and changes nothing.
-    pub fn on_certified(&mut self, now: Timestamp, from: NodeId, cert: &CertifiedFacts) -> Decided {
+    /// A validator's certified facts (see [`crate::certified`]): the facts
+    /// they decide (none if they were decided already, then they are not
+    /// even checked), and the fates of this node's own transactions among
+    /// them. A forgery is refused and changes nothing but what the node
+    /// knows of its sender: it is Byzantine, its later certified facts are
+    /// refused unread ([`FactError::Forger`]), and if it was one of the
+    /// sources of certified facts, one more validator is asked for them at
+    /// once, not after the patience (a forger must not delay the facts a
+    /// sealed order's reveal or a transaction's fate waits for).
+    pub fn on_certified(&mut self, now: Timestamp, from: NodeId, proven: &ProvenFacts) -> Decided {
         let c = self.quorum.committee();
         c.index_of(&from).ok_or(FactError::NotAValidator(from))?;
-        if self.quorum.decided(cert.index, &cert.facts) {
+        if self.forgers.contains(&from) {
+            return Err(FactError::Forger(from));
+        }
+        let index = proven.index();
+        let seen = |l: &ProvenLeaf| {
+            self.recent_leaves
+                .iter()
+                .flatten()
+                .any(|(i, f)| *i == index && (Arc::ptr_eq(f, &l.facts) || f[..] == l.facts[..]))
+        };
+        if proven.leaves.iter().all(seen)
+            || proven
+                .leaves
+                .iter()
+                .all(|l| self.quorum.decided(index, &l.facts))
+        {
             return Ok((Vec::new(), Vec::new()));
         }
-        cert.verify(c, &self.signatures)?;
-        let facts = self.quorum.decide(cert.index, &cert.facts);
+        if let Err(e) = proven.verify(c, Some(self.account()), &self.signatures) {
+            self.caught_forging(now, from);
+            return Err(e.into());
+        }
+        let facts: Vec<Fact> = proven
+            .leaves
+            .iter()
+            .flat_map(|l| self.quorum.decide(index, &l.facts))
+            .collect();
+        for l in &proven.leaves {
+            self.recent_leaves[self.next_leaf] = Some((index, Arc::clone(&l.facts)));
+            self.next_leaf = (self.next_leaf + 1) % RECENT_LEAVES;
+        }
         let last = self.last_certified.map_or(0, |(_, i)| i);
-        self.last_certified = Some((now, last.max(cert.index)));
+        self.last_certified = Some((now, last.max(index)));
         Ok(self.decided(now, facts))
+    }
+
+    /// `from` sent a forged certificate: remembered, and replaced at once
+    /// as a source of certified facts if it was one.
+    fn caught_forging(&mut self, now: Timestamp, from: NodeId) {
+        self.forgers.insert(from);
+        let wanted = match self.delivery {
+            FactDelivery::Certified { sources, .. } => sources,
+            FactDelivery::Reported => 0,
+        };
+        let live = |me: &Self| {
+            me.fact_sources()
+                .take(me.certified)
+                .filter(|v| !me.forgers.contains(v))
+                .count()
+        };
+        while live(self) < wanted && self.certified < self.committee_size() {
+            self.widen_certified(now);
+        }
+    }
+
+    /// Validators caught sending a forged certificate.
+    pub fn forgers(&self) -> impl Iterator<Item = &NodeId> + '_ {
+        self.forgers.iter()
     }
 
     /// Follows facts just decided: the fates of this node's own
@@ -675,6 +760,12 @@ impl LightCore {
             self.resubscribe();
         } else {
             self.widen(now);
+        }
+        // Its certified sources may be withholding the transaction's fate.
+        if matches!(self.delivery, FactDelivery::Certified { .. })
+            && self.certified < self.committee_size()
+        {
+            self.widen_certified(now);
         }
         let txs: Vec<SignedTransaction> = self.inflight.values().map(|i| i.tx.clone()).collect();
         for i in self.inflight.values_mut() {

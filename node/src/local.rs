@@ -22,7 +22,7 @@ use idlegrid_primitives::{
 };
 
 use crate::client::{ClientEvent, ClientNode, JobSpec, TrapPolicy, TrapSource};
-use crate::light::{GlobalSources, LightSetup};
+use crate::light::{FactDelivery, LightSetup};
 use crate::market::{JobRequest, MarketRules, unsealed};
 use crate::provider::{ExecReport, LotKey, ProviderEvent, ProviderNode, ProviderOffer};
 use crate::validator::{ValidatorEvent, ValidatorNode, ValidatorSetup};
@@ -419,7 +419,7 @@ pub fn light_setup(key: &Keypair, committee: &Committee, gateway: usize) -> Ligh
         fanout: 1,
         fact_sources: 0,
         fact_window: Default::default(),
-        global: Default::default(),
+        delivery: Default::default(),
         signatures: Default::default(),
         // Testnet keys never signed before.
         next_nonce: Some(0),
@@ -461,16 +461,16 @@ pub fn testnet(seed: u64, validators: usize, providers: usize, clients: usize) -
     testnet_with(
         seed,
         [validators, providers, clients],
-        GlobalSources::Reported,
+        FactDelivery::Reported,
     )
 }
 
 /// [`testnet`] with `[validators, providers, clients]`, its light nodes
 /// hearing global facts as `global` says.
-pub fn testnet_with(seed: u64, counts: [usize; 3], global: GlobalSources) -> Testnet {
+pub fn testnet_with(seed: u64, counts: [usize; 3], global: FactDelivery) -> Testnet {
     let [validators, providers, clients] = counts;
     let light_setup = |k: &Keypair, c: &Committee, i: usize| LightSetup {
-        global,
+        delivery: global,
         ..light_setup(k, c, i)
     };
     let keys = testnet_keys(seed, validators, providers, clients);

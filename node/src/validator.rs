@@ -37,7 +37,9 @@ use idlegrid_primitives::{
 };
 
 use crate::batch::batch_context;
-use crate::certified::{CertifiedFacts, GlobalFacts, GlobalVote, GlobalVotes};
+use crate::certified::{
+    FactsCertificate, FactsMode, FactsVote, MAX_VOTES_PER_BLOCK, ProvenFacts, VotePool,
+};
 use crate::market::referees::ticket_worth_sending;
 
 mod audit;
@@ -232,10 +234,13 @@ pub struct ValidatorNode {
     events: std::collections::VecDeque<ValidatorEvent>,
     /// Light nodes by account, served the facts that concern them.
     subscribers: Subscribers,
-    /// Votes on commits' global facts and the certificates they formed.
-    votes: GlobalVotes,
-    /// Checks global-fact votes (the consensus validator and the market
-    /// hold their own copies).
+    /// Votes on commits' facts and the certificates they formed.
+    votes: VotePool,
+    /// Its own votes not sent yet: they ride on its next block broadcast
+    /// (at most [`MAX_VOTES_PER_BLOCK`], the latest).
+    unsent_votes: Vec<FactsVote>,
+    /// Checks facts votes (the consensus validator and the market hold
+    /// their own copies).
     signatures: SignatureVerifier,
     /// Subscribers that asked for their holdings, and how many more
     /// reporting commits they hear them at.
@@ -346,7 +351,8 @@ impl ValidatorNode {
             rejected_submissions: 0,
             events: Default::default(),
             subscribers: Subscribers::new(MAX_SUBSCRIBERS),
-            votes: GlobalVotes::default(),
+            votes: VotePool::default(),
+            unsent_votes: Vec::new(),
             signatures: SignatureVerifier::plain(),
             holdings_wanted: BTreeMap::new(),
             recent: Default::default(),
@@ -563,7 +569,8 @@ impl ValidatorNode {
 
     /// Sends every subscriber the facts of commit `index` that concern it
     /// (see [`CommitFacts`]), built once per application of the commit
-    /// (also without subscribers: they are kept for replays).
+    /// (also without subscribers: they are kept for replays), and votes on
+    /// them.
     fn publish(&mut self, index: u64, txs: &[&[u8]], receipts: &[TxResult], applied: &Applied) {
         let notices = &applied.notices;
         self.referee_duties(notices);
@@ -583,15 +590,13 @@ impl ValidatorNode {
         }
         self.recent.push_back((index, Rc::clone(facts)));
         let facts = Rc::clone(facts);
-        let everyone = facts.for_everyone().then(|| Arc::clone(facts.everyone()));
-        self.vote_global(index, everyone);
+        self.vote_facts(index, facts.root());
         if self.subscribers.is_empty() {
             return;
         }
         let ledger = &self.state.ledger;
-        let mut send = |acct: &AccountId, global: GlobalFacts| {
-            let reported = global == GlobalFacts::Reported;
-            if let Some(batch) = facts.batch(acct, due.contains(acct), reported, ledger) {
+        let mut send = |acct: &AccountId, mode: FactsMode| {
+            if let Some(batch) = facts.batch(acct, due.contains(acct), mode, ledger) {
                 send_facts(&mut self.out, acct.node(), index, batch);
             }
         };
@@ -599,71 +604,117 @@ impl ValidatorNode {
         // everyone (without collecting them), else those the commit or a
         // holdings report concerns.
         if facts.for_everyone() {
-            self.subscribers.accounts().for_each(|(a, g)| send(a, g));
+            self.subscribers.accounts().for_each(|(a, m)| send(a, m));
         } else {
             union_ascending(facts.accounts(), due.iter())
-                .filter(|a| self.subscribers.contains(a))
-                .for_each(|a| send(a, GlobalFacts::Reported));
+                .filter_map(|a| Some((a, self.subscribers.mode(a)?)))
+                .for_each(|(a, m)| send(a, m));
         }
     }
 
-    /// Commit `index` is applied, with `everyone` its global facts if it
-    /// has any: votes on them (not while replaying the store: those votes
-    /// were sent before the crash) and sends the certificate it completes.
-    fn vote_global(&mut self, index: u64, everyone: Option<Arc<[Fact]>>) {
+    /// Commit `index` is applied, with `root` the root of its facts tree if
+    /// it has facts: votes on it (not while replaying the store: those
+    /// votes were sent before the crash), to be sent with its next block,
+    /// and sends the facts its vote certifies, if it completes a
+    /// certificate.
+    fn vote_facts(&mut self, index: u64, root: Option<Digest>) {
         let committee = self.validator.committee().clone();
         let me = AuthorityIndex::new(self.turn.0 as u32);
-        let own = everyone.filter(|_| !self.durable.replaying()).map(|facts| {
-            let vote = GlobalVote::sign(&self.key, &committee, index, &facts);
-            for p in &self.peers {
-                let msg = NodeMessage::GlobalVote(vote.clone());
-                self.out.push_back(Transmit::to(*p, msg));
+        let own = root
+            .filter(|_| !self.durable.replaying())
+            .map(|root| FactsVote::sign(&self.key, &committee, index, root));
+        if let Some(v) = &own {
+            if self.unsent_votes.len() >= MAX_VOTES_PER_BLOCK {
+                self.unsent_votes.remove(0);
             }
-            (facts, vote)
-        });
-        let own = own.as_ref().map(|(f, v)| (Arc::clone(f), v));
-        if let Some(cert) = self.votes.applied(&committee, me, index, own) {
-            self.send_certificate(&cert);
+            self.unsent_votes.push(v.clone());
+        }
+        if let Some(cert) = self.votes.applied(&committee, me, index, own.as_ref()) {
+            self.send_certified(&cert, None);
         }
     }
 
-    /// A peer's vote on a commit's global facts: kept if it verifies and
-    /// its commit is in the window; a certificate it completes is sent.
-    fn on_global_vote(&mut self, from: NodeId, vote: GlobalVote) {
+    /// A peer's votes, riding on its block: each kept if it verifies and its
+    /// commit is in the window; a certificate one completes is sent.
+    fn on_votes(&mut self, from: NodeId, votes: &[FactsVote]) {
         let committee = self.validator.committee().clone();
         let Some(who) = committee.index_of(&from) else {
             self.rejected_submissions += 1;
             return;
         };
-        if !self.votes.wants(who, vote.index) {
-            return;
-        }
-        if vote.verify(&committee, who, &self.signatures).is_err() {
+        if votes.len() > MAX_VOTES_PER_BLOCK {
             self.rejected_submissions += 1;
             return;
         }
-        if let Some(cert) = self.votes.record(&committee, who, &vote) {
-            self.send_certificate(&cert);
+        for vote in votes {
+            if !self.votes.wants(who, vote.index) {
+                continue;
+            }
+            if vote.verify(&committee, who, &self.signatures).is_err() {
+                self.rejected_submissions += 1;
+                continue;
+            }
+            if let Some(cert) = self.votes.record(&committee, who, vote) {
+                self.send_certified(&cert, None);
+            }
         }
     }
 
-    fn send_certificate(&mut self, cert: &Arc<CertifiedFacts>) {
-        for acct in self.subscribers.certified() {
-            let msg = NodeMessage::Certified(Arc::clone(cert));
-            self.out.push_back(Transmit::to(acct.node(), msg));
+    /// Sends the leaves of the certified commit that concern them, proven,
+    /// to the subscribers that asked for certified facts (only to `to` if
+    /// given): every one of them if the commit has facts for everyone,
+    /// else those it concerns. Nothing if the commit's facts are no longer
+    /// kept.
+    fn send_certified(&mut self, cert: &Arc<FactsCertificate>, to: Option<AccountId>) {
+        let Some(facts) = self
+            .recent
+            .iter()
+            .find(|(i, _)| *i == cert.index)
+            .map(|(_, f)| Rc::clone(f))
+        else {
+            return;
+        };
+        let mut send = |acct: &AccountId| {
+            let leaves = facts.proven(acct);
+            if !leaves.is_empty() {
+                let msg = NodeMessage::Certified(ProvenFacts {
+                    cert: Arc::clone(cert),
+                    leaves,
+                });
+                self.out.push_back(Transmit::to(acct.node(), msg));
+            }
+        };
+        match to {
+            Some(acct) => send(&acct),
+            None if facts.for_everyone() => self.subscribers.certified().for_each(send),
+            None => {
+                intersect_ascending(facts.accounts(), self.subscribers.certified()).for_each(send)
+            }
         }
     }
 
     /// Sends `to` the facts about its account of the kept commits from
     /// `from` on (see [`GatewayRequest::SubscribeFrom`]), without the
-    /// holdings reports it may have asked this validator for.
-    fn replay_facts(&mut self, to: NodeId, from: u64, global: GlobalFacts) {
+    /// holdings reports it may have asked this validator for: reported, or
+    /// proven for those certified when `mode` is [`FactsMode::Certified`].
+    fn replay_facts(&mut self, to: NodeId, from: u64, mode: FactsMode) {
         let acct = to.account();
-        let reported = global == GlobalFacts::Reported;
-        for (index, facts) in self.recent.iter().filter(|(index, _)| *index >= from) {
-            if let Some(batch) = facts.batch(&acct, false, reported, &self.state.ledger) {
-                send_facts(&mut self.out, to, *index, batch);
+        match mode {
+            FactsMode::Reported => {
+                let kept = self.recent.iter().filter(|(index, _)| *index >= from);
+                for (index, facts) in kept {
+                    if let Some(batch) = facts.batch(&acct, false, mode, &self.state.ledger) {
+                        send_facts(&mut self.out, to, *index, batch);
+                    }
+                }
             }
+            FactsMode::Certified => {
+                let certs: Vec<_> = self.votes.certificates_from(from).cloned().collect();
+                for c in &certs {
+                    self.send_certified(c, Some(acct));
+                }
+            }
+            FactsMode::Silent => {}
         }
     }
 
@@ -759,14 +810,13 @@ impl ValidatorNode {
 
     fn gateway(&mut self, from: NodeId, req: GatewayRequest) {
         match req {
-            GatewayRequest::Subscribe => self.subscribe_with(from, None, GlobalFacts::Reported),
+            GatewayRequest::Subscribe => self.subscribe_with(from, None, FactsMode::Reported),
             GatewayRequest::SubscribeFrom(index) => {
-                self.subscribe_with(from, Some(index), GlobalFacts::Reported)
+                self.subscribe_with(from, Some(index), FactsMode::Reported)
             }
-            GatewayRequest::SubscribeWith {
-                from: start,
-                global,
-            } => self.subscribe_with(from, start, global),
+            GatewayRequest::SubscribeWith { from: start, mode } => {
+                self.subscribe_with(from, start, mode)
+            }
             GatewayRequest::Submit(tx) => {
                 self.subscribers.heard_from(from);
                 let _ = self.submit(&tx);
@@ -781,24 +831,18 @@ impl ValidatorNode {
         }
     }
 
-    /// Subscribes `node` with its global facts sent as `global`; with
-    /// `start`, replays to a new subscriber its facts from that commit on,
-    /// and the kept certificates to one that did not ask for them before.
-    fn subscribe_with(&mut self, node: NodeId, start: Option<u64>, global: GlobalFacts) {
-        let s = self.subscribers.subscribe(node, global);
+    /// Subscribes `node` with its facts sent as `mode` says; with `start`,
+    /// replays its facts from that commit on to a new subscriber, and the
+    /// proven facts of the kept certificates to one that did not ask for
+    /// them before.
+    fn subscribe_with(&mut self, node: NodeId, start: Option<u64>, mode: FactsMode) {
+        let s = self.subscribers.subscribe(node, mode);
         if let Some(gone) = s.evicted {
             self.holdings_wanted.remove(&gone);
         }
         let Some(index) = start else { return };
-        if s.before.is_none() {
-            self.replay_facts(node, index, global);
-        }
-        if global == GlobalFacts::Certified && s.before != Some(global) {
-            let certs: Vec<_> = self.votes.certificates_from(index).cloned().collect();
-            for c in certs {
-                self.out
-                    .push_back(Transmit::to(node, NodeMessage::Certified(c)));
-            }
+        if s.before != Some(mode) && (s.before.is_none() || mode == FactsMode::Certified) {
+            self.replay_facts(node, index, mode);
         }
     }
 
@@ -849,6 +893,10 @@ impl Machine for ValidatorNode {
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
         match msg {
             NodeMessage::Consensus(m) => self.validator.handle_message(now, from, m),
+            NodeMessage::Voted { consensus, votes } => {
+                self.on_votes(from, &votes);
+                self.validator.handle_message(now, from, consensus)
+            }
             NodeMessage::Gateway(r) => self.gateway(from, r),
             NodeMessage::Peer(crate::wire::PeerMessage::Evidence(e)) => {
                 if let Some(d) = self.desk.evidence(from, e) {
@@ -856,7 +904,6 @@ impl Machine for ValidatorNode {
                 }
             }
             NodeMessage::Sync(m) => self.on_sync(now, from, m),
-            NodeMessage::GlobalVote(v) => self.on_global_vote(from, v),
             NodeMessage::Facts(_) | NodeMessage::Certified(_) | NodeMessage::Peer(_) => {
                 self.rejected_submissions += 1
             }
@@ -885,10 +932,17 @@ impl Machine for ValidatorNode {
             self.out.shrink_to(kept);
         }
         let t = self.validator.poll_transmit()?;
-        let msg = NodeMessage::Consensus(t.msg);
         match t.to {
-            Destination::To(to) => Some(Transmit::to(to, msg)),
+            Destination::To(to) => Some(Transmit::to(to, NodeMessage::Consensus(t.msg))),
             Destination::Broadcast => {
+                // Its own votes ride on its broadcasts (its blocks).
+                let msg = match self.unsent_votes.is_empty() {
+                    true => NodeMessage::Consensus(t.msg),
+                    false => NodeMessage::Voted {
+                        consensus: t.msg,
+                        votes: std::mem::take(&mut self.unsent_votes).into(),
+                    },
+                };
                 let (first, rest) = self.peers.split_first()?;
                 for p in rest {
                     self.out.push_back(Transmit::to(*p, msg.clone()));
@@ -932,6 +986,26 @@ fn union_ascending<'a, T: Ord + 'a>(
     })
 }
 
+/// The items two ascending sequences share, ascending.
+fn intersect_ascending<'a, T: Ord + 'a>(
+    a: impl Iterator<Item = &'a T>,
+    b: impl Iterator<Item = &'a T>,
+) -> impl Iterator<Item = &'a T> {
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        loop {
+            match a.peek()?.cmp(b.peek()?) {
+                std::cmp::Ordering::Less => drop(a.next()),
+                std::cmp::Ordering::Greater => drop(b.next()),
+                std::cmp::Ordering::Equal => {
+                    b.next();
+                    return a.next();
+                }
+            }
+        }
+    })
+}
+
 /// Queues `batch`, the facts of commit `index` for `to`, in pieces of at
 /// most [`MAX_FACTS_PER_BATCH`](crate::wire::MAX_FACTS_PER_BATCH).
 fn send_facts(
@@ -957,14 +1031,18 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The union of two ascending sequences is the sorted set union.
+        /// The union (intersection) of two ascending sequences is the
+        /// sorted set union (intersection).
         #[test]
-        fn union_ascending_is_the_set_union(
+        fn union_and_intersection_ascending_are_the_set_operations(
             a in proptest::collection::btree_set(0u8..40, 0..20),
             b in proptest::collection::btree_set(0u8..40, 0..20),
         ) {
             let got: Vec<u8> = union_ascending(a.iter(), b.iter()).copied().collect();
             let want: Vec<u8> = a.union(&b).copied().collect();
+            proptest::prop_assert_eq!(got, want);
+            let got: Vec<u8> = intersect_ascending(a.iter(), b.iter()).copied().collect();
+            let want: Vec<u8> = a.intersection(&b).copied().collect();
             proptest::prop_assert_eq!(got, want);
         }
 

@@ -47,16 +47,26 @@ pub enum NodeMessage {
     Peer(PeerMessage),
     /// Validator ↔ validator: state-sync snapshots.
     Sync(SyncMessage),
-    /// Validator → validators: its signature on a commit's global facts
-    /// (see [`crate::certified`]).
-    GlobalVote(GlobalVote),
-    /// Validator → light node: a commit's global facts with the votes of
-    /// f + 1 of the stake (shared: the same certificate goes to every
-    /// subscriber that asked for it).
-    Certified(Arc<CertifiedFacts>),
+    /// Validator → validators: a consensus message (its own block) carrying
+    /// the sender's votes on the facts of the commits it applied since its
+    /// last block (at most [`MAX_VOTES_PER_BLOCK`]; see
+    /// [`crate::certified`]): the votes ride on a message every validator
+    /// receives anyway.
+    Voted {
+        /// The consensus message.
+        consensus: ConsensusMessage,
+        /// The votes (shared by the copies of one broadcast).
+        votes: Arc<[FactsVote]>,
+    },
+    /// Validator → light node: the leaves of a commit's facts tree that
+    /// concern it, proven against the commit's certificate (shared by every
+    /// subscriber of the commit).
+    Certified(ProvenFacts),
 }
 
-pub use crate::certified::{CertifiedFacts, GlobalFacts, GlobalVote};
+pub use crate::certified::{
+    FactsCertificate, FactsMode, FactsVote, MAX_VOTES_PER_BLOCK, ProvenFacts, ProvenLeaf,
+};
 
 pub use crate::snapshot::{Manifest, SnapshotOffer, SyncMessage};
 
@@ -82,16 +92,15 @@ pub enum GatewayRequest {
     /// sources did not back in time are decided. Served only to a node not
     /// subscribed already (a subscriber hears every fact as it commits).
     SubscribeFrom(u64),
-    /// Subscribe (again), with the facts for every subscriber sent as
-    /// `global` says; `from`: as [`GatewayRequest::SubscribeFrom`], and
-    /// the kept certificates from that commit on when `global` is
-    /// [`GlobalFacts::Certified`] and this validator did not send this node
-    /// certificates already.
+    /// Subscribe (again), with the facts sent as `mode` says; `from`: as
+    /// [`GatewayRequest::SubscribeFrom`] (proven facts when `mode` is
+    /// [`FactsMode::Certified`], those of the kept certificates, replayed
+    /// unless this validator sent this node certified facts already).
     SubscribeWith {
         /// Replay from this commit.
         from: Option<u64>,
-        /// How the global facts are sent.
-        global: GlobalFacts,
+        /// How the facts are sent.
+        mode: FactsMode,
     },
 }
 

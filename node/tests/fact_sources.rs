@@ -39,7 +39,7 @@ fn windowed(
         fanout: 1,
         fact_sources,
         fact_window,
-        global: Default::default(),
+        delivery: Default::default(),
         signatures: Default::default(),
         next_nonce: Some(0),
     })

@@ -265,40 +265,53 @@ fn forged_facts_from_a_lying_gateway_are_never_acted_on() {
 }
 
 #[test]
-fn certified_global_facts_come_from_one_source_and_a_forged_certificate_is_refused() {
+fn certified_facts_come_from_one_source_and_a_forger_is_replaced_at_once() {
     use idlegrid_node::facts::FactError;
-    use idlegrid_node::light::GlobalSources;
+    use idlegrid_node::light::FactDelivery;
     use idlegrid_node::provider::Ignored;
     // Every light node asks only its first gateway, validator 0, for the
     // sealing closings, certified; validator 0 forges them (each closing
     // announced one batch early, under the honest signatures).
-    // Patience: a little more than the testnet's clearing period (500 ms),
-    // so the provider asks an honest validator before its reveal is late.
-    let global = GlobalSources::Certified {
+    // Patience: a minute, far past the job's reveal window, so only the
+    // provider's asking an honest validator at its first refused
+    // certificate (not the patience running out) can serve the job.
+    let global = FactDelivery::Certified {
         sources: 1,
-        patience: Duration::from_millis(700),
+        patience: Duration::from_secs(60),
     };
     let mut t = testnet_with(3, [4, 1, 1], global);
     make_validator_0_lie(&mut t);
     // The provider seals its asks, so it needs the closings to reveal: the
     // job is served only once it asked an honest validator for them.
     let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
-    let refused = ev
-        .iter()
-        .filter(|e| {
-            matches!(
-                e,
+    let refusals = |want: fn(&FactError) -> bool| {
+        ev.iter()
+            .filter(|e| match e {
                 LocalEvent::Provider(
                     _,
                     ProviderEvent::Ignored {
-                        reason: Ignored::Facts(FactError::Certificate(_)),
+                        reason: Ignored::Facts(f),
                         ..
-                    }
-                )
-            )
-        })
-        .count();
-    assert!(refused > 0, "the forged certificates were refused");
+                    },
+                ) => want(f),
+                _ => false,
+            })
+            .count()
+    };
+    // The first forgery is checked and refused; the forger's later
+    // certificates are refused unread.
+    assert_eq!(refusals(|f| matches!(f, FactError::Certificate(_))), 1);
+    assert!(refusals(|f| matches!(f, FactError::Forger(_))) > 0);
+    let provider = t.providers[0];
+    let forgers: Vec<NodeId> = t
+        .net
+        .provider_mut(&provider)
+        .unwrap()
+        .core()
+        .forgers()
+        .copied()
+        .collect();
+    assert_eq!(forgers, vec![t.validators[0]]);
     let s = settlements(&ev);
     assert_eq!(s.len(), 1);
     assert_eq!(s[0].outcome, Outcome::Clean);

@@ -20,7 +20,7 @@ fn core() -> (LightCore, Vec<NodeId>) {
         fanout: 1,
         fact_sources: 0,
         fact_window: Default::default(),
-        global: Default::default(),
+        delivery: Default::default(),
         signatures: Default::default(),
         next_nonce: Some(0),
     };

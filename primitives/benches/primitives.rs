@@ -63,6 +63,30 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
+    // A certificate: 34 signatures (f + 1 of 100 validators) on one
+    // message, checked one by one (the floor) and as `verify_all` does on
+    // a miss (one deterministic batch).
+    let signers: Vec<(PublicKey, Signature)> = (0..34u64)
+        .map(|i| {
+            let k = Keypair::from_seed(&seed.derive_indexed("cert", i));
+            (k.public(), k.sign(D, &msg))
+        })
+        .collect();
+    let mut g = c.benchmark_group("primitives::certificate");
+    g.throughput(Throughput::Elements(signers.len() as u64));
+    g.bench_function("one_by_one/n=34", |b| {
+        b.iter(|| {
+            for (pk, sig) in &signers {
+                pk.verify(D, &msg, sig).unwrap();
+            }
+        })
+    });
+    let no_memo = SignatureVerifier::default();
+    g.bench_function("verify_all/n=34", |b| {
+        b.iter(|| no_memo.verify_all(D, &msg, &signers).unwrap())
+    });
+    g.finish();
+
     let kib = vec![0xabu8; 1024];
     c.bench_function("primitives::digest/len=1KiB", |b| {
         b.iter(|| Digest::hash(D, &kib))

@@ -335,6 +335,23 @@ pub fn verify_batch<R: RngCore + CryptoRng>(
     if items.is_empty() {
         return Ok(());
     }
+    let (transcripts, sigs, pks) = batch_parts(items)?;
+    schnorrkel::verify_batch_rng(transcripts, &sigs, &pks, false, rng)
+        .map_err(|_| CryptoError::BadBatch { len: items.len() })
+}
+
+/// The transcripts, signatures and keys of a batch, parsed.
+#[allow(clippy::type_complexity)]
+fn batch_parts(
+    items: &[BatchItem<'_>],
+) -> Result<
+    (
+        Vec<impl schnorrkel::context::SigningTranscript + use<>>,
+        Vec<schnorrkel::Signature>,
+        Vec<schnorrkel::PublicKey>,
+    ),
+    CryptoError,
+> {
     let mut transcripts = Vec::with_capacity(items.len());
     let mut sigs = Vec::with_capacity(items.len());
     let mut pks = Vec::with_capacity(items.len());
@@ -343,7 +360,21 @@ pub fn verify_batch<R: RngCore + CryptoRng>(
         sigs.push(it.signature.parse()?);
         pks.push(it.public.parse()?);
     }
-    schnorrkel::verify_batch_rng(transcripts, &sigs, &pks, false, rng)
+    Ok((transcripts, sigs, pks))
+}
+
+/// [`verify_batch`] without an RNG: schnorrkel's deterministic batch
+/// verification, whose delinearization scalars are drawn from a transcript
+/// of every public key, signature commitment and message of the batch
+/// (Fiat-Shamir), so no signer can pick a signature knowing its scalar.
+/// For code with no secret material to seed an RNG from, such as a light
+/// node checking a certificate.
+pub fn verify_batch_deterministic(items: &[BatchItem<'_>]) -> Result<(), CryptoError> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let (transcripts, sigs, pks) = batch_parts(items)?;
+    schnorrkel::verify_batch_deterministic(transcripts, &sigs, &pks, false)
         .map_err(|_| CryptoError::BadBatch { len: items.len() })
 }
 

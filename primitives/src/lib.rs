@@ -14,6 +14,7 @@
 //!   its nodes, plain or through a bounded [`SignatureMemo`] of signatures
 //!   that verified (one shared by all the simulator's validators);
 //! - [`Commitment`]s with [`Salt`]s for commit–reveal protocols;
+//! - a binary [`MerkleTree`] with inclusion proofs ([`MerkleProof`]);
 //! - canonical encoding: [`encode`] / [`decode`] (postcard; decode rejects
 //!   oversized, trailing and non-canonical input);
 //! - deterministic randomness: [`Seed`] with labelled child derivation;
@@ -81,6 +82,7 @@ mod ids;
 mod key_cache;
 mod machine;
 mod memo;
+mod merkle;
 mod sealed;
 mod seed;
 mod seq_map;
@@ -96,11 +98,16 @@ pub use commitment::{Commitment, CommitmentError, Salt};
 pub use cow_map::{CowMap, CowSet, SHARDS as COW_MAP_SHARDS, ShardKey};
 pub use crypto::{
     BatchItem, CryptoError, Keypair, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
+    verify_batch_deterministic,
 };
 pub use digest::{Digest, DigestHasher, Domain};
 pub use encoding::{DEFAULT_MAX_DECODE_LEN, DecodeError, decode, encode, encoded_len};
 pub use ids::{AccountId, Epoch, NodeId, Round};
 pub use machine::{Destination, Machine, Transmit};
+pub use merkle::{
+    MAX_SIBLINGS, MerkleProof, MerkleTree, NODE_DOMAIN as MERKLE_NODE_DOMAIN,
+    empty_root as merkle_empty_root,
+};
 pub use sealed::{
     ENCRYPTION_KEY_CERT, EncryptionKeyCert, EncryptionPublicKey, EncryptionSecret, MAX_BUCKET,
     MAX_SEALED_PLAINTEXT, MIN_BUCKET, SEAL_CONTEXT, SEAL_HEADER, SEAL_OVERHEAD, SealError,

@@ -25,7 +25,7 @@ use std::rc::Rc;
 
 use idlegrid_dag_ledger::consensus::byzantine::{ByzantineBehavior, Participant};
 use idlegrid_dag_ledger::consensus::{
-    AuthorityIndex, BlockRef, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage,
+    AuthorityIndex, Block, BlockRef, Committee, ConsensusConfig, ConsensusEvent, ConsensusMessage,
     Validator, check_prefix_consistency,
 };
 use idlegrid_primitives::{
@@ -307,7 +307,7 @@ impl ValidatorNode {
     }
 }
 
-fn varint_len(mut v: usize) -> usize {
+pub(crate) fn varint_len(mut v: usize) -> usize {
     let mut n = 1;
     while v >= 0x80 {
         v >>= 7;
@@ -336,14 +336,24 @@ pub fn wire_size(msg: &ConsensusMessage) -> usize {
 }
 
 /// A message's identity in the run digest: a block's signed header digest
-/// (which commits to its transactions) and its signature; other messages
-/// are hashed whole.
+/// (which commits to its transactions) and its signature, for a block sent
+/// alone or in an answer (every block of a fetch response, in order, is
+/// hashed by that identity, not re-encoded whole); other messages are
+/// hashed whole.
 pub fn fingerprint(msg: &ConsensusMessage) -> Digest {
+    let identity = |b: &Block| (b.reference().digest, b.signature.to_bytes());
     match msg {
-        ConsensusMessage::Block(b) => Digest::hash_parts(
-            FINGERPRINT_DOMAIN,
-            &[b.reference().digest.as_bytes(), &b.signature.to_bytes()],
-        ),
+        ConsensusMessage::Block(b) => {
+            let (digest, signature) = identity(b);
+            Digest::hash_parts(FINGERPRINT_DOMAIN, &[digest.as_bytes(), &signature])
+        }
+        ConsensusMessage::FetchResponse(blocks) => {
+            let ids: Vec<_> = blocks.iter().map(|b| identity(b)).collect();
+            let parts: Vec<&[u8]> = std::iter::once(&b"fetch-response"[..])
+                .chain(ids.iter().flat_map(|(d, s)| [d.as_bytes(), &s[..]]))
+                .collect();
+            Digest::hash_parts(FINGERPRINT_DOMAIN, &parts)
+        }
         other => Digest::of(FINGERPRINT_DOMAIN, other),
     }
 }

@@ -64,10 +64,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use idlegrid_dag_ledger::consensus::{
-    Block, Committee, ConsensusConfig, ConsensusMessage, VerifiedBlock,
+    AuthorityIndex, Block, Committee, ConsensusConfig, ConsensusMessage, VerifiedBlock,
 };
 use idlegrid_dag_ledger::ledger::SignedTransaction;
-use idlegrid_node::wire::{GatewayRequest, NodeMessage};
+use idlegrid_node::wire::{FactsVote, GatewayRequest, NodeMessage};
 use idlegrid_primitives::{Signature, SignatureVerifier};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -87,6 +87,8 @@ const RECENT: usize = 16;
 enum Work {
     Block(Arc<Block>),
     Transaction(Box<SignedTransaction>),
+    /// Votes on commits' facts riding on a block of their voter.
+    Votes(AuthorityIndex, Arc<[FactsVote]>),
 }
 
 /// What the engine's thread and the worker share.
@@ -157,10 +159,20 @@ impl SignaturePrefetch {
     }
 
     /// Offers the signatures `msg` carries to the worker: a block, the
-    /// blocks of a fetch response, a transaction submitted to a gateway.
+    /// blocks of a fetch response, a transaction submitted to a gateway,
+    /// the votes on commits' facts riding on their voter's block.
     pub fn offer(&mut self, msg: &NodeMessage) {
         match msg {
             NodeMessage::Consensus(c) => self.offer_consensus(c),
+            NodeMessage::Voted { consensus, votes } => {
+                self.offer_consensus(consensus);
+                if let ConsensusMessage::Block(b) = consensus
+                    && let Some(first) = votes.first()
+                    && self.first_time(tag(&first.signature))
+                {
+                    self.push(Work::Votes(b.header.author, Arc::clone(votes)));
+                }
+            }
             NodeMessage::Gateway(GatewayRequest::Submit(tx)) => self.offer_transaction(tx),
             _ => {}
         }
@@ -293,10 +305,12 @@ fn check_batch(
 ) {
     let mut blocks = Vec::new();
     let mut txs = Vec::new();
+    let mut votes = Vec::new();
     for item in batch.drain(..) {
         match item {
             Work::Block(b) => blocks.push(b),
             Work::Transaction(tx) => txs.push(tx),
+            Work::Votes(who, v) => votes.push((who, v)),
         }
     }
     // Only the memo's remembering matters, not the answers.
@@ -309,5 +323,9 @@ fn check_batch(
     for chunk in txs.chunks(CHUNK) {
         let chunk: Vec<&SignedTransaction> = chunk.iter().map(|t| &**t).collect();
         drop(SignedTransaction::verify_all_with(&chunk, verifier, rng));
+    }
+    for (who, v) in votes {
+        v.iter()
+            .for_each(|v| drop(v.verify(committee, who, verifier)));
     }
 }

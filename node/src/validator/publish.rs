@@ -9,28 +9,39 @@
 //! [`StateSharing`](super::StateSharing)) share its facts too, and every
 //! batch a validator sends is a shared slice, not a copy. What a validator
 //! adds of its own is a holdings report a subscriber asked it for.
+//!
+//! The facts are also the leaves of a Merkle tree (the facts for everyone
+//! first, then each account's, in account order) whose root validators
+//! vote on and certify (see [`crate::certified`]): a subscriber that asked
+//! for certified facts gets its leaves with their proofs instead.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use idlegrid_dag_ledger::ledger::{Ledger, Outcome, SignedTransaction, TxKind};
-use idlegrid_primitives::{AccountId, Amount};
+use idlegrid_primitives::{AccountId, Amount, Digest, MerkleProof, MerkleTree};
 
 use super::TxResult;
+use crate::certified::{FactsMode, ProvenLeaf, leaf_digest};
 use crate::market::Notice;
 use crate::wire::{AccountState, Fact, Rejection};
 
 /// The facts of one commit (see the module docs).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CommitFacts {
-    /// Per account the commit concerns: its facts, its holdings, then
-    /// `everyone`.
-    by: BTreeMap<AccountId, Arc<[Fact]>>,
-    /// The same without `everyone`, when `everyone` is not empty (for the
-    /// subscribers that hear it certified or from another source).
-    own: BTreeMap<AccountId, Arc<[Fact]>>,
-    /// The facts for every subscriber.
+    /// The accounts the commit concerns, in order, each with its facts and
+    /// holdings (without `everyone`): the leaves after the first.
+    own: Vec<(AccountId, Arc<[Fact]>)>,
+    /// The same with `everyone` appended, when it is not empty (for the
+    /// subscribers that hear the facts reported), in the order of `own`.
+    with_everyone: Vec<Arc<[Fact]>>,
+    /// The facts for every subscriber: the first leaf.
     everyone: Arc<[Fact]>,
+    /// The Merkle tree over the leaves (see [`crate::certified`]).
+    tree: MerkleTree,
+    /// Each leaf's proof, made when first sent.
+    proofs: Box<[OnceCell<Arc<MerkleProof>>]>,
 }
 
 impl CommitFacts {
@@ -65,60 +76,95 @@ impl CommitFacts {
         for (acct, facts) in by.iter_mut() {
             facts.extend(account_state(ledger, acct).map(Fact::Balance));
         }
-        let with_everyone =
-            |facts: &Vec<Fact>| -> Arc<[Fact]> { facts.iter().chain(&everyone).cloned().collect() };
-        let (by, own) = match everyone.is_empty() {
-            true => (
-                by.into_iter().map(|(a, f)| (a, f.into())).collect(),
-                BTreeMap::new(),
-            ),
-            false => (
-                by.iter().map(|(a, f)| (*a, with_everyone(f))).collect(),
-                by.into_iter().map(|(a, f)| (a, f.into())).collect(),
-            ),
+        let with_everyone = match everyone.is_empty() {
+            true => Vec::new(),
+            false => by
+                .values()
+                .map(|f| f.iter().chain(&everyone).cloned().collect())
+                .collect(),
         };
+        let own: Vec<(AccountId, Arc<[Fact]>)> =
+            by.into_iter().map(|(a, f)| (a, f.into())).collect();
+        let everyone: Arc<[Fact]> = everyone.into();
+        let leaves = std::iter::once(leaf_digest(None, &everyone))
+            .chain(own.iter().map(|(a, f)| leaf_digest(Some(a), f)))
+            .collect();
+        let tree = MerkleTree::new(leaves);
         Self {
-            by,
+            proofs: (0..tree.len()).map(|_| OnceCell::new()).collect(),
             own,
-            everyone: everyone.into(),
+            with_everyone,
+            everyone,
+            tree,
         }
     }
 
-    /// The batch of `acct` if the commit concerns it, else the facts for
-    /// everyone if any, else `None`; with its holdings (from `ledger`, the
-    /// post-state) if `holdings` and the commit did not report them; the
-    /// facts for everyone only if `everyone`.
+    /// Where `acct`'s facts are in `own`, if the commit concerns it.
+    fn position(&self, acct: &AccountId) -> Option<usize> {
+        self.own.binary_search_by(|(a, _)| a.cmp(acct)).ok()
+    }
+
+    /// The batch of `acct` reported (`mode` [`FactsMode::Reported`]): its
+    /// facts if the commit concerns it, then the facts for everyone, with
+    /// its holdings (from `ledger`, the post-state) if `holdings` and the
+    /// commit did not report them. For the other modes only the holdings,
+    /// if `holdings` (the rest goes proven, see [`Self::proven`]).
     pub(crate) fn batch(
         &self,
         acct: &AccountId,
         holdings: bool,
-        everyone: bool,
+        mode: FactsMode,
         ledger: &Ledger,
     ) -> Option<Arc<[Fact]>> {
-        let global: &[Fact] = if everyone { &self.everyone } else { &[] };
-        let own = match everyone || self.everyone.is_empty() {
-            true => self.by.get(acct),
-            false => self.own.get(acct),
-        };
-        if let Some(b) = own {
-            return Some(Arc::clone(b));
+        let balance = || account_state(ledger, acct).map(Fact::Balance);
+        if mode != FactsMode::Reported {
+            return holdings.then(balance).flatten().map(|b| vec![b].into());
         }
-        if holdings && let Some(s) = account_state(ledger, acct) {
-            let mut facts = vec![Fact::Balance(s)];
-            facts.extend(global.iter().cloned());
+        if let Some(at) = self.position(acct) {
+            return Some(match self.everyone.is_empty() {
+                true => Arc::clone(&self.own[at].1),
+                false => Arc::clone(&self.with_everyone[at]),
+            });
+        }
+        if holdings && let Some(b) = balance() {
+            let facts: Vec<Fact> = std::iter::once(b)
+                .chain(self.everyone.iter().cloned())
+                .collect();
             return Some(facts.into());
         }
-        (!global.is_empty()).then(|| Arc::clone(&self.everyone))
+        (!self.everyone.is_empty()).then(|| Arc::clone(&self.everyone))
     }
 
-    /// The facts for every subscriber.
-    pub(crate) fn everyone(&self) -> &Arc<[Fact]> {
-        &self.everyone
+    /// The leaves of the tree that concern `acct` (the one for everyone if
+    /// it has facts, then its own if the commit concerns it), proven.
+    pub(crate) fn proven(&self, acct: &AccountId) -> Vec<ProvenLeaf> {
+        let everyone = (!self.everyone.is_empty()).then(|| ProvenLeaf {
+            owner: None,
+            facts: Arc::clone(&self.everyone),
+            proof: self.proof(0),
+        });
+        let own = self.position(acct).map(|at| ProvenLeaf {
+            owner: Some(*acct),
+            facts: Arc::clone(&self.own[at].1),
+            proof: self.proof(at + 1),
+        });
+        everyone.into_iter().chain(own).collect()
     }
 
-    /// The accounts with a batch of their own.
+    /// The proof of leaf `i` (a leaf of the tree).
+    fn proof(&self, i: usize) -> Arc<MerkleProof> {
+        let p = self.proofs[i].get_or_init(|| Arc::new(self.tree.proof(i).expect("a leaf")));
+        Arc::clone(p)
+    }
+
+    /// The root of the facts tree, if the commit has facts at all.
+    pub(crate) fn root(&self) -> Option<Digest> {
+        (!self.own.is_empty() || !self.everyone.is_empty()).then(|| self.tree.root())
+    }
+
+    /// The accounts with a batch of their own, in order.
     pub(crate) fn accounts(&self) -> impl Iterator<Item = &AccountId> {
-        self.by.keys()
+        self.own.iter().map(|(a, _)| a)
     }
 
     /// True if every subscriber hears something.

@@ -373,7 +373,7 @@ mod tests {
     use crate::batch::batch_context;
     use crate::local::{testnet_keys, testnet_setup};
     use crate::market::MarketplaceApp;
-    use crate::wire::Fact;
+    use crate::wire::{Fact, FactsMode};
 
     /// `n` copies of `genesis`, each adopted by one shared `StateSharing`.
     fn adopted(genesis: &Replica, n: usize) -> (StateSharing, Vec<Rc<Replica>>) {
@@ -478,7 +478,8 @@ mod tests {
                 ))
             });
             let to = Keypair::from_seed(&Seed::from_u64(99)).account_id();
-            [from[0].account_id(), to].map(|a| f.batch(&a, false, true, &state.ledger))
+            [from[0].account_id(), to]
+                .map(|a| f.batch(&a, false, FactsMode::Reported, &state.ledger))
         };
         let applied: Vec<Rc<Applied>> = states
             .iter_mut()
@@ -507,6 +508,45 @@ mod tests {
             matches!(&to[..], [Fact::Balance(_), rest @ ..] if everyone(rest)),
             "{to:?}"
         );
+    }
+
+    /// A commit's facts as leaves of its tree: the sender's and the
+    /// recipient's own leaves (and the one for everyone, if any) prove
+    /// against the root; certified and silent subscribers get nothing
+    /// reported but the holdings they asked for.
+    #[test]
+    fn a_commit_s_leaves_prove_against_its_root_and_other_modes_report_holdings_only() {
+        use crate::certified::leaf_digest;
+        let (genesis, from) = genesis();
+        let mut state = Rc::new(genesis.clone());
+        let c = commit(&state, &from[0], 0, 10_000);
+        let txs = [c.2.as_slice()];
+        let applied = StateSharing::off().apply(&mut state, c.0, c.1, &txs);
+        let r = applied.result.as_ref().expect("applies");
+        let f = CommitFacts::build(&txs, &r.receipts, &applied.notices, &state.ledger);
+        let root = f.root().expect("the commit has facts");
+        let (sender, to) = (
+            from[0].account_id(),
+            Keypair::from_seed(&Seed::from_u64(99)).account_id(),
+        );
+        for acct in [sender, to] {
+            let leaves = f.proven(&acct);
+            let own: Vec<_> = leaves.iter().filter(|l| l.owner == Some(acct)).collect();
+            assert_eq!(own.len(), 1, "one leaf of its own");
+            for l in &leaves {
+                let d = leaf_digest(l.owner.as_ref(), &l.facts);
+                assert_eq!(l.proof.root(&d), Some(root));
+            }
+            assert!(matches!(own[0].facts.last(), Some(Fact::Balance(_))));
+            for mode in [FactsMode::Certified, FactsMode::Silent] {
+                assert_eq!(f.batch(&acct, false, mode, &state.ledger), None);
+                let held = f.batch(&acct, true, mode, &state.ledger).expect("asked");
+                assert!(matches!(&held[..], [Fact::Balance(b)] if b.account == acct));
+            }
+        }
+        // An account the commit does not concern has no leaf of its own.
+        let stranger = Keypair::from_seed(&Seed::from_u64(7)).account_id();
+        assert!(f.proven(&stranger).iter().all(|l| l.owner.is_none()));
     }
 
     fn sharing_off_facts<F>(

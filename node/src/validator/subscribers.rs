@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_primitives::{AccountId, NodeId};
 
-use crate::certified::GlobalFacts;
+use crate::certified::FactsMode;
 
 /// What [`Subscribers::subscribe`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub(crate) struct Subscribed {
     /// The account evicted to make room, if any.
     pub(crate) evicted: Option<AccountId>,
     /// How the node was subscribed before, if it was.
-    pub(crate) before: Option<GlobalFacts>,
+    pub(crate) before: Option<FactsMode>,
 }
 
 /// Subscribers by account, with the order they were last heard from. A
@@ -24,9 +24,9 @@ pub(crate) struct Subscribed {
 /// ([`AccountId::node`]), so only the account is kept.
 #[derive(Debug)]
 pub(crate) struct Subscribers {
-    by_account: BTreeMap<AccountId, (u64, GlobalFacts)>,
+    by_account: BTreeMap<AccountId, (u64, FactsMode)>,
     by_heard: BTreeMap<u64, AccountId>,
-    /// The subscribers sent global facts certified.
+    /// The subscribers sent their facts certified.
     certified: BTreeSet<AccountId>,
     /// Counts gateway requests: the recency stamp.
     heard: u64,
@@ -45,9 +45,9 @@ impl Subscribers {
         }
     }
 
-    /// `node` subscribes (again), its global facts sent as `global`: its
+    /// `node` subscribes (again), its facts sent as `mode`: its
     /// account is served at `node` from now on.
-    pub(crate) fn subscribe(&mut self, node: NodeId, global: GlobalFacts) -> Subscribed {
+    pub(crate) fn subscribe(&mut self, node: NodeId, mode: FactsMode) -> Subscribed {
         let acct = node.account();
         let before = self.by_account.get(&acct).map(|(_, g)| *g);
         let mut evicted = None;
@@ -57,9 +57,9 @@ impl Subscribers {
             self.certified.remove(&old);
             evicted = Some(old);
         }
-        self.stamp(acct, global);
-        match global {
-            GlobalFacts::Certified => self.certified.insert(acct),
+        self.stamp(acct, mode);
+        match mode {
+            FactsMode::Certified => self.certified.insert(acct),
             _ => self.certified.remove(&acct),
         };
         debug_assert_eq!(self.by_account.len(), self.by_heard.len());
@@ -68,14 +68,14 @@ impl Subscribers {
 
     /// A request from `node`: a subscriber is marked as heard from now.
     pub(crate) fn heard_from(&mut self, node: NodeId) {
-        if let Some((_, global)) = self.by_account.get(&node.account()) {
-            self.stamp(node.account(), *global);
+        if let Some((_, mode)) = self.by_account.get(&node.account()) {
+            self.stamp(node.account(), *mode);
         }
     }
 
-    fn stamp(&mut self, acct: AccountId, global: GlobalFacts) {
+    fn stamp(&mut self, acct: AccountId, mode: FactsMode) {
         self.heard += 1;
-        if let Some((at, _)) = self.by_account.insert(acct, (self.heard, global)) {
+        if let Some((at, _)) = self.by_account.insert(acct, (self.heard, mode)) {
             self.by_heard.remove(&at);
         }
         self.by_heard.insert(self.heard, acct);
@@ -86,6 +86,7 @@ impl Subscribers {
         self.by_account.contains_key(acct).then(|| acct.node())
     }
 
+    #[cfg(test)]
     pub(crate) fn contains(&self, acct: &AccountId) -> bool {
         self.by_account.contains_key(acct)
     }
@@ -98,20 +99,18 @@ impl Subscribers {
         self.by_account.is_empty()
     }
 
-    /// Every subscribed account, with how it hears global facts.
-    pub(crate) fn accounts(&self) -> impl Iterator<Item = (&AccountId, GlobalFacts)> {
+    /// Every subscribed account, with how it hears its facts.
+    pub(crate) fn accounts(&self) -> impl Iterator<Item = (&AccountId, FactsMode)> {
         self.by_account.iter().map(|(a, (_, g))| (a, *g))
     }
 
     /// How `acct` hears global facts (reported if not subscribed).
-    #[cfg(test)]
-    pub(crate) fn global(&self, acct: &AccountId) -> GlobalFacts {
-        self.by_account
-            .get(acct)
-            .map_or(GlobalFacts::Reported, |(_, g)| *g)
+    /// How `acct` hears its facts, if it is a subscriber.
+    pub(crate) fn mode(&self, acct: &AccountId) -> Option<FactsMode> {
+        self.by_account.get(acct).map(|(_, m)| *m)
     }
 
-    /// The subscribers sent global facts certified.
+    /// The subscribers sent their facts certified.
     pub(crate) fn certified(&self) -> impl Iterator<Item = &AccountId> {
         self.certified.iter()
     }
@@ -129,7 +128,7 @@ mod tests {
     #[test]
     fn when_full_the_least_recently_heard_makes_room() {
         let mut s = Subscribers::new(2);
-        let sub = |s: &mut Subscribers, i| s.subscribe(node(i), GlobalFacts::Reported).evicted;
+        let sub = |s: &mut Subscribers, i| s.subscribe(node(i), FactsMode::Reported).evicted;
         assert_eq!(sub(&mut s, 1), None);
         assert_eq!(sub(&mut s, 2), None);
         s.heard_from(node(1));
@@ -148,7 +147,7 @@ mod tests {
     #[test]
     fn the_certified_set_follows_subscriptions_and_evictions() {
         let mut s = Subscribers::new(2);
-        let got = s.subscribe(node(1), GlobalFacts::Certified);
+        let got = s.subscribe(node(1), FactsMode::Certified);
         assert_eq!(
             got,
             Subscribed {
@@ -156,21 +155,21 @@ mod tests {
                 before: None
             }
         );
-        s.subscribe(node(2), GlobalFacts::Omitted);
+        s.subscribe(node(2), FactsMode::Silent);
         assert_eq!(s.certified().count(), 1);
         // Node 1 asks for its global facts reported instead, then certified.
-        let again = s.subscribe(node(1), GlobalFacts::Reported);
-        assert_eq!(again.before, Some(GlobalFacts::Certified));
+        let again = s.subscribe(node(1), FactsMode::Reported);
+        assert_eq!(again.before, Some(FactsMode::Certified));
         assert_eq!(s.certified().count(), 0);
-        s.subscribe(node(1), GlobalFacts::Certified);
+        s.subscribe(node(1), FactsMode::Certified);
         s.heard_from(node(2));
         // Node 1, heard from least recently, makes room and leaves the set.
         assert_eq!(
-            s.subscribe(node(3), GlobalFacts::Omitted).evicted,
+            s.subscribe(node(3), FactsMode::Silent).evicted,
             Some(node(1).account())
         );
         assert_eq!(s.certified().count(), 0);
-        assert_eq!(s.global(&node(2).account()), GlobalFacts::Omitted);
-        assert_eq!(s.global(&node(1).account()), GlobalFacts::Reported);
+        assert_eq!(s.mode(&node(2).account()), Some(FactsMode::Silent));
+        assert_eq!(s.mode(&node(1).account()), None);
     }
 }

@@ -15,14 +15,19 @@
 //! remembered value is [`node_fingerprint`] of the message, computed on the
 //! miss: a hit returns exactly what recomputing would, so the run digest is
 //! the same with or without the table (the `marketplace` tests compare it
-//! against the function).
+//! against the function). Certified facts are remembered the same way by
+//! their certificate (shared by every subscriber of a commit): its digest
+//! is remembered, the leaves each message carries are hashed; and a block
+//! with the votes riding on it by both allocations (a validator sends the
+//! same to every other).
 
 use std::sync::Arc;
 
-use idlegrid_node::wire::{CertifiedFacts, Fact, NodeMessage};
+use idlegrid_dag_ledger::consensus::{Block, ConsensusMessage};
+use idlegrid_node::wire::{Fact, FactsCertificate, FactsVote, NodeMessage};
 use idlegrid_primitives::Digest;
 
-use super::run::node_fingerprint;
+use super::run::{certificate_digest, node_fingerprint, node_fingerprint_with};
 
 /// Entries of the table (fact slices in flight at once are far fewer: the
 /// facts of the last few commits).
@@ -34,32 +39,28 @@ struct Slot {
     fingerprint: Digest,
 }
 
-/// The shared allocation a remembered message pins.
+/// The shared allocation a remembered fingerprint pins.
 enum Shared {
     Facts(Arc<[Fact]>),
-    Certified(Arc<CertifiedFacts>),
+    Certificate(Arc<FactsCertificate>),
+    /// A block and the votes riding on it (every copy of a broadcast).
+    Voted(Arc<Block>, Arc<[FactsVote]>),
 }
 
 impl Shared {
-    fn of(m: &NodeMessage) -> Option<(u64, Self)> {
-        match m {
-            NodeMessage::Facts(b) => Some((b.index, Self::Facts(Arc::clone(&b.facts)))),
-            NodeMessage::Certified(c) => Some((c.index, Self::Certified(Arc::clone(c)))),
-            _ => None,
-        }
-    }
-
     fn address(&self) -> usize {
         match self {
             Self::Facts(f) => Arc::as_ptr(f).cast::<u8>() as usize,
-            Self::Certified(c) => Arc::as_ptr(c).cast::<u8>() as usize,
+            Self::Certificate(c) => Arc::as_ptr(c).cast::<u8>() as usize,
+            Self::Voted(_, v) => Arc::as_ptr(v).cast::<u8>() as usize,
         }
     }
 
     fn same(&self, other: &Self) -> bool {
         match (self, other) {
             (Self::Facts(a), Self::Facts(b)) => Arc::ptr_eq(a, b),
-            (Self::Certified(a), Self::Certified(b)) => Arc::ptr_eq(a, b),
+            (Self::Certificate(a), Self::Certificate(b)) => Arc::ptr_eq(a, b),
+            (Self::Voted(a, v), Self::Voted(b, w)) => Arc::ptr_eq(a, b) && Arc::ptr_eq(v, w),
             _ => false,
         }
     }
@@ -91,11 +92,36 @@ impl std::fmt::Debug for Fingerprints {
 impl Fingerprints {
     /// The fingerprint of `m`: [`node_fingerprint`]`(m)`.
     pub(crate) fn of(&mut self, m: &NodeMessage) -> Digest {
-        let Some((index, shared)) = Shared::of(m) else {
-            return node_fingerprint(m);
-        };
-        let address = shared.address();
-        let mixed = (address as u64 >> 4) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        match m {
+            NodeMessage::Facts(b) => {
+                let shared = Shared::Facts(Arc::clone(&b.facts));
+                self.remembered(b.index, shared, || node_fingerprint(m))
+            }
+            NodeMessage::Certified(p) => {
+                let shared = Shared::Certificate(Arc::clone(&p.cert));
+                let cert = self.remembered(p.cert.index, shared, || certificate_digest(&p.cert));
+                node_fingerprint_with(m, |_| cert)
+            }
+            NodeMessage::Voted {
+                consensus: ConsensusMessage::Block(b),
+                votes,
+            } => {
+                let shared = Shared::Voted(Arc::clone(b), Arc::clone(votes));
+                self.remembered(b.header.round.get(), shared, || node_fingerprint(m))
+            }
+            _ => node_fingerprint(m),
+        }
+    }
+
+    /// What `compute` gives for the allocation `shared` of commit `index`,
+    /// remembered.
+    fn remembered(
+        &mut self,
+        index: u64,
+        shared: Shared,
+        compute: impl FnOnce() -> Digest,
+    ) -> Digest {
+        let mixed = (shared.address() as u64 >> 4) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = &mut self.slots[(mixed % SLOTS as u64) as usize];
         match slot {
             Some(s) if s.index == index && s.shared.same(&shared) => {
@@ -104,7 +130,7 @@ impl Fingerprints {
             }
             _ => {}
         }
-        let fingerprint = node_fingerprint(m);
+        let fingerprint = compute();
         *slot = Some(Slot {
             index,
             shared,
@@ -158,6 +184,33 @@ mod tests {
         assert_eq!(table.hits(), 1);
         assert_ne!(got[0], got[2], "the commit index is part of it");
         assert_eq!(got[0], got[3], "equal content, equal fingerprint");
+    }
+
+    #[test]
+    fn a_voted_block_is_remembered_and_sized_as_encoded() {
+        use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
+        use idlegrid_primitives::{Digest, Domain, Keypair, Seed, encoded_len};
+        let key = Keypair::from_seed(&Seed::from_u64(3));
+        let committee = Committee::equal([key.node_id()]).unwrap();
+        let root = Digest::hash(Domain::new("idlegrid/test/root"), b"r");
+        let votes: Arc<[FactsVote]> = [7, 300]
+            .map(|i| FactsVote::sign(&key, &committee, i, root))
+            .into();
+        let block = Arc::new(Block::genesis(AuthorityIndex::new(0)));
+        let m = NodeMessage::Voted {
+            consensus: ConsensusMessage::Block(Arc::clone(&block)),
+            votes: Arc::clone(&votes),
+        };
+        assert_eq!(super::super::run::node_wire_size(&m), encoded_len(&m));
+        let mut table = Fingerprints::default();
+        assert_eq!(table.of(&m), node_fingerprint(&m));
+        assert_eq!(table.of(&m.clone()), node_fingerprint(&m));
+        assert_eq!(table.hits(), 1, "a copy of the broadcast");
+        let other = NodeMessage::Voted {
+            consensus: ConsensusMessage::Block(block),
+            votes: votes[..1].into(),
+        };
+        assert_ne!(table.of(&other), node_fingerprint(&m), "other votes");
     }
 
     #[test]

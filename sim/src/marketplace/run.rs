@@ -12,7 +12,7 @@ use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, co
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
 use idlegrid_node::byzantine::Forger;
 use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
-use idlegrid_node::light::{FactWindow, GlobalSources, LightCore, LightSetup};
+use idlegrid_node::light::{FactDelivery, FactWindow, LightCore, LightSetup};
 use idlegrid_node::market::{
     Environment, JobRequest, MarketParams, MarketRules, MarketTx, TrustGate, score_bps, unsealed,
 };
@@ -125,9 +125,9 @@ pub struct MarketplaceConfig {
     /// How much of the stake those hold at least
     /// (`LightSetup::fact_window`).
     pub fact_window: FactWindow,
-    /// How light nodes hear the facts for every subscriber
-    /// (`LightSetup::global`).
-    pub global_facts: GlobalSources,
+    /// How light nodes hear their facts: reported or certified
+    /// (`LightSetup::delivery`).
+    pub delivery: FactDelivery,
     /// Whitewashing providers and honest newcomers (none by default).
     pub sybil: SybilConfig,
     /// The validators' clearing mechanism (k-double, `k = 1/2`, by default).
@@ -274,7 +274,7 @@ impl Default for MarketplaceConfig {
             gateways: 1,
             fact_sources: 0,
             fact_window: FactWindow::Quorum,
-            global_facts: GlobalSources::Reported,
+            delivery: FactDelivery::Reported,
             sybil: SybilConfig::default(),
             mechanism: MECHANISMS[0],
             reputation_filter: ReputationFilter::Fresh,
@@ -924,18 +924,63 @@ fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNo
 pub(crate) fn node_wire_size(m: &NodeMessage) -> usize {
     match m {
         NodeMessage::Consensus(c) => crate::consensus::wire_size(c),
+        // Variant tag, the consensus message (with its own tag), the votes:
+        // each an index, a 32-byte root and a 64-byte signature.
+        NodeMessage::Voted { consensus, votes } => {
+            let vote = |v: &idlegrid_node::wire::FactsVote| {
+                crate::consensus::varint_len(v.index as usize) + 32 + 64
+            };
+            1 + crate::consensus::wire_size(consensus)
+                + crate::consensus::varint_len(votes.len())
+                + votes.iter().map(vote).sum::<usize>()
+        }
         other => idlegrid_primitives::encoded_len(other),
     }
 }
 
 /// The fingerprint of a node message in the run digest.
 pub(crate) fn node_fingerprint(m: &NodeMessage) -> idlegrid_primitives::Digest {
+    node_fingerprint_with(m, certificate_digest)
+}
+
+/// The digest a certificate enters a message's fingerprint by.
+pub(crate) fn certificate_digest(
+    c: &idlegrid_node::wire::FactsCertificate,
+) -> idlegrid_primitives::Digest {
+    idlegrid_primitives::Digest::of(NODE_MESSAGE, c)
+}
+
+const NODE_MESSAGE: idlegrid_primitives::Domain =
+    idlegrid_primitives::Domain::new("idlegrid/sim/node-message");
+
+/// [`node_fingerprint`], with `cert` giving the digest of a certificate
+/// ([`certificate_digest`]; a caller may remember it): a block
+/// carrying votes is identified by the block's identity and the votes, a
+/// message of certified facts by its certificate's digest and its leaves.
+pub(crate) fn node_fingerprint_with(
+    m: &NodeMessage,
+    cert: impl FnOnce(&idlegrid_node::wire::FactsCertificate) -> idlegrid_primitives::Digest,
+) -> idlegrid_primitives::Digest {
+    use idlegrid_primitives::Digest;
     match m {
         NodeMessage::Consensus(c) => crate::consensus::fingerprint(c),
-        other => idlegrid_primitives::Digest::of(
-            idlegrid_primitives::Domain::new("idlegrid/sim/node-message"),
-            other,
+        NodeMessage::Voted { consensus, votes } => Digest::hash_parts(
+            NODE_MESSAGE,
+            &[
+                b"voted",
+                crate::consensus::fingerprint(consensus).as_bytes(),
+                Digest::of(NODE_MESSAGE, votes).as_bytes(),
+            ],
         ),
+        NodeMessage::Certified(p) => Digest::hash_parts(
+            NODE_MESSAGE,
+            &[
+                b"certified",
+                cert(&p.cert).as_bytes(),
+                Digest::of(NODE_MESSAGE, &p.leaves).as_bytes(),
+            ],
+        ),
+        other => Digest::of(NODE_MESSAGE, other),
     }
 }
 
@@ -1028,7 +1073,7 @@ impl World {
             fanout: self.cfg.gateways as usize,
             fact_sources: self.cfg.fact_sources as usize,
             fact_window: self.cfg.fact_window,
-            global: self.cfg.global_facts,
+            delivery: self.cfg.delivery,
             signatures: self.signatures.clone(),
             // Every simulated light node's key is fresh.
             next_nonce: Some(0),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::{Scenario, ScenarioError, check_prob, invalid};
 use idlegrid_entrap::{AssuranceTarget, Bps, ReuseRule};
 use idlegrid_node::client::{LifetimeMode, TrapTargets};
-use idlegrid_node::light::{FactWindow, GlobalSources};
+use idlegrid_node::light::{FactDelivery, FactWindow};
 use idlegrid_node::verification::VerificationMode;
 use idlegrid_primitives::Duration;
 
@@ -49,22 +49,23 @@ pub struct MarketplaceSection {
     /// f + 1 before the window widens, 1..=600 000 ms (default 2 000).
     #[serde(default = "default_fact_patience_ms")]
     pub fact_patience_ms: u64,
-    /// How light nodes hear the facts for every subscriber (a sealing
-    /// batch closed): `"reported"` (by every fact source, the default) or
-    /// `"certified"` (signed by f + 1 of the stake, from `global_sources`
-    /// validators only; another is asked after `global_patience_ms`
-    /// without a certificate).
+    /// How light nodes hear their facts: `"reported"` (by every fact
+    /// source, the default) or `"certified"` (each commit's facts signed by
+    /// f + 1 of the stake and proven leaf by leaf, from `certified_sources`
+    /// validators only; another is asked after `certified_patience_ms`
+    /// without any, or at once when one forges).
     #[serde(default)]
-    pub global_facts: GlobalFactsKind,
-    /// With `global_facts = "certified"`: validators sending them at
-    /// first, 1..=the committee (default 2).
-    #[serde(default = "default_global_sources")]
-    pub global_sources: u32,
-    /// With `global_facts = "certified"`: how long without a certificate
-    /// before another validator is asked, 1..=600 000 ms (default 3 000,
-    /// three clearing periods).
-    #[serde(default = "default_global_patience_ms")]
-    pub global_patience_ms: u64,
+    pub facts: FactsKind,
+    /// With `facts = "certified"`: validators sending them at first,
+    /// 1..=the committee (default 2).
+    #[serde(default = "default_certified_sources")]
+    pub certified_sources: u32,
+    /// With `facts = "certified"`: how long without certified facts before
+    /// another validator is asked, 1..=600 000 ms (default 3 000, three
+    /// clearing periods: every clearing period closes a sealing batch, a
+    /// fact for every light node).
+    #[serde(default = "default_certified_patience_ms")]
+    pub certified_patience_ms: u64,
     /// The providers.
     pub providers: ProvidersSection,
     /// The clients.
@@ -351,10 +352,10 @@ fn default_fact_patience_ms() -> u64 {
     2_000
 }
 
-/// `marketplace.global_facts`.
+/// `marketplace.facts`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum GlobalFactsKind {
+pub enum FactsKind {
     /// By every fact source.
     #[default]
     Reported,
@@ -362,11 +363,11 @@ pub enum GlobalFactsKind {
     Certified,
 }
 
-fn default_global_sources() -> u32 {
+fn default_certified_sources() -> u32 {
     2
 }
 
-fn default_global_patience_ms() -> u64 {
+fn default_certified_patience_ms() -> u64 {
     3_000
 }
 
@@ -808,27 +809,27 @@ impl MarketplaceSection {
         })
     }
 
-    /// How light nodes hear global facts (`global_facts`,
-    /// `global_sources`, `global_patience_ms`), checked against a
-    /// committee of `validators`.
-    fn global_facts(&self, validators: u32) -> Result<GlobalSources, ScenarioError> {
+    /// How light nodes hear their facts (`facts`, `certified_sources`,
+    /// `certified_patience_ms`), checked against a committee of
+    /// `validators`.
+    fn delivery(&self, validators: u32) -> Result<FactDelivery, ScenarioError> {
         range(
-            "marketplace.global_sources",
-            self.global_sources,
+            "marketplace.certified_sources",
+            self.certified_sources,
             1,
             validators.max(1),
         )?;
         range(
-            "marketplace.global_patience_ms",
-            self.global_patience_ms,
+            "marketplace.certified_patience_ms",
+            self.certified_patience_ms,
             1,
             600_000,
         )?;
-        Ok(match self.global_facts {
-            GlobalFactsKind::Reported => GlobalSources::Reported,
-            GlobalFactsKind::Certified => GlobalSources::Certified {
-                sources: self.global_sources as usize,
-                patience: Duration::from_millis(self.global_patience_ms),
+        Ok(match self.facts {
+            FactsKind::Reported => FactDelivery::Reported,
+            FactsKind::Certified => FactDelivery::Certified {
+                sources: self.certified_sources as usize,
+                patience: Duration::from_millis(self.certified_patience_ms),
             },
         })
     }
@@ -913,7 +914,7 @@ impl Scenario {
             self.nodes.count as u32,
         )?;
         m.fact_window()?;
-        m.global_facts(self.nodes.count as u32)?;
+        m.delivery(self.nodes.count as u32)?;
         let p = &m.providers;
         p.validate()?;
         let c = &m.clients;
@@ -999,7 +1000,7 @@ impl Scenario {
             gateways: m.gateways,
             fact_sources: m.fact_sources,
             fact_window: m.fact_window()?,
-            global_facts: m.global_facts(self.nodes.count as u32)?,
+            delivery: m.delivery(self.nodes.count as u32)?,
             sybil: SybilConfig {
                 whitewashers: m.sybil.whitewashers,
                 max_identities: m.sybil.max_identities,
