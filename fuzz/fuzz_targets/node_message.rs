@@ -2,7 +2,10 @@
 //! untrusted bytes never panics and is canonical. The fact batches among a
 //! sequence of them, each from the validator the input names, go through a
 //! light node's `FactQuorum`: it never panics, accepts a fact at most once,
-//! and only once f + 1 distinct validators have reported it.
+//! and only once f + 1 distinct validators have reported it. Certified
+//! facts are checked (`ProvenFacts::verify`) and never panic; one that
+//! verifies was signed by f + 1 of the stake (the seeds hold one, so the
+//! fuzzer mutates around a valid certificate).
 //!
 //! Input: framed parts (`idlegrid_fuzz::frame`), each one byte naming the
 //! validator (modulo 4) and then the message's bytes.
@@ -10,12 +13,17 @@
 
 use std::sync::Arc;
 
-use idlegrid_dag_ledger::consensus::Committee;
+use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_fuzz::{frame, take_framed, write_seeds};
+use idlegrid_node::certified::leaf_digest;
 use idlegrid_node::facts::FactQuorum;
-use idlegrid_node::wire::{Fact, FactBatch, GatewayRequest, NodeMessage};
+use idlegrid_node::wire::{
+    Fact, FactBatch, FactsCertificate, FactsVote, GatewayRequest, NodeMessage, ProvenFacts,
+    ProvenLeaf,
+};
 use idlegrid_primitives::{
-    AccountId, Digest, Domain, Keypair, NodeId, Seed, Timestamp, decode, encode,
+    AccountId, Digest, Domain, Keypair, MerkleTree, NodeId, Seed, SignatureVerifier, Timestamp,
+    decode, encode,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -41,6 +49,7 @@ fn seeds() -> Vec<Vec<u8>> {
         })
     };
     let part = |who: u8, m: &NodeMessage| [vec![who], encode(m)].concat();
+    let certified = certified(&fact(3));
     let gateway = |r: GatewayRequest| NodeMessage::Gateway(r);
     vec![
         frame(&[part(0, &batch(3)), part(1, &batch(3)), part(2, &batch(3))]),
@@ -50,7 +59,35 @@ fn seeds() -> Vec<Vec<u8>> {
             part(2, &batch(u64::MAX)),
             part(3, &batch(0)),
         ]),
+        frame(&[part(0, &certified), part(1, &certified)]),
     ]
+}
+
+/// Commit 5's facts for everyone (`fact`), certified by validators 0 and 1.
+fn certified(fact: &Fact) -> NodeMessage {
+    let keys: Vec<Keypair> = (0..VALIDATORS as u64)
+        .map(|i| Keypair::from_seed(&Seed::from_u64(i)))
+        .collect();
+    let committee = Committee::equal(keys.iter().map(|k| k.node_id())).expect("committee");
+    let facts: Arc<[Fact]> = Arc::from(vec![fact.clone()]);
+    let tree = MerkleTree::new(vec![leaf_digest(None, &facts)]);
+    let votes = (0..2u32)
+        .map(|i| {
+            (
+                i,
+                FactsVote::sign(&keys[i as usize], &committee, 5, tree.root()).signature,
+            )
+        })
+        .collect();
+    let leaf = ProvenLeaf {
+        owner: None,
+        facts,
+        proof: Arc::new(tree.proof(0).expect("leaf")),
+    };
+    NodeMessage::Certified(ProvenFacts {
+        cert: Arc::new(FactsCertificate::new(5, tree.root(), votes)),
+        leaves: vec![leaf],
+    })
 }
 
 /// What the inputs so far reported: (commit, fact, validator).
@@ -81,6 +118,13 @@ fuzz_target!(
                 continue;
             };
             assert_eq!(encode(&msg), bytes, "accepted a non-canonical message");
+            if let NodeMessage::Certified(p) = &msg {
+                let committee = q.committee();
+                if p.verify(committee, None, &SignatureVerifier::plain()).is_ok() {
+                    let stake: u64 = p.cert.votes.iter().map(|(i, _)| committee.stake(AuthorityIndex::new(*i))).sum();
+                    assert!(committee.is_validity(stake), "verified below f + 1");
+                }
+            }
             let NodeMessage::Facts(batch) = msg else {
                 continue;
             };
