@@ -446,7 +446,7 @@ impl LightCore {
         }
     }
 
-    /// When another source is due to be asked for certified global facts.
+    /// When another source is due to be asked for certified facts.
     fn certified_due(&self) -> Option<Timestamp> {
         let FactDelivery::Certified { patience, .. } = self.delivery else {
             return None;
