@@ -124,10 +124,10 @@ pub enum FactDelivery {
     /// Certified, proven leaf by leaf, from the first `sources` fact
     /// sources only (the others are subscribed when it asks for its
     /// holdings, and send only those reports): one honest, live source
-    /// among them suffices. When no
-    /// certified facts arrived for `patience`, a transaction of its own is
-    /// stuck, or a source forges, one more validator is asked for them
-    /// (replaying those since the last), up to the whole committee.
+    /// among them suffices. When no certified facts arrived for
+    /// `patience`, a transaction of its own is stuck, or a source forges,
+    /// one more validator is asked for them (replaying every certificate it
+    /// keeps), up to the whole committee.
     Certified {
         /// Validators sending them at first (at least one).
         sources: usize,
@@ -351,10 +351,9 @@ impl LightCore {
 
     /// Subscribes to its fact sources again: a validator that restarted or
     /// made room for newer subscribers serves this node again. Done when
-    /// asking for holdings and when failing over.
-    /// With certified facts only the sources of certified facts: the others
-    /// serve nothing but holdings reports, and are subscribed when those
-    /// are asked for.
+    /// failing over. With certified facts, only the sources of certified
+    /// facts: the others serve nothing but holdings reports, and are
+    /// subscribed when those are asked for ([`LightCore::request_holdings`]).
     pub fn resubscribe(&mut self) {
         self.started = true;
         let all = matches!(self.delivery, FactDelivery::Reported);
