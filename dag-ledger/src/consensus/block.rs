@@ -28,8 +28,9 @@ use idlegrid_primitives::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::block_hashes::{HashMemo, Hashes};
+use super::block_hashes::{HashMemo, Hashes, StructureKey};
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};
+use super::committer::SupportMemo;
 use super::config::ConsensusConfig;
 use super::error::ConsensusError;
 
@@ -298,6 +299,10 @@ pub struct Block {
     /// The digests computed from the fields above, once per block.
     #[serde(skip)]
     hashes: HashMemo,
+    /// Its support as a certificate, counted once per block (see
+    /// [`SupportMemo`]).
+    #[serde(skip)]
+    support: SupportMemo,
 }
 
 impl Block {
@@ -313,6 +318,7 @@ impl Block {
             transactions,
             signature,
             hashes: HashMemo::default(),
+            support: SupportMemo::default(),
         }
     }
 
@@ -357,6 +363,11 @@ impl Block {
             transactions_digest: transactions_digest(&transactions),
         };
         Self::from_parts(header, transactions, Signature::from_bytes([0; 64]))
+    }
+
+    /// The commit rule's memo of this block's support as a certificate.
+    pub(super) fn support_memo(&self) -> &SupportMemo {
+        &self.support
     }
 
     /// The header digest and the transactions' digest, computed on the first
@@ -410,6 +421,21 @@ impl Block {
         config: &ConsensusConfig,
     ) -> Result<BlockRef, ConsensusError> {
         let h = &self.header;
+        let key = StructureKey {
+            committee: committee.digest(),
+            limits: [
+                config.max_block_transactions,
+                config.max_transaction_bytes,
+                config.max_block_bytes,
+            ],
+        };
+        if let Some(hashes) = self.hashes.get_checked(h, &self.transactions, &key) {
+            return Ok(BlockRef {
+                round: h.round,
+                author: h.author,
+                digest: hashes.header,
+            });
+        }
         committee.authority(h.author)?;
         let Some(prev_round) = h.round.prev() else {
             return Err(ConsensusError::GenesisBlock);
@@ -475,6 +501,7 @@ impl Block {
         if hashes.transactions != h.transactions_digest {
             return Err(ConsensusError::TransactionsDigestMismatch);
         }
+        self.hashes.remember_checked(h, &self.transactions, key);
         Ok(BlockRef {
             round: h.round,
             author: h.author,
@@ -908,6 +935,56 @@ mod tests {
             b.verify_structure(&c, &cfg),
             Err(ConsensusError::TransactionsDigestMismatch)
         );
+    }
+
+    #[test]
+    fn a_passed_structural_check_is_remembered_for_its_committee_and_limits_only() {
+        let (keys, c, cfg) = setup(4);
+        let mut b = Block::new_signed(
+            &keys[0],
+            AuthorityIndex::new(0),
+            Round::new(1),
+            Timestamp::ZERO,
+            genesis_refs(4),
+            vec![Transaction::new(vec![1; 100])],
+        );
+        let r = b.header.reference();
+        assert_eq!(b.verify_structure(&c, &cfg), Ok(r));
+        let key = |c: &Committee, cfg: &ConsensusConfig| StructureKey {
+            committee: c.digest(),
+            limits: [
+                cfg.max_block_transactions,
+                cfg.max_transaction_bytes,
+                cfg.max_block_bytes,
+            ],
+        };
+        assert_eq!(
+            b.hashes
+                .get_checked(&b.header, &b.transactions, &key(&c, &cfg)),
+            b.hashes.get(&b.header, &b.transactions),
+            "the pass is remembered"
+        );
+        // Tighter limits, or a committee the parents do not reach a quorum
+        // of: checked again, and refused.
+        let tight = ConsensusConfig {
+            max_transaction_bytes: 50,
+            ..cfg.clone()
+        };
+        assert!(matches!(
+            b.verify_structure(&c, &tight),
+            Err(ConsensusError::BadTransactionSize { len: 100, max: 50 })
+        ));
+        let (_, big, _) = setup(7);
+        assert!(b.verify_structure(&big, &cfg).is_err());
+        // Altered in place after the check: the memo does not answer for it.
+        let parents = b.header.parents.clone();
+        b.header.parents.truncate(2);
+        assert!(matches!(
+            b.verify_structure(&c, &cfg),
+            Err(ConsensusError::InsufficientParentStake { .. })
+        ));
+        b.header.parents = parents;
+        assert_eq!(b.verify_structure(&c, &cfg), Ok(r));
     }
 
     #[test]

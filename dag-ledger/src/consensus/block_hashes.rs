@@ -19,6 +19,13 @@
 //! stored: the memo is written once). A cloned block starts with an empty
 //! memo, so a clone altered by a test or a Byzantine wrapper simply hashes
 //! again. The memo is never serialized and is ignored by `==`.
+//!
+//! The same entry remembers that the block passed its structural check
+//! ([`Block::verify_structure`](super::Block::verify_structure)) for one
+//! committee and one set of size limits ([`StructureKey`]): a pure function
+//! of the fields the entry was checked against, so every later recipient
+//! with the same committee and limits skips the walk over its parents. A
+//! failed check is not remembered (it is cheap to repeat and rare).
 
 use core::fmt;
 use std::sync::OnceLock;
@@ -36,11 +43,22 @@ pub(super) struct Hashes {
     pub(super) transactions: Digest,
 }
 
+/// What a block's structural check depends on besides the block: the
+/// committee (by digest) and the size limits of the configuration.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct StructureKey {
+    pub(super) committee: Digest,
+    pub(super) limits: [usize; 3],
+}
+
 /// What was hashed, and the results.
 struct Hashed {
     header: BlockHeader,
     transactions: Vec<Transaction>,
     hashes: Hashes,
+    /// The key of the first structural check this block passed (a failed
+    /// one is not remembered).
+    structure: OnceLock<StructureKey>,
 }
 
 /// A write-once memo of a block's [`Hashes`]; see the module docs.
@@ -51,6 +69,36 @@ impl HashMemo {
     /// The remembered hashes, if they are for exactly this header and these
     /// transaction buffers.
     pub(super) fn get(&self, header: &BlockHeader, transactions: &[Transaction]) -> Option<Hashes> {
+        self.entry(header, transactions).map(|h| h.hashes)
+    }
+
+    /// The remembered hashes, as [`Self::get`], if this block also passed
+    /// the structural check of `key`.
+    pub(super) fn get_checked(
+        &self,
+        header: &BlockHeader,
+        transactions: &[Transaction],
+        key: &StructureKey,
+    ) -> Option<Hashes> {
+        let h = self.entry(header, transactions)?;
+        (h.structure.get() == Some(key)).then_some(h.hashes)
+    }
+
+    /// Remembers that the block passed the structural check of `key`, if
+    /// its hashes are remembered (for this header and these buffers) and
+    /// no other check is.
+    pub(super) fn remember_checked(
+        &self,
+        header: &BlockHeader,
+        transactions: &[Transaction],
+        key: StructureKey,
+    ) {
+        if let Some(h) = self.entry(header, transactions) {
+            let _ = h.structure.set(key);
+        }
+    }
+
+    fn entry(&self, header: &BlockHeader, transactions: &[Transaction]) -> Option<&Hashed> {
         let h = self.0.get()?;
         let same = h.header == *header
             && h.transactions.len() == transactions.len()
@@ -58,7 +106,7 @@ impl HashMemo {
                 .iter()
                 .zip(transactions)
                 .all(|(a, b)| a.shares_bytes(b));
-        same.then_some(h.hashes)
+        same.then_some(&**h)
     }
 
     /// Remembers `hashes` for `header` and `transactions`, unless something
@@ -74,6 +122,7 @@ impl HashMemo {
                 header: header.clone(),
                 transactions: transactions.to_vec(),
                 hashes,
+                structure: OnceLock::new(),
             })
         });
     }

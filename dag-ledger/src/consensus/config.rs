@@ -56,6 +56,11 @@ pub struct ConsensusConfig {
     pub max_missing: usize,
     /// Retry period for fetching missing ancestors (rotating peers).
     pub sync_retry: Duration,
+    /// How long a missing ancestor may take to arrive on its own before it
+    /// is fetched, from the peer whose block named it. Without faults it is
+    /// nearly always in flight: its author sent it to every validator about
+    /// when it reached the peer that built on it. Zero fetches at once.
+    pub fetch_grace: Duration,
     /// If we have not proposed for this long, re-send our latest block so
     /// that peers that missed it (lost messages, a healed partition) can
     /// catch up.
@@ -81,6 +86,7 @@ impl Default for ConsensusConfig {
             max_fetch_items: 256,
             max_missing: 4_096,
             sync_retry: Duration::from_millis(300),
+            fetch_grace: Duration::from_millis(60),
             rebroadcast_timeout: Duration::from_millis(1_000),
             leaders_per_round: 1,
         }
@@ -123,6 +129,12 @@ impl ConsensusConfig {
     /// Sets the leader timeout (builder style).
     pub fn with_leader_timeout(mut self, d: Duration) -> Self {
         self.leader_timeout = d;
+        self
+    }
+    /// Sets how long a missing ancestor may take before it is fetched
+    /// (builder style).
+    pub fn with_fetch_grace(mut self, d: Duration) -> Self {
+        self.fetch_grace = d;
         self
     }
     /// Turns the adaptive leader wait on or off (builder style).

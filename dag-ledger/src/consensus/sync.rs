@@ -6,8 +6,13 @@
 //! is full its highest-round pending block is evicted in favour of a lower
 //! one, so catching up always makes progress). Each missing ancestor is
 //! tracked by [`Synchronizer`]: first requested from the peer that sent the
-//! block referencing it, then, every `sync_retry`, from the next committee
-//! member in turn. Both structures drop everything below the
+//! block referencing it — at once, or after a grace (`fetch_grace`) in
+//! which it usually arrives by itself, being in flight from its author —
+//! then, every `sync_retry`, from the next committee member in turn. An
+//! author one of whose blocks did not arrive within the grace (a
+//! withholder, or a slow link) has its missing blocks fetched at once for
+//! the next [`LATE_FOR_GRACES`] graces: withholding costs the committee a
+//! grace once in that span, not every round. Both structures drop everything below the
 //! garbage-collection round.
 
 use std::collections::BTreeMap;
@@ -172,9 +177,15 @@ impl PendingBlocks {
 #[derive(Debug, Clone, Copy)]
 struct Missing {
     first_peer: NodeId,
+    /// Requests sent so far (the next goes to the `attempts`-th peer after
+    /// `first_peer`, skipping this validator).
     attempts: u32,
     deadline: Timestamp,
 }
+
+/// How many graces an author stays late (its missing blocks fetched at
+/// once) after one of them was not in by the end of its grace.
+pub const LATE_FOR_GRACES: u64 = 1024;
 
 /// Missing ancestors and when to ask for them again.
 #[derive(Debug)]
@@ -182,15 +193,28 @@ pub struct Synchronizer {
     missing: BTreeMap<BlockRef, Missing>,
     max_missing: usize,
     retry: Duration,
+    grace: Duration,
+    /// Authors one of whose blocks was not in by the end of its grace, and
+    /// until when their missing blocks are fetched at once.
+    late: BTreeMap<AuthorityIndex, Timestamp>,
 }
 
 impl Synchronizer {
-    /// Tracks at most `max_missing` refs, retrying every `retry`.
+    /// Tracks at most `max_missing` refs, retrying every `retry`; a ref is
+    /// first asked for at once.
     pub fn new(max_missing: usize, retry: Duration) -> Self {
+        Self::with_grace(max_missing, retry, Duration::ZERO)
+    }
+
+    /// As [`Self::new`], but a ref is first asked for only if still missing
+    /// `grace` after it was added (then from the peer it was added with).
+    pub fn with_grace(max_missing: usize, retry: Duration, grace: Duration) -> Self {
         Self {
             missing: BTreeMap::new(),
             max_missing,
             retry,
+            grace,
+            late: BTreeMap::new(),
         }
     }
 
@@ -208,8 +232,12 @@ impl Synchronizer {
     }
 
     /// Starts tracking `r`, to be fetched from `peer`. Returns true if the
-    /// caller should request it now (newly tracked).
-    pub fn add(&mut self, r: BlockRef, peer: NodeId, now: Timestamp) -> bool {
+    /// caller should request it from `peer` now (newly tracked, and no
+    /// grace applies); else it is asked for when [due](Self::due). The grace
+    /// applies to a ref named by a `live` block (one its author broadcast,
+    /// whose ancestors are likely in flight too), not one named by a block
+    /// that answered a request, and not to a late author's.
+    pub fn add(&mut self, r: BlockRef, peer: NodeId, now: Timestamp, live: bool) -> bool {
         if self.missing.contains_key(&r) {
             return false;
         }
@@ -222,15 +250,18 @@ impl Synchronizer {
                 _ => return false,
             }
         }
+        let at_once = !live
+            || self.grace == Duration::ZERO
+            || self.late.get(&r.author).is_some_and(|until| now < *until);
         self.missing.insert(
             r,
             Missing {
                 first_peer: peer,
-                attempts: 0,
-                deadline: now + self.retry,
+                attempts: u32::from(at_once),
+                deadline: now + if at_once { self.retry } else { self.grace },
             },
         );
-        true
+        at_once
     }
 
     /// `r` arrived.
@@ -267,6 +298,12 @@ impl Synchronizer {
             if m.deadline > now {
                 continue;
             }
+            let attempt = m.attempts as usize;
+            if attempt == 0 {
+                let span = self.grace.as_micros().saturating_mul(LATE_FOR_GRACES);
+                self.late
+                    .insert(r.author, now + Duration::from_micros(span));
+            }
             m.attempts = m.attempts.saturating_add(1);
             m.deadline = now + self.retry;
             let start = committee
@@ -274,7 +311,7 @@ impl Synchronizer {
                 .map_or(0, |i| i.as_usize());
             let mut peer = None;
             for k in 0..n {
-                let idx = (start + m.attempts as usize + k) % n;
+                let idx = (start + attempt + k) % n;
                 let node = committee.authorities()[idx].node;
                 if node != me {
                     peer = Some(node);
@@ -341,6 +378,74 @@ mod tests {
             .iter()
             .map(VerifiedBlock::reference)
             .collect()
+    }
+
+    /// The peers asked for `r`, in order, polling every millisecond for
+    /// `ms` milliseconds after adding it from `committee`'s member 1.
+    fn asked(sync: &mut Synchronizer, committee: &Committee, ms: u64) -> Vec<(u64, usize)> {
+        let r = missing_parent(3);
+        let me = committee.authorities()[0].node;
+        let first = committee.authorities()[1].node;
+        let mut out = Vec::new();
+        if sync.add(r, first, Timestamp::ZERO, true) {
+            out.push((0, 1));
+        }
+        for t in 1..=ms {
+            let now = Timestamp::from_micros(t * 1_000);
+            for (peer, refs) in sync.due(now, committee, me, 8) {
+                assert_eq!(refs, vec![r]);
+                out.push((t, committee.index_of(&peer).unwrap().as_usize()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_missing_ancestor_is_asked_of_its_first_peer_at_once_or_after_the_grace() {
+        let keys: Vec<Keypair> = (0..4)
+            .map(|i| Keypair::from_seed(&Seed::from_u64(i)))
+            .collect();
+        let committee = Committee::equal(keys.iter().map(Keypair::node_id)).unwrap();
+        let retry = Duration::from_millis(300);
+        // At once from member 1, then every retry from the next ones,
+        // never from member 0 (this validator).
+        let mut now = Synchronizer::new(8, retry);
+        assert_eq!(
+            asked(&mut now, &committee, 700),
+            [(0, 1), (300, 2), (600, 3)]
+        );
+        // With a grace: member 1 when it ends, then the same rotation.
+        let mut later = Synchronizer::with_grace(8, retry, Duration::from_millis(60));
+        assert_eq!(
+            asked(&mut later, &committee, 700),
+            [(60, 1), (360, 2), (660, 3)]
+        );
+        // Its author was late: its missing blocks are asked for at once for
+        // the next LATE_FOR_GRACES graces (from 60 ms on), another
+        // author's after the grace.
+        let at = |ms| Timestamp::from_millis(ms);
+        let peer = keys[1].node_id();
+        assert!(later.add(missing_parent(4), peer, at(700), true));
+        let other = BlockRef {
+            author: AuthorityIndex::new(2),
+            ..missing_parent(5)
+        };
+        assert!(!later.add(other, peer, at(700), true));
+        let until = 60 + 60 * LATE_FOR_GRACES;
+        assert!(later.add(missing_parent(6), peer, at(until - 1), true));
+        assert!(!later.add(missing_parent(7), peer, at(until), true));
+        // An ancestor that arrives within the grace is never asked for.
+        let mut arrived = Synchronizer::with_grace(8, retry, Duration::from_millis(60));
+        assert!(!arrived.add(missing_parent(3), peer, Timestamp::ZERO, true));
+        arrived.remove(&missing_parent(3));
+        assert_eq!(arrived.next_deadline(), None);
+        assert!(
+            arrived
+                .due(at(100), &committee, keys[0].node_id(), 8)
+                .is_empty()
+        );
+        // One named by a block that answered a request is asked for at once.
+        assert!(arrived.add(missing_parent(9), peer, at(100), false));
     }
 
     #[test]

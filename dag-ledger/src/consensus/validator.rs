@@ -200,7 +200,11 @@ impl Validator {
             keypair,
             me,
             pending: PendingBlocks::new(n, config.max_pending_blocks_per_author),
-            sync: Synchronizer::new(config.max_missing, config.sync_retry),
+            sync: Synchronizer::with_grace(
+                config.max_missing,
+                config.sync_retry,
+                config.fetch_grace,
+            ),
             linearizer: Linearizer::new(config.gc_depth),
             committer,
             committee,
@@ -517,7 +521,7 @@ impl Validator {
             return;
         }
         match msg {
-            ConsensusMessage::Block(b) => self.receive_blocks(now, from, vec![b]),
+            ConsensusMessage::Block(b) => self.receive_blocks(now, from, vec![b], true),
             ConsensusMessage::FetchRequest(req) => self.serve_fetch(from, req),
             ConsensusMessage::FetchResponse(blocks) => {
                 if blocks.len() > self.config.max_fetch_items {
@@ -530,7 +534,7 @@ impl Validator {
                     );
                     return;
                 }
-                self.receive_blocks(now, from, blocks);
+                self.receive_blocks(now, from, blocks, false);
             }
             ConsensusMessage::LatestOwnBlockRequest => self.serve_latest_own(from),
             ConsensusMessage::LatestOwnBlockResponse(block) => {
@@ -569,7 +573,15 @@ impl Validator {
         Ok(())
     }
 
-    fn receive_blocks(&mut self, now: Timestamp, from: NodeId, blocks: Vec<Arc<Block>>) {
+    /// Checks and takes in `blocks`; `live` if they came as a broadcast
+    /// (their missing ancestors are likely in flight), not as an answer.
+    fn receive_blocks(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        blocks: Vec<Arc<Block>>,
+        live: bool,
+    ) {
         let mut structural = Vec::with_capacity(blocks.len());
         for b in blocks {
             let checked = self
@@ -584,7 +596,7 @@ impl Validator {
         }
         let verified = self.verify_signatures(from, structural);
         for vb in verified {
-            if let Err(e) = self.process_verified(now, from, vb) {
+            if let Err(e) = self.process_verified(now, from, vb, live) {
                 self.invalid(from, e);
             }
         }
@@ -617,6 +629,7 @@ impl Validator {
         now: Timestamp,
         from: NodeId,
         block: VerifiedBlock,
+        live: bool,
     ) -> Result<(), ConsensusError> {
         let r = block.reference();
         if self.store.contains(&r) || self.pending.contains(&r) {
@@ -632,7 +645,7 @@ impl Validator {
         self.sync.remove(&r);
         let mut request = Vec::new();
         for p in missing {
-            if !self.pending.contains(&p) && self.sync.add(p, from, now) {
+            if !self.pending.contains(&p) && self.sync.add(p, from, now, live) {
                 request.push(p);
             }
         }
@@ -832,7 +845,7 @@ impl Validator {
                         self.proposed_round = vb.round();
                         self.last_own = vb;
                     }
-                    self.receive_blocks(now, from, vec![b]);
+                    self.receive_blocks(now, from, vec![b], false);
                 }
                 Err(e) => {
                     self.invalid(from, e);
@@ -947,22 +960,43 @@ impl Validator {
     }
 
     fn has_quorum(&self, round: Round) -> bool {
-        let mut agg = StakeAggregator::new(&self.committee);
-        for b in self.eligible_parents(round) {
-            agg.add(b.author(), &self.committee);
-        }
-        self.committee.is_quorum(agg.stake())
+        // One block per author: their stakes add up without a seen-set.
+        let stake = self
+            .eligible_parents(round)
+            .map(|b| self.committee.stake(b.author()))
+            .fold(0u64, u64::saturating_add);
+        self.committee.is_quorum(stake)
     }
 
+    /// Proposes if a round is ready. Our own block may complete the next
+    /// round's quorum: its leader wait then starts now, not at whatever
+    /// input comes next (with a crashed leader and every other block of the
+    /// round already in, that was the next round's first block, a leader
+    /// timeout later). The next proposal itself still waits for an input,
+    /// as before: a lone validator would otherwise propose round after
+    /// round at one instant.
     fn try_propose(&mut self, now: Timestamp) {
+        if self.try_propose_once(now, true) {
+            self.try_propose_once(now, false);
+        }
+    }
+
+    /// Proposes if a round is ready and `may_propose`, else starts the
+    /// wait for its leaders; true if it proposed.
+    fn try_propose_once(&mut self, now: Timestamp, may_propose: bool) -> bool {
         if !self.started || self.own_sync.is_some() {
-            return;
+            return false;
         }
         self.note_late_leaders(now);
+        // Our latest block (one peers returned after a store loss) must be
+        // in the DAG before a block of ours can name it.
+        if !self.parent_known(&self.last_own.reference()) {
+            return false;
+        }
         // A DAG restored empty above its gc round has no quorum yet.
         let low = self.proposed_round.max(self.store.gc_round());
         let Some(base) = self.quorum_round_from(low) else {
-            return;
+            return false;
         };
         let leaders_present = self.leaders_present(base);
         if base > Round::ZERO && !leaders_present {
@@ -976,16 +1010,20 @@ impl Validator {
             let deadline = since + self.leader_wait_bound(base);
             if now < deadline {
                 self.leader_deadline = Some(deadline);
-                return;
+                return false;
             }
+        }
+        if !may_propose {
+            return false;
         }
         self.sample_leaders(now, base, leaders_present);
         let earliest = self.proposed_at + self.config.min_round_delay;
         if self.proposed_round > Round::ZERO && now < earliest {
             self.leader_deadline = Some(earliest);
-            return;
+            return false;
         }
         self.propose(now, base);
+        true
     }
 
     fn leaders_present(&self, round: Round) -> bool {

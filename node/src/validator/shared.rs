@@ -14,11 +14,14 @@
 //! "That very state" is object identity, not a digest: a validator's
 //! [`Replica`] lives behind an [`Rc`], and the memo is keyed by the
 //! commit (index, running commit digest, time) and the pre-state's
-//! allocation. The memo holds only [`Weak`] references, which pins the
-//! allocation (so its address is never reused while the entry lives) and,
-//! through [`Rc::make_mut`], forces any later writer of that allocation to
-//! move or clone it first, so a remembered pre-state never changes under
-//! its entry. A validator whose state diverged (a Byzantine one fed
+//! allocation. The memo holds the pre-state by a [`Weak`] reference, which
+//! pins the allocation (so its address is never reused while the entry
+//! lives) and, through [`Rc::make_mut`], forces any later writer of that
+//! allocation to move or clone it first, so a remembered pre-state never
+//! changes under its entry; it holds the post-state itself while anyone
+//! holds the pre-state, so a validator several commits behind the first
+//! still takes each result in turn (the first validator's next commit then
+//! writes a copy, as it does whenever another validator took the state). A validator whose state diverged (a Byzantine one fed
 //! another sequence, one recovered from its own disk or installed from a
 //! snapshot) holds another allocation and computes for itself; it can
 //! never take a result it did not compute from identical state.
@@ -127,7 +130,11 @@ const MAX_ENTRIES: usize = 4_096;
 
 struct Entry {
     pre: Weak<Replica>,
-    post: Weak<Replica>,
+    /// Held while some validator holds `pre`: one that fell commits behind
+    /// the first can still take it (a weak one was moved by the first
+    /// validator's next commit, and the laggard then computed on its own
+    /// copy for good).
+    post: Rc<Replica>,
     applied: Rc<Applied>,
 }
 
@@ -314,8 +321,7 @@ impl Memo {
     fn take(&mut self, state: &Rc<Replica>, key: &CommitKey) -> Option<(Rc<Replica>, Rc<Applied>)> {
         let found = self.entries.get(key)?.iter().find_map(|e| {
             (e.pre.as_ptr() == Rc::as_ptr(state))
-                .then(|| e.post.upgrade().map(|p| (p, Rc::clone(&e.applied))))
-                .flatten()
+                .then(|| (Rc::clone(&e.post), Rc::clone(&e.applied)))
         });
         self.shared += u64::from(found.is_some());
         found
@@ -348,7 +354,7 @@ impl Memo {
         }
         // A pre-state nobody holds any more can never be looked up again.
         self.entries.retain(|_, v| {
-            v.retain(|e| e.pre.strong_count() > 0 && e.post.strong_count() > 0);
+            v.retain(|e| e.pre.strong_count() > 0);
             !v.is_empty()
         });
         self.len = self.entries.values().map(Vec::len).sum();
@@ -357,7 +363,7 @@ impl Memo {
         }
         self.entries.entry(key).or_default().push(Entry {
             pre,
-            post: Rc::downgrade(post),
+            post: Rc::clone(post),
             applied: Rc::clone(applied),
         });
         self.len += 1;

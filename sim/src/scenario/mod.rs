@@ -337,6 +337,11 @@ pub struct ConsensusSection {
     /// the timeout.
     #[serde(default = "default_adaptive_leader_wait")]
     pub adaptive_leader_wait: bool,
+    /// How long a missing ancestor may take to arrive on its own before it
+    /// is fetched, ms (dag-ledger's `ConsensusConfig::fetch_grace`); absent,
+    /// its default. 0 fetches at once.
+    #[serde(default)]
+    pub fetch_grace_ms: Option<u64>,
     /// Removed: block signatures are always verified (the simulated
     /// validators share one memo of verified signatures, so each block is
     /// verified once per run). Setting it is an error naming the field.
@@ -457,6 +462,7 @@ impl Default for ConsensusSection {
             leader_timeout_ms: default_leader_timeout(),
             leaders_per_round: default_leaders(),
             adaptive_leader_wait: default_adaptive_leader_wait(),
+            fetch_grace_ms: None,
             verify_signatures: None,
             liveness_bound_ms: default_liveness(),
             cpu_us_per_block_verify: 0.0,
@@ -987,6 +993,14 @@ impl Scenario {
                 "must be in 1..=60000",
             ));
         }
+        if let Some(g) = c.fetch_grace_ms
+            && g > 60_000
+        {
+            return Err(invalid(
+                "consensus.fetch_grace_ms",
+                format!("must be in 0..=60000, got {g}"),
+            ));
+        }
         if !(1..=16).contains(&c.leaders_per_round) || c.leaders_per_round as usize > n {
             return Err(invalid(
                 "consensus.leaders_per_round",
@@ -1144,6 +1158,10 @@ impl Scenario {
             .with_leader_timeout(Duration::from_millis(c.leader_timeout_ms))
             .with_leaders_per_round(c.leaders_per_round)
             .with_adaptive_leader_wait(c.adaptive_leader_wait);
+        let config = match c.fetch_grace_ms {
+            Some(ms) => config.with_fetch_grace(Duration::from_millis(ms)),
+            None => config,
+        };
         ConsensusParams {
             behaviors: self.behaviors(),
             tx_per_second: self.tx_per_validator(),

@@ -57,6 +57,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use idlegrid_primitives::Round;
 
+pub(super) use self::tally::SupportMemo;
 use self::tally::Tally;
 use super::block::VerifiedBlock;
 use super::committee::{AuthorityIndex, Committee, StakeAggregator};

@@ -43,7 +43,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use idlegrid_primitives::{Digest, Round};
 
@@ -53,10 +53,94 @@ use crate::consensus::dag::{DagStore, find_in};
 use crate::consensus::leader_schedule::LeaderSchedule;
 
 /// The stake of one candidate certificate's voters for one leader block.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Support {
     leader: BlockRef,
     stake: u64,
+}
+
+/// A block's support as a certificate, remembered in the block: counted by
+/// the first tally of the process that meets the block, read by every other.
+///
+/// The support of a round `r+2` block is a pure function of its round `r+1`
+/// parents (its digest fixes them, and theirs the leader blocks they
+/// reference), of the committee's stakes and of round `r`'s leaders: the
+/// block's digest, the committee's digest and the leaders are the key, and
+/// a tally with another committee or schedule counts for itself (without
+/// overwriting). Blocks travel as `Arc<Block>`, so the simulator's
+/// validators hold one copy of each and count a block's parents once
+/// instead of once each (a committee's worth of parents, for every block
+/// every validator receives); a real process runs one tally and gains
+/// nothing, nor pays more than a comparison. Only a complete support (no
+/// parent missing) is remembered, and read only by a tally whose store holds
+/// every parent it counts. Debug builds count again on every hit and
+/// compare. Like the block's hash memo it is never serialized, starts empty
+/// in a clone and is ignored by `==`.
+#[derive(Default)]
+pub(in crate::consensus) struct SupportMemo(OnceLock<Box<RememberedSupport>>);
+
+/// What a [`SupportMemo`] holds: its key and the support, sorted by leader
+/// block.
+struct RememberedSupport {
+    block: Digest,
+    committee: Digest,
+    leaders: Arc<[AuthorityIndex]>,
+    support: Box<[Support]>,
+}
+
+impl SupportMemo {
+    /// The remembered support, if it is for this block, committee and
+    /// leaders.
+    fn get(
+        &self,
+        block: &Digest,
+        committee: &Digest,
+        leaders: &[AuthorityIndex],
+    ) -> Option<&[Support]> {
+        let r = self.0.get()?;
+        let same = r.block == *block && r.committee == *committee && *r.leaders == *leaders;
+        same.then_some(&*r.support)
+    }
+
+    /// Remembers `support` unless something is remembered already.
+    fn remember(
+        &self,
+        block: Digest,
+        committee: Digest,
+        leaders: Arc<[AuthorityIndex]>,
+        support: Vec<Support>,
+    ) {
+        let _ = self.0.get_or_init(|| {
+            Box::new(RememberedSupport {
+                block,
+                committee,
+                leaders,
+                support: support.into(),
+            })
+        });
+    }
+}
+
+/// A clone starts empty (it may be altered).
+impl Clone for SupportMemo {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+/// Ignored by equality: it only caches what the block determines.
+impl PartialEq for SupportMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SupportMemo {}
+
+impl fmt::Debug for SupportMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SupportMemo")
+    }
 }
 
 /// Counts of the commit rule over the blocks of one store; see the module
@@ -73,6 +157,9 @@ pub(super) struct Tally {
     gc_round: Round,
     /// Leader authorities of each live round, in offset order.
     leaders: BTreeMap<Round, Arc<[AuthorityIndex]>>,
+    /// The last leaders looked up for an even and an odd round: counting a
+    /// block asks for the two rounds below it, block after block.
+    recent_leaders: [Option<(Round, Arc<[AuthorityIndex]>)>; 2],
     /// Distinct authors of round `r+1` blocks blaming slot `(r, a)`.
     blame: BTreeMap<(Round, AuthorityIndex), StakeAggregator>,
     /// Per round `r+2` block with votes still to come (orphan parents),
@@ -183,6 +270,7 @@ impl Tally {
             inserted: 0,
             gc_round: Round::ZERO,
             leaders: BTreeMap::new(),
+            recent_leaders: [None, None],
             blame: BTreeMap::new(),
             partial: BTreeMap::new(),
             certified: BTreeMap::new(),
@@ -194,6 +282,19 @@ impl Tally {
     /// The leader authorities of `round` in offset order (none for round 0).
     /// Cached for live rounds.
     pub fn leaders(&mut self, round: Round) -> Arc<[AuthorityIndex]> {
+        let parity = (round.get() % 2) as usize;
+        if let Some((r, l)) = &self.recent_leaders[parity]
+            && *r == round
+        {
+            return l.clone();
+        }
+        let l = self.schedule_leaders(round);
+        self.recent_leaders[parity] = Some((round, l.clone()));
+        l
+    }
+
+    /// [`Self::leaders`] from the per-round cache or the schedule.
+    fn schedule_leaders(&mut self, round: Round) -> Arc<[AuthorityIndex]> {
         if let Some(l) = self.leaders.get(&round) {
             return l.clone();
         }
@@ -280,7 +381,8 @@ impl Tally {
                 // partial (a hand-built DAG's case, not a validator's).
                 let mut support = self.partial.remove(&cert).unwrap_or_default();
                 self.add_votes(&mut support, b, &leaders);
-                self.settle(cert, support, true);
+                self.settle(cert, &support);
+                self.keep_partial(cert, support);
             }
         }
         let Some(slot_round) = vote_round.prev() else {
@@ -291,6 +393,56 @@ impl Tally {
             return;
         }
         let cert = b.reference();
+        let memo = b.block().support_memo();
+        let committee = self.committee.digest();
+        if let Some(support) = memo.get(&cert.digest, &committee, &leaders)
+            && self.parents_present(b, vote_round, store)
+        {
+            debug_assert_eq!(
+                self.support_of(b, vote_round, &leaders, store),
+                (support.to_vec(), Vec::new()),
+                "a remembered support is the one counted"
+            );
+            self.settle(cert, support);
+            return;
+        }
+        let (support, missing) = self.support_of(b, vote_round, &leaders, store);
+        self.settle(cert, &support);
+        if missing.is_empty() {
+            memo.remember(cert.digest, committee, leaders, support);
+            return;
+        }
+        for p in missing {
+            self.orphans.entry(p).or_default().push(cert);
+        }
+        self.keep_partial(cert, support);
+    }
+
+    /// True if every `vote_round` parent of `b` is in `store`: the
+    /// remembered support counts them all, and counts are those of the
+    /// blocks present (a validator inserts a block after its parents, but a
+    /// hand-built DAG, or one restored above a snapshot, may not). Asked of
+    /// the round's vote table first, one array, then of the store.
+    fn parents_present(&self, b: &VerifiedBlock, vote_round: Round, store: &DagStore) -> bool {
+        let table = self.votes.get(&vote_round);
+        let voters = store.round_by_author(vote_round);
+        b.parents()
+            .iter()
+            .filter(|p| p.round == vote_round)
+            .all(|p| table.is_some_and(|t| t.votes_of(p).is_some()) || find_in(voters, p).is_some())
+    }
+
+    /// The support of `b` as a certificate for the leader blocks of
+    /// `leaders` (two rounds below it), sorted by leader block, counted
+    /// from its `vote_round` parents present in `store`; and the parents
+    /// missing from it.
+    fn support_of(
+        &self,
+        b: &VerifiedBlock,
+        vote_round: Round,
+        leaders: &[AuthorityIndex],
+        store: &DagStore,
+    ) -> (Vec<Support>, Vec<BlockRef>) {
         let mut support = Vec::new();
         let voters = store.round_by_author(vote_round);
         let table = self.votes.get(&vote_round);
@@ -304,15 +456,12 @@ impl Tally {
                 continue;
             }
             match find_in(voters, p) {
-                Some(voter) => self.add_votes(&mut support, voter, &leaders),
+                Some(voter) => self.add_votes(&mut support, voter, leaders),
                 None => missing.push(*p),
             }
         }
-        let orphaned = !missing.is_empty();
-        for p in missing {
-            self.orphans.entry(p).or_default().push(cert);
-        }
-        self.settle(cert, support, orphaned);
+        support.sort_unstable_by_key(|s| s.leader);
+        (support, missing)
     }
 
     /// Keeps `b`'s votes for `leaders` (one round below it) in the table of
@@ -355,12 +504,12 @@ impl Tally {
         }
     }
 
-    /// Records `cert`'s support; `cert` becomes a certificate for the
+    /// Records `cert`'s support: `cert` becomes a certificate for the
     /// leaders whose support now reaches a quorum (once: certificates are
-    /// counted by distinct author). The stakes are kept only while votes
-    /// may still come (`partial`).
-    fn settle(&mut self, cert: BlockRef, support: Vec<Support>, partial: bool) {
-        for s in &support {
+    /// counted by distinct author). The caller keeps the stakes only while
+    /// votes may still come (`partial`).
+    fn settle(&mut self, cert: BlockRef, support: &[Support]) {
+        for s in support {
             if self.committee.is_quorum(s.stake) {
                 self.certified
                     .entry(s.leader)
@@ -368,7 +517,11 @@ impl Tally {
                     .add(cert, &self.committee);
             }
         }
-        if partial && !support.is_empty() {
+    }
+
+    /// Keeps the support of `cert`, which waits for votes still to come.
+    fn keep_partial(&mut self, cert: BlockRef, support: Vec<Support>) {
+        if !support.is_empty() {
             self.partial.insert(cert, support);
         }
     }
