@@ -12,8 +12,8 @@
 //! author one of whose blocks did not arrive within the grace (a
 //! withholder, or a slow link) has its missing blocks fetched at once for
 //! the next [`LATE_FOR_GRACES`] graces: withholding costs the committee a
-//! grace once in that span, not every round. Both structures drop everything below the
-//! garbage-collection round.
+//! grace once in that span, not every round. Both structures drop
+//! everything below the garbage-collection round.
 
 use std::collections::BTreeMap;
 
