@@ -77,11 +77,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee, StakeAggregator};
 use idlegrid_primitives::{
-    AccountId, Digest, Domain, Keypair, MerkleProof, PublicKey, Signature, SignatureVerifier,
+    AccountId, CacheCell, Digest, Domain, Keypair, MerkleProof, PublicKey, Signature,
+    SignatureVerifier,
 };
 use serde::{Deserialize, Serialize};
 
@@ -179,32 +180,8 @@ pub struct FactsCertificate {
 /// validator in one process) is checked once. Not part of the certificate:
 /// never sent or received (a decoded certificate is unchecked), empty in a
 /// clone (which may then be changed), equal for all.
-#[derive(Default)]
-struct Checked(OnceLock<Digest>);
-
-impl Clone for Checked {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-impl PartialEq for Checked {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for Checked {}
-
-impl std::fmt::Debug for Checked {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.get().is_some() {
-            "checked"
-        } else {
-            "unchecked"
-        })
-    }
-}
+#[derive(Default, Clone, PartialEq, Eq, Debug)]
+struct Checked(CacheCell<Digest>);
 
 /// One leaf of a commit's facts tree with its proof.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

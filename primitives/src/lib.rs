@@ -73,6 +73,7 @@
 
 mod amount;
 mod bytes32;
+mod cache_cell;
 mod commitment;
 mod cow_map;
 mod crypto;
@@ -94,6 +95,7 @@ pub mod strategies;
 
 pub use amount::{Amount, AmountError};
 pub use bytes32::ParseHexError;
+pub use cache_cell::CacheCell;
 pub use commitment::{Commitment, CommitmentError, Salt};
 pub use cow_map::{CowMap, CowSet, SHARDS as COW_MAP_SHARDS, ShardKey};
 pub use crypto::{

@@ -27,10 +27,9 @@
 //! with the same committee and limits skips the walk over its parents. A
 //! failed check is not remembered (it is cheap to repeat and rare).
 
-use core::fmt;
 use std::sync::OnceLock;
 
-use idlegrid_primitives::Digest;
+use idlegrid_primitives::{CacheCell, Digest};
 
 use super::block::{BlockHeader, Transaction};
 
@@ -61,9 +60,10 @@ struct Hashed {
     structure: OnceLock<StructureKey>,
 }
 
-/// A write-once memo of a block's [`Hashes`]; see the module docs.
-#[derive(Default)]
-pub(super) struct HashMemo(OnceLock<Box<Hashed>>);
+/// A write-once memo of a block's [`Hashes`]; see the module docs. Empty
+/// in a clone, ignored by `==` ([`CacheCell`]).
+#[derive(Default, Clone, PartialEq, Eq, Debug)]
+pub(super) struct HashMemo(CacheCell<Box<Hashed>>);
 
 impl HashMemo {
     /// The remembered hashes, if they are for exactly this header and these
@@ -131,27 +131,5 @@ impl HashMemo {
     #[cfg(test)]
     pub(super) fn is_set(&self) -> bool {
         self.0.get().is_some()
-    }
-}
-
-/// A clone starts empty: the clone may be altered and hashed again.
-impl Clone for HashMemo {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-/// Ignored by equality: it only caches what the fields determine.
-impl PartialEq for HashMemo {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for HashMemo {}
-
-impl fmt::Debug for HashMemo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HashMemo")
     }
 }

@@ -43,9 +43,9 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Weak};
 
-use idlegrid_primitives::{Digest, Round};
+use idlegrid_primitives::{CacheCell, Digest, Round};
 
 use crate::consensus::block::{BlockRef, VerifiedBlock};
 use crate::consensus::committee::{AuthorityIndex, Committee, StakeAggregator};
@@ -76,8 +76,8 @@ struct Support {
 /// every parent it counts. Debug builds count again on every hit and
 /// compare. Like the block's hash memo it is never serialized, starts empty
 /// in a clone and is ignored by `==`.
-#[derive(Default)]
-pub(in crate::consensus) struct SupportMemo(OnceLock<Box<RememberedSupport>>);
+#[derive(Default, Clone, PartialEq, Eq, Debug)]
+pub(in crate::consensus) struct SupportMemo(CacheCell<Box<RememberedSupport>>);
 
 /// What a [`SupportMemo`] holds: its key and the support, sorted by leader
 /// block.
@@ -110,7 +110,7 @@ impl SupportMemo {
         leaders: Arc<[AuthorityIndex]>,
         support: Vec<Support>,
     ) {
-        let _ = self.0.get_or_init(|| {
+        self.0.get_or_init(|| {
             Box::new(RememberedSupport {
                 block,
                 committee,
@@ -118,28 +118,6 @@ impl SupportMemo {
                 support: support.into(),
             })
         });
-    }
-}
-
-/// A clone starts empty (it may be altered).
-impl Clone for SupportMemo {
-    fn clone(&self) -> Self {
-        Self::default()
-    }
-}
-
-/// Ignored by equality: it only caches what the block determines.
-impl PartialEq for SupportMemo {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for SupportMemo {}
-
-impl fmt::Debug for SupportMemo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SupportMemo")
     }
 }
 
