@@ -401,7 +401,8 @@ pub enum ClientEvent {
         /// Escrow refunded.
         refunded: Amount,
     },
-    /// The ledger rejected one of its transactions.
+    /// The ledger rejected one of its transactions. A refused `PostJob`'s
+    /// job is no longer open (its id may be posted again).
     Rejected {
         /// The payload.
         tx: Box<MarketTx>,
@@ -634,7 +635,7 @@ impl ClientNode {
         spec.request.commitment = self.sealer.seal_bid(id, spec.max_price);
         let tx = MarketTx::PostJob(spec.request);
         if let Err(e) = self.core.submit_market(now, &tx) {
-            self.sealer.rejected(&tx, None);
+            let _bid = self.sealer.rejected(&tx, None);
             return Err(e.into());
         }
         let pool = (self.targets.lifetime.is_some() && spec.data.is_none())
@@ -1112,7 +1113,11 @@ impl ClientNode {
             let ev = match f {
                 TxFate::Rejected { kind, reason } => match crate::market::decode_market(&kind) {
                     Some(tx) => {
-                        self.sealer.rejected(&tx, reason.market.as_ref());
+                        let again = self.sealer.rejected(&tx, reason.market.as_ref());
+                        debug_assert!(again.is_none(), "a client reveals no asks");
+                        if let MarketTx::PostJob(req) = &tx {
+                            self.jobs.remove(&req.job);
+                        }
                         ClientEvent::Rejected {
                             tx: Box::new(tx),
                             reason,

@@ -468,12 +468,14 @@ impl ProviderNode {
         self.submit(now, &tx);
     }
 
-    fn on_fates(&mut self, fates: Vec<TxFate>) {
+    fn on_fates(&mut self, now: Timestamp, fates: Vec<TxFate>) {
         for f in fates {
             match f {
                 TxFate::Rejected { kind, reason } => {
                     if let Some(tx) = crate::market::decode_market(&kind) {
-                        self.sealer.rejected(&tx, reason.market.as_ref());
+                        if let Some(again) = self.sealer.rejected(&tx, reason.market.as_ref()) {
+                            self.submit(now, &again);
+                        }
                         self.events.push_back(ProviderEvent::Rejected {
                             tx: Box::new(tx),
                             reason,
@@ -522,7 +524,7 @@ impl ProviderNode {
     fn on_decided(&mut self, now: Timestamp, from: NodeId, decided: Decided) {
         match decided {
             Ok((facts, fates)) => {
-                self.on_fates(fates);
+                self.on_fates(now, fates);
                 for f in facts {
                     self.on_fact(now, f);
                 }

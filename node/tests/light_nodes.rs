@@ -365,6 +365,18 @@ fn a_transaction_the_ledger_rejects_comes_back_typed() {
         "{r:?}"
     );
     assert!(r.detail.contains("lots"), "{}", r.detail);
+    // The refused job is not left open: the client forgot it, and its id
+    // may be posted again (and this time the job runs to the end).
+    let c = t.net.client_mut(&client).unwrap();
+    assert_eq!(c.open_jobs(), 0, "a refused job is not open");
+    let events = run_job(&mut t, job(3, 1, now));
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            LocalEvent::Client(_, ClientEvent::JobClosed { job: 3, .. })
+        )),
+        "the id was posted again and the job closed"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use idlegrid_node::market::sealing::Sealer;
 use idlegrid_node::market::{
     BatchNo, MarketError, MarketTx, Notice, OrderKey, SealError, seal_price,
 };
-use idlegrid_node::wire::Rejection;
+use idlegrid_node::wire::{Rejection, RejectionKind};
 use idlegrid_primitives::{Amount, Salt, Seed, encode};
 use proptest::prelude::*;
 
@@ -392,11 +392,83 @@ fn a_restarted_provider_numbers_its_asks_past_the_books_last_one() {
     let Some(MarketError::Seal(SealError::StaleAsk { last, got: 0 })) = why.market else {
         panic!("{why:?}");
     };
-    fresh.rejected(&stale, why.market.as_ref());
+    assert!(fresh.rejected(&stale, why.market.as_ref()).is_none());
     let next = fresh.poll_ask().expect("asking again");
     assert!(
         matches!(next, MarketTx::SealAsk { seq, .. } if seq == last + 1),
         "{next:?}"
     );
     w.batch(10, vec![(w.provider.clone(), next)]);
+}
+
+/// A provider's reveal carries its next ask, and the ledger cannot lock the
+/// next ask's bond (the provider's stake went elsewhere): the reveal is
+/// refused as a whole, the sealer sends it again alone, and the ask is
+/// revealed in time — its bond is returned, not forfeited. The sealer asks
+/// again only once another batch closed.
+#[test]
+fn a_reveal_whose_next_ask_cannot_be_bonded_goes_again_alone_and_keeps_its_bond() {
+    let mut w = World::new();
+    let provider = w.provider.account_id();
+    w.batch(10, vec![(w.provider.clone(), common::offer())]);
+    w.sealers[0].set_ask(Some(Amount::new(ASK)));
+    let first = w.sealers[0].poll_ask().expect("asking");
+    // The rest of the provider's stake bonds a job of its own: nothing is
+    // left for the next ask's bond (3 slots' stake, one slot offered, one
+    // ask's bond, the job's sealing bond).
+    let MarketTx::PostJob(mut req) = w.job(7, BID) else {
+        unreachable!("a job")
+    };
+    req.client_bond = Amount::new(3 * common::STAKE - common::STAKE - 2 * SEAL_BOND);
+    let own_job = MarketTx::PostJob(req);
+    w.batch(
+        100,
+        vec![(w.provider.clone(), first), (w.provider.clone(), own_job)],
+    );
+    w.batch(1_000, vec![]);
+    let reveal = w
+        .follow()
+        .into_iter()
+        .find(|(k, tx)| {
+            k.account_id() == provider && matches!(tx, MarketTx::RevealAsk { next: Some(_), .. })
+        })
+        .expect("the reveal with the next ask");
+    let r = w.try_batch(10, vec![reveal.clone()]);
+    let why = Rejection::from_ledger(r[0].as_ref().expect_err("no stake for the next bond"));
+    assert_eq!(why.kind, RejectionKind::Funds, "{why:?}");
+    let again = w.sealers[0]
+        .rejected(&reveal.1, why.market.as_ref())
+        .expect("the reveal goes again");
+    assert!(
+        matches!(
+            again,
+            MarketTx::RevealAsk {
+                seq: 0,
+                next: None,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert!(
+        !w.sealers[0].ask_due(),
+        "no new ask until a batch closes and its bond may be there"
+    );
+    w.batch(10, vec![(w.provider.clone(), again)]);
+    for _ in 0..3 {
+        w.batch(1_000, vec![]);
+        let _reveals = w.follow();
+    }
+    let ask = OrderKey::Ask { seq: 0 };
+    let revealed = w.notices.iter().any(|n| {
+        matches!(n, Notice::OrderRevealed { owner, order, .. } if *owner == provider && *order == ask)
+    });
+    let forfeited = w.notices.iter().any(|n| {
+        matches!(n, Notice::BondForfeited { owner, order, .. } if *owner == provider && *order == ask)
+    });
+    assert!(
+        revealed && !forfeited,
+        "revealed {revealed}, forfeited {forfeited}"
+    );
+    assert!(w.sealers[0].ask_due(), "asking resumes once a batch closed");
 }

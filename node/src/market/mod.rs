@@ -118,8 +118,14 @@ pub const MARKETPLACE_APP: AppId = AppId::new(1);
 pub const MAX_LOTS: u32 = 64;
 /// Bound on buffered notices (oldest dropped first).
 pub const MAX_NOTICES: usize = 1 << 16;
-/// Bound on jobs still bidding (sealed, revealed or unfilled).
-pub const MAX_PENDING_BIDS: usize = 4_096;
+/// Bound on jobs still bidding (sealed, revealed or unfilled), all clients
+/// together: a backstop on the replicated state's size, far above what a
+/// market of 10 000 clients posting a job every 8 s keeps bidding (`huge`:
+/// up to about 5 000). One client cannot fill it: each bidding job holds a
+/// stake lock per lot (its client bonds, besides the sealing bond), and the
+/// ledger caps an account's locks (`Params::max_locks_per_account`, 256 by
+/// default), so an account has at most that many jobs bidding.
+pub const MAX_PENDING_BIDS: usize = 1 << 18;
 
 /// A live round: (client, job) and lot.
 type RoundKey = ((AccountId, u64), u32);

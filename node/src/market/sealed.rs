@@ -41,8 +41,14 @@ use serde::{Deserialize, Serialize};
 
 /// Domain label of sealed-price commitments.
 pub const SEALED_PRICE: Domain = Domain::new("idlegrid/node/market/sealed-price");
-/// Most live commitments (all batches together).
-pub const MAX_SEALED: usize = 1 << 16;
+/// Most live commitments (all batches together, all owners): a backstop on
+/// the replicated state's size (about 200 bytes each with its indexes).
+/// Each owner is bounded on its own: a provider seals at most one ask per
+/// batch and has at most `reveal_batches + reveal_commits + 2` live (11 with
+/// [`MarketParams::DEFAULT`](super::MarketParams::DEFAULT); two or three
+/// while consensus commits several times per batch), and a job has one bid
+/// live. So 100 000 providers at their worst case and every pending bid fit.
+pub const MAX_SEALED: usize = 1 << 21;
 
 /// A batch number: consensus time in whole clearing periods.
 #[derive(
@@ -380,6 +386,38 @@ impl SealedBook {
 mod tests {
     use super::*;
     use idlegrid_primitives::{Keypair, Seed};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What sizes [`MAX_SEALED`]: a provider that seals an ask in every
+        /// commit it can has at most `reveal_batches + reveal_commits + 2`
+        /// asks live, however consensus time moves between commits (the
+        /// marketplace's order: seal, count the commit, close what is due;
+        /// the `+ 2`: the batch being sealed in, and the one this commit's
+        /// end closes).
+        #[test]
+        fn a_provider_has_a_bounded_number_of_asks_live(
+            reveal_batches in 1u64..4,
+            reveal_commits in 0u32..12,
+            jumps in prop::collection::vec(prop_oneof![Just(0u64), Just(1), 0u64..5], 1..200),
+        ) {
+            let mut b = SealedBook::new(reveal_batches, reveal_commits);
+            let (a, mut cur, mut seq) = (owner(1), BatchNo(0), 0);
+            let bound = reveal_batches + u64::from(reveal_commits) + 2;
+            for jump in jumps {
+                cur = BatchNo(cur.0 + jump);
+                let key = OrderKey::Ask { seq };
+                if b.check_commit(cur, a, key).is_ok() {
+                    let c = seal_price(&a, key, Amount::new(1), &Salt::from_bytes([0; 32]));
+                    b.commit(cur, a, key, c, None);
+                    seq += 1;
+                }
+                prop_assert!(b.len() as u64 <= bound, "{} asks live, bound {bound}", b.len());
+                b.count_commit(cur);
+                while b.close_due(cur).is_some() {}
+            }
+        }
+    }
 
     fn owner(i: u64) -> AccountId {
         Keypair::from_seed(&Seed::from_u64(i)).account_id()

@@ -65,6 +65,10 @@ pub struct Sealer {
     bid_prices: BTreeMap<u64, Amount>,
     closed: Option<BatchNo>,
     asking: Option<Amount>,
+    /// An ask was refused for want of its bond when `closed` was this: no
+    /// new ask until a later batch closes (bonds come back as batches
+    /// close), rather than one refused transaction per try.
+    starved: Option<Option<BatchNo>>,
 }
 
 impl Sealer {
@@ -82,6 +86,7 @@ impl Sealer {
             bid_prices: BTreeMap::new(),
             closed: None,
             asking: None,
+            starved: None,
         }
     }
 
@@ -93,6 +98,9 @@ impl Sealer {
     /// True when a new ask may be sealed: every earlier ask's batch is
     /// known and closed for commits.
     pub fn ask_due(&self) -> bool {
+        if self.starved.is_some_and(|at| self.closed <= at) {
+            return false;
+        }
         self.pending.iter().all(|(k, p)| match (k, p.batch) {
             (OrderKey::Bid { .. }, _) => true,
             (OrderKey::Ask { .. }, None) => false,
@@ -178,10 +186,39 @@ impl Sealer {
     /// book), so asks are not held back by them. An ask number at or below
     /// the book's last one for this owner (a restarted process starts at 0)
     /// moves the numbering past it.
-    pub fn rejected(&mut self, tx: &MarketTx, why: Option<&MarketError>) {
+    ///
+    /// One exception, returned to send at once: a reveal refused because of
+    /// the next ask it carried (the book was full, or the ledger refused
+    /// without a marketplace reason: the next's bond could not be locked)
+    /// still opens its own commitment, so it goes again alone rather than
+    /// let its bond be forfeited. An ask refused so (or a `SealAsk` refused
+    /// without a marketplace reason) holds asking back until another batch
+    /// closes.
+    #[must_use = "a returned reveal must be sent"]
+    pub fn rejected(&mut self, tx: &MarketTx, why: Option<&MarketError>) -> Option<MarketTx> {
+        if let MarketTx::RevealAsk {
+            seq,
+            price,
+            salt,
+            next: Some(n),
+        } = tx
+            && matches!(why, None | Some(MarketError::Seal(SealError::Full(_))))
+        {
+            self.pending.remove(&OrderKey::Ask { seq: n.seq });
+            self.starved = Some(self.closed);
+            return Some(MarketTx::RevealAsk {
+                seq: *seq,
+                price: *price,
+                salt: *salt,
+                next: None,
+            });
+        }
         match tx {
             MarketTx::SealAsk { seq, .. } => {
                 self.pending.remove(&OrderKey::Ask { seq: *seq });
+                if why.is_none() {
+                    self.starved = Some(self.closed);
+                }
                 if let Some(MarketError::Seal(SealError::StaleAsk { last, .. })) = why {
                     self.next_ask = self.next_ask.max(last.saturating_add(1));
                 }
@@ -207,6 +244,7 @@ impl Sealer {
             }
             _ => {}
         }
+        None
     }
 
     /// Follows one ledger fact; returns the payloads to submit now.

@@ -559,10 +559,12 @@ impl MarketplaceReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "jobs          {} completed of {} submitted ({} failed), {} lots settled; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s",
+            "jobs          {} completed of {} submitted ({} failed: {} refused, {} open at the end), {} lots settled; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s",
             self.jobs_completed,
             f(&["jobs", "submitted"]),
             f(&["jobs", "failed"]),
+            f(&["jobs", "refused"]),
+            f(&["jobs", "open"]),
             f(&["jobs", "lots_settled"]),
             f(&["jobs", "latency_seconds", "p50"]),
             f(&["jobs", "latency_seconds", "p90"]),
@@ -1998,9 +2000,15 @@ fn jobs_json(t: &MarketTally) -> serde_json::Value {
     serde_json::json!({
         "submitted": m.jobs_submitted,
         "completed": m.jobs_closed,
+        // Not completed: refused by the ledger (the `PostJob` itself), or
+        // still open when the run stopped.
         "failed": m.jobs_submitted.saturating_sub(m.jobs_closed),
+        "refused": m.jobs_refused,
+        "open": m.jobs_submitted.saturating_sub(m.jobs_closed + m.jobs_refused),
         "lots_settled": m.lots_settled,
         "lots_lapsed": m.lapsed_lots,
+        "rejections": m.rejections,
+        "outcomes": m.outcomes,
         "latency_seconds": {"p50": lat.p50, "p90": lat.p90, "p99": lat.p99},
     })
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use idlegrid_entrap::Outcome as RoundOutcome;
 use idlegrid_executor::Behaviour;
 use idlegrid_node::client::ClientEvent;
-use idlegrid_node::market::{Notice, Settlement};
+use idlegrid_node::market::{MarketTx, Notice, Settlement};
 use idlegrid_node::provider::{LotKey, ProviderEvent};
 use idlegrid_node::verification::REPLICA_JOB_BASE;
 use idlegrid_primitives::{AccountId, Amount, Timestamp};
@@ -80,8 +80,16 @@ struct Run {
 pub struct Counts {
     /// Jobs posted.
     pub jobs_submitted: u64,
+    /// Transactions of clients and providers the ledger refused, by
+    /// reason (the marketplace error's variant, or the ledger's kind).
+    pub rejections: BTreeMap<String, u64>,
     /// Jobs closed (every lot settled or lapsed).
     pub jobs_closed: u64,
+    /// Jobs whose `PostJob` the ledger refused (never opened).
+    pub jobs_refused: u64,
+    /// Settled lots by their provider's behaviour (honest or cheating)
+    /// and the round's outcome (`"honest Clean"`, `"cheating Admitted"`…).
+    pub outcomes: BTreeMap<String, u64>,
     /// Lots matched.
     pub matches: u64,
     /// Paid to providers.
@@ -291,6 +299,13 @@ impl MarketTally {
                         u64::from(present && i.presence.left_at.is_none());
                 }
             }
+            ProviderEvent::Rejected { tx, reason } => {
+                *self
+                    .c
+                    .rejections
+                    .entry(rejection_label(tx, reason))
+                    .or_default() += 1;
+            }
             _ => {}
         }
     }
@@ -346,6 +361,25 @@ impl MarketTally {
             }
             ClientEvent::Settled(s) => return self.settled(now, s),
             ClientEvent::BidResealed { .. } => self.c.bid_reseals += 1,
+            ClientEvent::Rejected { tx, reason } => {
+                *self
+                    .c
+                    .rejections
+                    .entry(rejection_label(tx, reason))
+                    .or_default() += 1;
+                if let MarketTx::PostJob(req) = &**tx
+                    && self.posted.remove(&(c, req.job)).is_some()
+                {
+                    self.c.jobs_refused += 1;
+                }
+            }
+            ClientEvent::LedgerRejected { tx, reason } => {
+                *self
+                    .c
+                    .rejections
+                    .entry(rejection_label(tx, reason))
+                    .or_default() += 1;
+            }
             // A client's replica jobs are verification, not jobs it was
             // asked to run.
             ClientEvent::JobClosed { job, .. } if *job >= REPLICA_JOB_BASE => {}
@@ -392,6 +426,14 @@ impl MarketTally {
             self.c.framings_on_admitted_cheats += 1;
         }
         let honest = p.behaviour == Behaviour::Honest;
+        let outcome = format!("{:?}", s.outcome);
+        let outcome = outcome.split(['(', ' ']).next().unwrap_or("");
+        let side = if honest { "honest" } else { "cheating" };
+        *self
+            .c
+            .outcomes
+            .entry(format!("{side} {outcome}"))
+            .or_default() += 1;
         if caught && honest {
             self.c.honest_slashed += 1;
             if self.no_framers {
@@ -445,5 +487,67 @@ impl MarketTally {
             p.presence.lots_to_conviction = p.presence.lots_settled;
         }
         Ok(())
+    }
+}
+
+/// A short label for a rejection: the transaction's kind and why, the
+/// marketplace error's variant (with its inner variant: `Seal(Full)`) or
+/// the ledger's kind, e.g. `"RevealAsk Seal(Late)"`, `"SealAsk Funds"`.
+fn rejection_label(tx: &impl std::fmt::Debug, r: &idlegrid_node::wire::Rejection) -> String {
+    fn head(d: &str) -> &str {
+        d.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("")
+    }
+    let why = match &r.market {
+        Some(e) => {
+            let d = format!("{e:?}");
+            let outer = head(&d);
+            match d[outer.len()..].strip_prefix('(').map(head) {
+                Some(inner) if inner.starts_with(char::is_uppercase) => format!("{outer}({inner})"),
+                _ => outer.to_string(),
+            }
+        }
+        None => format!("{:?}", r.kind),
+    };
+    format!("{} {why}", head(&format!("{tx:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use idlegrid_node::market::{MarketError, SealError};
+    use idlegrid_node::wire::{Rejection, RejectionKind};
+    use idlegrid_primitives::Salt;
+
+    use super::*;
+
+    #[test]
+    fn a_rejection_is_labelled_by_its_transaction_and_reason() {
+        let why = |kind, market| Rejection {
+            kind,
+            market,
+            detail: String::new(),
+            expected_nonce: None,
+        };
+        let reveal = MarketTx::RevealAsk {
+            seq: 3,
+            price: Amount::new(7),
+            salt: Salt::from_bytes([1; 32]),
+            next: None,
+        };
+        let full = Some(MarketError::Seal(SealError::Full(9)));
+        assert_eq!(
+            rejection_label(&reveal, &why(RejectionKind::Market, full)),
+            "RevealAsk Seal(Full)"
+        );
+        let busy = Some(MarketError::TooManyPendingBids);
+        assert_eq!(
+            rejection_label(&reveal, &why(RejectionKind::Market, busy)),
+            "RevealAsk TooManyPendingBids"
+        );
+        assert_eq!(
+            rejection_label(&reveal, &why(RejectionKind::Funds, None)),
+            "RevealAsk Funds"
+        );
     }
 }
