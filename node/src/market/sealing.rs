@@ -96,7 +96,8 @@ impl Sealer {
     }
 
     /// True when a new ask may be sealed: every earlier ask's batch is
-    /// known and closed for commits.
+    /// known and closed for commits, and no ask was refused for want of
+    /// room (its bond, or the book's) since the last batch closed.
     pub fn ask_due(&self) -> bool {
         if self.starved.is_some_and(|at| self.closed <= at) {
             return false;
@@ -192,8 +193,7 @@ impl Sealer {
     /// without a marketplace reason: the next's bond could not be locked)
     /// still opens its own commitment, so it goes again alone rather than
     /// let its bond be forfeited. An ask refused so (or a `SealAsk` refused
-    /// without a marketplace reason) holds asking back until another batch
-    /// closes.
+    /// so) holds asking back until another batch closes.
     #[must_use = "a returned reveal must be sent"]
     pub fn rejected(&mut self, tx: &MarketTx, why: Option<&MarketError>) -> Option<MarketTx> {
         if let MarketTx::RevealAsk {
@@ -202,7 +202,7 @@ impl Sealer {
             salt,
             next: Some(n),
         } = tx
-            && matches!(why, None | Some(MarketError::Seal(SealError::Full(_))))
+            && no_room(why)
         {
             self.pending.remove(&OrderKey::Ask { seq: n.seq });
             self.starved = Some(self.closed);
@@ -216,7 +216,7 @@ impl Sealer {
         match tx {
             MarketTx::SealAsk { seq, .. } => {
                 self.pending.remove(&OrderKey::Ask { seq: *seq });
-                if why.is_none() {
+                if no_room(why) {
                     self.starved = Some(self.closed);
                 }
                 if let Some(MarketError::Seal(SealError::StaleAsk { last, .. })) = why {
@@ -321,6 +321,13 @@ impl Sealer {
         }
         out
     }
+}
+
+/// True if a sealing was refused for want of room, not for what it said:
+/// the book was full, or the ledger refused without a marketplace reason
+/// (the bond could not be locked).
+fn no_room(why: Option<&MarketError>) -> bool {
+    matches!(why, None | Some(MarketError::Seal(SealError::Full(_))))
 }
 
 /// The notice a sealing fact reports (the sealer's one vocabulary).
