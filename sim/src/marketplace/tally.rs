@@ -88,7 +88,7 @@ pub struct Counts {
     /// Jobs whose `PostJob` the ledger refused (never opened).
     pub jobs_refused: u64,
     /// Settled lots by their provider's behaviour (honest or cheating)
-    /// and the round's outcome (`"honest Clean"`, `"cheating Admitted"`…).
+    /// and the round's outcome (`"honest/Clean"`, `"cheating/Admitted"`…).
     pub outcomes: BTreeMap<String, u64>,
     /// Lots matched.
     pub matches: u64,
@@ -432,7 +432,7 @@ impl MarketTally {
         *self
             .c
             .outcomes
-            .entry(format!("{side} {outcome}"))
+            .entry(format!("{side}/{outcome}"))
             .or_default() += 1;
         if caught && honest {
             self.c.honest_slashed += 1;
@@ -492,7 +492,7 @@ impl MarketTally {
 
 /// A short label for a rejection: the transaction's kind and why, the
 /// marketplace error's variant (with its inner variant: `Seal(Full)`) or
-/// the ledger's kind, e.g. `"RevealAsk Seal(Late)"`, `"SealAsk Funds"`.
+/// the ledger's kind, e.g. `"RevealAsk/Seal(Late)"`, `"SealAsk/Funds"`.
 fn rejection_label(tx: &impl std::fmt::Debug, r: &idlegrid_node::wire::Rejection) -> String {
     fn head(d: &str) -> &str {
         d.split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -510,7 +510,7 @@ fn rejection_label(tx: &impl std::fmt::Debug, r: &idlegrid_node::wire::Rejection
         }
         None => format!("{:?}", r.kind),
     };
-    format!("{} {why}", head(&format!("{tx:?}")))
+    format!("{}/{why}", head(&format!("{tx:?}")))
 }
 
 #[cfg(test)]
@@ -538,16 +538,16 @@ mod tests {
         let full = Some(MarketError::Seal(SealError::Full(9)));
         assert_eq!(
             rejection_label(&reveal, &why(RejectionKind::Market, full)),
-            "RevealAsk Seal(Full)"
+            "RevealAsk/Seal(Full)"
         );
         let busy = Some(MarketError::TooManyPendingBids);
         assert_eq!(
             rejection_label(&reveal, &why(RejectionKind::Market, busy)),
-            "RevealAsk TooManyPendingBids"
+            "RevealAsk/TooManyPendingBids"
         );
         assert_eq!(
             rejection_label(&reveal, &why(RejectionKind::Funds, None)),
-            "RevealAsk Funds"
+            "RevealAsk/Funds"
         );
     }
 }
