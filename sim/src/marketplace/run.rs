@@ -559,10 +559,9 @@ impl MarketplaceReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "jobs          {} completed of {} submitted ({} failed: {} refused, {} open at the end), {} lots settled; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s",
+            "jobs          {} completed of {} submitted ({} refused, {} open at the end), {} lots settled; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s",
             self.jobs_completed,
             f(&["jobs", "submitted"]),
-            f(&["jobs", "failed"]),
             f(&["jobs", "refused"]),
             f(&["jobs", "open"]),
             f(&["jobs", "lots_settled"]),
