@@ -299,13 +299,7 @@ impl MarketTally {
                         u64::from(present && i.presence.left_at.is_none());
                 }
             }
-            ProviderEvent::Rejected { tx, reason } => {
-                *self
-                    .c
-                    .rejections
-                    .entry(rejection_label(tx, reason))
-                    .or_default() += 1;
-            }
+            ProviderEvent::Rejected { tx, reason } => self.c.refused(tx, reason),
             _ => {}
         }
     }
@@ -362,24 +356,14 @@ impl MarketTally {
             ClientEvent::Settled(s) => return self.settled(now, s),
             ClientEvent::BidResealed { .. } => self.c.bid_reseals += 1,
             ClientEvent::Rejected { tx, reason } => {
-                *self
-                    .c
-                    .rejections
-                    .entry(rejection_label(tx, reason))
-                    .or_default() += 1;
+                self.c.refused(tx, reason);
                 if let MarketTx::PostJob(req) = &**tx
                     && self.posted.remove(&(c, req.job)).is_some()
                 {
                     self.c.jobs_refused += 1;
                 }
             }
-            ClientEvent::LedgerRejected { tx, reason } => {
-                *self
-                    .c
-                    .rejections
-                    .entry(rejection_label(tx, reason))
-                    .or_default() += 1;
-            }
+            ClientEvent::LedgerRejected { tx, reason } => self.c.refused(tx, reason),
             // A client's replica jobs are verification, not jobs it was
             // asked to run.
             ClientEvent::JobClosed { job, .. } if *job >= REPLICA_JOB_BASE => {}
@@ -487,6 +471,16 @@ impl MarketTally {
             p.presence.lots_to_conviction = p.presence.lots_settled;
         }
         Ok(())
+    }
+}
+
+impl Counts {
+    /// Counts one refused transaction under its label.
+    fn refused(&mut self, tx: &impl std::fmt::Debug, reason: &idlegrid_node::wire::Rejection) {
+        *self
+            .rejections
+            .entry(rejection_label(tx, reason))
+            .or_default() += 1;
     }
 }
 
