@@ -145,6 +145,10 @@ pub enum ValidatorEvent {
         violation: Option<String>,
         /// Settlement effects the ledger refused so far.
         effect_failures: u64,
+        /// Marketplace notices discarded undrained so far (the facts light
+        /// nodes act on are built from them; zero unless the node is
+        /// broken).
+        dropped_notices: u64,
         /// The committed leader (for commit-latency metrics).
         leader: idlegrid_dag_ledger::consensus::BlockRef,
         /// The commit's running digest (equal on every validator that
@@ -554,6 +558,7 @@ impl ValidatorNode {
             checked,
             violation,
             effect_failures: self.state.apps.market.effect_failures(),
+            dropped_notices: self.state.apps.market.dropped_notices(),
             leader: sub.leader,
             commit: sub.digest,
             blocks: sub.blocks.len() as u32,

@@ -76,7 +76,7 @@ mod settlement;
 pub mod snapshot;
 pub mod tx;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use idlegrid_dag_ledger::ledger::{
@@ -116,8 +116,6 @@ pub fn decode_market(kind: &idlegrid_dag_ledger::ledger::TxKind) -> Option<Marke
 pub const MARKETPLACE_APP: AppId = AppId::new(1);
 /// Most lots (providers) one job may be spread over.
 pub const MAX_LOTS: u32 = 64;
-/// Bound on buffered notices (oldest dropped first).
-pub const MAX_NOTICES: usize = 1 << 16;
 /// Bound on jobs still bidding (sealed, revealed or unfilled), all clients
 /// together: a backstop on the replicated state's size, far above what a
 /// market of 10 000 clients posting a job every 8 s keeps bidding (`huge`:
@@ -243,7 +241,14 @@ pub struct MarketplaceApp {
     /// The typed reason of the transaction being rejected, reported even
     /// though its staged notices are dropped.
     rejection: Option<Notice>,
-    notices: VecDeque<Notice>,
+    /// The notices of the batch being applied, or of the last one until
+    /// the host drains them: one batch's, so bounded by what a batch can
+    /// produce (its transactions, and the end-of-batch work over bounded
+    /// state). Never cut short: the facts light nodes act on are built
+    /// from them.
+    notices: Vec<Notice>,
+    /// `notices` belong to a finished batch.
+    notices_done: bool,
     staged: Vec<Notice>,
     dropped_notices: u64,
     effect_failures: u64,
@@ -313,7 +318,8 @@ impl MarketplaceApp {
             next_bid: 0,
             emit_notices,
             rejection: None,
-            notices: VecDeque::new(),
+            notices: Vec::new(),
+            notices_done: false,
             staged: Vec::new(),
             dropped_notices: 0,
             effect_failures: 0,
@@ -345,12 +351,17 @@ impl MarketplaceApp {
         self.mechanism.name()
     }
 
-    /// Drains buffered notices.
+    /// Drains the notices of the last batch applied (and of the one being
+    /// applied, if called inside it). A host drains them after every
+    /// batch: those of a finished batch still there when the next begins
+    /// are discarded and counted ([`MarketplaceApp::dropped_notices`]).
     pub fn drain_notices(&mut self) -> Vec<Notice> {
-        self.notices.drain(..).collect()
+        self.notices_done = false;
+        std::mem::take(&mut self.notices)
     }
 
-    /// Notices dropped because the buffer was full.
+    /// Notices discarded because no host drained them before the next
+    /// batch began (zero in the reference node, which drains every batch).
     pub fn dropped_notices(&self) -> u64 {
         self.dropped_notices
     }
@@ -468,14 +479,24 @@ impl MarketplaceApp {
         }
     }
 
-    /// Moves staged notices to the bounded buffer (oldest dropped first).
+    /// Moves staged notices to the batch's notices.
     fn publish_staged(&mut self) {
-        for n in self.staged.drain(..) {
-            if self.notices.len() >= MAX_NOTICES {
-                self.notices.pop_front();
-                self.dropped_notices += 1;
-            }
-            self.notices.push_back(n);
+        self.notices.append(&mut self.staged);
+    }
+
+    /// A batch's work is done: its notices wait for the host.
+    fn finish_batch_notices(&mut self) {
+        self.publish_staged();
+        self.notices_done = true;
+    }
+
+    /// A batch's work begins: the notices of an earlier batch nobody
+    /// drained are discarded (counted), so the buffer holds one batch's.
+    fn begin_batch_notices(&mut self) {
+        if self.notices_done {
+            self.dropped_notices += self.notices.len() as u64;
+            self.notices.clear();
+            self.notices_done = false;
         }
     }
 
@@ -599,6 +620,7 @@ impl Application for MarketplaceApp {
         ledger: &mut LedgerHandle<'_, '_>,
         payload: &[u8],
     ) -> Result<Vec<u8>, LedgerError> {
+        self.begin_batch_notices();
         let tx: MarketTx = decode(
             payload,
             idlegrid_dag_ledger::ledger::limits::MAX_APP_PAYLOAD as usize,
@@ -634,13 +656,14 @@ impl Application for MarketplaceApp {
     /// counted in [`MarketplaceApp::effect_failures`] (an invariant the
     /// simulator checks).
     fn end_batch(&mut self, ledger: &mut ManagedHandle<'_, '_>) {
+        self.begin_batch_notices();
         self.staged.clear();
         self.advance_reputation(ledger.now());
         self.advance_batch(ledger.now());
         self.close_batches(ledger);
         self.close_windows(ledger);
         self.run_rounds(ledger);
-        self.publish_staged();
+        self.finish_batch_notices();
     }
 }
 
@@ -659,5 +682,74 @@ impl ApplicationRegistry for Apps {
 
     fn app_ids(&self) -> Vec<AppId> {
         vec![MARKETPLACE_APP]
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+    use idlegrid_market::GreedyAssignment;
+    use idlegrid_primitives::{Duration, Keypair, NodeId, Seed};
+    use idlegrid_reputation::BookParams;
+
+    fn app() -> MarketplaceApp {
+        let rules = MarketRules {
+            stake_per_slot: Amount::new(100),
+            slash_to_client_bps: 5_000,
+            stage_deadline: Duration::from_secs(5),
+            clearing_period: Duration::from_secs(1),
+            committee_size: 3,
+            referees: Vec::<NodeId>::new(),
+            book: BookParams::default(),
+            reputation_epoch_secs: 10,
+            global_trust: None,
+        };
+        MarketplaceApp::new(rules, Box::new(GreedyAssignment::midpoint()), true).unwrap()
+    }
+
+    fn lapsed(job: u64) -> Notice {
+        Notice::Lapsed {
+            client: Keypair::from_seed(&Seed::from_u64(1)).account_id(),
+            job,
+            lots: 1,
+        }
+    }
+
+    /// The facts light nodes act on are built from one batch's notices:
+    /// however many one batch has, every one reaches the host. (A bound of
+    /// 65 536 that dropped the oldest lost the `RoundOpened` and
+    /// `Delivered` facts of whole commits in `huge`, and honest providers
+    /// were slashed for plans they never heard of.)
+    #[test]
+    fn every_notice_of_a_batch_reaches_the_host() {
+        let mut app = app();
+        for job in 0..100_000 {
+            app.notice(lapsed(job));
+            app.publish_staged();
+        }
+        app.finish_batch_notices();
+        let got = app.drain_notices();
+        assert_eq!(got.len(), 100_000);
+        assert_eq!(got[0], lapsed(0));
+        assert_eq!(app.dropped_notices(), 0);
+    }
+
+    /// A host that does not drain a batch's notices loses them when the
+    /// next batch begins, counted: the buffer holds one batch's notices.
+    #[test]
+    fn notices_left_undrained_are_discarded_and_counted_at_the_next_batch() {
+        let mut app = app();
+        app.notice(lapsed(1));
+        app.notice(lapsed(2));
+        app.finish_batch_notices();
+        // Drained inside the next batch's work only after it began.
+        app.begin_batch_notices();
+        assert_eq!(app.dropped_notices(), 2);
+        app.notice(lapsed(3));
+        app.finish_batch_notices();
+        assert_eq!(app.drain_notices(), vec![lapsed(3)]);
+        // Drained in time, nothing more is lost.
+        app.begin_batch_notices();
+        assert_eq!(app.dropped_notices(), 2);
     }
 }

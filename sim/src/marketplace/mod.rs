@@ -59,6 +59,7 @@ pub mod nodes;
 pub mod observer;
 pub mod prices;
 pub mod run;
+pub mod stalls;
 pub mod tally;
 pub mod valuation;
 pub mod verification;

@@ -246,6 +246,7 @@ impl MarketObserver {
             digest,
             violation,
             effect_failures,
+            dropped_notices,
             checked,
             ..
         } = event
@@ -267,6 +268,13 @@ impl MarketObserver {
             return Err(Violation::new(
                 "settlement-effects",
                 format!("{node}: {effect_failures} settlement effects refused"),
+            ));
+        }
+        if *dropped_notices > 0 {
+            self.violations += 1;
+            return Err(Violation::new(
+                "notices-kept",
+                format!("{node}: {dropped_notices} notices (facts) discarded undrained"),
             ));
         }
         match self.canonical.get(index) {

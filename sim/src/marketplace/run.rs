@@ -2008,6 +2008,9 @@ fn jobs_json(t: &MarketTally) -> serde_json::Value {
         "lots_lapsed": m.lapsed_lots,
         "rejections": m.rejections,
         "outcomes": m.outcomes,
+        // Honest providers' lots settled as defaulted or abandoned, by the
+        // first step of the lot that never happened.
+        "stalled_at": t.stalls.by_step,
         "latency_seconds": {"p50": lat.p50, "p90": lat.p90, "p99": lat.p99},
     })
 }

@@ -15,6 +15,7 @@ use idlegrid_primitives::{AccountId, Amount, Timestamp};
 use super::agents::{Identity, MachineId, Presence};
 use super::nodes::MarketEvent;
 use super::run::detection::{self, CheatedLot, DetectionTallies};
+use super::stalls::{Stalls, Step};
 use super::verification::{Units, VerificationCost};
 use super::welfare::WelfareBenchmark;
 use crate::observer::Violation;
@@ -169,6 +170,8 @@ pub struct MarketTally {
     pub second: (u64, f64, u64),
     /// All-in verification compute, per virtual second.
     pub verification: VerificationCost,
+    /// Where honest providers' defaulted or abandoned lots stalled.
+    pub stalls: Stalls,
     posted: BTreeMap<(AccountId, u64), Timestamp>,
     runs: BTreeMap<LotKey, Run>,
     /// Each client's limit price (its valuation of a compute-second).
@@ -197,6 +200,7 @@ impl MarketTally {
             slashed: BTreeMap::new(),
             second: (0, 0.0, 0),
             verification: VerificationCost::default(),
+            stalls: Stalls::default(),
             posted: BTreeMap::new(),
             runs: BTreeMap::new(),
             limits,
@@ -222,6 +226,7 @@ impl MarketTally {
                 recognised,
                 usage_micros,
             } => {
+                self.stalls.on_step(now, *lot, Step::Executed);
                 let mut after_first_cheat = false;
                 if let Some(p) = self.providers.get_mut(provider) {
                     p.spent_micros += usage_micros;
@@ -266,13 +271,14 @@ impl MarketTally {
                 }
             }
             MarketEvent::Swept(a) => self.c.swept += a,
-            MarketEvent::Notice(n) => return self.on_notice(n),
+            MarketEvent::Notice(n) => return self.on_notice(now, n),
             MarketEvent::Validator(_) => {}
         }
         Ok(())
     }
 
-    fn on_notice(&mut self, n: &Notice) -> Result<(), Violation> {
+    fn on_notice(&mut self, now: Timestamp, n: &Notice) -> Result<(), Violation> {
+        self.stalls.on_notice(now, n);
         match n {
             Notice::Cleared(record) => self.welfare.record(record),
             Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
@@ -291,7 +297,8 @@ impl MarketTally {
             ProviderEvent::Answered {
                 confessed: false, ..
             } => self.c.disputes += 1,
-            ProviderEvent::Matched { .. } => {
+            ProviderEvent::Matched { lot, .. } => {
+                self.stalls.on_step(now, *lot, Step::Heard);
                 let present = now < self.active_until;
                 if let Some(i) = self.providers.get_mut(&p) {
                     i.presence.first_match_at.get_or_insert(now);
@@ -312,6 +319,8 @@ impl MarketTally {
     ) -> Result<(), Violation> {
         match ev {
             ClientEvent::Planned {
+                job,
+                lot,
                 provider,
                 price,
                 traps,
@@ -321,6 +330,7 @@ impl MarketTally {
                 replicas,
                 ..
             } => {
+                self.stalls.on_step(now, (c, *job, *lot), Step::Planned);
                 self.c.matches += 1;
                 self.prices.push(price.get() as f64);
                 self.second.0 += 1;
@@ -413,6 +423,12 @@ impl MarketTally {
         let outcome = format!("{:?}", s.outcome);
         let outcome = outcome.split(['(', ' ']).next().unwrap_or("");
         let side = if honest { "honest" } else { "cheating" };
+        let bad = honest
+            && matches!(
+                s.outcome,
+                RoundOutcome::ProviderDefaulted | RoundOutcome::ClientAbandoned
+            );
+        self.stalls.settled((s.client, s.job, s.lot), outcome, bad);
         *self
             .c
             .outcomes

@@ -96,6 +96,7 @@ pub const MARKETPLACE: &[&str] = &[
     "jobs.open",
     "jobs.rejections.*",
     "jobs.outcomes.*",
+    "jobs.stalled_at.*",
     "entrap.cheated_lots",
     "entrap.cheated_lots_accepted",
     "entrap.client_abandoned",
