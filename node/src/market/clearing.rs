@@ -329,28 +329,18 @@ mod tests {
     use idlegrid_market::{
         ExecutorKind, ExecutorSet, Features, GreedyAssignment, JobGoods, KDouble,
     };
-    use idlegrid_primitives::{Digest, Domain, Keypair, NodeId, Seed};
-    use idlegrid_reputation::{BookParams, Feedback, JobId, Outcome};
+    use idlegrid_primitives::{Digest, Domain, Keypair, Seed};
+    use idlegrid_reputation::{Feedback, JobId, Outcome};
 
     use super::*;
-    use crate::market::{MarketRules, TrustGate};
+    use crate::market::TrustGate;
 
     fn account(i: u64) -> AccountId {
         Keypair::from_seed(&Seed::from_u64(i)).account_id()
     }
 
     fn app(gate: Option<TrustGate>) -> MarketplaceApp {
-        let rules = MarketRules {
-            stake_per_slot: Amount::new(100),
-            slash_to_client_bps: 5_000,
-            stage_deadline: Duration::from_secs(5),
-            clearing_period: Duration::from_secs(1),
-            committee_size: 3,
-            referees: Vec::<NodeId>::new(),
-            book: BookParams::default(),
-            reputation_epoch_secs: 10,
-            global_trust: gate,
-        };
+        let rules = crate::market::test_rules(gate);
         // The greedy assignment pairs a bid with the cheapest *compatible*
         // ask; the unit double auctions would leave this bid unmatched once
         // the cheapest ask is filtered (see `idlegrid_market::unit`).

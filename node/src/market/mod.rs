@@ -685,26 +685,36 @@ impl ApplicationRegistry for Apps {
     }
 }
 
+/// Rules for unit tests: small stakes, 5 s stages, 1 s clearing, three
+/// referees' seats, with `gate` as global trust.
+#[cfg(test)]
+pub(crate) fn test_rules(gate: Option<TrustGate>) -> MarketRules {
+    MarketRules {
+        stake_per_slot: Amount::new(100),
+        slash_to_client_bps: 5_000,
+        stage_deadline: idlegrid_primitives::Duration::from_secs(5),
+        clearing_period: idlegrid_primitives::Duration::from_secs(1),
+        committee_size: 3,
+        referees: Vec::new(),
+        book: idlegrid_reputation::BookParams::default(),
+        reputation_epoch_secs: 10,
+        global_trust: gate,
+    }
+}
+
 #[cfg(test)]
 mod notice_tests {
     use super::*;
     use idlegrid_market::GreedyAssignment;
-    use idlegrid_primitives::{Duration, Keypair, NodeId, Seed};
-    use idlegrid_reputation::BookParams;
+    use idlegrid_primitives::{Keypair, Seed};
 
     fn app() -> MarketplaceApp {
-        let rules = MarketRules {
-            stake_per_slot: Amount::new(100),
-            slash_to_client_bps: 5_000,
-            stage_deadline: Duration::from_secs(5),
-            clearing_period: Duration::from_secs(1),
-            committee_size: 3,
-            referees: Vec::<NodeId>::new(),
-            book: BookParams::default(),
-            reputation_epoch_secs: 10,
-            global_trust: None,
-        };
-        MarketplaceApp::new(rules, Box::new(GreedyAssignment::midpoint()), true).unwrap()
+        MarketplaceApp::new(
+            test_rules(None),
+            Box::new(GreedyAssignment::midpoint()),
+            true,
+        )
+        .unwrap()
     }
 
     fn lapsed(job: u64) -> Notice {

@@ -110,3 +110,62 @@ impl Stalls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_primitives::{Amount, Duration, Keypair, Seed};
+
+    fn key(lot: u32) -> LotKey {
+        (Keypair::from_seed(&Seed::from_u64(1)).account_id(), 7, lot)
+    }
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::ZERO + Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn a_bad_lot_is_counted_by_its_first_missing_step_and_a_good_one_not() {
+        let (client, job, _) = key(0);
+        let provider = Keypair::from_seed(&Seed::from_u64(2)).account_id();
+        let mut s = Stalls::default();
+        for lot in 0..3 {
+            let matched = Notice::Matched {
+                client,
+                job,
+                lot,
+                provider,
+                price: Amount::new(1),
+                credibility_ppm: 0,
+                verified_lots: 0,
+            };
+            s.on_notice(at(10), &matched);
+            s.on_step(at(20), key(lot), Step::Heard);
+            s.on_step(at(30), key(lot), Step::Planned);
+        }
+        // Lot 1's round opened and it ran; lot 2's plan never applied.
+        let opened = Notice::RoundOpened {
+            client,
+            job,
+            lot: 1,
+            provider,
+            inputs: Vec::new(),
+        };
+        s.on_notice(at(40), &opened);
+        s.on_step(at(50), key(1), Step::Executed);
+        s.settled(key(0), "ClientAbandoned", false);
+        s.settled(key(1), "ProviderDefaulted", true);
+        s.settled(key(2), "ProviderDefaulted", true);
+        // Settled twice, or never matched: nothing more.
+        s.settled(key(2), "ProviderDefaulted", true);
+        let got: Vec<_> = s.by_step.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            got,
+            [
+                ("ProviderDefaulted/delivery_not_applied", 1),
+                ("ProviderDefaulted/plan_not_applied", 1)
+            ]
+        );
+        assert!(s.open.is_empty());
+    }
+}
