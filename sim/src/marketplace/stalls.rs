@@ -10,103 +10,96 @@ use std::collections::{BTreeMap, HashMap};
 
 use idlegrid_node::market::Notice;
 use idlegrid_node::provider::LotKey;
-use idlegrid_primitives::Timestamp;
 
-/// One matched lot's steps, as they happened.
-#[derive(Debug, Default, Clone, Copy)]
-struct Timeline {
-    matched: Option<Timestamp>,
-    heard: Option<Timestamp>,
-    planned: Option<Timestamp>,
-    opened: Option<Timestamp>,
-    executed: Option<Timestamp>,
-    delivered: Option<Timestamp>,
-}
-
-impl Timeline {
-    /// The first step not reached, in protocol order.
-    fn stalled_at(&self) -> &'static str {
-        let steps = [
-            (self.matched, "match_not_seen"),
-            (self.heard, "provider_not_told_of_match"),
-            (self.planned, "client_not_told_of_match"),
-            (self.opened, "plan_not_applied"),
-            (self.executed, "provider_did_not_run"),
-            (self.delivered, "delivery_not_applied"),
-        ];
-        steps
-            .iter()
-            .find(|(t, _)| t.is_none())
-            .map_or("delivered", |(_, name)| name)
-    }
-}
-
-/// A step of a lot's timeline.
-#[derive(Debug, Clone, Copy)]
+/// A step of a lot's timeline, in protocol order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
+    /// The ledger matched it (notice).
+    Matched,
     /// The provider heard of the match.
     Heard,
     /// The client planned the lot.
     Planned,
+    /// Its round opened on the ledger (notice).
+    Opened,
     /// The provider started running it.
     Executed,
+    /// Its outputs were delivered on the ledger (notice).
+    Delivered,
 }
 
-/// Timelines of matched lots not settled yet, and where the bad ones
-/// stalled.
+impl Step {
+    const ALL: [Step; 6] = [
+        Step::Matched,
+        Step::Heard,
+        Step::Planned,
+        Step::Opened,
+        Step::Executed,
+        Step::Delivered,
+    ];
+
+    /// How a lot that never reached this step is labelled.
+    fn missing(self) -> &'static str {
+        match self {
+            Step::Matched => "match_not_seen",
+            Step::Heard => "provider_not_told_of_match",
+            Step::Planned => "client_not_told_of_match",
+            Step::Opened => "plan_not_applied",
+            Step::Executed => "provider_did_not_run",
+            Step::Delivered => "delivery_not_applied",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// Matched lots not settled yet with the steps they reached (one bit per
+/// step), and where the bad ones stalled.
 #[derive(Debug, Default)]
 pub struct Stalls {
-    open: HashMap<LotKey, Timeline>,
+    open: HashMap<LotKey, u8>,
     /// `"<outcome>/<first step not reached>"` → lots.
     pub by_step: BTreeMap<String, u64>,
 }
 
 impl Stalls {
     /// A ledger notice (from the one validator that reports them).
-    pub fn on_notice(&mut self, now: Timestamp, n: &Notice) {
-        let (key, slot) = match n {
+    pub fn on_notice(&mut self, n: &Notice) {
+        let (client, job, lot, step) = match n {
             Notice::Matched {
                 client, job, lot, ..
-            } => ((*client, *job, *lot), 0),
+            } => (client, job, lot, Step::Matched),
             Notice::RoundOpened {
                 client, job, lot, ..
-            } => ((*client, *job, *lot), 1),
+            } => (client, job, lot, Step::Opened),
             Notice::Delivered {
                 client, job, lot, ..
-            } => ((*client, *job, *lot), 2),
+            } => (client, job, lot, Step::Delivered),
             _ => return,
         };
-        let t = self.open.entry(key).or_default();
-        let at = match slot {
-            0 => &mut t.matched,
-            1 => &mut t.opened,
-            _ => &mut t.delivered,
-        };
-        at.get_or_insert(now);
+        self.reached((*client, *job, *lot), step);
     }
 
-    /// A light node's step on lot `key`.
-    pub fn on_step(&mut self, now: Timestamp, key: LotKey, step: Step) {
-        let t = self.open.entry(key).or_default();
-        let at = match step {
-            Step::Heard => &mut t.heard,
-            Step::Planned => &mut t.planned,
-            Step::Executed => &mut t.executed,
-        };
-        at.get_or_insert(now);
+    /// Lot `key` reached `step`.
+    pub fn reached(&mut self, key: LotKey, step: Step) {
+        *self.open.entry(key).or_default() |= step.bit();
     }
 
     /// Lot `key` settled as `outcome` (`bad`: a default or abandonment
-    /// of an honest provider's lot, counted by where it stalled).
+    /// of an honest provider's lot, counted by the first step it never
+    /// reached).
     pub fn settled(&mut self, key: LotKey, outcome: &str, bad: bool) {
-        let Some(t) = self.open.remove(&key) else {
+        let Some(steps) = self.open.remove(&key) else {
             return;
         };
         if bad {
-            *self
-                .by_step
-                .entry(format!("{outcome}/{}", t.stalled_at()))
-                .or_default() += 1;
+            let at = Step::ALL
+                .iter()
+                .find(|s| steps & s.bit() == 0)
+                .map_or("delivered", |s| s.missing());
+            *self.by_step.entry(format!("{outcome}/{at}")).or_default() += 1;
         }
     }
 }
@@ -114,14 +107,10 @@ impl Stalls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use idlegrid_primitives::{Amount, Duration, Keypair, Seed};
+    use idlegrid_primitives::{Amount, Keypair, Seed};
 
     fn key(lot: u32) -> LotKey {
         (Keypair::from_seed(&Seed::from_u64(1)).account_id(), 7, lot)
-    }
-
-    fn at(ms: u64) -> Timestamp {
-        Timestamp::ZERO + Duration::from_millis(ms)
     }
 
     #[test]
@@ -139,9 +128,9 @@ mod tests {
                 credibility_ppm: 0,
                 verified_lots: 0,
             };
-            s.on_notice(at(10), &matched);
-            s.on_step(at(20), key(lot), Step::Heard);
-            s.on_step(at(30), key(lot), Step::Planned);
+            s.on_notice(&matched);
+            s.reached(key(lot), Step::Heard);
+            s.reached(key(lot), Step::Planned);
         }
         // Lot 1's round opened and it ran; lot 2's plan never applied.
         let opened = Notice::RoundOpened {
@@ -151,8 +140,8 @@ mod tests {
             provider,
             inputs: Vec::new(),
         };
-        s.on_notice(at(40), &opened);
-        s.on_step(at(50), key(1), Step::Executed);
+        s.on_notice(&opened);
+        s.reached(key(1), Step::Executed);
         s.settled(key(0), "ClientAbandoned", false);
         s.settled(key(1), "ProviderDefaulted", true);
         s.settled(key(2), "ProviderDefaulted", true);

@@ -226,7 +226,7 @@ impl MarketTally {
                 recognised,
                 usage_micros,
             } => {
-                self.stalls.on_step(now, *lot, Step::Executed);
+                self.stalls.reached(*lot, Step::Executed);
                 let mut after_first_cheat = false;
                 if let Some(p) = self.providers.get_mut(provider) {
                     p.spent_micros += usage_micros;
@@ -271,14 +271,14 @@ impl MarketTally {
                 }
             }
             MarketEvent::Swept(a) => self.c.swept += a,
-            MarketEvent::Notice(n) => return self.on_notice(now, n),
+            MarketEvent::Notice(n) => return self.on_notice(n),
             MarketEvent::Validator(_) => {}
         }
         Ok(())
     }
 
-    fn on_notice(&mut self, now: Timestamp, n: &Notice) -> Result<(), Violation> {
-        self.stalls.on_notice(now, n);
+    fn on_notice(&mut self, n: &Notice) -> Result<(), Violation> {
+        self.stalls.on_notice(n);
         match n {
             Notice::Cleared(record) => self.welfare.record(record),
             Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
@@ -298,7 +298,7 @@ impl MarketTally {
                 confessed: false, ..
             } => self.c.disputes += 1,
             ProviderEvent::Matched { lot, .. } => {
-                self.stalls.on_step(now, *lot, Step::Heard);
+                self.stalls.reached(*lot, Step::Heard);
                 let present = now < self.active_until;
                 if let Some(i) = self.providers.get_mut(&p) {
                     i.presence.first_match_at.get_or_insert(now);
@@ -330,7 +330,7 @@ impl MarketTally {
                 replicas,
                 ..
             } => {
-                self.stalls.on_step(now, (c, *job, *lot), Step::Planned);
+                self.stalls.reached((c, *job, *lot), Step::Planned);
                 self.c.matches += 1;
                 self.prices.push(price.get() as f64);
                 self.second.0 += 1;
