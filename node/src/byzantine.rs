@@ -8,7 +8,7 @@
 //!   consensus messages ([`Envelope`]), which the adversary rewrites; the
 //!   ledger, the marketplace and the gateway inside stay honest.
 //! - A [`LyingGateway`] forges the facts a validator serves its light
-//!   nodes.
+//!   nodes; a [`LeafWithholder`] holds back the ones they must act on.
 //! - A [`Forger`] (a [`ForgingProposer`] around an honest node) puts
 //!   transactions with forged signatures into its own blocks, past its own
 //!   gateway.
@@ -135,6 +135,101 @@ impl Machine for LyingGateway {
             }
         }
         Some(t)
+    }
+
+    fn poll_event(&mut self) -> Option<ValidatorEvent> {
+        self.inner.poll_event()
+    }
+
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.inner.poll_timeout()
+    }
+}
+
+/// A validator that serves its light nodes their certified facts except
+/// the leaves they must act on before a deadline and that another party's
+/// transaction makes: a lot's match, its round's opening, its delivery, an
+/// accusation. Everything else it serves, so its subscribers never find it
+/// silent; a certificate proves what a leaf says, not that every leaf was
+/// sent. Used by [`WithholdingGateway`] and by the simulator's
+/// `withhold_facts` validators (their drivers drop each message
+/// [`LeafWithholder::withholds`]).
+#[derive(Debug, Default)]
+pub struct LeafWithholder {
+    withheld: u64,
+}
+
+impl LeafWithholder {
+    /// Whether `t` is withheld (counted if so).
+    pub fn withholds(&mut self, t: &Transmit<NodeMessage>) -> bool {
+        let NodeMessage::Certified(proven) = &t.msg else {
+            return false;
+        };
+        let deadline_bound = |f: &Fact| {
+            matches!(
+                f,
+                Fact::Matched { .. }
+                    | Fact::RoundOpened { .. }
+                    | Fact::Delivered { .. }
+                    | Fact::Accused { .. }
+            )
+        };
+        let hit = proven
+            .leaves
+            .iter()
+            .any(|l| l.facts.iter().any(deadline_bound));
+        self.withheld += u64::from(hit);
+        hit
+    }
+
+    /// Messages withheld so far.
+    pub fn withheld(&self) -> u64 {
+        self.withheld
+    }
+}
+
+/// An honest validator behind a [`LeafWithholder`]: what a driver that
+/// runs validators as machines (the local testnet) puts in the committee.
+#[derive(Debug)]
+pub struct WithholdingGateway {
+    inner: ValidatorNode,
+    withholder: LeafWithholder,
+}
+
+impl WithholdingGateway {
+    /// Wraps an honest validator.
+    pub fn new(inner: ValidatorNode) -> Self {
+        Self {
+            inner,
+            withholder: LeafWithholder::default(),
+        }
+    }
+
+    /// Messages withheld so far.
+    pub fn withheld(&self) -> u64 {
+        self.withholder.withheld()
+    }
+}
+
+impl Machine for WithholdingGateway {
+    type Message = NodeMessage;
+    type Event = ValidatorEvent;
+
+    fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
+        self.inner.handle_message(now, from, msg);
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.inner.handle_timeout(now);
+    }
+
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        loop {
+            let t = self.inner.poll_transmit()?;
+            if !self.withholder.withholds(&t) {
+                return Some(t);
+            }
+        }
     }
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {

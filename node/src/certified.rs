@@ -35,8 +35,11 @@
 //!    or one forges ([`FactDelivery::Certified`](crate::light::FactDelivery)).
 //!
 //! What a certificate cannot prove is completeness: a source may withhold
-//! a light node's leaf. The patience, the stuck-transaction failover and
-//! asking more sources bound what withholding costs: time, not facts.
+//! a light node's leaf. The patience, the stuck-transaction failover, the
+//! light nodes' expectations (a fact another party's transaction makes,
+//! asked of validators drawn from the committee when it does not come:
+//! [`LightCore::check_expectations`](crate::light::LightCore::check_expectations))
+//! and asking more sources bound what withholding costs: time, not facts.
 //!
 //! A forged message (a signer outside the committee or counted twice, too
 //! little stake, a signature that does not verify, a leaf or proof other

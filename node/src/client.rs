@@ -32,9 +32,11 @@ use idlegrid_entrap::{
 };
 use idlegrid_primitives::{AccountId, Amount, Digest, Machine, NodeId, Seed, Timestamp, Transmit};
 
-use crate::light::{Decided, LightCore, LightSetup, OutboxError, TxFate};
+use crate::light::{Decided, Expectation, LightCore, LightSetup, OutboxError, TxFate};
 use crate::market::sealing::Sealer;
-use crate::market::{JobRequest, MarketParams, MarketTx, SealError, Settlement, round_id};
+use crate::market::{
+    JobRequest, MarketParams, MarketTx, OrderKey, SealError, Settlement, round_id,
+};
 use crate::provider::Ignored;
 use crate::verification::{AdaptiveRecord, REPLICA_JOB_BASE, VerificationMode};
 use crate::wire::{
@@ -464,6 +466,8 @@ struct Job {
     data: Option<JobData>,
     plans: BTreeMap<u32, JobPlan>,
     lots: BTreeMap<u32, LotBytes>,
+    /// Since the job was last heard of (see [`ClientNode::heard`]).
+    heard: Expectation,
 }
 
 /// Output bytes of a lot of a job posted with data.
@@ -650,13 +654,40 @@ impl ClientNode {
                 data: spec.data,
                 plans: BTreeMap::new(),
                 lots: BTreeMap::new(),
+                heard: self.core.expect(now),
             },
         );
         Ok(())
     }
 
+    /// A fact about `job` came: its expectation starts again. An open job
+    /// hears of itself at every step another party's transaction makes
+    /// (its match, its rounds' openings, deliveries, settlements), so one
+    /// that heard nothing for the certified patience asks another
+    /// validator to replay its facts ([`LightCore::check_expectations`]):
+    /// sources that withhold a delivery would otherwise see the client
+    /// lose its bond to a provider whose outputs it never checked. A job
+    /// waiting on a long execution asks a replay now and then for nothing;
+    /// each is one request and the client's own leaves.
+    fn heard(&mut self, now: Timestamp, job: u64) {
+        let fresh = self.core.expect(now);
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.heard = fresh;
+        }
+    }
+
+    /// Asks for the facts of jobs that heard nothing for a while (see
+    /// [`ClientNode::heard`]).
+    fn check_expectations(&mut self, now: Timestamp) {
+        let waits = self.jobs.values_mut().map(|j| &mut j.heard);
+        self.core.check_expectations(now, waits);
+    }
+
     fn on_fact(&mut self, now: Timestamp, fact: Fact) {
         let me = self.account();
+        if let Some(job) = job_of(&fact, me) {
+            self.heard(now, job);
+        }
         for tx in self.sealer.handle_fact(&fact) {
             if let MarketTx::SealBid { job, attempt, .. } = tx {
                 self.events
@@ -1135,6 +1166,29 @@ impl ClientNode {
     }
 }
 
+/// The job of `me`'s a fact is about, if any.
+fn job_of(fact: &Fact, me: AccountId) -> Option<u64> {
+    let (client, job) = match fact {
+        Fact::Matched { client, job, .. }
+        | Fact::Lapsed { client, job, .. }
+        | Fact::RoundOpened { client, job, .. }
+        | Fact::Delivered { client, job, .. }
+        | Fact::Accused { client, job, .. }
+        | Fact::DisputeOpened { client, job, .. }
+        | Fact::JobClosed { client, job, .. }
+        | Fact::BidUnfilled { client, job, .. } => (*client, *job),
+        Fact::Settled(s) => (s.client, s.job),
+        Fact::OrderSealed { owner, order, .. }
+        | Fact::OrderRevealed { owner, order, .. }
+        | Fact::BondForfeited { owner, order, .. } => match order {
+            OrderKey::Bid { job, .. } => (*owner, *job),
+            OrderKey::Ask { .. } => return None,
+        },
+        _ => return None,
+    };
+    (client == me).then_some(job)
+}
+
 /// Of these traps, how many answers the client computed itself and how
 /// many are cross-checks.
 fn trap_costs(traps: &[TrapSpec]) -> (u32, u32) {
@@ -1176,6 +1230,7 @@ impl Machine for ClientNode {
             NodeMessage::Certified(cert) => {
                 let decided = self.core.on_certified(now, from, &cert);
                 self.on_decided(now, from, decided);
+                self.check_expectations(now);
             }
             NodeMessage::Peer(PeerMessage::Outputs { job, lot, outputs }) => {
                 self.on_outputs(from, job, lot, outputs);
@@ -1190,6 +1245,7 @@ impl Machine for ClientNode {
     fn handle_timeout(&mut self, now: Timestamp) {
         self.core.start(now);
         self.core.on_timeout(now);
+        self.check_expectations(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
@@ -1201,7 +1257,10 @@ impl Machine for ClientNode {
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
-        self.core.poll_timeout()
+        let due = self
+            .core
+            .expectation_due(self.jobs.values().map(|j| &j.heard));
+        self.core.poll_timeout().into_iter().chain(due).min()
     }
 }
 

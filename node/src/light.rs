@@ -31,6 +31,22 @@
 //! every fact still undecided is at or after that commit and is decided
 //! once the new sources replay it. Safety never depends on the window: a
 //! fact is accepted only with f + 1 of the *committee's* stake.
+//!
+//! ## Withheld leaves
+//!
+//! Certified facts come from one or two sources ([`FactDelivery::Certified`]),
+//! and a certificate proves what a leaf says, not that every leaf was sent:
+//! a Byzantine source can serve every leaf but the one a node must act on
+//! (a provider's round opened by its client, a client's delivery), and
+//! never look silent. Its own transactions' fates and the sources' silence
+//! are watched here; the facts other parties' transactions make are
+//! watched by the provider and the client, which know when they expect one
+//! (an [`Expectation`]: the client's inputs came but no opening, a job that
+//! heard nothing). One that waited the certified patience (or
+//! [`EXPECTATION_COMMITS`] commits) asks validators drawn from the
+//! committee to replay the node's proven facts ([`GatewayRequest::Replay`]),
+//! four at first and twice as many at each further ask
+//! ([`LightCore::check_expectations`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -38,7 +54,8 @@ use std::sync::Arc;
 use idlegrid_dag_ledger::consensus::{AuthorityIndex, Committee};
 use idlegrid_dag_ledger::ledger::{ChainId, Nonce, SignedTransaction, Transaction, TxKind};
 use idlegrid_primitives::{
-    AccountId, Digest, Duration, Keypair, NodeId, SignatureVerifier, Timestamp, Transmit, encode,
+    AccountId, Digest, Domain, Duration, Keypair, NodeId, SignatureVerifier, Timestamp, Transmit,
+    encode,
 };
 
 use crate::certified::{FactsMode, ProvenFacts, ProvenLeaf};
@@ -53,6 +70,8 @@ pub const MAX_INFLIGHT: usize = 1_024;
 /// Times a transaction is re-signed after nonce rejections before it is
 /// given up.
 const MAX_RESIGNS: u8 = 3;
+/// The domain of the draws of validators asked for a replay.
+const REPLAY_DRAW: Domain = Domain::new("idlegrid/node/light/replay-draw");
 /// Outgoing messages a drained light node keeps room for.
 const OUT_KEPT: usize = 4;
 
@@ -138,6 +157,40 @@ pub enum FactDelivery {
     },
 }
 
+/// A fact a light node waits for that another party's transaction makes
+/// (see [`LightCore::suspect_withheld`]): since when (or since it last
+/// asked for it) and the highest commit certified then, and how many
+/// times it asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expectation {
+    at: Timestamp,
+    commit: u64,
+    asked: u8,
+}
+
+impl Expectation {
+    /// Asks of one expectation at most (one per certified patience): a
+    /// party that makes the node expect a fact that never comes stops
+    /// costing it replays after that.
+    pub const MAX_ASKED: u8 = 6;
+
+    /// Whether it still asks, and is due at `now` and commit `index`:
+    /// after `patience`, or after [`EXPECTATION_COMMITS`] commits if they
+    /// come sooner.
+    fn late(&self, now: Timestamp, index: u64, patience: Duration) -> bool {
+        self.asked < Self::MAX_ASKED
+            && (now.saturating_since(self.at) >= patience
+                || index.saturating_sub(self.commit) >= EXPECTATION_COMMITS)
+    }
+}
+
+/// Commits after which an expectation asks even before the patience: half
+/// of what a validator keeps ([`VOTES_KEPT`](crate::certified::VOTES_KEPT)),
+/// so that on a committee committing faster than the patience assumes the
+/// replays still reach back to the fact (ask, then ask again before it
+/// leaves the window).
+pub const EXPECTATION_COMMITS: u64 = crate::certified::VOTES_KEPT / 2;
+
 /// Why a light node could not take a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -217,6 +270,12 @@ pub struct LightCore {
     /// shares memory), not by hashing its facts again.
     recent_leaves: [Option<(u64, Arc<[Fact]>)>; RECENT_LEAVES],
     next_leaf: usize,
+    /// When the node last asked another source because a fact it expected
+    /// had not come ([`LightCore::suspect_withheld`]), and how often.
+    suspected_at: Option<(Timestamp, u64)>,
+    suspicions: u64,
+    /// Draws of a validator to ask for a replay so far.
+    replay_draws: u64,
 }
 
 /// Certified leaves a light node remembers as decided (see
@@ -269,6 +328,9 @@ impl LightCore {
             forgers: BTreeSet::new(),
             recent_leaves: Default::default(),
             next_leaf: 0,
+            suspected_at: None,
+            suspicions: 0,
+            replay_draws: 0,
         }
     }
 
@@ -306,15 +368,14 @@ impl LightCore {
         self.failovers
     }
 
-    /// Validators it takes facts from now (see the module docs): the whole
-    /// committee in committee order, or its window from the first gateway.
+    /// Validators it takes facts from now (see the module docs): its
+    /// window from the first gateway on, in committee order, wrapping (the
+    /// whole committee when the window is). The sources of certified facts
+    /// are the first of them, so light nodes spread them over the committee
+    /// as they spread their first gateways, and no two validators serve
+    /// every light node.
     pub fn fact_sources(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let base = if self.all_sources() {
-            0
-        } else {
-            self.source_base
-        };
-        (0..self.sources).filter_map(move |k| self.validator(base + k))
+        (0..self.sources).filter_map(move |k| self.validator(self.source_base + k))
     }
 
     /// Times its fact sources were widened.
@@ -454,6 +515,161 @@ impl LightCore {
             return None;
         }
         self.last_certified.map(|(t, _)| t + patience)
+    }
+
+    /// The patience of certified facts, `None` with reported ones (whose
+    /// window of f + 1 of the stake cannot withhold: see the module docs).
+    pub fn certified_patience(&self) -> Option<Duration> {
+        match self.delivery {
+            FactDelivery::Certified { patience, .. } => Some(patience),
+            FactDelivery::Reported => None,
+        }
+    }
+
+    /// The highest commit whose certified facts reached this node (0
+    /// before any).
+    pub fn certified_index(&self) -> u64 {
+        self.last_certified.map_or(0, |(_, i)| i)
+    }
+
+    /// The node expected a fact about its account and has waited the
+    /// certified patience for it: a fact another party's transaction makes
+    /// (its client's plan opening a provider's round, a provider's
+    /// delivery), which no stuck transaction of its own and no silence of
+    /// its sources reveals. Its certified sources may be withholding the
+    /// leaf (a certificate proves what a leaf says, not that every leaf was
+    /// sent, and a source that withholds one leaf may serve every other):
+    /// `fanout` other validators are asked, once, for the node's proven
+    /// facts of every certificate they keep ([`GatewayRequest::Replay`];
+    /// the missing fact may be older than the last commit the node heard
+    /// of). They are drawn from the committee (see `next_replay_source`),
+    /// so with f of 3f + 1 Byzantine each is honest with a chance of about
+    /// two in three whatever their places; the caller doubles `fanout` as
+    /// an expectation keeps waiting ([`LightCore::check_expectations`]).
+    ///
+    /// At most once per certified patience (or per [`EXPECTATION_COMMITS`]
+    /// commits), and nothing with reported facts (a window of f + 1 of the
+    /// stake cannot withhold: see the module docs). Returns how many
+    /// validators were asked.
+    pub fn suspect_withheld(&mut self, now: Timestamp, fanout: usize) -> usize {
+        let Some(patience) = self.certified_patience() else {
+            return 0;
+        };
+        let index = self.certified_index();
+        let rested = self.suspected_at.is_none_or(|(t, i)| {
+            now.saturating_since(t) >= patience || index.saturating_sub(i) >= EXPECTATION_COMMITS
+        });
+        if !rested || !self.started {
+            return 0;
+        }
+        let from = self
+            .certified_index()
+            .saturating_sub(crate::certified::VOTES_KEPT);
+        let mut asked: Vec<NodeId> = Vec::new();
+        // Draws with repeats: a bounded number, as many distinct as come.
+        for _ in 0..4 * fanout.min(self.committee_size()) {
+            if asked.len() >= fanout {
+                break;
+            }
+            match self.next_replay_source() {
+                Some(v) if !asked.contains(&v) => asked.push(v),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        if asked.is_empty() {
+            return 0;
+        }
+        self.suspected_at = Some((now, index));
+        self.suspicions += 1;
+        for v in &asked {
+            let req = GatewayRequest::Replay { from };
+            self.out
+                .push_back(Transmit::to(*v, NodeMessage::Gateway(req)));
+        }
+        asked.len()
+    }
+
+    /// The validator the next [`LightCore::suspect_withheld`] asks: drawn
+    /// from the committee by hashing the node's account and the count of
+    /// asks (neither its certified sources nor a known forger), so a run of
+    /// Byzantine validators next to its sources in committee order is no
+    /// likelier to be asked than any other.
+    fn next_replay_source(&mut self) -> Option<NodeId> {
+        let n = self.committee_size() as u64;
+        let own: Vec<NodeId> = self.fact_sources().take(self.certified).collect();
+        let account = self.account();
+        for _ in 0..4 * n {
+            let draw = Digest::hash_parts(
+                REPLAY_DRAW,
+                &[account.as_bytes(), &self.replay_draws.to_le_bytes()],
+            );
+            self.replay_draws += 1;
+            let word = u64::from_le_bytes(draw.as_bytes()[..8].try_into().expect("8 bytes"));
+            let v = self.validator((word % n.max(1)) as usize)?;
+            if !own.contains(&v) && !self.forgers.contains(&v) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// An expectation starting now (see [`LightCore::suspect_withheld`]).
+    pub fn expect(&self, now: Timestamp) -> Expectation {
+        Expectation {
+            at: now,
+            commit: self.certified_index(),
+            asked: 0,
+        }
+    }
+
+    /// When the first of `waits` runs out of the certified patience (a
+    /// time; its commits are checked as certified facts arrive), if
+    /// any still asks (never with reported facts).
+    pub fn expectation_due<'a>(
+        &self,
+        waits: impl Iterator<Item = &'a Expectation>,
+    ) -> Option<Timestamp> {
+        let patience = self.certified_patience()?;
+        let asking = waits.filter(|e| e.asked < Expectation::MAX_ASKED);
+        asking.map(|e| e.at).min().map(|t| t + patience)
+    }
+
+    /// Expectations past the certified patience: other validators are
+    /// asked to replay ([`LightCore::suspect_withheld`]), four for an
+    /// expectation's first ask, then twice as many at each ask (4, 8,
+    /// 16…: with a third of the committee withholding, the twelve of the
+    /// first two asks all withholders is a chance of about 1 in 500 000,
+    /// and those two asks come within [`EXPECTATION_COMMITS`] commits of
+    /// each other, so both replays reach back to the missing fact).
+    /// Each late expectation waits another patience, one ask less (also
+    /// when validators were asked less than a patience ago for another:
+    /// their replays covered both).
+    pub fn check_expectations<'a>(
+        &mut self,
+        now: Timestamp,
+        waits: impl Iterator<Item = &'a mut Expectation>,
+    ) {
+        let Some(patience) = self.certified_patience() else {
+            return;
+        };
+        let index = self.certified_index();
+        let mut late: Vec<&mut Expectation> =
+            waits.filter(|e| e.late(now, index, patience)).collect();
+        let Some(most) = late.iter().map(|e| e.asked).max() else {
+            return;
+        };
+        self.suspect_withheld(now, 4 << most.min(Expectation::MAX_ASKED));
+        for e in &mut late {
+            e.at = now;
+            e.commit = index;
+            e.asked += 1;
+        }
+    }
+
+    /// Times [`LightCore::suspect_withheld`] asked other validators.
+    pub fn suspicions(&self) -> u64 {
+        self.suspicions
     }
 
     fn all_sources(&self) -> bool {

@@ -14,6 +14,15 @@
 //! sandbox), delivers the outputs with a salted commitment, and answers an
 //! accusation: it accepts when it knows it cheated on an accused slot and
 //! disputes otherwise.
+//!
+//! Two facts it must act on before a deadline come from its client's
+//! transactions, not its own: the round's opening (its client's inputs
+//! arrived, the plan should follow) and, once its delivery is applied, the
+//! accusation or settlement. When one has not come for the certified
+//! patience, the provider asks another validator to replay its certified
+//! facts ([`LightCore::suspect_withheld`]): sources that withhold a leaf
+//! would otherwise see an honest provider slashed for a plan it never
+//! heard of.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -22,7 +31,7 @@ use idlegrid_primitives::{
     AccountId, Amount, Digest, Domain, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
 };
 
-use crate::light::{Decided, LightCore, LightSetup, TxFate};
+use crate::light::{Decided, Expectation, LightCore, LightSetup, TxFate};
 use crate::market::sealing::Sealer;
 use crate::market::{Environment, MarketParams, MarketTx, Settlement, round_id};
 use crate::wire::{Fact, LotData, NodeMessage, PeerMessage, Rejection};
@@ -149,6 +158,16 @@ struct Lot {
     running: bool,
     report: Option<ExecReport>,
     delivered: bool,
+    /// A fact the lot waits for that its client's transaction makes (see
+    /// the module docs), and since when.
+    awaiting: Option<Expectation>,
+}
+
+/// A client's inputs for a lot whose match the provider has not heard of.
+#[derive(Debug, Clone)]
+struct Early {
+    inputs: (Vec<Digest>, Option<LotData>),
+    since: Expectation,
 }
 
 /// A provider node.
@@ -161,7 +180,9 @@ pub struct ProviderNode {
     seed: Seed,
     sealer: Sealer,
     lots: BTreeMap<LotKey, Lot>,
-    early: BTreeMap<LotKey, (Vec<Digest>, Option<LotData>)>,
+    early: BTreeMap<LotKey, Early>,
+    /// The last lots settled (a replayed opening of one is not a new lot).
+    settled: VecDeque<LotKey>,
     events: VecDeque<ProviderEvent>,
 }
 
@@ -182,6 +203,7 @@ impl ProviderNode {
             sealer,
             lots: BTreeMap::new(),
             early: BTreeMap::new(),
+            settled: VecDeque::new(),
             events: VecDeque::new(),
         }
     }
@@ -325,8 +347,10 @@ impl ProviderNode {
                 ..
             } if provider == me => {
                 let key = (client, job, lot);
+                let early = self.early.remove(&key);
                 let l = Lot {
-                    inputs: self.early.remove(&key),
+                    awaiting: early.as_ref().map(|e| e.since),
+                    inputs: early.map(|e| e.inputs),
                     ..Lot::default()
                 };
                 self.lots.insert(key, l);
@@ -341,8 +365,20 @@ impl ProviderNode {
                 inputs,
             } if provider == me => {
                 let key = (client, job, lot);
+                if !self.lots.contains_key(&key) && !self.settled.contains(&key) {
+                    // Its match was not heard of (withheld, and older than
+                    // a replay reaches): the ledger opens only matched
+                    // lots, so the certified opening stands for it.
+                    let early = self.early.remove(&key);
+                    let l = Lot {
+                        inputs: early.map(|e| e.inputs),
+                        ..Lot::default()
+                    };
+                    self.lots.insert(key, l);
+                }
                 if let Some(l) = self.lots.get_mut(&key) {
                     l.planned = Some(inputs);
+                    l.awaiting = None;
                     self.maybe_execute(key);
                 }
             }
@@ -354,6 +390,9 @@ impl ProviderNode {
                 traps,
             } if provider == me => {
                 let key = (client, job, lot);
+                if let Some(l) = self.lots.get_mut(&key) {
+                    l.awaiting = None;
+                }
                 let guilty = self
                     .lots
                     .get(&key)
@@ -376,7 +415,12 @@ impl ProviderNode {
                 });
             }
             Fact::Settled(s) if s.provider == me => {
-                self.lots.remove(&(s.client, s.job, s.lot));
+                let key = (s.client, s.job, s.lot);
+                self.lots.remove(&key);
+                if self.settled.len() >= MAX_EARLY_INPUTS {
+                    self.settled.pop_front();
+                }
+                self.settled.push_back(key);
                 self.events.push_back(ProviderEvent::Settled(*s));
             }
             Fact::SealRejected { owner, error } if owner == me => {
@@ -388,19 +432,31 @@ impl ProviderNode {
 
     /// Inputs from `from` for one of its own lots (the key carries the
     /// sender's account, so nobody can hand over inputs for another's lot).
-    fn on_inputs(&mut self, from: NodeId, key: LotKey, inputs: (Vec<Digest>, Option<LotData>)) {
+    /// Inputs arrived: the client planned the lot, so its opening (and, if
+    /// unheard of, its match) is expected.
+    fn on_inputs(
+        &mut self,
+        now: Timestamp,
+        from: NodeId,
+        key: LotKey,
+        inputs: (Vec<Digest>, Option<LotData>),
+    ) {
         if inputs.1.as_ref().is_some_and(|d| !d.matches(&inputs.0)) {
             return self.ignore(from, Ignored::InputsMismatch);
         }
+        let since = self.core.expect(now);
         match self.lots.get_mut(&key) {
             Some(l) if l.inputs.is_none() => {
                 l.inputs = Some(inputs);
+                if l.planned.is_none() {
+                    l.awaiting = Some(since);
+                }
                 self.maybe_execute(key);
             }
             Some(_) => self.ignore(from, Ignored::Unexpected),
             // The client may hear of the match before this node does.
             None if self.early.len() < MAX_EARLY_INPUTS => {
-                self.early.insert(key, inputs);
+                self.early.insert(key, Early { inputs, since });
             }
             None => self.ignore(from, Ignored::UnknownLot),
         }
@@ -447,6 +503,10 @@ impl ProviderNode {
         let salt = Salt::from_bytes(
             Digest::of(SALT_DOMAIN, &(self.seed.derive("salt").to_bytes(), key)).to_bytes(),
         );
+        // Delivered: its client accuses or the lot settles (expected from
+        // now, not from when the delivery is heard applied: a source that
+        // withholds the leaf with the delivery withholds that too).
+        l.awaiting = Some(self.core.expect(now));
         let rid = round_id(key.1, key.2);
         let tx = MarketTx::Deliver {
             client: key.0,
@@ -520,6 +580,14 @@ impl ProviderNode {
         }
     }
 
+    /// Asks for the facts of expectations past the patience (see the
+    /// module docs), of lots and early inputs.
+    fn check_expectations(&mut self, now: Timestamp) {
+        let lots = self.lots.values_mut().filter_map(|l| l.awaiting.as_mut());
+        let waits = lots.chain(self.early.values_mut().map(|e| &mut e.since));
+        self.core.check_expectations(now, waits);
+    }
+
     /// Follows the facts a report or certificate decided.
     fn on_decided(&mut self, now: Timestamp, from: NodeId, decided: Decided) {
         match decided {
@@ -553,6 +621,7 @@ impl Machine for ProviderNode {
             NodeMessage::Certified(cert) => {
                 let decided = self.core.on_certified(now, from, &cert);
                 self.on_decided(now, from, decided);
+                self.check_expectations(now);
             }
             NodeMessage::Peer(PeerMessage::Inputs {
                 job,
@@ -560,7 +629,7 @@ impl Machine for ProviderNode {
                 inputs,
                 data,
             }) => {
-                self.on_inputs(from, (from.account(), job, lot), (inputs, data));
+                self.on_inputs(now, from, (from.account(), job, lot), (inputs, data));
             }
             _ => self.ignore(from, Ignored::Unexpected),
         }
@@ -569,6 +638,7 @@ impl Machine for ProviderNode {
     fn handle_timeout(&mut self, now: Timestamp) {
         self.start(now);
         self.core.on_timeout(now);
+        self.check_expectations(now);
         self.maybe_ask(now);
     }
 
@@ -584,6 +654,9 @@ impl Machine for ProviderNode {
         if !self.core.started() {
             return Some(Timestamp::ZERO);
         }
-        self.core.poll_timeout()
+        let lots = self.lots.values().filter_map(|l| l.awaiting.as_ref());
+        let waits = lots.chain(self.early.values().map(|e| &e.since));
+        let due = self.core.expectation_due(waits);
+        self.core.poll_timeout().into_iter().chain(due).min()
     }
 }

@@ -822,6 +822,9 @@ impl ValidatorNode {
             GatewayRequest::SubscribeWith { from: start, mode } => {
                 self.subscribe_with(from, start, mode)
             }
+            GatewayRequest::Replay { from: start } => {
+                self.replay_facts(from, start, FactsMode::Certified)
+            }
             GatewayRequest::Submit(tx) => {
                 self.subscribers.heard_from(from);
                 let _ = self.submit(&tx);

@@ -102,6 +102,15 @@ pub enum GatewayRequest {
         /// How the facts are sent.
         mode: FactsMode,
     },
+    /// Send me, once, the proven facts about my account of the kept
+    /// certificates from this commit on, whatever I am subscribed to: what
+    /// a light node asks another validator when a fact it expected has not
+    /// come from its sources of certified facts
+    /// ([`LightCore::suspect_withheld`](crate::light::LightCore::suspect_withheld)).
+    Replay {
+        /// Replay from this commit.
+        from: u64,
+    },
 }
 
 /// Commits between two reports of requested holdings

@@ -29,8 +29,17 @@ fn windowed(
     fact_sources: usize,
     fact_window: FactWindow,
 ) -> LightCore {
+    LightCore::new(setup(vs, first_gateway, fact_sources, fact_window))
+}
+
+fn setup(
+    vs: &[NodeId],
+    first_gateway: usize,
+    fact_sources: usize,
+    fact_window: FactWindow,
+) -> LightSetup {
     let chain: ChainId = Params::default().chain_id;
-    LightCore::new(LightSetup {
+    LightSetup {
         key: Keypair::from_seed(&Seed::from_u64(99)),
         chain,
         committee: Committee::equal(vs.iter().copied()).unwrap(),
@@ -42,7 +51,7 @@ fn windowed(
         delivery: Default::default(),
         signatures: Default::default(),
         next_nonce: Some(0),
-    })
+    }
 }
 
 /// Who was sent a subscription since the last call, with the commit index
@@ -92,11 +101,14 @@ fn the_window_holds_two_f_plus_one_and_starts_at_the_first_gateway() {
     let mut c = core(&vs, 5, 6);
     c.start(Timestamp::ZERO);
     assert_eq!(subscribed(&mut c).len(), 6);
-    // 0 (and anything past the committee) is every validator, in order.
+    // 0 (and anything past the committee) is every validator, still from
+    // the first gateway on: the first of them send certified facts, so
+    // light nodes spread those over the committee with their gateways.
+    let from_five: Vec<_> = (0..7).map(|k| vs[(5 + k) % 7]).collect();
     for k in [0, 7, 99] {
         let mut c = core(&vs, 5, k);
         c.start(Timestamp::ZERO);
-        assert_eq!(subscribed(&mut c), vs);
+        assert_eq!(subscribed(&mut c), from_five);
     }
 }
 
@@ -225,4 +237,69 @@ fn a_validity_window_decides_when_every_source_reports() {
     }
     assert_eq!(c.widenings(), 0);
     assert!(subscribed(&mut c).is_empty());
+}
+
+/// Whom replays were asked of since the last call.
+fn replays(c: &mut LightCore) -> Vec<NodeId> {
+    std::iter::from_fn(|| c.poll_transmit())
+        .filter_map(|t| match (t.to, t.msg) {
+            (Destination::To(v), NodeMessage::Gateway(GatewayRequest::Replay { .. })) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
+    use idlegrid_node::light::{Expectation, FactDelivery};
+    let vs = validators(16);
+    let mut c = LightCore::new(LightSetup {
+        delivery: FactDelivery::Certified {
+            sources: 2,
+            patience: Duration::from_secs(3),
+        },
+        ..setup(&vs, 4, 0, FactWindow::Quorum)
+    });
+    c.start(Timestamp::ZERO);
+    std::iter::from_fn(|| c.poll_transmit()).for_each(drop);
+    let own = [vs[4], vs[5]];
+    let (mut a, mut b) = (c.expect(at(0)), c.expect(at(1_000)));
+    assert_eq!(c.expectation_due([&a, &b].into_iter()), Some(at(3_000)));
+    c.check_expectations(at(2_999), [&mut a, &mut b].into_iter());
+    assert!(replays(&mut c).is_empty(), "not yet");
+    // The first ask: four validators, neither of its certified sources.
+    c.check_expectations(at(3_000), [&mut a, &mut b].into_iter());
+    let mut first = replays(&mut c);
+    assert_eq!(first.len(), 4);
+    assert!(first.iter().all(|v| !own.contains(v)));
+    first.sort();
+    first.dedup();
+    assert_eq!(first.len(), 4, "distinct");
+    // `b` is late a second later, but another ask went out less than a
+    // patience ago: it waits another patience, one ask spent.
+    c.check_expectations(at(4_000), [&mut a, &mut b].into_iter());
+    assert!(replays(&mut c).is_empty());
+    assert_eq!(c.expectation_due([&a, &b].into_iter()), Some(at(6_000)));
+    // The second ask of each: eight validators.
+    c.check_expectations(at(6_000), [&mut a, &mut b].into_iter());
+    let second = replays(&mut c);
+    assert_eq!(second.len(), 8);
+    assert!(second.iter().all(|v| !own.contains(v)));
+    assert_eq!(c.suspicions(), 2);
+    // After its last ask an expectation is due no more.
+    for k in 3..=u64::from(Expectation::MAX_ASKED) {
+        c.check_expectations(at(3_000 * k), [&mut a].into_iter());
+        assert!(!replays(&mut c).is_empty(), "ask {k}");
+    }
+    assert_eq!(c.expectation_due([&a].into_iter()), None);
+    c.check_expectations(at(60_000), [&mut a].into_iter());
+    assert!(replays(&mut c).is_empty());
+    // With reported facts a window of f + 1 of the stake cannot withhold:
+    // nothing to expect.
+    let mut r = core(&vs, 4, 0);
+    r.start(Timestamp::ZERO);
+    let mut e = r.expect(at(0));
+    assert_eq!(r.expectation_due([&e].into_iter()), None);
+    r.check_expectations(at(60_000), [&mut e].into_iter());
+    assert!(replays(&mut r).is_empty());
 }

@@ -565,3 +565,46 @@ fn a_new_fact_source_replays_the_kept_facts_once() {
     while w.poll_transmit().is_some() {}
     assert!(!replay(w, credit + 1).iter().any(credited));
 }
+
+#[test]
+fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
+    use idlegrid_node::byzantine::WithholdingGateway;
+    use idlegrid_node::light::FactDelivery;
+    // Both light nodes take certified facts from validator 0 alone, which
+    // serves them every leaf but those with a match, an opening, a
+    // delivery or an accusation: never silent, so only the nodes'
+    // expectations (inputs came but no opening; a job that heard nothing
+    // for the patience) can find the withheld facts, at other validators.
+    // The testnet commits every few tens of ms, so a validator keeps the
+    // certificates of the last second or two, less than the patience: the
+    // nodes ask again every 32 commits instead.
+    let global = FactDelivery::Certified {
+        sources: 1,
+        patience: Duration::from_secs(3),
+    };
+    let mut t = testnet_with(3, [4, 1, 1], global);
+    let keys = testnet_keys(3, 4, 1, 1);
+    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
+    let inner = ValidatorNode::new(
+        keys[0][0].clone(),
+        committee,
+        &testnet_setup(&keys),
+        Seed::from_u64(5),
+        false,
+    )
+    .unwrap();
+    let withholder = t.validators[0];
+    *t.net.node_mut(&withholder).unwrap() =
+        LocalNode::Other(Box::new(WithholdingGateway::new(inner)));
+    let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
+    let s = settlements(&ev);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].outcome, Outcome::Clean, "delivered, checked, paid");
+    assert!(s[0].slashed.is_zero() && s[0].bond_forfeited.is_zero());
+    let (p, c) = (t.providers[0], t.clients[0]);
+    let asked = t.net.provider_mut(&p).unwrap().core().suspicions();
+    assert!(asked > 0, "the provider asked others");
+    let asked = t.net.client_mut(&c).unwrap().core().suspicions();
+    assert!(asked > 0, "the client asked others");
+    digests_agree(&t);
+}

@@ -64,6 +64,9 @@ pub enum Behavior {
     /// Puts transfers with forged signatures into its own blocks
     /// (`idlegrid_node::byzantine::Forger`; marketplace only).
     Forge,
+    /// Serves its light nodes every certified fact but those they must act
+    /// on (`idlegrid_node::byzantine::LeafWithholder`; marketplace only).
+    WithholdFacts,
     /// Honest protocol, but every message it sends is delayed (applied by
     /// the network as the node's egress delay).
     Delay {
@@ -82,9 +85,12 @@ impl Behavior {
     /// if any.
     pub(crate) fn adversary(self) -> Option<ByzantineBehavior> {
         match self {
-            // A delay is the network's doing, forging the node's (it needs
-            // the marketplace's ledger).
-            Behavior::Honest | Behavior::Delay { .. } | Behavior::Forge => None,
+            // A delay is the network's doing, forging and withholding facts
+            // the node's (they need the marketplace).
+            Behavior::Honest
+            | Behavior::Delay { .. }
+            | Behavior::Forge
+            | Behavior::WithholdFacts => None,
             Behavior::Equivocate => Some(ByzantineBehavior::Equivocate),
             Behavior::Withhold { recipients } => Some(ByzantineBehavior::Withhold { recipients }),
             Behavior::InvalidBlocks => Some(ByzantineBehavior::TooFewParents),

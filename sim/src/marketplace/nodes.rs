@@ -20,7 +20,7 @@ use idlegrid_executor::{Behaviour, Limits, SimContext, SimulatedExecutor};
 
 use super::coalition::Coalition;
 use idlegrid_market::JobGoods;
-use idlegrid_node::byzantine::Forger;
+use idlegrid_node::byzantine::{Forger, LeafWithholder};
 use idlegrid_node::client::{ClientEvent, ClientNode, JobSpec, TrapSource};
 use idlegrid_node::light::LightCore;
 use idlegrid_node::market::{JobRequest, MarketTx, Notice};
@@ -131,6 +131,8 @@ pub struct SimValidator {
     disk: Option<(Disks, usize)>,
     /// Its forger, if it forges transactions into its blocks.
     forger: Option<Forger>,
+    /// What it withholds from its light nodes, if it does.
+    withholder: Option<LeafWithholder>,
     events: VecDeque<MarketEvent>,
 }
 
@@ -148,7 +150,29 @@ impl SimValidator {
             report_notices,
             disk,
             forger,
+            withholder: None,
             events: VecDeque::new(),
+        }
+    }
+
+    /// The same, withholding light nodes' facts with `withholder` if given.
+    pub fn withholding(mut self, withholder: Option<LeafWithholder>) -> Self {
+        self.withholder = withholder;
+        self
+    }
+
+    /// Its withholder, if it withholds light nodes' facts.
+    pub fn withholder(&self) -> Option<&LeafWithholder> {
+        self.withholder.as_ref()
+    }
+
+    /// The next message it sends (past its withholder, if it has one).
+    fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
+        loop {
+            let t = self.node.poll_transmit()?;
+            if !self.withholder.as_mut().is_some_and(|w| w.withholds(&t)) {
+                return Some(t);
+            }
         }
     }
 
@@ -786,7 +810,7 @@ impl Machine for MarketNode {
 
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
         match self {
-            MarketNode::Validator(v) => v.node.poll_transmit(),
+            MarketNode::Validator(v) => v.poll_transmit(),
             MarketNode::Provider(p) => p.node.poll_transmit(),
             MarketNode::Client(c) => c.node.poll_transmit(),
             MarketNode::Owner(o) => o.core.poll_transmit(),

@@ -10,7 +10,7 @@ use idlegrid_entrap::LifetimeError;
 use idlegrid_executor::{Behaviour, Rate};
 use idlegrid_market::registry::{AccessPolicy, GoodKind, RegistryOp, SignedOp, content_digest};
 use idlegrid_market::{ExecutorKind, Features, JobGoods, MECHANISMS, NamedMechanism};
-use idlegrid_node::byzantine::Forger;
+use idlegrid_node::byzantine::{Forger, LeafWithholder};
 use idlegrid_node::client::{ClientNode, LifetimeMode, TrapPolicy, TrapTargets, check_trap_policy};
 use idlegrid_node::light::{FactDelivery, FactWindow, LightCore, LightSetup};
 use idlegrid_node::market::{
@@ -665,6 +665,14 @@ impl MarketplaceReport {
                 "forgeries     {forged} transactions with forged signatures in Byzantine blocks, refused by every validator"
             );
         }
+        let withheld = f(&["ledger", "withheld_fact_messages"]);
+        if withheld > 0.0 {
+            let _ = writeln!(
+                s,
+                "withholding   {withheld} certified-fact messages held back by Byzantine gateways; light nodes asked another source {} times",
+                f(&["ledger", "light_node_suspicions"]),
+            );
+        }
         s
     }
 
@@ -993,7 +1001,10 @@ fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
     let disk = w.disks.as_ref().map(|d| (std::rc::Rc::clone(d), i));
     let forger = (w.behaviors.get(i) == Some(&Behavior::Forge))
         .then(|| Forger::new(Keypair::from_seed(&ctx.key_seed), None));
-    MarketNode::Validator(Box::new(SimValidator::new(node, i == 0, disk, forger)))
+    let withholder =
+        (w.behaviors.get(i) == Some(&Behavior::WithholdFacts)).then(LeafWithholder::default);
+    let v = SimValidator::new(node, i == 0, disk, forger).withholding(withholder);
+    MarketNode::Validator(Box::new(v))
 }
 
 /// What one light node of the world is.
@@ -1693,6 +1704,24 @@ fn forgeries(sim: &MarketSim, n_val: u32) -> Result<u64, String> {
     Ok(forged)
 }
 
+/// Certified-fact messages the `withhold_facts` validators held back, and
+/// the times light nodes asked another source because a fact they
+/// expected had not come (`LightCore::suspect_withheld`).
+fn withholding(sim: &MarketSim) -> (u64, u64) {
+    let (mut withheld, mut suspicions) = (0, 0);
+    for i in 0..sim.node_ids().len() {
+        match sim.node(NodeIndex::new(i as u32)) {
+            Some(MarketNode::Validator(v)) => {
+                withheld += v.withholder().map_or(0, |w| w.withheld());
+            }
+            Some(MarketNode::Provider(p)) => suspicions += p.node.core().suspicions(),
+            Some(MarketNode::Client(c)) => suspicions += c.node.core().suspicions(),
+            _ => {}
+        }
+    }
+    (withheld, suspicions)
+}
+
 /// Runs the world second by second, sampling the series.
 fn drive(
     sim: &mut MarketSim,
@@ -1879,6 +1908,7 @@ fn report(
     }
     let forged = forgeries(&sim, cfg.validators)
         .map_err(|msg| invariant("forgeries-move-nothing", end, msg, cfg, sim_cfg))?;
+    let (withheld, suspicions) = withholding(&sim);
     let ledger = view.ledger();
     let t = &obs.tally;
     let m = &t.c;
@@ -1927,6 +1957,8 @@ fn report(
             "batches_compared": obs.batches(),
             "validators_compared": cfg.validators,
             "forged_transactions": forged,
+            "withheld_fact_messages": withheld,
+            "light_node_suspicions": suspicions,
         }),
         market: market_json(t, joined, cfg),
         jobs: jobs_json(t),

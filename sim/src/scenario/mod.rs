@@ -43,6 +43,10 @@ pub const BUILTIN_SCENARIOS: &[(&str, &str)] = &[
     ("framing", include_str!("../../scenarios/framing.toml")),
     ("partition", include_str!("../../scenarios/partition.toml")),
     ("byzantine", include_str!("../../scenarios/byzantine.toml")),
+    (
+        "withholding",
+        include_str!("../../scenarios/withholding.toml"),
+    ),
     ("large", include_str!("../../scenarios/large.toml")),
     ("huge", include_str!("../../scenarios/huge.toml")),
     ("consensus", include_str!("../../scenarios/consensus.toml")),
@@ -486,6 +490,9 @@ pub enum BehaviorKind {
     Delay,
     /// Transfers with forged signatures in its own blocks (marketplace).
     Forge,
+    /// Certified facts served except those light nodes must act on
+    /// (marketplace).
+    WithholdFacts,
 }
 
 /// One `[[consensus.byzantine]]` entry.
@@ -1068,6 +1075,13 @@ impl Scenario {
                     "`forge` needs machine = \"marketplace\" (it forges ledger transfers)",
                 ));
             }
+            if b.behavior == BehaviorKind::WithholdFacts && self.machine != MachineKind::Marketplace
+            {
+                return Err(invalid(
+                    format!("{field}.behavior"),
+                    "`withhold_facts` needs machine = \"marketplace\" (it withholds light nodes' facts)",
+                ));
+            }
             if b.behavior == BehaviorKind::Delay && !(1..=600_000).contains(&b.delay_ms) {
                 return Err(invalid(
                     format!("{field}.delay_ms"),
@@ -1138,6 +1152,7 @@ impl Scenario {
                 },
                 BehaviorKind::InvalidBlocks => Behavior::InvalidBlocks,
                 BehaviorKind::Forge => Behavior::Forge,
+                BehaviorKind::WithholdFacts => Behavior::WithholdFacts,
                 BehaviorKind::Delay => Behavior::Delay {
                     extra: Duration::from_millis(b.delay_ms),
                 },
