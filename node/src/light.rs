@@ -42,10 +42,11 @@
 //! are watched here; the facts other parties' transactions make are
 //! watched by the provider and the client, which know when they expect one
 //! (an [`Expectation`]: the client's inputs came but no opening, a job that
-//! heard nothing). One that waited the certified patience (or
-//! [`EXPECTATION_COMMITS`] commits) asks validators drawn from the
+//! heard nothing). One that waited the certified patience (half of it for
+//! a provider's opening: [`LightCore::expect_soon`]), or
+//! [`EXPECTATION_COMMITS`] commits, asks validators drawn from the
 //! committee to replay the node's proven facts ([`GatewayRequest::Replay`]),
-//! four at first and twice as many at each further ask
+//! four at first, then eight, then sixteen at each further ask
 //! ([`LightCore::check_expectations`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -166,20 +167,22 @@ pub struct Expectation {
     at: Timestamp,
     commit: u64,
     asked: u8,
+    patience: Duration,
 }
 
 impl Expectation {
-    /// Asks of one expectation at most (one per certified patience): a
-    /// party that makes the node expect a fact that never comes stops
-    /// costing it replays after that.
-    pub const MAX_ASKED: u8 = 6;
+    /// Asks of one expectation at most (one per its patience, 24 s or more
+    /// at the simulator's): longer than a lot's stages take, and a party
+    /// that makes the node expect a fact that never comes (inputs for a lot
+    /// never matched) stops costing it replays after that.
+    pub const MAX_ASKED: u8 = 16;
 
     /// Whether it still asks, and is due at `now` and commit `index`:
-    /// after `patience`, or after [`EXPECTATION_COMMITS`] commits if they
+    /// after its patience, or after [`EXPECTATION_COMMITS`] commits if they
     /// come sooner.
-    fn late(&self, now: Timestamp, index: u64, patience: Duration) -> bool {
+    fn late(&self, now: Timestamp, index: u64) -> bool {
         self.asked < Self::MAX_ASKED
-            && (now.saturating_since(self.at) >= patience
+            && (now.saturating_since(self.at) >= self.patience
                 || index.saturating_sub(self.commit) >= EXPECTATION_COMMITS)
     }
 }
@@ -526,6 +529,13 @@ impl LightCore {
         }
     }
 
+    /// Half the certified patience: how long [`LightCore::expect_soon`]
+    /// waits, and the least time between two asks of one node.
+    fn short_patience(&self) -> Option<Duration> {
+        self.certified_patience()
+            .map(|p| Duration::from_micros(p.as_micros() / 2))
+    }
+
     /// The highest commit whose certified facts reached this node (0
     /// before any).
     pub fn certified_index(&self) -> u64 {
@@ -533,7 +543,7 @@ impl LightCore {
     }
 
     /// The node expected a fact about its account and has waited the
-    /// certified patience for it: a fact another party's transaction makes
+    /// patience it gave it: a fact another party's transaction makes
     /// (its client's plan opening a provider's round, a provider's
     /// delivery), which no stuck transaction of its own and no silence of
     /// its sources reveals. Its certified sources may be withholding the
@@ -547,12 +557,12 @@ impl LightCore {
     /// two in three whatever their places; the caller doubles `fanout` as
     /// an expectation keeps waiting ([`LightCore::check_expectations`]).
     ///
-    /// At most once per certified patience (or per [`EXPECTATION_COMMITS`]
+    /// At most once per half the certified patience (or per [`EXPECTATION_COMMITS`]
     /// commits), and nothing with reported facts (a window of f + 1 of the
     /// stake cannot withhold: see the module docs). Returns how many
     /// validators were asked.
     pub fn suspect_withheld(&mut self, now: Timestamp, fanout: usize) -> usize {
-        let Some(patience) = self.certified_patience() else {
+        let Some(patience) = self.short_patience() else {
             return 0;
         };
         let index = self.certified_index();
@@ -614,34 +624,50 @@ impl LightCore {
         None
     }
 
-    /// An expectation starting now (see [`LightCore::suspect_withheld`]).
+    /// An expectation starting now that asks after the certified patience
+    /// (see [`LightCore::check_expectations`]).
     pub fn expect(&self, now: Timestamp) -> Expectation {
+        self.expect_within(now, self.certified_patience().unwrap_or(Duration::ZERO))
+    }
+
+    /// An expectation starting now that asks after half the certified
+    /// patience: for a fact due within a transaction's latency (a provider
+    /// holding its client's inputs expects the plan the client sent with
+    /// them on the ledger), which a withholding source would otherwise
+    /// delay by a whole patience off its stage deadline.
+    pub fn expect_soon(&self, now: Timestamp) -> Expectation {
+        self.expect_within(now, self.short_patience().unwrap_or(Duration::ZERO))
+    }
+
+    fn expect_within(&self, now: Timestamp, patience: Duration) -> Expectation {
         Expectation {
             at: now,
             commit: self.certified_index(),
             asked: 0,
+            patience,
         }
     }
 
-    /// When the first of `waits` runs out of the certified patience (a
+    /// When the first of `waits` runs out of its patience (a
     /// time; its commits are checked as certified facts arrive), if
     /// any still asks (never with reported facts).
     pub fn expectation_due<'a>(
         &self,
         waits: impl Iterator<Item = &'a Expectation>,
     ) -> Option<Timestamp> {
-        let patience = self.certified_patience()?;
+        self.certified_patience()?;
         let asking = waits.filter(|e| e.asked < Expectation::MAX_ASKED);
-        asking.map(|e| e.at).min().map(|t| t + patience)
+        asking.map(|e| e.at + e.patience).min()
     }
 
-    /// Expectations past the certified patience: other validators are
-    /// asked to replay ([`LightCore::suspect_withheld`]), four for an
-    /// expectation's first ask, then twice as many at each ask (4, 8,
-    /// 16…: with a third of the committee withholding, the twelve of the
-    /// first two asks all withholders is a chance of about 1 in 500 000,
-    /// and those two asks come within [`EXPECTATION_COMMITS`] commits of
-    /// each other, so both replays reach back to the missing fact).
+    /// Expectations past their patience ([`LightCore::expect`],
+    /// [`LightCore::expect_soon`]): other validators are asked to
+    /// replay ([`LightCore::suspect_withheld`]), four for an expectation's
+    /// first ask, eight for its second, sixteen for each further one: with
+    /// a third of the committee withholding, the twelve of the first two
+    /// asks all withholders is a chance of about 1 in 500 000, and those
+    /// two asks come within [`EXPECTATION_COMMITS`] commits of each other,
+    /// so both replays reach back to the missing fact.
     /// Each late expectation waits another patience, one ask less (also
     /// when validators were asked less than a patience ago for another:
     /// their replays covered both).
@@ -650,16 +676,15 @@ impl LightCore {
         now: Timestamp,
         waits: impl Iterator<Item = &'a mut Expectation>,
     ) {
-        let Some(patience) = self.certified_patience() else {
+        if self.certified_patience().is_none() {
             return;
-        };
+        }
         let index = self.certified_index();
-        let mut late: Vec<&mut Expectation> =
-            waits.filter(|e| e.late(now, index, patience)).collect();
+        let mut late: Vec<&mut Expectation> = waits.filter(|e| e.late(now, index)).collect();
         let Some(most) = late.iter().map(|e| e.asked).max() else {
             return;
         };
-        self.suspect_withheld(now, 4 << most.min(Expectation::MAX_ASKED));
+        self.suspect_withheld(now, 4 << most.min(2));
         for e in &mut late {
             e.at = now;
             e.commit = index;

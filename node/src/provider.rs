@@ -17,12 +17,15 @@
 //!
 //! Two facts it must act on before a deadline come from its client's
 //! transactions, not its own: the round's opening (its client's inputs
-//! arrived, the plan should follow) and, once its delivery is applied, the
-//! accusation or settlement. When one has not come for the certified
-//! patience, the provider asks another validator to replay its certified
-//! facts ([`LightCore::suspect_withheld`]): sources that withhold a leaf
-//! would otherwise see an honest provider slashed for a plan it never
-//! heard of.
+//! arrived, the plan should be on the ledger) and, once it sent its
+//! delivery, the accusation or settlement. When one has not come for the
+//! certified patience (half of it for the opening, due within a
+//! transaction's latency), the provider asks validators drawn from the
+//! committee to replay its certified facts
+//! ([`LightCore::check_expectations`]): sources that withhold a leaf would
+//! otherwise see an honest provider slashed for a plan it never heard of.
+//! A certified opening of a lot whose match it never heard of opens the
+//! lot (the ledger opens only matched lots).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -39,6 +42,9 @@ use crate::wire::{Fact, LotData, NodeMessage, PeerMessage, Rejection};
 const SALT_DOMAIN: Domain = Domain::new("idlegrid/node/provider/salt");
 /// Lots a provider holds inputs for before their match is confirmed.
 const MAX_EARLY_INPUTS: usize = 256;
+/// Settled lots a provider remembers, so that a replayed opening of one
+/// does not open it again.
+const MAX_SETTLED_KEPT: usize = 256;
 
 /// A lot: (client, job, lot).
 pub type LotKey = (AccountId, u64, u32);
@@ -417,7 +423,7 @@ impl ProviderNode {
             Fact::Settled(s) if s.provider == me => {
                 let key = (s.client, s.job, s.lot);
                 self.lots.remove(&key);
-                if self.settled.len() >= MAX_EARLY_INPUTS {
+                if self.settled.len() >= MAX_SETTLED_KEPT {
                     self.settled.pop_front();
                 }
                 self.settled.push_back(key);
@@ -431,9 +437,8 @@ impl ProviderNode {
     }
 
     /// Inputs from `from` for one of its own lots (the key carries the
-    /// sender's account, so nobody can hand over inputs for another's lot).
-    /// Inputs arrived: the client planned the lot, so its opening (and, if
-    /// unheard of, its match) is expected.
+    /// sender's account, so nobody can hand over inputs for another's lot):
+    /// the client planned the lot, so its opening is expected from now.
     fn on_inputs(
         &mut self,
         now: Timestamp,
@@ -444,7 +449,7 @@ impl ProviderNode {
         if inputs.1.as_ref().is_some_and(|d| !d.matches(&inputs.0)) {
             return self.ignore(from, Ignored::InputsMismatch);
         }
-        let since = self.core.expect(now);
+        let since = self.core.expect_soon(now);
         match self.lots.get_mut(&key) {
             Some(l) if l.inputs.is_none() => {
                 l.inputs = Some(inputs);

@@ -220,21 +220,26 @@ fn a_framing_client_is_judged_by_the_validators_referees_and_pays_the_provider()
     digests_agree(&t);
 }
 
-/// Replaces validator 0 of the seed-3 testnet of 4 validators, 1 provider
-/// and 1 client with a [`LyingGateway`] around the same key.
-fn make_validator_0_lie(t: &mut Testnet) {
+/// A fresh honest validator 0 of the seed-3 testnet of 4 validators, 1
+/// provider and 1 client (with the same key), to wrap in an adversary.
+fn honest_validator_0(t: &Testnet) -> ValidatorNode {
     let keys = testnet_keys(3, 4, 1, 1);
     let setup = testnet_setup(&keys);
-    let liar = t.validators[0];
     let committee = Committee::equal(t.validators.iter().copied()).unwrap();
-    let inner = ValidatorNode::new(
+    ValidatorNode::new(
         keys[0][0].clone(),
         committee,
         &setup,
         Seed::from_u64(5),
         false,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Replaces validator 0 of that testnet with a [`LyingGateway`].
+fn make_validator_0_lie(t: &mut Testnet) {
+    let inner = honest_validator_0(t);
+    let liar = t.validators[0];
     *t.net.node_mut(&liar).unwrap() = LocalNode::Other(Box::new(LyingGateway::new(inner)));
 }
 
@@ -583,16 +588,7 @@ fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
         patience: Duration::from_secs(3),
     };
     let mut t = testnet_with(3, [4, 1, 1], global);
-    let keys = testnet_keys(3, 4, 1, 1);
-    let committee = Committee::equal(t.validators.iter().copied()).unwrap();
-    let inner = ValidatorNode::new(
-        keys[0][0].clone(),
-        committee,
-        &testnet_setup(&keys),
-        Seed::from_u64(5),
-        false,
-    )
-    .unwrap();
+    let inner = honest_validator_0(&t);
     let withholder = t.validators[0];
     *t.net.node_mut(&withholder).unwrap() =
         LocalNode::Other(Box::new(WithholdingGateway::new(inner)));
