@@ -273,7 +273,7 @@ pub struct LightCore {
     /// shares memory), not by hashing its facts again.
     recent_leaves: [Option<(u64, Arc<[Fact]>)>; RECENT_LEAVES],
     next_leaf: usize,
-    /// When the node last asked another source because a fact it expected
+    /// When the node last asked other validators because a fact it expected
     /// had not come ([`LightCore::suspect_withheld`]), and how often.
     suspected_at: Option<(Timestamp, u64)>,
     suspicions: u64,

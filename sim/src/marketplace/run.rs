@@ -658,27 +658,35 @@ impl MarketplaceReport {
             f(&["ledger", "batches_computed"]),
             f(&["ledger", "batches_shared"]),
         );
-        let forged = f(&["ledger", "forged_transactions"]);
-        if forged > 0.0 {
-            let _ = writeln!(
-                s,
-                "forgeries     {forged} transactions with forged signatures in Byzantine blocks, refused by every validator"
-            );
-        }
-        let withheld = f(&["ledger", "withheld_fact_messages"]);
-        if withheld > 0.0 {
-            let _ = writeln!(
-                s,
-                "withholding   {withheld} certified-fact messages held back by Byzantine gateways; light nodes asked another source {} times",
-                f(&["ledger", "light_node_suspicions"]),
-            );
-        }
+        adversary_lines(&mut s, &f);
         s
     }
 
     /// The summary as JSON (the key names).
     pub fn summary_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.summary).unwrap_or_default()
+    }
+}
+
+/// The text summary's lines on what Byzantine validators did to the
+/// ledger and to light nodes, when they did anything (`f` reads a figure
+/// of the summary by its path).
+fn adversary_lines(s: &mut String, f: &dyn Fn(&[&str]) -> f64) {
+    use std::fmt::Write as _;
+    let forged = f(&["ledger", "forged_transactions"]);
+    if forged > 0.0 {
+        let _ = writeln!(
+            s,
+            "forgeries     {forged} transactions with forged signatures in Byzantine blocks, refused by every validator"
+        );
+    }
+    let withheld = f(&["ledger", "withheld_fact_messages"]);
+    if withheld > 0.0 {
+        let _ = writeln!(
+            s,
+            "withholding   {withheld} certified-fact messages held back by Byzantine gateways; light nodes asked other validators {} times",
+            f(&["ledger", "light_node_suspicions"]),
+        );
     }
 }
 
@@ -1705,7 +1713,7 @@ fn forgeries(sim: &MarketSim, n_val: u32) -> Result<u64, String> {
 }
 
 /// Certified-fact messages the `withhold_facts` validators held back, and
-/// the times light nodes asked another source because a fact they
+/// the times light nodes asked other validators because a fact they
 /// expected had not come (`LightCore::suspect_withheld`).
 fn withholding(sim: &MarketSim) -> (u64, u64) {
     let (mut withheld, mut suspicions) = (0, 0);
