@@ -186,6 +186,15 @@ impl LeafWithholder {
     pub fn withheld(&self) -> u64 {
         self.withheld
     }
+
+    /// The next message `poll` yields that is not withheld: what a driver
+    /// sends instead of the validator's own next message.
+    pub fn next(
+        &mut self,
+        mut poll: impl FnMut() -> Option<Transmit<NodeMessage>>,
+    ) -> Option<Transmit<NodeMessage>> {
+        std::iter::from_fn(&mut poll).find(|t| !self.withholds(t))
+    }
 }
 
 /// An honest validator behind a [`LeafWithholder`]: what a driver that
@@ -224,12 +233,8 @@ impl Machine for WithholdingGateway {
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
-        loop {
-            let t = self.inner.poll_transmit()?;
-            if !self.withholder.withholds(&t) {
-                return Some(t);
-            }
-        }
+        let inner = &mut self.inner;
+        self.withholder.next(|| inner.poll_transmit())
     }
 
     fn poll_event(&mut self) -> Option<ValidatorEvent> {

@@ -177,11 +177,16 @@ impl Expectation {
     /// never matched) stops costing it replays after that.
     pub const MAX_ASKED: u8 = 16;
 
+    /// Whether it has asks left.
+    fn asking(&self) -> bool {
+        self.asked < Self::MAX_ASKED
+    }
+
     /// Whether it still asks, and is due at `now` and commit `index`:
     /// after its patience, or after [`EXPECTATION_COMMITS`] commits if they
     /// come sooner.
     fn late(&self, now: Timestamp, index: u64) -> bool {
-        self.asked < Self::MAX_ASKED
+        self.asking()
             && (now.saturating_since(self.at) >= self.patience
                 || index.saturating_sub(self.commit) >= EXPECTATION_COMMITS)
     }
@@ -493,7 +498,7 @@ impl LightCore {
     /// checked again), widening the fact sources first if every one of
     /// them sends them already.
     fn widen_certified(&mut self, now: Timestamp) {
-        let last = self.last_certified.map_or(0, |(_, i)| i);
+        let last = self.certified_index();
         self.last_certified = Some((now, last));
         self.certified = (self.certified + 1).min(self.committee_size());
         if self.certified > self.sources {
@@ -572,9 +577,7 @@ impl LightCore {
         if !rested || !self.started {
             return 0;
         }
-        let from = self
-            .certified_index()
-            .saturating_sub(crate::certified::VOTES_KEPT);
+        let from = index.saturating_sub(crate::certified::VOTES_KEPT);
         let mut asked: Vec<NodeId> = Vec::new();
         // Draws with repeats: a bounded number, as many distinct as come.
         for _ in 0..4 * fanout.min(self.committee_size()) {
@@ -656,8 +659,10 @@ impl LightCore {
         waits: impl Iterator<Item = &'a Expectation>,
     ) -> Option<Timestamp> {
         self.certified_patience()?;
-        let asking = waits.filter(|e| e.asked < Expectation::MAX_ASKED);
-        asking.map(|e| e.at + e.patience).min()
+        waits
+            .filter(|e| e.asking())
+            .map(|e| e.at + e.patience)
+            .min()
     }
 
     /// Expectations past their patience ([`LightCore::expect`],
@@ -858,7 +863,7 @@ impl LightCore {
             self.recent_leaves[self.next_leaf] = Some((index, Arc::clone(&l.facts)));
             self.next_leaf = (self.next_leaf + 1) % RECENT_LEAVES;
         }
-        let last = self.last_certified.map_or(0, |(_, i)| i);
+        let last = self.certified_index();
         self.last_certified = Some((now, last.max(index)));
         Ok(self.decided(now, facts))
     }

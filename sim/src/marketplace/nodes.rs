@@ -168,11 +168,10 @@ impl SimValidator {
 
     /// The next message it sends (past its withholder, if it has one).
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
-        loop {
-            let t = self.node.poll_transmit()?;
-            if !self.withholder.as_mut().is_some_and(|w| w.withholds(&t)) {
-                return Some(t);
-            }
+        let node = &mut self.node;
+        match &mut self.withholder {
+            Some(w) => w.next(|| node.poll_transmit()),
+            None => node.poll_transmit(),
         }
     }
 
