@@ -82,7 +82,7 @@ pub struct Summary {
     pub traps: u32,
     /// Lots with an accusation.
     pub accused_lots: u32,
-    /// Lots that lapsed unmatched.
+    /// Lots that lapsed (unmatched, or matched and never planned).
     pub lapsed_lots: u32,
     /// Why it is not verified, if not.
     pub error: Option<String>,
@@ -568,6 +568,13 @@ impl Role for ClientRole {
                 } else {
                     self.set(s.job, s.lot, "slashed");
                 }
+            }
+            ClientEvent::Unplanned { job, lot, bond, .. } => {
+                self.summary.lapsed_lots += 1;
+                self.set(job, lot, "lapsed");
+                self.log.line(format_args!(
+                    "job {job} lot {lot}: no plan reached the ledger by its deadline; the lot lapsed, its bond of {bond} burned"
+                ));
             }
             ClientEvent::Lapsed { job, lots } => {
                 self.summary.lapsed_lots += lots;

@@ -806,6 +806,10 @@ impl Role for ProviderRole {
                     s.job, s.lot, s.paid, s.slashed
                 ));
             }
+            ProviderEvent::Unplanned { lot, .. } => self.log.line(format_args!(
+                "lot {}/{} lapsed: its client never planned it; the slot is free",
+                lot.1, lot.2
+            )),
             ProviderEvent::Answered { lot, confessed } => self.log.line(format_args!(
                 "lot {}/{} accused: {}",
                 lot.1,

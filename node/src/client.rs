@@ -353,10 +353,24 @@ pub enum ClientEvent {
         /// compute.
         replicas: u32,
     },
+    /// A matched lot lapsed unplanned on the ledger (no plan reached it by
+    /// its deadline, e.g. after [`ClientEvent::PlanFailed`]): its lot bond
+    /// was burned, the provider's slot is free.
+    Unplanned {
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// The burned lot bond.
+        bond: Amount,
+    },
     /// A matched lot could not be planned (its subtasks repeat an input,
     /// which would let the provider tell traps apart): nothing was handed
-    /// to the provider; the lot lapses on the ledger and its escrow comes
-    /// back.
+    /// to the provider; the lot lapses on the ledger at its plan deadline
+    /// ([`ClientEvent::Unplanned`]: the lot bond is burned) and its escrow
+    /// comes back when the job closes.
     PlanFailed {
         /// Job.
         job: u64,
@@ -444,13 +458,15 @@ pub enum ClientEvent {
     },
 }
 
-/// A matched lot being planned: the job, the lot, its provider and price.
+/// A matched lot being planned: the job, the lot, its provider and price,
+/// and when the ledger lapses it if it is not planned.
 #[derive(Debug, Clone, Copy)]
 struct LotRef {
     job: u64,
     lot: u32,
     provider: AccountId,
     price: Amount,
+    plan_by: Timestamp,
 }
 
 #[derive(Debug)]
@@ -704,12 +720,14 @@ impl ClientNode {
                 price,
                 credibility_ppm,
                 verified_lots,
+                plan_by,
             } if client == me => {
                 let at = LotRef {
                     job,
                     lot,
                     provider,
                     price,
+                    plan_by,
                 };
                 let record = ProviderRecord {
                     credibility_ppm,
@@ -741,6 +759,24 @@ impl ClientNode {
             }
             Fact::SealRejected { owner, error } if owner == me => {
                 self.events.push_back(ClientEvent::SealRejected(error));
+            }
+            Fact::Unplanned {
+                client,
+                job,
+                lot,
+                provider,
+                bond,
+            } if client == me => {
+                if let Some(j) = self.jobs.get_mut(&job) {
+                    j.plans.remove(&lot);
+                }
+                self.on_replica_gone(now, (job, lot));
+                self.events.push_back(ClientEvent::Unplanned {
+                    job,
+                    lot,
+                    provider,
+                    bond,
+                });
             }
             Fact::Lapsed { client, job, lots } if client == me => {
                 self.on_replica_lapsed(now, job);
@@ -775,6 +811,7 @@ impl ClientNode {
             lot,
             provider,
             price,
+            ..
         } = at;
         if self
             .jobs
@@ -887,6 +924,7 @@ impl ClientNode {
             lot,
             provider,
             price,
+            ..
         } = at;
         let k = traps.len() as u32;
         let (computed_answers, cross_checks) = trap_costs(&traps);
@@ -1176,6 +1214,7 @@ fn job_of(fact: &Fact, me: AccountId) -> Option<u64> {
         | Fact::Accused { client, job, .. }
         | Fact::DisputeOpened { client, job, .. }
         | Fact::JobClosed { client, job, .. }
+        | Fact::Unplanned { client, job, .. }
         | Fact::BidUnfilled { client, job, .. } => (*client, *job),
         Fact::Settled(s) => (s.client, s.job),
         Fact::OrderSealed { owner, order, .. }
@@ -1246,6 +1285,7 @@ impl Machine for ClientNode {
         self.core.start(now);
         self.core.on_timeout(now);
         self.check_expectations(now);
+        self.release_holds(now);
     }
 
     fn poll_transmit(&mut self) -> Option<Transmit<NodeMessage>> {
@@ -1260,7 +1300,13 @@ impl Machine for ClientNode {
         let due = self
             .core
             .expectation_due(self.jobs.values().map(|j| &j.heard));
-        self.core.poll_timeout().into_iter().chain(due).min()
+        let holds = self.hold_due();
+        self.core
+            .poll_timeout()
+            .into_iter()
+            .chain(due)
+            .chain(holds)
+            .min()
     }
 }
 

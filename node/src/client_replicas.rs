@@ -25,8 +25,10 @@ pub(super) struct Replicas {
     next: u64,
     /// A replica job not yet matched → the original lot it repeats.
     of: BTreeMap<u64, Key>,
-    /// Original lots held until their replica is matched.
-    held: BTreeMap<Key, LotRef>,
+    /// Original lots held until their replica is matched, or until the
+    /// time they are planned plain anyway (halfway to their plan deadline,
+    /// so the plan reaches the ledger before the lot lapses).
+    held: BTreeMap<Key, (LotRef, Timestamp)>,
     /// Each planned lot of a pair → its partner (itself when the partner
     /// could not be planned: then it is checked against nobody).
     partner: BTreeMap<Key, Key>,
@@ -98,18 +100,42 @@ impl ClientNode {
         };
         match self.post(now, spec) {
             Ok(()) => {
+                let wait = at.plan_by.saturating_since(now).as_micros() / 2;
+                let release = now + idlegrid_primitives::Duration::from_micros(wait);
                 self.replicas.of.insert(id, (at.job, at.lot));
-                self.replicas.held.insert((at.job, at.lot), at);
+                self.replicas.held.insert((at.job, at.lot), (at, release));
             }
             Err(_) => self.plan_plain(now, at),
         }
     }
 
+    /// When the next held lot is released (see [`Replicas::held`]).
+    pub(super) fn hold_due(&self) -> Option<Timestamp> {
+        self.replicas.held.values().map(|&(_, t)| t).min()
+    }
+
+    /// Plans plain the held lots whose replica was not matched in time
+    /// (their replica jobs, if matched later, are planned plain too).
+    pub(super) fn release_holds(&mut self, now: Timestamp) {
+        let due: Vec<Key> = (self.replicas.held.iter())
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            if let Some((at, _)) = self.replicas.held.remove(&k) {
+                self.plan_plain(now, at);
+            }
+        }
+    }
+
     /// The replica `rep` of the held lot `orig` was matched: both lots are
-    /// planned, every slot a cross-check on the other's provider.
+    /// planned, every slot a cross-check on the other's provider (the
+    /// replica alone and plain if `orig` was released already).
     fn plan_pair(&mut self, now: Timestamp, orig: Key, rep: LotRef) {
-        let (Some(first), Some(inputs)) = (self.replicas.held.remove(&orig), self.lot_inputs(orig))
-        else {
+        let Some((first, _)) = self.replicas.held.remove(&orig) else {
+            return self.plan_plain(now, rep);
+        };
+        let Some(inputs) = self.lot_inputs(orig) else {
             return;
         };
         let traps = |partner| {
@@ -218,14 +244,24 @@ impl ClientNode {
     /// without delivering leaves the other lot checked against nobody.
     pub(super) fn on_replica_settled(&mut self, now: Timestamp, s: &Settlement) {
         let key = (s.job, s.lot);
-        let Some(other) = self.replicas.partner.remove(&key) else {
+        if !self.replicas.partner.contains_key(&key) {
             return;
-        };
+        }
         match replicated_result(s) {
             Some(true) => self.adaptive.valid(s.provider),
             Some(false) => self.adaptive.fault(s.provider),
             None => {}
         }
+        self.on_replica_gone(now, key);
+    }
+
+    /// Lot `key` ended (settled, or lapsed unplanned): if it was part of
+    /// a pair, its partner is checked against nobody.
+    pub(super) fn on_replica_gone(&mut self, now: Timestamp, key: Key) {
+        self.replicas.held.remove(&key);
+        let Some(other) = self.replicas.partner.remove(&key) else {
+            return;
+        };
         self.replicas.delivered.remove(&key);
         if other != key && self.replicas.delivered.contains_key(&other) {
             // The partner delivered and waits for outputs that will not
@@ -241,7 +277,7 @@ impl ClientNode {
     /// A replica job lapsed unmatched: its original lot is planned plain.
     pub(super) fn on_replica_lapsed(&mut self, now: Timestamp, job: u64) {
         if let Some(orig) = self.replicas.of.remove(&job)
-            && let Some(at) = self.replicas.held.remove(&orig)
+            && let Some((at, _)) = self.replicas.held.remove(&orig)
         {
             self.plan_plain(now, at);
         }

@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_entrap::output_commitment;
 use idlegrid_primitives::{
-    AccountId, Amount, Digest, Domain, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
+    AccountId, Amount, Digest, Domain, Duration, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
 };
 
 use crate::light::{Decided, Expectation, LightCore, LightSetup, TxFate};
@@ -45,6 +45,11 @@ const MAX_EARLY_INPUTS: usize = 256;
 /// Settled lots a provider remembers, so that a replayed opening of one
 /// does not open it again.
 const MAX_SETTLED_KEPT: usize = 256;
+/// A lot still unopened this long past its plan deadline is forgotten: the
+/// ledger opens no lot past the deadline, and lapses it at the next batch
+/// (its [`Fact::Unplanned`] may have been withheld; the lot is not waited
+/// for).
+const FORGET_UNOPENED_AFTER: Duration = Duration::from_secs(60);
 
 /// A lot: (client, job, lot).
 pub type LotKey = (AccountId, u64, u32);
@@ -103,6 +108,14 @@ pub enum ProviderEvent {
     },
     /// A lot settled.
     Settled(Settlement),
+    /// A lot lapsed unplanned (its client sent no plan in time): the slot
+    /// is free again; the client's lot bond was burned.
+    Unplanned {
+        /// The lot.
+        lot: LotKey,
+        /// The burned bond.
+        bond: Amount,
+    },
     /// It answered an accusation: `confessed` if it knew it cheated on an
     /// accused slot (it accepts), else it disputes.
     Answered {
@@ -167,6 +180,8 @@ struct Lot {
     /// A fact the lot waits for that its client's transaction makes (see
     /// the module docs), and since when.
     awaiting: Option<Expectation>,
+    /// The ledger's plan deadline (known from the match).
+    plan_by: Option<Timestamp>,
 }
 
 /// A client's inputs for a lot whose match the provider has not heard of.
@@ -350,13 +365,16 @@ impl ProviderNode {
                 lot,
                 provider,
                 price,
+                plan_by,
                 ..
             } if provider == me => {
+                self.forget_unopened(now);
                 let key = (client, job, lot);
                 let early = self.early.remove(&key);
                 let l = Lot {
                     awaiting: early.as_ref().map(|e| e.since),
                     inputs: early.map(|e| e.inputs),
+                    plan_by: Some(plan_by),
                     ..Lot::default()
                 };
                 self.lots.insert(key, l);
@@ -421,18 +439,51 @@ impl ProviderNode {
                 });
             }
             Fact::Settled(s) if s.provider == me => {
-                let key = (s.client, s.job, s.lot);
-                self.lots.remove(&key);
-                if self.settled.len() >= MAX_SETTLED_KEPT {
-                    self.settled.pop_front();
-                }
-                self.settled.push_back(key);
+                self.lot_ended((s.client, s.job, s.lot));
                 self.events.push_back(ProviderEvent::Settled(*s));
+            }
+            Fact::Unplanned {
+                client,
+                job,
+                lot,
+                provider,
+                bond,
+            } if provider == me => {
+                let lot = (client, job, lot);
+                self.lot_ended(lot);
+                self.events
+                    .push_back(ProviderEvent::Unplanned { lot, bond });
             }
             Fact::SealRejected { owner, error } if owner == me => {
                 self.events.push_back(ProviderEvent::SealRejected(error));
             }
             _ => {}
+        }
+    }
+
+    /// Lot `key` settled or lapsed: forgotten, and remembered as ended (a
+    /// replayed opening of it is not a new lot).
+    fn lot_ended(&mut self, key: LotKey) {
+        self.lots.remove(&key);
+        if self.settled.len() >= MAX_SETTLED_KEPT {
+            self.settled.pop_front();
+        }
+        self.settled.push_back(key);
+    }
+
+    /// Forgets lots never opened whose plan deadline passed
+    /// [`FORGET_UNOPENED_AFTER`] ago (bounds the lots a silent client and
+    /// a withheld lapse leave behind).
+    fn forget_unopened(&mut self, now: Timestamp) {
+        let dead = |l: &Lot| {
+            l.planned.is_none() && l.plan_by.is_some_and(|t| t + FORGET_UNOPENED_AFTER < now)
+        };
+        let gone: Vec<LotKey> = (self.lots.iter())
+            .filter(|(_, l)| dead(l))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in gone {
+            self.lot_ended(k);
         }
     }
 

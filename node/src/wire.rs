@@ -24,7 +24,7 @@ use std::sync::Arc;
 use idlegrid_dag_ledger::consensus::ConsensusMessage;
 use idlegrid_dag_ledger::ledger::{LedgerError, SignedTransaction};
 use idlegrid_entrap::{DisputedTrap, SubtaskIndex};
-use idlegrid_primitives::{AccountId, Amount, Digest, Domain, NodeId};
+use idlegrid_primitives::{AccountId, Amount, Digest, Domain, NodeId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::market::{BatchNo, MarketError, Notice, OrderKey, SealError, Settlement};
@@ -166,6 +166,8 @@ pub enum Fact {
         /// last slash, over every client (what the lifetime trap mode
         /// discounts by).
         verified_lots: u32,
+        /// Unplanned by then, the lot lapses ([`Fact::Unplanned`]).
+        plan_by: Timestamp,
     },
     /// Lots of a job lapsed unmatched.
     Lapsed {
@@ -303,6 +305,20 @@ pub enum Fact {
         /// Why.
         error: SealError,
     },
+    /// A matched lot lapsed unplanned (its client sent no plan in time):
+    /// the provider's slot is free, the client's lot bond burned.
+    Unplanned {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// The burned lot bond.
+        bond: Amount,
+    },
 }
 
 /// What an account holds.
@@ -336,6 +352,7 @@ impl Fact {
                 price,
                 credibility_ppm,
                 verified_lots,
+                plan_by,
             } => Fact::Matched {
                 client,
                 job,
@@ -344,8 +361,22 @@ impl Fact {
                 price,
                 credibility_ppm,
                 verified_lots,
+                plan_by,
             },
             Notice::Lapsed { client, job, lots } => Fact::Lapsed { client, job, lots },
+            Notice::Unplanned {
+                client,
+                job,
+                lot,
+                provider,
+                bond,
+            } => Fact::Unplanned {
+                client,
+                job,
+                lot,
+                provider,
+                bond,
+            },
             Notice::RoundOpened {
                 client,
                 job,
@@ -498,6 +529,9 @@ impl Fact {
                 client, provider, ..
             }
             | Fact::DisputeOpened {
+                client, provider, ..
+            }
+            | Fact::Unplanned {
                 client, provider, ..
             } => [Some(*client), Some(*provider)],
             Fact::Settled(s) => [Some(s.client), Some(s.provider)],

@@ -5,10 +5,12 @@
 //! arrive sealed and are revealed by the light side's `Sealer`.
 
 use idlegrid_dag_ledger::ledger::{Host, Nonce, SignatureCheck, Transaction, TxKind};
+use idlegrid_entrap::JobPlan;
 use idlegrid_entrap::{Outcome, Verdict};
 use idlegrid_node::batch::batch_context;
+use idlegrid_node::market::round_id;
 use idlegrid_node::market::{MARKETPLACE_APP, MarketError, MarketTx, Notice};
-use idlegrid_primitives::{Amount, encode};
+use idlegrid_primitives::{Amount, Digest, Domain, Seed, encode};
 use idlegrid_reputation::Role as RepRole;
 
 mod common;
@@ -185,4 +187,122 @@ fn a_rejected_transaction_changes_nothing() {
         "{err}"
     );
     assert_eq!(w.ledger.state_digest(), digest);
+}
+
+/// The plan deadline of the lot the last `Matched` notice names.
+fn plan_deadline(w: &World) -> idlegrid_primitives::Timestamp {
+    w.notices
+        .iter()
+        .rev()
+        .find_map(|n| match n {
+            Notice::Matched { plan_by, .. } => Some(*plan_by),
+            _ => None,
+        })
+        .expect("a match")
+}
+
+#[test]
+fn a_lot_its_client_never_plans_lapses_at_the_deadline_and_frees_the_slot() {
+    let mut w = World::new();
+    let supply = w.ledger.total_supply();
+    let (client0, provider0) = (w.wealth(&w.client), w.wealth(&w.provider));
+    w.matched_lot();
+    let plan_by = plan_deadline(&w);
+    // Nobody plans: empty batches until the deadline; the lot lapses at the
+    // first batch at or past it, not before.
+    while w.now < plan_by {
+        assert!(
+            !w.notices
+                .iter()
+                .any(|n| matches!(n, Notice::Unplanned { .. })),
+            "lapsed before its deadline"
+        );
+        let txs = w.follow();
+        w.batch(250, txs);
+    }
+    let bond = w
+        .notices
+        .iter()
+        .find_map(|n| match n {
+            Notice::Unplanned { bond, lot: 0, .. } => Some(*bond),
+            _ => None,
+        })
+        .expect("the lot lapsed at its deadline");
+    assert_eq!(bond, Amount::new(BOND), "the client's whole lot bond");
+    // The bond is burned, not paid to anyone; the escrow comes back whole.
+    let refunded = w.notices.iter().find_map(|n| match n {
+        Notice::JobClosed { refunded, .. } => Some(*refunded),
+        _ => None,
+    });
+    assert!(refunded.is_some_and(|r| !r.is_zero()), "{refunded:?}");
+    assert_eq!(w.ledger.total_supply().get(), supply.get() - BOND);
+    assert_eq!(w.wealth(&w.client), client0 - BOND);
+    assert_eq!(w.wealth(&w.provider), provider0);
+    assert_eq!(w.apps.market.open_jobs(), 0);
+    // The provider's only slot is free again: a new job is matched to it.
+    let ask = w.sealers[0].seal_ask(Amount::new(100));
+    let job = w.job(1, 200);
+    let seen = w.notices.len();
+    w.batch(
+        100,
+        vec![(w.provider.clone(), ask), (w.client.clone(), job)],
+    );
+    w.run_until(|n| matches!(n, Notice::Matched { job: 1, .. }));
+    assert!(
+        w.notices[seen..]
+            .iter()
+            .any(|n| matches!(n, Notice::Matched { job: 1, lot: 0, .. }))
+    );
+}
+
+#[test]
+fn a_plan_after_the_deadline_is_refused_and_the_lot_lapses() {
+    let mut w = World::new();
+    w.matched_lot();
+    let plan_by = plan_deadline(&w);
+    let late = plan_by.saturating_since(w.now).as_millis();
+    // The plan's batch is the first one at the deadline: too late.
+    let (_, tx) = World::plan_tx(false);
+    let receipts = w.try_batch(late, vec![(w.client.clone(), tx)]);
+    let err = receipts[0].as_ref().unwrap_err();
+    assert_eq!(
+        MarketError::from_ledger(err),
+        Some(MarketError::PlanLate {
+            job: 0,
+            lot: 0,
+            deadline: plan_by
+        }),
+        "{err}"
+    );
+    assert!(
+        w.notices
+            .iter()
+            .any(|n| matches!(n, Notice::Unplanned { .. }))
+    );
+    assert!(
+        !w.notices
+            .iter()
+            .any(|n| matches!(n, Notice::RoundOpened { .. }))
+    );
+    assert_eq!(w.apps.market.open_jobs(), 0);
+}
+
+#[test]
+fn a_lot_planned_just_before_its_deadline_opens_and_settles() {
+    let mut w = World::new();
+    w.matched_lot();
+    let plan_by = plan_deadline(&w);
+    // `plan` applies its batch 100 ms later: 100 ms before the deadline.
+    let wait = plan_by.saturating_since(w.now).as_millis() - 200;
+    w.batch(wait, vec![]);
+    let plan = w.plan(false);
+    let outputs = w.deliver(&plan, false);
+    w.verify(&plan, &outputs);
+    let s = w.idle_until_settled();
+    assert_eq!(s.outcome, Outcome::Clean);
+    assert!(
+        !w.notices
+            .iter()
+            .any(|n| matches!(n, Notice::Unplanned { .. }))
+    );
 }

@@ -127,3 +127,49 @@ fn replica_job_ids_are_reserved() {
         Err(idlegrid_node::client::PostError::ReservedId(_))
     ));
 }
+
+#[test]
+fn a_held_lot_whose_replica_is_never_matched_is_planned_before_its_deadline() {
+    // One provider of one slot: the replica of its lot cannot be matched
+    // while the lot waits. The bid window (two minutes) outlasts the plan
+    // deadline (two stages, 30 s): the client must not wait for the
+    // replica's bid to lapse, or the ledger lapses the held lot unplanned.
+    let mut t = testnet(22, 4, 1, 1);
+    let client = t.clients[0];
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .set_verification(VerificationMode::Replication);
+    let now = t.net.now() + Duration::from_secs(1);
+    t.net.run_until(now, Duration::from_millis(10), |_| false);
+    let mut spec = job(0, now);
+    spec.request.deadline = now + Duration::from_secs(120);
+    t.net
+        .client_mut(&client)
+        .unwrap()
+        .post_job(now, spec)
+        .unwrap();
+    let closed = |job: u64| move |e: &LocalEvent| matches!(e, LocalEvent::Client(_, ClientEvent::JobClosed { job: j, .. }) if *j == job);
+    let end = now + Duration::from_secs(200);
+    assert!(t.net.run_until(end, Duration::from_millis(10), closed(0)));
+    let mut events = t.net.take_events();
+    // The replica job closes too (matched once the slot is free, and run
+    // plain: its partner no longer waits for it).
+    assert!(
+        t.net
+            .run_until(end, Duration::from_millis(10), closed(REPLICA_JOB_BASE))
+    );
+    events.extend(t.net.take_events());
+    let unplanned: Vec<_> = (events.iter())
+        .filter(|e| matches!(e, LocalEvent::Client(_, ClientEvent::Unplanned { .. })))
+        .collect();
+    assert!(unplanned.is_empty(), "{unplanned:?}");
+    let settled: Vec<Settlement> = (events.into_iter())
+        .filter_map(|e| match e {
+            LocalEvent::Client(_, ClientEvent::Settled(s)) => Some(s),
+            _ => None,
+        })
+        .collect();
+    let original = settled.iter().find(|s| s.job == 0).expect("job 0 settled");
+    assert!(!original.paid.is_zero(), "{original:?}");
+}

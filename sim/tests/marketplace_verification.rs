@@ -44,6 +44,11 @@ fn the_four_modes_run_on_the_same_jobs_and_conserve_supply() {
             get(&s, "jobs.completed"),
             "{mode}: every job the clients posted closed (replica jobs not counted)"
         );
+        assert_eq!(
+            get(&s, "jobs.lots_unplanned"),
+            0.0,
+            "{mode}: a held lot was planned before its plan deadline"
+        );
         runs.push((mode, s));
     }
     let submitted = get(&runs[0].1, "jobs.submitted");

@@ -62,6 +62,7 @@ fn check(s: &Scenario, seed: u64) -> (u64, u64) {
         jobs["completed"].as_u64().unwrap() > 0,
         "seed {seed}: {jobs}"
     );
+    assert_eq!(jobs["lots_unplanned"], 0, "seed {seed}: {jobs}");
     let stalled = jobs["stalled_at"].as_object().unwrap();
     assert!(stalled.is_empty(), "seed {seed}: lots stalled: {stalled:?}");
     (

@@ -14,7 +14,7 @@ use idlegrid_primitives::{AccountId, Amount, Duration, Timestamp};
 
 use super::sealed::{BatchNo, ClosedBatch, OrderKey};
 use super::settlement::slash_then_unlock;
-use super::{ClearingRecord, MarketplaceApp, Notice, PendingLot, score_bps};
+use super::{ClearingRecord, MarketplaceApp, Notice, PLAN_STAGES, PendingLot, score_bps};
 
 /// The resources of one marketplace slot.
 const SLOT: Resources = Resources::new(1_000, 1_024, 0, 0);
@@ -147,8 +147,8 @@ impl MarketplaceApp {
         assert!(j.queued, "only a bidding job lapses");
         j.queued = false;
         self.bidding -= 1;
-        j.lapsed = j.unmatched_bonds.len() as u32;
-        let lots = j.lapsed;
+        let lots = j.unmatched_bonds.len() as u32;
+        j.lapsed += lots;
         for b in std::mem::take(&mut j.unmatched_bonds) {
             if let Err(e) = h.unlock(b) {
                 self.effect_failed(format!("job {}: lapsed bond: {e}", key.1));
@@ -273,8 +273,16 @@ impl MarketplaceApp {
                 break;
             };
             prov.slots[slot].busy = true;
-            let lot = j.matched.len() as u32 + j.live.len() as u32 + j.settled;
+            // Lots lapse unplanned only after their match, and unmatched
+            // ones only once the job stops bidding: counting lapsed lots
+            // keeps lot numbers unique.
+            let lot = j.matched.len() as u32 + j.live.len() as u32 + j.settled + j.lapsed;
             let price = m.seller_price;
+            let plan_by = now
+                + self
+                    .rules
+                    .stage_deadline
+                    .saturating_mul(u64::from(PLAN_STAGES));
             j.matched.insert(
                 lot,
                 PendingLot {
@@ -282,8 +290,11 @@ impl MarketplaceApp {
                     slot,
                     price,
                     bond_lock,
+                    plan_by,
                 },
             );
+            self.wake.insert((plan_by, (key, lot)));
+            self.wake_at.insert((key, lot), plan_by);
             let credibility_ppm = self.credibility_ppm(&provider);
             let verified_lots = self.verified_lots(&provider);
             self.notice(Notice::Matched {
@@ -294,6 +305,7 @@ impl MarketplaceApp {
                 price,
                 credibility_ppm,
                 verified_lots,
+                plan_by,
             });
         }
     }

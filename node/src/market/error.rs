@@ -138,6 +138,16 @@ pub enum MarketError {
     /// No offering provider can run the job (its executor or features).
     #[error("nobody can run this job: {0}")]
     Unservable(Unservable),
+    /// The lot's plan deadline passed: it lapses at the end of this batch.
+    #[error("the plan for job {job} lot {lot} came after its deadline {deadline}")]
+    PlanLate {
+        /// The job.
+        job: u64,
+        /// The lot.
+        lot: u32,
+        /// The plan deadline.
+        deadline: Timestamp,
+    },
 }
 
 /// What no offering provider has for a job ([`MarketError::Unservable`]).
@@ -182,6 +192,7 @@ impl AppErrorType for MarketError {
             MarketError::Requires(_) => 21,
             MarketError::Unservable(_) => 22,
             MarketError::SlotBusy { .. } => 23,
+            MarketError::PlanLate { .. } => 24,
         }
     }
 }

@@ -42,7 +42,10 @@
 //!    reputation. Each matched slot is a *lot*. A bid with unfilled lots
 //!    may be re-sealed (`SealBid`) in a later batch until its deadline.
 //! 5. `Plan` (client): the lot's [`PublicPlan`](idlegrid_entrap::PublicPlan);
-//!    opens a verification round and bonds the provider's slot lock.
+//!    opens a verification round and bonds the provider's slot lock. A lot
+//!    not planned within [`PLAN_STAGES`] stage deadlines of its match
+//!    lapses ([`Notice::Unplanned`]): the provider's slot is free again and
+//!    the client's lot bond is burned.
 //! 6. `Deliver` (provider): output commitment, outputs, metered usage.
 //! 7. `Verify` (client): trap reveal and accusations.
 //! 8. `Accept` / `Dispute` (provider); a dispute opens a ticket window,
@@ -56,7 +59,9 @@
 //!
 //! **Forfeited sealing bonds are burned**, never paid to anyone: whoever
 //! received them (validators, gateways, counterparties) could earn them by
-//! censoring or delaying reveals. Burning keeps supply conserved in the
+//! censoring or delaying reveals. An unplanned lot's bond is burned for the
+//! same reason: paid to the provider, it would reward a provider whose
+//! allies withhold the match from the client. Burning keeps supply conserved in the
 //! ledger's sense (`total = initial − burned`, checked by `check_all`).
 //!
 //! **Time-driven work** — clearing, round deadlines, settlement, reputation
@@ -125,6 +130,14 @@ pub const MAX_LOTS: u32 = 64;
 /// default), so an account has at most that many jobs bidding.
 pub const MAX_PENDING_BIDS: usize = 1 << 18;
 
+/// Stage deadlines a matched lot waits for its client's plan: one like
+/// every stage of its round, and one more for a client whose match reached
+/// it late (a gateway that withheld it, a transaction sent again after its
+/// patience). Past it the lot lapses ([`Notice::Unplanned`]): without a
+/// deadline a client that never plans would hold the provider's slot and
+/// the job's escrow forever.
+pub const PLAN_STAGES: u32 = 2;
+
 /// A live round: (client, job) and lot.
 type RoundKey = ((AccountId, u64), u32);
 
@@ -151,6 +164,8 @@ struct PendingLot {
     slot: usize,
     price: Amount,
     bond_lock: LockId,
+    /// Unplanned by then, the lot lapses (see [`PLAN_STAGES`]).
+    plan_by: Timestamp,
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -3,12 +3,17 @@
 //! move silent rounds along (disputes and votes: [`super::referees`]).
 
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
-use idlegrid_entrap::{Bps, Deadlines, PublicPlan, Stage, SubtaskIndex, Terms, TrapReveal};
-use idlegrid_primitives::{AccountId, Commitment, Digest, Salt};
+use std::rc::Rc;
+
+use idlegrid_entrap::{
+    Bps, Deadlines, Effect, Feedback, PublicPlan, Role, Stage, SubtaskIndex, Terms, TrapReveal,
+};
+use idlegrid_primitives::{AccountId, Amount, Commitment, Digest, Salt, Timestamp};
 
 use super::error::{MarketError, reject};
-use super::settlement::per_subtask_cap;
-use super::{LiveLot, MarketplaceApp, Notice, round_id};
+use super::settlement::{per_subtask_cap, slash_then_unlock};
+use super::{LiveLot, MarketplaceApp, Notice, RoundKey, round_id};
+use crate::feedback::reputation_feedback;
 
 /// A lot named by a transaction: (client, job, lot).
 pub(super) type LotRef = (AccountId, u64, u32);
@@ -37,6 +42,10 @@ impl MarketplaceApp {
         let Some(p) = j.matched.get(&lot) else {
             return Err(reject(h, MarketError::LotNotMatched { job, lot }));
         };
+        if p.plan_by <= now {
+            let deadline = p.plan_by;
+            return Err(reject(h, MarketError::PlanLate { job, lot, deadline }));
+        }
         let terms = Terms {
             job: plan.job,
             client: me,
@@ -181,11 +190,15 @@ impl MarketplaceApp {
             visit.insert(key);
         }
         let mut done = Vec::new();
+        let mut unplanned = Vec::new();
         for (key, lot) in visit {
             if let Some(t) = self.wake_at.remove(&(key, lot)) {
                 self.wake.remove(&(t, (key, lot)));
             }
             let Some(l) = self.jobs.get(&key).and_then(|j| j.live.get(&lot)) else {
+                if self.plan_due(now, (key, lot)) {
+                    unplanned.push((key, lot));
+                }
                 continue;
             };
             let due = l.round.stage() != Stage::Settled
@@ -215,5 +228,63 @@ impl MarketplaceApp {
             self.settle(h, key, lot);
             self.close_if_done(h, key);
         }
+        for (key, lot) in unplanned {
+            self.lapse_unplanned(h, key, lot);
+            self.close_if_done(h, key);
+        }
+    }
+
+    /// Whether matched (unplanned) lot `at` is past its plan deadline; one
+    /// that is not is woken again at its deadline.
+    fn plan_due(&mut self, now: Timestamp, at: RoundKey) -> bool {
+        let Some(p) = self.jobs.get(&at.0).and_then(|j| j.matched.get(&at.1)) else {
+            return false;
+        };
+        if p.plan_by <= now {
+            return true;
+        }
+        self.wake.insert((p.plan_by, at));
+        self.wake_at.insert(at, p.plan_by);
+        false
+    }
+
+    /// A matched lot whose plan did not come by its deadline lapses: the
+    /// provider's slot is free again, the client's lot bond is burned (see
+    /// the module docs of [`super`] for why it is not paid to the provider)
+    /// and the provider reports the client unresponsive, as for a round the
+    /// client abandons.
+    fn lapse_unplanned(&mut self, h: &mut ManagedHandle<'_, '_>, key: (AccountId, u64), lot: u32) {
+        let j = self.jobs.get_mut(&key).expect("an unplanned lot's job");
+        let p = j.matched.remove(&lot).expect("an unplanned lot");
+        j.lapsed += 1;
+        let bond = h.lock(p.bond_lock).map_or(Amount::ZERO, |l| l.amount);
+        debug_assert_eq!(bond, j.req.client_bond, "a lot bond holds the job's bond");
+        if let Err(e) = slash_then_unlock(h, p.bond_lock, bond, None) {
+            self.effect_failed(format!("job {} lot {lot}: unplanned bond: {e}", key.1));
+        }
+        let slot = self
+            .providers
+            .get_mut(&p.provider)
+            .and_then(|v| v.slots.get_mut(p.slot));
+        if let Some(slot) = slot {
+            slot.busy = false;
+        }
+        let effect = Effect::Reputation {
+            job: round_id(key.1, lot),
+            subject: key.0,
+            role: Role::Client,
+            feedback: Feedback::Unresponsive,
+        };
+        if let Some(fb) = reputation_feedback(&effect, key.0, p.provider, bond, self.book.epoch()) {
+            // Rejected feedback (quota, window) only loses a signal.
+            let _ = Rc::make_mut(&mut self.book).apply_feedback(&fb);
+        }
+        self.notice(Notice::Unplanned {
+            client: key.0,
+            job: key.1,
+            lot,
+            provider: p.provider,
+            bond,
+        });
     }
 }

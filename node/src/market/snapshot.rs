@@ -25,7 +25,7 @@ use super::{BatchNo, MarketParams, MarketRules, MarketplaceApp};
 /// Domain of [`MarketplaceApp::state_digest`].
 pub const APP_STATE_DOMAIN: Domain = Domain::new("idlegrid/node/market-state");
 /// Version of the snapshot layout.
-pub const APP_SNAPSHOT_VERSION: u8 = 3;
+pub const APP_SNAPSHOT_VERSION: u8 = 4;
 
 /// Why snapshot bytes could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

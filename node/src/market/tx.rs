@@ -249,6 +249,8 @@ pub enum Notice {
         /// The provider's clean trap-carrying lots since its last slash
         /// ([`MarketplaceApp::verified_lots`](super::MarketplaceApp::verified_lots)).
         verified_lots: u32,
+        /// Unplanned by then, the lot lapses ([`Notice::Unplanned`]).
+        plan_by: Timestamp,
     },
     /// Lots of a job that lapsed unmatched.
     Lapsed {
@@ -258,6 +260,21 @@ pub enum Notice {
         job: u64,
         /// Unmatched lots.
         lots: u32,
+    },
+    /// A matched lot lapsed unplanned: its client sent no plan within
+    /// [`PLAN_STAGES`](super::PLAN_STAGES) stage deadlines of the match.
+    /// The provider's slot is free again; the client's lot bond was burned.
+    Unplanned {
+        /// Client.
+        client: AccountId,
+        /// Job.
+        job: u64,
+        /// Lot.
+        lot: u32,
+        /// Provider.
+        provider: AccountId,
+        /// The burned lot bond.
+        bond: Amount,
     },
     /// A lot's round opened (plan on the ledger, stake bonded).
     RoundOpened {

@@ -345,6 +345,13 @@ impl World {
     /// Plans the lot with 3 real subtasks and 2 traps; `frame` plants a
     /// wrong expected answer on the first trap.
     pub fn plan(&mut self, frame: bool) -> JobPlan {
+        let (plan, tx) = Self::plan_tx(frame);
+        self.batch(100, vec![(self.client.clone(), tx)]);
+        plan
+    }
+
+    /// The plan of [`World::plan`] and its transaction, unsent.
+    pub fn plan_tx(frame: bool) -> (JobPlan, MarketTx) {
         let input = |i: u64| Digest::of(Domain::new("idlegrid/node/test/input"), &i);
         let traps = (0..2)
             .map(|i| {
@@ -368,8 +375,7 @@ impl World {
             lot: 0,
             plan: plan.public().clone(),
         };
-        self.batch(100, vec![(self.client.clone(), tx)]);
-        plan
+        (plan, tx)
     }
 
     /// The provider delivers; `cheat` answers every subtask wrongly.

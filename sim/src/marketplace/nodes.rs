@@ -636,6 +636,8 @@ pub struct Workload {
     /// The registered app and dataset (every third job uses both, every
     /// third the app only).
     pub goods: (Digest, Digest, Amount, Amount),
+    /// Every lot repeats one input (the client node cannot plan it).
+    pub careless: bool,
 }
 
 impl SimClient {
@@ -681,7 +683,7 @@ impl SimClient {
             let inputs = (0..lots)
                 .map(|l| {
                     (0..u64::from(self.w.subtasks_per_lot))
-                        .map(|i| sim_input(false, &(me, job, l, i)))
+                        .map(|i| sim_input(false, &(me, job, l, i * u64::from(!self.w.careless))))
                         .collect()
                 })
                 .collect();

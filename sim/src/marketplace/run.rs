@@ -1,7 +1,7 @@
 //! The marketplace run: validators on the simulated WAN, light nodes
 //! (providers and clients) driven between engine slices.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_dag_ledger::consensus::byzantine::Participant;
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig};
@@ -66,6 +66,10 @@ pub struct MarketplaceConfig {
     pub cheat_rate: f64,
     /// Framing clients (the first ones).
     pub framing_clients: u32,
+    /// Careless clients (the last ones): every lot of theirs repeats one
+    /// input, which the client node refuses to plan, so their matched lots
+    /// lapse on the ledger at the plan deadline.
+    pub careless_clients: u32,
     /// Virtual seconds during which clients post jobs.
     pub active_secs: u64,
     /// Extra virtual seconds for every job to settle.
@@ -248,6 +252,7 @@ impl Default for MarketplaceConfig {
             faulty_fraction: 0.0,
             cheat_rate: 0.3,
             framing_clients: 2,
+            careless_clients: 0,
             active_secs: 40,
             drain_secs: 60,
             job_interval_secs: 2.0,
@@ -680,6 +685,15 @@ fn adversary_lines(s: &mut String, f: &dyn Fn(&[&str]) -> f64) {
             "forgeries     {forged} transactions with forged signatures in Byzantine blocks, refused by every validator"
         );
     }
+    let unplanned = f(&["jobs", "lots_unplanned"]);
+    if unplanned > 0.0 {
+        let _ = writeln!(
+            s,
+            "unplanned     {unplanned} matched lots lapsed at their plan deadline ({} of careful clients), {} of lot bonds burned",
+            f(&["jobs", "lots_unplanned_careful"]),
+            f(&["jobs", "unplanned_bonds_burned"]),
+        );
+    }
     let withheld = f(&["ledger", "withheld_fact_messages"]);
     if withheld > 0.0 {
         let _ = writeln!(
@@ -739,8 +753,11 @@ fn validate(cfg: &MarketplaceConfig) -> Result<(), MarketplaceError> {
     if !(0.0..=1.0).contains(&cfg.cheat_rate) {
         return bad("cheat_rate", "must be within 0..=1");
     }
-    if cfg.framing_clients > cfg.clients {
-        return bad("framing_clients", "more framing clients than clients");
+    if cfg.framing_clients.saturating_add(cfg.careless_clients) > cfg.clients {
+        return bad(
+            "careless_clients",
+            "more framing and careless clients than clients",
+        );
     }
     if cfg.job_interval_secs.is_nan() || cfg.job_interval_secs <= 0.0 {
         return bad("job_interval_secs", "must be positive");
@@ -883,7 +900,8 @@ pub const MAX_TRAPS_PER_LOT: u32 = 600;
 
 const PRICE: u128 = 10_000; // per compute-second
 const CAP_MICROS: u64 = 200_000; // pay-as-you-go cap per subtask
-const CLIENT_BOND: u128 = 5_000;
+/// Every simulated job's bond per lot.
+pub const CLIENT_BOND: u128 = 5_000;
 /// Bond of every sealed ask and bid (the validators' `MarketParams`).
 const SEAL_BOND: u128 = MarketParams::DEFAULT.seal_bond.get();
 /// A sealed batch: longer than a commit's latency plus a light node's
@@ -1036,6 +1054,7 @@ struct ProviderRole {
 #[derive(Debug, Clone)]
 struct ClientRole {
     framing: bool,
+    careless: bool,
     first_post: Timestamp,
     /// Limit price per compute-second.
     limit: u128,
@@ -1202,6 +1221,7 @@ impl World {
             max_price: Amount::new(c.limit),
             bid_window: Duration::from_secs(20),
             goods: self.goods,
+            careless: c.careless,
         };
         let rng = ctx.seed.derive("workload").rng();
         MarketNode::Client(Box::new(SimClient::new(node, rng, c.first_post, w)))
@@ -1214,6 +1234,7 @@ struct Population {
     roles: Vec<Role>,
     providers: BTreeMap<AccountId, ProviderInfo>,
     framing: BTreeMap<AccountId, bool>,
+    careless: BTreeSet<AccountId>,
     limits: BTreeMap<AccountId, u128>,
     balances: Vec<(AccountId, Amount)>,
     stakes: Vec<(AccountId, Amount)>,
@@ -1404,6 +1425,7 @@ fn setup(
         roles: Vec::new(),
         providers: BTreeMap::new(),
         framing: BTreeMap::new(),
+        careless: BTreeSet::new(),
         limits: BTreeMap::new(),
         balances: val_ids
             .iter()
@@ -1460,12 +1482,13 @@ fn setup(
         ),
         coalition: super::coalition::Coalition::default(),
     };
-    let tally = MarketTally::new(
+    let mut tally = MarketTally::new(
         pop.providers,
         pop.framing,
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
+    tally.careless = pop.careless;
     let prefetch = cfg.prefetch_signatures.then(|| world.prefetch());
     let mut sim = Simulation::new(
         sim_cfg.clone(),
@@ -1613,6 +1636,10 @@ fn clients(
     for (c, limit) in limits.into_iter().enumerate() {
         let account = accounts[pop.roles.len()];
         let framing = (c as u32) < cfg.framing_clients;
+        let careless = (c as u32) >= cfg.clients - cfg.careless_clients;
+        if careless {
+            pop.careless.insert(account);
+        }
         pop.balances.push((account, Amount::new(1_000_000_000)));
         pop.stakes
             .push((account, Amount::new(CLIENT_BOND * 200 + SEAL_BOND * 50)));
@@ -1621,6 +1648,7 @@ fn clients(
         let first_post = Timestamp::from_micros(rng.gen_range(1_000_000..4_000_000u64));
         pop.roles.push(Role::Client(ClientRole {
             framing,
+            careless,
             first_post,
             limit,
         }));
@@ -2056,6 +2084,11 @@ fn jobs_json(t: &MarketTally) -> serde_json::Value {
         "open": m.jobs_submitted.saturating_sub(m.jobs_closed + m.jobs_refused),
         "lots_settled": m.lots_settled,
         "lots_lapsed": m.lapsed_lots,
+        // Matched lots no plan reached by the deadline: careless clients'
+        // (every lot repeats an input), and everybody else's (must be 0).
+        "lots_unplanned": m.unplanned_lots,
+        "lots_unplanned_careful": m.unplanned_careful,
+        "unplanned_bonds_burned": m.unplanned_bonds,
         "rejections": m.rejections,
         "outcomes": m.outcomes,
         // Honest providers' lots settled as defaulted or abandoned, by the

@@ -127,6 +127,7 @@ mod tests {
                 price: Amount::new(1),
                 credibility_ppm: 0,
                 verified_lots: 0,
+                plan_by: idlegrid_primitives::Timestamp::ZERO,
             };
             s.on_notice(&matched);
             s.reached(key(lot), Step::Heard);

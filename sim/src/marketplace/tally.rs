@@ -2,7 +2,7 @@
 //! matches, traps, cheating and its detection, settlements, framings,
 //! referee work and each provider identity's presence.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use idlegrid_entrap::Outcome as RoundOutcome;
 use idlegrid_executor::Behaviour;
@@ -99,6 +99,12 @@ pub struct Counts {
     pub lots_settled: u64,
     /// Lots that lapsed unmatched.
     pub lapsed_lots: u64,
+    /// Matched lots that lapsed unplanned.
+    pub unplanned_lots: u64,
+    /// Of those, lots of clients that are not careless.
+    pub unplanned_careful: u64,
+    /// Lot bonds burned with them.
+    pub unplanned_bonds: u128,
     /// Traps planted.
     pub traps_planted: u64,
     /// Of those, answers the client reused (no compute for it).
@@ -154,6 +160,8 @@ pub struct MarketTally {
     pub providers: BTreeMap<AccountId, ProviderInfo>,
     /// Framing clients.
     pub framing: BTreeMap<AccountId, bool>,
+    /// Careless clients (their lots repeat an input: never planned).
+    pub careless: BTreeSet<AccountId>,
     /// Counters.
     pub c: Counts,
     /// Job latencies, seconds.
@@ -192,6 +200,7 @@ impl MarketTally {
         Self {
             providers,
             framing,
+            careless: BTreeSet::new(),
             c: Counts::default(),
             latencies: Vec::new(),
             prices: Vec::new(),
@@ -282,6 +291,19 @@ impl MarketTally {
         match n {
             Notice::Cleared(record) => self.welfare.record(record),
             Notice::Lapsed { lots, .. } => self.c.lapsed_lots += u64::from(*lots),
+            Notice::Unplanned {
+                client,
+                job,
+                lot,
+                bond,
+                ..
+            } => {
+                self.stalls
+                    .settled((*client, *job, *lot), "Unplanned", false);
+                self.c.unplanned_lots += 1;
+                self.c.unplanned_careful += u64::from(!self.careless.contains(client));
+                self.c.unplanned_bonds += bond.get();
+            }
             Notice::BondForfeited { .. } => self.c.seal_forfeits += 1,
             Notice::TicketWindow { level, .. } if *level > 0 => self.c.escalations += 1,
             Notice::EffectFailed { reason } => {

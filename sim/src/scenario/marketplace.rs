@@ -538,6 +538,12 @@ pub struct ClientsSection {
     /// How many of them frame providers (plant a wrong trap answer).
     #[serde(default)]
     pub framing: u32,
+    /// How many of them are careless: every lot of theirs repeats one
+    /// input, which their node refuses to plan, so their matched lots
+    /// lapse at the plan deadline (the last clients; at most
+    /// `count - framing`).
+    #[serde(default)]
+    pub careless: u32,
     /// Mean time between a client's jobs (Poisson arrivals), ms.
     #[serde(default = "default_interval")]
     pub job_interval_ms: u64,
@@ -776,6 +782,12 @@ impl ClientsSection {
         range("marketplace.clients.count", c.count, 1, MAX_CLIENTS)?;
         range("marketplace.clients.framing", c.framing, 0, c.count)?;
         range(
+            "marketplace.clients.careless",
+            c.careless,
+            0,
+            c.count - c.framing,
+        )?;
+        range(
             "marketplace.clients.job_interval_ms",
             c.job_interval_ms,
             10,
@@ -969,6 +981,7 @@ impl Scenario {
             faulty_fraction: p.faulty_fraction,
             cheat_rate: p.cheat_rate,
             framing_clients: c.framing,
+            careless_clients: c.careless,
             active_secs: m.active_secs,
             drain_secs: self.duration_ms / 1_000 - m.active_secs,
             job_interval_secs: c.job_interval_ms as f64 / 1e3,
