@@ -440,6 +440,48 @@ impl ClientRole {
         self.failed = Some(why);
     }
 
+    /// A lot's real outputs: kept (with its provider's name) if its traps
+    /// checked.
+    fn on_outputs(&mut self, job: u64, lot: u32, outputs: Vec<Vec<u8>>) {
+        let clean = self.accused.get(&(job, lot)) == Some(&false);
+        let chunks = self
+            .posted
+            .get(&job)
+            .and_then(|p| p.lots.get(lot as usize))
+            .cloned();
+        if let (true, Some(chunks)) = (clean, chunks)
+            && chunks.len() == outputs.len()
+        {
+            for (c, o) in chunks.into_iter().zip(outputs) {
+                self.outputs[c] = Some(o);
+            }
+            if let Some(p) = self.lots.get(&(job, lot)).and_then(|l| l.provider.clone())
+                && !self.summary.providers.contains(&p)
+            {
+                self.summary.providers.push(p);
+            }
+        }
+    }
+
+    fn on_settled(&mut self, s: &idlegrid_node::market::Settlement) {
+        self.summary.paid += s.paid.get();
+        self.summary.slashed += s.slashed.get();
+        self.log.line(format_args!(
+            "job {} lot {}: settled, paid {}, provider slashed {}",
+            s.job, s.lot, s.paid, s.slashed
+        ));
+        let state = if s.slashed.is_zero() {
+            "paid"
+        } else {
+            "slashed"
+        };
+        if self.accused.get(&(s.job, s.lot)) == Some(&false) {
+            self.set(s.job, s.lot, state);
+        } else {
+            self.set(s.job, s.lot, "slashed");
+        }
+    }
+
     fn set(&mut self, job: u64, lot: u32, state: &'static str) {
         if let Some(l) = self.lots.get_mut(&(job, lot)) {
             l.state = state;
@@ -531,44 +573,8 @@ impl Role for ClientRole {
                     self.set(job, lot, "verified");
                 }
             }
-            ClientEvent::Outputs { job, lot, outputs } => {
-                let clean = self.accused.get(&(job, lot)) == Some(&false);
-                let chunks = self
-                    .posted
-                    .get(&job)
-                    .and_then(|p| p.lots.get(lot as usize))
-                    .cloned();
-                if let (true, Some(chunks)) = (clean, chunks)
-                    && chunks.len() == outputs.len()
-                {
-                    for (c, o) in chunks.into_iter().zip(outputs) {
-                        self.outputs[c] = Some(o);
-                    }
-                    if let Some(p) = self.lots.get(&(job, lot)).and_then(|l| l.provider.clone())
-                        && !self.summary.providers.contains(&p)
-                    {
-                        self.summary.providers.push(p);
-                    }
-                }
-            }
-            ClientEvent::Settled(s) => {
-                self.summary.paid += s.paid.get();
-                self.summary.slashed += s.slashed.get();
-                self.log.line(format_args!(
-                    "job {} lot {}: settled, paid {}, provider slashed {}",
-                    s.job, s.lot, s.paid, s.slashed
-                ));
-                let state = if s.slashed.is_zero() {
-                    "paid"
-                } else {
-                    "slashed"
-                };
-                if self.accused.get(&(s.job, s.lot)) == Some(&false) {
-                    self.set(s.job, s.lot, state);
-                } else {
-                    self.set(s.job, s.lot, "slashed");
-                }
-            }
+            ClientEvent::Outputs { job, lot, outputs } => self.on_outputs(job, lot, outputs),
+            ClientEvent::Settled(s) => self.on_settled(&s),
             ClientEvent::Unplanned { job, lot, bond, .. } => {
                 self.summary.lapsed_lots += 1;
                 self.set(job, lot, "lapsed");
