@@ -1,17 +1,17 @@
 //! The marketplace application on hand-built ledger batches: a job from
 //! post to settlement with no keeper transactions (clearing and deadlines
 //! run in the ledger's end-of-batch hook), a provider caught on a trap, a
-//! framing client losing its bond, and a silent provider defaulting. Prices
+//! framing client losing its bond, a silent provider defaulting, and a lot
+//! whose plan never comes (or comes late) lapsing at its deadline. Prices
 //! arrive sealed and are revealed by the light side's `Sealer`.
 
 use idlegrid_dag_ledger::ledger::{Host, Nonce, SignatureCheck, Transaction, TxKind};
-use idlegrid_entrap::JobPlan;
 use idlegrid_entrap::{Outcome, Verdict};
 use idlegrid_node::batch::batch_context;
-use idlegrid_node::market::round_id;
 use idlegrid_node::market::{MARKETPLACE_APP, MarketError, MarketTx, Notice};
-use idlegrid_primitives::{Amount, Digest, Domain, Seed, encode};
+use idlegrid_primitives::{Amount, Duration, encode};
 use idlegrid_reputation::Role as RepRole;
+use proptest::prelude::*;
 
 mod common;
 
@@ -305,4 +305,58 @@ fn a_lot_planned_just_before_its_deadline_opens_and_settles() {
             .iter()
             .any(|n| matches!(n, Notice::Unplanned { .. }))
     );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whenever the plan comes (or if it never does), the lot either opens
+    /// or lapses, never both: it lapses exactly when no plan was applied
+    /// before its deadline, at the first batch at or past it, burning the
+    /// lot bond and nothing else; the job always closes; and every batch
+    /// keeps the ledger's and the market's invariants (`try_batch`).
+    #[test]
+    fn a_lot_opens_or_lapses_at_its_deadline(
+        delay_ms in proptest::option::of(0u64..14_000),
+        step_ms in 50u64..1_500,
+    ) {
+        let mut w = World::new();
+        let supply = w.ledger.total_supply().get();
+        w.matched_lot();
+        let plan_by = plan_deadline(&w);
+        let plan_at = delay_ms.map(|d| w.now + Duration::from_millis(d));
+        let mut sent_at = None;
+        let seen = w.notices.len();
+        for _ in 0..1_000 {
+            if w.apps.market.open_jobs() == 0 {
+                break;
+            }
+            let mut txs = w.follow();
+            let at = w.now + Duration::from_millis(step_ms);
+            if sent_at.is_none() && plan_at.is_some_and(|t| at >= t) {
+                txs.push((w.client.clone(), World::plan_tx(false).1));
+                sent_at = Some(at);
+            }
+            let lapsed_before = w.notices[seen..].iter().any(is_unplanned);
+            w.try_batch(step_ms, txs);
+            let lapsed_now = w.notices[seen..].iter().any(is_unplanned);
+            if lapsed_now && !lapsed_before {
+                // At the first batch at or past the deadline.
+                prop_assert!(w.now >= plan_by && w.now - plan_by < Duration::from_millis(step_ms));
+            }
+        }
+        prop_assert_eq!(w.apps.market.open_jobs(), 0, "the job closed");
+        let after = &w.notices[seen..];
+        let opened = after.iter().any(|n| matches!(n, Notice::RoundOpened { .. }));
+        let lapsed = after.iter().any(is_unplanned);
+        prop_assert!(opened != lapsed, "opened {} lapsed {}", opened, lapsed);
+        prop_assert_eq!(lapsed, sent_at.is_none_or(|t| t >= plan_by));
+        let burned = if lapsed { BOND } else { 0 };
+        prop_assert_eq!(w.ledger.burned().get(), burned);
+        prop_assert_eq!(w.ledger.total_supply().get() + burned, supply);
+    }
+}
+
+fn is_unplanned(n: &Notice) -> bool {
+    matches!(n, Notice::Unplanned { .. })
 }

@@ -283,9 +283,10 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// Random commits, reveals, skipped and corrupted reveals: every
-    /// batch passes the ledger's `check_all` (in `try_batch`), supply is
-    /// `initial − burned`, and what was burned is exactly the forfeited
-    /// sealing bonds.
+    /// batch passes the ledger's `check_all` and the market's `check_lots`
+    /// (in `try_batch`), supply is `initial − burned`, and what was burned
+    /// is exactly the forfeited sealing bonds and the bonds of matched lots
+    /// nobody planned (no plan is ever sent here).
     #[test]
     fn sealing_conserves_supply(ops in proptest::collection::vec(op(), 1..40)) {
         let mut w = World::new();
@@ -331,7 +332,9 @@ proptest! {
             .notices
             .iter()
             .filter_map(|n| match n {
-                Notice::BondForfeited { bond, .. } => Some(bond.get()),
+                Notice::BondForfeited { bond, .. } | Notice::Unplanned { bond, .. } => {
+                    Some(bond.get())
+                }
                 _ => None,
             })
             .sum();

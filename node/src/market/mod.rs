@@ -19,6 +19,7 @@
 //! | [`sealing`] | the light side: sealing prices and revealing them on time |
 //! | `clearing` | closing a sealed batch: forfeits, then clearing its revealed orders |
 //! | `rounds` | verification rounds: plan, deliver, verify, accept, deadlines |
+//! | `invariants` | lots and slots accounted for ([`MarketplaceApp::check_lots`]) |
 //! | [`referees`] | disputes: VRF ticket windows, committees, escalation, fees |
 //! | `settlement` | the one router from round effects to ledger operations and reputation |
 //!
@@ -72,6 +73,7 @@
 
 mod clearing;
 mod error;
+mod invariants;
 mod orders;
 pub mod referees;
 mod rounds;

@@ -150,6 +150,7 @@ impl World {
             self.nonces.insert(k.account_id(), n);
         }
         check_all(&self.ledger).expect("ledger invariants");
+        (self.apps.market.check_lots(&self.ledger)).expect("lots and slots accounted for");
         assert_eq!(self.apps.market.effect_failures(), 0);
         self.notices.extend(self.apps.market.drain_notices());
         r.receipts

@@ -1942,6 +1942,9 @@ fn report(
         let msg = format!("{open} jobs still open after the drain period");
         return Err(invariant("every-job-settles", end, msg, cfg, sim_cfg));
     }
+    if let Err(v) = view.market().check_lots(view.ledger()) {
+        return Err(invariant(v.invariant, end, v.detail, cfg, sim_cfg));
+    }
     let forged = forgeries(&sim, cfg.validators)
         .map_err(|msg| invariant("forgeries-move-nothing", end, msg, cfg, sim_cfg))?;
     let (withheld, suspicions) = withholding(&sim);
