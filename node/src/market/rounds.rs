@@ -2,9 +2,9 @@
 //! client's trap reveal and accusations, accept, and the deadlines that
 //! move silent rounds along (disputes and votes: [`super::referees`]).
 
-use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
 use std::rc::Rc;
 
+use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
 use idlegrid_entrap::{
     Bps, Deadlines, Effect, Feedback, PublicPlan, Role, Stage, SubtaskIndex, Terms, TrapReveal,
 };

@@ -682,8 +682,10 @@ impl SimClient {
             let me = self.node.account();
             let inputs = (0..lots)
                 .map(|l| {
+                    // A careless client's subtasks all repeat the first.
                     (0..u64::from(self.w.subtasks_per_lot))
-                        .map(|i| sim_input(false, &(me, job, l, i * u64::from(!self.w.careless))))
+                        .map(|i| if self.w.careless { 0 } else { i })
+                        .map(|i| sim_input(false, &(me, job, l, i)))
                         .collect()
                 })
                 .collect();

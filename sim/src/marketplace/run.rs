@@ -1482,13 +1482,12 @@ fn setup(
         ),
         coalition: super::coalition::Coalition::default(),
     };
-    let mut tally = MarketTally::new(
+    let tally = MarketTally::new(
         pop.providers,
-        pop.framing,
+        (pop.framing, pop.careless),
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
-    tally.careless = pop.careless;
     let prefetch = cfg.prefetch_signatures.then(|| world.prefetch());
     let mut sim = Simulation::new(
         sim_cfg.clone(),

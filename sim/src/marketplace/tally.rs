@@ -189,10 +189,11 @@ pub struct MarketTally {
 }
 
 impl MarketTally {
-    /// A tally over these identities.
+    /// A tally over these identities (`clients`: which frame, which are
+    /// careless).
     pub fn new(
         providers: BTreeMap<AccountId, ProviderInfo>,
-        framing: BTreeMap<AccountId, bool>,
+        (framing, careless): (BTreeMap<AccountId, bool>, BTreeSet<AccountId>),
         limits: BTreeMap<AccountId, u128>,
         active_until: Timestamp,
     ) -> Self {
@@ -200,7 +201,7 @@ impl MarketTally {
         Self {
             providers,
             framing,
-            careless: BTreeSet::new(),
+            careless,
             c: Counts::default(),
             latencies: Vec::new(),
             prices: Vec::new(),
