@@ -45,6 +45,10 @@ impl Timestamp {
     pub const fn saturating_add(self, d: Duration) -> Self {
         Self(self.0.saturating_add(d.0))
     }
+    /// Subtracts a duration, saturating at [`Timestamp::ZERO`].
+    pub const fn saturating_sub(self, d: Duration) -> Self {
+        Self(self.0.saturating_sub(d.0))
+    }
     /// Time elapsed since `earlier`, or zero if `earlier` is later.
     pub const fn saturating_since(self, earlier: Timestamp) -> Duration {
         Duration(self.0.saturating_sub(earlier.0))
@@ -87,6 +91,10 @@ impl Duration {
     /// Seconds as a float, for reporting only.
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e6
+    }
+    /// Subtracts a duration, saturating at zero.
+    pub const fn saturating_sub(self, d: Duration) -> Self {
+        Self(self.0.saturating_sub(d.0))
     }
     /// Adds, saturating.
     pub const fn saturating_add(self, d: Duration) -> Self {

@@ -73,12 +73,27 @@ pub enum Behavior {
         /// The extra delay.
         extra: Duration,
     },
+    /// Honest protocol, but its clock reads `ahead` of everybody's (applied
+    /// by the driver: the node is handed its clock's reading), so its
+    /// blocks carry that time.
+    ClockAhead {
+        /// How far ahead.
+        ahead: Duration,
+    },
 }
 
 impl Behavior {
     /// Whether the validator counts toward `f`.
     pub fn is_byzantine(self) -> bool {
         !matches!(self, Behavior::Honest)
+    }
+
+    /// How far ahead of the simulation's time its clock reads.
+    pub fn clock_ahead(self) -> Duration {
+        match self {
+            Behavior::ClockAhead { ahead } => ahead,
+            _ => Duration::ZERO,
+        }
     }
 
     /// The consensus adversary wrapping the validator's honest machine,
@@ -89,6 +104,7 @@ impl Behavior {
             // the node's (they need the marketplace).
             Behavior::Honest
             | Behavior::Delay { .. }
+            | Behavior::ClockAhead { .. }
             | Behavior::Forge
             | Behavior::WithholdFacts => None,
             Behavior::Equivocate => Some(ByzantineBehavior::Equivocate),

@@ -8,6 +8,9 @@
 use idlegrid_sim::marketplace::run::CLIENT_BOND;
 use idlegrid_sim::marketplace::{MarketplaceConfig, run_marketplace};
 
+mod summary;
+use summary::get;
+
 fn cfg(seed: u64) -> MarketplaceConfig {
     MarketplaceConfig {
         seed,
@@ -22,13 +25,6 @@ fn cfg(seed: u64) -> MarketplaceConfig {
         job_interval_secs: 2.0,
         ..MarketplaceConfig::default()
     }
-}
-
-fn get(v: &serde_json::Value, path: &str) -> u64 {
-    path.split('.')
-        .fold(v, |v, k| &v[k])
-        .as_u64()
-        .unwrap_or_else(|| panic!("{path} missing: {v}"))
 }
 
 #[test]

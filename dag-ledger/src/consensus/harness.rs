@@ -51,6 +51,12 @@ pub struct HarnessConfig {
     pub min_delay: Duration,
     /// Maximum one-way delay (uniform in `[min, max]`).
     pub max_delay: Duration,
+    /// How far ahead of the run's time each validator's clock reads
+    /// (missing entries: none). A clock ahead is what a Byzantine
+    /// validator that wants to move consensus time forward, or an honest
+    /// one whose clock is wrong, looks like from outside: its blocks carry
+    /// its clock's readings.
+    pub clock_ahead: Vec<Duration>,
 }
 
 impl HarnessConfig {
@@ -65,7 +71,20 @@ impl HarnessConfig {
             consensus: ConsensusConfig::default(),
             min_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
+            clock_ahead: Vec::new(),
         }
+    }
+    /// Validator `i`'s clock reads `ahead` of the run's time.
+    pub fn with_clock_ahead(mut self, i: usize, ahead: Duration) -> Self {
+        if self.clock_ahead.len() <= i {
+            self.clock_ahead.resize(i + 1, Duration::ZERO);
+        }
+        self.clock_ahead[i] = ahead;
+        self
+    }
+    /// How far ahead validator `i`'s clock reads.
+    fn ahead(&self, i: usize) -> Duration {
+        self.clock_ahead.get(i).copied().unwrap_or(Duration::ZERO)
     }
     /// Makes validator `i` Byzantine with behaviour `b`.
     pub fn with_behavior(mut self, i: usize, b: ByzantineBehavior) -> Self {
@@ -265,14 +284,16 @@ impl Harness {
                 Input::Timer(i) => {
                     if self.scheduled[i] == Some(at) {
                         self.scheduled[i] = None;
-                        self.nodes[i].handle_timeout(at);
+                        let clock = at + self.config.ahead(i);
+                        self.nodes[i].handle_timeout(clock);
                         self.drain(i);
                     }
                 }
                 Input::Message { from, to, bytes } => {
                     self.delivered += 1;
                     let id = self.ids[from];
-                    self.nodes[to].handle_bytes(at, id, &bytes);
+                    let clock = at + self.config.ahead(to);
+                    self.nodes[to].handle_bytes(clock, id, &bytes);
                     self.drain(to);
                 }
             }
@@ -293,7 +314,7 @@ impl Harness {
 
     fn reschedule(&mut self, i: usize) {
         if let Some(t) = self.nodes[i].poll_timeout() {
-            let t = t.max(self.now);
+            let t = t.saturating_sub(self.config.ahead(i)).max(self.now);
             if self.scheduled[i].is_none_or(|s| s != t) {
                 self.scheduled[i] = Some(t);
                 self.push(t, Input::Timer(i));
@@ -382,6 +403,11 @@ impl Harness {
             check_commit_sequence(&self.commits[i])?;
         }
         Ok(())
+    }
+
+    /// The run's time at each of validator `i`'s commits, in commit order.
+    pub fn commit_times(&self, i: usize) -> &[Timestamp] {
+        &self.commit_times[i]
     }
 
     /// For every leader committed by honest validator `i`: the time from the

@@ -29,12 +29,11 @@
 //! let mut dag = DagBuilder::new(4);
 //! dag.layers(1..=3).build();
 //! let leader = dag.block(3, 0).unwrap();
-//! let node = dag.committee().authorities()[0].node;
 //! let memo = HistoryMemo::shared();
 //! let mut a = Linearizer::new(50).with_memo(memo.clone());
 //! let mut b = Linearizer::new(50).with_memo(memo.clone());
-//! let first = a.linearize(dag.store(), &leader, node);
-//! let second = b.linearize(dag.store(), &leader, node);
+//! let first = a.linearize(dag.store(), &leader, dag.committee());
+//! let second = b.linearize(dag.store(), &leader, dag.committee());
 //! assert!(std::sync::Arc::ptr_eq(&first, &second));
 //! assert_eq!(memo.counts(), (1, 1)); // one hit, one computed
 //! assert_eq!(first.round, Round::new(3));

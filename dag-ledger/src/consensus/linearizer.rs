@@ -8,6 +8,16 @@
 //! every sub-DAG, so two validators with equal digests at index `i` have
 //! identical sequences up to `i`.
 //!
+//! A commit's time is the stake-weighted median of the timestamps of the
+//! leader's round `r - 1` parents (never earlier than the previous
+//! commit's; [`commit_time`]), not the leader's own clock reading: those
+//! parents hold a quorum of stake, so with at most `f` Byzantine the median
+//! lies between two honest validators' clocks, whatever the Byzantine
+//! blocks (or a Byzantine leader) claim. This is the BFT-time rule of
+//! Tendermint and Sui's median-based commit timestamps; a leader's own
+//! timestamp would let one Byzantine leader move every deadline on the
+//! ledger to the year 2100 at once.
+//!
 //! The gc round used for commit `k` is `round(leader k-1) - gc_depth`, a
 //! function of the committed sequence only, so all validators skip the same
 //! old blocks. Validators of one process may share the orders they computed
@@ -20,6 +30,7 @@ use std::sync::Arc;
 
 use super::block::{BlockRef, Transaction, VerifiedBlock};
 use super::committed_set::CommittedSet;
+use super::committee::Committee;
 use super::dag::DagStore;
 use super::history_memo::{HistoryKey, HistoryMemo};
 
@@ -37,9 +48,9 @@ pub struct CommittedSubDag {
     pub leader_node: NodeId,
     /// The leader's round.
     pub round: Round,
-    /// Commit time as claimed by leaders: the maximum of the leader block's
-    /// timestamp and the previous commit's (monotonic, not validated — a
-    /// Byzantine leader can push it forward).
+    /// Commit time: the stake-weighted median of the leader's round `r - 1`
+    /// parents' timestamps, or the previous commit's if that is later
+    /// ([`commit_time`]; between two honest clocks).
     pub timestamp: Timestamp,
     /// The blocks ordered by this commit, in order.
     pub blocks: Vec<BlockRef>,
@@ -77,6 +88,47 @@ pub fn collect_history(
     }
     out.sort_by_key(|b| b.reference());
     out
+}
+
+/// The stake-weighted median of the timestamps of `leader`'s parents of the
+/// round below it: the earliest timestamp at or below which more than half
+/// of those parents' stake lies. They hold a quorum (2f + 1) of stake, so
+/// more than `f` of it lies at or below the median and at or above it:
+/// some honest validator's clock read at least the median, and some
+/// honest validator's at most. The leader's own older block (a parent from
+/// an earlier round, possibly pruned on some validators but not others)
+/// does not count. A function of the leader's reference and the committee,
+/// as [`HistoryMemo`] requires.
+pub fn commit_time(store: &DagStore, leader: &VerifiedBlock, committee: &Committee) -> Timestamp {
+    let below = leader.round().prev();
+    let stamps = leader
+        .parents()
+        .iter()
+        .filter(|p| Some(p.round) == below)
+        .filter_map(|p| {
+            let b = store.get(p);
+            // Causal completeness above the gc round is a store invariant.
+            debug_assert!(b.is_some(), "missing parent {p:?} of a committed leader");
+            b.map(|b| (b.header.timestamp, committee.stake(p.author)))
+        })
+        .collect();
+    weighted_median(stamps)
+}
+
+/// The earliest timestamp at or below which more than half of the stake
+/// lies ([`Timestamp::ZERO`] for no stake): at least half of the stake
+/// lies at or above it.
+pub fn weighted_median(mut stamps: Vec<(Timestamp, u64)>) -> Timestamp {
+    stamps.sort_unstable();
+    let total: u64 = stamps.iter().map(|&(_, s)| s).sum();
+    let mut at_or_below = 0u64;
+    for (t, s) in stamps {
+        at_or_below = at_or_below.saturating_add(s);
+        if at_or_below.saturating_mul(2) > total {
+            return t;
+        }
+    }
+    Timestamp::ZERO
 }
 
 /// Turns committed leaders into [`CommittedSubDag`]s.
@@ -164,13 +216,13 @@ impl Linearizer {
         self.committed.contains(r)
     }
 
-    /// Orders the history of a newly committed `leader`. Leaders must be
-    /// passed in commit order (non-decreasing rounds).
+    /// Orders the history of a newly committed `leader` of `committee`.
+    /// Leaders must be passed in commit order (non-decreasing rounds).
     pub fn linearize(
         &mut self,
         store: &DagStore,
         leader: &VerifiedBlock,
-        leader_node: NodeId,
+        committee: &Committee,
     ) -> Arc<CommittedSubDag> {
         assert!(
             leader.round() >= self.last_round,
@@ -181,18 +233,20 @@ impl Linearizer {
             leader: leader.reference(),
             gc_depth: self.gc_depth,
         };
-        // The leader's node id comes from the committee, which the key
-        // does not name: a sharer with another committee's id misses.
+        let leader_node = committee.authorities()[leader.author().as_usize()].node;
+        // The leader's node id (and the stake the commit time weighs) come
+        // from the committee, which the key does not name: a sharer with
+        // another committee's id misses.
         let known = (self.memo.as_ref())
             .and_then(|m| m.get(&key))
             .filter(|sub| sub.leader_node == leader_node);
         let sub = match known {
             Some(sub) => {
-                debug_assert_eq!(*sub, self.order(store, leader, leader_node));
+                debug_assert_eq!(*sub, self.order(store, leader, committee));
                 sub
             }
             None => {
-                let sub = Arc::new(self.order(store, leader, leader_node));
+                let sub = Arc::new(self.order(store, leader, committee));
                 if let Some(m) = &self.memo {
                     m.insert(key, Arc::clone(&sub));
                 }
@@ -221,7 +275,7 @@ impl Linearizer {
         &self,
         store: &DagStore,
         leader: &VerifiedBlock,
-        leader_node: NodeId,
+        committee: &Committee,
     ) -> CommittedSubDag {
         let gc = self.gc_round();
         let blocks = collect_history(store, leader, gc, |r| self.committed.contains(r));
@@ -237,9 +291,11 @@ impl Linearizer {
         CommittedSubDag {
             index,
             leader: leader.reference(),
-            leader_node,
+            leader_node: committee.authorities()[leader.author().as_usize()].node,
             round: leader.round(),
-            timestamp: self.last_timestamp.max(leader.header.timestamp),
+            timestamp: self
+                .last_timestamp
+                .max(commit_time(store, leader, committee)),
             blocks: refs,
             transactions,
             digest: running,

@@ -109,7 +109,9 @@ pub use invariants::{
 };
 pub use leader_schedule::{LeaderSchedule, RoundRobinSchedule, StakeWeightedSchedule};
 pub use leader_wait::LeaderWait;
-pub use linearizer::{COMMIT_DOMAIN, CommittedSubDag, Linearizer, collect_history};
+pub use linearizer::{
+    COMMIT_DOMAIN, CommittedSubDag, Linearizer, collect_history, commit_time, weighted_median,
+};
 pub use message::{ConsensusMessage, FetchRequest};
 pub use persist::{PersistRequest, PersistSeq, Recovered, StorageOp};
 pub use validator::{ConsensusEvent, Validator, ValidatorStats};

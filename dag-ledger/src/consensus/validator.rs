@@ -906,8 +906,9 @@ impl Validator {
             for status in decided {
                 self.last_decided = Some(status.slot().position());
                 if let LeaderStatus::Commit { block, .. } = status {
-                    let node = self.committee.authorities()[block.author().as_usize()].node;
-                    let sub = self.linearizer.linearize(&self.store, &block, node);
+                    let sub = self
+                        .linearizer
+                        .linearize(&self.store, &block, &self.committee);
                     let seq = self.persist(|| StorageOp::Commit(Arc::clone(&sub)));
                     self.persist.wanted = self.persist.wanted.max(seq);
                     let sub = Arc::unwrap_or_clone(sub);

@@ -133,6 +133,9 @@ pub struct SimValidator {
     forger: Option<Forger>,
     /// What it withholds from its light nodes, if it does.
     withholder: Option<LeafWithholder>,
+    /// How far ahead of the simulation's time its clock reads (the node
+    /// is handed its clock's reading).
+    ahead: Duration,
     events: VecDeque<MarketEvent>,
 }
 
@@ -151,8 +154,15 @@ impl SimValidator {
             disk,
             forger,
             withholder: None,
+            ahead: Duration::ZERO,
             events: VecDeque::new(),
         }
+    }
+
+    /// The same, its clock reading `ahead` of the simulation's time.
+    pub fn clock_ahead(mut self, ahead: Duration) -> Self {
+        self.ahead = ahead;
+        self
     }
 
     /// The same, withholding light nodes' facts with `withholder` if given.
@@ -756,6 +766,7 @@ impl Machine for MarketNode {
     fn handle_message(&mut self, now: Timestamp, from: NodeId, msg: NodeMessage) {
         match self {
             MarketNode::Validator(v) => {
+                let now = now + v.ahead;
                 v.forge(now);
                 v.node.handle_message(now, from, msg);
                 v.pump();
@@ -780,6 +791,7 @@ impl Machine for MarketNode {
     fn handle_timeout(&mut self, now: Timestamp) {
         match self {
             MarketNode::Validator(v) => {
+                let now = now + v.ahead;
                 v.forge(now);
                 v.node.handle_timeout(now);
                 v.pump();
@@ -834,7 +846,7 @@ impl Machine for MarketNode {
 
     fn poll_timeout(&self) -> Option<Timestamp> {
         match self {
-            MarketNode::Validator(v) => v.node.poll_timeout(),
+            MarketNode::Validator(v) => v.node.poll_timeout().map(|t| t.saturating_sub(v.ahead)),
             MarketNode::Provider(p) => p.next_wake(),
             MarketNode::Client(c) => {
                 let post = (c.next_post < c.w.active_until).then_some(c.next_post);

@@ -564,11 +564,12 @@ impl MarketplaceReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "jobs          {} completed of {} submitted ({} refused, {} open at the end), {} lots settled; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s",
+            "jobs          {} completed of {} submitted ({} refused, {} open at the end, {} closed with no lot run), {} lots settled; latency p50 {:.1} s, p90 {:.1} s, p99 {:.1} s",
             self.jobs_completed,
             f(&["jobs", "submitted"]),
             f(&["jobs", "refused"]),
             f(&["jobs", "open"]),
+            f(&["jobs", "unrun"]),
             f(&["jobs", "lots_settled"]),
             f(&["jobs", "latency_seconds", "p50"]),
             f(&["jobs", "latency_seconds", "p90"]),
@@ -1029,7 +1030,13 @@ fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
         .then(|| Forger::new(Keypair::from_seed(&ctx.key_seed), None));
     let withholder =
         (w.behaviors.get(i) == Some(&Behavior::WithholdFacts)).then(LeafWithholder::default);
-    let v = SimValidator::new(node, i == 0, disk, forger).withholding(withholder);
+    let ahead = w
+        .behaviors
+        .get(i)
+        .map_or(Duration::ZERO, |b| b.clock_ahead());
+    let v = SimValidator::new(node, i == 0, disk, forger)
+        .withholding(withholder)
+        .clock_ahead(ahead);
     MarketNode::Validator(Box::new(v))
 }
 
@@ -2084,6 +2091,9 @@ fn jobs_json(t: &MarketTally) -> serde_json::Value {
         "failed": m.jobs_submitted.saturating_sub(m.jobs_closed),
         "refused": m.jobs_refused,
         "open": m.jobs_submitted.saturating_sub(m.jobs_closed + m.jobs_refused),
+        // Closed (counted in `completed`) without a lot settled: every lot
+        // lapsed, unmatched or unplanned.
+        "unrun": m.jobs_unrun,
         "lots_settled": m.lots_settled,
         "lots_lapsed": m.lapsed_lots,
         // Matched lots no plan reached by the deadline: careless clients'

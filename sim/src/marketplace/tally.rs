@@ -88,6 +88,9 @@ pub struct Counts {
     pub jobs_closed: u64,
     /// Jobs whose `PostJob` the ledger refused (never opened).
     pub jobs_refused: u64,
+    /// Jobs closed without a single lot settled (every lot lapsed,
+    /// unmatched or unplanned): counted in `jobs_closed`, but nothing ran.
+    pub jobs_unrun: u64,
     /// Settled lots by their provider's behaviour (honest or cheating)
     /// and the round's outcome (`"honest/Clean"`, `"cheating/Admitted"`…).
     pub outcomes: BTreeMap<String, u64>,
@@ -180,7 +183,8 @@ pub struct MarketTally {
     pub verification: VerificationCost,
     /// Where honest providers' defaulted or abandoned lots stalled.
     pub stalls: Stalls,
-    posted: BTreeMap<(AccountId, u64), Timestamp>,
+    /// Open jobs: when each was posted, and whether a lot of it settled.
+    posted: BTreeMap<(AccountId, u64), (Timestamp, bool)>,
     runs: BTreeMap<LotKey, Run>,
     /// Each client's limit price (its valuation of a compute-second).
     pub limits: BTreeMap<AccountId, u128>,
@@ -224,7 +228,7 @@ impl MarketTally {
         match e {
             MarketEvent::Posted(c, job) => {
                 self.c.jobs_submitted += 1;
-                self.posted.insert((*c, *job), now);
+                self.posted.insert((*c, *job), (now, false));
             }
             MarketEvent::Client(c, ev) => return self.on_client(now, *c, ev),
             MarketEvent::Provider(p, ev) => self.on_provider(now, *p, ev),
@@ -403,7 +407,8 @@ impl MarketTally {
             ClientEvent::JobClosed { job, .. } => {
                 self.c.jobs_closed += 1;
                 self.second.2 += 1;
-                if let Some(t) = self.posted.remove(&(c, *job)) {
+                if let Some((t, ran)) = self.posted.remove(&(c, *job)) {
+                    self.c.jobs_unrun += u64::from(!ran);
                     self.latencies
                         .push(now.saturating_since(t).as_micros() as f64 / 1e6);
                 }
@@ -415,6 +420,9 @@ impl MarketTally {
 
     fn settled(&mut self, now: Timestamp, s: &Settlement) -> Result<(), Violation> {
         self.c.lots_settled += 1;
+        if let Some((_, ran)) = self.posted.get_mut(&(s.client, s.job)) {
+            *ran = true;
+        }
         self.c.client_abandoned += u64::from(matches!(s.outcome, RoundOutcome::ClientAbandoned));
         self.c.referee_fees += s.referee_fees.get();
         let run = self.runs.remove(&(s.client, s.job, s.lot));

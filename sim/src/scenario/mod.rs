@@ -488,12 +488,19 @@ pub enum BehaviorKind {
     InvalidBlocks,
     /// Every message sent `delay_ms` late.
     Delay,
+    /// Its clock reads `ahead_ms` ahead of everybody's (its blocks carry
+    /// that time, trying to move consensus time and every deadline on the
+    /// ledger forward).
+    ClockAhead,
     /// Transfers with forged signatures in its own blocks (marketplace).
     Forge,
     /// Certified facts served except those light nodes must act on
     /// (marketplace).
     WithholdFacts,
 }
+
+/// Most a `clock_ahead` validator's clock may read ahead: a year.
+const MAX_AHEAD_MS: u64 = 366 * 86_400_000;
 
 /// One `[[consensus.byzantine]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -509,6 +516,9 @@ pub struct ByzantineEntry {
     /// For `delay`: extra delay, ms.
     #[serde(default)]
     pub delay_ms: u64,
+    /// For `clock_ahead`: how far ahead its clock reads, ms.
+    #[serde(default)]
+    pub ahead_ms: u64,
 }
 
 /// `[gossip]`.
@@ -1088,6 +1098,18 @@ impl Scenario {
                     "must be in 1..=600000 for `delay`",
                 ));
             }
+            if b.behavior == BehaviorKind::ClockAhead && self.machine != MachineKind::Marketplace {
+                return Err(invalid(
+                    format!("{field}.behavior"),
+                    "`clock_ahead` needs machine = \"marketplace\" (its deadlines are what the clock would move)",
+                ));
+            }
+            if b.behavior == BehaviorKind::ClockAhead && !(1..=MAX_AHEAD_MS).contains(&b.ahead_ms) {
+                return Err(invalid(
+                    format!("{field}.ahead_ms"),
+                    format!("must be in 1..={MAX_AHEAD_MS} (a year) for `clock_ahead`"),
+                ));
+            }
         }
         let f = ConsensusParams::max_faulty(n);
         let byz = seen.iter().filter(|s| **s).count();
@@ -1155,6 +1177,9 @@ impl Scenario {
                 BehaviorKind::WithholdFacts => Behavior::WithholdFacts,
                 BehaviorKind::Delay => Behavior::Delay {
                     extra: Duration::from_millis(b.delay_ms),
+                },
+                BehaviorKind::ClockAhead => Behavior::ClockAhead {
+                    ahead: Duration::from_millis(b.ahead_ms),
                 },
             };
             for i in &b.nodes {

@@ -99,6 +99,7 @@ pub const MARKETPLACE: &[&str] = &[
     "jobs.submitted",
     "jobs.refused",
     "jobs.open",
+    "jobs.unrun",
     "jobs.rejections.*",
     "jobs.outcomes.*",
     "jobs.stalled_at.*",
