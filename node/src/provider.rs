@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use idlegrid_entrap::output_commitment;
 use idlegrid_primitives::{
-    AccountId, Amount, Digest, Domain, Duration, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
+    AccountId, Amount, Digest, Domain, Machine, NodeId, Salt, Seed, Timestamp, Transmit,
 };
 
 use crate::light::{Decided, Expectation, LightCore, LightSetup, TxFate};
@@ -45,11 +45,6 @@ const MAX_EARLY_INPUTS: usize = 256;
 /// Settled lots a provider remembers, so that a replayed opening of one
 /// does not open it again.
 const MAX_SETTLED_KEPT: usize = 256;
-/// A lot still unopened this long past its plan deadline is forgotten: the
-/// ledger opens no lot past the deadline, and lapses it at the next batch
-/// (its [`Fact::Unplanned`] may have been withheld; the lot is not waited
-/// for).
-const FORGET_UNOPENED_AFTER: Duration = Duration::from_secs(60);
 
 /// A lot: (client, job, lot).
 pub type LotKey = (AccountId, u64, u32);
@@ -180,8 +175,9 @@ struct Lot {
     /// A fact the lot waits for that its client's transaction makes (see
     /// the module docs), and since when.
     awaiting: Option<Expectation>,
-    /// The ledger's plan deadline (known from the match).
-    plan_by: Option<Timestamp>,
+    /// The order in which its match was heard (a lot heard of only by
+    /// its client's inputs has none).
+    matched: Option<u64>,
 }
 
 /// A client's inputs for a lot whose match the provider has not heard of.
@@ -204,6 +200,8 @@ pub struct ProviderNode {
     early: BTreeMap<LotKey, Early>,
     /// The last lots settled (a replayed opening of one is not a new lot).
     settled: VecDeque<LotKey>,
+    /// Matches heard so far (orders the unopened lots).
+    matches_heard: u64,
     events: VecDeque<ProviderEvent>,
 }
 
@@ -225,6 +223,7 @@ impl ProviderNode {
             lots: BTreeMap::new(),
             early: BTreeMap::new(),
             settled: VecDeque::new(),
+            matches_heard: 0,
             events: VecDeque::new(),
         }
     }
@@ -365,19 +364,19 @@ impl ProviderNode {
                 lot,
                 provider,
                 price,
-                plan_by,
                 ..
             } if provider == me => {
-                self.forget_unopened(now);
                 let key = (client, job, lot);
                 let early = self.early.remove(&key);
                 let l = Lot {
                     awaiting: early.as_ref().map(|e| e.since),
                     inputs: early.map(|e| e.inputs),
-                    plan_by: Some(plan_by),
+                    matched: Some(self.matches_heard),
                     ..Lot::default()
                 };
+                self.matches_heard += 1;
                 self.lots.insert(key, l);
+                self.forget_unopened();
                 self.events
                     .push_back(ProviderEvent::Matched { lot: key, price });
             }
@@ -471,18 +470,25 @@ impl ProviderNode {
         self.settled.push_back(key);
     }
 
-    /// Forgets lots never opened whose plan deadline passed
-    /// [`FORGET_UNOPENED_AFTER`] ago (bounds the lots a silent client and
-    /// a withheld lapse leave behind).
-    fn forget_unopened(&mut self, now: Timestamp) {
-        let dead = |l: &Lot| {
-            l.planned.is_none() && l.plan_by.is_some_and(|t| t + FORGET_UNOPENED_AFTER < now)
-        };
-        let gone: Vec<LotKey> = (self.lots.iter())
-            .filter(|(_, l)| dead(l))
-            .map(|(k, _)| *k)
+    /// Keeps at most `capacity` lots matched but not opened, forgetting
+    /// the oldest beyond: the ledger holds no more matched lots of this
+    /// provider than it has slots, and lots on one slot are matched one
+    /// after the other, so one more means an older one lapsed unplanned
+    /// (its [`Fact::Unplanned`] withheld) — or was opened without the
+    /// provider hearing, which it cannot serve anyway. By count, not by
+    /// the plan deadline: the deadline is in the ledger's live time, which
+    /// a consensus stall holds back while the provider's clock runs on.
+    fn forget_unopened(&mut self) {
+        let mut unopened: Vec<(u64, LotKey)> = (self.lots.iter())
+            .filter(|(_, l)| l.planned.is_none())
+            .filter_map(|(k, l)| l.matched.map(|seq| (seq, *k)))
             .collect();
-        for k in gone {
+        let keep = self.offer.capacity.max(1) as usize;
+        if unopened.len() <= keep {
+            return;
+        }
+        unopened.sort_unstable();
+        for (_, k) in unopened.drain(..unopened.len() - keep) {
             self.lot_ended(k);
         }
     }

@@ -189,6 +189,15 @@ fn a_rejected_transaction_changes_nothing() {
     assert_eq!(w.ledger.state_digest(), digest);
 }
 
+/// Empty batches a second apart (no stall: live time is consensus time)
+/// until `t` is at most `within_ms` away.
+fn idle_until_within(w: &mut World, t: idlegrid_primitives::Timestamp, within_ms: u64) {
+    while t.saturating_since(w.now) > Duration::from_millis(within_ms) {
+        w.batch(1_000, vec![]);
+    }
+    assert_eq!(w.apps.market.live_clock().at(w.now), w.now, "no stall");
+}
+
 /// The plan deadline of the lot the last `Matched` notice names.
 fn plan_deadline(w: &World) -> idlegrid_primitives::Timestamp {
     w.notices
@@ -260,6 +269,7 @@ fn a_plan_after_the_deadline_is_refused_and_the_lot_lapses() {
     let mut w = World::new();
     w.matched_lot();
     let plan_by = plan_deadline(&w);
+    idle_until_within(&mut w, plan_by, 1_000);
     let late = plan_by.saturating_since(w.now).as_millis();
     // The plan's batch is the first one at the deadline: too late.
     let (_, tx) = World::plan_tx(false);
@@ -293,6 +303,7 @@ fn a_lot_planned_just_before_its_deadline_opens_and_settles() {
     w.matched_lot();
     let plan_by = plan_deadline(&w);
     // `plan` applies its batch 100 ms later: 100 ms before the deadline.
+    idle_until_within(&mut w, plan_by, 1_000);
     let wait = plan_by.saturating_since(w.now).as_millis() - 200;
     w.batch(wait, vec![]);
     let plan = w.plan(false);
@@ -359,4 +370,58 @@ proptest! {
 
 fn is_unplanned(n: &Notice) -> bool {
     matches!(n, Notice::Unplanned { .. })
+}
+
+/// A consensus stall (no commit for a minute) does not use up a deadline:
+/// the plan and the delivery that waited it out in a mempool land in the
+/// first batch after it and are accepted; the round settles clean.
+#[test]
+fn transactions_that_wait_out_a_stall_meet_their_deadlines() {
+    let mut w = World::new();
+    w.matched_lot();
+    let plan_by = plan_deadline(&w);
+    let (plan, tx) = World::plan_tx(false);
+    // The next commit comes a minute later: consensus time is far past the
+    // plan deadline (10 s after the match), live time is not.
+    let rc = w.try_batch(60_000, vec![(w.client.clone(), tx)]);
+    assert!(w.now > plan_by + Duration::from_secs(40));
+    assert!(rc[0].is_ok(), "plan refused after a stall: {rc:?}");
+    assert!(w.apps.market.live_clock().paused() >= Duration::from_secs(57));
+    // Another minute without a commit before the delivery lands.
+    let outputs = w.deliver_after(60_000, &plan, false);
+    w.verify(&plan, &outputs);
+    let s = w.idle_until_settled();
+    assert_eq!(s.outcome, Outcome::Clean, "{s:?}");
+    assert!(s.slashed.is_zero());
+    assert!(
+        !w.notices
+            .iter()
+            .any(|n| matches!(n, Notice::Unplanned { .. })),
+        "lapsed across the stall"
+    );
+}
+
+/// Deadlines still pass while consensus is slow: with a commit every 10 s
+/// (each step a stall of which 2 s count) an unplanned lot lapses once its
+/// plan window has passed in live time, 2 s per commit.
+#[test]
+fn a_lot_lapses_in_live_time_when_every_commit_is_slow() {
+    let mut w = World::new();
+    w.matched_lot();
+    let plan_by = plan_deadline(&w);
+    let live = |w: &World| w.apps.market.live_clock().at(w.now);
+    let mut batches = 0;
+    while !w
+        .notices
+        .iter()
+        .any(|n| matches!(n, Notice::Unplanned { .. }))
+    {
+        assert!(live(&w) < plan_by, "not lapsed at its deadline");
+        let txs = w.follow();
+        w.batch(10_000, txs);
+        batches += 1;
+        assert!(batches <= 10, "the deadline never passed");
+    }
+    // 10 s of plan window at 2 s a commit.
+    assert!(batches >= 5, "lapsed after {batches} commits");
 }

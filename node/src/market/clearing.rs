@@ -278,7 +278,7 @@ impl MarketplaceApp {
             // keeps lot numbers unique.
             let lot = j.matched.len() as u32 + j.live.len() as u32 + j.settled + j.lapsed;
             let price = m.seller_price;
-            let plan_by = now
+            let plan_by = self.clock.at(now)
                 + self
                     .rules
                     .stage_deadline

@@ -65,6 +65,13 @@
 //! allies withhold the match from the client. Burning keeps supply conserved in the
 //! ledger's sense (`total = initial − burned`, checked by `check_all`).
 //!
+//! **Deadlines granted to a party** — a round's stages, a matched lot's
+//! plan, a referee ticket window — are measured in live time ([`clock`]):
+//! consensus time with stalls taken out, so a partition without quorum
+//! does not pass a deadline that a transaction waiting in a mempool would
+//! have met. A job's bidding deadline (the client's own absolute time) and
+//! the sealed batches stay in consensus time.
+//!
 //! **Time-driven work** — clearing, round deadlines, settlement, reputation
 //! epochs — runs in [`Application::end_batch`] after every committed batch:
 //! no keeper account and no tick transactions. Only replicated state lives
@@ -72,6 +79,7 @@
 //! clearing's inputs for a welfare benchmark run by an observer).
 
 mod clearing;
+pub mod clock;
 mod error;
 mod invariants;
 mod orders;
@@ -98,6 +106,7 @@ use idlegrid_reputation::{ReputationBook, Role as RepRole, Score, TrustVector};
 use sealed::{SealedBook, batch_of};
 use serde::{Deserialize, Serialize};
 
+pub use clock::{LiveClock, STALL_STEP};
 pub use error::{FeatureRefusal, MarketError, RegistryRefusal, RoundError, Unservable};
 pub use orders::MAX_CAPACITY;
 pub use sealed::{BatchNo, OrderKey, SealError, seal_price, unsealed};
@@ -242,6 +251,9 @@ pub struct MarketplaceApp {
     batch: BatchNo,
     /// Batches before this one were announced closed for commits.
     announced: BatchNo,
+    /// What round, plan and ticket deadlines are measured in
+    /// ([`clock`]: consensus time with stalls taken out).
+    clock: LiveClock,
     /// Behind its own `Rc`: a copy of the state (one per commit that
     /// validators share, see `StateSharing`) shares the book until a commit
     /// writes to it (feedback, a registration, a new epoch), and most
@@ -329,6 +341,7 @@ impl MarketplaceApp {
             unfilled: BTreeSet::new(),
             batch: BatchNo(0),
             announced: BatchNo(0),
+            clock: LiveClock::default(),
             book: Rc::new(book),
             trust: None,
             registry: Registry::new(RegistryLimits::default()),
@@ -607,6 +620,17 @@ impl MarketplaceApp {
         }
     }
 
+    /// The current batch's live time ([`clock`]): what every deadline
+    /// granted to a party is measured in.
+    fn live_now(&self, h: &ManagedHandle<'_, '_>) -> Timestamp {
+        self.clock.at(h.now())
+    }
+
+    /// Live time after the last committed batch ([`clock`]).
+    pub fn live_clock(&self) -> &LiveClock {
+        &self.clock
+    }
+
     /// Moves the current batch to consensus time `now` (never backwards).
     fn advance_batch(&mut self, now: Timestamp) {
         self.batch = self.batch.max(batch_of(now, self.rules.clearing_period));
@@ -680,6 +704,7 @@ impl Application for MarketplaceApp {
         self.close_batches(ledger);
         self.close_windows(ledger);
         self.run_rounds(ledger);
+        self.clock.record(ledger.now());
         self.finish_batch_notices();
     }
 }

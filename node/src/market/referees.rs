@@ -119,7 +119,7 @@ impl MarketplaceApp {
         h: &mut LedgerHandle<'_, '_>,
         (client, job, lot): LotRef,
     ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
+        let (now, me) = (self.live_now(h), h.sender());
         let key = ((client, job), lot);
         let window = self.params.ticket_window;
         let l = self.live(h, client, job, lot)?;
@@ -150,7 +150,7 @@ impl MarketplaceApp {
     fn open_window(&mut self, h: &ManagedHandle<'_, '_>, key: RoundKey, seats: usize) {
         let ((client, job), lot) = key;
         let randomness = dispute_randomness(&h.beacon(), round_id(job, lot));
-        let closes_at = h.now() + self.params.ticket_window;
+        let closes_at = self.live_now(h) + self.params.ticket_window;
         let d = self.disputes.get_mut(&key).expect("open dispute");
         d.window = Some(Window {
             randomness,
@@ -178,7 +178,7 @@ impl MarketplaceApp {
         (client, job, lot): LotRef,
         ticket: RefereeTicket,
     ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender().node());
+        let (now, me) = (self.live_now(h), h.sender().node());
         let key = ((client, job), lot);
         let parties = self.parties(key);
         let eligible = self.rules.referees.contains(&me) && !parties.contains(&me);
@@ -208,7 +208,7 @@ impl MarketplaceApp {
         (client, job, lot): LotRef,
         outputs: Vec<idlegrid_primitives::Digest>,
     ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
+        let (now, me) = (self.live_now(h), h.sender());
         let l = self.live(h, client, job, lot)?;
         let referee = me.node();
         let vote = idlegrid_entrap::RefereeVote { referee, outputs };
@@ -234,7 +234,7 @@ impl MarketplaceApp {
 
     /// Seats the committees of every window that closed by now.
     pub(super) fn close_windows(&mut self, h: &mut ManagedHandle<'_, '_>) {
-        let now = h.now();
+        let now = self.live_now(h);
         while let Some(&(t, key)) = self.windows.first() {
             if t > now {
                 break;

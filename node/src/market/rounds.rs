@@ -29,7 +29,7 @@ impl MarketplaceApp {
         plan: PublicPlan,
     ) -> Result<(), LedgerError> {
         let me = h.sender();
-        let now = h.now();
+        let now = self.live_now(h);
         let rules = &self.rules;
         let j = self
             .jobs
@@ -101,7 +101,7 @@ impl MarketplaceApp {
         salt: Salt,
         usage_micros: u64,
     ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
+        let (now, me) = (self.live_now(h), h.sender());
         let l = self.live(h, client, job, lot)?;
         let mut round = l.round.clone();
         round
@@ -129,7 +129,7 @@ impl MarketplaceApp {
         reveal: &TrapReveal,
         accuse: Vec<SubtaskIndex>,
     ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
+        let (now, me) = (self.live_now(h), h.sender());
         let l = self.live(h, me, job, lot)?;
         let provider = l.provider;
         let mut round = l.round.clone();
@@ -156,7 +156,7 @@ impl MarketplaceApp {
         h: &mut LedgerHandle<'_, '_>,
         (client, job, lot): LotRef,
     ) -> Result<(), LedgerError> {
-        let (now, me) = (h.now(), h.sender());
+        let (now, me) = (self.live_now(h), h.sender());
         let l = self.live(h, client, job, lot)?;
         l.round.accept(now, me).map_err(|e| reject(h, e.into()))
     }
@@ -179,7 +179,7 @@ impl MarketplaceApp {
     /// the batch's transactions touched and those whose deadline passed, in
     /// key order.
     pub(super) fn run_rounds(&mut self, h: &mut ManagedHandle<'_, '_>) {
-        let now = h.now();
+        let now = self.live_now(h);
         let mut visit = std::mem::take(&mut self.touched);
         while let Some(&(t, key)) = self.wake.first() {
             if t > now {

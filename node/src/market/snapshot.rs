@@ -25,7 +25,7 @@ use super::{BatchNo, MarketParams, MarketRules, MarketplaceApp};
 /// Domain of [`MarketplaceApp::state_digest`].
 pub const APP_STATE_DOMAIN: Domain = Domain::new("idlegrid/node/market-state");
 /// Version of the snapshot layout.
-pub const APP_SNAPSHOT_VERSION: u8 = 4;
+pub const APP_SNAPSHOT_VERSION: u8 = 5;
 
 /// Why snapshot bytes could not be restored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,6 +62,7 @@ macro_rules! state_tuple {
                 &$app.sealed,
                 $app.batch,
                 $app.announced,
+                $app.clock,
             ),
             (
                 &*$app.book,
@@ -91,6 +92,7 @@ type Owned = (
         super::SealedBook,
         BatchNo,
         BatchNo,
+        super::LiveClock,
     ),
     (
         idlegrid_reputation::ReputationBook,
@@ -135,7 +137,7 @@ impl MarketplaceApp {
             return Err(AppSnapshotError::Version(version));
         }
         let (providers, jobs, wake, wake_at, disputes, windows) = a;
-        let (bidding, unfilled, sealed, batch, announced) = b;
+        let (bidding, unfilled, sealed, batch, announced, clock) = b;
         let (book, trust, registry, next_bid, effect_failures) = c;
         if *book.params() != rules.book {
             return Err(AppSnapshotError::Rules);
@@ -154,6 +156,7 @@ impl MarketplaceApp {
         app.sealed = sealed;
         app.batch = batch;
         app.announced = announced;
+        app.clock = clock;
         app.book = Rc::new(book);
         app.trust = trust;
         app.registry = registry;

@@ -249,7 +249,9 @@ pub enum Notice {
         /// The provider's clean trap-carrying lots since its last slash
         /// ([`MarketplaceApp::verified_lots`](super::MarketplaceApp::verified_lots)).
         verified_lots: u32,
-        /// Unplanned by then, the lot lapses ([`Notice::Unplanned`]).
+        /// Unplanned by then (live time, [`super::clock`]: it trails
+        /// consensus time by every stall so far), the lot lapses
+        /// ([`Notice::Unplanned`]).
         plan_by: Timestamp,
     },
     /// Lots of a job that lapsed unmatched.
@@ -330,7 +332,7 @@ pub enum Notice {
         randomness: Digest,
         /// Seats of the committee drawn.
         seats: u8,
-        /// End of the window (consensus time).
+        /// End of the window (live time, [`super::clock`]).
         closes_at: Timestamp,
     },
     /// A dispute's committee was seated and needs its votes.
@@ -494,7 +496,8 @@ pub struct MarketRules {
     pub stake_per_slot: Amount,
     /// Share of a slashed stake that goes to the client.
     pub slash_to_client_bps: u16,
-    /// Stage deadlines of every round.
+    /// Stage deadlines of every round (in live time, [`super::clock`]: a
+    /// consensus stall does not use them up).
     pub stage_deadline: Duration,
     /// Market clearing period: the length of a sealed batch.
     pub clearing_period: Duration,

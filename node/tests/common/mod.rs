@@ -381,6 +381,11 @@ impl World {
 
     /// The provider delivers; `cheat` answers every subtask wrongly.
     pub fn deliver(&mut self, plan: &JobPlan, cheat: bool) -> Vec<Digest> {
+        self.deliver_after(100, plan, cheat)
+    }
+
+    /// [`World::deliver`] in a batch `step_ms` after the last.
+    pub fn deliver_after(&mut self, step_ms: u64, plan: &JobPlan, cheat: bool) -> Vec<Digest> {
         let outputs: Vec<Digest> = plan
             .public()
             .slot_inputs
@@ -403,7 +408,7 @@ impl World {
             salt,
             usage_micros: 2_000_000,
         };
-        self.batch(100, vec![(self.provider.clone(), tx)]);
+        self.batch(step_ms, vec![(self.provider.clone(), tx)]);
         outputs
     }
 
