@@ -722,3 +722,76 @@ impl Machine for ProviderNode {
         self.core.poll_timeout().into_iter().chain(due).min()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_dag_ledger::consensus::Committee;
+    use idlegrid_primitives::Keypair;
+
+    fn provider(capacity: u32) -> ProviderNode {
+        let keys: Vec<Keypair> = (0..5)
+            .map(|i| Keypair::from_seed(&Seed::from_u64(i)))
+            .collect();
+        let committee = Committee::equal(keys[1..].iter().map(Keypair::node_id)).unwrap();
+        let offer = ProviderOffer {
+            price: Amount::new(1_000),
+            capacity,
+            stake_per_slot: Amount::new(10_000),
+            region: 0,
+            environment: crate::market::Environment::simulated(),
+        };
+        let setup = crate::local::light_setup(&keys[0], &committee, 0);
+        ProviderNode::new(setup, offer, Seed::from_u64(9))
+    }
+
+    fn matched(p: &ProviderNode, job: u64) -> Fact {
+        Fact::Matched {
+            client: AccountId::from_bytes([7; 32]),
+            job,
+            lot: 0,
+            provider: p.account(),
+            price: Amount::new(1_000),
+            credibility_ppm: 0,
+            verified_lots: 0,
+            plan_by: Timestamp::ZERO,
+        }
+    }
+
+    /// A provider keeps at most its capacity of matched, unopened lots:
+    /// a later match on its one slot means the earlier lapsed (its
+    /// `Unplanned` withheld). However old its plan deadline, an unopened
+    /// lot within the bound is kept (a stall holds the ledger's live time
+    /// back), and an opened lot is never forgotten this way.
+    #[test]
+    fn unopened_lots_are_forgotten_by_count_oldest_first() {
+        let mut p = provider(1);
+        let late = Timestamp::from_millis(3_600_000);
+        p.on_fact(Timestamp::ZERO, matched(&p, 1));
+        p.on_fact(late, matched(&p, 2));
+        let client = AccountId::from_bytes([7; 32]);
+        assert_eq!(p.open_lots(), 1);
+        assert!(p.lots.contains_key(&(client, 2, 0)), "the newer match kept");
+        // Opened, lot 2 no longer counts: a third match is kept beside it.
+        let opened = Fact::RoundOpened {
+            client,
+            job: 2,
+            lot: 0,
+            provider: p.account(),
+            inputs: vec![Digest::default()],
+        };
+        p.on_fact(late, opened);
+        p.on_fact(late, matched(&p, 3));
+        assert_eq!(p.open_lots(), 2);
+        // Two slots keep two unopened lots.
+        let mut p = provider(2);
+        for job in 1..=3 {
+            p.on_fact(late, matched(&p, job));
+        }
+        assert_eq!(p.open_lots(), 2);
+        assert!(
+            !p.lots.contains_key(&(client, 1, 0)),
+            "the oldest forgotten"
+        );
+    }
+}
