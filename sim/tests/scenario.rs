@@ -133,6 +133,18 @@ fn invalid_values_name_the_field() {
                 .to_string(),
             "`nodes.regions`",
         ),
+        (
+            "name = \"t\"\nduration_ms = 10\nmachine = \"consensus\"\n[nodes]\ncount = 4\n\
+             [[consensus.byzantine]]\nnodes = [1]\nbehavior = \"clock_ahead\"\nahead_ms = 5\n"
+                .to_string(),
+            "`consensus.byzantine[0].behavior`",
+        ),
+        (
+            "name = \"t\"\nduration_ms = 10\nmachine = \"marketplace\"\n[nodes]\ncount = 4\n\
+             [[consensus.byzantine]]\nnodes = [1]\nbehavior = \"clock_ahead\"\n"
+                .to_string(),
+            "`consensus.byzantine[0].ahead_ms`",
+        ),
     ];
     for (text, field) in cases {
         let e = err(&text);
