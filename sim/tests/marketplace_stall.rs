@@ -7,9 +7,10 @@
 //! in live time (`idlegrid_node::market::LiveClock`), which a stall
 //! advances by at most 2 s.
 
-use idlegrid_sim::report::Summary;
-use idlegrid_sim::runner::{self, RunOptions};
 use idlegrid_sim::scenario::Scenario;
+
+mod summary;
+use summary::run_seed;
 
 const STALL: &str = r#"
 name = "stall-small"
@@ -35,22 +36,11 @@ framing = 1
 job_interval_ms = 2_000
 "#;
 
-fn run(seed: u64) -> Summary {
-    let s = Scenario::parse(STALL).unwrap();
-    let opts = RunOptions {
-        seed: Some(seed),
-        ..RunOptions::default()
-    };
-    match runner::run(&s, &opts) {
-        Ok(out) => out.summary,
-        Err(e) => panic!("seed {seed}: {e}"),
-    }
-}
-
 #[test]
 fn a_stall_longer_than_a_stage_slashes_no_honest_provider_two_seeds() {
+    let s = Scenario::parse(STALL).unwrap();
     for seed in 1..=2 {
-        let sum = run(seed);
+        let sum = run_seed(&s, seed);
         let entrap = sum.entrap.as_ref().unwrap();
         assert_eq!(entrap["honest_slashed"], 0, "seed {seed}: {entrap}");
         let jobs = sum.jobs.as_ref().unwrap();

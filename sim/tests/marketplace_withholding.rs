@@ -7,9 +7,10 @@
 //! and ask other validators to replay. No honest provider may be slashed,
 //! no lot may stall, and every job must settle (the run fails otherwise).
 
-use idlegrid_sim::report::Summary;
-use idlegrid_sim::runner::{self, RunOptions};
 use idlegrid_sim::scenario::Scenario;
+
+mod summary;
+use summary::run_seed as run;
 
 /// f = 3 of 10 validators withholding, consecutive in committee order (a
 /// light node's two certified sources are neighbours): small enough for a
@@ -36,17 +37,6 @@ count = 8
 framing = 1
 job_interval_ms = 2_000
 "#;
-
-fn run(s: &Scenario, seed: u64) -> Summary {
-    let opts = RunOptions {
-        seed: Some(seed),
-        ..RunOptions::default()
-    };
-    match runner::run(s, &opts) {
-        Ok(out) => out.summary,
-        Err(e) => panic!("seed {seed}: {e}"),
-    }
-}
 
 /// The run's figures that the withholding must leave untouched, and how
 /// much was withheld and asked again.
