@@ -696,7 +696,8 @@ impl ClientNode {
     /// [`ClientNode::heard`]).
     fn check_expectations(&mut self, now: Timestamp) {
         let waits = self.jobs.values_mut().map(|j| &mut j.heard);
-        self.core.check_expectations(now, waits);
+        self.core
+            .check_expectations(now, waits, self.sealer.awaits_closing());
     }
 
     fn on_fact(&mut self, now: Timestamp, fact: Fact) {
@@ -1297,9 +1298,10 @@ impl Machine for ClientNode {
     }
 
     fn poll_timeout(&self) -> Option<Timestamp> {
-        let due = self
-            .core
-            .expectation_due(self.jobs.values().map(|j| &j.heard));
+        let due = self.core.expectation_due(
+            self.jobs.values().map(|j| &j.heard),
+            self.sealer.awaits_closing(),
+        );
         let holds = self.hold_due();
         self.core
             .poll_timeout()

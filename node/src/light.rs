@@ -48,6 +48,19 @@
 //! committee to replay the node's proven facts ([`GatewayRequest::Replay`]),
 //! four at first, then eight, then sixteen at each further ask
 //! ([`LightCore::check_expectations`]).
+//!
+//! A source is replaced once it is seen withholding: a leaf first decided
+//! from a validator asked for a replay, which a source did not send though
+//! it sent certificates of commits before and after it, half a patience
+//! later (see [`LightCore::withholders`]). And one fact every node must
+//! act on comes on a cadence rather than from another party: a sealed
+//! batch's closing ([`Fact::SealingClosed`], once per clearing period),
+//! after which a sealed order has about one period to be revealed. While
+//! a node's sealer waits for one
+//! ([`Sealer::awaits_closing`](crate::market::sealing::Sealer::awaits_closing)),
+//! the next closing is an expectation too, due a cadence and a quarter
+//! after the last one heard, the cadence being the longest of the last
+//! few gaps between consecutive closings (never eager).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -61,7 +74,7 @@ use idlegrid_primitives::{
 
 use crate::certified::{FactsMode, ProvenFacts, ProvenLeaf};
 use crate::facts::{FactError, FactQuorum};
-use crate::market::{MARKETPLACE_APP, MarketTx};
+use crate::market::{BatchNo, MARKETPLACE_APP, MarketTx};
 use crate::wire::{
     AccountState, Fact, FactBatch, GatewayRequest, NodeMessage, Rejection, RejectionKind,
 };
@@ -273,6 +286,15 @@ pub struct LightCore {
     /// Validators that sent a certificate that did not hold: Byzantine,
     /// so their certificates are not checked again (at most the committee).
     forgers: BTreeSet<NodeId>,
+    /// Sources of certified facts caught withholding a leaf (see
+    /// `LightCore::caught_withholding`): served silently from then on.
+    withholders: BTreeSet<NodeId>,
+    /// The lowest and highest commit each source of certified facts sent
+    /// a certificate of since it became one (at most the committee).
+    reach: BTreeMap<NodeId, (u64, u64)>,
+    /// Leaves decided first from a validator asked for a replay, not from a
+    /// source of certified facts (the last [`RECOVERED_KEPT`]).
+    recovered: VecDeque<Recovered>,
     /// The last few certified leaves decided, by commit: the same leaf from
     /// another source is recognized by comparing it (a pointer, when it
     /// shares memory), not by hashing its facts again.
@@ -284,11 +306,34 @@ pub struct LightCore {
     suspicions: u64,
     /// Draws of a validator to ask for a replay so far.
     replay_draws: u64,
+    /// The last batch closing heard, and when.
+    last_closing: Option<(BatchNo, Timestamp)>,
+    /// The last few gaps between two consecutive batch closings heard.
+    closing_gaps: [Duration; CLOSING_GAPS],
+    /// The next batch closing, once the cadence is known.
+    closing: Option<Expectation>,
 }
 
 /// Certified leaves a light node remembers as decided (see
 /// `LightCore::recent_leaves`).
 const RECENT_LEAVES: usize = 4;
+
+/// Recovered leaves a light node remembers (see `LightCore::recovered`).
+const RECOVERED_KEPT: usize = 8;
+
+/// Gaps between batch closings a light node remembers (see
+/// [`LightCore::expect_closings`]).
+const CLOSING_GAPS: usize = 4;
+
+/// A leaf decided first from a validator asked for a replay: its commit,
+/// its facts, when, and the sources of certified facts that sent it since.
+#[derive(Debug)]
+struct Recovered {
+    index: u64,
+    at: Timestamp,
+    facts: Arc<[Fact]>,
+    sent_by: Vec<NodeId>,
+}
 
 impl LightCore {
     /// A light node with `setup`.
@@ -334,11 +379,17 @@ impl LightCore {
             },
             last_certified: None,
             forgers: BTreeSet::new(),
+            withholders: BTreeSet::new(),
+            reach: BTreeMap::new(),
+            recovered: VecDeque::new(),
             recent_leaves: Default::default(),
             next_leaf: 0,
             suspected_at: None,
             suspicions: 0,
             replay_draws: 0,
+            last_closing: None,
+            closing_gaps: [Duration::ZERO; CLOSING_GAPS],
+            closing: None,
         }
     }
 
@@ -438,21 +489,22 @@ impl LightCore {
         };
         let sources: Vec<NodeId> = self.fact_sources().take(count).collect();
         for (k, v) in sources.into_iter().enumerate() {
-            let req = self.subscription(k, from.filter(|_| !old.contains(&v)));
+            let req = self.subscription(k, v, from.filter(|_| !old.contains(&v)));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
         }
     }
 
-    /// What the fact source at position `k` is asked, replaying from
-    /// commit `from` if given.
-    fn subscription(&self, k: usize, from: Option<u64>) -> GatewayRequest {
+    /// What the fact source `v`, at position `k`, is asked, replaying from
+    /// commit `from` if given: certified facts from the first sources but
+    /// those caught forging or withholding.
+    fn subscription(&self, k: usize, v: NodeId, from: Option<u64>) -> GatewayRequest {
         match (self.delivery, from) {
             (FactDelivery::Reported, None) => GatewayRequest::Subscribe,
             (FactDelivery::Reported, Some(i)) => GatewayRequest::SubscribeFrom(i),
             (FactDelivery::Certified { .. }, from) => GatewayRequest::SubscribeWith {
                 from,
-                mode: match k < self.certified {
+                mode: match k < self.certified && !self.distrusted(&v) {
                     true => FactsMode::Certified,
                     false => FactsMode::Silent,
                 },
@@ -508,7 +560,7 @@ impl LightCore {
         let source = self.fact_sources().nth(k);
         if let Some(v) = source {
             let from = last.saturating_sub(crate::certified::VOTES_KEPT);
-            let req = self.subscription(k, Some(from));
+            let req = self.subscription(k, v, Some(from));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
         }
@@ -620,7 +672,7 @@ impl LightCore {
             self.replay_draws += 1;
             let word = u64::from_le_bytes(draw.as_bytes()[..8].try_into().expect("8 bytes"));
             let v = self.validator((word % n.max(1)) as usize)?;
-            if !own.contains(&v) && !self.forgers.contains(&v) {
+            if !own.contains(&v) && !self.distrusted(&v) {
                 return Some(v);
             }
         }
@@ -642,6 +694,45 @@ impl LightCore {
         self.expect_within(now, self.short_patience().unwrap_or(Duration::ZERO))
     }
 
+    /// A batch closing heard at `now` ([`Fact::SealingClosed`]): the next
+    /// one is expected a cadence and a quarter later (see
+    /// [`LightCore::expect_closings`]).
+    fn heard_closing(&mut self, now: Timestamp, batch: BatchNo) {
+        if let Some((b, t)) = self.last_closing {
+            if batch <= b {
+                return;
+            }
+            let gap = now.saturating_since(t);
+            if batch.0 == b.0 + 1 && gap > Duration::ZERO {
+                self.closing_gaps.rotate_right(1);
+                self.closing_gaps[0] = gap;
+            }
+        }
+        self.last_closing = Some((batch, now));
+        let cadence = self.closing_gaps.iter().copied().max().unwrap_or_default();
+        self.closing = (cadence > Duration::ZERO).then(|| {
+            let quarter = Duration::from_micros(cadence.as_micros() / 4);
+            self.expect_within(now, cadence + quarter)
+        });
+    }
+
+    /// The next batch closing, as an expectation when `sealing` (the node
+    /// has a sealed order waiting for its batch's closing:
+    /// [`Sealer::awaits_closing`](crate::market::sealing::Sealer::awaits_closing)).
+    ///
+    /// A batch closing ([`Fact::SealingClosed`]) comes to every light node
+    /// once per clearing period, and a sealed order must be revealed within
+    /// about one period after it: a source withholding it (or the leaf it
+    /// shares a certificate with) would cost the order its bond and its job
+    /// or ask a batch. So once two consecutive closings were heard, the next
+    /// one is expected a cadence and a quarter after the last, the cadence
+    /// being the longest of the last [`CLOSING_GAPS`] gaps between
+    /// consecutive closings (never eager: a closing recovered late, or the
+    /// burst after a consensus stall, only makes it longer for a while).
+    fn expect_closings(&mut self, sealing: bool) -> Option<&mut Expectation> {
+        self.closing.as_mut().filter(|_| sealing)
+    }
+
     fn expect_within(&self, now: Timestamp, patience: Duration) -> Expectation {
         Expectation {
             at: now,
@@ -654,15 +745,17 @@ impl LightCore {
     /// When the first of `waits` runs out of its patience (a
     /// time; its commits are checked as certified facts arrive), if
     /// any still asks (never with reported facts).
+    /// `sealing` says whether the next batch closing is expected too (see
+    /// the module docs).
     pub fn expectation_due<'a>(
         &self,
         waits: impl Iterator<Item = &'a Expectation>,
+        sealing: bool,
     ) -> Option<Timestamp> {
         self.certified_patience()?;
-        waits
-            .filter(|e| e.asking())
-            .map(|e| e.at + e.patience)
-            .min()
+        let closing = self.closing.iter().filter(|_| sealing);
+        let due = |e: &Expectation| e.asking().then(|| e.at + e.patience);
+        waits.filter_map(due).chain(closing.filter_map(due)).min()
     }
 
     /// Expectations past their patience ([`LightCore::expect`],
@@ -676,25 +769,30 @@ impl LightCore {
     /// Each late expectation waits another patience, one ask less (also
     /// when validators were asked less than a patience ago for another:
     /// their replays covered both).
+    /// `sealing`: the next batch closing is expected too (see the module
+    /// docs).
     pub fn check_expectations<'a>(
         &mut self,
         now: Timestamp,
         waits: impl Iterator<Item = &'a mut Expectation>,
+        sealing: bool,
     ) {
         if self.certified_patience().is_none() {
             return;
         }
         let index = self.certified_index();
         let mut late: Vec<&mut Expectation> = waits.filter(|e| e.late(now, index)).collect();
-        let Some(most) = late.iter().map(|e| e.asked).max() else {
+        let closing = self.expect_closings(sealing).filter(|e| e.late(now, index));
+        let most = late.iter().map(|e| e.asked);
+        let Some(most) = most.chain(closing.as_ref().map(|e| e.asked)).max() else {
             return;
         };
-        self.suspect_withheld(now, 4 << most.min(2));
-        for e in &mut late {
+        for e in late.iter_mut().map(|e| &mut **e).chain(closing) {
             e.at = now;
             e.commit = index;
             e.asked += 1;
         }
+        self.suspect_withheld(now, 4 << most.min(2));
     }
 
     /// Times [`LightCore::suspect_withheld`] asked other validators.
@@ -848,6 +946,7 @@ impl LightCore {
                 .iter()
                 .all(|l| self.quorum.decided(index, &l.facts))
         {
+            self.heard_certified(now, from, proven, false);
             return Ok((Vec::new(), Vec::new()));
         }
         if let Err(e) = proven.verify(c, Some(self.account()), &self.signatures) {
@@ -865,13 +964,111 @@ impl LightCore {
         }
         let last = self.certified_index();
         self.last_certified = Some((now, last.max(index)));
+        self.heard_certified(now, from, proven, !facts.is_empty());
         Ok(self.decided(now, facts))
+    }
+
+    /// Whether `v` is a source of certified facts now.
+    fn is_certified_source(&self, v: &NodeId) -> bool {
+        self.fact_sources().take(self.certified).any(|s| s == *v)
+    }
+
+    /// Follows a certificate that held (its leaves checked, or equal to
+    /// leaves decided before), from `from`; `new` if it decided facts.
+    ///
+    /// A source of certified facts sends every leaf of the node's from the
+    /// commit it became a source at, in commit order. So a leaf decided
+    /// first from a validator asked for a replay ([`GatewayRequest::Replay`])
+    /// that a source did not send, although it sent certificates of commits
+    /// before and after that leaf's, was held back by that source: a source
+    /// withholding the leaves to act on and serving every other, or one that
+    /// forgot the node for a while. Either way it did not serve the node,
+    /// and is replaced ([`LightCore::caught_withholding`]) instead of
+    /// costing the node an expectation's patience at every leaf it holds
+    /// back. A source is judged so only half the certified patience after
+    /// the leaf was recovered, so that its certificates overtaking each
+    /// other in the network, or a new source's replay still on its way, do
+    /// not make an honest source look so (if one did anyway, replacing it
+    /// costs one more source, never a fact).
+    fn heard_certified(&mut self, now: Timestamp, from: NodeId, proven: &ProvenFacts, new: bool) {
+        let index = proven.index();
+        if !self.is_certified_source(&from) {
+            if new {
+                for l in &proven.leaves {
+                    if self.recovered.len() == RECOVERED_KEPT {
+                        self.recovered.pop_front();
+                    }
+                    self.recovered.push_back(Recovered {
+                        index,
+                        at: now,
+                        facts: Arc::clone(&l.facts),
+                        sent_by: Vec::new(),
+                    });
+                }
+            }
+        } else {
+            let r = self.reach.entry(from).or_insert((index, index));
+            *r = (r.0.min(index), r.1.max(index));
+            for r in self.recovered.iter_mut().filter(|r| r.index == index) {
+                if !r.sent_by.contains(&from) && proven.leaves.iter().any(|l| l.facts == r.facts) {
+                    r.sent_by.push(from);
+                }
+            }
+        }
+        let grace = self.short_patience().unwrap_or(Duration::ZERO);
+        let owed = |r: &Recovered, v: &NodeId, lo: u64, hi: u64| {
+            lo < r.index && r.index < hi && !r.sent_by.contains(v)
+        };
+        let caught: Vec<NodeId> = self
+            .reach
+            .iter()
+            .filter(|(v, (lo, hi))| {
+                self.recovered
+                    .iter()
+                    .any(|r| now.saturating_since(r.at) >= grace && owed(r, v, *lo, *hi))
+            })
+            .map(|(v, _)| *v)
+            .collect();
+        for v in caught {
+            self.caught_withholding(now, v);
+        }
     }
 
     /// `from` sent a forged certificate: remembered, and replaced at once
     /// as a source of certified facts if it was one.
     fn caught_forging(&mut self, now: Timestamp, from: NodeId) {
         self.forgers.insert(from);
+        self.reach.remove(&from);
+        self.replace_distrusted(now);
+    }
+
+    /// The source of certified facts `v` held back a leaf (see
+    /// `LightCore::heard_certified`): it is asked to serve the node
+    /// silently from now on (holdings reports only), and another validator
+    /// is asked for certified facts in its place.
+    fn caught_withholding(&mut self, now: Timestamp, v: NodeId) {
+        self.reach.remove(&v);
+        if !self.withholders.insert(v) {
+            return;
+        }
+        let req = GatewayRequest::SubscribeWith {
+            from: None,
+            mode: FactsMode::Silent,
+        };
+        self.out
+            .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
+        self.replace_distrusted(now);
+    }
+
+    /// Whether `v` was caught forging or withholding.
+    fn distrusted(&self, v: &NodeId) -> bool {
+        self.forgers.contains(v) || self.withholders.contains(v)
+    }
+
+    /// Asks more validators for certified facts until as many as the setup
+    /// wants are neither forgers nor withholders (or the whole committee
+    /// is asked).
+    fn replace_distrusted(&mut self, now: Timestamp) {
         let wanted = match self.delivery {
             FactDelivery::Certified { sources, .. } => sources,
             FactDelivery::Reported => 0,
@@ -879,12 +1076,17 @@ impl LightCore {
         let live = |me: &Self| {
             me.fact_sources()
                 .take(me.certified)
-                .filter(|v| !me.forgers.contains(v))
+                .filter(|v| !me.distrusted(v))
                 .count()
         };
         while live(self) < wanted && self.certified < self.committee_size() {
             self.widen_certified(now);
         }
+    }
+
+    /// Sources of certified facts caught withholding a leaf.
+    pub fn withholders(&self) -> impl Iterator<Item = &NodeId> + '_ {
+        self.withholders.iter()
     }
 
     /// Validators caught sending a forged certificate.
@@ -917,6 +1119,7 @@ impl LightCore {
                     self.holdings = Some(*a);
                     self.learn_nonce(now, a.nonce);
                 }
+                Fact::SealingClosed { batch } => self.heard_closing(now, *batch),
                 _ => {}
             }
         }

@@ -647,7 +647,8 @@ impl ProviderNode {
     fn check_expectations(&mut self, now: Timestamp) {
         let lots = self.lots.values_mut().filter_map(|l| l.awaiting.as_mut());
         let waits = lots.chain(self.early.values_mut().map(|e| &mut e.since));
-        self.core.check_expectations(now, waits);
+        let sealing = self.sealer.awaits_closing();
+        self.core.check_expectations(now, waits, sealing);
     }
 
     /// Follows the facts a report or certificate decided.
@@ -718,7 +719,9 @@ impl Machine for ProviderNode {
         }
         let lots = self.lots.values().filter_map(|l| l.awaiting.as_ref());
         let waits = lots.chain(self.early.values().map(|e| &e.since));
-        let due = self.core.expectation_due(waits);
+        let due = self
+            .core
+            .expectation_due(waits, self.sealer.awaits_closing());
         self.core.poll_timeout().into_iter().chain(due).min()
     }
 }

@@ -264,11 +264,14 @@ fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
     std::iter::from_fn(|| c.poll_transmit()).for_each(drop);
     let own = [vs[4], vs[5]];
     let (mut a, mut b) = (c.expect(at(0)), c.expect(at(1_000)));
-    assert_eq!(c.expectation_due([&a, &b].into_iter()), Some(at(3_000)));
-    c.check_expectations(at(2_999), [&mut a, &mut b].into_iter());
+    assert_eq!(
+        c.expectation_due([&a, &b].into_iter(), false),
+        Some(at(3_000))
+    );
+    c.check_expectations(at(2_999), [&mut a, &mut b].into_iter(), false);
     assert!(replays(&mut c).is_empty(), "not yet");
     // The first ask: four validators, neither of its certified sources.
-    c.check_expectations(at(3_000), [&mut a, &mut b].into_iter());
+    c.check_expectations(at(3_000), [&mut a, &mut b].into_iter(), false);
     let mut first = replays(&mut c);
     assert_eq!(first.len(), 4);
     assert!(first.iter().all(|v| !own.contains(v)));
@@ -277,29 +280,32 @@ fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
     assert_eq!(first.len(), 4, "distinct");
     // `b` is late a second later, but another ask went out less than a
     // patience ago: it waits another patience, one ask spent.
-    c.check_expectations(at(4_000), [&mut a, &mut b].into_iter());
+    c.check_expectations(at(4_000), [&mut a, &mut b].into_iter(), false);
     assert!(replays(&mut c).is_empty());
-    assert_eq!(c.expectation_due([&a, &b].into_iter()), Some(at(6_000)));
+    assert_eq!(
+        c.expectation_due([&a, &b].into_iter(), false),
+        Some(at(6_000))
+    );
     // The second ask of each: eight validators.
-    c.check_expectations(at(6_000), [&mut a, &mut b].into_iter());
+    c.check_expectations(at(6_000), [&mut a, &mut b].into_iter(), false);
     let second = replays(&mut c);
     assert_eq!(second.len(), 8);
     assert!(second.iter().all(|v| !own.contains(v)));
     assert_eq!(c.suspicions(), 2);
     // After its last ask an expectation is due no more.
     for k in 3..=u64::from(Expectation::MAX_ASKED) {
-        c.check_expectations(at(3_000 * k), [&mut a].into_iter());
+        c.check_expectations(at(3_000 * k), [&mut a].into_iter(), false);
         assert!(!replays(&mut c).is_empty(), "ask {k}");
     }
-    assert_eq!(c.expectation_due([&a].into_iter()), None);
-    c.check_expectations(at(60_000), [&mut a].into_iter());
+    assert_eq!(c.expectation_due([&a].into_iter(), false), None);
+    c.check_expectations(at(60_000), [&mut a].into_iter(), false);
     assert!(replays(&mut c).is_empty());
     // With reported facts a window of f + 1 of the stake cannot withhold:
     // nothing to expect.
     let mut r = core(&vs, 4, 0);
     r.start(Timestamp::ZERO);
     let mut e = r.expect(at(0));
-    assert_eq!(r.expectation_due([&e].into_iter()), None);
-    r.check_expectations(at(60_000), [&mut e].into_iter());
+    assert_eq!(r.expectation_due([&e].into_iter(), false), None);
+    r.check_expectations(at(60_000), [&mut e].into_iter(), false);
     assert!(replays(&mut r).is_empty());
 }

@@ -604,3 +604,51 @@ fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
     assert!(asked > 0, "the client asked others");
     digests_agree(&t);
 }
+
+#[test]
+fn a_source_caught_withholding_is_replaced() {
+    use idlegrid_node::byzantine::WithholdingGateway;
+    use idlegrid_node::light::FactDelivery;
+    // As above: validator 0 alone sends both light nodes certified facts
+    // and withholds the ones they must act on. The replays that find the
+    // first job's withheld leaves show that validator 0 sent certificates
+    // of commits before and after them without them: each node replaces it,
+    // and a later job needs no replay.
+    let global = FactDelivery::Certified {
+        sources: 1,
+        patience: Duration::from_secs(3),
+    };
+    let mut t = testnet_with(3, [4, 1, 1], global);
+    let inner = honest_validator_0(&t);
+    let withholder = t.validators[0];
+    *t.net.node_mut(&withholder).unwrap() =
+        LocalNode::Other(Box::new(WithholdingGateway::new(inner)));
+    let (p, c) = (t.providers[0], t.clients[0]);
+    let first = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
+    assert_eq!(settlements(&first)[0].outcome, Outcome::Clean);
+    let caught = |t: &mut Testnet| {
+        let pc = t.net.provider_mut(&p).unwrap().core();
+        let pw: Vec<_> = pc.withholders().copied().collect();
+        let cc = t.net.client_mut(&c).unwrap().core();
+        let cw: Vec<_> = cc.withholders().copied().collect();
+        (pw, cw)
+    };
+    let asked = |t: &mut Testnet| {
+        let a = t.net.provider_mut(&p).unwrap().core().suspicions();
+        a + t.net.client_mut(&c).unwrap().core().suspicions()
+    };
+    let first_asks = asked(&mut t);
+    let now = t.net.now();
+    let second = run_job(&mut t, job(10, 1, now));
+    assert_eq!(settlements(&second)[0].outcome, Outcome::Clean);
+    assert_eq!(caught(&mut t), (vec![withholder], vec![withholder]));
+    let before = asked(&mut t);
+    let now = t.net.now();
+    let third = run_job(&mut t, job(11, 1, now));
+    let s = settlements(&third);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].outcome, Outcome::Clean, "delivered, checked, paid");
+    assert!(first_asks > 0);
+    assert_eq!(asked(&mut t), before, "no fact of the third job withheld");
+    digests_agree(&t);
+}

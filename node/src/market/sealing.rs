@@ -18,7 +18,10 @@
 //! - A commitment's batch is the one the ledger reports in
 //!   [`Notice::OrderSealed`], never a guess from the local clock: a reveal
 //!   sent before its batch closed would publish the price early (and be
-//!   refused), so reveals wait for [`Notice::SealingClosed`] of that batch.
+//!   refused), so reveals wait for [`Notice::SealingClosed`] of that batch,
+//!   or for one of the node's own orders reported sealed in a later batch
+//!   (the ledger was past the batch then): a source withholding the
+//!   closing, or the certificate it came in, costs no reveal that way.
 //! - Asks are paced by the same facts: [`Sealer::ask_due`] is true only
 //!   when the last ask's batch has closed for commits, so two asks never
 //!   land in one batch.
@@ -93,6 +96,16 @@ impl Sealer {
     /// Orders sealed and not yet revealed, forfeited or given up.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// True when an order waits for its batch's closing to be revealed
+    /// (its batch unreported, or not closed yet): a light node then expects
+    /// the next [`Notice::SealingClosed`] at the batches' cadence
+    /// (see [`crate::light`], "Withheld leaves").
+    pub fn awaits_closing(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| !p.revealed && p.batch.is_none_or(|b| self.closed.is_none_or(|c| c < b)))
     }
 
     /// True when a new ask may be sealed: every earlier ask's batch is
@@ -258,13 +271,18 @@ impl Sealer {
                 if let Some(p) = self.pending.get_mut(order) {
                     p.batch = Some(*batch);
                 }
+                // Sealed in `batch`: every batch before it has closed for
+                // commits, whether or not its closing was heard.
+                if let Some(before) = batch.0.checked_sub(1) {
+                    self.closed_through(BatchNo(before));
+                }
                 // A batch that already closed: reveal at once.
                 self.closed
                     .map(|c| self.reveals(c, false))
                     .unwrap_or_default()
             }
             Notice::SealingClosed { batch } => {
-                self.closed = Some(self.closed.map_or(*batch, |c| c.max(*batch)));
+                self.closed_through(*batch);
                 self.reveals(*batch, true)
             }
             Notice::OrderRevealed { owner, order, .. }
@@ -288,6 +306,11 @@ impl Sealer {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Batches up to `batch` have closed for commits.
+    fn closed_through(&mut self, batch: BatchNo) {
+        self.closed = Some(self.closed.map_or(batch, |c| c.max(batch)));
     }
 
     /// Reveals every order whose batch is closed (`closed` and before) and
@@ -403,5 +426,60 @@ fn reveal(key: OrderKey, p: &Pending) -> MarketTx {
             price: p.price,
             salt: p.salt,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use idlegrid_primitives::Keypair;
+
+    fn sealer() -> (Sealer, AccountId) {
+        let owner = Keypair::from_seed(&Seed::from_u64(1)).account_id();
+        (Sealer::new(owner, Seed::from_u64(2), 1), owner)
+    }
+
+    fn sealed(owner: AccountId, job: u64, batch: u64) -> Notice {
+        Notice::OrderSealed {
+            owner,
+            order: OrderKey::Bid { job, attempt: 0 },
+            batch: BatchNo(batch),
+        }
+    }
+
+    #[test]
+    fn an_order_sealed_in_a_later_batch_reveals_one_whose_closing_was_not_heard() {
+        let (mut s, me) = sealer();
+        s.seal_bid(1, Amount::new(10));
+        assert!(
+            s.handle_notice(&sealed(me, 1, 2)).is_empty(),
+            "batch 2 open"
+        );
+        assert!(s.awaits_closing());
+        s.seal_bid(2, Amount::new(10));
+        // Batch 2's closing never came; job 2's bid was sealed in batch 3,
+        // so batch 2 had closed: job 1's bid is revealed, job 2's is not.
+        let out = s.handle_notice(&sealed(me, 2, 3));
+        assert!(
+            matches!(out[..], [MarketTx::RevealBid { job: 1, .. }]),
+            "{out:?}"
+        );
+        assert!(s.awaits_closing(), "job 2's bid waits for batch 3");
+        let out = s.handle_notice(&Notice::SealingClosed { batch: BatchNo(3) });
+        assert!(
+            matches!(out[..], [MarketTx::RevealBid { job: 2, .. }]),
+            "{out:?}"
+        );
+        assert!(!s.awaits_closing());
+    }
+
+    #[test]
+    fn an_order_sealed_in_its_own_batch_reveals_nothing_early() {
+        let (mut s, me) = sealer();
+        s.seal_bid(1, Amount::new(10));
+        s.seal_bid(2, Amount::new(10));
+        assert!(s.handle_notice(&sealed(me, 1, 4)).is_empty());
+        assert!(s.handle_notice(&sealed(me, 2, 4)).is_empty());
+        assert!(s.awaits_closing());
     }
 }
