@@ -51,7 +51,8 @@
 //!
 //! A source is replaced once it is seen withholding: a leaf first decided
 //! from a validator asked for a replay, which a source did not send though
-//! it sent certificates of commits before and after it, half a patience
+//! it sent certificates of commits before and after it (in one ascending
+//! run: a replay starts a new one), half a patience
 //! later (see [`LightCore::withholders`]). And one fact every node must
 //! act on comes on a cadence rather than from another party: a sealed
 //! batch's closing ([`Fact::SealingClosed`], once per clearing period),
@@ -289,12 +290,15 @@ pub struct LightCore {
     /// Sources of certified facts caught withholding a leaf (see
     /// `LightCore::caught_withholding`): served silently from then on.
     withholders: BTreeSet<NodeId>,
-    /// The lowest and highest commit each source of certified facts sent
-    /// a certificate of since it became one (at most the committee).
+    /// The first and last commit of the run of ascending commits each
+    /// source of certified facts sent certificates of last (at most the
+    /// committee).
     reach: BTreeMap<NodeId, (u64, u64)>,
     /// Leaves decided first from a validator asked for a replay, not from a
     /// source of certified facts (the last [`RECOVERED_KEPT`]).
     recovered: VecDeque<Recovered>,
+    /// When the sources were last judged against the recovered leaves.
+    judged_at: Option<Timestamp>,
     /// The last few certified leaves decided, by commit: the same leaf from
     /// another source is recognized by comparing it (a pointer, when it
     /// shares memory), not by hashing its facts again.
@@ -382,6 +386,7 @@ impl LightCore {
             withholders: BTreeSet::new(),
             reach: BTreeMap::new(),
             recovered: VecDeque::new(),
+            judged_at: None,
             recent_leaves: Default::default(),
             next_leaf: 0,
             suspected_at: None,
@@ -980,7 +985,8 @@ impl LightCore {
     /// commit it became a source at, in commit order. So a leaf decided
     /// first from a validator asked for a replay ([`GatewayRequest::Replay`])
     /// that a source did not send, although it sent certificates of commits
-    /// before and after that leaf's, was held back by that source: a source
+    /// before and after that leaf's in one ascending run, was held back by
+    /// that source: a source
     /// withholding the leaves to act on and serving every other, or one that
     /// forgot the node for a while. Either way it did not serve the node,
     /// and is replaced ([`LightCore::caught_withholding`]) instead of
@@ -1007,14 +1013,27 @@ impl LightCore {
                 }
             }
         } else {
+            // A commit at or below the last one starts a new run (a replay,
+            // or certificates overtaking each other): what the source owes
+            // is what lies inside one run of ascending commits.
             let r = self.reach.entry(from).or_insert((index, index));
-            *r = (r.0.min(index), r.1.max(index));
+            *r = match index > r.1 {
+                true => (r.0, index),
+                false => (index, index),
+            };
             for r in self.recovered.iter_mut().filter(|r| r.index == index) {
                 if !r.sent_by.contains(&from) && proven.leaves.iter().any(|l| l.facts == r.facts) {
                     r.sent_by.push(from);
                 }
             }
         }
+        self.judge_sources(now);
+    }
+
+    /// Replaces the sources of certified facts that held back a recovered
+    /// leaf at least half a patience old (see `LightCore::heard_certified`).
+    fn judge_sources(&mut self, now: Timestamp) {
+        self.judged_at = Some(now);
         let grace = self.short_patience().unwrap_or(Duration::ZERO);
         let owed = |r: &Recovered, v: &NodeId, lo: u64, hi: u64| {
             lo < r.index && r.index < hi && !r.sent_by.contains(v)
@@ -1032,6 +1051,17 @@ impl LightCore {
         for v in caught {
             self.caught_withholding(now, v);
         }
+    }
+
+    /// When a recovered leaf is next half a patience old, so that its
+    /// sources are judged then even if none of them sends anything.
+    fn judge_due(&self) -> Option<Timestamp> {
+        let grace = self.short_patience()?;
+        self.recovered
+            .iter()
+            .map(|r| r.at + grace)
+            .filter(|t| self.judged_at.is_none_or(|j| *t > j))
+            .min()
     }
 
     /// `from` sent a forged certificate: remembered, and replaced at once
@@ -1182,6 +1212,9 @@ impl LightCore {
     /// Re-sends everything in flight through the next gateway if the oldest
     /// transaction has waited longer than the patience.
     pub fn on_timeout(&mut self, now: Timestamp) {
+        if self.judge_due().is_some_and(|t| t <= now) {
+            self.judge_sources(now);
+        }
         if self
             .held_since
             .is_some_and(|t| now.saturating_since(t) >= self.patience)
@@ -1245,6 +1278,7 @@ impl LightCore {
             .into_iter()
             .chain(self.widen_due())
             .chain(self.certified_due())
+            .chain(self.judge_due())
             .min()
     }
 

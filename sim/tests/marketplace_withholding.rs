@@ -55,6 +55,15 @@ fn check(s: &Scenario, seed: u64) -> (u64, u64, u64) {
     assert_eq!(jobs["lots_unplanned"], 0, "seed {seed}: {jobs}");
     let stalled = jobs["stalled_at"].as_object().unwrap();
     assert!(stalled.is_empty(), "seed {seed}: lots stalled: {stalled:?}");
+    // Light nodes replace the sources they see withholding, and only those.
+    assert!(
+        ledger["light_sources_replaced"].as_u64().unwrap() > 0,
+        "seed {seed}: {ledger}"
+    );
+    assert_eq!(
+        ledger["light_sources_replaced_honest"], 0,
+        "seed {seed}: {ledger}"
+    );
     (
         ledger["withheld_fact_messages"].as_u64().unwrap(),
         ledger["light_node_suspicions"].as_u64().unwrap(),

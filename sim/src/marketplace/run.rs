@@ -699,8 +699,17 @@ fn adversary_lines(s: &mut String, f: &dyn Fn(&[&str]) -> f64) {
     if withheld > 0.0 {
         let _ = writeln!(
             s,
-            "withholding   {withheld} certified-fact messages held back by Byzantine gateways; light nodes asked other validators {} times",
+            "withholding   {withheld} certified-fact messages held back by Byzantine gateways; light nodes asked other validators {} times, replaced {} sources seen withholding ({} of them honest)",
             f(&["ledger", "light_node_suspicions"]),
+            f(&["ledger", "light_sources_replaced"]),
+            f(&["ledger", "light_sources_replaced_honest"]),
+        );
+    } else if f(&["ledger", "light_sources_replaced"]) > 0.0 {
+        let _ = writeln!(
+            s,
+            "sources       light nodes replaced {} certified sources seen withholding ({} of them honest)",
+            f(&["ledger", "light_sources_replaced"]),
+            f(&["ledger", "light_sources_replaced_honest"]),
         );
     }
 }
@@ -1746,22 +1755,45 @@ fn forgeries(sim: &MarketSim, n_val: u32) -> Result<u64, String> {
     Ok(forged)
 }
 
-/// Certified-fact messages the `withhold_facts` validators held back, and
-/// the times light nodes asked other validators because a fact they
-/// expected had not come (`LightCore::suspect_withheld`).
-fn withholding(sim: &MarketSim) -> (u64, u64) {
-    let (mut withheld, mut suspicions) = (0, 0);
+/// What withholding cost and how light nodes met it.
+#[derive(Debug, Default)]
+struct Withholding {
+    /// Certified-fact messages the `withhold_facts` validators held back.
+    withheld: u64,
+    /// Times light nodes asked other validators because a fact they
+    /// expected had not come (`LightCore::suspect_withheld`).
+    suspicions: u64,
+    /// Sources light nodes replaced as seen withholding
+    /// (`LightCore::withholders`), and how many of them were not
+    /// `withhold_facts` validators.
+    replaced: u64,
+    replaced_honest: u64,
+}
+
+fn withholding(sim: &MarketSim) -> Withholding {
+    let mut w = Withholding::default();
+    let mut withholders = std::collections::BTreeSet::new();
     for i in 0..sim.node_ids().len() {
-        match sim.node(NodeIndex::new(i as u32)) {
-            Some(MarketNode::Validator(v)) => {
-                withheld += v.withholder().map_or(0, |w| w.withheld());
-            }
-            Some(MarketNode::Provider(p)) => suspicions += p.node.core().suspicions(),
-            Some(MarketNode::Client(c)) => suspicions += c.node.core().suspicions(),
-            _ => {}
+        if let Some(MarketNode::Validator(v)) = sim.node(NodeIndex::new(i as u32))
+            && let Some(h) = v.withholder()
+        {
+            w.withheld += h.withheld();
+            withholders.insert(sim.node_ids()[i]);
         }
     }
-    (withheld, suspicions)
+    for i in 0..sim.node_ids().len() {
+        let core = match sim.node(NodeIndex::new(i as u32)) {
+            Some(MarketNode::Provider(p)) => p.node.core(),
+            Some(MarketNode::Client(c)) => c.node.core(),
+            _ => continue,
+        };
+        w.suspicions += core.suspicions();
+        for v in core.withholders() {
+            w.replaced += 1;
+            w.replaced_honest += u64::from(!withholders.contains(v));
+        }
+    }
+    w
 }
 
 /// Runs the world second by second, sampling the series.
@@ -1953,7 +1985,7 @@ fn report(
     }
     let forged = forgeries(&sim, cfg.validators)
         .map_err(|msg| invariant("forgeries-move-nothing", end, msg, cfg, sim_cfg))?;
-    let (withheld, suspicions) = withholding(&sim);
+    let held = withholding(&sim);
     let ledger = view.ledger();
     let t = &obs.tally;
     let m = &t.c;
@@ -2002,8 +2034,10 @@ fn report(
             "batches_compared": obs.batches(),
             "validators_compared": cfg.validators,
             "forged_transactions": forged,
-            "withheld_fact_messages": withheld,
-            "light_node_suspicions": suspicions,
+            "withheld_fact_messages": held.withheld,
+            "light_node_suspicions": held.suspicions,
+            "light_sources_replaced": held.replaced,
+            "light_sources_replaced_honest": held.replaced_honest,
         }),
         market: market_json(t, joined, cfg),
         jobs: jobs_json(t),

@@ -47,6 +47,8 @@ pub const MARKETPLACE: &[&str] = &[
     "ledger.initial_supply",
     "ledger.invariant_violations",
     "ledger.light_node_suspicions",
+    "ledger.light_sources_replaced",
+    "ledger.light_sources_replaced_honest",
     "ledger.validators_compared",
     "ledger.withheld_fact_messages",
     "market.bid_reseals",
