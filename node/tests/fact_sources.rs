@@ -309,3 +309,57 @@ fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
     r.check_expectations(at(60_000), [&mut e].into_iter(), false);
     assert!(replays(&mut r).is_empty());
 }
+
+#[test]
+fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
+    use idlegrid_node::light::FactDelivery;
+    use idlegrid_node::market::BatchNo;
+    let vs = validators(16);
+    let mut c = LightCore::new(LightSetup {
+        delivery: FactDelivery::Certified {
+            sources: 2,
+            patience: Duration::from_secs(3),
+        },
+        ..setup(&vs, 4, 0, FactWindow::Quorum)
+    });
+    c.start(Timestamp::ZERO);
+    std::iter::from_fn(|| c.poll_transmit()).for_each(drop);
+    // Batch `b` closes at `ms`: f + 1 of the 16 report it.
+    let close = |c: &mut LightCore, b: u64, ms: u64| {
+        let batch = FactBatch {
+            index: 10 * b,
+            facts: vec![Fact::SealingClosed { batch: BatchNo(b) }].into(),
+        };
+        for v in &vs[..6] {
+            let _ = c.on_facts(at(ms), *v, batch.clone());
+        }
+    };
+    let none = std::iter::empty();
+    close(&mut c, 1, 2_100);
+    assert_eq!(c.expectation_due(none, true), None, "no cadence yet");
+    // Two consecutive closings 2 s apart: the next is due 2.5 s after.
+    close(&mut c, 2, 4_100);
+    assert_eq!(c.expectation_due(std::iter::empty(), true), Some(at(6_600)));
+    assert_eq!(
+        c.expectation_due(std::iter::empty(), false),
+        None,
+        "only while an order waits for a closing"
+    );
+    c.check_expectations(at(6_599), std::iter::empty(), true);
+    assert!(replays(&mut c).is_empty(), "not yet");
+    c.check_expectations(at(6_600), std::iter::empty(), true);
+    assert_eq!(replays(&mut c).len(), 4, "the closing did not come");
+    // Heard (late, from a replay): the cadence is the longest recent gap,
+    // never shorter than what was seen.
+    close(&mut c, 3, 7_000);
+    assert_eq!(
+        c.expectation_due(std::iter::empty(), true),
+        Some(at(10_625))
+    );
+    // Several closings at once (after a stall) do not shorten it.
+    close(&mut c, 4, 7_000);
+    assert_eq!(
+        c.expectation_due(std::iter::empty(), true),
+        Some(at(10_625))
+    );
+}
