@@ -249,19 +249,27 @@ fn replays(c: &mut LightCore) -> Vec<NodeId> {
         .collect()
 }
 
-#[test]
-fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
-    use idlegrid_node::light::{Expectation, FactDelivery};
-    let vs = validators(16);
+/// A started light node of `vs` taking certified facts from two sources
+/// (validators 4 and 5) with a 3 s patience, its subscriptions drained.
+fn certified_core(vs: &[NodeId]) -> LightCore {
+    use idlegrid_node::light::FactDelivery;
     let mut c = LightCore::new(LightSetup {
         delivery: FactDelivery::Certified {
             sources: 2,
             patience: Duration::from_secs(3),
         },
-        ..setup(&vs, 4, 0, FactWindow::Quorum)
+        ..setup(vs, 4, 0, FactWindow::Quorum)
     });
     c.start(Timestamp::ZERO);
     std::iter::from_fn(|| c.poll_transmit()).for_each(drop);
+    c
+}
+
+#[test]
+fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
+    use idlegrid_node::light::Expectation;
+    let vs = validators(16);
+    let mut c = certified_core(&vs);
     let own = [vs[4], vs[5]];
     let (mut a, mut b) = (c.expect(at(0)), c.expect(at(1_000)));
     assert_eq!(
@@ -312,18 +320,9 @@ fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
 
 #[test]
 fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
-    use idlegrid_node::light::FactDelivery;
     use idlegrid_node::market::BatchNo;
     let vs = validators(16);
-    let mut c = LightCore::new(LightSetup {
-        delivery: FactDelivery::Certified {
-            sources: 2,
-            patience: Duration::from_secs(3),
-        },
-        ..setup(&vs, 4, 0, FactWindow::Quorum)
-    });
-    c.start(Timestamp::ZERO);
-    std::iter::from_fn(|| c.poll_transmit()).for_each(drop);
+    let mut c = certified_core(&vs);
     // Batch `b` closes at `ms`: f + 1 of the 16 report it.
     let close = |c: &mut LightCore, b: u64, ms: u64| {
         let batch = FactBatch {

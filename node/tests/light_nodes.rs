@@ -571,18 +571,12 @@ fn a_new_fact_source_replays_the_kept_facts_once() {
     assert!(!replay(w, credit + 1).iter().any(credited));
 }
 
-#[test]
-fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
+/// A testnet whose light nodes take certified facts from validator 0
+/// alone, a [`WithholdingGateway`](idlegrid_node::byzantine::WithholdingGateway)
+/// (returned).
+fn withholding_testnet() -> (Testnet, NodeId) {
     use idlegrid_node::byzantine::WithholdingGateway;
     use idlegrid_node::light::FactDelivery;
-    // Both light nodes take certified facts from validator 0 alone, which
-    // serves them every leaf but those with a match, an opening, a
-    // delivery or an accusation: never silent, so only the nodes'
-    // expectations (inputs came but no opening; a job that heard nothing
-    // for the patience) can find the withheld facts, at other validators.
-    // The testnet commits every few tens of ms, so a validator keeps the
-    // certificates of the last second or two, less than the patience: the
-    // nodes ask again every 32 commits instead.
     let global = FactDelivery::Certified {
         sources: 1,
         patience: Duration::from_secs(3),
@@ -592,6 +586,20 @@ fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
     let withholder = t.validators[0];
     *t.net.node_mut(&withholder).unwrap() =
         LocalNode::Other(Box::new(WithholdingGateway::new(inner)));
+    (t, withholder)
+}
+
+#[test]
+fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
+    // Both light nodes take certified facts from validator 0 alone, which
+    // serves them every leaf but those with a match, an opening, a
+    // delivery or an accusation: never silent, so only the nodes'
+    // expectations (inputs came but no opening; a job that heard nothing
+    // for the patience) can find the withheld facts, at other validators.
+    // The testnet commits every few tens of ms, so a validator keeps the
+    // certificates of the last second or two, less than the patience: the
+    // nodes ask again every 32 commits instead.
+    let (mut t, _withholder) = withholding_testnet();
     let ev = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
     let s = settlements(&ev);
     assert_eq!(s.len(), 1);
@@ -607,22 +615,12 @@ fn a_gateway_withholding_the_facts_to_act_on_costs_nobody_their_lot() {
 
 #[test]
 fn a_source_caught_withholding_is_replaced() {
-    use idlegrid_node::byzantine::WithholdingGateway;
-    use idlegrid_node::light::FactDelivery;
     // As above: validator 0 alone sends both light nodes certified facts
     // and withholds the ones they must act on. The replays that find the
     // first job's withheld leaves show that validator 0 sent certificates
     // of commits before and after them without them: each node replaces it,
     // and a later job needs no replay.
-    let global = FactDelivery::Certified {
-        sources: 1,
-        patience: Duration::from_secs(3),
-    };
-    let mut t = testnet_with(3, [4, 1, 1], global);
-    let inner = honest_validator_0(&t);
-    let withholder = t.validators[0];
-    *t.net.node_mut(&withholder).unwrap() =
-        LocalNode::Other(Box::new(WithholdingGateway::new(inner)));
+    let (mut t, withholder) = withholding_testnet();
     let (p, c) = (t.providers[0], t.clients[0]);
     let first = run_job(&mut t, job(9, 1, Timestamp::ZERO + Duration::from_secs(2)));
     assert_eq!(settlements(&first)[0].outcome, Outcome::Clean);
