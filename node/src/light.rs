@@ -52,8 +52,8 @@
 //! A source is replaced once it is seen withholding: a leaf first decided
 //! from a validator asked for a replay, which a source did not send though
 //! it sent certificates of commits before and after it (in one ascending
-//! run: a replay starts a new one), half a patience
-//! later (see [`LightCore::withholders`]). And one fact every node must
+//! run: a replay starts a new one), half a patience later (see
+//! [`LightCore::withholders`]). And one fact every node must
 //! act on comes on a cadence rather than from another party: a sealed
 //! batch's closing ([`Fact::SealingClosed`], once per clearing period),
 //! after which a sealed order has about one period to be revealed. While
@@ -973,9 +973,10 @@ impl LightCore {
         Ok(self.decided(now, facts))
     }
 
-    /// Whether `v` is a source of certified facts now.
+    /// Whether `v` is a source of certified facts now (not one caught
+    /// forging or withholding).
     fn is_certified_source(&self, v: &NodeId) -> bool {
-        self.fact_sources().take(self.certified).any(|s| s == *v)
+        !self.distrusted(v) && self.fact_sources().take(self.certified).any(|s| s == *v)
     }
 
     /// Follows a certificate that held (its leaves checked, or equal to
@@ -986,16 +987,16 @@ impl LightCore {
     /// first from a validator asked for a replay ([`GatewayRequest::Replay`])
     /// that a source did not send, although it sent certificates of commits
     /// before and after that leaf's in one ascending run, was held back by
-    /// that source: a source
-    /// withholding the leaves to act on and serving every other, or one that
-    /// forgot the node for a while. Either way it did not serve the node,
-    /// and is replaced ([`LightCore::caught_withholding`]) instead of
-    /// costing the node an expectation's patience at every leaf it holds
-    /// back. A source is judged so only half the certified patience after
-    /// the leaf was recovered, so that its certificates overtaking each
-    /// other in the network, or a new source's replay still on its way, do
-    /// not make an honest source look so (if one did anyway, replacing it
-    /// costs one more source, never a fact).
+    /// that source: a source withholding the leaves to act on and serving
+    /// every other, or one that forgot the node for a while. Either way it
+    /// did not serve the node, and is replaced
+    /// ([`LightCore::caught_withholding`]) instead of costing the node an
+    /// expectation's patience at every leaf it holds back. A source is
+    /// judged so only half the certified patience after the leaf was
+    /// recovered, so that its certificates overtaking each other in the
+    /// network, or a new source's replay still on its way, do not make an
+    /// honest source look so (if one did anyway, replacing it costs one
+    /// more source, never a fact).
     fn heard_certified(&mut self, now: Timestamp, from: NodeId, proven: &ProvenFacts, new: bool) {
         let index = proven.index();
         if !self.is_certified_source(&from) {
