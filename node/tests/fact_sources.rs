@@ -318,29 +318,73 @@ fn an_expectation_asks_other_validators_to_replay_twice_as_many_each_time() {
     assert!(replays(&mut r).is_empty());
 }
 
+/// Commit `index`'s facts, certified by validators 0–5 of `n` equal ones
+/// (f + 1 of 16): one global leaf, `facts`.
+fn certified(n: u64, index: u64, facts: Vec<Fact>) -> idlegrid_node::certified::ProvenFacts {
+    use idlegrid_dag_ledger::consensus::Committee;
+    use idlegrid_node::certified::{
+        FactsCertificate, FactsVote, ProvenFacts, ProvenLeaf, leaf_digest,
+    };
+    use idlegrid_primitives::MerkleTree;
+    let keys: Vec<Keypair> = (0..n)
+        .map(|i| Keypair::from_seed(&Seed::from_u64(i)))
+        .collect();
+    let committee = Committee::equal(keys.iter().map(|k| k.node_id())).unwrap();
+    let facts: std::sync::Arc<[Fact]> = facts.into();
+    let tree = MerkleTree::new(vec![leaf_digest(None, &facts)]);
+    let votes = keys[..6]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            (
+                i as u32,
+                FactsVote::sign(k, &committee, index, tree.root()).signature,
+            )
+        })
+        .collect();
+    let cert = std::sync::Arc::new(FactsCertificate::new(index, tree.root(), votes));
+    let proof = std::sync::Arc::new(tree.proof(0).unwrap());
+    let leaves = vec![ProvenLeaf {
+        owner: None,
+        facts,
+        proof,
+    }];
+    ProvenFacts { cert, leaves }
+}
+
 #[test]
 fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
     use idlegrid_node::market::BatchNo;
     let vs = validators(16);
     let mut c = certified_core(&vs);
-    // Batch `b` closes at `ms`: f + 1 of the 16 report it.
+    // Batch `b` closes at commit 10 b, heard at `ms` from source 4.
     let close = |c: &mut LightCore, b: u64, ms: u64| {
-        let batch = FactBatch {
-            index: 10 * b,
-            facts: vec![Fact::SealingClosed { batch: BatchNo(b) }].into(),
-        };
-        for v in &vs[..6] {
-            let _ = c.on_facts(at(ms), *v, batch.clone());
-        }
+        let facts = vec![Fact::SealingClosed { batch: BatchNo(b) }];
+        c.on_certified(at(ms), vs[4], &certified(16, 10 * b, facts))
+            .unwrap();
     };
-    let none = std::iter::empty();
+    // Some later commit heard at `ms`: the ledger moved on.
+    let later = |c: &mut LightCore, index: u64, ms: u64| {
+        let facts = vec![Fact::Applied {
+            sender: AccountId::from_bytes([7; 32]),
+            tx: Digest::of(Domain::new("test/tx"), &index),
+        }];
+        c.on_certified(at(ms), vs[4], &certified(16, index, facts))
+            .unwrap();
+    };
+    let none = std::iter::empty;
     close(&mut c, 1, 2_100);
-    assert_eq!(c.expectation_due(none, true), None, "no cadence yet");
-    // Two consecutive closings 2 s apart: the next is due 2.5 s after.
+    assert_eq!(c.expectation_due(none(), true), None, "no cadence yet");
+    // Two consecutive closings 2 s apart: the next is due 2.5 s after,
+    // once a later commit shows the ledger moved on.
     close(&mut c, 2, 4_100);
-    assert_eq!(c.expectation_due(std::iter::empty(), true), Some(at(6_600)));
+    assert_eq!(c.expectation_due(none(), true), None, "no commit since");
+    c.check_expectations(at(7_000), std::iter::empty(), true);
+    assert!(replays(&mut c).is_empty(), "a stall: nothing is missing");
+    later(&mut c, 21, 4_200);
+    assert_eq!(c.expectation_due(none(), true), Some(at(6_600)));
     assert_eq!(
-        c.expectation_due(std::iter::empty(), false),
+        c.expectation_due(none(), false),
         None,
         "only while an order waits for a closing"
     );
@@ -351,14 +395,10 @@ fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
     // Heard (late, from a replay): the cadence is the longest recent gap,
     // never shorter than what was seen.
     close(&mut c, 3, 7_000);
-    assert_eq!(
-        c.expectation_due(std::iter::empty(), true),
-        Some(at(10_625))
-    );
+    later(&mut c, 31, 7_000);
+    assert_eq!(c.expectation_due(none(), true), Some(at(10_625)));
     // Several closings at once (after a stall) do not shorten it.
     close(&mut c, 4, 7_000);
-    assert_eq!(
-        c.expectation_due(std::iter::empty(), true),
-        Some(at(10_625))
-    );
+    later(&mut c, 41, 7_000);
+    assert_eq!(c.expectation_due(none(), true), Some(at(10_625)));
 }
