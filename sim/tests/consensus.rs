@@ -6,16 +6,11 @@ use idlegrid_sim::report::Summary;
 use idlegrid_sim::runner::{self, RunError, RunOptions};
 use idlegrid_sim::scenario::Scenario;
 
+mod summary;
+
 fn run(text: &str, seed: u64) -> Summary {
     let s = Scenario::parse(text).unwrap_or_else(|e| panic!("{e}"));
-    let opts = RunOptions {
-        seed: Some(seed),
-        ..RunOptions::default()
-    };
-    match runner::run(&s, &opts) {
-        Ok(out) => out.summary,
-        Err(e) => panic!("{e}"),
-    }
+    summary::run_seed(&s, seed)
 }
 
 fn wan(n: usize, duration_ms: u64, extra: &str) -> String {

@@ -11,6 +11,9 @@ use idlegrid_sim::report::Summary;
 use idlegrid_sim::runner::{self, RunOptions};
 use idlegrid_sim::scenario::Scenario;
 
+mod summary;
+use summary::run_seed as run;
+
 /// A Byzantine marketplace small enough for a debug test.
 const SMALL: &str = r#"
 name = "byzantine-restarts"
@@ -53,17 +56,6 @@ count = 5
 framing = 1
 job_interval_ms = 2_000
 "#;
-
-fn run(s: &Scenario, seed: u64) -> Summary {
-    let opts = RunOptions {
-        seed: Some(seed),
-        ..RunOptions::default()
-    };
-    match runner::run(s, &opts) {
-        Ok(out) => out.summary,
-        Err(e) => panic!("seed {seed}: {e}"),
-    }
-}
 
 fn check(s: &Scenario, seed: u64) -> u64 {
     let sum = run(s, seed);
