@@ -44,7 +44,19 @@ impl RefereeTicket {
     /// [`RefereeTicket::score`] verifies: the signer knows it from signing,
     /// without verifying its own proof (which costs as much as the draw).
     pub fn draw_scored(keypair: &Keypair, randomness: &Digest) -> (Self, [u8; 32]) {
-        let (score, output, proof) = keypair.vrf_sign(REFEREE_DOMAIN, randomness.as_bytes());
+        Self::draw_scored_with(keypair, randomness, &SignatureVerifier::plain())
+    }
+
+    /// [`RefereeTicket::draw_scored`] through `signatures` (which, with a
+    /// memo, remembers the proof as one that verifies: see
+    /// [`SignatureVerifier::vrf_sign`]).
+    pub fn draw_scored_with(
+        keypair: &Keypair,
+        randomness: &Digest,
+        signatures: &SignatureVerifier,
+    ) -> (Self, [u8; 32]) {
+        let (score, output, proof) =
+            signatures.vrf_sign(keypair, REFEREE_DOMAIN, randomness.as_bytes());
         let ticket = Self {
             node: keypair.node_id(),
             output,

@@ -28,7 +28,12 @@ const DECIDE: Domain = Domain::new("idlegrid/executor/sim-decide");
 
 /// The correct output of `task` in simulation (32 bytes).
 pub fn reference_output(task: &Task) -> Vec<u8> {
-    Digest::hash(REFERENCE, task.digest().as_bytes())
+    reference_output_of(&task.digest())
+}
+
+/// [`reference_output`] of the task whose [`Task::digest`] is `digest`.
+fn reference_output_of(digest: &Digest) -> Vec<u8> {
+    Digest::hash(REFERENCE, digest.as_bytes())
         .as_bytes()
         .to_vec()
 }
@@ -258,7 +263,7 @@ impl SimulatedExecutor {
                 None,
             ),
         };
-        let correct_output = reference_output(task);
+        let correct_output = reference_output_of(&digest);
         let output = if cheat {
             wrong.unwrap_or_else(|| {
                 Digest::hash_parts(WRONG, &[self.seed.as_bytes(), digest.as_bytes()])

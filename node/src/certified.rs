@@ -137,7 +137,20 @@ pub struct FactsVote {
 impl FactsVote {
     /// `key`'s vote for `root` as the facts root of commit `index`.
     pub fn sign(key: &Keypair, committee: &Committee, index: u64, root: Digest) -> Self {
-        let signature = key.sign(FACTS_VOTE_DOMAIN, &signed_bytes(committee, index, &root));
+        Self::sign_with(key, committee, (index, root), &SignatureVerifier::plain())
+    }
+
+    /// [`FactsVote::sign`] through `signatures` (which, with a memo,
+    /// remembers the signature as one that verifies: see
+    /// [`SignatureVerifier::sign`]).
+    pub fn sign_with(
+        key: &Keypair,
+        committee: &Committee,
+        (index, root): (u64, Digest),
+        signatures: &SignatureVerifier,
+    ) -> Self {
+        let msg = signed_bytes(committee, index, &root);
+        let signature = signatures.sign(key, FACTS_VOTE_DOMAIN, &msg);
         Self {
             index,
             root,

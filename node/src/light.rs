@@ -888,7 +888,7 @@ impl LightCore {
             nonce: Nonce::new(nonce),
             kind,
         }
-        .sign(&self.key);
+        .sign_with(&self.key, &self.signatures);
         let id = tx.id();
         self.send(&tx);
         debug_assert!(

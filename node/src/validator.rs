@@ -486,7 +486,7 @@ impl ValidatorNode {
                 payload: encode(payload),
             },
         }
-        .sign(&self.key);
+        .sign_with(&self.key, &self.signatures);
         self.submit(&tx)
     }
 
@@ -503,7 +503,11 @@ impl ValidatorNode {
         randomness: &Digest,
         (seats, eligible): (usize, usize),
     ) -> Result<bool, SubmitError> {
-        let (ticket, score) = idlegrid_entrap::RefereeTicket::draw_scored(&self.key, randomness);
+        let (ticket, score) = idlegrid_entrap::RefereeTicket::draw_scored_with(
+            &self.key,
+            randomness,
+            &self.signatures,
+        );
         if !ticket_worth_sending(&score, seats, eligible) {
             return Ok(false);
         }
@@ -625,9 +629,9 @@ impl ValidatorNode {
     fn vote_facts(&mut self, index: u64, root: Option<Digest>) {
         let committee = self.validator.committee().clone();
         let me = AuthorityIndex::new(self.turn.0 as u32);
-        let own = root
-            .filter(|_| !self.durable.replaying())
-            .map(|root| FactsVote::sign(&self.key, &committee, index, root));
+        let own = root.filter(|_| !self.durable.replaying()).map(|root| {
+            FactsVote::sign_with(&self.key, &committee, (index, root), &self.signatures)
+        });
         if let Some(v) = &own {
             if self.unsent_votes.len() >= MAX_VOTES_PER_BLOCK {
                 self.unsent_votes.remove(0);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rand_core::{CryptoRng, RngCore};
 
 use crate::crypto::{
-    BatchItem, CryptoError, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
+    BatchItem, CryptoError, Keypair, PublicKey, Signature, VrfOutput, VrfProof, verify_batch,
     verify_batch_deterministic,
 };
 use crate::digest::Domain;
@@ -53,6 +53,19 @@ type Fingerprint = [u8; 32];
 /// on the memo's secret key (from a [`Seed`]), so nobody can aim valid
 /// signatures of their own at one set to evict others' entries; and at
 /// worst an evicted entry is verified again, as without a memo.
+///
+/// **Signing through it.** [`SignatureVerifier::sign`] and
+/// [`SignatureVerifier::vrf_sign`] sign (exactly [`Keypair::sign`] and
+/// [`Keypair::vrf_sign`]) and remember what they made as verifying: a
+/// Schnorr signature or VRF proof made with a key verifies under that key's
+/// public key, so the memo still answers only what verification would (the
+/// entry is the one a verification of the same inputs would store). A
+/// process that later checks what it signed — a validator its own
+/// transactions at its gateway and in its blocks, the simulator's nodes
+/// each other's — then pays one hash instead of a verification. A
+/// signature that verifies is never what signing leaves out: a message
+/// the verifier encodes differently from the signer, or a different key,
+/// misses and is verified.
 ///
 /// No clock, no thread, no global state: a memo is an ordinary value behind
 /// an `Arc`, its lock held only for one table lookup or insert.
@@ -109,6 +122,34 @@ impl SignatureVerifier {
         public.verify(domain, msg, sig)?;
         memo.remember(fp);
         Ok(())
+    }
+
+    /// Signs `msg` under `domain` with `key` (exactly [`Keypair::sign`]);
+    /// with a memo, remembers the signature as verifying under `key`'s
+    /// public key (see the type's docs).
+    pub fn sign(&self, key: &Keypair, domain: Domain, msg: &[u8]) -> Signature {
+        let sig = key.sign(domain, msg);
+        if let Some(memo) = &self.memo {
+            memo.remember(memo.fingerprint(&key.public(), domain, msg, &sig));
+        }
+        sig
+    }
+
+    /// Evaluates the VRF on `input` under `domain` with `key` (exactly
+    /// [`Keypair::vrf_sign`]); with a memo, remembers the proof as
+    /// verifying under `key`'s public key (see the type's docs).
+    pub fn vrf_sign(
+        &self,
+        key: &Keypair,
+        domain: Domain,
+        input: &[u8],
+    ) -> ([u8; 32], VrfOutput, VrfProof) {
+        let (randomness, output, proof) = key.vrf_sign(domain, input);
+        if let Some(memo) = &self.memo {
+            let fp = memo.vrf_fingerprint(&key.public(), domain, input, &output, &proof);
+            memo.remember(fp);
+        }
+        (randomness, output, proof)
     }
 
     /// Verifies a VRF `output` and `proof` for `input` under `domain`:
@@ -442,6 +483,8 @@ mod tests {
         signed_msg: u8,
         domain: bool,
         flip: Option<(usize, u8)>,
+        /// Signed through the memo (remembered as it is made).
+        through_memo: bool,
     }
 
     fn req() -> impl Strategy<Value = Req> {
@@ -452,20 +495,31 @@ mod tests {
             prop_oneof![3 => Just(None), 1 => (0u8..4).prop_map(Some)],
             prop_oneof![4 => Just(true), 1 => Just(false)],
             prop_oneof![3 => Just(None), 1 => (0usize..64, 1u8..=255).prop_map(Some)],
+            any::<bool>(),
         )
-            .prop_map(|(signer, claimed, msg, signed_msg, domain, flip)| Req {
-                signer,
-                claimed: claimed.unwrap_or(signer),
-                msg,
-                signed_msg: signed_msg.unwrap_or(msg),
-                domain,
-                flip,
-            })
+            .prop_map(
+                |(signer, claimed, msg, signed_msg, domain, flip, through_memo)| Req {
+                    signer,
+                    claimed: claimed.unwrap_or(signer),
+                    msg,
+                    signed_msg: signed_msg.unwrap_or(msg),
+                    domain,
+                    flip,
+                    through_memo,
+                },
+            )
     }
 
-    fn inputs(r: &Req) -> (PublicKey, Vec<u8>, Signature) {
+    fn inputs(r: &Req, memo: &SignatureVerifier) -> (PublicKey, Vec<u8>, Signature) {
         let domain = if r.domain { D } else { OTHER };
-        let mut sig = key(r.signer).sign(domain, &[r.signed_msg]).to_bytes();
+        let signer = if r.through_memo {
+            memo
+        } else {
+            &SignatureVerifier::plain()
+        };
+        let mut sig = signer
+            .sign(&key(r.signer), domain, &[r.signed_msg])
+            .to_bytes();
         if let Some((i, x)) = r.flip {
             sig[i] ^= x;
         }
@@ -479,7 +533,8 @@ mod tests {
     proptest! {
         /// Through a memo small enough to evict, every answer — single or
         /// batched — is the plain verifier's: a bad signature never
-        /// verifies, whatever verified before with the same key or message.
+        /// verifies, whatever verified or was signed through the memo
+        /// before with the same key or message.
         #[test]
         fn memo_answers_exactly_what_verification_answers(
             reqs in proptest::collection::vec(req(), 1..60),
@@ -488,7 +543,7 @@ mod tests {
             let memo = tiny();
             let mut rng = Seed::from_u64(1).rng();
             for chunk in reqs.chunks(batch) {
-                let ins: Vec<_> = chunk.iter().map(inputs).collect();
+                let ins: Vec<_> = chunk.iter().map(|r| inputs(r, &memo)).collect();
                 for (pk, msg, sig) in &ins {
                     let plain = pk.verify(D, msg, sig);
                     prop_assert_eq!(memo.verify(pk, D, msg, sig), plain.clone());
@@ -503,6 +558,34 @@ mod tests {
                 prop_assert_eq!(memo.verify_batch(&items, &mut rng).is_ok(), all_good);
             }
         }
+    }
+
+    #[test]
+    fn what_is_signed_through_a_memo_is_checked_by_one_lookup_and_vouches_for_nothing_else() {
+        let v = tiny();
+        let k = key(1);
+        let sig = v.sign(&k, D, b"block");
+        assert_eq!(
+            sig,
+            k.sign(D, b"block"),
+            "the same signature as the key's own"
+        );
+        let (bytes, out, proof) = v.vrf_sign(&k, D, b"input");
+        assert_eq!((bytes, out, proof), k.vrf_sign(D, b"input"));
+        let pk = k.public();
+        assert_eq!(v.verify(&pk, D, b"block", &sig), Ok(()));
+        assert_eq!(v.vrf_verify(&pk, D, b"input", &out, &proof), Ok(bytes));
+        let stats = v.memo().expect("memo").stats();
+        assert_eq!((stats.hits, stats.misses), (2, 0));
+        // Another message, domain or key is verified, and fails.
+        assert!(v.verify(&pk, D, b"other", &sig).is_err());
+        assert!(v.verify(&pk, OTHER, b"block", &sig).is_err());
+        assert!(v.verify(&key(2).public(), D, b"block", &sig).is_err());
+        assert!(
+            v.vrf_verify(&key(2).public(), D, b"input", &out, &proof)
+                .is_err()
+        );
+        assert_eq!(v.memo().expect("memo").stats().misses, 4);
     }
 
     #[test]

@@ -13,6 +13,15 @@
 //! is left the work that cannot start before its turn (signing, applying,
 //! consensus).
 //!
+//! Honest nodes sign through that memo ([`SignatureVerifier::sign`]), so
+//! what they send is remembered before it leaves and the worker finds it
+//! known: it is left what was not signed through the run's memo (an
+//! adversary's blocks and forgeries), and the validators' audits (see
+//! [`crate::audit`]). Signing through the memo is what serves the nearest
+//! recipients: a block reaches its own region's validators a millisecond
+//! of virtual time after it is sent, tens of microseconds of the engine's,
+//! before a worker on another core could check it.
+//!
 //! **The run does not change.** The memo is a pure function cache (see
 //! [`SignatureVerifier`]): whether the worker got there first changes how
 //! long a check takes, never its answer, and nothing a node, the engine or

@@ -331,6 +331,30 @@ impl Block {
         parents: Vec<BlockRef>,
         transactions: Vec<Transaction>,
     ) -> Self {
+        let plain = SignatureVerifier::plain();
+        Self::new_signed_with(
+            &plain,
+            keypair,
+            author,
+            round,
+            timestamp,
+            parents,
+            transactions,
+        )
+    }
+
+    /// Builds a block and signs it through `signatures` (which, with a
+    /// memo, remembers the signature as one that verifies: see
+    /// [`SignatureVerifier::sign`]).
+    pub fn new_signed_with(
+        signatures: &SignatureVerifier,
+        keypair: &Keypair,
+        author: AuthorityIndex,
+        round: Round,
+        timestamp: Timestamp,
+        parents: Vec<BlockRef>,
+        transactions: Vec<Transaction>,
+    ) -> Self {
         let digest = transactions_digest(&transactions);
         let header = BlockHeader {
             author,
@@ -343,7 +367,7 @@ impl Block {
             header: header.digest(),
             transactions: digest,
         };
-        let signature = keypair.sign(BLOCK_SIGNATURE_DOMAIN, hashes.header.as_bytes());
+        let signature = signatures.sign(keypair, BLOCK_SIGNATURE_DOMAIN, hashes.header.as_bytes());
         let block = Self::from_parts(header, transactions, signature);
         block
             .hashes

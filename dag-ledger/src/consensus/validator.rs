@@ -1112,7 +1112,15 @@ impl Validator {
         parents.push(own);
         parents.sort_by_key(|p| p.author);
         let txs = self.take_transactions(parents.len());
-        let block = Block::new_signed(&self.keypair, self.me, round, now, parents, txs);
+        let block = Block::new_signed_with(
+            &self.signatures,
+            &self.keypair,
+            self.me,
+            round,
+            now,
+            parents,
+            txs,
+        );
         let vb = VerifiedBlock::new_unchecked(block);
         let r = vb.reference();
         let block = Arc::clone(vb.block());

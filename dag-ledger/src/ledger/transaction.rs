@@ -101,7 +101,13 @@ impl Transaction {
 
     /// Signs with `key` (which should be the sender's).
     pub fn sign(self, key: &Keypair) -> SignedTransaction {
-        let signature = key.sign(TX_DOMAIN, &self.signing_bytes());
+        self.sign_with(key, &SignatureVerifier::plain())
+    }
+
+    /// Signs with `key` through `signatures` (which, with a memo, remembers
+    /// the signature as one that verifies: see [`SignatureVerifier::sign`]).
+    pub fn sign_with(self, key: &Keypair, signatures: &SignatureVerifier) -> SignedTransaction {
+        let signature = signatures.sign(key, TX_DOMAIN, &self.signing_bytes());
         SignedTransaction {
             tx: self,
             signature,
