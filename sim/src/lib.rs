@@ -102,7 +102,6 @@ pub mod network;
 mod node;
 mod observer;
 pub mod plot;
-pub mod prefetch;
 mod queue;
 pub mod report;
 pub mod runner;

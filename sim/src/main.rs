@@ -98,12 +98,12 @@ struct RunArgs {
     /// memory check estimates it so); the run digest must be the same.
     #[arg(long)]
     no_sharing: bool,
-    /// Check mode: no worker threads. No signature is checked ahead of its
-    /// recipient (every one is checked on the engine's thread when it is
-    /// received) and validators' audits run inline. Slower; the run digest
-    /// must be the same.
-    #[arg(long)]
-    no_prefetch: bool,
+    /// Check mode: no worker thread; validators' audits run inline on the
+    /// engine's. The run digest must be the same. (`--no-prefetch`, its
+    /// name while a second worker also checked signatures ahead, still
+    /// works.)
+    #[arg(long, alias = "no-prefetch")]
+    no_workers: bool,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -183,7 +183,7 @@ fn run(args: RunArgs) -> ExitCode {
         scenario_path: args.scenario.clone(),
         progress: !args.no_progress,
         no_sharing: args.no_sharing,
-        no_prefetch: args.no_prefetch,
+        no_workers: args.no_workers,
     };
     let out = match runner::run(&scenario, &opts) {
         Ok(o) => o,

@@ -100,11 +100,10 @@ pub struct RunOptions {
     /// (see `MarketplaceConfig::share_state`); the run digest must not
     /// change.
     pub no_sharing: bool,
-    /// Check mode for marketplace runs: no worker threads — no signature
-    /// prefetching, validators' audits inline (see
-    /// `MarketplaceConfig::prefetch_signatures`, `background_audits`); the
-    /// run digest and outcome must not change.
-    pub no_prefetch: bool,
+    /// Check mode for marketplace runs: no worker thread — validators'
+    /// audits inline (see `MarketplaceConfig::background_audits`); the run
+    /// digest and outcome must not change.
+    pub no_workers: bool,
 }
 
 /// A finished run.
@@ -354,8 +353,7 @@ fn run_market(
 ) -> Result<RunOutput, RunError> {
     let cfg = crate::marketplace::MarketplaceConfig {
         share_state: !opts.no_sharing,
-        prefetch_signatures: !opts.no_prefetch,
-        background_audits: !opts.no_prefetch,
+        background_audits: !opts.no_workers,
         ..scenario.marketplace_config(seed, replay.clone())?
     };
     let start = wall_now();
@@ -438,10 +436,9 @@ impl DeterminismReport {
 }
 
 /// Runs a scenario twice with the same seed (on two threads) and compares
-/// the digests. The first run checks signatures ahead and runs validators'
-/// audits on worker threads, the second has no workers
-/// (`RunOptions::no_prefetch`): however the threads interleave, the digests
-/// must agree.
+/// the digests. The first run runs validators' audits on a worker thread,
+/// the second inline (`RunOptions::no_workers`): however the threads
+/// interleave, the digests must agree.
 pub fn check_determinism(
     scenario: &Scenario,
     seed: Option<u64>,
@@ -451,10 +448,10 @@ pub fn check_determinism(
         scenario_path: None,
         progress: false,
         no_sharing: false,
-        no_prefetch: false,
+        no_workers: false,
     };
     let plain = RunOptions {
-        no_prefetch: true,
+        no_workers: true,
         ..opts.clone()
     };
     let (first, second) = std::thread::scope(|scope| {
@@ -510,7 +507,7 @@ pub fn sweep(
                         progress: false,
                         no_sharing: false,
                         // Parallel runs keep the cores busy already.
-                        no_prefetch: jobs > 1,
+                        no_workers: jobs > 1,
                     };
                     let outcome = run(scenario, &opts).map(|o| o.summary);
                     results

@@ -215,7 +215,7 @@ fn liveness_violation_reports_seed_and_replay() {
         scenario_path: Some("live.toml".into()),
         progress: false,
         no_sharing: false,
-        no_prefetch: false,
+        no_workers: false,
     };
     let err = runner::run(&s, &opts).unwrap_err();
     let RunError::Sim(SimError::Invariant(f)) = &err else {

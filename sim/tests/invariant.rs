@@ -22,7 +22,7 @@ fn failure_reports_seed_and_replay_command() {
         scenario_path: Some("tight.toml".into()),
         progress: false,
         no_sharing: false,
-        no_prefetch: false,
+        no_workers: false,
     };
     let err = runner::run(&s, &opts).unwrap_err();
     let RunError::Sim(SimError::Invariant(f)) = &err else {

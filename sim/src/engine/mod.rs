@@ -259,7 +259,6 @@ where
             size_of: None,
             fingerprint_of: None,
             cpu_cost: None,
-            on_transmit: None,
             cpu_free_at: vec![Timestamp::ZERO; n],
             config: network,
         };
@@ -312,14 +311,6 @@ where
     /// and a node's own sends cost nothing. Without it, CPU is free.
     pub fn set_cpu_cost(&mut self, f: impl Fn(&M::Message) -> Duration + 'static) {
         self.net.cpu_cost = Some(Box::new(f));
-    }
-
-    /// Calls `f` on every message a node sends, once (a broadcast too), as
-    /// it is sent: for a driver that starts pure work its recipients will
-    /// need early, elsewhere (see [`crate::prefetch`]). `f` must not change
-    /// the run: it sees the message, not the simulation.
-    pub fn set_on_transmit(&mut self, f: impl FnMut(&M::Message) + 'static) {
-        self.net.on_transmit = Some(Box::new(f));
     }
 
     /// Calls `f` every few thousand events (for progress bars).

@@ -58,8 +58,6 @@ pub(super) struct Transfer<Msg> {
 
 /// CPU time a received message costs its recipient.
 pub(super) type CpuCostFn<Msg> = Box<dyn Fn(&Msg) -> Duration>;
-/// Sees every message as it is sent (see `Simulation::set_on_transmit`).
-pub(super) type OnTransmitFn<Msg> = Box<dyn FnMut(&Msg)>;
 /// A message's fingerprint in the run digest (see
 /// `Simulation::set_message_fingerprint`).
 pub(super) type FingerprintFn<Msg> = Box<dyn FnMut(&Msg) -> Digest>;
@@ -113,8 +111,6 @@ pub(super) struct Net<Msg> {
     /// CPU time a received message costs its recipient (see
     /// `Simulation::set_cpu_cost`).
     pub(super) cpu_cost: Option<CpuCostFn<Msg>>,
-    /// Sees each sent message once (see `Simulation::set_on_transmit`).
-    pub(super) on_transmit: Option<OnTransmitFn<Msg>>,
     /// When each node's CPU is next free.
     pub(super) cpu_free_at: Vec<Timestamp>,
 }
@@ -147,9 +143,6 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         to: Destination,
         msg: Msg,
     ) -> Result<(), QueueFull> {
-        if let Some(f) = &mut self.on_transmit {
-            f(&msg);
-        }
         let (size, fingerprint) = match (self.size_of, &mut self.fingerprint_of) {
             (Some(size), Some(fp)) => (size(&msg), fp(&msg)),
             (size, fp) => {

@@ -36,7 +36,6 @@ use super::valuation::Valuation;
 use crate::audit::AuditLane;
 use crate::consensus::Behavior;
 use crate::durable::{Disks, new_disks};
-use crate::prefetch::SignaturePrefetch;
 use crate::{
     Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, RestartMode, SimConfig, SimError,
     Simulation,
@@ -160,11 +159,6 @@ pub struct MarketplaceConfig {
     /// (`--no-sharing`): every validator computes every batch on its own
     /// copy, and the run digest must be the same.
     pub share_state: bool,
-    /// A worker thread checks each block's and submitted transaction's
-    /// signature as it is sent, so its recipients find it in the shared
-    /// memo (see [`crate::prefetch`]; on by default). The run digest is
-    /// the same either way.
-    pub prefetch_signatures: bool,
     /// Validators' audits of their turns' commits run on a worker thread
     /// (see [`crate::audit`]; on by default), not on the engine's. The run
     /// and its outcome are the same either way.
@@ -288,7 +282,6 @@ impl Default for MarketplaceConfig {
             lose_unsynced: 0.5,
             max_queue_len: SimConfig::new(0).max_queue_len,
             share_state: true,
-            prefetch_signatures: true,
             background_audits: true,
         }
     }
@@ -1111,16 +1104,6 @@ fn spread(id: &AccountId, n: usize) -> usize {
 }
 
 impl World {
-    /// A worker checking the signatures this world's nodes send (see
-    /// [`crate::prefetch`]).
-    fn prefetch(&self) -> SignaturePrefetch {
-        SignaturePrefetch::start(
-            self.signatures.clone(),
-            self.committee.clone(),
-            self.setup.consensus.clone(),
-        )
-    }
-
     fn build(&self, ctx: &crate::NodeContext<'_>) -> MarketNode {
         let i = ctx.index.get();
         if i < self.n_val {
@@ -1477,7 +1460,7 @@ fn setup(
     let sharing = state_sharing(cfg);
     let world = World {
         setup,
-        signatures: crate::consensus::shared_verifier(cfg.seed),
+        signatures: crate::consensus::shared_verifier(cfg.seed, specs.len()),
         sharing: sharing.clone(),
         disks: disks.clone(),
         committee,
@@ -1504,7 +1487,6 @@ fn setup(
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
-    let prefetch = cfg.prefetch_signatures.then(|| world.prefetch());
     let mut sim = Simulation::new(
         sim_cfg.clone(),
         cfg.network.clone(),
@@ -1524,9 +1506,6 @@ fn setup(
     sim.set_size_of_message(node_wire_size);
     let mut fingerprints = super::fingerprint::Fingerprints::default();
     sim.set_message_fingerprint(move |m| fingerprints.of(m));
-    if let Some(mut p) = prefetch {
-        sim.set_on_transmit(move |m| p.offer(m));
-    }
     for (at, f) in &cfg.faults {
         sim.schedule(*at, f.clone())?;
     }

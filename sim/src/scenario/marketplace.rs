@@ -1028,7 +1028,6 @@ impl Scenario {
             lose_unsynced: self.nodes.lose_unsynced,
             max_queue_len: self.max_queue_len,
             share_state: true,
-            prefetch_signatures: true,
             background_audits: true,
         })
     }

@@ -964,7 +964,7 @@ impl Scenario {
             catch_up_commits: c.catch_up_commits,
             catch_up_grace: Duration::from_millis(c.catch_up_grace_ms),
             config: self.consensus_params().config,
-            signatures: crate::consensus::shared_verifier(self.seed),
+            signatures: crate::consensus::shared_verifier(self.seed, self.nodes.count),
         }
     }
 
@@ -1212,7 +1212,7 @@ impl Scenario {
                 block_verify_ns: (c.cpu_us_per_block_verify * 1e3).round() as u64,
                 tx_apply_ns: (c.cpu_us_per_tx_apply * 1e3).round() as u64,
             },
-            signatures: crate::consensus::shared_verifier(self.seed),
+            signatures: crate::consensus::shared_verifier(self.seed, self.nodes.count),
             store: (self.restart_mode() == RestartMode::Store).then(|| {
                 crate::consensus::StoreParams {
                     disks: crate::durable::new_disks(self.nodes.count),

@@ -370,7 +370,7 @@ pub fn run_grid(
                         progress: false,
                         no_sharing: false,
                         // Parallel runs keep the cores busy already.
-                        no_prefetch: jobs > 1,
+                        no_workers: jobs > 1,
                     };
                     let out = runner::run(&variants[key.point], &opts);
                     let kept = out.as_ref().ok().filter(|_| series).map(|o| {
