@@ -62,10 +62,9 @@ type Fingerprint = [u8; 32];
 /// entry is the one a verification of the same inputs would store). A
 /// process that later checks what it signed — a validator its own
 /// transactions at its gateway and in its blocks, the simulator's nodes
-/// each other's — then pays one hash instead of a verification. A
-/// signature that verifies is never what signing leaves out: a message
-/// the verifier encodes differently from the signer, or a different key,
-/// misses and is verified.
+/// each other's — then pays one hash instead of a verification. Nothing
+/// else is vouched for: a verifier that encodes the message differently
+/// from the signer, or names another key, misses and verifies.
 ///
 /// No clock, no thread, no global state: a memo is an ordinary value behind
 /// an `Arc`, its lock held only for one table lookup or insert.
