@@ -254,6 +254,9 @@ pub struct ValidatorNode {
     recent: std::collections::VecDeque<(u64, Rc<CommitFacts>)>,
     /// Fact batches and unicast copies of consensus broadcasts.
     out: std::collections::VecDeque<Transmit<NodeMessage>>,
+    /// Proven-facts messages sent in answer to light nodes' replay
+    /// requests ([`GatewayRequest::Replay`]).
+    replayed: u64,
     /// The other validators (a consensus broadcast goes to them only, never
     /// to light nodes connected to this one).
     peers: Vec<NodeId>,
@@ -361,6 +364,7 @@ impl ValidatorNode {
             holdings_wanted: BTreeMap::new(),
             recent: Default::default(),
             out: Default::default(),
+            replayed: 0,
             peers,
             keep_notices: emit_notices,
             kept: Vec::new(),
@@ -442,6 +446,12 @@ impl ValidatorNode {
     /// Submissions refused at the gateway.
     pub fn rejected_submissions(&self) -> u64 {
         self.rejected_submissions
+    }
+
+    /// Proven-facts messages sent in answer to light nodes' replay requests
+    /// ([`GatewayRequest::Replay`]).
+    pub fn replayed(&self) -> u64 {
+        self.replayed
     }
 
     /// A light node's transaction, checked and queued for the next block.
@@ -827,7 +837,9 @@ impl ValidatorNode {
                 self.subscribe_with(from, start, mode)
             }
             GatewayRequest::Replay { from: start } => {
-                self.replay_facts(from, start, FactsMode::Certified)
+                let queued = self.out.len();
+                self.replay_facts(from, start, FactsMode::Certified);
+                self.replayed += (self.out.len() - queued) as u64;
             }
             GatewayRequest::Submit(tx) => {
                 self.subscribers.heard_from(from);

@@ -241,9 +241,16 @@ fn a_validity_window_decides_when_every_source_reports() {
 
 /// Whom replays were asked of since the last call.
 fn replays(c: &mut LightCore) -> Vec<NodeId> {
+    replays_from(c).into_iter().map(|(v, _)| v).collect()
+}
+
+/// Whom replays were asked of since the last call, and from which commit.
+fn replays_from(c: &mut LightCore) -> Vec<(NodeId, u64)> {
     std::iter::from_fn(|| c.poll_transmit())
         .filter_map(|t| match (t.to, t.msg) {
-            (Destination::To(v), NodeMessage::Gateway(GatewayRequest::Replay { .. })) => Some(v),
+            (Destination::To(v), NodeMessage::Gateway(GatewayRequest::Replay { from })) => {
+                Some((v, from))
+            }
             _ => None,
         })
         .collect()
@@ -352,26 +359,36 @@ fn certified(n: u64, index: u64, facts: Vec<Fact>) -> idlegrid_node::certified::
     ProvenFacts { cert, leaves }
 }
 
-#[test]
-fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
-    use idlegrid_node::market::BatchNo;
-    let vs = validators(16);
-    let mut c = certified_core(&vs);
-    // Batch `b` closes at commit 10 b, heard at `ms` from source 4.
-    let close = |c: &mut LightCore, b: u64, ms: u64| {
-        let facts = vec![Fact::SealingClosed { batch: BatchNo(b) }];
-        c.on_certified(at(ms), vs[4], &certified(16, 10 * b, facts))
+/// Batch `b` closes at commit 10 b, heard at `ms` from `from`.
+fn closing_from() -> impl Fn(&mut LightCore, NodeId, u64, u64) {
+    |c, from, b, ms| {
+        let facts = vec![Fact::SealingClosed {
+            batch: idlegrid_node::market::BatchNo(b),
+        }];
+        c.on_certified(at(ms), from, &certified(16, 10 * b, facts))
             .unwrap();
-    };
-    // Some later commit heard at `ms`: the ledger moved on.
-    let later = |c: &mut LightCore, index: u64, ms: u64| {
+    }
+}
+
+/// Some later commit `index` heard at `ms` from source 4: the ledger moved
+/// on.
+fn later_commit(vs: &[NodeId]) -> impl Fn(&mut LightCore, u64, u64) + '_ {
+    |c, index, ms| {
         let facts = vec![Fact::Applied {
             sender: AccountId::from_bytes([7; 32]),
             tx: Digest::of(Domain::new("test/tx"), &index),
         }];
         c.on_certified(at(ms), vs[4], &certified(16, index, facts))
             .unwrap();
-    };
+    }
+}
+
+#[test]
+fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
+    let vs = validators(16);
+    let mut c = certified_core(&vs);
+    let (close_from, later) = (closing_from(), later_commit(&vs));
+    let close = |c: &mut LightCore, b: u64, ms: u64| close_from(c, vs[4], b, ms);
     let none = std::iter::empty;
     close(&mut c, 1, 2_100);
     assert_eq!(c.expectation_due(none(), true), None, "no cadence yet");
@@ -391,14 +408,68 @@ fn a_sealing_node_expects_the_next_batch_closing_on_its_cadence() {
     c.check_expectations(at(6_599), std::iter::empty(), true);
     assert!(replays(&mut c).is_empty(), "not yet");
     c.check_expectations(at(6_600), std::iter::empty(), true);
-    assert_eq!(replays(&mut c).len(), 4, "the closing did not come");
-    // Heard (late, from a replay): the cadence is the longest recent gap,
-    // never shorter than what was seen.
-    close(&mut c, 3, 7_000);
+    let asked = replays_from(&mut c);
+    assert_eq!(asked.len(), 4, "the closing did not come");
+    assert!(
+        asked.iter().all(|(_, from)| *from == 21),
+        "only the commits after the last closing's (20) can hold the next: {asked:?}"
+    );
+    assert_eq!(c.closing_asks(), 1);
+    // Heard (late, from a validator asked for a replay): the cadence is the
+    // longest recent gap, never shorter than what was seen; the margin
+    // stays a quarter (the ask was not spurious).
+    close_from(&mut c, asked[0].0, 3, 7_000);
     later(&mut c, 31, 7_000);
     assert_eq!(c.expectation_due(none(), true), Some(at(10_625)));
     // Several closings at once (after a stall) do not shorten it.
     close(&mut c, 4, 7_000);
     later(&mut c, 41, 7_000);
     assert_eq!(c.expectation_due(none(), true), Some(at(10_625)));
+    // Late with another expectation, whose fact may be older than the last
+    // closing: the replay reaches back as far as validators keep.
+    let mut other = c.expect(at(7_625));
+    c.check_expectations(at(10_625), [&mut other].into_iter(), true);
+    let asked = replays_from(&mut c);
+    assert_eq!(asked.len(), 4);
+    assert!(asked.iter().all(|(_, from)| *from == 0), "{asked:?}");
+    assert_eq!(
+        (c.closing_asks(), c.suspicions(), c.replays_asked()),
+        (2, 2, 8)
+    );
+}
+
+#[test]
+fn an_ask_a_late_source_shows_spurious_widens_the_closing_margin_until_closings_come_on_time() {
+    let vs = validators(16);
+    let mut c = certified_core(&vs);
+    let (close_from, later) = (closing_from(), later_commit(&vs));
+    let close = |c: &mut LightCore, b: u64, ms: u64| close_from(c, vs[4], b, ms);
+    let due = |c: &LightCore| c.expectation_due(std::iter::empty(), true);
+    // A 1 s cadence, a quarter of it as the margin.
+    close(&mut c, 1, 1_000);
+    close(&mut c, 2, 2_000);
+    later(&mut c, 21, 2_100);
+    assert_eq!(due(&c), Some(at(3_250)));
+    c.check_expectations(at(3_250), std::iter::empty(), true);
+    assert_eq!(replays(&mut c).len(), 4);
+    // The source sends the closing after all: late, not withholding. The
+    // ask was spurious; the margin doubles to half the cadence (now the
+    // 1.4 s gap just seen).
+    close(&mut c, 3, 3_400);
+    assert_eq!((c.closing_asks(), c.closing_asks_spurious()), (1, 1));
+    later(&mut c, 31, 3_500);
+    assert_eq!(due(&c), Some(at(5_500)));
+    // Closings on time: once the 1.4 s gap is forgotten the cadence is
+    // 1 s again, and after eight in a row without an ask the margin is a
+    // quarter again.
+    for b in 4..=10 {
+        close(&mut c, b, 400 + 1_000 * b);
+    }
+    later(&mut c, 101, 10_500);
+    assert_eq!(due(&c), Some(at(11_900)), "seven on time: half a cadence");
+    close(&mut c, 11, 11_400);
+    later(&mut c, 111, 11_500);
+    assert_eq!(due(&c), Some(at(12_650)), "eight on time: a quarter");
+    assert!(replays(&mut c).is_empty());
+    assert_eq!((c.closing_asks(), c.closing_asks_spurious()), (1, 1));
 }

@@ -705,6 +705,17 @@ fn adversary_lines(s: &mut String, f: &dyn Fn(&[&str]) -> f64) {
             f(&["ledger", "light_sources_replaced_honest"]),
         );
     }
+    let asks = f(&["ledger", "light_node_suspicions"]);
+    if asks > 0.0 {
+        let _ = writeln!(
+            s,
+            "replays       light nodes asked other validators for a replay {asks} times ({} validators), {} of them for a late batch closing ({} spurious: a source sent it after); {} proven-facts messages in answer",
+            f(&["ledger", "light_node_replays_asked"]),
+            f(&["ledger", "light_node_closing_asks"]),
+            f(&["ledger", "light_node_closing_asks_spurious"]),
+            f(&["ledger", "replayed_fact_messages"]),
+        );
+    }
 }
 
 fn behaviour_for(i: u32, cfg: &MarketplaceConfig) -> Behaviour {
@@ -1740,8 +1751,15 @@ struct Withholding {
     /// Certified-fact messages the `withhold_facts` validators held back.
     withheld: u64,
     /// Times light nodes asked other validators because a fact they
-    /// expected had not come (`LightCore::suspect_withheld`).
+    /// expected had not come (`LightCore::suspect_withheld`), the
+    /// validators asked over all of them, the asks made because a batch
+    /// closing was late (and of them those a late source showed spurious),
+    /// and the proven-facts messages validators sent in answer.
     suspicions: u64,
+    replays_asked: u64,
+    closing_asks: u64,
+    closing_asks_spurious: u64,
+    replayed: u64,
     /// Sources light nodes replaced as seen withholding
     /// (`LightCore::withholders`), and how many of them were not
     /// `withhold_facts` validators.
@@ -1759,6 +1777,9 @@ fn withholding(sim: &MarketSim) -> Withholding {
             w.withheld += h.withheld();
             withholders.insert(sim.node_ids()[i]);
         }
+        if let Some(MarketNode::Validator(v)) = sim.node(NodeIndex::new(i as u32)) {
+            w.replayed += v.node.inner().replayed();
+        }
     }
     for i in 0..sim.node_ids().len() {
         let core = match sim.node(NodeIndex::new(i as u32)) {
@@ -1767,6 +1788,9 @@ fn withholding(sim: &MarketSim) -> Withholding {
             _ => continue,
         };
         w.suspicions += core.suspicions();
+        w.replays_asked += core.replays_asked();
+        w.closing_asks += core.closing_asks();
+        w.closing_asks_spurious += core.closing_asks_spurious();
         for v in core.withholders() {
             w.replaced += 1;
             w.replaced_honest += u64::from(!withholders.contains(v));
@@ -2015,6 +2039,10 @@ fn report(
             "forged_transactions": forged,
             "withheld_fact_messages": held.withheld,
             "light_node_suspicions": held.suspicions,
+            "light_node_replays_asked": held.replays_asked,
+            "light_node_closing_asks": held.closing_asks,
+            "light_node_closing_asks_spurious": held.closing_asks_spurious,
+            "replayed_fact_messages": held.replayed,
             "light_sources_replaced": held.replaced,
             "light_sources_replaced_honest": held.replaced_honest,
         }),
