@@ -841,7 +841,9 @@ impl LightCore {
     /// late, not withholding), and each doubles the margin, to a whole
     /// cadence at most; [`ON_TIME_TO_NARROW`] closings in a row heard
     /// without an ask halve it again. A withholding source never sends the
-    /// closing, so against withholding the margin stays a quarter. It
+    /// closing, so against withholding the margin stays a quarter; nor can
+    /// a Byzantine source widen it by sending closings late on purpose
+    /// while another source is on time (there is no ask to be spurious). It
     /// bounds what a node's steadily late sources make it ask for, not what
     /// a growing backlog does: `huge`'s light nodes heard the closings of
     /// 1 s batches about 2 s apart in its first 12 s (batch 3's at 8.6 s),
