@@ -409,18 +409,23 @@ impl ClosingWatch {
 
     /// A certified leaf's `facts`, sent by one of the node's sources of
     /// certified facts when `source`, else by a validator asked for a
-    /// replay. A closing the last ask was for, sent by a source, shows the
-    /// ask was spurious (the source was late, not withholding: the margin
-    /// doubles); sent first by a validator asked, it was not.
+    /// replay. The very closing the last ask was for, sent by a source,
+    /// shows the ask was spurious (the source was late, not withholding:
+    /// the margin doubles); sent first by a validator asked, it was not,
+    /// nor is a later closing from a source that skipped it.
     fn sent(&mut self, facts: &[Fact], source: bool) {
         let Some(b) = self.asked_for else { return };
-        let closes = |f: &Fact| matches!(f, Fact::SealingClosed { batch } if *batch >= b);
-        if facts.iter().any(closes) {
-            self.asked_for = None;
-            if source {
-                self.quarters = (self.quarters * 2).min(4);
-                self.spurious += 1;
-            }
+        let closed = facts.iter().find_map(|f| match f {
+            Fact::SealingClosed { batch } => Some(*batch),
+            _ => None,
+        });
+        let Some(closed) = closed.filter(|c| *c >= b) else {
+            return;
+        };
+        self.asked_for = None;
+        if source && closed == b {
+            self.quarters = (self.quarters * 2).min(4);
+            self.spurious += 1;
         }
     }
 

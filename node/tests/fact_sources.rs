@@ -472,4 +472,12 @@ fn an_ask_a_late_source_shows_spurious_widens_the_closing_margin_until_closings_
     assert_eq!(due(&c), Some(at(12_650)), "eight on time: a quarter");
     assert!(replays(&mut c).is_empty());
     assert_eq!((c.closing_asks(), c.closing_asks_spurious()), (1, 1));
+    // A source that skips the closing asked for and sends the next one
+    // did not show the ask spurious: the margin stays a quarter.
+    c.check_expectations(at(12_650), std::iter::empty(), true);
+    assert_eq!(replays(&mut c).len(), 4);
+    close(&mut c, 13, 13_400);
+    assert_eq!((c.closing_asks(), c.closing_asks_spurious()), (2, 1));
+    later(&mut c, 131, 13_500);
+    assert_eq!(due(&c), Some(at(14_650)));
 }
