@@ -842,9 +842,9 @@ impl LightCore {
     /// The margin is a quarter of the cadence at first and adapts as TCP's
     /// retransmission timer does after a spurious timeout (RFC 3522's
     /// Eifel detection, RFC 4015's response): an ask is spurious when one
-    /// of the node's own sources sends the closing after it (the source was
-    /// late, not withholding), and each doubles the margin, to a whole
-    /// cadence at most; [`ON_TIME_TO_NARROW`] closings in a row heard
+    /// of the node's own sources sends the very closing asked for after it
+    /// (the source was late, not withholding), and each doubles the margin,
+    /// to a whole cadence at most; [`ON_TIME_TO_NARROW`] closings in a row heard
     /// without an ask halve it again. A withholding source never sends the
     /// closing, so against withholding the margin stays a quarter; nor can
     /// a Byzantine source widen it by sending closings late on purpose

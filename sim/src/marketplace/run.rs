@@ -1771,14 +1771,13 @@ fn withholding(sim: &MarketSim) -> Withholding {
     let mut w = Withholding::default();
     let mut withholders = std::collections::BTreeSet::new();
     for i in 0..sim.node_ids().len() {
-        if let Some(MarketNode::Validator(v)) = sim.node(NodeIndex::new(i as u32))
-            && let Some(h) = v.withholder()
-        {
+        let Some(MarketNode::Validator(v)) = sim.node(NodeIndex::new(i as u32)) else {
+            continue;
+        };
+        w.replayed += v.node.inner().replayed();
+        if let Some(h) = v.withholder() {
             w.withheld += h.withheld();
             withholders.insert(sim.node_ids()[i]);
-        }
-        if let Some(MarketNode::Validator(v)) = sim.node(NodeIndex::new(i as u32)) {
-            w.replayed += v.node.inner().replayed();
         }
     }
     for i in 0..sim.node_ids().len() {
