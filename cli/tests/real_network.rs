@@ -30,6 +30,29 @@ for line in sys.stdin:
         print(n, n * n, sum(i * i for i in range(n)), sorted({n % 7, n % 5, n % 3}), rng.randint(0, 99), len(chunk_seed))
 "#;
 
+/// How many subtasks of `per` records each the merged output replaced by
+/// the testing cheater's garbage (`made up`), if every other line equals
+/// the local run's, in order; otherwise what differs.
+fn matches_but_for_escaped_cheats(merged: &str, local: &str, per: usize) -> Result<usize, String> {
+    let mut want = local.lines();
+    let mut escaped = 0;
+    for (i, line) in merged.lines().enumerate() {
+        if line == "made up" {
+            escaped += 1;
+            let skipped = want.by_ref().take(per).count();
+            if skipped != per {
+                return Err(format!("line {i}: garbage past the local output's end"));
+            }
+        } else if want.next() != Some(line) {
+            return Err(format!("line {i} differs: {line:?}"));
+        }
+    }
+    match want.next() {
+        None => Ok(escaped),
+        Some(l) => Err(format!("merged output ends before local line {l:?}")),
+    }
+}
+
 /// Stops the testnet when dropped.
 struct Testnet(PathBuf);
 
@@ -170,7 +193,12 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
         "job verified:\n{stderr}"
     );
 
-    // The merged output is what the script prints run locally.
+    // The merged output is what the script prints run locally, but for
+    // what entrapment does not promise: a cheated subtask in a lot whose
+    // every trap the cheater happened to answer (at a 30 % cheat rate and
+    // the 12 traps in 16 subtasks a new provider gets, about 1 % of its
+    // lots). Such a subtask's garbage stands in for its three records;
+    // nothing else may differ (order, completeness, honest outputs).
     std::fs::write(tmp.path().join("idlegrid_seed"), "0".repeat(32)).expect("seed file");
     let local = Command::new("python3")
         .current_dir(tmp.path())
@@ -178,10 +206,13 @@ fn a_python_job_runs_on_real_processes_catches_the_cheater_and_survives_a_valida
         .stdin(std::fs::File::open(&inputs).expect("records"))
         .output()
         .expect("local run");
-    assert_eq!(
-        std::fs::read(&out).expect("output"),
-        local.stdout,
-        "{stderr}"
+    let merged = std::fs::read_to_string(&out).expect("output");
+    let local = String::from_utf8(local.stdout).expect("utf-8");
+    let escaped = matches_but_for_escaped_cheats(&merged, &local, 3)
+        .unwrap_or_else(|e| panic!("{e}\nmerged:\n{merged}\nlocal:\n{local}\n{stderr}"));
+    assert!(
+        escaped <= 4,
+        "{escaped} cheated subtasks escaped:\n{stderr}"
     );
     assert!(
         stderr.contains("accused"),
@@ -593,4 +624,23 @@ fn jobs_go_only_to_providers_whose_runtime_has_what_they_need() {
         "99",
     ]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("capacity 1..=16"));
+}
+
+#[test]
+fn only_an_escaped_cheat_may_differ_from_the_local_run() {
+    let local = "1\n2\n3\n4\n5\n6\n";
+    assert_eq!(matches_but_for_escaped_cheats(local, local, 3), Ok(0));
+    let one = "1\n2\n3\nmade up\n";
+    assert_eq!(matches_but_for_escaped_cheats(one, local, 3), Ok(1));
+    for bad in [
+        "1\n2\n3\n4\n5\n",
+        "1\n2\n3\n4\n6\n5\n",
+        "made up\nmade up\nmade up\n",
+        "1\n2\n3\n4\n5\n6\n7\n",
+    ] {
+        assert!(
+            matches_but_for_escaped_cheats(bad, local, 3).is_err(),
+            "{bad:?}"
+        );
+    }
 }
