@@ -676,7 +676,7 @@ impl LightCore {
         let k = self.certified - 1;
         let source = self.fact_sources().nth(k);
         if let Some(v) = source {
-            let from = last.saturating_sub(crate::certified::VOTES_KEPT);
+            let from = self.kept_from();
             let req = self.subscription(k, v, Some(from));
             self.out
                 .push_back(Transmit::to(v, NodeMessage::Gateway(req)));
@@ -716,6 +716,14 @@ impl LightCore {
         self.last_certified.map_or(0, |(_, i)| i)
     }
 
+    /// The first commit validators still keep certificates of, seen from
+    /// the last certified commit: where a replay of everything they keep
+    /// starts.
+    fn kept_from(&self) -> u64 {
+        self.certified_index()
+            .saturating_sub(crate::certified::VOTES_KEPT)
+    }
+
     /// The node expected a fact about its account and has waited the
     /// patience it gave it: a fact another party's transaction makes
     /// (its client's plan opening a provider's round, a provider's
@@ -736,9 +744,7 @@ impl LightCore {
     /// stake cannot withhold: see the module docs). Returns how many
     /// validators were asked.
     pub fn suspect_withheld(&mut self, now: Timestamp, fanout: usize) -> usize {
-        let from = self
-            .certified_index()
-            .saturating_sub(crate::certified::VOTES_KEPT);
+        let from = self.kept_from();
         self.ask_replays(now, fanout, from)
     }
 
@@ -936,10 +942,9 @@ impl LightCore {
             e.commit = index;
             e.asked += 1;
         }
-        let from = index.saturating_sub(crate::certified::VOTES_KEPT);
         let from = match self.closings.replay_from() {
-            Some(after) if only_closing => from.max(after),
-            _ => from,
+            Some(after) if only_closing => self.kept_from().max(after),
+            _ => self.kept_from(),
         };
         if self.ask_replays(now, 4 << most.min(2), from) > 0 && closing_late {
             self.closings.asked();
