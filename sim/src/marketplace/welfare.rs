@@ -5,6 +5,8 @@
 //! It runs outside the replicated state: the marketplace only reports each
 //! clearing's inputs ([`ClearingRecord`]); the exact solver runs here.
 
+use std::collections::BTreeMap;
+
 use idlegrid_market::{ClearingContext, Limits, Mechanism, OptimalAssignment, Reputation};
 use idlegrid_node::market::ClearingRecord;
 use idlegrid_primitives::AccountId;
@@ -53,11 +55,16 @@ impl WelfareBenchmark {
 }
 
 fn optimum(r: &ClearingRecord) -> Option<u128> {
+    // Each ask's reputation, by provider (its first ask's, as the clearing
+    // read it), found by a lookup instead of a scan of the asks per call.
+    let mut by_provider = BTreeMap::new();
+    for (ask, rep) in r.asks.iter().zip(r.reputation.iter()) {
+        by_provider.entry(ask.provider).or_insert(*rep);
+    }
     let rep = |id: &AccountId| {
-        r.asks
-            .iter()
-            .position(|a| a.provider == *id)
-            .and_then(|i| r.reputation.get(i).copied())
+        by_provider
+            .get(id)
+            .copied()
             .unwrap_or(Reputation::from_bps(0))
     };
     let ctx = ClearingContext {
