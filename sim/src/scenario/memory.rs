@@ -38,14 +38,16 @@
 //! and job counts. The estimate has only the scale, so it counts a
 //! checkpoint every 200 / 12 virtual seconds (validators commit 8.4–10.8
 //! times a second from 10 of them up and 13 with 4) and jobs at the
-//! clients' mean rate. Estimated so, the fitted runs are −9.6 % to +12.3 %
-//! off their measured peaks (−6.1 % to +8.9 % without sharing); the whole
-//! `large` (11 000 light nodes, past the 6 600 most measured: there the
-//! model extrapolates) is estimated at 934 MiB, +11.2 % over its 840 MiB
+//! clients' mean rate. Estimated so, the fitted sum is −9.6 % to +12.3 %
+//! off the fitted runs' measured peaks (−6.1 % to +8.9 % without
+//! sharing), so the estimate is that sum plus 10 % ([`MemoryModel::headroom`]):
+//! no measured run's peak is more than 0.6 % above it. The whole `large`
+//! (11 000 light nodes, past the 6 600 most measured: there the model
+//! extrapolates) is estimated at 1 027 MiB, +22 % over its 840 MiB
 //! measured on the same code (held out). The most over are the 30-minute
-//! run (+67 %, its long settled jobs weigh less than the ones in flight),
-//! a run with 800 clients (+27 %) and the 10-second probe that posts no
-//! job (+22 %): refusing those is safer than the OOM killer. Job sizes
+//! run (+84 %, its long settled jobs weigh less than the ones in flight),
+//! a run with 800 clients (+39 %) and the 10-second probe that posts no
+//! job (+34 %): refusing those is safer than the OOM killer. Job sizes
 //! (`subtasks_per_lot`, `max_lots`) are taken as measured (16 and
 //! 4), and validators' stakes as equal. Other machines are not estimated:
 //! the `consensus` machine's memory follows its transaction load rather
@@ -175,6 +177,11 @@ pub struct MemoryModel {
     /// Per copy of the state beyond the first, checkpoint and light node:
     /// that validator's own checkpoints of it.
     pub per_copy_checkpoint_light_node: f64,
+    /// Headroom over the fitted sum: the estimate is the sum of the terms
+    /// times `1 + headroom`, so that a run the fit under-estimates (by up
+    /// to the largest under-estimate measured) is still refused rather
+    /// than killed.
+    pub headroom: f64,
 }
 
 /// The model fitted on this project's runs (see the module docs and the
@@ -184,7 +191,9 @@ pub struct MemoryModel {
 /// per job, nothing per validator and light node or per subscription; per
 /// checkpoint nothing per light node or job and 88.4 KiB per validator;
 /// per copy of the state beyond the first (`--no-sharing`) 8.0 KiB per
-/// light node, 15.3 KiB per job and nothing per checkpoint and light node.
+/// light node, 15.3 KiB per job and nothing per checkpoint and light node;
+/// the sum raised by 10 %, the fit's largest under-estimate of a measured
+/// run (−9.6 %).
 pub const FITTED: MemoryModel = MemoryModel {
     base: 16.04,
     per_validator_squared: 0.027_96,
@@ -200,6 +209,7 @@ pub const FITTED: MemoryModel = MemoryModel {
     per_copy_light_node: 0.007_825,
     per_copy_job: 0.014_98,
     per_copy_checkpoint_light_node: 0.0,
+    headroom: 0.10,
 };
 
 /// A scenario the model says will not fit.
@@ -297,7 +307,7 @@ impl MemoryModel {
             * (self.per_copy_light_node * light
                 + self.per_copy_job * j
                 + self.per_copy_checkpoint_light_node * k * light);
-        let mib = shared + pairs + checkpoints + own_copies;
+        let mib = (shared + pairs + checkpoints + own_copies) * (1.0 + self.headroom);
         // Saturating: an absurd scale estimates to u64::MAX, never wraps.
         (mib.max(0.0) * MIB) as u64
     }
@@ -438,6 +448,7 @@ mod tests {
         per_copy_light_node: 2.0 / 1024.0,
         per_copy_job: 2.0 / 1024.0,
         per_copy_checkpoint_light_node: 1.0 / 1024.0,
+        headroom: 0.0,
     };
 
     /// A 60-second run of this size (3 checkpoints), four jobs per client,
@@ -477,6 +488,15 @@ mod tests {
             ..scale(0, 0, 0)
         };
         assert_eq!(MODEL.estimate_bytes(empty), 100 << 20);
+        // Headroom raises the whole sum.
+        let roomy = MemoryModel {
+            headroom: 0.5,
+            ..MODEL
+        };
+        assert_eq!(
+            roomy.estimate_bytes(scale(4, 1024, 512)),
+            (1.5 * shared * MIB) as u64
+        );
         // An absurd scale saturates instead of wrapping.
         let absurd = Scale {
             validators: u64::MAX,
@@ -556,7 +576,7 @@ mod tests {
     const LONG: [(&str, f64); 1] = [("v4p40c12t1800", 0.95)];
 
     /// The most any other run is over-estimated.
-    const OVER: f64 = 0.30;
+    const OVER: f64 = 0.40;
 
     /// A row of `RUNS`: its name, scale and measured peak in MiB.
     fn run(line: &str) -> (&str, Scale, f64) {
@@ -578,13 +598,14 @@ mod tests {
     /// The fitted model against every run in `docs/memory-fit.csv`,
     /// estimated from the scale as `idlegrid-sim` does, with validators
     /// sharing state or not as the run did (README, section on scale):
-    /// never more than 10 % under a measured peak, nor more than [`OVER`]
+    /// never more than 1 % under a measured peak (the fit's 10 % headroom
+    /// covers its largest under-estimate), nor more than [`OVER`]
     /// over (the runs in [`LONG`]: their own bound); the default and
     /// `large` scenarios are their rows (`large`'s row names the 2f + 1
     /// window, which the CSV's format has no column for; the run was the
     /// embedded scenario, f + 1, and the fitted subscription term is 0);
-    /// `large` fits in 1 000 MiB, not in 900 (with `--no-sharing` more
-    /// than 16 GiB, less than 17), `huge` in 8 GiB, not in 7.
+    /// `large` fits in 1 100 MiB, not in 1 000 (with `--no-sharing` more
+    /// than 17 GiB, less than 18), `huge` in 8 GiB, not in 7.
     #[test]
     fn fitted_model_matches_measured_runs() {
         let rows = RUNS.lines().filter(|l| !l.starts_with('#')).skip(1);
@@ -596,7 +617,7 @@ mod tests {
             let off = est / measured_mib - 1.0;
             let top = LONG.iter().find(|l| l.0 == name).map_or(OVER, |l| l.1);
             assert!(
-                (-0.10..=top).contains(&off),
+                (-0.01..=top).contains(&off),
                 "{name} {s:?}: {est:.0} MiB vs {measured_mib:.0} measured"
             );
         }
@@ -610,21 +631,21 @@ mod tests {
             ..row.1
         };
         assert_eq!(large.scale(), Some(validity));
-        // With its window of f + 1 (34 validators), estimated at 934 MiB
-        // (837-840 MiB measured, README): 1 000 MiB hold it; with every
-        // validator on its own copy, 16 500 MiB.
-        assert!(large.check_memory(&FITTED, 1_000 << 20, true).is_ok());
+        // With its window of f + 1 (34 validators), estimated at 1 027 MiB
+        // (837-840 MiB measured, README): 1 100 MiB hold it; with every
+        // validator on its own copy, 18 150 MiB.
+        assert!(large.check_memory(&FITTED, 1_100 << 20, true).is_ok());
         let err = large
-            .check_memory(&FITTED, 900 << 20, true)
-            .expect_err("large needs more than 900 MiB");
+            .check_memory(&FITTED, 1_000 << 20, true)
+            .expect_err("large needs more than 1 000 MiB");
         assert!(
             err.largest_providers
-                .is_some_and(|p| p > 8_900 && p < 9_000)
+                .is_some_and(|p| p > 9_200 && p < 9_300)
         );
-        assert!(large.check_memory(&FITTED, 16 << 30, false).is_err());
-        assert!(large.check_memory(&FITTED, 17 << 30, false).is_ok());
-        // Issue 22's `huge`: estimated at 7 311 MiB, within 16 GiB; in 7
-        // GiB 95 000-odd providers fit, or 187 validators.
+        assert!(large.check_memory(&FITTED, 17 << 30, false).is_err());
+        assert!(large.check_memory(&FITTED, 18 << 30, false).is_ok());
+        // Issue 22's `huge`: estimated at 8 042 MiB, within 16 GiB; in 7
+        // GiB 75 000-odd providers fit, or 111 validators.
         let huge = Scenario::named_or_file("huge").expect("built in");
         assert!(huge.check_memory(&FITTED, 8 << 30, true).is_ok());
         let err = huge
@@ -632,9 +653,9 @@ mod tests {
             .expect_err("huge does not fit in 7 GiB");
         assert!(
             err.largest_providers
-                .is_some_and(|p| p > 95_000 && p < 96_000)
+                .is_some_and(|p| p > 75_000 && p < 76_000)
         );
-        assert_eq!(err.largest_validators, Some(187));
+        assert_eq!(err.largest_validators, Some(111));
     }
 
     #[test]
