@@ -21,9 +21,9 @@
 //! ([`Scale::copies`] `n = V` instead of 1). The model is
 //!
 //! ```text
-//! peak MiB = base + a·V² + p·P + c·C + j·J + b·V·L + s·W·L
-//!          + K·(k + kl·L + kj·J + kv·V)
-//!          + (n − 1)·(ol·L + oj·J + okl·K·L)
+//! peak MiB = (1 + h)·( base + a·V² + p·P + c·C + j·J + b·V·L + s·W·L
+//!                    + K·(k + kl·L + kj·J + kv·V)
+//!                    + (n − 1)·(ol·L + oj·J + okl·K·L) )
 //! ```
 //!
 //! fitted by least squares on relative errors, coefficients non-negative,
