@@ -55,14 +55,29 @@ impl RefereeTicket {
         randomness: &Digest,
         signatures: &SignatureVerifier,
     ) -> (Self, [u8; 32]) {
-        let (score, output, proof) =
-            signatures.vrf_sign(keypair, REFEREE_DOMAIN, randomness.as_bytes());
-        let ticket = Self {
+        let (score, ticket) = Self::draw_if(keypair, randomness, signatures, |_| true);
+        (ticket.expect("a ticket is always wanted here"), score)
+    }
+
+    /// The score `keypair` would draw for `randomness`, and its ticket only
+    /// if `wanted` accepts that score: a candidate whose score cannot win a
+    /// seat skips the proof, half the cost of the draw
+    /// ([`Keypair::vrf_sign_if`]). A ticket it makes is exactly
+    /// [`RefereeTicket::draw_scored_with`]'s.
+    pub fn draw_if(
+        keypair: &Keypair,
+        randomness: &Digest,
+        signatures: &SignatureVerifier,
+        wanted: impl FnOnce(&[u8; 32]) -> bool,
+    ) -> ([u8; 32], Option<Self>) {
+        let (score, proved) =
+            signatures.vrf_sign_if(keypair, REFEREE_DOMAIN, randomness.as_bytes(), wanted);
+        let ticket = proved.map(|(output, proof)| Self {
             node: keypair.node_id(),
             output,
             proof,
-        };
-        (ticket, score)
+        });
+        (score, ticket)
     }
 
     /// The verified score, or `None` if the proof does not verify.
@@ -347,6 +362,10 @@ mod tests {
             let (ticket, score) = RefereeTicket::draw_scored(&k, &d(i));
             assert_eq!(ticket.score(&d(i)), Some(score));
             assert_eq!(ticket.score(&d(i + 1)), None, "bound to its randomness");
+            let plain = SignatureVerifier::plain();
+            let high = score[0] >= 0x80;
+            let (again, kept) = RefereeTicket::draw_if(&k, &d(i), &plain, |s| s[0] >= 0x80);
+            assert_eq!((again, kept), (score, high.then_some(ticket)));
         }
     }
 

@@ -513,14 +513,15 @@ impl ValidatorNode {
         randomness: &Digest,
         (seats, eligible): (usize, usize),
     ) -> Result<bool, SubmitError> {
-        let (ticket, score) = idlegrid_entrap::RefereeTicket::draw_scored_with(
+        let (_, ticket) = idlegrid_entrap::RefereeTicket::draw_if(
             &self.key,
             randomness,
             &self.signatures,
+            |score| ticket_worth_sending(score, seats, eligible),
         );
-        if !ticket_worth_sending(&score, seats, eligible) {
+        let Some(ticket) = ticket else {
             return Ok(false);
-        }
+        };
         self.submit_own(&MarketTx::Ticket {
             client,
             job,

@@ -143,12 +143,26 @@ impl SignatureVerifier {
         domain: Domain,
         input: &[u8],
     ) -> ([u8; 32], VrfOutput, VrfProof) {
-        let (randomness, output, proof) = key.vrf_sign(domain, input);
-        if let Some(memo) = &self.memo {
-            let fp = memo.vrf_fingerprint(&key.public(), domain, input, &output, &proof);
+        let (randomness, proved) = self.vrf_sign_if(key, domain, input, |_| true);
+        let (output, proof) = proved.expect("a proof is always wanted here");
+        (randomness, output, proof)
+    }
+
+    /// Exactly [`Keypair::vrf_sign_if`] with `key`; with a memo, a proof it
+    /// makes is remembered as verifying, as by [`Self::vrf_sign`].
+    pub fn vrf_sign_if(
+        &self,
+        key: &Keypair,
+        domain: Domain,
+        input: &[u8],
+        wanted: impl FnOnce(&[u8; 32]) -> bool,
+    ) -> ([u8; 32], Option<(VrfOutput, VrfProof)>) {
+        let (randomness, proved) = key.vrf_sign_if(domain, input, wanted);
+        if let (Some(memo), Some((output, proof))) = (&self.memo, &proved) {
+            let fp = memo.vrf_fingerprint(&key.public(), domain, input, output, proof);
             memo.remember(fp);
         }
-        (randomness, output, proof)
+        (randomness, proved)
     }
 
     /// Verifies a VRF `output` and `proof` for `input` under `domain`:
