@@ -260,15 +260,29 @@ impl Tally {
     /// The leader authorities of `round` in offset order (none for round 0).
     /// Cached for live rounds.
     pub fn leaders(&mut self, round: Round) -> Arc<[AuthorityIndex]> {
+        self.with_leaders(round, |_, l| l.clone())
+    }
+
+    /// Runs `f` with the leaders of `round` lent from the cache of the last
+    /// even and odd rounds, not cloned: an `Arc`'s count is shared between
+    /// threads, two atomic operations a clone, for every block every
+    /// validator counts.
+    fn with_leaders<R>(
+        &mut self,
+        round: Round,
+        f: impl FnOnce(&mut Self, &Arc<[AuthorityIndex]>) -> R,
+    ) -> R {
         let parity = (round.get() % 2) as usize;
-        if let Some((r, l)) = &self.recent_leaders[parity]
-            && *r == round
-        {
-            return l.clone();
-        }
-        let l = self.schedule_leaders(round);
-        self.recent_leaders[parity] = Some((round, l.clone()));
-        l
+        let lent = match self.recent_leaders[parity].take() {
+            Some((r, l)) if r == round => l,
+            other => {
+                self.recent_leaders[parity] = other;
+                self.schedule_leaders(round)
+            }
+        };
+        let out = f(self, &lent);
+        self.recent_leaders[parity] = Some((round, lent));
+        out
     }
 
     /// [`Self::leaders`] from the per-round cache or the schedule.
@@ -337,12 +351,24 @@ impl Tally {
     /// `b` is in the store and counted here; one inserted later is an
     /// orphan, counted when it is.
     fn count(&mut self, b: &VerifiedBlock, store: &DagStore) {
-        let round = b.round();
-        let Some(vote_round) = round.prev() else {
+        let Some(vote_round) = b.round().prev() else {
             return;
         };
-        let leaders = self.leaders(vote_round);
-        for &a in leaders.iter() {
+        self.with_leaders(vote_round, |t, leaders| {
+            t.count_vote(b, vote_round, leaders)
+        });
+        let Some(slot_round) = vote_round.prev() else {
+            return;
+        };
+        self.with_leaders(slot_round, |t, leaders| {
+            t.count_certificate(b, vote_round, leaders, store)
+        });
+    }
+
+    /// [`Self::count`]: `b` as a blamer or voter for the slots of
+    /// `leaders`, one round below it.
+    fn count_vote(&mut self, b: &VerifiedBlock, vote_round: Round, leaders: &[AuthorityIndex]) {
+        for &a in leaders {
             if b.parent_by(a).is_none_or(|p| p.round != vote_round) {
                 self.blame
                     .entry((vote_round, a))
@@ -350,7 +376,7 @@ impl Tally {
                     .add(b.author(), &self.committee);
             }
         }
-        self.record_votes(b, &leaders);
+        self.record_votes(b, leaders);
         if !self.orphans.is_empty()
             && let Some(waiting) = self.orphans.remove(&b.reference())
         {
@@ -358,36 +384,43 @@ impl Tally {
                 // It may wait for further orphans: its support stays
                 // partial (a hand-built DAG's case, not a validator's).
                 let mut support = self.partial.remove(&cert).unwrap_or_default();
-                self.add_votes(&mut support, b, &leaders);
+                self.add_votes(&mut support, b, leaders);
                 self.settle(cert, &support);
                 self.keep_partial(cert, support);
             }
         }
-        let Some(slot_round) = vote_round.prev() else {
-            return;
-        };
-        let leaders = self.leaders(slot_round);
+    }
+
+    /// [`Self::count`]: `b` as a candidate certificate for the slots of
+    /// `leaders`, two rounds below it.
+    fn count_certificate(
+        &mut self,
+        b: &VerifiedBlock,
+        vote_round: Round,
+        leaders: &Arc<[AuthorityIndex]>,
+        store: &DagStore,
+    ) {
         if leaders.is_empty() {
             return;
         }
         let cert = b.reference();
         let memo = b.block().support_memo();
         let committee = self.committee.digest();
-        if let Some(support) = memo.get(&cert.digest, &committee, &leaders)
+        if let Some(support) = memo.get(&cert.digest, &committee, leaders)
             && self.parents_present(b, vote_round, store)
         {
             debug_assert_eq!(
-                self.support_of(b, vote_round, &leaders, store),
+                self.support_of(b, vote_round, leaders, store),
                 (support.to_vec(), Vec::new()),
                 "a remembered support is the one counted"
             );
             self.settle(cert, support);
             return;
         }
-        let (support, missing) = self.support_of(b, vote_round, &leaders, store);
+        let (support, missing) = self.support_of(b, vote_round, leaders, store);
         self.settle(cert, &support);
         if missing.is_empty() {
-            memo.remember(cert.digest, committee, leaders, support);
+            memo.remember(cert.digest, committee, leaders.clone(), support);
             return;
         }
         for p in missing {
@@ -506,7 +539,7 @@ impl Tally {
 
     /// True if `a` is a leader of `round` (so the tally counts its slot).
     pub fn tracks(&mut self, round: Round, a: AuthorityIndex) -> bool {
-        self.leaders(round).contains(&a)
+        self.with_leaders(round, |_, l| l.contains(&a))
     }
 
     /// The stake of distinct authors holding certificates for `leader`.
