@@ -188,16 +188,25 @@ impl Committer {
             .collect()
     }
 
-    /// The leader authorities of `round`.
-    pub fn leaders(&self, round: Round) -> Vec<AuthorityIndex> {
-        self.slots(round).iter().map(|s| s.authority).collect()
+    /// The leader authorities of `round`, in offset order, from the
+    /// tally's cache of live rounds (a validator asks for them at every
+    /// proposal; the schedule hashes to draw them).
+    pub fn leaders(&self, round: Round) -> Arc<[AuthorityIndex]> {
+        self.locked_tally().leaders(round)
     }
 
     /// The counts, brought up to date with `store`.
     fn tally(&self, store: &DagStore) -> MutexGuard<'_, Tally> {
+        let mut tally = self.locked_tally();
+        tally.sync(store);
+        tally
+    }
+
+    /// The counts as they are.
+    fn locked_tally(&self) -> MutexGuard<'_, Tally> {
         // A panic while counting may leave a block half counted: start
         // over rather than trust the counts.
-        let mut tally = self.tally.lock().unwrap_or_else(|poisoned| {
+        self.tally.lock().unwrap_or_else(|poisoned| {
             let mut t = poisoned.into_inner();
             *t = Tally::new(
                 self.committee.clone(),
@@ -205,9 +214,7 @@ impl Committer {
                 self.leaders_per_round,
             );
             t
-        });
-        tally.sync(store);
-        tally
+        })
     }
 
     fn is_vote(voter: &VerifiedBlock, leader: &VerifiedBlock) -> bool {
