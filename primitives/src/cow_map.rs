@@ -77,13 +77,6 @@ impl<A: ShardKey, B: Ord> ShardKey for (A, B) {
     }
 }
 
-/// So does a triple.
-impl<A: ShardKey, B: Ord, C: Ord> ShardKey for (A, B, C) {
-    fn shard(&self) -> usize {
-        self.0.shard()
-    }
-}
-
 /// One shard: `None` when empty (no allocation).
 type Shard<K, V> = Option<Arc<BTreeMap<K, V>>>;
 

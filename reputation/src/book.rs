@@ -36,9 +36,9 @@
 //! the age of feedback (the deduplication window) are all bounded by
 //! [`BookParams`]; exceeding a bound is a typed error and changes nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use idlegrid_primitives::{Amount, CowMap, CowSet, Digest, Domain, Epoch, NodeId};
+use idlegrid_primitives::{Amount, Digest, Domain, Epoch, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::beta::{BetaParams, BetaState, Evidence};
@@ -177,10 +177,10 @@ type DedupKey = (JobId, NodeId, NodeId);
 pub struct ReputationBook {
     params: BookParams,
     epoch: Epoch,
-    identities: CowMap<NodeId, IdentityRecord>,
-    edges: CowMap<(NodeId, NodeId), BetaState>,
-    seen: CowMap<DedupKey, Epoch>,
-    seen_by_epoch: BTreeMap<Epoch, CowSet<DedupKey>>,
+    identities: BTreeMap<NodeId, IdentityRecord>,
+    edges: BTreeMap<(NodeId, NodeId), BetaState>,
+    seen: BTreeMap<DedupKey, Epoch>,
+    seen_by_epoch: BTreeMap<Epoch, BTreeSet<DedupKey>>,
     quota: BTreeMap<NodeId, u32>,
 }
 
@@ -191,9 +191,9 @@ impl ReputationBook {
         Ok(Self {
             params,
             epoch,
-            identities: CowMap::new(),
-            edges: CowMap::new(),
-            seen: CowMap::new(),
+            identities: BTreeMap::new(),
+            edges: BTreeMap::new(),
+            seen: BTreeMap::new(),
             seen_by_epoch: BTreeMap::new(),
             quota: BTreeMap::new(),
         })
@@ -380,10 +380,11 @@ impl ReputationBook {
         self.quota.clear();
         let oldest = self.oldest_accepted();
         let keep = self.seen_by_epoch.split_off(&oldest);
-        for keys in core::mem::replace(&mut self.seen_by_epoch, keep).into_values() {
-            for key in keys.iter() {
-                self.seen.remove(key);
-            }
+        for key in core::mem::replace(&mut self.seen_by_epoch, keep)
+            .into_values()
+            .flatten()
+        {
+            self.seen.remove(&key);
         }
         Ok(())
     }

@@ -29,13 +29,6 @@ pub const MAX_SIGNED_FEEDBACK_LEN: usize = 512;
 #[serde(transparent)]
 pub struct JobId(pub Digest);
 
-/// Ordered as its digest, so it shards as its digest.
-impl idlegrid_primitives::ShardKey for JobId {
-    fn shard(&self) -> usize {
-        self.0.shard()
-    }
-}
-
 impl fmt::Debug for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "JobId({})", self.0.short())
