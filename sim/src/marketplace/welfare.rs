@@ -65,11 +65,8 @@ impl WelfareBenchmark {
 }
 
 /// Clearings queued for the background solver at most; one more waits
-/// for the oldest. A record holds the period's every order (megabytes at
-/// `large`'s 10 000 providers), so few: memory stays bounded however far
-/// the solver lags, and a solver slower than the clearings paces the run
-/// as the inline one would.
-const QUEUED: usize = 2;
+/// for the oldest (memory stays bounded however far the solver lags).
+const QUEUED: usize = 64;
 
 /// The welfare benchmark, with the exact solver on the machine's other
 /// core ([`WelfareLane::background`]) or inline ([`WelfareLane::inline`]).
