@@ -101,9 +101,8 @@ pub struct RunOptions {
     /// change.
     pub no_sharing: bool,
     /// Check mode for marketplace runs: no worker thread — validators'
-    /// audits and the welfare benchmark inline (see
-    /// `MarketplaceConfig::background_audits`); the run digest and outcome
-    /// must not change.
+    /// audits inline (see `MarketplaceConfig::background_audits`); the run
+    /// digest and outcome must not change.
     pub no_workers: bool,
 }
 

@@ -1,6 +1,6 @@
-//! Validators' audits and the welfare benchmark on worker threads
-//! (`idlegrid_sim::audit`, `WelfareLane`): a marketplace run reaches the
-//! same digest, outcome and summary with them there or inline.
+//! Validators' audits on a worker thread (`idlegrid_sim::audit`): a
+//! marketplace run reaches the same digest, outcome and summary with them
+//! there or inline.
 
 use idlegrid_sim::marketplace::{MarketplaceConfig, run_marketplace};
 

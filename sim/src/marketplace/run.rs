@@ -33,7 +33,6 @@ use super::nodes::{
 use super::observer::MarketObserver;
 use super::tally::{MarketTally, ProviderInfo};
 use super::valuation::Valuation;
-use super::welfare::WelfareLane;
 use crate::audit::AuditLane;
 use crate::consensus::Behavior;
 use crate::durable::{Disks, new_disks};
@@ -160,10 +159,9 @@ pub struct MarketplaceConfig {
     /// (`--no-sharing`): every validator computes every batch on its own
     /// copy, and the run digest must be the same.
     pub share_state: bool,
-    /// Validators' audits of their turns' commits, and the welfare
-    /// benchmark's exact solver, run on worker threads (see
-    /// [`crate::audit`] and [`WelfareLane`]; on by default), not on the
-    /// engine's. The run and its outcome are the same either way.
+    /// Validators' audits of their turns' commits run on a worker thread
+    /// (see [`crate::audit`]; on by default), not on the engine's. The run
+    /// and its outcome are the same either way.
     pub background_audits: bool,
 }
 
@@ -1494,15 +1492,12 @@ fn setup(
         ),
         coalition: super::coalition::Coalition::default(),
     };
-    let mut tally = MarketTally::new(
+    let tally = MarketTally::new(
         pop.providers,
         (pop.framing, pop.careless),
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
-    if cfg.background_audits {
-        tally.welfare = WelfareLane::background();
-    }
     let mut sim = Simulation::new(
         sim_cfg.clone(),
         cfg.network.clone(),
@@ -2091,7 +2086,7 @@ fn report(
 
 fn market_json(t: &MarketTally, joined: u64, cfg: &MarketplaceConfig) -> serde_json::Value {
     let m = &t.c;
-    let wb = t.welfare.totals();
+    let wb = &t.welfare;
     let pr = dist(t.prices.clone());
     serde_json::json!({
         "orders": m.jobs_submitted + joined,
