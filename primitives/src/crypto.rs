@@ -301,11 +301,11 @@ impl Keypair {
         (bytes, output, proof)
     }
 
-    /// [`Keypair::vrf_sign`] for a lottery: evaluates the VRF, and makes
-    /// the output and proof only if `wanted` accepts the randomness (as a
-    /// node that drew a losing ticket has nothing to prove). The proof is
-    /// about half the cost of an evaluation. What it returns is exactly
-    /// `vrf_sign`'s values when wanted, the randomness alone when not.
+    /// [`Keypair::vrf_sign`] for a lottery: evaluates the VRF, and proves
+    /// it only if `wanted` accepts the randomness (a node that drew a
+    /// losing ticket has nothing to prove); the proof is about half the
+    /// cost. Returns exactly `vrf_sign`'s values when wanted, the
+    /// randomness alone when not.
     pub fn vrf_sign_if(
         &self,
         domain: Domain,

@@ -76,6 +76,15 @@ pub struct LeaderSlot {
 }
 
 impl LeaderSlot {
+    /// The slots of `round` led by `leaders`, in offset order.
+    fn of(round: Round, leaders: &[AuthorityIndex]) -> impl Iterator<Item = Self> + '_ {
+        (0..).zip(leaders).map(move |(offset, &authority)| Self {
+            round,
+            offset,
+            authority,
+        })
+    }
+
     /// The slot's position in the total order of slots.
     pub fn position(&self) -> (Round, u32) {
         (self.round, self.offset)
@@ -176,16 +185,7 @@ impl Committer {
 
     /// The leader slots of `round` (none for genesis round 0).
     pub fn slots(&self, round: Round) -> Vec<LeaderSlot> {
-        if round == Round::ZERO {
-            return Vec::new();
-        }
-        (0..self.leaders_per_round)
-            .map(|offset| LeaderSlot {
-                round,
-                offset,
-                authority: self.schedule.leader(&self.committee, round, offset),
-            })
-            .collect()
+        LeaderSlot::of(round, &self.leaders(round)).collect()
     }
 
     /// The leader authorities of `round`, in offset order, from the
@@ -397,14 +397,7 @@ impl Committer {
         while r <= last {
             let leaders = tally.leaders(r);
             slots.extend(
-                (0..)
-                    .zip(leaders.iter())
-                    .map(|(offset, &authority)| LeaderSlot {
-                        round: r,
-                        offset,
-                        authority,
-                    })
-                    .filter(|s| after.is_none_or(|a| s.position() > a)),
+                LeaderSlot::of(r, &leaders).filter(|s| after.is_none_or(|a| s.position() > a)),
             );
             r = r.next();
         }
