@@ -1,14 +1,12 @@
 //! Applying a committed batch: decode, verify signatures (batched), then
 //! apply each transaction atomically, in order.
 
-use std::collections::BTreeSet;
-
 use idlegrid_primitives::{
     AccountId, Amount, BatchItem, Digest, Epoch, SignatureVerifier, Timestamp,
 };
 
 use super::app::{ApplicationRegistry, LedgerHandle, ManagedHandle};
-use super::commitment::EntryKey;
+use super::commitment::Touched;
 use super::error::LedgerError;
 use super::escrow::Actor;
 use super::ids::EscrowId;
@@ -216,7 +214,7 @@ impl Ledger {
         let sig_ok = self.check_signatures(&decoded, host.signatures, host.verifier);
         self.state.epoch = ctx.epoch;
         let mut receipts = Vec::with_capacity(decoded.len());
-        let mut touched = BTreeSet::new();
+        let mut touched = Touched::default();
         for (d, ok) in decoded.into_iter().zip(sig_ok) {
             let r = d.and_then(|d| {
                 if !ok {
@@ -234,7 +232,7 @@ impl Ledger {
             receipts.push(r);
         }
         self.end_batch(ctx, host, &mut touched);
-        self.commitment.update(&self.state, &touched);
+        self.commitment.update(&self.state, touched);
         Ok(BatchResult {
             epoch: ctx.epoch,
             receipts,
@@ -244,12 +242,7 @@ impl Ledger {
 
     /// Runs every registered application's end-of-batch hook, in the
     /// registry's order, each inside its own state transaction.
-    fn end_batch(
-        &mut self,
-        ctx: BatchContext,
-        host: &mut Host<'_>,
-        touched: &mut BTreeSet<EntryKey>,
-    ) {
+    fn end_batch(&mut self, ctx: BatchContext, host: &mut Host<'_>, touched: &mut Touched) {
         for app in host.apps.app_ids() {
             let Some(a) = host.apps.get_mut(app) else {
                 continue;

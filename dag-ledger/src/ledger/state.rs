@@ -6,13 +6,11 @@
 //! transaction — including everything an [`super::Application`] did through
 //! its handle — leaves the state bit-for-bit unchanged.
 
-use std::collections::BTreeSet;
-
 use idlegrid_primitives::{AccountId, Amount, CowMap, CowSet, Digest, Epoch, SeqMap};
 use serde::{Deserialize, Serialize};
 
 use super::account::Account;
-use super::commitment::EntryKey;
+use super::commitment::{EntryKey, Touched};
 use super::error::LedgerError;
 use super::escrow::Escrow;
 use super::genesis::Params;
@@ -73,7 +71,7 @@ impl<'a> StateTx<'a> {
 
     /// Keeps every change and adds the key of every entry it touched to
     /// `touched` (for the incremental state commitment).
-    pub(crate) fn commit(mut self, touched: &mut BTreeSet<EntryKey>) {
+    pub(crate) fn commit(mut self, touched: &mut Touched) {
         for u in self.undo.drain(..) {
             let key = match u {
                 Undo::Account(id, _) => EntryKey::Account(id),
@@ -82,7 +80,7 @@ impl<'a> StateTx<'a> {
                 Undo::Slashed(d) => EntryKey::Slashed(d),
                 Undo::Burned(_) | Undo::NextEscrow(_) | Undo::NextLock(_) => continue,
             };
-            touched.insert(key);
+            touched.add(key);
         }
     }
 
@@ -340,7 +338,7 @@ mod tests {
         assert_eq!(s, before);
         let mut t = StateTx::begin(&mut s);
         t.transfer(&a, &b, Amount::new(1_000)).unwrap();
-        t.commit(&mut BTreeSet::new());
+        t.commit(&mut Touched::default());
         assert_eq!(s.accounts[&b].balance, Amount::new(1_000));
     }
 
@@ -354,7 +352,7 @@ mod tests {
             t.transfer(&a, &b, Amount::new(10_000))
         });
         assert!(matches!(r, Err(LedgerError::InsufficientBalance { .. })));
-        t.commit(&mut BTreeSet::new());
+        t.commit(&mut Touched::default());
         assert_eq!(s.accounts[&a].balance, Amount::new(900));
         assert_eq!(s.accounts[&b].balance, Amount::new(100));
     }
