@@ -108,6 +108,7 @@ pub mod runner;
 pub mod scenario;
 pub mod sweep;
 pub mod throughput;
+pub mod worker;
 
 pub use engine::{
     CHECKPOINT_EVERY, Checkpoint, MAX_NODES, NetStats, Progress, RestartMode, RunReport,
