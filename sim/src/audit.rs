@@ -4,7 +4,7 @@
 //! A validator hands the full invariant audit of the commits whose turn is
 //! its own to its driver ([`ValidatorEvent::Audit`]); here the observer
 //! passes each to [`AuditLane::submit`]. With a worker, the audit runs on
-//! the run's side-work thread ([`Worker`]) while the engine goes on; the lane keeps at most
+//! a thread of its own while the engine goes on; the lane keeps at most
 //! [`OUTSTANDING`] audits unanswered and, when one more arrives, waits for
 //! the oldest (which is long done: a commit's worth of events separates
 //! two audits). Without a worker (the single-threaded check mode), each
@@ -30,12 +30,12 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use idlegrid_dag_ledger::ledger::InvariantViolation;
 use idlegrid_node::validator::Audit;
 
 use crate::node::NodeIndex;
-use crate::worker::Worker;
 
 /// Audits submitted and not yet joined, at most.
 pub const OUTSTANDING: usize = 2;
@@ -70,20 +70,20 @@ pub struct AuditFailure {
     pub violation: InvariantViolation,
 }
 
-/// Audits in flight (see the module docs).
-pub struct AuditLane<A: AuditJob = Audit> {
-    worker: Option<Worker>,
-    /// Submitted, unanswered: the node, the audit (kept to run inline if
-    /// the worker is gone) and where its answer arrives.
-    waiting: VecDeque<Waiting<A>>,
-    /// Audits run, in all.
-    ran: u64,
+struct Worker<A> {
+    send: mpsc::Sender<A>,
+    answers: mpsc::Receiver<Result<(), InvariantViolation>>,
+    thread: JoinHandle<()>,
 }
 
-struct Waiting<A> {
-    node: NodeIndex,
-    audit: A,
-    answer: Option<mpsc::Receiver<Result<(), InvariantViolation>>>,
+/// Audits in flight (see the module docs).
+pub struct AuditLane<A: AuditJob = Audit> {
+    worker: Option<Worker<A>>,
+    /// Submitted, unanswered: the node and the audit (kept to run inline if
+    /// the worker is gone).
+    waiting: VecDeque<(NodeIndex, A)>,
+    /// Audits run, in all.
+    ran: u64,
 }
 
 impl<A: AuditJob> std::fmt::Debug for AuditLane<A> {
@@ -106,19 +106,26 @@ impl<A: AuditJob> AuditLane<A> {
         }
     }
 
-    /// Audits run on a worker thread of their own (inline if it cannot be
-    /// spawned).
+    /// Audits run on a worker thread (inline if it cannot be spawned).
     pub fn background() -> Self {
-        Self::on(Worker::spawn())
-    }
-
-    /// Audits run on `worker` (shared with other side work), or inline
-    /// without one.
-    pub fn on(worker: Option<Worker>) -> Self {
-        Self {
-            worker,
-            ..Self::inline()
-        }
+        let (send, inbox) = mpsc::channel::<A>();
+        let (reply, answers) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("audits".into())
+            .spawn(move || {
+                for audit in inbox {
+                    if reply.send(audit.run()).is_err() {
+                        return;
+                    }
+                }
+            });
+        let mut lane = Self::inline();
+        lane.worker = thread.ok().map(|thread| Worker {
+            send,
+            answers,
+            thread,
+        });
+        lane
     }
 
     /// Audits run so far.
@@ -129,18 +136,14 @@ impl<A: AuditJob> AuditLane<A> {
     /// Takes `node`'s audit; answers for the oldest ones past
     /// [`OUTSTANDING`] (see the module docs for when a failure shows).
     pub fn submit(&mut self, node: NodeIndex, audit: &A) -> Result<(), AuditFailure> {
-        let answer = self.worker.as_ref().and_then(|w| {
-            let job = audit.clone();
-            w.submit(move || job.run())
-        });
-        if answer.is_none() {
+        let sent = match &self.worker {
+            Some(w) => w.send.send(audit.clone()).is_ok(),
+            None => false,
+        };
+        if !sent {
             self.worker = None;
         }
-        self.waiting.push_back(Waiting {
-            node,
-            audit: audit.clone(),
-            answer,
-        });
+        self.waiting.push_back((node, audit.clone()));
         let keep = if self.worker.is_some() {
             OUTSTANDING
         } else {
@@ -161,15 +164,10 @@ impl<A: AuditJob> AuditLane<A> {
     }
 
     fn join_oldest(&mut self) -> Result<(), AuditFailure> {
-        let Some(Waiting {
-            node,
-            audit,
-            answer,
-        }) = self.waiting.pop_front()
-        else {
+        let Some((node, audit)) = self.waiting.pop_front() else {
             return Ok(());
         };
-        let answer = match answer.map(|a| a.recv()) {
+        let answer = match self.worker.as_ref().map(|w| w.answers.recv()) {
             Some(Ok(answer)) => answer,
             // No worker, or it is gone (its audits then run here, in order).
             _ => {
@@ -183,6 +181,15 @@ impl<A: AuditJob> AuditLane<A> {
             index: audit.index(),
             violation,
         })
+    }
+}
+
+impl<A: AuditJob> Drop for AuditLane<A> {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            drop(w.send);
+            let _ = w.thread.join();
+        }
     }
 }
 

@@ -108,7 +108,6 @@ pub mod runner;
 pub mod scenario;
 pub mod sweep;
 pub mod throughput;
-pub mod worker;
 
 pub use engine::{
     CHECKPOINT_EVERY, Checkpoint, MAX_NODES, NetStats, Progress, RestartMode, RunReport,

@@ -106,8 +106,8 @@ struct RunArgs {
     /// memory check estimates it so); the run digest must be the same.
     #[arg(long)]
     no_sharing: bool,
-    /// Check mode: no worker thread; validators' audits and the welfare
-    /// benchmark's solver run inline on the engine's. The run digest must be the same. (`--no-prefetch`, its
+    /// Check mode: no worker thread; validators' audits run inline on the
+    /// engine's. The run digest must be the same. (`--no-prefetch`, its
     /// name while a second worker also checked signatures ahead, still
     /// works.)
     #[arg(long, alias = "no-prefetch")]

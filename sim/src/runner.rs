@@ -101,7 +101,7 @@ pub struct RunOptions {
     /// change.
     pub no_sharing: bool,
     /// Check mode for marketplace runs: no worker thread — validators'
-    /// audits and the welfare solver inline (see `MarketplaceConfig::background_audits`); the run
+    /// audits inline (see `MarketplaceConfig::background_audits`); the run
     /// digest and outcome must not change.
     pub no_workers: bool,
 }

@@ -70,4 +70,4 @@ pub use run::{
     CheaterMix, MarketSeries, MarketplaceConfig, MarketplaceError, MarketplaceReport,
     MarketplaceSummary, ReputationFilter, run_marketplace,
 };
-pub use welfare::{WelfareBenchmark, WelfareLane};
+pub use welfare::WelfareBenchmark;

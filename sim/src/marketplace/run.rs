@@ -33,11 +33,9 @@ use super::nodes::{
 use super::observer::MarketObserver;
 use super::tally::{MarketTally, ProviderInfo};
 use super::valuation::Valuation;
-use super::welfare::WelfareLane;
 use crate::audit::AuditLane;
 use crate::consensus::Behavior;
 use crate::durable::{Disks, new_disks};
-use crate::worker::Worker;
 use crate::{
     Fault, NetworkConfig, NodeIndex, NodeSpec, RegionId, RestartMode, SimConfig, SimError,
     Simulation,
@@ -161,10 +159,9 @@ pub struct MarketplaceConfig {
     /// (`--no-sharing`): every validator computes every batch on its own
     /// copy, and the run digest must be the same.
     pub share_state: bool,
-    /// Validators' audits of their turns' commits, and the welfare
-    /// benchmark's exact solver, run on a worker thread (see
-    /// [`crate::worker`]; on by default), not on the engine's. The run and
-    /// its outcome are the same either way.
+    /// Validators' audits of their turns' commits run on a worker thread
+    /// (see [`crate::audit`]; on by default), not on the engine's. The run
+    /// and its outcome are the same either way.
     pub background_audits: bool,
 }
 
@@ -1495,15 +1492,12 @@ fn setup(
         ),
         coalition: super::coalition::Coalition::default(),
     };
-    // Side work (audits, the welfare solver) on one thread of its own.
-    let worker = cfg.background_audits.then(Worker::spawn).flatten();
-    let mut tally = MarketTally::new(
+    let tally = MarketTally::new(
         pop.providers,
         (pop.framing, pop.careless),
         pop.limits,
         Timestamp::ZERO + Duration::from_secs(cfg.active_secs),
     );
-    tally.welfare = WelfareLane::on(worker.clone());
     let mut sim = Simulation::new(
         sim_cfg.clone(),
         cfg.network.clone(),
@@ -1514,7 +1508,10 @@ fn setup(
             (0..n_val)
                 .map(|i| !cfg.byzantine.get(i).is_some_and(|b| b.is_byzantine()))
                 .collect(),
-            AuditLane::on(worker),
+            match cfg.background_audits {
+                true => AuditLane::background(),
+                false => AuditLane::inline(),
+            },
         ),
     )?;
     sim.set_size_of_message(node_wire_size);
@@ -2089,7 +2086,7 @@ fn report(
 
 fn market_json(t: &MarketTally, joined: u64, cfg: &MarketplaceConfig) -> serde_json::Value {
     let m = &t.c;
-    let wb = t.welfare.totals();
+    let wb = &t.welfare;
     let pr = dist(t.prices.clone());
     serde_json::json!({
         "orders": m.jobs_submitted + joined,

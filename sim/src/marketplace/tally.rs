@@ -17,7 +17,7 @@ use super::nodes::MarketEvent;
 use super::run::detection::{self, CheatedLot, DetectionTallies};
 use super::stalls::{Stalls, Step};
 use super::verification::{Units, VerificationCost};
-use super::welfare::WelfareLane;
+use super::welfare::WelfareBenchmark;
 use crate::observer::Violation;
 
 /// What the run knows of a provider identity from its configuration.
@@ -174,7 +174,7 @@ pub struct MarketTally {
     /// Per-behaviour detection.
     pub detection: DetectionTallies,
     /// Declared vs optimal welfare.
-    pub welfare: WelfareLane,
+    pub welfare: WelfareBenchmark,
     /// Providers slashed at least once.
     pub slashed: BTreeMap<AccountId, bool>,
     /// Matches and price sum since the last sample.
@@ -210,7 +210,7 @@ impl MarketTally {
             latencies: Vec::new(),
             prices: Vec::new(),
             detection: DetectionTallies::default(),
-            welfare: WelfareLane::default(),
+            welfare: WelfareBenchmark::default(),
             slashed: BTreeMap::new(),
             second: (0, 0.0, 0),
             verification: VerificationCost::default(),
