@@ -132,6 +132,14 @@ pub struct LatencyBreakdown {
     /// Median leader commit latency over the ideal three-hop latency: the
     /// protocol's own overhead.
     pub leader_p50_over_ideal: f64,
+    /// The commit latency of an ideal DAG protocol with Mysticeti's
+    /// proposal rule on the same matrix (a vote waits for a quorum of the
+    /// leader's round; see
+    /// [`crate::network::quorum::threshold_clock_commit_latency`]).
+    pub threshold_clock_commit_latency_ms: f64,
+    /// Median leader commit latency over the threshold-clock ideal: what
+    /// this implementation adds to the rule it follows.
+    pub leader_p50_over_threshold_clock: f64,
     /// A non-leader block's proposal → commit at each honest validator
     /// (it waits for a later leader that references it).
     pub block_commit_latency_ms: Quantiles,
@@ -164,8 +172,9 @@ pub struct HopWaitsMs {
 }
 
 impl LatencyBreakdown {
-    /// From the observer's histograms and the ideal latency.
-    pub fn new(m: &crate::metrics::Metrics, ideal_ms: f64) -> Self {
+    /// From the observer's histograms, the ideal latency and the
+    /// threshold-clock ideal.
+    pub fn new(m: &crate::metrics::Metrics, ideal_ms: f64, clock_ms: f64) -> Self {
         let q = |name: &str| {
             let p = m
                 .histograms
@@ -181,6 +190,11 @@ impl LatencyBreakdown {
             inclusion_wait_ms: q("inclusion_wait_us"),
             included_commit_latency_ms: q("included_commit_latency_us"),
             leader_p50_over_ideal: over(leader.p50),
+            threshold_clock_commit_latency_ms: clock_ms,
+            leader_p50_over_threshold_clock: match clock_ms > 0.0 {
+                true => leader.p50 / clock_ms,
+                false => 0.0,
+            },
             leader_commit_latency_ms: leader,
             block_p50_over_ideal: over(block.p50),
             block_commit_latency_ms: block,

@@ -11,6 +11,7 @@ use crate::demo::{Gossip, GossipObserver};
 use crate::engine::{Checkpoint, RunReport, SimError, Simulation};
 use crate::marketplace::{MarketplaceError, run_marketplace};
 use crate::metrics::Metrics;
+use crate::network::quorum;
 use crate::report::{Summary, series_csv};
 use crate::scenario::{FITTED_MEMORY_MODEL, MachineKind, Scenario, ScenarioError, TooLarge};
 
@@ -329,13 +330,13 @@ fn load_summary(
     let steady_s = (report.virtual_time.as_micros() as f64 / 1e6 - warmup_s).max(1e-9);
     let committed = m.counter("steady_committed_transactions") as f64 / steady_s;
     let placement: Vec<_> = scenario.node_specs()?.iter().map(|s| s.region).collect();
-    let ideal = crate::network::quorum::ideal_commit_latency(
-        &scenario.regions()?,
-        &placement,
-        scenario.network.jitter,
-    );
-    let ideal_ms = ideal.as_micros() as f64 / 1e3;
-    let breakdown = crate::report::LatencyBreakdown::new(m, ideal_ms);
+    let (regions, jitter) = (scenario.regions()?, scenario.network.jitter);
+    let ms = |d: Duration| d.as_micros() as f64 / 1e3;
+    let ideal_ms = ms(quorum::ideal_commit_latency(&regions, &placement, jitter));
+    let clock_ms = ms(quorum::threshold_clock_commit_latency(
+        &regions, &placement, jitter,
+    ));
+    let breakdown = crate::report::LatencyBreakdown::new(m, ideal_ms, clock_ms);
     Ok(
         crate::report::LoadSummary::new(offered, committed, ideal_ms, latency_ms)
             .with_breakdown(breakdown),

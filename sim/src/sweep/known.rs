@@ -277,6 +277,8 @@ pub const CONSENSUS: &[&str] = &[
     "consensus.load.breakdown.round_interval_ms.p90",
     "consensus.load.breakdown.round_interval_ms.p99",
     "consensus.load.breakdown.leader_p50_over_ideal",
+    "consensus.load.breakdown.threshold_clock_commit_latency_ms",
+    "consensus.load.breakdown.leader_p50_over_threshold_clock",
     "consensus.load.breakdown.block_p50_over_ideal",
     "consensus.load.breakdown.skipped_rounds",
     "consensus.load.breakdown.hop_waits.leaders",
