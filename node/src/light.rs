@@ -942,9 +942,10 @@ impl LightCore {
             e.commit = index;
             e.asked += 1;
         }
+        let kept = self.kept_from();
         let from = match self.closings.replay_from() {
-            Some(after) if only_closing => self.kept_from().max(after),
-            _ => self.kept_from(),
+            Some(after) if only_closing => kept.max(after),
+            _ => kept,
         };
         if self.ask_replays(now, 4 << most.min(2), from) > 0 && closing_late {
             self.closings.asked();
