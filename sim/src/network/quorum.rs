@@ -154,6 +154,15 @@ fn hop(t: &[f64], d: &[f64], q: usize, scratch: &mut [f64]) -> Vec<f64> {
 mod tests {
     use super::*;
 
+    /// Regions `a` and `b`, 1 ms inside each, 50 ms between.
+    fn two_regions() -> Regions {
+        let ms = Duration::from_millis;
+        Regions::new(
+            vec!["a".into(), "b".into()],
+            vec![vec![ms(1), ms(50)], vec![ms(50), ms(1)]],
+        )
+    }
+
     #[test]
     fn quorum_sizes() {
         assert_eq!(quorum(1), 1);
@@ -171,11 +180,7 @@ mod tests {
         // leader B: t1 = [50,50,50,0], t2 = [51,51,51,100],
         //   t3 = [52,52,52,101] (sum 257).
         // Mean = (3 × 61 + 257) / 16 = 27.5 ms.
-        let ms = Duration::from_millis;
-        let r = Regions::new(
-            vec!["a".into(), "b".into()],
-            vec![vec![ms(1), ms(50)], vec![ms(50), ms(1)]],
-        );
+        let r = two_regions();
         let (a, b) = (RegionId::new(0), RegionId::new(1));
         let lat = ideal_commit_latency(&r, &[a, a, a, b], 0.0);
         assert_eq!(lat, Duration::from_micros(27_500));
@@ -230,14 +235,10 @@ mod tests {
         // Led by B at P: A's round r is at P - 49 and r + 1 at P + 50, r + 2
         // at P + 51; A commits at P + 52, B at P + 101 (64.25). Mean 52 ms:
         // the rule nearly doubles the ideal where a far node leads.
-        let ms = Duration::from_millis;
-        let two = Regions::new(
-            vec!["a".into(), "b".into()],
-            vec![vec![ms(1), ms(50)], vec![ms(50), ms(1)]],
-        );
+        let two = two_regions();
         let (a, b) = (RegionId::new(0), RegionId::new(1));
         let clock = threshold_clock_commit_latency(&two, &[a, a, a, b], 0.0);
-        assert_eq!(clock, ms(52));
+        assert_eq!(clock, Duration::from_millis(52));
         let ideal = ideal_commit_latency(&two, &[a, a, a, b], 0.0);
         assert!(clock >= ideal, "{clock:?} < {ideal:?}");
     }
