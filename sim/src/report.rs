@@ -134,7 +134,7 @@ pub struct LatencyBreakdown {
     pub leader_p50_over_ideal: f64,
     /// The commit latency of an ideal DAG protocol with Mysticeti's
     /// proposal rule on the same matrix (a vote waits for a quorum of the
-    /// leader's round; see
+    /// leader's round and for the leader; see
     /// [`crate::network::quorum::threshold_clock_commit_latency`]).
     pub threshold_clock_commit_latency_ms: f64,
     /// Median leader commit latency over the threshold-clock ideal: what
