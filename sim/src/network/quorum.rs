@@ -83,7 +83,8 @@ pub const CLOCK_CYCLES: usize = 3;
 /// latency: the gap between the two is what the rule itself costs (the
 /// quorum of parents a vote waits for, and a certificate waiting for the
 /// next round's leader), which a protocol following the rule cannot save.
-/// `O(n³)`: [`CLOCK_CYCLES`] cycles of `n` rounds of `O(n²)` each.
+/// `O(n³)` time ([`CLOCK_CYCLES`] cycles of `n` rounds of `O(n²)` each),
+/// `O(n²)` memory (the delays; three rounds of proposal times).
 pub fn threshold_clock_commit_latency(
     regions: &Regions,
     placement: &[RegionId],
@@ -98,22 +99,27 @@ pub fn threshold_clock_commit_latency(
     let mut scratch = vec![0.0; n];
     let leader = |r: usize| r % n;
     let measured = CLOCK_WARMUP_ROUNDS..CLOCK_WARMUP_ROUNDS + CLOCK_CYCLES * n;
-    // s[r]: every node's proposal time of round r.
-    let mut s: Vec<Vec<f64>> = vec![vec![0.0; n]];
-    while s.len() < measured.end + 2 {
-        let prev = &s[s.len() - 1];
-        let l = leader(s.len() - 1);
-        let quorum_in = hop(prev, &d, q, &mut scratch);
-        let next = (0..n)
+    // Every node's proposal time of rounds r, r + 1 and r + 2 (a window:
+    // round r's leader commits on round r + 2's blocks).
+    let mut s: [Vec<f64>; 3] = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
+    let next = |prev: &[f64], l: usize, scratch: &mut [f64]| -> Vec<f64> {
+        let quorum_in = hop(prev, &d, q, scratch);
+        (0..n)
             .map(|i| quorum_in[i].max(prev[l] + d[l * n + i]))
-            .collect();
-        s.push(next);
-    }
+            .collect()
+    };
+    s[1] = next(&s[0], leader(0), &mut scratch);
+    s[2] = next(&s[1], leader(1), &mut scratch);
     let mut total = 0.0;
-    for r in measured.clone() {
-        let proposed = s[r][leader(r)];
-        let commits = hop(&s[r + 2], &d, q, &mut scratch);
-        total += commits.iter().map(|t| t - proposed).sum::<f64>();
+    for r in 0..measured.end {
+        if measured.contains(&r) {
+            let proposed = s[0][leader(r)];
+            let commits = hop(&s[2], &d, q, &mut scratch);
+            total += commits.iter().map(|t| t - proposed).sum::<f64>();
+        }
+        let after = next(&s[2], leader(r + 2), &mut scratch);
+        s.rotate_left(1);
+        s[2] = after;
     }
     let mean = total / (measured.len() * n) as f64;
     Duration::from_micros(mean.round() as u64)
