@@ -21,6 +21,12 @@
 //! faster on this matrix, so a measured latency divided by the quorum delay
 //! says how many "ideal hops" it costs. `O(n³ log n)`: 10 ms for 100 nodes.
 //!
+//! The `_of` variants take the leaders instead of every node (a schedule
+//! that elects some validators more often, e.g. by reputation), and
+//! [`leaders_by_ideal`] ranks the nodes by their own ideal as leader; the
+//! `leader_ideals` example prints what electing only the fastest would
+//! save on a scenario's matrix.
+//!
 //! ```
 //! use idlegrid_primitives::Duration;
 //! use idlegrid_sim::network::quorum::ideal_commit_latency;
@@ -43,21 +49,46 @@ pub fn quorum(n: usize) -> usize {
 /// The ideal three-hop commit latency of nodes at `placement` on `regions`
 /// with mean jitter (see the module docs); zero for no nodes.
 pub fn ideal_commit_latency(regions: &Regions, placement: &[RegionId], jitter: f64) -> Duration {
+    let all: Vec<usize> = (0..placement.len()).collect();
+    ideal_commit_latency_of(regions, placement, jitter, &all)
+}
+
+/// [`ideal_commit_latency`] with only the nodes `leaders` (indices into
+/// `placement`; others are ignored) leading, each equally often; zero if
+/// none does.
+pub fn ideal_commit_latency_of(
+    regions: &Regions,
+    placement: &[RegionId],
+    jitter: f64,
+    leaders: &[usize],
+) -> Duration {
     let n = placement.len();
-    if n == 0 {
+    let leaders: Vec<usize> = leaders.iter().copied().filter(|&l| l < n).collect();
+    if leaders.is_empty() {
         return Duration::ZERO;
     }
     let d = mean_delays(regions, placement, jitter);
-    let q = quorum(n);
-    let mut total = 0.0;
-    let mut scratch = vec![0.0; n];
-    for leader in 0..n {
+    let t3 = |leader: usize, scratch: &mut Vec<f64>| {
         let t1: Vec<f64> = (0..n).map(|j| d[leader * n + j]).collect();
-        let t2 = hop(&t1, &d, q, &mut scratch);
-        let t3 = hop(&t2, &d, q, &mut scratch);
-        total += t3.iter().sum::<f64>();
-    }
-    Duration::from_micros((total / (n * n) as f64).round() as u64)
+        let t2 = hop(&t1, &d, quorum(n), scratch);
+        hop(&t2, &d, quorum(n), scratch).iter().sum::<f64>()
+    };
+    let mut scratch = vec![0.0; n];
+    let total: f64 = leaders.iter().map(|&l| t3(l, &mut scratch)).sum();
+    Duration::from_micros((total / (leaders.len() * n) as f64).round() as u64)
+}
+
+/// The nodes in the order of their own three-hop ideal as leader (the mean
+/// over every node of [`ideal_commit_latency`]'s `t3` when they lead),
+/// fastest first, ties by index: the leaders a schedule that rewards
+/// early, well-connected validators (HammerHead's and Mysticeti's leader
+/// reputation) tends towards on a steady network.
+pub fn leaders_by_ideal(regions: &Regions, placement: &[RegionId], jitter: f64) -> Vec<usize> {
+    let mut by: Vec<(Duration, usize)> = (0..placement.len())
+        .map(|l| (ideal_commit_latency_of(regions, placement, jitter, &[l]), l))
+        .collect();
+    by.sort_unstable();
+    by.into_iter().map(|(_, l)| l).collect()
 }
 
 /// Rounds the threshold-clock recurrence runs before its leaders are
@@ -90,15 +121,30 @@ pub fn threshold_clock_commit_latency(
     placement: &[RegionId],
     jitter: f64,
 ) -> Duration {
+    let all: Vec<usize> = (0..placement.len()).collect();
+    threshold_clock_commit_latency_of(regions, placement, jitter, &all)
+}
+
+/// [`threshold_clock_commit_latency`] with round `r`'s leader
+/// `leaders[r mod leaders.len()]` (indices into `placement`; others are
+/// ignored), measured over [`CLOCK_CYCLES`] cycles of that list; zero if
+/// the list is empty.
+pub fn threshold_clock_commit_latency_of(
+    regions: &Regions,
+    placement: &[RegionId],
+    jitter: f64,
+    leaders: &[usize],
+) -> Duration {
     let n = placement.len();
-    if n == 0 {
+    let leaders: Vec<usize> = leaders.iter().copied().filter(|&l| l < n).collect();
+    if leaders.is_empty() {
         return Duration::ZERO;
     }
     let d = mean_delays(regions, placement, jitter);
     let q = quorum(n);
     let mut scratch = vec![0.0; n];
-    let leader = |r: usize| r % n;
-    let measured = CLOCK_WARMUP_ROUNDS..CLOCK_WARMUP_ROUNDS + CLOCK_CYCLES * n;
+    let leader = |r: usize| leaders[r % leaders.len()];
+    let measured = CLOCK_WARMUP_ROUNDS..CLOCK_WARMUP_ROUNDS + CLOCK_CYCLES * leaders.len();
     // Every node's proposal time of rounds r, r + 1 and r + 2 (a window:
     // round r's leader commits on round r + 2's blocks).
     let mut s: [Vec<f64>; 3] = [vec![0.0; n], vec![0.0; n], vec![0.0; n]];
@@ -247,6 +293,68 @@ mod tests {
         assert_eq!(clock, Duration::from_millis(52));
         let ideal = ideal_commit_latency(&two, &[a, a, a, b], 0.0);
         assert!(clock >= ideal, "{clock:?} < {ideal:?}");
+    }
+
+    #[test]
+    fn near_leaders_spare_everyone_the_far_nodes_stall() {
+        // The two regions above (nodes 0-2 in A, 3 in B; q = 3). Each A
+        // node's own ideal is 61 / 4 = 15.25 ms, B's 257 / 4 = 64.25 ms.
+        let two = two_regions();
+        let (a, b) = (RegionId::new(0), RegionId::new(1));
+        let at = [a, a, a, b];
+        assert_eq!(leaders_by_ideal(&two, &at, 0.0), vec![0, 1, 2, 3]);
+        let ms = |us: u64| Duration::from_micros(us);
+        assert_eq!(
+            ideal_commit_latency_of(&two, &at, 0.0, &[0, 1, 2]),
+            ms(15_250)
+        );
+        assert_eq!(ideal_commit_latency_of(&two, &at, 0.0, &[3]), ms(64_250));
+        // Led by A's nodes only, the rule never waits for B: A moves a
+        // round per 1 ms hop and commits 3 ms after each proposal, B 52 ms
+        // after (it hears A's round r + 2 blocks 50 ms late): 15.25 ms,
+        // the ideal of the same leaders — against 52 ms when B leads a
+        // round in four (the test above).
+        let near = threshold_clock_commit_latency_of(&two, &at, 0.0, &[0, 1, 2]);
+        assert_eq!(near, ms(15_250));
+        // Indices outside the placement are ignored; none leaves nothing.
+        assert_eq!(
+            threshold_clock_commit_latency_of(&two, &at, 0.0, &[0, 1, 2, 9]),
+            near
+        );
+        assert_eq!(
+            ideal_commit_latency_of(&two, &at, 0.0, &[9]),
+            Duration::ZERO
+        );
+        assert_eq!(
+            threshold_clock_commit_latency_of(&two, &at, 0.0, &[]),
+            Duration::ZERO
+        );
+    }
+
+    proptest::proptest! {
+        /// The ideal over some leaders is the mean of their own ideals,
+        /// and the rule with any leader list is never faster than the
+        /// ideal of the same leaders (each hop waits at least the ideal's).
+        #[test]
+        fn leader_lists_keep_the_laws(
+            ms in proptest::collection::vec(1u64..200, 9),
+            place in proptest::collection::vec(0u16..3, 1..12),
+            pick in proptest::collection::vec(0usize..12, 1..8),
+        ) {
+            let m: Vec<Vec<Duration>> = (0..3)
+                .map(|a| (0..3).map(|b| Duration::from_millis(ms[a * 3 + b])).collect())
+                .collect();
+            let r = Regions::new(["a", "b", "c"].iter().map(|s| s.to_string()).collect(), m);
+            let at: Vec<_> = place.iter().map(|&i| RegionId::new(i)).collect();
+            let n = at.len();
+            let leaders: Vec<usize> = pick.iter().map(|&l| l % n).collect();
+            let of = |l: &[usize]| ideal_commit_latency_of(&r, &at, 0.0, l).as_micros();
+            let each: u64 = leaders.iter().map(|&l| of(&[l])).sum();
+            let k = leaders.len() as u64;
+            proptest::prop_assert!(each.abs_diff(of(&leaders) * k) <= k, "{} vs {} × {}", each, of(&leaders), k);
+            let clock = threshold_clock_commit_latency_of(&r, &at, 0.0, &leaders).as_micros();
+            proptest::prop_assert!(clock + 1 >= of(&leaders), "{} < {}", clock, of(&leaders));
+        }
     }
 
     proptest::proptest! {
