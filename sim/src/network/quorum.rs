@@ -63,15 +63,16 @@ pub fn ideal_commit_latency_of(
     leaders: &[usize],
 ) -> Duration {
     let n = placement.len();
-    let leaders: Vec<usize> = leaders.iter().copied().filter(|&l| l < n).collect();
+    let leaders = leaders_in(leaders, n);
     if leaders.is_empty() {
         return Duration::ZERO;
     }
     let d = mean_delays(regions, placement, jitter);
+    let q = quorum(n);
     let t3 = |leader: usize, scratch: &mut Vec<f64>| {
         let t1: Vec<f64> = (0..n).map(|j| d[leader * n + j]).collect();
-        let t2 = hop(&t1, &d, quorum(n), scratch);
-        hop(&t2, &d, quorum(n), scratch).iter().sum::<f64>()
+        let t2 = hop(&t1, &d, q, scratch);
+        hop(&t2, &d, q, scratch).iter().sum::<f64>()
     };
     let mut scratch = vec![0.0; n];
     let total: f64 = leaders.iter().map(|&l| t3(l, &mut scratch)).sum();
@@ -136,7 +137,7 @@ pub fn threshold_clock_commit_latency_of(
     leaders: &[usize],
 ) -> Duration {
     let n = placement.len();
-    let leaders: Vec<usize> = leaders.iter().copied().filter(|&l| l < n).collect();
+    let leaders = leaders_in(leaders, n);
     if leaders.is_empty() {
         return Duration::ZERO;
     }
@@ -186,6 +187,11 @@ pub fn mean_delays(regions: &Regions, placement: &[RegionId], jitter: f64) -> Ve
             false => regions.latency(a, b).as_micros() as f64 * factor,
         })
         .collect()
+}
+
+/// The leaders of `leaders` that are nodes of an `n`-node placement.
+fn leaders_in(leaders: &[usize], n: usize) -> Vec<usize> {
+    leaders.iter().copied().filter(|&l| l < n).collect()
 }
 
 /// `out(k)` = the `q`-th smallest of `t(j) + d(j, k)` over `j`.
