@@ -5,9 +5,8 @@
 //! leaders drawn only from the fastest nodes (ranked by their own
 //! three-hop ideal, as a schedule rewarding early, well-connected
 //! validators tends to on a steady network): the `2f + 1` fastest, and
-//! the fastest 80 % (a fifth swapped out, as Sui's leader swap table
-//! does). No run: the placement, latency matrix and mean jitter are the
-//! scenario's.
+//! the fastest 80 % (a milder swap of the slowest out). No run: the
+//! placement, latency matrix and mean jitter are the scenario's.
 //!
 //! `cargo run --release -p idlegrid-sim --example leader_ideals -- [SCENARIO] [N,N,...]`
 //! (defaults: `throughput`, `10,50,100`).
