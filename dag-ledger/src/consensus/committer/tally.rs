@@ -135,9 +135,13 @@ pub(super) struct Tally {
     gc_round: Round,
     /// Leader authorities of each live round, in offset order.
     leaders: BTreeMap<Round, Arc<[AuthorityIndex]>>,
-    /// The last leaders looked up for an even and an odd round: counting a
-    /// block asks for the two rounds below it, block after block.
-    recent_leaders: [Option<(Round, Arc<[AuthorityIndex]>)>; 2],
+    /// The last leaders looked up for a round of each residue modulo
+    /// [`RECENT_ROUNDS`]: counting a block asks for the two rounds below
+    /// it, block after block, and blocks of two or three neighbouring
+    /// rounds arrive interleaved (with only an even and an odd slot, a
+    /// round-`r` block and a round-`r+1` block evicted each other's
+    /// `r-2` and `r`).
+    recent_leaders: [Option<(Round, Arc<[AuthorityIndex]>)>; RECENT_ROUNDS],
     /// Distinct authors of round `r+1` blocks blaming slot `(r, a)`.
     blame: BTreeMap<(Round, AuthorityIndex), StakeAggregator>,
     /// Per round `r+2` block with votes still to come (orphan parents),
@@ -157,6 +161,9 @@ pub(super) struct Tally {
     /// parents list being fetched from the store (see [`RoundVotes`]).
     votes: BTreeMap<Round, RoundVotes>,
 }
+
+/// Rounds whose leaders [`Tally`] keeps at hand (one per residue).
+const RECENT_ROUNDS: usize = 4;
 
 /// Rounds of [`RoundVotes`] kept below the highest counted block: a
 /// certificate (a block two rounds above a leader) whose voters' round is
@@ -248,7 +255,7 @@ impl Tally {
             inserted: 0,
             gc_round: Round::ZERO,
             leaders: BTreeMap::new(),
-            recent_leaders: [None, None],
+            recent_leaders: Default::default(),
             blame: BTreeMap::new(),
             partial: BTreeMap::new(),
             certified: BTreeMap::new(),
@@ -263,8 +270,8 @@ impl Tally {
         self.with_leaders(round, |_, l| l.clone())
     }
 
-    /// Runs `f` with the leaders of `round` lent from the cache of the last
-    /// even and odd rounds, not cloned: an `Arc`'s count is shared between
+    /// Runs `f` with the leaders of `round` lent from the cache of recent
+    /// rounds, not cloned: an `Arc`'s count is shared between
     /// threads, two atomic operations a clone, for every block every
     /// validator counts.
     fn with_leaders<R>(
@@ -272,16 +279,16 @@ impl Tally {
         round: Round,
         f: impl FnOnce(&mut Self, &Arc<[AuthorityIndex]>) -> R,
     ) -> R {
-        let parity = (round.get() % 2) as usize;
-        let lent = match self.recent_leaders[parity].take() {
+        let slot = (round.get() % RECENT_ROUNDS as u64) as usize;
+        let lent = match self.recent_leaders[slot].take() {
             Some((r, l)) if r == round => l,
             other => {
-                self.recent_leaders[parity] = other;
+                self.recent_leaders[slot] = other;
                 self.schedule_leaders(round)
             }
         };
         let out = f(self, &lent);
-        self.recent_leaders[parity] = Some((round, lent));
+        self.recent_leaders[slot] = Some((round, lent));
         out
     }
 
