@@ -117,7 +117,10 @@ impl core::fmt::Debug for ClearingContext<'_> {
 ///
 /// Every implementation validates its input first: malformed orders or
 /// duplicate ids make the whole call fail with nothing matched.
-pub trait Mechanism {
+///
+/// `Send + Sync`: being pure, a rule can be shared by nodes handled on
+/// several threads (the simulator's validators share one).
+pub trait Mechanism: Send + Sync {
     /// A short stable name (for metrics and benchmark ids).
     fn name(&self) -> &'static str;
     /// True if buyers' payments always equal sellers' receipts.

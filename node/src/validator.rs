@@ -57,7 +57,7 @@ use publish::CommitFacts;
 pub use shared::StateSharing;
 use shared::{Applied, Replica};
 use std::collections::BTreeSet;
-use std::rc::Rc;
+
 use std::sync::Arc;
 use subscribers::Subscribers;
 
@@ -229,7 +229,7 @@ pub struct ValidatorNode {
     turn: (u64, u64),
     /// The replicated state (shared with validators holding the very same
     /// one, see [`shared`]).
-    state: Rc<Replica>,
+    state: Arc<Replica>,
     sharing: StateSharing,
     key: Keypair,
     epoch_secs: u64,
@@ -251,7 +251,7 @@ pub struct ValidatorNode {
     holdings_wanted: BTreeMap<AccountId, u8>,
     /// The last [`REPLAY_COMMITS`] applied commits (their facts built),
     /// oldest first, by index.
-    recent: std::collections::VecDeque<(u64, Rc<CommitFacts>)>,
+    recent: std::collections::VecDeque<(u64, Arc<CommitFacts>)>,
     /// Fact batches and unicast copies of consensus broadcasts.
     out: std::collections::VecDeque<Transmit<NodeMessage>>,
     /// Proven-facts messages sent in answer to light nodes' replay
@@ -347,7 +347,7 @@ impl ValidatorNode {
         Ok(Self {
             validator,
             turn: (u64::from(index.get()), size as u64),
-            state: Rc::new(Replica {
+            state: Arc::new(Replica {
                 ledger,
                 apps: Apps { market },
             }),
@@ -385,7 +385,7 @@ impl ValidatorNode {
     /// block, transaction and ticket is verified once (see
     /// [`SignatureVerifier`]). Every one is verified either way.
     pub fn with_signature_verifier(mut self, signatures: SignatureVerifier) -> Self {
-        Rc::make_mut(&mut self.state)
+        Arc::make_mut(&mut self.state)
             .apps
             .market
             .set_proof_verifier(signatures.clone());
@@ -604,12 +604,12 @@ impl ValidatorNode {
         let ledger = &self.state.ledger;
         let facts = applied
             .facts
-            .get_or_init(|| Rc::new(CommitFacts::build(txs, receipts, notices, ledger)));
+            .get_or_init(|| Arc::new(CommitFacts::build(txs, receipts, notices, ledger)));
         if self.recent.len() >= REPLAY_COMMITS {
             self.recent.pop_front();
         }
-        self.recent.push_back((index, Rc::clone(facts)));
-        let facts = Rc::clone(facts);
+        self.recent.push_back((index, Arc::clone(facts)));
+        let facts = Arc::clone(facts);
         self.vote_facts(index, facts.root());
         if self.subscribers.is_empty() {
             return;
@@ -690,7 +690,7 @@ impl ValidatorNode {
             .recent
             .iter()
             .find(|(i, _)| *i == cert.index)
-            .map(|(_, f)| Rc::clone(f))
+            .map(|(_, f)| Arc::clone(f))
         else {
             return;
         };

@@ -21,7 +21,6 @@
 //!   leader commit latency (proposal → commit at each honest validator).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use idlegrid_dag_ledger::consensus::byzantine::{ByzantineBehavior, Participant};
@@ -273,7 +272,7 @@ impl ValidatorNode {
                     .map(Validator::with_persistence)
             }
             Some(store) => {
-                let stored = store.disks.borrow_mut()[ctx.index.get()].restart(
+                let stored = crate::durable::lock(&store.disks)[ctx.index.get()].restart(
                     &mut ctx.seed.derive("disk-crash").rng(),
                     store.lose_unsynced,
                     false,
@@ -292,7 +291,7 @@ impl ValidatorNode {
         let validator = Participant::new(honest, behavior.adversary(), &key, &committee);
         Self {
             validator,
-            disks: params.store.as_ref().map(|s| Rc::clone(&s.disks)),
+            disks: params.store.as_ref().map(|s| std::sync::Arc::clone(&s.disks)),
             index: ctx.index.get() as u32,
             tx_per_period: params.tx_per_second * LOAD_PERIOD.as_micros() as f64 / 1e6,
             carry: 0.0,
@@ -317,7 +316,7 @@ impl ValidatorNode {
     /// when something waits for them.
     fn persist(&mut self) {
         let Some(disks) = &self.disks else { return };
-        let disk = &mut disks.borrow_mut()[self.index as usize];
+        let disk = &mut crate::durable::lock(&disks)[self.index as usize];
         let v = self.validator.inner_mut();
         while let Some(req) = v.poll_persist() {
             disk.write_consensus(req);

@@ -27,7 +27,6 @@
 //!   here, so a dropped one means a bug on the serving or fetching side).
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use idlegrid_dag_ledger::consensus::{Committee, ConsensusConfig, ConsensusEvent};
 use idlegrid_dag_ledger::ledger::{Genesis, Ledger, Nonce, Params, Transaction, TxKind};
@@ -141,7 +140,7 @@ impl DurableValidator {
                 .with_signature_verifier(params.signatures.clone())
         } else {
             let lost = params.lose_store.contains(&(i as u32, ctx.incarnation));
-            let stored = disks.borrow_mut()[i].restart(
+            let stored = crate::durable::lock(&disks)[i].restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 params.lose_unsynced,
                 lost,
@@ -162,7 +161,7 @@ impl DurableValidator {
         let next_nonce = node.ledger().nonce(&payer.account_id()).get();
         Self {
             node,
-            disk: Rc::clone(disks),
+            disk: std::sync::Arc::clone(disks),
             index: i,
             payer,
             next_nonce,
@@ -202,7 +201,7 @@ impl DurableValidator {
     }
 
     fn persist(&mut self) {
-        let mut disks = self.disk.borrow_mut();
+        let mut disks = crate::durable::lock(&self.disk);
         if let Err(e) = persist_step(&mut self.node, &mut disks[self.index]) {
             unreachable!("the memory-backed disk never fails: {e}");
         }

@@ -11,10 +11,8 @@
 //! validator must learn its own latest block from peers before proposing
 //! (and, with a ledger, its state by state sync).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use idlegrid_dag_ledger::consensus::{
     CommittedSubDag, PersistRequest, PersistSeq, Recovered, StorageOp,
@@ -48,7 +46,7 @@ pub struct SimDisk {
     store: MemoryStore,
     stats: DiskStats,
     /// The commits the disks of one run hold (see [`SharedCommits`]).
-    commits: Rc<RefCell<SharedCommits>>,
+    commits: Arc<Mutex<SharedCommits>>,
 }
 
 /// The commits the disks of one run hold, one copy of each: honest
@@ -109,9 +107,9 @@ impl SimDisk {
     }
 
     /// Disks sharing one copy of equal commits (see [`new_disks`]).
-    fn sharing(commits: &Rc<RefCell<SharedCommits>>) -> Self {
+    fn sharing(commits: &Arc<Mutex<SharedCommits>>) -> Self {
         Self {
-            commits: Rc::clone(commits),
+            commits: Arc::clone(commits),
             ..Self::default()
         }
     }
@@ -126,7 +124,7 @@ impl NodeStore for SimDisk {
     type Error = Infallible;
     fn write(&mut self, mut req: NodePersistRequest) -> Result<(), Infallible> {
         if let NodeStorageOp::Consensus(StorageOp::Commit(c)) = &mut req.op {
-            *c = self.commits.borrow_mut().intern(c);
+            *c = lock(&self.commits).intern(c);
         }
         self.store.write(req)
     }
@@ -140,7 +138,14 @@ impl NodeStore for SimDisk {
 }
 
 /// Disks of every node, kept by the world across crashes.
-pub type Disks = Rc<RefCell<Vec<SimDisk>>>;
+pub type Disks = Arc<Mutex<Vec<SimDisk>>>;
+
+/// `m`, locked. Whatever held it and panicked left it as a sequential
+/// program would have at that point (nothing here is written in two
+/// steps), so a poisoned lock is taken as is, not made a second panic.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 impl SimDisk {
     /// A restart: the crash's fate of the un-synced writes (see
@@ -181,8 +186,8 @@ pub const CATCH_UP_GRACE: Duration = Duration::from_secs(5);
 
 /// `n` empty disks, holding one copy of the commits they hold alike.
 pub fn new_disks(n: usize) -> Disks {
-    let commits = Rc::default();
-    Rc::new(RefCell::new(
+    let commits = Arc::default();
+    Arc::new(Mutex::new(
         (0..n).map(|_| SimDisk::sharing(&commits)).collect(),
     ))
 }
@@ -387,7 +392,7 @@ mod tests {
     #[test]
     fn disks_hold_one_copy_of_equal_commits_and_their_own_of_others() {
         let disks = new_disks(3);
-        let mut d = disks.borrow_mut();
+        let mut d = lock(&disks);
         let (a, b) = (commit(0, b"tx"), commit(0, b"tx"));
         assert!(!Arc::ptr_eq(&a, &b));
         write(&mut d[0], 1, &a);
@@ -404,7 +409,7 @@ mod tests {
         d[0].wipe();
         d[1].wipe();
         d[2].wipe();
-        let weak = d[0].commits.borrow().by_key[&(0, commit(0, b"tx").digest)].clone();
+        let weak = lock(&d[0].commits).by_key[&(0, commit(0, b"tx").digest)].clone();
         assert_eq!(weak.strong_count(), 0);
     }
 

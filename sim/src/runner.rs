@@ -221,7 +221,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         }
         MachineKind::Consensus => {
             let params = scenario.consensus_params();
-            crash_disks = params.store.as_ref().map(|s| std::rc::Rc::clone(&s.disks));
+            crash_disks = params.store.as_ref().map(|s| std::sync::Arc::clone(&s.disks));
             let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound)
                 .with_warmup(Duration::from_millis(scenario.consensus.warmup_ms))
                 .with_hops(mean_delays(scenario)?);
@@ -248,7 +248,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
             let params = scenario.crashes_params();
             let observer = crate::crashes::CrashesObserver::new(n, &params);
             let disks = crate::durable::new_disks(n);
-            crash_disks = Some(std::rc::Rc::clone(&disks));
+            crash_disks = Some(std::sync::Arc::clone(&disks));
             let mut sim = Simulation::new(
                 config,
                 network,
@@ -282,11 +282,11 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
                 }
                 s.storage = crash_disks
                     .as_ref()
-                    .map(|d| crate::durable::total_stats(&d.borrow()));
+                    .map(|d| crate::durable::total_stats(&crate::durable::lock(&d)));
                 s
             }
             MachineKind::Crashes => {
-                let disks = crash_disks.as_ref().map(|d| d.borrow());
+                let disks = crash_disks.as_ref().map(|d| crate::durable::lock(d));
                 crate::crashes::summarize(summary, m, disks.as_deref().map_or(&[][..], |d| d))
             }
             MachineKind::Marketplace => summary,

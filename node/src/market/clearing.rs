@@ -383,7 +383,7 @@ mod tests {
         let (cheap, dear, ring, big) = (account(1), account(2), account(3), account(4));
         let mut app = app(gate);
         for (id, stake) in [(cheap, 100), (dear, 100), (ring, 1), (big, 10_000)] {
-            std::rc::Rc::make_mut(&mut app.book)
+            std::sync::Arc::make_mut(&mut app.book)
                 .register(id.node(), Amount::new(stake))
                 .unwrap();
         }
@@ -397,7 +397,7 @@ mod tests {
                 value: Amount::new(1_000),
                 epoch: app.book.epoch(),
             };
-            std::rc::Rc::make_mut(&mut app.book)
+            std::sync::Arc::make_mut(&mut app.book)
                 .apply_feedback(&fb)
                 .unwrap();
         }
@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn trust_is_replicated_state() {
         let mut a = app(Some(TrustGate::half_of_mean()));
-        std::rc::Rc::make_mut(&mut a.book)
+        std::sync::Arc::make_mut(&mut a.book)
             .register(account(1).node(), Amount::new(5))
             .unwrap();
         a.advance_reputation(Timestamp::ZERO + Duration::from_secs(10));

@@ -92,7 +92,7 @@ pub mod snapshot;
 pub mod tx;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::ledger::{
     AppId, Application, ApplicationRegistry, EscrowId, LedgerError, LedgerHandle, LockId,
@@ -224,7 +224,7 @@ pub struct MarketplaceApp {
     rules: MarketRules,
     params: MarketParams,
     /// Stateless: shared by the copies of this state.
-    mechanism: std::rc::Rc<dyn Mechanism>,
+    mechanism: std::sync::Arc<dyn Mechanism>,
     /// Providers and jobs are shared shard by shard with copies of the
     /// state (see [`CowMap`]): they are most of it, and a batch writes few.
     providers: CowMap<AccountId, Provider>,
@@ -254,12 +254,12 @@ pub struct MarketplaceApp {
     /// What round, plan and ticket deadlines are measured in
     /// ([`clock`]: consensus time with stalls taken out).
     clock: LiveClock,
-    /// Behind its own `Rc`: a copy of the state (one per commit that
+    /// Behind its own `Arc`: a copy of the state (one per commit that
     /// validators share, see `StateSharing`) shares the book until a commit
     /// writes to it (feedback, a registration, a new epoch), and most
     /// commits do not. It grows with every feedback, so copying it whole
     /// was the largest part of copying the state.
-    book: Rc<ReputationBook>,
+    book: Arc<ReputationBook>,
     /// Global trust computed at the start of the current reputation epoch
     /// (with [`MarketRules::global_trust`] only; `None` before the first
     /// epoch change or if the book has no stake to anchor on).
@@ -342,7 +342,7 @@ impl MarketplaceApp {
             batch: BatchNo(0),
             announced: BatchNo(0),
             clock: LiveClock::default(),
-            book: Rc::new(book),
+            book: Arc::new(book),
             trust: None,
             registry: Registry::new(RegistryLimits::default()),
             next_bid: 0,
@@ -539,7 +539,7 @@ impl MarketplaceApp {
     fn register(&mut self, id: &AccountId, stake: Amount) {
         if !self.book.is_registered(&id.node()) {
             // A full book only means no reputation for newcomers.
-            let _ = Rc::make_mut(&mut self.book).register(id.node(), stake);
+            let _ = Arc::make_mut(&mut self.book).register(id.node(), stake);
         }
     }
 
@@ -640,7 +640,7 @@ impl MarketplaceApp {
         let secs = self.rules.reputation_epoch_secs.max(1);
         let e = Epoch::new(now.as_micros() / 1_000_000 / secs);
         if e > self.book.epoch() {
-            let _ = Rc::make_mut(&mut self.book).advance_to(e);
+            let _ = Arc::make_mut(&mut self.book).advance_to(e);
             if let Some(gate) = &self.rules.global_trust {
                 // Only an empty or stakeless book has no anchor: then no
                 // one is gated until an epoch that has one.

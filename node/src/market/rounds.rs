@@ -2,7 +2,7 @@
 //! client's trap reveal and accusations, accept, and the deadlines that
 //! move silent rounds along (disputes and votes: [`super::referees`]).
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::ledger::{LedgerError, LedgerHandle, ManagedHandle};
 use idlegrid_entrap::{
@@ -277,7 +277,7 @@ impl MarketplaceApp {
         };
         if let Some(fb) = reputation_feedback(&effect, key.0, p.provider, bond, self.book.epoch()) {
             // Rejected feedback (quota, window) only loses a signal.
-            let _ = Rc::make_mut(&mut self.book).apply_feedback(&fb);
+            let _ = Arc::make_mut(&mut self.book).apply_feedback(&fb);
         }
         self.notice(Notice::Unplanned {
             client: key.0,

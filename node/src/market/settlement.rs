@@ -12,7 +12,7 @@
 //! | `SlashStake` | slash the provider's slot lock: a share to the client, the majority referees' fees out of the rest, the remainder burned |
 //! | `Reputation` | [`crate::feedback::reputation_feedback`] into the book |
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use idlegrid_dag_ledger::ledger::{EscrowId, LedgerError, LockId, ManagedHandle};
 use idlegrid_entrap::{Effect, Outcome, check_conservation};
@@ -215,7 +215,7 @@ impl MarketplaceApp {
                 let epoch = self.book.epoch();
                 if let Some(fb) = reputation_feedback(e, r.client, l.provider, value, epoch) {
                     // Rejected feedback (quota, window) only loses a signal.
-                    let _ = Rc::make_mut(&mut self.book).apply_feedback(&fb);
+                    let _ = Arc::make_mut(&mut self.book).apply_feedback(&fb);
                 }
                 Ok(())
             }

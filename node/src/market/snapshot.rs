@@ -15,7 +15,7 @@
 //! [`APP_STATE_DOMAIN`]: equal digests mean equal replicated state, since
 //! the encoding is canonical (one encoding per value, ordered maps only).
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use idlegrid_market::Mechanism;
 use idlegrid_primitives::{Digest, Domain, decode, encode};
@@ -157,7 +157,7 @@ impl MarketplaceApp {
         app.batch = batch;
         app.announced = announced;
         app.clock = clock;
-        app.book = Rc::new(book);
+        app.book = Arc::new(book);
         app.trust = trust;
         app.registry = registry;
         app.next_bid = next_bid;

@@ -272,7 +272,7 @@ impl ValidatorNode {
                 .checked_sub(ledger.burned())
                 .expect("burned within supply")
         );
-        self.state = std::rc::Rc::new(super::Replica {
+        self.state = std::sync::Arc::new(super::Replica {
             ledger,
             apps: crate::market::Apps { market },
         });

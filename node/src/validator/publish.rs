@@ -15,7 +15,7 @@
 //! vote on and certify (see [`crate::certified`]): a subscriber that asked
 //! for certified facts gets its leaves with their proofs instead.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ pub(crate) struct CommitFacts {
     /// The Merkle tree over the leaves (see [`crate::certified`]).
     tree: MerkleTree,
     /// Each leaf's proof, made when first sent.
-    proofs: Box<[OnceCell<Arc<MerkleProof>>]>,
+    proofs: Box<[OnceLock<Arc<MerkleProof>>]>,
 }
 
 impl CommitFacts {
@@ -91,7 +91,7 @@ impl CommitFacts {
             .collect();
         let tree = MerkleTree::new(leaves);
         Self {
-            proofs: (0..tree.len()).map(|_| OnceCell::new()).collect(),
+            proofs: (0..tree.len()).map(|_| OnceLock::new()).collect(),
             own,
             with_everyone,
             everyone,

@@ -12,11 +12,11 @@
 //! take the result.
 //!
 //! "That very state" is object identity, not a digest: a validator's
-//! [`Replica`] lives behind an [`Rc`], and the memo is keyed by the
+//! [`Replica`] lives behind an [`Arc`], and the memo is keyed by the
 //! commit (index, running commit digest, time) and the pre-state's
 //! allocation. The memo holds the pre-state by a [`Weak`] reference, which
 //! pins the allocation (so its address is never reused while the entry
-//! lives) and, through [`Rc::make_mut`], forces any later writer of that
+//! lives) and, through [`Arc::make_mut`], forces any later writer of that
 //! allocation to move or clone it first, so a remembered pre-state never
 //! changes under its entry; it holds the post-state itself while anyone
 //! holds the pre-state, so a validator several commits behind the first
@@ -32,14 +32,12 @@
 //! everything the order depends on).
 //!
 //! With [`StateSharing::off`] (the default, and the real node) every
-//! validator owns its state and [`Rc::make_mut`] writes in place; the
+//! validator owns its state and [`Arc::make_mut`] writes in place; the
 //! simulator's `--no-sharing` check mode runs that way and must reach the
 //! same run digest.
 
-use std::cell::{OnceCell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
-use std::rc::{Rc, Weak};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use idlegrid_dag_ledger::ledger::{
     BatchContext, BatchResult, Host, Ledger, LedgerError, NoEvidence, SignatureCheck,
@@ -68,7 +66,7 @@ pub(crate) struct Applied {
     pub(crate) notices: Vec<Notice>,
     /// What the commit tells light nodes, built by the first validator to
     /// publish it (a function of the above and the post-state).
-    pub(crate) facts: OnceCell<Rc<CommitFacts>>,
+    pub(crate) facts: OnceLock<Arc<CommitFacts>>,
 }
 
 impl Replica {
@@ -112,7 +110,7 @@ impl Replica {
         Applied {
             result,
             notices,
-            facts: OnceCell::new(),
+            facts: OnceLock::new(),
         }
     }
 }
@@ -134,8 +132,8 @@ struct Entry {
     /// the first can still take it (a weak one was moved by the first
     /// validator's next commit, and the laggard then computed on its own
     /// copy for good).
-    post: Rc<Replica>,
-    applied: Rc<Applied>,
+    post: Arc<Replica>,
+    applied: Arc<Applied>,
 }
 
 /// The state the first validator started from, with its content.
@@ -172,7 +170,7 @@ struct CheckpointEntry {
 /// module docs). Clones share one memo.
 #[derive(Clone, Default)]
 pub struct StateSharing {
-    memo: Option<Rc<RefCell<Memo>>>,
+    memo: Option<Arc<Mutex<Memo>>>,
     /// The consensus side: each commit's history ordered once.
     history: Option<Arc<HistoryMemo>>,
 }
@@ -182,7 +180,7 @@ impl std::fmt::Debug for StateSharing {
         match &self.memo {
             None => f.write_str("StateSharing::off"),
             Some(m) => {
-                let m = m.borrow();
+                let m = lock(m);
                 f.debug_struct("StateSharing::shared")
                     .field("entries", &m.len)
                     .field("shared", &m.shared)
@@ -202,7 +200,7 @@ impl StateSharing {
     /// A memo to give every validator of one process.
     pub fn shared() -> Self {
         Self {
-            memo: Some(Rc::default()),
+            memo: Some(Arc::default()),
             history: Some(HistoryMemo::shared()),
         }
     }
@@ -216,7 +214,7 @@ impl StateSharing {
     /// Batches taken from the memo and batches computed (0, 0 when off).
     pub fn counts(&self) -> (u64, u64) {
         self.memo.as_ref().map_or((0, 0), |m| {
-            let m = m.borrow();
+            let m = lock(m);
             (m.shared, m.computed)
         })
     }
@@ -227,15 +225,15 @@ impl StateSharing {
     /// genesis. A state that differs (recovered from a disk, say) stays
     /// its own and becomes the start the next ones compare with if the
     /// old one is gone.
-    pub(crate) fn adopt(&self, state: &mut Rc<Replica>) {
+    pub(crate) fn adopt(&self, state: &mut Arc<Replica>) {
         let Some(memo) = &self.memo else {
             return;
         };
-        let mut memo = memo.borrow_mut();
+        let mut memo = lock(memo);
         if let Some(start) = &memo.start
             && let Some(other) = start.state.upgrade()
         {
-            if !Rc::ptr_eq(&other, state)
+            if !Arc::ptr_eq(&other, state)
                 && other.same_setup(state)
                 && start.content == state.content()
             {
@@ -244,7 +242,7 @@ impl StateSharing {
             return;
         }
         memo.start = Some(Start {
-            state: Rc::downgrade(state),
+            state: Arc::downgrade(state),
             content: state.content(),
         });
     }
@@ -255,22 +253,22 @@ impl StateSharing {
     /// remembers it.
     pub(crate) fn apply(
         &self,
-        state: &mut Rc<Replica>,
+        state: &mut Arc<Replica>,
         key: CommitKey,
         ctx: BatchContext,
         txs: &[&[u8]],
-    ) -> Rc<Applied> {
+    ) -> Arc<Applied> {
         let Some(memo) = &self.memo else {
-            return Rc::new(Rc::make_mut(state).apply(ctx, txs));
+            return Arc::new(Arc::make_mut(state).apply(ctx, txs));
         };
-        if let Some((post, applied)) = memo.borrow_mut().take(state, &key) {
+        if let Some((post, applied)) = lock(memo).take(state, &key) {
             *state = post;
             return applied;
         }
-        let pre = Rc::downgrade(state);
-        let applied = Rc::new(Rc::make_mut(state).apply(ctx, txs));
-        debug_assert!(!Weak::ptr_eq(&pre, &Rc::downgrade(state)));
-        memo.borrow_mut().remember(key, pre, state, &applied);
+        let pre = Arc::downgrade(state);
+        let applied = Arc::new(Arc::make_mut(state).apply(ctx, txs));
+        debug_assert!(!Weak::ptr_eq(&pre, &Arc::downgrade(state)));
+        lock(memo).remember(key, pre, state, &applied);
         applied
     }
 }
@@ -284,7 +282,7 @@ impl StateSharing {
     /// a checkpoint added 785 MiB.
     pub(crate) fn checkpoint(
         &self,
-        state: &Rc<Replica>,
+        state: &Arc<Replica>,
         index: u64,
         frontier: Option<CommittedSubDag>,
         build: impl FnOnce(&Replica, Option<CommittedSubDag>) -> (Checkpoint, ServedSnapshot),
@@ -293,9 +291,9 @@ impl StateSharing {
             let (cp, served) = build(state, frontier);
             return (Arc::new(cp), Arc::new(served));
         };
-        let mut memo = memo.borrow_mut();
+        let mut memo = lock(memo);
         let found = memo.checkpoints.iter().find(|e| {
-            e.state.as_ptr() == Rc::as_ptr(state)
+            e.state.as_ptr() == Arc::as_ptr(state)
                 && e.checkpoint.index == index
                 && e.checkpoint.frontier == frontier
         });
@@ -304,7 +302,7 @@ impl StateSharing {
         }
         let (cp, served) = build(state, frontier);
         let entry = CheckpointEntry {
-            state: Rc::downgrade(state),
+            state: Arc::downgrade(state),
             checkpoint: Arc::new(cp),
             served: Arc::new(served),
         };
@@ -317,11 +315,18 @@ impl StateSharing {
     }
 }
 
+/// The memo, locked. A validator that panicked while holding it left no
+/// half-made entry (entries are pushed whole), so a poisoned lock is
+/// taken as is rather than turned into a second panic.
+fn lock(memo: &Mutex<Memo>) -> MutexGuard<'_, Memo> {
+    memo.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Memo {
-    fn take(&mut self, state: &Rc<Replica>, key: &CommitKey) -> Option<(Rc<Replica>, Rc<Applied>)> {
+    fn take(&mut self, state: &Arc<Replica>, key: &CommitKey) -> Option<(Arc<Replica>, Arc<Applied>)> {
         let found = self.entries.get(key)?.iter().find_map(|e| {
-            (e.pre.as_ptr() == Rc::as_ptr(state))
-                .then(|| (Rc::clone(&e.post), Rc::clone(&e.applied)))
+            (e.pre.as_ptr() == Arc::as_ptr(state))
+                .then(|| (Arc::clone(&e.post), Arc::clone(&e.applied)))
         });
         self.shared += u64::from(found.is_some());
         found
@@ -331,8 +336,8 @@ impl Memo {
         &mut self,
         key: CommitKey,
         pre: Weak<Replica>,
-        post: &Rc<Replica>,
-        applied: &Rc<Applied>,
+        post: &Arc<Replica>,
+        applied: &Arc<Applied>,
     ) {
         self.computed += 1;
         let oldest = key.0.saturating_sub(WINDOW);
@@ -363,8 +368,8 @@ impl Memo {
         }
         self.entries.entry(key).or_default().push(Entry {
             pre,
-            post: Rc::clone(post),
-            applied: Rc::clone(applied),
+            post: Arc::clone(post),
+            applied: Arc::clone(applied),
         });
         self.len += 1;
     }
@@ -382,9 +387,9 @@ mod tests {
     use crate::wire::{Fact, FactsMode};
 
     /// `n` copies of `genesis`, each adopted by one shared `StateSharing`.
-    fn adopted(genesis: &Replica, n: usize) -> (StateSharing, Vec<Rc<Replica>>) {
+    fn adopted(genesis: &Replica, n: usize) -> (StateSharing, Vec<Arc<Replica>>) {
         let sharing = StateSharing::shared();
-        let mut states: Vec<Rc<Replica>> = (0..n).map(|_| Rc::new(genesis.clone())).collect();
+        let mut states: Vec<Arc<Replica>> = (0..n).map(|_| Arc::new(genesis.clone())).collect();
         states.iter_mut().for_each(|s| sharing.adopt(s));
         (sharing, states)
     }
@@ -429,7 +434,7 @@ mod tests {
 
     fn apply(
         sharing: &StateSharing,
-        s: &mut Rc<Replica>,
+        s: &mut Arc<Replica>,
         c: &(CommitKey, BatchContext, Vec<u8>),
     ) -> Digest {
         let applied = sharing.apply(s, c.0, c.1, &[c.2.as_slice()]);
@@ -443,10 +448,10 @@ mod tests {
         let (genesis, from) = genesis();
         let (sharing, mut states) = adopted(&genesis, 4);
         assert!(
-            states.iter().all(|s| Rc::ptr_eq(s, &states[0])),
+            states.iter().all(|s| Arc::ptr_eq(s, &states[0])),
             "equal genesis is adopted"
         );
-        let mut alone = Rc::new(genesis.clone());
+        let mut alone = Arc::new(genesis.clone());
         for i in 0..3 {
             let c = commit(&alone, &from[0], i, 10_000 + u128::from(i));
             let want = apply(&StateSharing::off(), &mut alone, &c);
@@ -454,7 +459,7 @@ mod tests {
                 assert_eq!(apply(&sharing, s, &c), want);
                 assert_eq!(s.ledger.state_digest(), want);
             }
-            assert!(states.iter().all(|s| Rc::ptr_eq(s, &states[0])));
+            assert!(states.iter().all(|s| Arc::ptr_eq(s, &states[0])));
         }
         assert_eq!(
             sharing.counts(),
@@ -470,13 +475,13 @@ mod tests {
     fn sharers_build_a_commit_s_facts_once_and_match_an_unshared_run() {
         let (genesis, from) = genesis();
         let (sharing, mut states) = adopted(&genesis, 2);
-        let alone = Rc::new(genesis.clone());
+        let alone = Arc::new(genesis.clone());
         let c = commit(&alone, &from[0], 0, 10_000);
         let txs = [c.2.as_slice()];
         let facts = |applied: &Applied, state: &Replica| {
             let r = applied.result.as_ref().expect("applies");
             let f = applied.facts.get_or_init(|| {
-                Rc::new(CommitFacts::build(
+                Arc::new(CommitFacts::build(
                     &txs,
                     &r.receipts,
                     &applied.notices,
@@ -487,11 +492,11 @@ mod tests {
             [from[0].account_id(), to]
                 .map(|a| f.batch(&a, false, FactsMode::Reported, &state.ledger))
         };
-        let applied: Vec<Rc<Applied>> = states
+        let applied: Vec<Arc<Applied>> = states
             .iter_mut()
             .map(|s| sharing.apply(s, c.0, c.1, &txs))
             .collect();
-        assert!(Rc::ptr_eq(&applied[0], &applied[1]), "applied once");
+        assert!(Arc::ptr_eq(&applied[0], &applied[1]), "applied once");
         let first = facts(&applied[0], &states[0]);
         let second = facts(&applied[1], &states[1]);
         for (a, b) in first.iter().zip(&second) {
@@ -524,7 +529,7 @@ mod tests {
     fn a_commit_s_leaves_prove_against_its_root_and_other_modes_report_holdings_only() {
         use crate::certified::leaf_digest;
         let (genesis, from) = genesis();
-        let mut state = Rc::new(genesis.clone());
+        let mut state = Arc::new(genesis.clone());
         let c = commit(&state, &from[0], 0, 10_000);
         let txs = [c.2.as_slice()];
         let applied = StateSharing::off().apply(&mut state, c.0, c.1, &txs);
@@ -556,7 +561,7 @@ mod tests {
     }
 
     fn sharing_off_facts<F>(
-        alone: &Rc<Replica>,
+        alone: &Arc<Replica>,
         c: &(CommitKey, BatchContext, Vec<u8>),
         txs: &[&[u8]],
         facts: F,
@@ -564,7 +569,7 @@ mod tests {
     where
         F: Fn(&Applied, &Replica) -> [Option<Arc<[Fact]>>; 2],
     {
-        let mut alone = Rc::clone(alone);
+        let mut alone = Arc::clone(alone);
         let applied = StateSharing::off().apply(&mut alone, c.0, c.1, txs);
         facts(&applied, &alone)
     }
@@ -573,7 +578,7 @@ mod tests {
     fn a_diverged_state_is_its_own() {
         let (genesis, from) = genesis();
         let sharing = StateSharing::shared();
-        let (mut a, mut b) = (Rc::new(genesis.clone()), Rc::new(genesis.clone()));
+        let (mut a, mut b) = (Arc::new(genesis.clone()), Arc::new(genesis.clone()));
         sharing.adopt(&mut a);
         sharing.adopt(&mut b);
         // A Byzantine sequence: `b` commits another batch at index 0.
@@ -582,18 +587,18 @@ mod tests {
         let da = apply(&sharing, &mut a, &honest);
         let db = apply(&sharing, &mut b, &other);
         assert_ne!(da, db);
-        assert!(!Rc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &b));
         // An equal-content state that is not the same object (a validator
         // recovered from its disk, say) computes for itself.
-        let mut c = Rc::new(genesis.clone());
+        let mut c = Arc::new(genesis.clone());
         assert_eq!(apply(&sharing, &mut c, &honest), da);
-        assert!(!Rc::ptr_eq(&a, &c));
+        assert!(!Arc::ptr_eq(&a, &c));
         assert_eq!(sharing.counts(), (0, 3));
         // The diverged one's next commit never lands on the others' state.
         let next = commit(&b, &from[0], 1, 12_000);
         apply(&sharing, &mut b, &next);
         assert_eq!(a.ledger.state_digest(), da, "a is untouched by b's commits");
-        let mut a2 = Rc::clone(&a);
+        let mut a2 = Arc::clone(&a);
         assert_ne!(apply(&sharing, &mut a2, &next), b.ledger.state_digest());
     }
 
@@ -601,7 +606,7 @@ mod tests {
     fn a_remembered_pre_state_never_changes_under_its_holders() {
         let (genesis, from) = genesis();
         let sharing = StateSharing::shared();
-        let (mut a, mut b) = (Rc::new(genesis.clone()), Rc::new(genesis));
+        let (mut a, mut b) = (Arc::new(genesis.clone()), Arc::new(genesis));
         sharing.adopt(&mut a);
         sharing.adopt(&mut b);
         let before = b.ledger.state_digest();
@@ -612,7 +617,7 @@ mod tests {
         // Nobody holds the pre-state: the next commit prunes its entry.
         let c = commit(&a, &from[0], 1, 10_000);
         apply(&sharing, &mut a, &c);
-        let memo = sharing.memo.as_ref().unwrap().borrow();
+        let memo = sharing.memo.as_ref().unwrap().lock().unwrap();
         assert_eq!(memo.len, 1, "only the newest commit is remembered");
     }
 
@@ -640,7 +645,7 @@ mod tests {
     /// A checkpoint of `r` after commit `index` (counting builds).
     fn checkpoint_of(
         sharing: &StateSharing,
-        r: &Rc<Replica>,
+        r: &Arc<Replica>,
         index: u64,
         frontier: Option<CommittedSubDag>,
         builds: &mut u32,
@@ -675,7 +680,7 @@ mod tests {
         // Another index, another state object with equal content, or
         // sharing off: built anew, with the same content where it must be.
         let other_index = checkpoint_of(&sharing, &states[0], 1, frontier(1, 6), &mut builds);
-        let mut own = Rc::new(genesis.clone());
+        let mut own = Arc::new(genesis.clone());
         apply(&StateSharing::off(), &mut own, &c);
         let equal_content = checkpoint_of(&sharing, &own, 0, frontier(0, 5), &mut builds);
         let off = checkpoint_of(

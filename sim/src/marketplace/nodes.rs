@@ -200,7 +200,7 @@ impl SimValidator {
     /// The durability step (see [`persist_step`]).
     fn persist(&mut self) {
         let Some((disks, i)) = &self.disk else { return };
-        let mut disks = disks.borrow_mut();
+        let mut disks = crate::durable::lock(&disks);
         if let Err(e) = persist_step(self.node.inner_mut(), &mut disks[*i]) {
             unreachable!("the simulated disk never fails: {e}");
         }
@@ -885,3 +885,9 @@ pub fn executor(
 ) -> SimulatedExecutor {
     SimulatedExecutor::new(behaviour, super::agents::cost_model(speed), seed)
 }
+/// Every node can be handed to another thread (the parallel engine's
+/// workers handle disjoint sets of nodes): checked at compile time.
+const _: fn() = || {
+    fn is_send<T: Send>() {}
+    is_send::<MarketNode>();
+};

@@ -945,7 +945,7 @@ fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNo
                 .map(|v| v.with_persistence(CHECKPOINT_EVERY))
         }
         Some(disks) => {
-            let stored = disks.borrow_mut()[ctx.index.get()].restart(
+            let stored = crate::durable::lock(&disks)[ctx.index.get()].restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 w.cfg.lose_unsynced,
                 false,
@@ -1038,7 +1038,7 @@ pub(crate) fn node_fingerprint_with(
 fn sim_validator(ctx: &crate::NodeContext<'_>, w: &World) -> MarketNode {
     let node = validator(ctx, w);
     let i = ctx.index.get();
-    let disk = w.disks.as_ref().map(|d| (std::rc::Rc::clone(d), i));
+    let disk = w.disks.as_ref().map(|d| (std::sync::Arc::clone(d), i));
     let forger = (w.behaviors.get(i) == Some(&Behavior::Forge))
         .then(|| Forger::new(Keypair::from_seed(&ctx.key_seed), None));
     let withholder =
@@ -1399,7 +1399,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let (mut sim, sim_cfg, disks, sharing) = setup(cfg)?;
     let series = drive(&mut sim, &sim_cfg, cfg)?;
     let mut r = report(sim, &sim_cfg, cfg, series)?;
-    r.storage = disks.map(|d| crate::durable::total_stats(&d.borrow()));
+    r.storage = disks.map(|d| crate::durable::total_stats(&crate::durable::lock(&d)));
     // Batch applications computed, and taken from another validator that
     // held the very same state (0 with `--no-sharing`: every one computed).
     let (shared, computed) = sharing.counts();
