@@ -291,7 +291,10 @@ impl ValidatorNode {
         let validator = Participant::new(honest, behavior.adversary(), &key, &committee);
         Self {
             validator,
-            disks: params.store.as_ref().map(|s| std::sync::Arc::clone(&s.disks)),
+            disks: params
+                .store
+                .as_ref()
+                .map(|s| std::sync::Arc::clone(&s.disks)),
             index: ctx.index.get() as u32,
             tx_per_period: params.tx_per_second * LOAD_PERIOD.as_micros() as f64 / 1e6,
             carry: 0.0,
@@ -316,7 +319,7 @@ impl ValidatorNode {
     /// when something waits for them.
     fn persist(&mut self) {
         let Some(disks) = &self.disks else { return };
-        let disk = &mut crate::durable::lock(&disks)[self.index as usize];
+        let disk = &mut crate::durable::lock(disks)[self.index as usize];
         let v = self.validator.inner_mut();
         while let Some(req) = v.poll_persist() {
             disk.write_consensus(req);

@@ -140,7 +140,7 @@ impl DurableValidator {
                 .with_signature_verifier(params.signatures.clone())
         } else {
             let lost = params.lose_store.contains(&(i as u32, ctx.incarnation));
-            let stored = crate::durable::lock(&disks)[i].restart(
+            let stored = crate::durable::lock(disks)[i].restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 params.lose_unsynced,
                 lost,

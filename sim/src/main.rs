@@ -112,6 +112,11 @@ struct RunArgs {
     /// works.)
     #[arg(long, alias = "no-prefetch")]
     no_workers: bool,
+    /// Threads handling the engine's windows of events (marketplace runs;
+    /// 1: one event at a time). The run digest and outcome are the same
+    /// for any count; 2 is not faster yet (README, "Two threads").
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: u16,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -192,6 +197,7 @@ fn run(args: RunArgs) -> ExitCode {
         progress: !args.no_progress,
         no_sharing: args.no_sharing,
         no_workers: args.no_workers,
+        threads: usize::from(args.threads),
     };
     let out = match runner::run(&scenario, &opts) {
         Ok(o) => o,

@@ -433,6 +433,19 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// The `(time, sequence)` of the earliest event, if any: the order in
+    /// which [`Self::pop`] returns events.
+    pub fn peek_key(&self) -> Option<(Timestamp, EventSeq)> {
+        let key = match (self.early.peek().map(Entry::key), self.radix.min_key()) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        Some((
+            Timestamp::from_micros((key >> 64) as u64),
+            EventSeq(key as u64),
+        ))
+    }
+
     /// Number of pending events.
     pub fn len(&self) -> usize {
         self.radix.len + self.early.len()
@@ -572,8 +585,10 @@ mod tests {
             self.ops += 1;
             assert_eq!(self.q.len(), self.reference.len());
             assert_eq!(self.q.is_empty(), self.reference.is_empty());
-            let first = self.reference.keys().next().map(|(at, _)| *at);
-            assert_eq!(self.q.peek_time(), first);
+            let first = self.reference.keys().next().copied();
+            assert_eq!(self.q.peek_time(), first.map(|(at, _)| at));
+            let key = self.q.peek_key().map(|(at, seq)| (at, seq.get()));
+            assert_eq!(key, first);
             // The full walk every op while small, now and then when large.
             if self.reference.len() < 1_000 || self.ops % 256 == 0 {
                 self.q.radix.check();

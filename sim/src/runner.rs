@@ -105,6 +105,10 @@ pub struct RunOptions {
     /// audits inline (see `MarketplaceConfig::background_audits`); the run
     /// digest and outcome must not change.
     pub no_workers: bool,
+    /// Threads for the engine's windows of events in marketplace runs (1:
+    /// one event at a time); the run digest and outcome are the same for
+    /// any count.
+    pub threads: usize,
 }
 
 /// A finished run.
@@ -221,7 +225,10 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
         }
         MachineKind::Consensus => {
             let params = scenario.consensus_params();
-            crash_disks = params.store.as_ref().map(|s| std::sync::Arc::clone(&s.disks));
+            crash_disks = params
+                .store
+                .as_ref()
+                .map(|s| std::sync::Arc::clone(&s.disks));
             let observer = ConsensusObserver::new(n, &params.behaviors, params.liveness_bound)
                 .with_warmup(Duration::from_millis(scenario.consensus.warmup_ms))
                 .with_hops(mean_delays(scenario)?);
@@ -282,7 +289,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions) -> Result<RunOutput, RunError
                 }
                 s.storage = crash_disks
                     .as_ref()
-                    .map(|d| crate::durable::total_stats(&crate::durable::lock(&d)));
+                    .map(|d| crate::durable::total_stats(&crate::durable::lock(d)));
                 s
             }
             MachineKind::Crashes => {
@@ -355,6 +362,7 @@ fn run_market(
     let cfg = crate::marketplace::MarketplaceConfig {
         share_state: !opts.no_sharing,
         background_audits: !opts.no_workers,
+        engine_threads: opts.threads,
         ..scenario.marketplace_config(seed, replay.clone())?
     };
     let start = wall_now();
@@ -450,9 +458,11 @@ pub fn check_determinism(
         progress: false,
         no_sharing: false,
         no_workers: false,
+        threads: 2,
     };
     let plain = RunOptions {
         no_workers: true,
+        threads: 1,
         ..opts.clone()
     };
     let (first, second) = std::thread::scope(|scope| {
@@ -509,6 +519,7 @@ pub fn sweep(
                         no_sharing: false,
                         // Parallel runs keep the cores busy already.
                         no_workers: jobs > 1,
+                        threads: if jobs > 1 { 1 } else { 2 },
                     };
                     let outcome = run(scenario, &opts).map(|o| o.summary);
                     results

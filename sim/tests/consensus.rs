@@ -216,6 +216,7 @@ fn liveness_violation_reports_seed_and_replay() {
         progress: false,
         no_sharing: false,
         no_workers: false,
+        threads: 1,
     };
     let err = runner::run(&s, &opts).unwrap_err();
     let RunError::Sim(SimError::Invariant(f)) = &err else {

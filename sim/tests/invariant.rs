@@ -18,6 +18,7 @@ max_propagation_ms = 60    # far below WAN latencies: must fail
 fn failure_reports_seed_and_replay_command() {
     let s = Scenario::parse(TIGHT).unwrap();
     let opts = RunOptions {
+        threads: 1,
         seed: Some(42),
         scenario_path: Some("tight.toml".into()),
         progress: false,

@@ -20,7 +20,7 @@ fn a_run_is_the_same_with_or_without_worker_threads() {
     let on = run_marketplace(&cfg).expect("run");
     let off = run_marketplace(&MarketplaceConfig {
         background_audits: false,
-        ..cfg
+        ..cfg.clone()
     })
     .expect("run");
     assert!(on.jobs_completed > 0);
@@ -35,4 +35,15 @@ fn a_run_is_the_same_with_or_without_worker_threads() {
     assert!(on.summary.market["welfare_periods"].as_u64() > Some(0));
     assert!(on.summary.market["welfare_optimal"].is_string());
     assert_eq!(on.summary.market, off.summary.market);
+    // And with the engine's windows on two threads: the same run, the same
+    // counts of shared and computed batches.
+    let threads = run_marketplace(&MarketplaceConfig {
+        engine_threads: 2,
+        ..cfg
+    })
+    .expect("run");
+    assert_eq!(threads.digest, on.digest);
+    assert_eq!(threads.ledger_digest, on.ledger_digest);
+    assert_eq!(threads.summary.ledger, on.summary.ledger);
+    assert_eq!(threads.summary.market, on.summary.market);
 }

@@ -15,9 +15,9 @@
 //! vote on and certify (see [`crate::certified`]): a subscriber that asked
 //! for certified facts gets its leaves with their proofs instead.
 
-use std::sync::OnceLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use idlegrid_dag_ledger::ledger::{Ledger, Outcome, SignedTransaction, TxKind};
 use idlegrid_primitives::{AccountId, Amount, Digest, MerkleProof, MerkleTree};

@@ -261,14 +261,18 @@ impl StateSharing {
         let Some(memo) = &self.memo else {
             return Arc::new(Arc::make_mut(state).apply(ctx, txs));
         };
-        if let Some((post, applied)) = lock(memo).take(state, &key) {
+        // Held while computing: a validator on another thread that holds
+        // the same state waits and takes the result, as it would have in
+        // one thread, instead of computing it again on a copy of its own.
+        let mut memo = lock(memo);
+        if let Some((post, applied)) = memo.take(state, &key) {
             *state = post;
             return applied;
         }
         let pre = Arc::downgrade(state);
         let applied = Arc::new(Arc::make_mut(state).apply(ctx, txs));
         debug_assert!(!Weak::ptr_eq(&pre, &Arc::downgrade(state)));
-        lock(memo).remember(key, pre, state, &applied);
+        memo.remember(key, pre, state, &applied);
         applied
     }
 }
@@ -323,7 +327,11 @@ fn lock(memo: &Mutex<Memo>) -> MutexGuard<'_, Memo> {
 }
 
 impl Memo {
-    fn take(&mut self, state: &Arc<Replica>, key: &CommitKey) -> Option<(Arc<Replica>, Arc<Applied>)> {
+    fn take(
+        &mut self,
+        state: &Arc<Replica>,
+        key: &CommitKey,
+    ) -> Option<(Arc<Replica>, Arc<Applied>)> {
         let found = self.entries.get(key)?.iter().find_map(|e| {
             (e.pre.as_ptr() == Arc::as_ptr(state))
                 .then(|| (Arc::clone(&e.post), Arc::clone(&e.applied)))

@@ -28,10 +28,15 @@ use crate::observer::{InvariantFailure, Observer, Violation};
 use crate::queue::{EventQueue, QueueFull};
 
 mod net;
+mod parallel;
 mod run_digest;
 mod stats;
+mod window;
+
+use std::collections::BTreeMap;
 
 use net::{Event, InFlight, Net, RUN_DOMAIN};
+use parallel::Workers;
 use run_digest::RunDigest;
 pub use stats::{Checkpoint, NetStats, Progress, RunReport, SecondStats, StopReason};
 
@@ -46,6 +51,10 @@ pub const MAX_NODES: usize = 120_000;
 pub const CHECKPOINT_EVERY: u64 = 4_096;
 const MAX_CHECKPOINTS: usize = 1 << 20;
 const PROGRESS_EVERY: u64 = 1 << 12;
+/// Events a parallel window may not come this close to the event bound
+/// (beyond the queue's length): near it, the run goes on serially, so it
+/// stops at exactly the same event.
+const WINDOW_EVENT_MARGIN: u64 = 100_000;
 
 /// Run-wide settings of the engine.
 #[derive(Debug, Clone)]
@@ -167,6 +176,13 @@ pub struct Simulation<M: Machine, O> {
     next_tick: Timestamp,
     failure: Option<Box<InvariantFailure>>,
     progress: Option<Box<dyn FnMut(Progress)>>,
+    /// Worker threads for windows of events (see `parallel.rs`); `None`:
+    /// one event at a time.
+    workers: Option<Box<dyn Workers<M>>>,
+    /// No message arrives sooner than this after it is sent.
+    lookahead: Duration,
+    /// Times of scheduled faults not yet applied (each bounds a window).
+    pending_faults: BTreeMap<Timestamp, u32>,
 }
 
 impl<M, O> Simulation<M, O>
@@ -285,6 +301,9 @@ where
             next_tick: Timestamp::ZERO.saturating_add(config.tick),
             failure: None,
             progress: None,
+            workers: None,
+            lookahead: Duration::ZERO,
+            pending_faults: BTreeMap::new(),
             config,
         })
     }
@@ -334,9 +353,9 @@ where
                 "loss must be in [0, 1], got {loss}"
             )));
         }
-        self.net
-            .queue
-            .push(at.max(self.net.now), Event::Fault(fault))?;
+        let at = at.max(self.net.now);
+        self.net.queue.push(at, Event::Fault(fault))?;
+        *self.pending_faults.entry(at).or_default() += 1;
         Ok(())
     }
 
@@ -468,31 +487,39 @@ where
                     return Ok(StopReason::Idle);
                 }
             }
+            if let Some(first) = next
+                && let Some(end) = self.window_end(first, until)
+            {
+                self.run_window(end)?;
+                continue;
+            }
             let (at, _seq, event) = self.net.queue.pop().expect("peeked");
             debug_assert!(at >= self.net.now, "time never goes backwards");
             self.net.now = at;
-            if !self.process(event)? {
-                continue; // a superseded timer: not an event of the run
-            }
-            self.net.events += 1;
-            if self.net.events % CHECKPOINT_EVERY == 0
-                && self.net.checkpoints.len() < MAX_CHECKPOINTS
-            {
-                self.net.checkpoints.push(Checkpoint {
-                    events: self.net.events,
-                    at,
-                    digest: self.net.digest.digest(),
-                });
-            }
-            if self.net.events % PROGRESS_EVERY == 0
-                && let Some(p) = self.progress.as_mut()
-            {
-                p(Progress {
-                    now: at,
-                    events: self.net.events,
-                    max_time: self.config.max_time,
-                });
-            }
+            if self.process(event)? {
+                self.counted(at);
+            } // else a superseded timer: not an event of the run
+        }
+    }
+
+    /// Counts one event of the run: checkpoints and progress.
+    fn counted(&mut self, at: Timestamp) {
+        self.net.events += 1;
+        if self.net.events % CHECKPOINT_EVERY == 0 && self.net.checkpoints.len() < MAX_CHECKPOINTS {
+            self.net.checkpoints.push(Checkpoint {
+                events: self.net.events,
+                at,
+                digest: self.net.digest.digest(),
+            });
+        }
+        if self.net.events % PROGRESS_EVERY == 0
+            && let Some(p) = self.progress.as_mut()
+        {
+            p(Progress {
+                now: at,
+                events: self.net.events,
+                max_time: self.config.max_time,
+            });
         }
     }
 
@@ -568,14 +595,18 @@ where
                     return Ok(false);
                 };
                 slot.timer_at = None;
-                self.net
-                    .chain(2, node.get() as u32, slot.incarnation, &[0; 32]);
-                self.net.stats.timers += 1;
+                self.net.timer_fired(node, slot.incarnation);
                 machine.handle_timeout(now);
                 self.drain(node)?;
                 Ok(true)
             }
             Event::Fault(fault) => {
+                if let Some(n) = self.pending_faults.get_mut(&now) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.pending_faults.remove(&now);
+                    }
+                }
                 let fp = Digest::of(FAULT_DOMAIN, &fault);
                 self.net.chain(3, 0, 0, fp.as_bytes());
                 self.net.stats.faults += 1;
@@ -593,18 +624,12 @@ where
     fn deliver(&mut self, mut m: InFlight<M::Message>) -> Result<bool, SimError> {
         let now = self.net.now;
         let (from, to) = (m.from, m.to);
-        if !m.cpu_done {
-            self.net.links.get(m.link).in_flight -= 1;
-            if self.net.cuts.is_cut(from, to) {
-                self.net.stats.dropped_partition += 1;
-                self.net.bump(|s| s.dropped += 1);
-                return Ok(true);
-            }
+        if !m.cpu_done && !self.net.arrive(m.link, from, to) {
+            return Ok(true);
         }
         let slot = &mut self.nodes[to.get()];
         let Some(machine) = slot.machine.as_mut() else {
-            self.net.stats.dropped_crashed += 1;
-            self.net.bump(|s| s.dropped += 1);
+            self.net.dropped_crashed();
             return Ok(true);
         };
         if !m.cpu_done {
@@ -620,19 +645,7 @@ where
             self.net.queue.push(done, Event::Deliver(m))?;
             return Ok(false); // handled when verified
         }
-        self.net.chain(
-            1,
-            from.get() as u32,
-            to.get() as u32,
-            m.fingerprint.as_bytes(),
-        );
-        self.net.stats.delivered += 1;
-        self.net.stats.bytes_delivered += m.size;
-        let size = m.size;
-        self.net.bump(|s| {
-            s.delivered += 1;
-            s.bytes_delivered += size;
-        });
+        self.net.delivered(from, to, &m.fingerprint, m.size);
         let from_id = self.net.ids[from.get()];
         machine.handle_message(now, from_id, m.msg);
         self.drain(to)?;
@@ -693,18 +706,14 @@ where
         }
         self.net.rearm_transfers()?;
         while let Some(e) = machine.poll_event() {
-            self.net.stats.app_events += 1;
-            self.net.bump(|s| s.app_events += 1);
-            if let Err(v) = self.observer.on_event(now, i, &e) {
-                if self.failure.is_none() {
-                    self.failure = Some(Box::new(InvariantFailure {
-                        violation: v,
-                        seed: self.config.seed,
-                        at: now,
-                        event: self.net.events,
-                        replay_command: self.config.replay(),
-                    }));
-                }
+            if !observe(
+                &mut self.net,
+                &mut self.observer,
+                &mut self.failure,
+                &self.config,
+                i,
+                &e,
+            ) {
                 break;
             }
         }
@@ -725,4 +734,33 @@ where
         }
         Ok(())
     }
+}
+
+/// Counts an application event of node `i` and shows it to the observer;
+/// false if the observer found a broken invariant (then recorded as the
+/// run's failure unless one was already).
+fn observe<Msg: Clone + Serialize, E, O: Observer<E>>(
+    net: &mut Net<Msg>,
+    observer: &mut O,
+    failure: &mut Option<Box<InvariantFailure>>,
+    config: &SimConfig,
+    i: NodeIndex,
+    e: &E,
+) -> bool {
+    let now = net.now;
+    net.stats.app_events += 1;
+    net.bump(|s| s.app_events += 1);
+    let Err(violation) = observer.on_event(now, i, e) else {
+        return true;
+    };
+    if failure.is_none() {
+        *failure = Some(Box::new(InvariantFailure {
+            violation,
+            seed: config.seed,
+            at: now,
+            event: net.events,
+            replay_command: config.replay(),
+        }));
+    }
+    false
 }

@@ -50,6 +50,33 @@ pub(super) struct InFlight<Msg> {
     pub(super) cpu_done: bool,
 }
 
+/// A message's envelope, its content handed to a node apart (the
+/// parallel engine's windows; see `parallel.rs`).
+pub(super) struct Arrival {
+    pub(super) from: NodeIndex,
+    pub(super) to: NodeIndex,
+    pub(super) link: LinkSlot,
+    pub(super) sent_at: Timestamp,
+    pub(super) size: u64,
+    pub(super) fingerprint: Digest,
+}
+
+impl<Msg> InFlight<Msg> {
+    /// The envelope and the message (which has no CPU cost pending).
+    pub(super) fn split(self) -> (Arrival, Msg) {
+        debug_assert!(!self.cpu_done, "windows run without CPU costs");
+        let arrival = Arrival {
+            from: self.from,
+            to: self.to,
+            link: self.link,
+            sent_at: self.sent_at,
+            size: self.size,
+            fingerprint: self.fingerprint,
+        };
+        (arrival, self.msg)
+    }
+}
+
 /// A message in the max-min fair model, waiting for its transfer to end.
 pub(super) struct Transfer<Msg> {
     m: InFlight<Msg>,
@@ -135,6 +162,52 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             b,
             fingerprint,
         });
+    }
+
+    /// A message reached the end of its link: false if a partition cut it
+    /// (counted as dropped).
+    pub(super) fn arrive(&mut self, link: LinkSlot, from: NodeIndex, to: NodeIndex) -> bool {
+        self.links.get(link).in_flight -= 1;
+        if self.cuts.is_cut(from, to) {
+            self.stats.dropped_partition += 1;
+            self.bump(|s| s.dropped += 1);
+            return false;
+        }
+        true
+    }
+
+    /// A message reached a crashed node.
+    pub(super) fn dropped_crashed(&mut self) {
+        self.stats.dropped_crashed += 1;
+        self.bump(|s| s.dropped += 1);
+    }
+
+    /// A message is handed to its recipient: recorded and counted.
+    pub(super) fn delivered(
+        &mut self,
+        from: NodeIndex,
+        to: NodeIndex,
+        fingerprint: &Digest,
+        size: u64,
+    ) {
+        self.chain(
+            1,
+            from.get() as u32,
+            to.get() as u32,
+            fingerprint.as_bytes(),
+        );
+        self.stats.delivered += 1;
+        self.stats.bytes_delivered += size;
+        self.bump(|s| {
+            s.delivered += 1;
+            s.bytes_delivered += size;
+        });
+    }
+
+    /// A node's timer fires: recorded and counted.
+    pub(super) fn timer_fired(&mut self, node: NodeIndex, incarnation: u32) {
+        self.chain(2, node.get() as u32, incarnation, &[0; 32]);
+        self.stats.timers += 1;
     }
 
     pub(super) fn transmit(

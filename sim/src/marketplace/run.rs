@@ -163,6 +163,10 @@ pub struct MarketplaceConfig {
     /// (see [`crate::audit`]; on by default), not on the engine's. The run
     /// and its outcome are the same either way.
     pub background_audits: bool,
+    /// Threads handling the engine's windows of events (1: one event at a
+    /// time; see `Simulation::set_threads`). The run and its outcome are
+    /// the same for any count.
+    pub engine_threads: usize,
 }
 
 /// The lowest provider reputation score a client's bid accepts.
@@ -283,6 +287,7 @@ impl Default for MarketplaceConfig {
             max_queue_len: SimConfig::new(0).max_queue_len,
             share_state: true,
             background_audits: true,
+            engine_threads: 1,
         }
     }
 }
@@ -945,7 +950,7 @@ fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNo
                 .map(|v| v.with_persistence(CHECKPOINT_EVERY))
         }
         Some(disks) => {
-            let stored = crate::durable::lock(&disks)[ctx.index.get()].restart(
+            let stored = crate::durable::lock(disks)[ctx.index.get()].restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 w.cfg.lose_unsynced,
                 false,
@@ -1515,6 +1520,7 @@ fn setup(
         ),
     )?;
     sim.set_size_of_message(node_wire_size);
+    sim.set_threads(cfg.engine_threads);
     let mut fingerprints = super::fingerprint::Fingerprints::default();
     sim.set_message_fingerprint(move |m| fingerprints.of(m));
     for (at, f) in &cfg.faults {

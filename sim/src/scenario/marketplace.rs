@@ -1029,6 +1029,7 @@ impl Scenario {
             max_queue_len: self.max_queue_len,
             share_state: true,
             background_audits: true,
+            engine_threads: 1,
         })
     }
 }

@@ -371,6 +371,7 @@ pub fn run_grid(
                         no_sharing: false,
                         // Parallel runs keep the cores busy already.
                         no_workers: jobs > 1,
+                        threads: if jobs > 1 { 1 } else { 2 },
                     };
                     let out = runner::run(&variants[key.point], &opts);
                     let kept = out.as_ref().ok().filter(|_| series).map(|o| {

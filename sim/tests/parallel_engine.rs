@@ -1,0 +1,181 @@
+//! The engine's parallel windows (`Simulation::set_threads`): a run is the
+//! same — digest, every counter, every observed event — for any number of
+//! threads, through partitions, crashes, restarts and loss changes.
+
+use idlegrid_primitives::{Duration, Timestamp};
+use idlegrid_sim::demo::{Gossip, GossipConfig, GossipEvent};
+use idlegrid_sim::{
+    Fault, InvariantFailure, NetworkConfig, NodeIndex, NodeSpec, Observer, RegionId, RestartMode,
+    RunReport, SimConfig, Simulation, Violation,
+};
+
+/// Every application event, with when and where it happened.
+#[derive(Default)]
+struct Seen(Vec<(Timestamp, u32, String)>);
+
+impl Observer<GossipEvent> for Seen {
+    fn on_event(
+        &mut self,
+        now: Timestamp,
+        node: NodeIndex,
+        e: &GossipEvent,
+    ) -> Result<(), Violation> {
+        self.0.push((now, node.get() as u32, format!("{e:?}")));
+        Ok(())
+    }
+}
+
+fn ms(v: u64) -> Timestamp {
+    Timestamp::from_millis(v)
+}
+
+fn nodes(v: &[u32]) -> Vec<NodeIndex> {
+    v.iter().copied().map(NodeIndex::new).collect()
+}
+
+fn run(
+    seed: u64,
+    threads: usize,
+    restart: RestartMode,
+    jitter: f64,
+) -> (RunReport, Vec<(Timestamp, u32, String)>) {
+    let mut cfg = SimConfig::new(seed);
+    cfg.max_time = ms(4_000);
+    cfg.restart = restart;
+    // Six regions, 1 ms inside one; no jitter puts arrivals and timers on
+    // whole milliseconds, where they tie.
+    let net = NetworkConfig {
+        jitter,
+        loss: 0.01,
+        ..NetworkConfig::default()
+    };
+    let specs = (0..36)
+        .map(|i| NodeSpec::in_region(RegionId::new(i % 6)))
+        .collect();
+    let gossip = GossipConfig {
+        interval: Duration::from_millis(150),
+        ..GossipConfig::default()
+    };
+    let mut sim = Simulation::new(
+        cfg,
+        net,
+        specs,
+        move |ctx| Gossip::new(ctx, gossip.clone()),
+        Seen::default(),
+    )
+    .expect("valid setup");
+    sim.set_threads(threads);
+    let faults = [
+        (
+            700,
+            Fault::Partition {
+                groups: vec![nodes(&[0, 1, 2, 3]), nodes(&[4, 5, 6, 7])],
+            },
+        ),
+        (
+            1_100,
+            Fault::Crash {
+                nodes: nodes(&[5, 9, 30]),
+            },
+        ),
+        (1_100, Fault::Heal),
+        (
+            2_000,
+            Fault::Restart {
+                nodes: nodes(&[5, 9]),
+            },
+        ),
+        (2_500, Fault::SetLoss { loss: 0.0 }),
+        (
+            2_500,
+            Fault::Restart {
+                nodes: nodes(&[30]),
+            },
+        ),
+    ];
+    for (at, f) in faults {
+        sim.schedule(ms(at), f).expect("valid fault");
+    }
+    let report = sim.run().expect("no invariant to break");
+    let seen = std::mem::take(&mut sim.observer_mut().0);
+    (report, seen)
+}
+
+#[test]
+fn any_number_of_threads_gives_the_serial_run() {
+    let runs = [
+        (1, RestartMode::Fresh, 0.3),
+        (2, RestartMode::Resume, 0.3),
+        (3, RestartMode::Fresh, 0.0),
+    ];
+    for (seed, restart, jitter) in runs {
+        let (serial, seen) = run(seed, 1, restart, jitter);
+        assert!(serial.stats.dropped_partition > 0 && serial.stats.dropped_crashed > 0);
+        assert!(seen.len() > 1_000, "a busy run: {} events", seen.len());
+        for threads in [2, 3] {
+            let (parallel, seen_parallel) = run(seed, threads, restart, jitter);
+            assert_eq!(
+                parallel.digest, serial.digest,
+                "seed {seed}, {threads} threads"
+            );
+            assert_eq!(parallel.events, serial.events);
+            assert_eq!(parallel.stats, serial.stats);
+            assert_eq!(parallel.checkpoints, serial.checkpoints);
+            assert_eq!(parallel.message_latency_us, serial.message_latency_us);
+            assert_eq!(
+                seen_parallel, seen,
+                "the observer saw the same events in the same order"
+            );
+        }
+    }
+}
+
+/// An observer that fails at a given event.
+struct FailAt(u64, u64);
+
+impl Observer<GossipEvent> for FailAt {
+    fn on_event(&mut self, now: Timestamp, _: NodeIndex, _: &GossipEvent) -> Result<(), Violation> {
+        self.1 += 1;
+        match self.1 == self.0 {
+            true => Err(Violation::new(
+                "test",
+                format!("event {} at {now:?}", self.1),
+            )),
+            false => Ok(()),
+        }
+    }
+}
+
+#[test]
+fn a_failure_inside_a_window_is_the_serial_failure() {
+    let fail = |threads: usize| -> Box<InvariantFailure> {
+        let mut cfg = SimConfig::new(5);
+        cfg.max_time = ms(3_000);
+        let specs = (0..24)
+            .map(|i| NodeSpec::in_region(RegionId::new(i % 6)))
+            .collect();
+        let mut sim = Simulation::new(
+            cfg,
+            NetworkConfig::default(),
+            specs,
+            |ctx| Gossip::new(ctx, GossipConfig::default()),
+            FailAt(700, 0),
+        )
+        .expect("valid setup");
+        sim.set_threads(threads);
+        match sim.run() {
+            Err(idlegrid_sim::SimError::Invariant(f)) => f,
+            other => panic!(
+                "expected the observer's failure, got {:?}",
+                other.map(|r| r.digest)
+            ),
+        }
+    };
+    let (serial, parallel) = (fail(1), fail(2));
+    assert_eq!(parallel.at, serial.at);
+    assert_eq!(parallel.event, serial.event);
+    assert_eq!(
+        format!("{:?}", parallel.violation),
+        format!("{:?}", serial.violation)
+    );
+}
