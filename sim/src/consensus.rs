@@ -272,7 +272,7 @@ impl ValidatorNode {
                     .map(Validator::with_persistence)
             }
             Some(store) => {
-                let stored = crate::durable::lock(&store.disks)[ctx.index.get()].restart(
+                let stored = crate::durable::lock(&store.disks[ctx.index.get()]).restart(
                     &mut ctx.seed.derive("disk-crash").rng(),
                     store.lose_unsynced,
                     false,
@@ -319,7 +319,7 @@ impl ValidatorNode {
     /// when something waits for them.
     fn persist(&mut self) {
         let Some(disks) = &self.disks else { return };
-        let disk = &mut crate::durable::lock(disks)[self.index as usize];
+        let disk = &mut *crate::durable::lock(&disks[self.index as usize]);
         let v = self.validator.inner_mut();
         while let Some(req) = v.poll_persist() {
             disk.write_consensus(req);

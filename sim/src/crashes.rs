@@ -140,7 +140,7 @@ impl DurableValidator {
                 .with_signature_verifier(params.signatures.clone())
         } else {
             let lost = params.lose_store.contains(&(i as u32, ctx.incarnation));
-            let stored = crate::durable::lock(disks)[i].restart(
+            let stored = crate::durable::lock(&disks[i]).restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 params.lose_unsynced,
                 lost,
@@ -201,8 +201,8 @@ impl DurableValidator {
     }
 
     fn persist(&mut self) {
-        let mut disks = crate::durable::lock(&self.disk);
-        if let Err(e) = persist_step(&mut self.node, &mut disks[self.index]) {
+        let mut disk = crate::durable::lock(&self.disk[self.index]);
+        if let Err(e) = persist_step(&mut self.node, &mut *disk) {
             unreachable!("the memory-backed disk never fails: {e}");
         }
     }
@@ -439,7 +439,7 @@ impl Observer<ValidatorEvent> for CrashesObserver {
 pub fn summarize(
     mut summary: crate::report::Summary,
     m: &Metrics,
-    disks: &[SimDisk],
+    disks: &[std::sync::Mutex<SimDisk>],
 ) -> crate::report::Summary {
     let d = total_stats(disks);
     let v = serde_json::json!({

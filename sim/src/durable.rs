@@ -137,8 +137,10 @@ impl NodeStore for SimDisk {
     }
 }
 
-/// Disks of every node, kept by the world across crashes.
-pub type Disks = Arc<Mutex<Vec<SimDisk>>>;
+/// Disks of every node, kept by the world across crashes; each behind its
+/// own lock (nodes handled on several threads write their own disks at
+/// once).
+pub type Disks = Arc<[Mutex<SimDisk>]>;
 
 /// `m`, locked. Whatever held it and panicked left it as a sequential
 /// program would have at that point (nothing here is written in two
@@ -187,15 +189,15 @@ pub const CATCH_UP_GRACE: Duration = Duration::from_secs(5);
 /// `n` empty disks, holding one copy of the commits they hold alike.
 pub fn new_disks(n: usize) -> Disks {
     let commits = Arc::default();
-    Arc::new(Mutex::new(
-        (0..n).map(|_| SimDisk::sharing(&commits)).collect(),
-    ))
+    (0..n)
+        .map(|_| Mutex::new(SimDisk::sharing(&commits)))
+        .collect()
 }
 
 /// Sums the disks' statistics.
-pub fn total_stats(disks: &[SimDisk]) -> DiskStats {
+pub fn total_stats(disks: &[Mutex<SimDisk>]) -> DiskStats {
     let mut d = DiskStats::default();
-    for s in disks.iter().map(SimDisk::stats) {
+    for s in disks.iter().map(|disk| lock(disk).stats()) {
         d.syncs += s.syncs;
         d.lost_writes += s.lost_writes;
         d.torn_writes += s.torn_writes;
@@ -392,7 +394,7 @@ mod tests {
     #[test]
     fn disks_hold_one_copy_of_equal_commits_and_their_own_of_others() {
         let disks = new_disks(3);
-        let mut d = lock(&disks);
+        let mut d: Vec<_> = disks.iter().map(lock).collect();
         let (a, b) = (commit(0, b"tx"), commit(0, b"tx"));
         assert!(!Arc::ptr_eq(&a, &b));
         write(&mut d[0], 1, &a);

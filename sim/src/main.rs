@@ -114,9 +114,10 @@ struct RunArgs {
     no_workers: bool,
     /// Threads handling the engine's windows of events (marketplace runs;
     /// 1: one event at a time). The run digest and outcome are the same
-    /// for any count; 2 is not faster yet (README, "Two threads").
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-    threads: u16,
+    /// for any count. Default: 2 for a marketplace of 2 000 nodes or more
+    /// on a machine with two cores, else 1 (README, "Then two threads").
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
+    threads: Option<u16>,
 }
 
 #[derive(Clone, Copy, Default, ValueEnum)]
@@ -197,7 +198,9 @@ fn run(args: RunArgs) -> ExitCode {
         progress: !args.no_progress,
         no_sharing: args.no_sharing,
         no_workers: args.no_workers,
-        threads: usize::from(args.threads),
+        threads: args
+            .threads
+            .map_or_else(|| runner::auto_threads(&scenario), usize::from),
     };
     let out = match runner::run(&scenario, &opts) {
         Ok(o) => o,

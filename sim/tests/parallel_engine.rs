@@ -179,3 +179,19 @@ fn a_failure_inside_a_window_is_the_serial_failure() {
         format!("{:?}", serial.violation)
     );
 }
+
+#[test]
+fn big_marketplaces_get_two_threads_small_runs_one() {
+    use idlegrid_sim::runner::auto_threads;
+    use idlegrid_sim::scenario::Scenario;
+    let two = std::thread::available_parallelism().map_or(1, usize::from) >= 2;
+    let threads = |name: &str| auto_threads(&Scenario::named_or_file(name).expect("built in"));
+    assert_eq!(
+        threads("default"),
+        1,
+        "354 nodes: windows too small to share"
+    );
+    assert_eq!(threads("gossip"), 1);
+    assert_eq!(threads("large"), if two { 2 } else { 1 });
+    assert_eq!(threads("huge"), if two { 2 } else { 1 });
+}

@@ -15,6 +15,12 @@
 //! runs with the same seed and scenario produce the same digest, and runs
 //! that differ in any event differ in it. A run is bounded by virtual time
 //! ([`SimConfig::max_time`]) and by event count ([`SimConfig::max_events`]).
+//!
+//! With [`Simulation::set_threads`] the loop takes a window of events at a
+//! time — everything before the earliest event plus the network's lowest
+//! latency — has several threads call the machines, and replays the window
+//! in the order above with their outputs: the same run, digest included,
+//! for any number of threads (see `parallel.rs`).
 
 use idlegrid_primitives::{Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, Timestamp};
 use serde::Serialize;
@@ -52,8 +58,9 @@ pub const CHECKPOINT_EVERY: u64 = 4_096;
 const MAX_CHECKPOINTS: usize = 1 << 20;
 const PROGRESS_EVERY: u64 = 1 << 12;
 /// Events a parallel window may not come this close to the event bound
-/// (beyond the queue's length): near it, the run goes on serially, so it
-/// stops at exactly the same event.
+/// (beyond twice the queue's length): near it the run goes on serially, so
+/// a run stopped by the bound leaves its machines where the serial run
+/// does, not up to a window ahead.
 const WINDOW_EVENT_MARGIN: u64 = 100_000;
 
 /// Run-wide settings of the engine.
@@ -623,8 +630,8 @@ where
     /// verified by it).
     fn deliver(&mut self, mut m: InFlight<M::Message>) -> Result<bool, SimError> {
         let now = self.net.now;
-        let (from, to) = (m.from, m.to);
-        if !m.cpu_done && !self.net.arrive(m.link, from, to) {
+        let (from, to) = (m.env.from, m.env.to);
+        if !m.cpu_done && !self.net.arrive(m.env.link, from, to) {
             return Ok(true);
         }
         let slot = &mut self.nodes[to.get()];
@@ -633,7 +640,7 @@ where
             return Ok(true);
         };
         if !m.cpu_done {
-            self.net.latency.record((now - m.sent_at).as_micros());
+            self.net.latency.record((now - m.env.sent_at).as_micros());
         }
         if !m.cpu_done
             && let Some(cost) = self.net.cpu_cost.as_ref().map(|f| f(&m.msg))
@@ -645,7 +652,7 @@ where
             self.net.queue.push(done, Event::Deliver(m))?;
             return Ok(false); // handled when verified
         }
-        self.net.delivered(from, to, &m.fingerprint, m.size);
+        self.net.delivered(from, to, &m.env.fingerprint, m.env.size);
         let from_id = self.net.ids[from.get()];
         machine.handle_message(now, from_id, m.msg);
         self.drain(to)?;

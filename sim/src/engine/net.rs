@@ -37,7 +37,19 @@ pub(super) fn default_fingerprint(bytes: &[u8]) -> Digest {
     Digest::from_bytes(fp)
 }
 
+/// A message on its way: its envelope, the message, and whether its CPU
+/// cost at the recipient is paid.
 pub(super) struct InFlight<Msg> {
+    pub(super) env: Envelope,
+    pub(super) msg: Msg,
+    /// Arrived, and its CPU cost at the recipient has been paid.
+    pub(super) cpu_done: bool,
+}
+
+/// What the network knows of a message besides its content (the parallel
+/// engine's windows hand the content to the node and keep this; see
+/// `parallel.rs`).
+pub(super) struct Envelope {
     pub(super) from: NodeIndex,
     pub(super) to: NodeIndex,
     /// The link `from → to`'s slot in the link table.
@@ -45,36 +57,6 @@ pub(super) struct InFlight<Msg> {
     pub(super) sent_at: Timestamp,
     pub(super) size: u64,
     pub(super) fingerprint: Digest,
-    pub(super) msg: Msg,
-    /// Arrived, and its CPU cost at the recipient has been paid.
-    pub(super) cpu_done: bool,
-}
-
-/// A message's envelope, its content handed to a node apart (the
-/// parallel engine's windows; see `parallel.rs`).
-pub(super) struct Arrival {
-    pub(super) from: NodeIndex,
-    pub(super) to: NodeIndex,
-    pub(super) link: LinkSlot,
-    pub(super) sent_at: Timestamp,
-    pub(super) size: u64,
-    pub(super) fingerprint: Digest,
-}
-
-impl<Msg> InFlight<Msg> {
-    /// The envelope and the message (which has no CPU cost pending).
-    pub(super) fn split(self) -> (Arrival, Msg) {
-        debug_assert!(!self.cpu_done, "windows run without CPU costs");
-        let arrival = Arrival {
-            from: self.from,
-            to: self.to,
-            link: self.link,
-            sent_at: self.sent_at,
-            size: self.size,
-            fingerprint: self.fingerprint,
-        };
-        (arrival, self.msg)
-    }
 }
 
 /// A message in the max-min fair model, waiting for its transfer to end.
@@ -295,13 +277,16 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             .regions
             .latency(self.regions[from.get()], self.regions[to.get()]);
         let jitter = (base.as_micros() as f64 * self.config.jitter * jitter_draw) as u64;
-        let m = InFlight {
+        let env = Envelope {
             from,
             to,
             link: slot,
             sent_at: now,
             size,
             fingerprint,
+        };
+        let m = InFlight {
+            env,
             msg,
             cpu_done: false,
         };
@@ -326,12 +311,12 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         m: InFlight<Msg>,
         jitter: Duration,
     ) -> Result<(), QueueFull> {
-        let (from, to) = (m.from.get(), m.to.get());
+        let (from, to) = (m.env.from.get(), m.env.to.get());
         let base = self
             .config
             .regions
             .latency(self.regions[from], self.regions[to]);
-        let link = self.links.get(m.link);
+        let link = self.links.get(m.env.link);
         let mut arrival = depart + self.egress_delay[from] + base + jitter;
         if self.config.fifo {
             arrival = arrival.max(link.last_arrival);
@@ -350,9 +335,9 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         for (from, to, t) in fair.complete(now) {
             // Time beyond the message's own transmission at the slower end.
             let alone = self.upload[from as usize]
-                .transmit_time(t.m.size)
-                .max(self.download[to as usize].transmit_time(t.m.size));
-            let waited = (now - t.m.sent_at).as_micros();
+                .transmit_time(t.m.env.size)
+                .max(self.download[to as usize].transmit_time(t.m.env.size));
+            let waited = (now - t.m.env.sent_at).as_micros();
             self.upload_wait
                 .record(waited.saturating_sub(alone.as_micros()));
             self.propagate(now, t.m, t.jitter)?;

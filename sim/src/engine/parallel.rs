@@ -23,7 +23,10 @@
 //! events pushed into the window are the node's own timers, ordered by the
 //! node alone. Faults, observer ticks and the run's end bound a window
 //! (they are handled between windows); the max-min fair network model and
-//! CPU costs, whose events couple nodes inside a window, run serially.
+//! CPU costs, whose events couple nodes inside a window, run serially. A
+//! run that stops inside a window because the observer found a broken
+//! invariant reports the serial run's failure, event and digest; its
+//! machines have handled the rest of the window.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -160,19 +163,40 @@ pub(super) trait Workers<M: Machine> {
     fn run(&mut self, jobs: Vec<Job<M>>, end: Timestamp) -> Vec<Job<M>>;
 }
 
-/// One window's jobs, taken in turn by whichever thread is free.
+/// One window's jobs. Each thread first handles the nodes it owns
+/// (`node % threads`: a node's state stays in one core's cache from window
+/// to window), then takes what is left of the others' from their far end.
 struct Batch<M: Machine> {
     jobs: Vec<Mutex<Job<M>>>,
-    next: AtomicUsize,
+    taken: Vec<AtomicBool>,
+    /// Per thread, the indices of the jobs of the nodes it owns.
+    owned: Vec<Vec<usize>>,
     end: Timestamp,
 }
 
 impl<M: Machine> Batch<M> {
-    fn work(&self) {
-        loop {
-            let i = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(job) = self.jobs.get(i) else { return };
-            lock(job).run(self.end);
+    fn new(jobs: Vec<Job<M>>, threads: usize, end: Timestamp) -> Self {
+        let mut owned = vec![Vec::new(); threads];
+        for (i, j) in jobs.iter().enumerate() {
+            owned[j.node.get() % threads].push(i);
+        }
+        Self {
+            taken: jobs.iter().map(|_| AtomicBool::new(false)).collect(),
+            jobs: jobs.into_iter().map(Mutex::new).collect(),
+            owned,
+            end,
+        }
+    }
+
+    /// Thread `me`'s share, then whatever others have not started.
+    fn work(&self, me: usize) {
+        let others = (1..self.owned.len()).map(|k| (me + k) % self.owned.len());
+        let own = self.owned[me].iter();
+        let rest = others.flat_map(|k| self.owned[k].iter().rev());
+        for &i in own.chain(rest) {
+            if !self.taken[i].swap(true, Ordering::AcqRel) {
+                lock(&self.jobs[i]).run(self.end);
+            }
         }
     }
 }
@@ -227,11 +251,11 @@ where
             stop: AtomicBool::new(false),
         });
         let helpers = (1..threads.max(1))
-            .map(|_| {
+            .map(|me| {
                 let shared = Arc::clone(&shared);
                 std::thread::Builder::new()
                     .name("sim-worker".into())
-                    .spawn(move || shared.help())
+                    .spawn(move || shared.help(me))
                     .expect("the simulator could not start a worker thread")
             })
             .collect();
@@ -244,8 +268,9 @@ where
 }
 
 impl<M: Machine> Shared<M> {
-    /// A helper's loop: each new window's jobs, until stopped.
-    fn help(&self) {
+    /// Helper `me`'s loop (the calling thread is 0): each new window's
+    /// jobs, until stopped.
+    fn help(&self, me: usize) {
         let mut seen = 0;
         let mut idle = 0u32;
         loop {
@@ -266,7 +291,7 @@ impl<M: Machine> Shared<M> {
             let batch = lock(&self.batch).clone();
             if let Some(batch) = batch {
                 let worked =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.work()));
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.work(me)));
                 if let Err(panic) = worked {
                     lock(&self.panic).get_or_insert(panic);
                 }
@@ -284,12 +309,9 @@ where
     M::Event: Send + 'static,
 {
     fn run(&mut self, jobs: Vec<Job<M>>, end: Timestamp) -> Vec<Job<M>> {
-        let batch = Arc::new(Batch {
-            jobs: jobs.into_iter().map(Mutex::new).collect(),
-            next: AtomicUsize::new(0),
-            end,
-        });
-        let share = !self.helpers.is_empty() && batch.jobs.len() >= MIN_JOBS_TO_SHARE;
+        let share = !self.helpers.is_empty() && jobs.len() >= MIN_JOBS_TO_SHARE;
+        let threads = if share { self.helpers.len() + 1 } else { 1 };
+        let batch = Arc::new(Batch::new(jobs, threads, end));
         if share {
             *lock(&self.shared.batch) = Some(Arc::clone(&batch));
             self.shared.finished.store(0, Ordering::Release);
@@ -299,7 +321,7 @@ where
                 h.thread().unpark();
             }
         }
-        batch.work();
+        batch.work(0);
         if share {
             let mut spins = 0u32;
             while self.shared.finished.load(Ordering::Acquire) < self.helpers.len() {

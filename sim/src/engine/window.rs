@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use idlegrid_primitives::{Duration, Machine, Timestamp};
 use serde::Serialize;
 
-use super::net::{Arrival, Event};
+use super::net::{Envelope, Event};
 use super::parallel::{Input, Job, Outputs, Pool, Workers};
 use super::{SimError, Simulation, WINDOW_EVENT_MARGIN, observe};
 use crate::node::NodeIndex;
@@ -17,7 +17,7 @@ use crate::queue::EventSeq;
 /// A window's event as the replay sees it: a message's envelope (its
 /// content went to the node) or a timer.
 enum Popped {
-    Deliver(Arrival),
+    Deliver(Envelope),
     Timer { node: NodeIndex, generation: u64 },
 }
 
@@ -117,10 +117,11 @@ where
             };
             let (node, input) = match event {
                 Event::Deliver(m) => {
-                    let (arrival, msg) = m.split();
-                    let (from, to) = (arrival.from, arrival.to);
+                    debug_assert!(!m.cpu_done, "windows run without CPU costs");
+                    let (env, msg) = (m.env, m.msg);
+                    let (from, to) = (env.from, env.to);
                     let open = !self.net.cuts.is_cut(from, to);
-                    popped.push((at, seq, Popped::Deliver(arrival)));
+                    popped.push((at, seq, Popped::Deliver(env)));
                     let from = self.net.ids[from.get()];
                     (to, open.then_some(Input::Message { at, from, msg }))
                 }

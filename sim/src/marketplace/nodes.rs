@@ -200,8 +200,8 @@ impl SimValidator {
     /// The durability step (see [`persist_step`]).
     fn persist(&mut self) {
         let Some((disks, i)) = &self.disk else { return };
-        let mut disks = crate::durable::lock(disks);
-        if let Err(e) = persist_step(self.node.inner_mut(), &mut disks[*i]) {
+        let mut disk = crate::durable::lock(&disks[*i]);
+        if let Err(e) = persist_step(self.node.inner_mut(), &mut *disk) {
             unreachable!("the simulated disk never fails: {e}");
         }
     }

@@ -950,7 +950,7 @@ fn validator(ctx: &crate::NodeContext<'_>, w: &World) -> Participant<ValidatorNo
                 .map(|v| v.with_persistence(CHECKPOINT_EVERY))
         }
         Some(disks) => {
-            let stored = crate::durable::lock(disks)[ctx.index.get()].restart(
+            let stored = crate::durable::lock(&disks[ctx.index.get()]).restart(
                 &mut ctx.seed.derive("disk-crash").rng(),
                 w.cfg.lose_unsynced,
                 false,
@@ -1404,7 +1404,7 @@ pub fn run_marketplace(cfg: &MarketplaceConfig) -> Result<MarketplaceReport, Mar
     let (mut sim, sim_cfg, disks, sharing) = setup(cfg)?;
     let series = drive(&mut sim, &sim_cfg, cfg)?;
     let mut r = report(sim, &sim_cfg, cfg, series)?;
-    r.storage = disks.map(|d| crate::durable::total_stats(&crate::durable::lock(&d)));
+    r.storage = disks.map(|d| crate::durable::total_stats(&d));
     // Batch applications computed, and taken from another validator that
     // held the very same state (0 with `--no-sharing`: every one computed).
     let (shared, computed) = sharing.counts();
