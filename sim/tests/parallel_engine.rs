@@ -195,3 +195,89 @@ fn big_marketplaces_get_two_threads_small_runs_one() {
     assert_eq!(threads("large"), if two { 2 } else { 1 });
     assert_eq!(threads("huge"), if two { 2 } else { 1 });
 }
+
+/// A machine whose output depends on the order of its inputs: node 0
+/// sends node 1 a message at 3 ms and 6 ms; node 1, hearing the first
+/// (at 8 ms), sets its timer for 11 ms — when the second arrives — and on
+/// the timer tells node 0 how many messages it had heard.
+struct Counter {
+    me: usize,
+    peers: Vec<idlegrid_primitives::NodeId>,
+    timers: std::collections::VecDeque<Timestamp>,
+    heard: u32,
+    out: Vec<idlegrid_primitives::Transmit<u32>>,
+    said: Vec<u32>,
+}
+
+impl idlegrid_primitives::Machine for Counter {
+    type Message = u32;
+    type Event = u32;
+    fn handle_message(&mut self, now: Timestamp, _: idlegrid_primitives::NodeId, _: u32) {
+        self.heard += 1;
+        if self.me == 1 && self.heard == 1 {
+            self.timers.push_back(now + Duration::from_millis(3));
+        }
+    }
+    fn handle_timeout(&mut self, _: Timestamp) {
+        self.timers.pop_front();
+        let to = self.peers[1 - self.me];
+        self.out
+            .push(idlegrid_primitives::Transmit::to(to, self.heard));
+        if self.me == 1 {
+            self.said.push(self.heard);
+        }
+    }
+    fn poll_transmit(&mut self) -> Option<idlegrid_primitives::Transmit<u32>> {
+        self.out.pop()
+    }
+    fn poll_event(&mut self) -> Option<u32> {
+        self.said.pop()
+    }
+    fn poll_timeout(&self) -> Option<Timestamp> {
+        self.timers.front().copied()
+    }
+}
+
+/// Node 1's timer, set inside the window that starts at 8 ms, falls at
+/// 11 ms with the message node 0 sent at 6 ms, queued before that window:
+/// the queued message goes first (it has the lower sequence number), so
+/// node 1 had heard 2 — on any number of threads.
+#[test]
+fn a_queued_input_goes_before_an_own_timer_set_in_the_window() {
+    struct Said(Vec<u32>);
+    impl Observer<u32> for Said {
+        fn on_event(&mut self, _: Timestamp, _: NodeIndex, e: &u32) -> Result<(), Violation> {
+            self.0.push(*e);
+            Ok(())
+        }
+    }
+    let run = |threads: usize| {
+        let mut cfg = SimConfig::new(9);
+        cfg.max_time = ms(50);
+        let specs = vec![NodeSpec::in_region(RegionId::new(0)); 2];
+        let mut sim = Simulation::new(
+            cfg,
+            NetworkConfig::ideal(Duration::from_millis(5)),
+            specs,
+            |ctx| Counter {
+                me: ctx.index.get(),
+                peers: ctx.nodes.to_vec(),
+                timers: match ctx.index.get() {
+                    0 => [ms(3), ms(6)].into(),
+                    _ => Default::default(),
+                },
+                heard: 0,
+                out: Vec::new(),
+                said: Vec::new(),
+            },
+            Said(Vec::new()),
+        )
+        .expect("valid setup");
+        sim.set_threads(threads);
+        let report = sim.run().expect("runs");
+        (report.digest, std::mem::take(&mut sim.observer_mut().0))
+    };
+    let (serial, said) = run(1);
+    assert_eq!(said, vec![2], "the serial engine: the queued message first");
+    assert_eq!(run(2), (serial, said));
+}
