@@ -105,9 +105,9 @@ pub struct RunOptions {
     /// audits inline (see `MarketplaceConfig::background_audits`); the run
     /// digest and outcome must not change.
     pub no_workers: bool,
-    /// Threads for the engine's windows of events in marketplace runs (1:
-    /// one event at a time); the run digest and outcome are the same for
-    /// any count.
+    /// Threads for the engine's windows of events in marketplace runs (at
+    /// most 1: one event at a time; see [`auto_threads`]); the run digest
+    /// and outcome are the same for any count.
     pub threads: usize,
 }
 
