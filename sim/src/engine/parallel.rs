@@ -15,7 +15,8 @@
 //! same order, each node's logged outputs in place of the call, so every
 //! transmission, link draw, queue sequence number, digest record and
 //! observer call happens in the serial order, and the run digest is the
-//! serial one for any thread count (tested on every scenario kind).
+//! serial one for any thread count (`sim/tests/parallel_engine.rs`; the
+//! default scenario and `large` give their one-thread digests).
 //!
 //! What makes a node's order reproducible without the others: an event
 //! already queued when the window starts has a lower sequence number than
@@ -34,6 +35,7 @@ use std::thread::JoinHandle;
 
 use idlegrid_primitives::{Machine, NodeId, Timestamp, Transmit};
 
+use crate::durable::lock;
 use crate::node::NodeIndex;
 
 /// One node's share of a window: its machine, timer state and inputs, and
@@ -43,8 +45,6 @@ pub(super) struct Job<M: Machine> {
     pub(super) machine: M,
     pub(super) timer_generation: u64,
     pub(super) timer_at: Option<Timestamp>,
-    /// The generation when the window began (the replay follows it anew).
-    pub(super) start_generation: u64,
     /// In `(time, sequence)` order: the window's deliveries to the node
     /// (those not cut) and its queued timers, superseded ones included.
     pub(super) inputs: Vec<Input<M::Message>>,
@@ -93,19 +93,19 @@ impl<M: Machine> Job<M> {
     /// `end`, in the serial engine's order.
     pub(super) fn run(&mut self, end: Timestamp) {
         let mut inputs = std::mem::take(&mut self.inputs).into_iter().peekable();
-        // The node's timer if it was set inside this window and falls in it
-        // (one queued before the window is among the inputs).
-        let mut own: Option<(Timestamp, u64)> = None;
+        // When the node's timer fires if it was set inside this window and
+        // falls in it (one queued before the window is among the inputs).
+        let mut own: Option<Timestamp> = None;
         loop {
             let own_first = match (own, inputs.peek()) {
                 // At equal times the queued input has the lower sequence.
-                (Some((t, _)), Some(i)) => t < i.at(),
+                (Some(t), Some(i)) => t < i.at(),
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
             let now = if own_first {
-                let Some((at, _)) = own.take() else { break };
+                let Some(at) = own.take() else { break };
                 self.fire(at)
             } else {
                 match inputs.next() {
@@ -124,7 +124,7 @@ impl<M: Machine> Job<M> {
             };
             let out = self.drain(now);
             if let Some(c) = out.timer {
-                own = c.at.filter(|t| *t < end).map(|t| (t, c.generation));
+                own = c.at.filter(|t| *t < end);
             }
             self.log.push(out);
         }
@@ -343,11 +343,6 @@ where
             .map(|j| j.into_inner().unwrap_or_else(PoisonError::into_inner))
             .collect()
     }
-}
-
-/// `m`, locked; a panic while it was held left nothing half-written here.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<M: Machine> Drop for Pool<M> {

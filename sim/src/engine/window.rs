@@ -24,11 +24,12 @@ enum Popped {
 /// A window's events in `(time, sequence)` order.
 type Window = Vec<(Timestamp, EventSeq, Popped)>;
 
-/// Each job's log, in order, and the node's timer generation as the
-/// replay has followed it.
+/// What the replay follows per job: its node's index, its log in order,
+/// and the node's timer generation as the replay has seen it change.
 struct Replay<M: Machine> {
-    logs: Vec<(std::vec::IntoIter<Outputs<M>>, u64)>,
     job_of: HashMap<usize, usize>,
+    logs: Vec<std::vec::IntoIter<Outputs<M>>>,
+    generations: Vec<u64>,
 }
 
 impl<M, O> Simulation<M, O>
@@ -81,20 +82,13 @@ where
     /// Pops every event before `end`, has the workers handle each node's,
     /// replays the window and puts the machines back.
     pub(super) fn run_window(&mut self, end: Timestamp) -> Result<(), SimError> {
-        let (popped, jobs) = self.take_window(end);
+        let (popped, jobs, mut replay) = self.take_window(end);
         let workers = self.workers.as_mut().expect("a window runs with workers");
         let mut jobs = workers.run(jobs, end);
-        let mut replay = Replay {
-            logs: jobs
-                .iter_mut()
-                .map(|j| (std::mem::take(&mut j.log).into_iter(), j.start_generation))
-                .collect(),
-            job_of: jobs
-                .iter()
-                .enumerate()
-                .map(|(k, j)| (j.node.get(), k))
-                .collect(),
-        };
+        replay.logs = jobs
+            .iter_mut()
+            .map(|j| std::mem::take(&mut j.log).into_iter())
+            .collect();
         let result = self.replay_window(popped, &mut replay, end);
         for j in jobs {
             let slot = &mut self.nodes[j.node.get()];
@@ -105,12 +99,17 @@ where
         result
     }
 
-    /// The window's events in order, and a job per live node that gets
-    /// some (its machine moved out of its slot).
-    fn take_window(&mut self, end: Timestamp) -> (Window, Vec<Job<M>>) {
+    /// The window's events in order, a job per live node that gets some
+    /// (its machine moved out of its slot), and the replay's view of the
+    /// jobs before they run.
+    fn take_window(&mut self, end: Timestamp) -> (Window, Vec<Job<M>>, Replay<M>) {
         let mut popped = Vec::new();
         let mut jobs: Vec<Job<M>> = Vec::new();
-        let mut job_of: HashMap<usize, usize> = HashMap::new();
+        let mut replay = Replay {
+            job_of: HashMap::new(),
+            logs: Vec::new(),
+            generations: Vec::new(),
+        };
         while self.net.queue.peek_time().is_some_and(|t| t < end) {
             let Some((at, seq, event)) = self.net.queue.pop() else {
                 break;
@@ -134,7 +133,7 @@ where
                 }
             };
             let Some(input) = input else { continue };
-            let k = match job_of.get(&node.get()) {
+            let k = match replay.job_of.get(&node.get()) {
                 Some(&k) => k,
                 None => {
                     let slot = &mut self.nodes[node.get()];
@@ -146,17 +145,17 @@ where
                         machine,
                         timer_generation: slot.timer_generation,
                         timer_at: slot.timer_at,
-                        start_generation: slot.timer_generation,
                         inputs: Vec::new(),
                         log: Vec::new(),
                     });
-                    job_of.insert(node.get(), jobs.len() - 1);
+                    replay.generations.push(slot.timer_generation);
+                    replay.job_of.insert(node.get(), jobs.len() - 1);
                     jobs.len() - 1
                 }
             };
             jobs[k].inputs.push(input);
         }
-        (popped, jobs)
+        (popped, jobs, replay)
     }
 
     /// The serial loop over the window: its popped events and the timers
@@ -216,7 +215,7 @@ where
                 let Some(&k) = replay.job_of.get(&node.get()) else {
                     return Ok(false); // crashed
                 };
-                if replay.logs[k].1 != generation {
+                if replay.generations[k] != generation {
                     return Ok(false); // superseded
                 }
                 self.net
@@ -224,10 +223,9 @@ where
                 (node, k)
             }
         };
-        let (log, generation) = &mut replay.logs[k];
-        let out = log.next().expect("the node handled this event");
+        let out = replay.logs[k].next().expect("the node handled this event");
         if let Some(c) = out.timer {
-            *generation = c.generation;
+            replay.generations[k] = c.generation;
         }
         self.apply_outputs(node, out)?;
         Ok(true)
