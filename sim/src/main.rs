@@ -114,8 +114,8 @@ struct RunArgs {
     no_workers: bool,
     /// Threads handling the engine's windows of events (marketplace runs;
     /// 1: one event at a time). The run digest and outcome are the same
-    /// for any count. Default: 2 for a marketplace of 2 000 nodes or more
-    /// on a machine with two cores, else 1 (README, "Then two threads").
+    /// for any count. Default: 2 for a marketplace on a machine with two
+    /// cores or more, else 1 (README, "Then two threads").
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=64))]
     threads: Option<u16>,
 }

@@ -368,6 +368,12 @@ impl<T> EventQueue<T> {
         }
     }
 
+    /// The sequence number the next scheduled event will get (higher than
+    /// every one given so far).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Schedules `item` at `at`; returns its sequence number.
     pub fn push(&mut self, at: Timestamp, item: T) -> Result<EventSeq, QueueFull> {
         if self.len() >= self.capacity {

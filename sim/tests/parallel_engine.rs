@@ -130,6 +130,79 @@ fn any_number_of_threads_gives_the_serial_run() {
     }
 }
 
+/// A run whose nodes share regions ten to one, on a network that makes
+/// every part of a message's way matter: slow uplinks that queue, slow
+/// senders, loss, jitter on FIFO links and an in-flight bound that drops.
+fn constrained(threads: usize, seed: u64) -> (RunReport, Vec<(Timestamp, u32, String)>) {
+    use idlegrid_sim::Bandwidth;
+    let mut cfg = SimConfig::new(seed);
+    cfg.max_time = ms(3_000);
+    let net = NetworkConfig {
+        jitter: 0.5,
+        loss: 0.05,
+        upload: Bandwidth::from_mbps(2),
+        max_in_flight_per_link: 2,
+        fifo: true,
+        ..NetworkConfig::default()
+    };
+    let specs = (0..30)
+        .map(|i| {
+            let mut s = NodeSpec::in_region(RegionId::new(i % 3));
+            if i % 7 == 0 {
+                s.egress_delay = Duration::from_millis(3);
+            }
+            s
+        })
+        .collect();
+    let gossip = GossipConfig {
+        interval: Duration::from_millis(100),
+        fanout: 6,
+        ..GossipConfig::default()
+    };
+    let mut sim = Simulation::new(
+        cfg,
+        net,
+        specs,
+        move |ctx| Gossip::new(ctx, gossip.clone()),
+        Seen::default(),
+    )
+    .expect("valid setup");
+    sim.set_threads(threads);
+    sim.schedule(
+        ms(1_500),
+        Fault::Crash {
+            nodes: nodes(&[3, 4]),
+        },
+    )
+    .expect("valid fault");
+    let report = sim.run().expect("no invariant to break");
+    let seen = std::mem::take(&mut sim.observer_mut().0);
+    (report, seen)
+}
+
+#[test]
+fn a_constrained_network_gives_the_serial_run() {
+    for seed in [1, 2] {
+        let (serial, seen) = constrained(1, seed);
+        let s = &serial.stats;
+        assert!(
+            s.dropped_loss > 0 && s.dropped_overflow > 0 && s.dropped_crashed > 0,
+            "every way to lose a message is taken: {s:?}"
+        );
+        assert!(
+            serial.upload_wait_us.p50 > 100,
+            "uplinks queue: {:?}",
+            serial.upload_wait_us
+        );
+        let (parallel, seen_parallel) = constrained(2, seed);
+        assert_eq!(parallel.digest, serial.digest, "seed {seed}");
+        assert_eq!(parallel.stats, serial.stats);
+        assert_eq!(parallel.checkpoints, serial.checkpoints);
+        assert_eq!(parallel.upload_wait_us, serial.upload_wait_us);
+        assert_eq!(seen_parallel, seen);
+    }
+}
+
 /// An observer that fails at a given event.
 struct FailAt(u64, u64);
 
@@ -181,19 +254,16 @@ fn a_failure_inside_a_window_is_the_serial_failure() {
 }
 
 #[test]
-fn big_marketplaces_get_two_threads_small_runs_one() {
+fn marketplaces_get_two_threads_other_runs_one() {
     use idlegrid_sim::runner::auto_threads;
     use idlegrid_sim::scenario::Scenario;
     let two = std::thread::available_parallelism().map_or(1, usize::from) >= 2;
     let threads = |name: &str| auto_threads(&Scenario::named_or_file(name).expect("built in"));
-    assert_eq!(
-        threads("default"),
-        1,
-        "354 nodes: windows too small to share"
-    );
+    for market in ["default", "demand", "large", "huge"] {
+        assert_eq!(threads(market), if two { 2 } else { 1 }, "{market}");
+    }
     assert_eq!(threads("gossip"), 1);
-    assert_eq!(threads("large"), if two { 2 } else { 1 });
-    assert_eq!(threads("huge"), if two { 2 } else { 1 });
+    assert_eq!(threads("consensus"), 1);
 }
 
 /// A machine whose output depends on the order of its inputs: node 0
@@ -238,10 +308,13 @@ impl idlegrid_primitives::Machine for Counter {
     }
 }
 
-/// Node 1's timer, set inside the window that starts at 8 ms, falls at
-/// 11 ms with the message node 0 sent at 6 ms, queued before that window:
-/// the queued message goes first (it has the lower sequence number), so
-/// node 1 had heard 2 — on any number of threads.
+/// Nodes 0 and 1 share a region (5 ms apart), node 2 is in another (50 ms
+/// away), so one window runs from 3 ms to 53 ms with nodes 0 and 1 in one
+/// group. Node 1's timer, set at 8 ms, falls at 11 ms with the message
+/// node 0 sent at 6 ms: both pushed inside the window by the group, the
+/// message first, so it goes first (as its lower sequence number makes it
+/// go first in the serial run) and node 1 had heard 2 — on any number of
+/// threads.
 #[test]
 fn a_queued_input_goes_before_an_own_timer_set_in_the_window() {
     struct Said(Vec<u32>);
@@ -254,14 +327,23 @@ fn a_queued_input_goes_before_an_own_timer_set_in_the_window() {
     let run = |threads: usize| {
         let mut cfg = SimConfig::new(9);
         cfg.max_time = ms(50);
-        let specs = vec![NodeSpec::in_region(RegionId::new(0)); 2];
+        let specs = [0, 0, 1].map(|r| NodeSpec::in_region(RegionId::new(r)));
+        let (near, far) = (Duration::from_millis(5), Duration::from_millis(50));
+        let regions = idlegrid_sim::Regions::new(
+            vec!["a".into(), "b".into()],
+            vec![vec![near, far], vec![far, near]],
+        );
+        let net = NetworkConfig {
+            regions,
+            ..NetworkConfig::ideal(near)
+        };
         let mut sim = Simulation::new(
             cfg,
-            NetworkConfig::ideal(Duration::from_millis(5)),
-            specs,
+            net,
+            specs.to_vec(),
             |ctx| Counter {
                 me: ctx.index.get(),
-                peers: ctx.nodes.to_vec(),
+                peers: ctx.nodes[..2].to_vec(),
                 timers: match ctx.index.get() {
                     0 => [ms(3), ms(6)].into(),
                     _ => Default::default(),

@@ -17,10 +17,11 @@
 //! ([`SimConfig::max_time`]) and by event count ([`SimConfig::max_events`]).
 //!
 //! With [`Simulation::set_threads`] the loop takes a window of events at a
-//! time — everything before the earliest event plus the network's lowest
-//! latency — has several threads call the machines, and replays the window
-//! in the order above with their outputs: the same run, digest included,
-//! for any number of threads (see `parallel.rs`).
+//! time — everything before the earliest event plus the lowest latency
+//! between two regions — has each region's nodes run it on one of several
+//! threads (messages inside a region delivered there), and replays the
+//! window in the order above with their outputs: the same run, digest
+//! included, for any number of threads (see `parallel.rs`).
 
 use idlegrid_primitives::{Digest, Domain, Duration, Keypair, Machine, NodeId, Seed, Timestamp};
 use serde::Serialize;
@@ -42,9 +43,9 @@ mod window;
 use std::collections::BTreeMap;
 
 use net::{Event, InFlight, Net, RUN_DOMAIN};
-use parallel::Workers;
 use run_digest::RunDigest;
 pub use stats::{Checkpoint, NetStats, Progress, RunReport, SecondStats, StopReason};
+use window::Parallel;
 
 const FAULT_DOMAIN: Domain = Domain::new("idlegrid/sim/fault");
 
@@ -60,8 +61,13 @@ const PROGRESS_EVERY: u64 = 1 << 12;
 /// Events a parallel window may not come this close to the event bound
 /// (beyond twice the queue's length): near it the run goes on serially, so
 /// a run stopped by the bound leaves its machines where the serial run
-/// does, not up to a window ahead.
-const WINDOW_EVENT_MARGIN: u64 = 100_000;
+/// does, not up to a window ahead. A window's events are those queued when
+/// it starts and those its regions push inside it (messages within a
+/// region, timers), a few hundred to a few tens of thousands on the
+/// built-in scenarios; should one ever hold more, its groups still stop at
+/// the bound and the run's report and digest are the serial run's, but
+/// machines of other regions may have run past it.
+const WINDOW_EVENT_MARGIN: u64 = 1_000_000;
 
 /// Run-wide settings of the engine.
 #[derive(Debug, Clone)]
@@ -151,6 +157,77 @@ struct Slot<M> {
     timer_at: Option<Timestamp>,
 }
 
+impl<M> Default for Slot<M> {
+    fn default() -> Self {
+        Self {
+            machine: None,
+            stash: None,
+            incarnation: 0,
+            timer_generation: 0,
+            timer_at: None,
+        }
+    }
+}
+
+/// The machines' slots, kept per group of a parallel window (see
+/// `parallel.rs`) so a window can lend each group its own; one group
+/// when the run is serial.
+struct Nodes<M> {
+    groups: Vec<Vec<Slot<M>>>,
+    /// Each node's group and position in it.
+    place: Vec<(u32, u32)>,
+}
+
+impl<M> Nodes<M> {
+    fn new(slots: Vec<Slot<M>>) -> Self {
+        let place = (0..slots.len() as u32).map(|i| (0, i)).collect();
+        Self {
+            groups: vec![slots],
+            place,
+        }
+    }
+
+    /// Regroups the slots: node `i` into group `group_of[i]` (in index
+    /// order within each group).
+    fn regroup(&mut self, group_of: &[u32]) {
+        let count = group_of.iter().max().map_or(1, |g| *g as usize + 1);
+        let mut old = std::mem::take(&mut self.groups);
+        let slots: Vec<Slot<M>> = (self.place.iter())
+            .map(|&(g, p)| std::mem::take(&mut old[g as usize][p as usize]))
+            .collect();
+        let mut groups: Vec<Vec<Slot<M>>> = (0..count).map(|_| Vec::new()).collect();
+        for (i, slot) in slots.into_iter().enumerate() {
+            let g = group_of[i] as usize;
+            self.place[i] = (g as u32, groups[g].len() as u32);
+            groups[g].push(slot);
+        }
+        self.groups = groups;
+    }
+
+    fn get(&self, i: usize) -> Option<&Slot<M>> {
+        let (g, p) = *self.place.get(i)?;
+        self.groups[g as usize].get(p as usize)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut Slot<M>> {
+        let (g, p) = *self.place.get(i)?;
+        self.groups[g as usize].get_mut(p as usize)
+    }
+}
+
+impl<M> std::ops::Index<usize> for Nodes<M> {
+    type Output = Slot<M>;
+    fn index(&self, i: usize) -> &Slot<M> {
+        self.get(i).expect("a node of the simulation")
+    }
+}
+
+impl<M> std::ops::IndexMut<usize> for Nodes<M> {
+    fn index_mut(&mut self, i: usize) -> &mut Slot<M> {
+        self.get_mut(i).expect("a node of the simulation")
+    }
+}
+
 /// A deterministic simulation of `M` machines on a simulated network, with
 /// an observer `O` (metrics and invariant checkers).
 ///
@@ -175,7 +252,7 @@ pub struct Simulation<M: Machine, O> {
     config: SimConfig,
     root: Seed,
     net: Net<M::Message>,
-    nodes: Vec<Slot<M>>,
+    nodes: Nodes<M>,
     key_seeds: Vec<Seed>,
     factory: Box<dyn FnMut(&NodeContext<'_>) -> M>,
     observer: O,
@@ -183,11 +260,9 @@ pub struct Simulation<M: Machine, O> {
     next_tick: Timestamp,
     failure: Option<Box<InvariantFailure>>,
     progress: Option<Box<dyn FnMut(Progress)>>,
-    /// Worker threads for windows of events (see `parallel.rs`); `None`:
-    /// one event at a time.
-    workers: Option<Box<dyn Workers<M>>>,
-    /// No message arrives sooner than this after it is sent.
-    lookahead: Duration,
+    /// How windows of events run on several threads (see `parallel.rs`);
+    /// `None`: one event at a time.
+    parallel: Option<Parallel<M>>,
     /// Times of scheduled faults not yet applied (each bounds a window).
     pending_faults: BTreeMap<Timestamp, u32>,
 }
@@ -292,15 +367,7 @@ where
         Ok(Self {
             root,
             net,
-            nodes: (0..n)
-                .map(|_| Slot {
-                    machine: None,
-                    stash: None,
-                    incarnation: 0,
-                    timer_generation: 0,
-                    timer_at: None,
-                })
-                .collect(),
+            nodes: Nodes::new((0..n).map(|_| Slot::default()).collect()),
             key_seeds,
             factory: Box::new(factory),
             observer,
@@ -308,8 +375,7 @@ where
             next_tick: Timestamp::ZERO.saturating_add(config.tick),
             failure: None,
             progress: None,
-            workers: None,
-            lookahead: Duration::ZERO,
+            parallel: None,
             pending_faults: BTreeMap::new(),
             config,
         })
@@ -318,6 +384,9 @@ where
     /// Uses `f` for message sizes instead of the canonical encoded length.
     pub fn set_size_of_message(&mut self, f: fn(&M::Message) -> usize) {
         self.net.size_of = Some(f);
+        if let Some(p) = self.parallel.as_mut() {
+            p.topology = None; // rebuilt with the new size function
+        }
     }
 
     /// Uses `f` to identify a message in the run digest instead of hashing

@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::fault::Fault;
 use crate::metrics::{Histogram, MAX_SERIES_SECONDS};
-use crate::network::{Bandwidth, Cuts, FairShare, LinkSlot, LinkTable, NetworkConfig, RegionId};
+use crate::network::{
+    Bandwidth, Cuts, FairShare, LinkSlot, LinkState, LinkTable, NetworkConfig, RegionId,
+};
 use crate::node::NodeIndex;
 use crate::queue::{EventQueue, QueueFull};
 
@@ -247,36 +249,31 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             return Ok(());
         }
         let slot = self.links.slot(from.get(), to.get());
-        let rng = &mut self.links.get(slot).rng;
-        // Always two draws per message, lost or not.
-        let lost = rng.unit() < self.config.loss;
-        let jitter_draw = rng.unit();
+        let draws = Draws::take(self.links.get(slot), self.config.loss);
         // The uplink is busy even with a message lost on the way.
         let now = self.now;
         let depart = self.fair.is_none().then(|| {
-            let start = now.max(self.upload_free_at[from.get()]);
+            let free_at = &mut self.upload_free_at[from.get()];
+            let (start, depart) = uplink(now, free_at, &self.upload[from.get()], size);
             self.upload_wait.record((start - now).as_micros());
-            let depart = start + self.upload[from.get()].transmit_time(size);
-            self.upload_free_at[from.get()] = depart;
             depart
         });
-        if lost {
+        if draws.lost {
             self.stats.dropped_loss += 1;
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
         let link = self.links.get(slot);
-        if link.in_flight >= self.config.max_in_flight_per_link {
+        if !admit(link, self.config.max_in_flight_per_link) {
             self.stats.dropped_overflow += 1;
             self.bump(|s| s.dropped += 1);
             return Ok(());
         }
-        link.in_flight += 1;
         let base = self
             .config
             .regions
             .latency(self.regions[from.get()], self.regions[to.get()]);
-        let jitter = (base.as_micros() as f64 * self.config.jitter * jitter_draw) as u64;
+        let jitter = draws.jitter(base, self.config.jitter);
         let env = Envelope {
             from,
             to,
@@ -290,7 +287,6 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             msg,
             cpu_done: false,
         };
-        let jitter = Duration::from_micros(jitter);
         match (depart, self.fair.as_mut()) {
             (Some(depart), _) => self.propagate(depart, m, jitter),
             (None, Some(fair)) => {
@@ -317,12 +313,9 @@ impl<Msg: Clone + Serialize> Net<Msg> {
             .regions
             .latency(self.regions[from], self.regions[to]);
         let link = self.links.get(m.env.link);
-        let mut arrival = depart + self.egress_delay[from] + base + jitter;
-        if self.config.fifo {
-            arrival = arrival.max(link.last_arrival);
-        }
-        link.last_arrival = arrival;
-        self.queue.push(arrival, Event::Deliver(m))?;
+        let depart = depart + self.egress_delay[from];
+        let at = arrival(depart, base + jitter, self.config.fifo, link);
+        self.queue.push(at, Event::Deliver(m))?;
         Ok(())
     }
 
@@ -362,6 +355,66 @@ impl<Msg: Clone + Serialize> Net<Msg> {
         }
         Ok(())
     }
+}
+
+/// The link's side of one message, shared by the serial engine
+/// ([`Net::send`]) and a parallel window's groups (`parallel.rs`), so both
+/// decide a message's fate by the same arithmetic: the two draws every
+/// message takes from its link's RNG, lost or not.
+pub(super) struct Draws {
+    pub(super) lost: bool,
+    jitter: f64,
+}
+
+impl Draws {
+    pub(super) fn take(link: &mut LinkState, loss: f64) -> Self {
+        let lost = link.rng.unit() < loss;
+        let jitter = link.rng.unit();
+        Self { lost, jitter }
+    }
+
+    /// The extra delay on a link of latency `base`, `jitter` the network's.
+    pub(super) fn jitter(&self, base: Duration, jitter: f64) -> Duration {
+        Duration::from_micros((base.as_micros() as f64 * jitter * self.jitter) as u64)
+    }
+}
+
+/// A message of `size` bytes on the sender's uplink, free from `free_at`:
+/// when its transmission starts and when its last byte leaves (the uplink
+/// is busy until then).
+pub(super) fn uplink(
+    now: Timestamp,
+    free_at: &mut Timestamp,
+    upload: &Bandwidth,
+    size: u64,
+) -> (Timestamp, Timestamp) {
+    let start = now.max(*free_at);
+    *free_at = start + upload.transmit_time(size);
+    (start, *free_at)
+}
+
+/// Takes a message onto `link` unless its in-flight bound is reached.
+pub(super) fn admit(link: &mut LinkState, max_in_flight: u32) -> bool {
+    let open = link.in_flight < max_in_flight;
+    link.in_flight += u32::from(open);
+    open
+}
+
+/// When a message that left at `depart` (egress delay included) arrives
+/// after `delay` (base latency and jitter): on a FIFO link never before
+/// the link's previous message.
+pub(super) fn arrival(
+    depart: Timestamp,
+    delay: Duration,
+    fifo: bool,
+    link: &mut LinkState,
+) -> Timestamp {
+    let mut at = depart + delay;
+    if fifo {
+        at = at.max(link.last_arrival);
+    }
+    link.last_arrival = at;
+    at
 }
 
 #[cfg(test)]

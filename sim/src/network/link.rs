@@ -99,6 +99,14 @@ pub(crate) struct LinkTable {
 /// A hub row's entry for a link that has carried nothing yet.
 const NO_SLOT: u32 = u32::MAX;
 
+/// A table of no nodes (allocates nothing): what the engine leaves in
+/// its place while a parallel window's groups read the table.
+impl Default for LinkTable {
+    fn default() -> Self {
+        Self::new(0, 0, Seed::from_bytes([0; 32]))
+    }
+}
+
 impl LinkTable {
     /// An empty table for `n` nodes whose links seed from `seed`, the first
     /// `hubs` of them (at most `n`) indexed densely (see the type docs).
@@ -129,11 +137,7 @@ impl LinkTable {
         let mut fresh = || {
             let slot = LinkSlot(u32::try_from(slots.len()).expect("at most 2^32 links"));
             assert!(slot.0 != NO_SLOT, "fewer than 2^32 - 1 links");
-            slots.push(LinkState {
-                rng: LinkRng::from_seed(&seed.derive_indexed("link", number)),
-                last_arrival: Timestamp::ZERO,
-                in_flight: 0,
-            });
+            slots.push(fresh_link(seed, number));
             slot
         };
         match dense {
@@ -150,6 +154,36 @@ impl LinkTable {
     /// The state behind a slot this table handed out.
     pub fn get(&mut self, slot: LinkSlot) -> &mut LinkState {
         &mut self.slots[slot.0 as usize]
+    }
+
+    /// A copy of the state of `from → to` as [`Self::slot`] would find it
+    /// (a fresh link's if it has carried nothing), without creating it: a
+    /// parallel window's group works on its own copies (see
+    /// `engine/parallel.rs`).
+    pub fn state(&self, from: usize, to: usize) -> LinkState {
+        let number = from as u64 * self.n + to as u64;
+        let dense = if from < self.hubs {
+            self.from_hub.get(number as usize).copied()
+        } else if to < self.hubs {
+            self.to_hub
+                .get((from - self.hubs) * self.hubs + to)
+                .copied()
+        } else {
+            self.index.get(&number).map(|s| s.0)
+        };
+        match dense.filter(|s| *s != NO_SLOT) {
+            Some(s) => self.slots[s as usize].clone(),
+            None => fresh_link(&self.seed, number),
+        }
+    }
+}
+
+/// The state of link number `number` before its first message.
+fn fresh_link(seed: &Seed, number: u64) -> LinkState {
+    LinkState {
+        rng: LinkRng::from_seed(&seed.derive_indexed("link", number)),
+        last_arrival: Timestamp::ZERO,
+        in_flight: 0,
     }
 }
 
@@ -209,6 +243,40 @@ mod tests {
         }
         let hubs = LinkTable::new(10, 3, Seed::from_u64(4));
         assert_eq!((hubs.from_hub.len(), hubs.to_hub.len()), (30, 21));
+    }
+
+    /// `state` reads what `slot` and `get` would give, without creating
+    /// the link: a used link's state as it is, an unused one's fresh.
+    #[test]
+    fn state_is_a_copy_of_what_slot_finds() {
+        for hubs in [0, 3] {
+            let used = |t: &mut LinkTable| {
+                for (from, to) in [(0, 5), (5, 0), (6, 7)] {
+                    let s = t.slot(from, to);
+                    let link = t.get(s);
+                    link.rng.next_u64();
+                    link.in_flight = 3;
+                    link.last_arrival = Timestamp::from_millis(9);
+                }
+            };
+            let (mut t, mut reference) = (
+                LinkTable::new(10, hubs, Seed::from_u64(5)),
+                LinkTable::new(10, hubs, Seed::from_u64(5)),
+            );
+            used(&mut t);
+            used(&mut reference);
+            for (from, to) in [(0, 5), (5, 0), (6, 7), (1, 2), (7, 6), (9, 0)] {
+                let mut copy = t.state(from, to);
+                assert_eq!(t.slots.len(), 3, "nothing created");
+                let s = reference.slot(from, to);
+                let found = reference.get(s);
+                assert_eq!(
+                    (copy.in_flight, copy.last_arrival),
+                    (found.in_flight, found.last_arrival)
+                );
+                assert_eq!(copy.rng.next_u64(), found.rng.next_u64());
+            }
+        }
     }
 
     #[test]

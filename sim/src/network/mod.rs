@@ -49,7 +49,7 @@ mod regions;
 pub(crate) use cuts::Cuts;
 pub use fair::FairShare;
 pub use link::LinkRng;
-pub(crate) use link::{LinkSlot, LinkTable};
+pub(crate) use link::{LinkSlot, LinkState, LinkTable};
 pub use regions::{MAX_REGIONS, RegionId, Regions, WORLD6};
 
 use idlegrid_primitives::Duration;

@@ -135,12 +135,6 @@ impl Regions {
             .map(|i| RegionId::new(i as u16))
     }
 
-    /// The lowest one-way base latency of any pair, a region to itself
-    /// included: no message arrives sooner after it is sent.
-    pub fn min_latency(&self) -> Duration {
-        Duration::from_micros(self.latency_us.iter().copied().min().unwrap_or(0))
-    }
-
     /// One-way base latency from `a` to `b`.
     pub fn latency(&self, a: RegionId, b: RegionId) -> Duration {
         Duration::from_micros(self.latency_us[a.index() * self.len() + b.index()])
