@@ -33,6 +33,31 @@ fn nodes(v: &[u32]) -> Vec<NodeIndex> {
     v.iter().copied().map(NodeIndex::new).collect()
 }
 
+/// The gossip machine on `threads` threads with `faults` scheduled (at
+/// milliseconds): the report and every observed event.
+fn gossip_run(
+    (cfg, net, specs): (SimConfig, NetworkConfig, Vec<NodeSpec>),
+    gossip: GossipConfig,
+    threads: usize,
+    faults: Vec<(u64, Fault)>,
+) -> (RunReport, Vec<(Timestamp, u32, String)>) {
+    let mut sim = Simulation::new(
+        cfg,
+        net,
+        specs,
+        move |ctx| Gossip::new(ctx, gossip.clone()),
+        Seen::default(),
+    )
+    .expect("valid setup");
+    sim.set_threads(threads);
+    for (at, f) in faults {
+        sim.schedule(ms(at), f).expect("valid fault");
+    }
+    let report = sim.run().expect("no invariant to break");
+    let seen = std::mem::take(&mut sim.observer_mut().0);
+    (report, seen)
+}
+
 fn run(
     seed: u64,
     threads: usize,
@@ -56,16 +81,7 @@ fn run(
         interval: Duration::from_millis(150),
         ..GossipConfig::default()
     };
-    let mut sim = Simulation::new(
-        cfg,
-        net,
-        specs,
-        move |ctx| Gossip::new(ctx, gossip.clone()),
-        Seen::default(),
-    )
-    .expect("valid setup");
-    sim.set_threads(threads);
-    let faults = [
+    let faults = vec![
         (
             700,
             Fault::Partition {
@@ -93,12 +109,7 @@ fn run(
             },
         ),
     ];
-    for (at, f) in faults {
-        sim.schedule(ms(at), f).expect("valid fault");
-    }
-    let report = sim.run().expect("no invariant to break");
-    let seen = std::mem::take(&mut sim.observer_mut().0);
-    (report, seen)
+    gossip_run((cfg, net, specs), gossip, threads, faults)
 }
 
 #[test]
@@ -159,25 +170,10 @@ fn constrained(threads: usize, seed: u64) -> (RunReport, Vec<(Timestamp, u32, St
         fanout: 6,
         ..GossipConfig::default()
     };
-    let mut sim = Simulation::new(
-        cfg,
-        net,
-        specs,
-        move |ctx| Gossip::new(ctx, gossip.clone()),
-        Seen::default(),
-    )
-    .expect("valid setup");
-    sim.set_threads(threads);
-    sim.schedule(
-        ms(1_500),
-        Fault::Crash {
-            nodes: nodes(&[3, 4]),
-        },
-    )
-    .expect("valid fault");
-    let report = sim.run().expect("no invariant to break");
-    let seen = std::mem::take(&mut sim.observer_mut().0);
-    (report, seen)
+    let crash = Fault::Crash {
+        nodes: nodes(&[3, 4]),
+    };
+    gossip_run((cfg, net, specs), gossip, threads, vec![(1_500, crash)])
 }
 
 #[test]

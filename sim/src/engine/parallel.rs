@@ -9,8 +9,8 @@
 //! (conservative lookahead, as in Chandy–Misra simulation, with each
 //! region a logical process). The engine pops the window's events and
 //! hands each group its own ([`Group`]: the group's node slots, moved out
-//! of the engine, and its inputs in `(time, sequence)` order); each group runs the
-//! serial loop on its own nodes — messages between them delivered inside
+//! of the engine, and its inputs in `(time, sequence)` order); each group
+//! runs the serial loop on its own nodes — messages between them delivered inside
 //! the window through a local queue, by the same link arithmetic as the
 //! serial engine (`net.rs`: [`Draws`], [`uplink`], [`admit`],
 //! [`arrival`]) on its own copies of its links and uplinks — and logs one
